@@ -1,0 +1,61 @@
+# The index of what a developer can do. Every target sets up what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker bench soak compose-check clean lock docs
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with pinned constraints
+
+run: $(STAMP) ## run the embedded demo federation (3 members x 4 services, embedded broker)
+	$(BIN)/vardkedja run
+
+test: $(STAMP) ## the whole suite: unit, integration, end-to-end (SQLite, and PostgreSQL when reachable)
+	$(BIN)/pytest
+
+test-fast: $(STAMP) ## everything except the multi-process end-to-end tests
+	$(BIN)/pytest -m "not e2e"
+
+test-e2e: $(STAMP) ## only the end-to-end tests with separate processes
+	$(BIN)/pytest -m e2e
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared services vardkedja
+
+fmt: $(STAMP) ## format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(STAMP) ## apply every service's migrations for the configured member
+	$(BIN)/vardkedja migrate
+
+token: $(STAMP) ## mint a development token (ORG=... SCOPES=...)
+	$(BIN)/vardkedja token --org $(or $(ORG),232100-0065) --scope "$(or $(SCOPES),directory:read directory:write)"
+
+broker: $(STAMP) ## start the embedded Kafka-protocol broker in the foreground
+	$(BIN)/vardkedja broker
+
+compose-check: ## validate docker-compose.yml without a Docker engine
+	docker-compose -f docker-compose.yml config -q
+
+lock: ## regenerate constraints.txt from a fresh resolve
+	rm -rf /tmp/vk-lock && $(PYTHON) -m venv /tmp/vk-lock
+	/tmp/vk-lock/bin/pip install --quiet --upgrade pip
+	/tmp/vk-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/vk-lock/bin/pip freeze --exclude-editable | grep -v '^vardkedja' > constraints.txt
+
+clean: ## remove the venv and local state
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The four services of vardkedja; each exposes SPEC in its spec module."""

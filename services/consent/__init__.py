@@ -1,0 +1,1 @@
+"""Consent registry: consents, refusals, blocks, legal bases and sharing decisions."""

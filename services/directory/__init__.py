@@ -1,0 +1,1 @@
+"""Directory: the verksamhetsbunden overview of units/functions, with a federated replica."""

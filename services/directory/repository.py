@@ -1,0 +1,46 @@
+"""All SQL of the directory service."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from services.directory.models import ReplicaUnit, Unit
+from shared.db import RepositoryBase
+
+
+class UnitRepository(RepositoryBase[Unit]):
+    model = Unit
+
+    async def get_owned(self, unit_id: str, owner_orgnr: str) -> Unit | None:
+        """The unit if this member owns it."""
+        unit = await self.get(unit_id)
+        return unit if unit is not None and unit.owner_orgnr == owner_orgnr else None
+
+    async def all_owned(self, owner_orgnr: str) -> list[Unit]:
+        result = await self.session.execute(
+            select(Unit).where(Unit.owner_orgnr == owner_orgnr).order_by(Unit.id)
+        )
+        return list(result.scalars())
+
+
+class ReplicaRepository(RepositoryBase[ReplicaUnit]):
+    model = ReplicaUnit
+
+    async def page(
+        self,
+        *,
+        member: str | None,
+        kommunkod: str | None,
+        after: str | None,
+        limit: int,
+    ) -> list[ReplicaUnit]:
+        stmt = select(ReplicaUnit).order_by(ReplicaUnit.unit_id)
+        if member:
+            stmt = stmt.where(ReplicaUnit.owner_orgnr == member)
+        if after:
+            stmt = stmt.where(ReplicaUnit.unit_id > after)
+        if kommunkod:
+            # JSON containment differs per database; the list is short, filter in Python.
+            rows = (await self.session.execute(stmt)).scalars()
+            return [r for r in rows if kommunkod in r.kommunkoder][:limit]
+        return list((await self.session.execute(stmt.limit(limit))).scalars())

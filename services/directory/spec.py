@@ -1,0 +1,29 @@
+"""The directory service's spec."""
+
+from pathlib import Path
+
+from services.directory.handlers import consumers
+from services.directory.models import Base, infra
+from services.directory.router import replica_router, router
+from shared.service import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="directory",
+    title="vardkedja directory",
+    description=(
+        "The verksamhetsbunden overview of contact paths: each member maintains its own "
+        "units/functions (never named persons); every member holds a read replica of all "
+        "members' units, fed by the `vardkedja.directory` topic.\n\n"
+        "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
+        "Errors are RFC 9457 `application/problem+json`."
+    ),
+    metadata=Base.metadata,
+    infra=infra,
+    migrations_dir=Path(__file__).parent / "migrations",
+    routers=[router, replica_router],
+    openapi_tags=[
+        {"name": "units", "description": "Your own member's units (owner API)."},
+        {"name": "replica", "description": "Every member's units, as replicated to you."},
+    ],
+    consumers=consumers,
+)

@@ -1,0 +1,1 @@
+"""Notify: unit inboxes, signed webhooks, functional e-mail, reminders."""

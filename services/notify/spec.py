@@ -1,0 +1,35 @@
+"""The notify service's spec."""
+
+from pathlib import Path
+
+from services.notify.models import Base, infra
+from shared.events import topics
+from shared.inbox import ConsumerSpec
+from shared.service import ServiceContext, ServiceSpec
+
+
+def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
+    """The internal topic of this member; event types this service does not handle are skipped."""
+    return [
+        ConsumerSpec(
+            name="internal",
+            topics=[topics.internal(ctx.settings.member.orgnr)],
+            handlers={},
+        )
+    ]
+
+
+SPEC = ServiceSpec(
+    name="notify",
+    title="vardkedja notify",
+    description=(
+        "Delivery of notifications to unit inboxes, case systems (webhooks) and "
+        "functional mailboxes, and reminders.\n\n"
+        "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
+        "Errors are RFC 9457 `application/problem+json`."
+    ),
+    metadata=Base.metadata,
+    infra=infra,
+    migrations_dir=Path(__file__).parent / "migrations",
+    consumers=consumers,
+)

@@ -1,0 +1,1 @@
+"""Referral routing: vårdkedjeremiss, kontaktbegäran, SIP, discharge planning, HVB notification."""

@@ -1,0 +1,1 @@
+"""vardkedja's common library: config, db, events, outbox, auth, audit, errors, ids."""

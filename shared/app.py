@@ -1,0 +1,304 @@
+"""The FastAPI application of a service: one factory for all four.
+
+Request dependencies: :data:`DbSession` owns the transaction of a request — it commits
+*before* the response is sent (``scope="function"``; ADR 0004), rolls back on any error,
+and services only flush. :data:`Ctx` gives the service context (outbox, auditor, settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import migrations
+from shared.auth import Caller, TokenVerifier
+from shared.config import Settings, check_production, get_settings
+from shared.db import utcnow
+from shared.errors import (
+    PROBLEM_JSON,
+    AppError,
+    Conflict,
+    InvalidInput,
+    Problem,
+    install_problem_handlers,
+)
+from shared.kafka import broker_reachable
+from shared.observability import RequestContextMiddleware
+from shared.service import ServiceContext, ServiceSpec, build_context
+
+log = logging.getLogger("vardkedja.app")
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ServiceContext, Depends(get_ctx)]
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: commit before the response on success, roll back on error."""
+    ctx = get_ctx(request)
+    async with ctx.db.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+class IdempotencyKeyReused(AppError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "This Idempotency-Key was used with a different request"
+
+
+class IdempotencyInProgress(Conflict):
+    slug = "idempotency-in-progress"
+    title = "A request with this Idempotency-Key is being processed; retry shortly"
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Retry-safe creation: the same key and body return the first answer again; "
+        "the same key with another body is refused (422).",
+    ),
+]
+
+
+class Idempotency:
+    """Replays the stored answer of a creating POST retried with the same Idempotency-Key."""
+
+    def __init__(self, ctx: ServiceContext, session: AsyncSession, caller: Caller) -> None:
+        self.table = ctx.spec.infra.idempotency
+        self.session = session
+        self.caller = f"{caller.org}:{caller.sub}"
+
+    @staticmethod
+    def fingerprint(route: str, body: BaseModel) -> str:
+        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(f"{route}\n{canonical}".encode()).hexdigest()
+
+    async def replay(self, key: str | None, fingerprint: str) -> Response | None:
+        """The stored response for ``key``, or None when the key is new (or absent)."""
+        if key is None:
+            return None
+        t = self.table
+        row = (
+            await self.session.execute(select(t).where(t.c.caller == self.caller, t.c.key == key))
+        ).first()
+        if row is None:
+            return None
+        if row.request_hash != fingerprint:
+            raise IdempotencyKeyReused("send a new Idempotency-Key for a different request")
+        headers = dict(row.response_headers)
+        headers["Idempotent-Replayed"] = "true"
+        return Response(
+            content=row.response_body,
+            status_code=row.status_code,
+            headers=headers,
+            media_type="application/json",
+        )
+
+    async def remember(
+        self,
+        key: str | None,
+        fingerprint: str,
+        status_code: int,
+        body: BaseModel,
+        headers: dict[str, str],
+    ) -> None:
+        """Store the answer in the request's transaction (so it exists iff the effect does)."""
+        if key is None:
+            return
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(
+                    self.table.insert().values(
+                        caller=self.caller,
+                        key=key,
+                        request_hash=fingerprint,
+                        status_code=status_code,
+                        response_body=body.model_dump_json().encode(),
+                        response_headers=headers,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise IdempotencyInProgress() from exc
+
+
+class Health(BaseModel):
+    status: str
+    service: str
+    member: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: bool
+    broker: bool
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    """The API application of ``spec`` for one member."""
+    settings = settings or get_settings()
+    check_production(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await migrations.upgrade(spec.migrations_dir, settings.db_url)
+        try:
+            yield
+        finally:
+            await ctx.db.dispose()
+
+    ctx = build_context(spec, settings)
+    app = FastAPI(
+        title=f"{spec.title} — {settings.member.name}",
+        description=spec.description,
+        version=spec.version,
+        lifespan=lifespan,
+        openapi_tags=[
+            *spec.openapi_tags,
+            {"name": "operations", "description": "Health, readiness and metrics for operators."},
+        ],
+        responses={},
+    )
+    app.state.ctx = ctx
+    app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(settings.auth)
+    app.add_middleware(RequestContextMiddleware, service=spec.name)
+    install_problem_handlers(app)
+    for router in spec.routers:
+        app.include_router(router)
+    _operations_routes(app, ctx)
+    _customise_openapi(app, spec, settings)
+    return app
+
+
+def _operations_routes(app: FastAPI, ctx: ServiceContext) -> None:
+    settings = ctx.settings
+
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness",
+        description="Answers 200 while the process runs. No authentication.",
+        response_model=Health,
+    )
+    async def healthz() -> Health:
+        return Health(status="ok", service=ctx.spec.name, member=settings.member.orgnr)
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: database and broker reachable",
+        description="200 when the service's database answers and the Kafka broker answers a "
+        "metadata request; 503 (problem+json) otherwise. No authentication.",
+        response_model=Readiness,
+        responses={503: {"description": "Not ready", "content": {PROBLEM_JSON: {}}}},
+    )
+    async def readyz() -> JSONResponse:
+        try:
+            await ctx.db.ping()
+            db_ok = True
+        except Exception:
+            db_ok = False
+        broker_ok = await broker_reachable(settings.kafka, timeout=2.0)
+        ready = Readiness(
+            status="ready" if db_ok and broker_ok else "not ready",
+            database=db_ok,
+            broker=broker_ok,
+        )
+        if db_ok and broker_ok:
+            return JSONResponse(ready.model_dump())
+        problem = Problem(
+            type="https://vardkedja.se/problems/not-ready",
+            title="Not ready",
+            status=503,
+            detail=f"database={'up' if db_ok else 'down'}, broker={'up' if broker_ok else 'down'}",
+        )
+        return JSONResponse(
+            problem.model_dump(exclude_none=True), status_code=503, media_type=PROBLEM_JSON
+        )
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        description="Prometheus text format. Labels carry route templates and kinds only.",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "metrics"}},
+    )
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _customise_openapi(app: FastAPI, spec: ServiceSpec, settings: Settings) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        for name, sub in components["Problem"].pop("$defs", {}).items():
+            components[name] = sub
+        # FastAPI's default 422 schema is replaced by problem+json everywhere.
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        example = InvalidInput.field("name", "missing", "Field required").problem("/v1/...")
+        for path in schema.get("paths", {}).values():
+            for op in path.values():
+                responses = op.get("responses", {})
+                if "422" in responses:
+                    responses["422"] = {
+                        "description": "The request is invalid (each field and rule named)",
+                        "content": {
+                            PROBLEM_JSON: {
+                                "schema": {"$ref": "#/components/schemas/Problem"},
+                                "example": example.model_dump(exclude_none=True),
+                            }
+                        },
+                    }
+        schema["info"]["x-member"] = {
+            "orgnr": settings.member.orgnr,
+            "name": settings.member.name,
+            "kind": str(settings.member.kind),
+        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,169 @@
+"""Settings of one service process of one member, read from ``VK_*`` environment variables.
+
+Nested groups use ``__`` (``VK_KAFKA__BOOTSTRAP_SERVERS``). Every variable is listed in
+``docs/configuration.md``. Development defaults are safe on a laptop; ``VK_ENV=production``
+refuses to start with development keys, SQLite or a plaintext broker (see
+:func:`Settings.production_problems`).
+"""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES: tuple[str, ...] = ("directory", "consent", "referral", "notify")
+ServiceName = Literal["directory", "consent", "referral", "notify"]
+
+
+class MemberKind(enum.StrEnum):
+    """The kind of huvudman."""
+
+    KOMMUN = "kommun"
+    REGION = "region"
+
+
+class MemberSettings(BaseModel):
+    """Identity of the huvudman this instance belongs to."""
+
+    orgnr: str = Field("232100-0065", description="organisationsnummer, NNNNNN-NNNN")
+    name: str = "Region Kronoberg"
+    kind: MemberKind = MemberKind.REGION
+
+    @field_validator("orgnr")
+    @classmethod
+    def _valid_orgnr(cls, value: str) -> str:
+        from shared.identifiers import normalise_orgnr
+
+        return normalise_orgnr(value)
+
+    @property
+    def digits(self) -> str:
+        """The organisationsnummer without its hyphen, as used in topic and database names."""
+        return self.orgnr.replace("-", "")
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the Kafka cluster (Apache Kafka in production, the embedded broker in dev)."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id_prefix: str = "vardkedja"
+    security_protocol: Literal["PLAINTEXT", "SSL"] = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    # The embedded Tansu broker answers a fetch only when this expires: keep it low there.
+    fetch_max_wait_ms: int = Field(50, ge=1, le=10_000)
+    # Apache Kafka supports the idempotent producer; the embedded broker does not.
+    idempotent_producer: bool = False
+    partitions: int = Field(3, ge=1, le=1000)
+    replication_factor: int = Field(1, ge=1, le=10)
+    # Services create the topics they use at start (development). In production the
+    # deploy scripts create topics and ACLs and services only check that they exist.
+    create_topics: bool = True
+    # Tansu keeps its log in memory: after a broker restart the relay re-publishes
+    # recently sent events (consumers are idempotent). Harmless on durable Kafka.
+    replay_on_broker_loss: bool = True
+    replay_window_hours: int = Field(72, ge=0)
+    dead_letter_after: int = Field(5, ge=1, le=100, description="failed attempts before DLT")
+    request_timeout_ms: int = Field(10_000, ge=100)
+
+
+class AuthSettings(BaseModel):
+    """Bearer-token verification."""
+
+    issuer: str = "vardkedja-dev"
+    audience: str = "vardkedja"
+    # Either a JWKS URL (production) or PEM public keys (file paths or inline PEM).
+    jwks_url: str | None = None
+    public_keys: list[str] = Field(default_factory=list)
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    # Development only: the repository's bundled key pair is trusted when no keys are given.
+    allow_dev_key: bool = True
+    leeway_seconds: int = Field(30, ge=0, le=300)
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    public_base_url: str | None = None
+
+
+class Settings(BaseSettings):
+    """Everything one process needs. One instance per process, built from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VK_", env_nested_delimiter="__", extra="ignore", case_sensitive=False
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    service: ServiceName = "directory"
+    member: MemberSettings = Field(default_factory=MemberSettings)
+    database_url: str | None = None
+    data_dir: Path = Path("var")
+    auto_migrate: bool = True
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Members this instance accepts events from; empty = any member with a valid orgnr
+    # (development). Production lists the federation explicitly.
+    federation_members: list[str] = Field(default_factory=list)
+
+    @property
+    def db_url(self) -> str:
+        """The database URL: explicit, or a SQLite file per member and service under data_dir."""
+        if self.database_url:
+            return self.database_url
+        path = self.data_dir / self.member.digits / f"{self.service}.db"
+        return f"sqlite+aiosqlite:///{path}"
+
+    @property
+    def source(self) -> str:
+        """CloudEvents ``source`` of events this process emits."""
+        return f"urn:vardkedja:{self.member.digits}:{self.service}"
+
+    def production_problems(self) -> list[str]:
+        """Reasons this configuration must not run in production (empty when it may)."""
+        problems: list[str] = []
+        if self.auth.allow_dev_key:
+            problems.append("VK_AUTH__ALLOW_DEV_KEY must be false")
+        if not self.auth.jwks_url and not self.auth.public_keys:
+            problems.append("set VK_AUTH__JWKS_URL or VK_AUTH__PUBLIC_KEYS")
+        if self.auth.jwks_url and not self.auth.jwks_url.startswith("https://"):
+            problems.append("VK_AUTH__JWKS_URL must use https")
+        from shared.auth import is_dev_public_key
+
+        if any(is_dev_public_key(k) for k in self.auth.public_keys):
+            problems.append("VK_AUTH__PUBLIC_KEYS contains the development key")
+        if self.db_url.startswith("sqlite"):
+            problems.append("VK_DATABASE_URL must point at PostgreSQL")
+        if self.kafka.security_protocol == "PLAINTEXT":
+            problems.append("VK_KAFKA__SECURITY_PROTOCOL must be SSL (mTLS)")
+        if not self.federation_members:
+            problems.append("VK_FEDERATION_MEMBERS must list the federation's members")
+        return problems
+
+
+class ProductionConfigError(RuntimeError):
+    """Raised when production mode is asked for with development defaults."""
+
+
+def check_production(settings: Settings) -> None:
+    """Refuse to start in production mode with development keys or plaintext defaults."""
+    if settings.env != "production":
+        return
+    problems = settings.production_problems()
+    if problems:
+        raise ProductionConfigError("refusing to start in production mode: " + "; ".join(problems))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

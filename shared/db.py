@@ -1,0 +1,221 @@
+"""Async SQLAlchemy 2: engines for SQLite (aiosqlite) and PostgreSQL (asyncpg), chosen by URL.
+
+One owner of the commit: the HTTP request (:func:`shared.app.DbSession`, which commits
+*before* the response is sent) or the handler of one consumed message
+(:mod:`shared.inbox`). Services and repositories only ``flush()``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import NullPool
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def make_metadata() -> MetaData:
+    """A MetaData with the project's naming convention (one per service)."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    """A new random identifier (UUID4, as text so SQLite and PostgreSQL agree)."""
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the database keeps.
+
+    SQLite drops the offset; PostgreSQL keeps ``timestamptz``. Naive values are refused
+    on the way in, so a local time can never be stored by mistake.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use timezone-aware UTC")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class TimestampMixin:
+    """``created_at`` / ``updated_at`` in UTC, maintained by the ORM."""
+
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class IdMixin:
+    """A text UUID primary key."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+    """An async engine for ``url``: SQLite in WAL mode with a busy timeout, or PostgreSQL."""
+    if is_sqlite(url):
+        _ensure_sqlite_dir(url)
+        # SQLite serialises writers and WAL lets readers go on; busy_timeout makes a writer
+        # wait instead of failing. Pooled: an aiosqlite connection is a thread, costly to open.
+        memory = ":memory:" in url
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": 30},
+            **({"poolclass": NullPool} if memory else {"pool_size": 5, "max_overflow": 10}),
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+class ChangeWatch:
+    """Tells cheaply whether the database may have new commits since the last look.
+
+    For a SQLite file in WAL mode every commit (from any process) grows or touches the
+    ``-wal`` file, so an ``os.stat`` replaces a query while idle. Other databases always
+    answer "maybe" (pollers then query; PostgreSQL queries are cheap).
+    """
+
+    def __init__(self, url: str) -> None:
+        from pathlib import Path
+
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database if is_sqlite(url) else None
+        self._wal = Path(f"{database}-wal") if database and database != ":memory:" else None
+        self._last: tuple[int, int] | None = None
+
+    def changed(self) -> bool:
+        if self._wal is None:
+            return True
+        import os
+
+        try:
+            st = os.stat(self._wal)
+            now = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            now = (0, 0)
+        if now != self._last:
+            self._last = now
+            return True
+        return False
+
+
+class Database:
+    """An engine and its session factory for one service's database."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine = create_engine(url, echo=echo)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits on success and rolls back on error."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        from sqlalchemy import text
+
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+ModelT = TypeVar("ModelT", bound=DeclarativeBase)
+
+
+class RepositoryBase(Generic[ModelT]):
+    """All SQL of one aggregate lives in its repository; services call these methods only.
+
+    Repositories never commit: the request or message handler owns the transaction.
+    """
+
+    model: type[ModelT]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, id_: Any) -> ModelT | None:
+        return await self.session.get(self.model, id_)
+
+    async def add(self, obj: ModelT) -> ModelT:
+        self.session.add(obj)
+        await self.session.flush()
+        return obj
+
+    async def list_all(self, *, limit: int = 100) -> list[ModelT]:
+        result = await self.session.execute(select(self.model).limit(limit))
+        return list(result.scalars())

@@ -1,0 +1,37 @@
+"""Versioned payloads of every event, registered in the catalogue.
+
+Each docstring says when the event is sent and what it means. Payloads on broadcast topics
+carry organisational data only; ``personal_data=True`` marks those that may carry personal
+data (they travel only on per-member topics, after a sharing decision).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field
+
+from shared.events.catalogue import EventPayload, event_type
+from shared.events.topics import DIRECTORY
+
+UNIT_CHANGED_V1 = "se.vardkedja.unit.changed.v1"
+
+
+@event_type(UNIT_CHANGED_V1, topics=(DIRECTORY,), personal_data=False)
+class UnitChangedV1(EventPayload):
+    """A unit (function) in a member's directory was created or changed.
+
+    Sent by the owning member's directory service on ``vardkedja.directory`` (compacted, key =
+    unit id) with the unit's whole public state, so the latest event per key *is* the unit.
+    Every member's directory keeps a read replica from it. ``version`` grows with every
+    change; a replica ignores a version it has already passed. Organisational data only.
+    """
+
+    unit_id: str = Field(max_length=64)
+    owner_orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(max_length=64)
+    kommunkoder: list[str] = Field(default_factory=list)
+    status: str = Field(max_length=32)
+    version: int = Field(ge=1)
+    changed_at: dt.datetime

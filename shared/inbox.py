@@ -1,0 +1,428 @@
+"""Idempotent consumers: the inbox.
+
+For every record, one database transaction records the event id in ``inbox_event`` *and*
+applies the handler's effect; a second delivery of the same id finds the row and changes
+nothing. Offsets are committed to Kafka only after that transaction has committed, so a
+crash at any point leads to redelivery, never to loss (at-least-once delivery,
+exactly-once effect).
+
+Failures: a record that cannot be decoded, has an unknown type, an invalid payload, or a
+sender that is not a federation member is dead-lettered at once (retrying cannot help). A
+handler that raises is retried with backoff; its attempts are persisted so a crash loop
+cannot retry forever; after ``dead_letter_after`` attempts it is dead-lettered with the
+error kept. Database outages are not counted as attempts: they wait. Nothing stops the
+consumer loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.config import Settings
+from shared.db import Database, utcnow
+from shared.events import CATALOGUE, Catalogue, CloudEvent, MalformedEvent, decode, topics
+from shared.infra import InfraTables
+from shared.kafka import Consumer, ReceivedRecord, TopicPartition
+from shared.observability import (
+    DEAD_LETTERS,
+    EVENT_LAG,
+    EVENTS_CONSUMED,
+    adopt_traceparent,
+    trace_id_var,
+)
+from shared.outbox import Outbox
+
+log = logging.getLogger("vardkedja.inbox")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler gets: the event, its validated payload and where it came from."""
+
+    event: CloudEvent
+    payload: BaseModel
+    record: ReceivedRecord
+
+
+Handler = Callable[[AsyncSession, Delivery], Awaitable[None]]
+
+
+class Reject(Exception):
+    """Raised by a handler for an event that must never be applied (dead-lettered at once).
+
+    ``rule`` names why, e.g. ``sender_not_owner``. The message must not contain personal data.
+    """
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+@dataclass
+class ConsumerSpec:
+    """One named consumer of a service: its topics and a handler per event type."""
+
+    name: str
+    topics: list[str]
+    handlers: Mapping[str, Handler]
+    # Types known to the catalogue but not handled here are skipped (several services share
+    # a topic); types unknown to the catalogue are dead-lettered.
+    catalogue: Catalogue = field(default_factory=lambda: CATALOGUE)
+
+
+def _is_infrastructure_error(exc: BaseException) -> bool:
+    """Database unreachable or locked: wait and retry without counting an attempt."""
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, ConnectionError | OSError | TimeoutError)
+
+
+class EventConsumer:
+    """Consumes one :class:`ConsumerSpec` for one service of one member."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        infra: InfraTables,
+        spec: ConsumerSpec,
+        *,
+        group_id: str | None = None,
+        retry_base: float = 0.2,
+        max_retry_sleep: float = 10.0,
+        on_applied: Callable[[Delivery], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.infra = infra
+        self.spec = spec
+        self.group_id = group_id or topics.consumer_group(
+            settings.member.orgnr, settings.service, spec.name
+        )
+        self.retry_base = retry_base
+        self.max_retry_sleep = max_retry_sleep
+        self.on_applied = on_applied
+        self.outbox = Outbox(settings, infra)
+        self._stop = asyncio.Event()
+        self._consumer: Consumer | None = None
+        self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "skipped": 0, "dead": 0}
+        allowed = settings.federation_members
+        self._allowed_senders = {o.replace("-", "") for o in allowed} if allowed else None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; reconnects after broker errors."""
+        backoff = 0.0
+        while not self._stop.is_set():
+            consumer = Consumer(
+                self.settings.kafka,
+                topics=self.spec.topics,
+                group_id=self.group_id,
+                client_id=f"{self.group_id}",
+            )
+            try:
+                await consumer.start()
+                self._consumer = consumer
+                backoff = 0.0
+                while not self._stop.is_set():
+                    batch = await consumer.poll(timeout_ms=200)
+                    if batch:
+                        await self._handle_batch(consumer, batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                backoff = min(10.0, max(0.2, backoff * 2))
+                log.warning(
+                    "consumer reconnecting",
+                    extra={
+                        "consumer": self.spec.name,
+                        "error_type": type(exc).__name__,
+                        "backoff_s": backoff,
+                    },
+                )
+                await self._sleep(backoff)
+            finally:
+                self._consumer = None
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    async def _handle_batch(
+        self, consumer: Consumer, batch: dict[TopicPartition, list[ReceivedRecord]]
+    ) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        try:
+            for tp, records in batch.items():
+                for record in records:
+                    if self._stop.is_set():
+                        return
+                    await self.handle(record)
+                    offsets[tp] = record.offset + 1
+        finally:
+            # Everything handled so far is committed in the database: commit its offsets.
+            if offsets:
+                await consumer.commit(offsets)
+
+    async def handle(self, record: ReceivedRecord) -> str:
+        """Apply one record exactly once; returns the outcome. Never raises for bad events."""
+        try:
+            event = decode(record.key, record.value, record.headers)
+        except MalformedEvent as exc:
+            return await self._dead_letter(record, None, exc.rule, str(exc), attempts=1)
+        adopt_traceparent(event.traceparent)
+        if not self.spec.catalogue.is_known(event.type):
+            return await self._dead_letter(
+                record, event, "unknown_type", "event type not in the catalogue", attempts=1
+            )
+        sender = event.sender_orgnr
+        if self._allowed_senders is not None and sender not in self._allowed_senders:
+            return await self._dead_letter(
+                record, event, "sender_not_member", "sender is not a federation member", 1
+            )
+        member = topics.member_of_topic(record.topic)
+        if member is not None and topics.internal(member) == record.topic and sender != member:
+            return await self._dead_letter(
+                record, event, "sender_not_owner", "only the member writes its internal topic", 1
+            )
+        try:
+            type_, payload = self.spec.catalogue.resolve(event)
+        except ValidationError as exc:
+            rules = ",".join(sorted({str(e["type"]) for e in exc.errors()}))
+            fields = ",".join(sorted({".".join(map(str, e["loc"])) for e in exc.errors()}))
+            return await self._dead_letter(
+                record, event, "invalid_payload", f"invalid fields: {fields} ({rules})", 1
+            )
+        handler = self.spec.handlers.get(type_)
+        delivery = Delivery(event, payload, record)
+        attempts = await self._attempts(event.id)
+        while True:
+            if attempts >= self.settings.kafka.dead_letter_after:
+                err = await self._last_error(event.id)
+                return await self._dead_letter(record, event, "failed", err, attempts)
+            try:
+                outcome = await self._apply(delivery, handler, type_)
+                return outcome
+            except Reject as exc:
+                return await self._dead_letter(record, event, exc.rule, str(exc), attempts + 1)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _is_infrastructure_error(exc):
+                    log.warning(
+                        "database unavailable; waiting",
+                        extra={"consumer": self.spec.name, "error_type": type(exc).__name__},
+                    )
+                    await self._sleep(min(self.max_retry_sleep, 1.0))
+                    if self._stop.is_set():
+                        raise
+                    continue
+                attempts += 1
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                await self._record_attempt(event.id, attempts, error)
+                log.warning(
+                    "handler failed",
+                    extra={
+                        "consumer": self.spec.name,
+                        "event_id": event.id,
+                        "event_type": event.type,
+                        "attempt": attempts,
+                        "error_type": type(exc).__name__,
+                    },
+                )
+                sleep = min(self.max_retry_sleep, self.retry_base * 2 ** (attempts - 1))
+                await self._sleep(sleep * (0.5 + random.random() / 2))  # noqa: S311 - jitter
+                if self._stop.is_set():
+                    raise
+
+    async def _apply(self, delivery: Delivery, handler: Handler | None, type_: str) -> str:
+        event, record = delivery.event, delivery.record
+        outcome = "applied" if handler is not None else "skipped"
+        async with self.db.transaction() as session:
+            try:
+                async with session.begin_nested():
+                    await session.execute(
+                        self.infra.inbox.insert().values(
+                            consumer=self.spec.name,
+                            event_id=event.id,
+                            event_type=type_,
+                            topic=record.topic,
+                            partition=record.partition,
+                            offset=record.offset,
+                            outcome=outcome,
+                            received_at=utcnow(),
+                        )
+                    )
+            except IntegrityError:
+                outcome = "duplicate"
+            else:
+                if handler is not None:
+                    await handler(session, delivery)
+        self.counts[outcome] += 1
+        EVENTS_CONSUMED.labels(self.settings.service, self.spec.name, outcome).inc()
+        if outcome == "applied":
+            lag = (dt.datetime.now(dt.UTC) - event.time).total_seconds()
+            EVENT_LAG.labels(self.settings.service, self.spec.name).observe(max(0.0, lag))
+            if self.on_applied is not None:
+                self.on_applied(delivery)
+        return outcome
+
+    async def _attempts(self, event_id: str) -> int:
+        ia = self.infra.inbox_attempt
+        async with self.db.sessionmaker() as session:
+            value = await session.scalar(
+                select(ia.c.attempts).where(
+                    ia.c.consumer == self.spec.name, ia.c.event_id == event_id
+                )
+            )
+        return int(value or 0)
+
+    async def _last_error(self, event_id: str) -> str:
+        ia = self.infra.inbox_attempt
+        async with self.db.sessionmaker() as session:
+            value = await session.scalar(
+                select(ia.c.last_error).where(
+                    ia.c.consumer == self.spec.name, ia.c.event_id == event_id
+                )
+            )
+        return str(value or "failed")
+
+    async def _record_attempt(self, event_id: str, attempts: int, error: str) -> None:
+        ia = self.infra.inbox_attempt
+        try:
+            async with self.db.transaction() as session:
+                updated = await session.execute(
+                    ia.update()
+                    .where(ia.c.consumer == self.spec.name, ia.c.event_id == event_id)
+                    .values(attempts=attempts, last_error=error, updated_at=utcnow())
+                )
+                if not getattr(updated, "rowcount", 0):
+                    await session.execute(
+                        ia.insert().values(
+                            consumer=self.spec.name,
+                            event_id=event_id,
+                            attempts=attempts,
+                            last_error=error,
+                            updated_at=utcnow(),
+                        )
+                    )
+        except Exception as exc:  # the attempt counter is best effort; the loop goes on
+            log.warning("could not record attempt", extra={"error_type": type(exc).__name__})
+
+    async def _dead_letter(
+        self,
+        record: ReceivedRecord,
+        event: CloudEvent | None,
+        reason: str,
+        error: str,
+        attempts: int,
+    ) -> str:
+        """Keep the record and the error, forward it to the member's DLT via the outbox,
+        and mark it consumed — all in one transaction. Waits out database outages."""
+        event_id = event.id if event else f"kafka:{record.topic}:{record.partition}:{record.offset}"
+        headers = [[k, v.decode("utf-8", "replace")] for k, v in record.headers]
+        dlt_headers = [
+            *[h for h in headers if not h[0].startswith("vk_dlt_")],
+            ["vk_dlt_reason", reason],
+            ["vk_dlt_consumer", self.spec.name],
+            ["vk_dlt_topic", record.topic],
+            ["vk_dlt_partition", str(record.partition)],
+            ["vk_dlt_offset", str(record.offset)],
+            ["vk_dlt_attempts", str(attempts)],
+        ]
+        dlt_topic = topics.deadletter(self.settings.member.orgnr)
+        while True:
+            try:
+                async with self.db.transaction() as session:
+                    try:
+                        async with session.begin_nested():
+                            await session.execute(
+                                self.infra.inbox.insert().values(
+                                    consumer=self.spec.name,
+                                    event_id=event_id,
+                                    event_type=event.type if event else None,
+                                    topic=record.topic,
+                                    partition=record.partition,
+                                    offset=record.offset,
+                                    outcome="dead_lettered",
+                                    received_at=utcnow(),
+                                )
+                            )
+                    except IntegrityError:
+                        return "duplicate"  # already dead-lettered (or applied) before
+                    await session.execute(
+                        self.infra.dead_letter.insert().values(
+                            consumer=self.spec.name,
+                            event_id=event_id,
+                            event_type=event.type if event else None,
+                            topic=record.topic,
+                            partition=record.partition,
+                            offset=record.offset,
+                            key=record.key,
+                            headers=headers,
+                            body=record.value,
+                            reason=reason,
+                            error=error,
+                            attempts=attempts,
+                            created_at=utcnow(),
+                        )
+                    )
+                    if record.topic != dlt_topic:  # never loop a dead letter back to itself
+                        await session.execute(
+                            self.infra.outbox.insert().values(
+                                event_id=f"dlt:{self.spec.name}:{event_id}",
+                                topic=dlt_topic,
+                                key=record.key.decode("utf-8", "replace") if record.key else None,
+                                event_type=event.type if event else "unknown",
+                                headers=dlt_headers,
+                                body=record.value or b"",
+                                created_at=utcnow(),
+                                attempts=0,
+                                publish_count=0,
+                            )
+                        )
+                break
+            except Exception as exc:
+                if not _is_infrastructure_error(exc):
+                    raise
+                await self._sleep(1.0)
+                if self._stop.is_set():
+                    raise
+        self.counts["dead"] += 1
+        DEAD_LETTERS.labels(self.settings.service, self.spec.name, reason).inc()
+        EVENTS_CONSUMED.labels(self.settings.service, self.spec.name, "dead_lettered").inc()
+        log.warning(
+            "event dead-lettered",
+            extra={
+                "consumer": self.spec.name,
+                "event_id": event_id,
+                "reason": reason,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "trace_id": trace_id_var.get(),
+            },
+        )
+        return "dead_lettered"
+
+
+__all__ = ["ConsumerSpec", "Delivery", "EventConsumer", "Handler", "Reject"]

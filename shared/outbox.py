@@ -1,0 +1,360 @@
+"""Transactional outbox and its relay.
+
+:class:`Outbox` writes an event row in the caller's transaction — the same one as the state
+change — so an event exists if and only if the change committed. :class:`OutboxRelay` (in the
+worker process) publishes unsent rows in ``seq`` order and marks them sent after the broker's
+acknowledgement. A crash between the two re-publishes the row; consumers are idempotent.
+
+Broker loss: the embedded broker keeps its log in memory. When a partition's log end falls
+below an offset the relay has already written there (the broker restarted empty), the relay
+marks the recently sent rows unsent again and re-publishes them in order, so nothing that
+was not yet consumed is lost (consumers drop what they have already applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.config import Settings
+from shared.db import ChangeWatch, Database, utcnow
+from shared.events import CloudEvent, encode
+from shared.infra import InfraTables
+from shared.kafka import OffsetProbe, OutgoingRecord, Producer, SentRecord, TopicPartition
+from shared.observability import (
+    OUTBOX_PENDING,
+    OUTBOX_PUBLISHED,
+    OUTBOX_REPLAYS,
+    RELAY_ERRORS,
+    current_traceparent,
+)
+
+log = logging.getLogger("vardkedja.outbox")
+
+
+class Outbox:
+    """Writes events into the outbox table inside the caller's transaction."""
+
+    def __init__(self, settings: Settings, infra: InfraTables) -> None:
+        self.settings = settings
+        self.infra = infra
+
+    def event(
+        self,
+        type_: str,
+        payload: BaseModel,
+        *,
+        subject: str | None = None,
+        key: str | None = None,
+        aggversion: int | None = None,
+    ) -> CloudEvent:
+        """A CloudEvent from this service, carrying the current trace context."""
+        return CloudEvent(
+            source=self.settings.source,
+            type=type_,
+            subject=subject,
+            aggversion=aggversion,
+            traceparent=current_traceparent(),
+            partitionkey=key,
+            data=payload.model_dump(mode="json"),
+        )
+
+    async def add(self, session: AsyncSession, topic: str, event: CloudEvent) -> None:
+        """Write ``event`` for ``topic`` in ``session``'s transaction (flushes, never commits)."""
+        key, body, headers = encode(event)
+        await session.execute(
+            self.infra.outbox.insert().values(
+                event_id=event.id,
+                topic=topic,
+                key=key.decode() if key is not None else None,
+                event_type=event.type,
+                headers=[[k, v.decode()] for k, v in headers],
+                body=body,
+                created_at=utcnow(),
+                attempts=0,
+                publish_count=0,
+            )
+        )
+
+    async def publish(
+        self,
+        session: AsyncSession,
+        topic: str,
+        type_: str,
+        payload: BaseModel,
+        *,
+        subject: str | None = None,
+        key: str | None = None,
+        aggversion: int | None = None,
+    ) -> CloudEvent:
+        """Build an event and add it to the outbox; returns it."""
+        ev = self.event(type_, payload, subject=subject, key=key, aggversion=aggversion)
+        await self.add(session, topic, ev)
+        return ev
+
+
+BrokerLossHook = Callable[[], Awaitable[None]]
+
+
+class OutboxRelay:
+    """Publishes the outbox of one service, in order, surviving broker outages with backoff."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        infra: InfraTables,
+        *,
+        batch_size: int = 200,
+        idle_interval: float = 0.02,
+        loss_check_interval: float = 5.0,
+        max_backoff: float = 15.0,
+        producer_factory: Callable[[], Producer] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.infra = infra
+        self.batch_size = batch_size
+        self.idle_interval = idle_interval
+        self.loss_check_interval = loss_check_interval
+        self.max_backoff = max_backoff
+        self._producer_factory = producer_factory or (
+            lambda: Producer(settings.kafka, f"{settings.member.digits}-{settings.service}-relay")
+        )
+        self._producer: Producer | None = None
+        self._probe: OffsetProbe | None = None
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        # Highest offset written per partition, to notice a broker that lost its log.
+        self._high: dict[TopicPartition, int] = {}
+        self.broker_loss_hooks: list[BrokerLossHook] = []
+        self._watch = ChangeWatch(db.url)
+        self.safety_poll_interval = 1.0
+        self.published = 0
+        self.replays = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Publish now instead of at the next idle tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Publish until :meth:`stop`; broker and database errors back off and retry."""
+        await self._load_high_marks()
+        backoff = 0.0
+        last_loss_check = 0.0
+        last_query = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self._ensure_producer()
+                    if self.settings.kafka.replay_on_broker_loss and (
+                        loop.time() - last_loss_check >= self.loss_check_interval
+                    ):
+                        last_loss_check = loop.time()
+                        await self._check_broker_loss()
+                    # While idle, query only when the database may have changed.
+                    if not self._watch.changed() and (
+                        loop.time() - last_query < self.safety_poll_interval
+                    ):
+                        await self._idle(self.idle_interval)
+                        continue
+                    last_query = loop.time()
+                    n = await self.publish_batch()
+                    backoff = 0.0
+                    if n == 0:
+                        await self._idle(self.idle_interval)
+                except Exception as exc:  # broker down, DB down: wait and retry, never exit
+                    RELAY_ERRORS.labels(self.settings.service).inc()
+                    backoff = min(self.max_backoff, max(0.1, backoff * 2))
+                    sleep = backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter
+                    log.warning(
+                        "outbox relay retrying",
+                        extra={"error_type": type(exc).__name__, "backoff_s": round(sleep, 2)},
+                    )
+                    await self._reset_producer()
+                    await self._idle(sleep)
+        finally:
+            await self._reset_producer()
+
+    async def _idle(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    async def _ensure_producer(self) -> None:
+        if self._producer is None:
+            producer = self._producer_factory()
+            try:
+                await producer.start()
+            except BaseException:
+                await _quiet_stop(producer)
+                raise
+            self._producer = producer
+            if self.settings.kafka.create_topics:
+                await self._ensure_topics()
+
+    async def _ensure_topics(self) -> None:
+        from shared.kafka import ensure_topics
+
+        async with self.db.sessionmaker() as session:
+            names = (await session.execute(select(self.infra.outbox.c.topic).distinct())).scalars()
+            wanted = list(names)
+        if wanted:
+            await ensure_topics(self.settings.kafka, wanted)
+
+    async def _reset_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        probe, self._probe = self._probe, None
+        if producer is not None:
+            await _quiet_stop(producer)
+        if probe is not None:
+            await _quiet_stop(probe)
+
+    async def _load_high_marks(self) -> None:
+        ob = self.infra.outbox
+        async with self.db.sessionmaker() as session:
+            rows = await session.execute(
+                select(ob.c.topic, ob.c.partition, func.max(ob.c.offset))
+                .where(ob.c.sent_at.is_not(None), ob.c.partition.is_not(None))
+                .group_by(ob.c.topic, ob.c.partition)
+            )
+            for topic, partition, offset in rows:
+                self._high[TopicPartition(topic, partition)] = int(offset)
+
+    async def publish_batch(self) -> int:
+        """Publish up to ``batch_size`` unsent events; returns how many were marked sent."""
+        assert self._producer is not None
+        ob = self.infra.outbox
+        async with self.db.sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(ob.c.seq, ob.c.topic, ob.c.key, ob.c.headers, ob.c.body)
+                    .where(ob.c.sent_at.is_(None))
+                    .order_by(ob.c.seq)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        OUTBOX_PENDING.labels(self.settings.service).set(len(rows))
+        if not rows:
+            return 0
+        records = [
+            OutgoingRecord(
+                topic=r.topic,
+                key=r.key.encode() if r.key is not None else None,
+                value=bytes(r.body),
+                headers=[(k, v.encode()) for k, v in r.headers],
+            )
+            for r in rows
+        ]
+        results = await self._producer.send_ordered(records)
+        sent: list[tuple[int, SentRecord]] = []
+        failed_keys: set[tuple[str, str | None]] = set()
+        first_error: BaseException | None = None
+        for row, res in zip(rows, results, strict=True):
+            if isinstance(res, BaseException):
+                failed_keys.add((row.topic, row.key))
+                first_error = first_error or res
+            elif (row.topic, row.key) not in failed_keys:
+                # A later event of a key whose earlier event failed is sent again after it.
+                sent.append((row.seq, res))
+        loss = False
+        now = utcnow()
+        async with self.db.transaction() as session:
+            for seq, res in sent:
+                tp = TopicPartition(res.topic, res.partition)
+                if res.offset <= self._high.get(tp, -1):
+                    loss = True
+                self._high[tp] = max(self._high.get(tp, -1), res.offset)
+                await session.execute(
+                    update(ob)
+                    .where(ob.c.seq == seq)
+                    .values(
+                        sent_at=now,
+                        partition=res.partition,
+                        offset=res.offset,
+                        attempts=ob.c.attempts + 1,
+                        publish_count=ob.c.publish_count + 1,
+                        last_error=None,
+                    )
+                )
+            if failed_keys:
+                failed_seqs = [
+                    r.seq
+                    for r, res in zip(rows, results, strict=True)
+                    if isinstance(res, BaseException)
+                ]
+                await session.execute(
+                    update(ob)
+                    .where(ob.c.seq.in_(failed_seqs))
+                    .values(attempts=ob.c.attempts + 1, last_error=type(first_error).__name__)
+                )
+        for _seq, res in sent:
+            OUTBOX_PUBLISHED.labels(self.settings.service, res.topic).inc()
+        self.published += len(sent)
+        if loss:
+            await self._replay("offset went backwards")
+        if first_error is not None:
+            raise first_error
+        return len(sent)
+
+    async def _check_broker_loss(self) -> None:
+        if not self._high:
+            return
+        # A broker that is down raises here (and the run loop backs off); only a broker that
+        # answers with a shorter log, or without the topic, has lost events.
+        if self._probe is None:
+            self._probe = OffsetProbe(
+                self.settings.kafka, f"{self.settings.member.digits}-{self.settings.service}-probe"
+            )
+        ends = await self._probe.end_offsets(list(self._high))
+        for tp, high in self._high.items():
+            if ends.get(tp, 0) <= high:
+                await self._replay("log end below a published offset")
+                return
+
+    async def _replay(self, why: str) -> None:
+        """The broker lost events: publish recently sent ones again, in their original order."""
+        window = dt.timedelta(hours=self.settings.kafka.replay_window_hours)
+        ob = self.infra.outbox
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(ob)
+                .where(ob.c.sent_at.is_not(None), ob.c.created_at >= utcnow() - window)
+                .values(sent_at=None)
+            )
+            count: Any = getattr(result, "rowcount", 0)
+        self._high.clear()
+        self.replays += 1
+        OUTBOX_REPLAYS.labels(self.settings.service).inc()
+        log.warning("broker lost its log; re-publishing", extra={"reason": why, "count": count})
+        await self._reset_producer()  # topics must be created again
+        for hook in self.broker_loss_hooks:
+            await hook()
+
+    async def prune(self, older_than: dt.timedelta) -> int:
+        """Delete sent events older than ``older_than`` (outside the replay window)."""
+        ob = self.infra.outbox
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                ob.delete().where(ob.c.sent_at.is_not(None), ob.c.sent_at < utcnow() - older_than)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _quiet_stop(client: Producer | OffsetProbe) -> None:
+    with contextlib.suppress(Exception):
+        await client.stop()

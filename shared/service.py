@@ -1,0 +1,73 @@
+"""What makes a service: its spec (tables, routers, consumers) and its runtime context.
+
+Every service package exposes ``SPEC: ServiceSpec`` in ``services/<name>/spec.py``. The API
+process (:func:`shared.app.create_app`) and the worker process (:mod:`shared.worker`) are built
+from it the same way for all four services.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import MetaData
+
+from shared.audit import Auditor
+from shared.config import Settings
+from shared.db import Database
+from shared.inbox import ConsumerSpec
+from shared.infra import InfraTables
+from shared.outbox import Outbox, OutboxRelay
+
+
+@dataclass
+class ServiceContext:
+    """The live parts of one service process, shared by requests and handlers."""
+
+    settings: Settings
+    spec: ServiceSpec
+    db: Database
+    outbox: Outbox
+    auditor: Auditor
+    relay: OutboxRelay | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceSpec:
+    """The static description of one service."""
+
+    name: str
+    title: str
+    description: str
+    metadata: MetaData
+    infra: InfraTables
+    migrations_dir: Path
+    routers: Sequence[APIRouter] = ()
+    openapi_tags: list[dict[str, str]] = field(default_factory=list)
+    consumers: Callable[[ServiceContext], list[ConsumerSpec]] = lambda ctx: []
+    # Called in the worker once the relay exists (e.g. to register broker-loss hooks).
+    on_worker_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    version: str = "1.0.0"
+
+
+def load_spec(name: str) -> ServiceSpec:
+    """The spec of service ``name`` (imports ``services.<name>.spec``)."""
+    module = importlib.import_module(f"services.{name}.spec")
+    spec: ServiceSpec = module.SPEC
+    return spec
+
+
+def build_context(spec: ServiceSpec, settings: Settings) -> ServiceContext:
+    db = Database(settings.db_url)
+    return ServiceContext(
+        settings=settings,
+        spec=spec,
+        db=db,
+        outbox=Outbox(settings, spec.infra),
+        auditor=Auditor(spec.name, spec.infra),
+    )

@@ -1,0 +1,1 @@
+"""The vardkedja command line and the embedded demo federation."""

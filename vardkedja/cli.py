@@ -1,0 +1,210 @@
+"""The ``vardkedja`` command: run the demo federation, serve one service, mint tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.config import SERVICES, Settings
+
+app = typer.Typer(
+    help="vardkedja: referrals, consent and contact paths between huvudmän.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ServiceArg = Annotated[str, typer.Argument(help="directory | consent | referral | notify")]
+
+
+def _settings(service: str) -> Settings:
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    return Settings(service=service)
+
+
+@app.command()
+def serve(service: ServiceArg) -> None:
+    """Run the HTTP API of one service (one process; for containers and the federation)."""
+    import uvicorn
+
+    from shared.app import create_app
+    from shared.observability import configure_logging
+    from shared.service import load_spec
+
+    settings = _settings(service)
+    configure_logging(
+        service=service,
+        member=settings.member.orgnr,
+        level=settings.log_level,
+        json_lines=settings.log_json,
+    )
+    application = create_app(load_spec(service), settings)
+    uvicorn.run(
+        application,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def worker(service: ServiceArg) -> None:
+    """Run the worker of one service: its consumers and its outbox relay."""
+    from shared.service import load_spec
+    from shared.worker import run_worker
+
+    run_worker(load_spec(service), _settings(service))
+
+
+@app.command()
+def migrate(
+    service: Annotated[str | None, typer.Option(help="one service (default: VK_SERVICE)")] = None,
+    all_services: Annotated[
+        bool, typer.Option("--all", help="every service of this member")
+    ] = False,
+) -> None:
+    """Apply Alembic migrations to this member's database(s)."""
+    from shared.migrations import upgrade_sync
+    from shared.service import load_spec
+
+    names = list(SERVICES) if all_services else [service or Settings().service]
+    for name in names:
+        settings = _settings(name)
+        if all_services and settings.database_url and len(names) > 1:
+            typer.echo("--all needs per-service databases: unset VK_DATABASE_URL", err=True)
+            raise typer.Exit(2)
+        upgrade_sync(load_spec(name).migrations_dir, settings.db_url)
+        typer.echo(f"{name}: migrated")
+
+
+@app.command()
+def token(
+    org: Annotated[str, typer.Option(help="the caller's member organisationsnummer")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="scopes (repeat, or space-separated)")
+    ] = None,
+    sub: Annotated[str, typer.Option(help="user or system id, never a personnummer")] = "dev",
+    unit: Annotated[str | None, typer.Option(help="the caller's unit id")] = None,
+    role: Annotated[list[str] | None, typer.Option(help="roles (repeat)")] = None,
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
+) -> None:
+    """Mint a development token signed with the bundled development key."""
+    from shared.auth import mint_token
+
+    if scope is None:
+        scope = ["directory:read"]
+    scopes = [s for item in scope or ["directory:read"] for s in item.split()]
+    typer.echo(
+        mint_token(sub=sub, org=org, scopes=scopes, unit=unit, roles=role or [], ttl_seconds=ttl)
+    )
+
+
+@app.command()
+def broker(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 9092,
+) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, memory only) in the foreground."""
+    from shared.broker import EmbeddedBroker
+
+    b = EmbeddedBroker(host=host, port=port)
+    b.start()
+    typer.echo(f"embedded broker on {b.bootstrap} (memory only; Ctrl-C stops it)")
+    try:
+        while b.process is not None and b.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        b.stop()
+
+
+@app.command()
+def events() -> None:
+    """Print the event catalogue as an AsyncAPI 3.0 document."""
+    from shared.events import CATALOGUE
+
+    typer.echo(json.dumps(CATALOGUE.asyncapi(), indent=2, ensure_ascii=False))
+
+
+@app.command()
+def run(
+    data_dir: Annotated[Path, typer.Option(help="SQLite files and logs")] = Path("var"),
+    broker_port: Annotated[int, typer.Option(help="embedded broker port")] = 9092,
+    bootstrap: Annotated[
+        str | None, typer.Option(help="use this Kafka instead of the embedded broker")
+    ] = None,
+    fetch_max_wait_ms: Annotated[int, typer.Option()] = 100,
+    seed: Annotated[bool, typer.Option(help="create the demo units")] = True,
+) -> None:
+    """Run the embedded demo federation: Region Kronoberg, Växjö and Alvesta kommun."""
+    from shared.auth import mint_token
+    from vardkedja.federation import ALL_SCOPES, Federation, seed_demo_units
+
+    fed = Federation(
+        data_dir=data_dir,
+        broker_port=broker_port,
+        bootstrap=bootstrap,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )
+    stopping = False
+
+    def _interrupt(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        typer.echo("starting the embedded broker and migrating 12 databases ...")
+        fed.start()
+        n = len(fed.procs)
+        typer.echo(f"started {n} processes; waiting until every API is ready ...")
+        asyncio.run(fed.wait_ready())
+        if seed:
+            created = asyncio.run(seed_demo_units(fed))
+            typer.echo(f"demo units created: {created}")
+        typer.echo("")
+        typer.echo(f"vardkedja demo federation is running (broker {fed.bootstrap_servers}).")
+        for m in fed.members:
+            typer.echo(f"\n{m.name} ({m.kind}, {m.orgnr})")
+            for s in fed.services:
+                typer.echo(f"  {s:<10} http://127.0.0.1:{m.port(s)}/docs")
+            tok = mint_token(
+                sub="demo-admin",
+                org=m.orgnr,
+                scopes=ALL_SCOPES.split(),
+                roles=["member_admin"],
+                ttl_seconds=12 * 3600,
+            )
+            typer.echo(f"  token      {tok}")
+        typer.echo(f"\nlogs: {data_dir}/logs/   stop: Ctrl-C")
+        while True:
+            for proc in fed.procs:
+                if proc.process.poll() is not None:
+                    typer.echo(
+                        f"{proc.name} exited ({proc.process.returncode}); see {proc.log_path}",
+                        err=True,
+                    )
+                    raise typer.Exit(1)
+            time.sleep(1)
+    except KeyboardInterrupt:
+        typer.echo("\nstopping ...")
+    finally:
+        fed.stop()
+        typer.echo("stopped.")
+    if not stopping:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    app()

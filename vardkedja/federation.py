@@ -1,0 +1,283 @@
+"""The embedded demo federation: every service of every member as its own process.
+
+``vardkedja run`` starts the embedded broker, migrates every member's databases, starts an API
+and a worker process per service and member (3 members x 4 services x 2 = 24 processes),
+waits until all are ready, seeds a few demo units, prints the docs URLs and development
+tokens, and on Ctrl-C stops everything in order. Tests use the same class with fewer members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.broker import EmbeddedBroker, port_open
+from shared.config import SERVICES
+
+SERVICE_OFFSET = {name: i for i, name in enumerate(SERVICES)}
+ALL_SCOPES = (
+    "directory:read directory:write consent:read consent:write referral:read referral:write "
+    "notify:read notify:write audit:read"
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One huvudman of the federation and the ports of its four APIs."""
+
+    orgnr: str
+    name: str
+    kind: str
+    port_base: int
+
+    @property
+    def digits(self) -> str:
+        return self.orgnr.replace("-", "")
+
+    def port(self, service: str) -> int:
+        return self.port_base + SERVICE_OFFSET[service]
+
+
+DEMO_MEMBERS: tuple[Member, ...] = (
+    Member("232100-0065", "Region Kronoberg", "region", 8010),
+    Member("212000-0647", "Växjö kommun", "kommun", 8020),
+    Member("212000-0613", "Alvesta kommun", "kommun", 8030),
+)
+
+
+@dataclass
+class Proc:
+    member: Member
+    service: str
+    role: str  # serve | worker
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.member.digits}-{self.service}-{self.role}"
+
+
+@dataclass
+class Federation:
+    """Starts and stops the processes of a federation on loopback."""
+
+    members: Sequence[Member] = DEMO_MEMBERS
+    services: Sequence[str] = SERVICES
+    data_dir: Path = Path("var")
+    bootstrap: str | None = None  # an external broker; else an embedded one is started
+    broker_port: int = 9092
+    fetch_max_wait_ms: int = 100
+    database_url_for: dict[tuple[str, str], str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+    broker: EmbeddedBroker | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.bootstrap:
+            return self.bootstrap
+        return f"127.0.0.1:{self.broker_port}"
+
+    def env(self, member: Member, service: str) -> dict[str, str]:
+        """The environment of one process of ``member``'s ``service``."""
+        env = {
+            **os.environ,
+            "VK_ENV": "development",
+            "VK_SERVICE": service,
+            "VK_MEMBER__ORGNR": member.orgnr,
+            "VK_MEMBER__NAME": member.name,
+            "VK_MEMBER__KIND": member.kind,
+            "VK_DATA_DIR": str(self.data_dir),
+            "VK_AUTO_MIGRATE": "false",
+            "VK_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "VK_KAFKA__FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
+            "VK_HTTP__HOST": "127.0.0.1",
+            "VK_HTTP__PORT": str(member.port(service)),
+            "VK_FEDERATION_MEMBERS": "[" + ",".join(f'"{m.orgnr}"' for m in self.members) + "]",
+            **self.extra_env,
+        }
+        url = self.database_url_for.get((member.orgnr, service))
+        if url:
+            env["VK_DATABASE_URL"] = url
+        return env
+
+    def start_broker(self) -> None:
+        if self.bootstrap:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.broker = EmbeddedBroker(
+            port=self.broker_port, log_path=self.data_dir / "logs" / "broker.log"
+        )
+        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        if port_open("127.0.0.1", self.broker_port):
+            raise RuntimeError(
+                f"port {self.broker_port} is taken: stop the other broker or pass --broker-port"
+            )
+        self.broker.start()
+
+    def migrate(self) -> None:
+        """Apply every service's migrations for every member (before the processes start)."""
+        from shared.config import Settings
+        from shared.migrations import upgrade_sync
+        from shared.service import load_spec
+
+        for member in self.members:
+            for service in self.services:
+                env = self.env(member, service)
+                settings = Settings(
+                    service=service,
+                    member={"orgnr": member.orgnr, "name": member.name, "kind": member.kind},
+                    data_dir=self.data_dir,
+                    database_url=env.get("VK_DATABASE_URL"),
+                )
+                upgrade_sync(load_spec(service).migrations_dir, settings.db_url)
+
+    def spawn(self, member: Member, service: str, role: str) -> Proc:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{member.digits}-{service}-{role}.log"
+        out = open(log_path, "ab")  # noqa: SIM115 - the child keeps it
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vardkedja.cli", role, service],
+            env=self.env(member, service),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+        proc = Proc(member, service, role, process, log_path)
+        self.procs.append(proc)
+        return proc
+
+    def start(
+        self,
+        *,
+        roles: Iterable[str] = ("serve", "worker"),
+        only: Iterable[tuple[str, str, str]] | None = None,
+    ) -> None:
+        """Start the broker, migrate, and spawn the processes (all, or ``only`` these
+        (orgnr, service, role) triples)."""
+        self.start_broker()
+        self.migrate()
+        wanted = set(only) if only is not None else None
+        for member in self.members:
+            for service in self.services:
+                for role in roles:
+                    if wanted is None or (member.orgnr, service, role) in wanted:
+                        self.spawn(member, service, role)
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until every API answers /readyz with 200 (and no process has died)."""
+        deadline = time.monotonic() + timeout
+        apis = [p for p in self.procs if p.role == "serve"]
+        pending = {p.name: p for p in apis}
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while pending:
+                for proc in self.procs:
+                    if proc.process.poll() is not None:
+                        raise RuntimeError(
+                            f"{proc.name} exited with {proc.process.returncode}; "
+                            f"see {proc.log_path}"
+                        )
+                for name, proc in list(pending.items()):
+                    url = f"http://127.0.0.1:{proc.member.port(proc.service)}/readyz"
+                    try:
+                        if (await client.get(url)).status_code == 200:
+                            del pending[name]
+                    except httpx.HTTPError:
+                        pass
+                if pending and time.monotonic() > deadline:
+                    raise TimeoutError(f"not ready: {', '.join(sorted(pending))}")
+                if pending:
+                    await asyncio.sleep(0.25)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM every process, wait, then SIGKILL what is left; stop the broker last."""
+        for proc in self.procs:
+            if proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                proc.process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                proc.process.kill()
+                proc.process.wait()
+        self.procs.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    def find(self, orgnr: str, service: str, role: str) -> Proc:
+        for proc in self.procs:
+            if (proc.member.orgnr, proc.service, proc.role) == (orgnr, service, role):
+                return proc
+        raise KeyError((orgnr, service, role))
+
+
+DEMO_UNITS: dict[str, list[dict[str, object]]] = {
+    "232100-0065": [
+        {"name": "Psykiatrins remissport", "kind": "remissport", "kommunkoder": ["0780", "0764"]},
+        {
+            "name": "Beroendemottagningen Växjö",
+            "kind": "beroendemottagning",
+            "kommunkoder": ["0780", "0764"],
+        },
+        {
+            "name": "Allmänpsykiatrisk mottagning Växjö",
+            "kind": "vuxenpsykiatri",
+            "kommunkoder": ["0780"],
+        },
+    ],
+    "212000-0647": [
+        {
+            "name": "Socialtjänstens mottagning vuxna",
+            "kind": "socialtjanstens_mottagning",
+            "kommunkoder": ["0780"],
+        },
+        {"name": "Boendestöd Växjö", "kind": "boendestod", "kommunkoder": ["0780"]},
+    ],
+    "212000-0613": [
+        {
+            "name": "Socialtjänstens mottagning Alvesta",
+            "kind": "socialtjanstens_mottagning",
+            "kommunkoder": ["0764"],
+        },
+        {"name": "Boendestöd Alvesta", "kind": "boendestod", "kommunkoder": ["0764"]},
+    ],
+}
+
+
+async def seed_demo_units(fed: Federation) -> int:
+    """Create the demo units through each member's own directory API (idempotently)."""
+    from shared.auth import mint_token
+
+    created = 0
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        for member in fed.members:
+            token = mint_token(
+                sub="demo-seed", org=member.orgnr, scopes=["directory:write"], ttl_seconds=300
+            )
+            for i, unit in enumerate(DEMO_UNITS.get(member.orgnr, [])):
+                r = await client.post(
+                    f"http://127.0.0.1:{member.port('directory')}/v1/units",
+                    json=unit,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Idempotency-Key": f"demo-seed-{member.digits}-{i:03d}",
+                    },
+                )
+                r.raise_for_status()
+                created += r.headers.get("Idempotent-Replayed") != "true"
+    return created
