@@ -134,19 +134,19 @@ class Idempotency:
         """Store the answer in the request's transaction (so it exists iff the effect does)."""
         if key is None:
             return
+        # A concurrent request with the same key won: this whole request rolls back.
         try:
-            async with self.session.begin_nested():
-                await self.session.execute(
-                    self.table.insert().values(
-                        caller=self.caller,
-                        key=key,
-                        request_hash=fingerprint,
-                        status_code=status_code,
-                        response_body=body.model_dump_json().encode(),
-                        response_headers=headers,
-                        created_at=utcnow(),
-                    )
+            await self.session.execute(
+                self.table.insert().values(
+                    caller=self.caller,
+                    key=key,
+                    request_hash=fingerprint,
+                    status_code=status_code,
+                    response_body=body.model_dump_json().encode(),
+                    response_headers=headers,
+                    created_at=utcnow(),
                 )
+            )
         except IntegrityError as exc:
             raise IdempotencyInProgress() from exc
 

@@ -83,8 +83,10 @@ class Auditor:
             caller, action, person_id, purpose, outcome, resource_type, resource_id
         )
         try:
-            async with session.begin_nested():
-                await session.execute(self.infra.audit.insert().values(**values))
+            # No SAVEPOINT here: with SQLite (pysqlite/aiosqlite) a SAVEPOINT that opens the
+            # transaction is committed by its RELEASE, so the record would outlive a rolled-
+            # back access. A plain statement always joins the caller's transaction.
+            await session.execute(self.infra.audit.insert().values(**values))
         except Exception as exc:
             log.error("audit write failed", extra={"error_type": type(exc).__name__})
             raise AuditUnavailable("the audit log could not be written") from exc

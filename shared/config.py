@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES: tuple[str, ...] = ("directory", "consent", "referral", "notify")
@@ -70,7 +70,18 @@ class KafkaSettings(BaseModel):
     replay_on_broker_loss: bool = True
     replay_window_hours: int = Field(72, ge=0)
     dead_letter_after: int = Field(5, ge=1, le=100, description="failed attempts before DLT")
+    # The embedded broker holds a JoinGroup for about half the session timeout, so joins
+    # take ~3 s with the default; tests use less. Apache Kafka requires >= 6000 by default.
+    session_timeout_ms: int = Field(6_000, ge=1_000, le=300_000)
     request_timeout_ms: int = Field(10_000, ge=100)
+
+    @model_validator(mode="after")
+    def _request_outlasts_join(self) -> KafkaSettings:
+        if self.request_timeout_ms <= self.session_timeout_ms // 2 + 500:
+            raise ValueError(
+                "request_timeout_ms must exceed half of session_timeout_ms (a join waits that long)"
+            )
+        return self
 
 
 class AuthSettings(BaseModel):

@@ -33,7 +33,7 @@ from shared.config import Settings
 from shared.db import Database, utcnow
 from shared.events import CATALOGUE, Catalogue, CloudEvent, MalformedEvent, decode, topics
 from shared.infra import InfraTables
-from shared.kafka import Consumer, ReceivedRecord, TopicPartition
+from shared.kafka import Consumer, ReceivedRecord, TopicPartition, ensure_topics
 from shared.observability import (
     DEAD_LETTERS,
     EVENT_LAG,
@@ -138,6 +138,10 @@ class EventConsumer:
                 client_id=f"{self.group_id}",
             )
             try:
+                if self.settings.kafka.create_topics:
+                    await ensure_topics(
+                        self.settings.kafka, self.spec.topics, client_id=f"{self.group_id}-admin"
+                    )
                 await consumer.start()
                 self._consumer = consumer
                 backoff = 0.0
@@ -257,26 +261,29 @@ class EventConsumer:
     async def _apply(self, delivery: Delivery, handler: Handler | None, type_: str) -> str:
         event, record = delivery.event, delivery.record
         outcome = "applied" if handler is not None else "skipped"
-        async with self.db.transaction() as session:
-            try:
-                async with session.begin_nested():
-                    await session.execute(
-                        self.infra.inbox.insert().values(
-                            consumer=self.spec.name,
-                            event_id=event.id,
-                            event_type=type_,
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            outcome=outcome,
-                            received_at=utcnow(),
-                        )
+        # No savepoint: the inbox row is the first statement of the unit of work, and a
+        # primary-key conflict (already applied, or a concurrent delivery that won) rolls the
+        # whole unit back. (pysqlite would commit a savepoint opened as the first statement.)
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    self.infra.inbox.insert().values(
+                        consumer=self.spec.name,
+                        event_id=event.id,
+                        event_type=type_,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        outcome=outcome,
+                        received_at=utcnow(),
                     )
-            except IntegrityError:
-                outcome = "duplicate"
-            else:
+                )
                 if handler is not None:
                     await handler(session, delivery)
+        except IntegrityError:
+            if not await self._seen(event.id):
+                raise  # a constraint of the handler's own tables: a real failure
+            outcome = "duplicate"
         self.counts[outcome] += 1
         EVENTS_CONSUMED.labels(self.settings.service, self.spec.name, outcome).inc()
         if outcome == "applied":
@@ -285,6 +292,16 @@ class EventConsumer:
             if self.on_applied is not None:
                 self.on_applied(delivery)
         return outcome
+
+    async def _seen(self, event_id: str) -> bool:
+        ib = self.infra.inbox
+        async with self.db.sessionmaker() as session:
+            found = await session.scalar(
+                select(ib.c.event_id).where(
+                    ib.c.consumer == self.spec.name, ib.c.event_id == event_id
+                )
+            )
+        return found is not None
 
     async def _attempts(self, event_id: str) -> int:
         ia = self.infra.inbox_attempt
@@ -353,22 +370,18 @@ class EventConsumer:
         while True:
             try:
                 async with self.db.transaction() as session:
-                    try:
-                        async with session.begin_nested():
-                            await session.execute(
-                                self.infra.inbox.insert().values(
-                                    consumer=self.spec.name,
-                                    event_id=event_id,
-                                    event_type=event.type if event else None,
-                                    topic=record.topic,
-                                    partition=record.partition,
-                                    offset=record.offset,
-                                    outcome="dead_lettered",
-                                    received_at=utcnow(),
-                                )
-                            )
-                    except IntegrityError:
-                        return "duplicate"  # already dead-lettered (or applied) before
+                    await session.execute(
+                        self.infra.inbox.insert().values(
+                            consumer=self.spec.name,
+                            event_id=event_id,
+                            event_type=event.type if event else None,
+                            topic=record.topic,
+                            partition=record.partition,
+                            offset=record.offset,
+                            outcome="dead_lettered",
+                            received_at=utcnow(),
+                        )
+                    )
                     await session.execute(
                         self.infra.dead_letter.insert().values(
                             consumer=self.spec.name,
@@ -401,6 +414,8 @@ class EventConsumer:
                             )
                         )
                 break
+            except IntegrityError:
+                return "duplicate"  # already dead-lettered (or applied) before
             except Exception as exc:
                 if not _is_infrastructure_error(exc):
                     raise

@@ -148,8 +148,8 @@ class Consumer:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             max_poll_records=200,
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(300, settings.session_timeout_ms // 5),
         )
 
     async def start(self) -> None:
@@ -229,9 +229,10 @@ class OffsetProbe:
             self._started = True
         wanted = list(tps)
         consumer = self._consumer
+        # topics() asks the broker; the client's own partition map may be stale, so only
+        # the topic names are trusted (a recreated topic has the configured partitions).
         existing = await consumer.topics()
-        partitions = {t: consumer.partitions_for_topic(t) or set() for t in existing}
-        present = [tp for tp in wanted if tp.partition in partitions.get(tp.topic, set())]
+        present = [tp for tp in wanted if tp.topic in existing]
         result: dict[TopicPartition, int] = {tp: 0 for tp in wanted if tp not in present}
         if present:
             async with asyncio.timeout(self.settings.request_timeout_ms / 1000):

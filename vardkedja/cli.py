@@ -62,7 +62,8 @@ def worker(service: ServiceArg) -> None:
     from shared.service import load_spec
     from shared.worker import run_worker
 
-    run_worker(load_spec(service), _settings(service))
+    settings = _settings(service)  # first: an unknown service is a usage error, not a crash
+    run_worker(load_spec(service), settings)
 
 
 @app.command()
@@ -99,7 +100,14 @@ def token(
 ) -> None:
     """Mint a development token signed with the bundled development key."""
     from shared.auth import mint_token
+    from shared.identifiers import IdentifierError, normalise_orgnr
 
+    # The services refuse a token whose org is not a valid organisationsnummer: say so now
+    # instead of printing a token that can never be used.
+    try:
+        org = normalise_orgnr(org)
+    except IdentifierError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--org") from None
     if scope is None:
         scope = ["directory:read"]
     scopes = [s for item in scope or ["directory:read"] for s in item.split()]

@@ -93,7 +93,12 @@ def _decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        # validate=True: urlsafe_b64decode silently drops characters outside the alphabet,
+        # so garbage decoded to "" and restarted the listing from the first page.
+        after = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+        if not after:
+            raise ValueError("empty cursor")
+        return after
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput.field("cursor", "cursor", "not a cursor from a previous page") from exc
 

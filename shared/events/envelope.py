@@ -109,7 +109,9 @@ def decode(
         raise MalformedEvent("body_too_large", "record body exceeds 1 MB")
     try:
         data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers beyond
+        # Python's digit limit; RecursionError a body nested too deeply to parse.
         raise MalformedEvent("body_json", "record body is not JSON") from exc
     if not isinstance(data, dict):
         raise MalformedEvent("body_object", "record body is not a JSON object")

@@ -1,0 +1,307 @@
+"""The outbox relay and the idempotent inbox against the real embedded broker and real
+databases (SQLite and PostgreSQL): order per key, exactly-once effect under redelivery,
+broker restarts, consumer crashes, and dead-lettering of poison messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from shared.broker import EmbeddedBroker
+from shared.events import CloudEvent, encode, topics
+from shared.kafka import Consumer, OutgoingRecord, Producer
+from tests.conftest import ORG_VAXJO, make_settings
+from tests.helpers.consumer_proc import CRASH_EXIT
+from tests.helpers.harness import COUNTED, CountedV1, Harness, eventually, infra
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def new_topic() -> str:
+    return f"vardkedja.test.{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.asynccontextmanager
+async def running(*coros: Awaitable[Any]) -> AsyncIterator[list[asyncio.Task[Any]]]:
+    """Run ``coros`` as tasks for the duration of the block, then cancel them."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        yield tasks
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def assert_in_order_once(effects: list[tuple[str, int]], expected: dict[str, int]) -> None:
+    """Every key's effects are 0..n-1, each once, in order."""
+    per_key: dict[str, list[int]] = defaultdict(list)
+    for key, seq in effects:
+        per_key[key].append(seq)
+    assert {k: len(v) for k, v in per_key.items()} == expected, "lost or duplicated effects"
+    for key, seqs in per_key.items():
+        assert seqs == list(range(expected[key])), f"order broken for key {key}"
+
+
+async def produce_raw(bootstrap: str, records: list[OutgoingRecord]) -> None:
+    producer = Producer(make_settings(bootstrap=bootstrap).kafka, "test-raw")
+    await producer.start()
+    try:
+        results = await producer.send_ordered(records)
+        assert not [r for r in results if isinstance(r, BaseException)]
+    finally:
+        await producer.stop()
+
+
+class TestOrderAndExactlyOnce:
+    async def test_events_of_each_key_are_applied_once_in_order(
+        self, broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        h = await Harness(
+            make_settings(db_url=db_url, bootstrap=broker.bootstrap), new_topic()
+        ).setup()
+        keys = ["case-a", "case-b", "case-c"]
+        for seq in range(40):
+            for key in keys:
+                await h.write(key, seq)
+        relay = h.relay()
+        consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+        async with running(relay.run(), consumer.run()):
+            await eventually(lambda: _has(h, 120), what="120 effects")
+        assert_in_order_once(await h.effects(), dict.fromkeys(keys, 40))
+        assert await h.unsent() == 0
+        assert relay.published == 120
+
+    async def test_the_same_event_delivered_three_times_is_applied_once(
+        self, broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        topic = new_topic()
+        h = await Harness(make_settings(db_url=db_url, bootstrap=broker.bootstrap), topic).setup()
+        event = CloudEvent(
+            source="urn:vardkedja:2120000647:directory",
+            type=COUNTED,
+            partitionkey="case-x",
+            data=CountedV1(key="case-x", seq=0).model_dump(),
+        )
+        key, value, headers = encode(event)
+        await produce_raw(broker.bootstrap, [OutgoingRecord(topic, key, value, headers)] * 3)
+        consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+        async with running(consumer.run()):
+            await eventually(
+                lambda: _true(consumer.counts["duplicate"] == 2), what="three deliveries"
+            )
+        assert await h.effects() == [("case-x", 0)]
+        assert consumer.counts["applied"] == 1
+        assert await h.count(infra.inbox) == 1
+
+    async def test_known_types_without_a_handler_are_skipped_not_dead_lettered(
+        self, broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        topic = new_topic()
+        h = await Harness(make_settings(db_url=db_url, bootstrap=broker.bootstrap), topic).setup()
+        other = CloudEvent(
+            source="urn:vardkedja:2120000647:referral",
+            type="se.vardkedja.test.other.v1",
+            data={"note": "for another service"},
+        )
+        k, v, hd = encode(other)
+        await produce_raw(broker.bootstrap, [OutgoingRecord(topic, k, v, hd)])
+        consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+        async with running(consumer.run()):
+            await eventually(lambda: _true(consumer.counts["skipped"] == 1), what="skip")
+        assert await h.count(infra.dead_letter) == 0
+
+
+class TestBrokerOutage:
+    async def test_relay_resumes_after_the_broker_is_killed_and_restarted(
+        self, private_broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        """Tansu keeps its log in memory: a restart loses every record and committed offset.
+        The relay notices (a partition's log ends below what it wrote) and re-publishes
+        the replay window; the consumer re-reads from the start and its inbox drops what
+        it already applied. Result: every effect exactly once, in order per key."""
+        settings = make_settings(db_url=db_url, bootstrap=private_broker.bootstrap)
+        h = await Harness(settings, new_topic()).setup()
+        for seq in range(20):
+            await h.write("case-a", seq)
+            await h.write("case-b", seq)
+        relay = h.relay(loss_check_interval=0.5, max_backoff=1.0)
+        consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+        async with running(relay.run(), consumer.run()):
+            await eventually(lambda: _has(h, 40), what="first 40 effects")
+            private_broker.kill()
+            for seq in range(20, 35):  # accepted while the broker is down
+                await h.write("case-a", seq)
+                await h.write("case-b", seq)
+            await asyncio.sleep(1.0)  # let the relay fail and back off against a dead broker
+            assert await h.unsent() > 0, "nothing can be published while the broker is down"
+            private_broker.start()
+            await eventually(lambda: _has(h, 70), within=90, what="all 70 effects")
+            await eventually(lambda: _unsent_zero(h), what="outbox drained")
+        assert_in_order_once(await h.effects(), {"case-a": 35, "case-b": 35})
+        assert relay.replays >= 1, "the relay must notice the broker lost its log"
+        assert consumer.counts["duplicate"] >= 1, "replayed events were dropped by the inbox"
+
+
+def _spawn_consumer(
+    db_url: str, bootstrap: str, topic: str, group: str, crash: str
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.helpers.consumer_proc",
+            db_url,
+            bootstrap,
+            topic,
+            group,
+            crash,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+async def _wait_exit(proc: subprocess.Popen[str], within: float = 60) -> int:
+    await eventually(lambda: _true(proc.poll() is not None), within=within, what="process exit")
+    return int(proc.returncode)
+
+
+class TestConsumerCrash:
+    @pytest.mark.parametrize("crash", ["after_commit:5", "in_handler:5"])
+    async def test_a_consumer_killed_before_its_offset_commit_gets_the_event_again_applies_once(
+        self, broker: EmbeddedBroker, db_url: str, crash: str
+    ) -> None:
+        topic = new_topic()
+        group = f"g-{uuid.uuid4().hex[:6]}"
+        h = await Harness(make_settings(db_url=db_url, bootstrap=broker.bootstrap), topic).setup()
+        for seq in range(10):
+            await h.write("case-k", seq)
+        relay = h.relay()
+        async with running(relay.run()):
+            await eventually(lambda: _unsent_zero(h), what="published")
+        first = _spawn_consumer(db_url, broker.bootstrap, topic, group, crash)
+        assert await _wait_exit(first) == CRASH_EXIT
+        applied_before = len(await h.effects())
+        # after_commit: the 5th effect committed but no offset did; in_handler: 4 committed.
+        assert applied_before == (5 if crash.startswith("after_commit") else 4)
+
+        second = _spawn_consumer(db_url, broker.bootstrap, topic, group, "none")
+        try:
+            await eventually(lambda: _has(h, 10), what="all effects after restart")
+        finally:
+            second.terminate()
+            out, _ = second.communicate(timeout=30)
+        counts = json.loads(out.strip().splitlines()[-1])
+        assert_in_order_once(await h.effects(), {"case-k": 10})
+        # The events applied before the crash were delivered again and dropped by the inbox.
+        assert counts["duplicate"] == applied_before
+        assert counts["applied"] == 10 - applied_before
+
+
+class TestDeadLetters:
+    async def test_poison_and_malformed_events_are_dead_lettered_and_the_consumer_goes_on(
+        self, broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        topic = new_topic()
+        settings = make_settings(db_url=db_url, bootstrap=broker.bootstrap, dead_letter_after=3)
+        h = await Harness(settings, topic).setup()
+        src = "urn:vardkedja:2120000647:directory"
+
+        def rec(event: CloudEvent) -> OutgoingRecord:
+            k, v, hd = encode(event)
+            return OutgoingRecord(topic, k, v, hd)
+
+        good = CloudEvent(source=src, type=COUNTED, data={"key": "ok", "seq": 0})
+        k, _v, hd = encode(good)
+        records = [
+            OutgoingRecord(topic, b"x", b"not a cloud event", []),  # no ce_* headers
+            # body is not JSON (the event id is its own, not the good event's)
+            OutgoingRecord(
+                topic, k, b"{not json", [(n, b"bad-json-id" if n == "ce_id" else v) for n, v in hd]
+            ),
+            rec(CloudEvent(source=src, type="se.vardkedja.test.unknown.v1", data={})),
+            rec(CloudEvent(source=src, type=COUNTED, data={"key": "k", "seq": "NaN"})),
+            rec(CloudEvent(source=src, type=COUNTED, data={"key": "poison", "seq": 1})),
+            rec(good),
+        ]
+        await produce_raw(broker.bootstrap, records)
+        consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+        relay = h.relay()
+        async with running(consumer.run(), relay.run()) as tasks:
+            await eventually(lambda: _has(h, 1), what="the good event after the bad ones")
+            await eventually(lambda: _unsent_zero(h), what="dead letters forwarded")
+            assert not any(t.done() for t in tasks), "the consumer keeps running"
+        assert await h.effects() == [("ok", 0)]
+
+        dl = infra.dead_letter
+        async with h.db.sessionmaker() as session:
+            rows = (await session.execute(select(dl).order_by(dl.c.id))).all()
+        # Records of different keys sit in different partitions: compare without order.
+        reasons = sorted(r.reason for r in rows)
+        assert reasons == sorted(
+            ["missing_attribute", "body_json", "unknown_type", "invalid_payload", "failed"]
+        )
+        poison = next(r for r in rows if r.reason == "failed")
+        assert poison.attempts == 3
+        assert poison.error.startswith("RuntimeError: poison event")
+        assert bytes(poison.body) == records[4].value  # the original record is kept
+
+        # Every dead letter was forwarded to the member's dead-letter topic with its reason.
+        dlt = topics.deadletter(ORG_VAXJO)
+        seen = await _read_topic(broker.bootstrap, dlt, want=5, only=lambda r: _from(r, topic))
+        forwarded = sorted(dict(r.headers)["vk_dlt_reason"].decode() for r in seen)
+        assert forwarded == reasons
+
+
+def _from(record: Any, topic: str) -> bool:
+    return dict(record.headers).get("vk_dlt_topic") == topic.encode()
+
+
+async def _read_topic(
+    bootstrap: str, topic: str, want: int, only: Any, within: float = 30
+) -> list[Any]:
+    consumer = Consumer(
+        make_settings(bootstrap=bootstrap).kafka,
+        topics=[topic],
+        group_id=f"reader-{uuid.uuid4().hex[:6]}",
+        client_id="reader",
+    )
+    await consumer.start()
+    seen: list[Any] = []
+    try:
+
+        async def enough() -> bool:
+            for records in (await consumer.poll(200)).values():
+                seen.extend(r for r in records if only(r))
+            return len(seen) >= want
+
+        await eventually(enough, within=within, what=f"{want} records on {topic}")
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _has(h: Harness, n: int) -> bool:
+    return len(await h.effects()) >= n
+
+
+async def _unsent_zero(h: Harness) -> bool:
+    return await h.unsent() == 0
