@@ -13,8 +13,23 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In a child before exec: Linux sends it ``sig`` when the process that started it dies,
+    so a killed launcher never leaves orphans behind (PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
+
+
+def _broker_dies_with_parent() -> None:
+    # Tansu ignores SIGTERM, and it keeps nothing worth flushing: SIGKILL.
+    die_with_parent(signal.SIGKILL)
 
 
 def broker_binary() -> str:
@@ -77,6 +92,7 @@ class EmbeddedBroker:
             stderr=out,
             env=env,
             start_new_session=True,  # Ctrl-C in a terminal reaches our launcher, not Tansu
+            preexec_fn=_broker_dies_with_parent,
         )
         if out is not subprocess.DEVNULL:
             out.close()  # type: ignore[union-attr]
@@ -90,11 +106,11 @@ class EmbeddedBroker:
         raise TimeoutError(f"embedded broker not listening on {self.bootstrap}")
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop gracefully (SIGTERM), then kill."""
+        """Stop gracefully (SIGINT: Tansu ignores SIGTERM), then kill."""
         if self.process is None:
             return
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -164,8 +164,9 @@ class EventConsumer:
                 await self._sleep(backoff)
             finally:
                 self._consumer = None
+                # A dead broker makes a client's stop retry for long: bound it.
                 with contextlib.suppress(Exception):
-                    await consumer.stop()
+                    await asyncio.wait_for(consumer.stop(), timeout=5)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -357,4 +357,5 @@ class OutboxRelay:
 
 async def _quiet_stop(client: Producer | OffsetProbe) -> None:
     with contextlib.suppress(Exception):
-        await client.stop()
+        # A dead broker makes a client's stop retry for long: bound it.
+        await asyncio.wait_for(client.stop(), timeout=5)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.broker import EmbeddedBroker, port_open
+from shared.broker import EmbeddedBroker, die_with_parent, port_open
 from shared.config import SERVICES
 
 SERVICE_OFFSET = {name: i for i, name in enumerate(SERVICES)}
@@ -152,7 +152,8 @@ class Federation:
             env=self.env(member, service),
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops us in order
+            preexec_fn=die_with_parent,
         )
         out.close()
         proc = Proc(member, service, role, process, log_path)

@@ -1,0 +1,128 @@
+"""`make run` as a user sees it: `vardkedja run` starts the three-member demo federation
+(24 processes and the embedded broker), prints docs URLs and tokens, replicates the demo
+units between members, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.broker import free_port
+from tests.helpers.harness import eventually
+from vardkedja.federation import DEMO_MEMBERS, DEMO_UNITS
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=,ppid=", "-e"], capture_output=True, text=True)
+    kids = []
+    for line in out.stdout.splitlines():
+        child, parent = (int(x) for x in line.split())
+        if parent == pid:
+            kids.append(child)
+    return kids
+
+
+async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    if any(_port_taken(m.port_base + i) for m in DEMO_MEMBERS for i in range(4)):
+        raise AssertionError("the demo ports 8010-8033 are taken by another process")
+    log = tmp_path / "run.out"
+    with log.open("w") as out:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a launcher process, not awaited
+            [
+                sys.executable,
+                "-m",
+                "vardkedja.cli",
+                "run",
+                "--data-dir",
+                str(tmp_path / "var"),
+                "--broker-port",
+                str(free_port()),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "VK_KAFKA__SESSION_TIMEOUT_MS": "2000", "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+
+        async def running() -> bool:
+            assert proc.poll() is None, log.read_text()
+            return "stop: Ctrl-C" in log.read_text()  # the last line of the banner
+
+        await eventually(running, within=240, what="the federation to start")
+        text = log.read_text()
+        for member in DEMO_MEMBERS:
+            for offset in range(4):
+                assert f"http://127.0.0.1:{member.port_base + offset}/docs" in text
+        tokens = re.findall(r"token\s+(\S+)", text)
+        assert len(tokens) == 3
+        children = _children_of(proc.pid)
+        assert len(children) == 25  # 24 service processes + the broker
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            docs = await client.get("http://127.0.0.1:8021/docs")
+            assert docs.status_code == 200
+            assert "swagger" in docs.text.lower()
+            openapi = (await client.get("http://127.0.0.1:8020/openapi.json")).json()
+            assert "/v1/units" in openapi["paths"]
+            # Region Kronoberg's replica holds every member's demo units.
+            want = sum(len(units) for units in DEMO_UNITS.values())
+            region_token = tokens[0]
+
+            async def replicated() -> bool:
+                r = await client.get(
+                    "http://127.0.0.1:8010/v1/replica/units?limit=100",
+                    headers={"Authorization": f"Bearer {region_token}"},
+                )
+                return r.status_code == 200 and len(r.json()["items"]) >= want
+
+            await eventually(replicated, within=60, what="demo units in the region's replica")
+
+        proc.send_signal(signal.SIGINT)
+        await eventually(
+            lambda: _true(proc.poll() is not None), within=60, what="shutdown after Ctrl-C"
+        )
+        assert "stopped." in log.read_text()
+        await asyncio.sleep(0.2)
+        assert all(not _alive(pid) for pid in children), "no process may outlive the launcher"
+    finally:
+        if proc.poll() is None:  # a failed assertion: stop the federation the user's way
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # its children get SIGTERM from the kernel (PR_SET_PDEATHSIG)
+                proc.wait()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has exited though.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def _port_taken(port: int) -> bool:
+    from shared.broker import port_open
+
+    return port_open("127.0.0.1", port)
