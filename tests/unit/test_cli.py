@@ -152,7 +152,11 @@ class TestCheckProduction:
                 public_keys=[dev_public_key_pem()],
             ),
             database_url="postgresql+asyncpg://vk@db/vk",
-            kafka=KafkaSettings(security_protocol="SSL"),
+            kafka=KafkaSettings(
+                security_protocol="SSL",
+                ssl_certfile="/run/member.crt",
+                ssl_keyfile="/run/member.key",
+            ),
             federation_members=["232100-0065"],
         )
         assert settings.production_problems() == [
@@ -167,11 +171,27 @@ class TestCheckProduction:
             env="production",
             auth=AuthSettings(allow_dev_key=False, public_keys=[_other_public_key_pem()]),
             database_url="postgresql+asyncpg://vk@db/vk",
-            kafka=KafkaSettings(security_protocol="SSL"),
+            kafka=KafkaSettings(
+                security_protocol="SSL",
+                ssl_certfile="/run/member.crt",
+                ssl_keyfile="/run/member.key",
+            ),
             federation_members=["232100-0065", "212000-0647"],
         )
         assert settings.production_problems() == []
         check_production(settings)
+
+    def test_refuses_ssl_without_a_client_certificate(self) -> None:
+        settings = Settings(
+            env="production",
+            auth=AuthSettings(allow_dev_key=False, public_keys=[_other_public_key_pem()]),
+            database_url="postgresql+asyncpg://vk@db/vk",
+            kafka=KafkaSettings(security_protocol="SSL"),
+            federation_members=["232100-0065"],
+        )
+        assert settings.production_problems() == [
+            "mTLS needs VK_KAFKA__SSL_CERTFILE and VK_KAFKA__SSL_KEYFILE"
+        ]
 
     def test_development_is_not_checked(self) -> None:
         check_production(Settings(env="development"))
