@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker compose-check clean lock
+.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker bench compose-check clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ test-e2e: $(STAMP) ## only the end-to-end tests with separate processes
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services vardkedja
+	$(BIN)/mypy shared services vardkedja bench
 
 fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff format .
@@ -47,6 +47,9 @@ token: $(STAMP) ## mint a development token (ORG=... SCOPES=...)
 
 broker: $(STAMP) ## start the embedded Kafka-protocol broker in the foreground
 	$(BIN)/vardkedja broker
+
+bench: $(STAMP) ## backbone benchmark: outbox -> Kafka -> inbox at a fixed rate, with the floor (figures)
+	$(BIN)/python -m bench.backbone --rate $(or $(RATE),200) --seconds $(or $(SECONDS),30)
 
 compose-check: ## validate docker-compose.yml without a Docker engine
 	docker-compose -f docker-compose.yml config -q

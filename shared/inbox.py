@@ -122,6 +122,7 @@ class EventConsumer:
         self._stop = asyncio.Event()
         self._consumer: Consumer | None = None
         self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "skipped": 0, "dead": 0}
+        self._attempt_cache: dict[str, int] | None = None
         allowed = settings.federation_members
         self._allowed_senders = {o.replace("-", "") for o in allowed} if allowed else None
 
@@ -320,14 +321,16 @@ class EventConsumer:
         return found is not None
 
     async def _attempts(self, event_id: str) -> int:
-        ia = self.infra.inbox_attempt
-        async with self.db.sessionmaker() as session:
-            value = await session.scalar(
-                select(ia.c.attempts).where(
-                    ia.c.consumer == self.spec.name, ia.c.event_id == event_id
+        """Failed attempts so far. The table holds failures only: it is read once at start
+        and kept in memory, so a healthy event costs no extra query."""
+        if self._attempt_cache is None:
+            ia = self.infra.inbox_attempt
+            async with self.db.sessionmaker() as session:
+                rows = await session.execute(
+                    select(ia.c.event_id, ia.c.attempts).where(ia.c.consumer == self.spec.name)
                 )
-            )
-        return int(value or 0)
+                self._attempt_cache = {eid: int(n) for eid, n in rows}
+        return self._attempt_cache.get(event_id, 0)
 
     async def _last_error(self, event_id: str) -> str:
         ia = self.infra.inbox_attempt
@@ -340,6 +343,8 @@ class EventConsumer:
         return str(value or "failed")
 
     async def _record_attempt(self, event_id: str, attempts: int, error: str) -> None:
+        if self._attempt_cache is not None:
+            self._attempt_cache[event_id] = attempts
         ia = self.infra.inbox_attempt
         try:
             async with self.db.transaction() as session:

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
@@ -298,23 +298,30 @@ class OutboxRelay:
                 sent.append((row.seq, res))
         loss = False
         now = utcnow()
+        for _seq, res in sent:
+            tp = TopicPartition(res.topic, res.partition)
+            if res.offset <= self._high.get(tp, -1):
+                loss = True
+            self._high[tp] = max(self._high.get(tp, -1), res.offset)
         async with self.db.transaction() as session:
-            for seq, res in sent:
-                tp = TopicPartition(res.topic, res.partition)
-                if res.offset <= self._high.get(tp, -1):
-                    loss = True
-                self._high[tp] = max(self._high.get(tp, -1), res.offset)
+            if sent:
+                # One executemany for the whole batch, not a round trip per row.
                 await session.execute(
                     update(ob)
-                    .where(ob.c.seq == seq)
+                    .where(ob.c.seq == bindparam("b_seq"))
                     .values(
                         sent_at=now,
-                        partition=res.partition,
-                        offset=res.offset,
+                        partition=bindparam("b_partition"),
+                        offset=bindparam("b_offset"),
                         attempts=ob.c.attempts + 1,
                         publish_count=ob.c.publish_count + 1,
                         last_error=None,
                     )
+                    .execution_options(synchronize_session=False),
+                    [
+                        {"b_seq": seq, "b_partition": res.partition, "b_offset": res.offset}
+                        for seq, res in sent
+                    ],
                 )
             if failed_keys:
                 failed_seqs = [
