@@ -116,8 +116,10 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
             cur.close()
 
         return engine
+    # No pre-ping (a round trip per checkout): a dropped connection raises, is invalidated
+    # by the pool, and the request fails once / the consumer retries it as an outage.
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
 
 

@@ -70,6 +70,20 @@ class Reject(Exception):
         self.rule = rule
 
 
+@dataclass(frozen=True)
+class _Ready:
+    delivery: Delivery
+    handler: Handler | None
+    type_: str
+
+
+@dataclass(frozen=True)
+class _Bad:
+    event: CloudEvent | None
+    rule: str
+    message: str
+
+
 @dataclass
 class ConsumerSpec:
     """One named consumer of a service: its topics and a handler per event type."""
@@ -194,6 +208,9 @@ class EventConsumer:
         offsets: dict[TopicPartition, int] = {}
         try:
             for tp, records in batch.items():
+                if len(records) > 1 and await self._apply_batch(records):
+                    offsets[tp] = records[-1].offset + 1
+                    continue
                 for record in records:
                     if self._stop.is_set():
                         return
@@ -204,45 +221,98 @@ class EventConsumer:
             if offsets:
                 await consumer.commit(offsets)
 
-    async def handle(self, record: ReceivedRecord) -> str:
-        """Apply one record exactly once; returns the outcome. Never raises for bad events."""
+    def _validate(self, record: ReceivedRecord) -> _Ready | _Bad:
+        """Decode and check a record (no I/O): what to apply, or why it must be refused."""
         try:
             event = decode(record.key, record.value, record.headers)
         except MalformedEvent as exc:
-            return await self._dead_letter(record, None, exc.rule, str(exc), attempts=1)
-        adopt_traceparent(event.traceparent)
+            return _Bad(None, exc.rule, str(exc))
         if not self.spec.catalogue.is_known(event.type):
-            return await self._dead_letter(
-                record, event, "unknown_type", "event type not in the catalogue", attempts=1
-            )
+            return _Bad(event, "unknown_type", "event type not in the catalogue")
         sender = event.sender_orgnr
         if not self._sender_allowed(sender):
-            return await self._dead_letter(
-                record, event, "sender_not_member", "sender is not a federation member", 1
-            )
+            return _Bad(event, "sender_not_member", "sender is not a federation member")
         member = topics.member_of_topic(record.topic)
         if member is not None and topics.internal(member) == record.topic and sender != member:
-            return await self._dead_letter(
-                record, event, "sender_not_owner", "only the member writes its internal topic", 1
-            )
+            return _Bad(event, "sender_not_owner", "only the member writes its internal topic")
         try:
             type_, payload = self.spec.catalogue.resolve(event)
         except ValidationError as exc:
             rules = ",".join(sorted({str(e["type"]) for e in exc.errors()}))
             fields = ",".join(sorted({".".join(map(str, e["loc"])) for e in exc.errors()}))
-            return await self._dead_letter(
-                record, event, "invalid_payload", f"invalid fields: {fields} ({rules})", 1
+            return _Bad(event, "invalid_payload", f"invalid fields: {fields} ({rules})")
+        return _Ready(Delivery(event, payload, record), self.spec.handlers.get(type_), type_)
+
+    async def _apply_batch(self, records: list[ReceivedRecord]) -> bool:
+        """Apply a partition's records in ONE transaction when every one is clean (the
+        common case: one commit instead of one per event). False — with nothing applied —
+        when any record needs the careful path: a refused record, earlier failed attempts,
+        a duplicate, a handler error, a Reject or a database error."""
+        ready = [self._validate(r) for r in records]
+        items = [r for r in ready if isinstance(r, _Ready)]
+        if len(items) != len(ready):
+            return False
+        for item in items:
+            if await self._attempts(item.delivery.event.id):
+                return False
+        try:
+            async with self.db.transaction() as session:
+                for item in items:
+                    await self._insert_inbox(session, item, self._outcome_of(item))
+                    if item.handler is not None:
+                        await item.handler(session, item.delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return False
+        for item in items:
+            self._applied(item, self._outcome_of(item))
+        return True
+
+    @staticmethod
+    def _outcome_of(item: _Ready) -> str:
+        return "applied" if item.handler is not None else "skipped"
+
+    async def _insert_inbox(self, session: AsyncSession, item: _Ready, outcome: str) -> None:
+        record = item.delivery.record
+        await session.execute(
+            self.infra.inbox.insert().values(
+                consumer=self.spec.name,
+                event_id=item.delivery.event.id,
+                event_type=item.type_,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                outcome=outcome,
+                received_at=utcnow(),
             )
-        handler = self.spec.handlers.get(type_)
-        delivery = Delivery(event, payload, record)
+        )
+
+    def _applied(self, item: _Ready, outcome: str) -> None:
+        """Count and report one committed outcome."""
+        self.counts[outcome] += 1
+        EVENTS_CONSUMED.labels(self.settings.service, self.spec.name, outcome).inc()
+        if outcome == "applied":
+            event = item.delivery.event
+            lag = (dt.datetime.now(dt.UTC) - event.time).total_seconds()
+            EVENT_LAG.labels(self.settings.service, self.spec.name).observe(max(0.0, lag))
+            if self.on_applied is not None:
+                self.on_applied(item.delivery)
+
+    async def handle(self, record: ReceivedRecord) -> str:
+        """Apply one record exactly once; returns the outcome. Never raises for bad events."""
+        checked = self._validate(record)
+        if isinstance(checked, _Bad):
+            return await self._dead_letter(record, checked.event, checked.rule, checked.message, 1)
+        event = checked.delivery.event
+        adopt_traceparent(event.traceparent)
         attempts = await self._attempts(event.id)
         while True:
             if attempts >= self.settings.kafka.dead_letter_after:
                 err = await self._last_error(event.id)
                 return await self._dead_letter(record, event, "failed", err, attempts)
             try:
-                outcome = await self._apply(delivery, handler, type_)
-                return outcome
+                return await self._apply(checked)
             except Reject as exc:
                 return await self._dead_letter(record, event, exc.rule, str(exc), attempts + 1)
             except asyncio.CancelledError:
@@ -275,39 +345,24 @@ class EventConsumer:
                 if self._stop.is_set():
                     raise
 
-    async def _apply(self, delivery: Delivery, handler: Handler | None, type_: str) -> str:
-        event, record = delivery.event, delivery.record
-        outcome = "applied" if handler is not None else "skipped"
+    async def _apply(self, item: _Ready) -> str:
+        outcome = self._outcome_of(item)
         # No savepoint: the inbox row is the first statement of the unit of work, and a
         # primary-key conflict (already applied, or a concurrent delivery that won) rolls the
         # whole unit back. (pysqlite would commit a savepoint opened as the first statement.)
         try:
             async with self.db.transaction() as session:
-                await session.execute(
-                    self.infra.inbox.insert().values(
-                        consumer=self.spec.name,
-                        event_id=event.id,
-                        event_type=type_,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        outcome=outcome,
-                        received_at=utcnow(),
-                    )
-                )
-                if handler is not None:
-                    await handler(session, delivery)
+                await self._insert_inbox(session, item, outcome)
+                if item.handler is not None:
+                    await item.handler(session, item.delivery)
         except IntegrityError:
-            if not await self._seen(event.id):
+            if not await self._seen(item.delivery.event.id):
                 raise  # a constraint of the handler's own tables: a real failure
             outcome = "duplicate"
-        self.counts[outcome] += 1
-        EVENTS_CONSUMED.labels(self.settings.service, self.spec.name, outcome).inc()
-        if outcome == "applied":
-            lag = (dt.datetime.now(dt.UTC) - event.time).total_seconds()
-            EVENT_LAG.labels(self.settings.service, self.spec.name).observe(max(0.0, lag))
-            if self.on_applied is not None:
-                self.on_applied(delivery)
+            self.counts[outcome] += 1
+            EVENTS_CONSUMED.labels(self.settings.service, self.spec.name, outcome).inc()
+            return outcome
+        self._applied(item, outcome)
         return outcome
 
     async def _seen(self, event_id: str) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "SentRecord",
     "TopicPartition",
     "broker_reachable",
+    "committed_offsets",
     "ensure_topics",
 ]
 
@@ -256,6 +257,33 @@ class OffsetProbe:
             async with asyncio.timeout(self.settings.request_timeout_ms / 1000):
                 result.update(await consumer.end_offsets(present))
         return result
+
+
+async def committed_offsets(
+    settings: KafkaSettings,
+    group_id: str,
+    tps: Iterable[TopicPartition],
+    *,
+    client_id: str = "offsets",
+) -> dict[TopicPartition, int]:
+    """The offsets a consumer group has committed on ``tps`` (for lag and for tests).
+
+    Asked through a consumer of that group that never subscribes, so it does not join the
+    group (the embedded broker's answer to the admin client's OffsetFetch cannot be parsed).
+    """
+    consumer = AIOKafkaConsumer(
+        **_common(settings, client_id), group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        out: dict[TopicPartition, int] = {}
+        for tp in tps:
+            offset = await consumer.committed(tp)
+            if offset is not None and offset >= 0:
+                out[tp] = offset
+        return out
+    finally:
+        await consumer.stop()
 
 
 async def broker_reachable(settings: KafkaSettings, *, timeout: float = 2.0) -> bool:
