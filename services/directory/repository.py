@@ -22,6 +22,12 @@ class UnitRepository(RepositoryBase[Unit]):
         )
         return list(result.scalars())
 
+    async def page_owned(self, owner_orgnr: str, *, after: str | None, limit: int) -> list[Unit]:
+        stmt = select(Unit).where(Unit.owner_orgnr == owner_orgnr).order_by(Unit.id).limit(limit)
+        if after:
+            stmt = stmt.where(Unit.id > after)
+        return list((await self.session.execute(stmt)).scalars())
+
 
 class ReplicaRepository(RepositoryBase[ReplicaUnit]):
     model = ReplicaUnit

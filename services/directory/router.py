@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from services.directory import service
-from services.directory.schemas import ReplicaPage, ReplicaUnitOut, UnitCreate, UnitOut
+from services.directory.models import Unit
+from services.directory.schemas import (
+    CloseRequest,
+    ReplicaPage,
+    ReplicaUnitOut,
+    ReviewRequest,
+    UnitCreate,
+    UnitOut,
+    UnitPage,
+    UnitUpdate,
+)
+from services.directory.service import StatusConflict, UnitNotFound, VersionMismatch
 from shared.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
 from shared.auth import Caller, require_scopes
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, problem_responses
+from shared.errors import Conflict, Forbidden, InvalidInput, PreconditionRequired, problem_responses
 from shared.identifiers import Kommunkod, Organisationsnummer
 
 router = APIRouter(prefix="/v1", tags=["units"])
@@ -20,19 +32,64 @@ replica_router = APIRouter(prefix="/v1/replica", tags=["replica"])
 Writer = Annotated[Caller, Depends(require_scopes("directory:write"))]
 Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
 UnitId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="unit id")]
+Cursor = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+_ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
+
+IfMatchOptional = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=40,
+        description="the unit's `ETag`; when given, the change is refused (412) if the unit "
+        "has changed since",
+    ),
+]
+IfMatchRequired = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=40,
+        description="required: the `ETag` of the version you edited (412 if it changed, "
+        "428 if missing)",
+    ),
+]
 
 
-class UnitNotFound(NotFound):
-    slug = "unit-not-found"
-    title = "No such unit in this member's directory"
-
-
-def _out(unit: object) -> UnitOut:
-    return UnitOut.model_validate(unit, from_attributes=True)
+def _version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    m = _ETAG.match(if_match.strip())
+    if not m:
+        raise InvalidInput.field("If-Match", "etag", 'not an ETag of this API (e.g. "3")')
+    return int(m.group(1))
 
 
 def _etag(version: int) -> str:
     return f'"{version}"'
+
+
+def _out(unit: Unit, response: Response) -> UnitOut:
+    response.headers["ETag"] = _etag(unit.version)
+    return UnitOut.model_validate(unit, from_attributes=True)
+
+
+def _encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        # validate=True: urlsafe_b64decode silently drops characters outside the alphabet,
+        # so garbage decoded to "" and restarted the listing from the first page.
+        after = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+        if not after:
+            raise ValueError("empty cursor")
+        return after
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput.field("cursor", "cursor", "not a cursor from a previous page") from exc
 
 
 @router.post(
@@ -43,8 +100,9 @@ def _etag(version: int) -> str:
     description=(
         "Creates a unit owned by the caller's member and publishes it on "
         "`vardkedja.directory`, from where every member's replica picks it up within "
-        "seconds. Units are functions, never named persons. Send an `Idempotency-Key` to "
-        "retry safely. Scope `directory:write`."
+        "seconds. Units are functions, never named persons: contact paths are functional "
+        "mailboxes, switchboards, secure-mail addresses, postal addresses or the unit's "
+        "inbox. Send an `Idempotency-Key` to retry safely. Scope `directory:write`."
     ),
     responses=problem_responses(Forbidden, Conflict),
 )
@@ -64,7 +122,7 @@ async def create_unit(
     unit = await service.create_unit(
         session=session, outbox=ctx.outbox, owner_orgnr=caller.org, data=body
     )
-    out = _out(unit)
+    out = _out(unit, response)
     headers = {"ETag": _etag(unit.version), "Location": f"/v1/units/{unit.id}"}
     await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, headers)
     response.headers.update(headers)
@@ -72,34 +130,196 @@ async def create_unit(
 
 
 @router.get(
+    "/units",
+    response_model=UnitPage,
+    summary="List your member's own units",
+    description="Your member's units ordered by id, with cursor pagination. "
+    "Scope `directory:read`.",
+    responses=problem_responses(Forbidden),
+)
+async def list_units(
+    caller: Reader, session: DbSession, cursor: Cursor = None, limit: Limit = 100
+) -> UnitPage:
+    rows = await service.list_own(
+        session=session, owner_orgnr=caller.org, after=_decode_cursor(cursor), limit=limit + 1
+    )
+    items = [UnitOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    more = len(rows) > limit
+    return UnitPage(items=items, next_cursor=_encode_cursor(items[-1].id) if more else None)
+
+
+@router.get(
     "/units/{unit_id}",
     response_model=UnitOut,
     summary="Read one of your member's own units",
-    description="The owner's copy of a unit, with its `ETag`. Scope `directory:read`.",
+    description="The owner's copy of a unit, with its `ETag` for a later update. "
+    "Scope `directory:read`.",
     responses=problem_responses(Forbidden, UnitNotFound),
 )
 async def get_unit(
     unit_id: UnitId, caller: Reader, session: DbSession, response: Response
 ) -> UnitOut:
     unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
-    if unit is None:
-        raise UnitNotFound()
-    response.headers["ETag"] = _etag(unit.version)
-    return _out(unit)
+    return _out(unit, response)
 
 
-def _decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        # validate=True: urlsafe_b64decode silently drops characters outside the alphabet,
-        # so garbage decoded to "" and restarted the listing from the first page.
-        after = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
-        if not after:
-            raise ValueError("empty cursor")
-        return after
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput.field("cursor", "cursor", "not a cursor from a previous page") from exc
+@router.put(
+    "/units/{unit_id}",
+    response_model=UnitOut,
+    summary="Update a unit (If-Match required)",
+    description=(
+        "Replaces the unit's description with the body. Send the `ETag` you read as "
+        "`If-Match`: if someone changed the unit since, the update is refused with 412 and "
+        "nothing is stored. The change is broadcast to every member. Another member's unit "
+        "answers 404. Scope `directory:write`."
+    ),
+    responses=problem_responses(Forbidden, UnitNotFound, VersionMismatch, PreconditionRequired),
+)
+async def update_unit(
+    unit_id: UnitId,
+    body: UnitUpdate,
+    caller: Writer,
+    session: DbSession,
+    ctx: Ctx,
+    response: Response,
+    if_match: IfMatchRequired = None,
+) -> UnitOut:
+    expected = _version(if_match)
+    if expected is None:
+        raise PreconditionRequired("send the unit's ETag as If-Match")
+    unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
+    unit = await service.update_unit(
+        session=session, outbox=ctx.outbox, unit=unit, data=body, expected_version=expected
+    )
+    return _out(unit, response)
+
+
+async def _status_change(
+    *,
+    action: str,
+    unit_id: str,
+    caller: Caller,
+    session: DbSession,
+    ctx: Ctx,
+    response: Response,
+    if_match: str | None,
+    message: str | None = None,
+) -> UnitOut:
+    unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
+    unit = await service.change_status(
+        session=session,
+        outbox=ctx.outbox,
+        unit=unit,
+        action=action,
+        message=message,
+        expected_version=_version(if_match),
+    )
+    return _out(unit, response)
+
+
+_STATUS_ERRORS = problem_responses(Forbidden, UnitNotFound, StatusConflict, VersionMismatch)
+
+
+@router.post(
+    "/units/{unit_id}/close",
+    response_model=UnitOut,
+    summary="Close a unit temporarily, with a message",
+    description="From `active` to `temporarily_closed`. The message (where to turn meanwhile) "
+    "is shown to every member. 409 lists the allowed actions otherwise. Scope "
+    "`directory:write`.",
+    responses=_STATUS_ERRORS,
+)
+async def close_unit(
+    unit_id: UnitId,
+    body: CloseRequest,
+    caller: Writer,
+    session: DbSession,
+    ctx: Ctx,
+    response: Response,
+    if_match: IfMatchOptional = None,
+) -> UnitOut:
+    return await _status_change(
+        action="close",
+        unit_id=unit_id,
+        caller=caller,
+        session=session,
+        ctx=ctx,
+        response=response,
+        if_match=if_match,
+        message=body.message,
+    )
+
+
+def _status_action(action: str, summary: str, description: str) -> None:
+    """Register ``POST /v1/units/{unit_id}/<action>`` for a status change without a body."""
+
+    async def endpoint(
+        unit_id: UnitId,
+        caller: Writer,
+        session: DbSession,
+        ctx: Ctx,
+        response: Response,
+        if_match: IfMatchOptional = None,
+    ) -> UnitOut:
+        return await _status_change(
+            action=action,
+            unit_id=unit_id,
+            caller=caller,
+            session=session,
+            ctx=ctx,
+            response=response,
+            if_match=if_match,
+        )
+
+    endpoint.__name__ = f"{action}_unit"
+    router.post(
+        f"/units/{{unit_id}}/{action}",
+        response_model=UnitOut,
+        summary=summary,
+        description=description,
+        responses=_STATUS_ERRORS,
+    )(endpoint)
+
+
+_status_action(
+    "reopen",
+    "Reopen a closed or inactive unit",
+    "From `temporarily_closed` or `inactive` to `active`. Scope `directory:write`.",
+)
+_status_action(
+    "deactivate",
+    "Make a unit inactive",
+    "The unit stays listed as inactive (routing never proposes it). Scope `directory:write`.",
+)
+
+
+@router.post(
+    "/units/{unit_id}/review",
+    response_model=UnitOut,
+    summary="Mark a unit as reviewed",
+    description="Records that a function (e.g. the vårdkedjekoordinator) confirmed the entry "
+    "today; entries not reviewed for a long time are listed as stale. Scope "
+    "`directory:write`.",
+    responses=problem_responses(Forbidden, UnitNotFound, VersionMismatch),
+)
+async def review_unit(
+    unit_id: UnitId,
+    body: ReviewRequest,
+    caller: Writer,
+    session: DbSession,
+    ctx: Ctx,
+    response: Response,
+    if_match: IfMatchOptional = None,
+) -> UnitOut:
+    unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
+    unit = await service.mark_reviewed(
+        session=session,
+        outbox=ctx.outbox,
+        unit=unit,
+        reviewed_by=body.reviewed_by,
+        expected_version=_version(if_match),
+    )
+    return _out(unit, response)
 
 
 @replica_router.get(
@@ -118,8 +338,8 @@ async def list_replica(
     session: DbSession,
     member: Annotated[Organisationsnummer | None, Query(description="owning member")] = None,
     kommunkod: Annotated[Kommunkod | None, Query(description="SCB kommunkod")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Cursor = None,
+    limit: Limit = 100,
 ) -> ReplicaPage:
     rows = await service.list_replica(
         session=session,
@@ -129,10 +349,8 @@ async def list_replica(
         limit=limit + 1,
     )
     items = [ReplicaUnitOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
-    next_cursor = (
-        base64.urlsafe_b64encode(items[-1].unit_id.encode()).decode() if len(rows) > limit else None
-    )
-    return ReplicaPage(items=items, next_cursor=next_cursor)
+    more = len(rows) > limit
+    return ReplicaPage(items=items, next_cursor=_encode_cursor(items[-1].unit_id) if more else None)
 
 
 @replica_router.get(
@@ -144,6 +362,4 @@ async def list_replica(
 )
 async def get_replica_unit(unit_id: UnitId, caller: Reader, session: DbSession) -> ReplicaUnitOut:
     row = await service.get_replica_unit(session=session, unit_id=unit_id)
-    if row is None:
-        raise UnitNotFound("not (yet) in this member's replica")
     return ReplicaUnitOut.model_validate(row, from_attributes=True)

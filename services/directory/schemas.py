@@ -3,87 +3,250 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from services.directory.codes import Channel, Intervention, UnitKind, UnitStatus
+from services.directory.hours import OpeningHours
+from shared.codes import ReferralKind
+from shared.contact import FunctionalEmail, PostalAddress, SecureMailAddress, SwedishPhone
 from shared.identifiers import Kommunkod
 
-
-class UnitKind(enum.StrEnum):
-    """Kinds of unit/function (a code list that can grow; domain.md's glossary)."""
-
-    REMISSPORT = "remissport"
-    BEROENDEMOTTAGNING = "beroendemottagning"
-    VUXENPSYKIATRI = "vuxenpsykiatri"
-    PSYKOSENHET = "psykosenhet"
-    AKUTPSYKIATRI = "akutpsykiatri"
-    PRIMARVARD = "primarvard"
-    SOCIALTJANSTENS_MOTTAGNING = "socialtjanstens_mottagning"
-    MYNDIGHETSUTOVNING_VUXNA = "myndighetsutovning_vuxna"
-    BOENDESTOD = "boendestod"
-    SYSSELSATTNING = "sysselsattning"
-    BEHANDLINGSHEM_HVB = "behandlingshem_hvb"
-    HELDYGNSVARD = "heldygnsvard"
-    INTEGRERAD_BEROENDEMOTTAGNING = "integrerad_beroendemottagning"
-    ANHORIGSTOD = "anhorigstod"
-    VARDKEDJEKOORDINATOR = "vardkedjekoordinator"
+__all__ = [
+    "Capacity",
+    "Channel",
+    "CloseRequest",
+    "ContactPath",
+    "ReplicaPage",
+    "ReplicaUnitOut",
+    "ReviewRequest",
+    "TargetGroup",
+    "UnitCreate",
+    "UnitKind",
+    "UnitOut",
+    "UnitPage",
+    "UnitStatus",
+    "UnitUpdate",
+]
 
 
-class UnitStatus(enum.StrEnum):
-    ACTIVE = "active"
-    TEMPORARILY_CLOSED = "temporarily_closed"
-    INACTIVE = "inactive"
+class TargetGroup(BaseModel):
+    """Who the unit is for, e.g. "Unga vuxna 18–25 med skadligt bruk"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(min_length=2, max_length=200)
+    age_min: int | None = Field(None, ge=0, le=120)
+    age_max: int | None = Field(None, ge=0, le=120)
+
+    @model_validator(mode="after")
+    def _age_order(self) -> Self:
+        if self.age_min is not None and self.age_max is not None and self.age_max < self.age_min:
+            raise PydanticCustomError("age_range", "age_max is below age_min")
+        return self
 
 
-class UnitCreate(BaseModel):
-    """A new unit/function of the caller's own member. Never a named person."""
+class ContactPath(BaseModel):
+    """One reason to contact the function (kontaktorsak) and the channel to use for it.
+
+    Exactly the field that belongs to ``channel`` is set: ``phone``, ``email``,
+    ``secure_mail`` or ``postal``; channel ``inbox`` (the unit's own inbox in vårdkedjan)
+    needs none. Functional addresses only — never a named person.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=2, max_length=200, description="kontaktorsak")
+    channel: Channel
+    phone: SwedishPhone | None = None
+    email: FunctionalEmail | None = None
+    secure_mail: SecureMailAddress | None = None
+    postal: PostalAddress | None = None
+    note: str | None = Field(None, max_length=300)
+
+    @model_validator(mode="after")
+    def _one_value_for_the_channel(self) -> Self:
+        wanted = {
+            Channel.PHONE: "phone",
+            Channel.FUNCTIONAL_EMAIL: "email",
+            Channel.SECURE_MAIL: "secure_mail",
+            Channel.POSTAL_ADDRESS: "postal",
+            Channel.INBOX: None,
+        }[self.channel]
+        present = [f for f in ("phone", "email", "secure_mail", "postal") if getattr(self, f)]
+        if present != ([wanted] if wanted else []):
+            raise PydanticCustomError(
+                "channel_value",
+                "set exactly the value of the chosen channel ({field})",
+                {"field": wanted or "none"},
+            )
+        return self
+
+
+class Capacity(BaseModel):
+    """Free places, as of a time (e.g. beds at a treatment home)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    free_places: int = Field(ge=0, le=100_000)
+    total_places: int | None = Field(None, ge=0, le=100_000)
+    as_of: AwareDatetime
+
+
+class UnitFields(BaseModel):
+    """The owner-maintained description of a unit/function. Never a named person."""
+
+    # Nested models' input (free-text notes) must not reach a log via str(ValidationError).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    name: str = Field(min_length=2, max_length=200, description="the function's name")
+    kind: UnitKind
+    mission: str = Field("", max_length=2000, description="uppdrag: what the function does")
+    target_groups: list[TargetGroup] = Field(default_factory=list, max_length=10)
+    interventions: list[Intervention] = Field(default_factory=list, max_length=100)
+    kommunkoder: list[Kommunkod] = Field(
+        min_length=1, max_length=290, description="SCB kommunkoder the unit covers"
+    )
+    contact_paths: list[ContactPath] = Field(default_factory=list, max_length=50)
+    opening_hours: OpeningHours | None = None
+    referral_kinds: list[ReferralKind] = Field(
+        default_factory=list, description="which referral kinds the unit receives"
+    )
+    parent_unit_id: str | None = Field(None, max_length=64)
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    capacity: Capacity | None = None
+
+    @field_validator("valid_to")
+    @classmethod
+    def _after_start(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("valid_from")
+        if value is not None and start is not None and value < start:
+            raise PydanticCustomError("validity_order", "valid_to is before valid_from")
+        return value
+
+    @field_validator("interventions", "kommunkoder", "referral_kinds")
+    @classmethod
+    def _unique(cls, values: list[Any]) -> list[Any]:
+        if len(set(values)) != len(values):
+            raise PydanticCustomError("unique", "the list has repeated values")
+        return values
+
+
+_EXAMPLE: dict[str, JsonValue] = {
+    "name": "Socialtjänstens mottagning vuxna",
+    "kind": "socialtjanstens_mottagning",
+    "mission": "Tar emot ansökningar och anmälningar om vuxna med skadligt bruk eller "
+    "beroende, utreder behov och beslutar om insatser enligt SoL.",
+    "target_groups": [{"description": "Vuxna med skadligt bruk eller beroende", "age_min": 18}],
+    "interventions": ["utredning_sol", "boendestod", "motivationssamtal"],
+    "kommunkoder": ["0780"],
+    "contact_paths": [
+        {"reason": "Ansökan om boendestöd", "channel": "inbox"},
+        {"reason": "Rådgivning till professionella", "channel": "phone", "phone": "0470-41 00 00"},
+        {
+            "reason": "Handlingar per post",
+            "channel": "postal_address",
+            "postal": {"street": "Box 1222", "postcode": "351 12", "city": "Växjö"},
+        },
+    ],
+    "opening_hours": {
+        "weekly": [
+            {"day": d, "opens": "08:00", "closes": "16:30"}
+            for d in ("mon", "tue", "wed", "thu", "fri")
+        ]
+    },
+    "referral_kinds": ["kontaktbegaran", "sip_kallelse", "utskrivningsplanering"],
+}
+
+
+class UnitCreate(UnitFields):
+    """A new unit of the caller's own member."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+
+class UnitUpdate(UnitFields):
+    """The whole new description of a unit (replaces the old; send ``If-Match``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+
+class CloseRequest(BaseModel):
+    """Close a unit temporarily; the message tells others where to turn meanwhile."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [
-                {
-                    "name": "Socialtjänstens mottagning vuxna",
-                    "kind": "socialtjanstens_mottagning",
-                    "kommunkoder": ["0780"],
-                }
-            ]
+            "examples": [{"message": "Stängt v. 28–31. Vänd er till Beroendemottagningen."}]
         },
     )
 
-    name: str = Field(min_length=2, max_length=200, description="the function's name")
-    kind: UnitKind
-    kommunkoder: list[Kommunkod] = Field(
-        min_length=1, max_length=290, description="SCB kommunkoder the unit covers"
+    message: str = Field(min_length=2, max_length=500)
+
+
+class ReviewRequest(BaseModel):
+    """Confirm that the entry is correct. ``reviewed_by`` is a function, not a person."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reviewed_by": "Vårdkedjekoordinator"}]}
     )
-    status: UnitStatus = UnitStatus.ACTIVE
+
+    reviewed_by: str = Field(min_length=2, max_length=100)
 
 
-class UnitOut(BaseModel):
-    """A unit as stored by its owner."""
-
-    id: str
+class _PublicOut(BaseModel):
     owner_orgnr: str
     name: str
     kind: str
+    mission: str
+    target_groups: list[TargetGroup]
+    interventions: list[str]
     kommunkoder: list[str]
-    status: str
+    contact_paths: list[ContactPath]
+    opening_hours: OpeningHours | None
+    referral_kinds: list[str]
+    status: UnitStatus
+    status_message: str | None
+    parent_unit_id: str | None
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    reviewed_at: dt.datetime | None
+    reviewed_by: str | None
+    capacity: Capacity | None
     version: int
+
+
+class UnitOut(_PublicOut):
+    """A unit as stored by its owner."""
+
+    id: str
     created_at: dt.datetime
     updated_at: dt.datetime
 
 
-class ReplicaUnitOut(BaseModel):
+class UnitPage(BaseModel):
+    """One page of the member's own units; pass ``next_cursor`` to continue."""
+
+    items: list[UnitOut]
+    next_cursor: str | None = None
+
+
+class ReplicaUnitOut(_PublicOut):
     """A unit of any member as held in this member's read replica."""
 
     unit_id: str
-    owner_orgnr: str
-    name: str
-    kind: str
-    kommunkoder: list[str]
-    status: str
-    version: int
     changed_at: dt.datetime
     received_at: dt.datetime
 

@@ -2,27 +2,79 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.directory.codes import UnitStatus
+from services.directory.hours import OpeningHours
 from services.directory.models import ReplicaUnit, Unit
 from services.directory.repository import ReplicaRepository, UnitRepository
-from services.directory.schemas import UnitCreate
+from services.directory.schemas import Capacity, ContactPath, TargetGroup, UnitFields
+from shared.db import utcnow
+from shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from shared.events import CloudEvent, topics
 from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.inbox import Reject
 from shared.outbox import Outbox
+
+# The fields every member sees; the event carries exactly these (plus id and version).
+PUBLIC_FIELDS = (
+    "owner_orgnr",
+    "name",
+    "kind",
+    "mission",
+    "target_groups",
+    "interventions",
+    "kommunkoder",
+    "contact_paths",
+    "opening_hours",
+    "referral_kinds",
+    "status",
+    "status_message",
+    "parent_unit_id",
+    "valid_from",
+    "valid_to",
+    "reviewed_at",
+    "reviewed_by",
+    "capacity",
+)
+
+# Which status change is allowed from which status.
+TRANSITIONS: dict[str, dict[UnitStatus, set[UnitStatus]]] = {
+    "close": {UnitStatus.ACTIVE: {UnitStatus.TEMPORARILY_CLOSED}},
+    "reopen": {
+        UnitStatus.TEMPORARILY_CLOSED: {UnitStatus.ACTIVE},
+        UnitStatus.INACTIVE: {UnitStatus.ACTIVE},
+    },
+    "deactivate": {
+        UnitStatus.ACTIVE: {UnitStatus.INACTIVE},
+        UnitStatus.TEMPORARILY_CLOSED: {UnitStatus.INACTIVE},
+    },
+}
+
+
+class UnitNotFound(NotFound):
+    slug = "unit-not-found"
+    title = "No such unit in this member's directory"
+
+
+class StatusConflict(Conflict):
+    slug = "unit-status-conflict"
+    title = "This change is not allowed from the unit's current status"
+
+
+class VersionMismatch(PreconditionFailed):
+    slug = "unit-version-mismatch"
+    title = "The unit has changed since you read it (If-Match does not match its ETag)"
 
 
 def unit_event(*, unit: Unit) -> UnitChangedV1:
     """Builds the broadcast form of a unit: organisational data only."""
+    values: dict[str, Any] = {f: getattr(unit, f) for f in PUBLIC_FIELDS}
     return UnitChangedV1(
-        unit_id=unit.id,
-        owner_orgnr=unit.owner_orgnr,
-        name=unit.name,
-        kind=unit.kind,
-        kommunkoder=list(unit.kommunkoder),
-        status=unit.status,
-        version=unit.version,
-        changed_at=unit.updated_at,
+        unit_id=unit.id, version=unit.version, changed_at=unit.updated_at, **values
     )
 
 
@@ -39,30 +91,133 @@ async def publish_unit(*, session: AsyncSession, outbox: Outbox, unit: Unit) -> 
     )
 
 
+def _fields(data: UnitFields) -> dict[str, Any]:
+    """The model as stored: nested objects as JSON-ready dicts, codes as strings."""
+    dumped: dict[str, Any] = data.model_dump(mode="json")
+    for name in ("valid_from", "valid_to"):  # Date columns want dates, not strings
+        dumped[name] = getattr(data, name)
+    return dumped
+
+
+async def _check_parent(
+    *, repo: UnitRepository, owner_orgnr: str, parent_id: str | None, unit_id: str | None
+) -> None:
+    if parent_id is None:
+        return
+    seen = {unit_id} if unit_id else set()
+    current: str | None = parent_id
+    while current is not None:
+        if current in seen:
+            raise InvalidInput.field("parent_unit_id", "parent_cycle", "parent chain loops")
+        seen.add(current)
+        parent = await repo.get_owned(current, owner_orgnr)
+        if parent is None:
+            raise InvalidInput.field(
+                "parent_unit_id", "unknown_parent", "no unit of your member has this id"
+            )
+        current = parent.parent_unit_id
+
+
 async def create_unit(
-    *, session: AsyncSession, outbox: Outbox, owner_orgnr: str, data: UnitCreate
+    *, session: AsyncSession, outbox: Outbox, owner_orgnr: str, data: UnitFields
 ) -> Unit:
     """Creates a unit of ``owner_orgnr`` and announces it to the federation."""
-    unit = Unit(
-        owner_orgnr=owner_orgnr,
-        name=data.name,
-        kind=str(data.kind),
-        kommunkoder=list(data.kommunkoder),
-        status=str(data.status),
+    repo = UnitRepository(session)
+    await _check_parent(
+        repo=repo, owner_orgnr=owner_orgnr, parent_id=data.parent_unit_id, unit_id=None
     )
-    await UnitRepository(session).add(unit)
+    unit = Unit(owner_orgnr=owner_orgnr, status=str(UnitStatus.ACTIVE), **_fields(data))
+    await repo.add(unit)
     await publish_unit(session=session, outbox=outbox, unit=unit)
     return unit
 
 
-async def get_own_unit(*, session: AsyncSession, unit_id: str, owner_orgnr: str) -> Unit | None:
-    """Gets a unit of ``owner_orgnr`` by id (None for another member's or an unknown id)."""
-    return await UnitRepository(session).get_owned(unit_id, owner_orgnr)
+async def get_own_unit(*, session: AsyncSession, unit_id: str, owner_orgnr: str) -> Unit:
+    """Gets a unit of ``owner_orgnr`` by id (UnitNotFound for another member's or unknown)."""
+    unit = await UnitRepository(session).get_owned(unit_id, owner_orgnr)
+    if unit is None:
+        raise UnitNotFound()
+    return unit
 
 
-async def get_replica_unit(*, session: AsyncSession, unit_id: str) -> ReplicaUnit | None:
+def check_version(unit: Unit, expected: int | None) -> None:
+    """Refuses a change based on an older version than the stored one."""
+    if expected is not None and expected != unit.version:
+        raise VersionMismatch(headers={"ETag": f'"{unit.version}"'})
+
+
+async def update_unit(
+    *, session: AsyncSession, outbox: Outbox, unit: Unit, data: UnitFields, expected_version: int
+) -> Unit:
+    """Replaces a unit's description (optimistic concurrency on ``expected_version``)."""
+    check_version(unit, expected_version)
+    await _check_parent(
+        repo=UnitRepository(session),
+        owner_orgnr=unit.owner_orgnr,
+        parent_id=data.parent_unit_id,
+        unit_id=unit.id,
+    )
+    for name, value in _fields(data).items():
+        setattr(unit, name, value)
+    await session.flush()  # version_id_col bumps the version and guards concurrent writers
+    await publish_unit(session=session, outbox=outbox, unit=unit)
+    return unit
+
+
+async def change_status(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    unit: Unit,
+    action: str,
+    message: str | None = None,
+    expected_version: int | None = None,
+) -> Unit:
+    """Closes, reopens or deactivates a unit; 409 lists what is allowed from its status."""
+    check_version(unit, expected_version)
+    allowed = TRANSITIONS[action]
+    current = UnitStatus(unit.status)
+    if current not in allowed:
+        possible = sorted(a for a, by_status in TRANSITIONS.items() if current in by_status)
+        raise StatusConflict(f"the unit is {current}", allowed=possible)
+    (target,) = allowed[current]
+    unit.status = str(target)
+    unit.status_message = message if target is UnitStatus.TEMPORARILY_CLOSED else None
+    await session.flush()
+    await publish_unit(session=session, outbox=outbox, unit=unit)
+    return unit
+
+
+async def mark_reviewed(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    unit: Unit,
+    reviewed_by: str,
+    expected_version: int | None = None,
+) -> Unit:
+    """Records that a function checked the entry now."""
+    check_version(unit, expected_version)
+    unit.reviewed_at = utcnow()
+    unit.reviewed_by = reviewed_by
+    await session.flush()
+    await publish_unit(session=session, outbox=outbox, unit=unit)
+    return unit
+
+
+async def list_own(
+    *, session: AsyncSession, owner_orgnr: str, after: str | None, limit: int
+) -> list[Unit]:
+    """Lists the member's own units ordered by id, after the cursor ``after``."""
+    return await UnitRepository(session).page_owned(owner_orgnr, after=after, limit=limit)
+
+
+async def get_replica_unit(*, session: AsyncSession, unit_id: str) -> ReplicaUnit:
     """Gets a unit of any member from the replica."""
-    return await ReplicaRepository(session).get(unit_id)
+    row = await ReplicaRepository(session).get(unit_id)
+    if row is None:
+        raise UnitNotFound("not (yet) in this member's replica")
+    return row
 
 
 async def list_replica(
@@ -79,10 +234,31 @@ async def list_replica(
     )
 
 
+_NESTED: dict[str, TypeAdapter[Any]] = {
+    "target_groups": TypeAdapter(list[TargetGroup]),
+    "contact_paths": TypeAdapter(list[ContactPath]),
+    "opening_hours": TypeAdapter(OpeningHours | None),
+    "capacity": TypeAdapter(Capacity | None),
+}
+
+
+def _validated_nested(payload: UnitChangedV1) -> dict[str, Any]:
+    """The nested objects of a received unit, checked with the same rules as the API."""
+    out: dict[str, Any] = {}
+    for name, adapter in _NESTED.items():
+        try:
+            value = adapter.validate_python(getattr(payload, name))
+        except ValidationError as exc:
+            raise Reject("invalid_unit", f"{name} does not follow the directory schema") from exc
+        out[name] = adapter.dump_python(value, mode="json")
+    return out
+
+
 async def apply_unit_changed(
     *, session: AsyncSession, event: CloudEvent, payload: UnitChangedV1
 ) -> bool:
     """Applies a broadcast unit state to the replica unless it is stale; True if applied."""
+    nested = _validated_nested(payload)
     repo = ReplicaRepository(session)
     current = await repo.get(payload.unit_id)
     if current is not None and current.version >= payload.version:
@@ -90,13 +266,11 @@ async def apply_unit_changed(
     if current is None:
         current = ReplicaUnit(unit_id=payload.unit_id)
         session.add(current)
-    current.owner_orgnr = payload.owner_orgnr
-    current.name = payload.name
-    current.kind = payload.kind
-    current.kommunkoder = list(payload.kommunkoder)
-    current.status = payload.status
+    for name in PUBLIC_FIELDS:
+        setattr(current, name, nested.get(name, getattr(payload, name)))
     current.version = payload.version
     current.changed_at = payload.changed_at
+    current.received_at = utcnow()
     current.source_event_id = event.id
     await session.flush()
     return True

@@ -8,6 +8,7 @@ data (they travel only on per-member topics, after a sharing decision).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import Field
 
@@ -24,15 +25,31 @@ class UnitChangedV1(EventPayload):
     Sent by the owning member's directory service on ``vardkedja.directory`` (compacted, key =
     unit id) with the unit's whole public state, so the latest event per key *is* the unit.
     Every member's directory keeps a read replica from it. ``version`` grows with every
-    change; a replica ignores a version it has already passed. Organisational data only.
+    change; a replica ignores a version it has already passed. Organisational data only:
+    functions and their functional contact paths, never named persons. The nested objects
+    (target groups, contact paths, opening hours, capacity) follow the directory API's
+    schemas and are validated again by every receiving directory.
     """
 
     unit_id: str = Field(max_length=64)
     owner_orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
     name: str = Field(min_length=1, max_length=200)
     kind: str = Field(max_length=64)
-    kommunkoder: list[str] = Field(default_factory=list)
+    mission: str = Field("", max_length=2000)
+    target_groups: list[dict[str, Any]] = Field(default_factory=list, max_length=10)
+    interventions: list[str] = Field(default_factory=list, max_length=100)
+    kommunkoder: list[str] = Field(default_factory=list, max_length=290)
+    contact_paths: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    opening_hours: dict[str, Any] | None = None
+    referral_kinds: list[str] = Field(default_factory=list, max_length=10)
     status: str = Field(max_length=32)
+    status_message: str | None = Field(None, max_length=500)
+    parent_unit_id: str | None = Field(None, max_length=64)
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    reviewed_at: dt.datetime | None = None
+    reviewed_by: str | None = Field(None, max_length=100)
+    capacity: dict[str, Any] | None = None
     version: int = Field(ge=1)
     changed_at: dt.datetime
 

@@ -74,7 +74,15 @@ async def test_a_unit_created_at_vaxjo_appears_in_region_kronobergs_replica(
     unit = {
         "name": "Socialtjänstens mottagning vuxna",
         "kind": "socialtjanstens_mottagning",
+        "mission": "Ansökningar om stöd för vuxna med skadligt bruk.",
         "kommunkoder": ["0780"],
+        "interventions": ["boendestod", "utredning_sol"],
+        "referral_kinds": ["kontaktbegaran"],
+        "contact_paths": [
+            {"reason": "Ansökan om boendestöd", "channel": "inbox"},
+            {"reason": "Rådgivning", "channel": "phone", "phone": "0470-41 00 00"},
+        ],
+        "opening_hours": {"weekly": [{"day": "mon", "opens": "08:00", "closes": "16:30"}]},
     }
     async with httpx.AsyncClient(timeout=10) as client:
         created = await client.post(
@@ -104,6 +112,23 @@ async def test_a_unit_created_at_vaxjo_appears_in_region_kronobergs_replica(
         assert seen["kind"] == unit["kind"]
         assert seen["kommunkoder"] == ["0780"]
         assert seen["version"] == 1
+        # The whole public description crossed, exactly as the owner stores it.
+        owned = (
+            await client.get(
+                f"http://127.0.0.1:{vaxjo.port('directory')}/v1/units/{unit_id}",
+                headers=_auth(vaxjo.orgnr, "directory:read"),
+            )
+        ).json()
+        for field in (
+            "mission",
+            "interventions",
+            "referral_kinds",
+            "contact_paths",
+            "opening_hours",
+            "status",
+        ):
+            assert seen[field] == owned[field], field
+        assert seen["contact_paths"][1]["phone"] == "+46470410000"
 
         # The region cannot create units for Växjö: its token is refused at Växjö's instance.
         foreign = await client.post(

@@ -18,9 +18,6 @@ from sqlalchemy import func, select
 from services.directory import service
 from services.directory.handlers import on_unit_changed
 from services.directory.models import ReplicaUnit, Unit
-from shared import migrations
-from shared.app import create_app
-from shared.auth import mint_token
 from shared.broker import EmbeddedBroker, free_port
 from shared.db import Database
 from shared.errors import PROBLEM_BASE, PROBLEM_JSON
@@ -28,86 +25,12 @@ from shared.events import CloudEvent, decode
 from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
 from shared.inbox import Delivery, Reject
 from shared.kafka import ReceivedRecord
-from shared.service import load_spec
 from tests.conftest import (
-    BACKENDS,
     ORG_ALVESTA,
     ORG_REGION,
     ORG_VAXJO,
-    create_pg_database,
-    drop_pg_database,
-    make_settings,
 )
-
-SPEC = load_spec("directory")
-UNIT = {
-    "name": "Socialtjänstens mottagning vuxna",
-    "kind": "socialtjanstens_mottagning",
-    "kommunkoder": ["0780"],
-}
-RW = ["directory:read", "directory:write"]
-
-
-def token(org: str = ORG_VAXJO, scopes: list[str] | None = None, sub: str = "tester") -> str:
-    return mint_token(sub=sub, org=org, scopes=RW if scopes is None else scopes)
-
-
-def auth(
-    org: str = ORG_VAXJO, scopes: list[str] | None = None, sub: str = "tester"
-) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(org, scopes, sub)}"}
-
-
-def build(db_url: str, **settings: Any) -> FastAPI:
-    """The directory app of Växjö on ``db_url`` (already migrated by ``migrated_url``)."""
-    return create_app(
-        SPEC, make_settings(service="directory", orgnr=ORG_VAXJO, db_url=db_url, **settings)
-    )
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-async def migrated_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    """One database per backend for this module, migrated once (creating and migrating a
-    PostgreSQL database per test would dominate the run time)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('directory') / 'directory.db'}"
-    else:
-        url = await create_pg_database()
-    await migrations.upgrade(SPEC.migrations_dir, url)
-    yield url
-    if request.param == "postgres":
-        await drop_pg_database(url)
-
-
-@pytest.fixture
-async def db_url(migrated_url: str) -> str:
-    """The module's database, emptied before each test (the append-only audit log excepted:
-    the directory writes none)."""
-    database = Database(migrated_url)
-    try:
-        async with database.transaction() as session:
-            for table in reversed(SPEC.metadata.sorted_tables):
-                if table is not SPEC.infra.audit:
-                    await session.execute(table.delete())
-    finally:
-        await database.dispose()
-    return migrated_url
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
-async def app(db_url: str, db: Database) -> AsyncIterator[FastAPI]:
-    application = build(db_url)
-    yield application
-    await application.state.ctx.db.dispose()
+from tests.helpers.directory import SPEC, UNIT, auth, build
 
 
 @pytest.fixture
@@ -563,7 +486,13 @@ class TestOpenApi:
         ]
         assert {(p, m) for p, m, _ in operations} == {
             ("/v1/units", "post"),
+            ("/v1/units", "get"),
             ("/v1/units/{unit_id}", "get"),
+            ("/v1/units/{unit_id}", "put"),
+            ("/v1/units/{unit_id}/close", "post"),
+            ("/v1/units/{unit_id}/reopen", "post"),
+            ("/v1/units/{unit_id}/deactivate", "post"),
+            ("/v1/units/{unit_id}/review", "post"),
             ("/v1/replica/units", "get"),
             ("/v1/replica/units/{unit_id}", "get"),
         }

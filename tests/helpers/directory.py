@@ -1,0 +1,40 @@
+"""Helpers for the directory's API tests (the fixtures are in tests/integration/directory/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from shared.app import create_app
+from shared.auth import mint_token
+from shared.service import load_spec
+from tests.conftest import (
+    ORG_VAXJO,
+    make_settings,
+)
+
+SPEC = load_spec("directory")
+UNIT = {
+    "name": "Socialtjänstens mottagning vuxna",
+    "kind": "socialtjanstens_mottagning",
+    "kommunkoder": ["0780"],
+}
+RW = ["directory:read", "directory:write"]
+
+
+def token(org: str = ORG_VAXJO, scopes: list[str] | None = None, sub: str = "tester") -> str:
+    return mint_token(sub=sub, org=org, scopes=RW if scopes is None else scopes)
+
+
+def auth(
+    org: str = ORG_VAXJO, scopes: list[str] | None = None, sub: str = "tester"
+) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(org, scopes, sub)}"}
+
+
+def build(db_url: str, **settings: Any) -> FastAPI:
+    """The directory app of Växjö on ``db_url`` (already migrated by ``migrated_url``)."""
+    return create_app(
+        SPEC, make_settings(service="directory", orgnr=ORG_VAXJO, db_url=db_url, **settings)
+    )
