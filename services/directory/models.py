@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Date, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import IdMixin, TimestampMixin, UTCDateTime, make_metadata, utcnow
@@ -66,3 +66,6 @@ class ReplicaUnit(UnitPublicFields, Base):
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     source_event_id: Mapped[str] = mapped_column(String(64))
+    # Grows with every change applied (one writer: the member's replica consumer), so API
+    # processes refresh their search index with the rows changed since they last looked.
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, index=True)

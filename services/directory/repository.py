@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.directory.models import ReplicaUnit, Unit
 from shared.db import RepositoryBase
@@ -50,3 +50,10 @@ class ReplicaRepository(RepositoryBase[ReplicaUnit]):
             rows = (await self.session.execute(stmt)).scalars()
             return [r for r in rows if kommunkod in r.kommunkoder][:limit]
         return list((await self.session.execute(stmt.limit(limit))).scalars())
+
+    async def max_change_seq(self) -> int:
+        return int(await self.session.scalar(select(func.max(ReplicaUnit.change_seq))) or 0)
+
+    async def changed_since(self, seq: int) -> list[ReplicaUnit]:
+        stmt = select(ReplicaUnit).where(ReplicaUnit.change_seq > seq)
+        return list((await self.session.execute(stmt)).scalars())

@@ -272,5 +272,6 @@ async def apply_unit_changed(
     current.changed_at = payload.changed_at
     current.received_at = utcnow()
     current.source_event_id = event.id
+    current.change_seq = await repo.max_change_seq() + 1
     await session.flush()
     return True

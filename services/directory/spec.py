@@ -5,6 +5,7 @@ from pathlib import Path
 from services.directory.handlers import consumers
 from services.directory.models import Base, infra
 from services.directory.router import replica_router, router
+from services.directory.search_router import search_router
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -20,10 +21,15 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[router, replica_router],
+    routers=[router, replica_router, search_router],
     openapi_tags=[
         {"name": "units", "description": "Your own member's units (owner API)."},
         {"name": "replica", "description": "Every member's units, as replicated to you."},
+        {
+            "name": "search and routing",
+            "description": "Find the right function: search every member's units, or ask "
+            "which units should receive a referral.",
+        },
     ],
     consumers=consumers,
 )

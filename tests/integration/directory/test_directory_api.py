@@ -495,6 +495,8 @@ class TestOpenApi:
             ("/v1/units/{unit_id}/review", "post"),
             ("/v1/replica/units", "get"),
             ("/v1/replica/units/{unit_id}", "get"),
+            ("/v1/search", "get"),
+            ("/v1/routing/resolve", "post"),
         }
         for path, method, op in operations:
             where = f"{method.upper()} {path}"

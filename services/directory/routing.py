@@ -1,0 +1,116 @@
+"""Routing: which units should receive a referral of this kind, for this person?
+
+Used by the referral service. Ranks the replica's active units that receive the kind and
+cover the person's kommun: first by how many of the needed interventions they offer, then
+by whether the age fits their target groups, then by kind (the kind's natural receivers
+first). Each result carries the contact path to use for that referral kind. Never empty for
+a kommun the federation serves: without a match it falls back to the intake units
+(remissport, socialtjänstens mottagning) covering the kommun and says so (as NHS DoS's
+catch-all does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.directory.codes import Channel, UnitKind
+from services.directory.search import Doc, SearchIndex, age_fits, fold
+from shared.codes import REFERRAL_KIND_LABELS, ReferralKind
+
+# The kinds that naturally receive each referral kind, most natural first.
+NATURAL_RECEIVERS: dict[ReferralKind, tuple[UnitKind, ...]] = {
+    ReferralKind.VARDKEDJEREMISS: (UnitKind.REMISSPORT,),
+    ReferralKind.KONTAKTBEGARAN: (
+        UnitKind.SOCIALTJANSTENS_MOTTAGNING,
+        UnitKind.MYNDIGHETSUTOVNING_VUXNA,
+    ),
+    ReferralKind.SIP_KALLELSE: (UnitKind.VARDKEDJEKOORDINATOR,),
+    ReferralKind.UTSKRIVNINGSPLANERING: (
+        UnitKind.SOCIALTJANSTENS_MOTTAGNING,
+        UnitKind.VARDKEDJEKOORDINATOR,
+    ),
+    ReferralKind.HVB_UNDERRATTELSE: (UnitKind.REMISSPORT, UnitKind.BEROENDEMOTTAGNING),
+}
+INTAKE_ORDER: dict[ReferralKind, tuple[UnitKind, ...]] = {
+    kind: (UnitKind.REMISSPORT, UnitKind.SOCIALTJANSTENS_MOTTAGNING)
+    if kind in (ReferralKind.VARDKEDJEREMISS, ReferralKind.HVB_UNDERRATTELSE)
+    else (UnitKind.SOCIALTJANSTENS_MOTTAGNING, UnitKind.REMISSPORT)
+    for kind in ReferralKind
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    doc: Doc
+    rank: int
+    matched_needs: tuple[str, ...]
+    age_fits: bool
+    fallback: bool
+    reason: str
+    contact_path: dict[str, Any] | None
+
+
+def contact_path_for(paths: list[dict[str, Any]], kind: ReferralKind) -> dict[str, Any] | None:
+    """The path whose reason names the referral kind; else the unit's inbox; else the first."""
+    label = fold(REFERRAL_KIND_LABELS[kind])
+    for path in paths:
+        reason = fold(str(path.get("reason", "")))
+        if label in reason or kind.value in reason.replace(" ", "").replace("ä", "a"):
+            return path
+    for path in paths:
+        if path.get("channel") == Channel.INBOX:
+            return path
+    return paths[0] if paths else None
+
+
+def resolve(
+    index: SearchIndex,
+    *,
+    kind: ReferralKind,
+    kommunkod: str,
+    needs: list[str],
+    age: int | None,
+    limit: int = 10,
+) -> list[Route]:
+    """Ranked receiving units; see the module docstring. Empty only if no unit covers the
+    kommun at all."""
+    serving = [
+        d for d in index.docs.values() if d.status == "active" and kommunkod in d.kommunkoder
+    ]
+    natural = NATURAL_RECEIVERS[kind]
+    matches = [d for d in serving if kind.value in d.referral_kinds]
+    fallback = not matches
+    if fallback:
+        intake = INTAKE_ORDER[kind]
+        matches = [d for d in serving if d.kind in intake] or serving
+
+    def key(d: Doc) -> tuple[int, int, int, str, str]:
+        matched = len(set(needs) & d.interventions)
+        fits = age is None or age_fits(d, age)
+        order = INTAKE_ORDER[kind] if fallback else natural
+        kind_rank = order.index(UnitKind(d.kind)) if d.kind in order else len(order)
+        return (-matched, 0 if fits else 1, kind_rank, fold(d.name), d.unit_id)
+
+    routes = []
+    for rank, d in enumerate(sorted(matches, key=key)[:limit], start=1):
+        matched = tuple(sorted(set(needs) & d.interventions))
+        fits = age is None or age_fits(d, age)
+        if fallback:
+            why = "fallback: no unit here receives this kind; the member's intake takes it"
+        elif matched:
+            why = f"receives {kind.value}; offers {len(matched)} of {len(needs)} needs"
+        else:
+            why = f"receives {kind.value} and covers the kommun"
+        routes.append(
+            Route(
+                doc=d,
+                rank=rank,
+                matched_needs=matched,
+                age_fits=fits,
+                fallback=fallback,
+                reason=why,
+                contact_path=contact_path_for(list(d.contact_paths), kind),
+            )
+        )
+    return routes

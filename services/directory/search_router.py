@@ -1,0 +1,240 @@
+"""HTTP API for finding units: full-text search and routing resolve (over the replica)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.directory.codes import Intervention, UnitKind, UnitStatus
+from services.directory.routing import resolve
+from services.directory.search import Filters, ReplicaSearch, page_after
+from shared.app import DbSession
+from shared.auth import Caller, require_scopes
+from shared.codes import ReferralKind
+from shared.errors import Forbidden, InvalidInput, NotFound, problem_responses
+from shared.identifiers import Kommunkod, Organisationsnummer
+
+search_router = APIRouter(prefix="/v1", tags=["search and routing"])
+Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
+
+
+def get_search(request: Request) -> ReplicaSearch:
+    """The process's replica index (created on first use)."""
+    extras = request.app.state.ctx.extras
+    if "search" not in extras:
+        extras["search"] = ReplicaSearch()
+    search: ReplicaSearch = extras["search"]
+    return search
+
+
+Search = Annotated[ReplicaSearch, Depends(get_search)]
+
+
+class ContactPathOut(BaseModel):
+    reason: str
+    channel: str
+    phone: str | None = None
+    email: str | None = None
+    secure_mail: str | None = None
+    postal: dict[str, Any] | None = None
+    note: str | None = None
+
+
+class SearchItem(BaseModel):
+    """One matching unit (from the replica) with its relevance score."""
+
+    unit_id: str
+    name: str
+    owner_orgnr: str
+    kind: str
+    status: str
+    kommunkoder: list[str]
+    interventions: list[str]
+    referral_kinds: list[str]
+    contact_paths: list[ContactPathOut]
+    score: float = Field(description="relevance (higher is better); 0 without a query")
+
+
+class SearchPage(BaseModel):
+    items: list[SearchItem]
+    total: int = Field(description="matches in all pages")
+    next_cursor: str | None = None
+
+
+def _item(doc: Any, score: float) -> SearchItem:
+    return SearchItem(
+        unit_id=doc.unit_id,
+        name=doc.name,
+        owner_orgnr=doc.owner_orgnr,
+        kind=doc.kind,
+        status=doc.status,
+        kommunkoder=sorted(doc.kommunkoder),
+        interventions=sorted(doc.interventions),
+        referral_kinds=sorted(doc.referral_kinds),
+        contact_paths=[ContactPathOut.model_validate(p) for p in doc.contact_paths],
+        score=score,
+    )
+
+
+def _cursor(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        data = json.loads(base64.b64decode(value.encode(), altchars=b"-_", validate=True))
+        if not isinstance(data, dict) or set(data) != {"s", "n", "i"}:
+            raise ValueError("cursor shape")
+        float(data["s"])
+        return data
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput.field("cursor", "cursor", "not a cursor from a previous page") from exc
+
+
+@search_router.get(
+    "/search",
+    response_model=SearchPage,
+    summary="Search the units of every member",
+    description=(
+        "Full-text search over name, kind, mission, interventions and contact reasons of "
+        "every member's units (the federated replica). Swedish-aware: case and diacritics "
+        "do not matter (`boendestod` finds *Boendestöd*), every word matches as a prefix, "
+        "all words must match. Ordered by relevance; without `q`, by name. Filters narrow "
+        "the result; by default active and temporarily closed units are listed. Cursor "
+        "pagination. Scope `directory:read`."
+    ),
+    responses=problem_responses(Forbidden),
+)
+async def search_units(
+    caller: Reader,
+    session: DbSession,
+    search: Search,
+    q: Annotated[
+        str, Query(max_length=200, description="words to find", examples=["boendestöd"])
+    ] = "",
+    member: Annotated[Organisationsnummer | None, Query(description="owning member")] = None,
+    kommunkod: Annotated[Kommunkod | None, Query(description="a kommun the unit covers")] = None,
+    kind: Annotated[UnitKind | None, Query()] = None,
+    referral_kind: Annotated[ReferralKind | None, Query(description="a kind it receives")] = None,
+    intervention: Annotated[Intervention | None, Query()] = None,
+    age: Annotated[int | None, Query(ge=0, le=120, description="fits a target group")] = None,
+    status: Annotated[
+        list[UnitStatus] | None, Query(description="default: active, temporarily_closed")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SearchPage:
+    filters = Filters(
+        member=member,
+        kommunkod=kommunkod,
+        kind=kind,
+        referral_kind=referral_kind,
+        intervention=intervention,
+        age=age,
+        statuses=frozenset(str(s) for s in status) if status else Filters().statuses,
+    )
+    results = await search.search(session, q, filters)
+    page, nxt = page_after(results, _cursor(cursor), limit)
+    encoded = (
+        base64.urlsafe_b64encode(json.dumps(nxt, separators=(",", ":")).encode()).decode()
+        if nxt
+        else None
+    )
+    return SearchPage(items=[_item(d, s) for d, s in page], total=len(results), next_cursor=encoded)
+
+
+class RoutingQuestion(BaseModel):
+    """Who should receive this referral? Sent in the body: the person's kommun, age and
+    needs together must not appear in a URL or a log."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "referral_kind": "kontaktbegaran",
+                    "kommunkod": "0764",
+                    "needs": ["boendestod"],
+                    "age": 34,
+                }
+            ]
+        },
+    )
+
+    referral_kind: ReferralKind
+    kommunkod: Kommunkod = Field(description="the person's kommun of residence")
+    needs: list[Intervention] = Field(default_factory=list, max_length=30)
+    age: int | None = Field(None, ge=0, le=120)
+    limit: int = Field(10, ge=1, le=50)
+
+
+class RouteOut(BaseModel):
+    rank: int
+    unit: SearchItem
+    matched_needs: list[str]
+    age_fits: bool
+    fallback: bool = Field(
+        description="true: no unit receives this kind here; this is the "
+        "member's intake, which will pass it on"
+    )
+    reason: str
+    contact_path: ContactPathOut | None = Field(description="the path to use for this kind")
+
+
+class RoutingAnswer(BaseModel):
+    routes: list[RouteOut]
+    fallback: bool
+
+
+class NoUnitServesKommun(NotFound):
+    slug = "no-unit-for-kommun"
+    title = "No unit in the federation covers this kommun"
+
+
+@search_router.post(
+    "/routing/resolve",
+    response_model=RoutingAnswer,
+    summary="Resolve the receiving units for a referral",
+    description=(
+        "Ranks the active units of every member that receive the referral kind and cover "
+        "the person's kommun: by needs offered, then age fit, then the kind's natural "
+        "receivers. Each route names the contact path to use. Never empty for a kommun "
+        "the federation serves: without a match, the kommun's intake (remissport or "
+        "socialtjänstens mottagning) is returned with `fallback: true`. Used by the "
+        "referral service. Scope `directory:read`."
+    ),
+    responses=problem_responses(Forbidden, NoUnitServesKommun),
+)
+async def resolve_routing(
+    body: RoutingQuestion, caller: Reader, session: DbSession, search: Search
+) -> RoutingAnswer:
+    index = await search.refresh(session)
+    routes = resolve(
+        index,
+        kind=body.referral_kind,
+        kommunkod=body.kommunkod,
+        needs=[str(n) for n in body.needs],
+        age=body.age,
+        limit=body.limit,
+    )
+    if not routes:
+        raise NoUnitServesKommun(f"kommun {body.kommunkod} has no active unit in the directory")
+    return RoutingAnswer(
+        routes=[
+            RouteOut(
+                rank=r.rank,
+                unit=_item(r.doc, 0.0),
+                matched_needs=list(r.matched_needs),
+                age_fits=r.age_fits,
+                fallback=r.fallback,
+                reason=r.reason,
+                contact_path=ContactPathOut.model_validate(r.contact_path)
+                if r.contact_path
+                else None,
+            )
+            for r in routes
+        ],
+        fallback=routes[0].fallback,
+    )
