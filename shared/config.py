@@ -108,6 +108,15 @@ class AuthSettings(BaseModel):
     leeway_seconds: int = Field(30, ge=0, le=300)
 
 
+class DirectorySettings(BaseModel):
+    """Settings of the directory service."""
+
+    review_after_days: int = Field(
+        182, ge=1, le=3650, description="an entry not reviewed for this long is stale"
+    )
+    stale_check_interval_s: int = Field(3600, ge=1, description="how often the worker looks")
+
+
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -129,6 +138,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    directory: DirectorySettings = Field(default_factory=DirectorySettings)
     log_level: str = "INFO"
     log_json: bool = True
     # Members this instance accepts events from; empty = any member with a valid orgnr

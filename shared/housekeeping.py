@@ -11,8 +11,6 @@ Dead letters and audit records are never pruned here (the audit log is append-on
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from dataclasses import dataclass
 from shared.config import Settings
 from shared.db import Database, utcnow
 from shared.infra import InfraTables
+from shared.periodic import PeriodicJob
 
 log = logging.getLogger("vardkedja.housekeeping")
 
@@ -58,18 +57,11 @@ async def prune(settings: Settings, db: Database, infra: InfraTables) -> Pruned:
     )
 
 
-async def run_housekeeping(
-    settings: Settings, db: Database, infra: InfraTables, stop: asyncio.Event, every: float = 3600
-) -> None:
-    """Prune every ``every`` seconds until ``stop`` is set; errors are logged, never fatal."""
-    while not stop.is_set():
-        try:
-            done = await prune(settings, db, infra)
-            log.info(
-                "pruned",
-                extra={"count": done.outbox + done.inbox + done.idempotency},
-            )
-        except Exception as exc:
-            log.warning("housekeeping failed", extra={"error_type": type(exc).__name__})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
+def housekeeping_job(settings: Settings, db: Database, infra: InfraTables) -> PeriodicJob:
+    """The hourly pruning as a worker's periodic job."""
+
+    async def run() -> None:
+        done = await prune(settings, db, infra)
+        log.info("pruned", extra={"count": done.outbox + done.inbox + done.idempotency})
+
+    return PeriodicJob("housekeeping", 3600, run)

@@ -22,6 +22,7 @@ from shared.db import Database
 from shared.inbox import ConsumerSpec
 from shared.infra import InfraTables
 from shared.outbox import Outbox, OutboxRelay
+from shared.periodic import PeriodicJob
 
 
 @dataclass
@@ -50,6 +51,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     openapi_tags: list[dict[str, str]] = field(default_factory=list)
     consumers: Callable[[ServiceContext], list[ConsumerSpec]] = lambda ctx: []
+    # Periodic jobs the worker runs besides housekeeping (e.g. the review-due check).
+    periodic: Callable[[ServiceContext], list[PeriodicJob]] = lambda ctx: []
     # Called in the worker once the relay exists (e.g. to register broker-loss hooks).
     on_worker_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     version: str = "1.0.0"

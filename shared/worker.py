@@ -15,11 +15,12 @@ import signal
 from shared import migrations
 from shared.config import Settings, check_production
 from shared.events import topics
-from shared.housekeeping import run_housekeeping
+from shared.housekeeping import housekeeping_job
 from shared.inbox import EventConsumer
 from shared.kafka import KafkaError, ensure_topics
 from shared.observability import configure_logging
 from shared.outbox import OutboxRelay
+from shared.periodic import run_periodic
 from shared.service import ServiceContext, ServiceSpec, build_context
 
 log = logging.getLogger("vardkedja.worker")
@@ -83,13 +84,12 @@ class Worker:
             "worker started",
             extra={"consumer": ",".join(c.spec.name for c in self.consumers) or "-"},
         )
-        tasks = [
-            asyncio.create_task(self.relay.run(), name="relay"),
-            asyncio.create_task(
-                run_housekeeping(self.settings, self.ctx.db, self.spec.infra, self._stop),
-                name="housekeeping",
-            ),
+        jobs = [
+            housekeeping_job(self.settings, self.ctx.db, self.spec.infra),
+            *self.spec.periodic(self.ctx),
         ]
+        tasks = [asyncio.create_task(self.relay.run(), name="relay")]
+        tasks += [asyncio.create_task(run_periodic(job, self._stop), name=job.name) for job in jobs]
         tasks += [asyncio.create_task(c.run(), name=c.spec.name) for c in self.consumers]
         try:
             await self._stop.wait()

@@ -2,13 +2,16 @@
 
 ``vardkedja run`` starts the embedded broker, migrates every member's databases, starts an API
 and a worker process per service and member (3 members x 4 services x 2 = 24 processes),
-waits until all are ready, seeds a few demo units, prints the docs URLs and development
-tokens, and on Ctrl-C stops everything in order. Tests use the same class with fewer members.
+waits until all are ready, seeds the demo units (``services/directory/demo``), prints the
+docs URLs and development tokens, and on Ctrl-C stops everything in order. Tests use the
+same class with fewer members.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -17,9 +20,11 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from services.directory.demo import load_demo_units
 from shared.broker import EmbeddedBroker, die_with_parent, port_open
 from shared.config import SERVICES
 
@@ -227,37 +232,20 @@ class Federation:
         raise KeyError((orgnr, service, role))
 
 
-DEMO_UNITS: dict[str, list[dict[str, object]]] = {
-    "232100-0065": [
-        {"name": "Psykiatrins remissport", "kind": "remissport", "kommunkoder": ["0780", "0764"]},
-        {
-            "name": "Beroendemottagningen Växjö",
-            "kind": "beroendemottagning",
-            "kommunkoder": ["0780", "0764"],
-        },
-        {
-            "name": "Allmänpsykiatrisk mottagning Växjö",
-            "kind": "vuxenpsykiatri",
-            "kommunkoder": ["0780"],
-        },
-    ],
-    "212000-0647": [
-        {
-            "name": "Socialtjänstens mottagning vuxna",
-            "kind": "socialtjanstens_mottagning",
-            "kommunkoder": ["0780"],
-        },
-        {"name": "Boendestöd Växjö", "kind": "boendestod", "kommunkoder": ["0780"]},
-    ],
-    "212000-0613": [
-        {
-            "name": "Socialtjänstens mottagning Alvesta",
-            "kind": "socialtjanstens_mottagning",
-            "kommunkoder": ["0764"],
-        },
-        {"name": "Boendestöd Alvesta", "kind": "boendestod", "kommunkoder": ["0764"]},
-    ],
-}
+# The Kronoberg demo directory (services/directory/demo/kronoberg.yaml), by owner orgnr.
+DEMO_UNITS: dict[str, list[dict[str, Any]]] = load_demo_units()
+
+
+def _seed_key(member: Member, index: int, unit: dict[str, Any]) -> str:
+    """The Idempotency-Key of one demo unit: stable for the same content.
+
+    The content's digest is part of the key, so a re-run against an existing ``var/`` after
+    the demo file changed creates the changed unit instead of being refused for reusing a
+    key with another body.
+    """
+    canonical = json.dumps(unit, sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return f"demo-seed-{member.digits}-{index:03d}-{digest}"
 
 
 async def seed_demo_units(fed: Federation) -> int:
@@ -276,7 +264,7 @@ async def seed_demo_units(fed: Federation) -> int:
                     json=unit,
                     headers={
                         "Authorization": f"Bearer {token}",
-                        "Idempotency-Key": f"demo-seed-{member.digits}-{i:03d}",
+                        "Idempotency-Key": _seed_key(member, i, unit),
                     },
                 )
                 r.raise_for_status()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.directory import service
+from shared.db import utcnow
 from shared.events import topics
 from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
 from shared.inbox import ConsumerSpec, Delivery, Reject
+from shared.periodic import PeriodicJob
 from shared.service import ServiceContext
 
 
@@ -28,3 +30,20 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             handlers={UNIT_CHANGED_V1: on_unit_changed},
         )
     ]
+
+
+def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
+    """The review-due check, run by the directory worker."""
+    settings = ctx.settings
+
+    async def check() -> None:
+        async with ctx.db.transaction() as session:
+            await service.emit_review_due(
+                session=session,
+                outbox=ctx.outbox,
+                owner_orgnr=settings.member.orgnr,
+                today=utcnow().date(),
+                period_days=settings.directory.review_after_days,
+            )
+
+    return [PeriodicJob("review-due", settings.directory.stale_check_interval_s, check)]

@@ -52,6 +52,8 @@ class Unit(IdMixin, TimestampMixin, UnitPublicFields, Base):
     __tablename__ = "unit"
 
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The due date a review-due event was last sent for (one event per unit and due date).
+    review_due_sent_for: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
 

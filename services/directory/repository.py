@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import datetime as dt
+
+from sqlalchemy import func, select, update
 
 from services.directory.models import ReplicaUnit, Unit
 from shared.db import RepositoryBase
@@ -21,6 +23,11 @@ class UnitRepository(RepositoryBase[Unit]):
             select(Unit).where(Unit.owner_orgnr == owner_orgnr).order_by(Unit.id)
         )
         return list(result.scalars())
+
+    async def mark_review_due_sent(self, unit_id: str, due: dt.date) -> None:
+        await self.session.execute(
+            update(Unit).where(Unit.id == unit_id).values(review_due_sent_for=due)
+        )
 
     async def page_owned(self, owner_orgnr: str, *, after: str | None, limit: int) -> list[Unit]:
         stmt = select(Unit).where(Unit.owner_orgnr == owner_orgnr).order_by(Unit.id).limit(limit)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from pydantic import BaseModel
 
 from services.directory import service
 from services.directory.models import Unit
@@ -23,6 +25,7 @@ from services.directory.schemas import (
 from services.directory.service import StatusConflict, UnitNotFound, VersionMismatch
 from shared.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
 from shared.auth import Caller, require_scopes
+from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput, PreconditionRequired, problem_responses
 from shared.identifiers import Kommunkod, Organisationsnummer
 
@@ -146,6 +149,36 @@ async def list_units(
     items = [UnitOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
     more = len(rows) > limit
     return UnitPage(items=items, next_cursor=_encode_cursor(items[-1].id) if more else None)
+
+
+class StaleUnit(BaseModel):
+    """A unit whose review is due."""
+
+    unit: UnitOut
+    due_since: dt.date
+
+
+@router.get(
+    "/units/stale",
+    response_model=list[StaleUnit],
+    summary="List your units that are due for review",
+    description="Your member's units (not inactive) that nobody has reviewed within the "
+    "review period (`VK_DIRECTORY__REVIEW_AFTER_DAYS`, default 182 days), oldest first. "
+    "The worker also sends one review-due event per unit and due date, which the notify "
+    "service turns into a reminder. Scope `directory:read`.",
+    responses=problem_responses(Forbidden),
+)
+async def list_stale_units(caller: Reader, session: DbSession, ctx: Ctx) -> list[StaleUnit]:
+    stale = await service.list_stale(
+        session=session,
+        owner_orgnr=caller.org,
+        today=utcnow().date(),
+        period_days=ctx.settings.directory.review_after_days,
+    )
+    return [
+        StaleUnit(unit=UnitOut.model_validate(u, from_attributes=True), due_since=due)
+        for u, due in sorted(stale, key=lambda ud: (ud[1], ud[0].id))
+    ]
 
 
 @router.get(

@@ -154,11 +154,11 @@ _EXAMPLE: dict[str, JsonValue] = {
     "kommunkoder": ["0780"],
     "contact_paths": [
         {"reason": "Ansökan om boendestöd", "channel": "inbox"},
-        {"reason": "Rådgivning till professionella", "channel": "phone", "phone": "0470-41 00 00"},
+        {"reason": "Rådgivning till professionella", "channel": "phone", "phone": "070-174 06 10"},
         {
             "reason": "Handlingar per post",
             "channel": "postal_address",
-            "postal": {"street": "Box 1222", "postcode": "351 12", "city": "Växjö"},
+            "postal": {"street": "Box 99", "postcode": "351 99", "city": "Växjö"},
         },
     ],
     "opening_hours": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -15,7 +16,12 @@ from services.directory.schemas import Capacity, ContactPath, TargetGroup, UnitF
 from shared.db import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from shared.events import CloudEvent, topics
-from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.events.payloads import (
+    UNIT_CHANGED_V1,
+    UNIT_REVIEW_DUE_V1,
+    UnitChangedV1,
+    UnitReviewDueV1,
+)
 from shared.inbox import Reject
 from shared.outbox import Outbox
 
@@ -275,3 +281,51 @@ async def apply_unit_changed(
     current.change_seq = await repo.max_change_seq() + 1
     await session.flush()
     return True
+
+
+def review_due_date(*, unit: Unit, period_days: int) -> dt.date:
+    """The date a unit's review falls due: the last review (or creation) plus the period."""
+    base = unit.reviewed_at or unit.created_at
+    return base.date() + dt.timedelta(days=period_days)
+
+
+async def list_stale(
+    *, session: AsyncSession, owner_orgnr: str, today: dt.date, period_days: int
+) -> list[tuple[Unit, dt.date]]:
+    """The member's own units (not inactive) whose review is due, with their due dates."""
+    out = []
+    for unit in await UnitRepository(session).all_owned(owner_orgnr):
+        due = review_due_date(unit=unit, period_days=period_days)
+        if unit.status != UnitStatus.INACTIVE and due <= today:
+            out.append((unit, due))
+    return out
+
+
+async def emit_review_due(
+    *, session: AsyncSession, outbox: Outbox, owner_orgnr: str, today: dt.date, period_days: int
+) -> int:
+    """Puts one review-due event per stale unit and due date on the member's internal topic
+    (the notify service turns it into a reminder); returns how many were sent now."""
+    sent = 0
+    for unit, due in await list_stale(
+        session=session, owner_orgnr=owner_orgnr, today=today, period_days=period_days
+    ):
+        if unit.review_due_sent_for == due:
+            continue
+        await outbox.publish(
+            session,
+            topics.internal(owner_orgnr),
+            UNIT_REVIEW_DUE_V1,
+            UnitReviewDueV1(
+                unit_id=unit.id,
+                unit_name=unit.name,
+                last_reviewed_at=unit.reviewed_at,
+                due_since=due,
+            ),
+            subject=unit.id,
+            key=unit.id,
+        )
+        # A marker, not a change of the unit: a Core UPDATE leaves its version (ETag) alone.
+        await UnitRepository(session).mark_review_due_sent(unit.id, due)
+        sent += 1
+    return sent

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from services.directory.handlers import consumers
+from services.directory.handlers import consumers, periodic
 from services.directory.models import Base, infra
 from services.directory.router import replica_router, router
 from services.directory.search_router import search_router
@@ -32,4 +32,5 @@ SPEC = ServiceSpec(
         },
     ],
     consumers=consumers,
+    periodic=periodic,
 )

@@ -68,3 +68,20 @@ class RelayMarkerV1(EventPayload):
     """
 
     relay: str = Field(max_length=100, description="<orgnr digits>-<service>")
+
+
+UNIT_REVIEW_DUE_V1 = "se.vardkedja.unit.review_due.v1"
+
+
+@event_type(UNIT_REVIEW_DUE_V1, topics=("vardkedja.member.<orgnr>.internal",), personal_data=False)
+class UnitReviewDueV1(EventPayload):
+    """A unit of this member has not been reviewed within the review period.
+
+    Sent once per unit and due date by the directory worker on the member's own internal
+    topic; the notify service turns it into a reminder to the unit (and its coordinator).
+    """
+
+    unit_id: str = Field(max_length=64)
+    unit_name: str = Field(max_length=200)
+    last_reviewed_at: dt.datetime | None = None
+    due_since: dt.date

@@ -487,6 +487,7 @@ class TestOpenApi:
         assert {(p, m) for p, m, _ in operations} == {
             ("/v1/units", "post"),
             ("/v1/units", "get"),
+            ("/v1/units/stale", "get"),
             ("/v1/units/{unit_id}", "get"),
             ("/v1/units/{unit_id}", "put"),
             ("/v1/units/{unit_id}/close", "post"),
