@@ -6,6 +6,7 @@ from services.directory.handlers import consumers, periodic
 from services.directory.models import Base, infra
 from services.directory.router import replica_router, router
 from services.directory.search_router import search_router
+from services.directory.transfer_router import overview_router, transfer_router
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -21,7 +22,8 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[router, replica_router, search_router],
+    # transfer_router first: /v1/units/export must not be taken for /v1/units/{unit_id}.
+    routers=[transfer_router, router, replica_router, search_router, overview_router],
     openapi_tags=[
         {"name": "units", "description": "Your own member's units (owner API)."},
         {"name": "replica", "description": "Every member's units, as replicated to you."},
@@ -29,6 +31,16 @@ SPEC = ServiceSpec(
             "name": "search and routing",
             "description": "Find the right function: search every member's units, or ask "
             "which units should receive a referral.",
+        },
+        {
+            "name": "import and export",
+            "description": "Bulk import (CSV or YAML, all or nothing, every bad row "
+            "reported) and export of your own units.",
+        },
+        {
+            "name": "overview",
+            "description": "The printable Kontaktvägar overview of a member, grouped by "
+            "kontaktorsak, as HTML, PDF or CSV.",
         },
     ],
     consumers=consumers,

@@ -498,6 +498,9 @@ class TestOpenApi:
             ("/v1/replica/units/{unit_id}", "get"),
             ("/v1/search", "get"),
             ("/v1/routing/resolve", "post"),
+            ("/v1/units/import", "post"),
+            ("/v1/units/export", "get"),
+            ("/v1/overview/{orgnr}", "get"),
         }
         for path, method, op in operations:
             where = f"{method.upper()} {path}"
