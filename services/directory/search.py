@@ -19,7 +19,7 @@ import bisect
 import math
 import re
 import unicodedata
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +76,7 @@ class Doc:
     age_ranges: tuple[tuple[int | None, int | None], ...]
     contact_paths: tuple[dict[str, Any], ...]
     length: float  # weighted number of words, for BM25's length normalisation
+    sort_name: str = ""  # folded name, for ordering and paging without folding per request
 
 
 def _field_texts(row: ReplicaUnit) -> dict[str, str]:
@@ -106,6 +107,7 @@ class SearchIndex:
     _sorted_words: list[str] | None = None
     seq: int = 0
     _total_length: float = 0.0
+    _bm25_cache: dict[str, dict[str, float]] = field(default_factory=dict)
     _doc_words: dict[str, set[str]] = field(default_factory=dict)
 
     def _remove(self, unit_id: str) -> None:
@@ -123,6 +125,7 @@ class SearchIndex:
 
     def upsert(self, row: ReplicaUnit) -> None:
         """Index (or re-index) one replica row."""
+        self._bm25_cache.clear()
         self._remove(row.unit_id)
         tf: dict[str, float] = defaultdict(float)
         length = 0.0
@@ -149,6 +152,7 @@ class SearchIndex:
             age_ranges=ages,
             contact_paths=tuple(row.contact_paths or ()),
             length=max(1.0, length),
+            sort_name=fold(row.name),
         )
         self._total_length += max(1.0, length)
 
@@ -163,25 +167,37 @@ class SearchIndex:
             out.append(w)
         return out
 
+    def _bm25(self, w: str) -> dict[str, float]:
+        """BM25 weight of word ``w`` in every unit containing it (cached per generation)."""
+        cached = self._bm25_cache.get(w)
+        if cached is not None:
+            return cached
+        n = max(1, len(self.docs))
+        avg = self._total_length / n if self._total_length else 1.0
+        posting = self.postings[w]
+        idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
+        weights = {
+            unit_id: idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * self.docs[unit_id].length / avg))
+            for unit_id, tf in posting.items()
+        }
+        self._bm25_cache[w] = weights
+        return weights
+
     def score(self, query: str, candidates: Iterable[str] | None = None) -> list[Hit]:
         """Units matching every word of ``query`` (as prefixes), best first."""
         q_words = words(query)
-        n = max(1, len(self.docs))
-        avg = self._total_length / n if self._total_length else 1.0
         allowed = set(candidates) if candidates is not None else None
         scores: dict[str, float] | None = None
         for qw in q_words:
-            word_scores: dict[str, float] = defaultdict(float)
+            word_scores: dict[str, float] = {}
             for w in self._expand(qw):
-                posting = self.postings[w]
-                idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
                 exact = 1.0 if w == qw else 0.7  # a whole-word match ranks above a prefix
-                for unit_id, tf in posting.items():
-                    if allowed is not None and unit_id not in allowed:
-                        continue
-                    doc_len = self.docs[unit_id].length
-                    bm25 = idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * doc_len / avg))
-                    word_scores[unit_id] = max(word_scores[unit_id], bm25 * exact)
+                for unit_id, weight in self._bm25(w).items():
+                    value = weight * exact
+                    if value > word_scores.get(unit_id, 0.0):
+                        word_scores[unit_id] = value
+            if allowed is not None:
+                word_scores = {u: s for u, s in word_scores.items() if u in allowed}
             if scores is None:
                 scores = dict(word_scores)
             else:
@@ -193,7 +209,7 @@ class SearchIndex:
         return [Hit(u, s) for u, s in scores.items()]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Filters:
     member: str | None = None
     kommunkod: str | None = None
@@ -229,9 +245,12 @@ def age_fits(doc: Doc, age: int) -> bool:
 class ReplicaSearch:
     """The process's index of the replica, refreshed from the database before each use."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache_size: int = 512) -> None:
         self.index = SearchIndex()
         self._lock = asyncio.Lock()
+        # (generation, query, filters) -> results; a replica change starts a new generation.
+        self._cache: OrderedDict[tuple[Any, ...], list[tuple[Doc, float]]] = OrderedDict()
+        self._cache_size = cache_size
 
     async def refresh(self, session: AsyncSession) -> SearchIndex:
         repo = ReplicaRepository(session)
@@ -251,14 +270,29 @@ class ReplicaSearch:
     ) -> list[tuple[Doc, float]]:
         """Matching units, best first (by name when there is no query)."""
         index = await self.refresh(session)
-        candidates = [d.unit_id for d in index.docs.values() if filters.accepts(d)]
+        key = (index.seq, len(index.docs), tuple(words(query)), filters)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
         if words(query):
+            # Score first, then filter the hits: no pass over every unit per request.
             scored = [
-                (index.docs[h.unit_id], round(h.score, 6)) for h in index.score(query, candidates)
+                (index.docs[h.unit_id], round(h.score, 6))
+                for h in index.score(query)
+                if filters.accepts(index.docs[h.unit_id])
             ]
-            return sorted(scored, key=lambda ds: (-ds[1], fold(ds[0].name), ds[0].unit_id))
-        docs = sorted((index.docs[u] for u in candidates), key=lambda d: (fold(d.name), d.unit_id))
-        return [(d, 0.0) for d in docs]
+            result = sorted(scored, key=lambda ds: (-ds[1], ds[0].sort_name, ds[0].unit_id))
+        else:
+            docs = sorted(
+                (d for d in index.docs.values() if filters.accepts(d)),
+                key=lambda d: (d.sort_name, d.unit_id),
+            )
+            result = [(d, 0.0) for d in docs]
+        self._cache[key] = result
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return result
 
 
 def page_after(
@@ -268,11 +302,11 @@ def page_after(
     start = 0
     if cursor is not None:
         key = (-float(cursor["s"]), str(cursor["n"]), str(cursor["i"]))
-        keys = [(-s, fold(d.name), d.unit_id) for d, s in results]
+        keys = [(-s, d.sort_name, d.unit_id) for d, s in results]
         start = bisect.bisect_right(keys, key)
     page = results[start : start + limit]
     more = start + limit < len(results)
     if not more or not page:
         return page, None
     last, score = page[-1]
-    return page, {"s": score, "n": fold(last.name), "i": last.unit_id}
+    return page, {"s": score, "n": last.sort_name, "i": last.unit_id}

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.directory.codes import UnitStatus
@@ -260,6 +261,22 @@ def _validated_nested(payload: UnitChangedV1) -> dict[str, Any]:
     return out
 
 
+# Next change_seq per replica database. The replica has one writer (the member's replica
+# consumer; one worker process per member and service), so the counter is read from the
+# database once and then kept in memory instead of a max() query per applied event.
+_change_seq: dict[str, int] = {}
+
+
+async def _next_change_seq(session: AsyncSession, repo: ReplicaRepository) -> int:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    key = engine.url.render_as_string(hide_password=True)
+    if key not in _change_seq:
+        _change_seq[key] = await repo.max_change_seq()
+    _change_seq[key] += 1
+    return _change_seq[key]
+
+
 async def apply_unit_changed(
     *, session: AsyncSession, event: CloudEvent, payload: UnitChangedV1
 ) -> bool:
@@ -278,7 +295,7 @@ async def apply_unit_changed(
     current.changed_at = payload.changed_at
     current.received_at = utcnow()
     current.source_event_id = event.id
-    current.change_seq = await repo.max_change_seq() + 1
+    current.change_seq = await _next_change_seq(session, repo)
     await session.flush()
     return True
 
