@@ -7,7 +7,6 @@ through ``httpx.ASGITransport`` (which does not run the lifespan, so migrations 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -31,13 +30,6 @@ from tests.conftest import (
     ORG_VAXJO,
 )
 from tests.helpers.directory import SPEC, UNIT, auth, build
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 async def count(db: Database, what: Any) -> int:

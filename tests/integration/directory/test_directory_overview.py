@@ -58,13 +58,6 @@ async def app(db_url: str, db: Database) -> AsyncIterator[FastAPI]:
     await application.state.ctx.db.dispose()
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
-
-
 def changed(unit_id: str, owner: str, name: str, **fields: Any) -> tuple[CloudEvent, UnitChangedV1]:
     payload = UnitChangedV1(
         unit_id=unit_id,

@@ -5,12 +5,10 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from services.directory.models import Unit
@@ -46,13 +44,6 @@ FULL: dict[str, Any] = {
     "valid_to": "2027-12-31",
     "capacity": {"free_places": 3, "total_places": 12, "as_of": "2026-11-23T08:00:00+01:00"},
 }
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 async def counts(db: Database) -> tuple[int, int]:

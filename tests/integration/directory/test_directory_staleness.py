@@ -4,10 +4,8 @@ unit and due date, and a review makes the unit fresh again. SQLite and PostgreSQ
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
@@ -17,13 +15,6 @@ from shared.db import Database, utcnow
 from shared.events.payloads import UNIT_REVIEW_DUE_V1
 from tests.conftest import ORG_VAXJO
 from tests.helpers.directory import SPEC, UNIT, auth
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 async def age(db: Database, unit_id: str, days: int) -> None:

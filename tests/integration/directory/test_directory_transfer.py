@@ -62,13 +62,6 @@ async def app(db_url: str, db: Database) -> AsyncIterator[FastAPI]:
     await application.state.ctx.db.dispose()
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
-
-
 async def counts(db: Database) -> tuple[int, int]:
     """(units, outbox rows)."""
     async with db.sessionmaker() as s:
