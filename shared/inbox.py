@@ -274,12 +274,24 @@ class EventConsumer:
         return "applied" if item.handler is not None else "skipped"
 
     async def _insert_inbox(self, session: AsyncSession, item: _Ready, outcome: str) -> None:
-        record = item.delivery.record
+        await self._record_inbox(
+            session, item.delivery.event.id, item.type_, item.delivery.record, outcome
+        )
+
+    async def _record_inbox(
+        self,
+        session: AsyncSession,
+        event_id: str,
+        event_type: str | None,
+        record: ReceivedRecord,
+        outcome: str,
+    ) -> None:
+        """The inbox row: this consumer has dealt with ``event_id`` (raises on a repeat)."""
         await session.execute(
             self.infra.inbox.insert().values(
                 consumer=self.spec.name,
-                event_id=item.delivery.event.id,
-                event_type=item.type_,
+                event_id=event_id,
+                event_type=event_type,
                 topic=record.topic,
                 partition=record.partition,
                 offset=record.offset,
@@ -446,17 +458,8 @@ class EventConsumer:
         while True:
             try:
                 async with self.db.transaction() as session:
-                    await session.execute(
-                        self.infra.inbox.insert().values(
-                            consumer=self.spec.name,
-                            event_id=event_id,
-                            event_type=event.type if event else None,
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            outcome="dead_lettered",
-                            received_at=utcnow(),
-                        )
+                    await self._record_inbox(
+                        session, event_id, event.type if event else None, record, "dead_lettered"
                     )
                     await session.execute(
                         self.infra.dead_letter.insert().values(
