@@ -165,6 +165,10 @@ class ChangeWatch:
             return True
         return False
 
+    def forget(self) -> None:
+        """Answer "maybe changed" next time (after a look that failed)."""
+        self._last = None
+
 
 class Database:
     """An engine and its session factory for one service's database."""

@@ -6,20 +6,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.directory import service
 from shared.db import utcnow
-from shared.events import topics
+from shared.events import CloudEvent, topics
 from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
 from shared.inbox import ConsumerSpec, Delivery, Reject
 from shared.periodic import PeriodicJob
 from shared.service import ServiceContext
 
 
-async def on_unit_changed(session: AsyncSession, delivery: Delivery) -> None:
-    """Keep the replica: only the owning member may publish its units."""
+def _owned_change(delivery: Delivery) -> tuple[CloudEvent, UnitChangedV1]:
+    """The event and its unit, if the sender owns the unit (else Reject)."""
     payload = delivery.payload
     assert isinstance(payload, UnitChangedV1)
     if delivery.event.sender_orgnr != payload.owner_orgnr.replace("-", ""):
         raise Reject("sender_not_owner", "a member may only publish its own units")
-    await service.apply_unit_changed(session=session, event=delivery.event, payload=payload)
+    return delivery.event, payload
+
+
+async def on_unit_changed(session: AsyncSession, delivery: Delivery) -> None:
+    """Keep the replica: only the owning member may publish its units."""
+    await service.apply_units_changed(session=session, changes=[_owned_change(delivery)])
+
+
+async def on_units_changed(session: AsyncSession, deliveries: list[Delivery]) -> None:
+    """The same for a run of events (a catch-up or a rebuild): one read, two writes."""
+    changes = [_owned_change(d) for d in deliveries]
+    await service.apply_units_changed(session=session, changes=changes)
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
@@ -28,6 +39,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             name="replica",
             topics=[topics.DIRECTORY],
             handlers={UNIT_CHANGED_V1: on_unit_changed},
+            batch_handlers={UNIT_CHANGED_V1: on_units_changed},
         )
     ]
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from services.directory.models import ReplicaUnit, Unit
 from shared.db import RepositoryBase
@@ -57,6 +58,25 @@ class ReplicaRepository(RepositoryBase[ReplicaUnit]):
             rows = (await self.session.execute(stmt)).scalars()
             return [r for r in rows if kommunkod in r.kommunkoder][:limit]
         return list((await self.session.execute(stmt.limit(limit))).scalars())
+
+    async def versions(self, unit_ids: list[str]) -> dict[str, int]:
+        """The stored version of each of ``unit_ids`` that the replica holds."""
+        out: dict[str, int] = {}
+        for i in range(0, len(unit_ids), 500):  # bound the IN list
+            stmt = select(ReplicaUnit.unit_id, ReplicaUnit.version).where(
+                ReplicaUnit.unit_id.in_(unit_ids[i : i + 500])
+            )
+            out.update({u: int(v) for u, v in await self.session.execute(stmt)})
+        return out
+
+    async def insert_many(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await self.session.execute(insert(ReplicaUnit), rows)
+
+    async def update_many(self, rows: list[dict[str, Any]]) -> None:
+        """Updates by primary key (``unit_id`` in each row)."""
+        if rows:
+            await self.session.execute(update(ReplicaUnit), rows)
 
     async def max_change_seq(self) -> int:
         return int(await self.session.scalar(select(func.max(ReplicaUnit.change_seq))) or 0)

@@ -75,9 +75,7 @@ def resolve(
 ) -> list[Route]:
     """Ranked receiving units; see the module docstring. Empty only if no unit covers the
     kommun at all."""
-    serving = [
-        d for d in index.docs.values() if d.status == "active" and kommunkod in d.kommunkoder
-    ]
+    serving = index.serving(kommunkod)
     natural = NATURAL_RECEIVERS[kind]
     matches = [d for d in serving if kind.value in d.referral_kinds]
     fallback = not matches

@@ -7,12 +7,12 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.directory.codes import Intervention, UnitKind, UnitStatus
 from services.directory.routing import resolve
-from services.directory.search import Filters, ReplicaSearch, page_after
-from shared.app import DbSession
+from services.directory.search import Doc, Filters, ReplicaSearch
 from shared.auth import Caller, require_scopes
 from shared.codes import ReferralKind
 from shared.errors import Forbidden, InvalidInput, NotFound, problem_responses
@@ -24,9 +24,10 @@ Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
 
 def get_search(request: Request) -> ReplicaSearch:
     """The process's replica index (created on first use)."""
-    extras = request.app.state.ctx.extras
+    ctx = request.app.state.ctx
+    extras = ctx.extras
     if "search" not in extras:
-        extras["search"] = ReplicaSearch()
+        extras["search"] = ReplicaSearch(ctx.db)
     search: ReplicaSearch = extras["search"]
     return search
 
@@ -65,19 +66,26 @@ class SearchPage(BaseModel):
     next_cursor: str | None = None
 
 
-def _item(doc: Any, score: float) -> SearchItem:
-    return SearchItem(
-        unit_id=doc.unit_id,
-        name=doc.name,
-        owner_orgnr=doc.owner_orgnr,
-        kind=doc.kind,
-        status=doc.status,
-        kommunkoder=sorted(doc.kommunkoder),
-        interventions=sorted(doc.interventions),
-        referral_kinds=sorted(doc.referral_kinds),
-        contact_paths=[ContactPathOut.model_validate(p) for p in doc.contact_paths],
-        score=score,
-    )
+def _rendered(doc: Doc) -> dict[str, Any]:
+    """The unit as a search item without its score (built once per indexed version)."""
+    if doc.rendered is None:
+        doc.rendered = SearchItem(
+            unit_id=doc.unit_id,
+            name=doc.name,
+            owner_orgnr=doc.owner_orgnr,
+            kind=doc.kind,
+            status=doc.status,
+            kommunkoder=sorted(doc.kommunkoder),
+            interventions=sorted(doc.interventions),
+            referral_kinds=sorted(doc.referral_kinds),
+            contact_paths=[ContactPathOut.model_validate(p) for p in doc.contact_paths],
+            score=0.0,
+        ).model_dump(mode="json")
+    return doc.rendered
+
+
+def _item(doc: Doc, score: float) -> SearchItem:
+    return SearchItem.model_validate({**_rendered(doc), "score": score})
 
 
 def _cursor(value: str | None) -> dict[str, Any] | None:
@@ -109,7 +117,6 @@ def _cursor(value: str | None) -> dict[str, Any] | None:
 )
 async def search_units(
     caller: Reader,
-    session: DbSession,
     search: Search,
     q: Annotated[
         str, Query(max_length=200, description="words to find", examples=["boendestöd"])
@@ -125,7 +132,7 @@ async def search_units(
     ] = None,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> SearchPage:
+) -> Response:
     filters = Filters(
         member=member,
         kommunkod=kommunkod,
@@ -135,14 +142,25 @@ async def search_units(
         age=age,
         statuses=frozenset(str(s) for s in status) if status else Filters().statuses,
     )
-    results = await search.search(session, q, filters)
-    page, nxt = page_after(results, _cursor(cursor), limit)
+    page = await search.search(q, filters, _cursor(cursor), limit)
     encoded = (
-        base64.urlsafe_b64encode(json.dumps(nxt, separators=(",", ":")).encode()).decode()
-        if nxt
+        base64.urlsafe_b64encode(
+            json.dumps(page.next_cursor, separators=(",", ":")).encode()
+        ).decode()
+        if page.next_cursor
         else None
     )
-    return SearchPage(items=[_item(d, s) for d, s in page], total=len(results), next_cursor=encoded)
+    # The items were validated when the replica stored them and rendered once per
+    # version: the page is written directly instead of being validated again.
+    body = {
+        "items": [{**_rendered(d), "score": score} for d, score in page.items],
+        "total": page.total,
+        "next_cursor": encoded,
+    }
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        media_type="application/json",
+    )
 
 
 class RoutingQuestion(BaseModel):
@@ -207,10 +225,8 @@ class NoUnitServesKommun(NotFound):
     ),
     responses=problem_responses(Forbidden, NoUnitServesKommun),
 )
-async def resolve_routing(
-    body: RoutingQuestion, caller: Reader, session: DbSession, search: Search
-) -> RoutingAnswer:
-    index = await search.refresh(session)
+async def resolve_routing(body: RoutingQuestion, caller: Reader, search: Search) -> RoutingAnswer:
+    index = await search.refresh()
     routes = resolve(
         index,
         kind=body.referral_kind,

@@ -281,23 +281,42 @@ async def apply_unit_changed(
     *, session: AsyncSession, event: CloudEvent, payload: UnitChangedV1
 ) -> bool:
     """Applies a broadcast unit state to the replica unless it is stale; True if applied."""
-    nested = _validated_nested(payload)
+    return await apply_units_changed(session=session, changes=[(event, payload)]) == 1
+
+
+async def apply_units_changed(
+    *, session: AsyncSession, changes: list[tuple[CloudEvent, UnitChangedV1]]
+) -> int:
+    """Applies broadcast unit states (in order) to the replica, skipping stale ones; returns
+    how many units changed. One read and at most two writes however many units."""
+    latest: dict[str, tuple[CloudEvent, UnitChangedV1, dict[str, Any]]] = {}
+    for event, payload in changes:
+        nested = _validated_nested(payload)
+        seen = latest.get(payload.unit_id)
+        if seen is None or payload.version > seen[1].version:
+            latest[payload.unit_id] = (event, payload, nested)
     repo = ReplicaRepository(session)
-    current = await repo.get(payload.unit_id)
-    if current is not None and current.version >= payload.version:
-        return False  # a redelivered or reordered older state never rolls the replica back
-    if current is None:
-        current = ReplicaUnit(unit_id=payload.unit_id)
-        session.add(current)
-    for name in PUBLIC_FIELDS:
-        setattr(current, name, nested.get(name, getattr(payload, name)))
-    current.version = payload.version
-    current.changed_at = payload.changed_at
-    current.received_at = utcnow()
-    current.source_event_id = event.id
-    current.change_seq = await _next_change_seq(session, repo)
-    await session.flush()
-    return True
+    stored = await repo.versions(list(latest))
+    received_at = utcnow()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for unit_id, (event, payload, nested) in latest.items():
+        current = stored.get(unit_id)
+        if current is not None and current >= payload.version:
+            continue  # a redelivered or reordered older state never rolls the replica back
+        row = {name: nested.get(name, getattr(payload, name)) for name in PUBLIC_FIELDS}
+        row.update(
+            unit_id=unit_id,
+            version=payload.version,
+            changed_at=payload.changed_at,
+            received_at=received_at,
+            source_event_id=event.id,
+            change_seq=await _next_change_seq(session, repo),
+        )
+        (inserts if current is None else updates).append(row)
+    await repo.insert_many(inserts)
+    await repo.update_many(updates)
+    return len(inserts) + len(updates)
 
 
 def review_due_date(*, unit: Unit, period_days: int) -> dt.date:

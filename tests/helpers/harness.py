@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.config import Settings
 from shared.db import Database, make_metadata
 from shared.events import Catalogue, EventPayload
-from shared.inbox import ConsumerSpec, Delivery, EventConsumer, Handler
+from shared.inbox import BatchHandler, ConsumerSpec, Delivery, EventConsumer, Handler
 from shared.infra import define_infra_tables
 from shared.outbox import Outbox, OutboxRelay
 
@@ -67,6 +67,24 @@ async def record_effect(session: AsyncSession, delivery: Delivery) -> None:
     )
 
 
+class BatchCalls:
+    """A batch handler with the effect of :func:`record_effect`, counting its calls."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    async def __call__(self, session: AsyncSession, deliveries: list[Delivery]) -> None:
+        self.sizes.append(len(deliveries))
+        rows = []
+        for delivery in deliveries:
+            payload = delivery.payload
+            assert isinstance(payload, CountedV1)
+            if payload.key == "poison":
+                raise RuntimeError("poison event: the handler always fails")
+            rows.append({"key": payload.key, "seq": payload.seq, "event_id": delivery.event.id})
+        await session.execute(applied.insert(), rows)
+
+
 class Harness:
     """One member's test service: its database, outbox, relay and consumer."""
 
@@ -96,9 +114,14 @@ class Harness:
         group: str,
         handler: Handler = record_effect,
         on_applied: Callable[[Delivery], None] | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> EventConsumer:
         spec = ConsumerSpec(
-            name="harness", topics=[self.topic], handlers={COUNTED: handler}, catalogue=CATALOGUE
+            name="harness",
+            topics=[self.topic],
+            handlers={COUNTED: handler},
+            batch_handlers={COUNTED: batch_handler} if batch_handler else {},
+            catalogue=CATALOGUE,
         )
         return EventConsumer(
             self.settings,

@@ -29,7 +29,7 @@ from shared.kafka import (
 )
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 from tests.helpers.consumer_proc import CRASH_EXIT
-from tests.helpers.harness import COUNTED, CountedV1, Harness, eventually, infra
+from tests.helpers.harness import COUNTED, BatchCalls, CountedV1, Harness, eventually, infra
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +88,30 @@ class TestOrderAndExactlyOnce:
         assert_in_order_once(await h.effects(), dict.fromkeys(keys, 40))
         assert await h.unsent() == 0
         assert relay.published == 120
+
+    async def test_a_batch_handler_applies_runs_in_order_and_poison_takes_the_careful_path(
+        self, broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        settings = make_settings(db_url=db_url, bootstrap=broker.bootstrap, dead_letter_after=2)
+        h = await Harness(settings, new_topic()).setup()
+        keys = ["case-a", "case-b", "case-c"]
+        for seq in range(60):
+            for key in keys:
+                await h.write(key, seq)
+        await h.write("poison", 0)  # its partition's batch fails and is applied one by one
+        for key in keys:
+            await h.write(key, 60)
+        batch = BatchCalls()
+        relay = h.relay()
+        consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}", batch_handler=batch)
+        async with running(relay.run(), consumer.run()):
+            await eventually(lambda: _has(h, 183), what="183 effects")
+            await eventually(lambda: _count_is(h, infra.dead_letter, 1), what="the poison")
+        assert_in_order_once(await h.effects(), dict.fromkeys(keys, 61))
+        assert max(batch.sizes) > 1, "runs of events went through the batch handler"
+        assert consumer.counts["applied"] == 183
+        assert consumer.counts["dead"] == 1
+        assert await h.count(infra.inbox) == 184
 
     async def test_the_same_event_delivered_three_times_is_applied_once(
         self, broker: EmbeddedBroker, db_url: str
