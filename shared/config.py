@@ -117,6 +117,52 @@ class DirectorySettings(BaseModel):
     stale_check_interval_s: int = Field(3600, ge=1, description="how often the worker looks")
 
 
+def _default_legal_basis_purposes() -> dict[str, list[str]]:
+    """Which purposes each legal basis may cover (the consent service's default table)."""
+    return {
+        "osl_25_12": [
+            "sip",
+            "vardkedjeremiss",
+            "kontaktbegaran",
+            "utskrivningsplanering",
+            "vardkedjesamordning",
+        ],
+        "osl_26_9": [
+            "sip",
+            "vardkedjeremiss",
+            "utskrivningsplanering",
+            "hvb_underrattelse",
+            "vardkedjesamordning",
+        ],
+        "lvm_anmalan": ["kontaktbegaran"],
+        "orosanmalan": ["kontaktbegaran"],
+        "nodsituation": ["vardkedjeremiss", "kontaktbegaran", "utskrivningsplanering"],
+    }
+
+
+class ConsentSettings(BaseModel):
+    """Settings of the consent service."""
+
+    # Development only: production must set a secret of its own (the service refuses the
+    # development value when VK_ENV=production).
+    person_key_secret: str = Field(
+        "vardkedja-development-person-key",
+        min_length=16,
+        description="per-member HMAC secret of the person key used for lookups",
+    )
+    max_validity_days: int = Field(365, ge=1, le=3650, description="longest consent validity")
+    block_lift_max_days: int = Field(7, ge=1, le=30, description="longest temporary lift")
+    legal_basis_purposes: dict[str, list[str]] = Field(
+        default_factory=_default_legal_basis_purposes,
+        description="legal basis -> the purposes it may cover",
+    )
+    block_overridden_by: list[str] = Field(
+        default_factory=lambda: ["lvm_anmalan", "orosanmalan", "nodsituation"],
+        description="legal bases that apply even where the person has blocked the recipient",
+    )
+    expiry_check_interval_s: int = Field(300, ge=1, description="how often expiry is checked")
+
+
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -139,6 +185,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     directory: DirectorySettings = Field(default_factory=DirectorySettings)
+    consent: ConsentSettings = Field(default_factory=ConsentSettings)
     log_level: str = "INFO"
     log_json: bool = True
     # Members this instance accepts events from; empty = any member with a valid orgnr

@@ -141,7 +141,8 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Library chatter (aiokafka logs connection errors with addresses only) at warning.
-    for noisy in ("aiokafka", "uvicorn.access", "sqlalchemy.engine"):
+    # aiosqlite logs every statement with its parameters (personal data) at debug.
+    for noisy in ("aiokafka", "uvicorn.access", "sqlalchemy.engine", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

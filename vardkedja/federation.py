@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from services.directory.demo import load_demo_units
+from services.directory.demo import load_demo_members, load_demo_units
 from shared.broker import EmbeddedBroker, die_with_parent, port_open
 from shared.config import SERVICES
 
@@ -234,6 +234,8 @@ class Federation:
 
 # The Kronoberg demo directory (services/directory/demo/kronoberg.yaml), by owner orgnr.
 DEMO_UNITS: dict[str, list[dict[str, Any]]] = load_demo_units()
+# Each demo member's own record (name, county, kommuner served), by orgnr.
+DEMO_MEMBERS_RECORDS: dict[str, dict[str, Any]] = load_demo_members()
 
 
 def _seed_key(member: Member, index: int, unit: dict[str, Any]) -> str:
@@ -249,7 +251,8 @@ def _seed_key(member: Member, index: int, unit: dict[str, Any]) -> str:
 
 
 async def seed_demo_units(fed: Federation) -> int:
-    """Create the demo units through each member's own directory API (idempotently)."""
+    """Create the demo units and member records through each member's own directory API
+    (idempotently); returns how many units were created now."""
     from shared.auth import mint_token
 
     created = 0
@@ -269,4 +272,12 @@ async def seed_demo_units(fed: Federation) -> int:
                 )
                 r.raise_for_status()
                 created += r.headers.get("Idempotent-Replayed") != "true"
+            record = DEMO_MEMBERS_RECORDS.get(member.orgnr)
+            if record is not None:  # an unchanged record is a no-op: safe on every start
+                r = await client.put(
+                    f"http://127.0.0.1:{member.port('directory')}/v1/member",
+                    json={**record, "kind": member.kind},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                r.raise_for_status()
     return created

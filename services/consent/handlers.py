@@ -1,18 +1,86 @@
-"""Event handlers of the consent worker (its domain handlers arrive with its issue)."""
+"""Event handlers of the consent worker and its periodic expiry check."""
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.consent import service
+from shared.db import utcnow
 from shared.events import topics
-from shared.inbox import ConsumerSpec
+from shared.events.payloads import (
+    AUDIT_RECORDED_V1,
+    CONSENT_ENDED_V1,
+    CONSENT_RECORDED_V1,
+    AuditRecordedV1,
+    ConsentEndedV1,
+    ConsentRecordedV1,
+)
+from shared.inbox import ConsumerSpec, Delivery, Handler
+from shared.periodic import PeriodicJob
 from shared.service import ServiceContext
 
 
+def _handlers(ctx: ServiceContext) -> tuple[Handler, Handler, Handler]:
+    settings = ctx.settings
+
+    async def on_consent_recorded(session: AsyncSession, delivery: Delivery) -> None:
+        """Keep a copy of a consent that names this member."""
+        assert isinstance(delivery.payload, ConsentRecordedV1)
+        await service.apply_consent_recorded(
+            session=session, settings=settings, event=delivery.event, payload=delivery.payload
+        )
+
+    async def on_consent_ended(session: AsyncSession, delivery: Delivery) -> None:
+        """Mark the copy withdrawn, expired or superseded."""
+        assert isinstance(delivery.payload, ConsentEndedV1)
+        await service.apply_consent_ended(
+            session=session, settings=settings, event=delivery.event, payload=delivery.payload
+        )
+
+    async def on_audit_recorded(session: AsyncSession, delivery: Delivery) -> None:
+        """Keep another service's audit record for the person's audit extract."""
+        assert isinstance(delivery.payload, AuditRecordedV1)
+        await service.apply_audit_recorded(
+            session=session, settings=settings, event=delivery.event, payload=delivery.payload
+        )
+
+    return on_consent_recorded, on_consent_ended, on_audit_recorded
+
+
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    """The inbound topic of this member; event types this service does not handle are skipped."""
+    """Copies of consents from the inbound topic; audit records from the internal topic."""
+    recorded, ended, audited = _handlers(ctx)
+    orgnr = ctx.settings.member.orgnr
     return [
         ConsumerSpec(
             name="inbound",
-            topics=[topics.inbound(ctx.settings.member.orgnr)],
-            handlers={},
-        )
+            topics=[topics.inbound(orgnr)],
+            handlers={CONSENT_RECORDED_V1: recorded, CONSENT_ENDED_V1: ended},
+        ),
+        ConsumerSpec(
+            name="audit",
+            topics=[topics.internal(orgnr)],
+            handlers={AUDIT_RECORDED_V1: audited},
+        ),
     ]
+
+
+def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
+    """The expiry check: consents past their end date expire and their parties are told."""
+    settings = ctx.settings
+
+    async def check() -> None:
+        more = True
+        while more:
+            async with ctx.db.transaction() as session:
+                more = (
+                    await service.expire_due(
+                        session=session,
+                        outbox=ctx.outbox,
+                        owner_orgnr=settings.member.orgnr,
+                        today=utcnow().date(),
+                    )
+                    > 0
+                )
+
+    return [PeriodicJob("consent-expiry", settings.consent.expiry_check_interval_s, check)]

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from services.consent.handlers import consumers
+from services.consent.handlers import consumers, periodic
 from services.consent.models import Base, infra
+from services.consent.router import ROUTERS
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -12,12 +13,41 @@ SPEC = ServiceSpec(
     description=(
         "Consents, refusals, blocks and legal bases recorded by this member, and the "
         "sharing decisions the referral service asks for before anything crosses to "
-        "another member.\n\n"
+        "another member (and when a referral arrives).\n\n"
+        "Typical flow for a case system: record a consent (`POST /v1/consents`) naming the "
+        "members that may exchange information; ask `POST /v1/decisions` before sending; "
+        "withdraw it (`POST /v1/consents/{id}/withdraw`) and every party is told. Staff "
+        "with `consent:person` find everything held for a person and the person's audit "
+        "extract; a personnummer is only ever sent in a request body.\n\n"
+        "Scopes: `consent:read` (decisions, reading), `consent:write` (recording, "
+        "withdrawing), `consent:person` (person search, audit extract). "
         "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
         "Errors are RFC 9457 `application/problem+json`."
     ),
     metadata=Base.metadata,
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
+    routers=ROUTERS,
+    openapi_tags=[
+        {
+            "name": "consents",
+            "description": "Consents your member records, and copies of "
+            "other members' consents that name you.",
+        },
+        {
+            "name": "refusals and blocks",
+            "description": "Refusals (the person said no) and blocks (spärr) with temporary lifts.",
+        },
+        {
+            "name": "decisions",
+            "description": "May A share this with B for this purpose, now? "
+            "And the legal bases that apply without consent.",
+        },
+        {
+            "name": "persons",
+            "description": "Person search and the audit extract (scope `consent:person`).",
+        },
+    ],
     consumers=consumers,
+    periodic=periodic,
 )

@@ -7,7 +7,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.directory import service
 from shared.db import utcnow
 from shared.events import CloudEvent, topics
-from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.events.payloads import (
+    MEMBER_CHANGED_V1,
+    UNIT_CHANGED_V1,
+    MemberChangedV1,
+    UnitChangedV1,
+)
 from shared.inbox import ConsumerSpec, Delivery, Reject
 from shared.periodic import PeriodicJob
 from shared.service import ServiceContext
@@ -33,12 +38,21 @@ async def on_units_changed(session: AsyncSession, deliveries: list[Delivery]) ->
     await service.apply_units_changed(session=session, changes=changes)
 
 
+async def on_member_changed(session: AsyncSession, delivery: Delivery) -> None:
+    """Keep the member records: only a member may describe itself."""
+    payload = delivery.payload
+    assert isinstance(payload, MemberChangedV1)
+    if delivery.event.sender_orgnr != payload.orgnr.replace("-", ""):
+        raise Reject("sender_not_owner", "a member may only describe itself")
+    await service.apply_member_changed(session=session, payload=payload)
+
+
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     return [
         ConsumerSpec(
             name="replica",
             topics=[topics.DIRECTORY],
-            handlers={UNIT_CHANGED_V1: on_unit_changed},
+            handlers={UNIT_CHANGED_V1: on_unit_changed, MEMBER_CHANGED_V1: on_member_changed},
             batch_handlers={UNIT_CHANGED_V1: on_units_changed},
         )
     ]

@@ -71,3 +71,19 @@ class ReplicaUnit(UnitPublicFields, Base):
     # Grows with every change applied (one writer: the member's replica consumer), so API
     # processes refresh their search index with the rows changed since they last looked.
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+
+
+class MemberRecord(Base):
+    """A member (huvudman) of the federation as it describes itself: this member's own
+    record (written through its API) and every other member's (from the directory topic)."""
+
+    __tablename__ = "member_record"
+
+    orgnr: Mapped[str] = mapped_column(String(11), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    county_code: Mapped[str] = mapped_column(String(2))
+    kommunkoder: Mapped[list[str]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

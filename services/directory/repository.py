@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from services.directory.models import ReplicaUnit, Unit
+from services.directory.models import MemberRecord, ReplicaUnit, Unit
 from shared.db import RepositoryBase
 
 
@@ -84,3 +84,10 @@ class ReplicaRepository(RepositoryBase[ReplicaUnit]):
     async def changed_since(self, seq: int) -> list[ReplicaUnit]:
         stmt = select(ReplicaUnit).where(ReplicaUnit.change_seq > seq)
         return list((await self.session.execute(stmt)).scalars())
+
+
+class MemberRepository(RepositoryBase[MemberRecord]):
+    model = MemberRecord
+
+    async def all(self) -> list[MemberRecord]:
+        return list(await self.session.scalars(select(MemberRecord).order_by(MemberRecord.name)))

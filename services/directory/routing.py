@@ -11,6 +11,7 @@ catch-all does).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,13 +73,18 @@ def resolve(
     needs: list[str],
     age: int | None,
     limit: int = 10,
+    members_serving: Collection[str] = (),
 ) -> list[Route]:
-    """Ranked receiving units; see the module docstring. Empty only if no unit covers the
-    kommun at all."""
+    """Ranked receiving units; see the module docstring. ``members_serving`` are the members
+    whose record says they serve the kommun: when no unit names the kommun, their active
+    units stand in. Empty only if neither a unit nor a member covers the kommun."""
     serving = index.serving(kommunkod)
+    named_by_unit = bool(serving)
+    if not serving:
+        serving = [d for m in members_serving for d in index.of_member(m)]
     natural = NATURAL_RECEIVERS[kind]
     matches = [d for d in serving if kind.value in d.referral_kinds]
-    fallback = not matches
+    fallback = not matches or not named_by_unit
     if fallback:
         intake = INTAKE_ORDER[kind]
         matches = [d for d in serving if d.kind in intake] or serving
@@ -94,7 +100,9 @@ def resolve(
     for rank, d in enumerate(sorted(matches, key=key)[:limit], start=1):
         matched = tuple(sorted(set(needs) & d.interventions))
         fits = age is None or age_fits(d, age)
-        if fallback:
+        if not named_by_unit:
+            why = "fallback: no unit names this kommun; the intake of the member serving it"
+        elif fallback:
             why = "fallback: no unit here receives this kind; the member's intake takes it"
         elif matched:
             why = f"receives {kind.value}; offers {len(matched)} of {len(needs)} needs"

@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from services.directory.codes import Channel, Intervention, UnitKind, UnitStatus
 from services.directory.hours import OpeningHours
 from shared.codes import ReferralKind
+from shared.config import MemberKind
 from shared.contact import FunctionalEmail, PostalAddress, SecureMailAddress, SwedishPhone
 from shared.identifiers import Kommunkod
 
@@ -28,6 +29,8 @@ __all__ = [
     "Channel",
     "CloseRequest",
     "ContactPath",
+    "MemberIn",
+    "MemberOut",
     "ReplicaPage",
     "ReplicaUnitOut",
     "ReviewRequest",
@@ -256,3 +259,80 @@ class ReplicaPage(BaseModel):
 
     items: list[ReplicaUnitOut]
     next_cursor: str | None = None
+
+
+class MemberIn(BaseModel):
+    """How this member (huvudman) describes itself to the federation."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Alvesta kommun",
+                    "kind": "kommun",
+                    "county_code": "07",
+                    "kommunkoder": ["0764"],
+                },
+                {"name": "Region Kronoberg", "kind": "region", "county_code": "07"},
+            ]
+        },
+    )
+
+    name: str = Field(min_length=2, max_length=200)
+    kind: MemberKind
+    county_code: str = Field(
+        pattern=r"^[0-9]{2}$", description="the county (län), SCB's code, e.g. 07 Kronoberg"
+    )
+    kommunkoder: list[Kommunkod] = Field(
+        default_factory=list,
+        validate_default=True,
+        max_length=290,
+        description="the kommuner served, all in the county; a region may leave it empty "
+        "for every kommun of its county",
+    )
+
+    @field_validator("county_code")
+    @classmethod
+    def _known_county(cls, value: str) -> str:
+        from shared.identifiers.kommun import counties
+
+        if value not in {c.code for c in counties()}:
+            raise PydanticCustomError("unknown_county", "no Swedish county has this code")
+        return value
+
+    @field_validator("kommunkoder")
+    @classmethod
+    def _in_county(cls, values: list[str], info: ValidationInfo) -> list[str]:
+        from shared.identifiers.kommun import all_kommuner
+
+        county = info.data.get("county_code")
+        if county is None:  # the county itself was refused
+            return values
+        if not values:
+            if info.data.get("kind") is not MemberKind.REGION:
+                raise PydanticCustomError(
+                    "kommunkoder_required", "a kommun names the kommuner it serves"
+                )
+            return [k.code for k in all_kommuner() if k.county_code == county]
+        outside = [k for k in values if not k.startswith(county)]
+        if outside:
+            raise PydanticCustomError(
+                "kommun_outside_county",
+                "kommunkoder {outside} are not in county {county}",
+                {"outside": ",".join(outside), "county": county},
+            )
+        return sorted(set(values))
+
+
+class MemberOut(BaseModel):
+    """A member of the federation as it describes itself."""
+
+    orgnr: str
+    name: str
+    kind: str
+    county_code: str
+    county_name: str
+    kommunkoder: list[str]
+    version: int
+    changed_at: dt.datetime

@@ -440,6 +440,11 @@ class SearchIndex:
             next_cursor = {"s": score, "n": last.sort_name, "i": last.unit_id}
         return Page(items=items, total=total, next_cursor=next_cursor)
 
+    def of_member(self, orgnr: str, status: str = "active") -> list[Doc]:
+        """The units of member ``orgnr`` with ``status``."""
+        ids = self.facets["member"].get(orgnr, set()) & self.facets["status"].get(status, set())
+        return [self.docs[u] for u in ids]
+
     def serving(self, kommunkod: str, status: str = "active") -> list[Doc]:
         """The units with ``status`` that cover ``kommunkod`` (for routing)."""
         ids = self.facets["kommun"].get(kommunkod, set()) & self.facets["status"].get(status, set())

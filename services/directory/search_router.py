@@ -10,9 +10,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.directory import service
 from services.directory.codes import Intervention, UnitKind, UnitStatus
 from services.directory.routing import resolve
 from services.directory.search import Doc, Filters, ReplicaSearch
+from shared.app import DbSession
 from shared.auth import Caller, require_scopes
 from shared.codes import ReferralKind
 from shared.errors import Forbidden, InvalidInput, NotFound, problem_responses
@@ -220,13 +222,20 @@ class NoUnitServesKommun(NotFound):
         "the person's kommun: by needs offered, then age fit, then the kind's natural "
         "receivers. Each route names the contact path to use. Never empty for a kommun "
         "the federation serves: without a match, the kommun's intake (remissport or "
-        "socialtjänstens mottagning) is returned with `fallback: true`. Used by the "
+        "socialtjänstens mottagning) is returned with `fallback: true`; when no unit names "
+        "the kommun, the intake of the member whose record says it serves the kommun "
+        "(`PUT /v1/member`). Used by the "
         "referral service. Scope `directory:read`."
     ),
     responses=problem_responses(Forbidden, NoUnitServesKommun),
 )
-async def resolve_routing(body: RoutingQuestion, caller: Reader, search: Search) -> RoutingAnswer:
+async def resolve_routing(
+    body: RoutingQuestion, caller: Reader, search: Search, session: DbSession
+) -> RoutingAnswer:
     index = await search.refresh()
+    members: list[str] = []
+    if not index.serving(body.kommunkod):
+        members = await service.members_serving(session=session, kommunkod=body.kommunkod)
     routes = resolve(
         index,
         kind=body.referral_kind,
@@ -234,9 +243,12 @@ async def resolve_routing(body: RoutingQuestion, caller: Reader, search: Search)
         needs=[str(n) for n in body.needs],
         age=body.age,
         limit=body.limit,
+        members_serving=members,
     )
     if not routes:
-        raise NoUnitServesKommun(f"kommun {body.kommunkod} has no active unit in the directory")
+        raise NoUnitServesKommun(
+            f"kommun {body.kommunkod} has no active unit and no member serving it"
+        )
     return RoutingAnswer(
         routes=[
             RouteOut(

@@ -11,15 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.directory.codes import UnitStatus
 from services.directory.hours import OpeningHours
-from services.directory.models import ReplicaUnit, Unit
-from services.directory.repository import ReplicaRepository, UnitRepository
-from services.directory.schemas import Capacity, ContactPath, TargetGroup, UnitFields
+from services.directory.models import MemberRecord, ReplicaUnit, Unit
+from services.directory.repository import MemberRepository, ReplicaRepository, UnitRepository
+from services.directory.schemas import Capacity, ContactPath, MemberIn, TargetGroup, UnitFields
 from shared.db import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from shared.events import CloudEvent, topics
 from shared.events.payloads import (
+    MEMBER_CHANGED_V1,
     UNIT_CHANGED_V1,
     UNIT_REVIEW_DUE_V1,
+    MemberChangedV1,
     UnitChangedV1,
     UnitReviewDueV1,
 )
@@ -365,3 +367,95 @@ async def emit_review_due(
         await UnitRepository(session).mark_review_due_sent(unit.id, due)
         sent += 1
     return sent
+
+
+# --- member records -------------------------------------------------------------------
+
+
+class MemberNotFound(NotFound):
+    slug = "member-not-found"
+    title = "No record of this member has reached the directory"
+
+
+class MemberVersionMismatch(PreconditionFailed):
+    slug = "member-version-mismatch"
+    title = "The member record has changed since you read it (If-Match does not match)"
+
+
+def member_key(orgnr: str) -> str:
+    """The record's key on ``vardkedja.directory`` (apart from the units' ids)."""
+    return f"member:{orgnr}"
+
+
+async def set_own_member(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    orgnr: str,
+    data: MemberIn,
+    expected_version: int | None = None,
+) -> MemberRecord:
+    """Sets this member's own record and announces it to the federation (no event when
+    nothing changed)."""
+    repo = MemberRepository(session)
+    record = await repo.get(orgnr)
+    if expected_version is not None and (record is None or record.version != expected_version):
+        raise MemberVersionMismatch(f"the record is at version {record.version if record else 0}")
+    values = {
+        "name": data.name,
+        "kind": str(data.kind),
+        "county_code": data.county_code,
+        "kommunkoder": list(data.kommunkoder),
+    }
+    if record is not None and all(getattr(record, k) == v for k, v in values.items()):
+        return record
+    if record is None:
+        record = MemberRecord(orgnr=orgnr, version=0)
+        session.add(record)
+    for name, value in values.items():
+        setattr(record, name, value)
+    record.version += 1
+    record.changed_at = record.received_at = utcnow()
+    await session.flush()
+    await outbox.publish(
+        session,
+        topics.DIRECTORY,
+        MEMBER_CHANGED_V1,
+        MemberChangedV1(
+            orgnr=orgnr, version=record.version, changed_at=record.changed_at, **values
+        ),
+        subject=orgnr,
+        key=member_key(orgnr),
+        aggversion=record.version,
+    )
+    return record
+
+
+async def apply_member_changed(*, session: AsyncSession, payload: MemberChangedV1) -> bool:
+    """Keeps another member's record (or a rebuilt own one) unless it is stale."""
+    repo = MemberRepository(session)
+    record = await repo.get(payload.orgnr)
+    if record is not None and record.version >= payload.version:
+        return False
+    if record is None:
+        record = MemberRecord(orgnr=payload.orgnr)
+        session.add(record)
+    record.name = payload.name
+    record.kind = payload.kind
+    record.county_code = payload.county_code
+    record.kommunkoder = list(payload.kommunkoder)
+    record.version = payload.version
+    record.changed_at = payload.changed_at
+    record.received_at = utcnow()
+    await session.flush()
+    return True
+
+
+async def member_names(*, session: AsyncSession) -> dict[str, str]:
+    """Every known member's name by organisationsnummer."""
+    return {m.orgnr: m.name for m in await MemberRepository(session).all()}
+
+
+async def members_serving(*, session: AsyncSession, kommunkod: str) -> list[str]:
+    """The members whose record says they serve ``kommunkod``."""
+    return [m.orgnr for m in await MemberRepository(session).all() if kommunkod in m.kommunkoder]

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from services.directory.handlers import consumers, periodic
+from services.directory.member_router import member_router
 from services.directory.models import Base, infra
 from services.directory.router import replica_router, router
 from services.directory.search_router import search_router
@@ -23,7 +24,14 @@ SPEC = ServiceSpec(
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
     # transfer_router first: /v1/units/export must not be taken for /v1/units/{unit_id}.
-    routers=[transfer_router, router, replica_router, search_router, overview_router],
+    routers=[
+        transfer_router,
+        router,
+        replica_router,
+        search_router,
+        overview_router,
+        member_router,
+    ],
     openapi_tags=[
         {"name": "units", "description": "Your own member's units (owner API)."},
         {"name": "replica", "description": "Every member's units, as replicated to you."},
@@ -36,6 +44,11 @@ SPEC = ServiceSpec(
             "name": "import and export",
             "description": "Bulk import (CSV or YAML, all or nothing, every bad row "
             "reported) and export of your own units.",
+        },
+        {
+            "name": "members",
+            "description": "The members (huvudmän) of the federation: name, kind, county and "
+            "the kommuner each serves.",
         },
         {
             "name": "overview",

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from services.directory import overview, transfer
+from services.directory import overview, service, transfer
 from services.directory.transfer import ImportFormat, ImportInvalid, ImportReport
 from shared.app import Ctx, DbSession
 from shared.auth import Caller, require_scopes
@@ -281,7 +281,8 @@ async def get_overview(
     if not rows:
         raise MemberNotInReplica("no units of this member have reached the replica")
     me = ctx.settings.member
-    name = overview.member_name(orgnr, {me.orgnr: me.name})
+    names = {me.orgnr: me.name, **await service.member_names(session=session)}
+    name = overview.member_name(orgnr, names)
     built = overview.build_overview(
         rows,
         orgnr,

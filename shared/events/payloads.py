@@ -54,6 +54,30 @@ class UnitChangedV1(EventPayload):
     changed_at: dt.datetime
 
 
+MEMBER_CHANGED_V1 = "se.vardkedja.member.changed.v1"
+
+
+@event_type(MEMBER_CHANGED_V1, topics=(DIRECTORY,), personal_data=False)
+class MemberChangedV1(EventPayload):
+    """A member (huvudman) described itself: its name, kind, county and the kommuner it
+    serves.
+
+    Sent by the member's own directory service on ``vardkedja.directory`` (compacted, key =
+    ``member:<orgnr>``) when its administrator sets the record, with the whole record. Every
+    member's directory keeps the latest version: overviews show the member's name, and
+    routing falls back to the intake of the member serving a kommun when no unit names
+    it. Organisational data only.
+    """
+
+    orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    name: str = Field(min_length=2, max_length=200)
+    kind: str = Field(max_length=32)
+    county_code: str = Field(pattern=r"^[0-9]{2}$")
+    kommunkoder: list[str] = Field(min_length=1, max_length=290)
+    version: int = Field(ge=1)
+    changed_at: dt.datetime
+
+
 RELAY_MARKER_V1 = "se.vardkedja.relay.marker.v1"
 
 

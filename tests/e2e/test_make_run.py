@@ -90,6 +90,38 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
                 return r.status_code == 200 and len(r.json()["items"]) >= want
 
             await eventually(replicated, within=60, what="demo units in the region's replica")
+            region = {"Authorization": f"Bearer {region_token}"}
+
+            async def members_known() -> bool:
+                r = await client.get("http://127.0.0.1:8010/v1/members", headers=region)
+                return r.status_code == 200 and len(r.json()) == 3
+
+            await eventually(members_known, within=60, what="the three member records")
+
+            # Issue 3's "done when", as a user of the region's docs page would: who handles
+            # a kontaktbegäran about housing support for a person living in Alvesta ...
+            r = await client.post(
+                "http://127.0.0.1:8010/v1/routing/resolve",
+                json={
+                    "referral_kind": "kontaktbegaran",
+                    "kommunkod": "0764",
+                    "needs": ["boendestod"],
+                },
+                headers=region,
+            )
+            assert r.status_code == 200, r.text
+            first = r.json()["routes"][0]
+            assert first["unit"]["owner_orgnr"] == "212000-0613"  # Alvesta kommun
+            assert "boendestod" in first["matched_needs"]
+            assert first["contact_path"] is not None  # ... how to reach that function ...
+            # ... and the printable overview of Alvesta, named by its member record.
+            pdf = await client.get(
+                "http://127.0.0.1:8010/v1/overview/212000-0613?format=pdf", headers=region
+            )
+            assert pdf.status_code == 200
+            assert pdf.content.startswith(b"%PDF")
+            html = await client.get("http://127.0.0.1:8010/v1/overview/212000-0613", headers=region)
+            assert "Alvesta kommun" in html.text
 
         proc.send_signal(signal.SIGINT)
         await eventually(

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DEMO_FILE", "load_demo_units"]
+__all__ = ["DEMO_FILE", "load_demo_members", "load_demo_units"]
 
 DEMO_FILE = "kronoberg.yaml"
 
@@ -30,13 +30,30 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
+def _demo() -> dict[str, Any]:
+    text = resources.files(__name__).joinpath(DEMO_FILE).read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def load_demo_members() -> dict[str, dict[str, Any]]:
+    """Each demo member's record (``PUT /v1/member`` without ``kind``), by orgnr."""
+    return {
+        str(m["orgnr"]): {
+            "name": m["name"],
+            "county_code": str(m["county_code"]),
+            "kommunkoder": [str(k) for k in m.get("kommunkoder", [])],
+        }
+        for m in _demo()["members"]
+    }
+
+
 def load_demo_units() -> dict[str, list[dict[str, Any]]]:
     """The demo units by owner organisationsnummer, as UnitCreate-shaped JSON-ready dicts.
 
     Every call returns fresh dicts (YAML aliases are copied), so a caller may change them.
     """
-    text = resources.files(__name__).joinpath(DEMO_FILE).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = _demo()
     units: dict[str, list[dict[str, Any]]] = {}
     for member in data["members"]:
         orgnr = str(member["orgnr"])

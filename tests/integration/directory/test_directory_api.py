@@ -19,7 +19,7 @@ from services.directory.handlers import on_unit_changed
 from services.directory.models import ReplicaUnit, Unit
 from shared.broker import EmbeddedBroker, free_port
 from shared.db import Database
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON
+from shared.errors import PROBLEM_JSON
 from shared.events import CloudEvent, decode
 from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
 from shared.inbox import Delivery, Reject
@@ -30,6 +30,7 @@ from tests.conftest import (
     ORG_VAXJO,
 )
 from tests.helpers.directory import SPEC, UNIT, auth, build
+from tests.helpers.problems import field_rules, problem
 
 
 async def count(db: Database, what: Any) -> int:
@@ -40,20 +41,6 @@ async def count(db: Database, what: Any) -> int:
 async def stored(db: Database) -> tuple[int, int]:
     """(units, outbox rows) in the database."""
     return await count(db, Unit), await count(db, SPEC.infra.outbox)
-
-
-def problem(response: httpx.Response, status: int, slug: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    if slug is not None:
-        assert body["type"] == PROBLEM_BASE + slug
-    return body
-
-
-def field_rules(body: dict[str, Any]) -> dict[str, str]:
-    return {e["field"]: e["rule"] for e in body["errors"]}
 
 
 class TestCreateUnit:
@@ -493,6 +480,9 @@ class TestOpenApi:
             ("/v1/units/import", "post"),
             ("/v1/units/export", "get"),
             ("/v1/overview/{orgnr}", "get"),
+            ("/v1/member", "put"),
+            ("/v1/members", "get"),
+            ("/v1/members/{orgnr}", "get"),
         }
         for path, method, op in operations:
             where = f"{method.upper()} {path}"

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from services.directory.models import Unit
 from shared.db import Database
-from shared.errors import PROBLEM_JSON
 from tests.conftest import ORG_REGION
 from tests.helpers.directory import SPEC, auth
+from tests.helpers.problems import problem
 
 FULL: dict[str, Any] = {
     "name": "Socialtjänstens mottagning vuxna",
@@ -58,13 +58,6 @@ async def create(client: httpx.AsyncClient, body: dict[str, Any] | None = None) 
     r = await client.post("/v1/units", json=body or FULL, headers=auth())
     assert r.status_code == 201, r.text
     return r
-
-
-def problem(r: httpx.Response, status: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = r.json()
-    return body
 
 
 class TestFullDescription:

@@ -20,9 +20,9 @@ from services.directory.transfer import CSV_COLUMNS, parse_contact_paths, parse_
 from services.directory.transfer_router import MAX_IMPORT_BYTES, overview_router, transfer_router
 from shared.app import create_app
 from shared.db import Database
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON
 from tests.conftest import ORG_VAXJO, make_settings
 from tests.helpers.directory import SPEC, auth
+from tests.helpers.problems import problem
 
 # The export route must come before GET /v1/units/{unit_id}; once the spec includes the
 # routers, its own order is what is tested.
@@ -73,15 +73,6 @@ async def counts(db: Database) -> tuple[int, int]:
 async def units(db: Database) -> dict[str, Unit]:
     async with db.sessionmaker() as s:
         return {u.name: u for u in (await s.execute(select(Unit))).scalars()}
-
-
-def problem(r: httpx.Response, status: int, slug: str | None = None) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == PROBLEM_JSON
-    body: dict[str, Any] = r.json()
-    if slug is not None:
-        assert body["type"] == PROBLEM_BASE + slug
-    return body
 
 
 async def import_csv(client: httpx.AsyncClient, text: str, **params: Any) -> httpx.Response:

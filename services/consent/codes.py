@@ -1,0 +1,141 @@
+"""Code lists of the consent service: purposes, information categories, forms, legal bases.
+
+Values are the domain's own words in ASCII (``vardkedjeremiss``, ``osl_25_12``); the labels
+are what a person reads in a decision's reasons and the audit extract.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Purpose(enum.StrEnum):
+    """The cooperation a sharing serves."""
+
+    SIP = "sip"
+    VARDKEDJEREMISS = "vardkedjeremiss"
+    KONTAKTBEGARAN = "kontaktbegaran"
+    UTSKRIVNINGSPLANERING = "utskrivningsplanering"
+    HVB_UNDERRATTELSE = "hvb_underrattelse"
+    VARDKEDJESAMORDNING = "vardkedjesamordning"
+
+
+PURPOSE_LABELS: dict[str, str] = {
+    Purpose.SIP: "samordnad individuell plan (SIP)",
+    Purpose.VARDKEDJEREMISS: "vårdkedjeremiss",
+    Purpose.KONTAKTBEGARAN: "kontaktbegäran",
+    Purpose.UTSKRIVNINGSPLANERING: "utskrivningsplanering",
+    Purpose.HVB_UNDERRATTELSE: "underrättelse om placering på HVB",
+    Purpose.VARDKEDJESAMORDNING: "samordning av vårdkedjan",
+}
+
+
+class Category(enum.StrEnum):
+    """A kind of information about the person."""
+
+    CONTACT_DETAILS = "contact_details"
+    NEEDS_SUMMARY = "needs_summary"
+    DIAGNOSES = "diagnoses"
+    MEDICATION = "medication"
+    SOCIAL_SITUATION = "social_situation"
+    PLAN = "plan"
+
+
+CATEGORY_LABELS: dict[str, str] = {
+    Category.CONTACT_DETAILS: "kontaktuppgifter",
+    Category.NEEDS_SUMMARY: "behov och sammanfattning",
+    Category.DIAGNOSES: "diagnoser",
+    Category.MEDICATION: "läkemedel",
+    Category.SOCIAL_SITUATION: "social situation",
+    Category.PLAN: "plan",
+}
+
+
+class ConsentForm(enum.StrEnum):
+    """How the consent was given."""
+
+    WRITTEN = "written"
+    ORAL = "oral"
+    DIGITAL = "digital"
+
+
+class GiverKind(enum.StrEnum):
+    """Who gave (or withdrew) the consent: the person or a legal representative."""
+
+    PERSON = "person"
+    GUARDIAN = "guardian"  # vårdnadshavare
+    GOD_MAN = "god_man"
+    FORVALTARE = "forvaltare"
+
+
+class WithdrawerKind(enum.StrEnum):
+    """Who withdrew a consent (a representative, or staff recording the person's wish)."""
+
+    PERSON = "person"
+    GUARDIAN = "guardian"
+    GOD_MAN = "god_man"
+    FORVALTARE = "forvaltare"
+    STAFF = "staff"
+
+
+class ConsentStatus(enum.StrEnum):
+    """The life of a consent: active until withdrawn, expired or superseded (all final)."""
+
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+
+
+class RecordStatus(enum.StrEnum):
+    """Refusals and blocks stand until revoked (refusal) or removed (block)."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    REMOVED = "removed"
+
+
+class LegalBasis(enum.StrEnum):
+    """Legal bases that let a message cross without consent."""
+
+    OSL_25_12 = "osl_25_12"  # hälso- och sjukvård -> socialtjänst
+    OSL_26_9 = "osl_26_9"  # socialtjänst -> hälso- och sjukvård
+    LVM_ANMALAN = "lvm_anmalan"  # healthcare's duty to report under LVM 6 §
+    OROSANMALAN = "orosanmalan"  # report of concern for a child
+    NODSITUATION = "nodsituation"  # an acute emergency
+
+
+LEGAL_BASIS_LABELS: dict[str, str] = {
+    LegalBasis.OSL_25_12: "OSL 25 kap. 12 § (hälso- och sjukvård till socialtjänst)",
+    LegalBasis.OSL_26_9: "OSL 26 kap. 9 § (socialtjänst till hälso- och sjukvård)",
+    LegalBasis.LVM_ANMALAN: "anmälningsskyldighet enligt LVM",
+    LegalBasis.OROSANMALAN: "orosanmälan om barn",
+    LegalBasis.NODSITUATION: "akut nödsituation",
+}
+
+
+class OslGround(enum.StrEnum):
+    """Why OSL 25:12 / 26:9 applies (one is required with those bases)."""
+
+    UNDER_18 = "under_18"
+    PERSISTENT_MISUSE = "persistent_misuse"
+    COMPULSORY_PSYCHIATRIC_CARE = "compulsory_psychiatric_care"
+
+
+OSL_BASES = frozenset({LegalBasis.OSL_25_12, LegalBasis.OSL_26_9})
+
+
+class Verdict(enum.StrEnum):
+    """A decision's answer."""
+
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    REFUSED = "refused"
+
+
+class EndReason(enum.StrEnum):
+    """Why a consent stopped applying (carried by the ended event)."""
+
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
