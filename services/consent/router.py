@@ -202,6 +202,20 @@ def use_out(u: LegalBasisUse) -> LegalBasisUseOut:
     )
 
 
+async def _audited(
+    ctx: Ctx, session: DbSession, caller: Caller, action: str, row: Consent | Refusal | Block
+) -> None:
+    """Audits an access to one record (``action`` is ``<record type>.<what>``)."""
+    await ctx.auditor.record_access(
+        session,
+        caller,
+        action=action,
+        person_id=row.personnummer,
+        resource_type=action.split(".")[0],
+        resource_id=row.id,
+    )
+
+
 # --- creating POSTs with Idempotency-Key and audit ---------------------------------------
 
 
@@ -311,14 +325,7 @@ async def get_consent(
     consent = await service.get_own_consent(
         session=session, consent_id=consent_id, owner_orgnr=caller.org
     )
-    await ctx.auditor.record_access(
-        session,
-        caller,
-        action="consent.read",
-        person_id=consent.personnummer,
-        resource_type="consent",
-        resource_id=consent.id,
-    )
+    await _audited(ctx, session, caller, "consent.read", consent)
     return consent_out(consent)
 
 
@@ -344,14 +351,7 @@ async def withdraw_consent(
     consent = await service.withdraw_consent(
         session=session, outbox=ctx.outbox, caller=caller, consent=consent, data=body
     )
-    await ctx.auditor.record_access(
-        session,
-        caller,
-        action="consent.withdraw",
-        person_id=consent.personnummer,
-        resource_type="consent",
-        resource_id=consent.id,
-    )
+    await _audited(ctx, session, caller, "consent.withdraw", consent)
     return consent_out(consent)
 
 
@@ -436,14 +436,7 @@ async def get_refusal(
     refusal = await service.get_own_refusal(
         session=session, refusal_id=refusal_id, owner_orgnr=caller.org
     )
-    await ctx.auditor.record_access(
-        session,
-        caller,
-        action="refusal.read",
-        person_id=refusal.personnummer,
-        resource_type="refusal",
-        resource_id=refusal.id,
-    )
+    await _audited(ctx, session, caller, "refusal.read", refusal)
     return refusal_out(refusal)
 
 
@@ -464,14 +457,7 @@ async def revoke_refusal(
     refusal = await service.revoke_refusal(
         session=session, caller=caller, refusal=refusal, reason=body.reason
     )
-    await ctx.auditor.record_access(
-        session,
-        caller,
-        action="refusal.revoke",
-        person_id=refusal.personnummer,
-        resource_type="refusal",
-        resource_id=refusal.id,
-    )
+    await _audited(ctx, session, caller, "refusal.revoke", refusal)
     return refusal_out(refusal)
 
 

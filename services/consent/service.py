@@ -160,6 +160,29 @@ async def _log(
     )
 
 
+async def _log_change(
+    session: AsyncSession,
+    row: Consent | Refusal | Block,
+    action: str,
+    *,
+    user: str | None,
+    unit: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Adds a change of this member's own record to the person's history."""
+    await _log(
+        session,
+        person_key=row.person_key,
+        subject_type=row.__tablename__,
+        subject_id=row.id,
+        action=action,
+        actor_org=row.owner_orgnr,
+        actor_user=user,
+        actor_unit=unit,
+        details=details,
+    )
+
+
 def check_parties(
     parties: Sequence[PartyIn], *, owner_orgnr: str, federation: Sequence[str], field: str
 ) -> list[FieldProblem]:
@@ -326,15 +349,12 @@ async def _end(
         ),
         consent=consent,
     )
-    await _log(
+    await _log_change(
         session,
-        person_key=consent.person_key,
-        subject_type="consent",
-        subject_id=consent.id,
-        action=str(reason),
-        actor_org=consent.owner_orgnr,
-        actor_user=actor_user,
-        actor_unit=actor_unit,
+        consent,
+        str(reason),
+        user=actor_user,
+        unit=actor_unit,
         details={"version": consent.version, "superseded_by": superseded_by},
     )
 
@@ -441,15 +461,12 @@ async def record_consent(
         ),
         consent=consent,
     )
-    await _log(
+    await _log_change(
         session,
-        person_key=key,
-        subject_type="consent",
-        subject_id=consent.id,
-        action="recorded",
-        actor_org=owner,
-        actor_user=user,
-        actor_unit=unit,
+        consent,
+        "recorded",
+        user=user,
+        unit=unit,
         details={
             "version": consent.version,
             "purposes": consent.purposes,
@@ -568,15 +585,12 @@ async def record_refusal(
         status=str(RecordStatus.ACTIVE),
     )
     await RefusalRepository(session).add(refusal)
-    await _log(
+    await _log_change(
         session,
-        person_key=key,
-        subject_type="refusal",
-        subject_id=refusal.id,
-        action="recorded",
-        actor_org=owner,
-        actor_user=user,
-        actor_unit=unit,
+        refusal,
+        "recorded",
+        user=user,
+        unit=unit,
         details={"parties": refusal.parties, "purposes": refusal.purposes},
     )
     return refusal
@@ -601,15 +615,12 @@ async def revoke_refusal(
     refusal.revoked_by_user = caller.sub
     refusal.revocation_reason = reason
     await session.flush()
-    await _log(
+    await _log_change(
         session,
-        person_key=refusal.person_key,
-        subject_type="refusal",
-        subject_id=refusal.id,
-        action="revoked",
-        actor_org=refusal.owner_orgnr,
-        actor_user=caller.sub,
-        actor_unit=caller.unit,
+        refusal,
+        "revoked",
+        user=caller.sub,
+        unit=caller.unit,
     )
     return refusal
 
@@ -640,15 +651,12 @@ async def record_block(
         status=str(RecordStatus.ACTIVE),
     )
     await BlockRepository(session).add(block)
-    await _log(
+    await _log_change(
         session,
-        person_key=key,
-        subject_type="block",
-        subject_id=block.id,
-        action="recorded",
-        actor_org=owner,
-        actor_user=user,
-        actor_unit=unit,
+        block,
+        "recorded",
+        user=user,
+        unit=unit,
         details={"blocked": {"orgnr": block.blocked_orgnr, "unit_id": block.blocked_unit_id}},
     )
     return block
@@ -695,15 +703,12 @@ async def lift_block(
             created_at=now,
         )
     )
-    await _log(
+    await _log_change(
         session,
-        person_key=block.person_key,
-        subject_type="block",
-        subject_id=block.id,
-        action="lifted",
-        actor_org=block.owner_orgnr,
-        actor_user=caller.sub,
-        actor_unit=caller.unit,
+        block,
+        "lifted",
+        user=caller.sub,
+        unit=caller.unit,
         details={"starts_at": starts.isoformat(), "ends_at": data.ends_at.isoformat()},
     )
     return lift
@@ -717,15 +722,12 @@ async def remove_block(*, session: AsyncSession, caller: Caller, block: Block) -
     block.removed_at = utcnow()
     block.removed_by_user = caller.sub
     await session.flush()
-    await _log(
+    await _log_change(
         session,
-        person_key=block.person_key,
-        subject_type="block",
-        subject_id=block.id,
-        action="removed",
-        actor_org=block.owner_orgnr,
-        actor_user=caller.sub,
-        actor_unit=caller.unit,
+        block,
+        "removed",
+        user=caller.sub,
+        unit=caller.unit,
     )
     return block
 

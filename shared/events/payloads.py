@@ -109,3 +109,93 @@ class UnitReviewDueV1(EventPayload):
     unit_name: str = Field(max_length=200)
     last_reviewed_at: dt.datetime | None = None
     due_since: dt.date
+
+
+INBOUND = "vardkedja.member.<orgnr>.inbound"
+
+
+class ConsentPartyRef(EventPayload):
+    """A party of a consent: a member and, optionally, one of its units."""
+
+    orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    unit_id: str | None = Field(None, max_length=64)
+
+
+CONSENT_RECORDED_V1 = "se.vardkedja.consent.recorded.v1"
+
+
+@event_type(CONSENT_RECORDED_V1, topics=(INBOUND,), personal_data=True)
+class ConsentRecordedV1(EventPayload):
+    """A member recorded a consent that names the receiving member as a party.
+
+    Sent by the recording member's consent service to the inbound topic of every member
+    the consent names (its own included), key = consent id. The parties keep a copy to
+    show the basis and to check a referral when it arrives. **Personal data**: the
+    personnummer, because person keys are per-member secrets and the receiver must match
+    incoming referrals; the receiver stores only its own key of it. Nothing else about the
+    person (no giver, notes or signed-form reference) leaves the recording member.
+    """
+
+    consent_id: str = Field(max_length=36)
+    owner_orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    personnummer: str = Field(pattern=r"^[0-9]{12}$")
+    protected_identity: bool = False
+    parties: list[ConsentPartyRef] = Field(min_length=1, max_length=50)
+    purposes: list[str] = Field(min_length=1, max_length=20)
+    categories: list[str] = Field(min_length=1, max_length=20)
+    valid_from: dt.date
+    valid_to: dt.date
+    recorded_by_unit: str | None = Field(None, max_length=64)
+    recorded_at: dt.datetime
+    version: int = Field(ge=1)
+
+
+CONSENT_ENDED_V1 = "se.vardkedja.consent.ended.v1"
+
+
+@event_type(CONSENT_ENDED_V1, topics=(INBOUND,), personal_data=True)
+class ConsentEndedV1(EventPayload):
+    """A consent stopped applying: withdrawn, expired or superseded by a new one.
+
+    Sent by the recording member's consent service to the inbound topic of every member
+    the consent names, key = consent id, the moment it happens (withdrawal at once, expiry
+    by the worker's check). Parties mark their copy ended; their referral services stop
+    sending on it and their notify services tell the named units. Carries the consent id
+    (which a party links to the person), the parties and purposes, never the personnummer
+    or the withdrawal's free-text reason: pseudonymous **personal data**.
+    """
+
+    consent_id: str = Field(max_length=36)
+    owner_orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    reason: str = Field(pattern=r"^(withdrawn|expired|superseded)$")
+    ended_at: dt.datetime
+    parties: list[ConsentPartyRef] = Field(min_length=1, max_length=50)
+    purposes: list[str] = Field(min_length=1, max_length=20)
+    superseded_by: str | None = Field(None, max_length=36)
+    version: int = Field(ge=1)
+
+
+AUDIT_RECORDED_V1 = "se.vardkedja.audit.recorded.v1"
+
+
+@event_type(AUDIT_RECORDED_V1, topics=("vardkedja.member.<orgnr>.internal",), personal_data=True)
+class AuditRecordedV1(EventPayload):
+    """A service of this member audited an access to a person's data.
+
+    Sent on the member's own internal topic by every service other than consent, in the
+    same transaction as the audit record itself (so it exists if and only if the record
+    does); the consent service keeps a copy for the person's audit extract (loggutdrag,
+    ADR 0011). **Personal data**: the personnummer of the person whose data was accessed.
+    """
+
+    service: str = Field(max_length=20)
+    occurred_at: dt.datetime
+    actor_sub: str = Field(max_length=255)
+    actor_org: str = Field(max_length=11)
+    actor_unit: str | None = Field(None, max_length=64)
+    action: str = Field(max_length=100)
+    person_id: str = Field(pattern=r"^[0-9]{12}$")
+    purpose: str | None = Field(None, max_length=100)
+    outcome: str = Field(max_length=20)
+    resource_type: str | None = Field(None, max_length=50)
+    resource_id: str | None = Field(None, max_length=64)
