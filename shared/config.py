@@ -163,6 +163,114 @@ class ConsentSettings(BaseModel):
     expiry_check_interval_s: int = Field(300, ge=1, description="how often expiry is checked")
 
 
+def _default_acknowledge_within_hours() -> dict[str, int]:
+    """How long a receiving unit has to acknowledge each kind of referral (hours)."""
+    return {
+        "vardkedjeremiss": 72,
+        "kontaktbegaran": 48,
+        "sip_kallelse": 72,
+        "utskrivningsplanering": 24,
+        "hvb_underrattelse": 72,
+    }
+
+
+class NotifyRule(BaseModel):
+    """One row of the rules table: which event goes to which recipients on which channels."""
+
+    id: str = Field(pattern=r"^[a-z0-9_.-]{1,64}$")
+    event: str = Field(
+        max_length=255, description="an event type, or timer:remind|overdue|escalate"
+    )
+    recipients: list[str] = Field(
+        min_length=1, description="unit | coordinator | unit:<id> | role:<role>"
+    )
+    channels: list[Literal["inbox", "webhook", "email"]] = Field(min_length=1)
+
+    @field_validator("recipients")
+    @classmethod
+    def _known_recipients(cls, value: list[str]) -> list[str]:
+        for r in value:
+            if r not in ("unit", "coordinator") and not r.startswith(("unit:", "role:")):
+                raise ValueError(f"unknown recipient {r!r}")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _inbox_always(cls, value: list[str]) -> list[str]:
+        # Nothing silently dropped: every notification lands in an inbox.
+        if "inbox" not in value:
+            raise ValueError("channels must include inbox")
+        return value
+
+
+def _default_notify_rules() -> list[NotifyRule]:
+    """The demo rules table (docs/configuration.md lists it)."""
+    all_ = ["inbox", "webhook", "email"]
+    rows = [
+        ("referral-received", "se.vardkedja.referral.received.v1", ["unit"], all_),
+        (
+            "referral-status",
+            "se.vardkedja.referral.status_changed.v1",
+            ["unit"],
+            ["inbox", "webhook"],
+        ),
+        ("referral-deadline", "se.vardkedja.referral.deadline.v1", ["unit"], all_),
+        ("sip-invitation", "se.vardkedja.sip.invitation.v1", ["unit"], all_),
+        ("sip-answered", "se.vardkedja.sip.answered.v1", ["unit"], ["inbox", "webhook"]),
+        ("plan-action-ended", "se.vardkedja.plan.action_ended.v1", ["unit"], all_),
+        ("consent-ended", "se.vardkedja.consent.ended.v1", ["unit"], ["inbox", "webhook"]),
+        (
+            "unit-review-due",
+            "se.vardkedja.unit.review_due.v1",
+            ["unit", "coordinator"],
+            ["inbox", "email"],
+        ),
+        ("reminder", "timer:remind", ["unit"], all_),
+        ("overdue", "timer:overdue", ["unit"], all_),
+        ("escalation", "timer:escalate", ["coordinator"], all_),
+    ]
+    return [NotifyRule(id=i, event=e, recipients=r, channels=c) for i, e, r, c in rows]
+
+
+class SmtpSettings(BaseModel):
+    """The member's SMTP relay for functional-mailbox e-mail (no host = e-mail off)."""
+
+    host: str | None = None
+    port: int = Field(587, ge=1, le=65535)
+    tls: Literal["none", "starttls", "tls"] = "starttls"
+    validate_certs: bool = True
+    cafile: str | None = None
+    username: str | None = None
+    password: str | None = None
+    sender: str = "vardkedja-noreply@example.invalid"
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class NotifySettings(BaseModel):
+    """Settings of the notify service."""
+
+    rules: list[NotifyRule] = Field(default_factory=_default_notify_rules)
+    acknowledge_within_hours: dict[str, int] = Field(
+        default_factory=_default_acknowledge_within_hours
+    )
+    remind_before_s: int = Field(86_400, ge=0, description="reminder this long before a deadline")
+    escalate_after_s: int = Field(86_400, ge=0, description="escalate this long after it passed")
+    coordinator_unit_ids: list[str] = Field(default_factory=list)
+    link_base_url: str = "http://127.0.0.1:8003"
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(8, ge=1, le=50)
+    webhook_backoff_base_s: float = Field(5.0, gt=0)
+    webhook_backoff_max_s: float = Field(3600.0, gt=0)
+    webhook_secret_min_bytes: int = Field(24, ge=16, le=64)
+    secret_rotation_grace_s: int = Field(86_400, ge=0)
+    email_max_attempts: int = Field(5, ge=1, le=50)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    dispatch_poll_interval_s: float = Field(1.0, gt=0, le=60)
+    timer_poll_interval_s: float = Field(15.0, gt=0, le=3600)
+    sse_poll_interval_s: float = Field(0.5, gt=0, le=60)
+
+
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -186,6 +294,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     directory: DirectorySettings = Field(default_factory=DirectorySettings)
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     log_level: str = "INFO"
     log_json: bool = True
     # Members this instance accepts events from; empty = any member with a valid orgnr

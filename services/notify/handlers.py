@@ -1,18 +1,101 @@
-"""Event handlers of the notify worker (its domain handlers arrive with its issue)."""
+"""Event handlers and periodic jobs of the notify worker.
+
+One consumer reads the member's internal topic (referral, SIP, plan and review events), its
+inbound topic (consent ended) and ``vardkedja.directory`` (its own units' kinds and
+functional mailboxes, ADR 0012). Each event's notifications, deliveries and timers are
+written in the inbox's transaction; right after it commits the dispatcher is woken.
+"""
 
 from __future__ import annotations
 
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notify import service
+from services.notify.dispatch import Dispatcher
 from shared.events import topics
-from shared.inbox import ConsumerSpec
+from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.inbox import ConsumerSpec, Delivery, Handler, Reject
+from shared.periodic import PeriodicJob
 from shared.service import ServiceContext
 
 
+def dispatcher_of(ctx: ServiceContext) -> Dispatcher:
+    """The worker's one dispatcher (made on first use)."""
+    found = ctx.extras.get("dispatcher")
+    if not isinstance(found, Dispatcher):
+        found = Dispatcher(ctx.settings, ctx.db)
+        ctx.extras["dispatcher"] = found
+    return found
+
+
+def _wake_after_commit(session: AsyncSession, dispatcher: Dispatcher) -> None:
+    sa_event.listen(session.sync_session, "after_commit", lambda _s: dispatcher.wake(), once=True)
+
+
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    """The internal topic of this member; event types this service does not handle are skipped."""
+    """One consumer of the internal and inbound topics and of the directory."""
+    settings = ctx.settings
+    orgnr = settings.member.orgnr
+    dispatcher = dispatcher_of(ctx)
+
+    async def on_event(session: AsyncSession, delivery: Delivery) -> None:
+        created = await service.notify_event(
+            session=session,
+            settings=settings,
+            event_id=delivery.event.id,
+            event_type=delivery.event.type,
+            payload=delivery.payload,
+        )
+        if created:
+            _wake_after_commit(session, dispatcher)
+
+    def own_units(deliveries: list[Delivery]) -> list[UnitChangedV1]:
+        out = []
+        for d in deliveries:
+            payload = d.payload
+            assert isinstance(payload, UnitChangedV1)
+            if payload.owner_orgnr != orgnr:
+                continue  # another member's unit: not ours to notify
+            if d.event.sender_orgnr != settings.member.digits:
+                raise Reject("sender_not_owner", "a member may only publish its own units")
+            out.append(payload)
+        return out
+
+    async def on_unit_changed(session: AsyncSession, delivery: Delivery) -> None:
+        await service.apply_units_changed(
+            session=session, own_orgnr=orgnr, changes=own_units([delivery])
+        )
+
+    async def on_units_changed(session: AsyncSession, deliveries: list[Delivery]) -> None:
+        await service.apply_units_changed(
+            session=session, own_orgnr=orgnr, changes=own_units(deliveries)
+        )
+
+    handlers: dict[str, Handler] = dict.fromkeys(service.HANDLED_EVENTS, on_event)
+    handlers[UNIT_CHANGED_V1] = on_unit_changed
     return [
         ConsumerSpec(
-            name="internal",
-            topics=[topics.internal(ctx.settings.member.orgnr)],
-            handlers={},
+            name="events",
+            topics=[topics.internal(orgnr), topics.inbound(orgnr), topics.DIRECTORY],
+            handlers=handlers,
+            batch_handlers={UNIT_CHANGED_V1: on_units_changed},
         )
+    ]
+
+
+def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
+    """The dispatcher (woken by the consumer, else polling) and the timer check."""
+    settings = ctx.settings
+    dispatcher = dispatcher_of(ctx)
+
+    async def fire_timers() -> None:
+        async with ctx.db.transaction() as session:
+            fired = await service.fire_due_timers(session=session, settings=settings)
+        if fired:
+            dispatcher.wake()
+
+    return [
+        PeriodicJob("notify-dispatch", 0.0, dispatcher.run_once),
+        PeriodicJob("notify-timers", settings.notify.timer_poll_interval_s, fire_timers),
     ]

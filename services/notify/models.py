@@ -1,11 +1,21 @@
-"""Tables of the notify service (its domain tables arrive with its issue)."""
+"""Tables of the notify service.
+
+``notification`` is a unit's (or a role's) inbox item; ``delivery`` is one channel's
+delivery of it (inbox, webhook, e-mail) with ``delivery_attempt`` as its log;
+``webhook_subscription`` holds the case systems' endpoints; ``unit_channel`` the units'
+functional mailboxes and kinds; ``timer`` the persistent reminders and escalations.
+Nothing here holds personal data: ids, kinds, units, deadlines and links only.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import datetime as dt
 
-from shared.db import make_metadata
-from shared.infra import define_infra_tables
+from sqlalchemy import JSON, Boolean, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import UTCDateTime, make_metadata, utcnow
+from shared.infra import SeqType, define_infra_tables
 
 
 class Base(DeclarativeBase):
@@ -13,3 +23,153 @@ class Base(DeclarativeBase):
 
 
 infra = define_infra_tables(Base.metadata)
+
+
+class Notification(Base):
+    """One notification to one recipient (a unit, or a role of the member)."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        # One event (or timer) gives one notification per rule and recipient, however often
+        # it is handled.
+        UniqueConstraint("origin_id", "rule_id", "recipient_kind", "recipient"),
+        Index(None, "recipient_kind", "recipient", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    origin_id: Mapped[str] = mapped_column(String(100), index=True)
+    event_type: Mapped[str] = mapped_column(String(255))
+    rule_id: Mapped[str] = mapped_column(String(64))
+    recipient_kind: Mapped[str] = mapped_column(String(8))
+    recipient: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    referral_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    urgency: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    deadline: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    counterpart_orgnr: Mapped[str | None] = mapped_column(String(11), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    read_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class Delivery(Base):
+    """One channel's delivery of one notification to one target; its id is the
+    ``webhook-id`` / e-mail Message-ID, the same on every retry."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel", "target"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    notification_id: Mapped[str] = mapped_column(String(36), index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    # The subscription id (webhook), the mailbox (e-mail) or the inbox's recipient.
+    target: Mapped[str] = mapped_column(String(320))
+    # pending | delivered | dead | skipped
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dead_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    redeliveries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryAttempt(Base):
+    """One attempt of a delivery: when, how long, what the receiver answered."""
+
+    __tablename__ = "delivery_attempt"
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(36), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    # ok | http_error | timeout | connect_error | refused_address | smtp_error
+    outcome: Mapped[str] = mapped_column(String(32))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class WebhookSubscription(Base):
+    """A case system's or EHR's endpoint for one unit (or, unit_id NULL, the whole member)."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(200))
+    # During a rotation both secrets sign (Standard Webhooks' multiple signatures).
+    previous_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    previous_secret_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UnitChannel(Base):
+    """What notify knows of one of its member's units: kind and functional mailbox, from the
+    directory feed (``directory_*``) and the member admin's override."""
+
+    __tablename__ = "unit_channel"
+
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    directory_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    directory_version: Mapped[int] = mapped_column(Integer, default=0)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    email_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def mailbox(self) -> str | None:
+        """The address to write to: the admin's override, else the directory's."""
+        if not self.email_enabled:
+            return None
+        return self.email or self.directory_email
+
+
+class Timer(Base):
+    """A persistent reminder or escalation; the worker fires it once when it is due."""
+
+    __tablename__ = "timer"
+    __table_args__ = (
+        UniqueConstraint("subject_id", "deadline", "action", "due_at"),
+        Index(None, "state", "fire_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))  # remind | overdue | escalate
+    fire_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|fired|cancelled
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    unit_id: Mapped[str] = mapped_column(String(64))
+    referral_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    urgency: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    deadline: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    counterpart_orgnr: Mapped[str | None] = mapped_column(String(11), nullable=True)
+    source_event_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    fired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -2,21 +2,37 @@
 
 from pathlib import Path
 
-from services.notify.handlers import consumers
+from services.notify.handlers import consumers, periodic
 from services.notify.models import Base, infra
+from services.notify.router import admin_router, inbox_router, subscription_router
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
     name="notify",
     title="vardkedja notify",
     description=(
-        "Delivery of notifications to unit inboxes, case systems (webhooks) and "
-        "functional mailboxes, and reminders.\n\n"
+        "Tells the right function, on every channel it uses, and proves it arrived: one "
+        "inbox per unit (with a live stream), signed webhooks to case systems and EHRs, "
+        "e-mail to functional mailboxes, reminders and escalation of deadlines. "
+        "Notifications carry ids, kinds, units, deadlines and a link — never personal data.\n\n"
         "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
         "Errors are RFC 9457 `application/problem+json`."
     ),
     metadata=Base.metadata,
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
+    routers=[inbox_router, subscription_router, admin_router],
+    openapi_tags=[
+        {"name": "inbox", "description": "A unit's (or role's) inbox, live stream and log."},
+        {
+            "name": "webhooks",
+            "description": "Subscriptions of case systems and EHRs (Standard Webhooks).",
+        },
+        {
+            "name": "administration",
+            "description": "Dead letters and redelivery, units' mailboxes, the rules table.",
+        },
+    ],
     consumers=consumers,
+    periodic=periodic,
 )

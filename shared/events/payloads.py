@@ -199,3 +199,145 @@ class AuditRecordedV1(EventPayload):
     outcome: str = Field(max_length=20)
     resource_type: str | None = Field(None, max_length=50)
     resource_id: str | None = Field(None, max_length=64)
+
+
+# --- Referral service -> notify, on the member's own internal topic (issue 6) ------------
+# Contract first: the referral service emits these once it exists. They carry ids, kinds,
+# unit ids, statuses and deadlines only — never a name, personnummer or free text — so
+# notify can render notifications that are safe to send to mailboxes and case systems.
+
+INTERNAL = "vardkedja.member.<orgnr>.internal"
+_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+_ORGNR = r"^[0-9]{6}-[0-9]{4}$"
+_KIND = r"^(vardkedjeremiss|kontaktbegaran|sip_kallelse|utskrivningsplanering|hvb_underrattelse)$"
+_STATUS = r"^[a-z_]{1,32}$"
+
+REFERRAL_RECEIVED_V1 = "se.vardkedja.referral.received.v1"
+
+
+@event_type(REFERRAL_RECEIVED_V1, topics=(INTERNAL,), personal_data=False)
+class ReferralReceivedV1(EventPayload):
+    """A referral or invitation from another member (or unit) arrived in one of this
+    member's unit inboxes.
+
+    Sent by the receiving member's referral service on its own internal topic when it has
+    registered the incoming referral, key = referral id. Notify tells the receiving unit
+    (inbox, case system, functional mailbox) and schedules the acknowledgement reminders
+    and escalation; ``acknowledge_by`` absent means notify computes it from its settings
+    for the kind. No personal data: ids, kind, unit, urgency and the deadline only.
+    """
+
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    unit_id: str = Field(pattern=_ID, description="the receiving unit")
+    sender_orgnr: str = Field(pattern=_ORGNR)
+    sender_unit_id: str | None = Field(None, pattern=_ID)
+    urgency: str = Field("normal", pattern=r"^(normal|urgent|acute)$")
+    acknowledge_by: dt.datetime | None = None
+    received_at: dt.datetime
+
+
+REFERRAL_STATUS_CHANGED_V1 = "se.vardkedja.referral.status_changed.v1"
+
+
+@event_type(REFERRAL_STATUS_CHANGED_V1, topics=(INTERNAL,), personal_data=False)
+class ReferralStatusChangedV1(EventPayload):
+    """A referral this member sent (or holds) changed status; ``unit_id`` is the unit of this
+    member to tell (for an outgoing referral: its sender unit).
+
+    Sent by the referral service on its own internal topic at every step of the closed loop
+    (delivered, acknowledged, accepted, declined, closed, ...), key = referral id,
+    ``version`` = the referral's version after the change. A status ``acknowledged`` of an
+    incoming referral also stops notify's acknowledgement reminders. No personal data.
+    """
+
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    unit_id: str = Field(pattern=_ID)
+    direction: str = Field("outgoing", pattern=r"^(outgoing|incoming)$")
+    old_status: str | None = Field(None, pattern=_STATUS)
+    new_status: str = Field(pattern=_STATUS)
+    changed_at: dt.datetime
+    version: int = Field(1, ge=1)
+
+
+REFERRAL_DEADLINE_V1 = "se.vardkedja.referral.deadline.v1"
+
+
+@event_type(REFERRAL_DEADLINE_V1, topics=(INTERNAL,), personal_data=False)
+class ReferralDeadlineV1(EventPayload):
+    """A deadline of a referral is near, has passed, or has been met.
+
+    Sent by the referral service on its own internal topic when a deadline (``deadline``:
+    acknowledge, first_meeting, plan, discharge, answer) enters its warning window
+    (``near``), passes (``overdue``) or is met (``met``), key = referral id. Notify
+    reminds the unit, escalates an overdue one to the coordinating function after the
+    configured grace, and cancels pending reminders on ``met``. No personal data.
+    """
+
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    unit_id: str = Field(pattern=_ID)
+    deadline: str = Field(pattern=r"^(acknowledge|first_meeting|plan|discharge|answer)$")
+    due_at: dt.datetime
+    state: str = Field(pattern=r"^(near|overdue|met)$")
+
+
+SIP_INVITATION_V1 = "se.vardkedja.sip.invitation.v1"
+
+
+@event_type(SIP_INVITATION_V1, topics=(INTERNAL,), personal_data=False)
+class SipInvitationV1(EventPayload):
+    """A unit of this member was invited to a SIP meeting.
+
+    Sent by the referral service on its own internal topic when an invitation (from another
+    member or from within) is registered for ``unit_id``, key = SIP id. Notify tells the
+    unit; ``answer_by`` is the deadline for its answer. No personal data.
+    """
+
+    sip_id: str = Field(pattern=_ID)
+    unit_id: str = Field(pattern=_ID, description="the invited unit")
+    inviting_orgnr: str = Field(pattern=_ORGNR)
+    inviting_unit_id: str | None = Field(None, pattern=_ID)
+    meeting_at: dt.datetime
+    answer_by: dt.datetime | None = None
+
+
+SIP_ANSWERED_V1 = "se.vardkedja.sip.answered.v1"
+
+
+@event_type(SIP_ANSWERED_V1, topics=(INTERNAL,), personal_data=False)
+class SipAnsweredV1(EventPayload):
+    """A party answered a SIP invitation sent by a unit of this member.
+
+    Sent by the referral service on its own internal topic when the answer arrives, key =
+    SIP id; ``unit_id`` is the inviting unit to tell. No personal data.
+    """
+
+    sip_id: str = Field(pattern=_ID)
+    unit_id: str = Field(pattern=_ID, description="the inviting unit")
+    answering_orgnr: str = Field(pattern=_ORGNR)
+    answering_unit_id: str | None = Field(None, pattern=_ID)
+    answer: str = Field(pattern=r"^(accepted|declined|proposed_other_time)$")
+    answered_at: dt.datetime
+
+
+PLAN_ACTION_ENDED_V1 = "se.vardkedja.plan.action_ended.v1"
+
+
+@event_type(PLAN_ACTION_ENDED_V1, topics=(INTERNAL,), personal_data=False)
+class PlanActionEndedV1(EventPayload):
+    """A planned action (insats) of a SIP or care-chain plan ended.
+
+    Sent by the referral service on its own internal topic when an action ends, key = plan
+    id, once per unit of this member that takes part in the plan (``unit_id``), so no
+    party is left uninformed. No personal data: ids, the owner unit and the outcome.
+    """
+
+    plan_id: str = Field(pattern=_ID)
+    action_id: str = Field(pattern=_ID)
+    unit_id: str = Field(pattern=_ID, description="the unit of this member to tell")
+    owner_orgnr: str = Field(pattern=_ORGNR)
+    owner_unit_id: str | None = Field(None, pattern=_ID)
+    outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
+    ended_at: dt.datetime

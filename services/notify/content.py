@@ -1,0 +1,173 @@
+"""What a notification may say, and how each channel renders it (data minimisation in code).
+
+Every channel renders from :class:`NotificationData`, a closed model whose fields are ids,
+kinds, units, statuses, deadlines and a link — each constrained by a pattern or a fixed
+vocabulary, so a name, a personnummer or free text cannot get in. Titles and e-mail texts
+are fixed Swedish templates filled with those fields (and the unit's name, which is
+organisational data from the directory).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.codes import REFERRAL_KIND_LABELS, ReferralKind
+
+ID = r"^[A-Za-z0-9._:-]{1,64}$"
+UUID = r"^[0-9a-f-]{36}$"
+ORGNR = r"^[0-9]{6}-[0-9]{4}$"
+WORD = r"^[a-z_]{1,32}$"
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+Kind = Literal[
+    "referral.received",
+    "referral.status_changed",
+    "deadline.reminder",
+    "deadline.overdue",
+    "deadline.escalated",
+    "sip.invitation",
+    "sip.answered",
+    "plan.action_ended",
+    "consent.ended",
+    "unit.review_due",
+]
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
+SubjectType = Literal["referral", "sip", "plan", "consent", "unit"]
+
+# Notification ids and delivery ids are derived from what they are of, so handling an event
+# twice computes the same ids (and the receiver sees the same webhook-id).
+_NAMESPACE = uuid.UUID("5b0f8a52-52f8-4d5e-9b7e-6a0c2c1f4e11")
+
+
+def derived_id(*parts: str) -> str:
+    """A stable UUID for ``parts`` (the same input always gives the same id)."""
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+
+
+class Facts(BaseModel):
+    """What an event or timer says that notify may repeat (closed; patterns on every text)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Kind
+    subject_type: SubjectType
+    subject_id: str = Field(pattern=ID)
+    unit_id: str | None = Field(None, pattern=ID)
+    referral_kind: ReferralKind | None = None
+    urgency: Literal["normal", "urgent", "acute"] | None = None
+    status: str | None = Field(None, pattern=WORD)
+    deadline: str | None = Field(None, pattern=WORD)
+    due_at: dt.datetime | None = None
+    counterpart_orgnr: str | None = Field(None, pattern=ORGNR)
+
+
+class NotificationData(Facts):
+    """A notification as every channel shows it: the facts plus its id, recipient and link."""
+
+    notification_id: str = Field(pattern=UUID)
+    recipient_kind: Literal["unit", "role"]
+    recipient: str = Field(pattern=ID)
+    created_at: dt.datetime
+    link: str = Field(pattern=r"^https?://[A-Za-z0-9.:\[\]_-]+(/[A-Za-z0-9._~/-]*)?$")
+
+
+class WebhookMessage(BaseModel):
+    """The Standard Webhooks body: ``type``, ``timestamp`` and the notification's data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Kind
+    timestamp: dt.datetime
+    data: NotificationData
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    """A rendered e-mail: only a subject and a text from the templates below."""
+
+    subject: str
+    text: str
+
+
+def _when(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M")
+
+
+def _what(data: Facts) -> str:
+    if data.referral_kind is not None:
+        return REFERRAL_KIND_LABELS[data.referral_kind]
+    return {
+        "sip": "Kallelse till SIP",
+        "plan": "Planerad insats",
+        "consent": "Samtycke",
+        "unit": "Uppgifter i katalogen",
+        "referral": "Remiss",
+    }[data.subject_type]
+
+
+_TITLES: dict[str, str] = {
+    "referral.received": "Ny {what} i inkorgen",
+    "referral.status_changed": "{what}: ny status ({status})",
+    "deadline.reminder": "Påminnelse: {what} ska hanteras senast {due}",
+    "deadline.overdue": "Försenad: {what} skulle ha hanterats senast {due}",
+    "deadline.escalated": "Eskalering: {what} är försenad sedan {due}",
+    "sip.invitation": "Ny kallelse till SIP i inkorgen",
+    "sip.answered": "Svar på kallelse till SIP ({status})",
+    "plan.action_ended": "En planerad insats har avslutats ({status})",
+    "consent.ended": "Ett samtycke gäller inte längre ({status})",
+    "unit.review_due": "Enhetens uppgifter i katalogen behöver ses över",
+}
+
+
+def title(data: Facts) -> str:
+    """The notification's one-line title (a fixed template; no personal data)."""
+    return _TITLES[data.kind].format(
+        what=_what(data), status=data.status or "", due=_when(data.due_at)
+    )
+
+
+def webhook_body(data: NotificationData) -> bytes:
+    """The JSON body of the webhook for ``data``."""
+    message = WebhookMessage(type=data.kind, timestamp=data.created_at, data=data)
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def email_content(data: NotificationData, *, unit_name: str | None) -> EmailContent:
+    """The e-mail for ``data``: what arrived, in which inbox, the deadline and a link."""
+    inbox = unit_name or data.recipient
+    lines = [
+        f"{title(data)}.",
+        "",
+        f"Inkorg: {inbox}",
+    ]
+    if data.due_at is not None:
+        lines.append(f"Senast: {_when(data.due_at)}")
+    if data.urgency in ("urgent", "acute"):
+        lines.append("Brådskande: ja")
+    lines += [
+        f"Öppna: {data.link}",
+        "",
+        "Meddelandet innehåller inga personuppgifter. Logga in i vårdkedjan för att läsa ärendet.",
+    ]
+    return EmailContent(subject=f"vårdkedja: {title(data)}", text="\n".join(lines) + "\n")
+
+
+def email_message(content: EmailContent, *, sender: str, to: str, delivery_id: str) -> EmailMessage:
+    """The MIME message; its Message-ID is derived from the delivery id (one per delivery)."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = content.subject
+    message["Message-ID"] = f"<{delivery_id}@vardkedja.notify>"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(content.text)
+    return message

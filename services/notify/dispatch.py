@@ -1,0 +1,340 @@
+"""The notify worker's dispatcher: sends pending webhook and e-mail deliveries.
+
+Deliveries are rows written in the same transaction as their notification. The dispatcher
+leases a batch of due rows (so two workers never send the same row at once), sends them
+concurrently outside any transaction, and records each attempt in the delivery log. A
+failure (4xx, 5xx, timeout, refused connection, SMTP error) schedules the next attempt with
+exponential backoff and jitter; after the configured number of attempts the delivery is dead
+(listed by the admin API, which can send it again under the same id). A receiver never stops
+the worker.
+
+The consumer wakes the dispatcher right after its transaction commits, so a webhook leaves
+within milliseconds of the event; a slower poll picks up retries and API redeliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiosmtplib
+import httpx
+from prometheus_client import Counter
+from standardwebhooks.webhooks import Webhook
+
+from services.notify.content import EmailContent, email_content, email_message, webhook_body
+from services.notify.models import DeliveryAttempt, Notification, UnitChannel
+from services.notify.repository import (
+    DeliveryRepository,
+    NotificationRepository,
+    SubscriptionRepository,
+    UnitChannelRepository,
+)
+from services.notify.service import data_of, resolve_public
+from shared.config import Settings
+from shared.db import Database, new_id, utcnow
+
+log = logging.getLogger("vardkedja.notify.dispatch")
+
+DELIVERIES = Counter(
+    "vardkedja_notify_delivery_attempts_total",
+    "Webhook and e-mail delivery attempts by channel and outcome",
+    ["channel", "outcome"],
+)
+
+LEASE = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One leased delivery and everything needed to send it (read in the claim)."""
+
+    delivery_id: str
+    channel: str
+    attempt: int
+    url: str | None = None
+    secrets: tuple[str, ...] = ()
+    body: bytes = b""
+    mailbox: str | None = None
+    subject: str = ""
+    text: str = ""
+    gone: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    job: Job
+    started_at: dt.datetime
+    duration_ms: int
+    outcome: str  # ok | http_error | timeout | connect_error | refused_address | smtp_error | gone
+    status_code: int | None = None
+    error_type: str | None = None
+
+
+ResultFn = Callable[..., Result]
+
+
+def backoff(attempt: int, *, base: float, maximum: float) -> float:
+    """Seconds before attempt ``attempt + 1``: exponential, capped, with equal jitter."""
+    delay: float = min(maximum, base * 2 ** max(0, attempt - 1))
+    return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not secrecy
+
+
+def signatures(secrets: tuple[str, ...], msg_id: str, at: dt.datetime, body: bytes) -> str:
+    """The ``webhook-signature`` header: one ``v1,`` signature per valid secret."""
+    return " ".join(Webhook(s).sign(msg_id, at, body.decode()) for s in secrets)
+
+
+class Dispatcher:
+    """Sends due deliveries of one member's notify service."""
+
+    def __init__(self, settings: Settings, db: Database, *, concurrency: int = 32) -> None:
+        self.settings = settings
+        self.db = db
+        self.cfg = settings.notify
+        self._wake = asyncio.Event()
+        self._limit = asyncio.Semaphore(concurrency)
+        self._http: httpx.AsyncClient | None = None
+        self.sent = 0
+
+    def wake(self) -> None:
+        """Look now (called after a transaction that added deliveries has committed)."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=self.cfg.webhook_timeout_s,
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
+        return self._http
+
+    async def run_once(self) -> int:
+        """Wait for a wake-up (or the poll interval), then send everything that is due."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self.cfg.dispatch_poll_interval_s)
+        self._wake.clear()
+        total = 0
+        while True:
+            n = await self.dispatch_batch()
+            total += n
+            if n == 0:
+                return total
+
+    async def dispatch_batch(self, limit: int = 200) -> int:
+        """Lease, send and record one batch; returns how many were attempted."""
+        jobs = await self._claim(limit)
+        if not jobs:
+            return 0
+        results = await asyncio.gather(*(self._send(job) for job in jobs))
+        await self._record(list(results))
+        return len(jobs)
+
+    async def _claim(self, limit: int) -> list[Job]:
+        now = utcnow()
+        token = new_id()
+        async with self.db.transaction() as session:
+            repo = DeliveryRepository(session)
+            ids = await repo.due_ids(now=now, limit=limit)
+            if not ids:
+                return []
+            claimed = await repo.claim(ids, token=token, lease_until=now + LEASE, now=now)
+            notifications = NotificationRepository(session)
+            by_id: dict[str, Notification] = {}
+            for d in claimed:
+                if d.notification_id not in by_id:
+                    n = await notifications.by_id(d.notification_id)
+                    if n is not None:
+                        by_id[n.id] = n
+            subs = SubscriptionRepository(session)
+            units: dict[str, UnitChannel] = await UnitChannelRepository(session).by_ids(
+                sorted({n.recipient for n in by_id.values() if n.recipient_kind == "unit"})
+            )
+            jobs: list[Job] = []
+            for d in claimed:
+                n = by_id.get(d.notification_id)
+                attempt = d.attempts + 1
+                if n is None:
+                    jobs.append(Job(d.id, d.channel, attempt, gone=True))
+                    continue
+                data = data_of(n, self.cfg)
+                if d.channel == "webhook":
+                    sub = await subs.get(d.target)
+                    if sub is None or not sub.enabled:
+                        jobs.append(Job(d.id, d.channel, attempt, gone=True))
+                        continue
+                    keys = [sub.secret]
+                    if sub.previous_secret and (
+                        sub.previous_secret_until is None or sub.previous_secret_until > now
+                    ):
+                        keys.append(sub.previous_secret)
+                    jobs.append(
+                        Job(
+                            d.id,
+                            "webhook",
+                            attempt,
+                            url=sub.url,
+                            secrets=tuple(keys),
+                            body=webhook_body(data),
+                        )
+                    )
+                else:
+                    unit = units.get(n.recipient)
+                    content = email_content(data, unit_name=unit.name if unit else None)
+                    jobs.append(
+                        Job(
+                            d.id,
+                            "email",
+                            attempt,
+                            mailbox=d.target,
+                            subject=content.subject,
+                            text=content.text,
+                        )
+                    )
+            return jobs
+
+    async def _send(self, job: Job) -> Result:
+        started = utcnow()
+        t0 = time.perf_counter()
+
+        def result(outcome: str, code: int | None = None, error: str | None = None) -> Result:
+            ms = int((time.perf_counter() - t0) * 1000)
+            return Result(job, started, ms, outcome, code, error)
+
+        if job.gone:
+            return result("gone")
+        async with self._limit:
+            try:
+                if job.channel == "webhook":
+                    return await self._post(job, result)
+                await self._mail(job)
+                return result("ok")
+            except aiosmtplib.SMTPResponseException as exc:
+                return result("smtp_error", exc.code, type(exc).__name__)
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                return result("smtp_error", None, type(exc).__name__)
+
+    async def _post(self, job: Job, result: ResultFn) -> Result:
+        assert job.url is not None
+        host = urlsplit(job.url).hostname or ""
+        if not self.cfg.webhook_allow_private:
+            # Checked again at sending time: a host may resolve elsewhere than when stored.
+            try:
+                await resolve_public(host)
+            except (LookupError, ValueError) as exc:
+                return result("refused_address", None, type(exc).__name__)
+        at = utcnow()
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "vardkedja-notify/1",
+            "webhook-id": job.delivery_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": signatures(job.secrets, job.delivery_id, at, job.body),
+        }
+        try:
+            response = await self._client().post(job.url, content=job.body, headers=headers)
+        except httpx.TimeoutException as exc:
+            return result("timeout", None, type(exc).__name__)
+        except httpx.HTTPError as exc:
+            return result("connect_error", None, type(exc).__name__)
+        if 200 <= response.status_code < 300:
+            return result("ok", response.status_code)
+        return result("http_error", response.status_code)
+
+    async def _mail(self, job: Job) -> None:
+        smtp = self.cfg.smtp
+        assert job.mailbox is not None
+        assert smtp.host is not None
+        message = email_message(
+            EmailContent(subject=job.subject, text=job.text),
+            sender=smtp.sender,
+            to=job.mailbox,
+            delivery_id=job.delivery_id,
+        )
+        await aiosmtplib.send(
+            message,
+            hostname=smtp.host,
+            port=smtp.port,
+            username=smtp.username,
+            password=smtp.password,
+            use_tls=smtp.tls == "tls",
+            start_tls=smtp.tls == "starttls",
+            validate_certs=smtp.validate_certs,
+            cert_bundle=smtp.cafile,
+            timeout=smtp.timeout_s,
+        )
+
+    async def _record(self, results: list[Result]) -> None:
+        now = utcnow()
+        async with self.db.transaction() as session:
+            repo = DeliveryRepository(session)
+            rows = {d.id: d for d in await repo.by_ids([r.job.delivery_id for r in results])}
+            attempts: list[DeliveryAttempt] = []
+            for r in results:
+                d = rows.get(r.job.delivery_id)
+                if d is None:
+                    continue
+                DELIVERIES.labels(d.channel, r.outcome).inc()
+                d.attempts = r.job.attempt
+                d.last_status_code = r.status_code
+                d.last_outcome = r.outcome
+                d.lease_until = None
+                d.lease_token = None
+                attempts.append(
+                    DeliveryAttempt(
+                        delivery_id=d.id,
+                        attempt=r.job.attempt,
+                        started_at=r.started_at,
+                        duration_ms=r.duration_ms,
+                        outcome=r.outcome,
+                        status_code=r.status_code,
+                        error_type=r.error_type,
+                    )
+                )
+                if r.outcome == "ok":
+                    d.status = "delivered"
+                    d.delivered_at = now
+                    d.next_attempt_at = None
+                    self.sent += 1
+                    continue
+                limit = (
+                    self.cfg.webhook_max_attempts
+                    if d.channel == "webhook"
+                    else self.cfg.email_max_attempts
+                )
+                if r.outcome == "gone" or r.job.attempt >= limit:
+                    d.status = "dead"
+                    d.dead_at = now
+                    d.next_attempt_at = None
+                else:
+                    delay = backoff(
+                        r.job.attempt,
+                        base=self.cfg.webhook_backoff_base_s,
+                        maximum=self.cfg.webhook_backoff_max_s,
+                    )
+                    d.next_attempt_at = now + dt.timedelta(seconds=delay)
+                log.warning(
+                    "delivery failed",
+                    extra={
+                        "resource_id": d.id,
+                        "outcome": r.outcome,
+                        "status": r.status_code,
+                        "attempt": r.job.attempt,
+                        "reason": d.status,
+                        "error_type": r.error_type,
+                    },
+                )
+            await repo.add_attempts(attempts)

@@ -1,0 +1,300 @@
+"""All SQL of the notify service."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from services.notify.models import (
+    Delivery,
+    DeliveryAttempt,
+    Notification,
+    Timer,
+    UnitChannel,
+    WebhookSubscription,
+)
+from shared.db import RepositoryBase
+
+_IN_CHUNK = 500  # bound IN lists
+
+
+async def _existing(
+    session: AsyncSession, column: InstrumentedAttribute[str], ids: Iterable[str]
+) -> set[str]:
+    """Which of ``ids`` are values of ``column``."""
+    wanted = list(ids)
+    found: set[str] = set()
+    for i in range(0, len(wanted), _IN_CHUNK):
+        stmt = select(column).where(column.in_(wanted[i : i + _IN_CHUNK]))
+        found.update((await session.execute(stmt)).scalars())
+    return found
+
+
+class NotificationRepository(RepositoryBase[Notification]):
+    model = Notification
+
+    async def by_id(self, notification_id: str) -> Notification | None:
+        stmt = select(Notification).where(Notification.id == notification_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are already stored."""
+        return await _existing(self.session, Notification.id, ids)
+
+    async def add_all(self, rows: list[Notification]) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def inbox_page(
+        self,
+        *,
+        recipient_kind: str,
+        recipient: str,
+        unread_only: bool,
+        before_seq: int | None,
+        limit: int,
+    ) -> list[Notification]:
+        """Newest first."""
+        stmt = (
+            select(Notification)
+            .where(
+                Notification.recipient_kind == recipient_kind,
+                Notification.recipient == recipient,
+            )
+            .order_by(Notification.seq.desc())
+            .limit(limit)
+        )
+        if unread_only:
+            stmt = stmt.where(Notification.read_at.is_(None))
+        if before_seq is not None:
+            stmt = stmt.where(Notification.seq < before_seq)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def after(
+        self, *, recipient_kind: str, recipient: str, after_seq: int, limit: int
+    ) -> list[Notification]:
+        """Oldest first, those after ``after_seq`` (the live stream)."""
+        stmt = (
+            select(Notification)
+            .where(
+                Notification.recipient_kind == recipient_kind,
+                Notification.recipient == recipient,
+                Notification.seq > after_seq,
+            )
+            .order_by(Notification.seq)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def latest_seq(self, *, recipient_kind: str, recipient: str) -> int:
+        stmt = (
+            select(Notification.seq)
+            .where(
+                Notification.recipient_kind == recipient_kind,
+                Notification.recipient == recipient,
+            )
+            .order_by(Notification.seq.desc())
+            .limit(1)
+        )
+        return int((await self.session.execute(stmt)).scalar_one_or_none() or 0)
+
+    async def count_unread(self, *, recipient_kind: str, recipient: str) -> int:
+        from sqlalchemy import func
+
+        stmt = select(func.count()).where(
+            Notification.recipient_kind == recipient_kind,
+            Notification.recipient == recipient,
+            Notification.read_at.is_(None),
+        )
+        return int(await self.session.scalar(stmt) or 0)
+
+
+class DeliveryRepository(RepositoryBase[Delivery]):
+    model = Delivery
+
+    async def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are already stored."""
+        return await _existing(self.session, Delivery.id, ids)
+
+    async def add_all(self, rows: list[Delivery]) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def of_notification(self, notification_id: str) -> list[Delivery]:
+        stmt = (
+            select(Delivery)
+            .where(Delivery.notification_id == notification_id)
+            .order_by(Delivery.channel, Delivery.target)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def attempts_of(self, delivery_ids: list[str]) -> list[DeliveryAttempt]:
+        if not delivery_ids:
+            return []
+        stmt = (
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
+            .order_by(DeliveryAttempt.seq)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def due_ids(self, *, now: dt.datetime, limit: int) -> list[str]:
+        """Pending deliveries whose time has come and that nobody holds a lease on."""
+        stmt = (
+            select(Delivery.id)
+            .where(
+                Delivery.status == "pending",
+                Delivery.next_attempt_at <= now,
+                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            )
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def claim(
+        self, ids: list[str], *, token: str, lease_until: dt.datetime, now: dt.datetime
+    ) -> list[Delivery]:
+        """Lease ``ids`` to ``token`` (those still free) and return what was leased."""
+        if not ids:
+            return []
+        await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.status == "pending",
+                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+            )
+            .values(lease_token=token, lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        stmt = select(Delivery).where(Delivery.lease_token == token)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def by_ids(self, ids: list[str]) -> list[Delivery]:
+        if not ids:
+            return []
+        stmt = select(Delivery).where(Delivery.id.in_(ids))
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def add_attempts(self, rows: list[DeliveryAttempt]) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def page_by_status(
+        self, *, status: str, channel: str | None, after_id: str | None, limit: int
+    ) -> list[Delivery]:
+        stmt = select(Delivery).where(Delivery.status == status).order_by(Delivery.id).limit(limit)
+        if channel is not None:
+            stmt = stmt.where(Delivery.channel == channel)
+        if after_id is not None:
+            stmt = stmt.where(Delivery.id > after_id)
+        return list((await self.session.execute(stmt)).scalars())
+
+
+class SubscriptionRepository(RepositoryBase[WebhookSubscription]):
+    model = WebhookSubscription
+
+    async def matching(self, *, unit_id: str | None) -> list[WebhookSubscription]:
+        """Enabled subscriptions of ``unit_id`` and the member-wide ones."""
+        scope: ColumnElement[bool] = WebhookSubscription.unit_id.is_(None)
+        if unit_id is not None:
+            scope = or_(scope, WebhookSubscription.unit_id == unit_id)
+        stmt = (
+            select(WebhookSubscription)
+            .where(WebhookSubscription.enabled.is_(True), scope)
+            .order_by(WebhookSubscription.id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def page(
+        self, *, unit_id: str | None, all_units: bool, after_id: str | None, limit: int
+    ) -> list[WebhookSubscription]:
+        stmt = select(WebhookSubscription).order_by(WebhookSubscription.id).limit(limit)
+        if not all_units:
+            stmt = stmt.where(WebhookSubscription.unit_id == unit_id)
+        if after_id is not None:
+            stmt = stmt.where(WebhookSubscription.id > after_id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def delete(self, subscription: WebhookSubscription) -> None:
+        await self.session.delete(subscription)
+        await self.session.flush()
+
+
+class UnitChannelRepository(RepositoryBase[UnitChannel]):
+    model = UnitChannel
+
+    async def by_ids(self, unit_ids: list[str]) -> dict[str, UnitChannel]:
+        if not unit_ids:
+            return {}
+        stmt = select(UnitChannel).where(UnitChannel.unit_id.in_(unit_ids))
+        return {u.unit_id: u for u in (await self.session.execute(stmt)).scalars()}
+
+    async def ids_of_kind(self, kind: str) -> list[str]:
+        stmt = (
+            select(UnitChannel.unit_id)
+            .where(
+                UnitChannel.kind == kind,
+                or_(UnitChannel.status.is_(None), UnitChannel.status != "inactive"),
+            )
+            .order_by(UnitChannel.unit_id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+
+class TimerRepository(RepositoryBase[Timer]):
+    model = Timer
+
+    async def existing_keys(
+        self, *, subject_id: str, deadline: str
+    ) -> set[tuple[str, dt.datetime]]:
+        """(action, due_at) of the timers of one subject's deadline."""
+        stmt = select(Timer.action, Timer.due_at).where(
+            Timer.subject_id == subject_id, Timer.deadline == deadline
+        )
+        return {(a, d) for a, d in await self.session.execute(stmt)}
+
+    async def add_all(self, rows: list[Timer]) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def cancel_pending(self, *, subject_id: str, deadline: str | None) -> int:
+        """Cancel the pending timers of a subject (of one deadline, or all); returns how many."""
+        cond: ColumnElement[bool] = and_(Timer.subject_id == subject_id, Timer.state == "pending")
+        if deadline is not None:
+            cond = and_(cond, Timer.deadline == deadline)
+        result = await self.session.execute(
+            update(Timer)
+            .where(cond)
+            .values(state="cancelled")
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def due(self, *, now: dt.datetime, limit: int) -> list[Timer]:
+        stmt = (
+            select(Timer)
+            .where(Timer.state == "pending", Timer.fire_at <= now)
+            .order_by(Timer.fire_at)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def mark_fired(self, timer_id: str, *, now: dt.datetime) -> bool:
+        """Fire ``timer_id`` if still pending (False when another worker or a cancel won)."""
+        result = await self.session.execute(
+            update(Timer)
+            .where(Timer.id == timer_id, Timer.state == "pending")
+            .values(state="fired", fired_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def of_subject(self, subject_id: str) -> list[Timer]:
+        stmt = select(Timer).where(Timer.subject_id == subject_id).order_by(Timer.fire_at)
+        return list((await self.session.execute(stmt)).scalars())
