@@ -7,6 +7,8 @@ and services only flush. :data:`Ctx` gives the service context (outbox, auditor,
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -172,9 +174,14 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             await migrations.upgrade(spec.migrations_dir, settings.db_url)
+        warming = asyncio.ensure_future(spec.on_api_start(ctx)) if spec.on_api_start else None
         try:
             yield
         finally:
+            if warming is not None:
+                warming.cancel()
+                with contextlib.suppress(BaseException):
+                    await warming
             await ctx.db.dispose()
 
     ctx = build_context(spec, settings)

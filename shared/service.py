@@ -55,6 +55,9 @@ class ServiceSpec:
     periodic: Callable[[ServiceContext], list[PeriodicJob]] = lambda ctx: []
     # Called in the worker once the relay exists (e.g. to register broker-loss hooks).
     on_worker_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    # Started in the background when the API starts (e.g. to build an in-memory index);
+    # cancelled at shutdown. Readiness does not wait for it.
+    on_api_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     version: str = "1.0.0"
 
 
@@ -67,10 +70,11 @@ def load_spec(name: str) -> ServiceSpec:
 
 def build_context(spec: ServiceSpec, settings: Settings) -> ServiceContext:
     db = Database(settings.db_url)
+    outbox = Outbox(settings, spec.infra)
     return ServiceContext(
         settings=settings,
         spec=spec,
         db=db,
-        outbox=Outbox(settings, spec.infra),
-        auditor=Auditor(spec.name, spec.infra),
+        outbox=outbox,
+        auditor=Auditor(spec.name, spec.infra, outbox=outbox, orgnr=settings.member.orgnr),
     )

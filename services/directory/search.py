@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import math
 import re
 import unicodedata
@@ -35,7 +36,9 @@ from services.directory.codes import INTERVENTION_LABELS, UNIT_KIND_LABELS, Inte
 from services.directory.models import ReplicaUnit
 from services.directory.repository import ReplicaRepository
 from shared.db import ChangeWatch, Database
+from shared.service import ServiceContext
 
+log = logging.getLogger("vardkedja.directory.search")
 FIELD_WEIGHTS = {"name": 3.0, "kind": 2.0, "interventions": 2.0, "reasons": 2.0, "mission": 1.0}
 _WORD = re.compile(r"[0-9a-z]+")
 MAX_EXPANSIONS = 200  # prefix expansions per query word (a one-letter prefix could match all)
@@ -451,6 +454,24 @@ class SearchIndex:
         return [self.docs[u] for u in ids]
 
 
+def replica_search(ctx: ServiceContext) -> ReplicaSearch:
+    """The API process's search index (one per process, created on first use)."""
+    search = ctx.extras.get("search")
+    if search is None:
+        search = ctx.extras["search"] = ReplicaSearch(ctx.db)
+    assert isinstance(search, ReplicaSearch)
+    return search
+
+
+async def warm_search(ctx: ServiceContext) -> None:
+    """Builds the search index when the API starts, so the first search need not (on a
+    failure the first search tries again)."""
+    try:
+        await replica_search(ctx).refresh()
+    except Exception as exc:
+        log.warning("search index not built at start", extra={"error_type": type(exc).__name__})
+
+
 class ReplicaSearch:
     """The process's index of the replica, refreshed from the database before each use."""
 
@@ -461,8 +482,9 @@ class ReplicaSearch:
         self._watch = ChangeWatch(db.url)
 
     async def refresh(self) -> SearchIndex:
-        """The index, first brought up to the replica's latest change."""
-        if not self._watch.changed():
+        """The index, first brought up to the replica's latest change (a search arriving
+        while the index is being built waits for it rather than see part of it)."""
+        if not self._watch.changed() and not self._lock.locked():
             return self.index
         try:
             await self._load()
@@ -475,13 +497,25 @@ class ReplicaSearch:
         async with self._lock, self.db.sessionmaker() as session:
             repo = ReplicaRepository(session)
             latest = await repo.max_change_seq()
-            if latest != self.index.seq:
-                if latest < self.index.seq:  # the replica was rebuilt: start over
-                    self.index = SearchIndex()
+            if latest == self.index.seq:
+                return
+            if latest > self.index.seq > 0:
+                # A few changes: applied without yielding, so no search sees half of them.
                 rows = await repo.changed_since(self.index.seq)
                 for row in rows:
                     self.index.upsert(row)
                 self.index.seq = max([self.index.seq, *(r.change_seq for r in rows)])
+                return
+            # The first load, or the replica was rebuilt: build a new index aside, yielding
+            # to the event loop now and then (other requests go on), and swap it in whole.
+            fresh = SearchIndex()
+            rows = await repo.changed_since(0)
+            for n, row in enumerate(rows, start=1):
+                fresh.upsert(row)
+                if n % 500 == 0:
+                    await asyncio.sleep(0)
+            fresh.seq = max((r.change_seq for r in rows), default=0)
+            self.index = fresh
 
     async def search(
         self, query: str, filters: Filters, cursor: dict[str, Any] | None = None, limit: int = 20

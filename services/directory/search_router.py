@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.directory import service
 from services.directory.codes import Intervention, UnitKind, UnitStatus
 from services.directory.routing import resolve
-from services.directory.search import Doc, Filters, ReplicaSearch
+from services.directory.search import Doc, Filters, ReplicaSearch, replica_search
 from shared.app import DbSession
 from shared.auth import Caller, require_scopes
 from shared.codes import ReferralKind
@@ -25,13 +25,8 @@ Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
 
 
 def get_search(request: Request) -> ReplicaSearch:
-    """The process's replica index (created on first use)."""
-    ctx = request.app.state.ctx
-    extras = ctx.extras
-    if "search" not in extras:
-        extras["search"] = ReplicaSearch(ctx.db)
-    search: ReplicaSearch = extras["search"]
-    return search
+    """The process's replica index."""
+    return replica_search(request.app.state.ctx)
 
 
 Search = Annotated[ReplicaSearch, Depends(get_search)]

@@ -3,6 +3,7 @@ pagination, freshness, and routing with its fallback. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -271,3 +272,36 @@ class TestRouting:
         fields = {e["field"] for e in r.json()["errors"]}
         assert r.status_code == 422
         assert {"referral_kind", "kommunkod", "needs.0"} <= fields
+
+
+class TestIndexBuild:
+    async def test_a_search_during_the_first_build_waits_for_the_whole_index(
+        self, db: Database, db_url: str
+    ) -> None:
+        from services.directory.search import Filters, ReplicaSearch
+
+        many = [unit(f"u{i:04d}", f"Boendestöd {i}", kind="boendestod") for i in range(1200)]
+        await seed(db, *many)
+        search = ReplicaSearch(Database(db_url))
+        try:
+            building = asyncio.create_task(search.refresh())
+            await asyncio.sleep(0)  # the build has started and yields now and then
+            page = await search.search("boendestod", Filters(), None, 5)
+            await building
+            assert page.total == 1200
+        finally:
+            await search.db.dispose()
+
+    async def test_the_api_builds_its_index_when_it_starts(
+        self, app: FastAPI, db: Database
+    ) -> None:
+        await seed(db, *KRONOBERG)
+        async with app.router.lifespan_context(app):
+            from services.directory.search import replica_search
+
+            search = replica_search(app.state.ctx)
+            for _ in range(200):
+                if len(search.index.docs) == len(KRONOBERG):
+                    break
+                await asyncio.sleep(0.05)
+            assert len(search.index.docs) == len(KRONOBERG)
