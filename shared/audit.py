@@ -4,20 +4,30 @@
 cannot be written the access fails (fail-closed) and its transaction rolls back. A denied
 access is audited too, in a transaction of its own, since the request's will roll back.
 The table refuses UPDATE and DELETE by trigger (see :func:`shared.infra.append_only_ddl`).
+
+Given an outbox, the auditor of every service but consent also writes the record as an
+``se.vardkedja.audit.recorded.v1`` event to its member's internal topic, in the same
+transaction, so the consent service can build the person's audit extract (ADR 0011).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Caller
 from shared.db import Database, utcnow
 from shared.errors import ServiceUnavailable
+from shared.events import topics
+from shared.events.payloads import AUDIT_RECORDED_V1, AuditRecordedV1
 from shared.infra import InfraTables
 from shared.observability import request_id_var
+
+if TYPE_CHECKING:
+    from shared.outbox import Outbox
 
 log = logging.getLogger("vardkedja.audit")
 
@@ -36,9 +46,34 @@ class AuditUnavailable(ServiceUnavailable):
 class Auditor:
     """Writes audit records for one service."""
 
-    def __init__(self, service: str, infra: InfraTables) -> None:
+    def __init__(
+        self,
+        service: str,
+        infra: InfraTables,
+        *,
+        outbox: Outbox | None = None,
+        orgnr: str | None = None,
+    ) -> None:
         self.service = service
         self.infra = infra
+        # The consent service reads its own table for the extract; the others send copies.
+        self.outbox = outbox if service != "consent" and orgnr else None
+        self.orgnr = orgnr
+
+    async def _write(self, session: AsyncSession, values: dict[str, Any]) -> None:
+        """The record, and (with an outbox, for a person) its copy for the audit extract."""
+        await session.execute(self.infra.audit.insert().values(**values))
+        if self.outbox is None or self.orgnr is None or values["person_id"] is None:
+            return
+        fields = {k: v for k, v in values.items() if k != "request_id"}
+        await self.outbox.publish(
+            session,
+            topics.internal(self.orgnr),
+            AUDIT_RECORDED_V1,
+            AuditRecordedV1.model_validate(fields),
+            subject=values["resource_id"],
+            key=values["person_id"],
+        )
 
     def _values(
         self,
@@ -86,7 +121,7 @@ class Auditor:
             # No SAVEPOINT here: with SQLite (pysqlite/aiosqlite) a SAVEPOINT that opens the
             # transaction is committed by its RELEASE, so the record would outlive a rolled-
             # back access. A plain statement always joins the caller's transaction.
-            await session.execute(self.infra.audit.insert().values(**values))
+            await self._write(session, values)
         except Exception as exc:
             log.error("audit write failed", extra={"error_type": type(exc).__name__})
             raise AuditUnavailable("the audit log could not be written") from exc
@@ -108,7 +143,7 @@ class Auditor:
         )
         try:
             async with db.transaction() as session:
-                await session.execute(self.infra.audit.insert().values(**values))
+                await self._write(session, values)
         except Exception as exc:
             log.error("audit write failed", extra={"error_type": type(exc).__name__})
             raise AuditUnavailable("the audit log could not be written") from exc

@@ -149,7 +149,8 @@ class AuditCopyRepository(RepositoryBase[AuditCopy]):
 
 
 class AuditLogRepository:
-    """This service's own audit log (the shared ``audit_record`` table), read per person."""
+    """This service's own audit log (the shared ``audit_record`` table), read per person;
+    the other services' records come as copies (:class:`AuditCopyRepository`)."""
 
     def __init__(self, session: Any, table: Table) -> None:
         self.session = session
@@ -159,6 +160,6 @@ class AuditLogRepository:
         self, personnummer: str, *, since: dt.datetime | None, until: dt.datetime | None
     ) -> list[Row[Any]]:
         t = self.table
-        stmt: Select[Any] = select(t).where(t.c.person_id == personnummer)
+        stmt: Select[Any] = select(t).where(t.c.person_id == personnummer, t.c.service == "consent")
         stmt = _period(stmt, t.c.occurred_at, since, until)
         return list((await self.session.execute(stmt.order_by(t.c.occurred_at, t.c.id))).all())
