@@ -1,0 +1,191 @@
+"""Reminders and escalation on persistent timers: scheduled once from deadline events,
+fired through the rules table, cancelled by an acknowledgement or a met deadline."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+from sqlalchemy import select
+
+from services.notify import service
+from services.notify.models import Notification, Timer
+from shared.config import Settings
+from shared.db import Database, new_id, utcnow
+from shared.events.payloads import (
+    REFERRAL_DEADLINE_V1,
+    REFERRAL_STATUS_CHANGED_V1,
+    SIP_INVITATION_V1,
+    ReferralDeadlineV1,
+    ReferralStatusChangedV1,
+    SipInvitationV1,
+)
+from tests.conftest import ORG_REGION
+from tests.helpers.harness import eventually
+from tests.integration.notify.conftest import (
+    ADMIN,
+    COORDINATOR,
+    INTAKE,
+    auth,
+    handle,
+    notify_settings,
+    received,
+)
+
+
+async def timers(db: Database, subject_id: str) -> list[Timer]:
+    async with db.sessionmaker() as session:
+        rows = await session.execute(
+            select(Timer).where(Timer.subject_id == subject_id).order_by(Timer.fire_at)
+        )
+        return list(rows.scalars())
+
+
+async def fire(db: Database, settings: Settings) -> int:
+    async with db.transaction() as session:
+        return await service.fire_due_timers(session=session, settings=settings)
+
+
+async def kinds(db: Database) -> list[tuple[str, str, str]]:
+    async with db.sessionmaker() as session:
+        rows = await session.execute(select(Notification).order_by(Notification.seq))
+        return [(n.kind, n.recipient_kind, n.recipient) for n in rows.scalars()]
+
+
+class TestScheduling:
+    async def test_a_received_referral_schedules_reminder_overdue_and_escalation_once(
+        self, db: Database, settings: Settings
+    ) -> None:
+        due = utcnow() + dt.timedelta(days=2)
+        event, event_id = received(acknowledge_by=due), new_id()
+        await handle(db, settings, event, event_id=event_id)
+        await handle(db, settings, event, event_id=new_id())  # the same event, another id
+        rows = await timers(db, event[1].referral_id)  # type: ignore[attr-defined]
+        assert [(t.action, t.fire_at - due) for t in rows] == [
+            ("remind", -dt.timedelta(seconds=settings.notify.remind_before_s)),
+            ("overdue", dt.timedelta(0)),
+            ("escalate", dt.timedelta(seconds=settings.notify.escalate_after_s)),
+        ]
+        assert {t.state for t in rows} == {"pending"}
+
+    async def test_the_deadline_defaults_to_the_configured_hours_per_kind(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient
+    ) -> None:
+        _type, payload = received(kind="utskrivningsplanering")
+        payload = payload.model_copy(update={"acknowledge_by": None})
+        await handle(db, settings, (_type, payload))
+        [item] = (await client.get(f"/v1/units/{INTAKE}/notifications", headers=auth())).json()[
+            "items"
+        ]
+        due = dt.datetime.fromisoformat(item["due_at"])
+        assert due == payload.received_at + dt.timedelta(hours=24)  # type: ignore[attr-defined]
+
+    async def test_a_reminder_whose_moment_has_passed_is_not_scheduled(
+        self, db: Database, settings: Settings
+    ) -> None:
+        event = received(acknowledge_by=utcnow() + dt.timedelta(minutes=5))
+        await handle(db, settings, event)
+        rows = await timers(db, event[1].referral_id)  # type: ignore[attr-defined]
+        assert [t.action for t in rows] == ["overdue", "escalate"]
+
+
+class TestFiring:
+    async def test_due_timers_notify_the_unit_then_escalate_to_the_coordinator(
+        self, db_url: str, db: Database
+    ) -> None:
+        settings = notify_settings(
+            db_url, coordinator_unit_ids=[COORDINATOR], remind_before_s=1, escalate_after_s=1
+        )
+        event = received(acknowledge_by=utcnow() + dt.timedelta(seconds=1.5))
+        await handle(db, settings, event)
+
+        async def all_fired() -> bool:
+            await fire(db, settings)
+            return len(await kinds(db)) == 4
+
+        await eventually(all_fired, within=30, what="three timers fired")
+        assert await kinds(db) == [
+            ("referral.received", "unit", INTAKE),
+            ("deadline.reminder", "unit", INTAKE),
+            ("deadline.overdue", "unit", INTAKE),
+            ("deadline.escalated", "unit", COORDINATOR),
+        ]
+        rows = await timers(db, event[1].referral_id)  # type: ignore[attr-defined]
+        assert {t.state for t in rows} == {"fired"}
+        assert await fire(db, settings) == 0  # a fired timer never fires again
+
+    async def test_without_a_coordinator_the_escalation_goes_to_the_admins(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient
+    ) -> None:
+        settings = settings.model_copy(
+            update={"notify": settings.notify.model_copy(update={"escalate_after_s": 0})}
+        )
+        await handle(db, settings, received(acknowledge_by=utcnow() - dt.timedelta(seconds=1)))
+        assert await fire(db, settings) == 2
+        page = (
+            await client.get("/v1/roles/member_admin/notifications", headers=auth(**ADMIN))
+        ).json()
+        assert [i["kind"] for i in page["items"]] == ["deadline.escalated"]
+
+
+class TestCancelling:
+    async def test_acknowledging_the_notification_cancels_reminders_and_escalation(
+        self, db: Database, settings: Settings, client: httpx.AsyncClient
+    ) -> None:
+        event = received()
+        [nid] = await handle(db, settings, event)
+        r = await client.post(f"/v1/notifications/{nid}/acknowledge", headers=auth())
+        assert r.status_code == 200
+        rows = await timers(db, event[1].referral_id)  # type: ignore[attr-defined]
+        assert {t.state for t in rows} == {"cancelled"}
+
+    async def test_a_met_deadline_or_an_acknowledged_status_cancels(
+        self, db: Database, settings: Settings
+    ) -> None:
+        event = received()
+        referral_id = event[1].referral_id  # type: ignore[attr-defined]
+        await handle(db, settings, event)
+        status = ReferralStatusChangedV1(
+            referral_id=referral_id,
+            kind="kontaktbegaran",
+            unit_id=INTAKE,
+            direction="incoming",
+            old_status="delivered",
+            new_status="acknowledged",
+            changed_at=utcnow(),
+            version=2,
+        )
+        await handle(db, settings, (REFERRAL_STATUS_CHANGED_V1, status))
+        assert {t.state for t in await timers(db, referral_id)} == {"cancelled"}
+
+        overdue = ReferralDeadlineV1(
+            referral_id=referral_id,
+            kind="kontaktbegaran",
+            unit_id=INTAKE,
+            deadline="first_meeting",
+            due_at=utcnow() - dt.timedelta(hours=1),
+            state="overdue",
+        )
+        await handle(db, settings, (REFERRAL_DEADLINE_V1, overdue))
+        pending = [t for t in await timers(db, referral_id) if t.state == "pending"]
+        assert [(t.action, t.deadline) for t in pending] == [("escalate", "first_meeting")]
+        met = overdue.model_copy(update={"state": "met"})
+        await handle(db, settings, (REFERRAL_DEADLINE_V1, met))
+        assert [t for t in await timers(db, referral_id) if t.state == "pending"] == []
+
+    async def test_a_sip_invitation_with_an_answer_deadline_is_reminded(
+        self, db: Database, settings: Settings
+    ) -> None:
+        sip_id = new_id()
+        invitation = SipInvitationV1(
+            sip_id=sip_id,
+            unit_id=INTAKE,
+            inviting_orgnr=ORG_REGION,
+            meeting_at=utcnow() + dt.timedelta(days=7),
+            answer_by=utcnow() + dt.timedelta(days=3),
+        )
+        await handle(db, settings, (SIP_INVITATION_V1, invitation))
+        assert [(t.action, t.deadline) for t in await timers(db, sip_id)] == [
+            ("remind", "answer"),
+            ("overdue", "answer"),
+        ]
