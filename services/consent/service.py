@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from services.consent import decision as rules
 from services.consent.codes import (
@@ -330,7 +331,10 @@ async def _end(
     consent.status = str(ConsentStatus(reason))
     consent.ended_at = utcnow()
     consent.superseded_by_id = superseded_by
-    await session.flush()  # bumps the version the event carries
+    try:
+        await session.flush()  # bumps the version the event carries
+    except StaleDataError as exc:  # another request ended or changed it meanwhile
+        raise ConsentNotActive("the consent changed meanwhile; read it again") from exc
     assert consent.ended_at is not None
     await _to_parties(
         session,

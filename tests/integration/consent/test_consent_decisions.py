@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from services.consent.models import LegalBasisUse
 from shared.db import Database
@@ -313,3 +313,42 @@ class TestQuestionsThisMemberCannotAnswer:
             "rule": "timezone_aware",
             "message": "Input should have timezone info",
         }
+
+
+class TestDecisionCost:
+    async def test_a_decision_is_a_few_indexed_lookups_however_many_consents_exist(
+        self, client: httpx.AsyncClient, app: Any, db_url: str, person: str
+    ) -> None:
+        """Not a timing test: it counts the statements of one decision and, on SQLite, checks
+        that each lookup searches an index instead of scanning the table."""
+        for _ in range(30):
+            await record(client, consent_body(new_person()))
+        await record(client, consent_body(person))
+        await client.post(
+            "/v1/blocks",
+            json={"person": {"personnummer": person}, "blocked": {"orgnr": ORG_ALVESTA}},
+            headers=auth(),
+        )
+        statements: list[tuple[str, Any]] = []
+
+        def remember(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            statements.append((statement, params))
+
+        engine = app.state.ctx.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", remember)
+        try:
+            assert (await ask(client, question(person)))["allowed"]
+        finally:
+            event.remove(engine, "before_cursor_execute", remember)
+
+        selects = [(s, p) for s, p in statements if s.lstrip().upper().startswith("SELECT")]
+        tables = [s.split("FROM", 1)[1].split()[0] for s, _ in selects]
+        assert tables == ["consent", "consent_copy", "refusal", "block", "block_lift"]
+        writes = [s.split()[2] for s, _ in statements if s.lstrip().upper().startswith("INSERT")]
+        assert writes == ["audit_record"]
+        if db_url.startswith("sqlite"):
+            async with app.state.ctx.db.engine.connect() as conn:
+                for statement, params in selects:
+                    plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+                    details = " ".join(str(row[-1]) for row in plan)
+                    assert "USING INDEX" in details, (statement, details)

@@ -4,6 +4,7 @@ problem naming the field and rule while nothing is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -433,3 +434,23 @@ class TestRefusals:
             headers=auth(),
         )
         assert rules_of(problem(response, 422)) == {"refused_on": "in_the_future"}
+
+
+class TestConcurrentWithdrawal:
+    async def test_two_withdrawals_at_once_end_it_once(
+        self, client: httpx.AsyncClient, db: Database, person: str
+    ) -> None:
+        created = (
+            await client.post("/v1/consents", json=consent_body(person), headers=auth())
+        ).json()
+        body = {"reason": "Återkallat."}
+        path = f"/v1/consents/{created['id']}/withdraw"
+        answers = await asyncio.gather(
+            *(client.post(path, json=body, headers=auth()) for _ in range(3))
+        )
+        assert sorted(a.status_code for a in answers) == [200, 409, 409], [a.text for a in answers]
+        assert all(
+            a.headers["content-type"] == PROBLEM_JSON for a in answers if a.status_code == 409
+        )
+        ended = [1 for _, ty, _ in await outbox_events(db) if ty == CONSENT_ENDED_V1]
+        assert len(ended) == 2  # one per party, once
