@@ -81,8 +81,14 @@ class ReplicaRepository(RepositoryBase[ReplicaUnit]):
     async def max_change_seq(self) -> int:
         return int(await self.session.scalar(select(func.max(ReplicaUnit.change_seq))) or 0)
 
-    async def changed_since(self, seq: int) -> list[ReplicaUnit]:
-        stmt = select(ReplicaUnit).where(ReplicaUnit.change_seq > seq)
+    async def changed_since(self, seq: int, *, limit: int | None = None) -> list[ReplicaUnit]:
+        """The units changed after ``seq``, in the order of their changes."""
+        stmt = (
+            select(ReplicaUnit)
+            .where(ReplicaUnit.change_seq > seq)
+            .order_by(ReplicaUnit.change_seq)
+            .limit(limit)
+        )
         return list((await self.session.execute(stmt)).scalars())
 
 

@@ -27,6 +27,7 @@ import bisect
 import logging
 import math
 import re
+import sys
 import unicodedata
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ MAX_EXPANSIONS = 200  # prefix expansions per query word (a one-letter prefix co
 MAX_QUERY_WORDS = 12
 K1, B = 1.2, 0.75
 SMALL_INTERSECTION = 256  # up to this many matches a page is sorted directly
+_LOAD_PAGE = 1000  # replica rows read at a time when the index is built
 DEFAULT_STATUSES = frozenset({"active", "temporarily_closed"})
 
 
@@ -73,7 +75,7 @@ def _intervention_label(code: str) -> str:
         return code
 
 
-@dataclass
+@dataclass(slots=True)
 class Doc:
     """What the index keeps of one replica unit."""
 
@@ -192,7 +194,7 @@ class SearchIndex:
     generation: int = 0
     _sorted_words: list[str] | None = None
     _total_length: float = 0.0
-    _doc_words: dict[str, set[str]] = field(default_factory=dict)
+    _doc_words: dict[str, tuple[str, ...]] = field(default_factory=dict)  # a tuple is small
     # Per generation (cleared by any change):
     _bm25: dict[str, dict[str, float]] = field(default_factory=dict)
     _prefix: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -252,13 +254,13 @@ class SearchIndex:
         for name, text in _field_texts(row).items():
             weight = FIELD_WEIGHTS[name]
             for w in words(text):
-                tf[w] += weight
+                tf[sys.intern(w)] += weight  # one string per word, however many units
                 length += weight
         for w, value in tf.items():
             if w not in self.postings:
                 self._sorted_words = None
             self.postings[w][row.unit_id] = value
-        self._doc_words[row.unit_id] = set(tf)
+        self._doc_words[row.unit_id] = tuple(tf)
         ages = tuple((g.get("age_min"), g.get("age_max")) for g in (row.target_groups or []))
         doc = Doc(
             unit_id=row.unit_id,
@@ -506,15 +508,19 @@ class ReplicaSearch:
                     self.index.upsert(row)
                 self.index.seq = max([self.index.seq, *(r.change_seq for r in rows)])
                 return
-            # The first load, or the replica was rebuilt: build a new index aside, yielding
-            # to the event loop now and then (other requests go on), and swap it in whole.
+            # The first load, or the replica was rebuilt: build a new index aside, page by
+            # page (a bounded number of rows in memory), yielding to the event loop between
+            # pages so other requests go on, and swap it in whole.
             fresh = SearchIndex()
-            rows = await repo.changed_since(0)
-            for n, row in enumerate(rows, start=1):
-                fresh.upsert(row)
-                if n % 500 == 0:
-                    await asyncio.sleep(0)
-            fresh.seq = max((r.change_seq for r in rows), default=0)
+            while True:
+                rows = await repo.changed_since(fresh.seq, limit=_LOAD_PAGE)
+                for row in rows:
+                    fresh.upsert(row)
+                    fresh.seq = row.change_seq
+                session.expunge_all()
+                if len(rows) < _LOAD_PAGE:
+                    break
+                await asyncio.sleep(0)
             self.index = fresh
 
     async def search(

@@ -113,7 +113,10 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
             first = r.json()["routes"][0]
             assert first["unit"]["owner_orgnr"] == "212000-0613"  # Alvesta kommun
             assert "boendestod" in first["matched_needs"]
-            assert first["contact_path"] is not None  # ... how to reach that function ...
+            assert first["unit"]["name"] == "Socialtjänstens mottagning vuxna Alvesta"
+            # ... how to reach that function ...
+            assert first["contact_path"]["reason"].startswith("Kontaktbegäran")
+            assert first["contact_path"]["channel"] == "inbox"
             # ... and the printable overview of Alvesta, named by its member record.
             pdf = await client.get(
                 "http://127.0.0.1:8010/v1/overview/212000-0613?format=pdf", headers=region
