@@ -10,13 +10,14 @@ organisational data from the directory).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.codes import REFERRAL_KIND_LABELS, ReferralKind
 
@@ -51,6 +52,22 @@ def derived_id(*parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
 
 
+_DIGIT_RUN = re.compile(r"(?<![0-9])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9])")
+
+
+def looks_like_personnummer(text: str) -> bool:
+    """Whether ``text`` holds a valid personnummer or samordningsnummer anywhere."""
+    from shared.identifiers import IdentifierError, normalise_personnummer
+
+    for match in _DIGIT_RUN.finditer(text):
+        try:
+            normalise_personnummer(match.group(0))
+        except IdentifierError:
+            continue
+        return True
+    return False
+
+
 class Facts(BaseModel):
     """What an event or timer says that notify may repeat (closed; patterns on every text)."""
 
@@ -66,6 +83,14 @@ class Facts(BaseModel):
     deadline: str | None = Field(None, pattern=WORD)
     due_at: dt.datetime | None = None
     counterpart_orgnr: str | None = Field(None, pattern=ORGNR)
+
+    @model_validator(mode="after")
+    def _no_personnummer_as_id(self) -> Facts:
+        # An id is the one free-form text a notification repeats: refuse a person's number.
+        for value in (self.subject_id, self.unit_id):
+            if value is not None and looks_like_personnummer(value):
+                raise ValueError("an id must not be a personnummer")
+        return self
 
 
 class NotificationData(Facts):

@@ -8,6 +8,7 @@ written in the inbox's transaction; right after it commits the dispatcher is wok
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,13 +41,17 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     dispatcher = dispatcher_of(ctx)
 
     async def on_event(session: AsyncSession, delivery: Delivery) -> None:
-        created = await service.notify_event(
-            session=session,
-            settings=settings,
-            event_id=delivery.event.id,
-            event_type=delivery.event.type,
-            payload=delivery.payload,
-        )
+        try:
+            created = await service.notify_event(
+                session=session,
+                settings=settings,
+                event_id=delivery.event.id,
+                event_type=delivery.event.type,
+                payload=delivery.payload,
+            )
+        except ValidationError as exc:
+            # An id that is a personnummer (or otherwise not repeatable) never will be.
+            raise Reject("not_notifiable", "the event holds a field notify may not repeat") from exc
         if created:
             _wake_after_commit(session, dispatcher)
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from services.notify import service
-from services.notify.dispatch import Dispatcher, backoff
+from services.notify.dispatch import Dispatcher
 from services.notify.models import Delivery, WebhookSubscription
 from shared.app import create_app
 from shared.auth import Caller
@@ -436,11 +436,3 @@ class TestRetriesAndDeadLetters:
         r = await client.post(f"/v1/deliveries/{pending.id}/redeliver", headers=auth(**ADMIN))
         assert r.status_code == 409
         assert r.json()["allowed"] == ["dead", "delivered"]
-
-
-class TestBackoff:
-    def test_it_doubles_up_to_the_cap_with_jitter_between_half_and_all(self) -> None:
-        for attempt, full in [(1, 5.0), (2, 10.0), (3, 20.0), (10, 60.0)]:
-            for _ in range(50):
-                delay = backoff(attempt, base=5.0, maximum=60.0)
-                assert full / 2 <= delay <= full

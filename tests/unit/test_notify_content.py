@@ -1,0 +1,201 @@
+"""Notify's pure parts: what events say (facts), the rules table's validation, the templates,
+secrets, signatures, backoff and the personnummer guard."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from pydantic import ValidationError
+from standardwebhooks.webhooks import Webhook
+
+from services.notify import service
+from services.notify.content import (
+    Facts,
+    NotificationData,
+    derived_id,
+    email_content,
+    email_message,
+    looks_like_personnummer,
+    title,
+    webhook_body,
+)
+from services.notify.dispatch import backoff, signatures
+from shared.config import NotifyRule, NotifySettings
+from shared.errors import InvalidInput
+from shared.events.payloads import (
+    CONSENT_ENDED_V1,
+    REFERRAL_DEADLINE_V1,
+    REFERRAL_RECEIVED_V1,
+    ConsentEndedV1,
+    ConsentPartyRef,
+    ReferralDeadlineV1,
+    ReferralReceivedV1,
+)
+
+NOW = dt.datetime(2026, 11, 23, 8, 30, tzinfo=dt.UTC)
+VAXJO = "212000-0647"
+REGION = "232100-0065"
+
+
+def data(**overrides: object) -> NotificationData:
+    values: dict[str, object] = {
+        "kind": "referral.received",
+        "subject_type": "referral",
+        "subject_id": "ref-1",
+        "unit_id": "vaxjo-intag",
+        "referral_kind": "kontaktbegaran",
+        "urgency": "acute",
+        "deadline": "acknowledge",
+        "due_at": NOW,
+        "notification_id": derived_id("e", "r", "unit", "vaxjo-intag"),
+        "recipient_kind": "unit",
+        "recipient": "vaxjo-intag",
+        "created_at": NOW,
+        "link": "https://notify.vaxjo.se/v1/notifications/x",
+        **overrides,
+    }
+    return NotificationData.model_validate(values)
+
+
+class TestFacts:
+    def test_a_received_referral_names_its_unit_kind_and_counterpart(self) -> None:
+        payload = ReferralReceivedV1(
+            referral_id="r1",
+            kind="kontaktbegaran",
+            unit_id="vaxjo-intag",
+            sender_orgnr=REGION,
+            received_at=NOW,
+        )
+        [facts] = service.facts_of(REFERRAL_RECEIVED_V1, payload, own_orgnr=VAXJO)
+        assert (facts.kind, facts.unit_id, facts.counterpart_orgnr) == (
+            "referral.received",
+            "vaxjo-intag",
+            REGION,
+        )
+
+    def test_deadline_states_map_to_reminder_overdue_or_nothing(self) -> None:
+        def kinds(state: str) -> list[str]:
+            payload = ReferralDeadlineV1(
+                referral_id="r1",
+                kind="vardkedjeremiss",
+                unit_id="u",
+                deadline="plan",
+                due_at=NOW,
+                state=state,
+            )
+            return [
+                f.kind for f in service.facts_of(REFERRAL_DEADLINE_V1, payload, own_orgnr=VAXJO)
+            ]
+
+        assert kinds("near") == ["deadline.reminder"]
+        assert kinds("overdue") == ["deadline.overdue"]
+        assert kinds("met") == []
+
+    def test_consent_ended_gives_one_item_per_own_unit_and_none_for_other_members(self) -> None:
+        payload = ConsentEndedV1(
+            consent_id="c1",
+            owner_orgnr=REGION,
+            reason="withdrawn",
+            ended_at=NOW,
+            parties=[
+                ConsentPartyRef(orgnr=VAXJO, unit_id="a"),
+                ConsentPartyRef(orgnr=VAXJO, unit_id="b"),
+                ConsentPartyRef(orgnr=VAXJO),
+                ConsentPartyRef(orgnr=REGION, unit_id="r"),
+            ],
+            purposes=["sip"],
+            version=1,
+        )
+        items = service.facts_of(CONSENT_ENDED_V1, payload, own_orgnr=VAXJO)
+        assert sorted(str(f.unit_id) for f in items) == ["None", "a", "b"]
+
+    @pytest.mark.parametrize(
+        "value", ["191212121212", "19121212-1212", "121212-1212", "1212121212"]
+    )
+    def test_an_id_that_is_a_personnummer_is_refused(self, value: str) -> None:
+        assert looks_like_personnummer(f"id-{value}")
+        with pytest.raises(ValidationError):
+            Facts(kind="referral.received", subject_type="referral", subject_id=value)
+
+    @pytest.mark.parametrize("value", ["232100-0065", "ref-2026-000123", "1763872345"])
+    def test_organisation_numbers_and_ordinary_ids_pass(self, value: str) -> None:
+        assert not looks_like_personnummer(value)
+
+
+class TestRulesTable:
+    def test_the_default_table_covers_every_event_notify_handles_and_the_timers(self) -> None:
+        events = {r.event for r in NotifySettings().rules}
+        assert (
+            set(service.HANDLED_EVENTS) | {"timer:remind", "timer:overdue", "timer:escalate"}
+            == events
+        )
+
+    def test_a_rule_without_the_inbox_or_with_an_unknown_recipient_is_refused(self) -> None:
+        with pytest.raises(ValidationError):
+            NotifyRule(id="x", event="e", recipients=["unit"], channels=["email"])
+        with pytest.raises(ValidationError):
+            NotifyRule(id="x", event="e", recipients=["everyone"], channels=["inbox"])
+
+    def test_rules_come_from_the_environment_as_json(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from shared.config import Settings
+
+        rule = {
+            "id": "r",
+            "event": "se.vardkedja.x.y.v1",
+            "recipients": ["role:socialchef"],
+            "channels": ["inbox"],
+        }
+        monkeypatch.setenv("VK_NOTIFY__RULES", json.dumps([rule]))
+        assert Settings().notify.rules == [NotifyRule.model_validate(rule)]
+
+
+class TestTemplates:
+    def test_titles_say_what_and_by_when_in_swedish_local_time(self) -> None:
+        assert title(data()) == "Ny Kontaktbegäran i inkorgen"
+        overdue = data(kind="deadline.overdue")
+        assert (
+            title(overdue) == "Försenad: Kontaktbegäran skulle ha hanterats senast 2026-11-23 09:30"
+        )
+
+    def test_the_email_says_where_by_when_and_links_without_ids(self) -> None:
+        content = email_content(data(), unit_name="Socialtjänstens mottagning")
+        assert "Inkorg: Socialtjänstens mottagning" in content.text
+        assert "Senast: 2026-11-23 09:30" in content.text
+        assert "ref-1" not in content.text
+        message = email_message(content, sender="a@b.se", to="c@d.se", delivery_id="d1")
+        assert message["Message-ID"] == "<d1@vardkedja.notify>"
+
+    def test_the_webhook_body_is_the_standard_envelope(self) -> None:
+        body = json.loads(webhook_body(data()))
+        assert set(body) == {"type", "timestamp", "data"}
+        assert body["data"]["subject_id"] == "ref-1"
+        assert "status" not in body["data"]  # None fields are left out
+
+
+class TestSecretsAndSignatures:
+    def test_generated_secrets_are_accepted_and_short_ones_refused(self) -> None:
+        service.check_secret(service.generate_secret(), min_bytes=24)
+        with pytest.raises(InvalidInput) as err:
+            service.check_secret("whsec_" + "QUJD", min_bytes=24)
+        assert err.value.errors is not None
+        assert err.value.errors[0].rule == "secret_too_short"
+
+    def test_each_secret_signs_and_a_receiver_verifies_with_either(self) -> None:
+        old, new = service.generate_secret(), service.generate_secret()
+        body = webhook_body(data())
+        header = signatures((new, old), "msg_1", NOW, body)
+        assert len(header.split(" ")) == 2
+        for secret in (old, new):
+            assert Webhook(secret).sign("msg_1", NOW, body.decode()) in header.split(" ")
+
+    def test_derived_ids_are_stable(self) -> None:
+        assert derived_id("a", "b") == derived_id("a", "b") != derived_id("a", "c")
+
+
+class TestBackoff:
+    def test_it_doubles_up_to_the_cap_with_jitter_between_half_and_all(self) -> None:
+        for attempt, full in [(1, 5.0), (2, 10.0), (3, 20.0), (10, 60.0)]:
+            for _ in range(50):
+                assert full / 2 <= backoff(attempt, base=5.0, maximum=60.0) <= full
