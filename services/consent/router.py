@@ -6,10 +6,11 @@ the request's transaction (fail-closed). A personnummer only ever travels in a b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
@@ -49,8 +50,10 @@ from services.consent.schemas import (
 )
 from services.consent.service import (
     BlockNotFound,
+    ConsentInForce,
     ConsentNotActive,
     ConsentNotFound,
+    ConsentVersionMismatch,
     CopyNotFound,
     RecordNotActive,
     RefusalInForce,
@@ -72,6 +75,16 @@ ROUTERS = [consents_router, records_router, decisions_router, persons_router]
 Reader = Annotated[Caller, Depends(require_scopes("consent:read"))]
 Writer = Annotated[Caller, Depends(require_scopes("consent:write"))]
 PersonStaff = Annotated[Caller, Depends(require_scopes("consent:person"))]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=40,
+        description="the consent's `ETag`; when given, the change is refused (412) if the "
+        "consent has changed since",
+    ),
+]
+_ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
 RecordId = Annotated[
     str, Path(max_length=36, pattern=r"^[A-Za-z0-9-]+$", description="the record's id")
 ]
@@ -216,6 +229,20 @@ async def _audited(
     )
 
 
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    m = _ETAG.match(if_match.strip())
+    if not m:
+        raise InvalidInput.field("If-Match", "etag", 'not an ETag of this API (e.g. "3")')
+    return int(m.group(1))
+
+
+def _with_etag(consent: Consent, response: Response) -> ConsentOut:
+    response.headers["ETag"] = f'"{consent.version}"'
+    return consent_out(consent)
+
+
 # --- creating POSTs with Idempotency-Key and audit ---------------------------------------
 
 
@@ -294,6 +321,7 @@ async def record_consent(
         consent = await service.record_consent(
             session=session, outbox=ctx.outbox, settings=ctx.settings, caller=caller, data=body
         )
+        response.headers["ETag"] = f'"{consent.version}"'
         return consent_out(consent), consent.id, f"/v1/consents/{consent.id}"
 
     return await _create(
@@ -320,13 +348,13 @@ async def record_consent(
     responses=problem_responses(Forbidden, ConsentNotFound, AuditUnavailable),
 )
 async def get_consent(
-    consent_id: RecordId, caller: Reader, session: DbSession, ctx: Ctx
+    consent_id: RecordId, caller: Reader, session: DbSession, ctx: Ctx, response: Response
 ) -> ConsentOut:
     consent = await service.get_own_consent(
         session=session, consent_id=consent_id, owner_orgnr=caller.org
     )
     await _audited(ctx, session, caller, "consent.read", consent)
-    return consent_out(consent)
+    return _with_etag(consent, response)
 
 
 @consents_router.post(
@@ -338,21 +366,35 @@ async def get_consent(
         "a reference, or staff recording the person's wish). Effective at once for every "
         "decision; an `se.vardkedja.consent.ended.v1` event goes to every party named in the "
         "consent, so their referral services stop and their notify services tell the units. "
-        "A consent that is no longer active answers 409. Scope `consent:write`."
+        "A consent that is no longer active answers 409; with `If-Match`, a consent changed "
+        "since you read it answers 412. Scope `consent:write`."
     ),
-    responses=problem_responses(Forbidden, ConsentNotFound, ConsentNotActive, AuditUnavailable),
+    responses=problem_responses(
+        Forbidden, ConsentNotFound, ConsentNotActive, ConsentVersionMismatch, AuditUnavailable
+    ),
 )
 async def withdraw_consent(
-    consent_id: RecordId, body: WithdrawRequest, caller: Writer, session: DbSession, ctx: Ctx
+    consent_id: RecordId,
+    body: WithdrawRequest,
+    caller: Writer,
+    session: DbSession,
+    ctx: Ctx,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> ConsentOut:
     consent = await service.get_own_consent(
         session=session, consent_id=consent_id, owner_orgnr=caller.org
     )
     consent = await service.withdraw_consent(
-        session=session, outbox=ctx.outbox, caller=caller, consent=consent, data=body
+        session=session,
+        outbox=ctx.outbox,
+        caller=caller,
+        consent=consent,
+        data=body,
+        expected_version=_expected_version(if_match),
     )
     await _audited(ctx, session, caller, "consent.withdraw", consent)
-    return consent_out(consent)
+    return _with_etag(consent, response)
 
 
 @consents_router.get(
@@ -389,11 +431,13 @@ async def get_copy(consent_id: RecordId, caller: Reader, session: DbSession, ctx
     description=(
         "The person said no to sharing with these parties (for the listed purposes, or every "
         "purpose when none are listed). Decisions then answer `refused` and the referral "
-        "service must not send. A consent covering the same parties and purposes answers 409 "
-        "until the refusal is revoked. Refusing a SIP is not refusing the interventions: "
+        "service must not send. While an active consent of yours covers the same parties "
+        "and purposes, this answers 409 (`consent-in-force`): withdraw the consent first, so "
+        "its parties are told. Later, a consent covering the refusal answers 409 until the "
+        "refusal is revoked. Refusing a SIP is not refusing the interventions: "
         "name the purposes. Send an `Idempotency-Key` to retry safely. Scope `consent:write`."
     ),
-    responses=problem_responses(Forbidden, IdempotencyInProgress, AuditUnavailable),
+    responses=problem_responses(Forbidden, ConsentInForce, IdempotencyInProgress, AuditUnavailable),
 )
 async def record_refusal(
     body: RefusalCreate,

@@ -55,7 +55,7 @@ from services.consent.schemas import (
 from shared.auth import Caller, ensure_unit
 from shared.config import Settings
 from shared.db import utcnow
-from shared.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from shared.errors import Conflict, FieldProblem, InvalidInput, NotFound, PreconditionFailed
 from shared.events import CloudEvent, topics
 from shared.events.payloads import (
     CONSENT_ENDED_V1,
@@ -105,6 +105,16 @@ class RecordNotActive(Conflict):
 class RefusalInForce(Conflict):
     slug = "refusal-in-force"
     title = "An active refusal of the person covers these parties and purposes"
+
+
+class ConsentInForce(Conflict):
+    slug = "consent-in-force"
+    title = "An active consent of the person covers these parties and purposes"
+
+
+class ConsentVersionMismatch(PreconditionFailed):
+    slug = "consent-version-mismatch"
+    title = "The consent has changed since you read it (If-Match does not match its ETag)"
 
 
 def _problems(problems: Sequence[FieldProblem]) -> InvalidInput:
@@ -500,8 +510,12 @@ async def withdraw_consent(
     caller: Caller,
     consent: Consent,
     data: WithdrawRequest,
+    expected_version: int | None = None,
 ) -> Consent:
-    """Withdraws a consent at once and tells every party (409 if it is no longer active)."""
+    """Withdraws a consent at once and tells every party (409 if it is no longer active,
+    412 if ``expected_version`` is given and is not the consent's)."""
+    if expected_version is not None and expected_version != consent.version:
+        raise ConsentVersionMismatch(headers={"ETag": f'"{consent.version}"'})
     if consent.status != ConsentStatus.ACTIVE:
         raise ConsentNotActive(f"the consent is {consent.status}")
     by = data.withdrawn_by
@@ -576,6 +590,20 @@ async def record_refusal(
         raise _problems(problems)
     user, unit = _recorder(caller, data.recorded_by)
     key = key_of(settings=settings, personnummer=data.person.personnummer)
+    parties = _party_dicts(data.parties)
+    purposes = list(dict.fromkeys(str(p) for p in data.purposes))
+    # A refusal after a consent is a withdrawal: it goes through withdrawal, so the parties
+    # holding copies are told and never act on a consent the person took back.
+    for consent in await ConsentRepository(session).for_person(key, owner):
+        if (
+            consent.status == ConsentStatus.ACTIVE
+            and _overlaps(_parties(consent.parties), _parties(parties))
+            and (not purposes or set(consent.purposes) & set(purposes))
+        ):
+            raise ConsentInForce(
+                f"consent {consent.id} covers these parties; withdraw it (its parties are "
+                "told), then record the refusal"
+            )
     refusal = Refusal(
         owner_orgnr=owner,
         person_key=key,
@@ -583,8 +611,8 @@ async def record_refusal(
         recorded_by_user=user,
         recorded_by_unit=unit,
         refused_on=data.refused_on,
-        parties=_party_dicts(data.parties),
-        purposes=list(dict.fromkeys(str(p) for p in data.purposes)),
+        parties=parties,
+        purposes=purposes,
         note=data.note,
         status=str(RecordStatus.ACTIVE),
     )

@@ -454,3 +454,54 @@ class TestConcurrentWithdrawal:
         )
         ended = [1 for _, ty, _ in await outbox_events(db) if ty == CONSENT_ENDED_V1]
         assert len(ended) == 2  # one per party, once
+
+
+class TestEtags:
+    async def test_withdrawal_with_if_match_refuses_a_stale_version(
+        self, client: httpx.AsyncClient, db: Database, person: str
+    ) -> None:
+        created = await client.post("/v1/consents", json=consent_body(person), headers=auth())
+        assert created.headers["etag"] == '"1"'
+        path = f"/v1/consents/{created.json()['id']}"
+        assert (await client.get(path, headers=auth())).headers["etag"] == '"1"'
+        body = {"reason": "Återkallat."}
+
+        bad = await client.post(
+            f"{path}/withdraw", json=body, headers={**auth(), "If-Match": "yesterday"}
+        )
+        assert rules_of(problem(bad, 422)) == {"If-Match": "etag"}
+        stale = await client.post(
+            f"{path}/withdraw", json=body, headers={**auth(), "If-Match": '"0"'}
+        )
+        problem(stale, 412, "consent-version-mismatch")
+        assert stale.headers["etag"] == '"1"'
+        assert await count(db, OUTBOX) == 2  # only the recorded events
+
+        done = await client.post(
+            f"{path}/withdraw", json=body, headers={**auth(), "If-Match": '"1"'}
+        )
+        assert done.status_code == 200
+        assert done.headers["etag"] == '"2"'
+
+
+class TestRefusalAfterConsent:
+    async def test_a_refusal_over_an_active_consent_asks_for_the_withdrawal_first(
+        self, client: httpx.AsyncClient, db: Database, person: str
+    ) -> None:
+        consent = (
+            await client.post("/v1/consents", json=consent_body(person), headers=auth())
+        ).json()
+        refusal = {
+            "person": {"personnummer": person},
+            "refused_on": today().isoformat(),
+            "parties": [{"orgnr": ORG_REGION, "unit_id": "psykiatri"}],
+        }
+        response = await client.post("/v1/refusals", json=refusal, headers=auth())
+        details = problem(response, 409, "consent-in-force")
+        assert consent["id"] in details["detail"]
+        assert await count(db, Refusal) == 0
+
+        await client.post(
+            f"/v1/consents/{consent['id']}/withdraw", json={"reason": "Ångrar sig."}, headers=auth()
+        )
+        assert (await client.post("/v1/refusals", json=refusal, headers=auth())).status_code == 201
