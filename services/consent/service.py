@@ -194,7 +194,7 @@ async def _log_change(
     )
 
 
-def check_parties(
+def _check_parties(
     parties: Sequence[PartyIn], *, owner_orgnr: str, federation: Sequence[str], field: str
 ) -> list[FieldProblem]:
     """Named members only: known to the federation, no duplicates, the owner included, and
@@ -384,7 +384,7 @@ async def record_consent(
     """Records a consent of this member and sends a copy to every party it names."""
     owner = settings.member.orgnr
     problems = [
-        *check_parties(
+        *_check_parties(
             data.parties, owner_orgnr=owner, federation=settings.federation_members, field="parties"
         ),
         *_check_validity(
@@ -512,8 +512,7 @@ async def withdraw_consent(
     data: WithdrawRequest,
     expected_version: int | None = None,
 ) -> Consent:
-    """Withdraws a consent at once and tells every party (409 if it is no longer active,
-    412 if ``expected_version`` is given and is not the consent's)."""
+    """Withdraws a consent at once and tells every party (409 if not active, 412 if stale)."""
     if expected_version is not None and expected_version != consent.version:
         raise ConsentVersionMismatch(headers={"ETag": f'"{consent.version}"'})
     if consent.status != ConsentStatus.ACTIVE:
@@ -543,8 +542,7 @@ async def withdraw_consent(
 async def expire_due(
     *, session: AsyncSession, outbox: Outbox, owner_orgnr: str, today: dt.date, batch: int = 500
 ) -> int:
-    """Marks active consents past their end date expired and tells their parties; returns
-    how many expired now."""
+    """Expires active consents past their end date, tells their parties; returns how many."""
     due = await ConsentRepository(session).due_to_expire(owner_orgnr, today, batch)
     for consent in due:
         await _end(
@@ -576,7 +574,7 @@ async def record_refusal(
     owner = settings.member.orgnr
     problems = [
         p
-        for p in check_parties(
+        for p in _check_parties(
             data.parties, owner_orgnr=owner, federation=settings.federation_members, field="parties"
         )
         # A refusal may name a single member (e.g. only the region).
@@ -767,7 +765,7 @@ async def remove_block(*, session: AsyncSession, caller: Caller, block: Block) -
 # --- decisions -------------------------------------------------------------------------
 
 
-def policy_of(settings: Settings) -> rules.Policy:
+def policy_of(*, settings: Settings) -> rules.Policy:
     """The configured legal-basis table and block overrides."""
     return rules.Policy(
         basis_purposes=settings.consent.legal_basis_purposes,
@@ -777,7 +775,7 @@ def policy_of(settings: Settings) -> rules.Policy:
 
 def legal_bases(*, settings: Settings) -> list[LegalBasisInfo]:
     """The legal bases this member accepts, the purposes each may cover, and more."""
-    policy = policy_of(settings)
+    policy = policy_of(settings=settings)
     return [
         LegalBasisInfo(
             basis=basis,
@@ -806,9 +804,7 @@ def _terms(row: Consent | ConsentCopy) -> rules.ConsentTerms:
 async def decide_sharing(
     *, session: AsyncSession, settings: Settings, caller: Caller, data: DecisionRequest
 ) -> tuple[rules.Decision, LegalBasisUse | None, dt.datetime]:
-    """Decides a sharing question for this member (as sender or recipient) from its own
-    consents, its copies, refusals, blocks and a stated legal basis; keeps the legal basis
-    use. Returns the decision, the kept use and the time decided for."""
+    """Decides a question this member sends or receives; returns (decision, kept basis, time)."""
     own = settings.member.orgnr
     if own not in (data.sender.orgnr, data.recipient.orgnr):
         raise InvalidInput.field(
@@ -829,7 +825,7 @@ async def decide_sharing(
         categories=frozenset(str(c) for c in data.categories),
         at=at,
     )
-    policy = policy_of(settings)
+    policy = policy_of(settings=settings)
     claim = None
     if data.legal_basis is not None:
         lb = data.legal_basis
@@ -911,8 +907,7 @@ async def decide_sharing(
 async def person_records(
     *, session: AsyncSession, settings: Settings, personnummer: str
 ) -> dict[str, Any]:
-    """Every consent, copy, refusal, block (with lifts), legal-basis use and change this
-    member holds for the person."""
+    """Everything this member holds for the person, with its history, by record kind."""
     own = settings.member.orgnr
     key = key_of(settings=settings, personnummer=personnummer)
     blocks = await BlockRepository(session).for_person(key, own)
