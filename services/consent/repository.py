@@ -157,9 +157,26 @@ class AuditLogRepository:
         self.table = table
 
     async def for_person(
-        self, personnummer: str, *, since: dt.datetime | None, until: dt.datetime | None
+        self,
+        personnummer: str,
+        *,
+        copy_ids: Sequence[str],
+        since: dt.datetime | None,
+        until: dt.datetime | None,
     ) -> list[Row[Any]]:
+        """Records naming the person, and reads of their copies (by copy id); two indexed
+        lookups rather than one OR that would scan."""
         t = self.table
-        stmt: Select[Any] = select(t).where(t.c.person_id == personnummer, t.c.service == "consent")
-        stmt = _period(stmt, t.c.occurred_at, since, until)
-        return list((await self.session.execute(stmt.order_by(t.c.occurred_at, t.c.id))).all())
+        by_person: Select[Any] = select(t).where(
+            t.c.person_id == personnummer, t.c.service == "consent"
+        )
+        rows = list(
+            (await self.session.execute(_period(by_person, t.c.occurred_at, since, until))).all()
+        )
+        if copy_ids:
+            by_copy: Select[Any] = select(t).where(
+                t.c.resource_id.in_(copy_ids), t.c.resource_type == "consent_copy"
+            )
+            stmt = _period(by_copy, t.c.occurred_at, since, until)
+            rows += list((await self.session.execute(stmt)).all())
+        return sorted({r.id: r for r in rows}.values(), key=lambda r: (r.occurred_at, r.id))

@@ -1061,12 +1061,12 @@ async def audit_entries(
     until: dt.datetime | None,
 ) -> list[dict[str, Any]]:
     """Every access to the person's data in this member's four services, oldest first."""
+    key = key_of(settings=settings, personnummer=personnummer)
+    held = await CopyRepository(session).for_person(key)
     own = await AuditLogRepository(session, audit_table).for_person(
-        personnummer, since=since, until=until
+        personnummer, copy_ids=[c.consent_id for c in held], since=since, until=until
     )
-    copies = await AuditCopyRepository(session).for_person(
-        key_of(settings=settings, personnummer=personnummer), since=since, until=until
-    )
+    copies = await AuditCopyRepository(session).for_person(key, since=since, until=until)
     fields = (
         "occurred_at",
         "service",

@@ -161,4 +161,7 @@ async def test_a_withdrawal_reaches_both_other_members(federation: Federation) -
             json={"personnummer": PERSON},
             headers=_auth(ORG_REGION, "consent:person"),
         )
-        assert [e["outcome"] for e in extract.json()["entries"]] == ["allowed", "denied"]
+        entries = extract.json()["entries"]
+        decisions = [e["outcome"] for e in entries if e["action"] == "consent.decision"]
+        assert decisions == ["allowed", "denied"]
+        assert any(e["action"] == "consent_copy.read" for e in entries)

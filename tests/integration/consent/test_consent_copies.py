@@ -139,6 +139,22 @@ class TestCopies:
         assert [c["consent_id"] for c in found["copies"]] == [created["id"]]
         assert [h["action"] for h in found["history"]] == ["copy_received"]
 
+        # Reading the copy is in the person's audit extract at the region, though the copy
+        # (and so its audit record) holds no personnummer.
+        extract = (
+            await region_client.post(
+                "/v1/persons/audit-extract",
+                json={"personnummer": person},
+                headers=auth(org=ORG_REGION),
+            )
+        ).json()
+        # (This test's two members share one database: keep the region's own accesses.)
+        assert [e["action"] for e in extract["entries"] if e["actor_org"] == ORG_REGION] == [
+            "consent_copy.read",
+            "consent.decision",
+            "person.search",
+        ]
+
     async def test_withdrawal_reaches_the_copy_and_a_late_duplicate_does_not_revive_it(
         self,
         client: httpx.AsyncClient,
