@@ -188,6 +188,23 @@ class TestCopies:
         [copy] = await copies(db)
         assert copy.status == "withdrawn"
 
+    async def test_a_superseded_consent_is_replaced_at_the_party(
+        self, client: httpx.AsyncClient, region: FastAPI, db: Database, person: str
+    ) -> None:
+        old = (await client.post("/v1/consents", json=consent_body(person), headers=auth())).json()
+        new = await client.post(
+            "/v1/consents",
+            json=consent_body(person, categories=["plan"], supersedes=old["id"]),
+            headers=auth(),
+        )
+        await apply(region, await sent_to(db, ORG_REGION))
+        by_id = {c.consent_id: c for c in await copies(db)}
+        assert (by_id[old["id"]].status, by_id[old["id"]].end_reason) == (
+            "superseded",
+            "superseded",
+        )
+        assert by_id[new.json()["id"]].status == "active"
+
     async def test_the_recording_member_skips_its_own_events(
         self, client: httpx.AsyncClient, app: FastAPI, db: Database, person: str
     ) -> None:

@@ -505,3 +505,22 @@ class TestRefusalAfterConsent:
             f"/v1/consents/{consent['id']}/withdraw", json={"reason": "Ångrar sig."}, headers=auth()
         )
         assert (await client.post("/v1/refusals", json=refusal, headers=auth())).status_code == 201
+
+
+class TestRecordedBy:
+    async def test_a_case_system_names_the_user_and_unit_a_unit_token_only_its_own(
+        self, client: httpx.AsyncClient, person: str
+    ) -> None:
+        system = auth(sub="treserva-integration", unit=None)
+        body = consent_body(person, recorded_by={"user": "hl-77", "unit_id": "vuxenenheten"})
+        created = await client.post("/v1/consents", json=body, headers=system)
+        assert created.json()["recorded_by"] == {
+            "org": ORG_VAXJO,
+            "unit_id": "vuxenenheten",
+            "user": "hl-77",
+        }
+        other_unit = consent_body(
+            person, purposes=["vardkedjeremiss"], recorded_by={"unit_id": "barn-och-unga"}
+        )
+        response = await client.post("/v1/consents", json=other_unit, headers=auth(unit="vuxen"))
+        problem(response, 403, "forbidden")
