@@ -271,6 +271,24 @@ class NotifySettings(BaseModel):
     sse_poll_interval_s: float = Field(0.5, gt=0, le=60)
 
 
+class ReferralSettings(BaseModel):
+    """Settings of the referral service."""
+
+    # This member's own consent and directory services (asked before sending and on receipt).
+    consent_url: str = "http://127.0.0.1:8001"
+    directory_url: str = "http://127.0.0.1:8000"
+    # Working days to acknowledge an incoming referral, by urgency (0 = the same day).
+    acknowledge_working_days: dict[str, int] = Field(
+        default_factory=lambda: {"normal": 3, "urgent": 1, "acute": 0}
+    )
+    # Service-to-service calls: the token the referral service presents to this member's
+    # consent and directory services. Signed with this key (PEM or a file path); empty in
+    # development and tests: the bundled development key.
+    service_private_key: str = ""
+    service_token_ttl_seconds: int = Field(300, ge=30, le=3600)
+    call_timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -295,6 +313,7 @@ class Settings(BaseSettings):
     directory: DirectorySettings = Field(default_factory=DirectorySettings)
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    referral: ReferralSettings = Field(default_factory=ReferralSettings)
     log_level: str = "INFO"
     log_json: bool = True
     # Members this instance accepts events from; empty = any member with a valid orgnr
@@ -342,6 +361,8 @@ class Settings(BaseSettings):
             problems.append("mTLS needs VK_KAFKA__SSL_CERTFILE and VK_KAFKA__SSL_KEYFILE")
         if not self.federation_members:
             problems.append("VK_FEDERATION_MEMBERS must list the federation's members")
+        if self.service == "referral" and not self.referral.service_private_key:
+            problems.append("VK_REFERRAL__SERVICE_PRIVATE_KEY must be set")
         return problems
 
 

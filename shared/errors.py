@@ -93,6 +93,17 @@ class InvalidInput(AppError):
             f"{field}: {message}", errors=[FieldProblem(field=field, rule=rule, message=message)]
         )
 
+    @classmethod
+    def fields(cls, problems: list[tuple[str, str]]) -> InvalidInput:
+        """Several invalid fields, each ``(field, rule)``."""
+        n = len(problems)
+        return cls(
+            f"{n} field{'s' * (n != 1)} invalid",
+            errors=[
+                FieldProblem(field=f, rule=r, message=r.replace("_", " ")) for f, r in problems
+            ],
+        )
+
 
 class Unauthorized(AppError):
     status = 401

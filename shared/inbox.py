@@ -114,7 +114,10 @@ def _runs_of_one_type(items: list[_Ready]) -> list[list[_Ready]]:
 
 
 def _is_infrastructure_error(exc: BaseException) -> bool:
-    """Database unreachable or locked: wait and retry without counting an attempt."""
+    """Database unreachable or locked, or a sibling service not answering (an exception
+    with ``transient = True``): wait and retry without counting an attempt."""
+    if getattr(exc, "transient", False):
+        return True
     if isinstance(exc, IntegrityError):
         return False
     if isinstance(exc, OperationalError | InterfaceError):

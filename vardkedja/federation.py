@@ -30,8 +30,8 @@ from shared.config import SERVICES
 
 SERVICE_OFFSET = {name: i for i, name in enumerate(SERVICES)}
 ALL_SCOPES = (
-    "directory:read directory:write consent:read consent:write referral:read referral:write "
-    "notify:read notify:write audit:read"
+    "directory:read directory:write consent:read consent:write consent:person referral:read "
+    "referral:write referral:person notify:read notify:write audit:read"
 )
 
 
@@ -109,6 +109,9 @@ class Federation:
             "VK_HTTP__HOST": "127.0.0.1",
             "VK_HTTP__PORT": str(member.port(service)),
             "VK_FEDERATION_MEMBERS": "[" + ",".join(f'"{m.orgnr}"' for m in self.members) + "]",
+            # The referral service asks its own member's consent and directory services.
+            "VK_REFERRAL__CONSENT_URL": f"http://127.0.0.1:{member.port('consent')}",
+            "VK_REFERRAL__DIRECTORY_URL": f"http://127.0.0.1:{member.port('directory')}",
             **self.extra_env,
         }
         url = self.database_url_for.get((member.orgnr, service))

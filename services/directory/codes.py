@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import enum
 
+# The interventions list is shared with the referral service (needs are interventions).
+from shared.codes import INTERVENTION_LABELS, Intervention
+
+__all__ = ["INTERVENTION_LABELS", "Intervention"]
+
 
 class UnitKind(enum.StrEnum):
     """What kind of unit/function this is."""
@@ -55,69 +60,6 @@ UNIT_KIND_LABELS: dict[UnitKind, str] = {
 INTAKE_KINDS: frozenset[UnitKind] = frozenset(
     {UnitKind.REMISSPORT, UnitKind.SOCIALTJANSTENS_MOTTAGNING}
 )
-
-
-class Intervention(enum.StrEnum):
-    """Interventions (insatser) a unit offers, from the seed reports."""
-
-    ABSTINENSBEDOMNING = "abstinensbedomning"
-    ABSTINENSBEHANDLING = "abstinensbehandling"
-    LAKEMEDELSASSISTERAD_BEHANDLING = "lakemedelsassisterad_behandling"
-    NEDTRAPPNING = "nedtrappning"
-    MOTIVATIONSSAMTAL = "motivationssamtal"
-    PRIMARBEHANDLING = "primarbehandling"
-    EFTERVARD = "eftervard"
-    ATERFALLSPREVENTION = "aterfallsprevention"
-    PROVTAGNING = "provtagning"
-    KBT = "kbt"
-    SPEL_OM_PENGAR = "spel_om_pengar"
-    ANHORIGSTOD = "anhorigstod"
-    VALD_I_NARA_RELATION = "vald_i_nara_relation"
-    BOSTAD_FORST = "bostad_forst"
-    BOENDESTOD = "boendestod"
-    SYSSELSATTNING = "sysselsattning"
-    SPRUTUTBYTE = "sprututbyte"
-    NALOXON = "naloxon"
-    TILLNYKTRING = "tillnyktring"
-    TOLVSTEGSBEHANDLING = "tolvstegsbehandling"
-    PSYKIATRISK_BEDOMNING = "psykiatrisk_bedomning"
-    UTREDNING_SOL = "utredning_sol"
-    HVB_PLACERING = "hvb_placering"
-    FAMILJEBEHANDLING = "familjebehandling"
-    BARN_SOM_ANHORIGA = "barn_som_anhoriga"
-    SIP_SAMORDNING = "sip_samordning"
-    HELDYGNSVARD = "heldygnsvard"
-
-
-INTERVENTION_LABELS: dict[Intervention, str] = {
-    Intervention.ABSTINENSBEDOMNING: "Abstinensbedömning",
-    Intervention.ABSTINENSBEHANDLING: "Abstinensbehandling",
-    Intervention.LAKEMEDELSASSISTERAD_BEHANDLING: "Läkemedelsassisterad behandling (LARO)",
-    Intervention.NEDTRAPPNING: "Nedtrappning",
-    Intervention.MOTIVATIONSSAMTAL: "Motivationssamtal (MI)",
-    Intervention.PRIMARBEHANDLING: "Primärbehandling",
-    Intervention.EFTERVARD: "Eftervård",
-    Intervention.ATERFALLSPREVENTION: "Återfallsprevention",
-    Intervention.PROVTAGNING: "Provtagning",
-    Intervention.KBT: "KBT",
-    Intervention.SPEL_OM_PENGAR: "Spel om pengar",
-    Intervention.ANHORIGSTOD: "Anhörigstöd",
-    Intervention.VALD_I_NARA_RELATION: "Våld i nära relation",
-    Intervention.BOSTAD_FORST: "Bostad först",
-    Intervention.BOENDESTOD: "Boendestöd",
-    Intervention.SYSSELSATTNING: "Sysselsättning",
-    Intervention.SPRUTUTBYTE: "Sprututbyte",
-    Intervention.NALOXON: "Naloxonutdelning",
-    Intervention.TILLNYKTRING: "Tillnyktring",
-    Intervention.TOLVSTEGSBEHANDLING: "12-stegsbehandling",
-    Intervention.PSYKIATRISK_BEDOMNING: "Psykiatrisk bedömning",
-    Intervention.UTREDNING_SOL: "Utredning enligt SoL",
-    Intervention.HVB_PLACERING: "Placering på HVB",
-    Intervention.FAMILJEBEHANDLING: "Familjebehandling",
-    Intervention.BARN_SOM_ANHORIGA: "Stöd till barn som anhöriga",
-    Intervention.SIP_SAMORDNING: "Samordning av SIP",
-    Intervention.HELDYGNSVARD: "Heldygnsvård",
-}
 
 
 class Channel(enum.StrEnum):

@@ -1,18 +1,75 @@
-"""Event handlers of the referral worker (its domain handlers arrive with its issue)."""
+"""Event handlers of the referral worker."""
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referral import service
+from services.referral.codes import Actor
 from shared.events import topics
-from shared.inbox import ConsumerSpec
+from shared.events.payloads import (
+    REFERRAL_SENT_V1,
+    REFERRAL_TRANSITIONED_V1,
+    UNIT_CHANGED_V1,
+    ReferralSentV1,
+    ReferralTransitionedV1,
+    UnitChangedV1,
+)
+from shared.inbox import ConsumerSpec, Delivery
+from shared.person import member_secret
 from shared.service import ServiceContext
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    """The inbound topic of this member; event types this service does not handle are skipped."""
+    """This member's inbound topic (referrals and their steps) and the directory topic
+    (which units exist and what they receive)."""
+    settings = ctx.settings
+
+    async def on_sent(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, ReferralSentV1)
+        await service.receive_referral(
+            session=session,
+            outbox=ctx.outbox,
+            clients=service.clients_of(ctx),
+            settings=settings,
+            secret=member_secret(settings),
+            event=delivery.event,
+            payload=payload,
+        )
+
+    async def on_transitioned(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, ReferralTransitionedV1)
+        # Steps taken by the sender (a withdrawal) travel to the receiver; every step of
+        # the receiver (actor holder or system) travels back to the sender.
+        apply = (
+            service.apply_withdrawal
+            if payload.actor == Actor.SENDER
+            else service.apply_reported_transition
+        )
+        await apply(
+            session=session,
+            outbox=ctx.outbox,
+            settings=settings,
+            event=delivery.event,
+            payload=payload,
+        )
+
+    async def on_unit(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, UnitChangedV1)
+        await service.apply_unit_changed(session=session, payload=payload)
+
     return [
         ConsumerSpec(
             name="inbound",
-            topics=[topics.inbound(ctx.settings.member.orgnr)],
-            handlers={},
-        )
+            topics=[topics.inbound(settings.member.orgnr)],
+            handlers={REFERRAL_SENT_V1: on_sent, REFERRAL_TRANSITIONED_V1: on_transitioned},
+        ),
+        ConsumerSpec(
+            name="directory",
+            topics=[topics.DIRECTORY],
+            handlers={UNIT_CHANGED_V1: on_unit},
+        ),
     ]

@@ -1,10 +1,22 @@
-"""Tables of the referral service (its domain tables arrive with its issue)."""
+"""Tables of the referral service.
+
+The sending member keeps ``referral`` (what was sent, once) and ``recipient`` (one row per
+receiving unit: the task that travels, with the status the receiver last reported). The
+receiving member keeps ``incoming`` (the same task as filed in its unit's inbox; after
+delivery it is the authority on the status). ``transition`` is the history on both sides.
+``known_unit`` is a light copy of every member's units from ``vardkedja.directory`` (a
+service never reads another service's tables), used to check recipients.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import datetime as dt
+from typing import Any
 
-from shared.db import make_metadata
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db import IdMixin, TimestampMixin, UTCDateTime, make_metadata, utcnow
 from shared.infra import define_infra_tables
 
 
@@ -13,3 +25,108 @@ class Base(DeclarativeBase):
 
 
 infra = define_infra_tables(Base.metadata)
+
+
+class ReferralContent:
+    """What a referral says about the person and the need (both sides keep it)."""
+
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    personnummer: Mapped[str] = mapped_column(String(12))
+    person_key: Mapped[str] = mapped_column(String(64), index=True)
+    protected_identity: Mapped[bool] = mapped_column(Boolean, default=False)
+    needs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")
+    children_in_household: Mapped[str] = mapped_column(String(8), default="unknown")
+    persons_wish: Mapped[str] = mapped_column(Text, default="")
+    drug_free: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # per kind
+
+
+class Referral(IdMixin, TimestampMixin, ReferralContent, Base):
+    """A referral or invitation sent by a unit of this member."""
+
+    __tablename__ = "referral"
+
+    sender_unit_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Recipient(IdMixin, TimestampMixin, Base):
+    """One receiving unit of a sent referral: the task that travels (its id is the same
+    at both members) and the status the receiver last reported."""
+
+    __tablename__ = "recipient"
+
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referral.id"), index=True)
+    orgnr: Mapped[str] = mapped_column(String(11))
+    unit_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    basis: Mapped[dict[str, Any]] = mapped_column(JSON)
+    acknowledge_by: Mapped[dt.date] = mapped_column(Date)
+    routed: Mapped[bool] = mapped_column(Boolean, default=False)
+    route_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    case_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The receiver's version of the task as last reported (events older than it are stale).
+    remote_version: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+
+
+class Incoming(TimestampMixin, ReferralContent, Base):
+    """A referral filed in the inbox of one of this member's units."""
+
+    __tablename__ = "incoming"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the sender's task id
+    referral_id: Mapped[str] = mapped_column(String(36))
+    sender_orgnr: Mapped[str] = mapped_column(String(11))
+    sender_unit_id: Mapped[str] = mapped_column(String(64))
+    unit_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    basis: Mapped[dict[str, Any]] = mapped_column(JSON)
+    acknowledge_by: Mapped[dt.date] = mapped_column(Date, index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    case_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+
+
+class Transition(Base):
+    """One step in a task's history, on either side (kept; never changed)."""
+
+    __tablename__ = "transition"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(String(36), index=True)
+    side: Mapped[str] = mapped_column(String(8))  # sender | receiver
+    from_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(8))
+    by_orgnr: Mapped[str] = mapped_column(String(11))
+    by_unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    by_sub: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class KnownUnit(Base):
+    """A unit of any member as last seen on ``vardkedja.directory`` (only what routing a
+    referral needs)."""
+
+    __tablename__ = "known_unit"
+
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_orgnr: Mapped[str] = mapped_column(String(11), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    referral_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from services.referral.handlers import consumers
 from services.referral.models import Base, infra
+from services.referral.router import router
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -11,12 +12,23 @@ SPEC = ServiceSpec(
     title="vardkedja referral",
     description=(
         "Outgoing and incoming referrals and invitations between members, with their "
-        "whole closed-loop lifecycle.\n\n"
+        "whole closed-loop lifecycle: vårdkedjeremiss, kontaktbegäran, SIP invitation, "
+        "discharge planning (utskrivningsplanering) and HVB notification. Before anything "
+        "is sent this member's consent service decides for every recipient; the receiving "
+        "member checks again and files the referral in the receiving unit's own inbox.\n\n"
         "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
         "Errors are RFC 9457 `application/problem+json`."
     ),
     metadata=Base.metadata,
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
+    routers=[router],
+    openapi_tags=[
+        {
+            "name": "referrals",
+            "description": "Send referrals and invitations from your unit, follow every "
+            "recipient's status, and work your unit's inbox of incoming ones (closed loop).",
+        }
+    ],
     consumers=consumers,
 )

@@ -341,3 +341,93 @@ class PlanActionEndedV1(EventPayload):
     owner_unit_id: str | None = Field(None, pattern=_ID)
     outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
     ended_at: dt.datetime
+
+
+# --- referrals between members (the referral service; personal data, per-member topics) --
+
+
+class ReferralPersonV1(EventPayload):
+    """The person a referral is about."""
+
+    personnummer: str = Field(pattern=r"^[0-9]{12}$")
+    protected_identity: bool = False
+
+
+class ReferralBasisV1(EventPayload):
+    """Why the referral may cross: a consent (its id) or a stated legal basis."""
+
+    kind: str = Field(pattern=r"^(consent|legal_basis)$")
+    consent_id: str | None = Field(None, max_length=64)
+    legal_basis: str | None = Field(None, max_length=32)
+    ground: str | None = Field(None, max_length=32)
+    justification: str | None = Field(None, max_length=2000)
+
+
+REFERRAL_SENT_V1 = "se.vardkedja.referral.sent.v1"
+
+
+@event_type(REFERRAL_SENT_V1, topics=(INBOUND,), personal_data=True)
+class ReferralSentV1(EventPayload):
+    """A unit of the sending member sent a referral or invitation to a unit of the receiving
+    member.
+
+    Sent by the sending member's referral service on the receiving member's inbound topic
+    once its consent service allowed the sharing, one event per receiving unit (``task_id``
+    is that unit's task, the same id at both members), key = task id. The receiver checks
+    the basis again with its own consent service, files the referral in the unit's inbox and
+    answers with ``referral.transitioned`` (``delivered``, or ``undeliverable`` with a
+    reason). Carries personal data: the person, needs, summary and the person's wish, and
+    only the categories the decision allowed (no contact data for a protected identity).
+    """
+
+    task_id: str = Field(pattern=_ID)
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    sender_orgnr: str = Field(pattern=_ORGNR)
+    sender_unit_id: str = Field(pattern=_ID)
+    recipient_orgnr: str = Field(pattern=_ORGNR)
+    recipient_unit_id: str = Field(pattern=_ID)
+    person: ReferralPersonV1
+    needs: list[str] = Field(default_factory=list, max_length=30)
+    summary: str = Field("", max_length=4000)
+    urgency: str = Field("normal", pattern=r"^(normal|urgent|acute)$")
+    children_in_household: str = Field("unknown", pattern=r"^(yes|no|unknown)$")
+    persons_wish: str = Field("", max_length=2000)
+    drug_free: str | None = Field(None, pattern=r"^(yes|no|unknown)$")
+    attachments: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
+    details: dict[str, Any] = Field(default_factory=dict)
+    basis: ReferralBasisV1
+    acknowledge_by: dt.date
+    sent_at: dt.datetime
+
+
+REFERRAL_TRANSITIONED_V1 = "se.vardkedja.referral.transitioned.v1"
+
+
+@event_type(REFERRAL_TRANSITIONED_V1, topics=(INBOUND,), personal_data=True)
+class ReferralTransitionedV1(EventPayload):
+    """A referral task moved to another status, told to the other member (closed loop).
+
+    Sent by the receiving member's referral service on the sender's inbound topic at every
+    step the receiving unit takes (delivered, acknowledged, accepted, declined, forwarded,
+    in progress, completed, returned, undeliverable, cancelled), with ``receiver_version``
+    (the task's version there: the sender ignores an older one); and by the sending member
+    on the receiver's inbound topic when the sender withdraws (``actor`` = sender). Key =
+    task id. May carry personal data in ``reason`` and ``outcome`` (free text), so it
+    travels only on per-member topics.
+    """
+
+    task_id: str = Field(pattern=_ID)
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    from_status: str | None = Field(None, pattern=_STATUS)
+    to_status: str = Field(pattern=_STATUS)
+    actor: str = Field(pattern=r"^(holder|sender|system)$")
+    by_orgnr: str = Field(pattern=_ORGNR)
+    by_unit_id: str | None = Field(None, pattern=_ID)
+    reason: str | None = Field(None, max_length=2000)
+    outcome: str | None = Field(None, max_length=4000)
+    case_reference: str | None = Field(None, max_length=100)
+    forwarded_to: dict[str, str] | None = None
+    receiver_version: int = Field(0, ge=0)
+    at: dt.datetime

@@ -1,0 +1,133 @@
+"""Code lists and the lifecycle of a referral (one state machine for every kind).
+
+The states follow FHIR Task (requested → received → accepted/rejected → in-progress →
+completed; cancelled; entered-in-error) and NHS e-RS / 360X closed-loop practice, named in
+the domain's words. A referral has one *holder* at a time: after delivery the receiving
+unit holds it and moves it on; the sender may only withdraw it (and revise and resend a
+declined one). Every transition is reported back to the sender (closed loop).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from shared.codes import ReferralKind
+
+
+class Status(enum.StrEnum):
+    """Where a referral to one recipient unit is."""
+
+    SENT = "sent"  # in the outbox / on its way
+    DELIVERED = "delivered"  # filed in the receiving unit's inbox (the basis re-checked)
+    ACKNOWLEDGED = "acknowledged"  # kvitterad: a person at the unit has taken it
+    ACCEPTED = "accepted"
+    DECLINED = "declined"  # with a reason; the sender may revise and send again
+    FORWARDED = "forwarded"  # passed to another unit (that unit gets a new referral)
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"  # with an outcome
+    WITHDRAWN = "withdrawn"  # by the sender, or because the person declined
+    CANCELLED = "cancelled"  # the basis was withdrawn or expired (automatic)
+    RETURNED = "returned"  # felsänd: sent to the wrong unit
+    UNDELIVERABLE = "undeliverable"  # the receiving member refused it (basis, unit)
+
+
+class Actor(enum.StrEnum):
+    """Who may make a transition."""
+
+    HOLDER = "holder"  # the receiving unit
+    SENDER = "sender"  # the sending unit
+    SYSTEM = "system"  # the services themselves (delivery, cancellation)
+
+
+FINAL = frozenset(
+    {
+        Status.COMPLETED,
+        Status.WITHDRAWN,
+        Status.CANCELLED,
+        Status.RETURNED,
+        Status.DECLINED,
+        Status.FORWARDED,
+        Status.UNDELIVERABLE,
+    }
+)
+OPEN_AT_RECEIVER = frozenset(
+    {Status.DELIVERED, Status.ACKNOWLEDGED, Status.ACCEPTED, Status.IN_PROGRESS}
+)
+
+# (from, to) -> who may do it. Anything not listed is refused with 409 naming the allowed.
+TRANSITIONS: dict[tuple[Status, Status], Actor] = {
+    (Status.SENT, Status.DELIVERED): Actor.SYSTEM,
+    (Status.SENT, Status.UNDELIVERABLE): Actor.SYSTEM,
+    (Status.DELIVERED, Status.ACKNOWLEDGED): Actor.HOLDER,
+    (Status.DELIVERED, Status.RETURNED): Actor.HOLDER,
+    (Status.ACKNOWLEDGED, Status.ACCEPTED): Actor.HOLDER,
+    (Status.ACKNOWLEDGED, Status.DECLINED): Actor.HOLDER,
+    (Status.ACKNOWLEDGED, Status.FORWARDED): Actor.HOLDER,
+    (Status.ACKNOWLEDGED, Status.RETURNED): Actor.HOLDER,
+    (Status.ACCEPTED, Status.IN_PROGRESS): Actor.HOLDER,
+    (Status.ACCEPTED, Status.COMPLETED): Actor.HOLDER,
+    (Status.IN_PROGRESS, Status.COMPLETED): Actor.HOLDER,
+    **{
+        (s, Status.WITHDRAWN): Actor.SENDER
+        for s in (
+            Status.SENT,
+            Status.DELIVERED,
+            Status.ACKNOWLEDGED,
+            Status.ACCEPTED,
+            Status.IN_PROGRESS,
+        )
+    },
+    **{
+        (s, Status.CANCELLED): Actor.SYSTEM
+        for s in (
+            Status.SENT,
+            Status.DELIVERED,
+            Status.ACKNOWLEDGED,
+            Status.ACCEPTED,
+            Status.IN_PROGRESS,
+        )
+    },
+}
+
+# What a transition needs in its body.
+NEEDS_REASON = frozenset({Status.DECLINED, Status.RETURNED, Status.WITHDRAWN})
+NEEDS_OUTCOME = frozenset({Status.COMPLETED})
+NEEDS_TARGET = frozenset({Status.FORWARDED})
+
+
+def allowed_from(status: Status, actor: Actor) -> list[Status]:
+    """The statuses ``actor`` may move a referral to from ``status``."""
+    return [to for (frm, to), who in TRANSITIONS.items() if frm is status and who is actor]
+
+
+class Urgency(enum.StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+    ACUTE = "acute"
+
+
+class Tristate(enum.StrEnum):
+    """yes / no / unknown (children in the household, drug-free status)."""
+
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"
+
+
+# The consent purpose each kind is shared for.
+PURPOSE: dict[ReferralKind, str] = {
+    ReferralKind.VARDKEDJEREMISS: "vardkedjeremiss",
+    ReferralKind.KONTAKTBEGARAN: "kontaktbegaran",
+    ReferralKind.SIP_KALLELSE: "sip",
+    ReferralKind.UTSKRIVNINGSPLANERING: "utskrivningsplanering",
+    ReferralKind.HVB_UNDERRATTELSE: "hvb_underrattelse",
+}
+
+# The information categories a referral of each kind carries (the consent must cover them).
+CATEGORIES: dict[ReferralKind, tuple[str, ...]] = {
+    ReferralKind.VARDKEDJEREMISS: ("contact_details", "needs_summary"),
+    ReferralKind.KONTAKTBEGARAN: ("contact_details", "needs_summary"),
+    ReferralKind.SIP_KALLELSE: ("contact_details", "needs_summary", "plan"),
+    ReferralKind.UTSKRIVNINGSPLANERING: ("contact_details", "needs_summary", "plan"),
+    ReferralKind.HVB_UNDERRATTELSE: ("contact_details", "social_situation"),
+}

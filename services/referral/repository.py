@@ -1,0 +1,87 @@
+"""All SQL of the referral service."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from services.referral.models import Incoming, KnownUnit, Recipient, Referral, Transition
+from shared.db import RepositoryBase
+
+
+class ReferralRepository(RepositoryBase[Referral]):
+    model = Referral
+
+    async def page_sent_by(self, unit_id: str, *, after: str | None, limit: int) -> list[Referral]:
+        stmt = select(Referral).where(Referral.sender_unit_id == unit_id)
+        if after:
+            stmt = stmt.where(Referral.id < after)
+        return list(await self.session.scalars(stmt.order_by(Referral.id.desc()).limit(limit)))
+
+    async def for_person(self, key: str) -> list[Referral]:
+        stmt = select(Referral).where(Referral.person_key == key).order_by(Referral.created_at)
+        return list(await self.session.scalars(stmt))
+
+
+class RecipientRepository(RepositoryBase[Recipient]):
+    model = Recipient
+
+    async def of_referral(self, referral_id: str) -> list[Recipient]:
+        stmt = select(Recipient).where(Recipient.referral_id == referral_id)
+        return list(await self.session.scalars(stmt.order_by(Recipient.created_at)))
+
+    async def of_referrals(self, referral_ids: list[str]) -> dict[str, list[Recipient]]:
+        out: dict[str, list[Recipient]] = {r: [] for r in referral_ids}
+        if referral_ids:
+            stmt = select(Recipient).where(Recipient.referral_id.in_(referral_ids))
+            for row in await self.session.scalars(stmt.order_by(Recipient.created_at)):
+                out[row.referral_id].append(row)
+        return out
+
+
+class IncomingRepository(RepositoryBase[Incoming]):
+    model = Incoming
+
+    async def page_for_unit(
+        self,
+        unit_id: str,
+        *,
+        statuses: list[str] | None,
+        kind: str | None,
+        overdue_on: dt.date | None,
+        after: str | None,
+        limit: int,
+    ) -> list[Incoming]:
+        stmt = select(Incoming).where(Incoming.unit_id == unit_id)
+        if statuses:
+            stmt = stmt.where(Incoming.status.in_(statuses))
+        if kind:
+            stmt = stmt.where(Incoming.kind == kind)
+        if overdue_on is not None:
+            stmt = stmt.where(Incoming.acknowledge_by < overdue_on, Incoming.status == "delivered")
+        if after:
+            stmt = stmt.where(Incoming.id > after)
+        return list(await self.session.scalars(stmt.order_by(Incoming.id).limit(limit)))
+
+    async def for_person(self, key: str) -> list[Incoming]:
+        stmt = select(Incoming).where(Incoming.person_key == key).order_by(Incoming.received_at)
+        return list(await self.session.scalars(stmt))
+
+
+class TransitionRepository(RepositoryBase[Transition]):
+    model = Transition
+
+    async def of_task(self, task_id: str) -> list[Transition]:
+        stmt = select(Transition).where(Transition.task_id == task_id).order_by(Transition.id)
+        return list(await self.session.scalars(stmt))
+
+
+class KnownUnitRepository(RepositoryBase[KnownUnit]):
+    model = KnownUnit
+
+    async def names(self, unit_ids: list[str]) -> dict[str, str]:
+        if not unit_ids:
+            return {}
+        stmt = select(KnownUnit.unit_id, KnownUnit.name).where(KnownUnit.unit_id.in_(unit_ids))
+        return {str(u): str(n) for u, n in (await self.session.execute(stmt)).all()}

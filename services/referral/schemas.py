@@ -1,0 +1,311 @@
+"""API contracts of the referral service."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from services.referral.codes import Status, Tristate, Urgency
+from shared.codes import Intervention, ReferralKind
+from shared.identifiers import Kommunkod, Organisationsnummer, Personnummer
+
+UnitId = str
+_UNIT = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+Text = Field("", max_length=4000)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class PersonIn(_In):
+    personnummer: Personnummer
+    protected_identity: bool = Field(
+        False,
+        description="skyddad identitet: the referral then carries no contact data, is shown "
+        "only to the receiving unit's authorised role, and its notifications are marked",
+    )
+
+
+class UnitRef(_In):
+    """A unit of a member."""
+
+    orgnr: Organisationsnummer
+    unit_id: UnitId = _UNIT
+
+
+class Resolve(_In):
+    """Ask the directory for the receiving unit (the best route for the kind and needs)."""
+
+    kommunkod: Kommunkod = Field(description="the person's kommun of residence")
+    age: int | None = Field(None, ge=0, le=120)
+
+
+class LegalBasisIn(_In):
+    """A legal basis instead of consent: always with a justification (audited)."""
+
+    basis: str = Field(max_length=32, examples=["lvm_anmalan"])
+    ground: str | None = Field(None, max_length=32)
+    justification: str = Field(min_length=10, max_length=2000)
+
+
+class Attachment(_In):
+    """A document by reference (never the document itself)."""
+
+    title: str = Field(min_length=2, max_length=200)
+    reference: str = Field(min_length=2, max_length=500, description="where the receiver gets it")
+
+
+class VardkedjeremissDetails(_In):
+    """The units that should take part in the joint referral meeting, and whether a
+    planned treatment requires the person to be drug-free."""
+
+    participants: list[UnitRef] = Field(default_factory=list, max_length=20)
+    treatment_requires_drug_free: bool = False
+
+
+class KontaktbegaranDetails(_In):
+    kommunkod: Kommunkod = Field(description="the person's kommun of residence")
+
+
+class SipDetails(_In):
+    meeting_at: AwareDatetime
+    place: str | None = Field(None, max_length=300)
+    video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
+    answer_by: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> Self:
+        if not self.place and not self.video_link:
+            raise PydanticCustomError("place_or_link", "give a place or a video link")
+        return self
+
+
+class DischargeDetails(_In):
+    expected_discharge_date: dt.date
+    sip_exists: Tristate = Tristate.UNKNOWN
+
+
+class HvbDetails(_In):
+    placement_date: dt.date
+    hvb_name: str = Field(min_length=2, max_length=200, description="the treatment home")
+    individual_plan_invited: bool = True
+
+
+_DETAILS = {
+    ReferralKind.VARDKEDJEREMISS: "vardkedjeremiss",
+    ReferralKind.KONTAKTBEGARAN: "kontaktbegaran",
+    ReferralKind.SIP_KALLELSE: "sip",
+    ReferralKind.UTSKRIVNINGSPLANERING: "discharge",
+    ReferralKind.HVB_UNDERRATTELSE: "hvb",
+}
+
+_EXAMPLE: dict[str, Any] = {
+    "kind": "kontaktbegaran",
+    "person": {"personnummer": "19121212-1212"},
+    "needs": ["boendestod"],
+    "summary": "Utskrivs från beroendeavdelningen inom två veckor, saknar bostad.",
+    "urgency": "urgent",
+    "children_in_household": "no",
+    "persons_wish": "Jag vill ha hjälp med boende nära min mamma i Alvesta.",
+    "resolve": {"kommunkod": "0764"},
+    "kontaktbegaran": {"kommunkod": "0764"},
+}
+
+
+class ReferralCreate(_In):
+    """A referral or invitation. Name the recipients or let the directory resolve one;
+    give the block of details that belongs to the kind."""
+
+    model_config = ConfigDict(
+        extra="forbid", hide_input_in_errors=True, json_schema_extra={"examples": [_EXAMPLE]}
+    )
+
+    kind: ReferralKind
+    person: PersonIn
+    needs: list[Intervention] = Field(default_factory=list, max_length=30)
+    summary: str = Text
+    urgency: Urgency = Urgency.NORMAL
+    children_in_household: Tristate = Tristate.UNKNOWN
+    persons_wish: str = Field("", max_length=2000, description="in the person's own words")
+    drug_free: Tristate | None = Field(None, description="required for a vårdkedjeremiss")
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    recipients: list[UnitRef] = Field(default_factory=list, max_length=20)
+    resolve: Resolve | None = None
+    legal_basis: LegalBasisIn | None = None
+    vardkedjeremiss: VardkedjeremissDetails | None = None
+    kontaktbegaran: KontaktbegaranDetails | None = None
+    sip: SipDetails | None = None
+    discharge: DischargeDetails | None = None
+    hvb: HvbDetails | None = None
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> Self:
+        if bool(self.recipients) == bool(self.resolve):
+            raise PydanticCustomError(
+                "recipients_or_resolve", "name recipients or ask to resolve one, not both"
+            )
+        if len({(r.orgnr, r.unit_id) for r in self.recipients}) != len(self.recipients):
+            raise PydanticCustomError("unique", "a recipient is named twice")
+        for kind, name in _DETAILS.items():
+            given = getattr(self, name) is not None
+            if kind is self.kind and not given and kind is not ReferralKind.VARDKEDJEREMISS:
+                raise PydanticCustomError(
+                    "details_required", "the kind needs its block: {name}", {"name": name}
+                )
+            if kind is not self.kind and given:
+                raise PydanticCustomError(
+                    "details_of_other_kind", "{name} belongs to another kind", {"name": name}
+                )
+        if self.kind is ReferralKind.VARDKEDJEREMISS and self.drug_free is None:
+            raise PydanticCustomError("drug_free_required", "a vårdkedjeremiss states drug_free")
+        if self.kind is ReferralKind.KONTAKTBEGARAN and not self.needs:
+            raise PydanticCustomError("needs_required", "a kontaktbegäran names the needs")
+        return self
+
+    def details(self) -> dict[str, Any]:
+        """The kind's block as stored and sent."""
+        block = getattr(self, _DETAILS[self.kind])
+        return block.model_dump(mode="json") if block is not None else {}
+
+
+class BasisOut(BaseModel):
+    kind: str
+    consent_id: str | None = None
+    legal_basis: str | None = None
+
+
+class RecipientOut(BaseModel):
+    """One receiving unit of a sent referral and where it is."""
+
+    task_id: str
+    orgnr: str
+    unit_id: str
+    unit_name: str | None
+    status: Status
+    basis: BasisOut
+    acknowledge_by: dt.date
+    routed: bool
+    route_reason: str | None
+    reason: str | None
+    outcome: str | None
+    case_reference: str | None
+    updated_at: dt.datetime
+    version: int = Field(description="send it as If-Match to withdraw")
+
+
+class ReferralOut(BaseModel):
+    """A referral as its sender sees it, with every recipient's status."""
+
+    id: str
+    kind: ReferralKind
+    sender_unit_id: str
+    person: dict[str, Any]
+    needs: list[str]
+    summary: str
+    urgency: str
+    children_in_household: str
+    persons_wish: str
+    drug_free: str | None
+    attachments: list[dict[str, Any]]
+    details: dict[str, Any]
+    recipients: list[RecipientOut]
+    created_at: dt.datetime
+
+
+class IncomingOut(BaseModel):
+    """A referral in one of this member's unit inboxes."""
+
+    task_id: str
+    referral_id: str
+    kind: ReferralKind
+    sender_orgnr: str
+    sender_unit_id: str
+    unit_id: str
+    status: Status
+    allowed_transitions: list[Status]
+    person: dict[str, Any]
+    needs: list[str]
+    summary: str
+    urgency: str
+    children_in_household: str
+    persons_wish: str
+    drug_free: str | None
+    attachments: list[dict[str, Any]]
+    details: dict[str, Any]
+    basis: BasisOut
+    acknowledge_by: dt.date
+    overdue: bool
+    received_at: dt.datetime
+    reason: str | None
+    outcome: str | None
+    case_reference: str | None
+    version: int
+
+
+class TransitionIn(_In):
+    """Move an incoming referral on (you hold it) — the allowed steps are listed on it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        json_schema_extra={
+            "examples": [
+                {"to": "acknowledged", "case_reference": "SOC-2026-1234"},
+                {"to": "declined", "reason": "Personen bor inte i kommunen."},
+                {"to": "completed", "outcome": "Boendestöd beviljat från 1 december."},
+            ]
+        },
+    )
+
+    to: Status
+    forward_to: UnitRef | None = Field(None, description="with `forwarded`: the next unit")
+    reason: str | None = Field(None, min_length=2, max_length=2000)
+    outcome: str | None = Field(None, min_length=2, max_length=4000)
+    case_reference: str | None = Field(None, min_length=1, max_length=100)
+
+
+class WithdrawIn(_In):
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        json_schema_extra={"examples": [{"reason": "Personen har tackat nej."}]},
+    )
+
+    reason: str = Field(min_length=2, max_length=2000)
+    by_person: bool = Field(False, description="the person declined (a kontaktbegäran)")
+
+
+class TransitionOut(BaseModel):
+    from_status: str | None
+    to_status: str
+    actor: str
+    by_orgnr: str
+    by_unit_id: str | None
+    reason: str | None
+    at: dt.datetime
+
+
+class PersonSearch(_In):
+    """A person, in a body: a personnummer never goes in a URL."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        json_schema_extra={"examples": [{"personnummer": "19121212-1212"}]},
+    )
+
+    personnummer: Personnummer
+
+
+class IncomingPage(BaseModel):
+    items: list[IncomingOut]
+    next_cursor: str | None = None
+
+
+class OutgoingPage(BaseModel):
+    items: list[ReferralOut]
+    next_cursor: str | None = None

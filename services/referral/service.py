@@ -1,0 +1,999 @@
+"""Domain rules of the referral service: sending, receiving and the closed loop.
+
+A referral is sent to one or more receiving units; each receiving unit gets a *task* (the
+same id at both members). The sender's consent service decides for every recipient before
+anything is stored or sent (all or nothing); the receiver's consent service decides again
+when the task arrives (its copy of the consent, or the stated legal basis). After delivery
+the receiving unit holds the task and is the authority on its status: every step it takes
+is reported back to the sender with the task's version there, and the sender's mirror only
+moves forward. The sender may withdraw; the receiver confirms, or answers with the status
+that the withdrawal came too late for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.referral.codes import (
+    CATEGORIES,
+    FINAL,
+    NEEDS_OUTCOME,
+    NEEDS_REASON,
+    NEEDS_TARGET,
+    PURPOSE,
+    TRANSITIONS,
+    Actor,
+    Status,
+    allowed_from,
+)
+from services.referral.models import Incoming, KnownUnit, Recipient, Referral, Transition
+from services.referral.repository import (
+    IncomingRepository,
+    KnownUnitRepository,
+    RecipientRepository,
+    ReferralRepository,
+)
+from services.referral.schemas import ReferralCreate, TransitionIn, UnitRef
+from shared.auth import Caller
+from shared.calendar import add_working_days, to_local
+from shared.clients import ServiceClient
+from shared.codes import ReferralKind
+from shared.config import Settings
+from shared.db import new_id, utcnow
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from shared.events import CloudEvent, topics
+from shared.events.payloads import (
+    REFERRAL_RECEIVED_V1,
+    REFERRAL_SENT_V1,
+    REFERRAL_STATUS_CHANGED_V1,
+    REFERRAL_TRANSITIONED_V1,
+    ReferralBasisV1,
+    ReferralPersonV1,
+    ReferralReceivedV1,
+    ReferralSentV1,
+    ReferralStatusChangedV1,
+    ReferralTransitionedV1,
+    UnitChangedV1,
+)
+from shared.identifiers import normalise_personnummer
+from shared.inbox import Reject
+from shared.outbox import Outbox
+from shared.person import person_key
+from shared.service import ServiceContext
+
+PROTECTED_ROLE = "protected_identity"  # may see referrals about a person with protected identity
+
+
+class ReferralNotFound(NotFound):
+    slug = "referral-not-found"
+    title = "No such referral for your unit"
+
+
+class NoBasis(Forbidden):
+    slug = "no-basis"
+    title = "No consent or legal basis allows sending this referral to a recipient"
+
+
+class TransitionNotAllowed(Conflict):
+    slug = "transition-not-allowed"
+    title = "This step is not allowed from the referral's current status, or not by you"
+
+
+class StaleVersion(PreconditionFailed):
+    slug = "referral-version-mismatch"
+    title = "The referral has changed since you read it (If-Match does not match its ETag)"
+
+
+class NoUnitClaim(Forbidden):
+    slug = "no-unit"
+    title = "This operation is done by a unit: the token names none"
+
+
+@dataclass
+class Clients:
+    """This member's consent and directory services, as the referral service calls them."""
+
+    consent: ServiceClient
+    directory: ServiceClient
+
+
+def make_clients(settings: Settings) -> Clients:
+    """The clients of one process (tokens signed with the referral service's key)."""
+    r = settings.referral
+    common: dict[str, Any] = {
+        "service": "referral",
+        "org": settings.member.orgnr,
+        "private_key_pem": r.service_private_key,
+        "ttl_seconds": r.service_token_ttl_seconds,
+        "timeout": r.call_timeout_seconds,
+    }
+    return Clients(
+        consent=ServiceClient(base_url=r.consent_url, scopes=["consent:read"], **common),
+        directory=ServiceClient(base_url=r.directory_url, scopes=["directory:read"], **common),
+    )
+
+
+def clients_of(ctx: ServiceContext) -> Clients:
+    """The process's clients (made once; a test may put its own in ``ctx.extras``)."""
+    existing = ctx.extras.get("clients")
+    if existing is None:
+        existing = ctx.extras["clients"] = make_clients(ctx.settings)
+    assert isinstance(existing, Clients)
+    return existing
+
+
+def require_unit(caller: Caller) -> str:
+    """The caller's unit (the token's ``unit`` claim)."""
+    if not caller.unit:
+        raise NoUnitClaim("the token has no unit claim")
+    return caller.unit
+
+
+def acknowledge_by(*, settings: Settings, urgency: str, today: dt.date) -> dt.date:
+    """The acknowledgement deadline: working days after ``today`` (Swedish holidays)."""
+    days = settings.referral.acknowledge_working_days.get(urgency, 3)
+    return add_working_days(today, days) if days > 0 else today
+
+
+# --- the directory: which units exist -----------------------------------------------
+
+
+async def apply_unit_changed(*, session: AsyncSession, payload: UnitChangedV1) -> bool:
+    """Keeps the light copy of a unit from ``vardkedja.directory`` unless it is stale."""
+    repo = KnownUnitRepository(session)
+    unit = await repo.get(payload.unit_id)
+    if unit is not None and unit.version >= payload.version:
+        return False
+    if unit is None:
+        unit = KnownUnit(unit_id=payload.unit_id)
+        session.add(unit)
+    unit.owner_orgnr = payload.owner_orgnr
+    unit.name = payload.name
+    unit.kind = payload.kind
+    unit.status = payload.status
+    unit.referral_kinds = list(payload.referral_kinds)
+    unit.version = payload.version
+    await session.flush()
+    return True
+
+
+def _unit_problem(unit: KnownUnit | None, ref: UnitRef, kind: ReferralKind) -> str | None:
+    """Why ``ref`` cannot receive ``kind`` (a rule name), or None."""
+    if unit is None or unit.owner_orgnr != ref.orgnr:
+        return "unknown_unit"
+    if unit.status != "active":
+        return "inactive_unit"
+    if kind.value not in unit.referral_kinds:
+        return "kind_not_received"
+    return None
+
+
+async def _resolve(
+    *, session: AsyncSession, clients: Clients, data: ReferralCreate
+) -> tuple[UnitRef, str]:
+    """The best receiving unit from this member's directory, and why it was chosen."""
+    assert data.resolve is not None
+    body = {
+        "referral_kind": data.kind.value,
+        "kommunkod": data.resolve.kommunkod,
+        "needs": [n.value for n in data.needs],
+        "age": data.resolve.age,
+        "limit": 5,
+    }
+    response = await clients.directory.post("/v1/routing/resolve", body, what="routing")
+    if response.status_code != 200:
+        raise InvalidInput.field(
+            "resolve.kommunkod", "no_receiver", "the directory knows no receiver in this kommun"
+        )
+    routes = response.json()["routes"]
+    repo = KnownUnitRepository(session)
+    for route in routes:
+        ref = UnitRef(orgnr=route["unit"]["owner_orgnr"], unit_id=route["unit"]["unit_id"])
+        if _unit_problem(await repo.get(ref.unit_id), ref, data.kind) is None:
+            return ref, str(route["reason"])[:300]
+    raise InvalidInput.field(
+        "resolve.kommunkod", "no_receiver", "no unit there receives this kind of referral"
+    )
+
+
+# --- sending --------------------------------------------------------------------------
+
+
+@dataclass
+class _Decided:
+    ref: UnitRef
+    basis: dict[str, Any]
+    routed: bool
+    route_reason: str | None
+
+
+def _categories(kind: ReferralKind, protected: bool) -> list[str]:
+    return [c for c in CATEGORIES[kind] if not (protected and c == "contact_details")]
+
+
+async def _decide(
+    *,
+    clients: Clients,
+    settings: Settings,
+    personnummer: str,
+    kind: ReferralKind,
+    categories: list[str],
+    sender: dict[str, Any],
+    recipient: dict[str, Any],
+    legal_basis: dict[str, Any] | None,
+) -> tuple[bool, dict[str, Any], list[str]]:
+    """Asks this member's consent service: (allowed, basis, reason codes)."""
+    body: dict[str, Any] = {
+        "person": {"personnummer": personnummer},
+        "sender": sender,
+        "recipient": recipient,
+        "purpose": PURPOSE[kind],
+        "categories": categories,
+    }
+    if legal_basis:
+        body["legal_basis"] = legal_basis
+    response = await clients.consent.post("/v1/decisions", body, what="consent decision")
+    if response.status_code != 200:
+        # The consent service refused the question itself (e.g. a legal basis that cannot
+        # cover the purpose): no basis.
+        return False, {}, [f"decision_{response.status_code}"]
+    answer = response.json()
+    codes = [str(r["code"]) for r in answer.get("reasons", [])]
+    if not answer.get("allowed"):
+        return False, {}, codes or [str(answer.get("verdict", "denied"))]
+    basis = answer["basis"]
+    out: dict[str, Any] = {"kind": basis["kind"]}
+    if basis.get("consent_id"):
+        out["consent_id"] = basis["consent_id"]
+    if basis.get("legal_basis") and legal_basis:
+        out.update(
+            legal_basis=basis["legal_basis"],
+            ground=legal_basis.get("ground"),
+            justification=legal_basis.get("justification"),
+        )
+    return True, out, codes
+
+
+async def send_referral(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    clients: Clients,
+    settings: Settings,
+    secret: bytes,
+    caller: Caller,
+    data: ReferralCreate,
+) -> tuple[Referral, list[Recipient]]:
+    """Sends a referral from the caller's unit to every recipient the consent service
+    allows (all or nothing: one refusal sends nothing)."""
+    sender_unit = require_unit(caller)
+    repo = KnownUnitRepository(session)
+    targets: list[tuple[UnitRef, bool, str | None]] = []
+    if data.resolve is not None:
+        ref, why = await _resolve(session=session, clients=clients, data=data)
+        targets.append((ref, True, why))
+    else:
+        problems = []
+        for i, ref in enumerate(data.recipients):
+            rule = _unit_problem(await repo.get(ref.unit_id), ref, data.kind)
+            if rule is not None:
+                problems.append((f"recipients.{i}.unit_id", rule))
+            targets.append((ref, False, None))
+        if problems:
+            raise InvalidInput.fields(problems)
+    personnummer = normalise_personnummer(data.person.personnummer)
+    categories = _categories(data.kind, data.person.protected_identity)
+    legal = data.legal_basis.model_dump(exclude_none=True) if data.legal_basis else None
+    decided: list[_Decided] = []
+    refused: list[str] = []
+    for target, routed, route_reason in targets:
+        allowed, basis, codes = await _decide(
+            clients=clients,
+            settings=settings,
+            personnummer=personnummer,
+            kind=data.kind,
+            categories=categories,
+            sender={"orgnr": caller.org, "unit_id": sender_unit},
+            recipient={"orgnr": target.orgnr, "unit_id": target.unit_id},
+            legal_basis=legal,
+        )
+        if not allowed:
+            refused.append(f"{target.orgnr}/{target.unit_id}: {', '.join(codes)}")
+        else:
+            decided.append(_Decided(target, basis, routed, route_reason))
+    if refused:
+        raise NoBasis("no basis for " + "; ".join(refused))
+
+    now = utcnow()
+    referral = Referral(
+        id=new_id(),
+        kind=data.kind.value,
+        personnummer=personnummer,
+        person_key=person_key(secret, personnummer),
+        protected_identity=data.person.protected_identity,
+        needs=[n.value for n in data.needs],
+        summary=data.summary,
+        urgency=data.urgency.value,
+        children_in_household=data.children_in_household.value,
+        persons_wish=data.persons_wish,
+        drug_free=data.drug_free.value if data.drug_free else None,
+        attachments=[a.model_dump() for a in data.attachments],
+        details=data.details(),
+        sender_unit_id=sender_unit,
+        created_by=caller.sub,
+    )
+    session.add(referral)
+    await session.flush()  # before its recipients (they refer to it)
+    deadline = acknowledge_by(
+        settings=settings, urgency=referral.urgency, today=to_local(now).date()
+    )
+    recipients = []
+    for d in decided:
+        recipient = Recipient(
+            id=new_id(),
+            referral_id=referral.id,
+            orgnr=d.ref.orgnr,
+            unit_id=d.ref.unit_id,
+            status=Status.SENT.value,
+            basis=d.basis,
+            acknowledge_by=deadline,
+            routed=d.routed,
+            route_reason=d.route_reason,
+        )
+        session.add(recipient)
+        recipients.append(recipient)
+    await session.flush()
+    for recipient in recipients:
+        session.add(_history(recipient.id, "sender", None, Status.SENT, Actor.SENDER, caller, None))
+        await outbox.publish(
+            session,
+            topics.inbound(recipient.orgnr),
+            REFERRAL_SENT_V1,
+            _sent_event(referral, recipient, caller.org, now),
+            subject=recipient.id,
+            key=recipient.id,
+            aggversion=1,
+        )
+    await session.flush()
+    return referral, recipients
+
+
+def _sent_event(
+    referral: Referral, recipient: Recipient, sender_orgnr: str, now: dt.datetime
+) -> ReferralSentV1:
+    return ReferralSentV1(
+        task_id=recipient.id,
+        referral_id=referral.id,
+        kind=referral.kind,
+        sender_orgnr=sender_orgnr,
+        sender_unit_id=referral.sender_unit_id,
+        recipient_orgnr=recipient.orgnr,
+        recipient_unit_id=recipient.unit_id,
+        person=ReferralPersonV1(
+            personnummer=referral.personnummer,
+            protected_identity=referral.protected_identity,
+        ),
+        needs=referral.needs,
+        summary=referral.summary,
+        urgency=referral.urgency,
+        children_in_household=referral.children_in_household,
+        persons_wish=referral.persons_wish,
+        drug_free=referral.drug_free,
+        attachments=referral.attachments,
+        details=referral.details,
+        basis=ReferralBasisV1.model_validate(recipient.basis),
+        acknowledge_by=recipient.acknowledge_by,
+        sent_at=now,
+    )
+
+
+def _history(
+    task_id: str,
+    side: str,
+    frm: Status | str | None,
+    to: Status | str,
+    actor: Actor,
+    caller: Caller | None,
+    reason: str | None,
+    *,
+    by_orgnr: str | None = None,
+    by_unit_id: str | None = None,
+) -> Transition:
+    return Transition(
+        task_id=task_id,
+        side=side,
+        from_status=str(frm) if frm is not None else None,
+        to_status=str(to),
+        actor=actor.value,
+        by_orgnr=caller.org if caller else by_orgnr or "",
+        by_unit_id=caller.unit if caller else by_unit_id,
+        by_sub=caller.sub if caller else None,
+        reason=reason,
+        at=utcnow(),
+    )
+
+
+# --- receiving ------------------------------------------------------------------------
+
+
+async def receive_referral(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    clients: Clients,
+    settings: Settings,
+    secret: bytes,
+    event: CloudEvent,
+    payload: ReferralSentV1,
+) -> Status:
+    """Checks an arriving referral again and files it in the receiving unit's inbox
+    (``delivered``), or refuses it (``undeliverable``, nothing about the person kept);
+    either way the sender is told."""
+    me = settings.member.orgnr
+    if payload.recipient_orgnr != me:
+        raise Reject("not_recipient", "the referral is addressed to another member")
+    if event.sender_orgnr != payload.sender_orgnr.replace("-", ""):
+        raise Reject("sender_not_owner", "a member may only send its own referrals")
+    if await IncomingRepository(session).get(payload.task_id) is not None:
+        return Status.DELIVERED  # already filed (a replay after a broker loss)
+    kind = ReferralKind(payload.kind)
+    ref = UnitRef(orgnr=me, unit_id=payload.recipient_unit_id)
+    unit = await KnownUnitRepository(session).get(payload.recipient_unit_id)
+    problem = _unit_problem(unit, ref, kind)
+    reason: str | None = problem
+    if problem is None:
+        legal = None
+        if payload.basis.kind == "legal_basis":
+            legal = {
+                k: v
+                for k, v in {
+                    "basis": payload.basis.legal_basis,
+                    "ground": payload.basis.ground,
+                    "justification": payload.basis.justification,
+                }.items()
+                if v
+            }
+        allowed, _basis, codes = await _decide(
+            clients=clients,
+            settings=settings,
+            personnummer=payload.person.personnummer,
+            kind=kind,
+            categories=_categories(kind, payload.person.protected_identity),
+            sender={"orgnr": payload.sender_orgnr, "unit_id": payload.sender_unit_id},
+            recipient={"orgnr": me, "unit_id": payload.recipient_unit_id},
+            legal_basis=legal,
+        )
+        if not allowed:
+            reason = "no_basis_at_receiver: " + ", ".join(codes)
+    now = utcnow()
+    if reason is not None:
+        session.add(
+            _history(
+                payload.task_id,
+                "receiver",
+                Status.SENT,
+                Status.UNDELIVERABLE,
+                Actor.SYSTEM,
+                None,
+                reason,
+                by_orgnr=me,
+            )
+        )
+        await _tell_sender(
+            session=session,
+            outbox=outbox,
+            payload_task=payload,
+            frm=Status.SENT,
+            to=Status.UNDELIVERABLE,
+            actor=Actor.SYSTEM,
+            me=me,
+            unit_id=None,
+            reason=reason,
+            version=1,
+            at=now,
+        )
+        return Status.UNDELIVERABLE
+    incoming = Incoming(
+        id=payload.task_id,
+        referral_id=payload.referral_id,
+        kind=payload.kind,
+        personnummer=payload.person.personnummer,
+        person_key=person_key(secret, payload.person.personnummer),
+        protected_identity=payload.person.protected_identity,
+        needs=list(payload.needs),
+        summary=payload.summary,
+        urgency=payload.urgency,
+        children_in_household=payload.children_in_household,
+        persons_wish=payload.persons_wish,
+        drug_free=payload.drug_free,
+        attachments=list(payload.attachments),
+        details=dict(payload.details),
+        sender_orgnr=payload.sender_orgnr,
+        sender_unit_id=payload.sender_unit_id,
+        unit_id=payload.recipient_unit_id,
+        status=Status.DELIVERED.value,
+        basis=payload.basis.model_dump(exclude_none=True),
+        acknowledge_by=payload.acknowledge_by,
+        received_at=now,
+    )
+    session.add(incoming)
+    session.add(
+        _history(
+            incoming.id,
+            "receiver",
+            Status.SENT,
+            Status.DELIVERED,
+            Actor.SYSTEM,
+            None,
+            None,
+            by_orgnr=me,
+        )
+    )
+    await session.flush()
+    await outbox.publish(
+        session,
+        topics.internal(me),
+        REFERRAL_RECEIVED_V1,
+        ReferralReceivedV1(
+            referral_id=incoming.id,
+            kind=incoming.kind,
+            unit_id=incoming.unit_id,
+            sender_orgnr=incoming.sender_orgnr,
+            sender_unit_id=incoming.sender_unit_id,
+            urgency=incoming.urgency,
+            acknowledge_by=_end_of(incoming.acknowledge_by),
+            received_at=now,
+        ),
+        subject=incoming.id,
+        key=incoming.id,
+    )
+    await _tell_sender(
+        session=session,
+        outbox=outbox,
+        payload_task=payload,
+        frm=Status.SENT,
+        to=Status.DELIVERED,
+        actor=Actor.SYSTEM,
+        me=me,
+        unit_id=incoming.unit_id,
+        reason=None,
+        version=incoming.version,
+        at=now,
+    )
+    return Status.DELIVERED
+
+
+def _end_of(day: dt.date) -> dt.datetime:
+    """The end of ``day`` in Swedish time, as an aware datetime."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.combine(day, dt.time(23, 59), tzinfo=ZoneInfo("Europe/Stockholm"))
+
+
+async def _tell_sender(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    payload_task: ReferralSentV1 | Incoming,
+    frm: Status | None,
+    to: Status,
+    actor: Actor,
+    me: str,
+    unit_id: str | None,
+    reason: str | None,
+    version: int,
+    at: dt.datetime,
+    outcome: str | None = None,
+    case_reference: str | None = None,
+    forwarded_to: dict[str, str] | None = None,
+) -> None:
+    task_id = payload_task.task_id if isinstance(payload_task, ReferralSentV1) else payload_task.id
+    await outbox.publish(
+        session,
+        topics.inbound(payload_task.sender_orgnr),
+        REFERRAL_TRANSITIONED_V1,
+        ReferralTransitionedV1(
+            task_id=task_id,
+            referral_id=payload_task.referral_id,
+            kind=payload_task.kind,
+            from_status=frm.value if frm else None,
+            to_status=to.value,
+            actor=actor.value,
+            by_orgnr=me,
+            by_unit_id=unit_id,
+            reason=reason,
+            outcome=outcome,
+            case_reference=case_reference,
+            forwarded_to=forwarded_to,
+            receiver_version=version,
+            at=at,
+        ),
+        subject=task_id,
+        key=task_id,
+        aggversion=version,
+    )
+
+
+# --- the closed loop ------------------------------------------------------------------
+
+
+def can_see(caller: Caller, incoming: Incoming) -> bool:
+    """Only the receiving unit sees its inbox; a protected identity only with the role."""
+    if caller.unit != incoming.unit_id:
+        return False
+    return not incoming.protected_identity or caller.has_role(PROTECTED_ROLE)
+
+
+async def get_incoming(*, session: AsyncSession, caller: Caller, task_id: str) -> Incoming:
+    """An incoming referral of the caller's unit (ReferralNotFound for anyone else)."""
+    incoming = await IncomingRepository(session).get(task_id)
+    if incoming is None or not can_see(caller, incoming):
+        raise ReferralNotFound("no such referral in your unit's inbox")
+    return incoming
+
+
+def _check_transition(current: Status, data: TransitionIn, actor: Actor) -> None:
+    if TRANSITIONS.get((current, data.to)) is not actor:
+        allowed = ", ".join(s.value for s in allowed_from(current, actor)) or "none"
+        raise TransitionNotAllowed(
+            f"{current.value} → {data.to.value} is not allowed for the {actor.value}; "
+            f"allowed: {allowed}"
+        )
+    problems = []
+    if data.to in NEEDS_REASON and not data.reason:
+        problems.append(("reason", "reason_required"))
+    if data.to in NEEDS_OUTCOME and not data.outcome:
+        problems.append(("outcome", "outcome_required"))
+    if data.to in NEEDS_TARGET and data.forward_to is None:
+        problems.append(("forward_to", "forward_to_required"))
+    if data.to not in NEEDS_TARGET and data.forward_to is not None:
+        problems.append(("forward_to", "only_when_forwarding"))
+    if problems:
+        raise InvalidInput.fields(problems)
+
+
+async def transition_incoming(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    clients: Clients,
+    settings: Settings,
+    secret: bytes,
+    caller: Caller,
+    task_id: str,
+    data: TransitionIn,
+    expected_version: int,
+) -> Incoming:
+    """Moves an incoming referral on (the receiving unit holds it) and tells the sender."""
+    incoming = await get_incoming(session=session, caller=caller, task_id=task_id)
+    if incoming.version != expected_version:
+        raise StaleVersion(f"the referral is at version {incoming.version}")
+    current = Status(incoming.status)
+    _check_transition(current, data, Actor.HOLDER)
+    forwarded_to = None
+    if data.to is Status.FORWARDED:
+        assert data.forward_to is not None
+        forwarded_to = await _forward(
+            session=session,
+            outbox=outbox,
+            clients=clients,
+            settings=settings,
+            secret=secret,
+            caller=caller,
+            incoming=incoming,
+            target=data.forward_to,
+        )
+    incoming.status = data.to.value
+    incoming.reason = data.reason or incoming.reason
+    incoming.outcome = data.outcome or incoming.outcome
+    incoming.case_reference = data.case_reference or incoming.case_reference
+    await session.flush()  # the version grows (optimistic concurrency)
+    session.add(
+        _history(incoming.id, "receiver", current, data.to, Actor.HOLDER, caller, data.reason)
+    )
+    now = utcnow()
+    await _tell_sender(
+        session=session,
+        outbox=outbox,
+        payload_task=incoming,
+        frm=current,
+        to=data.to,
+        actor=Actor.HOLDER,
+        me=settings.member.orgnr,
+        unit_id=incoming.unit_id,
+        reason=data.reason,
+        version=incoming.version,
+        at=now,
+        outcome=data.outcome,
+        case_reference=data.case_reference,
+        forwarded_to=forwarded_to,
+    )
+    await _status_changed(
+        session=session,
+        outbox=outbox,
+        me=settings.member.orgnr,
+        task_id=incoming.id,
+        kind=incoming.kind,
+        unit_id=incoming.unit_id,
+        direction="incoming",
+        old=current,
+        new=data.to,
+        version=incoming.version,
+        at=now,
+    )
+    await session.flush()
+    return incoming
+
+
+async def _forward(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    clients: Clients,
+    settings: Settings,
+    secret: bytes,
+    caller: Caller,
+    incoming: Incoming,
+    target: UnitRef,
+) -> dict[str, str]:
+    """Sends the referral on from the holding unit to ``target`` (a new referral of this
+    member: the basis is checked again for the new recipient)."""
+    from services.referral.schemas import PersonIn
+
+    data = ReferralCreate.model_validate(
+        {
+            "kind": incoming.kind,
+            "person": PersonIn(
+                personnummer=incoming.personnummer,
+                protected_identity=incoming.protected_identity,
+            ).model_dump(),
+            "needs": incoming.needs,
+            "summary": incoming.summary,
+            "urgency": incoming.urgency,
+            "children_in_household": incoming.children_in_household,
+            "persons_wish": incoming.persons_wish,
+            "drug_free": incoming.drug_free,
+            "attachments": incoming.attachments,
+            "recipients": [target.model_dump()],
+            _details_field(incoming.kind): incoming.details or None,
+        }
+    )
+    _referral, recipients = await send_referral(
+        session=session,
+        outbox=outbox,
+        clients=clients,
+        settings=settings,
+        secret=secret,
+        caller=caller,
+        data=data,
+    )
+    return {"orgnr": target.orgnr, "unit_id": target.unit_id, "task_id": recipients[0].id}
+
+
+def _details_field(kind: str) -> str:
+    from services.referral.schemas import _DETAILS
+
+    return _DETAILS[ReferralKind(kind)]
+
+
+async def _status_changed(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    me: str,
+    task_id: str,
+    kind: str,
+    unit_id: str,
+    direction: str,
+    old: Status | None,
+    new: Status,
+    version: int,
+    at: dt.datetime,
+) -> None:
+    """Tells this member's notify service (no personal data)."""
+    await outbox.publish(
+        session,
+        topics.internal(me),
+        REFERRAL_STATUS_CHANGED_V1,
+        ReferralStatusChangedV1(
+            referral_id=task_id,
+            kind=kind,
+            unit_id=unit_id,
+            direction=direction,
+            old_status=old.value if old else None,
+            new_status=new.value,
+            changed_at=at,
+            version=max(1, version),
+        ),
+        subject=task_id,
+        key=task_id,
+    )
+
+
+async def apply_reported_transition(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    settings: Settings,
+    event: CloudEvent,
+    payload: ReferralTransitionedV1,
+) -> bool:
+    """At the sender: the receiver reported a step; the mirror moves forward (True), or
+    the report is older than what it already shows (False)."""
+    recipient = await RecipientRepository(session).get(payload.task_id)
+    if recipient is None:
+        raise Reject("unknown_task", "no referral of this member has this task id")
+    if event.sender_orgnr != recipient.orgnr.replace("-", ""):
+        raise Reject("sender_not_holder", "only the receiving member reports on a task")
+    if payload.receiver_version <= recipient.remote_version:
+        return False
+    old = Status(recipient.status)
+    recipient.remote_version = payload.receiver_version
+    recipient.outcome = payload.outcome or recipient.outcome
+    recipient.case_reference = payload.case_reference or recipient.case_reference
+    if old.value == payload.to_status:  # a confirmation (e.g. of a withdrawal)
+        await session.flush()
+        return True
+    recipient.status = payload.to_status
+    recipient.reason = payload.reason or recipient.reason
+    await session.flush()
+    session.add(
+        _history(
+            recipient.id,
+            "sender",
+            old,
+            payload.to_status,
+            Actor(payload.actor),
+            None,
+            payload.reason,
+            by_orgnr=payload.by_orgnr,
+            by_unit_id=payload.by_unit_id,
+        )
+    )
+    referral = await ReferralRepository(session).get(recipient.referral_id)
+    assert referral is not None
+    await _status_changed(
+        session=session,
+        outbox=outbox,
+        me=settings.member.orgnr,
+        task_id=recipient.id,
+        kind=referral.kind,
+        unit_id=referral.sender_unit_id,
+        direction="outgoing",
+        old=old,
+        new=Status(payload.to_status),
+        version=recipient.version,
+        at=payload.at,
+    )
+    await session.flush()
+    return True
+
+
+async def withdraw(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    settings: Settings,
+    caller: Caller,
+    task_id: str,
+    reason: str,
+    by_person: bool,
+    expected_version: int,
+) -> Recipient:
+    """The sending unit withdraws its referral from one recipient (the receiver confirms,
+    or answers with the status the withdrawal came too late for)."""
+    recipient = await RecipientRepository(session).get(task_id)
+    referral = await ReferralRepository(session).get(recipient.referral_id) if recipient else None
+    if recipient is None or referral is None or referral.sender_unit_id != caller.unit:
+        raise ReferralNotFound("no such referral sent by your unit")
+    if recipient.version != expected_version:
+        raise StaleVersion(f"the referral is at version {recipient.version}")
+    current = Status(recipient.status)
+    if TRANSITIONS.get((current, Status.WITHDRAWN)) is not Actor.SENDER:
+        allowed = ", ".join(s.value for s in allowed_from(current, Actor.SENDER)) or "none"
+        raise TransitionNotAllowed(
+            f"{current.value} → withdrawn is not allowed; allowed for the sender: {allowed}"
+        )
+    why = f"the person declined: {reason}" if by_person else reason
+    recipient.status = Status.WITHDRAWN.value
+    recipient.reason = why
+    await session.flush()
+    session.add(
+        _history(recipient.id, "sender", current, Status.WITHDRAWN, Actor.SENDER, caller, why)
+    )
+    await outbox.publish(
+        session,
+        topics.inbound(recipient.orgnr),
+        REFERRAL_TRANSITIONED_V1,
+        ReferralTransitionedV1(
+            task_id=recipient.id,
+            referral_id=referral.id,
+            kind=referral.kind,
+            from_status=current.value,
+            to_status=Status.WITHDRAWN.value,
+            actor=Actor.SENDER.value,
+            by_orgnr=caller.org,
+            by_unit_id=caller.unit,
+            reason=why,
+            at=utcnow(),
+        ),
+        subject=recipient.id,
+        key=recipient.id,
+    )
+    return recipient
+
+
+async def apply_withdrawal(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    settings: Settings,
+    event: CloudEvent,
+    payload: ReferralTransitionedV1,
+) -> bool:
+    """At the receiver: the sender withdrew. Applied if still open; either way the sender
+    gets the task's status back (closed loop)."""
+    incoming = await IncomingRepository(session).get(payload.task_id)
+    if incoming is None:
+        return False  # never delivered (refused at arrival): nothing held here
+    if event.sender_orgnr != incoming.sender_orgnr.replace("-", ""):
+        raise Reject("sender_not_owner", "only the sending member withdraws its referral")
+    current = Status(incoming.status)
+    now = utcnow()
+    applied = TRANSITIONS.get((current, Status.WITHDRAWN)) is Actor.SENDER
+    if applied:
+        incoming.status = Status.WITHDRAWN.value
+        incoming.reason = payload.reason
+        await session.flush()
+        session.add(
+            _history(
+                incoming.id,
+                "receiver",
+                current,
+                Status.WITHDRAWN,
+                Actor.SENDER,
+                None,
+                payload.reason,
+                by_orgnr=payload.by_orgnr,
+                by_unit_id=payload.by_unit_id,
+            )
+        )
+        await _status_changed(
+            session=session,
+            outbox=outbox,
+            me=settings.member.orgnr,
+            task_id=incoming.id,
+            kind=incoming.kind,
+            unit_id=incoming.unit_id,
+            direction="incoming",
+            old=current,
+            new=Status.WITHDRAWN,
+            version=incoming.version,
+            at=now,
+        )
+    status = Status(incoming.status)
+    await _tell_sender(
+        session=session,
+        outbox=outbox,
+        payload_task=incoming,
+        frm=current if applied else None,
+        to=status,
+        actor=Actor.SYSTEM,  # the receiver's answer (a step "by the sender" goes the other way)
+        me=settings.member.orgnr,
+        unit_id=incoming.unit_id,
+        reason=payload.reason if applied else "the withdrawal came after the referral closed",
+        version=incoming.version + (0 if applied else 1),
+        at=now,
+        outcome=incoming.outcome,
+        case_reference=incoming.case_reference,
+    )
+    await session.flush()
+    return applied
+
+
+def is_final(status: str) -> bool:
+    return Status(status) in FINAL

@@ -1,0 +1,286 @@
+"""A referral between two members over the real broker: the sender's consent service
+decides, the receiver checks again with its copy of the consent, files the referral in the
+receiving unit's own inbox, and every step comes back to the sender (closed loop)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from services.referral.models import Incoming, Recipient, Referral
+from tests.conftest import ORG_REGION, ORG_VAXJO
+from tests.helpers.harness import eventually
+from tests.helpers.problems import field_rules, problem
+from tests.integration.consent.helpers import new_person
+
+from .conftest import (
+    CONSENT_RW,
+    REGION_BEROENDE,
+    RW,
+    VAXJO_BOENDE,
+    VAXJO_OLD,
+    VAXJO_SOC,
+    Member,
+    Pair,
+    auth,
+)
+
+SENDER = auth(ORG_REGION, REGION_BEROENDE, RW)
+RECEIVER = auth(ORG_VAXJO, VAXJO_SOC, RW)
+
+
+async def record_consent(member: Member, person: str, purposes: list[str]) -> str:
+    today = dt.date.today()
+    body = {
+        "person": {"personnummer": person},
+        "form": "written",
+        "signed_form_reference": "Journal dok 2026-4711",
+        "purposes": purposes,
+        "parties": [{"orgnr": ORG_REGION}, {"orgnr": ORG_VAXJO}],
+        "categories": ["contact_details", "needs_summary", "plan"],
+        "valid_from": today.isoformat(),
+        "valid_to": (today + dt.timedelta(days=90)).isoformat(),
+        "person_informed": True,
+    }
+    async with member.consent() as c:
+        r = await c.post(
+            "/v1/consents", json=body, headers=auth(member.orgnr, REGION_BEROENDE, CONSENT_RW)
+        )
+    assert r.status_code == 201, r.text
+    consent_id: str = r.json()["id"]
+    return consent_id
+
+
+async def copy_arrived(member: Member, consent_id: str) -> bool:
+    async with member.consent() as c:
+        r = await c.get(
+            f"/v1/consent-copies/{consent_id}",
+            headers=auth(member.orgnr, VAXJO_SOC, ["consent:read"]),
+        )
+    return r.status_code == 200
+
+
+def kontaktbegaran(person: str, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "kontaktbegaran",
+        "person": {"personnummer": person},
+        "needs": ["boendestod"],
+        "summary": "Skrivs ut inom två veckor och saknar bostad.",
+        "urgency": "urgent",
+        "children_in_household": "no",
+        "persons_wish": "Jag vill bo kvar i Växjö.",
+        "recipients": [{"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC}],
+        "kontaktbegaran": {"kommunkod": "0780"},
+    }
+    body.update(over)
+    return body
+
+
+async def counts(member: Member) -> tuple[int, int]:
+    async with member.referral_db.sessionmaker() as s:
+        referrals = await s.scalar(select(func.count()).select_from(Referral))
+        recipients = await s.scalar(select(func.count()).select_from(Recipient))
+    return int(referrals or 0), int(recipients or 0)
+
+
+async def recipient_status(member: Member, referral_id: str) -> dict[str, Any]:
+    async with member.referral() as c:
+        r = await c.get(f"/v1/referrals/{referral_id}", headers=SENDER)
+    assert r.status_code == 200, r.text
+    recipient: dict[str, Any] = r.json()["recipients"][0]
+    return recipient
+
+
+async def step(
+    member: Member, task_id: str, headers: dict[str, str], **body: Any
+) -> httpx.Response:
+    async with member.referral() as c:
+        current = await c.get(f"/v1/incoming/{task_id}", headers=headers)
+        assert current.status_code == 200, current.text
+        return await c.post(
+            f"/v1/incoming/{task_id}/transitions",
+            json=body,
+            headers={**headers, "If-Match": current.headers["ETag"]},
+        )
+
+
+async def test_a_kontaktbegaran_goes_round_the_closed_loop(members: Pair) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    person = new_person()
+    consent_id = await record_consent(region, person, ["kontaktbegaran"])
+    await eventually(lambda: copy_arrived(vaxjo, consent_id), within=30, what="consent copy")
+
+    async with region.referral() as c:
+        sent = await c.post(
+            "/v1/referrals",
+            json=kontaktbegaran(person),
+            headers={**SENDER, "Idempotency-Key": "kontaktbegaran-1"},
+        )
+    assert sent.status_code == 201, sent.text
+    referral = sent.json()
+    task = referral["recipients"][0]
+    assert task["basis"] == {"kind": "consent", "consent_id": consent_id, "legal_basis": None}
+    assert task["status"] == "sent"
+
+    async def delivered() -> bool:
+        return (await recipient_status(region, referral["id"]))["status"] == "delivered"
+
+    await eventually(delivered, within=30, what="delivered reported back to the sender")
+
+    # Filed in the receiving unit's own inbox, not in any other unit's.
+    async with vaxjo.referral() as c:
+        inbox = (await c.get("/v1/incoming", headers=RECEIVER)).json()["items"]
+        other = (await c.get("/v1/incoming", headers=auth(ORG_VAXJO, VAXJO_BOENDE, RW))).json()[
+            "items"
+        ]
+    assert [i["task_id"] for i in inbox] == [task["task_id"]]
+    assert inbox[0]["person"]["personnummer"] == person
+    assert inbox[0]["allowed_transitions"] == ["acknowledged", "returned"]
+    assert other == []
+
+    ack = await step(vaxjo, task["task_id"], RECEIVER, to="acknowledged", case_reference="SOC-1")
+    assert ack.status_code == 200, ack.text
+    for body in (
+        {"to": "accepted"},
+        {"to": "in_progress"},
+        {"to": "completed", "outcome": "Boendestöd beviljat."},
+    ):
+        r = await step(vaxjo, task["task_id"], RECEIVER, **body)
+        assert r.status_code == 200, r.text
+
+    async def completed() -> bool:
+        status = await recipient_status(region, referral["id"])
+        return status["status"] == "completed"
+
+    await eventually(completed, within=30, what="completed reported back")
+    final = await recipient_status(region, referral["id"])
+    assert (final["case_reference"], final["outcome"]) == ("SOC-1", "Boendestöd beviljat.")
+    async with region.referral() as c:
+        history = (await c.get(f"/v1/tasks/{task['task_id']}/history", headers=SENDER)).json()
+    assert [h["to_status"] for h in history] == [
+        "sent",
+        "delivered",
+        "acknowledged",
+        "accepted",
+        "in_progress",
+        "completed",
+    ]
+
+    # The retried POST with the same key answers the same referral; nothing new is sent.
+    async with region.referral() as c:
+        again = await c.post(
+            "/v1/referrals",
+            json=kontaktbegaran(person),
+            headers={**SENDER, "Idempotency-Key": "kontaktbegaran-1"},
+        )
+    assert again.json()["id"] == referral["id"]
+    assert await counts(region) == (1, 1)
+
+
+async def test_without_a_basis_nothing_is_stored_or_sent(members: Pair) -> None:
+    region = members.region
+    person = new_person()
+    async with region.referral() as c:
+        r = await c.post("/v1/referrals", json=kontaktbegaran(person), headers=SENDER)
+    body = problem(r, 403, "no-basis")
+    assert VAXJO_SOC in body["detail"]
+    assert person not in body["detail"]
+    assert await counts(region) == (0, 0)
+
+
+async def test_bad_recipients_are_refused_by_field_and_rule(members: Pair) -> None:
+    region = members.region
+    person = new_person()
+    recipients = [
+        {"orgnr": ORG_VAXJO, "unit_id": "finns-inte"},
+        {"orgnr": ORG_VAXJO, "unit_id": VAXJO_OLD},
+        {"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE},  # does not receive kontaktbegäran
+    ]
+    async with region.referral() as c:
+        r = await c.post(
+            "/v1/referrals", json=kontaktbegaran(person, recipients=recipients), headers=SENDER
+        )
+    assert field_rules(problem(r, 422)) == {
+        "recipients.0.unit_id": "unknown_unit",
+        "recipients.1.unit_id": "inactive_unit",
+        "recipients.2.unit_id": "kind_not_received",
+    }
+    assert await counts(region) == (0, 0)
+
+
+async def test_steps_need_the_holder_the_right_order_and_the_current_version(
+    members: Pair,
+) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    person = new_person()
+    consent_id = await record_consent(region, person, ["kontaktbegaran"])
+    await eventually(lambda: copy_arrived(vaxjo, consent_id), within=30, what="consent copy")
+    async with region.referral() as c:
+        sent = (await c.post("/v1/referrals", json=kontaktbegaran(person), headers=SENDER)).json()
+    task_id = sent["recipients"][0]["task_id"]
+
+    async def filed() -> bool:
+        async with vaxjo.referral() as c:
+            return (await c.get(f"/v1/incoming/{task_id}", headers=RECEIVER)).status_code == 200
+
+    await eventually(filed, within=30, what="filed at Växjö")
+    async with vaxjo.referral() as c:
+        # Another unit of the same member does not see it.
+        other = await c.get(f"/v1/incoming/{task_id}", headers=auth(ORG_VAXJO, VAXJO_BOENDE, RW))
+        problem(other, 404, "referral-not-found")
+        # No If-Match: 428; a stale one: 412.
+        r = await c.post(
+            f"/v1/incoming/{task_id}/transitions", json={"to": "acknowledged"}, headers=RECEIVER
+        )
+        problem(r, 428)
+        r = await c.post(
+            f"/v1/incoming/{task_id}/transitions",
+            json={"to": "acknowledged"},
+            headers={**RECEIVER, "If-Match": '"7"'},
+        )
+        problem(r, 412, "referral-version-mismatch")
+    # Completing before acknowledging: 409 naming the allowed steps.
+    r = await step(vaxjo, task_id, RECEIVER, to="completed", outcome="Klart.")
+    body = problem(r, 409, "transition-not-allowed")
+    assert "acknowledged, returned" in body["detail"]
+    # Declining needs a reason.
+    await step(vaxjo, task_id, RECEIVER, to="acknowledged")
+    r = await step(vaxjo, task_id, RECEIVER, to="declined")
+    assert field_rules(problem(r, 422)) == {"reason": "reason_required"}
+
+
+async def test_the_sender_withdraws_and_the_receiver_confirms(members: Pair) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    person = new_person()
+    consent_id = await record_consent(region, person, ["kontaktbegaran"])
+    await eventually(lambda: copy_arrived(vaxjo, consent_id), within=30, what="consent copy")
+    async with region.referral() as c:
+        sent = (await c.post("/v1/referrals", json=kontaktbegaran(person), headers=SENDER)).json()
+    task_id = sent["recipients"][0]["task_id"]
+
+    async def status_is(status: str) -> bool:
+        return (await recipient_status(region, sent["id"]))["status"] == status
+
+    await eventually(lambda: status_is("delivered"), within=30, what="delivered")
+    version = (await recipient_status(region, sent["id"]))["version"]
+    async with region.referral() as c:
+        r = await c.post(
+            f"/v1/referrals/{task_id}/withdraw",
+            json={"reason": "Personen vill inte längre.", "by_person": True},
+            headers={**SENDER, "If-Match": f'"{version}"'},
+        )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "withdrawn"
+
+    async def withdrawn_at_vaxjo() -> bool:
+        async with vaxjo.referral_db.sessionmaker() as s:
+            row = await s.get(Incoming, task_id)
+        return row is not None and row.status == "withdrawn"
+
+    await eventually(withdrawn_at_vaxjo, within=30, what="withdrawn at the receiver")
+    async with vaxjo.referral() as c:
+        r = await step(vaxjo, task_id, RECEIVER, to="acknowledged")
+    assert r.status_code == 409
