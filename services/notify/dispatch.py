@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,14 +31,20 @@ from prometheus_client import Counter
 from standardwebhooks.webhooks import Webhook
 
 from services.notify.content import EmailContent, email_content, email_message, webhook_body
-from services.notify.models import DeliveryAttempt, Notification, UnitChannel
+from services.notify.models import (
+    Delivery,
+    DeliveryAttempt,
+    Notification,
+    UnitChannel,
+    WebhookSubscription,
+)
 from services.notify.repository import (
     DeliveryRepository,
     NotificationRepository,
     SubscriptionRepository,
     UnitChannelRepository,
 )
-from services.notify.service import data_of, resolve_public
+from services.notify.service import LEASE, FanOut, data_of, resolve_public
 from shared.config import Settings
 from shared.db import Database, new_id, utcnow
 
@@ -49,7 +56,12 @@ DELIVERIES = Counter(
     ["channel", "outcome"],
 )
 
-LEASE = dt.timedelta(minutes=5)
+RECORD_BATCH = 200
+RECORD_INTERVAL_S = 0.25
+
+# httpcore looks for sniffio on every request; where it is not installed each look is a
+# failed import that searches sys.path (about a millisecond). Record the absence once.
+sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -93,22 +105,36 @@ def signatures(secrets: tuple[str, ...], msg_id: str, at: dt.datetime, body: byt
 
 
 class Dispatcher:
-    """Sends due deliveries of one member's notify service."""
+    """Sends the webhook and e-mail deliveries of one member's notify service.
+
+    Two ways in: :meth:`submit` takes the jobs of deliveries the consumer has just committed
+    (leased to this dispatcher's ``token`` in that same transaction) and sends them at once,
+    without reading them back; :meth:`run_once` records those results and leases and sends
+    whatever else is due (retries, redeliveries, deliveries of a crashed worker whose lease
+    ran out).
+    """
 
     def __init__(self, settings: Settings, db: Database, *, concurrency: int = 32) -> None:
         self.settings = settings
         self.db = db
         self.cfg = settings.notify
+        self.token = new_id()
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(concurrency)
         self._http: httpx.AsyncClient | None = None
+        self._done: list[Result] = []
+        self._inflight: set[asyncio.Task[None]] = set()
         self.sent = 0
 
     def wake(self) -> None:
-        """Look now (called after a transaction that added deliveries has committed)."""
+        """Look now (results to record, or deliveries that may be due)."""
         self._wake.set()
 
     async def close(self) -> None:
+        """Finish what is in flight, record it, and close the HTTP client."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self.record_done()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -122,12 +148,62 @@ class Dispatcher:
             )
         return self._http
 
+    # --- hand-off from the consumer ------------------------------------------------------
+
+    def jobs_for(self, fanout: FanOut) -> list[Job]:
+        """The jobs of the pending deliveries in ``fanout`` (rendered now, in the handler)."""
+        now = utcnow()
+        by_id = {n.id: n for n in fanout.notifications}
+        return [
+            self._job(
+                d,
+                by_id.get(d.notification_id),
+                fanout.subscriptions.get(d.target),
+                fanout.units,
+                now,
+            )
+            for d in fanout.deliveries
+            if d.status == "pending"
+        ]
+
+    def submit(self, jobs: list[Job]) -> None:
+        """Send ``jobs`` now (called once their transaction has committed)."""
+        loop = asyncio.get_running_loop()
+        for job in jobs:
+            task = loop.create_task(self._send_and_keep(job))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _send_and_keep(self, job: Job) -> None:
+        self._done.append(await self._send(job))
+        if len(self._done) >= RECORD_BATCH:
+            self.wake()
+
+    async def record_done(self) -> int:
+        """Record the results of submitted jobs in one transaction."""
+        if not self._done:
+            return 0
+        results, self._done = self._done, []
+        try:
+            await self._record(results)
+        except BaseException:
+            self._done[:0] = results  # the database is away: keep them for the next round
+            raise
+        return len(results)
+
+    # --- polling --------------------------------------------------------------------------
+
     async def run_once(self) -> int:
-        """Wait for a wake-up (or the poll interval), then send everything that is due."""
+        """Wait for a wake-up (or the poll interval), record results, send what is due."""
+        # Results of sent jobs are recorded in batches (a write per batch, not per delivery:
+        # on SQLite every write competes with the consumer's); their leases protect them.
+        wait = self.cfg.dispatch_poll_interval_s
+        if self._done or self._inflight:
+            wait = min(wait, RECORD_INTERVAL_S)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=self.cfg.dispatch_poll_interval_s)
+            await asyncio.wait_for(self._wake.wait(), timeout=wait)
         self._wake.clear()
-        total = 0
+        total = await self.record_done()
         while True:
             n = await self.dispatch_batch()
             total += n
@@ -135,7 +211,8 @@ class Dispatcher:
                 return total
 
     async def dispatch_batch(self, limit: int = 200) -> int:
-        """Lease, send and record one batch; returns how many were attempted."""
+        """Lease, send and record one batch of due deliveries; how many were attempted."""
+        await self.record_done()
         jobs = await self._claim(limit)
         if not jobs:
             return 0
@@ -152,59 +229,54 @@ class Dispatcher:
             if not ids:
                 return []
             claimed = await repo.claim(ids, token=token, lease_until=now + LEASE, now=now)
-            notifications = NotificationRepository(session)
-            by_id: dict[str, Notification] = {}
-            for d in claimed:
-                if d.notification_id not in by_id:
-                    n = await notifications.by_id(d.notification_id)
-                    if n is not None:
-                        by_id[n.id] = n
-            subs = SubscriptionRepository(session)
+            by_id = {
+                n.id: n
+                for n in await NotificationRepository(session).by_ids(
+                    sorted({d.notification_id for d in claimed})
+                )
+            }
+            subs = {
+                s.id: s
+                for s in await SubscriptionRepository(session).by_ids(
+                    sorted({d.target for d in claimed if d.channel == "webhook"})
+                )
+            }
             units: dict[str, UnitChannel] = await UnitChannelRepository(session).by_ids(
                 sorted({n.recipient for n in by_id.values() if n.recipient_kind == "unit"})
             )
-            jobs: list[Job] = []
-            for d in claimed:
-                n = by_id.get(d.notification_id)
-                attempt = d.attempts + 1
-                if n is None:
-                    jobs.append(Job(d.id, d.channel, attempt, gone=True))
-                    continue
-                data = data_of(n, self.cfg)
-                if d.channel == "webhook":
-                    sub = await subs.get(d.target)
-                    if sub is None or not sub.enabled:
-                        jobs.append(Job(d.id, d.channel, attempt, gone=True))
-                        continue
-                    keys = [sub.secret]
-                    if sub.previous_secret and (
-                        sub.previous_secret_until is None or sub.previous_secret_until > now
-                    ):
-                        keys.append(sub.previous_secret)
-                    jobs.append(
-                        Job(
-                            d.id,
-                            "webhook",
-                            attempt,
-                            url=sub.url,
-                            secrets=tuple(keys),
-                            body=webhook_body(data),
-                        )
-                    )
-                else:
-                    unit = units.get(n.recipient)
-                    content = email_content(data, unit_name=unit.name if unit else None)
-                    jobs.append(
-                        Job(
-                            d.id,
-                            "email",
-                            attempt,
-                            mailbox=d.target,
-                            subject=content.subject,
-                            text=content.text,
-                        )
-                    )
-            return jobs
+            return [
+                self._job(d, by_id.get(d.notification_id), subs.get(d.target), units, now)
+                for d in claimed
+            ]
+
+    def _job(
+        self,
+        d: Delivery,
+        n: Notification | None,
+        sub: WebhookSubscription | None,
+        units: dict[str, UnitChannel],
+        now: dt.datetime,
+    ) -> Job:
+        attempt = d.attempts + 1
+        if n is None:
+            return Job(d.id, d.channel, attempt, gone=True)
+        data = data_of(n, self.cfg)
+        if d.channel == "webhook":
+            if sub is None or not sub.enabled:
+                return Job(d.id, d.channel, attempt, gone=True)
+            keys = [sub.secret]
+            if sub.previous_secret and (
+                sub.previous_secret_until is None or sub.previous_secret_until > now
+            ):
+                keys.append(sub.previous_secret)
+            return Job(
+                d.id, "webhook", attempt, url=sub.url, secrets=tuple(keys), body=webhook_body(data)
+            )
+        unit = units.get(n.recipient)
+        content = email_content(data, unit_name=unit.name if unit else None)
+        return Job(
+            d.id, "email", attempt, mailbox=d.target, subject=content.subject, text=content.text
+        )
 
     async def _send(self, job: Job) -> Result:
         started = utcnow()

@@ -3,7 +3,8 @@
 One consumer reads the member's internal topic (referral, SIP, plan and review events), its
 inbound topic (consent ended) and ``vardkedja.directory`` (its own units' kinds and
 functional mailboxes, ADR 0012). Each event's notifications, deliveries and timers are
-written in the inbox's transaction; right after it commits the dispatcher is woken.
+written in the inbox's transaction (a run of events at once when the consumer catches up);
+the moment it commits, the dispatcher sends the new webhooks and e-mails.
 """
 
 from __future__ import annotations
@@ -30,30 +31,32 @@ def dispatcher_of(ctx: ServiceContext) -> Dispatcher:
     return found
 
 
-def _wake_after_commit(session: AsyncSession, dispatcher: Dispatcher) -> None:
-    sa_event.listen(session.sync_session, "after_commit", lambda _s: dispatcher.wake(), once=True)
-
-
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     """One consumer of the internal and inbound topics and of the directory."""
     settings = ctx.settings
     orgnr = settings.member.orgnr
     dispatcher = dispatcher_of(ctx)
 
-    async def on_event(session: AsyncSession, delivery: Delivery) -> None:
+    async def on_events(session: AsyncSession, deliveries: list[Delivery]) -> None:
         try:
-            created = await service.notify_event(
+            created = await service.notify_events(
                 session=session,
                 settings=settings,
-                event_id=delivery.event.id,
-                event_type=delivery.event.type,
-                payload=delivery.payload,
+                events=[(d.event.id, d.event.type, d.payload) for d in deliveries],
+                lease_token=dispatcher.token,
             )
         except ValidationError as exc:
             # An id that is a personnummer (or otherwise not repeatable) never will be.
             raise Reject("not_notifiable", "the event holds a field notify may not repeat") from exc
-        if created:
-            _wake_after_commit(session, dispatcher)
+        jobs = dispatcher.jobs_for(created)
+        if jobs:
+            # Sent the moment the inbox's transaction commits; never if it rolls back.
+            sa_event.listen(
+                session.sync_session, "after_commit", lambda _s: dispatcher.submit(jobs), once=True
+            )
+
+    async def on_event(session: AsyncSession, delivery: Delivery) -> None:
+        await on_events(session, [delivery])
 
     def own_units(deliveries: list[Delivery]) -> list[UnitChangedV1]:
         out = []
@@ -84,7 +87,10 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             name="events",
             topics=[topics.internal(orgnr), topics.inbound(orgnr), topics.DIRECTORY],
             handlers=handlers,
-            batch_handlers={UNIT_CHANGED_V1: on_units_changed},
+            batch_handlers={
+                **dict.fromkeys(service.HANDLED_EVENTS, on_events),
+                UNIT_CHANGED_V1: on_units_changed,
+            },
         )
     ]
 

@@ -45,9 +45,15 @@ class NotificationRepository(RepositoryBase[Notification]):
         """Which of ``ids`` are already stored."""
         return await _existing(self.session, Notification.id, ids)
 
-    async def add_all(self, rows: list[Notification]) -> None:
+    async def by_ids(self, ids: list[str]) -> list[Notification]:
+        if not ids:
+            return []
+        stmt = select(Notification).where(Notification.id.in_(ids))
+        return list((await self.session.execute(stmt)).scalars())
+
+    def stage(self, rows: list[Notification]) -> None:
+        """Add ``rows`` to the session; the next flush inserts them (with the others)."""
         self.session.add_all(rows)
-        await self.session.flush()
 
     async def inbox_page(
         self,
@@ -199,6 +205,12 @@ class DeliveryRepository(RepositoryBase[Delivery]):
 class SubscriptionRepository(RepositoryBase[WebhookSubscription]):
     model = WebhookSubscription
 
+    async def by_ids(self, ids: list[str]) -> list[WebhookSubscription]:
+        if not ids:
+            return []
+        stmt = select(WebhookSubscription).where(WebhookSubscription.id.in_(ids))
+        return list((await self.session.execute(stmt)).scalars())
+
     async def matching(self, *, unit_id: str | None) -> list[WebhookSubscription]:
         """Enabled subscriptions of ``unit_id`` and the member-wide ones."""
         scope: ColumnElement[bool] = WebhookSubscription.unit_id.is_(None)
@@ -250,18 +262,13 @@ class UnitChannelRepository(RepositoryBase[UnitChannel]):
 class TimerRepository(RepositoryBase[Timer]):
     model = Timer
 
-    async def existing_keys(
-        self, *, subject_id: str, deadline: str
-    ) -> set[tuple[str, dt.datetime]]:
-        """(action, due_at) of the timers of one subject's deadline."""
-        stmt = select(Timer.action, Timer.due_at).where(
-            Timer.subject_id == subject_id, Timer.deadline == deadline
-        )
-        return {(a, d) for a, d in await self.session.execute(stmt)}
+    async def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are already stored."""
+        return await _existing(self.session, Timer.id, ids)
 
-    async def add_all(self, rows: list[Timer]) -> None:
+    def stage(self, rows: list[Timer]) -> None:
+        """Add ``rows`` to the session; the next flush inserts them (with the others)."""
         self.session.add_all(rows)
-        await self.session.flush()
 
     async def cancel_pending(self, *, subject_id: str, deadline: str | None) -> int:
         """Cancel the pending timers of a subject (of one deadline, or all); returns how many."""

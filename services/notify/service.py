@@ -10,6 +10,7 @@ import datetime as dt
 import ipaddress
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,6 +52,8 @@ from shared.events.payloads import (
 )
 
 ADMIN_ROLE = "member_admin"
+# How long a dispatcher holds deliveries it is sending; after a crash others send them then.
+LEASE = dt.timedelta(seconds=60)
 COORDINATOR_KIND = "vardkedjekoordinator"
 TIMER_KINDS = {
     "remind": "deadline.reminder",
@@ -209,6 +212,39 @@ def facts_of(event_type: str, payload: BaseModel, *, own_orgnr: str) -> list[Fac
 # --- rules -> notifications -> deliveries -------------------------------------------------
 
 
+@dataclass
+class FanOut:
+    """What events or timers added: their notifications and deliveries, and the
+    subscriptions and units these went to (so the dispatcher can send without reading)."""
+
+    notifications: list[Notification] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    subscriptions: dict[str, WebhookSubscription] = field(default_factory=dict)
+    units: dict[str, UnitChannel] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[str]:
+        """The new notifications' ids."""
+        return [n.id for n in self.notifications]
+
+    def extend(self, other: FanOut) -> FanOut:
+        self.notifications += other.notifications
+        self.deliveries += other.deliveries
+        self.subscriptions.update(other.subscriptions)
+        self.units.update(other.units)
+        return self
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One thing to notify about: a consumed event or a fired timer, and what it says."""
+
+    origin_id: str
+    event_type: str
+    rule_event: str
+    facts: list[Facts]
+
+
 def rules_for(settings: NotifySettings, rule_event: str) -> list[NotifyRule]:
     """The rows of the rules table for ``rule_event`` (an event type or ``timer:<action>``)."""
     return [r for r in settings.rules if r.event == rule_event]
@@ -222,17 +258,14 @@ async def coordinator_units(*, session: AsyncSession, settings: NotifySettings) 
     return await UnitChannelRepository(session).ids_of_kind(COORDINATOR_KIND)
 
 
-async def _recipients(
-    session: AsyncSession, settings: NotifySettings, rule: NotifyRule, facts: Facts
-) -> list[tuple[str, str]]:
+def _recipients(rule: NotifyRule, facts: Facts, coordinators: list[str]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for r in rule.recipients:
         if r == "unit":
             # Nothing silently dropped: without a unit the member's admins are told.
             out.append(("unit", facts.unit_id) if facts.unit_id else ("role", ADMIN_ROLE))
         elif r == "coordinator":
-            units = await coordinator_units(session=session, settings=settings)
-            out += [("unit", u) for u in units] if units else [("role", ADMIN_ROLE)]
+            out += [("unit", u) for u in coordinators] if coordinators else [("role", ADMIN_ROLE)]
         elif r.startswith("unit:"):
             out.append(("unit", r.removeprefix("unit:")))
         else:
@@ -272,59 +305,75 @@ async def fan_out(
     *,
     session: AsyncSession,
     settings: Settings,
-    origin_id: str,
-    event_type: str,
-    rule_event: str,
-    facts: Sequence[Facts],
-) -> list[Notification]:
+    origins: Sequence[Origin],
+    lease_token: str | None = None,
+) -> FanOut:
     """Creates the notifications the rules table asks for and their deliveries (each once,
-    however often it is called for the same origin)."""
+    however often it is called for the same origin), and flushes everything staged. With
+    ``lease_token`` the webhook and e-mail deliveries are leased to that dispatcher, which
+    sends them after the commit."""
     cfg = settings.notify
     now = utcnow()
     candidates: list[Notification] = []
     channels_of: dict[str, list[str]] = {}
-    for item in facts:
-        for rule in rules_for(cfg, rule_event):
-            for recipient_kind, recipient in await _recipients(session, cfg, rule, item):
-                nid = derived_id(origin_id, rule.id, recipient_kind, recipient)
-                if nid in channels_of:
-                    continue
-                channels_of[nid] = list(rule.channels)
-                candidates.append(
-                    Notification(
-                        id=nid,
-                        origin_id=origin_id,
-                        event_type=event_type,
-                        rule_id=rule.id,
-                        recipient_kind=recipient_kind,
-                        recipient=recipient,
-                        kind=item.kind,
-                        subject_type=item.subject_type,
-                        subject_id=item.subject_id,
-                        unit_id=item.unit_id,
-                        referral_kind=item.referral_kind.value if item.referral_kind else None,
-                        urgency=item.urgency,
-                        status=item.status,
-                        deadline=item.deadline,
-                        due_at=item.due_at,
-                        counterpart_orgnr=item.counterpart_orgnr,
-                        created_at=now,
+    coordinators: list[str] | None = None
+    for origin in origins:
+        for item in origin.facts:
+            for rule in rules_for(cfg, origin.rule_event):
+                if "coordinator" in rule.recipients and coordinators is None:
+                    coordinators = await coordinator_units(session=session, settings=cfg)
+                for recipient_kind, recipient in _recipients(rule, item, coordinators or []):
+                    nid = derived_id(origin.origin_id, rule.id, recipient_kind, recipient)
+                    if nid in channels_of:
+                        continue
+                    channels_of[nid] = list(rule.channels)
+                    candidates.append(
+                        _notification(nid, origin, rule, recipient_kind, recipient, item, now)
                     )
-                )
-    if not candidates:
-        return []
     notifications = NotificationRepository(session)
     # Check first (no savepoints): an origin handled before adds nothing.
-    known = await notifications.existing_ids(n.id for n in candidates)
+    known = await notifications.existing_ids(n.id for n in candidates) if candidates else set()
     new = [n for n in candidates if n.id not in known]
-    if not new:
-        return []
-    await notifications.add_all(new)
-    deliveries = await _deliveries_for(session, cfg, new, channels_of, now)
-    repo = DeliveryRepository(session)
-    known_d = await repo.existing_ids(d.id for d in deliveries)
-    await repo.add_all([d for d in deliveries if d.id not in known_d])
-    return new
+    notifications.stage(new)
+    out = await _deliveries_for(session, cfg, new, channels_of, now)
+    if lease_token is not None:
+        until = now + LEASE
+        for d in out.deliveries:
+            if d.status == "pending":
+                d.lease_token, d.lease_until = lease_token, until
+    # New notifications have new deliveries (their ids derive from the notification's).
+    await DeliveryRepository(session).add_all(out.deliveries)
+    return out
+
+
+def _notification(
+    nid: str,
+    origin: Origin,
+    rule: NotifyRule,
+    recipient_kind: str,
+    recipient: str,
+    item: Facts,
+    now: dt.datetime,
+) -> Notification:
+    return Notification(
+        id=nid,
+        origin_id=origin.origin_id,
+        event_type=origin.event_type,
+        rule_id=rule.id,
+        recipient_kind=recipient_kind,
+        recipient=recipient,
+        kind=item.kind,
+        subject_type=item.subject_type,
+        subject_id=item.subject_id,
+        unit_id=item.unit_id,
+        referral_kind=item.referral_kind.value if item.referral_kind else None,
+        urgency=item.urgency,
+        status=item.status,
+        deadline=item.deadline,
+        due_at=item.due_at,
+        counterpart_orgnr=item.counterpart_orgnr,
+        created_at=now,
+    )
 
 
 async def _deliveries_for(
@@ -333,11 +382,12 @@ async def _deliveries_for(
     notifications: list[Notification],
     channels_of: dict[str, list[str]],
     now: dt.datetime,
-) -> list[Delivery]:
+) -> FanOut:
     subs_cache: dict[str | None, list[WebhookSubscription]] = {}
     unit_ids = [n.recipient for n in notifications if n.recipient_kind == "unit"]
     units = await UnitChannelRepository(session).by_ids(sorted(set(unit_ids)))
-    out: list[Delivery] = []
+    result = FanOut(notifications=notifications, units=units)
+    out = result.deliveries
 
     def delivery(n: Notification, channel: str, target: str, **values: Any) -> Delivery:
         return Delivery(
@@ -370,6 +420,7 @@ async def _deliveries_for(
                 subs_cache[scope] = await SubscriptionRepository(session).matching(unit_id=scope)
             for sub in subs_cache[scope]:
                 if n.kind in sub.event_types:
+                    result.subscriptions[sub.id] = sub
                     out.append(
                         delivery(n, "webhook", sub.id, status="pending", next_attempt_at=now)
                     )
@@ -382,42 +433,38 @@ async def _deliveries_for(
                 out.append(delivery(n, "email", "-", status="skipped", last_outcome="no_mailbox"))
             else:
                 out.append(delivery(n, "email", mailbox, status="pending", next_attempt_at=now))
-    return out
+    return result
 
 
 # --- timers -------------------------------------------------------------------------------
 
 
-async def schedule_deadline(
+def deadline_timers(
     *,
-    session: AsyncSession,
     settings: NotifySettings,
     facts: Facts,
     deadline: str,
     due_at: dt.datetime,
     actions: Sequence[str],
     source_event_id: str,
+    now: dt.datetime,
 ) -> list[Timer]:
-    """Persists the reminder, overdue notice and escalation of one deadline (each once)."""
-    now = utcnow()
+    """The reminder, overdue notice and escalation of one deadline (ids derived, so a
+    second scheduling of the same deadline finds them)."""
     offsets = {
         "remind": -dt.timedelta(seconds=settings.remind_before_s),
         "overdue": dt.timedelta(0),
         "escalate": dt.timedelta(seconds=settings.escalate_after_s),
     }
-    repo = TimerRepository(session)
-    new: list[Timer] = []
+    out: list[Timer] = []
     for action in actions:
         fire_at = due_at + offsets[action]
         # A reminder whose moment has passed is noise; overdue and escalation still fire.
         if action == "remind" and (fire_at <= now or settings.remind_before_s == 0):
             continue
-        timer_id = derived_id("timer", facts.subject_id, deadline, action, due_at.isoformat())
-        if await repo.get(timer_id) is not None:
-            continue
-        new.append(
+        out.append(
             Timer(
-                id=timer_id,
+                id=derived_id("timer", facts.subject_id, deadline, action, due_at.isoformat()),
                 action=action,
                 fire_at=fire_at,
                 state="pending",
@@ -433,8 +480,7 @@ async def schedule_deadline(
                 created_at=now,
             )
         )
-    await repo.add_all(new)
-    return new
+    return out
 
 
 async def cancel_deadline(*, session: AsyncSession, subject_id: str, deadline: str | None) -> int:
@@ -446,7 +492,7 @@ async def fire_due_timers(*, session: AsyncSession, settings: Settings, limit: i
     """Fires the timers that are due: their notifications go through the rules table."""
     now = utcnow()
     repo = TimerRepository(session)
-    fired = 0
+    origins: list[Origin] = []
     for timer in await repo.due(now=now, limit=limit):
         if not await repo.mark_fired(timer.id, now=now):
             continue
@@ -461,19 +507,99 @@ async def fire_due_timers(*, session: AsyncSession, settings: Settings, limit: i
             due_at=timer.due_at,
             counterpart_orgnr=timer.counterpart_orgnr,
         )
-        await fan_out(
-            session=session,
-            settings=settings,
-            origin_id=f"timer:{timer.id}",
-            event_type=f"timer:{timer.action}",
-            rule_event=f"timer:{timer.action}",
-            facts=[facts],
-        )
-        fired += 1
-    return fired
+        rule_event = f"timer:{timer.action}"
+        origins.append(Origin(f"timer:{timer.id}", rule_event, rule_event, [facts]))
+    if origins:
+        await fan_out(session=session, settings=settings, origins=origins)
+    return len(origins)
 
 
 # --- consuming events ---------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    origin: Origin
+    timers: list[Timer]
+    cancels: list[tuple[str, str | None]]
+
+
+def _plan(
+    settings: Settings, event_id: str, event_type: str, payload: BaseModel, now: dt.datetime
+) -> _Plan:
+    """What one event asks for: its notifications' facts, timers to schedule, to cancel."""
+    cfg = settings.notify
+    facts = facts_of(event_type, payload, own_orgnr=settings.member.orgnr)
+    timers: list[Timer] = []
+    cancels: list[tuple[str, str | None]] = []
+
+    def schedule(deadline: str, due_at: dt.datetime, actions: Sequence[str]) -> None:
+        timers.extend(
+            deadline_timers(
+                settings=cfg,
+                facts=facts[0],
+                deadline=deadline,
+                due_at=due_at,
+                actions=actions,
+                source_event_id=event_id,
+                now=now,
+            )
+        )
+
+    if isinstance(payload, ReferralReceivedV1):
+        due = payload.acknowledge_by or payload.received_at + dt.timedelta(
+            hours=cfg.acknowledge_within_hours.get(payload.kind, 72)
+        )
+        facts = [f.model_copy(update={"due_at": due}) for f in facts]
+        schedule("acknowledge", due, ("remind", "overdue", "escalate"))
+    elif isinstance(payload, ReferralDeadlineV1):
+        if payload.state == "met":
+            cancels.append((payload.referral_id, payload.deadline))
+        elif payload.state == "overdue":
+            schedule(payload.deadline, payload.due_at, ("escalate",))
+    elif isinstance(payload, ReferralStatusChangedV1):
+        if payload.direction == "incoming" and payload.new_status in ("acknowledged", "closed"):
+            cancels.append((payload.referral_id, None))
+    elif isinstance(payload, SipInvitationV1) and payload.answer_by is not None:
+        schedule("answer", payload.answer_by, ("remind", "overdue"))
+    return _Plan(Origin(event_id, event_type, event_type, facts), timers, cancels)
+
+
+async def notify_events(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    events: Sequence[tuple[str, str, BaseModel]],
+    lease_token: str | None = None,
+) -> FanOut:
+    """Turns consumed events (id, type, payload) into notifications, deliveries and timers,
+    with one read per kind of row for the whole run."""
+    now = utcnow()
+    plans = [_plan(settings, eid, etype, payload, now) for eid, etype, payload in events]
+    if len(plans) > 1 and any(p.cancels for p in plans):
+        # Cancelling and scheduling must keep the events' order: one event at a time.
+        out = FanOut()
+        for one in events:
+            out.extend(
+                await notify_events(
+                    session=session, settings=settings, events=[one], lease_token=lease_token
+                )
+            )
+        return out
+    for plan in plans:
+        for subject_id, deadline in plan.cancels:
+            await cancel_deadline(session=session, subject_id=subject_id, deadline=deadline)
+    timers = {t.id: t for plan in plans for t in plan.timers}
+    if timers:
+        repo = TimerRepository(session)
+        known = await repo.existing_ids(timers)
+        repo.stage([t for tid, t in timers.items() if tid not in known])
+    return await fan_out(
+        session=session,
+        settings=settings,
+        origins=[p.origin for p in plans],
+        lease_token=lease_token,
+    )
 
 
 async def notify_event(
@@ -483,59 +609,14 @@ async def notify_event(
     event_id: str,
     event_type: str,
     payload: BaseModel,
-) -> list[Notification]:
+    lease_token: str | None = None,
+) -> FanOut:
     """Turns one consumed event into notifications, deliveries and timers."""
-    cfg = settings.notify
-    facts = facts_of(event_type, payload, own_orgnr=settings.member.orgnr)
-    if isinstance(payload, ReferralReceivedV1):
-        due = payload.acknowledge_by or payload.received_at + dt.timedelta(
-            hours=cfg.acknowledge_within_hours.get(payload.kind, 72)
-        )
-        facts = [f.model_copy(update={"due_at": due}) for f in facts]
-        await schedule_deadline(
-            session=session,
-            settings=cfg,
-            facts=facts[0],
-            deadline="acknowledge",
-            due_at=due,
-            actions=("remind", "overdue", "escalate"),
-            source_event_id=event_id,
-        )
-    elif isinstance(payload, ReferralDeadlineV1):
-        if payload.state == "met":
-            await cancel_deadline(
-                session=session, subject_id=payload.referral_id, deadline=payload.deadline
-            )
-        elif payload.state == "overdue":
-            await schedule_deadline(
-                session=session,
-                settings=cfg,
-                facts=facts[0],
-                deadline=payload.deadline,
-                due_at=payload.due_at,
-                actions=("escalate",),
-                source_event_id=event_id,
-            )
-    elif isinstance(payload, ReferralStatusChangedV1):
-        if payload.direction == "incoming" and payload.new_status in ("acknowledged", "closed"):
-            await cancel_deadline(session=session, subject_id=payload.referral_id, deadline=None)
-    elif isinstance(payload, SipInvitationV1) and payload.answer_by is not None:
-        await schedule_deadline(
-            session=session,
-            settings=cfg,
-            facts=facts[0],
-            deadline="answer",
-            due_at=payload.answer_by,
-            actions=("remind", "overdue"),
-            source_event_id=event_id,
-        )
-    return await fan_out(
+    return await notify_events(
         session=session,
         settings=settings,
-        origin_id=event_id,
-        event_type=event_type,
-        rule_event=event_type,
-        facts=facts,
+        events=[(event_id, event_type, payload)],
+        lease_token=lease_token,
     )
 
 

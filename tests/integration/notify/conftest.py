@@ -83,7 +83,7 @@ def auth(
     return {"Authorization": f"Bearer {token}"}
 
 
-ADMIN = {"unit": None, "roles": ("member_admin",)}
+ADMIN: dict[str, Any] = {"unit": None, "roles": ("member_admin",)}
 
 
 def received(
@@ -201,7 +201,7 @@ async def handle(
             event_type=event_type,
             payload=payload,
         )
-    return [n.id for n in created]
+    return created.ids
 
 
 async def subscribe(

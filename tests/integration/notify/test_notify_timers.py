@@ -189,3 +189,36 @@ class TestCancelling:
             ("remind", "answer"),
             ("overdue", "answer"),
         ]
+
+
+class TestRunsOfEvents:
+    async def test_a_run_of_events_has_the_effect_of_one_event_at_a_time(
+        self, db: Database, settings: Settings
+    ) -> None:
+        referral = received()
+        referral_id = referral[1].referral_id  # type: ignore[attr-defined]
+        met = ReferralDeadlineV1(
+            referral_id=referral_id,
+            kind="kontaktbegaran",
+            unit_id=INTAKE,
+            deadline="acknowledge",
+            due_at=referral[1].acknowledge_by,  # type: ignore[attr-defined]
+            state="met",
+        )
+        others = [received() for _ in range(3)]
+        async with db.transaction() as session:
+            out = await service.notify_events(
+                session=session,
+                settings=settings,
+                events=[
+                    (new_id(), *referral),
+                    *[(new_id(), *o) for o in others],
+                    (new_id(), REFERRAL_DEADLINE_V1, met),
+                ],
+            )
+        assert len(out.notifications) == 4
+        # The met deadline, later in the run, cancelled what the first event scheduled.
+        assert {t.state for t in await timers(db, referral_id)} == {"cancelled"}
+        for other in others:
+            rows = await timers(db, other[1].referral_id)  # type: ignore[attr-defined]
+            assert {t.state for t in rows} == {"pending"}

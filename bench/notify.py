@@ -1,0 +1,284 @@
+"""Benchmark of notify's fan-out: referral.received events at a fixed rate on a member's
+internal topic, consumed by the notify worker (its own process), each turned into an inbox
+row and a signed webhook to a case system (a real HTTP receiver on loopback).
+
+Reported, per event: *fan-out* latency, from the inbox row's commit time (the moment the
+event was consumed and applied) to the webhook's arrival at the receiver; and end to end,
+from the event's creation by the publisher to the webhook's arrival. The worker's memory
+(RSS) is sampled every second; a long run (``--seconds 300``) shows whether it is stable.
+
+    make bench-notify                     # 20 s at 200 events/s, SQLite (and PostgreSQL)
+    python -m bench.notify --rate 200 --seconds 300 --backend sqlite
+
+Writes bench/results/notify-<backend>.json and prints a markdown line. Figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+# Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
+from tests.conftest import POSTGRES, create_pg_database, drop_pg_database
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+ORGNR = "212000-0647"
+UNIT = "vaxjo-soc-mottagning"
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in values]
+    return {
+        "n": len(ms),
+        "p50": round(pct(ms, 50), 2),
+        "p90": round(pct(ms, 90), 2),
+        "p99": round(pct(ms, 99), 2),
+        "max": round(max(ms), 2) if ms else float("nan"),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def prepare(db_url: str, receiver_url: str) -> str:
+    """Migrate and subscribe the receiver to the intake's referral.received notifications."""
+    from services.notify import service
+    from shared import migrations
+    from shared.auth import Caller
+    from shared.db import Database
+    from shared.service import load_spec
+    from tests.integration.notify.conftest import notify_settings
+
+    await migrations.upgrade(load_spec("notify").migrations_dir, db_url)
+    db = Database(db_url)
+    try:
+        async with db.transaction() as session:
+            sub = await service.create_subscription(
+                session=session,
+                settings=notify_settings(db_url),
+                caller=Caller(sub="bench", org=ORGNR, unit=UNIT, scopes=frozenset()),
+                unit_id=UNIT,
+                url=receiver_url,
+                event_types=["referral.received"],
+                secret=None,
+            )
+    finally:
+        await db.dispose()
+    return sub.secret
+
+
+def worker_env(db_url: str, data_dir: Path, bootstrap: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "VK_ENV": "development",
+        "VK_SERVICE": "notify",
+        "VK_MEMBER__ORGNR": ORGNR,
+        "VK_MEMBER__NAME": "Växjö kommun",
+        "VK_MEMBER__KIND": "kommun",
+        "VK_DATA_DIR": str(data_dir),
+        "VK_DATABASE_URL": db_url,
+        "VK_AUTO_MIGRATE": "false",
+        "VK_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "VK_KAFKA__FETCH_MAX_WAIT_MS": "10",
+        "VK_LOG_LEVEL": "WARNING",
+        "VK_NOTIFY__WEBHOOK_ALLOW_PRIVATE": "true",
+        "VK_NOTIFY__LINK_BASE_URL": "https://notify.vaxjo.example",
+    }
+
+
+def spawn_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The notify worker of the member, as its own process."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vardkedja.cli", "worker", "notify"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def run(backend: str, rate: float, seconds: float) -> dict[str, Any]:
+    from shared.broker import EmbeddedBroker, free_port
+    from shared.config import KafkaSettings
+    from shared.events import CloudEvent, encode, topics
+    from shared.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
+    from shared.kafka import OutgoingRecord, Producer, ensure_topics
+    from tests.integration.notify.servers import WebhookReceiver
+
+    work = Path(tempfile.mkdtemp(prefix="vk-bench-notify-"))
+    db_url = (
+        await create_pg_database()
+        if backend == "postgres"
+        else f"sqlite+aiosqlite:///{work / 'notify.db'}"
+    )
+    broker = EmbeddedBroker(port=free_port(), log_path=work / "broker.log")
+    broker.start()
+    receiver = await WebhookReceiver().start()
+    receiver.secrets = [await prepare(db_url, receiver.url)]
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, fetch_max_wait_ms=10)
+    topic = topics.internal(ORGNR)
+    await ensure_topics(kafka, [topic], client_id="bench-admin")
+    worker = spawn_worker(worker_env(db_url, work, broker.bootstrap), work / "worker.log")
+    producer = Producer(kafka, "bench-referral")
+    await producer.start()
+    memory: list[tuple[float, float]] = []
+    sent_at: dict[str, float] = {}
+
+    async def send(n: int) -> None:
+        records = []
+        for _ in range(n):
+            rid = str(uuid.uuid4())
+            payload = ReferralReceivedV1(
+                referral_id=rid,
+                kind="kontaktbegaran",
+                unit_id=UNIT,
+                sender_orgnr="232100-0065",
+                received_at=dt.datetime.now(dt.UTC),
+            )
+            event = CloudEvent(
+                source=f"urn:vardkedja:{ORGNR.replace('-', '')}:referral",
+                type=REFERRAL_RECEIVED_V1,
+                partitionkey=rid,
+                data=payload.model_dump(mode="json"),
+            )
+            key, value, headers = encode(event)
+            records.append(OutgoingRecord(topic, key, value, headers))
+            sent_at[rid] = time.time()
+        results = await producer.send_ordered(records)
+        assert not [r for r in results if isinstance(r, BaseException)]
+
+    try:
+        # Warm up: the worker joins its group and delivers a first webhook.
+        await send(1)
+        started = time.monotonic()
+        while not receiver.received:
+            if worker.poll() is not None or time.monotonic() - started > 120:
+                raise RuntimeError(f"the worker did not start; see {work / 'worker.log'}")
+            await asyncio.sleep(0.1)
+        receiver.received.clear()
+        cpu_start = cpu_seconds(worker.pid)
+
+        total = int(rate * seconds)
+        tick = 0.01
+        start = time.monotonic()
+        sent = 0
+        next_sample = start
+        while sent < total:
+            now = time.monotonic()
+            if now >= next_sample:
+                memory.append((round(now - start, 1), round(rss_mb(worker.pid), 1)))
+                next_sample += 1.0
+            due = min(total, int((now - start) * rate) + 1)
+            if due > sent:
+                await send(due - sent)
+                sent = due
+            await asyncio.sleep(tick)
+        send_seconds = time.monotonic() - start
+        drain_start = time.monotonic()
+        while len(receiver.received) < total and time.monotonic() - drain_start < 120:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        memory.append((round(time.monotonic() - start, 1), round(rss_mb(worker.pid), 1)))
+        cpu = cpu_seconds(worker.pid) - cpu_start
+        wall = time.monotonic() - start
+    finally:
+        await producer.stop()
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        await receiver.stop()
+        broker.stop()
+
+    fan_out, end_to_end = [], []
+    for r in receiver.received:
+        body = json.loads(r.body)
+        created = dt.datetime.fromisoformat(body["data"]["created_at"]).timestamp()
+        fan_out.append(r.at - created)
+        subject = body["data"]["subject_id"]
+        if subject in sent_at:
+            end_to_end.append(r.at - sent_at[subject])
+    ids = [r.webhook_id for r in receiver.received]
+    if backend == "postgres":
+        await drop_pg_database(db_url)
+    rss = [m for _t, m in memory]
+    third = max(1, len(rss) // 3)
+    return {
+        "backend": backend,
+        "rate": rate,
+        "seconds": seconds,
+        "events": total,
+        "send_seconds": round(send_seconds, 2),
+        "webhooks_received": len(ids),
+        "duplicates": len(ids) - len(set(ids)),
+        "signature_verified": sum(1 for r in receiver.received if r.verified_with),
+        "worker_cpu_ms_per_event": round(cpu * 1000 / max(1, total), 2),
+        "worker_cpu_share": round(cpu / wall, 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "fan_out_ms": summary_ms(fan_out),
+        "fan_out_note": "inbox row written (event consumed) -> signed webhook at the receiver",
+        "worker_rss_mb": {
+            "first_third_mean": round(sum(rss[:third]) / third, 1),
+            "last_third_mean": round(sum(rss[-third:]) / third, 1),
+            "max": max(rss),
+            "samples": memory,
+        },
+        "end_to_end_ms": summary_ms(end_to_end),
+        "end_to_end_note": "event sent to Kafka -> signed webhook at the receiver",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
+    args = parser.parse_args()
+    backends = args.backend or (["sqlite", "postgres"] if POSTGRES else ["sqlite"])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for backend in backends:
+        r = asyncio.run(run(backend, args.rate, args.seconds))
+        (RESULTS / f"notify-{backend}.json").write_text(json.dumps(r, indent=2))
+        f = r["fan_out_ms"]
+        m = r["worker_rss_mb"]
+        print(
+            f"| {backend} | {r['events']} events at {r['rate']}/s | webhooks "
+            f"{r['webhooks_received']} (duplicates {r['duplicates']}) | fan-out p50 {f['p50']} ms "
+            f"p99 {f['p99']} ms max {f['max']} ms | worker RSS {m['first_third_mean']} -> "
+            f"{m['last_third_mean']} MB (max {m['max']}) | worker CPU "
+            f"{r['worker_cpu_ms_per_event']} ms/event | load {r['load_average_1m']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
