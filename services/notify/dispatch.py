@@ -85,7 +85,8 @@ class Result:
     job: Job
     started_at: dt.datetime
     duration_ms: int
-    outcome: str  # ok | http_error | timeout | connect_error | refused_address | smtp_error | gone
+    # ok | http_error | timeout | connect_error | refused_address | smtp_error | gone | error
+    outcome: str
     status_code: int | None = None
     error_type: str | None = None
 
@@ -298,6 +299,12 @@ class Dispatcher:
                 return result("smtp_error", exc.code, type(exc).__name__)
             except (aiosmtplib.SMTPException, OSError) as exc:
                 return result("smtp_error", None, type(exc).__name__)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Whatever a receiver or a library does, it is a failed attempt, never a
+                # stopped dispatcher.
+                return result("error", None, type(exc).__name__)
 
     async def _post(self, job: Job, result: ResultFn) -> Result:
         assert job.url is not None

@@ -51,7 +51,7 @@ class AttemptOut(BaseModel):
     duration_ms: int
     outcome: str = Field(
         description="ok | http_error | timeout | connect_error | refused_address | "
-        "smtp_error | gone"
+        "smtp_error | gone | error"
     )
     status_code: int | None = None
     error_type: str | None = None
