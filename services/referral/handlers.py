@@ -8,9 +8,11 @@ from services.referral import service
 from services.referral.codes import Actor
 from shared.events import topics
 from shared.events.payloads import (
+    CONSENT_ENDED_V1,
     REFERRAL_SENT_V1,
     REFERRAL_TRANSITIONED_V1,
     UNIT_CHANGED_V1,
+    ConsentEndedV1,
     ReferralSentV1,
     ReferralTransitionedV1,
     UnitChangedV1,
@@ -56,6 +58,17 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             payload=payload,
         )
 
+    async def on_consent_ended(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, ConsentEndedV1)
+        await service.cancel_for_consent(
+            session=session,
+            outbox=ctx.outbox,
+            settings=settings,
+            event=delivery.event,
+            payload=payload,
+        )
+
     async def on_unit(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, UnitChangedV1)
@@ -65,7 +78,11 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         ConsumerSpec(
             name="inbound",
             topics=[topics.inbound(settings.member.orgnr)],
-            handlers={REFERRAL_SENT_V1: on_sent, REFERRAL_TRANSITIONED_V1: on_transitioned},
+            handlers={
+                REFERRAL_SENT_V1: on_sent,
+                REFERRAL_TRANSITIONED_V1: on_transitioned,
+                CONSENT_ENDED_V1: on_consent_ended,
+            },
         ),
         ConsumerSpec(
             name="directory",

@@ -64,6 +64,8 @@ class Recipient(IdMixin, TimestampMixin, Base):
     unit_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32), index=True)
     basis: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The consent the basis rests on (its end cancels the task); None for a legal basis.
+    consent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     acknowledge_by: Mapped[dt.date] = mapped_column(Date)
     routed: Mapped[bool] = mapped_column(Boolean, default=False)
     route_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
@@ -89,6 +91,7 @@ class Incoming(TimestampMixin, ReferralContent, Base):
     unit_id: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(32), index=True)
     basis: Mapped[dict[str, Any]] = mapped_column(JSON)
+    consent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     acknowledge_by: Mapped[dt.date] = mapped_column(Date, index=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -6,8 +6,11 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from services.referral.codes import FINAL, Status
 from services.referral.models import Incoming, KnownUnit, Recipient, Referral, Transition
 from shared.db import RepositoryBase
+
+OPEN_STATUSES = [s.value for s in Status if s not in FINAL]
 
 
 class ReferralRepository(RepositoryBase[Referral]):
@@ -27,6 +30,12 @@ class ReferralRepository(RepositoryBase[Referral]):
 class RecipientRepository(RepositoryBase[Recipient]):
     model = Recipient
 
+    async def open_on_consent(self, consent_id: str) -> list[Recipient]:
+        stmt = select(Recipient).where(
+            Recipient.consent_id == consent_id, Recipient.status.in_(OPEN_STATUSES)
+        )
+        return list(await self.session.scalars(stmt))
+
     async def of_referral(self, referral_id: str) -> list[Recipient]:
         stmt = select(Recipient).where(Recipient.referral_id == referral_id)
         return list(await self.session.scalars(stmt.order_by(Recipient.created_at)))
@@ -42,6 +51,12 @@ class RecipientRepository(RepositoryBase[Recipient]):
 
 class IncomingRepository(RepositoryBase[Incoming]):
     model = Incoming
+
+    async def open_on_consent(self, consent_id: str) -> list[Incoming]:
+        stmt = select(Incoming).where(
+            Incoming.consent_id == consent_id, Incoming.status.in_(OPEN_STATUSES)
+        )
+        return list(await self.session.scalars(stmt))
 
     async def page_for_unit(
         self,

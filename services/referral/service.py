@@ -51,6 +51,7 @@ from shared.events.payloads import (
     REFERRAL_SENT_V1,
     REFERRAL_STATUS_CHANGED_V1,
     REFERRAL_TRANSITIONED_V1,
+    ConsentEndedV1,
     ReferralBasisV1,
     ReferralPersonV1,
     ReferralReceivedV1,
@@ -340,6 +341,7 @@ async def send_referral(
             unit_id=d.ref.unit_id,
             status=Status.SENT.value,
             basis=d.basis,
+            consent_id=d.basis.get("consent_id"),
             acknowledge_by=deadline,
             routed=d.routed,
             route_reason=d.route_reason,
@@ -517,6 +519,7 @@ async def receive_referral(
         unit_id=payload.recipient_unit_id,
         status=Status.DELIVERED.value,
         basis=payload.basis.model_dump(exclude_none=True),
+        consent_id=payload.basis.consent_id,
         acknowledge_by=payload.acknowledge_by,
         received_at=now,
     )
@@ -997,3 +1000,89 @@ async def apply_withdrawal(
 
 def is_final(status: str) -> bool:
     return Status(status) in FINAL
+
+
+async def cancel_for_consent(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    settings: Settings,
+    event: CloudEvent,
+    payload: ConsentEndedV1,
+) -> int:
+    """A consent was withdrawn or expired: every open task resting on it is cancelled, on
+    this member's side whether it sent or received the task (both sides are told by their
+    own consent event; the receiver also reports to the sender). Returns how many."""
+    if event.sender_orgnr != payload.owner_orgnr.replace("-", ""):
+        raise Reject("sender_not_owner", "only the recording member ends its consent")
+    if payload.reason == "superseded":
+        return 0  # a new consent takes over; referrals on the old one stay
+    why = f"the consent was {payload.reason}"
+    now = utcnow()
+    me = settings.member.orgnr
+    n = 0
+    for recipient in await RecipientRepository(session).open_on_consent(payload.consent_id):
+        old = Status(recipient.status)
+        recipient.status = Status.CANCELLED.value
+        recipient.reason = why
+        await session.flush()
+        session.add(
+            _history(
+                recipient.id, "sender", old, Status.CANCELLED, Actor.SYSTEM, None, why, by_orgnr=me
+            )
+        )
+        referral = await ReferralRepository(session).get(recipient.referral_id)
+        assert referral is not None
+        await _status_changed(
+            session=session,
+            outbox=outbox,
+            me=me,
+            task_id=recipient.id,
+            kind=referral.kind,
+            unit_id=referral.sender_unit_id,
+            direction="outgoing",
+            old=old,
+            new=Status.CANCELLED,
+            version=recipient.version,
+            at=now,
+        )
+        n += 1
+    for incoming in await IncomingRepository(session).open_on_consent(payload.consent_id):
+        old = Status(incoming.status)
+        incoming.status = Status.CANCELLED.value
+        incoming.reason = why
+        await session.flush()
+        session.add(
+            _history(
+                incoming.id, "receiver", old, Status.CANCELLED, Actor.SYSTEM, None, why, by_orgnr=me
+            )
+        )
+        await _status_changed(
+            session=session,
+            outbox=outbox,
+            me=me,
+            task_id=incoming.id,
+            kind=incoming.kind,
+            unit_id=incoming.unit_id,
+            direction="incoming",
+            old=old,
+            new=Status.CANCELLED,
+            version=incoming.version,
+            at=now,
+        )
+        await _tell_sender(
+            session=session,
+            outbox=outbox,
+            payload_task=incoming,
+            frm=old,
+            to=Status.CANCELLED,
+            actor=Actor.SYSTEM,
+            me=me,
+            unit_id=incoming.unit_id,
+            reason=why,
+            version=incoming.version,
+            at=now,
+        )
+        n += 1
+    await session.flush()
+    return n

@@ -284,3 +284,45 @@ async def test_the_sender_withdraws_and_the_receiver_confirms(members: Pair) -> 
     async with vaxjo.referral() as c:
         r = await step(vaxjo, task_id, RECEIVER, to="acknowledged")
     assert r.status_code == 409
+
+
+async def test_a_consent_withdrawn_mid_flight_cancels_on_both_sides(members: Pair) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    person = new_person()
+    consent_id = await record_consent(region, person, ["kontaktbegaran"])
+    await eventually(lambda: copy_arrived(vaxjo, consent_id), within=30, what="consent copy")
+    async with region.referral() as c:
+        sent = (await c.post("/v1/referrals", json=kontaktbegaran(person), headers=SENDER)).json()
+    task_id = sent["recipients"][0]["task_id"]
+
+    async def status_is(status: str) -> bool:
+        return (await recipient_status(region, sent["id"]))["status"] == status
+
+    await eventually(lambda: status_is("delivered"), within=30, what="delivered")
+    assert (await step(vaxjo, task_id, RECEIVER, to="acknowledged")).status_code == 200
+
+    async with region.consent() as c:
+        r = await c.post(
+            f"/v1/consents/{consent_id}/withdraw",
+            json={
+                "reason": "Personen tar tillbaka sitt samtycke.",
+                "withdrawn_by": {"kind": "person"},
+            },
+            headers=auth(ORG_REGION, REGION_BEROENDE, CONSENT_RW),
+        )
+    assert r.status_code == 200, r.text
+
+    async def cancelled_at_vaxjo() -> bool:
+        async with vaxjo.referral_db.sessionmaker() as s:
+            row = await s.get(Incoming, task_id)
+        return row is not None and row.status == "cancelled"
+
+    await eventually(cancelled_at_vaxjo, within=30, what="cancelled at the receiver")
+    await eventually(lambda: status_is("cancelled"), within=30, what="cancelled at the sender")
+    assert (await recipient_status(region, sent["id"]))["reason"] == "the consent was withdrawn"
+    # No further step is possible, and a new referral on the same person is refused.
+    r = await step(vaxjo, task_id, RECEIVER, to="accepted")
+    assert r.status_code == 409
+    async with region.referral() as c:
+        again = await c.post("/v1/referrals", json=kontaktbegaran(person), headers=SENDER)
+    problem(again, 403, "no-basis")
