@@ -155,7 +155,15 @@ class TestWorker:
 
         await eventually(everywhere, within=60, what="inbox, webhook and e-mail")
 
-        # A later event on the same partition key shows the duplicate was consumed before it.
+        # An event whose id is a personnummer is refused (dead-lettered), never repeated.
+        _, bad = referral(orgnr, acknowledge_by=utcnow() + dt.timedelta(days=2))
+        bad = bad.model_copy(update={"referral_id": "191212121212"})
+        await publish(
+            settings.kafka,
+            topics.internal(orgnr),
+            event_of(orgnr, "referral", REFERRAL_RECEIVED_V1, bad, key=referral_id),
+        )
+        # A later event on the same partition key shows the earlier ones were consumed.
         _, later = referral(orgnr, acknowledge_by=utcnow() + dt.timedelta(days=2))
         later = later.model_copy(update={"referral_id": referral_id + "-2"})
         await publish(
@@ -179,6 +187,11 @@ class TestWorker:
         assert len(smtp.messages) == 2
         for _env, message in smtp.messages:
             assert referral_id not in message.get_content()
+        async with db.sessionmaker() as session:
+            dead = (await session.execute(select(SPEC.infra.dead_letter))).mappings().all()
+        assert [d["reason"] for d in dead if d["event_type"] == REFERRAL_RECEIVED_V1] == [
+            "not_notifiable"
+        ]
 
     async def test_reminder_overdue_and_escalation_fire_after_a_restart(
         self,
