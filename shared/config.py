@@ -277,9 +277,16 @@ class ReferralSettings(BaseModel):
     # This member's own consent and directory services (asked before sending and on receipt).
     consent_url: str = "http://127.0.0.1:8001"
     directory_url: str = "http://127.0.0.1:8000"
-    # Working days to acknowledge an incoming referral, by urgency (0 = the same day).
-    acknowledge_working_days: dict[str, int] = Field(
-        default_factory=lambda: {"normal": 3, "urgent": 1, "acute": 0}
+    # Working days to acknowledge an incoming referral, by kind and urgency (0 = the same
+    # day). A discharge is near, so its planning is acknowledged sooner.
+    acknowledge_working_days: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {
+            "vardkedjeremiss": {"normal": 5, "urgent": 2, "acute": 0},
+            "kontaktbegaran": {"normal": 3, "urgent": 1, "acute": 0},
+            "sip_kallelse": {"normal": 3, "urgent": 1, "acute": 0},
+            "utskrivningsplanering": {"normal": 1, "urgent": 1, "acute": 0},
+            "hvb_underrattelse": {"normal": 5, "urgent": 2, "acute": 0},
+        }
     )
     # Service-to-service calls: the token the referral service presents to this member's
     # consent and directory services. Signed with this key (PEM or a file path); empty in

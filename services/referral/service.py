@@ -134,9 +134,10 @@ def require_unit(caller: Caller) -> str:
     return caller.unit
 
 
-def acknowledge_by(*, settings: Settings, urgency: str, today: dt.date) -> dt.date:
-    """The acknowledgement deadline: working days after ``today`` (Swedish holidays)."""
-    days = settings.referral.acknowledge_working_days.get(urgency, 3)
+def acknowledge_by(*, settings: Settings, kind: str, urgency: str, today: dt.date) -> dt.date:
+    """The acknowledgement deadline: working days after ``today`` by kind and urgency
+    (Swedish public holidays and eves do not count; 0 days: the same day)."""
+    days = settings.referral.acknowledge_working_days.get(kind, {}).get(urgency, 3)
     return add_working_days(today, days) if days > 0 else today
 
 
@@ -330,7 +331,7 @@ async def send_referral(
     session.add(referral)
     await session.flush()  # before its recipients (they refer to it)
     deadline = acknowledge_by(
-        settings=settings, urgency=referral.urgency, today=to_local(now).date()
+        settings=settings, kind=referral.kind, urgency=referral.urgency, today=to_local(now).date()
     )
     recipients = []
     for d in decided:
