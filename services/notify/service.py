@@ -558,7 +558,8 @@ def _plan(
         elif payload.state == "overdue":
             schedule(payload.deadline, payload.due_at, ("escalate",))
     elif isinstance(payload, ReferralStatusChangedV1):
-        if payload.direction == "incoming" and payload.new_status in ("acknowledged", "closed"):
+        # Taken on (acknowledged), or beyond: accepted, declined, forwarded, withdrawn, ...
+        if payload.direction == "incoming" and payload.new_status not in ("sent", "delivered"):
             cancels.append((payload.referral_id, None))
     elif isinstance(payload, SipInvitationV1) and payload.answer_by is not None:
         schedule("answer", payload.answer_by, ("remind", "overdue"))
