@@ -28,6 +28,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.backbone import summary_ms
+
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
 from tests.conftest import POSTGRES, create_pg_database, drop_pg_database
 
@@ -35,25 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 ORGNR = "212000-0647"
 UNIT = "vaxjo-soc-mottagning"
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
-def summary_ms(values: list[float]) -> dict[str, float]:
-    ms = [v * 1000 for v in values]
-    return {
-        "n": len(ms),
-        "p50": round(pct(ms, 50), 2),
-        "p90": round(pct(ms, 90), 2),
-        "p99": round(pct(ms, 99), 2),
-        "max": round(max(ms), 2) if ms else float("nan"),
-    }
 
 
 def cpu_seconds(pid: int) -> float:
