@@ -269,6 +269,7 @@ class NotifySettings(BaseModel):
     dispatch_poll_interval_s: float = Field(1.0, gt=0, le=60)
     timer_poll_interval_s: float = Field(15.0, gt=0, le=3600)
     sse_poll_interval_s: float = Field(0.5, gt=0, le=60)
+    retention_days: int = Field(400, ge=30, le=3650, description="how long notifications stay")
 
 
 class ReferralSettings(BaseModel):

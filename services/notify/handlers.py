@@ -96,7 +96,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
 
 
 def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The dispatcher (woken by the consumer, else polling) and the timer check."""
+    """The dispatcher, the timer check and the retention clean-up."""
     settings = ctx.settings
     dispatcher = dispatcher_of(ctx)
 
@@ -106,7 +106,12 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
         if fired:
             dispatcher.wake()
 
+    async def purge() -> None:
+        async with ctx.db.transaction() as session:
+            await service.purge_expired(session=session, settings=settings.notify)
+
     return [
         PeriodicJob("notify-dispatch", 0.0, dispatcher.run_once),
         PeriodicJob("notify-timers", settings.notify.timer_poll_interval_s, fire_timers),
+        PeriodicJob("notify-retention", 3600.0, purge),
     ]

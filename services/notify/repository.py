@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -107,6 +107,26 @@ class NotificationRepository(RepositoryBase[Notification]):
             .limit(1)
         )
         return int((await self.session.execute(stmt)).scalar_one_or_none() or 0)
+
+    async def delete_older_than(self, cutoff: dt.datetime, *, limit: int) -> int:
+        """Delete up to ``limit`` notifications created before ``cutoff`` with their
+        deliveries and attempts; returns how many notifications went."""
+        ids = list(
+            (
+                await self.session.execute(
+                    select(Notification.id).where(Notification.created_at < cutoff).limit(limit)
+                )
+            ).scalars()
+        )
+        if not ids:
+            return 0
+        deliveries = select(Delivery.id).where(Delivery.notification_id.in_(ids))
+        await self.session.execute(
+            delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(deliveries))
+        )
+        await self.session.execute(delete(Delivery).where(Delivery.notification_id.in_(ids)))
+        await self.session.execute(delete(Notification).where(Notification.id.in_(ids)))
+        return len(ids)
 
     async def count_unread(self, *, recipient_kind: str, recipient: str) -> int:
         from sqlalchemy import func
@@ -301,6 +321,13 @@ class TimerRepository(RepositoryBase[Timer]):
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def delete_finished_before(self, cutoff: dt.datetime) -> int:
+        """Delete fired and cancelled timers created before ``cutoff``."""
+        result = await self.session.execute(
+            delete(Timer).where(Timer.state != "pending", Timer.created_at < cutoff)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def of_subject(self, subject_id: str) -> list[Timer]:
         stmt = select(Timer).where(Timer.subject_id == subject_id).order_by(Timer.fire_at)

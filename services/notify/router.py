@@ -42,6 +42,7 @@ from services.notify.service import (
 from shared.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
 from shared.auth import Caller, ensure_unit, require_scopes
 from shared.config import NotifySettings
+from shared.db import ChangeWatch
 from shared.errors import Forbidden, InvalidInput, problem_responses
 
 inbox_router = APIRouter(prefix="/v1", tags=["inbox"])
@@ -207,18 +208,23 @@ async def _stream(request: Request, ctx: Ctx, unit_id: str, after: int) -> Async
     cfg = ctx.settings.notify
     keepalive_every = max(1, int(15 / cfg.sse_poll_interval_s))
     idle = 0
+    # On SQLite a stat of the WAL file tells whether anything was written since the last look.
+    watch = ChangeWatch(ctx.db.url)
     yield b"retry: 2000\n\n"
     while not await request.is_disconnected():
-        async with ctx.db.sessionmaker() as session:
-            rows = await NotificationRepository(session).after(
-                recipient_kind="unit", recipient=unit_id, after_seq=after, limit=100
-            )
+        rows: list[Notification] = []
+        if watch.changed():
+            async with ctx.db.sessionmaker() as session:
+                rows = await NotificationRepository(session).after(
+                    recipient_kind="unit", recipient=unit_id, after_seq=after, limit=100
+                )
         for n in rows:
             after = n.seq
             body = notification_out(n, cfg).model_dump_json()
             yield f"id: {n.seq}\nevent: notification\ndata: {body}\n\n".encode()
         if rows:
             idle = 0
+            watch.forget()  # more may wait beyond this page: look again at once
             continue
         idle += 1
         if idle % keepalive_every == 0:

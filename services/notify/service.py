@@ -657,6 +657,19 @@ async def apply_units_changed(
     return applied
 
 
+async def purge_expired(*, session: AsyncSession, settings: NotifySettings) -> int:
+    """Deletes notifications (with their delivery log) and finished timers past retention."""
+    cutoff = utcnow() - dt.timedelta(days=settings.retention_days)
+    total = 0
+    while True:
+        n = await NotificationRepository(session).delete_older_than(cutoff, limit=1000)
+        total += n
+        if n < 1000:
+            break
+    await TimerRepository(session).delete_finished_before(cutoff)
+    return total
+
+
 # --- inboxes ------------------------------------------------------------------------------
 
 

@@ -330,3 +330,43 @@ class TestLiveStream:
                 f"/v1/units/{INTAKE}/notifications/stream", headers=auth(unit=OTHER_UNIT)
             )
         assert r.status_code == 403
+
+
+class TestRetention:
+    async def test_notifications_past_retention_go_with_their_log_and_newer_ones_stay(
+        self, db: Database, settings: Settings
+    ) -> None:
+        from sqlalchemy import update
+
+        from services.notify import service
+        from services.notify.models import DeliveryAttempt
+
+        [old] = await handle(db, settings, received())
+        [new] = await handle(db, settings, received())
+        async with db.transaction() as session:
+            await session.execute(
+                update(Notification)
+                .where(Notification.id == old)
+                .values(created_at=utcnow() - dt.timedelta(days=401))
+            )
+            session.add(
+                DeliveryAttempt(
+                    delivery_id=(
+                        await session.scalar(
+                            select(Delivery.id).where(Delivery.notification_id == old)
+                        )
+                    ),
+                    attempt=1,
+                    started_at=utcnow(),
+                    duration_ms=1,
+                    outcome="ok",
+                )
+            )
+        async with db.transaction() as session:
+            assert await service.purge_expired(session=session, settings=settings.notify) == 1
+        async with db.sessionmaker() as session:
+            left = set((await session.execute(select(Notification.id))).scalars())
+            deliveries = set((await session.execute(select(Delivery.notification_id))).scalars())
+            attempts = await session.scalar(select(func.count()).select_from(DeliveryAttempt))
+        assert left == deliveries == {new}
+        assert attempts == 0
