@@ -52,11 +52,14 @@ def derived_id(*parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
 
 
-_DIGIT_RUN = re.compile(r"(?<![0-9])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9])")
+# A number standing on its own: not part of a longer run of letters and digits (a UUID's
+# hex groups would otherwise give false alarms now and then).
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9A-Za-z])")
 
 
 def looks_like_personnummer(text: str) -> bool:
-    """Whether ``text`` holds a valid personnummer or samordningsnummer anywhere."""
+    """Whether ``text`` holds a valid personnummer or samordningsnummer as a number of its
+    own (``191212121212``, ``pnr-19121212-1212``; not digits inside a longer token)."""
     from shared.identifiers import IdentifierError, normalise_personnummer
 
     for match in _DIGIT_RUN.finditer(text):

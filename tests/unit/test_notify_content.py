@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
+import uuid
 
 import pytest
 from pydantic import ValidationError
@@ -122,6 +124,15 @@ class TestFacts:
     @pytest.mark.parametrize("value", ["232100-0065", "ref-2026-000123", "1763872345"])
     def test_organisation_numbers_and_ordinary_ids_pass(self, value: str) -> None:
         assert not looks_like_personnummer(value)
+
+    def test_uuids_are_never_taken_for_personnummer(self) -> None:
+        """Digits inside a UUID's hex groups are not a number of their own (a benchmark once
+        refused a random referral id whose last group held a valid number)."""
+        rng = random.Random(6)
+        ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(50_000)]
+        ids.append("d988c4f7-9e59-4ed1-b462-a1912121212b")
+        assert [i for i in ids if looks_like_personnummer(i)] == []
+        assert looks_like_personnummer("pnr-191212121212")
 
 
 class TestRulesTable:
