@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from stdnum import luhn
 
 from services.referral.models import KnownUnit, Recipient
 from shared.auth import mint_token
@@ -28,7 +29,6 @@ from shared.broker import EmbeddedBroker
 from shared.db import Database
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory
 from tests.helpers.harness import eventually
-from tests.integration.consent.helpers import new_person
 from vardkedja.federation import DEMO_UNITS, Federation, Member, seed_demo_units
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,7 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _port_base(taken: set[int]) -> int:
+def port_base(taken: set[int]) -> int:
     """A base port whose four service ports are free (and not another member's).
 
     Below the kernel's ephemeral range (32768-60999 on Linux), so an outgoing connection of
@@ -63,23 +63,20 @@ def _port_base(taken: set[int]) -> int:
             return base
 
 
-@pytest.fixture
-async def federation(
-    private_broker: EmbeddedBroker, databases: DatabaseFactory, tmp_path: Path
-) -> AsyncIterator[Federation]:
-    # A broker of its own: the member topics and consumer groups are named by orgnr, and
-    # another test's events to the same members must not reach these processes.
+def two_member_federation(
+    urls: dict[tuple[str, str], str], data_dir: Path, bootstrap: str, **env: str
+) -> Federation:
+    """Region Kronoberg and Växjö kommun with the four services, on free ports."""
     taken: set[int] = set()
     members = [
-        Member(ORG_REGION, "Region Kronoberg", "region", _port_base(taken)),
-        Member(ORG_VAXJO, "Växjö kommun", "kommun", _port_base(taken)),
+        Member(ORG_REGION, "Region Kronoberg", "region", port_base(taken)),
+        Member(ORG_VAXJO, "Växjö kommun", "kommun", port_base(taken)),
     ]
-    urls = {(m.orgnr, s): await databases.new(f"{s}-{m.digits}") for m in members for s in SERVICES}
-    fed = Federation(
+    return Federation(
         members=members,
         services=SERVICES,
-        data_dir=tmp_path / "var",
-        bootstrap=private_broker.bootstrap,
+        data_dir=data_dir,
+        bootstrap=bootstrap,
         fetch_max_wait_ms=20,
         database_url_for=urls,
         extra_env={
@@ -87,8 +84,23 @@ async def federation(
             "VK_KAFKA__REQUEST_TIMEOUT_MS": "5000",
             "VK_CONSENT__EXPIRY_CHECK_INTERVAL_S": "3600",
             "VK_NOTIFY__DISPATCH_POLL_INTERVAL_S": "0.2",
+            **env,
         },
     )
+
+
+@pytest.fixture
+async def federation(
+    private_broker: EmbeddedBroker, databases: DatabaseFactory, tmp_path: Path
+) -> AsyncIterator[Federation]:
+    # A broker of its own: the member topics and consumer groups are named by orgnr, and
+    # another test's events to the same members must not reach these processes.
+    urls = {
+        (orgnr, s): await databases.new(f"{s}-{orgnr}")
+        for orgnr in (ORG_REGION, ORG_VAXJO)
+        for s in SERVICES
+    }
+    fed = two_member_federation(urls, tmp_path / "var", private_broker.bootstrap)
     try:
         await asyncio.to_thread(fed.start)  # alembic runs its own event loop
         await fed.wait_ready(timeout=240)
@@ -97,7 +109,43 @@ async def federation(
         await asyncio.to_thread(fed.stop)
 
 
-def _auth(org: str, unit: str | None, scopes: list[str]) -> dict[str, str]:
+async def demo_units(fed: Federation, client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """Seeds the demo units and member records, waits until Region's directory replica and
+    both referral services hold them; returns the replica's units."""
+    await seed_demo_units(fed)
+    region = fed.members[0]
+    reader = auth(ORG_REGION, None, ["directory:read"])
+    want = sum(len(DEMO_UNITS[m.orgnr]) for m in fed.members)
+    replica: list[dict[str, Any]] = []
+    url = f"http://127.0.0.1:{region.port('directory')}/v1/replica/units?limit=100"
+
+    async def replicated() -> bool:
+        r = await client.get(url, headers=reader)
+        assert r.status_code == 200, r.text
+        replica[:] = r.json()["items"]
+        return len(replica) >= want
+
+    await eventually(replicated, within=120, what="every member's units at Region")
+    # The referral services check recipients against their own copy of the directory.
+    every = {u["unit_id"] for u in replica}
+    for member in fed.members:
+        db_url = fed.database_url_for[(member.orgnr, "referral")]
+
+        async def known(db_url: str = db_url) -> bool:
+            return every <= await known_units(db_url)
+
+        await eventually(known, within=120, what=f"the units at {member.name}'s referral")
+    return replica
+
+
+def unit_id(replica: list[dict[str, Any]], orgnr: str, name: str) -> str:
+    """The id the directory gave the demo unit ``name`` of ``orgnr``."""
+    [found] = [u["unit_id"] for u in replica if (u["owner_orgnr"], u["name"]) == (orgnr, name)]
+    return str(found)
+
+
+def auth(org: str, unit: str | None, scopes: list[str]) -> dict[str, str]:
+    """A user token of ``org``, at ``unit``, with ``scopes``."""
     token = mint_token(sub=f"e2e-{unit}", org=org, unit=unit, scopes=scopes)
     return {"Authorization": f"Bearer {token}"}
 
@@ -121,7 +169,7 @@ class Site:
         return await self.client.post(self.url(service, path), json=body, headers=headers)
 
 
-async def _known_units(db_url: str) -> set[str]:
+async def known_units(db_url: str) -> set[str]:
     """The unit ids a referral service has taken from ``vardkedja.directory``."""
     db = Database(db_url)
     try:
@@ -142,8 +190,33 @@ async def _recipient(db_url: str, task_id: str) -> Recipient:
         await db.dispose()
 
 
-def _kontaktbegaran(person: str) -> dict[str, Any]:
+def synthetic_person(i: int) -> str:
+    """A valid personnummer (YYYYMMDDNNNN) for number ``i`` (born from 1950, 1000 a day)."""
+    born = dt.date(1950, 1, 1) + dt.timedelta(days=i // 1000)
+    nine = born.strftime("%y%m%d") + f"{i % 1000:03d}"
+    return born.strftime("%Y") + nine[2:] + str(luhn.calc_check_digit(nine))
+
+
+def written_consent(person: str) -> dict[str, Any]:
+    """A written consent to kontaktbegäran between Region Kronoberg and Växjö kommun."""
+    today = dt.datetime.now(dt.UTC).date()
     return {
+        "person": {"personnummer": person},
+        "form": "written",
+        "signed_form_reference": "Journal dok 2026-4711",
+        "purposes": ["kontaktbegaran"],
+        "parties": [{"orgnr": ORG_REGION}, {"orgnr": ORG_VAXJO}],
+        "categories": ["contact_details", "needs_summary"],
+        "valid_from": today.isoformat(),
+        "valid_to": (today + dt.timedelta(days=90)).isoformat(),
+        "person_informed": True,
+    }
+
+
+def kontaktbegaran(person: str, **over: Any) -> dict[str, Any]:
+    """A kontaktbegäran about housing support, routed by the directory unless ``over``
+    names the recipients (with ``resolve=None``)."""
+    body: dict[str, Any] = {
         "kind": "kontaktbegaran",
         "person": {"personnummer": person},
         "needs": ["boendestod"],
@@ -154,6 +227,8 @@ def _kontaktbegaran(person: str) -> dict[str, Any]:
         "resolve": {"kommunkod": "0780"},
         "kontaktbegaran": {"kommunkod": "0780"},
     }
+    body.update(over)
+    return {k: v for k, v in body.items() if v is not None}
 
 
 class TestAKontaktbegaranBetweenTwoMembers:
@@ -163,58 +238,25 @@ class TestAKontaktbegaranBetweenTwoMembers:
         region_m, vaxjo_m = federation.members
         # Every service role of every member is a process of its own.
         assert len({p.process.pid for p in federation.procs}) == len(federation.procs) == 16
-        await seed_demo_units(federation)
-        person = new_person(dt.date(1979, 3, 14))
+        person = synthetic_person(4711)
         async with httpx.AsyncClient(timeout=15) as client:
             region, vaxjo = Site(client, region_m), Site(client, vaxjo_m)
-
             # The demo units, found by name in Region's replica of the directory.
-            reader = _auth(ORG_REGION, None, ["directory:read"])
-            want = len(DEMO_UNITS[ORG_REGION]) + len(DEMO_UNITS[ORG_VAXJO])
-            replica: list[dict[str, Any]] = []
-
-            async def replicated() -> bool:
-                r = await region.get("directory", "/v1/replica/units?limit=100", reader)
-                assert r.status_code == 200, r.text
-                replica[:] = r.json()["items"]
-                return len(replica) >= want
-
-            await eventually(replicated, within=120, what="both members' units at Region")
-            ids = {(u["owner_orgnr"], u["name"]): u["unit_id"] for u in replica}
-            sender_unit = ids[(ORG_REGION, SENDER_UNIT)]
-            intake = ids[(ORG_VAXJO, INTAKE)]
+            replica = await demo_units(federation, client)
+            sender_unit = unit_id(replica, ORG_REGION, SENDER_UNIT)
+            intake = unit_id(replica, ORG_VAXJO, INTAKE)
             vaxjo_units = [u["unit_id"] for u in replica if u["owner_orgnr"] == ORG_VAXJO]
             region_units = [u["unit_id"] for u in replica if u["owner_orgnr"] == ORG_REGION]
 
-            # Both referral services know the units (they check recipients against them).
-            for member in federation.members:
-                url = federation.database_url_for[(member.orgnr, "referral")]
-
-                async def known(url: str = url) -> bool:
-                    return {sender_unit, intake} <= await _known_units(url)
-
-                await eventually(known, within=120, what=f"the units at {member.name}'s referral")
-
-            sender = _auth(ORG_REGION, sender_unit, REFERRAL_RW)
-            receiver = _auth(ORG_VAXJO, intake, REFERRAL_RW)
+            sender = auth(ORG_REGION, sender_unit, REFERRAL_RW)
+            receiver = auth(ORG_VAXJO, intake, REFERRAL_RW)
 
             # A written consent, recorded by the sending unit at Region's consent service.
-            today = dt.datetime.now(dt.UTC).date()
             r = await region.post(
                 "consent",
                 "/v1/consents",
-                {
-                    "person": {"personnummer": person},
-                    "form": "written",
-                    "signed_form_reference": "Journal dok 2026-4711",
-                    "purposes": ["kontaktbegaran"],
-                    "parties": [{"orgnr": ORG_REGION}, {"orgnr": ORG_VAXJO}],
-                    "categories": ["contact_details", "needs_summary"],
-                    "valid_from": today.isoformat(),
-                    "valid_to": (today + dt.timedelta(days=90)).isoformat(),
-                    "person_informed": True,
-                },
-                _auth(ORG_REGION, sender_unit, ["consent:read", "consent:write"]),
+                written_consent(person),
+                auth(ORG_REGION, sender_unit, ["consent:read", "consent:write"]),
             )
             assert r.status_code == 201, r.text
             consent_id = r.json()["id"]
@@ -223,7 +265,7 @@ class TestAKontaktbegaranBetweenTwoMembers:
                 r = await vaxjo.get(
                     "consent",
                     f"/v1/consent-copies/{consent_id}",
-                    _auth(ORG_VAXJO, intake, ["consent:read"]),
+                    auth(ORG_VAXJO, intake, ["consent:read"]),
                 )
                 assert r.status_code in (200, 404), r.text
                 return r.status_code == 200
@@ -235,7 +277,7 @@ class TestAKontaktbegaranBetweenTwoMembers:
                 r = await region.post(
                     "referral",
                     "/v1/referrals",
-                    _kontaktbegaran(person),
+                    kontaktbegaran(person),
                     {**sender, "Idempotency-Key": f"e2e-{consent_id}-{key}"},
                 )
                 assert r.status_code == 201, r.text
@@ -274,12 +316,12 @@ class TestAKontaktbegaranBetweenTwoMembers:
             for site, org, unit in everyone:
                 if unit == intake:
                     continue
-                r = await site.get("referral", "/v1/incoming", _auth(org, unit, REFERRAL_RW))
+                r = await site.get("referral", "/v1/incoming", auth(org, unit, REFERRAL_RW))
                 assert r.status_code == 200, r.text
                 assert r.json()["items"] == [], (org, unit)
 
             # Växjö's notify tells the intake, without personal data.
-            notify_reader = _auth(ORG_VAXJO, intake, ["notify:read"])
+            notify_reader = auth(ORG_VAXJO, intake, ["notify:read"])
             notified: list[dict[str, Any]] = []
             inbox_text: list[str] = []
 
@@ -314,7 +356,7 @@ class TestAKontaktbegaranBetweenTwoMembers:
                 r = await vaxjo.get(
                     "notify",
                     f"/v1/units/{unit}/notifications",
-                    _auth(ORG_VAXJO, unit, ["notify:read"]),
+                    auth(ORG_VAXJO, unit, ["notify:read"]),
                 )
                 assert r.status_code == 200, r.text
                 assert r.json()["items"] == [], unit
@@ -342,7 +384,7 @@ class TestAKontaktbegaranBetweenTwoMembers:
                 r = await region.get(
                     "notify",
                     f"/v1/units/{sender_unit}/notifications",
-                    _auth(ORG_REGION, sender_unit, ["notify:read"]),
+                    auth(ORG_REGION, sender_unit, ["notify:read"]),
                 )
                 assert r.status_code == 200, r.text
                 assert person not in r.text
