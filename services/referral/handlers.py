@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral import service
+from services.referral import meetings, service
 from services.referral.codes import Actor
 from shared.events import topics
 from shared.events.payloads import (
     CONSENT_ENDED_V1,
+    PLAN_ACTION_END_REQUESTED_V1,
+    PLAN_SHARED_V1,
     REFERRAL_SENT_V1,
     REFERRAL_TRANSITIONED_V1,
     UNIT_CHANGED_V1,
     ConsentEndedV1,
+    PlanActionEndRequestedV1,
+    PlanSharedV1,
     ReferralSentV1,
     ReferralTransitionedV1,
     UnitChangedV1,
@@ -69,6 +73,29 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             payload=payload,
         )
 
+    async def on_plan_shared(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, PlanSharedV1)
+        await meetings.apply_plan_shared(
+            session=session,
+            outbox=ctx.outbox,
+            settings=settings,
+            secret=member_secret(settings),
+            event=delivery.event,
+            payload=payload,
+        )
+
+    async def on_end_requested(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, PlanActionEndRequestedV1)
+        await meetings.apply_end_request(
+            session=session,
+            outbox=ctx.outbox,
+            settings=settings,
+            event=delivery.event,
+            payload=payload,
+        )
+
     async def on_unit(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, UnitChangedV1)
@@ -82,6 +109,8 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
                 REFERRAL_SENT_V1: on_sent,
                 REFERRAL_TRANSITIONED_V1: on_transitioned,
                 CONSENT_ENDED_V1: on_consent_ended,
+                PLAN_SHARED_V1: on_plan_shared,
+                PLAN_ACTION_END_REQUESTED_V1: on_end_requested,
             },
         ),
         ConsumerSpec(

@@ -72,6 +72,7 @@ class Recipient(IdMixin, TimestampMixin, Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     case_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    proposed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # The receiver's version of the task as last reported (events older than it are stale).
     remote_version: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -97,6 +98,7 @@ class Incoming(TimestampMixin, ReferralContent, Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     case_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    proposed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
@@ -132,4 +134,56 @@ class KnownUnit(Base):
     kind: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     referral_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    interventions: Mapped[list[str]] = mapped_column(JSON, default=list)
     version: Mapped[int] = mapped_column(Integer)
+
+
+class Meeting(IdMixin, TimestampMixin, Base):
+    """A joint referral meeting (remissmöte, convened by the referral port from an incoming
+    vårdkedjeremiss) or a SIP meeting, convened by a unit of this member. Each invited unit
+    gets an invitation task (a ``recipient`` row, travelling like a referral)."""
+
+    __tablename__ = "meeting"
+
+    kind: Mapped[str] = mapped_column(String(16))  # remissmote | sip
+    convener_unit_id: Mapped[str] = mapped_column(String(64), index=True)
+    origin_task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    personnummer: Mapped[str] = mapped_column(String(12))
+    person_key: Mapped[str] = mapped_column(String(64), index=True)
+    protected_identity: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    place: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    video_link: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    person_invited: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Relatives chosen by the person: their contact details stay with the convener only.
+    relatives: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # [{orgnr, unit_id, task_id}] for every invited unit.
+    participants: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    created_by: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+
+
+class Plan(TimestampMixin, Base):
+    """The outcome of a meeting: goals, an ordered list of actions each owned by a unit,
+    the coordinating function and the follow-up date. The convener's member owns it;
+    every participating member (and the vårdkedjeremiss's sender) keeps a copy."""
+
+    __tablename__ = "plan"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the meeting id
+    owner_orgnr: Mapped[str] = mapped_column(String(11), index=True)
+    owner_unit_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    personnummer: Mapped[str] = mapped_column(String(12))
+    person_key: Mapped[str] = mapped_column(String(64), index=True)
+    goals: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # [{id, position, intervention, orgnr, unit_id, due, status, ended_at, outcome}]
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    coordinator: Mapped[dict[str, Any]] = mapped_column(JSON)
+    follow_up_date: Mapped[dt.date] = mapped_column(Date)
+    # Units that may see it: [{orgnr, unit_id}] (participants, convener, sender).
+    viewers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    plan_version: Mapped[int] = mapped_column(Integer, default=1)  # the owner's version

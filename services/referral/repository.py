@@ -7,7 +7,15 @@ import datetime as dt
 from sqlalchemy import select
 
 from services.referral.codes import FINAL, Status
-from services.referral.models import Incoming, KnownUnit, Recipient, Referral, Transition
+from services.referral.models import (
+    Incoming,
+    KnownUnit,
+    Meeting,
+    Plan,
+    Recipient,
+    Referral,
+    Transition,
+)
 from shared.db import RepositoryBase
 
 OPEN_STATUSES = [s.value for s in Status if s not in FINAL]
@@ -100,3 +108,15 @@ class KnownUnitRepository(RepositoryBase[KnownUnit]):
             return {}
         stmt = select(KnownUnit.unit_id, KnownUnit.name).where(KnownUnit.unit_id.in_(unit_ids))
         return {str(u): str(n) for u, n in (await self.session.execute(stmt)).all()}
+
+
+class MeetingRepository(RepositoryBase[Meeting]):
+    model = Meeting
+
+
+class PlanRepository(RepositoryBase[Plan]):
+    model = Plan
+
+    async def for_person(self, key: str) -> list[Plan]:
+        stmt = select(Plan).where(Plan.person_key == key).order_by(Plan.created_at)
+        return list(await self.session.scalars(stmt))

@@ -119,6 +119,7 @@ def _recipient_out(r: Recipient, names: dict[str, str]) -> RecipientOut:
         reason=r.reason,
         outcome=r.outcome,
         case_reference=r.case_reference,
+        proposed_at=r.proposed_at,
         updated_at=r.updated_at,
         version=r.version,
     )

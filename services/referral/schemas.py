@@ -193,6 +193,7 @@ class RecipientOut(BaseModel):
     reason: str | None
     outcome: str | None
     case_reference: str | None
+    proposed_at: dt.datetime | None
     updated_at: dt.datetime
     version: int = Field(description="send it as If-Match to withdraw")
 
@@ -263,6 +264,9 @@ class TransitionIn(_In):
 
     to: Status
     forward_to: UnitRef | None = Field(None, description="with `forwarded`: the next unit")
+    proposed_at: AwareDatetime | None = Field(
+        None, description="declining a meeting invitation: another time you propose"
+    )
     reason: str | None = Field(None, min_length=2, max_length=2000)
     outcome: str | None = Field(None, min_length=2, max_length=4000)
     case_reference: str | None = Field(None, min_length=1, max_length=100)
@@ -309,3 +313,175 @@ class IncomingPage(BaseModel):
 class OutgoingPage(BaseModel):
     items: list[ReferralOut]
     next_cursor: str | None = None
+
+
+# --- meetings and plans -------------------------------------------------------------
+
+
+class Relative(_In):
+    """A relative the person chose to invite: only the convener keeps the contact."""
+
+    name: str = Field(min_length=2, max_length=200)
+    phone: str | None = Field(None, max_length=40)
+    email: str | None = Field(None, max_length=200)
+
+
+class MeetingCreate(_In):
+    """Convene a remissmöte (from a vårdkedjeremiss your unit holds) or a SIP meeting."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "remissmote",
+                    "origin_task_id": "5b0c2f7e-4a53-4f4e-9d53-0f1f6f4b8a10",
+                    "at": "2026-12-03T13:00:00+01:00",
+                    "video_link": "https://mote.example/remissmote-4711",
+                    "participants": [
+                        {"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"},
+                        {"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"},
+                    ],
+                },
+                {
+                    "kind": "sip",
+                    "person": {"personnummer": "19121212-1212"},
+                    "at": "2026-12-10T10:00:00+01:00",
+                    "place": "Avdelning 12, Centrallasarettet Växjö",
+                    "participants": [
+                        {"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"}
+                    ],
+                    "relatives": [{"name": "Mamma", "phone": "070-123 45 67"}],
+                    "needs": ["boendestod"],
+                    "summary": "SIP inför utskrivning.",
+                },
+            ]
+        },
+    )
+
+    kind: str = Field(pattern=r"^(remissmote|sip)$")
+    origin_task_id: str | None = Field(
+        None, max_length=36, description="remissmöte: the incoming vårdkedjeremiss"
+    )
+    person: PersonIn | None = Field(
+        None, description="SIP: the person (remissmöte: from the origin)"
+    )
+    at: AwareDatetime
+    place: str | None = Field(None, max_length=300)
+    video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
+    participants: list[UnitRef] = Field(min_length=1, max_length=20)
+    person_invited: bool = True
+    relatives: list[Relative] = Field(default_factory=list, max_length=10)
+    needs: list[Intervention] = Field(default_factory=list, max_length=30)
+    summary: str = Text
+    treatment_requires_drug_free: bool = Field(
+        False, description="remissmöte: a planned treatment requires the person drug-free"
+    )
+    legal_basis: LegalBasisIn | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        if not self.place and not self.video_link:
+            raise PydanticCustomError("place_or_link", "give a place or a video link")
+        if self.kind == "remissmote" and not self.origin_task_id:
+            raise PydanticCustomError(
+                "origin_required", "a remissmöte is convened from an incoming vårdkedjeremiss"
+            )
+        if self.kind == "sip" and self.person is None:
+            raise PydanticCustomError("person_required", "a SIP names the person")
+        if len({(p.orgnr, p.unit_id) for p in self.participants}) != len(self.participants):
+            raise PydanticCustomError("unique", "a participant is named twice")
+        return self
+
+
+class ParticipantOut(BaseModel):
+    orgnr: str
+    unit_id: str
+    task_id: str
+    status: Status
+    reason: str | None
+    proposed_at: dt.datetime | None
+
+
+class MeetingOut(BaseModel):
+    id: str
+    kind: str
+    convener_unit_id: str
+    origin_task_id: str | None
+    person: dict[str, Any]
+    at: dt.datetime
+    place: str | None
+    video_link: str | None
+    person_invited: bool
+    relatives: list[dict[str, Any]]
+    participants: list[ParticipantOut]
+    status: str
+    version: int
+
+
+class ActionIn(_In):
+    """One planned action (insats), owned by one unit; the list's order is the plan's."""
+
+    intervention: Intervention
+    owner: UnitRef
+    due: dt.date | None = None
+    description: str = Field("", max_length=500)
+
+
+class PlanIn(_In):
+    """The meeting's plan: goals, the ordered actions, who coordinates, the follow-up."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "goals": ["Drogfrihet", "Eget boende inom sex månader"],
+                    "actions": [
+                        {
+                            "intervention": "abstinensbehandling",
+                            "owner": {"orgnr": "232100-0065", "unit_id": "beroende"},
+                            "due": "2026-12-20",
+                        },
+                        {
+                            "intervention": "boendestod",
+                            "owner": {"orgnr": "212000-0647", "unit_id": "boendestod"},
+                        },
+                    ],
+                    "coordinator": {"orgnr": "212000-0647", "unit_id": "soc-vuxna"},
+                    "follow_up_date": "2027-02-01",
+                }
+            ]
+        },
+    )
+
+    goals: list[str] = Field(default_factory=list, max_length=20)
+    actions: list[ActionIn] = Field(min_length=1, max_length=50)
+    coordinator: UnitRef
+    follow_up_date: dt.date
+
+
+class ActionEndIn(_In):
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        json_schema_extra={"examples": [{"outcome": "completed"}]},
+    )
+
+    outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
+
+
+class PlanOut(BaseModel):
+    id: str
+    owner_orgnr: str
+    owner_unit_id: str
+    kind: str
+    person: dict[str, Any]
+    goals: list[str]
+    actions: list[dict[str, Any]]
+    coordinator: dict[str, Any]
+    follow_up_date: dt.date
+    viewers: list[dict[str, Any]]
+    version: int

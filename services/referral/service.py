@@ -158,18 +158,22 @@ async def apply_unit_changed(*, session: AsyncSession, payload: UnitChangedV1) -
     unit.kind = payload.kind
     unit.status = payload.status
     unit.referral_kinds = list(payload.referral_kinds)
+    unit.interventions = list(payload.interventions)
     unit.version = payload.version
     await session.flush()
     return True
 
 
-def _unit_problem(unit: KnownUnit | None, ref: UnitRef, kind: ReferralKind) -> str | None:
-    """Why ``ref`` cannot receive ``kind`` (a rule name), or None."""
+def _unit_problem(
+    unit: KnownUnit | None, ref: UnitRef, kind: ReferralKind, *, invitation: bool = False
+) -> str | None:
+    """Why ``ref`` cannot receive ``kind`` (a rule name), or None. Any active unit may be
+    invited to a meeting."""
     if unit is None or unit.owner_orgnr != ref.orgnr:
         return "unknown_unit"
     if unit.status != "active":
         return "inactive_unit"
-    if kind.value not in unit.referral_kinds:
+    if not invitation and kind.value not in unit.referral_kinds:
         return "kind_not_received"
     return None
 
@@ -228,7 +232,11 @@ async def _decide(
     recipient: dict[str, Any],
     legal_basis: dict[str, Any] | None,
 ) -> tuple[bool, dict[str, Any], list[str]]:
-    """Asks this member's consent service: (allowed, basis, reason codes)."""
+    """Asks this member's consent service: (allowed, basis, reason codes). Between two
+    units of the same member nothing crosses to another huvudman: no consent decision is
+    needed (the consent service refuses the question) and the basis is ``same_member``."""
+    if sender["orgnr"] == recipient["orgnr"]:
+        return True, {"kind": "same_member"}, []
     body: dict[str, Any] = {
         "person": {"personnummer": personnummer},
         "sender": sender,
@@ -269,9 +277,12 @@ async def send_referral(
     secret: bytes,
     caller: Caller,
     data: ReferralCreate,
+    invitation: dict[str, Any] | None = None,
+    problem_field: str = "recipients",
 ) -> tuple[Referral, list[Recipient]]:
     """Sends a referral from the caller's unit to every recipient the consent service
-    allows (all or nothing: one refusal sends nothing)."""
+    allows (all or nothing: one refusal sends nothing). ``invitation`` (a meeting's
+    details) makes it an invitation, which any active unit may receive."""
     sender_unit = require_unit(caller)
     repo = KnownUnitRepository(session)
     targets: list[tuple[UnitRef, bool, str | None]] = []
@@ -281,9 +292,11 @@ async def send_referral(
     else:
         problems = []
         for i, ref in enumerate(data.recipients):
-            rule = _unit_problem(await repo.get(ref.unit_id), ref, data.kind)
+            rule = _unit_problem(
+                await repo.get(ref.unit_id), ref, data.kind, invitation=invitation is not None
+            )
             if rule is not None:
-                problems.append((f"recipients.{i}.unit_id", rule))
+                problems.append((f"{problem_field}.{i}.unit_id", rule))
             targets.append((ref, False, None))
         if problems:
             raise InvalidInput.fields(problems)
@@ -324,7 +337,7 @@ async def send_referral(
         persons_wish=data.persons_wish,
         drug_free=data.drug_free.value if data.drug_free else None,
         attachments=[a.model_dump() for a in data.attachments],
-        details=data.details(),
+        details={**data.details(), **(invitation or {})},
         sender_unit_id=sender_unit,
         created_by=caller.sub,
     )
@@ -446,7 +459,7 @@ async def receive_referral(
     kind = ReferralKind(payload.kind)
     ref = UnitRef(orgnr=me, unit_id=payload.recipient_unit_id)
     unit = await KnownUnitRepository(session).get(payload.recipient_unit_id)
-    problem = _unit_problem(unit, ref, kind)
+    problem = _unit_problem(unit, ref, kind, invitation=bool(payload.details.get("invitation")))
     reason: str | None = problem
     if problem is None:
         legal = None
@@ -594,6 +607,7 @@ async def _tell_sender(
     outcome: str | None = None,
     case_reference: str | None = None,
     forwarded_to: dict[str, str] | None = None,
+    proposed_at: dt.datetime | None = None,
 ) -> None:
     task_id = payload_task.task_id if isinstance(payload_task, ReferralSentV1) else payload_task.id
     await outbox.publish(
@@ -613,6 +627,7 @@ async def _tell_sender(
             outcome=outcome,
             case_reference=case_reference,
             forwarded_to=forwarded_to,
+            proposed_at=proposed_at,
             receiver_version=version,
             at=at,
         ),
@@ -640,7 +655,9 @@ async def get_incoming(*, session: AsyncSession, caller: Caller, task_id: str) -
     return incoming
 
 
-def _check_transition(current: Status, data: TransitionIn, actor: Actor) -> None:
+def _check_transition(
+    current: Status, data: TransitionIn, actor: Actor, *, invitation: bool = False
+) -> None:
     if TRANSITIONS.get((current, data.to)) is not actor:
         allowed = ", ".join(s.value for s in allowed_from(current, actor)) or "none"
         raise TransitionNotAllowed(
@@ -656,6 +673,8 @@ def _check_transition(current: Status, data: TransitionIn, actor: Actor) -> None
         problems.append(("forward_to", "forward_to_required"))
     if data.to not in NEEDS_TARGET and data.forward_to is not None:
         problems.append(("forward_to", "only_when_forwarding"))
+    if data.proposed_at is not None and (data.to is not Status.DECLINED or not invitation):
+        problems.append(("proposed_at", "only_when_declining_an_invitation"))
     if problems:
         raise InvalidInput.fields(problems)
 
@@ -677,7 +696,9 @@ async def transition_incoming(
     if incoming.version != expected_version:
         raise StaleVersion(f"the referral is at version {incoming.version}")
     current = Status(incoming.status)
-    _check_transition(current, data, Actor.HOLDER)
+    _check_transition(
+        current, data, Actor.HOLDER, invitation=bool(incoming.details.get("invitation"))
+    )
     forwarded_to = None
     if data.to is Status.FORWARDED:
         assert data.forward_to is not None
@@ -695,6 +716,7 @@ async def transition_incoming(
     incoming.reason = data.reason or incoming.reason
     incoming.outcome = data.outcome or incoming.outcome
     incoming.case_reference = data.case_reference or incoming.case_reference
+    incoming.proposed_at = data.proposed_at or incoming.proposed_at
     await session.flush()  # the version grows (optimistic concurrency)
     session.add(
         _history(incoming.id, "receiver", current, data.to, Actor.HOLDER, caller, data.reason)
@@ -715,6 +737,7 @@ async def transition_incoming(
         outcome=data.outcome,
         case_reference=data.case_reference,
         forwarded_to=forwarded_to,
+        proposed_at=data.proposed_at,
     )
     await _status_changed(
         session=session,
@@ -839,6 +862,7 @@ async def apply_reported_transition(
     recipient.remote_version = payload.receiver_version
     recipient.outcome = payload.outcome or recipient.outcome
     recipient.case_reference = payload.case_reference or recipient.case_reference
+    recipient.proposed_at = payload.proposed_at or recipient.proposed_at
     if old.value == payload.to_status:  # a confirmation (e.g. of a withdrawal)
         await session.flush()
         return True

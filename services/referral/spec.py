@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from services.referral.handlers import consumers
+from services.referral.meetings_router import meetings_router
 from services.referral.models import Base, infra
 from services.referral.router import router
 from shared.service import ServiceSpec
@@ -22,13 +23,18 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[router],
+    routers=[router, meetings_router],
     openapi_tags=[
         {
             "name": "referrals",
             "description": "Send referrals and invitations from your unit, follow every "
             "recipient's status, and work your unit's inbox of incoming ones (closed loop).",
-        }
+        },
+        {
+            "name": "meetings and plans",
+            "description": "Remissmöte and SIP: convene, invite, record the ordered plan, "
+            "end actions (every party is told).",
+        },
     ],
     consumers=consumers,
 )

@@ -354,9 +354,10 @@ class ReferralPersonV1(EventPayload):
 
 
 class ReferralBasisV1(EventPayload):
-    """Why the referral may cross: a consent (its id) or a stated legal basis."""
+    """Why the referral may cross: a consent (its id), a stated legal basis, or
+    ``same_member`` (both units belong to the sending member: nothing crosses)."""
 
-    kind: str = Field(pattern=r"^(consent|legal_basis)$")
+    kind: str = Field(pattern=r"^(consent|legal_basis|same_member)$")
     consent_id: str | None = Field(None, max_length=64)
     legal_basis: str | None = Field(None, max_length=32)
     ground: str | None = Field(None, max_length=32)
@@ -429,5 +430,58 @@ class ReferralTransitionedV1(EventPayload):
     outcome: str | None = Field(None, max_length=4000)
     case_reference: str | None = Field(None, max_length=100)
     forwarded_to: dict[str, str] | None = None
+    proposed_at: dt.datetime | None = Field(
+        None, description="an invited unit declining proposes another time"
+    )
     receiver_version: int = Field(0, ge=0)
+    at: dt.datetime
+
+
+PLAN_SHARED_V1 = "se.vardkedja.plan.shared.v1"
+
+
+@event_type(PLAN_SHARED_V1, topics=(INBOUND,), personal_data=True)
+class PlanSharedV1(EventPayload):
+    """A meeting's plan (remissmöte or SIP) was recorded or changed by the member that owns
+    it: goals, the ordered actions each owned by a unit (with their status), the
+    coordinating function and the follow-up date.
+
+    Sent by the owning member's referral service to the inbound topic of every other member
+    with a unit among ``viewers`` (participants, and a vårdkedjeremiss's sender), key = plan
+    id, ``plan_version`` growing with every change; receivers keep the newest copy and tell
+    their units when an action has ended. **Personal data**: the personnummer (so a party
+    can place the plan with the person) and the plan itself.
+    """
+
+    plan_id: str = Field(pattern=_ID)
+    owner_orgnr: str = Field(pattern=_ORGNR)
+    owner_unit_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=r"^(remissmote|sip)$")
+    personnummer: str = Field(pattern=r"^[0-9]{12}$")
+    goals: list[str] = Field(default_factory=list, max_length=20)
+    actions: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    coordinator: dict[str, str]
+    follow_up_date: dt.date
+    viewers: list[dict[str, str]] = Field(min_length=1, max_length=60)
+    plan_version: int = Field(ge=1)
+    at: dt.datetime
+
+
+PLAN_ACTION_END_REQUESTED_V1 = "se.vardkedja.plan.action_end_requested.v1"
+
+
+@event_type(PLAN_ACTION_END_REQUESTED_V1, topics=(INBOUND,), personal_data=False)
+class PlanActionEndRequestedV1(EventPayload):
+    """A unit of another member ended an action it owns in a plan this member owns.
+
+    Sent by that unit's referral service to the plan owner's inbound topic, key = plan id.
+    The owner records the end and shares the plan again, so every party is told (domain
+    problem 5: no action ends unnoticed). No personal data: ids and the outcome.
+    """
+
+    plan_id: str = Field(pattern=_ID)
+    action_id: str = Field(pattern=_ID)
+    by_orgnr: str = Field(pattern=_ORGNR)
+    by_unit_id: str = Field(pattern=_ID)
+    outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
     at: dt.datetime

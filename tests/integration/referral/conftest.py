@@ -42,12 +42,13 @@ VAXJO_SOC = "vx-soc-vuxna"
 VAXJO_BOENDE = "vx-boendestod"
 VAXJO_OLD = "vx-gammal"
 UNITS = [
-    (REGION_BEROENDE, ORG_REGION, "beroendemottagning", "active", ["hvb_underrattelse"]),
-    (REGION_PORT, ORG_REGION, "remissport", "active", ["vardkedjeremiss"]),
+    (REGION_BEROENDE, ORG_REGION, "beroendemottagning", "active", ["hvb_underrattelse"],
+     ["abstinensbehandling", "nedtrappning"]),
+    (REGION_PORT, ORG_REGION, "remissport", "active", ["vardkedjeremiss"], []),
     (VAXJO_SOC, ORG_VAXJO, "socialtjanstens_mottagning", "active",
-     ["kontaktbegaran", "sip_kallelse", "utskrivningsplanering"]),
-    (VAXJO_BOENDE, ORG_VAXJO, "boendestod", "active", ["kontaktbegaran"]),
-    (VAXJO_OLD, ORG_VAXJO, "boendestod", "inactive", ["kontaktbegaran"]),
+     ["kontaktbegaran", "sip_kallelse", "utskrivningsplanering"], ["boendestod"]),
+    (VAXJO_BOENDE, ORG_VAXJO, "boendestod", "active", ["kontaktbegaran"], ["boendestod"]),
+    (VAXJO_OLD, ORG_VAXJO, "boendestod", "inactive", ["kontaktbegaran"], []),
 ]  # fmt: skip
 
 
@@ -95,7 +96,7 @@ def _settings(service: str, orgnr: str, url: str, bootstrap: str) -> Any:
 async def seed_units(db: Database) -> None:
     """The scenario's units in a referral service's copy of the directory."""
     async with db.transaction() as session:
-        for unit_id, owner, kind, status, kinds in UNITS:
+        for unit_id, owner, kind, status, kinds, interventions in UNITS:
             await referral_service.apply_unit_changed(
                 session=session,
                 payload=UnitChangedV1(
@@ -105,6 +106,7 @@ async def seed_units(db: Database) -> None:
                     kind=kind,
                     status=status,
                     referral_kinds=kinds,
+                    interventions=interventions,
                     kommunkoder=["0780"],
                     version=1,
                     changed_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),

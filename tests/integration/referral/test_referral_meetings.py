@@ -1,0 +1,225 @@
+"""A vårdkedjeremiss with its joint referral meeting and ordered plan, across two members
+over the real broker: the drug-free rule, invitations answered in each unit's inbox, the
+plan shared with every participant and the sender, and an ended action told to all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from shared.events.payloads import PLAN_ACTION_ENDED_V1
+from tests.conftest import ORG_REGION, ORG_VAXJO
+from tests.helpers.harness import eventually
+from tests.helpers.problems import field_rules, problem
+from tests.integration.consent.helpers import new_person
+
+from .conftest import (
+    CONSENT_RW,
+    REFERRAL,
+    REGION_BEROENDE,
+    REGION_PORT,
+    RW,
+    VAXJO_BOENDE,
+    VAXJO_SOC,
+    Member,
+    Pair,
+    auth,
+)
+from .test_referral_flow import copy_arrived, step
+
+PORT = auth(ORG_REGION, REGION_PORT, RW)
+BEROENDE = auth(ORG_REGION, REGION_BEROENDE, RW)
+SOC = auth(ORG_VAXJO, VAXJO_SOC, RW)
+BOENDE = auth(ORG_VAXJO, VAXJO_BOENDE, RW)
+
+
+async def consent_for(member: Member, person: str, purposes: list[str]) -> str:
+    today = dt.date.today()
+    async with member.consent() as c:
+        r = await c.post(
+            "/v1/consents",
+            json={
+                "person": {"personnummer": person},
+                "form": "written",
+                "signed_form_reference": "Treserva dok 2026-77",
+                "purposes": purposes,
+                "parties": [{"orgnr": ORG_REGION}, {"orgnr": ORG_VAXJO}],
+                "categories": ["contact_details", "needs_summary", "plan"],
+                "valid_from": today.isoformat(),
+                "valid_to": (today + dt.timedelta(days=120)).isoformat(),
+                "person_informed": True,
+            },
+            headers=auth(member.orgnr, VAXJO_SOC, CONSENT_RW),
+        )
+    assert r.status_code == 201, r.text
+    consent_id: str = r.json()["id"]
+    return consent_id
+
+
+async def inbox(member: Member, headers: dict[str, str]) -> list[dict[str, Any]]:
+    async with member.referral() as c:
+        r = await c.get("/v1/incoming", headers=headers)
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+async def ended_notices(member: Member) -> list[tuple[str, str]]:
+    """(unit, action) of every plan-action-ended event for notify in the member's outbox."""
+    ob = REFERRAL.infra.outbox
+    async with member.referral_db.sessionmaker() as s:
+        rows = (
+            await s.execute(select(ob.c.body).where(ob.c.event_type == PLAN_ACTION_ENDED_V1))
+        ).all()
+    payloads = [json.loads(bytes(r.body)) for r in rows]
+    return sorted((p["unit_id"], p["action_id"]) for p in payloads)
+
+
+async def test_a_vardkedjeremiss_meeting_and_its_ordered_plan(members: Pair) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    person = new_person()
+    consent_id = await consent_for(vaxjo, person, ["vardkedjeremiss"])
+    await eventually(lambda: copy_arrived_at(region, consent_id), within=30, what="copy")
+
+    # Växjö's social services send a vårdkedjeremiss to psychiatry's referral port.
+    async with vaxjo.referral() as c:
+        sent = await c.post(
+            "/v1/referrals",
+            json={
+                "kind": "vardkedjeremiss",
+                "person": {"personnummer": person},
+                "needs": ["abstinensbehandling", "boendestod"],
+                "summary": "Samlade behov: beroende, psykisk ohälsa, bostad.",
+                "drug_free": "no",
+                "recipients": [{"orgnr": ORG_REGION, "unit_id": REGION_PORT}],
+                "vardkedjeremiss": {"treatment_requires_drug_free": True},
+            },
+            headers=SOC,
+        )
+    assert sent.status_code == 201, sent.text
+
+    async def at_port() -> bool:
+        return len(await inbox(region, PORT)) == 1
+
+    await eventually(at_port, within=30, what="the vårdkedjeremiss at the port")
+    task_id = (await inbox(region, PORT))[0]["task_id"]
+    assert (await step(region, task_id, PORT, to="acknowledged")).status_code == 200
+
+    meeting: dict[str, Any] = {
+        "kind": "remissmote",
+        "origin_task_id": task_id,
+        "at": "2026-12-03T13:00:00+01:00",
+        "video_link": "https://mote.example/remissmote-1",
+        "participants": [{"orgnr": ORG_VAXJO, "unit_id": VAXJO_BOENDE}],
+    }
+    async with region.referral() as c:
+        # The drug-free rule: no unit for drug-free interventions invited → refused.
+        r = await c.post("/v1/meetings", json=meeting, headers=PORT)
+        assert field_rules(problem(r, 422)) == {"participants": "drug_free_unit_required"}
+        meeting["participants"].insert(0, {"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE})
+        r = await c.post("/v1/meetings", json=meeting, headers=PORT)
+    assert r.status_code == 201, r.text
+    meeting_id = r.json()["id"]
+
+    # Each invited unit answers in its own inbox (a boendestöd unit does not receive
+    # vårdkedjeremisser, but may be invited to the meeting).
+    async def invited(member: Member, headers: dict[str, str]) -> bool:
+        return len(await inbox(member, headers)) == 1
+
+    await eventually(lambda: invited(region, BEROENDE), within=30, what="invitation at beroende")
+    await eventually(lambda: invited(vaxjo, BOENDE), within=30, what="invitation at boendestöd")
+    beroende_task = (await inbox(region, BEROENDE))[0]["task_id"]
+    boende_task = (await inbox(vaxjo, BOENDE))[0]["task_id"]
+    assert (await inbox(vaxjo, BOENDE))[0]["details"]["meeting_id"] == meeting_id
+    await step(region, beroende_task, BEROENDE, to="acknowledged")
+    assert (await step(region, beroende_task, BEROENDE, to="accepted")).status_code == 200
+    await step(vaxjo, boende_task, BOENDE, to="acknowledged")
+    r = await step(
+        vaxjo,
+        boende_task,
+        BOENDE,
+        to="declined",
+        reason="Kan inte den tiden.",
+        proposed_at="2026-12-04T09:00:00+01:00",
+    )
+    assert r.status_code == 200, r.text
+
+    async def answered() -> bool:
+        async with region.referral() as c:
+            parts = (await c.get(f"/v1/meetings/{meeting_id}", headers=PORT)).json()["participants"]
+        return [p["status"] for p in parts] == ["accepted", "declined"]
+
+    await eventually(answered, within=30, what="both answers at the port")
+    async with region.referral() as c:
+        parts = (await c.get(f"/v1/meetings/{meeting_id}", headers=PORT)).json()["participants"]
+    assert parts[1]["proposed_at"].startswith("2026-12-04T08:00")
+
+    # The meeting's ordered plan, shared with every participant and the sender.
+    plan_body = {
+        "goals": ["Drogfrihet", "Eget boende"],
+        "actions": [
+            {
+                "intervention": "abstinensbehandling",
+                "owner": {"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE},
+            },
+            {"intervention": "boendestod", "owner": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_BOENDE}},
+        ],
+        "coordinator": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
+        "follow_up_date": "2027-02-01",
+    }
+    async with region.referral() as c:
+        r = await c.put(f"/v1/meetings/{meeting_id}/plan", json=plan_body, headers=PORT)
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert [a["intervention"] for a in plan["actions"]] == ["abstinensbehandling", "boendestod"]
+
+    async def plan_at(member: Member, headers: dict[str, str], version: int) -> bool:
+        async with member.referral() as c:
+            got = await c.get(f"/v1/plans/{plan['id']}", headers=headers)
+        return got.status_code == 200 and got.json()["version"] == version
+
+    await eventually(lambda: plan_at(vaxjo, BOENDE, 1), within=30, what="plan at boendestöd")
+    assert await plan_at(vaxjo, SOC, 1), "the vårdkedjeremiss's sender sees the plan"
+    async with vaxjo.referral() as c:
+        hidden = await c.get(
+            f"/v1/plans/{plan['id']}", headers=auth(ORG_VAXJO, "vx-annan-enhet", RW)
+        )
+    problem(hidden, 404, "plan-not-found")
+
+    # Växjö's boendestöd ends its action: the owner records it, every party is told.
+    boende_action = plan["actions"][1]["id"]
+    async with vaxjo.referral() as c:
+        r = await c.post(
+            f"/v1/plans/{plan['id']}/actions/{boende_action}/end",
+            json={"outcome": "completed"},
+            headers=BOENDE,
+        )
+        assert r.status_code == 200, r.text
+        # Only the owning unit ends an action.
+        other = await c.post(
+            f"/v1/plans/{plan['id']}/actions/{plan['actions'][0]['id']}/end",
+            json={"outcome": "completed"},
+            headers=BOENDE,
+        )
+        problem(other, 409, "transition-not-allowed")
+
+    await eventually(lambda: plan_at(vaxjo, SOC, 2), within=30, what="the ended action shared")
+    async with region.referral() as c:
+        final = (await c.get(f"/v1/plans/{plan['id']}", headers=BEROENDE)).json()
+    assert [a["status"] for a in final["actions"]] == ["planned", "ended"]
+
+    async def everyone_told() -> bool:
+        return await ended_notices(region) == sorted(
+            [(REGION_PORT, boende_action), (REGION_BEROENDE, boende_action)]
+        ) and await ended_notices(vaxjo) == sorted(
+            [(VAXJO_BOENDE, boende_action), (VAXJO_SOC, boende_action)]
+        )
+
+    await eventually(everyone_told, within=30, what="every party's units told")
+
+
+async def copy_arrived_at(member: Member, consent_id: str) -> bool:
+    return await copy_arrived(member, consent_id)
