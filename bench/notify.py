@@ -93,7 +93,7 @@ def worker_env(db_url: str, data_dir: Path, bootstrap: str) -> dict[str, str]:
         "VK_AUTO_MIGRATE": "false",
         "VK_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "VK_KAFKA__FETCH_MAX_WAIT_MS": "10",
-        "VK_LOG_LEVEL": "WARNING",
+        "VK_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "VK_NOTIFY__WEBHOOK_ALLOW_PRIVATE": "true",
         "VK_NOTIFY__LINK_BASE_URL": "https://notify.vaxjo.example",
     }

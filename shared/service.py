@@ -55,6 +55,9 @@ class ServiceSpec:
     periodic: Callable[[ServiceContext], list[PeriodicJob]] = lambda ctx: []
     # Called in the worker once the relay exists (e.g. to register broker-loss hooks).
     on_worker_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    # Called in the worker once its consumers and jobs have stopped, before the database
+    # closes (e.g. to record work still in memory).
+    on_worker_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
     # Started in the background when the API starts (e.g. to build an in-memory index);
     # cancelled at shutdown. Readiness does not wait for it.
     on_api_start: Callable[[ServiceContext], Awaitable[None]] | None = None

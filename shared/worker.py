@@ -99,6 +99,11 @@ class Worker:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            if self.spec.on_worker_stop is not None:
+                try:
+                    await asyncio.wait_for(self.spec.on_worker_stop(self.ctx), timeout=30)
+                except Exception as exc:
+                    log.warning("worker stop hook failed", extra={"error_type": type(exc).__name__})
             await self.ctx.db.dispose()
             log.info("worker stopped")
 

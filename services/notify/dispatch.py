@@ -176,7 +176,9 @@ class Dispatcher:
             task.add_done_callback(self._inflight.discard)
 
     async def _send_and_keep(self, job: Job) -> None:
-        self._done.append(await self._send(job))
+        # Send first, then look up the list: record_done swaps it while sends are in flight.
+        result = await self._send(job)
+        self._done.append(result)
         if len(self._done) >= RECORD_BATCH:
             self.wake()
 

@@ -95,6 +95,11 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     ]
 
 
+async def on_worker_stop(ctx: ServiceContext) -> None:
+    """Finish the sends in flight and record them, so a clean stop leaves nothing to resend."""
+    await dispatcher_of(ctx).close()
+
+
 def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
     """The dispatcher, the timer check and the retention clean-up."""
     settings = ctx.settings

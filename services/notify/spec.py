@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from services.notify.handlers import consumers, periodic
+from services.notify.handlers import consumers, on_worker_stop, periodic
 from services.notify.models import Base, infra
 from services.notify.router import admin_router, inbox_router, subscription_router
 from shared.service import ServiceSpec
@@ -35,4 +35,5 @@ SPEC = ServiceSpec(
     ],
     consumers=consumers,
     periodic=periodic,
+    on_worker_stop=on_worker_stop,
 )

@@ -73,6 +73,7 @@ class WebhookReceiver:
         self.received: list[Received] = []
         self.script: list[int | str] = []
         self.hang_s = 3.0
+        self.delay_s = 0.0  # every answer waits this long (a slow case system)
         app = FastAPI()
 
         @app.post("/hook")
@@ -87,6 +88,8 @@ class WebhookReceiver:
                 item.verified_with.append(secret)
             self.received.append(item)
             answer = self.script.pop(0) if self.script else 204
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
             if answer == "timeout":
                 await asyncio.sleep(self.hang_s)
                 return Response(status_code=204)

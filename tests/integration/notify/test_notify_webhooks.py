@@ -436,3 +436,39 @@ class TestRetriesAndDeadLetters:
         r = await client.post(f"/v1/deliveries/{pending.id}/redeliver", headers=auth(**ADMIN))
         assert r.status_code == 409
         assert r.json()["allowed"] == ["dead", "delivered"]
+
+
+class TestHandOverAtCommit:
+    async def test_results_arriving_while_earlier_ones_are_recorded_are_all_recorded(
+        self,
+        client: httpx.AsyncClient,
+        receiver: WebhookReceiver,
+        dispatcher: Dispatcher,
+        db: Database,
+        settings: Settings,
+    ) -> None:
+        """The consumer's hand-over: sends finish at different times while the dispatcher
+        records earlier results; every one is recorded once (none lost, none resent)."""
+        await subscribe(client, receiver.url)
+        receiver.delay_s = 0.02
+        async with db.transaction() as session:
+            fanout = await service.notify_events(
+                session=session,
+                settings=settings,
+                events=[(new_id(), *received()) for _ in range(40)],
+                lease_token=dispatcher.token,
+            )
+        jobs = dispatcher.jobs_for(fanout)
+        assert len(jobs) == 40
+        dispatcher.submit(jobs)
+
+        async def all_recorded() -> bool:
+            await dispatcher.record_done()
+            rows = await webhook_deliveries(db)
+            return all(d.status == "delivered" for d in rows)
+
+        await eventually(all_recorded, within=30, what="every result recorded")
+        rows = await webhook_deliveries(db)
+        assert {(d.attempts, d.lease_token) for d in rows} == {(1, None)}
+        assert await dispatcher.dispatch_batch() == 0  # nothing left for the poll to resend
+        assert len(receiver.received) == 40

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from services.notify.models import Notification, Timer
+from services.notify.models import Delivery, Notification, Timer
 from shared.broker import EmbeddedBroker
 from shared.config import Settings
 from shared.db import Database, new_id, utcnow
@@ -177,6 +177,14 @@ class TestWorker:
 
         await eventually(later_done, within=60, what="the later event everywhere")
         await running.stop()
+        # A clean stop records what was sent: nothing is left to be sent again.
+        async with db.sessionmaker() as session:
+            rows = (await session.execute(select(Delivery))).scalars().all()
+        assert {(d.channel, d.status) for d in rows} == {
+            ("inbox", "delivered"),
+            ("webhook", "delivered"),
+            ("email", "delivered"),
+        }
 
         inbox = (await client.get(f"/v1/units/{INTAKE}/notifications", headers=auth())).json()
         subjects = [i["subject_id"] for i in inbox["items"]]
