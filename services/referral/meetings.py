@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral.models import Incoming, KnownUnit, Meeting, Plan
+from services.referral.models import Incoming, KnownUnit, Meeting, Plan, PlanNotice
 from services.referral.repository import (
     IncomingRepository,
     KnownUnitRepository,
@@ -330,6 +330,7 @@ async def _tell_units_of_ended(
         if action.get("status") != "ended" or action["id"] in was_ended:
             continue
         for unit_id in own_units:
+            session.add(PlanNotice(plan_id=plan.id, action_id=action["id"], unit_id=unit_id))
             await outbox.publish(
                 session,
                 topics.internal(me),

@@ -187,3 +187,15 @@ class Plan(TimestampMixin, Base):
     # Units that may see it: [{orgnr, unit_id}] (participants, convener, sender).
     viewers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     plan_version: Mapped[int] = mapped_column(Integer, default=1)  # the owner's version
+
+
+class PlanNotice(Base):
+    """A unit of this member was told that a plan action ended (the follow-up indicator
+    "actions ended without notice" counts ended actions that lack one)."""
+
+    __tablename__ = "plan_notice"
+
+    plan_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
-from services.referral import service
+from services.referral import indicators, service
 from services.referral.codes import Actor, Status, allowed_from
 from services.referral.models import Incoming, Recipient, Referral
 from services.referral.repository import (
@@ -515,3 +517,54 @@ async def person_search(
         await _audit(ctx, session, caller, "incoming.person_search", row, row.id)
         out.append(_incoming_out(row))
     return out
+
+
+@router.get(
+    "/indicators",
+    summary="Follow-up indicators (aggregates, no personal data)",
+    description=(
+        "Per kind, outgoing and incoming: counts, acknowledged and acknowledged in time, "
+        "hours to acknowledgement (median, p90) and final statuses; days from a "
+        "vårdkedjeremiss to its first meeting; discharge plannings with a SIP before the "
+        "discharge date; plan actions ended, and ended without every party told; outcomes "
+        "of kontaktbegäran. For the whole member or one `unit_id`, over the days `from` to "
+        "`to` (default: the last 30 days). `format=csv` for a spreadsheet. Scope "
+        "`referral:read`."
+    ),
+    responses={
+        200: {
+            "content": {
+                "application/json": {"example": {"outgoing": {}, "incoming": {}}},
+                "text/csv": {"example": "indicator,direction,kind,value\r\n"},
+            }
+        },
+        **problem_responses(Forbidden),
+    },
+)
+async def get_indicators(
+    caller: Reader,
+    session: DbSession,
+    ctx: Ctx,
+    from_: Annotated[dt.date | None, Query(alias="from", description="first day")] = None,
+    to: Annotated[dt.date | None, Query(description="last day")] = None,
+    unit_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] = None,
+    format: Annotated[str, Query(pattern=r"^(json|csv)$")] = "json",
+) -> Response:
+    until = to or to_local(utcnow()).date()
+    since = from_ or until - dt.timedelta(days=29)
+    if since > until:
+        raise InvalidInput.field("from", "period_order", "from is after to")
+    data = await indicators.compute(
+        session=session,
+        member=ctx.settings.member.orgnr,
+        unit_id=unit_id,
+        since=since,
+        until=until,
+    )
+    if format == "csv":
+        return Response(
+            indicators.as_csv(data).encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="indikatorer.csv"'},
+        )
+    return Response(json.dumps(data).encode(), media_type="application/json")

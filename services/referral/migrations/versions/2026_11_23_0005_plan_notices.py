@@ -1,0 +1,33 @@
+"""plan notices
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-23
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import shared.db
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "plan_notice",
+        sa.Column("plan_id", sa.String(length=36), nullable=False),
+        sa.Column("action_id", sa.String(length=36), nullable=False),
+        sa.Column("unit_id", sa.String(length=64), nullable=False),
+        sa.Column("at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("plan_id", "action_id", "unit_id", name=op.f("pk_plan_notice")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("plan_notice")
