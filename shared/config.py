@@ -294,6 +294,9 @@ class ReferralSettings(BaseModel):
     # development and tests: the bundled development key.
     service_private_key: str = ""
     service_token_ttl_seconds: int = Field(300, ge=30, le=3600)
+    # Discharge dates and plan follow-ups: "near" this many working days before.
+    near_working_days: int = Field(2, ge=0, le=30)
+    deadline_check_interval_s: int = Field(300, ge=1)
     call_timeout_seconds: float = Field(5.0, gt=0, le=60)
 
 

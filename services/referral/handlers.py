@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral import meetings, service
+from services.referral import deadlines, meetings, service
 from services.referral.codes import Actor
 from shared.events import topics
 from shared.events.payloads import (
@@ -22,6 +22,7 @@ from shared.events.payloads import (
     UnitChangedV1,
 )
 from shared.inbox import ConsumerSpec, Delivery
+from shared.periodic import PeriodicJob
 from shared.person import member_secret
 from shared.service import ServiceContext
 
@@ -119,3 +120,19 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             handlers={UNIT_CHANGED_V1: on_unit},
         ),
     ]
+
+
+def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
+    """The deadline check (discharge dates, plan follow-ups), run by the referral worker."""
+    settings = ctx.settings
+
+    async def check() -> None:
+        async with ctx.db.transaction() as session:
+            await deadlines.check(
+                session=session,
+                outbox=ctx.outbox,
+                me=settings.member.orgnr,
+                near_days=settings.referral.near_working_days,
+            )
+
+    return [PeriodicJob("deadlines", settings.referral.deadline_check_interval_s, check)]

@@ -199,3 +199,15 @@ class PlanNotice(Base):
     action_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeadlineNotice(Base):
+    """A deadline event already sent (one per task or plan, deadline and state)."""
+
+    __tablename__ = "deadline_notice"
+
+    subject_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deadline: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[str] = mapped_column(String(8), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from services.referral.handlers import consumers
+from services.referral.handlers import consumers, periodic
 from services.referral.meetings_router import meetings_router
 from services.referral.models import Base, infra
 from services.referral.router import router
@@ -37,4 +37,5 @@ SPEC = ServiceSpec(
         },
     ],
     consumers=consumers,
+    periodic=periodic,
 )
