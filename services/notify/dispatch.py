@@ -263,7 +263,7 @@ class Dispatcher:
         attempt = d.attempts + 1
         if n is None:
             return Job(d.id, d.channel, attempt, gone=True)
-        data = data_of(n, self.cfg)
+        data = data_of(notification=n, settings=self.cfg)
         if d.channel == "webhook":
             if sub is None or not sub.enabled:
                 return Job(d.id, d.channel, attempt, gone=True)
@@ -314,7 +314,7 @@ class Dispatcher:
         if not self.cfg.webhook_allow_private:
             # Checked again at sending time: a host may resolve elsewhere than when stored.
             try:
-                await resolve_public(host)
+                await resolve_public(host=host)
             except (LookupError, ValueError) as exc:
                 return result("refused_address", None, type(exc).__name__)
         at = utcnow()

@@ -86,7 +86,7 @@ def _seq_cursor(cursor: str | None) -> int | None:
 
 def notification_out(n: Notification, settings: NotifySettings) -> NotificationOut:
     """The API view of a notification (the same fields every channel carries)."""
-    data = service.data_of(n, settings)
+    data = service.data_of(notification=n, settings=settings)
     return NotificationOut(
         id=n.id,
         kind=data.kind,
@@ -200,7 +200,7 @@ async def list_role_inbox(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> NotificationPage:
-    service.ensure_recipient(caller, "role", role)
+    service.ensure_recipient(caller=caller, recipient_kind="role", recipient=role)
     return await _inbox(session, ctx.settings.notify, "role", role, unread, cursor, limit)
 
 

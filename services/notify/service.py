@@ -105,7 +105,7 @@ def _kind(value: str) -> ReferralKind:
     return ReferralKind(value)
 
 
-def facts_of(event_type: str, payload: BaseModel, *, own_orgnr: str) -> list[Facts]:
+def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Facts]:
     """What an event says that notify may repeat, one item per unit to tell (pure)."""
     if isinstance(payload, ReferralReceivedV1):
         return [
@@ -245,14 +245,13 @@ class Origin:
     facts: list[Facts]
 
 
-def rules_for(settings: NotifySettings, rule_event: str) -> list[NotifyRule]:
+def rules_for(*, settings: NotifySettings, rule_event: str) -> list[NotifyRule]:
     """The rows of the rules table for ``rule_event`` (an event type or ``timer:<action>``)."""
     return [r for r in settings.rules if r.event == rule_event]
 
 
 async def coordinator_units(*, session: AsyncSession, settings: NotifySettings) -> list[str]:
-    """The coordinating function: configured unit ids, else the member's units of kind
-    vardkedjekoordinator known from the directory."""
+    """The coordinating function: configured units, else own units of kind vardkedjekoordinator."""
     if settings.coordinator_unit_ids:
         return list(settings.coordinator_unit_ids)
     return await UnitChannelRepository(session).ids_of_kind(COORDINATOR_KIND)
@@ -273,12 +272,12 @@ def _recipients(rule: NotifyRule, facts: Facts, coordinators: list[str]) -> list
     return list(dict.fromkeys(out))
 
 
-def link_of(settings: NotifySettings, notification_id: str) -> str:
+def link_of(*, settings: NotifySettings, notification_id: str) -> str:
     """The link every channel carries: the notification in the notify API."""
     return f"{settings.link_base_url.rstrip('/')}/v1/notifications/{notification_id}"
 
 
-def data_of(notification: Notification, settings: NotifySettings) -> NotificationData:
+def data_of(*, notification: Notification, settings: NotifySettings) -> NotificationData:
     """The channel-neutral view of a stored notification (allowed fields only)."""
     return NotificationData(
         notification_id=notification.id,
@@ -297,7 +296,7 @@ def data_of(notification: Notification, settings: NotifySettings) -> Notificatio
         recipient_kind=notification.recipient_kind,
         recipient=notification.recipient,
         created_at=notification.created_at,
-        link=link_of(settings, notification.id),
+        link=link_of(settings=settings, notification_id=notification.id),
     )
 
 
@@ -308,10 +307,9 @@ async def fan_out(
     origins: Sequence[Origin],
     lease_token: str | None = None,
 ) -> FanOut:
-    """Creates the notifications the rules table asks for and their deliveries (each once,
-    however often it is called for the same origin), and flushes everything staged. With
-    ``lease_token`` the webhook and e-mail deliveries are leased to that dispatcher, which
-    sends them after the commit."""
+    """Creates the notifications and deliveries the rules ask for, once per origin."""
+    # With ``lease_token`` the webhook and e-mail deliveries are leased to that dispatcher,
+    # which sends them after the commit. Everything staged before is flushed with them.
     cfg = settings.notify
     now = utcnow()
     candidates: list[Notification] = []
@@ -319,7 +317,7 @@ async def fan_out(
     coordinators: list[str] | None = None
     for origin in origins:
         for item in origin.facts:
-            for rule in rules_for(cfg, origin.rule_event):
+            for rule in rules_for(settings=cfg, rule_event=origin.rule_event):
                 if "coordinator" in rule.recipients and coordinators is None:
                     coordinators = await coordinator_units(session=session, settings=cfg)
                 for recipient_kind, recipient in _recipients(rule, item, coordinators or []):
@@ -449,8 +447,7 @@ def deadline_timers(
     source_event_id: str,
     now: dt.datetime,
 ) -> list[Timer]:
-    """The reminder, overdue notice and escalation of one deadline (ids derived, so a
-    second scheduling of the same deadline finds them)."""
+    """The reminder, overdue notice and escalation of one deadline (with derived ids)."""
     offsets = {
         "remind": -dt.timedelta(seconds=settings.remind_before_s),
         "overdue": dt.timedelta(0),
@@ -529,7 +526,7 @@ def _plan(
 ) -> _Plan:
     """What one event asks for: its notifications' facts, timers to schedule, to cancel."""
     cfg = settings.notify
-    facts = facts_of(event_type, payload, own_orgnr=settings.member.orgnr)
+    facts = facts_of(event_type=event_type, payload=payload, own_orgnr=settings.member.orgnr)
     timers: list[Timer] = []
     cancels: list[tuple[str, str | None]] = []
 
@@ -573,8 +570,8 @@ async def notify_events(
     events: Sequence[tuple[str, str, BaseModel]],
     lease_token: str | None = None,
 ) -> FanOut:
-    """Turns consumed events (id, type, payload) into notifications, deliveries and timers,
-    with one read per kind of row for the whole run."""
+    """Turns consumed events (id, type, payload) into notifications, deliveries and timers."""
+    # One read per kind of row for the whole run, with the effect of one event at a time.
     now = utcnow()
     plans = [_plan(settings, eid, etype, payload, now) for eid, etype, payload in events]
     if len(plans) > 1 and any(p.cancels for p in plans):
@@ -673,7 +670,7 @@ async def purge_expired(*, session: AsyncSession, settings: NotifySettings) -> i
 # --- inboxes ------------------------------------------------------------------------------
 
 
-def ensure_recipient(caller: Caller, recipient_kind: str, recipient: str) -> None:
+def ensure_recipient(*, caller: Caller, recipient_kind: str, recipient: str) -> None:
     """Allow an inbox to its unit, to holders of its role, and to the member's admins."""
     if caller.has_role(ADMIN_ROLE):
         return
@@ -711,7 +708,7 @@ async def get_notification(
     if n is None:
         raise NotificationNotFound()
     try:
-        ensure_recipient(caller, n.recipient_kind, n.recipient)
+        ensure_recipient(caller=caller, recipient_kind=n.recipient_kind, recipient=n.recipient)
     except Forbidden:
         raise NotificationNotFound() from None
     return n
@@ -730,8 +727,7 @@ async def mark_read(*, session: AsyncSession, caller: Caller, notification_id: s
 async def acknowledge(
     *, session: AsyncSession, caller: Caller, notification_id: str
 ) -> Notification:
-    """Acknowledges a notification: read, taken care of, and its deadline's reminders and
-    escalation cancelled."""
+    """Acknowledges a notification and cancels its deadline's reminders and escalation."""
     n = await mark_read(session=session, caller=caller, notification_id=notification_id)
     if n.acknowledged_at is None:
         n.acknowledged_at = utcnow()
@@ -797,7 +793,7 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def check_secret(secret: str, *, min_bytes: int) -> None:
+def check_secret(*, secret: str, min_bytes: int) -> None:
     """Refuse a secret that is not ``whsec_<base64>`` of ``min_bytes``..64 bytes."""
     if not secret.startswith(SECRET_PREFIX):
         raise InvalidInput.field("secret", "secret_format", "must start with whsec_")
@@ -820,7 +816,7 @@ def _private(address: str) -> bool:
     return not ip.is_global
 
 
-async def resolve_public(host: str) -> list[str]:
+async def resolve_public(*, host: str) -> list[str]:
     """The addresses of ``host``; raises ValueError when one of them is not public."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None)
@@ -832,9 +828,8 @@ async def resolve_public(host: str) -> list[str]:
     return addresses
 
 
-async def check_webhook_url(url: str, *, settings: Settings) -> None:
-    """Refuse a URL that is not https in production, or that reaches a private address
-    (loopback, RFC 1918, link-local, ...) unless the configuration allows it."""
+async def check_webhook_url(*, url: str, settings: Settings) -> None:
+    """Refuses a non-https URL in production and private addresses unless allowed."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput.field("url", "url_format", "must be an absolute http(s) URL")
@@ -845,7 +840,7 @@ async def check_webhook_url(url: str, *, settings: Settings) -> None:
     if settings.notify.webhook_allow_private:
         return
     try:
-        await resolve_public(parts.hostname)
+        await resolve_public(host=parts.hostname)
     except LookupError:
         raise InvalidInput.field(
             "url", "unresolvable_host", "the host name does not resolve"
@@ -859,7 +854,7 @@ async def check_webhook_url(url: str, *, settings: Settings) -> None:
         ) from None
 
 
-def check_event_types(event_types: list[str]) -> None:
+def check_event_types(*, event_types: list[str]) -> None:
     """Refuse an unknown notification kind."""
     for i, kind in enumerate(event_types):
         if kind not in KINDS:
@@ -868,7 +863,7 @@ def check_event_types(event_types: list[str]) -> None:
             )
 
 
-def ensure_subscription_scope(caller: Caller, unit_id: str | None) -> None:
+def ensure_subscription_scope(*, caller: Caller, unit_id: str | None) -> None:
     """A unit's subscriptions: that unit or the member's admins; member-wide: admins only."""
     if caller.has_role(ADMIN_ROLE):
         return
@@ -888,11 +883,11 @@ async def create_subscription(
     secret: str | None,
 ) -> WebhookSubscription:
     """Creates a webhook subscription (checking URL, kinds and secret before storing)."""
-    ensure_subscription_scope(caller, unit_id)
-    check_event_types(event_types)
+    ensure_subscription_scope(caller=caller, unit_id=unit_id)
+    check_event_types(event_types=event_types)
     if secret is not None:
-        check_secret(secret, min_bytes=settings.notify.webhook_secret_min_bytes)
-    await check_webhook_url(url, settings=settings)
+        check_secret(secret=secret, min_bytes=settings.notify.webhook_secret_min_bytes)
+    await check_webhook_url(url=url, settings=settings)
     now = utcnow()
     sub = WebhookSubscription(
         id=new_id(),
@@ -917,7 +912,7 @@ async def get_subscription(
     if sub is None:
         raise SubscriptionNotFound()
     try:
-        ensure_subscription_scope(caller, sub.unit_id)
+        ensure_subscription_scope(caller=caller, unit_id=sub.unit_id)
     except Forbidden:
         raise SubscriptionNotFound() from None
     return sub
@@ -932,7 +927,7 @@ async def list_subscriptions(
     if not all_units:
         if scope is None:
             raise Forbidden("name a unit, or hold the member_admin role")
-        ensure_subscription_scope(caller, scope)
+        ensure_subscription_scope(caller=caller, unit_id=scope)
     return await SubscriptionRepository(session).page(
         unit_id=scope, all_units=all_units, after_id=after_id, limit=limit
     )
@@ -954,9 +949,9 @@ async def update_subscription(
     if expected_version is not None and expected_version != sub.version:
         raise VersionMismatch()
     if event_types is not None:
-        check_event_types(event_types)
+        check_event_types(event_types=event_types)
     if url is not None:
-        await check_webhook_url(url, settings=settings)
+        await check_webhook_url(url=url, settings=settings)
         sub.url = url
     if event_types is not None:
         sub.event_types = list(dict.fromkeys(event_types))
@@ -979,7 +974,7 @@ async def rotate_secret(
     """Replaces the signing secret; the old one keeps signing alongside for the grace period."""
     sub = await get_subscription(session=session, caller=caller, subscription_id=subscription_id)
     if secret is not None:
-        check_secret(secret, min_bytes=settings.notify.webhook_secret_min_bytes)
+        check_secret(secret=secret, min_bytes=settings.notify.webhook_secret_min_bytes)
     now = utcnow()
     sub.previous_secret = sub.secret
     sub.previous_secret_until = now + dt.timedelta(seconds=settings.notify.secret_rotation_grace_s)

@@ -70,7 +70,9 @@ class TestFacts:
             sender_orgnr=REGION,
             received_at=NOW,
         )
-        [facts] = service.facts_of(REFERRAL_RECEIVED_V1, payload, own_orgnr=VAXJO)
+        [facts] = service.facts_of(
+            event_type=REFERRAL_RECEIVED_V1, payload=payload, own_orgnr=VAXJO
+        )
         assert (facts.kind, facts.unit_id, facts.counterpart_orgnr) == (
             "referral.received",
             "vaxjo-intag",
@@ -88,7 +90,10 @@ class TestFacts:
                 state=state,
             )
             return [
-                f.kind for f in service.facts_of(REFERRAL_DEADLINE_V1, payload, own_orgnr=VAXJO)
+                f.kind
+                for f in service.facts_of(
+                    event_type=REFERRAL_DEADLINE_V1, payload=payload, own_orgnr=VAXJO
+                )
             ]
 
         assert kinds("near") == ["deadline.reminder"]
@@ -110,7 +115,7 @@ class TestFacts:
             purposes=["sip"],
             version=1,
         )
-        items = service.facts_of(CONSENT_ENDED_V1, payload, own_orgnr=VAXJO)
+        items = service.facts_of(event_type=CONSENT_ENDED_V1, payload=payload, own_orgnr=VAXJO)
         assert sorted(str(f.unit_id) for f in items) == ["None", "a", "b"]
 
     @pytest.mark.parametrize(
@@ -187,9 +192,9 @@ class TestTemplates:
 
 class TestSecretsAndSignatures:
     def test_generated_secrets_are_accepted_and_short_ones_refused(self) -> None:
-        service.check_secret(service.generate_secret(), min_bytes=24)
+        service.check_secret(secret=service.generate_secret(), min_bytes=24)
         with pytest.raises(InvalidInput) as err:
-            service.check_secret("whsec_" + "QUJD", min_bytes=24)
+            service.check_secret(secret="whsec_" + "QUJD", min_bytes=24)
         assert err.value.errors is not None
         assert err.value.errors[0].rule == "secret_too_short"
 
