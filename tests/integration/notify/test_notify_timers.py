@@ -94,9 +94,9 @@ class TestFiring:
         self, db_url: str, db: Database
     ) -> None:
         settings = notify_settings(
-            db_url, coordinator_unit_ids=[COORDINATOR], remind_before_s=1, escalate_after_s=1
+            db_url, coordinator_unit_ids=[COORDINATOR], remind_before_s=2, escalate_after_s=1
         )
-        event = received(acknowledge_by=utcnow() + dt.timedelta(seconds=1.5))
+        event = received(acknowledge_by=utcnow() + dt.timedelta(seconds=3))
         await handle(db, settings, event)
 
         async def all_fired() -> bool:

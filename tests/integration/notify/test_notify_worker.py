@@ -75,7 +75,8 @@ async def member(
         bootstrap=broker.bootstrap,
         smtp={"host": "127.0.0.1", "port": smtp.port, "tls": "none"},
         coordinator_unit_ids=[COORDINATOR],
-        remind_before_s=1,
+        # The reminder must still lie ahead when a slow machine consumes the event.
+        remind_before_s=4,
         escalate_after_s=1,
     )
     running = RunningWorker(settings)
@@ -210,7 +211,7 @@ class TestWorker:
         settings, running = member
         orgnr = settings.member.orgnr
         running.start()
-        due = utcnow() + dt.timedelta(seconds=3)
+        due = utcnow() + dt.timedelta(seconds=8)
         referral_id, payload = referral(orgnr, acknowledge_by=due)
         await publish(
             settings.kafka,
