@@ -121,6 +121,20 @@ async def convene(
                     "the person is not drug-free and a planned treatment requires it: "
                     "invite a unit offering abstinence treatment or tapering",
                 )
+    previous: Meeting | None = None
+    if data.follow_up_of:
+        previous = await MeetingRepository(session).get(data.follow_up_of)
+        if (
+            previous is None
+            or previous.convener_unit_id != unit
+            or previous.kind != data.kind
+            or previous.status != "held"
+        ):
+            raise InvalidInput.field(
+                "follow_up_of",
+                "not_a_held_meeting",
+                "a follow-up is of a meeting your unit convened and held (its plan recorded)",
+            )
     if origin is not None:
         personnummer, protected = origin.personnummer, origin.protected_identity
         needs = data.needs or [Intervention(n) for n in origin.needs]
@@ -166,6 +180,7 @@ async def convene(
         kind=data.kind,
         convener_unit_id=unit,
         origin_task_id=data.origin_task_id,
+        follow_up_of=previous.follow_up_of or previous.id if previous else None,
         personnummer=personnummer,
         person_key=person_key(secret, personnummer),
         protected_identity=protected,
@@ -234,7 +249,8 @@ async def record_plan(
     meeting = await get_meeting(session=session, caller=caller, meeting_id=meeting_id)
     me = settings.member.orgnr
     repo = PlanRepository(session)
-    plan = await repo.get(meeting.id)
+    # A follow-up meeting revises the plan of the first meeting.
+    plan = await repo.get(meeting.follow_up_of or meeting.id)
     if expected_version is not None and (plan is None or plan.plan_version != expected_version):
         raise StaleVersion(f"the plan is at version {plan.plan_version if plan else 0}")
     origin = (
@@ -265,7 +281,7 @@ async def record_plan(
         )
     if plan is None:
         plan = Plan(
-            id=meeting.id,
+            id=meeting.follow_up_of or meeting.id,
             owner_orgnr=me,
             owner_unit_id=meeting.convener_unit_id,
             kind=meeting.kind,
@@ -278,7 +294,11 @@ async def record_plan(
     plan.actions = actions
     plan.coordinator = data.coordinator.model_dump()
     plan.follow_up_date = data.follow_up_date
-    plan.viewers = _viewers(meeting, me, origin)
+    viewers = _viewers(meeting, me, origin)
+    # A follow-up keeps everyone who could see the plan before.
+    plan.viewers = list(
+        {(v["orgnr"], v["unit_id"]): v for v in [*(plan.viewers or []), *viewers]}.values()
+    )
     plan.plan_version += 1
     meeting.status = "held"
     await session.flush()

@@ -44,6 +44,7 @@ async def _meeting_out(session: DbSession, meeting: Meeting) -> MeetingOut:
         kind=meeting.kind,
         convener_unit_id=meeting.convener_unit_id,
         origin_task_id=meeting.origin_task_id,
+        follow_up_of=meeting.follow_up_of,
         person={
             "personnummer": meeting.personnummer,
             "protected_identity": meeting.protected_identity,

@@ -73,6 +73,8 @@ class Recipient(IdMixin, TimestampMixin, Base):
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     case_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
     proposed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Where the receiver forwarded it: {orgnr, unit_id, task_id} (its new task there).
+    forwarded_to: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The receiver's version of the task as last reported (events older than it are stale).
     remote_version: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -148,6 +150,8 @@ class Meeting(IdMixin, TimestampMixin, Base):
     kind: Mapped[str] = mapped_column(String(16))  # remissmote | sip
     convener_unit_id: Mapped[str] = mapped_column(String(64), index=True)
     origin_task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # A SIP follow-up meeting: the plan it revises (the first meeting's id).
+    follow_up_of: Mapped[str | None] = mapped_column(String(36), nullable=True)
     personnummer: Mapped[str] = mapped_column(String(12))
     person_key: Mapped[str] = mapped_column(String(64), index=True)
     protected_identity: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -122,6 +122,7 @@ def _recipient_out(r: Recipient, names: dict[str, str]) -> RecipientOut:
         outcome=r.outcome,
         case_reference=r.case_reference,
         proposed_at=r.proposed_at,
+        forwarded_to=r.forwarded_to,
         updated_at=r.updated_at,
         version=r.version,
     )

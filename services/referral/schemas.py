@@ -194,6 +194,9 @@ class RecipientOut(BaseModel):
     outcome: str | None
     case_reference: str | None
     proposed_at: dt.datetime | None
+    forwarded_to: dict[str, Any] | None = Field(
+        None, description="forwarded: the unit it went on to, and its task id there"
+    )
     updated_at: dt.datetime
     version: int = Field(description="send it as If-Match to withdraw")
 
@@ -371,6 +374,9 @@ class MeetingCreate(_In):
     place: str | None = Field(None, max_length=300)
     video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
     participants: list[UnitRef] = Field(min_length=1, max_length=20)
+    follow_up_of: str | None = Field(
+        None, max_length=36, description="SIP: a follow-up meeting of this earlier meeting"
+    )
     person_invited: bool = True
     relatives: list[Relative] = Field(default_factory=list, max_length=10)
     needs: list[Intervention] = Field(default_factory=list, max_length=30)
@@ -409,6 +415,7 @@ class MeetingOut(BaseModel):
     kind: str
     convener_unit_id: str
     origin_task_id: str | None
+    follow_up_of: str | None
     person: dict[str, Any]
     at: dt.datetime
     place: str | None

@@ -564,6 +564,7 @@ async def receive_referral(
             urgency=incoming.urgency,
             acknowledge_by=_end_of(incoming.acknowledge_by),
             received_at=now,
+            protected_identity=incoming.protected_identity,
         ),
         subject=incoming.id,
         key=incoming.id,
@@ -863,6 +864,7 @@ async def apply_reported_transition(
     recipient.outcome = payload.outcome or recipient.outcome
     recipient.case_reference = payload.case_reference or recipient.case_reference
     recipient.proposed_at = payload.proposed_at or recipient.proposed_at
+    recipient.forwarded_to = payload.forwarded_to or recipient.forwarded_to
     if old.value == payload.to_status:  # a confirmation (e.g. of a withdrawal)
         await session.flush()
         return True

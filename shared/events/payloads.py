@@ -235,6 +235,9 @@ class ReferralReceivedV1(EventPayload):
     urgency: str = Field("normal", pattern=r"^(normal|urgent|acute)$")
     acknowledge_by: dt.datetime | None = None
     received_at: dt.datetime
+    protected_identity: bool = Field(
+        False, description="about a person with protected identity: mark the notification"
+    )
 
 
 REFERRAL_STATUS_CHANGED_V1 = "se.vardkedja.referral.status_changed.v1"

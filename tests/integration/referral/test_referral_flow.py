@@ -326,3 +326,53 @@ async def test_a_consent_withdrawn_mid_flight_cancels_on_both_sides(members: Pai
     async with region.referral() as c:
         again = await c.post("/v1/referrals", json=kontaktbegaran(person), headers=SENDER)
     problem(again, 403, "no-basis")
+
+
+async def test_forwarded_to_another_unit_and_returned_as_wrongly_sent(members: Pair) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    person = new_person()
+    consent_id = await record_consent(region, person, ["kontaktbegaran"])
+    await eventually(lambda: copy_arrived(vaxjo, consent_id), within=30, what="consent copy")
+    async with region.referral() as c:
+        first = (await c.post("/v1/referrals", json=kontaktbegaran(person), headers=SENDER)).json()
+        second = (await c.post("/v1/referrals", json=kontaktbegaran(person), headers=SENDER)).json()
+    task_1, task_2 = first["recipients"][0]["task_id"], second["recipients"][0]["task_id"]
+
+    async def filed(task: str) -> bool:
+        async with vaxjo.referral() as c:
+            return (await c.get(f"/v1/incoming/{task}", headers=RECEIVER)).status_code == 200
+
+    await eventually(lambda: filed(task_1), within=30, what="first filed")
+    await eventually(lambda: filed(task_2), within=30, what="second filed")
+
+    # The intake forwards the first to the boendestöd unit (a new task, basis checked again).
+    await step(vaxjo, task_1, RECEIVER, to="acknowledged")
+    r = await step(
+        vaxjo,
+        task_1,
+        RECEIVER,
+        to="forwarded",
+        forward_to={"orgnr": ORG_VAXJO, "unit_id": VAXJO_BOENDE},
+    )
+    assert r.status_code == 200, r.text
+    boende = auth(ORG_VAXJO, VAXJO_BOENDE, RW)
+
+    async def at_boende() -> bool:
+        async with vaxjo.referral() as c:
+            items = (await c.get("/v1/incoming", headers=boende)).json()["items"]
+        return len(items) == 1 and items[0]["person"]["personnummer"] == person
+
+    await eventually(at_boende, within=30, what="the forwarded referral at boendestöd")
+    # The second was wrongly sent: returned with a reason.
+    r = await step(vaxjo, task_2, RECEIVER, to="returned", reason="Fel kommun.")
+    assert r.status_code == 200, r.text
+
+    async def sender_sees() -> bool:
+        a = await recipient_status(region, first["id"])
+        b = await recipient_status(region, second["id"])
+        return a["status"] == "forwarded" and b["status"] == "returned"
+
+    await eventually(sender_sees, within=30, what="forwarded and returned at the sender")
+    forwarded = await recipient_status(region, first["id"])
+    assert forwarded["forwarded_to"]["unit_id"] == VAXJO_BOENDE
+    assert (await recipient_status(region, second["id"]))["reason"] == "Fel kommun."

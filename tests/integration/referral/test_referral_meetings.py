@@ -223,3 +223,75 @@ async def test_a_vardkedjeremiss_meeting_and_its_ordered_plan(members: Pair) -> 
 
 async def copy_arrived_at(member: Member, consent_id: str) -> bool:
     return await copy_arrived(member, consent_id)
+
+
+async def test_a_sip_with_relatives_and_a_follow_up_meeting(members: Pair) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    person = new_person()
+    consent_id = await consent_for(vaxjo, person, ["sip"])
+    await eventually(lambda: copy_arrived_at(region, consent_id), within=30, what="copy")
+    sip: dict[str, Any] = {
+        "kind": "sip",
+        "person": {"personnummer": person},
+        "at": "2026-12-10T10:00:00+01:00",
+        "place": "Avdelning 12, Centrallasarettet Växjö",
+        "participants": [{"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE}],
+        "relatives": [{"name": "Mamma", "phone": "070-123 45 67"}],
+    }
+    async with vaxjo.referral() as c:
+        r = await c.post("/v1/meetings", json=sip, headers=SOC)
+    assert r.status_code == 201, r.text
+    first = r.json()
+    assert first["relatives"] == [{"name": "Mamma", "phone": "070-123 45 67"}]
+
+    async def invited() -> bool:
+        return len(await inbox(region, BEROENDE)) == 1
+
+    await eventually(invited, within=30, what="SIP invitation at the region")
+    invitation = (await inbox(region, BEROENDE))[0]
+    assert invitation["kind"] == "sip_kallelse"
+    assert "Mamma" not in str(invitation), "relatives' contacts stay with the convener"
+
+    plan_body = {
+        "goals": ["Trygg utskrivning"],
+        "actions": [
+            {"intervention": "boendestod", "owner": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC}},
+        ],
+        "coordinator": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
+        "follow_up_date": "2027-01-15",
+    }
+    async with vaxjo.referral() as c:
+        r = await c.put(f"/v1/meetings/{first['id']}/plan", json=plan_body, headers=SOC)
+        assert r.status_code == 200, r.text
+        # A follow-up meeting revises the same plan.
+        follow = await c.post(
+            "/v1/meetings",
+            json={**sip, "at": "2027-01-15T10:00:00+01:00", "follow_up_of": first["id"]},
+            headers=SOC,
+        )
+        assert follow.status_code == 201, follow.text
+        assert follow.json()["follow_up_of"] == first["id"]
+        revised = {
+            **plan_body,
+            "actions": [
+                *plan_body["actions"],
+                {
+                    "intervention": "sysselsattning",
+                    "owner": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
+                },
+            ],
+        }
+        r = await c.put(
+            f"/v1/meetings/{follow.json()['id']}/plan",
+            json=revised,
+            headers={**SOC, "If-Match": '"1"'},
+        )
+    assert r.status_code == 200, r.text
+    assert (r.json()["id"], r.json()["version"]) == (first["id"], 2)
+
+    async def revised_at_region() -> bool:
+        async with region.referral() as c:
+            got = await c.get(f"/v1/plans/{first['id']}", headers=BEROENDE)
+        return got.status_code == 200 and got.json()["version"] == 2
+
+    await eventually(revised_at_region, within=30, what="the revised plan at the region")
