@@ -5,7 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from services.referral.codes import Status, Tristate, Urgency
@@ -126,45 +134,68 @@ class ReferralCreate(_In):
 
     kind: ReferralKind
     person: PersonIn
-    needs: list[Intervention] = Field(default_factory=list, max_length=30)
+    needs: list[Intervention] = Field(default_factory=list, max_length=30, validate_default=True)
     summary: str = Text
     urgency: Urgency = Urgency.NORMAL
     children_in_household: Tristate = Tristate.UNKNOWN
     persons_wish: str = Field("", max_length=2000, description="in the person's own words")
-    drug_free: Tristate | None = Field(None, description="required for a vårdkedjeremiss")
+    drug_free: Tristate | None = Field(
+        None, description="required for a vårdkedjeremiss", validate_default=True
+    )
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
     recipients: list[UnitRef] = Field(default_factory=list, max_length=20)
-    resolve: Resolve | None = None
+    resolve: Resolve | None = Field(None, validate_default=True)
     legal_basis: LegalBasisIn | None = None
-    vardkedjeremiss: VardkedjeremissDetails | None = None
-    kontaktbegaran: KontaktbegaranDetails | None = None
-    sip: SipDetails | None = None
-    discharge: DischargeDetails | None = None
-    hvb: HvbDetails | None = None
+    vardkedjeremiss: VardkedjeremissDetails | None = Field(None, validate_default=True)
+    kontaktbegaran: KontaktbegaranDetails | None = Field(None, validate_default=True)
+    sip: SipDetails | None = Field(None, validate_default=True)
+    discharge: DischargeDetails | None = Field(None, validate_default=True)
+    hvb: HvbDetails | None = Field(None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _kind_rules(self) -> Self:
-        if bool(self.recipients) == bool(self.resolve):
+    # The rules are field validators (not one model validator) so that a problem names
+    # the field it is about; each runs also when the field is left out.
+    @field_validator("needs")
+    @classmethod
+    def _needs(cls, value: list[Intervention], info: ValidationInfo) -> list[Intervention]:
+        if info.data.get("kind") is ReferralKind.KONTAKTBEGARAN and not value:
+            raise PydanticCustomError("needs_required", "a kontaktbegäran names the needs")
+        return value
+
+    @field_validator("drug_free")
+    @classmethod
+    def _drug_free(cls, value: Tristate | None, info: ValidationInfo) -> Tristate | None:
+        if info.data.get("kind") is ReferralKind.VARDKEDJEREMISS and value is None:
+            raise PydanticCustomError("drug_free_required", "a vårdkedjeremiss states drug_free")
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _unique(cls, value: list[UnitRef]) -> list[UnitRef]:
+        if len({(r.orgnr, r.unit_id) for r in value}) != len(value):
+            raise PydanticCustomError("unique", "a recipient is named twice")
+        return value
+
+    @field_validator("resolve")
+    @classmethod
+    def _one_way(cls, value: Resolve | None, info: ValidationInfo) -> Resolve | None:
+        if "recipients" in info.data and bool(info.data["recipients"]) == bool(value):
             raise PydanticCustomError(
                 "recipients_or_resolve", "name recipients or ask to resolve one, not both"
             )
-        if len({(r.orgnr, r.unit_id) for r in self.recipients}) != len(self.recipients):
-            raise PydanticCustomError("unique", "a recipient is named twice")
-        for kind, name in _DETAILS.items():
-            given = getattr(self, name) is not None
-            if kind is self.kind and not given and kind is not ReferralKind.VARDKEDJEREMISS:
-                raise PydanticCustomError(
-                    "details_required", "the kind needs its block: {name}", {"name": name}
-                )
-            if kind is not self.kind and given:
-                raise PydanticCustomError(
-                    "details_of_other_kind", "{name} belongs to another kind", {"name": name}
-                )
-        if self.kind is ReferralKind.VARDKEDJEREMISS and self.drug_free is None:
-            raise PydanticCustomError("drug_free_required", "a vårdkedjeremiss states drug_free")
-        if self.kind is ReferralKind.KONTAKTBEGARAN and not self.needs:
-            raise PydanticCustomError("needs_required", "a kontaktbegäran names the needs")
-        return self
+        return value
+
+    @field_validator("vardkedjeremiss", "kontaktbegaran", "sip", "discharge", "hvb")
+    @classmethod
+    def _block_of_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("kind")
+        if kind is None:
+            return value
+        mine = _DETAILS[kind] == info.field_name
+        if mine and value is None and kind is not ReferralKind.VARDKEDJEREMISS:
+            raise PydanticCustomError("details_required", "the kind needs this block")
+        if not mine and value is not None:
+            raise PydanticCustomError("details_of_other_kind", "this block is for another kind")
+        return value
 
     def details(self) -> dict[str, Any]:
         """The kind's block as stored and sent."""

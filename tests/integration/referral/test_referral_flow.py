@@ -376,3 +376,46 @@ async def test_forwarded_to_another_unit_and_returned_as_wrongly_sent(members: P
     forwarded = await recipient_status(region, first["id"])
     assert forwarded["forwarded_to"]["unit_id"] == VAXJO_BOENDE
     assert (await recipient_status(region, second["id"]))["reason"] == "Fel kommun."
+
+
+async def test_bad_input_is_refused_and_nothing_is_stored(members: Pair) -> None:
+    region = members.region
+    person = new_person()
+    async with region.referral() as c:
+        cases = {
+            "person.personnummer": kontaktbegaran("19121212-1213"),  # wrong check digit
+            "kontaktbegaran": kontaktbegaran(person, kontaktbegaran=None),
+            "needs": kontaktbegaran(person, needs=[]),
+            "needs.0": kontaktbegaran(person, needs=["trolldom"]),
+        }
+        for field, body in cases.items():
+            r = await c.post("/v1/referrals", json=body, headers=SENDER)
+            rules = field_rules(problem(r, 422))
+            assert field in rules, (field, rules)
+            assert "19121212-1213" not in r.text
+        both = kontaktbegaran(person, resolve={"kommunkod": "0780"})
+        r = await c.post("/v1/referrals", json=both, headers=SENDER)
+        assert field_rules(problem(r, 422)) == {"resolve": "recipients_or_resolve"}
+        # A token without a unit cannot send: a referral comes from a unit.
+        r = await c.post(
+            "/v1/referrals", json=kontaktbegaran(person), headers=auth(ORG_REGION, None, RW)
+        )
+        problem(r, 403, "no-unit")
+    assert await counts(region) == (0, 0)
+
+
+async def test_a_reused_idempotency_key_with_another_body_is_refused(members: Pair) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    person = new_person()
+    consent_id = await record_consent(region, person, ["kontaktbegaran"])
+    await eventually(lambda: copy_arrived(vaxjo, consent_id), within=30, what="consent copy")
+    headers = {**SENDER, "Idempotency-Key": "kontaktbegaran-reuse"}
+    async with region.referral() as c:
+        assert (
+            await c.post("/v1/referrals", json=kontaktbegaran(person), headers=headers)
+        ).status_code == 201
+        other = await c.post(
+            "/v1/referrals", json=kontaktbegaran(person, summary="Annat."), headers=headers
+        )
+    assert other.status_code == 422, other.text
+    assert await counts(region) == (1, 1)
