@@ -21,6 +21,7 @@ from services.referral.repository import (
 )
 from services.referral.schemas import (
     BasisOut,
+    DischargeStatus,
     IncomingOut,
     IncomingPage,
     OutgoingPage,
@@ -144,6 +145,24 @@ def _referral_out(ref: Referral, recipients: list[Recipient], names: dict[str, s
         details=ref.details,
         recipients=[_recipient_out(r, names) for r in recipients],
         created_at=ref.created_at,
+        discharge=_discharge(ref, recipients),
+    )
+
+
+CONFIRMED = {"acknowledged", "accepted", "in_progress", "completed"}
+
+
+def _discharge(ref: Referral, recipients: list[Recipient]) -> DischargeStatus | None:
+    """For a discharge planning: the date, whether a SIP exists, and who has confirmed
+    (the home kommun's and out-patient care's units acknowledging or accepting)."""
+    if ref.kind != ReferralKind.UTSKRIVNINGSPLANERING.value:
+        return None
+    confirmed = [r for r in recipients if r.status in CONFIRMED]
+    return DischargeStatus(
+        expected_discharge_date=ref.details["expected_discharge_date"],
+        sip_exists=ref.details.get("sip_exists", "unknown"),
+        confirmed_by=[{"orgnr": r.orgnr, "unit_id": r.unit_id} for r in confirmed],
+        all_confirmed=len(confirmed) == len(recipients) > 0,
     )
 
 

@@ -232,6 +232,17 @@ class RecipientOut(BaseModel):
     version: int = Field(description="send it as If-Match to withdraw")
 
 
+class DischargeStatus(BaseModel):
+    """A discharge planning at a glance: the date, a SIP, and who has confirmed."""
+
+    expected_discharge_date: dt.date
+    sip_exists: Tristate
+    confirmed_by: list[dict[str, str]] = Field(
+        description="recipients (home kommun, out-patient care) that acknowledged or accepted"
+    )
+    all_confirmed: bool
+
+
 class ReferralOut(BaseModel):
     """A referral as its sender sees it, with every recipient's status."""
 
@@ -249,6 +260,7 @@ class ReferralOut(BaseModel):
     details: dict[str, Any]
     recipients: list[RecipientOut]
     created_at: dt.datetime
+    discharge: DischargeStatus | None = Field(None, description="utskrivningsplanering only")
 
 
 class IncomingOut(BaseModel):

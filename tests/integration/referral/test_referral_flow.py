@@ -32,7 +32,9 @@ SENDER = auth(ORG_REGION, REGION_BEROENDE, RW)
 RECEIVER = auth(ORG_VAXJO, VAXJO_SOC, RW)
 
 
-async def record_consent(member: Member, person: str, purposes: list[str]) -> str:
+async def record_consent(
+    member: Member, person: str, purposes: list[str], categories: list[str] | None = None
+) -> str:
     today = dt.date.today()
     body = {
         "person": {"personnummer": person},
@@ -40,7 +42,7 @@ async def record_consent(member: Member, person: str, purposes: list[str]) -> st
         "signed_form_reference": "Journal dok 2026-4711",
         "purposes": purposes,
         "parties": [{"orgnr": ORG_REGION}, {"orgnr": ORG_VAXJO}],
-        "categories": ["contact_details", "needs_summary", "plan"],
+        "categories": categories or ["contact_details", "needs_summary", "plan"],
         "valid_from": today.isoformat(),
         "valid_to": (today + dt.timedelta(days=90)).isoformat(),
         "person_informed": True,
@@ -419,3 +421,71 @@ async def test_a_reused_idempotency_key_with_another_body_is_refused(members: Pa
         )
     assert other.status_code == 422, other.text
     assert await counts(region) == (1, 1)
+
+
+async def test_a_discharge_planning_confirmed_and_an_hvb_notification(members: Pair) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    person = new_person()
+    consent_id = await record_consent(
+        region,
+        person,
+        ["utskrivningsplanering", "hvb_underrattelse"],
+        ["contact_details", "needs_summary", "plan", "social_situation"],
+    )
+    await eventually(lambda: copy_arrived(vaxjo, consent_id), within=30, what="consent copy")
+    async with region.referral() as c:
+        r = await c.post(
+            "/v1/referrals",
+            json={
+                "kind": "utskrivningsplanering",
+                "person": {"personnummer": person},
+                "summary": "Utskrivning planerad efter abstinensbehandling.",
+                "recipients": [{"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC}],
+                "discharge": {"expected_discharge_date": "2026-12-18", "sip_exists": "no"},
+            },
+            headers=SENDER,
+        )
+    assert r.status_code == 201, r.text
+    discharge = r.json()
+    assert discharge["discharge"] == {
+        "expected_discharge_date": "2026-12-18",
+        "sip_exists": "no",
+        "confirmed_by": [],
+        "all_confirmed": False,
+    }
+    task_id = discharge["recipients"][0]["task_id"]
+
+    async def filed() -> bool:
+        async with vaxjo.referral() as c:
+            return (await c.get(f"/v1/incoming/{task_id}", headers=RECEIVER)).status_code == 200
+
+    await eventually(filed, within=30, what="the discharge planning at Växjö")
+    await step(vaxjo, task_id, RECEIVER, to="acknowledged")
+
+    async def confirmed() -> bool:
+        async with region.referral() as c:
+            got = (await c.get(f"/v1/referrals/{discharge['id']}", headers=SENDER)).json()
+        return bool(got["discharge"]["all_confirmed"])
+
+    await eventually(confirmed, within=30, what="the home kommun's confirmation")
+
+    # Växjö places the person in an HVB and tells the region (the unit receiving them).
+    async with vaxjo.referral() as c:
+        hvb = await c.post(
+            "/v1/referrals",
+            json={
+                "kind": "hvb_underrattelse",
+                "person": {"personnummer": person},
+                "recipients": [{"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE}],
+                "hvb": {"placement_date": "2026-12-19", "hvb_name": "Behandlingshemmet Gläntan"},
+            },
+            headers=RECEIVER,
+        )
+    assert hvb.status_code == 201, hvb.text
+
+    async def at_region() -> bool:
+        async with region.referral() as c:
+            items = (await c.get("/v1/incoming", headers=SENDER)).json()["items"]
+        return any(i["kind"] == "hvb_underrattelse" for i in items)
+
+    await eventually(at_region, within=30, what="the HVB notification at the region")
