@@ -5,9 +5,11 @@ receiving unit's own inbox, and every step comes back to the sender (closed loop
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from services.referral.models import Incoming, Recipient, Referral
@@ -109,7 +111,13 @@ async def step(
         )
 
 
-async def test_a_kontaktbegaran_goes_round_the_closed_loop(members: Pair) -> None:
+async def test_a_kontaktbegaran_goes_round_the_closed_loop(
+    members: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Our own loggers at every level; libraries at INFO (configure_logging keeps aiosqlite,
+    # which logs statement parameters at DEBUG, at WARNING in every process).
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="vardkedja")
     region, vaxjo = members.region, members.vaxjo
     person = new_person()
     consent_id = await record_consent(region, person, ["kontaktbegaran"])
@@ -180,6 +188,21 @@ async def test_a_kontaktbegaran_goes_round_the_closed_loop(members: Pair) -> Non
         )
     assert again.json()["id"] == referral["id"]
     assert await counts(region) == (1, 1)
+
+    # Staff with the scope find every referral about the person, named in a body only.
+    async with region.referral() as c:
+        denied = await c.post("/v1/person-search", json={"personnummer": person}, headers=SENDER)
+        found = await c.post(
+            "/v1/person-search",
+            json={"personnummer": person},
+            headers=auth(ORG_REGION, REGION_BEROENDE, ["referral:person"]),
+        )
+    problem(denied, 403)
+    assert [x["id"] for x in found.json()] == [referral["id"]]
+    # The personnummer never reached a log line (of any service or worker here).
+    assert caplog.records
+    assert person not in caplog.text
+    assert person[2:] not in caplog.text
 
 
 async def test_without_a_basis_nothing_is_stored_or_sent(members: Pair) -> None:
