@@ -81,6 +81,13 @@ class _Ready:
 
 
 @dataclass(frozen=True)
+class _Skip:
+    """A valid event of a type this consumer does not handle (another service's)."""
+
+    event: CloudEvent
+
+
+@dataclass(frozen=True)
 class _Bad:
     event: CloudEvent | None
     rule: str
@@ -241,7 +248,7 @@ class EventConsumer:
             if offsets:
                 await consumer.commit(offsets)
 
-    def _validate(self, record: ReceivedRecord) -> _Ready | _Bad:
+    def _validate(self, record: ReceivedRecord) -> _Ready | _Bad | _Skip:
         """Decode and check a record (no I/O): what to apply, or why it must be refused."""
         try:
             event = decode(record.key, record.value, record.headers)
@@ -255,6 +262,10 @@ class EventConsumer:
         member = topics.member_of_topic(record.topic)
         if member is not None and topics.internal(member) == record.topic and sender != member:
             return _Bad(event, "sender_not_owner", "only the member writes its internal topic")
+        if self.spec.catalogue.current_type(event.type) not in self.spec.handlers:
+            # Another service's event on a shared topic: nothing to apply, so no payload
+            # validation, no inbox row and no transaction (its own service checks it).
+            return _Skip(event)
         try:
             type_, payload = self.spec.catalogue.resolve(event)
         except ValidationError as exc:
@@ -269,12 +280,16 @@ class EventConsumer:
         when any record needs the careful path: a refused record, earlier failed attempts,
         a duplicate, a handler error, a Reject or a database error."""
         ready = [self._validate(r) for r in records]
-        items = [r for r in ready if isinstance(r, _Ready)]
-        if len(items) != len(ready):
+        if any(isinstance(r, _Bad) for r in ready):
             return False
+        items = [r for r in ready if isinstance(r, _Ready)]
         for item in items:
             if await self._attempts(item.delivery.event.id):
                 return False
+        skipped = len(ready) - len(items)
+        if not items:
+            self._skipped(skipped)
+            return True
         try:
             async with self.db.transaction() as session:
                 await self._insert_inbox_rows(session, items)
@@ -292,7 +307,13 @@ class EventConsumer:
             return False
         for item in items:
             self._applied(item, self._outcome_of(item))
+        self._skipped(skipped)
         return True
+
+    def _skipped(self, n: int) -> None:
+        if n:
+            self.counts["skipped"] += n
+            EVENTS_CONSUMED.labels(self.settings.service, self.spec.name, "skipped").inc(n)
 
     @staticmethod
     def _outcome_of(item: _Ready) -> str:
@@ -358,6 +379,9 @@ class EventConsumer:
     async def handle(self, record: ReceivedRecord) -> str:
         """Apply one record exactly once; returns the outcome. Never raises for bad events."""
         checked = self._validate(record)
+        if isinstance(checked, _Skip):
+            self._skipped(1)
+            return "skipped"
         if isinstance(checked, _Bad):
             return await self._dead_letter(record, checked.event, checked.rule, checked.message, 1)
         event = checked.delivery.event

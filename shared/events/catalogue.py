@@ -74,6 +74,14 @@ class Catalogue:
     def is_known(self, type_: str) -> bool:
         return type_ in self.kinds or type_ in self.upcasters
 
+    def current_type(self, type_: str) -> str:
+        """The type ``type_`` is upcast to (itself if it is current), without any payload."""
+        seen = set()
+        while type_ in self.upcasters and type_ not in seen:
+            seen.add(type_)
+            type_ = self.upcasters[type_][0]
+        return type_
+
     def resolve(self, event: CloudEvent) -> tuple[str, EventPayload]:
         """The current type and validated payload of ``event``, upcasting old versions.
 
