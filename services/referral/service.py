@@ -867,6 +867,20 @@ async def apply_reported_transition(
     recipient.forwarded_to = payload.forwarded_to or recipient.forwarded_to
     if old.value == payload.to_status:  # a confirmation (e.g. of a withdrawal)
         await session.flush()
+        session.add(
+            _history(
+                recipient.id,
+                "sender",
+                old,
+                old,
+                Actor.SYSTEM,
+                None,
+                "confirmed by the receiver",
+                by_orgnr=payload.by_orgnr,
+                by_unit_id=payload.by_unit_id,
+            )
+        )
+        await session.flush()
         return True
     recipient.status = payload.to_status
     recipient.reason = payload.reason or recipient.reason

@@ -306,6 +306,13 @@ async def test_the_sender_withdraws_and_the_receiver_confirms(members: Pair) -> 
         return row is not None and row.status == "withdrawn"
 
     await eventually(withdrawn_at_vaxjo, within=30, what="withdrawn at the receiver")
+
+    async def confirmed() -> bool:
+        async with region.referral() as c:
+            steps = (await c.get(f"/v1/tasks/{task_id}/history", headers=SENDER)).json()
+        return steps[-1]["reason"] == "confirmed by the receiver"
+
+    await eventually(confirmed, within=30, what="the receiver's confirmation at the sender")
     async with vaxjo.referral() as c:
         r = await step(vaxjo, task_id, RECEIVER, to="acknowledged")
     assert r.status_code == 409
