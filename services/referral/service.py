@@ -713,16 +713,20 @@ async def transition_incoming(
             incoming=incoming,
             target=data.forward_to,
         )
-    incoming.status = data.to.value
-    incoming.reason = data.reason or incoming.reason
     incoming.outcome = data.outcome or incoming.outcome
     incoming.case_reference = data.case_reference or incoming.case_reference
     incoming.proposed_at = data.proposed_at or incoming.proposed_at
-    await session.flush()  # the version grows (optimistic concurrency)
-    session.add(
-        _history(incoming.id, "receiver", current, data.to, Actor.HOLDER, caller, data.reason)
+    me = settings.member.orgnr
+    await _move_incoming(
+        session=session,
+        outbox=outbox,
+        me=me,
+        incoming=incoming,
+        to=data.to,
+        actor=Actor.HOLDER,
+        reason=data.reason,
+        caller=caller,
     )
-    now = utcnow()
     await _tell_sender(
         session=session,
         outbox=outbox,
@@ -730,28 +734,15 @@ async def transition_incoming(
         frm=current,
         to=data.to,
         actor=Actor.HOLDER,
-        me=settings.member.orgnr,
+        me=me,
         unit_id=incoming.unit_id,
         reason=data.reason,
         version=incoming.version,
-        at=now,
+        at=utcnow(),
         outcome=data.outcome,
         case_reference=data.case_reference,
         forwarded_to=forwarded_to,
         proposed_at=data.proposed_at,
-    )
-    await _status_changed(
-        session=session,
-        outbox=outbox,
-        me=settings.member.orgnr,
-        task_id=incoming.id,
-        kind=incoming.kind,
-        unit_id=incoming.unit_id,
-        direction="incoming",
-        old=current,
-        new=data.to,
-        version=incoming.version,
-        at=now,
     )
     await session.flush()
     return incoming
@@ -842,6 +833,106 @@ async def _status_changed(
     )
 
 
+async def _move_incoming(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    me: str,
+    incoming: Incoming,
+    to: Status,
+    actor: Actor,
+    reason: str | None,
+    caller: Caller | None = None,
+    by_orgnr: str | None = None,
+    by_unit_id: str | None = None,
+) -> Status:
+    """Moves a task held here to ``to``: its status (and reason), a step in its history,
+    and the news to this member's notify. Returns the status it had."""
+    old = Status(incoming.status)
+    incoming.status = to.value
+    incoming.reason = reason or incoming.reason
+    await session.flush()  # the version grows (optimistic concurrency)
+    session.add(
+        _history(
+            incoming.id,
+            "receiver",
+            old,
+            to,
+            actor,
+            caller,
+            reason,
+            by_orgnr=by_orgnr or me,
+            by_unit_id=by_unit_id,
+        )
+    )
+    await _status_changed(
+        session=session,
+        outbox=outbox,
+        me=me,
+        task_id=incoming.id,
+        kind=incoming.kind,
+        unit_id=incoming.unit_id,
+        direction="incoming",
+        old=old,
+        new=to,
+        version=incoming.version,
+        at=utcnow(),
+    )
+    return old
+
+
+async def _move_recipient(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    me: str,
+    recipient: Recipient,
+    to: Status,
+    actor: Actor,
+    reason: str | None,
+    caller: Caller | None = None,
+    by_orgnr: str | None = None,
+    by_unit_id: str | None = None,
+    notify: bool = True,
+) -> tuple[Status, Referral]:
+    """Moves the sender's view of a task to ``to``: status, reason, a step in its history
+    and (``notify``) the news to the sending unit. Returns the old status and the referral."""
+    old = Status(recipient.status)
+    recipient.status = to.value
+    recipient.reason = reason or recipient.reason
+    await session.flush()
+    session.add(
+        _history(
+            recipient.id,
+            "sender",
+            old,
+            to,
+            actor,
+            caller,
+            reason,
+            by_orgnr=by_orgnr or me,
+            by_unit_id=by_unit_id,
+        )
+    )
+    referral = await ReferralRepository(session).get(recipient.referral_id)
+    assert referral is not None
+    if notify:
+        await _status_changed(
+            session=session,
+            outbox=outbox,
+            me=me,
+            task_id=recipient.id,
+            kind=referral.kind,
+            unit_id=referral.sender_unit_id,
+            direction="outgoing",
+            old=old,
+            new=to,
+            version=recipient.version,
+            at=utcnow(),
+        )
+    return old, referral
+
+
 async def apply_reported_transition(
     *,
     session: AsyncSession,
@@ -882,36 +973,16 @@ async def apply_reported_transition(
         )
         await session.flush()
         return True
-    recipient.status = payload.to_status
-    recipient.reason = payload.reason or recipient.reason
-    await session.flush()
-    session.add(
-        _history(
-            recipient.id,
-            "sender",
-            old,
-            payload.to_status,
-            Actor(payload.actor),
-            None,
-            payload.reason,
-            by_orgnr=payload.by_orgnr,
-            by_unit_id=payload.by_unit_id,
-        )
-    )
-    referral = await ReferralRepository(session).get(recipient.referral_id)
-    assert referral is not None
-    await _status_changed(
+    await _move_recipient(
         session=session,
         outbox=outbox,
         me=settings.member.orgnr,
-        task_id=recipient.id,
-        kind=referral.kind,
-        unit_id=referral.sender_unit_id,
-        direction="outgoing",
-        old=old,
-        new=Status(payload.to_status),
-        version=recipient.version,
-        at=payload.at,
+        recipient=recipient,
+        to=Status(payload.to_status),
+        actor=Actor(payload.actor),
+        reason=payload.reason,
+        by_orgnr=payload.by_orgnr,
+        by_unit_id=payload.by_unit_id,
     )
     await session.flush()
     return True
@@ -943,11 +1014,16 @@ async def withdraw(
             f"{current.value} → withdrawn is not allowed; allowed for the sender: {allowed}"
         )
     why = f"the person declined: {reason}" if by_person else reason
-    recipient.status = Status.WITHDRAWN.value
-    recipient.reason = why
-    await session.flush()
-    session.add(
-        _history(recipient.id, "sender", current, Status.WITHDRAWN, Actor.SENDER, caller, why)
+    await _move_recipient(
+        session=session,
+        outbox=outbox,
+        me=settings.member.orgnr,
+        recipient=recipient,
+        to=Status.WITHDRAWN,
+        actor=Actor.SENDER,
+        reason=why,
+        caller=caller,
+        notify=False,  # the sending unit did it itself
     )
     await outbox.publish(
         session,
@@ -990,34 +1066,16 @@ async def apply_withdrawal(
     now = utcnow()
     applied = TRANSITIONS.get((current, Status.WITHDRAWN)) is Actor.SENDER
     if applied:
-        incoming.status = Status.WITHDRAWN.value
-        incoming.reason = payload.reason
-        await session.flush()
-        session.add(
-            _history(
-                incoming.id,
-                "receiver",
-                current,
-                Status.WITHDRAWN,
-                Actor.SENDER,
-                None,
-                payload.reason,
-                by_orgnr=payload.by_orgnr,
-                by_unit_id=payload.by_unit_id,
-            )
-        )
-        await _status_changed(
+        await _move_incoming(
             session=session,
             outbox=outbox,
             me=settings.member.orgnr,
-            task_id=incoming.id,
-            kind=incoming.kind,
-            unit_id=incoming.unit_id,
-            direction="incoming",
-            old=current,
-            new=Status.WITHDRAWN,
-            version=incoming.version,
-            at=now,
+            incoming=incoming,
+            to=Status.WITHDRAWN,
+            actor=Actor.SENDER,
+            reason=payload.reason,
+            by_orgnr=payload.by_orgnr,
+            by_unit_id=payload.by_unit_id,
         )
     status = Status(incoming.status)
     await _tell_sender(
@@ -1063,53 +1121,25 @@ async def cancel_for_consent(
     me = settings.member.orgnr
     n = 0
     for recipient in await RecipientRepository(session).open_on_consent(payload.consent_id):
-        old = Status(recipient.status)
-        recipient.status = Status.CANCELLED.value
-        recipient.reason = why
-        await session.flush()
-        session.add(
-            _history(
-                recipient.id, "sender", old, Status.CANCELLED, Actor.SYSTEM, None, why, by_orgnr=me
-            )
-        )
-        referral = await ReferralRepository(session).get(recipient.referral_id)
-        assert referral is not None
-        await _status_changed(
+        await _move_recipient(
             session=session,
             outbox=outbox,
             me=me,
-            task_id=recipient.id,
-            kind=referral.kind,
-            unit_id=referral.sender_unit_id,
-            direction="outgoing",
-            old=old,
-            new=Status.CANCELLED,
-            version=recipient.version,
-            at=now,
+            recipient=recipient,
+            to=Status.CANCELLED,
+            actor=Actor.SYSTEM,
+            reason=why,
         )
         n += 1
     for incoming in await IncomingRepository(session).open_on_consent(payload.consent_id):
-        old = Status(incoming.status)
-        incoming.status = Status.CANCELLED.value
-        incoming.reason = why
-        await session.flush()
-        session.add(
-            _history(
-                incoming.id, "receiver", old, Status.CANCELLED, Actor.SYSTEM, None, why, by_orgnr=me
-            )
-        )
-        await _status_changed(
+        old = await _move_incoming(
             session=session,
             outbox=outbox,
             me=me,
-            task_id=incoming.id,
-            kind=incoming.kind,
-            unit_id=incoming.unit_id,
-            direction="incoming",
-            old=old,
-            new=Status.CANCELLED,
-            version=incoming.version,
-            at=now,
+            incoming=incoming,
+            to=Status.CANCELLED,
+            actor=Actor.SYSTEM,
+            reason=why,
         )
         await _tell_sender(
             session=session,
