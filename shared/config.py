@@ -265,6 +265,7 @@ class NotifySettings(BaseModel):
     webhook_secret_min_bytes: int = Field(24, ge=16, le=64)
     secret_rotation_grace_s: int = Field(86_400, ge=0)
     email_max_attempts: int = Field(5, ge=1, le=50)
+    send_concurrency: int = Field(32, ge=1, le=1000, description="webhooks and e-mails at once")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     dispatch_poll_interval_s: float = Field(1.0, gt=0, le=60)
     timer_poll_interval_s: float = Field(15.0, gt=0, le=3600)

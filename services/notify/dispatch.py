@@ -115,13 +115,13 @@ class Dispatcher:
     ran out).
     """
 
-    def __init__(self, settings: Settings, db: Database, *, concurrency: int = 16) -> None:
+    def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
         self.cfg = settings.notify
         self.token = new_id()
         self._wake = asyncio.Event()
-        self._limit = asyncio.Semaphore(concurrency)
+        self._limit = asyncio.Semaphore(settings.notify.send_concurrency)
         self._http: httpx.AsyncClient | None = None
         self._done: list[Result] = []
         self._inflight: set[asyncio.Task[None]] = set()
@@ -145,8 +145,12 @@ class Dispatcher:
             self._http = httpx.AsyncClient(
                 timeout=self.cfg.webhook_timeout_s,
                 follow_redirects=False,
-                # httpcore scans its pool on every request: a small pool costs less CPU per send.
-                limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+                # One connection per concurrent send: a slow case system must not starve the
+                # rest (httpcore scans its pool per request, so it is not made larger).
+                limits=httpx.Limits(
+                    max_connections=self.cfg.send_concurrency,
+                    max_keepalive_connections=self.cfg.send_concurrency,
+                ),
             )
         return self._http
 
