@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker bench bench-directory bench-notify bench-referral events compose-check clean lock
+.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker bench bench-directory bench-notify bench-referral bench-consent events compose-check clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ bench-notify: $(STAMP) ## notify benchmark: fan-out latency (inbox row -> signed
 
 bench-referral: $(STAMP) ## referral benchmark: two members as processes, referrals at a fixed rate (delivery latency, lost, floor, RSS)
 	$(BIN)/python -m bench.referral --rate $(or $(RATE),200) --seconds $(or $(SECONDS),60)
+
+bench-consent: $(STAMP) ## consent benchmark: decisions over 100,000 consents at a fixed rate, withdrawal propagation to the other members
+	$(BIN)/python -m bench.consent --rate $(or $(RATE),1000) --seconds $(or $(SECONDS),20) --consents $(or $(CONSENTS),100000)
 
 events: $(STAMP) ## regenerate the published event catalogue (docs/events.asyncapi.json)
 	$(BIN)/vardkedja events > docs/events.asyncapi.json
