@@ -18,7 +18,7 @@ guessed at (the project's timestamps are timezone-aware UTC).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
@@ -30,6 +30,7 @@ __all__ = [
     "DE_FACTO_HOLIDAYS",
     "STOCKHOLM",
     "add_working_days",
+    "end_of_day",
     "eves",
     "is_eve",
     "is_public_holiday",
@@ -137,3 +138,8 @@ def to_local(dt: datetime) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("a timezone-aware datetime is required")
     return dt.astimezone(STOCKHOLM)
+
+
+def end_of_day(d: date) -> datetime:
+    """23:59 Swedish time on ``d`` (a deadline "by" that day), as an aware datetime."""
+    return datetime.combine(d, time(23, 59), tzinfo=STOCKHOLM)

@@ -10,31 +10,11 @@ keeps only its own key (ADR 0011).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 
-from shared.config import ConsentSettings, Settings
-from shared.identifiers import normalise_personnummer
+from shared.person import DEVELOPMENT_SECRET, PersonKeyConfigError, person_key
+from shared.person import member_secret as secret_of
 
-DEVELOPMENT_SECRET = ConsentSettings.model_fields["person_key_secret"].default
-
-
-class PersonKeyConfigError(RuntimeError):
-    """Raised in production when the person-key secret is still the development value."""
-
-
-def secret_of(settings: Settings) -> bytes:
-    """The member's person-key secret; refuses the development value in production."""
-    secret = settings.consent.person_key_secret
-    if settings.env == "production" and secret == DEVELOPMENT_SECRET:
-        raise PersonKeyConfigError("set VK_CONSENT__PERSON_KEY_SECRET in production")
-    return secret.encode()
-
-
-def person_key(secret: bytes, personnummer: str) -> str:
-    """The lookup key of a personnummer (normalised first, so every spelling agrees)."""
-    number = normalise_personnummer(personnummer)
-    return hmac.new(secret, number.encode(), hashlib.sha256).hexdigest()
+__all__ = ["DEVELOPMENT_SECRET", "PersonKeyConfigError", "birth_date", "person_key", "secret_of"]
 
 
 def birth_date(personnummer: str) -> dt.date:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.codes import FINAL, Status
 from services.referral.models import DeadlineNotice, Incoming, Plan, Recipient, Referral
-from shared.calendar import add_working_days, to_local
+from shared.calendar import add_working_days, end_of_day, to_local
 from shared.db import utcnow
 from shared.events import topics
 from shared.events.payloads import REFERRAL_DEADLINE_V1, ReferralDeadlineV1
@@ -27,12 +27,6 @@ def _state(due: dt.date, today: dt.date, near_days: int) -> str | None:
     if today >= due or add_working_days(today, near_days) >= due:
         return "near"
     return None
-
-
-def _end_of(day: dt.date) -> dt.datetime:
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.combine(day, dt.time(23, 59), tzinfo=ZoneInfo("Europe/Stockholm"))
 
 
 async def check(
@@ -98,7 +92,7 @@ async def check(
                 kind=kind,
                 unit_id=unit_id,
                 deadline=deadline,
-                due_at=_end_of(due),
+                due_at=end_of_day(due),
                 state=state,
             ),
             subject=subject,

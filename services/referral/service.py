@@ -39,7 +39,7 @@ from services.referral.repository import (
 )
 from services.referral.schemas import ReferralCreate, TransitionIn, UnitRef
 from shared.auth import Caller
-from shared.calendar import add_working_days, to_local
+from shared.calendar import add_working_days, end_of_day, to_local
 from shared.clients import ServiceClient
 from shared.codes import ReferralKind
 from shared.config import Settings
@@ -562,7 +562,7 @@ async def receive_referral(
             sender_orgnr=incoming.sender_orgnr,
             sender_unit_id=incoming.sender_unit_id,
             urgency=incoming.urgency,
-            acknowledge_by=_end_of(incoming.acknowledge_by),
+            acknowledge_by=end_of_day(incoming.acknowledge_by),
             received_at=now,
             protected_identity=incoming.protected_identity,
         ),
@@ -583,13 +583,6 @@ async def receive_referral(
         at=now,
     )
     return Status.DELIVERED
-
-
-def _end_of(day: dt.date) -> dt.datetime:
-    """The end of ``day`` in Swedish time, as an aware datetime."""
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.combine(day, dt.time(23, 59), tzinfo=ZoneInfo("Europe/Stockholm"))
 
 
 async def _tell_sender(
