@@ -17,16 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import random
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiosmtplib
-import httpx
 from prometheus_client import Counter
 from standardwebhooks.webhooks import Webhook
 
@@ -45,6 +44,7 @@ from services.notify.repository import (
     UnitChannelRepository,
 )
 from services.notify.service import LEASE, FanOut, data_of, resolve_public
+from services.notify.webhook_http import RefusedAddress, WebhookClient, WebhookConnectError
 from shared.config import Settings
 from shared.db import Database, new_id, utcnow
 
@@ -58,9 +58,12 @@ DELIVERIES = Counter(
 
 RECORD_BATCH = 200
 RECORD_INTERVAL_S = 0.25
+# A receiver's share of the sends at once: a slow case system holds at most this many of
+# ``send_concurrency`` (VK_NOTIFY__SEND_CONCURRENCY), the rest go on to the others.
+RECEIVER_SHARE = 4
 
-# httpcore looks for sniffio on every request; where it is not installed each look is a
-# failed import that searches sys.path (about a millisecond). Record the absence once.
+# httpx (the proxy path) looks for sniffio on every request; where it is not installed each
+# look is a failed import that searches sys.path (about a millisecond). Record it once.
 sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 
@@ -100,9 +103,14 @@ def backoff(attempt: int, *, base: float, maximum: float) -> float:
     return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311 - jitter, not secrecy
 
 
+@functools.lru_cache(maxsize=256)
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)  # decodes the secret once, not per webhook
+
+
 def signatures(secrets: tuple[str, ...], msg_id: str, at: dt.datetime, body: bytes) -> str:
     """The ``webhook-signature`` header: one ``v1,`` signature per valid secret."""
-    return " ".join(Webhook(s).sign(msg_id, at, body.decode()) for s in secrets)
+    return " ".join(_signer(s).sign(msg_id, at, body.decode()) for s in secrets)
 
 
 class Dispatcher:
@@ -122,7 +130,7 @@ class Dispatcher:
         self.token = new_id()
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(settings.notify.send_concurrency)
-        self._http: httpx.AsyncClient | None = None
+        self._http: WebhookClient | None = None
         self._done: list[Result] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self.sent = 0
@@ -140,17 +148,20 @@ class Dispatcher:
             await self._http.aclose()
             self._http = None
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> WebhookClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=self.cfg.webhook_timeout_s,
-                follow_redirects=False,
-                # One connection per concurrent send: a slow case system must not starve the
-                # rest (httpcore scans its pool per request, so it is not made larger).
-                limits=httpx.Limits(
-                    max_connections=self.cfg.send_concurrency,
-                    max_keepalive_connections=self.cfg.send_concurrency,
-                ),
+            cfg = self.cfg
+
+            async def check_host(host: str) -> None:
+                # Checked again at sending time: a host may resolve elsewhere than when
+                # stored (before each new connection; a kept one goes where it was checked).
+                await resolve_public(host=host)
+
+            self._http = WebhookClient(
+                timeout_s=cfg.webhook_timeout_s,
+                per_receiver=max(1, cfg.send_concurrency // RECEIVER_SHARE),
+                overall=self._limit,
+                check_host=None if cfg.webhook_allow_private else check_host,
             )
         return self._http
 
@@ -296,10 +307,11 @@ class Dispatcher:
 
         if job.gone:
             return result("gone")
+        if job.channel == "webhook":
+            # The webhook client takes the receiver's share first, then the overall limit.
+            return await self._post(job, result)
         async with self._limit:
             try:
-                if job.channel == "webhook":
-                    return await self._post(job, result)
                 await self._mail(job)
                 return result("ok")
             except aiosmtplib.SMTPResponseException as exc:
@@ -315,30 +327,33 @@ class Dispatcher:
 
     async def _post(self, job: Job, result: ResultFn) -> Result:
         assert job.url is not None
-        host = urlsplit(job.url).hostname or ""
-        if not self.cfg.webhook_allow_private:
-            # Checked again at sending time: a host may resolve elsewhere than when stored.
-            try:
-                await resolve_public(host=host)
-            except (LookupError, ValueError) as exc:
-                return result("refused_address", None, type(exc).__name__)
-        at = utcnow()
-        headers = {
-            "content-type": "application/json",
-            "user-agent": "vardkedja-notify/1",
-            "webhook-id": job.delivery_id,
-            "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": signatures(job.secrets, job.delivery_id, at, job.body),
-        }
+
+        def headers() -> dict[str, str]:
+            at = utcnow()  # signed when the send may start, not while it waits its turn
+            return {
+                "content-type": "application/json",
+                "user-agent": "vardkedja-notify/1",
+                "webhook-id": job.delivery_id,
+                "webhook-timestamp": str(int(at.timestamp())),
+                "webhook-signature": signatures(job.secrets, job.delivery_id, at, job.body),
+            }
+
         try:
-            response = await self._client().post(job.url, content=job.body, headers=headers)
-        except httpx.TimeoutException as exc:
+            status = await self._client().post(job.url, job.body, headers)
+        except RefusedAddress as exc:
+            return result("refused_address", None, type(exc.cause).__name__)
+        except TimeoutError as exc:
             return result("timeout", None, type(exc).__name__)
-        except httpx.HTTPError as exc:
-            return result("connect_error", None, type(exc).__name__)
-        if 200 <= response.status_code < 300:
-            return result("ok", response.status_code)
-        return result("http_error", response.status_code)
+        except WebhookConnectError as exc:
+            return result("connect_error", None, str(exc) or type(exc).__name__)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Whatever a receiver does, it is a failed attempt, never a stopped dispatcher.
+            return result("error", None, type(exc).__name__)
+        if 200 <= status < 300:
+            return result("ok", status)
+        return result("http_error", status)
 
     async def _mail(self, job: Job) -> None:
         smtp = self.cfg.smtp
