@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -122,6 +123,44 @@ class Auditor:
             # transaction is committed by its RELEASE, so the record would outlive a rolled-
             # back access. A plain statement always joins the caller's transaction.
             await self._write(session, values)
+        except Exception as exc:
+            log.error("audit write failed", extra={"error_type": type(exc).__name__})
+            raise AuditUnavailable("the audit log could not be written") from exc
+
+    def access_record(
+        self,
+        caller: Caller,
+        *,
+        action: str,
+        person_id: str | None,
+        purpose: str | None = None,
+        outcome: Outcome = Outcome.ALLOWED,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, object]:
+        """The record :meth:`record_access` would write, for :meth:`record_accesses`
+        (``request_id``: of the request the access belongs to, if not the current one)."""
+        values = self._values(
+            caller, action, person_id, purpose, outcome, resource_type, resource_id
+        )
+        if request_id is not None:
+            values["request_id"] = request_id
+        return values
+
+    async def record_accesses(
+        self, session: AsyncSession, records: Sequence[dict[str, Any]]
+    ) -> None:
+        """Audit several accesses (:meth:`access_record`) in one statement inside
+        ``session``'s transaction; fail-closed like :meth:`record_access`."""
+        if not records:
+            return
+        try:
+            if self.outbox is None:
+                await session.execute(self.infra.audit.insert(), list(records))
+            else:
+                for values in records:
+                    await self._write(session, values)
         except Exception as exc:
             log.error("audit write failed", extra={"error_type": type(exc).__name__})
             raise AuditUnavailable("the audit log could not be written") from exc

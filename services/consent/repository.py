@@ -1,17 +1,34 @@
 """All SQL of the consent service.
 
-A decision reads a person's consents, copies, refusals, blocks and lifts: each is one
-query on an indexed ``person_key`` (plus one on ``block_lift.block_id``), so its cost does
-not grow with the number of people.
+A decision reads a person's consents, copies, refusals, active blocks and their lifts in
+one statement (:class:`DecisionTermsRepository`, a UNION ALL of indexed lookups on
+``person_key``, for several people at once), so its cost does not grow with the number of
+people.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, Table, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Integer,
+    Row,
+    Select,
+    String,
+    Table,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from services.consent.models import (
     AuditCopy,
@@ -23,7 +40,7 @@ from services.consent.models import (
     LegalBasisUse,
     Refusal,
 )
-from shared.db import RepositoryBase
+from shared.db import RepositoryBase, UTCDateTime
 
 OwnedT = TypeVar("OwnedT", Consent, Refusal, Block)
 
@@ -101,6 +118,10 @@ class CopyRepository(RepositoryBase[ConsentCopy]):
 
 class LegalBasisUseRepository(RepositoryBase[LegalBasisUse]):
     model = LegalBasisUse
+
+    async def add_all(self, uses: Sequence[LegalBasisUse]) -> None:
+        self.session.add_all(uses)
+        await self.session.flush()
 
     async def for_person(self, person_key: str, owner_orgnr: str) -> list[LegalBasisUse]:
         stmt = (
@@ -180,3 +201,132 @@ class AuditLogRepository:
             stmt = _period(by_copy, t.c.occurred_at, since, until)
             rows += list((await self.session.execute(stmt)).all())
         return sorted({r.id: r for r in rows}.values(), key=lambda r: (r.occurred_at, r.id))
+
+
+# The kinds of row of a decision's terms, in the order a decision lists them.
+TERMS_CONSENT, TERMS_COPY, TERMS_REFUSAL, TERMS_BLOCK = 0, 1, 2, 3
+
+
+def _none(type_: Any) -> Any:
+    """A typed NULL (PostgreSQL must know a union's column types from every branch)."""
+    return cast(null(), type_)
+
+
+def _kind(kind: int) -> Any:
+    return literal_column(str(kind), Integer).label("kind")
+
+
+class DecisionTermsRepository:
+    """What decisions read about several people, in one statement: each person's consents
+    recorded by this member and copies held of other members' consents, this member's
+    refusals, and its active blocks with their lifts."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    @staticmethod
+    @functools.cache
+    def statement() -> Any:
+        """One row per consent, copy, refusal and (active block, lift or none), ordered by
+        person, kind and as each kind is listed (oldest first); parameters ``person_keys``
+        (a list) and ``owner_orgnr``. Built once."""
+        person_keys: Any = bindparam("person_keys", expanding=True)
+        owner_orgnr: Any = bindparam("owner_orgnr", type_=String)
+        consents = select(
+            Consent.person_key,
+            _kind(TERMS_CONSENT),
+            Consent.id,
+            Consent.status,
+            Consent.parties,
+            Consent.purposes,
+            Consent.categories,
+            Consent.valid_from,
+            Consent.valid_to,
+            Consent.protected_identity,
+            _none(String).label("blocked_orgnr"),
+            _none(String).label("blocked_unit_id"),
+            _none(UTCDateTime()).label("lift_starts_at"),
+            _none(UTCDateTime()).label("lift_ends_at"),
+            Consent.created_at.label("listed_at"),
+            _none(String).label("lift_id"),
+        ).where(Consent.person_key.in_(person_keys), Consent.owner_orgnr == owner_orgnr)
+        copies = select(
+            ConsentCopy.person_key,
+            _kind(TERMS_COPY),
+            ConsentCopy.consent_id,
+            ConsentCopy.status,
+            ConsentCopy.parties,
+            ConsentCopy.purposes,
+            ConsentCopy.categories,
+            ConsentCopy.valid_from,
+            ConsentCopy.valid_to,
+            ConsentCopy.protected_identity,
+            _none(String),
+            _none(String),
+            _none(UTCDateTime()),
+            _none(UTCDateTime()),
+            ConsentCopy.recorded_at,
+            _none(String),
+        ).where(ConsentCopy.person_key.in_(person_keys))
+        refusals = select(
+            Refusal.person_key,
+            _kind(TERMS_REFUSAL),
+            Refusal.id,
+            Refusal.status,
+            Refusal.parties,
+            Refusal.purposes,
+            _none(JSON),
+            _none(Date),
+            _none(Date),
+            _none(Boolean),
+            _none(String),
+            _none(String),
+            _none(UTCDateTime()),
+            _none(UTCDateTime()),
+            Refusal.created_at,
+            _none(String),
+        ).where(Refusal.person_key.in_(person_keys), Refusal.owner_orgnr == owner_orgnr)
+        blocks = (
+            select(
+                Block.person_key,
+                _kind(TERMS_BLOCK),
+                Block.id,
+                Block.status,
+                _none(JSON),
+                _none(JSON),
+                _none(JSON),
+                _none(Date),
+                _none(Date),
+                _none(Boolean),
+                Block.blocked_orgnr,
+                Block.blocked_unit_id,
+                BlockLift.starts_at,
+                BlockLift.ends_at,
+                Block.created_at,
+                BlockLift.id,
+            )
+            .select_from(Block)
+            .outerjoin(BlockLift, BlockLift.block_id == Block.id)
+            .where(
+                Block.person_key.in_(person_keys),
+                Block.owner_orgnr == owner_orgnr,
+                Block.status == literal_column("'active'"),
+            )
+        )
+        return union_all(consents, copies, refusals, blocks).order_by(
+            "person_key", "kind", "listed_at", "id", "lift_starts_at", "lift_id"
+        )
+
+    async def for_people(
+        self, person_keys: Sequence[str], owner_orgnr: str
+    ) -> dict[str, list[Row[Any]]]:
+        """The rows of :meth:`statement` by person key (a person with none is left out)."""
+        rows: dict[str, list[Row[Any]]] = {}
+        if not person_keys:
+            return rows
+        result = await self.session.execute(
+            self.statement(), {"person_keys": list(person_keys), "owner_orgnr": owner_orgnr}
+        )
+        for row in result:
+            rows.setdefault(row.person_key, []).append(row)
+        return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,12 +33,17 @@ from services.consent.models import (
 )
 from services.consent.person import birth_date, person_key, secret_of
 from services.consent.repository import (
+    TERMS_BLOCK,
+    TERMS_CONSENT,
+    TERMS_COPY,
+    TERMS_REFUSAL,
     AuditCopyRepository,
     AuditLogRepository,
     BlockRepository,
     ChangeLogRepository,
     ConsentRepository,
     CopyRepository,
+    DecisionTermsRepository,
     LegalBasisUseRepository,
     RefusalRepository,
 )
@@ -54,7 +60,7 @@ from services.consent.schemas import (
 )
 from shared.auth import Caller, ensure_unit
 from shared.config import Settings
-from shared.db import utcnow
+from shared.db import new_id, utcnow
 from shared.errors import Conflict, FieldProblem, InvalidInput, NotFound, PreconditionFailed
 from shared.events import CloudEvent, topics
 from shared.events.payloads import (
@@ -788,23 +794,30 @@ def legal_bases(*, settings: Settings) -> list[LegalBasisInfo]:
     ]
 
 
-def _terms(row: Consent | ConsentCopy) -> rules.ConsentTerms:
-    return rules.ConsentTerms(
-        id=row.id if isinstance(row, Consent) else row.consent_id,
-        status=row.status,
-        parties=_parties(row.parties),
-        purposes=frozenset(row.purposes),
-        categories=frozenset(row.categories),
-        valid_from=row.valid_from,
-        valid_to=row.valid_to,
-        protected_identity=row.protected_identity,
-    )
+@dataclass(frozen=True)
+class Asked:
+    """A question this member may answer, checked, with the person's key: ready to be
+    decided against the stored terms."""
+
+    question: rules.Question
+    person_key: str
+    personnummer: str
+    protected_identity: bool
+    claim: rules.LegalBasisClaim | None = None
 
 
-async def decide_sharing(
-    *, session: AsyncSession, settings: Settings, caller: Caller, data: DecisionRequest
-) -> tuple[rules.Decision, LegalBasisUse | None, dt.datetime]:
-    """Decides a question this member sends or receives; returns (decision, kept basis, time)."""
+@dataclass(frozen=True)
+class Decided:
+    """A decision with the legal-basis use kept for it (if a basis was stated)."""
+
+    asked: Asked
+    decision: rules.Decision
+    legal_basis_use_id: str | None = None
+
+
+def prepare_decision(*, settings: Settings, data: DecisionRequest) -> Asked:
+    """Checks that this member may answer ``data`` and that a stated legal basis can apply
+    (InvalidInput naming the field and rule if not); no database."""
     own = settings.member.orgnr
     if own not in (data.sender.orgnr, data.recipient.orgnr):
         raise InvalidInput.field(
@@ -816,16 +829,13 @@ async def decide_sharing(
         raise InvalidInput.field(
             "recipient.orgnr", "same_member", "sender and recipient are the same member"
         )
-    at = data.at or utcnow()
-    key = key_of(settings=settings, personnummer=data.person.personnummer)
     question = rules.Question(
         sender=rules.Party(data.sender.orgnr, data.sender.unit_id),
         recipient=rules.Party(data.recipient.orgnr, data.recipient.unit_id),
         purpose=str(data.purpose),
         categories=frozenset(str(c) for c in data.categories),
-        at=at,
+        at=data.at or utcnow(),
     )
-    policy = policy_of(settings=settings)
     claim = None
     if data.legal_basis is not None:
         lb = data.legal_basis
@@ -838,51 +848,95 @@ async def decide_sharing(
         rules.check_legal_basis(
             claim,
             question=question,
-            policy=policy,
+            policy=policy_of(settings=settings),
             birth_date=birth_date(data.person.personnummer),
             sender_kind=kind if own == data.sender.orgnr else None,
             recipient_kind=kind if own == data.recipient.orgnr else None,
         )
-    consents: list[Consent | ConsentCopy] = [
-        *await ConsentRepository(session).for_person(key, own),
-        *await CopyRepository(session).for_person(key),
-    ]
-    refusals = await RefusalRepository(session).for_person(key, own)
-    blocks = await BlockRepository(session).for_person(key, own)
-    active_blocks = [b for b in blocks if b.status == RecordStatus.ACTIVE]
-    lifts: dict[str, list[rules.Lift]] = {}
-    for lift in await block_lifts(session=session, block_ids=[b.id for b in active_blocks]):
-        lifts.setdefault(lift.block_id, []).append(rules.Lift(lift.starts_at, lift.ends_at))
-    decision = rules.decide(
-        question,
-        consents=[_terms(c) for c in consents],
-        refusals=[
-            rules.RefusalTerms(
-                id=r.id,
-                parties=_parties(r.parties),
-                purposes=frozenset(r.purposes),
-                active=r.status == RecordStatus.ACTIVE,
+    return Asked(
+        question=question,
+        person_key=key_of(settings=settings, personnummer=data.person.personnummer),
+        personnummer=data.person.personnummer,
+        protected_identity=data.person.protected_identity,
+        claim=claim,
+    )
+
+
+def decide_on_terms(asked: Asked, rows: Sequence[Any], policy: rules.Policy) -> rules.Decision:
+    """Decides ``asked`` on the person's rows of :class:`DecisionTermsRepository`."""
+    consents: list[rules.ConsentTerms] = []
+    refusals: list[rules.RefusalTerms] = []
+    blocks: dict[str, tuple[rules.Party, list[rules.Lift]]] = {}
+    for row in rows:
+        if row.kind in (TERMS_CONSENT, TERMS_COPY):
+            consents.append(
+                rules.ConsentTerms(
+                    id=row.id,
+                    status=row.status,
+                    parties=_parties(row.parties),
+                    purposes=frozenset(row.purposes),
+                    categories=frozenset(row.categories),
+                    valid_from=row.valid_from,
+                    valid_to=row.valid_to,
+                    protected_identity=bool(row.protected_identity),
+                )
             )
-            for r in refusals
-        ],
+        elif row.kind == TERMS_REFUSAL:
+            refusals.append(
+                rules.RefusalTerms(
+                    id=row.id,
+                    parties=_parties(row.parties),
+                    purposes=frozenset(row.purposes),
+                    active=row.status == RecordStatus.ACTIVE,
+                )
+            )
+        elif row.kind == TERMS_BLOCK:  # active blocks only, one row per lift (or none)
+            _, lifts = blocks.setdefault(
+                row.id, (rules.Party(row.blocked_orgnr, row.blocked_unit_id), [])
+            )
+            if row.lift_starts_at is not None:
+                lifts.append(rules.Lift(row.lift_starts_at, row.lift_ends_at))
+    return rules.decide(
+        asked.question,
+        consents=consents,
+        refusals=refusals,
         blocks=[
-            rules.BlockTerms(
-                id=b.id,
-                party=rules.Party(b.blocked_orgnr, b.blocked_unit_id),
-                lifts=tuple(lifts.get(b.id, ())),
-            )
-            for b in active_blocks
+            rules.BlockTerms(id=block_id, party=party, lifts=tuple(lifts))
+            for block_id, (party, lifts) in blocks.items()
         ],
         policy=policy,
-        legal_basis=claim,
-        protected_identity=data.person.protected_identity,
+        legal_basis=asked.claim,
+        protected_identity=asked.protected_identity,
     )
-    use = None
-    if claim is not None:
-        use = await LegalBasisUseRepository(session).add(
-            LegalBasisUse(
+
+
+async def decide_many(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    asked: Sequence[tuple[Asked, Caller]],
+) -> list[Decided | Exception]:
+    """Decides several questions on one read of their people's terms, and keeps each stated
+    legal basis with its verdict; per question its decision, or the error deciding it."""
+    own = settings.member.orgnr
+    policy = policy_of(settings=settings)
+    keys = list(dict.fromkeys(a.person_key for a, _ in asked))
+    terms = await DecisionTermsRepository(session).for_people(keys, own)
+    out: list[Decided | Exception] = []
+    uses: list[LegalBasisUse] = []
+    for item, caller in asked:
+        try:
+            decision = decide_on_terms(item, terms.get(item.person_key, ()), policy)
+        except Exception as exc:  # a fault with one question fails that question only
+            out.append(exc)
+            continue
+        use = None
+        claim, question = item.claim, item.question
+        if claim is not None:
+            use = LegalBasisUse(
+                id=new_id(),
                 owner_orgnr=own,
-                person_key=key,
+                person_key=item.person_key,
                 basis=claim.basis,
                 ground=claim.ground,
                 justification=claim.justification,
@@ -897,8 +951,11 @@ async def decide_sharing(
                 decided_by_unit=caller.unit,
                 decided_at=utcnow(),
             )
-        )
-    return decision, use, at
+            uses.append(use)
+        out.append(Decided(item, decision, use.id if use is not None else None))
+    if uses:
+        await LegalBasisUseRepository(session).add_all(uses)
+    return out
 
 
 # --- person search ---------------------------------------------------------------------

@@ -107,6 +107,11 @@ ASYMMETRIC_ALGORITHMS: frozenset[str] = frozenset(
 MAX_TOKEN_LENGTH = 16 * 1024
 """Longer bearer values are refused before any parsing."""
 
+TOKEN_CACHE_SIZE = 4096
+"""Verified tokens kept per verifier (oldest dropped first)."""
+TOKEN_CACHE_TTL_SECONDS = 60.0
+"""A verified token is re-verified at least this often, whatever its ``exp``."""
+
 
 class Caller(BaseModel, frozen=True):
     """The authenticated caller of a request, built from a verified token."""
@@ -268,6 +273,7 @@ class TokenVerifier:
         self._algorithms = frozenset(settings.algorithms)
         self._http_client = http_client
         self._clock: Callable[[], float] = time.monotonic
+        self._wall: Callable[[], float] = time.time  # for exp/nbf of cached tokens
         self._static: list[_Key] = []
         for i, value in enumerate(settings.public_keys):
             try:
@@ -286,6 +292,11 @@ class TokenVerifier:
         self._jwks_loaded_at: float | None = None
         self._jwks_attempt_at: float | None = None
         self._lock = asyncio.Lock()
+        # Verified tokens by their exact text: (caller, valid from, valid until) in wall-
+        # clock seconds, the leeway applied as jwt.decode applies it. A client sends the
+        # same token on every request, and verifying a signature costs more than the rest
+        # of a small request. Emptied whenever the JWKS keys are reloaded.
+        self._verified: dict[str, tuple[Caller, float, float]] = {}
 
     # -- public ---------------------------------------------------------------------------
 
@@ -298,6 +309,14 @@ class TokenVerifier:
         """
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("malformed token")
+        if self._jwks_url and self._jwks_expired():
+            await self._fetch_jwks()
+        cached = self._verified.get(token)
+        if cached is not None:
+            caller, valid_from, valid_until = cached
+            if valid_from <= self._wall() < valid_until:
+                return caller
+            del self._verified[token]  # verified again below, for the exact reason
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, ValueError):
@@ -316,13 +335,28 @@ class TokenVerifier:
             if self._jwks_url and self._jwks_loaded_at is None:
                 raise ServiceUnavailable("the token signing keys cannot be fetched") from None
             raise Unauthorized("unknown key" if not candidates else "bad signature") from None
-        return self._caller(claims)
+        caller = self._caller(claims)
+        self._remember(token, caller, claims)
+        return caller
 
     async def refresh(self) -> bool:
         """Fetch the JWKS now (e.g. at start); True if usable keys were loaded."""
         if not self._jwks_url:
             return False
         return await self._fetch_jwks(force=True)
+
+    def _remember(self, token: str, caller: Caller, claims: dict[str, Any]) -> None:
+        """Keeps a verified token until its ``exp`` (or the cache's TTL, if sooner)."""
+        leeway = self._settings.leeway_seconds
+        try:
+            starts = max(float(claims["iat"]), float(claims.get("nbf", claims["iat"])))
+            ends = float(claims["exp"])
+        except (TypeError, ValueError):
+            return
+        until = min(ends + leeway, self._wall() + TOKEN_CACHE_TTL_SECONDS)
+        while len(self._verified) >= TOKEN_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (caller, starts - leeway, until)
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -375,6 +409,7 @@ class TokenVerifier:
                 return False
             self._jwks = keys
             self._jwks_loaded_at = self._clock()
+            self._verified.clear()  # a key may be gone: verify every token again
             log.info("loaded %d signing keys from the JWKS", len(keys))
             return True
 

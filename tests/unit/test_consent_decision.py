@@ -446,7 +446,8 @@ def questions(draw: st.DrawFn) -> Question:
 
 world = st.fixed_dictionaries(
     {
-        "consents": st.lists(consents(), max_size=4).map(tuple),
+        # Ids are unique, as stored consents' are.
+        "consents": st.lists(consents(), max_size=4, unique_by=lambda c: c.id).map(tuple),
         "refusals": st.lists(refusals, max_size=2).map(tuple),
         "blocks": st.lists(blocks(), max_size=2).map(tuple),
         "protected": st.booleans(),

@@ -5,6 +5,7 @@ time), refusals, blocks and lifts, legal bases, and an audit record for every de
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import httpx
@@ -342,13 +343,18 @@ class TestDecisionCost:
             event.remove(engine, "before_cursor_execute", remember)
 
         selects = [(s, p) for s, p in statements if s.lstrip().upper().startswith("SELECT")]
-        tables = [s.split("FROM", 1)[1].split()[0] for s, _ in selects]
-        assert tables == ["consent", "consent_copy", "refusal", "block", "block_lift"]
+        # One statement reads the person's consents, copies, refusals, blocks and lifts.
+        assert len(selects) == 1
+        statement, params = selects[0]
+        read = re.findall(r"(?:FROM|JOIN) (\w+)", statement)
+        assert read == ["consent", "consent_copy", "refusal", "block", "block_lift"]
         writes = [s.split()[2] for s, _ in statements if s.lstrip().upper().startswith("INSERT")]
         assert writes == ["audit_record"]
         if db_url.startswith("sqlite"):
             async with app.state.ctx.db.engine.connect() as conn:
-                for statement, params in selects:
-                    plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
-                    details = " ".join(str(row[-1]) for row in plan)
-                    assert "USING INDEX" in details, (statement, details)
+                plan = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+                details = [str(row[-1]) for row in plan]
+            searched = [d.split()[1] for d in details if d.startswith("SEARCH")]
+            assert searched == read, details
+            assert all("USING INDEX" in d for d in details if d.startswith("SEARCH")), details
+            assert not [d for d in details if d.startswith("SCAN")], details
