@@ -22,8 +22,9 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiosmtplib
 from prometheus_client import Counter
@@ -31,9 +32,6 @@ from standardwebhooks.webhooks import Webhook
 
 from services.notify.content import EmailContent, email_content, email_message, webhook_body
 from services.notify.models import (
-    Delivery,
-    DeliveryAttempt,
-    Notification,
     UnitChannel,
     WebhookSubscription,
 )
@@ -170,17 +168,17 @@ class Dispatcher:
     def jobs_for(self, fanout: FanOut) -> list[Job]:
         """The jobs of the pending deliveries in ``fanout`` (rendered now, in the handler)."""
         now = utcnow()
-        by_id = {n.id: n for n in fanout.notifications}
+        by_id = {n["id"]: n for n in fanout.notifications}
         return [
             self._job(
                 d,
-                by_id.get(d.notification_id),
-                fanout.subscriptions.get(d.target),
+                by_id.get(d["notification_id"]),
+                fanout.subscriptions.get(d["target"]),
                 fanout.units,
                 now,
             )
             for d in fanout.deliveries
-            if d.status == "pending"
+            if d["status"] == "pending"
         ]
 
     def submit(self, jobs: list[Job]) -> None:
@@ -249,52 +247,63 @@ class Dispatcher:
                 return []
             claimed = await repo.claim(ids, token=token, lease_until=now + LEASE, now=now)
             by_id = {
-                n.id: n
-                for n in await NotificationRepository(session).by_ids(
-                    sorted({d.notification_id for d in claimed})
+                n["id"]: n
+                for n in await NotificationRepository(session).rows_by_ids(
+                    sorted({d["notification_id"] for d in claimed})
                 )
             }
             subs = {
                 s.id: s
                 for s in await SubscriptionRepository(session).by_ids(
-                    sorted({d.target for d in claimed if d.channel == "webhook"})
+                    sorted({d["target"] for d in claimed if d["channel"] == "webhook"})
                 )
             }
             units: dict[str, UnitChannel] = await UnitChannelRepository(session).by_ids(
-                sorted({n.recipient for n in by_id.values() if n.recipient_kind == "unit"})
+                sorted({n["recipient"] for n in by_id.values() if n["recipient_kind"] == "unit"})
             )
             return [
-                self._job(d, by_id.get(d.notification_id), subs.get(d.target), units, now)
+                self._job(d, by_id.get(d["notification_id"]), subs.get(d["target"]), units, now)
                 for d in claimed
             ]
 
     def _job(
         self,
-        d: Delivery,
-        n: Notification | None,
+        d: Mapping[str, Any],
+        n: Mapping[str, Any] | None,
         sub: WebhookSubscription | None,
         units: dict[str, UnitChannel],
         now: dt.datetime,
     ) -> Job:
-        attempt = d.attempts + 1
+        """The job of delivery row ``d`` of notification row ``n`` (rendered now)."""
+        attempt = d["attempts"] + 1
         if n is None:
-            return Job(d.id, d.channel, attempt, gone=True)
+            return Job(d["id"], d["channel"], attempt, gone=True)
         data = data_of(notification=n, settings=self.cfg)
-        if d.channel == "webhook":
+        if d["channel"] == "webhook":
             if sub is None or not sub.enabled:
-                return Job(d.id, d.channel, attempt, gone=True)
+                return Job(d["id"], d["channel"], attempt, gone=True)
             keys = [sub.secret]
             if sub.previous_secret and (
                 sub.previous_secret_until is None or sub.previous_secret_until > now
             ):
                 keys.append(sub.previous_secret)
             return Job(
-                d.id, "webhook", attempt, url=sub.url, secrets=tuple(keys), body=webhook_body(data)
+                d["id"],
+                "webhook",
+                attempt,
+                url=sub.url,
+                secrets=tuple(keys),
+                body=webhook_body(data),
             )
-        unit = units.get(n.recipient)
+        unit = units.get(n["recipient"])
         content = email_content(data, unit_name=unit.name if unit else None)
         return Job(
-            d.id, "email", attempt, mailbox=d.target, subject=content.subject, text=content.text
+            d["id"],
+            "email",
+            attempt,
+            mailbox=d["target"],
+            subject=content.subject,
+            text=content.text,
         )
 
     async def _send(self, job: Job) -> Result:
@@ -382,60 +391,64 @@ class Dispatcher:
         now = utcnow()
         async with self.db.transaction() as session:
             repo = DeliveryRepository(session)
-            rows = {d.id: d for d in await repo.by_ids([r.job.delivery_id for r in results])}
-            attempts: list[DeliveryAttempt] = []
+            known = await repo.existing_ids(r.job.delivery_id for r in results)
+            outcomes: list[dict[str, Any]] = []
+            attempts: list[dict[str, Any]] = []
             for r in results:
-                d = rows.get(r.job.delivery_id)
-                if d is None:
-                    continue
-                DELIVERIES.labels(d.channel, r.outcome).inc()
-                d.attempts = r.job.attempt
-                d.last_status_code = r.status_code
-                d.last_outcome = r.outcome
-                d.lease_until = None
-                d.lease_token = None
+                job = r.job
+                if job.delivery_id not in known:
+                    continue  # purged meanwhile
+                DELIVERIES.labels(job.channel, r.outcome).inc()
+                row: dict[str, Any] = {
+                    "id": job.delivery_id,
+                    "attempts": job.attempt,
+                    "last_status_code": r.status_code,
+                    "last_outcome": r.outcome,
+                    "lease_until": None,
+                    "lease_token": None,
+                    "next_attempt_at": None,
+                }
+                outcomes.append(row)
                 attempts.append(
-                    DeliveryAttempt(
-                        delivery_id=d.id,
-                        attempt=r.job.attempt,
-                        started_at=r.started_at,
-                        duration_ms=r.duration_ms,
-                        outcome=r.outcome,
-                        status_code=r.status_code,
-                        error_type=r.error_type,
-                    )
+                    {
+                        "delivery_id": job.delivery_id,
+                        "attempt": job.attempt,
+                        "started_at": r.started_at,
+                        "duration_ms": r.duration_ms,
+                        "outcome": r.outcome,
+                        "status_code": r.status_code,
+                        "error_type": r.error_type,
+                    }
                 )
                 if r.outcome == "ok":
-                    d.status = "delivered"
-                    d.delivered_at = now
-                    d.next_attempt_at = None
+                    row.update(status="delivered", delivered_at=now)
                     self.sent += 1
                     continue
                 limit = (
                     self.cfg.webhook_max_attempts
-                    if d.channel == "webhook"
+                    if job.channel == "webhook"
                     else self.cfg.email_max_attempts
                 )
-                if r.outcome == "gone" or r.job.attempt >= limit:
-                    d.status = "dead"
-                    d.dead_at = now
-                    d.next_attempt_at = None
+                if r.outcome == "gone" or job.attempt >= limit:
+                    row.update(status="dead", dead_at=now)
                 else:
                     delay = backoff(
-                        r.job.attempt,
+                        job.attempt,
                         base=self.cfg.webhook_backoff_base_s,
                         maximum=self.cfg.webhook_backoff_max_s,
                     )
-                    d.next_attempt_at = now + dt.timedelta(seconds=delay)
+                    row["next_attempt_at"] = now + dt.timedelta(seconds=delay)
                 log.warning(
                     "delivery failed",
                     extra={
-                        "resource_id": d.id,
+                        "resource_id": job.delivery_id,
                         "outcome": r.outcome,
                         "status": r.status_code,
-                        "attempt": r.job.attempt,
-                        "reason": d.status,
+                        "attempt": job.attempt,
+                        "reason": row.get("status", "pending"),
                         "error_type": r.error_type,
                     },
                 )
-            await repo.add_attempts(attempts)
+            # One executemany per kind of outcome, one for the log: no ORM objects.
+            await repo.set_outcomes(outcomes)
+            await repo.add_attempt_rows(attempts)

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -34,6 +45,29 @@ async def _existing(
     return found
 
 
+Row = Mapping[str, Any]
+
+
+def _table(model: type[Any]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+async def _insert_rows(session: AsyncSession, model: type[Any], rows: Sequence[Row]) -> None:
+    """Append-only rows in one executemany (rows of one shape: the same keys)."""
+    if rows:
+        await session.execute(_table(model).insert(), list(rows))
+
+
+def _insert_new(session: AsyncSession, model: type[Any]) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that skips rows a unique constraint already holds (SQLite and PostgreSQL
+    say it the same way): one statement instead of a look first, no savepoint."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(_table(model)).on_conflict_do_nothing()
+    return sqlite.insert(_table(model)).on_conflict_do_nothing()
+
+
 class NotificationRepository(RepositoryBase[Notification]):
     model = Notification
 
@@ -41,9 +75,13 @@ class NotificationRepository(RepositoryBase[Notification]):
         stmt = select(Notification).where(Notification.id == notification_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def existing_ids(self, ids: Iterable[str]) -> set[str]:
-        """Which of ``ids`` are already stored."""
-        return await _existing(self.session, Notification.id, ids)
+    async def insert_new(self, rows: Sequence[Row]) -> set[str]:
+        """Insert the notifications not stored yet (by id, or origin, rule and recipient,
+        from which the id derives); the ids of those inserted."""
+        if not rows:
+            return set()
+        stmt = _insert_new(self.session, Notification).returning(Notification.id)
+        return set((await self.session.execute(stmt, list(rows))).scalars())
 
     async def by_ids(self, ids: list[str]) -> list[Notification]:
         if not ids:
@@ -51,9 +89,12 @@ class NotificationRepository(RepositoryBase[Notification]):
         stmt = select(Notification).where(Notification.id.in_(ids))
         return list((await self.session.execute(stmt)).scalars())
 
-    def stage(self, rows: list[Notification]) -> None:
-        """Add ``rows`` to the session; the next flush inserts them (with the others)."""
-        self.session.add_all(rows)
+    async def rows_by_ids(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The notifications ``ids`` as plain rows (no ORM objects)."""
+        if not ids:
+            return []
+        stmt = select(_table(Notification)).where(Notification.id.in_(ids))
+        return [dict(r) for r in (await self.session.execute(stmt)).mappings()]
 
     async def inbox_page(
         self,
@@ -146,9 +187,25 @@ class DeliveryRepository(RepositoryBase[Delivery]):
         """Which of ``ids`` are already stored."""
         return await _existing(self.session, Delivery.id, ids)
 
-    async def add_all(self, rows: list[Delivery]) -> None:
-        self.session.add_all(rows)
-        await self.session.flush()
+    async def insert_rows(self, rows: Sequence[Row]) -> None:
+        """Insert new deliveries (column name -> value, every row the same columns)."""
+        await _insert_rows(self.session, Delivery, rows)
+
+    async def set_outcomes(self, rows: Sequence[Row]) -> None:
+        """Update deliveries by ``id``: each row's other keys are the columns to set; one
+        executemany per set of columns."""
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            values = {("b_id" if k == "id" else k): v for k, v in row.items()}
+            shapes.setdefault(tuple(sorted(values)), []).append(values)
+        table = _table(Delivery)
+        stmt = table.update().where(table.c.id == bindparam("b_id"))
+        for group in shapes.values():
+            await self.session.execute(stmt, group)
+
+    async def add_attempt_rows(self, rows: Sequence[Row]) -> None:
+        """Append to the delivery log (column name -> value, every row the same columns)."""
+        await _insert_rows(self.session, DeliveryAttempt, rows)
 
     async def of_notification(self, notification_id: str) -> list[Delivery]:
         stmt = (
@@ -184,8 +241,8 @@ class DeliveryRepository(RepositoryBase[Delivery]):
 
     async def claim(
         self, ids: list[str], *, token: str, lease_until: dt.datetime, now: dt.datetime
-    ) -> list[Delivery]:
-        """Lease ``ids`` to ``token`` (those still free) and return what was leased."""
+    ) -> list[dict[str, Any]]:
+        """Lease ``ids`` to ``token`` (those still free) and return what was leased (rows)."""
         if not ids:
             return []
         await self.session.execute(
@@ -198,18 +255,8 @@ class DeliveryRepository(RepositoryBase[Delivery]):
             .values(lease_token=token, lease_until=lease_until)
             .execution_options(synchronize_session=False)
         )
-        stmt = select(Delivery).where(Delivery.lease_token == token)
-        return list((await self.session.execute(stmt)).scalars())
-
-    async def by_ids(self, ids: list[str]) -> list[Delivery]:
-        if not ids:
-            return []
-        stmt = select(Delivery).where(Delivery.id.in_(ids))
-        return list((await self.session.execute(stmt)).scalars())
-
-    async def add_attempts(self, rows: list[DeliveryAttempt]) -> None:
-        self.session.add_all(rows)
-        await self.session.flush()
+        stmt = select(_table(Delivery)).where(Delivery.lease_token == token)
+        return [dict(r) for r in (await self.session.execute(stmt)).mappings()]
 
     async def page_by_status(
         self, *, status: str, channel: str | None, after_id: str | None, limit: int
@@ -282,13 +329,11 @@ class UnitChannelRepository(RepositoryBase[UnitChannel]):
 class TimerRepository(RepositoryBase[Timer]):
     model = Timer
 
-    async def existing_ids(self, ids: Iterable[str]) -> set[str]:
-        """Which of ``ids`` are already stored."""
-        return await _existing(self.session, Timer.id, ids)
-
-    def stage(self, rows: list[Timer]) -> None:
-        """Add ``rows`` to the session; the next flush inserts them (with the others)."""
-        self.session.add_all(rows)
+    async def insert_new(self, rows: Sequence[Row]) -> None:
+        """Insert the timers not scheduled yet (a timer's id derives from its subject,
+        deadline, action and due time: a repeat is skipped)."""
+        if rows:
+            await self.session.execute(_insert_new(self.session, Timer), list(rows))
 
     async def cancel_pending(self, *, subject_id: str, deadline: str | None) -> int:
         """Cancel the pending timers of a subject (of one deadline, or all); returns how many."""

@@ -9,7 +9,7 @@ import binascii
 import datetime as dt
 import ipaddress
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.content import KINDS, Facts, NotificationData, derived_id
-from services.notify.models import Delivery, Notification, Timer, UnitChannel, WebhookSubscription
+from services.notify.models import Delivery, Notification, UnitChannel, WebhookSubscription
 from services.notify.repository import (
     DeliveryRepository,
     NotificationRepository,
@@ -212,20 +212,23 @@ def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Fac
 # --- rules -> notifications -> deliveries -------------------------------------------------
 
 
+Row = dict[str, Any]  # a row as inserted: column name -> value
+
+
 @dataclass
 class FanOut:
-    """What events or timers added: their notifications and deliveries, and the
-    subscriptions and units these went to (so the dispatcher can send without reading)."""
+    """What events or timers added: their notification and delivery rows (as inserted), and
+    the subscriptions and units these went to (so the dispatcher can send without reading)."""
 
-    notifications: list[Notification] = field(default_factory=list)
-    deliveries: list[Delivery] = field(default_factory=list)
+    notifications: list[Row] = field(default_factory=list)
+    deliveries: list[Row] = field(default_factory=list)
     subscriptions: dict[str, WebhookSubscription] = field(default_factory=dict)
     units: dict[str, UnitChannel] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[str]:
         """The new notifications' ids."""
-        return [n.id for n in self.notifications]
+        return [n["id"] for n in self.notifications]
 
     def extend(self, other: FanOut) -> FanOut:
         self.notifications += other.notifications
@@ -277,26 +280,35 @@ def link_of(*, settings: NotifySettings, notification_id: str) -> str:
     return f"{settings.link_base_url.rstrip('/')}/v1/notifications/{notification_id}"
 
 
-def data_of(*, notification: Notification, settings: NotifySettings) -> NotificationData:
-    """The channel-neutral view of a stored notification (allowed fields only)."""
+_DATA_COLUMNS = (
+    "kind",
+    "subject_type",
+    "subject_id",
+    "unit_id",
+    "referral_kind",
+    "urgency",
+    "status",
+    "deadline",
+    "due_at",
+    "counterpart_orgnr",
+    "recipient_kind",
+    "recipient",
+    "created_at",
+)
+
+
+def data_of(
+    *, notification: Notification | Mapping[str, Any], settings: NotifySettings
+) -> NotificationData:
+    """The channel-neutral view of a stored notification or row (allowed fields only)."""
+    if isinstance(notification, Notification):
+        row: Mapping[str, Any] = {c: getattr(notification, c) for c in ("id", *_DATA_COLUMNS)}
+    else:
+        row = notification
     return NotificationData(
-        notification_id=notification.id,
-        kind=notification.kind,
-        subject_type=notification.subject_type,
-        subject_id=notification.subject_id,
-        unit_id=notification.unit_id,
-        referral_kind=ReferralKind(notification.referral_kind)
-        if notification.referral_kind
-        else None,
-        urgency=notification.urgency,
-        status=notification.status,
-        deadline=notification.deadline,
-        due_at=notification.due_at,
-        counterpart_orgnr=notification.counterpart_orgnr,
-        recipient_kind=notification.recipient_kind,
-        recipient=notification.recipient,
-        created_at=notification.created_at,
-        link=link_of(settings=settings, notification_id=notification.id),
+        notification_id=row["id"],
+        link=link_of(settings=settings, notification_id=row["id"]),
+        **{c: row[c] for c in _DATA_COLUMNS},
     )
 
 
@@ -312,7 +324,7 @@ async def fan_out(
     # which sends them after the commit. Everything staged before is flushed with them.
     cfg = settings.notify
     now = utcnow()
-    candidates: list[Notification] = []
+    candidates: list[Row] = []
     channels_of: dict[str, list[str]] = {}
     coordinators: list[str] | None = None
     for origin in origins:
@@ -328,19 +340,17 @@ async def fan_out(
                     candidates.append(
                         _notification(nid, origin, rule, recipient_kind, recipient, item, now)
                     )
-    notifications = NotificationRepository(session)
-    # Check first (no savepoints): an origin handled before adds nothing.
-    known = await notifications.existing_ids(n.id for n in candidates) if candidates else set()
-    new = [n for n in candidates if n.id not in known]
-    notifications.stage(new)
+    # An origin handled before adds nothing (its ids are derived, so they are found).
+    inserted = await NotificationRepository(session).insert_new(candidates)
+    new = [n for n in candidates if n["id"] in inserted]
     out = await _deliveries_for(session, cfg, new, channels_of, now)
     if lease_token is not None:
         until = now + LEASE
         for d in out.deliveries:
-            if d.status == "pending":
-                d.lease_token, d.lease_until = lease_token, until
+            if d["status"] == "pending":
+                d["lease_token"], d["lease_until"] = lease_token, until
     # New notifications have new deliveries (their ids derive from the notification's).
-    await DeliveryRepository(session).add_all(out.deliveries)
+    await DeliveryRepository(session).insert_rows(out.deliveries)
     return out
 
 
@@ -352,85 +362,99 @@ def _notification(
     recipient: str,
     item: Facts,
     now: dt.datetime,
-) -> Notification:
-    return Notification(
-        id=nid,
-        origin_id=origin.origin_id,
-        event_type=origin.event_type,
-        rule_id=rule.id,
-        recipient_kind=recipient_kind,
-        recipient=recipient,
-        kind=item.kind,
-        subject_type=item.subject_type,
-        subject_id=item.subject_id,
-        unit_id=item.unit_id,
-        referral_kind=item.referral_kind.value if item.referral_kind else None,
-        urgency=item.urgency,
-        status=item.status,
-        deadline=item.deadline,
-        due_at=item.due_at,
-        counterpart_orgnr=item.counterpart_orgnr,
-        created_at=now,
-    )
+) -> Row:
+    return {
+        "id": nid,
+        "origin_id": origin.origin_id,
+        "event_type": origin.event_type,
+        "rule_id": rule.id,
+        "recipient_kind": recipient_kind,
+        "recipient": recipient,
+        "kind": item.kind,
+        "subject_type": item.subject_type,
+        "subject_id": item.subject_id,
+        "unit_id": item.unit_id,
+        "referral_kind": item.referral_kind.value if item.referral_kind else None,
+        "urgency": item.urgency,
+        "status": item.status,
+        "deadline": item.deadline,
+        "due_at": item.due_at,
+        "counterpart_orgnr": item.counterpart_orgnr,
+        "created_at": now,
+    }
 
 
 async def _deliveries_for(
     session: AsyncSession,
     cfg: NotifySettings,
-    notifications: list[Notification],
+    notifications: list[Row],
     channels_of: dict[str, list[str]],
     now: dt.datetime,
 ) -> FanOut:
     subs_cache: dict[str | None, list[WebhookSubscription]] = {}
-    unit_ids = [n.recipient for n in notifications if n.recipient_kind == "unit"]
-    units = await UnitChannelRepository(session).by_ids(sorted(set(unit_ids)))
+    # The units' names and mailboxes, for e-mail only.
+    unit_ids = {
+        n["recipient"]
+        for n in notifications
+        if n["recipient_kind"] == "unit" and "email" in channels_of[n["id"]]
+    }
+    units = await UnitChannelRepository(session).by_ids(sorted(unit_ids))
     result = FanOut(notifications=notifications, units=units)
     out = result.deliveries
 
-    def delivery(n: Notification, channel: str, target: str, **values: Any) -> Delivery:
-        return Delivery(
-            id=derived_id(n.id, channel, target),
-            notification_id=n.id,
-            channel=channel,
-            target=target,
-            redeliveries=0,
-            created_at=now,
-            **{"attempts": 0, **values},
-        )
+    def delivery(n: Row, channel: str, target: str, status: str, **values: Any) -> Row:
+        # Every row has every column (one executemany for all of them).
+        return {
+            "id": derived_id(n["id"], channel, target),
+            "notification_id": n["id"],
+            "channel": channel,
+            "target": target,
+            "status": status,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "lease_until": None,
+            "lease_token": None,
+            "last_status_code": None,
+            "last_outcome": None,
+            "created_at": now,
+            "delivered_at": None,
+            "dead_at": None,
+            "redeliveries": 0,
+            **values,
+        }
 
     for n in notifications:
-        channels = channels_of[n.id]
+        channels = channels_of[n["id"]]
+        recipient_kind, recipient = n["recipient_kind"], n["recipient"]
         if "inbox" in channels:
             out.append(
                 delivery(
                     n,
                     "inbox",
-                    f"{n.recipient_kind}:{n.recipient}",
-                    status="delivered",
+                    f"{recipient_kind}:{recipient}",
+                    "delivered",
                     attempts=1,
                     delivered_at=now,
                     last_outcome="ok",
                 )
             )
         if "webhook" in channels:
-            scope = n.recipient if n.recipient_kind == "unit" else None
+            scope = recipient if recipient_kind == "unit" else None
             if scope not in subs_cache:
                 subs_cache[scope] = await SubscriptionRepository(session).matching(unit_id=scope)
             for sub in subs_cache[scope]:
-                if n.kind in sub.event_types:
+                if n["kind"] in sub.event_types:
                     result.subscriptions[sub.id] = sub
-                    out.append(
-                        delivery(n, "webhook", sub.id, status="pending", next_attempt_at=now)
-                    )
-        if "email" in channels and n.recipient_kind == "unit":
-            unit = units.get(n.recipient)
+                    out.append(delivery(n, "webhook", sub.id, "pending", next_attempt_at=now))
+        if "email" in channels and recipient_kind == "unit":
+            unit = units.get(recipient)
             mailbox = unit.mailbox if unit is not None else None
             if cfg.smtp.host is None:
-                out.append(delivery(n, "email", "-", status="skipped", last_outcome="email_off"))
+                out.append(delivery(n, "email", "-", "skipped", last_outcome="email_off"))
             elif mailbox is None:
-                out.append(delivery(n, "email", "-", status="skipped", last_outcome="no_mailbox"))
+                out.append(delivery(n, "email", "-", "skipped", last_outcome="no_mailbox"))
             else:
-                out.append(delivery(n, "email", mailbox, status="pending", next_attempt_at=now))
+                out.append(delivery(n, "email", mailbox, "pending", next_attempt_at=now))
     return result
 
 
@@ -446,36 +470,38 @@ def deadline_timers(
     actions: Sequence[str],
     source_event_id: str,
     now: dt.datetime,
-) -> list[Timer]:
-    """The reminder, overdue notice and escalation of one deadline (with derived ids)."""
+) -> list[Row]:
+    """The reminder, overdue notice and escalation of one deadline (rows with derived ids)."""
     offsets = {
         "remind": -dt.timedelta(seconds=settings.remind_before_s),
         "overdue": dt.timedelta(0),
         "escalate": dt.timedelta(seconds=settings.escalate_after_s),
     }
-    out: list[Timer] = []
+    out: list[Row] = []
+    due = due_at.isoformat()
     for action in actions:
         fire_at = due_at + offsets[action]
         # A reminder whose moment has passed is noise; overdue and escalation still fire.
         if action == "remind" and (fire_at <= now or settings.remind_before_s == 0):
             continue
         out.append(
-            Timer(
-                id=derived_id("timer", facts.subject_id, deadline, action, due_at.isoformat()),
-                action=action,
-                fire_at=fire_at,
-                state="pending",
-                subject_type=facts.subject_type,
-                subject_id=facts.subject_id,
-                unit_id=facts.unit_id or "",
-                referral_kind=facts.referral_kind.value if facts.referral_kind else None,
-                urgency=facts.urgency,
-                deadline=deadline,
-                due_at=due_at,
-                counterpart_orgnr=facts.counterpart_orgnr,
-                source_event_id=source_event_id,
-                created_at=now,
-            )
+            {
+                "id": derived_id("timer", facts.subject_id, deadline, action, due),
+                "action": action,
+                "fire_at": fire_at,
+                "state": "pending",
+                "subject_type": facts.subject_type,
+                "subject_id": facts.subject_id,
+                "unit_id": facts.unit_id or "",
+                "referral_kind": facts.referral_kind.value if facts.referral_kind else None,
+                "urgency": facts.urgency,
+                "deadline": deadline,
+                "due_at": due_at,
+                "counterpart_orgnr": facts.counterpart_orgnr,
+                "source_event_id": source_event_id,
+                "created_at": now,
+                "fired_at": None,
+            }
         )
     return out
 
@@ -517,7 +543,7 @@ async def fire_due_timers(*, session: AsyncSession, settings: Settings, limit: i
 @dataclass
 class _Plan:
     origin: Origin
-    timers: list[Timer]
+    timers: list[Row]
     cancels: list[tuple[str, str | None]]
 
 
@@ -527,7 +553,7 @@ def _plan(
     """What one event asks for: its notifications' facts, timers to schedule, to cancel."""
     cfg = settings.notify
     facts = facts_of(event_type=event_type, payload=payload, own_orgnr=settings.member.orgnr)
-    timers: list[Timer] = []
+    timers: list[Row] = []
     cancels: list[tuple[str, str | None]] = []
 
     def schedule(deadline: str, due_at: dt.datetime, actions: Sequence[str]) -> None:
@@ -587,11 +613,8 @@ async def notify_events(
     for plan in plans:
         for subject_id, deadline in plan.cancels:
             await cancel_deadline(session=session, subject_id=subject_id, deadline=deadline)
-    timers = {t.id: t for plan in plans for t in plan.timers}
-    if timers:
-        repo = TimerRepository(session)
-        known = await repo.existing_ids(timers)
-        repo.stage([t for tid, t in timers.items() if tid not in known])
+    timers = {t["id"]: t for plan in plans for t in plan.timers}
+    await TimerRepository(session).insert_new(list(timers.values()))
     return await fan_out(
         session=session,
         settings=settings,

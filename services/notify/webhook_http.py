@@ -134,6 +134,8 @@ class WebhookClient:
         self._receivers: dict[tuple[str, str, int], _Receiver] = {}
         self._ssl: ssl.SSLContext | None = None
         self._httpx: httpx.AsyncClient | None = None
+        # Read once: the environment does not change under a running worker.
+        self._proxies = urllib.request.getproxies_environment()
         self.connections_opened = 0
 
     async def aclose(self) -> None:
@@ -157,7 +159,7 @@ class WebhookClient:
             self._receivers[target.key] = receiver
         async with receiver.slots, self.overall:
             fields = headers()
-            if _proxied(target):
+            if self._proxies and self._proxied(target):
                 return await self._post_via_proxy(url, body, fields)
             request = b"".join(
                 (
@@ -223,6 +225,12 @@ class WebhookClient:
             else:
                 conn.close()
 
+    def _proxied(self, target: _Target) -> bool:
+        """Whether the environment sends requests to this receiver through a proxy."""
+        if not self._proxies.get(target.key[0]) and not self._proxies.get("all"):
+            return False
+        return not urllib.request.proxy_bypass(f"{target.host}:{target.port}")
+
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:
             # The same trust as httpx's default (certifi's bundle).
@@ -243,14 +251,6 @@ class WebhookClient:
         except httpx.HTTPError as exc:
             raise WebhookConnectError(type(exc).__name__) from exc
         return response.status_code
-
-
-def _proxied(target: _Target) -> bool:
-    """Whether the environment sends requests to this receiver through a proxy."""
-    proxies = urllib.request.getproxies_environment()
-    if not proxies.get(target.key[0]) and not proxies.get("all"):
-        return False
-    return not urllib.request.proxy_bypass(f"{target.host}:{target.port}")
 
 
 async def _answer(reader: asyncio.StreamReader) -> tuple[int, bool]:

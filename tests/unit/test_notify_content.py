@@ -209,6 +209,19 @@ class TestSecretsAndSignatures:
     def test_derived_ids_are_stable(self) -> None:
         assert derived_id("a", "b") == derived_id("a", "b") != derived_id("a", "c")
 
+    def test_derived_ids_are_the_uuid5_ids_stored_before(self) -> None:
+        # Ids already stored must be found again: the same UUIDv5 of the same namespace.
+        namespace = uuid.UUID("5b0f8a52-52f8-4d5e-9b7e-6a0c2c1f4e11")
+        rng = random.Random(6)
+        for _ in range(500):
+            parts = [
+                "".join(rng.choice("abcåäö019-:\x1f ") for _ in range(rng.randint(0, 40)))
+                for _ in range(rng.randint(1, 5))
+            ]
+            expected = uuid.uuid5(namespace, "\x1f".join(parts))
+            assert derived_id(*parts) == str(expected)
+            assert uuid.UUID(derived_id(*parts)).version == 5
+
 
 class TestBackoff:
     def test_it_doubles_up_to_the_cap_with_jitter_between_half_and_all(self) -> None:

@@ -188,14 +188,16 @@ class TestFailures:
 
 class TestProxy:
     async def test_a_proxy_in_the_environment_carries_the_webhook(
-        self, client: WebhookClient, monkeypatch: pytest.MonkeyPatch
+        self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         proxy = await WebhookReceiver().start()  # answers the proxied request itself
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = WebhookClient(timeout_s=1.0, per_receiver=2, overall=asyncio.Semaphore(2))
         try:
-            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-            monkeypatch.delenv("NO_PROXY", raising=False)
-            monkeypatch.delenv("no_proxy", raising=False)
             assert await post(client, "http://case-system.invalid/hook") == 204
         finally:
+            await client.aclose()
             await proxy.stop()
         assert [r.body for r in proxy.received] == [BODY]
