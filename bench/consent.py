@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -280,16 +281,16 @@ def questions(n: int, n_consents: int, seed_: int = 7) -> list[tuple[dict[str, A
 
 
 def load_generator(
-    port: int, headers: dict[str, str], qs: list[tuple[dict[str, Any], bool]]
+    ports: list[int], headers: dict[str, str], qs: list[tuple[dict[str, Any], bool]]
 ) -> LoadGenerator:
     """The questions pre-encoded as POSTs to ``/v1/decisions``, each checked for its
-    verdict, over ``IN_FLIGHT`` keep-alive connections."""
-    host = f"127.0.0.1:{port}"
+    verdict, over ``IN_FLIGHT`` keep-alive connections (spread over the API's ports)."""
+    host = f"127.0.0.1:{ports[0]}"
     requests = [
         encode_post(host, "/v1/decisions", headers, json.dumps(body).encode()) for body, _ in qs
     ]
     checks = [verdict_check(ok) for _, ok in qs]
-    return LoadGenerator("127.0.0.1", port, requests, checks, connections=IN_FLIGHT)
+    return LoadGenerator("127.0.0.1", ports, requests, checks, connections=IN_FLIGHT)
 
 
 def answers_summary(answers: list[Answer], elapsed: float) -> dict[str, Any]:
@@ -315,6 +316,7 @@ async def decisions(
     clients: int,
     closed_seconds: float,
     with_profile: bool,
+    api_processes: int = 1,
 ) -> dict[str, Any]:
     broker = EmbeddedBroker(port=free_port(), log_path=work / "broker-decisions.log")
     broker.start()
@@ -325,6 +327,15 @@ async def decisions(
         settings = member_settings(ORG_VAXJO, db_url, work / "var-d")
         seed_s = await seed(settings, n_consents, user)
         fed.spawn(fed.members[0], "consent", "serve")
+        # More API processes of the same member (replicas on ports of their own, sharing
+        # the database), as behind a load balancer; the client spreads its connections.
+        taken = {fed.members[0].port(s) for s in ("directory", "consent", "referral", "notify")}
+        replicas = [
+            dataclasses.replace(fed.members[0], port_base=port_base(taken))
+            for _ in range(api_processes - 1)
+        ]
+        for replica in replicas:
+            fed.spawn(replica, "consent", "serve")
         fed.spawn(fed.members[0], "consent", "worker")
         await fed.wait_ready(timeout=300)
         base = f"http://127.0.0.1:{fed.members[0].port('consent')}"
@@ -339,19 +350,20 @@ async def decisions(
             if r.status_code != 201:
                 raise RuntimeError(f"consent: {r.status_code} {r.text[:300]}")
         seed_differs = await check_seed_like_api(db_url, r.json()["id"])
-        port = fed.members[0].port("consent")
+        ports = [m.port("consent") for m in (fed.members[0], *replicas)]
         # The open loop's questions, then the closed loop's (another draw), in one list.
         n_open = int(rate * seconds)
         qs = questions(n_open, n_consents) + questions(20_000, n_consents, seed_=3)
-        gen = load_generator(port, headers, qs)
+        gen = load_generator(ports, headers, qs)
         await gen.connect()
         try:
             # Warm-up (connections, caches); not counted.
             await gen.open_loop(400, 100, first=n_open)
             await asyncio.sleep(2)
 
-            api = fed.find(ORG_VAXJO, "consent", "serve")
+            apis = [p.process.pid for p in fed.procs if p.role == "serve"]
             samples = Samples(cpu_start=cpu_now(fed))
+            api_cpu0 = sum(cpu_seconds(pid) for pid in apis)
             stop = asyncio.Event()
             sampler = asyncio.create_task(sample(fed, samples, stop))
             loadgen0 = time.process_time()
@@ -364,16 +376,17 @@ async def decisions(
             answers, issued, elapsed = await loading
             loadgen_cpu = time.process_time() - loadgen0
             samples.cpu_end = cpu_now(fed)
+            api_cpu = sum(cpu_seconds(pid) for pid in apis) - api_cpu0
             # The worker's share continues a little after the load (the audit events).
             await asyncio.sleep(2)
             worker_after = cpu_now(fed)
 
-            closed_cpu0 = cpu_seconds(api.process.pid)
+            closed_cpu0 = sum(cpu_seconds(pid) for pid in apis)
             closed_load0 = time.process_time()
             closed, closed_elapsed = await gen.closed_loop(
                 closed_seconds, first=n_open, connections=clients
             )
-            closed_cpu = cpu_seconds(api.process.pid) - closed_cpu0
+            closed_cpu = sum(cpu_seconds(pid) for pid in apis) - closed_cpu0
             closed_load_cpu = time.process_time() - closed_load0
             stop.set()
             await sampler
@@ -383,15 +396,14 @@ async def decisions(
         await asyncio.to_thread(fed.stop)
         broker.stop()
     ok = sum(a.status == 200 for a in answers)
-    cpu = {k: samples.cpu_end[k] - samples.cpu_start[k] for k in samples.cpu_end}
     worker_name = fed_name(ORG_VAXJO, "worker")
     worker_cpu = worker_after[worker_name] - samples.cpu_start[worker_name]
-    api_cpu = cpu[fed_name(ORG_VAXJO, "serve")]
     closed_sum = answers_summary(closed, closed_elapsed)
     return {
         "consents_stored": n_consents + 1,
         "seed_s": round(seed_s, 1),
         "seed_differs_from_api_record": seed_differs,
+        "api_processes": api_processes,
         "open_loop": {
             "rate_per_s": rate,
             "seconds": seconds,
@@ -589,6 +601,7 @@ async def run(
     n_withdrawals: int,
     withdraw_rate: float,
     with_profile: bool,
+    api_processes: int = 1,
 ) -> dict[str, Any]:
     work = RESULTS / f".tmp-consent-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True, exist_ok=True)
@@ -610,6 +623,7 @@ async def run(
             clients=clients,
             closed_seconds=closed_seconds,
             with_profile=with_profile,
+            api_processes=api_processes,
         )
         withdrawn = None
         if n_withdrawals:
@@ -625,7 +639,9 @@ async def run(
         "backend": backend,
         "command": f"python -m bench.consent --rate {rate:g} --seconds {seconds:g} --consents "
         f"{n_consents} --clients {clients} --withdrawals {n_withdrawals} --withdraw-rate "
-        f"{withdraw_rate:g} --backend {backend}" + (" --profile" if with_profile else ""),
+        f"{withdraw_rate:g} --backend {backend}"
+        + (f" --api-processes {api_processes}" if api_processes != 1 else "")
+        + (" --profile" if with_profile else ""),
         "decisions": decided,
         "withdrawals": withdrawn,
         "target": TARGET,
@@ -681,6 +697,9 @@ def main() -> None:
     parser.add_argument("--withdrawals", type=int, default=200, help="0: skip that part")
     parser.add_argument("--withdraw-rate", type=float, default=10)
     parser.add_argument("--profile", action="store_true", help="py-spy the API and worker")
+    parser.add_argument(
+        "--api-processes", type=int, default=1, help="consent API processes (replicas)"
+    )
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
     args = parser.parse_args()
     backends = args.backend or (["sqlite", "postgres"] if POSTGRES else ["sqlite"])
@@ -697,6 +716,7 @@ def main() -> None:
                 n_withdrawals=args.withdrawals,
                 withdraw_rate=args.withdraw_rate,
                 with_profile=args.profile,
+                api_processes=args.api_processes,
             )
         )
         (RESULTS / f"consent-{backend}.json").write_text(json.dumps(r, indent=2, default=str))

@@ -93,13 +93,14 @@ class _Connection(asyncio.Protocol):
 
 
 class LoadGenerator:
-    """``requests`` (pre-encoded) to ``host``:``port`` over ``connections`` connections;
-    ``checks[i]`` judges the answer to ``requests[i]``."""
+    """``requests`` (pre-encoded) to ``host``:``port`` over ``connections`` connections
+    (to several ports, replicas of one API, in turn); ``checks[i]`` judges the answer to
+    ``requests[i]``."""
 
     def __init__(
         self,
         host: str,
-        port: int,
+        port: int | Sequence[int],
         requests: Sequence[bytes],
         checks: Sequence[Check],
         *,
@@ -108,7 +109,7 @@ class LoadGenerator:
         if len(requests) != len(checks) or not requests:
             raise ValueError("one check per request, and at least one request")
         self.host = host
-        self.port = port
+        self.ports = [port] if isinstance(port, int) else list(port)
         self.requests = requests
         self.checks = checks
         self.n_connections = connections
@@ -123,8 +124,9 @@ class LoadGenerator:
     async def connect(self) -> None:
         """Opens the connections (call once before a run)."""
         loop = asyncio.get_running_loop()
-        for _ in range(self.n_connections - len(self.conns)):
-            _, conn = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
+        for i in range(self.n_connections - len(self.conns)):
+            port = self.ports[i % len(self.ports)]
+            _, conn = await loop.create_connection(lambda: _Connection(self), self.host, port)
             self.conns.append(conn)
             self.free.append(conn)
 

@@ -34,6 +34,9 @@ log = logging.getLogger("vardkedja.consent.decisions")
 
 MAX_BATCH = 128
 """The most decisions one unit of work answers (the rest wait for the next)."""
+BATCHES_AT_ONCE = 2
+"""Batches of one process under way at once: one reads and decides while another waits for
+the database."""
 NOT_AUDITED = "the audit log could not be written"
 NOT_READ = "the terms could not be read"
 
@@ -52,7 +55,8 @@ class _Waiting:
 
 
 class DecisionBatcher:
-    """Decides and audits the decisions of one API process, a batch at a time."""
+    """Decides and audits the decisions of one API process, a batch at a time (requests
+    are parsed and checked meanwhile: under load the process is busy either way)."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -97,6 +101,7 @@ class DecisionBatcher:
                         for w, r in zip(batch, results, strict=True)
                         if isinstance(r, Decided)
                     ]
+                    await session.flush()  # the legal-basis uses
                     await ctx.auditor.record_accesses(
                         session, [self._record(w, r) for w, r in decided]
                     )

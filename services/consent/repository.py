@@ -119,9 +119,9 @@ class CopyRepository(RepositoryBase[ConsentCopy]):
 class LegalBasisUseRepository(RepositoryBase[LegalBasisUse]):
     model = LegalBasisUse
 
-    async def add_all(self, uses: Sequence[LegalBasisUse]) -> None:
+    def stage(self, uses: Sequence[LegalBasisUse]) -> None:
+        """Adds ``uses`` to the session, written at its next flush (the caller's)."""
         self.session.add_all(uses)
-        await self.session.flush()
 
     async def for_person(self, person_key: str, owner_orgnr: str) -> list[LegalBasisUse]:
         stmt = (

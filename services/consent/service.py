@@ -917,7 +917,8 @@ async def decide_many(
     asked: Sequence[tuple[Asked, Caller]],
 ) -> list[Decided | Exception]:
     """Decides several questions on one read of their people's terms, and keeps each stated
-    legal basis with its verdict; per question its decision, or the error deciding it."""
+    legal basis with its verdict (added to the session, not flushed: the caller writes when
+    it may); per question its decision, or the error deciding it."""
     own = settings.member.orgnr
     policy = policy_of(settings=settings)
     keys = list(dict.fromkeys(a.person_key for a, _ in asked))
@@ -953,8 +954,7 @@ async def decide_many(
             )
             uses.append(use)
         out.append(Decided(item, decision, use.id if use is not None else None))
-    if uses:
-        await LegalBasisUseRepository(session).add_all(uses)
+    LegalBasisUseRepository(session).stage(uses)  # written by the caller's next flush
     return out
 
 
