@@ -328,7 +328,12 @@ def windows(sent: list[Sent], rows: dict[str, dict[str, Any]], width_s: float) -
 
 
 async def run(
-    backend: str, rate: float, seconds: float, n_persons: int, with_profile: bool
+    backend: str,
+    rate: float,
+    seconds: float,
+    n_persons: int,
+    with_profile: bool,
+    fetch_max_wait_ms: int = 100,
 ) -> dict[str, Any]:
     work = RESULTS / f".tmp-referral-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True, exist_ok=True)
@@ -343,7 +348,13 @@ async def run(
         return created[-1]
 
     urls = {(o, s): await new_db(f"{s}-{o}") for o in (ORG_REGION, ORG_VAXJO) for s in SERVICES}
-    fed = two_member_federation(urls, work / "var", broker.bootstrap, VK_LOG_LEVEL="WARNING")
+    fed = two_member_federation(
+        urls,
+        work / "var",
+        broker.bootstrap,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        VK_LOG_LEVEL="WARNING",
+    )
     try:
         await asyncio.to_thread(fed.start)
         await fed.wait_ready(timeout=300)
@@ -420,6 +431,7 @@ async def run(
             samples=samples,
             loadgen_cpu=loadgen_cpu,
             profiled=profiled,
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
     finally:
         await asyncio.to_thread(fed.stop)
@@ -447,6 +459,7 @@ def report(
     floor: dict[str, Any],
     samples: Samples,
     loadgen_cpu: float,
+    fetch_max_wait_ms: int,
     profiled: dict[str, Any],
 ) -> dict[str, Any]:
     e2e, from_created, closed_loop = [], [], []
@@ -473,7 +486,9 @@ def report(
     return {
         "backend": backend,
         "command": f"python -m bench.referral --rate {rate:g} --seconds {seconds:g} "
-        f"--persons {n_persons} --backend {backend}" + (" --profile" if profiled else ""),
+        f"--persons {n_persons} --backend {backend} --fetch-max-wait-ms {fetch_max_wait_ms}"
+        + (" --profile" if profiled else ""),
+        "fetch_max_wait_ms": fetch_max_wait_ms,
         "rate_per_s": rate,
         "seconds": seconds,
         "persons": n_persons,
@@ -545,12 +560,28 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--persons", type=int, default=500)
     parser.add_argument("--profile", action="store_true", help="py-spy the busiest processes")
+    parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=100,
+        help="consumers' fetch wait (the federation's default; Tansu answers only when it "
+        "expires, so each hop waits up to this long, and a shorter wait costs idle CPU)",
+    )
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
     args = parser.parse_args()
     backends = args.backend or (["sqlite", "postgres"] if POSTGRES else ["sqlite"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     for backend in backends:
-        r = asyncio.run(run(backend, args.rate, args.seconds, args.persons, args.profile))
+        r = asyncio.run(
+            run(
+                backend,
+                args.rate,
+                args.seconds,
+                args.persons,
+                args.profile,
+                args.fetch_max_wait_ms,
+            )
+        )
         (RESULTS / f"referral-{backend}.json").write_text(json.dumps(r, indent=2, default=str))
         print(markdown(r), flush=True)
 

@@ -8,6 +8,7 @@ One owner of the commit: the HTTP request (:func:`shared.app.DbSession`, which c
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -99,12 +100,23 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         # SQLite serialises writers and WAL lets readers go on; busy_timeout makes a writer
         # wait instead of failing. Pooled: an aiosqlite connection is a thread, costly to open.
         memory = ":memory:" in url
-        engine = create_async_engine(
-            url,
-            echo=echo,
-            connect_args={"timeout": 30},
-            **({"poolclass": NullPool} if memory else {"pool_size": 5, "max_overflow": 10}),
-        )
+        inline = not memory and os.environ.get("VK_SQLITE_DRIVER", "inline") == "inline"
+        pooling = {"poolclass": NullPool} if memory else {"pool_size": 5, "max_overflow": 10}
+        if inline:
+            from sqlalchemy.engine import make_url
+
+            from shared.sqlite_inline import creator
+
+            engine = create_async_engine(
+                url,
+                echo=echo,
+                async_creator=creator(str(make_url(url).database)),
+                **pooling,
+            )
+        else:
+            engine = create_async_engine(
+                url, echo=echo, connect_args={"timeout": 30}, **pooling
+            )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -112,7 +124,8 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            # The inline driver waits for locks itself, without blocking the event loop.
+            cur.execute(f"PRAGMA busy_timeout={0 if inline else 30000}")
             cur.close()
 
         return engine

@@ -48,6 +48,7 @@ class Outbox:
     def __init__(self, settings: Settings, infra: InfraTables) -> None:
         self.settings = settings
         self.infra = infra
+        self._insert = infra.outbox.insert()
 
     def event(
         self,
@@ -72,18 +73,21 @@ class Outbox:
     async def add(self, session: AsyncSession, topic: str, event: CloudEvent) -> None:
         """Write ``event`` for ``topic`` in ``session``'s transaction (flushes, never commits)."""
         key, body, headers = encode(event)
+        # One statement object with parameters (not .values(...) per call): SQLAlchemy
+        # compiles it once and reuses it, instead of building and keying a new one each time.
         await session.execute(
-            self.infra.outbox.insert().values(
-                event_id=event.id,
-                topic=topic,
-                key=key.decode() if key is not None else None,
-                event_type=event.type,
-                headers=[[k, v.decode()] for k, v in headers],
-                body=body,
-                created_at=utcnow(),
-                attempts=0,
-                publish_count=0,
-            )
+            self._insert,
+            {
+                "event_id": event.id,
+                "topic": topic,
+                "key": key.decode() if key is not None else None,
+                "event_type": event.type,
+                "headers": [[k, v.decode()] for k, v in headers],
+                "body": body,
+                "created_at": utcnow(),
+                "attempts": 0,
+                "publish_count": 0,
+            },
         )
 
     async def publish(

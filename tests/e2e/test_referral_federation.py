@@ -64,7 +64,12 @@ def port_base(taken: set[int]) -> int:
 
 
 def two_member_federation(
-    urls: dict[tuple[str, str], str], data_dir: Path, bootstrap: str, **env: str
+    urls: dict[tuple[str, str], str],
+    data_dir: Path,
+    bootstrap: str,
+    *,
+    fetch_max_wait_ms: int = 20,
+    **env: str,
 ) -> Federation:
     """Region Kronoberg and Växjö kommun with the four services, on free ports."""
     taken: set[int] = set()
@@ -77,7 +82,7 @@ def two_member_federation(
         services=SERVICES,
         data_dir=data_dir,
         bootstrap=bootstrap,
-        fetch_max_wait_ms=20,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         database_url_for=urls,
         extra_env={
             "VK_KAFKA__SESSION_TIMEOUT_MS": "2000",
