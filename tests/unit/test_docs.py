@@ -23,6 +23,7 @@ ADR_SECTIONS = ("Status", "Context", "Decision", "Consequences", "Alternatives c
 NOT_SETTINGS = {
     "VK_TEST_PG_DSN",
     "VK_TEST_NO_POSTGRES",
+    "VK_SQLITE_DRIVER",
     "VK_IMAGE_TAG",
     "VK_DB_PASSWORD",
     "VK_DB_MEMBERS",
