@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from shared.auth import Caller
 from shared.db import Database, utcnow
@@ -149,7 +149,7 @@ class Auditor:
         return values
 
     async def record_accesses(
-        self, session: AsyncSession, records: Sequence[dict[str, Any]]
+        self, session: AsyncSession | AsyncConnection, records: Sequence[dict[str, Any]]
     ) -> None:
         """Audit several accesses (:meth:`access_record`) in one statement inside
         ``session``'s transaction; fail-closed like :meth:`record_access`."""
@@ -159,6 +159,7 @@ class Auditor:
             if self.outbox is None:
                 await session.execute(self.infra.audit.insert(), list(records))
             else:
+                assert isinstance(session, AsyncSession), "the outbox writes through a session"
                 for values in records:
                     await self._write(session, values)
         except Exception as exc:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     cast,
+    insert,
     literal_column,
     null,
     select,
@@ -119,9 +120,11 @@ class CopyRepository(RepositoryBase[ConsentCopy]):
 class LegalBasisUseRepository(RepositoryBase[LegalBasisUse]):
     model = LegalBasisUse
 
-    def stage(self, uses: Sequence[LegalBasisUse]) -> None:
-        """Adds ``uses`` to the session, written at its next flush (the caller's)."""
-        self.session.add_all(uses)
+    @staticmethod
+    async def insert_many(connection: Any, uses: Sequence[dict[str, Any]]) -> None:
+        """Writes uses given as column values (on a session or a Core connection)."""
+        if uses:
+            await connection.execute(insert(LegalBasisUse), list(uses))
 
     async def for_person(self, person_key: str, owner_orgnr: str) -> list[LegalBasisUse]:
         stmt = (

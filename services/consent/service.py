@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.consent import decision as rules
@@ -28,7 +28,6 @@ from services.consent.models import (
     ChangeLogEntry,
     Consent,
     ConsentCopy,
-    LegalBasisUse,
     Refusal,
 )
 from services.consent.person import birth_date, person_key, secret_of
@@ -912,49 +911,49 @@ def decide_on_terms(asked: Asked, rows: Sequence[Any], policy: rules.Policy) -> 
 
 async def decide_many(
     *,
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     settings: Settings,
     asked: Sequence[tuple[Asked, Caller]],
 ) -> list[Decided | Exception]:
     """Decides several questions on one read of their people's terms, and keeps each stated
-    legal basis with its verdict (added to the session, not flushed: the caller writes when
-    it may); per question its decision, or the error deciding it."""
+    legal basis with its verdict; per question its decision, or the error deciding it."""
     own = settings.member.orgnr
     policy = policy_of(settings=settings)
     keys = list(dict.fromkeys(a.person_key for a, _ in asked))
     terms = await DecisionTermsRepository(session).for_people(keys, own)
     out: list[Decided | Exception] = []
-    uses: list[LegalBasisUse] = []
+    uses: list[dict[str, Any]] = []
     for item, caller in asked:
         try:
             decision = decide_on_terms(item, terms.get(item.person_key, ()), policy)
         except Exception as exc:  # a fault with one question fails that question only
             out.append(exc)
             continue
-        use = None
+        use_id = None
         claim, question = item.claim, item.question
         if claim is not None:
-            use = LegalBasisUse(
-                id=new_id(),
-                owner_orgnr=own,
-                person_key=item.person_key,
-                basis=claim.basis,
-                ground=claim.ground,
-                justification=claim.justification,
-                purpose=question.purpose,
-                categories=sorted(question.categories),
-                sender_orgnr=question.sender.orgnr,
-                sender_unit=question.sender.unit_id,
-                recipient_orgnr=question.recipient.orgnr,
-                recipient_unit=question.recipient.unit_id,
-                verdict=str(decision.verdict),
-                decided_by_user=caller.sub,
-                decided_by_unit=caller.unit,
-                decided_at=utcnow(),
-            )
+            use_id = new_id()
+            use = {
+                "id": use_id,
+                "owner_orgnr": own,
+                "person_key": item.person_key,
+                "basis": claim.basis,
+                "ground": claim.ground,
+                "justification": claim.justification,
+                "purpose": question.purpose,
+                "categories": sorted(question.categories),
+                "sender_orgnr": question.sender.orgnr,
+                "sender_unit": question.sender.unit_id,
+                "recipient_orgnr": question.recipient.orgnr,
+                "recipient_unit": question.recipient.unit_id,
+                "verdict": str(decision.verdict),
+                "decided_by_user": caller.sub,
+                "decided_by_unit": caller.unit,
+                "decided_at": utcnow(),
+            }
             uses.append(use)
-        out.append(Decided(item, decision, use.id if use is not None else None))
-    LegalBasisUseRepository(session).stage(uses)  # written by the caller's next flush
+        out.append(Decided(item, decision, use_id))
+    await LegalBasisUseRepository.insert_many(session, uses)
     return out
 
 
