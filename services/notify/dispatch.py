@@ -28,13 +28,10 @@ from typing import Any
 
 import aiosmtplib
 from prometheus_client import Counter
+from sqlalchemy import Row as SqlRow
 from standardwebhooks.webhooks import Webhook
 
 from services.notify.content import EmailContent, email_content, email_message, webhook_body
-from services.notify.models import (
-    UnitChannel,
-    WebhookSubscription,
-)
 from services.notify.repository import (
     DeliveryRepository,
     NotificationRepository,
@@ -56,9 +53,11 @@ DELIVERIES = Counter(
 
 RECORD_BATCH = 200
 RECORD_INTERVAL_S = 0.25
-# A receiver's share of the sends at once: a slow case system holds at most this many of
-# ``send_concurrency`` (VK_NOTIFY__SEND_CONCURRENCY), the rest go on to the others.
-RECEIVER_SHARE = 4
+# One receiver's share of the sends at once is 1/RECEIVER_SHARE of ``send_concurrency``
+# (VK_NOTIFY__SEND_CONCURRENCY): a slow case system holds at most half of them, the rest go
+# on to the others; half keeps a fast one busy while the worker's loop is slow to read the
+# answers (on SQLite every statement runs on that loop).
+RECEIVER_SHARE = 2
 
 # httpx (the proxy path) looks for sniffio on every request; where it is not installed each
 # look is a failed import that searches sys.path (about a millisecond). Record it once.
@@ -254,11 +253,11 @@ class Dispatcher:
             }
             subs = {
                 s.id: s
-                for s in await SubscriptionRepository(session).by_ids(
+                for s in await SubscriptionRepository(session).rows_by_ids(
                     sorted({d["target"] for d in claimed if d["channel"] == "webhook"})
                 )
             }
-            units: dict[str, UnitChannel] = await UnitChannelRepository(session).by_ids(
+            units = await UnitChannelRepository(session).rows_by_ids(
                 sorted({n["recipient"] for n in by_id.values() if n["recipient_kind"] == "unit"})
             )
             return [
@@ -270,8 +269,8 @@ class Dispatcher:
         self,
         d: Mapping[str, Any],
         n: Mapping[str, Any] | None,
-        sub: WebhookSubscription | None,
-        units: dict[str, UnitChannel],
+        sub: SqlRow[Any] | None,
+        units: Mapping[str, SqlRow[Any]],
         now: dt.datetime,
     ) -> Job:
         """The job of delivery row ``d`` of notification row ``n`` (rendered now)."""

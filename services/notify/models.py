@@ -10,6 +10,7 @@ Nothing here holds personal data: ids, kinds, units, deadlines and links only.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -144,9 +145,15 @@ class UnitChannel(Base):
     @property
     def mailbox(self) -> str | None:
         """The address to write to: the admin's override, else the directory's."""
-        if not self.email_enabled:
-            return None
-        return self.email or self.directory_email
+        return mailbox_of(self)
+
+
+def mailbox_of(unit: UnitChannel | Any) -> str | None:
+    """A unit's address to write to (of the model or a row of its table): the admin's
+    override, else the directory's; none when the admin turned e-mail off."""
+    if not unit.email_enabled:
+        return None
+    return unit.email or unit.directory_email
 
 
 class Timer(Base):

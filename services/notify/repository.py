@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Executable,
+    Result,
     Table,
     and_,
     bindparam,
@@ -16,6 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import Row as SqlRow
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -54,18 +58,51 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
+# The statements of the consumer's hot path are built once and run on the session's
+# connection: building a statement and the ORM's execution steps cost more than running it.
+
+
+async def _core(session: AsyncSession, stmt: Executable, params: Any = None) -> Result[Any]:
+    """Run a Core statement in the session's transaction, past the ORM layer."""
+    conn = await session.connection()
+    return await conn.execute(stmt, params)
+
+
+@functools.cache
+def _insert(table: Table) -> Executable:
+    return table.insert()
+
+
 async def _insert_rows(session: AsyncSession, model: type[Any], rows: Sequence[Row]) -> None:
     """Append-only rows in one executemany (rows of one shape: the same keys)."""
     if rows:
-        await session.execute(_table(model).insert(), list(rows))
+        await _core(session, _insert(_table(model)), list(rows))
+
+
+@functools.cache
+def _insert_new_stmt(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def _insert_new(session: AsyncSession, model: type[Any]) -> sqlite.Insert | postgresql.Insert:
     """An INSERT that skips rows a unique constraint already holds (SQLite and PostgreSQL
     say it the same way): one statement instead of a look first, no savepoint."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(_table(model)).on_conflict_do_nothing()
-    return sqlite.insert(_table(model)).on_conflict_do_nothing()
+    return _insert_new_stmt(session.get_bind().dialect.name, _table(model))
+
+
+_SUBSCRIPTION = _table(WebhookSubscription)
+_ENABLED = _SUBSCRIPTION.c.enabled.is_(True)
+_MEMBER_WIDE = select(_SUBSCRIPTION).where(_ENABLED, _SUBSCRIPTION.c.unit_id.is_(None))
+_OF_UNIT = select(_SUBSCRIPTION).where(
+    _ENABLED,
+    or_(_SUBSCRIPTION.c.unit_id.is_(None), _SUBSCRIPTION.c.unit_id == bindparam("unit_id")),
+)
+_UNIT_CHANNEL = _table(UnitChannel)
+_UNIT_CHANNELS = select(_UNIT_CHANNEL).where(
+    _UNIT_CHANNEL.c.unit_id.in_(bindparam("ids", expanding=True))
+)
 
 
 class NotificationRepository(RepositoryBase[Notification]):
@@ -80,8 +117,8 @@ class NotificationRepository(RepositoryBase[Notification]):
         from which the id derives); the ids of those inserted."""
         if not rows:
             return set()
-        stmt = _insert_new(self.session, Notification).returning(Notification.id)
-        return set((await self.session.execute(stmt, list(rows))).scalars())
+        stmt = _insert_new(self.session, Notification).returning(_table(Notification).c.id)
+        return set((await _core(self.session, stmt, list(rows))).scalars())
 
     async def by_ids(self, ids: list[str]) -> list[Notification]:
         if not ids:
@@ -272,23 +309,20 @@ class DeliveryRepository(RepositoryBase[Delivery]):
 class SubscriptionRepository(RepositoryBase[WebhookSubscription]):
     model = WebhookSubscription
 
-    async def by_ids(self, ids: list[str]) -> list[WebhookSubscription]:
+    async def rows_by_ids(self, ids: list[str]) -> list[SqlRow[Any]]:
+        """Subscriptions as plain rows (attributes named as the model's)."""
         if not ids:
             return []
-        stmt = select(WebhookSubscription).where(WebhookSubscription.id.in_(ids))
-        return list((await self.session.execute(stmt)).scalars())
+        stmt = select(_SUBSCRIPTION).where(_SUBSCRIPTION.c.id.in_(ids))
+        return list((await _core(self.session, stmt)).all())
 
-    async def matching(self, *, unit_id: str | None) -> list[WebhookSubscription]:
-        """Enabled subscriptions of ``unit_id`` and the member-wide ones."""
-        scope: ColumnElement[bool] = WebhookSubscription.unit_id.is_(None)
-        if unit_id is not None:
-            scope = or_(scope, WebhookSubscription.unit_id == unit_id)
-        stmt = (
-            select(WebhookSubscription)
-            .where(WebhookSubscription.enabled.is_(True), scope)
-            .order_by(WebhookSubscription.id)
-        )
-        return list((await self.session.execute(stmt)).scalars())
+    async def matching(self, *, unit_id: str | None) -> list[SqlRow[Any]]:
+        """Enabled subscriptions of ``unit_id`` and the member-wide ones, as plain rows."""
+        if unit_id is None:
+            rows = (await _core(self.session, _MEMBER_WIDE)).all()
+        else:
+            rows = (await _core(self.session, _OF_UNIT, {"unit_id": unit_id})).all()
+        return sorted(rows, key=lambda r: str(r.id))
 
     async def page(
         self, *, unit_id: str | None, all_units: bool, after_id: str | None, limit: int
@@ -314,6 +348,13 @@ class UnitChannelRepository(RepositoryBase[UnitChannel]):
         stmt = select(UnitChannel).where(UnitChannel.unit_id.in_(unit_ids))
         return {u.unit_id: u for u in (await self.session.execute(stmt)).scalars()}
 
+    async def rows_by_ids(self, unit_ids: list[str]) -> dict[str, SqlRow[Any]]:
+        """The units as plain rows (attributes named as the model's), by id."""
+        if not unit_ids:
+            return {}
+        rows = await _core(self.session, _UNIT_CHANNELS, {"ids": unit_ids})
+        return {str(u.unit_id): u for u in rows}
+
     async def ids_of_kind(self, kind: str) -> list[str]:
         stmt = (
             select(UnitChannel.unit_id)
@@ -333,7 +374,7 @@ class TimerRepository(RepositoryBase[Timer]):
         """Insert the timers not scheduled yet (a timer's id derives from its subject,
         deadline, action and due time: a repeat is skipped)."""
         if rows:
-            await self.session.execute(_insert_new(self.session, Timer), list(rows))
+            await _core(self.session, _insert_new(self.session, Timer), list(rows))
 
     async def cancel_pending(self, *, subject_id: str, deadline: str | None) -> int:
         """Cancel the pending timers of a subject (of one deadline, or all); returns how many."""

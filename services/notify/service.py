@@ -15,10 +15,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
+from sqlalchemy import Row as SqlRow
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.content import KINDS, Facts, NotificationData, derived_id
-from services.notify.models import Delivery, Notification, UnitChannel, WebhookSubscription
+from services.notify.models import (
+    Delivery,
+    Notification,
+    UnitChannel,
+    WebhookSubscription,
+    mailbox_of,
+)
 from services.notify.repository import (
     DeliveryRepository,
     NotificationRepository,
@@ -222,8 +229,9 @@ class FanOut:
 
     notifications: list[Row] = field(default_factory=list)
     deliveries: list[Row] = field(default_factory=list)
-    subscriptions: dict[str, WebhookSubscription] = field(default_factory=dict)
-    units: dict[str, UnitChannel] = field(default_factory=dict)
+    # Rows of webhook_subscription and unit_channel (attributes named as the models').
+    subscriptions: dict[str, SqlRow[Any]] = field(default_factory=dict)
+    units: dict[str, SqlRow[Any]] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[str]:
@@ -391,14 +399,16 @@ async def _deliveries_for(
     channels_of: dict[str, list[str]],
     now: dt.datetime,
 ) -> FanOut:
-    subs_cache: dict[str | None, list[WebhookSubscription]] = {}
-    # The units' names and mailboxes, for e-mail only.
+    subs_cache: dict[str | None, list[SqlRow[Any]]] = {}
+    # The units' names and mailboxes, for e-mail only (none to look up with e-mail off).
     unit_ids = {
         n["recipient"]
         for n in notifications
         if n["recipient_kind"] == "unit" and "email" in channels_of[n["id"]]
     }
-    units = await UnitChannelRepository(session).by_ids(sorted(unit_ids))
+    if cfg.smtp.host is None:
+        unit_ids.clear()
+    units = await UnitChannelRepository(session).rows_by_ids(sorted(unit_ids))
     result = FanOut(notifications=notifications, units=units)
     out = result.deliveries
 
@@ -448,7 +458,7 @@ async def _deliveries_for(
                     out.append(delivery(n, "webhook", sub.id, "pending", next_attempt_at=now))
         if "email" in channels and recipient_kind == "unit":
             unit = units.get(recipient)
-            mailbox = unit.mailbox if unit is not None else None
+            mailbox = mailbox_of(unit) if unit is not None else None
             if cfg.smtp.host is None:
                 out.append(delivery(n, "email", "-", "skipped", last_outcome="email_off"))
             elif mailbox is None:
