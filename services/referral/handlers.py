@@ -45,6 +45,20 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             payload=payload,
         )
 
+    async def on_sent_many(session: AsyncSession, deliveries: list[Delivery]) -> None:
+        arrived = []
+        for delivery in deliveries:
+            assert isinstance(delivery.payload, ReferralSentV1)
+            arrived.append((delivery.event, delivery.payload))
+        await service.receive_referrals(
+            session=session,
+            outbox=ctx.outbox,
+            clients=service.clients_of(ctx),
+            settings=settings,
+            secret=member_secret(settings),
+            arrived=arrived,
+        )
+
     async def on_transitioned(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, ReferralTransitionedV1)
@@ -113,6 +127,8 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
                 PLAN_SHARED_V1: on_plan_shared,
                 PLAN_ACTION_END_REQUESTED_V1: on_end_requested,
             },
+            # A run of arriving referrals: their receive-time decisions asked at once.
+            batch_handlers={REFERRAL_SENT_V1: on_sent_many},
         ),
         ConsumerSpec(
             name="directory",

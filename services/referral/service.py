@@ -12,7 +12,9 @@ that the withdrawal came too late for.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -436,6 +438,98 @@ def _history(
 # --- receiving ------------------------------------------------------------------------
 
 
+@dataclass
+class _Arrival:
+    """What the receiver found before asking its consent service about an arriving referral:
+    already filed (a replay), a problem of the unit, or the question to ask."""
+
+    filed: bool = False
+    problem: str | None = None
+    question: dict[str, Any] | None = None
+
+
+async def _arrival(
+    *, session: AsyncSession, settings: Settings, event: CloudEvent, payload: ReferralSentV1
+) -> _Arrival:
+    me = settings.member.orgnr
+    if payload.recipient_orgnr != me:
+        raise Reject("not_recipient", "the referral is addressed to another member")
+    if event.sender_orgnr != payload.sender_orgnr.replace("-", ""):
+        raise Reject("sender_not_owner", "a member may only send its own referrals")
+    if await IncomingRepository(session).get(payload.task_id) is not None:
+        return _Arrival(filed=True)  # already filed (a replay after a broker loss)
+    kind = ReferralKind(payload.kind)
+    ref = UnitRef(orgnr=me, unit_id=payload.recipient_unit_id)
+    unit = await KnownUnitRepository(session).get(payload.recipient_unit_id)
+    problem = _unit_problem(unit, ref, kind, invitation=bool(payload.details.get("invitation")))
+    if problem is not None:
+        return _Arrival(problem=problem)
+    legal = None
+    if payload.basis.kind == "legal_basis":
+        legal = {
+            k: v
+            for k, v in {
+                "basis": payload.basis.legal_basis,
+                "ground": payload.basis.ground,
+                "justification": payload.basis.justification,
+            }.items()
+            if v
+        }
+    return _Arrival(
+        question={
+            "personnummer": payload.person.personnummer,
+            "kind": kind,
+            "categories": _categories(kind, payload.person.protected_identity),
+            "sender": {"orgnr": payload.sender_orgnr, "unit_id": payload.sender_unit_id},
+            "recipient": {"orgnr": me, "unit_id": payload.recipient_unit_id},
+            "legal_basis": legal,
+        }
+    )
+
+
+RECEIVE_CONCURRENCY = 32
+"""Decisions a worker asks for at once when it receives a batch of referrals."""
+
+
+async def receive_referrals(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    clients: Clients,
+    settings: Settings,
+    secret: bytes,
+    arrived: Sequence[tuple[CloudEvent, ReferralSentV1]],
+) -> list[Status]:
+    """:func:`receive_referral` for a batch: the receive-time decisions are asked for
+    concurrently (the consent service answers them together), then each referral is filed
+    or refused in order, in the caller's one transaction."""
+    arrivals = [
+        await _arrival(session=session, settings=settings, event=event, payload=payload)
+        for event, payload in arrived
+    ]
+    gate = asyncio.Semaphore(RECEIVE_CONCURRENCY)
+
+    async def ask(arrival: _Arrival) -> tuple[bool, dict[str, Any], list[str]] | None:
+        if arrival.question is None:
+            return None
+        async with gate:
+            return await _decide(clients=clients, settings=settings, **arrival.question)
+
+    answers = await asyncio.gather(*(ask(a) for a in arrivals))
+    return [
+        await _file(
+            session=session,
+            outbox=outbox,
+            settings=settings,
+            secret=secret,
+            payload=payload,
+            arrival=arrival,
+            answer=answer,
+        )
+        for (_event, payload), arrival, answer in zip(arrived, arrivals, answers, strict=True)
+    ]
+
+
 async def receive_referral(
     *,
     session: AsyncSession,
@@ -449,42 +543,38 @@ async def receive_referral(
     """Checks an arriving referral again and files it in the receiving unit's inbox
     (``delivered``), or refuses it (``undeliverable``, nothing about the person kept);
     either way the sender is told."""
+    arrival = await _arrival(session=session, settings=settings, event=event, payload=payload)
+    answer = None
+    if arrival.question is not None:
+        answer = await _decide(clients=clients, settings=settings, **arrival.question)
+    return await _file(
+        session=session,
+        outbox=outbox,
+        settings=settings,
+        secret=secret,
+        payload=payload,
+        arrival=arrival,
+        answer=answer,
+    )
+
+
+async def _file(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    settings: Settings,
+    secret: bytes,
+    payload: ReferralSentV1,
+    arrival: _Arrival,
+    answer: tuple[bool, dict[str, Any], list[str]] | None,
+) -> Status:
+    """Files the referral (``delivered``) or records why not (``undeliverable``)."""
+    if arrival.filed:
+        return Status.DELIVERED
     me = settings.member.orgnr
-    if payload.recipient_orgnr != me:
-        raise Reject("not_recipient", "the referral is addressed to another member")
-    if event.sender_orgnr != payload.sender_orgnr.replace("-", ""):
-        raise Reject("sender_not_owner", "a member may only send its own referrals")
-    if await IncomingRepository(session).get(payload.task_id) is not None:
-        return Status.DELIVERED  # already filed (a replay after a broker loss)
-    kind = ReferralKind(payload.kind)
-    ref = UnitRef(orgnr=me, unit_id=payload.recipient_unit_id)
-    unit = await KnownUnitRepository(session).get(payload.recipient_unit_id)
-    problem = _unit_problem(unit, ref, kind, invitation=bool(payload.details.get("invitation")))
-    reason: str | None = problem
-    if problem is None:
-        legal = None
-        if payload.basis.kind == "legal_basis":
-            legal = {
-                k: v
-                for k, v in {
-                    "basis": payload.basis.legal_basis,
-                    "ground": payload.basis.ground,
-                    "justification": payload.basis.justification,
-                }.items()
-                if v
-            }
-        allowed, _basis, codes = await _decide(
-            clients=clients,
-            settings=settings,
-            personnummer=payload.person.personnummer,
-            kind=kind,
-            categories=_categories(kind, payload.person.protected_identity),
-            sender={"orgnr": payload.sender_orgnr, "unit_id": payload.sender_unit_id},
-            recipient={"orgnr": me, "unit_id": payload.recipient_unit_id},
-            legal_basis=legal,
-        )
-        if not allowed:
-            reason = "no_basis_at_receiver: " + ", ".join(codes)
+    reason = arrival.problem
+    if answer is not None and not answer[0]:
+        reason = "no_basis_at_receiver: " + ", ".join(answer[2])
     now = utcnow()
     if reason is not None:
         session.add(

@@ -4,15 +4,16 @@ receiving unit's own inbox, and every step comes back to the sender (closed loop
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from services.referral.models import Incoming, Recipient, Referral
+from services.referral.models import Incoming, KnownUnit, Recipient, Referral
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.helpers.problems import field_rules, problem
@@ -203,6 +204,55 @@ async def test_a_kontaktbegaran_goes_round_the_closed_loop(
     assert caplog.records
     assert person not in caplog.text
     assert person[2:] not in caplog.text
+
+
+async def test_a_burst_of_referrals_is_filed_or_refused_one_by_one(members: Pair) -> None:
+    # Sent together, they reach the receiver's worker in one run (its receive-time
+    # decisions asked at once); each still gets its own outcome. The receiver's replica
+    # says boendestöd is inactive (the sender's does not yet): that one is undeliverable.
+    region, vaxjo = members.region, members.vaxjo
+    async with vaxjo.referral_db.transaction() as s:
+        await s.execute(
+            update(KnownUnit).where(KnownUnit.unit_id == VAXJO_BOENDE).values(status="inactive")
+        )
+    people = [new_person() for _ in range(5)]
+    consents = [await record_consent(region, p, ["kontaktbegaran"]) for p in people]
+    for consent_id in consents:
+        await eventually(lambda c=consent_id: copy_arrived(vaxjo, c), within=30, what="copy")
+    units = [VAXJO_SOC, VAXJO_SOC, VAXJO_BOENDE, VAXJO_SOC, VAXJO_SOC]
+    async with region.referral() as c:
+        answers = await asyncio.gather(
+            *(
+                c.post(
+                    "/v1/referrals",
+                    json=kontaktbegaran(p, recipients=[{"orgnr": ORG_VAXJO, "unit_id": u}]),
+                    headers=SENDER,
+                )
+                for p, u in zip(people, units, strict=True)
+            )
+        )
+    assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
+    ids = [a.json()["id"] for a in answers]
+
+    async def settled() -> bool:
+        statuses = [(await recipient_status(region, i))["status"] for i in ids]
+        return "sent" not in statuses
+
+    await eventually(settled, within=30, what="every referral answered by the receiver")
+    statuses = [await recipient_status(region, i) for i in ids]
+    assert [s["status"] for s in statuses] == [
+        "delivered",
+        "delivered",
+        "undeliverable",
+        "delivered",
+        "delivered",
+    ]
+    assert statuses[2]["reason"] == "inactive_unit"
+    async with vaxjo.referral() as c:
+        inbox = (await c.get("/v1/incoming", headers=RECEIVER)).json()["items"]
+    assert sorted(i["person"]["personnummer"] for i in inbox) == sorted(
+        p for p, u in zip(people, units, strict=True) if u == VAXJO_SOC
+    )
 
 
 async def test_without_a_basis_nothing_is_stored_or_sent(members: Pair) -> None:
