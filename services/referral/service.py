@@ -543,19 +543,15 @@ async def receive_referral(
     """Checks an arriving referral again and files it in the receiving unit's inbox
     (``delivered``), or refuses it (``undeliverable``, nothing about the person kept);
     either way the sender is told."""
-    arrival = await _arrival(session=session, settings=settings, event=event, payload=payload)
-    answer = None
-    if arrival.question is not None:
-        answer = await _decide(clients=clients, settings=settings, **arrival.question)
-    return await _file(
+    (status,) = await receive_referrals(
         session=session,
         outbox=outbox,
+        clients=clients,
         settings=settings,
         secret=secret,
-        payload=payload,
-        arrival=arrival,
-        answer=answer,
+        arrived=[(event, payload)],
     )
+    return status
 
 
 async def _file(
