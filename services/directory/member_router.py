@@ -9,11 +9,12 @@ from fastapi import APIRouter, Path, Response
 from services.directory import service
 from services.directory.models import MemberRecord
 from services.directory.repository import MemberRepository
-from services.directory.router import IfMatchOptional, Reader, Writer, _etag, _version
+from services.directory.router import IfMatchOptional, Reader, Writer
 from services.directory.schemas import MemberIn, MemberOut
 from services.directory.service import MemberNotFound, MemberVersionMismatch
 from shared.app import Ctx, DbSession
 from shared.errors import Forbidden, InvalidInput, problem_responses
+from shared.etag import etag, if_match_version
 from shared.identifiers import Organisationsnummer
 from shared.identifiers.kommun import counties
 
@@ -64,9 +65,9 @@ async def put_own_member(
         outbox=ctx.outbox,
         orgnr=caller.org,
         data=body,
-        expected_version=_version(if_match),
+        expected_version=if_match_version(if_match),
     )
-    response.headers["ETag"] = _etag(record.version)
+    response.headers["ETag"] = etag(record.version)
     return _out(record)
 
 
@@ -100,5 +101,5 @@ async def get_member(
     record = await MemberRepository(session).get(orgnr)
     if record is None:
         raise MemberNotFound("no record of this member has reached the directory")
-    response.headers["ETag"] = _etag(record.version)
+    response.headers["ETag"] = etag(record.version)
     return _out(record)

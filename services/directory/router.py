@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
@@ -27,6 +26,7 @@ from shared.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
 from shared.auth import Caller, require_scopes
 from shared.db import utcnow
 from shared.errors import Conflict, Forbidden, InvalidInput, PreconditionRequired, problem_responses
+from shared.etag import etag, if_match_version
 from shared.identifiers import Kommunkod, Organisationsnummer
 
 router = APIRouter(prefix="/v1", tags=["units"])
@@ -37,7 +37,6 @@ Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
 UnitId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="unit id")]
 Cursor = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
 Limit = Annotated[int, Query(ge=1, le=500)]
-_ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
 
 IfMatchOptional = Annotated[
     str | None,
@@ -59,21 +58,8 @@ IfMatchRequired = Annotated[
 ]
 
 
-def _version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    m = _ETAG.match(if_match.strip())
-    if not m:
-        raise InvalidInput.field("If-Match", "etag", 'not an ETag of this API (e.g. "3")')
-    return int(m.group(1))
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
 def _out(unit: Unit, response: Response) -> UnitOut:
-    response.headers["ETag"] = _etag(unit.version)
+    response.headers["ETag"] = etag(unit.version)
     return UnitOut.model_validate(unit, from_attributes=True)
 
 
@@ -126,7 +112,7 @@ async def create_unit(
         session=session, outbox=ctx.outbox, owner_orgnr=caller.org, data=body
     )
     out = _out(unit, response)
-    headers = {"ETag": _etag(unit.version), "Location": f"/v1/units/{unit.id}"}
+    headers = {"ETag": etag(unit.version), "Location": f"/v1/units/{unit.id}"}
     await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, headers)
     response.headers.update(headers)
     return out
@@ -217,7 +203,7 @@ async def update_unit(
     response: Response,
     if_match: IfMatchRequired = None,
 ) -> UnitOut:
-    expected = _version(if_match)
+    expected = if_match_version(if_match)
     if expected is None:
         raise PreconditionRequired("send the unit's ETag as If-Match")
     unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
@@ -245,7 +231,7 @@ async def _status_change(
         unit=unit,
         action=action,
         message=message,
-        expected_version=_version(if_match),
+        expected_version=if_match_version(if_match),
     )
     return _out(unit, response)
 
@@ -350,7 +336,7 @@ async def review_unit(
         outbox=ctx.outbox,
         unit=unit,
         reviewed_by=body.reviewed_by,
-        expected_version=_version(if_match),
+        expected_version=if_match_version(if_match),
     )
     return _out(unit, response)
 

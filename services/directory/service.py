@@ -16,6 +16,7 @@ from services.directory.repository import MemberRepository, ReplicaRepository, U
 from services.directory.schemas import Capacity, ContactPath, MemberIn, TargetGroup, UnitFields
 from shared.db import utcnow
 from shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from shared.etag import etag
 from shared.events import CloudEvent, topics
 from shared.events.payloads import (
     MEMBER_CHANGED_V1,
@@ -152,7 +153,7 @@ async def get_own_unit(*, session: AsyncSession, unit_id: str, owner_orgnr: str)
 def check_version(unit: Unit, expected: int | None) -> None:
     """Refuses a change based on an older version than the stored one."""
     if expected is not None and expected != unit.version:
-        raise VersionMismatch(headers={"ETag": f'"{unit.version}"'})
+        raise VersionMismatch(headers={"ETag": etag(unit.version)})
 
 
 async def update_unit(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Response, status
 from services.referral import meetings, service
 from services.referral.meetings import MeetingNotFound, PlanNotFound
 from services.referral.models import Meeting, Plan
-from services.referral.router import Reader, Writer, _version
+from services.referral.router import Reader, Writer
 from services.referral.schemas import (
     ActionEndIn,
     MeetingCreate,
@@ -23,6 +23,7 @@ from shared.app import Ctx, DbSession
 from shared.auth import Caller
 from shared.clients import ServiceCallFailed
 from shared.errors import Forbidden, InvalidInput, problem_responses
+from shared.etag import etag, if_match_version
 from shared.person import member_secret
 
 meetings_router = APIRouter(prefix="/v1", tags=["meetings and plans"])
@@ -163,10 +164,10 @@ async def record_plan(
         caller=caller,
         meeting_id=meeting_id,
         data=body,
-        expected_version=_version(if_match) if if_match else None,
+        expected_version=if_match_version(if_match),
     )
     await _audit(ctx, session, caller, "plan.record", plan.id, plan.personnummer)
-    response.headers["ETag"] = f'"{plan.plan_version}"'
+    response.headers["ETag"] = etag(plan.plan_version)
     return _plan_out(plan)
 
 
@@ -187,7 +188,7 @@ async def get_plan(
     service.require_unit(caller)
     plan = await meetings.get_plan(session=session, caller=caller, plan_id=plan_id)
     await _audit(ctx, session, caller, "plan.read", plan.id, plan.personnummer)
-    response.headers["ETag"] = f'"{plan.plan_version}"'
+    response.headers["ETag"] = etag(plan.plan_version)
     return _plan_out(plan)
 
 

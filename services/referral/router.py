@@ -53,6 +53,7 @@ from shared.errors import (
     PreconditionRequired,
     problem_responses,
 )
+from shared.etag import etag, required_if_match_version
 from shared.identifiers import normalise_personnummer
 from shared.person import member_secret, person_key
 
@@ -73,16 +74,6 @@ IfMatch = Annotated[
         "since, 428 if missing)",
     ),
 ]
-
-
-def _version(value: str | None) -> int:
-    """The version named by the required If-Match header."""
-    if value is None:
-        raise PreconditionRequired("send If-Match with the ETag of the version you read")
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise InvalidInput.field("If-Match", "etag", 'not an ETag of this API (e.g. "3")')
-    return int(text)
 
 
 def _cursor(value: str | None) -> str | None:
@@ -358,12 +349,12 @@ async def withdraw(
         task_id=task_id,
         reason=body.reason,
         by_person=body.by_person,
-        expected_version=_version(if_match),
+        expected_version=required_if_match_version(if_match),
     )
     referral = await ReferralRepository(session).get(recipient.referral_id)
     assert referral is not None
     await _audit(ctx, session, caller, "referral.withdraw", referral, recipient.id)
-    response.headers["ETag"] = f'"{recipient.version}"'
+    response.headers["ETag"] = etag(recipient.version)
     return _recipient_out(recipient, await _names(session, [recipient]))
 
 
@@ -423,7 +414,7 @@ async def get_incoming(
     service.require_unit(caller)
     row = await service.get_incoming(session=session, caller=caller, task_id=task_id)
     await _audit(ctx, session, caller, "incoming.read", row, row.id)
-    response.headers["ETag"] = f'"{row.version}"'
+    response.headers["ETag"] = etag(row.version)
     return _incoming_out(row)
 
 
@@ -469,10 +460,10 @@ async def transition(
         caller=caller,
         task_id=task_id,
         data=body,
-        expected_version=_version(if_match),
+        expected_version=required_if_match_version(if_match),
     )
     await _audit(ctx, session, caller, f"incoming.{body.to.value}", row, row.id)
-    response.headers["ETag"] = f'"{row.version}"'
+    response.headers["ETag"] = etag(row.version)
     return _incoming_out(row)
 
 

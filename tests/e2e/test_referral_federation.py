@@ -11,10 +11,13 @@ Runs on SQLite and, when reachable, on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import json
 import random
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +26,14 @@ import pytest
 from sqlalchemy import select
 from stdnum import luhn
 
+from services.notify.content import looks_like_personnummer
 from services.referral.models import KnownUnit, Recipient
 from shared.auth import mint_token
 from shared.broker import EmbeddedBroker
 from shared.db import Database
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory
 from tests.helpers.harness import eventually
+from tests.integration.notify.servers import SmtpServer, WebhookReceiver
 from vardkedja.federation import DEMO_UNITS, Federation, Member, seed_demo_units
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +41,7 @@ pytestmark = pytest.mark.e2e
 SERVICES = ("directory", "consent", "referral", "notify")
 SENDER_UNIT = "Beroendemottagningen Växjö"
 INTAKE = "Socialtjänstens mottagning vuxna Växjö"
+MAILBOX = "mottagning.vuxna@vaxjo.example"  # the intake's functional mailbox (demo directory)
 REFERRAL_RW = ["referral:read", "referral:write"]
 
 
@@ -95,8 +101,15 @@ def two_member_federation(
 
 
 @pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 async def federation(
-    private_broker: EmbeddedBroker, databases: DatabaseFactory, tmp_path: Path
+    private_broker: EmbeddedBroker, databases: DatabaseFactory, tmp_path: Path, smtp: SmtpServer
 ) -> AsyncIterator[Federation]:
     # A broker of its own: the member topics and consumer groups are named by orgnr, and
     # another test's events to the same members must not reach these processes.
@@ -105,7 +118,19 @@ async def federation(
         for orgnr in (ORG_REGION, ORG_VAXJO)
         for s in SERVICES
     }
-    fed = two_member_federation(urls, tmp_path / "var", private_broker.bootstrap)
+    fed = two_member_federation(
+        urls,
+        tmp_path / "var",
+        private_broker.bootstrap,
+        # The intake's functional mailbox is a real SMTP server on loopback; so is the
+        # case system that subscribes to webhooks.
+        VK_NOTIFY__SMTP__HOST="127.0.0.1",
+        VK_NOTIFY__SMTP__PORT=str(smtp.port),
+        VK_NOTIFY__SMTP__TLS="none",
+        VK_NOTIFY__SMTP__SENDER="vardkedja@vaxjo.example",
+        VK_NOTIFY__WEBHOOK_ALLOW_PRIVATE="true",
+        VK_NOTIFY__LINK_BASE_URL="https://vardkedja.vaxjo.example",
+    )
     try:
         await asyncio.to_thread(fed.start)  # alembic runs its own event loop
         await fed.wait_ready(timeout=240)
@@ -238,13 +263,16 @@ def kontaktbegaran(person: str, **over: Any) -> dict[str, Any]:
 
 class TestAKontaktbegaranBetweenTwoMembers:
     async def test_is_routed_delivered_notified_acknowledged_and_a_second_withdrawn(
-        self, federation: Federation
+        self,
+        federation: Federation,
+        smtp: SmtpServer,
+        record_property: Callable[[str, object], None],
     ) -> None:
         region_m, vaxjo_m = federation.members
         # Every service role of every member is a process of its own.
         assert len({p.process.pid for p in federation.procs}) == len(federation.procs) == 16
         person = synthetic_person(4711)
-        async with httpx.AsyncClient(timeout=15) as client:
+        async with contextlib.AsyncExitStack() as stack, httpx.AsyncClient(timeout=15) as client:
             region, vaxjo = Site(client, region_m), Site(client, vaxjo_m)
             # The demo units, found by name in Region's replica of the directory.
             replica = await demo_units(federation, client)
@@ -277,6 +305,21 @@ class TestAKontaktbegaranBetweenTwoMembers:
 
             await eventually(copy_at_vaxjo, within=60, what="the consent copy at Växjö")
 
+            # The intake's case system subscribes to its unit's webhooks (the unit's token).
+            hooks = await WebhookReceiver().start()
+            stack.push_async_callback(hooks.stop)
+            r = await vaxjo.post(
+                "notify",
+                "/v1/webhook-subscriptions",
+                {"unit_id": intake, "url": hooks.url, "event_types": ["referral.received"]},
+                {
+                    **auth(ORG_VAXJO, intake, ["notify:read", "notify:write"]),
+                    "Idempotency-Key": f"e2e-case-system-{consent_id}",
+                },
+            )
+            assert r.status_code == 201, r.text
+            hooks.secrets = [r.json()["secret"]]
+
             async def send(key: str) -> dict[str, Any]:
                 """A kontaktbegäran, routed by Region's directory; its one recipient."""
                 r = await region.post(
@@ -299,6 +342,7 @@ class TestAKontaktbegaranBetweenTwoMembers:
                 return bool((await sender_sees(task))["status"] == status)
 
             # The kontaktbegäran goes to Växjö's intake.
+            posted = time.monotonic()
             task = await send("1")
             assert (task["orgnr"], task["unit_id"], task["routed"]) == (ORG_VAXJO, intake, True)
             assert task["basis"]["consent_id"] == consent_id
@@ -365,6 +409,26 @@ class TestAKontaktbegaranBetweenTwoMembers:
                 )
                 assert r.status_code == 200, r.text
                 assert r.json()["items"] == [], unit
+
+            # Its case system got one signed webhook, its functional mailbox one e-mail, and
+            # neither carries personal data.
+            async def on_every_channel() -> bool:
+                return bool(hooks.verified() and smtp.to(MAILBOX))
+
+            await eventually(on_every_channel, within=60, what="the webhook and the e-mail")
+            record_property(
+                "seconds_post_to_inbox_webhook_and_email", round(time.monotonic() - posted, 3)
+            )
+            [hook] = [json.loads(h.body) for h in hooks.verified()]
+            assert len(hooks.received) == 1
+            assert hook["type"] == "referral.received"
+            assert hook["data"]["subject_id"] == task_id
+            [mail] = smtp.to(MAILBOX)
+            assert str(mail["Subject"]) == "vårdkedja: Ny Kontaktbegäran i inkorgen"
+            for text in (json.dumps(hook), str(mail["Subject"]) + mail.get_content()):
+                assert not looks_like_personnummer(text)
+                for personal in ("Skrivs ut", "boende i Växjö"):
+                    assert personal not in text
 
             # Växjö acknowledges with its case reference; the region sees both.
             current = await vaxjo.get("referral", f"/v1/incoming/{task_id}", receiver)

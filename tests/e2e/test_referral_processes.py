@@ -19,6 +19,7 @@ from tests.e2e.test_referral_federation import (  # the fixture and helpers of t
     auth,
     demo_units,
     federation,
+    smtp,
     synthetic_person,
     unit_id,
 )
@@ -26,7 +27,7 @@ from tests.helpers.harness import eventually
 from vardkedja.federation import Federation
 
 pytestmark = pytest.mark.e2e
-__all__ = ["federation"]
+__all__ = ["federation", "smtp"]
 
 PORT = "Psykiatrins remissport"
 BEROENDE = "Beroendemottagningen Växjö"
