@@ -35,11 +35,9 @@ from shared.service import ServiceContext
 
 log = logging.getLogger("vardkedja.consent.decisions")
 
-MAX_BATCH = 128
-"""The most decisions one unit of work answers (the rest wait for the next)."""
-BATCHES_AT_ONCE = 2
-"""Batches of one process under way at once: one reads and decides while another waits for
-the database."""
+MAX_BATCH = 64
+"""The most decisions one unit of work answers (the rest wait for the next); the read's
+``IN`` list has as many keys."""
 NOT_AUDITED = "the audit log could not be written"
 NOT_READ = "the terms could not be read"
 
