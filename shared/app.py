@@ -39,12 +39,13 @@ from shared.errors import (
 )
 from shared.kafka import broker_reachable
 from shared.observability import RequestContextMiddleware
-from shared.service import ServiceContext, ServiceSpec, build_context
+from shared.service import ServiceContext, ServiceSpec, build_context, freeze_startup_objects
 
 log = logging.getLogger("vardkedja.app")
 
 
-def get_ctx(request: Request) -> ServiceContext:
+async def get_ctx(request: Request) -> ServiceContext:
+    # async: FastAPI runs a plain ``def`` dependency on a worker thread, once per request.
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 
@@ -54,7 +55,7 @@ Ctx = Annotated[ServiceContext, Depends(get_ctx)]
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session: commit before the response on success, roll back on error."""
-    ctx = get_ctx(request)
+    ctx: ServiceContext = request.app.state.ctx
     async with ctx.db.sessionmaker() as session:
         try:
             yield session
@@ -175,6 +176,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         if settings.auto_migrate:
             await migrations.upgrade(spec.migrations_dir, settings.db_url)
         warming = asyncio.ensure_future(spec.on_api_start(ctx)) if spec.on_api_start else None
+        freeze_startup_objects()
         try:
             yield
         finally:

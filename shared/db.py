@@ -114,9 +114,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
                 **pooling,
             )
         else:
-            engine = create_async_engine(
-                url, echo=echo, connect_args={"timeout": 30}, **pooling
-            )
+            engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **pooling)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:

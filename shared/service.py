@@ -7,6 +7,7 @@ from it the same way for all four services.
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -81,3 +82,11 @@ def build_context(spec: ServiceSpec, settings: Settings) -> ServiceContext:
         outbox=outbox,
         auditor=Auditor(spec.name, spec.infra, outbox=outbox, orgnr=settings.member.orgnr),
     )
+
+
+def freeze_startup_objects() -> None:
+    """Moves everything allocated at start (modules, models, the app) out of the garbage
+    collector's sight: a full collection then scans only what requests and events create
+    (full collections of the start-up heap took ~55 ms and showed in p99 latency)."""
+    gc.collect()
+    gc.freeze()

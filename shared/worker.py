@@ -22,7 +22,7 @@ from shared.kafka import KafkaError, ensure_topics
 from shared.observability import configure_logging
 from shared.outbox import OutboxRelay
 from shared.periodic import run_periodic
-from shared.service import ServiceContext, ServiceSpec, build_context
+from shared.service import ServiceContext, ServiceSpec, build_context, freeze_startup_objects
 
 log = logging.getLogger("vardkedja.worker")
 
@@ -81,6 +81,7 @@ class Worker:
             await self._ensure_topics()
         if self.spec.on_worker_start is not None:
             await self.spec.on_worker_start(self.ctx)
+        freeze_startup_objects()
         log.info(
             "worker started",
             extra={"consumer": ",".join(c.spec.name for c in self.consumers) or "-"},

@@ -6,7 +6,6 @@ the request's transaction (fail-closed). A personnummer only ever travels in a b
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
@@ -65,6 +64,7 @@ from shared.audit import AuditUnavailable
 from shared.auth import Caller, require_scopes
 from shared.db import utcnow
 from shared.errors import Forbidden, InvalidInput, problem_responses
+from shared.etag import etag, if_match_version
 from shared.identifiers import mask_personnummer
 from shared.service import ServiceContext
 
@@ -88,7 +88,6 @@ IfMatch = Annotated[
         "consent has changed since",
     ),
 ]
-_ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
 RecordId = Annotated[
     str, Path(max_length=36, pattern=r"^[A-Za-z0-9-]+$", description="the record's id")
 ]
@@ -233,17 +232,8 @@ async def _audited(
     )
 
 
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    m = _ETAG.match(if_match.strip())
-    if not m:
-        raise InvalidInput.field("If-Match", "etag", 'not an ETag of this API (e.g. "3")')
-    return int(m.group(1))
-
-
 def _with_etag(consent: Consent, response: Response) -> ConsentOut:
-    response.headers["ETag"] = f'"{consent.version}"'
+    response.headers["ETag"] = etag(consent.version)
     return consent_out(consent)
 
 
@@ -325,7 +315,7 @@ async def record_consent(
         consent = await service.record_consent(
             session=session, outbox=ctx.outbox, settings=ctx.settings, caller=caller, data=body
         )
-        response.headers["ETag"] = f'"{consent.version}"'
+        response.headers["ETag"] = etag(consent.version)
         return consent_out(consent), consent.id, f"/v1/consents/{consent.id}"
 
     return await _create(
@@ -395,7 +385,7 @@ async def withdraw_consent(
         caller=caller,
         consent=consent,
         data=body,
-        expected_version=_expected_version(if_match),
+        expected_version=if_match_version(if_match),
     )
     await _audited(ctx, session, caller, "consent.withdraw", consent)
     return _with_etag(consent, response)

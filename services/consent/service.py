@@ -61,6 +61,7 @@ from shared.auth import Caller, ensure_unit
 from shared.config import Settings
 from shared.db import new_id, utcnow
 from shared.errors import Conflict, FieldProblem, InvalidInput, NotFound, PreconditionFailed
+from shared.etag import etag
 from shared.events import CloudEvent, topics
 from shared.events.payloads import (
     CONSENT_ENDED_V1,
@@ -519,7 +520,7 @@ async def withdraw_consent(
 ) -> Consent:
     """Withdraws a consent at once and tells every party (409 if not active, 412 if stale)."""
     if expected_version is not None and expected_version != consent.version:
-        raise ConsentVersionMismatch(headers={"ETag": f'"{consent.version}"'})
+        raise ConsentVersionMismatch(headers={"ETag": etag(consent.version)})
     if consent.status != ConsentStatus.ACTIVE:
         raise ConsentNotActive(f"the consent is {consent.status}")
     by = data.withdrawn_by

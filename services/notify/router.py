@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -44,6 +43,7 @@ from shared.auth import Caller, ensure_unit, require_scopes
 from shared.config import NotifySettings
 from shared.db import ChangeWatch
 from shared.errors import Forbidden, InvalidInput, problem_responses
+from shared.etag import etag, if_match_version
 
 inbox_router = APIRouter(prefix="/v1", tags=["inbox"])
 subscription_router = APIRouter(prefix="/v1/webhook-subscriptions", tags=["webhooks"])
@@ -56,7 +56,6 @@ Role = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9_]+$", description="
 ObjectId = Annotated[str, Path(max_length=36, pattern=r"^[0-9a-f-]{36}$")]
 Cursor = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
 Limit = Annotated[int, Query(ge=1, le=500)]
-_ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
 
 
 def _encode(value: str) -> str:
@@ -373,7 +372,7 @@ async def create_subscription(
         secret=body.secret,
     )
     out = _with_secret(sub)
-    headers = {"ETag": f'"{sub.version}"', "Location": f"/v1/webhook-subscriptions/{sub.id}"}
+    headers = {"ETag": etag(sub.version), "Location": f"/v1/webhook-subscriptions/{sub.id}"}
     await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, headers)
     response.headers.update(headers)
     return out
@@ -419,17 +418,8 @@ async def get_subscription(
     sub = await service.get_subscription(
         session=session, caller=caller, subscription_id=subscription_id
     )
-    response.headers["ETag"] = f'"{sub.version}"'
+    response.headers["ETag"] = etag(sub.version)
     return _subscription_out(sub)
-
-
-def _version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    m = _ETAG.match(if_match.strip())
-    if not m:
-        raise InvalidInput.field("If-Match", "etag", 'not an ETag of this API (e.g. "3")')
-    return int(m.group(1))
 
 
 @subscription_router.patch(
@@ -455,12 +445,12 @@ async def update_subscription(
         settings=ctx.settings,
         caller=caller,
         subscription_id=subscription_id,
-        expected_version=_version(if_match),
+        expected_version=if_match_version(if_match),
         url=body.url,
         event_types=body.event_types,
         enabled=body.enabled,
     )
-    response.headers["ETag"] = f'"{sub.version}"'
+    response.headers["ETag"] = etag(sub.version)
     return _subscription_out(sub)
 
 
