@@ -15,7 +15,7 @@ from shared.events.payloads import (
     ConsentEndedV1,
     ConsentRecordedV1,
 )
-from shared.inbox import ConsumerSpec, Delivery, Handler
+from shared.inbox import BatchHandler, ConsumerSpec, Delivery, Handler
 from shared.periodic import PeriodicJob
 from shared.service import ServiceContext
 
@@ -47,6 +47,20 @@ def _handlers(ctx: ServiceContext) -> tuple[Handler, Handler, Handler]:
     return on_consent_recorded, on_consent_ended, on_audit_recorded
 
 
+def _audit_batch(ctx: ServiceContext) -> BatchHandler:
+    settings = ctx.settings
+
+    async def on_audit_records(session: AsyncSession, deliveries: list[Delivery]) -> None:
+        """A run of audit records: kept with one look and one insert."""
+        arrived = []
+        for delivery in deliveries:
+            assert isinstance(delivery.payload, AuditRecordedV1)
+            arrived.append((delivery.event, delivery.payload))
+        await service.apply_audit_records(session=session, settings=settings, arrived=arrived)
+
+    return on_audit_records
+
+
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     """Copies of consents from the inbound topic; audit records from the internal topic."""
     recorded, ended, audited = _handlers(ctx)
@@ -61,6 +75,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             name="audit",
             topics=[topics.internal(orgnr)],
             handlers={AUDIT_RECORDED_V1: audited},
+            batch_handlers={AUDIT_RECORDED_V1: _audit_batch(ctx)},
         ),
     ]
 

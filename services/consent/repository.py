@@ -160,9 +160,19 @@ def _period(
 class AuditCopyRepository(RepositoryBase[AuditCopy]):
     model = AuditCopy
 
-    async def seen(self, source_event_id: str) -> bool:
-        stmt = select(AuditCopy.id).where(AuditCopy.source_event_id == source_event_id)
-        return (await self.session.execute(stmt)).first() is not None
+    async def seen_among(self, source_event_ids: Sequence[str]) -> set[str]:
+        """Which of these source events are kept already."""
+        if not source_event_ids:
+            return set()
+        stmt = select(AuditCopy.source_event_id).where(
+            AuditCopy.source_event_id.in_(source_event_ids)
+        )
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def add_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Appends audit copies (one statement for all)."""
+        if rows:
+            await self.session.execute(insert(AuditCopy), list(rows))
 
     async def for_person(
         self, person_key: str, *, since: dt.datetime | None, until: dt.datetime | None

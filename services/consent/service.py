@@ -22,7 +22,6 @@ from services.consent.codes import (
     WithdrawerKind,
 )
 from services.consent.models import (
-    AuditCopy,
     Block,
     BlockLift,
     ChangeLogEntry,
@@ -1078,34 +1077,51 @@ async def apply_audit_recorded(
     *, session: AsyncSession, settings: Settings, event: CloudEvent, payload: AuditRecordedV1
 ) -> bool:
     """Keeps another service's audit record for the person's extract; True if stored."""
-    if event.sender_orgnr != settings.member.digits:
-        raise Reject("sender_not_member", "only this member's services send audit records")
-    if payload.service == "consent":
-        return False  # read from this service's own audit log
-    repo = AuditCopyRepository(session)
-    if await repo.seen(event.id):
-        return False
-    try:
-        key = key_of(settings=settings, personnummer=payload.person_id)
-    except IdentifierError as exc:
-        raise Reject("invalid_personnummer", "the person id is not valid") from exc
-    await repo.add(
-        AuditCopy(
-            source_event_id=event.id,
-            service=payload.service,
-            occurred_at=payload.occurred_at,
-            person_key=key,
-            actor_sub=payload.actor_sub,
-            actor_org=payload.actor_org,
-            actor_unit=payload.actor_unit,
-            action=payload.action,
-            purpose=payload.purpose,
-            outcome=payload.outcome,
-            resource_type=payload.resource_type,
-            resource_id=payload.resource_id,
-        )
+    return (
+        await apply_audit_records(session=session, settings=settings, arrived=[(event, payload)])
+        == 1
     )
-    return True
+
+
+async def apply_audit_records(
+    *,
+    session: AsyncSession,
+    settings: Settings,
+    arrived: Sequence[tuple[CloudEvent, AuditRecordedV1]],
+) -> int:
+    """Keeps other services' audit records for the persons' extracts (a consumed run of
+    them: one look for those already kept, one insert); returns how many were stored. A
+    record from another member, or naming an invalid person id, rejects the run (the inbox
+    then takes its events one at a time)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for event, payload in arrived:
+        if event.sender_orgnr != settings.member.digits:
+            raise Reject("sender_not_member", "only this member's services send audit records")
+        if payload.service == "consent" or event.id in rows:
+            continue  # read from this service's own audit log / a repeat in this run
+        try:
+            key = key_of(settings=settings, personnummer=payload.person_id)
+        except IdentifierError as exc:
+            raise Reject("invalid_personnummer", "the person id is not valid") from exc
+        rows[event.id] = {
+            "source_event_id": event.id,
+            "service": payload.service,
+            "occurred_at": payload.occurred_at,
+            "person_key": key,
+            "actor_sub": payload.actor_sub,
+            "actor_org": payload.actor_org,
+            "actor_unit": payload.actor_unit,
+            "action": payload.action,
+            "purpose": payload.purpose,
+            "outcome": payload.outcome,
+            "resource_type": payload.resource_type,
+            "resource_id": payload.resource_id,
+        }
+    repo = AuditCopyRepository(session)
+    for seen in await repo.seen_among(list(rows)):
+        del rows[seen]
+    await repo.add_rows(list(rows.values()))
+    return len(rows)
 
 
 async def audit_entries(

@@ -186,6 +186,52 @@ class TestExtract:
         assert response.status_code == 422
         assert response.json()["errors"][0]["rule"] == "end_before_start"
 
+    async def test_a_run_of_records_is_kept_once_each(
+        self, client: httpx.AsyncClient, app: FastAPI, db: Database, person: str
+    ) -> None:
+        # As the worker consumes them: several records in one run, one of them twice.
+        async with db.transaction() as session:
+            for n in range(3):
+                await referral_auditor().record_access(
+                    session,
+                    NURSE,
+                    action="referral.read",
+                    person_id=person,
+                    resource_type="referral",
+                    resource_id=f"r-{n}",
+                )
+        events = await internal_events(db)
+        assert len(events) == 3
+        [_inbound, audit] = consumers(app.state.ctx)
+        on_run = audit.batch_handlers[AUDIT_RECORDED_V1]
+        async with app.state.ctx.db.transaction() as session:
+            await on_run(session, [*events, events[0]])
+        async with app.state.ctx.db.transaction() as session:
+            await on_run(session, events[1:])  # redelivered: nothing new
+        async with db.transaction() as session:
+            kept = (
+                (
+                    await session.execute(
+                        select(AuditCopy.resource_id).where(
+                            AuditCopy.resource_id.in_(["r-0", "r-1", "r-2"])
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert sorted(kept) == ["r-0", "r-1", "r-2"]
+        extract = (
+            await client.post(
+                "/v1/persons/audit-extract", json={"personnummer": person}, headers=auth()
+            )
+        ).json()
+        assert [e["resource_id"] for e in extract["entries"] if e["service"] == "referral"] == [
+            "r-0",
+            "r-1",
+            "r-2",
+        ]
+
     async def test_records_from_another_member_are_refused(
         self, app: FastAPI, db: Database, person: str
     ) -> None:
