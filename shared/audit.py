@@ -118,14 +118,7 @@ class Auditor:
         values = self._values(
             caller, action, person_id, purpose, outcome, resource_type, resource_id
         )
-        try:
-            # No SAVEPOINT here: with SQLite (pysqlite/aiosqlite) a SAVEPOINT that opens the
-            # transaction is committed by its RELEASE, so the record would outlive a rolled-
-            # back access. A plain statement always joins the caller's transaction.
-            await self._write(session, values)
-        except Exception as exc:
-            log.error("audit write failed", extra={"error_type": type(exc).__name__})
-            raise AuditUnavailable("the audit log could not be written") from exc
+        await self.record_accesses(session, [values])
 
     def access_record(
         self,
@@ -156,6 +149,9 @@ class Auditor:
         if not records:
             return
         try:
+            # No SAVEPOINT here: with SQLite (pysqlite/aiosqlite) a SAVEPOINT that opens the
+            # transaction is committed by its RELEASE, so the record would outlive a rolled-
+            # back access. A plain statement always joins the caller's transaction.
             if self.outbox is None:
                 await session.execute(self.infra.audit.insert(), list(records))
             else:
