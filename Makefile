@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker bench bench-directory bench-notify bench-referral bench-consent events compose-check clean lock
+.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker bench bench-backbone bench-directory bench-notify bench-referral bench-consent soak events compose-check clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,7 +48,10 @@ token: $(STAMP) ## mint a development token (ORG=... SCOPES=...)
 broker: $(STAMP) ## start the embedded Kafka-protocol broker in the foreground
 	$(BIN)/vardkedja broker
 
-bench: $(STAMP) ## backbone benchmark: outbox -> Kafka -> inbox at a fixed rate, with the floor (figures)
+bench: $(STAMP) ## every workload at its fixed rate with the floor: bench/results/*.json, *.png, summary.md, README figures
+	$(BIN)/python -m bench.run
+
+bench-backbone: $(STAMP) ## backbone benchmark alone: outbox -> Kafka -> inbox at a fixed rate, with the floor
 	$(BIN)/python -m bench.backbone --rate $(or $(RATE),200) --seconds $(or $(SECONDS),30)
 
 bench-directory: $(STAMP) ## directory benchmark: replica rebuild and search over 20,000 synthetic units
@@ -62,6 +65,9 @@ bench-referral: $(STAMP) ## referral benchmark: two members as processes, referr
 
 bench-consent: $(STAMP) ## consent benchmark: decisions over 100,000 consents at a fixed rate, withdrawal propagation to the other members
 	$(BIN)/python -m bench.consent --rate $(or $(RATE),1000) --seconds $(or $(SECONDS),20) --consents $(or $(CONSENTS),100000)
+
+soak: $(STAMP) ## sustained referrals between two members (16 processes): zero loss, latency and memory over time (MINUTES, RATE)
+	$(BIN)/python -m tests.reliability.soak --minutes $(or $(MINUTES),5) --rate $(or $(RATE),20)
 
 events: $(STAMP) ## regenerate the published event catalogue (docs/events.asyncapi.json)
 	$(BIN)/vardkedja events > docs/events.asyncapi.json

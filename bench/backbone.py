@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -31,30 +30,11 @@ from pathlib import Path
 from typing import Any
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
+from bench.stats import summary_ms, timeline
 from tests.conftest import POSTGRES, create_pg_database, drop_pg_database, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
-def summary_ms(values: list[float]) -> dict[str, float]:
-    ms = [v * 1000 for v in values]
-    return {
-        "n": len(ms),
-        "p50": round(pct(ms, 50), 2),
-        "p90": round(pct(ms, 90), 2),
-        "p99": round(pct(ms, 99), 2),
-        "max": round(max(ms), 2) if ms else float("nan"),
-        "mean": round(statistics.fmean(ms), 2) if ms else float("nan"),
-    }
 
 
 # ---------------------------------------------------------------- roles (child processes)
@@ -97,9 +77,11 @@ async def role_consumer(db_url: str, bootstrap: str, topic: str, out: str) -> No
 
     h = await Harness(_settings(db_url, bootstrap), topic).setup()
     latencies: list[float] = []
+    written_at: list[float] = []
 
     def applied(delivery: Any) -> None:
         latencies.append((dt.datetime.now(dt.UTC) - delivery.event.time).total_seconds())
+        written_at.append(delivery.event.time.timestamp())
 
     consumer = h.consumer(f"bench-{uuid.uuid4().hex[:6]}", on_applied=applied)
     loop = asyncio.get_running_loop()
@@ -110,6 +92,7 @@ async def role_consumer(db_url: str, bootstrap: str, topic: str, out: str) -> No
         json.dumps(
             {
                 "latencies": latencies,
+                "written_at": written_at,
                 "counts": consumer.counts,
                 "effects": len(effects),
                 "distinct": len(set(effects)),
@@ -283,6 +266,8 @@ async def run_backend(backend: str, rate: float, seconds: float) -> dict[str, An
             "redeliveries_dropped": result["counts"].get("duplicate", 0),
             "throughput_per_s": round(written / drained, 1),
             "end_to_end_ms": summary_ms(lat),
+            "timeline": timeline(zip(result["written_at"], lat, strict=True)),
+            "timeline_note": "per second of writing: events written then, their end-to-end",
             "floor": floor,
             "ratio_p50_to_kafka_floor": round(
                 summary_ms(lat)["p50"] / max(0.01, floor["kafka_round_trip_ms"]["p50"]), 2

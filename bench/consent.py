@@ -59,10 +59,10 @@ from typing import Any
 import httpx
 from sqlalchemy import func, insert, select, text
 
-from bench.backbone import summary_ms
 from bench.loadgen import Answer, LoadGenerator, encode_post, verdict_check
 from bench.notify import cpu_seconds
 from bench.referral import Samples, cpu_now, profile, sample
+from bench.stats import summary_ms, timeline
 from services.consent.codes import ConsentStatus
 from services.consent.models import ChangeLogEntry, Consent, ConsentCopy
 from services.consent.schemas import ConsentCreate
@@ -308,6 +308,7 @@ def answers_summary(answers: list[Answer], elapsed: float) -> dict[str, Any]:
         "errors": dict(errors),
         "wrong_verdicts": sum(not a.right for a in ok),
         "latency_ms": summary_ms([a.latency_s for a in ok]),
+        "timeline": timeline((a.at, a.latency_s) for a in ok),
     }
 
 

@@ -34,8 +34,8 @@ from typing import Any
 
 import httpx
 
-from bench.backbone import summary_ms
 from bench.directory_synthetic import as_events, generate
+from bench.stats import summary_ms, timeline
 from shared.auth import mint_token
 from shared.broker import EmbeddedBroker, free_port
 from shared.events import CloudEvent, encode, topics
@@ -131,6 +131,7 @@ async def replica_count(url: str) -> int:
 async def load(port: int, token: str, rate: float, seconds: float) -> dict[str, Any]:
     rng = random.Random(7)
     latencies: list[float] = []
+    started_at: list[float] = []
     errors = 0
     kommuner = ["0780", "0764", "0180", "1480", "1280", "2085", "0380", "2480"]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -151,6 +152,7 @@ async def load(port: int, token: str, rate: float, seconds: float) -> dict[str, 
             except httpx.HTTPError:
                 errors += 1
             latencies.append(time.perf_counter() - t0)
+            started_at.append(t0)
 
         tasks = []
         start = time.perf_counter()
@@ -170,6 +172,7 @@ async def load(port: int, token: str, rate: float, seconds: float) -> dict[str, 
         "errors": errors,
         "achieved_rate": round(n / elapsed, 1),
         "latency_ms": summary_ms(latencies),
+        "timeline": timeline(zip(started_at, latencies, strict=True)),
     }
 
 

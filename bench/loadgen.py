@@ -28,12 +28,14 @@ Check = Callable[[int, bytes], bool]
 
 @dataclass
 class Answer:
-    """One request's outcome; ``latency_s`` from when it was due (open loop) or sent."""
+    """One request's outcome; ``latency_s`` from ``at``, when it was due (open loop) or
+    sent (closed loop), on the ``time.perf_counter`` clock."""
 
     latency_s: float = float("nan")
     status: int = 0
     right: bool = True
     error: str | None = None
+    at: float = float("nan")
 
 
 def encode_post(host: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
@@ -151,7 +153,7 @@ class LoadGenerator:
     def done(self, conn: _Connection, index: int, start: float, status: int, body: bytes) -> None:
         now = time.perf_counter()
         right = status == 200 and self.checks[index](status, body)
-        self.answers.append(Answer(now - start, status, right))
+        self.answers.append(Answer(now - start, status, right, at=start))
         self._finish(conn)
 
     def lost(self, conn: _Connection, exc: Exception | None) -> None:
@@ -164,14 +166,20 @@ class LoadGenerator:
             conn.current = None
             self.answers.append(
                 Answer(
-                    time.perf_counter() - start, 0, False, type(exc).__name__ if exc else "closed"
+                    time.perf_counter() - start,
+                    0,
+                    False,
+                    type(exc).__name__ if exc else "closed",
+                    at=start,
                 )
             )
             self.outstanding -= 1
         if not self.conns:  # nothing left to send on: the waiting requests fail
             while self.backlog:
                 _, start = self.backlog.popleft()
-                self.answers.append(Answer(time.perf_counter() - start, 0, False, "no connection"))
+                self.answers.append(
+                    Answer(time.perf_counter() - start, 0, False, "no connection", at=start)
+                )
                 self.outstanding -= 1
         if not self.outstanding:
             self.idle.set()

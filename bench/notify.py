@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bench.backbone import summary_ms
+from bench.stats import summary_ms, timeline
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
 from tests.conftest import POSTGRES, create_pg_database, drop_pg_database
@@ -49,6 +49,13 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def quarter_mean(values: list[float], k: int) -> float:
+    """Mean of the ``k``-th quarter (0-3) of ``values`` (NaN when there are none)."""
+    n = len(values)
+    part = values[k * n // 4 : max(k * n // 4 + 1, (k + 1) * n // 4)]
+    return round(sum(part) / len(part), 1) if part else float("nan")
 
 
 def rss_mb(pid: int) -> float:
@@ -216,6 +223,7 @@ async def run(backend: str, rate: float, seconds: float) -> dict[str, Any]:
 
     consumed_at = await consumed_times(db_url)
     fan_out, after_handler, end_to_end = [], [], []
+    by_consumed: list[tuple[float, float]] = []
     for r in receiver.received:
         body = json.loads(r.body)
         created = dt.datetime.fromisoformat(body["data"]["created_at"]).timestamp()
@@ -223,6 +231,7 @@ async def run(backend: str, rate: float, seconds: float) -> dict[str, Any]:
         subject = body["data"]["subject_id"]
         if subject in event_of and event_of[subject] in consumed_at:
             fan_out.append(r.at - consumed_at[event_of[subject]])
+            by_consumed.append((consumed_at[event_of[subject]], fan_out[-1]))
         if subject in sent_at:
             end_to_end.append(r.at - sent_at[subject])
     ids = [r.webhook_id for r in receiver.received]
@@ -251,11 +260,16 @@ async def run(backend: str, rate: float, seconds: float) -> dict[str, Any]:
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "fan_out_ms": summary_ms(fan_out),
         "fan_out_note": "event consumed (inbox_event.received_at) -> signed webhook received",
+        "timeline": timeline(by_consumed),
+        "timeline_note": "per second of consumption: events consumed then, their fan-out",
         "after_handler_ms": summary_ms(after_handler),
         "after_handler_note": "notification made (created_at) -> signed webhook at the receiver",
         "worker_rss_mb": {
             "first_third_mean": round(sum(rss[:third]) / third, 1),
             "last_third_mean": round(sum(rss[-third:]) / third, 1),
+            # Stable = no growth once warm: the last quarter against the second.
+            "second_quarter_mean": quarter_mean(rss, 1),
+            "last_quarter_mean": quarter_mean(rss, 3),
             "max": max(rss),
             "samples": memory,
         },

@@ -49,8 +49,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from bench.backbone import floor_db, floor_kafka, summary_ms
+from bench.backbone import floor_db, floor_kafka
 from bench.notify import cpu_seconds, rss_mb
+from bench.stats import summary_ms, timeline
 from services.consent.models import ConsentCopy
 from services.referral.models import Incoming, Recipient, Referral
 from shared.broker import EmbeddedBroker, free_port
@@ -308,25 +309,6 @@ async def wait_drained(fed: Federation, expected: int, stall_s: float = 60.0) ->
     return time.monotonic() - t0, False
 
 
-def windows(sent: list[Sent], rows: dict[str, dict[str, Any]], width_s: float) -> list[Any]:
-    """End-to-end p50/p99 per ``width_s`` of the run (a growing backlog shows here)."""
-    if not sent:
-        return []
-    t0 = sent[0].due
-    buckets: dict[int, list[float]] = collections.defaultdict(list)
-    for s in sent:
-        received = rows.get(s.task_id or "", {}).get("received_at")
-        if received is not None:
-            buckets[int((s.due - t0).total_seconds() // width_s)].append(
-                (received - s.due).total_seconds()
-            )
-    out = []
-    for k in sorted(buckets):
-        m = summary_ms(buckets[k])
-        out.append({"from_s": k * width_s, "n": m["n"], "p50": m["p50"], "p99": m["p99"]})
-    return out
-
-
 async def run(
     backend: str,
     rate: float,
@@ -463,6 +445,7 @@ def report(
     profiled: dict[str, Any],
 ) -> dict[str, Any]:
     e2e, from_created, closed_loop = [], [], []
+    by_due: list[tuple[float, float]] = []
     lost = undeliverable = 0
     last_received: dt.datetime | None = None
     for s in ok:
@@ -472,6 +455,7 @@ def report(
             lost += 1
         else:
             e2e.append((received - s.due).total_seconds())
+            by_due.append((s.due.timestamp(), e2e[-1]))
             from_created.append((received - row["created_at"]).total_seconds())
             last_received = max(last_received or received, received)
         if row.get("status") == "undeliverable":
@@ -514,7 +498,8 @@ def report(
         "post_latency_ms": summary_ms([s.post_s for s in ok]),
         "closed_loop_ms": summary_ms(closed_loop),
         "closed_loop_note": "POST due -> Region's recipient row updated to delivered",
-        "end_to_end_by_30s": windows(sent, rows, 30.0),
+        "timeline": timeline(by_due),
+        "timeline_note": "per second of sending: referrals due then, their end to end",
         "floor": floor,
         "ratio_p50_to_kafka_floor": round(e2e_ms["p50"] / max(0.01, kafka["p50"]), 1),
         "cpu_s_load_and_drain": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),

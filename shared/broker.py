@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,12 +41,51 @@ def broker_binary() -> str:
     return path
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """An unused TCP port on ``host``."""
+# Ports handed out for listeners that bind a moment later (another process, or an API after
+# its start-up) are chosen below the kernel's ephemeral range: an outgoing connection of any
+# process on the machine can take an ephemeral port between the check and the bind.
+_LISTEN_PORTS = (20000, 32000)
+
+
+def _ephemeral_low() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a listener could bind ``port`` on ``host`` now."""
     with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(
+    count: int = 1, *, host: str = "127.0.0.1", taken: set[int] | None = None
+) -> int:
+    """The first of ``count`` consecutive unused TCP ports on ``host``, below the ephemeral
+    range, none of them in ``taken`` (which receives them)."""
+    low, high = _LISTEN_PORTS
+    high = min(high, _ephemeral_low()) - count
+    taken = taken if taken is not None else set()
+    rng = random.Random()  # noqa: S311 - a port number, not a secret
+    for _ in range(1000):
+        base = rng.randrange(low, high)
+        ports = set(range(base, base + count))
+        if not ports & taken and all(bindable(p, host) for p in ports):
+            taken |= ports
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports in {low}-{high}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An unused TCP port on ``host`` (below the ephemeral range, see above)."""
+    return free_port_block(1, host=host)
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:

@@ -17,6 +17,7 @@ import httpx
 
 from shared.auth import mint_token
 from shared.errors import ServiceUnavailable
+from shared.observability import current_traceparent, request_id_var
 
 
 class ServiceCallFailed(ServiceUnavailable):
@@ -68,10 +69,16 @@ class ServiceClient:
     async def post(self, path: str, body: dict[str, Any], *, what: str) -> httpx.Response:
         """POST ``body`` to ``path``; a transport failure or a 5xx raises ServiceCallFailed
         (``what`` names the call, e.g. "consent decision"). 4xx answers are returned."""
+        headers = {"Authorization": f"Bearer {self._bearer()}"}
+        # The sibling's records (its audit record of this call among them) carry the
+        # caller's request id and trace, so one request can be followed across services.
+        rid, traceparent = request_id_var.get(), current_traceparent()
+        if rid:
+            headers["X-Request-ID"] = rid
+        if traceparent:
+            headers["traceparent"] = traceparent
         try:
-            response = await self._client.post(
-                path, json=body, headers={"Authorization": f"Bearer {self._bearer()}"}
-            )
+            response = await self._client.post(path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise ServiceCallFailed(f"{what}: {type(exc).__name__}") from exc
         if response.status_code >= 500:

@@ -89,12 +89,56 @@ class IdMixin:
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
 
 
+# SQLSTATE classes of a database that cannot serve now, whatever the statement: connection
+# exceptions (08), insufficient resources (53), object not in prerequisite state (55: a
+# database not accepting connections, a lock not available), operator intervention (57:
+# shutting down, terminated by an administrator, cannot connect now).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "55", "57")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (a driver error, or SQLAlchemy's wrapper of one) says the database is
+    unavailable rather than that the statement was wrong: a PostgreSQL that refuses
+    connections raises a plain DBAPIError whose SQLSTATE tells it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(state, str) and state[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Database unreachable, refusing connections or locked, or a sibling service not
+    answering (an exception with ``transient = True``): a consumer waits and retries without
+    counting an attempt; a request answers 503, not 500."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+
+    if getattr(exc, "transient", False):
+        return True
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or database_unavailable(exc)):
+        return True
+    return isinstance(exc, ConnectionError | OSError | TimeoutError)
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for ``url``: SQLite in WAL mode with a busy timeout, or PostgreSQL."""
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, wal_autocheckpoint: int | None = None
+) -> AsyncEngine:
+    """An async engine for ``url``: SQLite in WAL mode with a busy timeout, or PostgreSQL.
+
+    ``wal_autocheckpoint`` (SQLite): pages of log after which a commit checkpoints; None
+    keeps SQLite's 1,000 (see :mod:`shared.sqlite_checkpoint` for why services raise it)."""
     if is_sqlite(url):
         _ensure_sqlite_dir(url)
         # SQLite serialises writers and WAL lets readers go on; busy_timeout makes a writer
@@ -124,6 +168,8 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
             cur.execute("PRAGMA foreign_keys=ON")
             # The inline driver waits for locks itself, without blocking the event loop.
             cur.execute(f"PRAGMA busy_timeout={0 if inline else 30000}")
+            if wal_autocheckpoint is not None:
+                cur.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
             cur.close()
 
         return engine
@@ -132,6 +178,16 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     return create_async_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file of a SQLite ``url`` (None for PostgreSQL and in-memory databases)."""
+    from sqlalchemy.engine import make_url
+
+    if not is_sqlite(url):
+        return None
+    database = make_url(url).database
+    return database if database and database != ":memory:" else None
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -182,11 +238,25 @@ class ChangeWatch:
 
 
 class Database:
-    """An engine and its session factory for one service's database."""
+    """An engine and its session factory for one service's database.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    ``background_checkpoints`` (a service's API or worker on a SQLite file): the WAL is
+    checkpointed by a thread of this process instead of inside commits
+    (:mod:`shared.sqlite_checkpoint`); :meth:`dispose` stops it."""
+
+    def __init__(
+        self, url: str, *, echo: bool = False, background_checkpoints: bool = False
+    ) -> None:
+        from shared.sqlite_checkpoint import BACKSTOP_PAGES, WalCheckpointer
+
         self.url = url
-        self.engine = create_engine(url, echo=echo)
+        self.checkpointer: WalCheckpointer | None = None
+        path = _sqlite_file(url)
+        if background_checkpoints and path is not None:
+            self.checkpointer = WalCheckpointer(path).start()
+        self.engine = create_engine(
+            url, echo=echo, wal_autocheckpoint=BACKSTOP_PAGES if self.checkpointer else None
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -209,6 +279,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.checkpointer is not None:
+            import asyncio
+
+            await asyncio.to_thread(self.checkpointer.stop)
 
 
 ModelT = TypeVar("ModelT", bound=DeclarativeBase)

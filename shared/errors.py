@@ -237,6 +237,24 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        from shared.db import is_infrastructure_error
+
+        if is_infrastructure_error(exc):
+            # The database (or a sibling) cannot serve now: nothing was committed, and the
+            # same request (with its Idempotency-Key) may be sent again.
+            log.warning(
+                "dependency unavailable",
+                extra={"error_type": type(exc).__name__, "path_template": _route_template(request)},
+            )
+            unavailable = Problem(
+                type=PROBLEM_BASE + ServiceUnavailable.slug,
+                title=ServiceUnavailable.title,
+                status=503,
+                detail="The request was not completed; send it again (with its Idempotency-Key).",
+                instance=request.url.path,
+                trace_id=_trace_id(request),
+            )
+            return _render(request, unavailable, {"Retry-After": "2"})
         # The exception text may contain personal data: log its type only, plus the trace id.
         log.error(
             "unhandled error",

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
-from shared.db import Database, utcnow
+from shared.db import Database, is_infrastructure_error, utcnow
 from shared.events import CATALOGUE, Catalogue, CloudEvent, MalformedEvent, decode, topics
 from shared.infra import InfraTables
 from shared.kafka import Consumer, ReceivedRecord, TopicPartition, ensure_topics
@@ -118,20 +118,6 @@ def _runs_of_one_type(items: list[_Ready]) -> list[list[_Ready]]:
         else:
             runs.append([item])
     return runs
-
-
-def _is_infrastructure_error(exc: BaseException) -> bool:
-    """Database unreachable or locked, or a sibling service not answering (an exception
-    with ``transient = True``): wait and retry without counting an attempt."""
-    if getattr(exc, "transient", False):
-        return True
-    if isinstance(exc, IntegrityError):
-        return False
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, ConnectionError | OSError | TimeoutError)
 
 
 class EventConsumer:
@@ -398,7 +384,7 @@ class EventConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if _is_infrastructure_error(exc):
+                if is_infrastructure_error(exc):
                     log.warning(
                         "database unavailable; waiting",
                         extra={"consumer": self.spec.name, "error_type": type(exc).__name__},
@@ -549,7 +535,7 @@ class EventConsumer:
                     if record.topic != dlt_topic:  # never loop a dead letter back to itself
                         await session.execute(
                             self.infra.outbox.insert().values(
-                                event_id=f"dlt:{self.spec.name}:{event_id}",
+                                event_id=_dead_letter_outbox_id(self.spec.name, event_id),
                                 topic=dlt_topic,
                                 key=record.key.decode("utf-8", "replace") if record.key else None,
                                 event_type=event.type if event else "unknown",
@@ -564,7 +550,7 @@ class EventConsumer:
             except IntegrityError:
                 return "duplicate"  # already dead-lettered (or applied) before
             except Exception as exc:
-                if not _is_infrastructure_error(exc):
+                if not is_infrastructure_error(exc):
                     raise
                 await self._sleep(1.0)
                 if self._stop.is_set():
@@ -585,6 +571,14 @@ class EventConsumer:
             },
         )
         return "dead_lettered"
+
+
+def _dead_letter_outbox_id(consumer: str, event_id: str) -> str:
+    """The outbox id of a dead letter's copy for the DLT: one per consumer and event, and
+    within the outbox's 64 characters however long the event's id (up to 255, or a
+    record id for an undecodable record)."""
+    digest = hashlib.sha256(f"{consumer}\0{event_id}".encode()).hexdigest()
+    return f"dlt:{digest[:60]}"
 
 
 def _record_id(record: ReceivedRecord) -> str:

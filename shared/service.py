@@ -73,7 +73,7 @@ def load_spec(name: str) -> ServiceSpec:
 
 
 def build_context(spec: ServiceSpec, settings: Settings) -> ServiceContext:
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, background_checkpoints=True)
     outbox = Outbox(settings, spec.infra)
     return ServiceContext(
         settings=settings,

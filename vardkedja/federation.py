@@ -196,7 +196,7 @@ class Federation:
                     if proc.process.poll() is not None:
                         raise RuntimeError(
                             f"{proc.name} exited with {proc.process.returncode}; "
-                            f"see {proc.log_path}"
+                            f"see {proc.log_path}; its last lines:\n{_tail(proc.log_path)}"
                         )
                 for name, proc in list(pending.items()):
                     url = f"http://127.0.0.1:{proc.member.port(proc.service)}/readyz"
@@ -284,3 +284,12 @@ async def seed_demo_units(fed: Federation) -> int:
                 )
                 r.raise_for_status()
     return created
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a process log (for the error when a process died at start)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"(log unreadable: {exc})"
+    return "\n".join(text.splitlines()[-lines:])

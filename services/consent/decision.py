@@ -166,6 +166,12 @@ def _party_text(party: Party) -> str:
     return f"{party.orgnr} (enhet {party.unit_id})" if party.unit_id else party.orgnr
 
 
+def utc_day(at: dt.datetime) -> dt.date:
+    """The UTC calendar day of ``at`` (a naive time is taken as UTC): validity dates are UTC
+    days, as the expiry job counts them, whatever offset the caller wrote ``at`` in."""
+    return (at if at.tzinfo is None else at.astimezone(dt.UTC)).date()
+
+
 def age_on(birth: dt.date, day: dt.date) -> int:
     """Whole years from ``birth`` to ``day``."""
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
@@ -202,7 +208,7 @@ def check_legal_basis(
         elif (
             claim.ground == OslGround.UNDER_18
             and birth_date is not None
-            and age_on(birth_date, question.at.date()) >= 18
+            and age_on(birth_date, utc_day(question.at)) >= 18
         ):
             bad("ground", "not_under_18", "the person is 18 or older on that day")
     elif claim.ground is not None:
@@ -240,7 +246,7 @@ def _consent_miss(consent: ConsentTerms, q: Question) -> tuple[int, Reason] | No
             ConsentStatus.SUPERSEDED: "ersatts av ett nytt samtycke",
         }.get(ConsentStatus(consent.status), consent.status)
         return 0, Reason(f"consent_{consent.status}", f"Samtycket har {word}.")
-    day = q.at.date()
+    day = utc_day(q.at)
     if day < consent.valid_from:
         return 1, Reason(
             "consent_not_yet_valid", f"Samtycket gäller först från {consent.valid_from}."
@@ -299,7 +305,7 @@ def decide(
             (Reason("legal_basis", f"Uppgifterna lämnas ut utan samtycke med stöd av {label}."),),
             legal_basis=legal_basis.basis,
             categories=q.categories,
-            valid_until=q.at.date(),
+            valid_until=utc_day(q.at),
         )
 
     if block is not None:

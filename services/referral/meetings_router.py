@@ -80,8 +80,11 @@ def _plan_out(plan: Plan) -> PlanOut:
 async def _audit(
     ctx: Ctx, session: DbSession, caller: Caller, action: str, rid: str, pnr: str
 ) -> None:
+    """An audit record of ``action`` on meeting or plan ``rid`` (``plan.*`` actions name
+    the plan: a follow-up meeting's plan has the first meeting's id, not the meeting's)."""
+    resource_type = action.split(".", 1)[0]  # "meeting" or "plan"
     await ctx.auditor.record_access(
-        session, caller, action=action, person_id=pnr, resource_type="meeting", resource_id=rid
+        session, caller, action=action, person_id=pnr, resource_type=resource_type, resource_id=rid
     )
 
 

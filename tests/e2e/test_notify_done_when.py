@@ -26,7 +26,7 @@ import pytest
 
 from services.notify.content import looks_like_personnummer
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker, free_port, port_open
+from shared.broker import EmbeddedBroker, free_port_block
 from shared.config import KafkaSettings
 from shared.db import new_id
 from shared.events import topics
@@ -43,14 +43,6 @@ MAILBOX = "socialtjanst.mottagning@vaxjo.example"
 COORDINATOR_MAILBOX = "vardkedjekoordinator@vaxjo.example"
 
 
-def _port_base() -> int:
-    """A base port whose directory (+0) and notify (+3) ports are free."""
-    while True:
-        base = free_port()
-        if not port_open("127.0.0.1", base + 3):
-            return base
-
-
 @pytest.fixture
 async def smtp() -> AsyncIterator[SmtpServer]:
     server = SmtpServer().start()
@@ -62,7 +54,7 @@ async def smtp() -> AsyncIterator[SmtpServer]:
 async def federation(
     broker: EmbeddedBroker, databases: DatabaseFactory, tmp_path: Path, smtp: SmtpServer
 ) -> AsyncIterator[Federation]:
-    vaxjo = Member(ORG_VAXJO, "Växjö kommun", "kommun", _port_base())
+    vaxjo = Member(ORG_VAXJO, "Växjö kommun", "kommun", free_port_block(4))
     urls = {}
     if databases.backend == "postgres":
         for service in ("directory", "notify"):

@@ -14,8 +14,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import random
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -29,7 +27,7 @@ from stdnum import luhn
 from services.notify.content import looks_like_personnummer
 from services.referral.models import KnownUnit, Recipient
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker
+from shared.broker import EmbeddedBroker, free_port_block
 from shared.db import Database
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory
 from tests.helpers.harness import eventually
@@ -45,28 +43,9 @@ MAILBOX = "mottagning.vuxna@vaxjo.example"  # the intake's functional mailbox (d
 REFERRAL_RW = ["referral:read", "referral:write"]
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def port_base(taken: set[int]) -> int:
-    """A base port whose four service ports are free (and not another member's).
-
-    Below the kernel's ephemeral range (32768-60999 on Linux), so an outgoing connection of
-    another process cannot take one of them between this check and the API's bind.
-    """
-    rng = random.Random()
-    while True:
-        base = rng.randrange(20000, 32000, len(SERVICES))
-        ports = set(range(base, base + len(SERVICES)))
-        if not ports & taken and all(_bindable(p) for p in ports):
-            taken |= ports
-            return base
+    """A base port whose four service ports are free (and not another member's)."""
+    return free_port_block(len(SERVICES), taken=taken)
 
 
 def two_member_federation(

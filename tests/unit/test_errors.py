@@ -14,7 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 
+from shared.db import database_unavailable, is_infrastructure_error
 from shared.errors import (
     PROBLEM_BASE,
     PROBLEM_JSON,
@@ -82,6 +84,10 @@ def build_app() -> FastAPI:
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError(SECRET_TEXT)
+
+    @app.get("/db-away")
+    async def db_away() -> None:
+        raise DBAPIError("INSERT ...", {}, _Refused(SECRET_TEXT))
 
     @app.post("/only-post")
     async def only_post() -> dict[str, bool]:
@@ -223,6 +229,30 @@ class TestAppErrors:
         body = assert_problem(response, 401, "unauthorized", "/unauthorized")
         assert body["detail"] == "token expired"
         assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+class _Refused(Exception):
+    """What asyncpg raises while a database refuses connections (SQLSTATE 57P03)."""
+
+    sqlstate = "57P03"
+
+
+class TestDatabaseUnavailable:
+    async def test_a_database_that_refuses_connections_answers_503(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/db-away")
+        assert_problem(response, 503, "unavailable", "/db-away")
+        assert response.headers["retry-after"] == "2"
+        assert "19121212" not in response.text
+
+    def test_the_sqlstate_tells_unavailable_from_wrong(self) -> None:
+        assert database_unavailable(DBAPIError("x", {}, _Refused()))
+        wrong = type("Wrong", (Exception,), {"sqlstate": "22001"})  # value too long
+        assert not database_unavailable(DBAPIError("x", {}, wrong()))
+        assert is_infrastructure_error(DBAPIError("x", {}, _Refused()))
+        assert not is_infrastructure_error(DBAPIError("x", {}, wrong()))
+        assert not is_infrastructure_error(RuntimeError("x"))
 
 
 class TestUnexpectedError:

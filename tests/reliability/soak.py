@@ -1,0 +1,363 @@
+"""Soak (reliability scenario 8 / 14): referrals between two members at a sustained rate.
+
+Region Kronoberg and Växjö kommun run all four services (directory, consent, referral,
+notify; API and worker each a process: 16) over the embedded broker, with the demo
+directory, as ``bench/referral.py`` does (its consent recording, draining and per-task
+collection are reused). After a warm-up, Region's Beroendemottagningen POSTs
+kontaktbegäran to Växjö's intake at ``--rate`` per second for ``--minutes`` minutes, open
+loop, through ``bench/loadgen.py`` (pre-encoded HTTP/1.1 over kept-alive connections; each
+request with its own ``Idempotency-Key``), and then waits until everything drained.
+
+Reported (``var/soak/soak.json`` and ``var/soak/soak.md``):
+
+- throughput: offered, accepted and filed per second; errors by status;
+- latency percentiles: the POST (from when it was due) and end to end (due -> filed in the
+  intake's worklist at Växjö), and per minute of the run;
+- memory: RSS of every process after the warm-up, at the end, its peak, and the growth;
+- lost: accepted (201, and its idempotency record at Region) but never filed at Växjö
+  (must be 0); duplicates: a referral filed twice, a history step recorded twice at either
+  member, or two notifications of one arrival for the intake (must be 0).
+
+    .venv/bin/python -m tests.reliability.soak --minutes 10 --rate 20
+
+Exit status 1 when anything was lost or duplicated, 0 otherwise (figures, not a speed test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from bench.loadgen import Answer, LoadGenerator, encode_post
+from bench.notify import rss_mb
+from bench.referral import collect, record_consents, wait_drained
+from bench.stats import summary_ms, timeline
+from services.notify.models import Notification
+from services.referral.models import Incoming, Transition
+from shared.broker import EmbeddedBroker, free_port
+from shared.service import load_spec
+from tests.e2e.test_referral_federation import kontaktbegaran, synthetic_person
+from tests.reliability.fed import ORG_REGION, ORG_VAXJO, auth, running_federation, units
+from tests.reliability.report import ROOT
+from tests.reliability.tools import query
+from vardkedja.federation import Federation
+
+OUT = ROOT / "var" / "soak"
+SERVICES = ("directory", "consent", "referral", "notify")
+IDEMPOTENCY = load_spec("referral").infra.idempotency
+CONNECTIONS = 32
+
+
+def _rss(fed: Federation) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in fed.procs:
+        try:
+            out[p.name] = round(rss_mb(p.process.pid), 1)
+        except FileNotFoundError:
+            out[p.name] = float("nan")
+    return out
+
+
+async def _peak_rss(fed: Federation, peak: dict[str, float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for name, mb in _rss(fed).items():
+            peak[name] = max(peak.get(name, 0.0), mb)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=5.0)
+
+
+def _requests(
+    port: int, headers: dict[str, str], bodies: list[dict[str, Any]], run: str
+) -> list[bytes]:
+    return [
+        encode_post(
+            f"127.0.0.1:{port}",
+            "/v1/referrals",
+            {**headers, "Idempotency-Key": f"soak-{run}-{i:07d}"},
+            json.dumps(body, ensure_ascii=False).encode(),
+        )
+        for i, body in enumerate(bodies)
+    ]
+
+
+async def _accepted_tasks(fed: Federation, run: str) -> dict[str, str]:
+    """Idempotency-Key -> task id of every referral Region stored for this run (the record
+    is written in the same transaction as the referral)."""
+    rows = await query(
+        fed.database_url_for[(ORG_REGION, "referral")],
+        select(IDEMPOTENCY.c.key, IDEMPOTENCY.c.status_code, IDEMPOTENCY.c.response_body).where(
+            IDEMPOTENCY.c.key.like(f"soak-{run}-%")
+        ),
+    )
+    out: dict[str, str] = {}
+    for key, status, body in rows:
+        if status == 201:
+            out[key] = json.loads(bytes(body))["recipients"][0]["task_id"]
+    return out
+
+
+async def _duplicates(fed: Federation, tasks: set[str]) -> dict[str, int]:
+    """Effects that happened twice: history steps at either member, notifications."""
+    twice: dict[str, int] = {}
+    for orgnr in (ORG_REGION, ORG_VAXJO):
+        steps = Counter(
+            (r.task_id, r.side, r.from_status, r.to_status)
+            for r in await query(
+                fed.database_url_for[(orgnr, "referral")],
+                select(
+                    Transition.task_id,
+                    Transition.side,
+                    Transition.from_status,
+                    Transition.to_status,
+                ),
+            )
+            if r.task_id in tasks
+        )
+        twice[f"history_steps_{orgnr}"] = sum(n - 1 for n in steps.values() if n > 1)
+    notes = Counter(
+        (r.subject_id, r.recipient)
+        for r in await query(
+            fed.database_url_for[(ORG_VAXJO, "notify")],
+            select(Notification.subject_id, Notification.recipient).where(
+                Notification.kind == "referral.received"
+            ),
+        )
+        if r.subject_id in tasks
+    )
+    twice["notifications"] = sum(n - 1 for n in notes.values() if n > 1)
+    filed = Counter(
+        r.id
+        for r in await query(fed.database_url_for[(ORG_VAXJO, "referral")], select(Incoming.id))
+    )
+    twice["filed"] = sum(n - 1 for n in filed.values() if n > 1)
+    return twice
+
+
+async def run(
+    *, minutes: float, rate: float, persons: int, backend: str, fetch_max_wait_ms: int
+) -> dict[str, Any]:
+    work = OUT / f"work-{uuid.uuid4().hex[:6]}"
+    work.mkdir(parents=True, exist_ok=True)
+    broker = EmbeddedBroker(port=free_port(), log_path=work / "broker.log")
+    broker.start()
+    try:
+        async with (
+            running_federation(
+                work,
+                broker.bootstrap,
+                backend=backend,
+                services=SERVICES,
+                fetch_max_wait_ms=fetch_max_wait_ms,
+            ) as fed,
+            httpx.AsyncClient(timeout=60) as client,
+        ):
+            t_setup = time.monotonic()
+            sender_unit, intake = await units(fed, client)
+            people = [synthetic_person(80_000 + i) for i in range(persons)]
+            await record_consents(fed, client, people, sender_unit)
+            setup_s = round(time.monotonic() - t_setup, 1)
+            port = fed.members[0].port("referral")
+            headers = auth(ORG_REGION, sender_unit, ["referral:read", "referral:write"])
+            recipients = [{"orgnr": ORG_VAXJO, "unit_id": intake}]
+            n = int(rate * minutes * 60)
+            bodies = [
+                kontaktbegaran(people[i % persons], resolve=None, recipients=recipients)
+                for i in range(n)
+            ]
+            # Warm-up (connections, first decisions, fetch loops); not counted.
+            warm_run = f"warm{uuid.uuid4().hex[:4]}"
+            warm = LoadGenerator(
+                "127.0.0.1",
+                port,
+                _requests(port, headers, bodies[:20], warm_run),
+                [lambda s, b: True] * 20,
+                connections=4,
+            )
+            await warm.connect()
+            await warm.open_loop(20, 10)
+            await warm.close()
+            await wait_drained(fed, len(await _accepted_tasks(fed, warm_run)))
+
+            run_id = uuid.uuid4().hex[:8]
+            gen = LoadGenerator(
+                "127.0.0.1",
+                port,
+                _requests(port, headers, bodies, run_id),
+                [lambda s, b: True] * n,
+                connections=CONNECTIONS,
+            )
+            await gen.connect()
+            rss_start = _rss(fed)
+            peak: dict[str, float] = {}
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(_peak_rss(fed, peak, stop))
+            wall0, perf0 = time.time(), time.perf_counter()
+            answers, issued_s, answered_s = await gen.open_loop(n, rate)
+            await gen.close()
+            by_index: list[Answer] = sorted(answers, key=lambda a: a.at)
+            accepted = await _accepted_tasks(fed, run_id)
+            drain_s, drained = await wait_drained(
+                fed, len(accepted) + len(await _accepted_tasks(fed, warm_run))
+            )
+            stop.set()
+            await sampler
+            rss_end = _rss(fed)
+            rows = await collect(fed, list(accepted.values()))
+            duplicates = await _duplicates(fed, set(accepted.values()))
+
+        statuses = Counter(a.error or str(a.status) for a in by_index)
+        created = [i for i, a in enumerate(by_index) if a.status == 201]
+        keys = [f"soak-{run_id}-{i:07d}" for i in created]
+        unstored = [k for k in keys if k not in accepted]
+        lost = [t for t in accepted.values() if rows.get(t, {}).get("received_at") is None]
+        e2e: list[float] = []
+        by_due: list[tuple[float, float]] = []
+        filed_at: list[dt.datetime] = []
+        for i in created:
+            task = accepted.get(f"soak-{run_id}-{i:07d}")
+            received = rows.get(task or "", {}).get("received_at")
+            if received is None:
+                continue
+            due = wall0 + (by_index[i].at - perf0)
+            e2e.append(received.timestamp() - due)
+            by_due.append((due, e2e[-1]))
+            filed_at.append(received)
+        span = (max(filed_at) - min(filed_at)).total_seconds() if len(filed_at) > 1 else 0.0
+        per_minute = timeline(by_due, width_s=60.0)
+        result = {
+            "command": f".venv/bin/python -m tests.reliability.soak --minutes {minutes:g} "
+            f"--rate {rate:g} --persons {persons} --backend {backend}",
+            "backend": backend,
+            "minutes": minutes,
+            "rate_per_s": rate,
+            "processes": len(rss_start),
+            "setup_s": setup_s,
+            "offered": n,
+            "answers": dict(statuses),
+            "accepted": len(created),
+            "accepted_rate_per_s": round(len(created) / answered_s, 2) if answered_s else 0.0,
+            "issued_s": round(issued_s, 1),
+            "answered_s": round(answered_s, 1),
+            "filed": len(e2e),
+            "filed_rate_per_s": round(len(e2e) / span, 2) if span else 0.0,
+            "lost": len(lost) + len(unstored),
+            "lost_detail": {"accepted_not_stored": len(unstored), "never_filed": len(lost)},
+            "duplicates": duplicates,
+            "drained": drained,
+            "drain_s": round(drain_s, 1),
+            "post_latency_ms": summary_ms([a.latency_s for a in by_index if a.status == 201]),
+            "end_to_end_ms": summary_ms(e2e),
+            "end_to_end_note": "POST due -> incoming.received_at at Växjö (filed)",
+            "per_minute": per_minute,
+            "rss_mb": {
+                name: {
+                    "start": rss_start.get(name),
+                    "end": rss_end.get(name),
+                    "peak": round(peak.get(name, float("nan")), 1),
+                    "growth": round(rss_end.get(name, 0.0) - rss_start.get(name, 0.0), 1),
+                }
+                for name in sorted(rss_start)
+            },
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_average_1m": round(os.getloadavg()[0], 2),
+            },
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        return result
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """A human summary of one soak run."""
+    e, p = r["end_to_end_ms"], r["post_latency_ms"]
+    lines = [
+        f"# Soak: {r['rate_per_s']:g} referrals/s for {r['minutes']:g} min ({r['backend']})",
+        "",
+        f"`{r['command']}` — {r['processes']} processes, {r['at']}, "
+        f"{r['machine']['cpus']} CPUs, load {r['machine']['load_average_1m']}",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| offered | {r['offered']} |",
+        f"| answers | {', '.join(f'{k}: {v}' for k, v in r['answers'].items())} |",
+        f"| accepted | {r['accepted']} ({r['accepted_rate_per_s']}/s) |",
+        f"| filed at Växjö | {r['filed']} ({r['filed_rate_per_s']}/s) |",
+        f"| **lost** | **{r['lost']}** ({r['lost_detail']}) |",
+        f"| **duplicates** | **{sum(r['duplicates'].values())}** ({r['duplicates']}) |",
+        f"| drained | {r['drained']} in {r['drain_s']} s |",
+        f"| POST ms p50 / p90 / p99 / max | {p['p50']} / {p['p90']} / {p['p99']} / {p['max']} |",
+        f"| end to end ms p50 / p90 / p99 / max | {e['p50']} / {e['p90']} / {e['p99']} / "
+        f"{e['max']} |",
+        "",
+        "## Per minute (by when the POST was due)",
+        "",
+        "| from s | n | per s | e2e p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {w['from_s']:g} | {w['n']} | {w['per_s']} | {w['p50']} | {w['p99']} |"
+            for w in r["per_minute"]
+        ],
+        "",
+        "## Memory (RSS MB)",
+        "",
+        "| process | start | end | peak | growth |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {name} | {m['start']} | {m['end']} | {m['peak']} | {m['growth']:+} |"
+            for name, m in r["rss_mb"].items()
+        ],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=20.0, help="referrals per second")
+    parser.add_argument("--persons", type=int, default=50, help="persons with a consent")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=100,
+        help="consumers' fetch wait (the embedded broker answers only when it expires)",
+    )
+    args = parser.parse_args()
+    result = asyncio.run(
+        run(
+            minutes=args.minutes,
+            rate=args.rate,
+            persons=args.persons,
+            backend=args.backend,
+            fetch_max_wait_ms=args.fetch_max_wait_ms,
+        )
+    )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "soak.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    summary = markdown(result)
+    (OUT / "soak.md").write_text(summary)
+    sys.stdout.write(summary + "\n")
+    sys.exit(1 if result["lost"] or sum(result["duplicates"].values()) else 0)
+
+
+if __name__ == "__main__":
+    main()

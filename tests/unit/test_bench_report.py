@@ -1,0 +1,91 @@
+"""``make bench``'s reporting: timelines, the summary against the targets, the plots and the
+README block it rewrites (the workloads themselves run in ``make bench``, not here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.plots import plot_timeline
+from bench.run import BEGIN, END, replace_block, rows
+from bench.stats import summary_ms, timeline
+
+
+def test_timeline_cuts_samples_into_windows_from_the_earliest() -> None:
+    samples = [(100.0, 0.010), (100.5, 0.030), (102.2, 0.005)]
+    windows = timeline(samples)
+    assert [w["from_s"] for w in windows] == [0.0, 1.0, 2.0]
+    assert [w["n"] for w in windows] == [2, 0, 1]
+    assert windows[0]["p50"] == 10.0
+    assert windows[0]["p99"] == 30.0
+    # A second without samples has no percentiles (null in JSON), not NaN or zero.
+    assert windows[1]["p50"] is None
+    assert windows[1]["per_s"] == 0.0
+    assert timeline([]) == []
+    assert timeline(samples, width_s=5.0)[0]["per_s"] == pytest.approx(0.6)
+
+
+def _floor() -> dict[str, Any]:
+    return {"kafka_round_trip_ms": summary_ms([0.010]), "db_commit_ms": summary_ms([0.001])}
+
+
+def _results(*, notify_p99_s: float, rss_last: float) -> dict[str, dict[str, Any]]:
+    return {
+        "backbone": {
+            "rate_per_s": 200.0,
+            "written": 10,
+            "lost": 0,
+            "duplicated_effects": 0,
+            "end_to_end_ms": summary_ms([0.030] * 10),
+            "floor": _floor(),
+        },
+        "notify": {
+            "rate": 200.0,
+            "seconds": 60.0,
+            "lost": 0,
+            "duplicates": 0,
+            "fan_out_ms": summary_ms([0.010] * 99 + [notify_p99_s] * 2),
+            "worker_rss_mb": {"second_quarter_mean": 100.0, "last_quarter_mean": rss_last},
+        },
+    }
+
+
+def test_the_summary_judges_each_figure_against_its_target() -> None:
+    ok = {
+        row["what"].split(":")[0]: row
+        for row in rows("sqlite", _results(notify_p99_s=0.05, rss_last=105))
+    }
+    assert ok["backbone"]["met"] is True
+    assert ok["backbone"]["to_floor"] == "p50 3.0× Kafka RTT"
+    assert ok["notify"]["met"] is True
+    slow = rows("sqlite", _results(notify_p99_s=0.5, rss_last=105))
+    assert [r["met"] for r in slow if r["what"].startswith("notify")] == [False]
+    growing = rows("sqlite", _results(notify_p99_s=0.05, rss_last=115))
+    assert [r["met"] for r in growing if r["what"].startswith("notify")] == [False]
+    # Only the workloads that ran are summarised.
+    assert {r["what"].split(":")[0] for r in slow} == {"backbone", "notify"}
+
+
+def test_the_readme_block_between_the_markers_is_replaced_and_nothing_else() -> None:
+    text = f"intro\n{BEGIN}\nold figures\n{END}\noutro\n"
+    new = replace_block(text, "| new | figures |")
+    assert new == f"intro\n{BEGIN}\n| new | figures |\n{END}\noutro\n"
+    assert replace_block(new, "again") == f"intro\n{BEGIN}\nagain\n{END}\noutro\n"
+    with pytest.raises(ValueError, match="make-bench"):
+        replace_block("no markers", "x")
+
+
+def test_a_timeline_is_drawn_as_a_png(tmp_path: Path) -> None:
+    windows = timeline([(t / 10, 0.001 * (1 + t % 7)) for t in range(100)])
+    out = plot_timeline(
+        windows,
+        tmp_path / "x.png",
+        title="t",
+        latency_label="ms",
+        target_p99_ms=5,
+        offered_per_s=10,
+    )
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stat().st_size > 10_000
