@@ -61,6 +61,26 @@ def plot_timeline(
     return out
 
 
+def plot_memory(samples: list[dict[str, Any]], out: Path, *, title: str) -> Path:
+    """Resident memory of each process over the run: ``samples`` are ``{"at_s": seconds,
+    process name: MB, ...}`` rows (``make soak``); one line per process."""
+    names = sorted({k for row in samples for k in row if k != "at_s"})
+    fig, ax = plt.subplots(figsize=(9, 5))
+    xs = [row["at_s"] for row in samples]
+    for name in names:
+        ax.plot(xs, [row.get(name, float("nan")) for row in samples], linewidth=1.0, label=name)
+    ax.set_ylabel("RSS (MB)")
+    ax.set_xlabel("seconds into the run")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="x-small", ncol=2)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="bench/results/*.json files")

@@ -291,12 +291,14 @@ def _relative(p: Path) -> str:
         return str(p)
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with what lies between the make-bench markers replaced by ``block``."""
-    start, end = text.find(BEGIN), text.find(END)
+def replace_block(text: str, block: str, name: str = "make-bench") -> str:
+    """``text`` with what lies between the ``<!-- {name}:begin -->`` and ``<!-- {name}:end
+    -->`` markers replaced by ``block`` (``make bench`` and ``make soak`` own one each)."""
+    begin, finish = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    start, end = text.find(begin), text.find(finish)
     if start < 0 or end < start:
-        raise ValueError(f"README has no {BEGIN} … {END} block")
-    return text[: start + len(BEGIN)] + "\n" + block.strip() + "\n" + text[end:]
+        raise ValueError(f"README has no {begin} … {finish} block")
+    return text[: start + len(begin)] + "\n" + block.strip() + "\n" + text[end:]
 
 
 TITLES = {

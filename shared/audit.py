@@ -13,15 +13,18 @@ transaction, so the consent service can build the person's audit extract (ADR 00
 from __future__ import annotations
 
 import enum
+import itertools
+import json
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Caller
 from shared.db import Database, utcnow
-from shared.errors import ServiceUnavailable
+from shared.errors import PROBLEM_JSON, ServiceUnavailable
 from shared.events import topics
 from shared.events.payloads import AUDIT_RECORDED_V1, AuditRecordedV1
 from shared.infra import InfraTables
@@ -172,10 +175,11 @@ class Auditor:
         purpose: str | None = None,
         resource_type: str | None = None,
         resource_id: str | None = None,
+        outcome: Outcome = Outcome.DENIED,
     ) -> None:
         """Audit a refused access in its own transaction (the request's rolls back)."""
         values = self._values(
-            caller, action, person_id, purpose, Outcome.DENIED, resource_type, resource_id
+            caller, action, person_id, purpose, outcome, resource_type, resource_id
         )
         try:
             async with db.transaction() as session:
@@ -183,3 +187,95 @@ class Auditor:
         except Exception as exc:
             log.error("audit write failed", extra={"error_type": type(exc).__name__})
             raise AuditUnavailable("the audit log could not be written") from exc
+
+
+REFUSALS = {403: Outcome.DENIED, 404: Outcome.NOT_FOUND}
+
+
+class RefusalAuditMiddleware:
+    """Audits every request of an authenticated caller that is refused (403, outcome
+    ``denied``) or asks for what it cannot see (404, ``not_found``): who, which unit, which
+    operation and ids — so that a unit probing another unit's referrals, or a token without
+    the role trying, leaves a trace (ADR 0010).
+
+    The record is written in a transaction of its own before the answer goes out. Like every
+    audit write it is fail-closed: if it cannot be written the answer becomes a 503
+    ``audit-unavailable`` instead. Requests refused before the caller is known (no or an
+    invalid token, another member's token) carry no identity to record; they are counted in
+    the request metrics. The person is not looked up: ``person_id`` stays empty, and the
+    resource's ids are those of the path (personal data never is in a path).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def audited_send(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the original answer's body, swallowed after a 503
+            if message["type"] == "http.response.start" and message["status"] in REFUSALS:
+                caller = scope.get("state", {}).get("caller")
+                if caller is not None and not await _audit_refusal(
+                    scope, caller, REFUSALS[message["status"]]
+                ):
+                    replaced = True
+                    await _send_problem(
+                        scope, send, AuditUnavailable("the refusal could not be audited")
+                    )
+                    return
+            await send(message)
+
+        await self.app(scope, receive, audited_send)
+
+
+async def _audit_refusal(scope: Scope, caller: Caller, outcome: Outcome) -> bool:
+    """Writes the refusal's record; False when it could not be written."""
+    ctx = scope["app"].state.ctx
+    route = scope.get("route")
+    resource_type, resource_id = refused_resource(
+        getattr(route, "path", None) or "unmatched", scope.get("path_params") or {}
+    )
+    try:
+        await ctx.auditor.record_denied(
+            ctx.db,
+            caller,
+            action=(getattr(route, "name", None) or "unmatched")[:100],
+            person_id=None,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            outcome=outcome,
+        )
+    except AuditUnavailable:
+        return False
+    return True
+
+
+def refused_resource(path: str, params: dict[str, Any]) -> tuple[str, str | None]:
+    """(resource type, id) of a refused request: the innermost id of its path and the
+    segment before it (``/v1/plans/{plan_id}/actions/{action_id}/end`` → ``actions`` and
+    the action's id), or the path template when it has none."""
+    parts = path.strip("/").split("/")
+    found: tuple[str, str | None] = (path[:50], None)
+    for before, part in itertools.pairwise(parts):
+        if part.startswith("{") and part.endswith("}") and part[1:-1] in params:
+            found = (before[:50], str(params[part[1:-1]])[:64])
+    return found
+
+
+async def _send_problem(scope: Scope, send: Send, error: AuditUnavailable) -> None:
+    state = scope.get("state", {})
+    problem = error.problem(scope.get("path"), state.get("trace_id"))
+    body = json.dumps(problem.model_dump(exclude_none=True)).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -11,20 +11,20 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from shared import migrations
 from shared.app import Ctx, DbSession, create_app
-from shared.audit import Auditor, AuditUnavailable, Outcome
-from shared.auth import Caller, CurrentCaller, mint_token
+from shared.audit import Auditor, AuditUnavailable, Outcome, refused_resource
+from shared.auth import Caller, CurrentCaller, ensure_unit, mint_token, require_scopes
 from shared.db import Database, utcnow
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON, Forbidden, ServiceUnavailable
+from shared.errors import PROBLEM_BASE, PROBLEM_JSON, Forbidden, NotFound, ServiceUnavailable
 from shared.identifiers import Personnummer
 from shared.observability import request_id_var
 from shared.service import ServiceSpec, load_spec
@@ -232,6 +232,16 @@ async def read_personal(
     return {"status": "read"}
 
 
+@router.get("/v1/test-cases/{case_id}", name="test.case.read")
+async def read_case(
+    case_id: str, caller: Annotated[Caller, Depends(require_scopes("consent:read"))]
+) -> dict[str, str]:
+    ensure_unit(caller, "unit-owner")
+    if case_id == "missing":
+        raise NotFound("no such case")
+    return {"case": case_id}
+
+
 @pytest.fixture
 async def app(db: Database) -> AsyncIterator[FastAPI]:
     spec: ServiceSpec = dataclasses.replace(SPEC, routers=[router])
@@ -248,8 +258,12 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def headers() -> dict[str, str]:
-    token = mint_token(sub="tester", org=ORG_VAXJO, scopes=["consent:read"])
+def headers(
+    scopes: tuple[str, ...] = ("consent:read",),
+    unit: str | None = None,
+    roles: tuple[str, ...] = (),
+) -> dict[str, str]:
+    token = mint_token(sub="tester", org=ORG_VAXJO, scopes=scopes, unit=unit, roles=roles)
     return {"Authorization": f"Bearer {token}", "X-Request-ID": "req-http-1"}
 
 
@@ -287,5 +301,78 @@ class TestAuditedRoute:
         assert body["status"] == 503
         assert "19121212" not in response.text
         assert await other_rows(db) == 0
+        await repair_audit(db)
+        assert await audit_rows(db) == []
+
+
+def test_a_refused_resource_is_the_innermost_id_of_its_path() -> None:
+    params = {"plan_id": "p-1", "action_id": "a-2"}
+    assert refused_resource("/v1/plans/{plan_id}/actions/{action_id}/end", params) == (
+        "actions",
+        "a-2",
+    )
+    assert refused_resource("/v1/referrals", {}) == ("/v1/referrals", None)
+    long_id = {"subscription_id": "x" * 100}
+    kind, rid = refused_resource("/v1/webhook-subscriptions/{subscription_id}", long_id)
+    assert (kind, rid) == ("webhook-subscriptions", "x" * 64)
+
+
+class TestRefusedRequests:
+    """A refused request of a known caller is audited (ADR 0010), fail-closed."""
+
+    async def test_another_units_case_is_refused_and_audited(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        response = await client.get("/v1/test-cases/c-1", headers=headers(unit="unit-other"))
+        assert response.status_code == 403
+        [row] = await audit_rows(db)
+        assert (row.actor_sub, row.actor_org, row.actor_unit) == (
+            "tester",
+            ORG_VAXJO,
+            "unit-other",
+        )
+        assert (row.action, row.outcome) == ("test.case.read", "denied")
+        assert (row.resource_type, row.resource_id) == ("test-cases", "c-1")
+        assert row.person_id is None
+        assert row.request_id == "req-http-1"
+
+    async def test_a_missing_scope_is_audited_and_keeps_its_challenge(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        response = await client.get(
+            "/v1/test-cases/c-1", headers=headers(scopes=("directory:read",), unit="unit-owner")
+        )
+        assert response.status_code == 403
+        assert "insufficient_scope" in response.headers["www-authenticate"]
+        [row] = await audit_rows(db)
+        assert row.outcome == "denied"
+
+    async def test_what_cannot_be_found_is_audited_as_not_found(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        response = await client.get("/v1/test-cases/missing", headers=headers(unit="unit-owner"))
+        assert response.status_code == 404
+        [row] = await audit_rows(db)
+        assert (row.outcome, row.resource_id) == ("not_found", "missing")
+
+    async def test_allowed_and_anonymous_requests_leave_no_refusal(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        assert (
+            await client.get("/v1/test-cases/c-1", headers=headers(unit="unit-owner"))
+        ).json() == {"case": "c-1"}
+        # No token: nobody to record (counted in the request metrics instead).
+        assert (await client.get("/v1/test-cases/c-1")).status_code == 401
+        assert await audit_rows(db) == []
+
+    async def test_an_unauditable_refusal_answers_503(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        await break_audit(db)
+        response = await client.get("/v1/test-cases/c-1", headers=headers(unit="unit-other"))
+        assert response.status_code == 503
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert response.json()["type"] == PROBLEM_BASE + "audit-unavailable"
+        assert response.json()["instance"] == "/v1/test-cases/c-1"
         await repair_audit(db)
         assert await audit_rows(db) == []

@@ -8,12 +8,14 @@ kontaktbegäran to Växjö's intake at ``--rate`` per second for ``--minutes`` m
 loop, through ``bench/loadgen.py`` (pre-encoded HTTP/1.1 over kept-alive connections; each
 request with its own ``Idempotency-Key``), and then waits until everything drained.
 
-Reported (``var/soak/soak.json`` and ``var/soak/soak.md``):
+Reported in ``bench/results/soak-<backend>.json``, ``.md``, ``.png`` (latency and throughput
+per 10 s) and ``-memory.png`` (RSS of every process), and in the README's make-soak block:
 
 - throughput: offered, accepted and filed per second; errors by status;
 - latency percentiles: the POST (from when it was due) and end to end (due -> filed in the
   intake's worklist at Växjö), and per minute of the run;
-- memory: RSS of every process after the warm-up, at the end, its peak, and the growth;
+- memory: RSS of every process every 5 s: after the warm-up, at the end, its peak, the
+  growth, and whether it is stable (last quarter's mean ≤ 1.1 × the second quarter's);
 - lost: accepted (201, and its idempotency record at Region) but never filed at Växjö
   (must be 0); duplicates: a referral filed twice, a history step recorded twice at either
   member, or two notifications of one arrival for the intake (must be 0).
@@ -37,14 +39,17 @@ import sys
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from bench.loadgen import Answer, LoadGenerator, encode_post
-from bench.notify import rss_mb
+from bench.notify import quarter_mean, rss_mb
+from bench.plots import plot_memory, plot_timeline
 from bench.referral import collect, record_consents, wait_drained
+from bench.run import README, RESULTS, replace_block
 from bench.stats import summary_ms, timeline
 from services.notify.models import Notification
 from services.referral.models import Incoming, Transition
@@ -60,6 +65,8 @@ OUT = ROOT / "var" / "soak"
 SERVICES = ("directory", "consent", "referral", "notify")
 IDEMPOTENCY = load_spec("referral").infra.idempotency
 CONNECTIONS = 32
+RSS_EVERY_S = 5.0
+STABLE_RATIO = 1.1
 
 
 def _rss(fed: Federation) -> dict[str, float]:
@@ -72,12 +79,37 @@ def _rss(fed: Federation) -> dict[str, float]:
     return out
 
 
-async def _peak_rss(fed: Federation, peak: dict[str, float], stop: asyncio.Event) -> None:
+async def _sample_rss(
+    fed: Federation, samples: list[tuple[float, dict[str, float]]], stop: asyncio.Event
+) -> None:
+    """Every process's RSS every ``RSS_EVERY_S`` seconds until ``stop``: (seconds, {name: MB})."""
+    t0 = time.monotonic()
     while not stop.is_set():
-        for name, mb in _rss(fed).items():
-            peak[name] = max(peak.get(name, 0.0), mb)
+        samples.append((round(time.monotonic() - t0, 1), _rss(fed)))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=5.0)
+            await asyncio.wait_for(stop.wait(), timeout=RSS_EVERY_S)
+
+
+def memory(
+    samples: list[tuple[float, dict[str, float]]], start: dict[str, float], end: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Per process: start, end, peak and growth (MB), and whether it is *stable*: the mean of
+    the run's last quarter at most ``STABLE_RATIO`` times the mean of its second quarter (the
+    first quarter is warm-up: caches, connection pools, the GC's first generations)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(start):
+        series = [mb for _, row in samples if (mb := row.get(name)) is not None and mb == mb]
+        second, last = quarter_mean(series, 1), quarter_mean(series, 3)
+        out[name] = {
+            "start": start.get(name),
+            "end": end.get(name),
+            "peak": round(max(series, default=float("nan")), 1),
+            "growth": round(end.get(name, 0.0) - start.get(name, 0.0), 1),
+            "second_quarter_mean": second,
+            "last_quarter_mean": last,
+            "stable": bool(last <= STABLE_RATIO * second) if series else None,
+        }
+    return out
 
 
 def _requests(
@@ -202,9 +234,9 @@ async def run(
             )
             await gen.connect()
             rss_start = _rss(fed)
-            peak: dict[str, float] = {}
+            rss_samples: list[tuple[float, dict[str, float]]] = []
             stop = asyncio.Event()
-            sampler = asyncio.create_task(_peak_rss(fed, peak, stop))
+            sampler = asyncio.create_task(_sample_rss(fed, rss_samples, stop))
             wall0, perf0 = time.time(), time.perf_counter()
             answers, issued_s, answered_s = await gen.open_loop(n, rate)
             await gen.close()
@@ -238,6 +270,7 @@ async def run(
             filed_at.append(received)
         span = (max(filed_at) - min(filed_at)).total_seconds() if len(filed_at) > 1 else 0.0
         per_minute = timeline(by_due, width_s=60.0)
+        mem = memory(rss_samples, rss_start, rss_end)
         result = {
             "command": f".venv/bin/python -m tests.reliability.soak --minutes {minutes:g} "
             f"--rate {rate:g} --persons {persons} --backend {backend}",
@@ -263,15 +296,10 @@ async def run(
             "end_to_end_ms": summary_ms(e2e),
             "end_to_end_note": "POST due -> incoming.received_at at Växjö (filed)",
             "per_minute": per_minute,
-            "rss_mb": {
-                name: {
-                    "start": rss_start.get(name),
-                    "end": rss_end.get(name),
-                    "peak": round(peak.get(name, float("nan")), 1),
-                    "growth": round(rss_end.get(name, 0.0) - rss_start.get(name, 0.0), 1),
-                }
-                for name in sorted(rss_start)
-            },
+            "timeline": timeline(by_due, width_s=10.0),
+            "rss_mb": mem,
+            "memory_stable": all(m["stable"] is not False for m in mem.values()),
+            "rss_samples": [{"at_s": t, **row} for t, row in rss_samples],
             "machine": {
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),
@@ -318,15 +346,43 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "## Memory (RSS MB)",
         "",
-        "| process | start | end | peak | growth |",
-        "|---|---|---|---|---|",
+        "| process | start | end | peak | growth | 2nd / last quarter mean | stable |",
+        "|---|---|---|---|---|---|---|",
         *[
-            f"| {name} | {m['start']} | {m['end']} | {m['peak']} | {m['growth']:+} |"
+            f"| {name} | {m['start']} | {m['end']} | {m['peak']} | {m['growth']:+} | "
+            f"{m['second_quarter_mean']} / {m['last_quarter_mean']} | {m['stable']} |"
             for name, m in r["rss_mb"].items()
         ],
         "",
     ]
     return "\n".join(lines)
+
+
+def readme_block(r: dict[str, Any]) -> str:
+    """The README's soak figures (between its make-soak markers)."""
+    e = r["end_to_end_ms"]
+    growth = [m["growth"] for m in r["rss_mb"].values()]
+    unstable = [name for name, m in r["rss_mb"].items() if m["stable"] is False]
+    return "\n".join(
+        [
+            f"**Soak** (`make soak MINUTES={r['minutes']:g} RATE={r['rate_per_s']:g}`, "
+            f"{r['at']}, {r['backend']}, {r['processes']} processes, load "
+            f"{r['machine']['load_average_1m']} at the end; `bench/results/soak-"
+            f"{r['backend']}.md`, `.png`, `-memory.png`):",
+            "",
+            "| offered | accepted | filed at Växjö | lost | duplicates | end to end p50 / p99 / "
+            "max ms | RSS growth per process | memory stable |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {r['offered']:,} | {r['accepted']:,} | {r['filed']:,} | {r['lost']} | "
+            f"{sum(r['duplicates'].values())} | {e['p50']} / {e['p99']} / {e['max']} | "
+            f"{min(growth, default=0):+} to {max(growth, default=0):+} MB | "
+            + ("yes" if r["memory_stable"] else f"no: {', '.join(unstable)}")
+            + " |",
+            "",
+            "Stable = each process's mean RSS over the last quarter of the run at most "
+            f"{STABLE_RATIO:g} × its mean over the second quarter.",
+        ]
+    )
 
 
 def main() -> None:
@@ -341,6 +397,10 @@ def main() -> None:
         default=100,
         help="consumers' fetch wait (the embedded broker answers only when it expires)",
     )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where the figures go (bench/results)"
+    )
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md as it is")
     args = parser.parse_args()
     result = asyncio.run(
         run(
@@ -351,11 +411,25 @@ def main() -> None:
             fetch_max_wait_ms=args.fetch_max_wait_ms,
         )
     )
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "soak.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"soak-{args.backend}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    plot_timeline(
+        result["timeline"],
+        out / f"{stem}.png",
+        title=f"soak: {args.rate:g} referrals/s for {args.minutes:g} min ({args.backend})",
+        latency_label="end to end (POST due → filed)",
+        target_p99_ms=None,
+        offered_per_s=args.rate,
+    )
+    plot_memory(result["rss_samples"], out / f"{stem}-memory.png", title=f"{stem}: RSS")
     summary = markdown(result)
-    (OUT / "soak.md").write_text(summary)
+    (out / f"{stem}.md").write_text(summary)
     sys.stdout.write(summary + "\n")
+    if not args.no_readme and out == RESULTS:
+        README.write_text(replace_block(README.read_text(), readme_block(result), "make-soak"))
+        sys.stdout.write("[soak] README.md soak block rewritten\n")
     sys.exit(1 if result["lost"] or sum(result["duplicates"].values()) else 0)
 
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from bench.plots import plot_timeline
-from bench.run import BEGIN, END, replace_block, rows
+from bench.plots import plot_memory, plot_timeline
+from bench.run import BEGIN, END, README, replace_block, rows
 from bench.stats import summary_ms, timeline
+from tests.reliability.soak import memory, readme_block
 
 
 def test_timeline_cuts_samples_into_windows_from_the_earliest() -> None:
@@ -89,3 +90,51 @@ def test_a_timeline_is_drawn_as_a_png(tmp_path: Path) -> None:
     )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 10_000
+
+
+def test_the_readme_has_the_blocks_make_bench_and_make_soak_own() -> None:
+    text = README.read_text()
+    for name in ("make-bench", "make-soak"):
+        assert text.count(f"<!-- {name}:begin -->") == 1
+        assert text.count(f"<!-- {name}:end -->") == 1
+    both = replace_block(replace_block(text, "B", "make-bench"), "S", "make-soak")
+    assert "<!-- make-bench:begin -->\nB\n<!-- make-bench:end -->" in both
+    assert "<!-- make-soak:begin -->\nS\n<!-- make-soak:end -->" in both
+
+
+def test_soak_memory_is_stable_unless_the_last_quarter_outgrows_the_second() -> None:
+    flat = [(t * 5.0, {"a": 100.0 + (t % 2), "b": 100.0 + t}) for t in range(40)]
+    mem = memory(flat, {"a": 100.0, "b": 100.0}, {"a": 101.0, "b": 139.0})
+    assert mem["a"]["stable"] is True
+    assert mem["a"]["peak"] == 101.0
+    assert mem["a"]["growth"] == 1.0
+    # b grows 1 MB per sample: the last quarter's mean (134.5) > 1.1 x the second's (114.5).
+    assert mem["b"]["stable"] is False
+    assert (mem["b"]["second_quarter_mean"], mem["b"]["last_quarter_mean"]) == (114.5, 134.5)
+
+
+def test_the_soak_readme_block_names_the_command_and_the_verdicts(tmp_path: Path) -> None:
+    samples = [(t * 5.0, {"x-referral-serve": 100.0 + 10 * t}) for t in range(12)]
+    mem = memory(samples, {"x-referral-serve": 100.0}, {"x-referral-serve": 210.0})
+    result: dict[str, Any] = {
+        "minutes": 1.0,
+        "rate_per_s": 20.0,
+        "at": "2026-11-23T10:00:00+00:00",
+        "backend": "sqlite",
+        "processes": 1,
+        "machine": {"load_average_1m": 1.5},
+        "offered": 1200,
+        "accepted": 1200,
+        "filed": 1200,
+        "lost": 0,
+        "duplicates": {"filed": 0, "notifications": 0},
+        "end_to_end_ms": summary_ms([0.05, 0.07, 0.2]),
+        "rss_mb": mem,
+        "memory_stable": False,
+    }
+    block = readme_block(result)
+    assert "`make soak MINUTES=1 RATE=20`" in block
+    assert "| 1,200 | 1,200 | 1,200 | 0 | 0 | 70.0 / 200.0 / 200.0 |" in block
+    assert "no: x-referral-serve" in block
+    out = plot_memory([{"at_s": t, **row} for t, row in samples], tmp_path / "m.png", title="m")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
