@@ -80,8 +80,13 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     ]
 
 
+TOMBSTONE_PRUNE_INTERVAL_S = 3600.0
+"""How often the worker prunes tombstones whose copy never came (ADR 0016)."""
+
+
 def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The expiry check: consents past their end date expire and their parties are told."""
+    """The expiry check (consents past their end date expire and their parties are told)
+    and the hourly pruning of tombstones that waited out their retention."""
     settings = ctx.settings
 
     async def check() -> None:
@@ -98,4 +103,11 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
                     > 0
                 )
 
-    return [PeriodicJob("consent-expiry", settings.consent.expiry_check_interval_s, check)]
+    async def prune() -> None:
+        async with ctx.db.transaction() as session:
+            await service.prune_tombstones(session=session, settings=settings)
+
+    return [
+        PeriodicJob("consent-expiry", settings.consent.expiry_check_interval_s, check),
+        PeriodicJob("consent-tombstones", TOMBSTONE_PRUNE_INTERVAL_S, prune),
+    ]

@@ -91,6 +91,24 @@ class ConsentCopy(ConsentTermsFields, Base):
     source_event_id: Mapped[str] = mapped_column(String(64))
 
 
+class ConsentTombstone(Base):
+    """The end of a consent that reached this member before its copy did (ADR 0016): the
+    copy is stored ended when it arrives, and the tombstone goes. One that waits longer than
+    ``VK_KAFKA__INBOX_RETENTION_DAYS`` is pruned. Holds ids and dates only (no person key:
+    the ended event carries no personnummer)."""
+
+    __tablename__ = "consent_tombstone"
+
+    consent_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_orgnr: Mapped[str] = mapped_column(String(11))
+    reason: Mapped[str] = mapped_column(String(20))  # withdrawn | expired | superseded
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    superseded_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    version: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    source_event_id: Mapped[str] = mapped_column(String(64))
+
+
 class Refusal(IdMixin, TimestampMixin, PersonFields, Base):
     """The person said no to sharing with some parties (for some or every purpose)."""
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     cast,
+    delete,
     insert,
     literal_column,
     null,
@@ -38,6 +39,7 @@ from services.consent.models import (
     ChangeLogEntry,
     Consent,
     ConsentCopy,
+    ConsentTombstone,
     LegalBasisUse,
     Refusal,
 )
@@ -115,6 +117,17 @@ class CopyRepository(RepositoryBase[ConsentCopy]):
             .order_by(ConsentCopy.recorded_at, ConsentCopy.consent_id)
         )
         return list((await self.session.execute(stmt)).scalars())
+
+
+class TombstoneRepository(RepositoryBase[ConsentTombstone]):
+    model = ConsentTombstone
+
+    async def prune(self, received_before: dt.datetime) -> int:
+        """Deletes tombstones whose copy never came (received before the cut-off)."""
+        result = await self.session.execute(
+            delete(ConsentTombstone).where(ConsentTombstone.received_at < received_before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 class LegalBasisUseRepository(RepositoryBase[LegalBasisUse]):

@@ -27,6 +27,7 @@ from services.consent.models import (
     ChangeLogEntry,
     Consent,
     ConsentCopy,
+    ConsentTombstone,
     Refusal,
 )
 from services.consent.person import birth_date, person_key, secret_of
@@ -44,6 +45,7 @@ from services.consent.repository import (
     DecisionTermsRepository,
     LegalBasisUseRepository,
     RefusalRepository,
+    TombstoneRepository,
 )
 from services.consent.schemas import (
     BlockCreate,
@@ -989,7 +991,8 @@ def _check_sender(event: CloudEvent, owner_orgnr: str) -> None:
 async def apply_consent_recorded(
     *, session: AsyncSession, settings: Settings, event: CloudEvent, payload: ConsentRecordedV1
 ) -> bool:
-    """Stores (or updates) this member's copy of a consent naming it; True if applied."""
+    """Stores (or updates) this member's copy of a consent naming it; True if applied. A copy
+    whose end arrived first (a tombstone, ADR 0016) is stored ended."""
     own = settings.member.orgnr
     _check_sender(event, payload.owner_orgnr)
     if payload.owner_orgnr == own:
@@ -1006,7 +1009,11 @@ async def apply_consent_recorded(
         raise Reject("sender_not_owner", "the consent id belongs to another member")
     if copy is not None and copy.version >= payload.version:
         return False
+    tombstone = None
     if copy is None:
+        tombstone = await TombstoneRepository(session).get(payload.consent_id)
+        if tombstone is not None and tombstone.owner_orgnr != payload.owner_orgnr:
+            raise Reject("sender_not_owner", "the consent id belongs to another member")
         copy = ConsentCopy(consent_id=payload.consent_id, status=str(ConsentStatus.ACTIVE))
         session.add(copy)
     copy.owner_orgnr = payload.owner_orgnr
@@ -1034,40 +1041,112 @@ async def apply_consent_recorded(
         actor_unit=payload.recorded_by_unit,
         details={"version": payload.version},
     )
+    if tombstone is not None:
+        if tombstone.version > payload.version:
+            await _end_copy(
+                session,
+                copy,
+                reason=tombstone.reason,
+                ended_at=tombstone.ended_at,
+                version=tombstone.version,
+                superseded_by=tombstone.superseded_by,
+                event_id=tombstone.source_event_id,
+            )
+        await session.delete(tombstone)  # the copy now carries the end
+        await session.flush()
     return True
 
 
-async def apply_consent_ended(
-    *, session: AsyncSession, settings: Settings, event: CloudEvent, payload: ConsentEndedV1
-) -> bool:
-    """Marks this member's copy withdrawn, expired or superseded; True if applied."""
-    _check_sender(event, payload.owner_orgnr)
-    if payload.owner_orgnr == settings.member.orgnr:
-        return False
-    copy = await CopyRepository(session).get(payload.consent_id)
-    # Events of one consent share a key and so a partition: the copy arrives first.
-    if copy is None or copy.version >= payload.version:
-        return False
-    if copy.owner_orgnr != payload.owner_orgnr:
-        raise Reject("sender_not_owner", "the consent id belongs to another member")
-    copy.status = str(ConsentStatus(payload.reason))
-    copy.end_reason = payload.reason
-    copy.ended_at = payload.ended_at
-    copy.version = payload.version
-    copy.source_event_id = event.id
+async def _end_copy(
+    session: AsyncSession,
+    copy: ConsentCopy,
+    *,
+    reason: str,
+    ended_at: dt.datetime,
+    version: int,
+    superseded_by: str | None,
+    event_id: str,
+) -> None:
+    """Marks a copy ended (withdrawn, expired or superseded) and logs it for the person."""
+    copy.status = str(ConsentStatus(reason))
+    copy.end_reason = reason
+    copy.ended_at = ended_at
+    copy.version = version
+    copy.source_event_id = event_id
     await session.flush()
     await _log(
         session,
         person_key=copy.person_key,
         subject_type="consent_copy",
         subject_id=copy.consent_id,
-        action=f"copy_{payload.reason}",
-        actor_org=payload.owner_orgnr,
+        action=f"copy_{reason}",
+        actor_org=copy.owner_orgnr,
         actor_user=None,
         actor_unit=None,
-        details={"version": payload.version, "superseded_by": payload.superseded_by},
+        details={"version": version, "superseded_by": superseded_by},
+    )
+
+
+async def apply_consent_ended(
+    *, session: AsyncSession, settings: Settings, event: CloudEvent, payload: ConsentEndedV1
+) -> bool:
+    """Marks this member's copy withdrawn, expired or superseded; True if applied. An end
+    that arrives before the copy is kept as a tombstone (ADR 0016) for the copy to meet."""
+    own = settings.member.orgnr
+    _check_sender(event, payload.owner_orgnr)
+    if payload.owner_orgnr == own:
+        return False
+    copy = await CopyRepository(session).get(payload.consent_id)
+    if copy is None:
+        # Events of one key can still arrive out of order (a resent record falls behind a
+        # later one, ADR 0005): remember the end until the copy comes.
+        return await _remember_end(session, own=own, event=event, payload=payload)
+    if copy.version >= payload.version:
+        return False
+    if copy.owner_orgnr != payload.owner_orgnr:
+        raise Reject("sender_not_owner", "the consent id belongs to another member")
+    await _end_copy(
+        session,
+        copy,
+        reason=payload.reason,
+        ended_at=payload.ended_at,
+        version=payload.version,
+        superseded_by=payload.superseded_by,
+        event_id=event.id,
     )
     return True
+
+
+async def _remember_end(
+    session: AsyncSession, *, own: str, event: CloudEvent, payload: ConsentEndedV1
+) -> bool:
+    """Keeps (or brings forward) the tombstone of a consent whose copy has not arrived."""
+    if own not in {p.orgnr for p in payload.parties}:
+        raise Reject("not_a_party", "the consent does not name this member")
+    repo = TombstoneRepository(session)
+    tombstone = await repo.get(payload.consent_id)
+    if tombstone is not None and tombstone.owner_orgnr != payload.owner_orgnr:
+        raise Reject("sender_not_owner", "the consent id belongs to another member")
+    if tombstone is not None and tombstone.version >= payload.version:
+        return False
+    if tombstone is None:
+        tombstone = ConsentTombstone(consent_id=payload.consent_id)
+        session.add(tombstone)
+    tombstone.owner_orgnr = payload.owner_orgnr
+    tombstone.reason = payload.reason
+    tombstone.ended_at = payload.ended_at
+    tombstone.superseded_by = payload.superseded_by
+    tombstone.version = payload.version
+    tombstone.received_at = utcnow()
+    tombstone.source_event_id = event.id
+    await session.flush()
+    return True
+
+
+async def prune_tombstones(*, session: AsyncSession, settings: Settings) -> int:
+    """Deletes tombstones whose copy never came within the inbox's retention (ADR 0016)."""
+    cut_off = utcnow() - dt.timedelta(days=settings.kafka.inbox_retention_days)
+    return await TombstoneRepository(session).prune(cut_off)
 
 
 # --- audit extract ---------------------------------------------------------------------

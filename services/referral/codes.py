@@ -100,6 +100,24 @@ def allowed_from(status: Status, actor: Actor) -> list[Status]:
     return [to for (frm, to), who in TRANSITIONS.items() if frm is status and who is actor]
 
 
+def _ahead(status: Status) -> frozenset[Status]:
+    seen: set[Status] = set()
+    todo = [status]
+    while todo:
+        here = todo.pop()
+        for frm, to in TRANSITIONS:
+            if frm is here and to not in seen:
+                seen.add(to)
+                todo.append(to)
+    return frozenset(seen)
+
+
+AHEAD: dict[Status, frozenset[Status]] = {s: _ahead(s) for s in Status}
+"""The statuses a referral can still reach from each status, by any number of steps (none
+from a final status). A report the sender gets moves its mirror only to one of these: a
+newer report may overtake older ones, so a step can be skipped, never taken back."""
+
+
 class Urgency(enum.StrEnum):
     NORMAL = "normal"
     URGENT = "urgent"

@@ -138,8 +138,13 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     ]
 
 
+TOMBSTONE_PRUNE_INTERVAL_S = 3600.0
+"""How often the worker prunes tombstones past their retention (ADR 0016)."""
+
+
 def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The deadline check (discharge dates, plan follow-ups), run by the referral worker."""
+    """The deadline check (discharge dates, plan follow-ups) and the hourly pruning of
+    tombstones past their retention, run by the referral worker."""
     settings = ctx.settings
 
     async def check() -> None:
@@ -151,4 +156,11 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
                 near_days=settings.referral.near_working_days,
             )
 
-    return [PeriodicJob("deadlines", settings.referral.deadline_check_interval_s, check)]
+    async def prune() -> None:
+        async with ctx.db.transaction() as session:
+            await service.prune_tombstones(session=session, settings=settings)
+
+    return [
+        PeriodicJob("deadlines", settings.referral.deadline_check_interval_s, check),
+        PeriodicJob("referral-tombstones", TOMBSTONE_PRUNE_INTERVAL_S, prune),
+    ]

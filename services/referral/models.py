@@ -4,8 +4,10 @@ The sending member keeps ``referral`` (what was sent, once) and ``recipient`` (o
 receiving unit: the task that travels, with the status the receiver last reported). The
 receiving member keeps ``incoming`` (the same task as filed in its unit's inbox; after
 delivery it is the authority on the status). ``transition`` is the history on both sides.
-``known_unit`` is a light copy of every member's units from ``vardkedja.directory`` (a
-service never reads another service's tables), used to check recipients.
+``task_tombstone`` and ``consent_tombstone`` remember a withdrawal or a consent's end that
+arrived before the task it concerns (ADR 0016). ``known_unit`` is a light copy of every
+member's units from ``vardkedja.directory`` (a service never reads another service's
+tables), used to check recipients.
 """
 
 from __future__ import annotations
@@ -122,6 +124,32 @@ class Transition(Base):
     by_sub: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TaskTombstone(Base):
+    """The sender's withdrawal of a task that reached this member before the task did
+    (ADR 0016): the task is then never filed, and the tombstone goes. One that waits longer
+    than ``VK_KAFKA__INBOX_RETENTION_DAYS`` is pruned. Holds ids and times only."""
+
+    __tablename__ = "task_tombstone"
+
+    task_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sender_orgnr: Mapped[str] = mapped_column(String(11))
+    by_unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class ConsentTombstone(Base):
+    """A consent this member's referral service heard had ended (withdrawn or expired,
+    ADR 0016): a task resting on it that arrives later is not filed, whatever a lagging
+    consent service still says. Kept for ``VK_KAFKA__INBOX_RETENTION_DAYS``."""
+
+    __tablename__ = "consent_tombstone"
+
+    consent_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_orgnr: Mapped[str] = mapped_column(String(11))
+    reason: Mapped[str] = mapped_column(String(20))  # withdrawn | expired
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class KnownUnit(Base):

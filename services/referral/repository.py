@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from services.referral.codes import FINAL, Status
 from services.referral.models import (
+    ConsentTombstone,
     Incoming,
     KnownUnit,
     Meeting,
     Plan,
     Recipient,
     Referral,
+    TaskTombstone,
     Transition,
 )
 from shared.db import RepositoryBase
@@ -98,6 +100,36 @@ class TransitionRepository(RepositoryBase[Transition]):
     async def of_task(self, task_id: str) -> list[Transition]:
         stmt = select(Transition).where(Transition.task_id == task_id).order_by(Transition.id)
         return list(await self.session.scalars(stmt))
+
+    async def answered_here(self, task_id: str) -> bool:
+        """Whether this member, as the receiver, already took a step on the task (filed it,
+        or refused it at arrival and kept only the step)."""
+        stmt = select(Transition.id).where(
+            Transition.task_id == task_id, Transition.side == "receiver"
+        )
+        return (await self.session.scalar(stmt.limit(1))) is not None
+
+
+class TaskTombstoneRepository(RepositoryBase[TaskTombstone]):
+    model = TaskTombstone
+
+    async def prune(self, received_before: dt.datetime) -> int:
+        """Deletes tombstones whose task never came (received before the cut-off)."""
+        result = await self.session.execute(
+            delete(TaskTombstone).where(TaskTombstone.received_at < received_before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class ConsentTombstoneRepository(RepositoryBase[ConsentTombstone]):
+    model = ConsentTombstone
+
+    async def prune(self, received_before: dt.datetime) -> int:
+        """Deletes the ends of consents heard before the cut-off."""
+        result = await self.session.execute(
+            delete(ConsentTombstone).where(ConsentTombstone.received_at < received_before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 class KnownUnitRepository(RepositoryBase[KnownUnit]):

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.codes import (
+    AHEAD,
     CATEGORIES,
     FINAL,
     NEEDS_OUTCOME,
@@ -32,12 +33,23 @@ from services.referral.codes import (
     Status,
     allowed_from,
 )
-from services.referral.models import Incoming, KnownUnit, Recipient, Referral, Transition
+from services.referral.models import (
+    ConsentTombstone,
+    Incoming,
+    KnownUnit,
+    Recipient,
+    Referral,
+    TaskTombstone,
+    Transition,
+)
 from services.referral.repository import (
+    ConsentTombstoneRepository,
     IncomingRepository,
     KnownUnitRepository,
     RecipientRepository,
     ReferralRepository,
+    TaskTombstoneRepository,
+    TransitionRepository,
 )
 from services.referral.schemas import ReferralCreate, TransitionIn, UnitRef
 from shared.auth import Caller
@@ -441,9 +453,11 @@ def _history(
 @dataclass
 class _Arrival:
     """What the receiver found before asking its consent service about an arriving referral:
-    already filed (a replay), a problem of the unit, or the question to ask."""
+    already filed (a replay), withdrawn before it came (a tombstone), a problem of the unit
+    or of its basis, or the question to ask."""
 
     filed: bool = False
+    withdrawn: TaskTombstone | None = None
     problem: str | None = None
     question: dict[str, Any] | None = None
 
@@ -458,12 +472,20 @@ async def _arrival(
         raise Reject("sender_not_owner", "a member may only send its own referrals")
     if await IncomingRepository(session).get(payload.task_id) is not None:
         return _Arrival(filed=True)  # already filed (a replay after a broker loss)
+    tombstone = await TaskTombstoneRepository(session).get(payload.task_id)
+    if tombstone is not None and tombstone.sender_orgnr == payload.sender_orgnr:
+        return _Arrival(withdrawn=tombstone)  # the sender withdrew it before it came
     kind = ReferralKind(payload.kind)
     ref = UnitRef(orgnr=me, unit_id=payload.recipient_unit_id)
     unit = await KnownUnitRepository(session).get(payload.recipient_unit_id)
     problem = _unit_problem(unit, ref, kind, invitation=bool(payload.details.get("invitation")))
     if problem is not None:
         return _Arrival(problem=problem)
+    if payload.basis.consent_id is not None:
+        # This service heard the consent end (ADR 0016); its consent service may lag.
+        ended = await ConsentTombstoneRepository(session).get(payload.basis.consent_id)
+        if ended is not None:
+            return _Arrival(problem=f"no_basis_at_receiver: consent_{ended.reason}")
     legal = None
     if payload.basis.kind == "legal_basis":
         legal = {
@@ -564,10 +586,15 @@ async def _file(
     arrival: _Arrival,
     answer: tuple[bool, dict[str, Any], list[str]] | None,
 ) -> Status:
-    """Files the referral (``delivered``) or records why not (``undeliverable``)."""
+    """Files the referral (``delivered``) or records why not (``undeliverable``, or
+    ``withdrawn`` when the sender's withdrawal came first)."""
     if arrival.filed:
         return Status.DELIVERED
     me = settings.member.orgnr
+    if arrival.withdrawn is not None:
+        return await _withdrawn_before_arrival(
+            session=session, outbox=outbox, me=me, payload=payload, tombstone=arrival.withdrawn
+        )
     reason = arrival.problem
     if answer is not None and not answer[0]:
         reason = "no_basis_at_receiver: " + ", ".join(answer[2])
@@ -669,6 +696,48 @@ async def _file(
         at=now,
     )
     return Status.DELIVERED
+
+
+async def _withdrawn_before_arrival(
+    *,
+    session: AsyncSession,
+    outbox: Outbox,
+    me: str,
+    payload: ReferralSentV1,
+    tombstone: TaskTombstone,
+) -> Status:
+    """A referral whose withdrawal came first: never filed (nothing about the person kept,
+    nothing for the unit's inbox); the step is kept and the sender gets its confirmation."""
+    reason = "withdrawn by the sender before it arrived"
+    session.add(
+        _history(
+            payload.task_id,
+            "receiver",
+            Status.SENT,
+            Status.WITHDRAWN,
+            Actor.SENDER,
+            None,
+            reason,
+            by_orgnr=tombstone.sender_orgnr,
+            by_unit_id=tombstone.by_unit_id,
+        )
+    )
+    await _tell_sender(
+        session=session,
+        outbox=outbox,
+        payload_task=payload,
+        frm=Status.SENT,
+        to=Status.WITHDRAWN,
+        actor=Actor.SYSTEM,
+        me=me,
+        unit_id=None,
+        reason=reason,
+        version=1,
+        at=utcnow(),
+    )
+    await session.delete(tombstone)  # the step above now answers a late duplicate
+    await session.flush()
+    return Status.WITHDRAWN
 
 
 async def _tell_sender(
@@ -1020,8 +1089,14 @@ async def apply_reported_transition(
     event: CloudEvent,
     payload: ReferralTransitionedV1,
 ) -> bool:
-    """At the sender: the receiver reported a step; the mirror moves forward (True), or
-    the report is older than what it already shows (False)."""
+    """At the sender: the receiver reported a step; the mirror moves forward (True), or the
+    report is older than what it already shows, or leads nowhere from it (False).
+
+    A report is applied only when it is newer than the last one (``receiver_version``) and
+    its status lies ahead of the mirror's in the state machine: a newer report may overtake
+    older ones (steps are skipped, never taken back), and a final status is never left —
+    not even the sender's own ``withdrawn`` or ``cancelled``, which an older report of the
+    receiver may still be on its way to contradict (ADR 0016)."""
     recipient = await RecipientRepository(session).get(payload.task_id)
     if recipient is None:
         raise Reject("unknown_task", "no referral of this member has this task id")
@@ -1030,12 +1105,31 @@ async def apply_reported_transition(
     if payload.receiver_version <= recipient.remote_version:
         return False
     old = Status(recipient.status)
+    to = Status(payload.to_status)
     recipient.remote_version = payload.receiver_version
+    if to is not old and to not in AHEAD[old]:
+        if to in FINAL:  # the receiver's last word, e.g. a withdrawal that came too late
+            await session.flush()
+            session.add(
+                _history(
+                    recipient.id,
+                    "sender",
+                    old,
+                    old,
+                    Actor.SYSTEM,
+                    None,
+                    f"the receiver reports {to.value}; the referral stays {old.value}",
+                    by_orgnr=payload.by_orgnr,
+                    by_unit_id=payload.by_unit_id,
+                )
+            )
+        await session.flush()
+        return False
     recipient.outcome = payload.outcome or recipient.outcome
     recipient.case_reference = payload.case_reference or recipient.case_reference
     recipient.proposed_at = payload.proposed_at or recipient.proposed_at
     recipient.forwarded_to = payload.forwarded_to or recipient.forwarded_to
-    if old.value == payload.to_status:  # a confirmation (e.g. of a withdrawal)
+    if to is old:  # a confirmation (e.g. of a withdrawal)
         await session.flush()
         session.add(
             _history(
@@ -1057,7 +1151,7 @@ async def apply_reported_transition(
         outbox=outbox,
         me=settings.member.orgnr,
         recipient=recipient,
-        to=Status(payload.to_status),
+        to=to,
         actor=Actor(payload.actor),
         reason=payload.reason,
         by_orgnr=payload.by_orgnr,
@@ -1138,7 +1232,7 @@ async def apply_withdrawal(
     gets the task's status back (closed loop)."""
     incoming = await IncomingRepository(session).get(payload.task_id)
     if incoming is None:
-        return False  # never delivered (refused at arrival): nothing held here
+        return await _remember_withdrawal(session=session, event=event, payload=payload)
     if event.sender_orgnr != incoming.sender_orgnr.replace("-", ""):
         raise Reject("sender_not_owner", "only the sending member withdraws its referral")
     current = Status(incoming.status)
@@ -1176,6 +1270,30 @@ async def apply_withdrawal(
     return applied
 
 
+async def _remember_withdrawal(
+    *, session: AsyncSession, event: CloudEvent, payload: ReferralTransitionedV1
+) -> bool:
+    """A withdrawal of a task not held here: refused at arrival (nothing to do), or not
+    arrived yet — then a tombstone waits for it (ADR 0016). True if one was stored."""
+    if event.sender_orgnr != payload.by_orgnr.replace("-", ""):
+        raise Reject("sender_not_owner", "only the sending member withdraws its referral")
+    if await TransitionRepository(session).answered_here(payload.task_id):
+        return False  # refused at arrival: nothing held here
+    repo = TaskTombstoneRepository(session)
+    if await repo.get(payload.task_id) is not None:
+        return False
+    session.add(
+        TaskTombstone(
+            task_id=payload.task_id,
+            sender_orgnr=payload.by_orgnr,
+            by_unit_id=payload.by_unit_id,
+            received_at=utcnow(),
+        )
+    )
+    await session.flush()
+    return True
+
+
 def is_final(status: str) -> bool:
     return Status(status) in FINAL
 
@@ -1195,6 +1313,16 @@ async def cancel_for_consent(
         raise Reject("sender_not_owner", "only the recording member ends its consent")
     if payload.reason == "superseded":
         return 0  # a new consent takes over; referrals on the old one stay
+    # Remembered, so that a task on it arriving later is not filed (ADR 0016).
+    if await ConsentTombstoneRepository(session).get(payload.consent_id) is None:
+        session.add(
+            ConsentTombstone(
+                consent_id=payload.consent_id,
+                owner_orgnr=payload.owner_orgnr,
+                reason=payload.reason,
+                received_at=utcnow(),
+            )
+        )
     why = f"the consent was {payload.reason}"
     now = utcnow()
     me = settings.member.orgnr
@@ -1236,3 +1364,10 @@ async def cancel_for_consent(
         n += 1
     await session.flush()
     return n
+
+
+async def prune_tombstones(*, session: AsyncSession, settings: Settings) -> int:
+    """Deletes tombstones older than the inbox's retention (ADR 0016); returns how many."""
+    cut_off = utcnow() - dt.timedelta(days=settings.kafka.inbox_retention_days)
+    tasks = await TaskTombstoneRepository(session).prune(cut_off)
+    return tasks + await ConsentTombstoneRepository(session).prune(cut_off)

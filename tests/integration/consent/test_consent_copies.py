@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.consent import service
 from services.consent.handlers import consumers, periodic
-from services.consent.models import Consent, ConsentCopy
+from services.consent.models import Consent, ConsentCopy, ConsentTombstone
 from shared.app import create_app
 from shared.config import ConsentSettings
 from shared.db import Database
@@ -31,6 +31,7 @@ from tests.integration.consent.helpers import (
     SPEC,
     auth,
     consent_body,
+    new_person,
     question,
     settings_for,
     today,
@@ -249,6 +250,131 @@ class TestCopies:
         assert info.value.rule == "sender_not_owner"
 
 
+class TestAnEndBeforeItsCopy:
+    """The end of a consent can reach a party before the copy it ends (a resent record
+    falls behind a later one of its key, ADR 0005): the party keeps a tombstone and stores
+    the copy ended when it comes (ADR 0016)."""
+
+    async def test_a_withdrawal_that_arrives_first_ends_the_copy_when_it_comes(
+        self,
+        client: httpx.AsyncClient,
+        region: FastAPI,
+        region_client: httpx.AsyncClient,
+        db: Database,
+        person: str,
+    ) -> None:
+        created = (
+            await client.post("/v1/consents", json=consent_body(person), headers=auth())
+        ).json()
+        await client.post(
+            f"/v1/consents/{created['id']}/withdraw", json={"reason": "Återkallat."}, headers=auth()
+        )
+        recorded, ended = await sent_to(db, ORG_REGION)
+        assert (recorded.event.type, ended.event.type) == (CONSENT_RECORDED_V1, CONSENT_ENDED_V1)
+
+        await apply(region, [ended, ended])  # the end first, and again
+        assert await copies(db) == []
+        [tombstone] = await tombstones(db)
+        assert (tombstone.consent_id, tombstone.reason, tombstone.version) == (
+            created["id"],
+            "withdrawn",
+            2,
+        )
+        await apply(region, [recorded])
+
+        [copy] = await copies(db)
+        assert (copy.status, copy.end_reason, copy.version) == ("withdrawn", "withdrawn", 2)
+        assert copy.ended_at is not None
+        assert await tombstones(db) == []
+        answer = (
+            await region_client.post(
+                "/v1/decisions", json=question(person), headers=auth(org=ORG_REGION)
+            )
+        ).json()
+        assert answer["verdict"] == "denied"
+        assert answer["reasons"][0]["code"] == "consent_withdrawn"
+        found = (
+            await region_client.post(
+                "/v1/persons/search", json={"personnummer": person}, headers=auth(org=ORG_REGION)
+            )
+        ).json()
+        assert [h["action"] for h in found["history"]] == ["copy_received", "copy_withdrawn"]
+
+        # Both delivered again, in either order: nothing changes.
+        await apply(region, [recorded, ended, recorded])
+        [copy] = await copies(db)
+        assert (copy.status, copy.version) == ("withdrawn", 2)
+        assert await tombstones(db) == []
+
+    async def test_a_superseded_consent_whose_end_comes_first_is_stored_superseded(
+        self, client: httpx.AsyncClient, region: FastAPI, db: Database, person: str
+    ) -> None:
+        old = (await client.post("/v1/consents", json=consent_body(person), headers=auth())).json()
+        new = (
+            await client.post(
+                "/v1/consents",
+                json=consent_body(person, categories=["plan"], supersedes=old["id"]),
+                headers=auth(),
+            )
+        ).json()
+        events = await sent_to(db, ORG_REGION)
+        await apply(region, events[::-1])
+        by_id = {c.consent_id: c for c in await copies(db)}
+        assert (by_id[old["id"]].status, by_id[old["id"]].version) == ("superseded", 2)
+        assert by_id[new["id"]].status == "active"
+        assert await tombstones(db) == []
+
+    async def test_an_end_for_a_member_it_does_not_name_is_refused(
+        self, client: httpx.AsyncClient, db_url: str, db: Database, person: str
+    ) -> None:
+        created = (
+            await client.post("/v1/consents", json=consent_body(person), headers=auth())
+        ).json()
+        await client.post(
+            f"/v1/consents/{created['id']}/withdraw", json={"reason": "Återkallat."}, headers=auth()
+        )
+        ended = [d for d in await sent_to(db, ORG_REGION) if d.event.type == CONSENT_ENDED_V1]
+        alvesta = app_of(db_url, ORG_ALVESTA, "alvesta-kommun-secret")
+        try:
+            with pytest.raises(Reject) as info:
+                await apply(alvesta, ended)
+        finally:
+            await alvesta.state.ctx.db.dispose()
+        assert info.value.rule == "not_a_party"
+        assert await tombstones(db) == []
+
+    async def test_a_tombstone_whose_copy_never_came_is_pruned_after_the_inbox_retention(
+        self, client: httpx.AsyncClient, region: FastAPI, db: Database
+    ) -> None:
+        for pnr in (new_person(), new_person()):
+            created = (
+                await client.post("/v1/consents", json=consent_body(pnr), headers=auth())
+            ).json()
+            await client.post(
+                f"/v1/consents/{created['id']}/withdraw",
+                json={"reason": "Återkallat."},
+                headers=auth(),
+            )
+        ended = [d for d in await sent_to(db, ORG_REGION) if d.event.type == CONSENT_ENDED_V1]
+        await apply(region, ended)
+        old, fresh = sorted(await tombstones(db), key=lambda t: t.consent_id)
+        days = region.state.ctx.settings.kafka.inbox_retention_days
+        async with db.transaction() as session:
+            await session.execute(
+                update(ConsentTombstone)
+                .where(ConsentTombstone.consent_id == old.consent_id)
+                .values(received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=days, hours=1))
+            )
+        jobs = {j.name: j for j in periodic(region.state.ctx)}
+        await jobs["consent-tombstones"].run()
+        assert [t.consent_id for t in await tombstones(db)] == [fresh.consent_id]
+
+
+async def tombstones(db: Database) -> list[ConsentTombstone]:
+    async with db.transaction() as session:
+        return list((await session.execute(select(ConsentTombstone))).scalars())
+
+
 async def _own_consent(db: Database) -> Consent:
     async with db.transaction() as session:
         return (await session.execute(select(Consent))).scalars().one()
@@ -285,8 +411,9 @@ class TestExpiry:
         ] == "expired"
 
     async def test_the_workers_periodic_check_runs(self, app: FastAPI, db: Database) -> None:
-        [job] = periodic(app.state.ctx)
-        assert job.name == "consent-expiry"
+        jobs = {j.name: j for j in periodic(app.state.ctx)}
+        assert sorted(jobs) == ["consent-expiry", "consent-tombstones"]
+        job = jobs["consent-expiry"]
         await job.run()  # nothing is due: it finishes without touching anything
         async with db.transaction() as session:
             assert (await session.execute(select(OUTBOX))).first() is None
