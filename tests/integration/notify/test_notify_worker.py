@@ -224,7 +224,7 @@ class TestWorker:
                 rows = await session.execute(select(Timer).where(Timer.subject_id == referral_id))
                 return len(list(rows.scalars())) == 3
 
-        await eventually(scheduled, within=60, what="three timers scheduled")
+        await eventually(scheduled, within=120, what="three timers scheduled")
         await running.stop()  # nothing of the schedule lives in the process
 
         running.start()
@@ -234,7 +234,7 @@ class TestWorker:
             kinds[:] = [(n.kind, n.recipient) for n in await notifications(db)]
             return len(kinds) == 4
 
-        await eventually(all_fired, within=60, what="reminder, overdue and escalation")
+        await eventually(all_fired, within=120, what="reminder, overdue and escalation")
         assert kinds == [
             ("referral.received", INTAKE),
             ("deadline.reminder", INTAKE),
