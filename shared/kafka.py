@@ -97,6 +97,13 @@ class Producer:
     async def stop(self) -> None:
         await self._producer.stop()
 
+    def connections(self) -> frozenset[object]:
+        """The producer's open broker connections. aiokafka reconnects on its own and says
+        nothing; a connection that is no longer in the set was closed (the broker may have
+        restarted)."""
+        conns = self._producer.client._conns.values()  # no public API tells of a reconnect
+        return frozenset(c for c in conns if c.connected())
+
     async def send_ordered(
         self, records: Sequence[OutgoingRecord]
     ) -> list[SentRecord | BaseException]:
@@ -242,16 +249,20 @@ class OffsetProbe:
 
     async def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The log-end offset of each partition; 0 for a partition the broker does not know
-        (its topic is gone). An unreachable broker raises."""
+        (its topic is gone, or was re-created with fewer partitions). An unreachable broker
+        raises."""
         if not self._started:
             await self._consumer.start()
             self._started = True
         wanted = list(tps)
         consumer = self._consumer
-        # topics() asks the broker; the client's own partition map may be stale, so only
-        # the topic names are trusted (a recreated topic has the configured partitions).
-        existing = await consumer.topics()
-        present = [tp for tp in wanted if tp.topic in existing]
+        # Fresh metadata from the broker (what topics() asks for; the client's own partition
+        # map may be stale). Asking for an offset of a partition the broker does not have
+        # would wait for the request timeout and fail, every time.
+        cluster = await consumer._client.fetch_all_metadata()
+        present = [
+            tp for tp in wanted if tp.partition in (cluster.partitions_for_topic(tp.topic) or ())
+        ]
         result: dict[TopicPartition, int] = {tp: 0 for tp in wanted if tp not in present}
         if present:
             async with asyncio.timeout(self.settings.request_timeout_ms / 1000):

@@ -5,10 +5,13 @@ change — so an event exists if and only if the change committed. :class:`Outbo
 worker process) publishes unsent rows in ``seq`` order and marks them sent after the broker's
 acknowledgement. A crash between the two re-publishes the row; consumers are idempotent.
 
-Broker loss: the embedded broker keeps its log in memory. When a partition's log end falls
-below an offset the relay has already written there (the broker restarted empty), the relay
-marks the recently sent rows unsent again and re-publishes them in order, so nothing that
-was not yet consumed is lost (consumers drop what they have already applied).
+Broker loss: the embedded broker keeps its log in memory. Whenever the relay connects, its
+producer loses a broker connection, and every few seconds, it checks that the broker still
+holds what it published (its marker record is still at its offset, and no partition's log
+ends at or below the relay's latest write there) before it publishes anything new. If not
+(the broker restarted empty), it marks the recently sent rows unsent again and re-publishes
+them in order, so nothing that was not yet consumed is lost (consumers drop what they have
+already applied).
 """
 
 from __future__ import annotations
@@ -141,6 +144,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         # Highest offset written per partition, to notice a broker that lost its log.
         self._high: dict[TopicPartition, int] = {}
+        # Per partition, the lowest offset of this relay's latest write there: a log that
+        # still holds it ends past it. (Not the highest: the embedded broker reports a log
+        # end of one past the *first* record of the last batch.)
+        self._floor: dict[TopicPartition, int] = {}
         self.broker_loss_hooks: list[BrokerLossHook] = []
         self._watch = ChangeWatch(db.url)
         self.safety_poll_interval = 1.0
@@ -148,8 +155,14 @@ class OutboxRelay:
         self._marker: tuple[TopicPartition, int, str] | None = None
         self._marker_written = 0.0
         self.marker_refresh_interval = 3600.0
+        # Set on every (re)connect and whenever the producer lost a broker connection (its
+        # client reconnects on its own): nothing is published until the broker is known to
+        # still hold what this relay published before (it may have restarted empty).
+        self._unverified = True
+        self._verified_connections: frozenset[object] = frozenset()
         self.published = 0
         self.replays = 0
+        self.errors = 0
 
     def stop(self) -> None:
         self._stop.set()
@@ -169,12 +182,14 @@ class OutboxRelay:
         try:
             while not self._stop.is_set():
                 try:
-                    await self._ensure_producer()
+                    producer = await self._ensure_producer()
                     if self.settings.kafka.replay_on_broker_loss and (
-                        loop.time() - last_loss_check >= self.loss_check_interval
+                        await self._must_verify(producer)
+                        or loop.time() - last_loss_check >= self.loss_check_interval
                     ):
                         last_loss_check = loop.time()
-                        await self._check_broker_loss()
+                        if not await self._verify(producer):
+                            continue
                     # While idle, query only when the database may have changed.
                     if not self._watch.changed() and (
                         loop.time() - last_query < self.safety_poll_interval
@@ -183,11 +198,14 @@ class OutboxRelay:
                         continue
                     last_query = loop.time()
                     n = await self.publish_batch()
+                    if self._producer is producer:  # no replay: the connections it used
+                        self._verified_connections |= producer.connections()
                     backoff = 0.0
                     if n == 0:
                         await self._idle(self.idle_interval)
                 except Exception as exc:  # broker down, DB down: wait and retry, never exit
                     RELAY_ERRORS.labels(self.settings.service).inc()
+                    self.errors += 1
                     backoff = min(self.max_backoff, max(0.1, backoff * 2))
                     sleep = backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter
                     log.warning(
@@ -199,12 +217,41 @@ class OutboxRelay:
         finally:
             await self._reset_producer()
 
+    async def _must_verify(self, producer: Producer) -> bool:
+        """Whether nothing may be published before the loss check: the producer is new, or
+        it lost a broker connection since the last check (its client reconnects without a
+        word, perhaps to a broker that restarted empty)."""
+        if not self._verified_connections <= producer.connections():
+            self._unverified = True
+            self._verified_connections = frozenset()
+            # The probe's connection is as stale; a new one asks the broker at once.
+            probe, self._probe = self._probe, None
+            if probe is not None:
+                await _quiet_stop(probe)
+        return self._unverified
+
+    async def _verify(self, producer: Producer) -> bool:
+        """Run the loss check; whether publishing may go on."""
+        known = await self._check_broker_loss()
+        if self._producer is None:
+            return False  # it replayed: reconnect, re-create topics, check again
+        if known:
+            self._unverified = False
+            self._verified_connections = producer.connections()
+            return True
+        if self._unverified:
+            # Publishing now could put new records ahead of a replay of older ones of the
+            # same key: ask again first.
+            await self._idle(min(1.0, self.loss_check_interval))
+            return False
+        return True
+
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         self._wake.clear()
 
-    async def _ensure_producer(self) -> None:
+    async def _ensure_producer(self) -> Producer:
         if self._producer is None:
             producer = self._producer_factory()
             try:
@@ -213,10 +260,13 @@ class OutboxRelay:
                 await _quiet_stop(producer)
                 raise
             self._producer = producer
+            # Any error resets the producer; the broker may have restarted meanwhile. The
+            # marker is kept (not rewritten) until it has been read back.
+            self._unverified = True
+            self._verified_connections = frozenset()
             if self.settings.kafka.create_topics:
                 await self._ensure_topics()
-            if self.settings.kafka.replay_on_broker_loss:
-                await self._write_marker()
+        return self._producer
 
     async def _ensure_topics(self) -> None:
         from shared.kafka import ensure_topics
@@ -254,15 +304,44 @@ class OutboxRelay:
             await _quiet_stop(probe)
 
     async def _load_high_marks(self) -> None:
+        """Where this relay wrote, from the rows sent within the replay window (older rows
+        are not replayed, and after an earlier loss their offsets belong to a log that is
+        gone): the highest offset per partition, and the lowest of the latest batch there
+        (its rows share one ``sent_at``)."""
+        since = utcnow() - dt.timedelta(hours=self.settings.kafka.replay_window_hours)
         ob = self.infra.outbox
+        sent = (
+            ob.c.sent_at.is_not(None),
+            ob.c.partition.is_not(None),
+            ob.c.created_at >= since,
+        )
+        latest = (
+            select(ob.c.topic, ob.c.partition, func.max(ob.c.sent_at).label("sent_at"))
+            .where(*sent)
+            .group_by(ob.c.topic, ob.c.partition)
+            .subquery()
+        )
         async with self.db.sessionmaker() as session:
             rows = await session.execute(
                 select(ob.c.topic, ob.c.partition, func.max(ob.c.offset))
-                .where(ob.c.sent_at.is_not(None), ob.c.partition.is_not(None))
+                .where(*sent)
                 .group_by(ob.c.topic, ob.c.partition)
             )
             for topic, partition, offset in rows:
                 self._high[TopicPartition(topic, partition)] = int(offset)
+            rows = await session.execute(
+                select(ob.c.topic, ob.c.partition, func.min(ob.c.offset))
+                .join(
+                    latest,
+                    (ob.c.topic == latest.c.topic)
+                    & (ob.c.partition == latest.c.partition)
+                    & (ob.c.sent_at == latest.c.sent_at),
+                )
+                .where(*sent)
+                .group_by(ob.c.topic, ob.c.partition)
+            )
+            for topic, partition, offset in rows:
+                self._floor[TopicPartition(topic, partition)] = int(offset)
 
     async def publish_batch(self) -> int:
         """Publish up to ``batch_size`` unsent events; returns how many were marked sent."""
@@ -307,6 +386,12 @@ class OutboxRelay:
             if res.offset <= self._high.get(tp, -1):
                 loss = True
             self._high[tp] = max(self._high.get(tp, -1), res.offset)
+        floor: dict[TopicPartition, int] = {}
+        for res in results:  # every acknowledged record, marked sent or not
+            if isinstance(res, SentRecord):
+                tp = TopicPartition(res.topic, res.partition)
+                floor[tp] = min(floor.get(tp, res.offset), res.offset)
+        self._floor.update(floor)
         async with self.db.transaction() as session:
             if sent:
                 # One executemany for the whole batch, not a round trip per row.
@@ -347,23 +432,39 @@ class OutboxRelay:
             raise first_error
         return len(sent)
 
-    async def _check_broker_loss(self) -> None:
-        """Read this relay's marker back: gone, or another record at its offset, means the
-        broker lost its log. (Comparing offsets alone is not enough on a partition other
-        members write: their replays can refill it past our offsets before we look.)"""
-        if self._marker is None:
-            return
+    async def _check_broker_loss(self) -> bool:
+        """Check that the broker still holds what this relay published; replay if not.
+
+        Lost when a partition's log ends at or below the first offset of this relay's latest
+        write there (known from its outbox even after a restart of the relay), or when the
+        record at this relay's marker's offset is gone or another one. (Comparing offsets
+        alone is not enough on a partition other members write: their replays can refill it
+        past our offsets before we look.) A log that only grew, as on Apache Kafka, is never
+        a loss. Writes a marker when the relay has none. False when the broker did not
+        answer the read in time (unknown); an unreachable broker raises.
+        """
         if self._probe is None:
             self._probe = OffsetProbe(
                 self.settings.kafka, f"{self.settings.member.digits}-{self.settings.service}-probe"
             )
+        if self._floor:
+            ends = await self._probe.end_offsets(self._floor)
+            if any(ends[tp] <= offset for tp, offset in self._floor.items()):
+                await self._replay("a partition's log ends below what the relay wrote")
+                return True
+        if self._marker is None:
+            await self._write_marker()
+            return True
         tp, offset, marker_id = self._marker
         found = await self._probe.event_id_at(tp, offset)
-        if found is None or (found and found != marker_id):
+        if found == "":
+            return False
+        if found != marker_id:
             await self._replay("the relay's marker is gone from the log")
-            return
+            return True
         if asyncio.get_running_loop().time() - self._marker_written > self.marker_refresh_interval:
             await self._write_marker()  # stay ahead of the topic's retention
+        return True
 
     async def _replay(self, why: str) -> None:
         """The broker lost events: publish recently sent ones again, in their original order."""
@@ -377,7 +478,8 @@ class OutboxRelay:
             )
             count: Any = getattr(result, "rowcount", 0)
         self._high.clear()
-        self._marker = None  # a new marker is written when the producer reconnects
+        self._floor.clear()
+        self._marker = None  # a new one is written once the producer has reconnected
         self.replays += 1
         OUTBOX_REPLAYS.labels(self.settings.service).inc()
         log.warning("broker lost its log; re-publishing", extra={"reason": why, "count": count})

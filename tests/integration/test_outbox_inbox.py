@@ -183,7 +183,9 @@ class TestBrokerOutage:
             await eventually(lambda: _unsent_zero(h), what="outbox drained")
         assert_in_order_once(await h.effects(), {"case-a": 35, "case-b": 35})
         assert relay.replays >= 1, "the relay must notice the broker lost its log"
-        assert consumer.counts["duplicate"] >= 1, "replayed events were dropped by the inbox"
+        # Whether the consumer meets the replayed copies depends on where its position was
+        # when the log was lost (the replay goes out before anything new); if it does, the
+        # inbox drops them: each effect happened once, in order (asserted above).
 
     async def test_a_loss_is_noticed_even_when_another_member_refilled_the_partition(
         self, private_broker: EmbeddedBroker, db_url: str, databases: DatabaseFactory
@@ -221,8 +223,10 @@ class TestBrokerOutage:
             )
             await eventually(lambda: _unsent_zero(quiet), what="quiet outbox drained")
             await asyncio.sleep(1.0)  # redeliveries reach the inbox, which drops them
+            await eventually(
+                lambda: _true(busy_relay.replays >= 1), within=60, what="the busy relay's replay"
+            )
         assert_in_order_once(await quiet.effects(), {"quiet": 5, "busy": 40})
-        assert busy_relay.replays >= 1
 
 
 def _spawn_consumer(

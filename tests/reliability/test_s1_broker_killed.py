@@ -19,7 +19,8 @@ What the test shows:
   offsets are gone, read from the earliest offset and their inboxes drop what they had.
 - **The last kill comes after the stream** (a quiet sender): the outage lasts longer than
   the relays' 5 s loss check, and nothing new is published afterwards, so a relay can only
-  learn of the loss from its marker, not from offsets going backwards.
+  learn of the loss by checking what the broker holds when it reconnects (its marker, the
+  log ends of the partitions it wrote), not from offsets going backwards.
 - What was accepted while the broker was down waits in the outbox and is published once the
   relay reconnects.
 

@@ -1,0 +1,130 @@
+"""The relay after a broker outage, when it has nothing new to publish.
+
+Tansu keeps its log in memory, so a restart loses what the relay has published and marked
+sent; a consumer that had not read it yet can only get it from a replay. An idle relay
+learns of the loss only by looking (no later publish gets an offset that went backwards).
+These tests restart a real embedded broker while the relay is idle, with no consumer
+running until the broker is back, so every event exists only in the sender's outbox:
+
+- the broker is down for longer than the relay's loss check (the check fails, the relay
+  resets its producer and reconnects): the relay must still check what the broker holds
+  before it writes a new marker, and publish its window again;
+- the relay process itself starts after the broker lost its log (it has no marker in
+  memory): the log ends below offsets its outbox says it wrote, so it publishes again;
+- an outage that loses nothing (the broker is paused, as Apache Kafka keeps its log over
+  a restart): the relay reconnects and publishes nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+
+from shared.broker import EmbeddedBroker
+from shared.outbox import OutboxRelay
+from tests.conftest import make_settings
+from tests.helpers.harness import Harness, eventually
+from tests.integration.test_outbox_inbox import (
+    _has,
+    _unsent_zero,
+    assert_in_order_once,
+    new_topic,
+    running,
+)
+
+
+async def _write(h: Harness, keys: list[str], n: int) -> None:
+    """``n`` events of each key, into the outbox."""
+    for seq in range(n):
+        for key in keys:
+            await h.write(key, seq)
+
+
+def _relay(h: Harness) -> OutboxRelay:
+    return h.relay(loss_check_interval=0.5, max_backoff=1.0)
+
+
+async def _errors_at_least(relay: OutboxRelay, n: int) -> bool:
+    return relay.errors >= n
+
+
+class TestAnIdleRelayAfterTheBrokerLostItsLog:
+    async def test_events_sent_before_an_outage_longer_than_the_loss_check_are_published_again(
+        self, private_broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        """The broker dies after the relay has published everything, stays down past the
+        loss check (which fails: the relay resets and reconnects) and comes back empty. No
+        new event is written, so nothing is published after the restart that could show
+        offsets going backwards."""
+        h = await Harness(
+            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
+        ).setup()
+        await _write(h, ["case-a", "case-b"], 5)
+        relay = _relay(h)
+        async with running(relay.run()):
+            await eventually(lambda: _unsent_zero(h), what="all 10 events marked sent")
+            private_broker.kill()
+            # The outage outlasts the loss check: the relay has failed against the dead
+            # broker (and reset its producer) before the broker comes back.
+            await eventually(lambda: _errors_at_least(relay, 2), what="the relay's failures")
+            private_broker.start()
+            consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+            async with running(consumer.run()):
+                await eventually(lambda: _has(h, 10), within=45, what="all 10 effects")
+                await eventually(lambda: _unsent_zero(h), what="outbox drained")
+        assert_in_order_once(await h.effects(), {"case-a": 5, "case-b": 5})
+        assert relay.replays == 1
+
+    async def test_a_relay_started_after_the_broker_lost_its_log_publishes_it_again(
+        self, private_broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        """A worker that restarts along with the broker has no marker in memory; what its
+        outbox says it wrote (partition and offset of each sent row) is beyond the new
+        log's end."""
+        h = await Harness(
+            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
+        ).setup()
+        await _write(h, ["case-a", "case-b"], 5)
+        async with running(_relay(h).run()):
+            await eventually(lambda: _unsent_zero(h), what="all 10 events marked sent")
+        private_broker.restart()
+        relay = _relay(h)
+        consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+        async with running(relay.run(), consumer.run()):
+            await eventually(lambda: _has(h, 10), within=45, what="all 10 effects")
+            await eventually(lambda: _unsent_zero(h), what="outbox drained")
+        assert_in_order_once(await h.effects(), {"case-a": 5, "case-b": 5})
+        assert relay.replays == 1
+
+
+class TestAnOutageThatLosesNothing:
+    async def test_a_relay_that_reconnects_to_a_broker_that_kept_its_log_publishes_nothing_again(
+        self, private_broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        """The broker is paused (SIGSTOP) for longer than the request timeout, so the
+        relay's check fails and it reconnects, then resumed with its log intact, as Apache
+        Kafka comes back from a restart. The relay finds its marker and its offsets still
+        there: no replay, and the inbox sees no copy."""
+        h = await Harness(
+            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
+        ).setup()
+        await _write(h, ["case-a", "case-b"], 5)
+        relay = _relay(h)
+        consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+        assert private_broker.process is not None
+        pid = private_broker.process.pid
+        async with running(relay.run(), consumer.run()):
+            await eventually(lambda: _has(h, 10), what="the first 10 effects")
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                await eventually(lambda: _errors_at_least(relay, 2), what="the relay's failures")
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            for key in ["case-a", "case-b"]:
+                await h.write(key, 5)
+            await eventually(lambda: _has(h, 12), within=45, what="all 12 effects")
+            await eventually(lambda: _unsent_zero(h), what="outbox drained")
+        assert_in_order_once(await h.effects(), {"case-a": 6, "case-b": 6})
+        assert relay.replays == 0
+        assert consumer.counts["duplicate"] == 0
