@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import migrations
 from shared.audit import RefusalAuditMiddleware
-from shared.auth import Caller, TokenVerifier
+from shared.auth import Caller, TokenVerifier, current_caller
 from shared.config import Settings, check_production, get_settings
 from shared.db import utcnow
 from shared.errors import (
@@ -39,6 +39,7 @@ from shared.errors import (
     install_problem_handlers,
 )
 from shared.kafka import broker_reachable
+from shared.nul import refuse_nul_characters
 from shared.observability import RequestContextMiddleware
 from shared.service import ServiceContext, ServiceSpec, build_context, freeze_startup_objects
 
@@ -206,8 +207,11 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefusalAuditMiddleware)
     app.add_middleware(RequestContextMiddleware, service=spec.name)
     install_problem_handlers(app)
+    # Who calls first (401, or 403 for another member's token), then what the request
+    # holds: a NUL anywhere is refused before anything runs (shared.nul).
+    edge = [Depends(current_caller), Depends(refuse_nul_characters)]
     for router in spec.routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=edge)
     _operations_routes(app, ctx)
     _customise_openapi(app, spec, settings)
     return app
@@ -271,6 +275,27 @@ def _operations_routes(app: FastAPI, ctx: ServiceContext) -> None:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+_NULL: dict[str, Any] = {"type": "null"}
+
+
+def _optional_not_nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of an optional parameter without its ``null`` branch.
+
+    ``X | None = None`` reads as "X or null", but a header, query or cookie parameter is
+    either sent (as X) or left out: it has no null, and the text ``null`` is no X.
+    """
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list) or _NULL not in branches:
+        return schema
+    rest = [b for b in branches if b != _NULL]
+    outer = {k: v for k, v in schema.items() if k != "anyOf"}
+    if outer.get("default", ...) is None:
+        del outer["default"]
+    if len(rest) == 1:
+        return {**rest[0], **outer}
+    return {"anyOf": rest, **outer}
+
+
 def _customise_openapi(app: FastAPI, spec: ServiceSpec, settings: Settings) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -294,6 +319,9 @@ def _customise_openapi(app: FastAPI, spec: ServiceSpec, settings: Settings) -> N
         example = InvalidInput.field("name", "missing", "Field required").problem("/v1/...")
         for path in schema.get("paths", {}).values():
             for op in path.values():
+                for parameter in op.get("parameters", []):
+                    if not parameter.get("required"):
+                        parameter["schema"] = _optional_not_nullable(parameter["schema"])
                 responses = op.get("responses", {})
                 if "422" in responses:
                     responses["422"] = {

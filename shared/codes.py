@@ -85,3 +85,25 @@ INTERVENTION_LABELS: dict[Intervention, str] = {
     Intervention.SIP_SAMORDNING: "Samordning av SIP",
     Intervention.HELDYGNSVARD: "Heldygnsvård",
 }
+
+
+class LegalBasis(enum.StrEnum):
+    """Legal bases that let a message cross without consent (domain.md)."""
+
+    OSL_25_12 = "osl_25_12"  # hälso- och sjukvård -> socialtjänst
+    OSL_26_9 = "osl_26_9"  # socialtjänst -> hälso- och sjukvård
+    LVM_ANMALAN = "lvm_anmalan"  # healthcare's duty to report under LVM 6 §
+    OROSANMALAN = "orosanmalan"  # report of concern for a child
+    NODSITUATION = "nodsituation"  # an acute emergency
+
+
+class OslGround(enum.StrEnum):
+    """Why OSL 25:12 / 26:9 applies (one is required with those bases)."""
+
+    UNDER_18 = "under_18"
+    PERSISTENT_MISUSE = "persistent_misuse"
+    COMPULSORY_PSYCHIATRIC_CARE = "compulsory_psychiatric_care"
+
+
+OSL_BASES = frozenset({LegalBasis.OSL_25_12, LegalBasis.OSL_26_9})
+"""The bases that need an :class:`OslGround`."""

@@ -22,9 +22,22 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
-from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
+from pydantic_core import (
+    InitErrorDetails,
+    PydanticCustomError,
+    PydanticKnownError,
+    ValidationError,
+)
 
+from shared.fields import NOT_BLANK, SPACES
 from shared.identifiers.types import REDACTED
 
 __all__ = [
@@ -281,19 +294,35 @@ Postnummer = Annotated[
 """A Swedish postcode, normalised to ``NNN NN``."""
 
 
+def _trimmed(value: str) -> str:
+    # The length is checked as sent (as the schema says it), then the spaces around go;
+    # text of spaces only is refused, as the schema's pattern (a non-space) says.
+    trimmed = value.strip(SPACES)
+    if not trimmed:
+        raise PydanticKnownError("string_too_short", {"min_length": 1})
+    return trimmed
+
+
+_Street = Annotated[
+    str, Field(min_length=1, max_length=100, json_schema_extra=NOT_BLANK), AfterValidator(_trimmed)
+]
+_City = Annotated[
+    str, Field(min_length=1, max_length=60, json_schema_extra=NOT_BLANK), AfterValidator(_trimmed)
+]
+
+
 class PostalAddress(BaseModel):
     """A Swedish postal address of a function (a box or street address, never a home)."""
 
     model_config = ConfigDict(
         extra="forbid",
-        str_strip_whitespace=True,
         hide_input_in_errors=True,
         json_schema_extra={
             "examples": [{"street": "Box 1222", "postcode": "351 12", "city": "Växjö"}]
         },
     )
 
-    street: str = Field(min_length=1, max_length=100, description="street address or box")
+    street: _Street = Field(description="street address or box")
     postcode: Postnummer
-    city: str = Field(min_length=1, max_length=60, description="postort")
-    care_of: str | None = Field(None, min_length=1, max_length=100, description="c/o")
+    city: _City = Field(description="postort")
+    care_of: _Street | None = Field(None, description="c/o")

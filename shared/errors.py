@@ -3,7 +3,8 @@
 Domain errors subclass :class:`AppError`; one set of handlers renders them, FastAPI's
 validation errors and unexpected exceptions as ``application/problem+json``. A problem
 never echoes the request's values (they may be personal data): validation problems name
-the field and the rule only.
+the field and the rule only. A body that cannot be read at all (not UTF-8) is the
+documented 422 like malformed JSON, and a 405 lists in ``Allow`` every method of the path.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -225,6 +227,19 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _unreadable_body(exc):
+            # A body that is not UTF-8 (or cannot be parsed at all) is an invalid request
+            # like malformed JSON: the documented 422, naming the body.
+            unreadable = InvalidInput.field(
+                "body", "json_invalid", "the body is not JSON in UTF-8"
+            ).problem(request.url.path, _trace_id(request))
+            return _render(request, unreadable)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # The router names the methods of the one route that answered; the path's
+            # template may be served by several.
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["Allow"] = ", ".join(allowed_methods(request))
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
         problem = Problem(
             type=PROBLEM_BASE + slug,
@@ -233,12 +248,24 @@ def install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             trace_id=_trace_id(request),
         )
-        return _render(request, problem, dict(exc.headers or {}))
+        return _render(request, problem, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        from sqlalchemy.orm.exc import StaleDataError
+
         from shared.db import is_infrastructure_error
 
+        if isinstance(exc, StaleDataError):
+            # A versioned row changed between this request's read and its write (a worker
+            # applying an event, or another request): its If-Match no longer holds, and
+            # nothing was committed. The exception text names tables only; not logged.
+            log.info("concurrent change", extra={"path_template": _route_template(request)})
+            changed = PreconditionFailed(
+                "It changed while this request ran; read it again (its new ETag) and send "
+                "the change once more if it still applies."
+            )
+            return _render(request, changed.problem(request.url.path, _trace_id(request)))
         if is_infrastructure_error(exc):
             # The database (or a sibling) cannot serve now: nothing was committed, and the
             # same request (with its Idempotency-Key) may be sent again.
@@ -269,6 +296,36 @@ def install_problem_handlers(app: FastAPI) -> None:
             trace_id=_trace_id(request),
         )
         return _render(request, problem)
+
+
+# FastAPI's answer when it cannot read a request body (for JSON: not UTF-8, or nested too
+# deeply to parse); it chains the parser's exception.
+_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+def _unreadable_body(exc: StarletteHTTPException) -> bool:
+    return (
+        exc.status_code == 400
+        and exc.detail == _BODY_PARSE_ERROR
+        and isinstance(exc.__cause__, Exception)
+    )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the path template the request was routed to, sorted.
+
+    A template may be served by several routes (``GET`` and ``PUT`` declared apart); a
+    path that only a later template would match (``/v1/units/import`` as a unit id) is
+    answered for its own template, as the OpenAPI document lists it.
+    """
+    routed = request.scope.get("route")
+    contexts = list(iter_route_contexts(request.app.router.routes))
+    template = next((c.path for c in contexts if c.original_route is routed), None)
+    methods: set[str] = set()
+    for context in contexts:
+        if template is not None and context.path == template:
+            methods |= context.methods or set()
+    return sorted(methods)
 
 
 def _route_template(request: Request) -> str:

@@ -21,7 +21,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -110,9 +110,6 @@ class Outbox:
         return ev
 
 
-BrokerLossHook = Callable[[], Awaitable[None]]
-
-
 class OutboxRelay:
     """Publishes the outbox of one service, in order, surviving broker outages with backoff."""
 
@@ -148,7 +145,6 @@ class OutboxRelay:
         # still holds it ends past it. (Not the highest: the embedded broker reports a log
         # end of one past the *first* record of the last batch.)
         self._floor: dict[TopicPartition, int] = {}
-        self.broker_loss_hooks: list[BrokerLossHook] = []
         self._watch = ChangeWatch(db.url)
         self.safety_poll_interval = 1.0
         # (partition, offset, event id) of this relay's marker on its internal topic.
@@ -484,8 +480,6 @@ class OutboxRelay:
         OUTBOX_REPLAYS.labels(self.settings.service).inc()
         log.warning("broker lost its log; re-publishing", extra={"reason": why, "count": count})
         await self._reset_producer()  # topics must be created again
-        for hook in self.broker_loss_hooks:
-            await hook()
 
 
 async def _quiet_stop(client: Producer | OffsetProbe) -> None:

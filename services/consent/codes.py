@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+from shared.codes import LegalBasis
+
 
 class Purpose(enum.StrEnum):
     """The cooperation a sharing serves."""
@@ -95,16 +97,6 @@ class RecordStatus(enum.StrEnum):
     REMOVED = "removed"
 
 
-class LegalBasis(enum.StrEnum):
-    """Legal bases that let a message cross without consent."""
-
-    OSL_25_12 = "osl_25_12"  # hälso- och sjukvård -> socialtjänst
-    OSL_26_9 = "osl_26_9"  # socialtjänst -> hälso- och sjukvård
-    LVM_ANMALAN = "lvm_anmalan"  # healthcare's duty to report under LVM 6 §
-    OROSANMALAN = "orosanmalan"  # report of concern for a child
-    NODSITUATION = "nodsituation"  # an acute emergency
-
-
 LEGAL_BASIS_LABELS: dict[str, str] = {
     LegalBasis.OSL_25_12: "OSL 25 kap. 12 § (hälso- och sjukvård till socialtjänst)",
     LegalBasis.OSL_26_9: "OSL 26 kap. 9 § (socialtjänst till hälso- och sjukvård)",
@@ -112,17 +104,6 @@ LEGAL_BASIS_LABELS: dict[str, str] = {
     LegalBasis.OROSANMALAN: "orosanmälan om barn",
     LegalBasis.NODSITUATION: "akut nödsituation",
 }
-
-
-class OslGround(enum.StrEnum):
-    """Why OSL 25:12 / 26:9 applies (one is required with those bases)."""
-
-    UNDER_18 = "under_18"
-    PERSISTENT_MISUSE = "persistent_misuse"
-    COMPULSORY_PSYCHIATRIC_CARE = "compulsory_psychiatric_care"
-
-
-OSL_BASES = frozenset({LegalBasis.OSL_25_12, LegalBasis.OSL_26_9})
 
 
 class Verdict(enum.StrEnum):

@@ -23,14 +23,12 @@ from dataclasses import dataclass, field
 from services.consent.codes import (
     CATEGORY_LABELS,
     LEGAL_BASIS_LABELS,
-    OSL_BASES,
     PURPOSE_LABELS,
     Category,
     ConsentStatus,
-    LegalBasis,
-    OslGround,
     Verdict,
 )
+from shared.codes import OSL_BASES, LegalBasis, OslGround
 from shared.errors import FieldProblem, InvalidInput
 
 # (sender kind, recipient kind) each legal basis requires; None: any.

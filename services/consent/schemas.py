@@ -10,21 +10,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from services.consent.codes import (
     Category,
     ConsentForm,
     ConsentStatus,
     GiverKind,
-    LegalBasis,
-    OslGround,
     Purpose,
     RecordStatus,
     Verdict,
     WithdrawerKind,
 )
+from shared.fields import IsoAwareDatetime, IsoDate, JsonBool
 from shared.identifiers import Organisationsnummer, Personnummer
+from shared.legal_basis import LegalBasisIn
 
 UnitIdField = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="unit id")
@@ -62,7 +62,7 @@ class PersonIn(_Request):
     """The person the record is about."""
 
     personnummer: Personnummer
-    protected_identity: bool = Field(
+    protected_identity: JsonBool = Field(
         False,
         description="skyddad identitet: contact details are then never shared, whatever "
         "the consent says",
@@ -142,11 +142,11 @@ class ConsentCreate(_Request):
         "your own member must be one of them",
     )
     categories: list[Category] = Field(min_length=1, max_length=len(Category))
-    valid_from: dt.date
-    valid_to: dt.date = Field(
+    valid_from: IsoDate
+    valid_to: IsoDate = Field(
         description="required; at most `VK_CONSENT__MAX_VALIDITY_DAYS` after `valid_from`"
     )
-    person_informed: bool = Field(
+    person_informed: JsonBool = Field(
         description="confirms the person was told the purpose and what refusing means; must be true"
     )
     supersedes: str | None = Field(
@@ -256,7 +256,7 @@ class RefusalCreate(_Request):
     )
 
     person: PersonIn
-    refused_on: dt.date
+    refused_on: IsoDate
     parties: list[PartyIn] = Field(min_length=1, max_length=50)
     purposes: list[Purpose] = Field(
         default_factory=list,
@@ -332,8 +332,8 @@ class LiftCreate(_Request):
         },
     )
 
-    starts_at: AwareDatetime | None = Field(None, description="default: now")
-    ends_at: AwareDatetime
+    starts_at: IsoAwareDatetime | None = Field(None, description="default: now")
+    ends_at: IsoAwareDatetime
     reason: Text
 
 
@@ -357,14 +357,6 @@ class BlockOut(BaseModel):
     removed_at: dt.datetime | None
     lifts: list[LiftOut]
     created_at: dt.datetime
-
-
-class LegalBasisIn(_Request):
-    """A legal basis instead of consent: always with a justification; OSL with a ground."""
-
-    basis: LegalBasis
-    ground: OslGround | None = Field(None, description="required with osl_25_12 and osl_26_9")
-    justification: Text
 
 
 class DecisionRequest(_Request):
@@ -403,7 +395,7 @@ class DecisionRequest(_Request):
     recipient: PartyIn
     purpose: Purpose
     categories: list[Category] = Field(min_length=1, max_length=len(Category))
-    at: AwareDatetime | None = Field(None, description="default: now (with a time zone)")
+    at: IsoAwareDatetime | None = Field(None, description="default: now (with a time zone)")
     legal_basis: LegalBasisIn | None = None
 
 
@@ -505,8 +497,8 @@ class AuditExtractRequest(_Request):
     )
 
     personnummer: Personnummer
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: IsoAwareDatetime | None = None
+    until: IsoAwareDatetime | None = None
     format: Literal["json", "html"] = "json"
 
 

@@ -13,7 +13,6 @@ from sqlalchemy.orm.exc import StaleDataError
 from services.consent import decision as rules
 from services.consent.codes import (
     LEGAL_BASIS_LABELS,
-    OSL_BASES,
     ConsentForm,
     ConsentStatus,
     EndReason,
@@ -59,6 +58,7 @@ from services.consent.schemas import (
     WithdrawRequest,
 )
 from shared.auth import Caller, ensure_unit
+from shared.codes import OSL_BASES
 from shared.config import Settings
 from shared.db import new_id, utcnow
 from shared.errors import Conflict, FieldProblem, InvalidInput, NotFound, PreconditionFailed

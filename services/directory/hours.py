@@ -13,22 +13,26 @@ aware datetimes (in any zone) and evaluate them in ``Europe/Stockholm``;
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any, Final, Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    WrapValidator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from shared.calendar import STOCKHOLM, is_eve, is_public_holiday, to_local
+from shared.fields import IsoDate, JsonBool
 
 __all__ = [
     "ClosingTime",
@@ -93,18 +97,64 @@ def _local_time(value: dt.time) -> dt.time:
     return value
 
 
+_END_OF_DAY: Final = ("24:00", "24:00:00")
+
+
 def _end_of_day(value: Any) -> Any:
     # People write "until midnight" as 24:00, which ``time`` cannot hold: it is stored as
     # 00:00, which as a closing time means the end of the day.
-    if isinstance(value, str) and value.strip() in ("24:00", "24:00:00"):
+    if isinstance(value, str) and value in _END_OF_DAY:
         return _MIDNIGHT
     return value
 
 
-OpeningTime = Annotated[dt.time, AfterValidator(_local_time)]
+# The published form: Stockholm wall-clock time in whole minutes, seconds optional (and
+# then :00, as answers write it). No offset: see _local_time.
+_HH_MM: Final = r"([01][0-9]|2[0-3]):[0-5][0-9]"
+_WALL_CLOCK: Final = re.compile(rf"{_HH_MM}(:00)?")
+_LOCAL_TIME_DESCRIPTION: Final = (
+    "Swedish local time (Europe/Stockholm wall clock, no UTC offset) in whole minutes: "
+    "`HH:MM`; answers write `HH:MM:SS` with `:00` seconds."
+)
+
+
+def _wall_clock(value: Any, handler: ValidatorFunctionWrapHandler) -> dt.time:
+    # Only text in the published form: pydantic alone would also take a number of seconds,
+    # fractions of a second and other spellings the schema does not promise.
+    if not isinstance(value, str | dt.time):
+        raise PydanticCustomError("local_time", "give a local time as text, HH:MM")
+    parsed = _local_time(handler(value))
+    if isinstance(value, str) and not _WALL_CLOCK.fullmatch(value):
+        raise PydanticCustomError("time_format", "give the time as HH:MM")
+    return parsed
+
+
+OpeningTime = Annotated[
+    dt.time,
+    WrapValidator(_wall_clock),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": rf"^{_HH_MM}(:00)?$",
+            "description": _LOCAL_TIME_DESCRIPTION,
+            "examples": ["08:00"],
+        }
+    ),
+]
 """A local wall-clock time in whole minutes."""
 
-ClosingTime = Annotated[OpeningTime, BeforeValidator(_end_of_day)]
+ClosingTime = Annotated[
+    OpeningTime,
+    BeforeValidator(_end_of_day),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": rf"^({_HH_MM}|24:00)(:00)?$",
+            "description": _LOCAL_TIME_DESCRIPTION + " `00:00` or `24:00` is the end of the day.",
+            "examples": ["16:30"],
+        }
+    ),
+]
 """Like :data:`OpeningTime`; ``00:00`` (or ``24:00`` on input) means the end of the day."""
 
 
@@ -168,8 +218,8 @@ class SpecialDay(BaseModel):
 
     model_config = _STRICT
 
-    date: dt.date
-    closed: bool = False
+    date: IsoDate
+    closed: JsonBool = False
     intervals: list[TimeRange] = Field(default_factory=list, max_length=_MAX_INTERVALS_PER_DAY)
     note: str | None = Field(None, max_length=200, description="e.g. 'Personaldag'")
 
@@ -224,12 +274,12 @@ class OpeningHours(BaseModel):
         },
     )
 
-    always_open: bool = Field(False, description="open every hour of every day (dygnet runt)")
+    always_open: JsonBool = Field(False, description="open every hour of every day (dygnet runt)")
     weekly: list[Interval] = Field(default_factory=list, max_length=_MAX_WEEKLY_INTERVALS)
-    closed_on_public_holidays: bool = Field(
+    closed_on_public_holidays: JsonBool = Field(
         True, description="closed on the Swedish public holidays (helgdagar)"
     )
-    closed_on_eves: bool = Field(
+    closed_on_eves: JsonBool = Field(
         True, description="closed on midsommarafton, julafton and nyårsafton"
     )
     special_days: list[SpecialDay] = Field(

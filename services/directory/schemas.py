@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,6 +21,7 @@ from services.directory.hours import OpeningHours
 from shared.codes import ReferralKind
 from shared.config import MemberKind
 from shared.contact import FunctionalEmail, PostalAddress, SecureMailAddress, SwedishPhone
+from shared.fields import JSON_INT, Age, IsoAwareDatetime, IsoDate, JsonInt
 from shared.identifiers import Kommunkod
 
 __all__ = [
@@ -50,8 +50,8 @@ class TargetGroup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str = Field(min_length=2, max_length=200)
-    age_min: int | None = Field(None, ge=0, le=120)
-    age_max: int | None = Field(None, ge=0, le=120)
+    age_min: Age | None = None
+    age_max: Age | None = None
 
     @model_validator(mode="after")
     def _age_order(self) -> Self:
@@ -102,9 +102,9 @@ class Capacity(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    free_places: int = Field(ge=0, le=100_000)
-    total_places: int | None = Field(None, ge=0, le=100_000)
-    as_of: AwareDatetime
+    free_places: JsonInt = Field(ge=0, le=100_000)
+    total_places: Annotated[int, Field(ge=0, le=100_000), JSON_INT] | None = None
+    as_of: IsoAwareDatetime
 
 
 class UnitFields(BaseModel):
@@ -127,8 +127,8 @@ class UnitFields(BaseModel):
         default_factory=list, description="which referral kinds the unit receives"
     )
     parent_unit_id: str | None = Field(None, max_length=64)
-    valid_from: dt.date | None = None
-    valid_to: dt.date | None = None
+    valid_from: IsoDate | None = None
+    valid_to: IsoDate | None = None
     capacity: Capacity | None = None
 
     @field_validator("valid_to")

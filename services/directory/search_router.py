@@ -18,6 +18,7 @@ from shared.app import DbSession
 from shared.auth import Caller, require_scopes
 from shared.codes import ReferralKind
 from shared.errors import Forbidden, InvalidInput, NotFound, problem_responses
+from shared.fields import Age, JsonInt
 from shared.identifiers import Kommunkod, Organisationsnummer
 
 search_router = APIRouter(prefix="/v1", tags=["search and routing"])
@@ -181,8 +182,8 @@ class RoutingQuestion(BaseModel):
     referral_kind: ReferralKind
     kommunkod: Kommunkod = Field(description="the person's kommun of residence")
     needs: list[Intervention] = Field(default_factory=list, max_length=30)
-    age: int | None = Field(None, ge=0, le=120)
-    limit: int = Field(10, ge=1, le=50)
+    age: Age | None = None
+    limit: JsonInt = Field(10, ge=1, le=50)
 
 
 class RouteOut(BaseModel):

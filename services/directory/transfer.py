@@ -92,16 +92,19 @@ from services.directory.overview import swedish_sort_key
 from services.directory.repository import UnitRepository
 from services.directory.schemas import ContactPath, UnitCreate
 from shared.errors import FieldProblem, InvalidInput
+from shared.nul import NUL_MESSAGE, NUL_RULE, nul_paths
 from shared.outbox import Outbox
 
 __all__ = [
     "CSV_COLUMNS",
+    "MAX_EXTERNAL_ID",
     "MAX_ROWS",
     "ImportAction",
     "ImportFormat",
     "ImportInvalid",
     "ImportReport",
     "ImportedUnit",
+    "YamlLoader",
     "export_units",
     "import_units",
     "parse_contact_paths",
@@ -137,7 +140,7 @@ _OPTIONAL_FIELDS: Final = (
 )
 MAX_ROWS: Final = 10_000
 MAX_ERRORS: Final = 500
-_MAX_EXTERNAL_ID: Final = 100
+MAX_EXTERNAL_ID: Final = 100
 
 
 class ImportFormat(enum.StrEnum):
@@ -595,7 +598,7 @@ def _csv_item(line: int, cells: dict[str, str]) -> tuple[_Item, list[_Problem]]:
 _NO_ALIASES: Final = "aliases are not accepted"
 
 
-class _YamlLoader(yaml.SafeLoader):
+class YamlLoader(yaml.SafeLoader):
     """The safe loader with YAML 1.2 numbers (``16:30``, ``0764`` stay text) and no aliases."""
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
@@ -606,14 +609,14 @@ class _YamlLoader(yaml.SafeLoader):
 
 
 _YAML_NUMBERS: Final = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-_YamlLoader.yaml_implicit_resolvers = {
+YamlLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in _YAML_NUMBERS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_YamlLoader.add_implicit_resolver(
+YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
 )
-_YamlLoader.add_implicit_resolver(
+YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
     list("-+0123456789."),
@@ -622,7 +625,7 @@ _YamlLoader.add_implicit_resolver(
 
 def _read_yaml(text: str) -> tuple[list[_Item], list[FieldProblem]]:
     try:
-        document = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         if isinstance(exc, yaml.composer.ComposerError) and exc.problem == _NO_ALIASES:
             message = "anchors and aliases (& and *) are not accepted; write each unit out"
@@ -632,9 +635,8 @@ def _read_yaml(text: str) -> tuple[list[_Item], list[FieldProblem]]:
         # The parser's own message quotes the text: never pass it on.
         message = f"the YAML is not well-formed{where}"
         return [], [FieldProblem(field="body", rule="yaml_syntax", message=message)]
-    if document is None:
-        return [], []
     if not isinstance(document, list):
+        # An empty file is no list either: "no units" is written [].
         return [], [
             FieldProblem(field="body", rule="yaml_list", message="the YAML must be a list of units")
         ]
@@ -653,6 +655,10 @@ def _read_yaml(text: str) -> tuple[list[_Item], list[FieldProblem]]:
             )
             continue
         raw = dict(entry)
+        # YAML's "\0" escape writes a NUL, which PostgreSQL cannot store (shared.nul).
+        if nuls := [_at(line, path, NUL_RULE, NUL_MESSAGE) for path in nul_paths(raw)]:
+            problems += nuls
+            continue
         items.append(_Item(line=line, raw=raw, external_id=raw.pop("external_id", None)))
     return items, problems
 
@@ -689,13 +695,13 @@ def _check_external_id(item: _Item, seen: dict[str, int]) -> list[FieldProblem]:
         return []
     if not isinstance(value, str):
         return [_at(item.line, "external_id", "string_type", "external_id is text")]
-    if len(value) > _MAX_EXTERNAL_ID:
+    if len(value) > MAX_EXTERNAL_ID:
         return [
             _at(
                 item.line,
                 "external_id",
                 "string_too_long",
-                f"at most {_MAX_EXTERNAL_ID} characters",
+                f"at most {MAX_EXTERNAL_ID} characters",
             )
         ]
     if value in seen:

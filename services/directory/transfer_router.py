@@ -13,17 +13,29 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Final
 
+import yaml
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from services.directory import overview, service, transfer
-from services.directory.transfer import ImportFormat, ImportInvalid, ImportReport
+from services.directory.schemas import UnitCreate
+from services.directory.transfer import (
+    MAX_EXTERNAL_ID,
+    MAX_ROWS,
+    ImportFormat,
+    ImportInvalid,
+    ImportReport,
+    YamlLoader,
+)
 from shared.app import Ctx, DbSession
 from shared.auth import Caller, require_scopes
 from shared.calendar import to_local
 from shared.db import utcnow
 from shared.errors import AppError, Forbidden, InvalidInput, NotFound, problem_responses
+from shared.fields import QueryBool
 from shared.identifiers import Organisationsnummer
+from shared.nul import NUL, NUL_MESSAGE, NUL_RULE
 
 transfer_router = APIRouter(prefix="/v1", tags=["import and export"])
 overview_router = APIRouter(prefix="/v1", tags=["overview"])
@@ -86,6 +98,53 @@ _YAML_EXAMPLE: Final = """\
       - {day: mon, opens: "08:00", closes: "16:30"}
       - {day: tue, opens: "08:00", closes: "16:30"}
 """
+
+
+class UnitImportItem(UnitCreate):
+    """One unit of a YAML import: the body of ``POST /v1/units``, with an optional
+    ``external_id`` (your own system's id of the unit, reported back per line)."""
+
+    external_id: str | None = Field(None, max_length=MAX_EXTERNAL_ID)
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` written out in place (it stands alone in the document)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                rest = {k: v for k, v in node.items() if k != "$ref"}
+                return {**resolve(defs[ref.removeprefix("#/$defs/")]), **resolve(rest)}
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def _yaml_body() -> dict[str, Any]:
+    """The YAML document as JSON Schema: a list of units (as YAML 1.2 reads it)."""
+    item = _inline(UnitImportItem.model_json_schema(mode="validation"))
+    item.pop("examples", None)
+    # The limit of rows is told, not set as maxItems: a boundary case of 10,000 units would
+    # cost every contract test run seconds for what the 422 too_many_rows already shows.
+    return {
+        "type": "array",
+        "items": item,
+        "description": "A YAML list of units, each shaped like the body of `POST /v1/units` "
+        f"(plus an optional `external_id`), at most {MAX_ROWS:,} units and 5 MB. Anchors and "
+        "aliases are refused; plain scalars follow YAML 1.2, so `0764` and `16:30` stay text.",
+    }
+
+
+_YAML_CONTENT: Final[dict[str, Any]] = {
+    "schema": _yaml_body(),
+    "examples": {"one unit": {"value": yaml.load(_YAML_EXAMPLE, Loader=YamlLoader)}},  # noqa: S506
+}
 _IMPORT_BODY: Final[dict[str, Any]] = {
     "requestBody": {
         "required": True,
@@ -93,17 +152,15 @@ _IMPORT_BODY: Final[dict[str, Any]] = {
         "units shaped like the body of `POST /v1/units`). UTF-8, at most 5 MB.",
         "content": {
             "text/csv": {
-                "schema": {"type": "string"},
+                "schema": {
+                    "type": "string",
+                    "description": "CSV with a header row naming the columns (see the "
+                    "operation's description), then one unit per row; `,` or `;` separated.",
+                },
                 "examples": {"two units": {"value": _CSV_EXAMPLE}},
             },
-            "application/yaml": {
-                "schema": {"type": "string"},
-                "examples": {"one unit": {"value": _YAML_EXAMPLE}},
-            },
-            "application/x-yaml": {
-                "schema": {"type": "string"},
-                "examples": {"one unit": {"value": _YAML_EXAMPLE}},
-            },
+            "application/yaml": _YAML_CONTENT,
+            "application/x-yaml": _YAML_CONTENT,
         },
     }
 }
@@ -140,11 +197,14 @@ async def _read_text(request: Request) -> str:
         if len(body) > MAX_IMPORT_BYTES:
             raise too_large
     try:
-        return body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput.field(
             "body", "encoding", 'the file is not UTF-8 (in Excel: save as "CSV UTF-8")'
         ) from exc
+    if NUL in text:
+        raise InvalidInput.field("body", NUL_RULE, NUL_MESSAGE)
+    return text
 
 
 @transfer_router.post(
@@ -184,7 +244,9 @@ async def import_units(
     caller: Writer,
     session: DbSession,
     ctx: Ctx,
-    dry_run: Annotated[bool, Query(description="check and report only; nothing is stored")] = False,
+    dry_run: Annotated[
+        QueryBool, Query(description="check and report only; nothing is stored")
+    ] = False,
 ) -> ImportReport:
     fmt = _import_format(request)
     text = await _read_text(request)

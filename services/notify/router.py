@@ -44,6 +44,7 @@ from shared.config import NotifySettings
 from shared.db import ChangeWatch
 from shared.errors import Forbidden, InvalidInput, problem_responses
 from shared.etag import etag, if_match_version
+from shared.fields import QueryBool
 
 inbox_router = APIRouter(prefix="/v1", tags=["inbox"])
 subscription_router = APIRouter(prefix="/v1/webhook-subscriptions", tags=["webhooks"])
@@ -173,7 +174,7 @@ async def list_unit_inbox(
     caller: Reader,
     session: DbSession,
     ctx: Ctx,
-    unread: bool = False,
+    unread: QueryBool = False,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> NotificationPage:
@@ -195,7 +196,7 @@ async def list_role_inbox(
     caller: Reader,
     session: DbSession,
     ctx: Ctx,
-    unread: bool = False,
+    unread: QueryBool = False,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> NotificationPage:
@@ -250,7 +251,14 @@ async def stream_unit_inbox(
     request: Request,
     ctx: Ctx,
     last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", max_length=20, pattern=r"^[0-9]+$")
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            # Event ids are 64-bit sequence numbers: 18 digits always fit (19 may not).
+            max_length=18,
+            pattern=r"^[0-9]+$",
+            description="the `id` of the last event received: the stream resumes after it",
+        ),
     ] = None,
 ) -> StreamingResponse:
     ensure_unit(caller, unit_id, cross_unit_role=ADMIN_ROLE)

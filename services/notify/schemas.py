@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.notify.content import Kind
 from shared.config import NotifyRule
 from shared.contact import FunctionalEmail
+from shared.fields import JsonBool
 
 UNIT_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
@@ -121,7 +122,7 @@ class SubscriptionUpdate(BaseModel):
 
     url: str | None = Field(None, min_length=8, max_length=2000)
     event_types: list[str] | None = Field(None, min_length=1, max_length=20)
-    enabled: bool | None = None
+    enabled: JsonBool | None = None
 
 
 class SecretRotation(BaseModel):
@@ -171,7 +172,7 @@ class UnitChannelUpdate(BaseModel):
     )
 
     email: FunctionalEmail | None = None
-    email_enabled: bool = True
+    email_enabled: JsonBool = True
 
 
 class UnitChannelOut(BaseModel):

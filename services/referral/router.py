@@ -54,6 +54,7 @@ from shared.errors import (
     problem_responses,
 )
 from shared.etag import etag, required_if_match_version
+from shared.fields import IsoDate, QueryBool
 from shared.identifiers import normalise_personnummer
 from shared.person import member_secret, person_key
 
@@ -376,7 +377,7 @@ async def incoming(
     ctx: Ctx,
     status_: Annotated[list[Status] | None, Query(alias="status")] = None,
     kind: Annotated[ReferralKind | None, Query()] = None,
-    overdue: Annotated[bool, Query()] = False,
+    overdue: Annotated[QueryBool, Query()] = False,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> IncomingPage:
@@ -556,8 +557,8 @@ async def get_indicators(
     caller: Reader,
     session: DbSession,
     ctx: Ctx,
-    from_: Annotated[dt.date | None, Query(alias="from", description="first day")] = None,
-    to: Annotated[dt.date | None, Query(description="last day")] = None,
+    from_: Annotated[IsoDate | None, Query(alias="from", description="first day")] = None,
+    to: Annotated[IsoDate | None, Query(description="last day")] = None,
     unit_id: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] = None,
     format: Annotated[str, Query(pattern=r"^(json|csv)$")] = "json",
 ) -> Response:

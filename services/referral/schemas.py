@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any, Self
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,7 +17,9 @@ from pydantic_core import PydanticCustomError
 
 from services.referral.codes import Status, Tristate, Urgency
 from shared.codes import Intervention, ReferralKind
+from shared.fields import Age, IsoAwareDatetime, IsoDate, JsonBool
 from shared.identifiers import Kommunkod, Organisationsnummer, Personnummer
+from shared.legal_basis import LegalBasisIn
 
 UnitId = str
 _UNIT = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
@@ -31,7 +32,7 @@ class _In(BaseModel):
 
 class PersonIn(_In):
     personnummer: Personnummer
-    protected_identity: bool = Field(
+    protected_identity: JsonBool = Field(
         False,
         description="skyddad identitet: the referral then carries no contact data, is shown "
         "only to the receiving unit's authorised role, and its notifications are marked",
@@ -49,15 +50,7 @@ class Resolve(_In):
     """Ask the directory for the receiving unit (the best route for the kind and needs)."""
 
     kommunkod: Kommunkod = Field(description="the person's kommun of residence")
-    age: int | None = Field(None, ge=0, le=120)
-
-
-class LegalBasisIn(_In):
-    """A legal basis instead of consent: always with a justification (audited)."""
-
-    basis: str = Field(max_length=32, examples=["lvm_anmalan"])
-    ground: str | None = Field(None, max_length=32)
-    justification: str = Field(min_length=10, max_length=2000)
+    age: Age | None = None
 
 
 class Attachment(_In):
@@ -72,7 +65,7 @@ class VardkedjeremissDetails(_In):
     planned treatment requires the person to be drug-free."""
 
     participants: list[UnitRef] = Field(default_factory=list, max_length=20)
-    treatment_requires_drug_free: bool = False
+    treatment_requires_drug_free: JsonBool = False
 
 
 class KontaktbegaranDetails(_In):
@@ -80,10 +73,10 @@ class KontaktbegaranDetails(_In):
 
 
 class SipDetails(_In):
-    meeting_at: AwareDatetime
+    meeting_at: IsoAwareDatetime
     place: str | None = Field(None, max_length=300)
     video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
-    answer_by: dt.date | None = None
+    answer_by: IsoDate | None = None
 
     @model_validator(mode="after")
     def _where(self) -> Self:
@@ -93,14 +86,14 @@ class SipDetails(_In):
 
 
 class DischargeDetails(_In):
-    expected_discharge_date: dt.date
+    expected_discharge_date: IsoDate
     sip_exists: Tristate = Tristate.UNKNOWN
 
 
 class HvbDetails(_In):
-    placement_date: dt.date
+    placement_date: IsoDate
     hvb_name: str = Field(min_length=2, max_length=200, description="the treatment home")
-    individual_plan_invited: bool = True
+    individual_plan_invited: JsonBool = True
 
 
 _DETAILS = {
@@ -310,7 +303,7 @@ class TransitionIn(_In):
 
     to: Status
     forward_to: UnitRef | None = Field(None, description="with `forwarded`: the next unit")
-    proposed_at: AwareDatetime | None = Field(
+    proposed_at: IsoAwareDatetime | None = Field(
         None, description="declining a meeting invitation: another time you propose"
     )
     reason: str | None = Field(None, min_length=2, max_length=2000)
@@ -326,7 +319,7 @@ class WithdrawIn(_In):
     )
 
     reason: str = Field(min_length=2, max_length=2000)
-    by_person: bool = Field(False, description="the person declined (a kontaktbegäran)")
+    by_person: JsonBool = Field(False, description="the person declined (a kontaktbegäran)")
 
 
 class TransitionOut(BaseModel):
@@ -413,18 +406,18 @@ class MeetingCreate(_In):
     person: PersonIn | None = Field(
         None, description="SIP: the person (remissmöte: from the origin)"
     )
-    at: AwareDatetime
+    at: IsoAwareDatetime
     place: str | None = Field(None, max_length=300)
     video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
     participants: list[UnitRef] = Field(min_length=1, max_length=20)
     follow_up_of: str | None = Field(
         None, max_length=36, description="SIP: a follow-up meeting of this earlier meeting"
     )
-    person_invited: bool = True
+    person_invited: JsonBool = True
     relatives: list[Relative] = Field(default_factory=list, max_length=10)
     needs: list[Intervention] = Field(default_factory=list, max_length=30)
     summary: str = Text
-    treatment_requires_drug_free: bool = Field(
+    treatment_requires_drug_free: JsonBool = Field(
         False, description="remissmöte: a planned treatment requires the person drug-free"
     )
     legal_basis: LegalBasisIn | None = None
@@ -475,7 +468,7 @@ class ActionIn(_In):
 
     intervention: Intervention
     owner: UnitRef
-    due: dt.date | None = None
+    due: IsoDate | None = None
     description: str = Field("", max_length=500)
 
 
@@ -510,7 +503,7 @@ class PlanIn(_In):
     goals: list[str] = Field(default_factory=list, max_length=20)
     actions: list[ActionIn] = Field(min_length=1, max_length=50)
     coordinator: UnitRef
-    follow_up_date: dt.date
+    follow_up_date: IsoDate
 
 
 class ActionEndIn(_In):

@@ -83,8 +83,10 @@ RELAY_MARKER_V1 = "se.vardkedja.relay.marker.v1"
 
 @event_type(RELAY_MARKER_V1, topics=("vardkedja.member.<orgnr>.internal",), personal_data=False)
 class RelayMarkerV1(EventPayload):
-    """A relay's marker, written to its own member's internal topic when the relay connects
-    and every hour after.
+    """A relay's marker, written to its own member's internal topic when the relay holds
+    none (its first broker check after it starts, and after each replay) and every hour
+    after, to stay ahead of the topic's retention. A reconnect does not write a new one:
+    the old one must still be there (ADR 0005 addendum).
 
     The relay later reads the record at the marker's offset back: if it is gone or another
     record stands there, the broker lost its log and the relay re-publishes its replay

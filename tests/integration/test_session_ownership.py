@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from services.directory.models import Unit
 from shared.app import DbSession, create_app
+from shared.auth import mint_token
 from shared.db import Database
 from shared.migrations import upgrade
 from shared.service import load_spec
@@ -46,7 +47,12 @@ async def test_a_failed_commit_is_never_answered_with_success(db_url: str) -> No
     )
     db = Database(db_url)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    # Every operation of a service is behind its authentication, this test's own included.
+    token = mint_token(sub="tester", org=ORG_VAXJO, scopes=["directory:write"])
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", headers=headers
+    ) as client:
         first = await client.post("/v1/test-write")
         assert first.status_code == 200
         # Durable when answered: a separate connection sees it at once.

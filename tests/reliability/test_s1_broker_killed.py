@@ -313,6 +313,8 @@ class TestBrokerKilledDuringAStreamOfReferrals:
         report("s1-broker-killed", figures)
         assert len(accepted) >= len(posts) // 2, figures["refused"]
         assert figures["accepted_not_stored"] == 0
+        answers = [p.status for p in posts] + [c for p in posts for c in p.withdraw_status]
+        assert 500 not in answers, "a request answered 500 (a race must answer 412 or 409)"
         assert all(k.unconsumed_on_broker >= 1 for k in (kills[0], kills[-1])), (
             "a stalled receiver left nothing unconsumed on the broker"
         )

@@ -200,7 +200,8 @@ QUESTION_UNDER_LEGAL_BASIS = {
 QUESTION_UNDER_BAD_BASIS = {
     **QUESTION,
     "recipient": {"orgnr": "{OTHER}"},
-    "legal_basis": {"basis": "osl_26_9", "justification": "Utan grund angiven."},
+    # The schema takes it; the policy does not: an emergency may not cover a SIP.
+    "legal_basis": {"basis": "nodsituation", "justification": "Akut läge, ingen grund för SIP."},
 }
 
 

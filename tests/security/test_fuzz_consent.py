@@ -37,11 +37,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.consent.codes import (
-    OSL_BASES,
     Category,
     ConsentStatus,
-    LegalBasis,
-    OslGround,
     Purpose,
     Verdict,
 )
@@ -60,6 +57,7 @@ from services.consent.decision import (
     check_legal_basis,
     decide,
 )
+from shared.codes import OSL_BASES, LegalBasis, OslGround
 from shared.config import ConsentSettings
 from shared.errors import InvalidInput
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO

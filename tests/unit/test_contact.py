@@ -4,6 +4,7 @@ postcodes and postal addresses. The numbers are made up; none is meant to be cal
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -299,3 +300,18 @@ class TestPostalAddress:
     def test_json_schema_has_an_example_that_validates(self) -> None:
         (example,) = PostalAddress.model_json_schema()["examples"]
         PostalAddress.model_validate(example)
+
+    def test_the_schema_says_what_is_accepted(self) -> None:
+        # Lengths are checked as sent (the schema's maxLength), and text of spaces only
+        # (which the trimming would empty) is outside the schema's pattern.
+        valid = {"street": "Box 1222", "postcode": "351 12", "city": "Växjö"}
+        schema = PostalAddress.model_json_schema()["properties"]
+        assert schema["street"]["maxLength"] == 100
+        for blank in ("   ", "\x1c\u3000", "\t\xa0"):  # spaces to Python and to ECMA-262
+            assert re.search(schema["street"]["pattern"], blank) is None
+            with pytest.raises(ValidationError):
+                PostalAddress.model_validate({**valid, "street": blank})
+        assert re.search(schema["city"]["pattern"], " Växjö ") is not None
+        with pytest.raises(ValidationError) as info:
+            PostalAddress.model_validate({**valid, "street": "B" * 100 + " "})
+        assert info.value.errors()[0]["type"] == "string_too_long"

@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
 
 from shared.db import database_unavailable, is_infrastructure_error
 from shared.errors import (
@@ -85,6 +86,13 @@ def build_app() -> FastAPI:
     async def boom() -> None:
         raise RuntimeError(SECRET_TEXT)
 
+    @app.get("/stale")
+    async def stale() -> None:
+        # What SQLAlchemy raises when a versioned row changed between read and write.
+        raise StaleDataError(
+            "UPDATE statement on table 'referral_task' expected to update 1 row(s); 0 were matched."
+        )
+
     @app.get("/db-away")
     async def db_away() -> None:
         raise DBAPIError("INSERT ...", {}, _Refused(SECRET_TEXT))
@@ -92,6 +100,19 @@ def build_app() -> FastAPI:
     @app.post("/only-post")
     async def only_post() -> dict[str, bool]:
         return {"ok": True}
+
+    # One path served by two routes declared apart (as a router and a sub-router do).
+    @app.get("/split/{item}")
+    async def split_get(item: str) -> dict[str, str]:
+        return {"item": item}
+
+    @app.put("/split/{item}")
+    async def split_put(item: str) -> dict[str, str]:
+        return {"item": item}
+
+    @app.delete("/split/{item}")
+    async def split_delete(item: str) -> None:
+        return None
 
     return app
 
@@ -188,6 +209,24 @@ class TestValidationProblem:
         assert [e["rule"] for e in body["errors"]] == ["json_invalid"]
         assert BAD_PERSONNUMMER not in response.text
 
+    @pytest.mark.parametrize(
+        "content",
+        [
+            b'{"street": "G\xf6tgatan 1"}',  # Latin-1, not UTF-8
+            b"\xff\xfe{\x00}",
+            b"[" * 100_000 + b"]" * 100_000,  # nested beyond the parser's recursion
+        ],
+    )
+    async def test_a_body_that_cannot_be_read_is_the_documented_422(
+        self, client: httpx.AsyncClient, content: bytes
+    ) -> None:
+        response = await client.post(
+            "/people", content=content, headers={"content-type": "application/json"}
+        )
+        body = assert_problem(response, 422, "validation", "/people")
+        assert fields(body) == {"body": "json_invalid"}
+        assert "Götgatan" not in response.text
+
     async def test_no_body_at_all(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/people")
         body = assert_problem(response, 422, "validation", "/people")
@@ -219,6 +258,15 @@ class TestAppErrors:
         )
         assert body["title"] == PreconditionFailed.title
         assert "detail" not in body
+
+    async def test_a_row_changed_between_read_and_write_is_412_not_500(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.INFO)
+        body = assert_problem(await client.get("/stale"), 412, "precondition-failed", "/stale")
+        assert "read it again" in body["detail"]
+        assert "referral_task" not in body["detail"]
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
     async def test_forbidden(self, client: httpx.AsyncClient) -> None:
         body = assert_problem(await client.get("/forbidden"), 403, "forbidden", "/forbidden")
@@ -283,6 +331,14 @@ class TestHttpErrors:
         body = assert_problem(response, 405, "method-not-allowed", "/only-post")
         assert body["title"] == "Method Not Allowed"
         assert response.headers["allow"] == "POST"
+
+    @pytest.mark.parametrize("method", ["OPTIONS", "POST", "PATCH"])
+    async def test_allow_lists_every_method_of_the_path(
+        self, client: httpx.AsyncClient, method: str
+    ) -> None:
+        response = await client.request(method, "/split/x")
+        assert_problem(response, 405, "method-not-allowed", "/split/x")
+        assert response.headers["allow"] == "DELETE, GET, PUT"
 
 
 class TestProblemResponses:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -409,6 +410,36 @@ class TestValidation:
             (Day.FRI, 8),
         ]
         assert [s.date.month for s in hours.special_days] == [6, 12]
+
+    @pytest.mark.parametrize(
+        ("value", "rule"),
+        [("08:00:00.000", "time_format"), ("08:00:00.0", "time_format"), ("0800", "time_parsing")],
+    )
+    def test_only_the_published_form_is_taken(self, value: str, rule: str) -> None:
+        with pytest.raises(ValidationError) as info:
+            weekly(("mon", value, "16:00"))
+        assert rule in {e["type"] for e in info.value.errors()}
+
+    def test_json_schema_publishes_local_time_not_format_time(self) -> None:
+        # ``format: time`` (RFC 3339) requires a UTC offset, which a wall-clock time has not.
+        schema = OpeningHours.model_json_schema()
+        fields = schema["$defs"]["TimeRange"]["properties"]
+        for name in ("opens", "closes"):
+            assert "format" not in fields[name]
+            assert fields[name]["type"] == "string"
+            assert "Swedish local time" in fields[name]["description"]
+        opens = re.compile(fields["opens"]["pattern"])
+        closes = re.compile(fields["closes"]["pattern"])
+        # What answers carry (as stored) and what people write both match; 24:00 closes only.
+        answer = weekly(("fri", "08:00", "24:00")).model_dump(mode="json")["weekly"][0]
+        assert opens.match(answer["opens"])
+        assert closes.match(answer["closes"])
+        for text in ("00:00", "08:00", "23:59", "08:00:00"):
+            assert opens.match(text)
+            assert closes.match(text)
+        assert closes.match("24:00")
+        for text in ("24:00", "08:00Z", "08:00+01:00", "08:00:30", "8:00", "08:00:00.000"):
+            assert not opens.match(text), text
 
     def test_json_schema_has_examples_that_validate(self) -> None:
         schema = OpeningHours.model_json_schema()

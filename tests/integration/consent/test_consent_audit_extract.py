@@ -186,6 +186,19 @@ class TestExtract:
         assert response.status_code == 422
         assert response.json()["errors"][0]["rule"] == "end_before_start"
 
+    @pytest.mark.parametrize("field", ["since", "until"])
+    @pytest.mark.parametrize("value", [12345, 0, 1.5, "12345"])
+    async def test_a_number_is_no_date_time(
+        self, client: httpx.AsyncClient, person: str, field: str, value: object
+    ) -> None:
+        # Pydantic's lax mode took a number as seconds since 1970 (since=0 was 1970-01-01).
+        body = {"personnummer": person, field: value}
+        response = await client.post("/v1/persons/audit-extract", json=body, headers=auth())
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        errors = response.json()["errors"]
+        assert [(e["field"], e["rule"]) for e in errors] == [(field, "datetime_type")]
+
     async def test_a_run_of_records_is_kept_once_each(
         self, client: httpx.AsyncClient, app: FastAPI, db: Database, person: str
     ) -> None:

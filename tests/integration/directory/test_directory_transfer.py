@@ -333,6 +333,32 @@ class TestImportCsv:
         assert problem(r, 422)["errors"][0]["rule"] == "encoding"
 
 
+class TestImportNul:
+    async def test_a_nul_in_a_csv_file_is_refused(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        text = HEADER + "\n" + row(name="Boende\x00stödet", **GOOD_ROW)
+        body = problem(await import_csv(client, text), 422)
+        assert [(e["field"], e["rule"]) for e in body["errors"]] == [("body", "nul_character")]
+        assert await counts(db) == (0, 0)
+
+    async def test_a_nul_written_as_a_yaml_escape_is_refused(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        text = (
+            "- {name: Bra, kind: boendestod, kommunkoder: ['0780']}\n"
+            '- {name: "Boende\\0stödet", kind: boendestod, kommunkoder: ["0780"]}\n'
+        )
+        r = await client.post(
+            "/v1/units/import", content=text.encode(), headers={**auth(), **YAML_TYPE}
+        )
+        body = problem(r, 422, "import-invalid")
+        assert [(e["field"], e["rule"]) for e in body["errors"]] == [
+            ("line 2: name", "nul_character")
+        ]
+        assert await counts(db) == (0, 0)
+
+
 class TestImportYaml:
     async def test_yaml_list_of_units(self, client: httpx.AsyncClient, db: Database) -> None:
         text = """
@@ -393,6 +419,8 @@ class TestImportYaml:
             ("- name: [unclosed\n", "yaml_syntax"),
             ("- &a {name: A, kind: boendestod, kommunkoder: ['0780']}\n- *a\n", "yaml_alias"),
             ("name: not a list\n", "yaml_list"),
+            ("null\n", "yaml_list"),  # the documented body is a list: none is written []
+            ("# nothing\n", "yaml_list"),
         ]:
             r = await client.post(
                 "/v1/units/import", content=text.encode(), headers={**auth(), **YAML_TYPE}

@@ -324,6 +324,21 @@ class TestLiveStream:
         )
         assert [json.loads(e["data"])["id"] for e in events] == [before, live]
 
+    @pytest.mark.parametrize("last", ["9" * 19, "75304190013097369706"])
+    async def test_a_last_event_id_beyond_64_bits_is_refused_before_the_stream(
+        self, served: str, last: str
+    ) -> None:
+        # It was taken, and the stream's first read failed in the database (out of range).
+        async with httpx.AsyncClient(base_url=served, timeout=10) as client:
+            r = await client.get(
+                f"/v1/units/{INTAKE}/notifications/stream",
+                headers={**auth(), "Last-Event-ID": last},
+            )
+        assert r.status_code == 422
+        assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [
+            ("Last-Event-ID", "string_too_long")
+        ]
+
     async def test_another_unit_cannot_open_the_stream(self, served: str) -> None:
         async with httpx.AsyncClient(base_url=served, timeout=10) as client:
             r = await client.get(

@@ -203,3 +203,13 @@ async def test_one_unit_a_csv_and_a_bad_period(app: FastAPI) -> None:
     bad = await get(app, **{"from": "2026-12-01"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["rule"] == "period_order"
+
+
+@pytest.mark.parametrize("param", ["from", "to"])
+@pytest.mark.parametrize("value", ["12345", "0", "1764028800"])
+async def test_a_number_is_no_date(app: FastAPI, param: str, value: str) -> None:
+    # Pydantic's lax mode took a number as seconds since 1970 (to=0 was 1970-01-01).
+    bad = await get(app, **{param: value})
+    assert bad.status_code == 422, bad.text
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert [(e["field"], e["rule"]) for e in bad.json()["errors"]] == [(param, "date_type")]

@@ -21,12 +21,18 @@ status whose problem names only the API's own domain rules (``in_the_past``,
 length, a pattern, a type) means the document misdescribes the API; the extra check
 ``schema_valid_request_refused_by_schema_rule`` reports each one separately and fails.
 
-Figures per service and backend go to ``var/security/schemathesis.json``.
+Figures per service and backend (cases and seconds per phase among them) go to
+``var/security/schemathesis.json``. The examples and stateful steps scale with
+``VK_SCHEMATHESIS_SCALE`` (default 1, about two minutes for all of it on two cores; e.g.
+``VK_SCHEMATHESIS_SCALE=3 .venv/bin/pytest tests/security/test_schemathesis.py`` for a
+deeper run); the coverage phase always runs whole.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 import typing
 from collections import Counter
@@ -58,11 +64,14 @@ from vardkedja.federation import ALL_SCOPES
 
 SERVICES = ("directory", "consent", "referral", "notify")
 UNIT = "vx-soc-vuxna"
-# Hypothesis examples per operation and phase, and steps per stateful scenario: bounded so
-# the four services on both databases take about three minutes on two cores. The fixed
-# seed makes a run repeatable and a finding reproducible.
-MAX_EXAMPLES = 30
-STATEFUL_STEPS = 10
+# Hypothesis examples per operation and phase, and steps per stateful scenario, times
+# VK_SCHEMATHESIS_SCALE (default 1: the four services on both databases in about two minutes
+# on two cores, for make test; e.g. 3 for a deeper run). The coverage phase (every boundary
+# and every kind of invalid value of every operation) does not scale: it always runs whole.
+# The fixed seed makes a run repeatable and a finding reproducible.
+SCALE = float(os.environ.get("VK_SCHEMATHESIS_SCALE", "1"))
+MAX_EXAMPLES = max(1, math.ceil(8 * SCALE))
+STATEFUL_STEPS = max(2, math.ceil(4 * SCALE))
 SEED = 20261123
 # A timing assertion (speed is measured in bench/, CONTRIBUTING.md); off without a limit.
 TIMING_CHECKS = frozenset({"max_response_time"})
@@ -229,6 +238,7 @@ class Figures:
     findings: dict[tuple[str, str, str, bool], Finding] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     phases: dict[str, str] = field(default_factory=dict)
+    seconds_by_phase: dict[str, float] = field(default_factory=dict)
     stateful_transitions: int = 0
     stop_reason: str = ""
 
@@ -246,6 +256,10 @@ class Figures:
             "cases_by_phase": dict(self.cases_by_phase),
             "stateful_transitions": self.stateful_transitions,
             "phases": self.phases,
+            "seconds_by_phase": self.seconds_by_phase,
+            "scale": SCALE,
+            "max_examples": MAX_EXAMPLES,
+            "stateful_steps": STATEFUL_STEPS,
             "checks": all_check_names(),
             "checks_passed": dict(self.checks_passed),
             "failures_by_check": dict(self.failures_by_check),
@@ -310,13 +324,19 @@ def run_schemathesis(app: FastAPI, token: str) -> Figures:
     """The whole schemathesis engine over ``app``'s OpenAPI; the figures of the run."""
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config(token))
     figures = Figures(operations=schema.statistic.operations.total)
+    started: dict[str, float] = {}
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             _record(figures, event.phase.value, event.recorder)
-        elif isinstance(event, events.PhaseStarted) and event.payload is not None:
-            figures.stateful_transitions = event.payload.transitions_selected
+        elif isinstance(event, events.PhaseStarted):
+            started[event.phase.name.value] = time.monotonic()
+            if event.payload is not None:
+                figures.stateful_transitions = event.payload.transitions_selected
         elif isinstance(event, events.PhaseFinished):
-            figures.phases[event.phase.name.value] = event.status.value
+            name = event.phase.name.value
+            figures.phases[name] = event.status.value
+            elapsed = time.monotonic() - started.get(name, time.monotonic())
+            figures.seconds_by_phase[name] = round(elapsed, 1)
         elif isinstance(event, events.NonFatalError):
             figures.errors.append(f"{event.label}: {type(event.value).__name__}: {event.value}")
         elif isinstance(event, events.FatalError):
