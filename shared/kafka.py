@@ -25,6 +25,7 @@ from shared.events import topics as topic_names
 log = logging.getLogger("vardkedja.kafka")
 
 __all__ = [
+    "PROBE_FETCH_MAX_BYTES",
     "Consumer",
     "KafkaError",
     "OffsetProbe",
@@ -216,12 +217,26 @@ async def ensure_topics(
         await admin.close()
 
 
+PROBE_FETCH_MAX_BYTES = 64 * 1024
+"""What one read of :meth:`OffsetProbe.event_id_at` may fetch. It wants one record, but a
+fetch at the client's defaults (1 MiB a partition, 50 MiB a request; the embedded broker
+answers with the log from the offset on) brought back the log written since the record,
+every few seconds in every relay: memory and time that grew with the traffic. A broker
+always returns at least the first record batch, however large, so a small limit never
+hides the record asked for."""
+
+
 class OffsetProbe:
     """Asks the broker for log-end offsets, on one long-lived client without a group."""
 
     def __init__(self, settings: KafkaSettings, client_id: str) -> None:
         self.settings = settings
-        self._consumer = AIOKafkaConsumer(**_common(settings, client_id), enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(
+            **_common(settings, client_id),
+            enable_auto_commit=False,
+            fetch_max_bytes=PROBE_FETCH_MAX_BYTES,
+            max_partition_fetch_bytes=PROBE_FETCH_MAX_BYTES,
+        )
         self._started = False
 
     async def stop(self) -> None:
@@ -237,8 +252,13 @@ class OffsetProbe:
         if ends[tp] <= offset:
             return None
         self._consumer.assign([tp])
-        self._consumer.seek(tp, offset)
-        batch = await self._consumer.getmany(tp, timeout_ms=2000, max_records=1)
+        try:
+            self._consumer.seek(tp, offset)
+            batch = await self._consumer.getmany(tp, timeout_ms=2000, max_records=1)
+        finally:
+            # Assigned, the client would go on fetching the partition in the background
+            # and keep what it fetched until the next look: let it go now.
+            self._consumer.unsubscribe()
         records = batch.get(tp, [])
         if not records:
             return ""
