@@ -139,9 +139,16 @@ async def test_a_unit_created_at_vaxjo_appears_in_region_kronobergs_replica(
         assert foreign.status_code == 403
         assert foreign.headers["content-type"] == "application/problem+json"
 
-        # Växjö's own replica holds its unit too (every member consumes the whole topic).
-        own = await client.get(
-            f"http://127.0.0.1:{vaxjo.port('directory')}/v1/replica/units/{unit_id}",
-            headers=_auth(vaxjo.orgnr, "directory:read"),
-        )
+        # Växjö's own replica holds its unit too (every member consumes the whole topic),
+        # once Växjö's worker has read it: the region's worker may have been the quicker.
+        own_url = f"http://127.0.0.1:{vaxjo.port('directory')}/v1/replica/units/{unit_id}"
+        own_reader = _auth(vaxjo.orgnr, "directory:read")
+
+        async def in_own_replica() -> bool:
+            r = await client.get(own_url, headers=own_reader)
+            assert r.status_code in (200, 404), r.text
+            return r.status_code == 200
+
+        await eventually(in_own_replica, within=60, what="the unit in Växjö's own replica")
+        own = await client.get(own_url, headers=own_reader)
         assert own.status_code == 200
