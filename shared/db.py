@@ -14,7 +14,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, MetaData, String, TypeDecorator, event, select
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    MetaData,
+    String,
+    TypeDecorator,
+    and_,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, QueryableAttribute, mapped_column
 from sqlalchemy.pool import NullPool
 
 NAMING_CONVENTION = {
@@ -310,3 +320,20 @@ class RepositoryBase(Generic[ModelT]):
     async def list_all(self, *, limit: int = 100) -> list[ModelT]:
         result = await self.session.execute(select(self.model).limit(limit))
         return list(result.scalars())
+
+
+def oldest_before(
+    age: ColumnElement[dt.datetime] | QueryableAttribute[dt.datetime],
+    before: dt.datetime,
+    *where: ColumnElement[bool],
+    limit: int,
+) -> ColumnElement[bool]:
+    """The ``limit`` oldest rows with ``age`` before ``before`` (and ``where``), and any
+    sharing the last one's age: one batch of a clean-up that deletes by age.
+
+    A single range on an index over ``age``, up to the batch's newest age: neither a scan nor
+    a join (``DELETE ... WHERE key IN (SELECT ... LIMIT n)`` may hash-join the whole table).
+    """
+    batch = select(age.label("age")).where(age < before, *where).order_by(age).limit(limit)
+    newest = select(func.max(batch.subquery().c.age)).scalar_subquery()
+    return and_(age <= newest, *where)

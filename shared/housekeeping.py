@@ -6,6 +6,9 @@
   it can be delivered again);
 - idempotency keys older than ``idempotency_retention_hours``.
 
+Each table goes in batches of at most ``PRUNE_BATCH`` rows a transaction, found through an
+index on its age column, so a clean-up never holds the write lock for long.
+
 Dead letters and audit records are never pruned here (the audit log is append-only).
 """
 
@@ -15,12 +18,19 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import Column, ColumnElement
+
 from shared.config import Settings
-from shared.db import Database, utcnow
+from shared.db import Database, oldest_before, utcnow
 from shared.infra import InfraTables
 from shared.periodic import PeriodicJob
 
 log = logging.getLogger("vardkedja.housekeeping")
+
+
+# Rows deleted per transaction: each batch holds the write lock (on SQLite, the database's
+# one write lock) only briefly, so writers get in between batches.
+PRUNE_BATCH = 5000
 
 
 @dataclass
@@ -30,31 +40,42 @@ class Pruned:
     idempotency: int
 
 
-async def prune(settings: Settings, db: Database, infra: InfraTables) -> Pruned:
+async def _delete_in_batches(
+    db: Database,
+    age: Column[dt.datetime],
+    before: dt.datetime,
+    *where: ColumnElement[bool],
+    batch: int,
+) -> int:
+    """Delete the rows of ``age``'s table with ``age`` before ``before`` (and ``where``), the
+    oldest ``batch`` a transaction; returns how many went."""
+    stmt = age.table.delete().where(oldest_before(age, before, *where, limit=batch))
+    total = 0
+    while True:
+        async with db.transaction() as session:
+            result = await session.execute(stmt)
+        n = int(getattr(result, "rowcount", 0) or 0)
+        total += n
+        if n < batch:
+            return total
+
+
+async def prune(
+    settings: Settings, db: Database, infra: InfraTables, *, batch: int = PRUNE_BATCH
+) -> Pruned:
     """Delete what no longer serves; returns how many rows of each table went."""
     k = settings.kafka
     now = utcnow()
     ob, ib, ik = infra.outbox, infra.inbox, infra.idempotency
-    async with db.transaction() as session:
-        outbox = await session.execute(
-            ob.delete().where(
-                ob.c.sent_at.is_not(None),
-                ob.c.created_at < now - dt.timedelta(hours=k.replay_window_hours + 1),
-            )
-        )
-        inbox = await session.execute(
-            ib.delete().where(ib.c.received_at < now - dt.timedelta(days=k.inbox_retention_days))
-        )
-        idem = await session.execute(
-            ik.delete().where(
-                ik.c.created_at < now - dt.timedelta(hours=k.idempotency_retention_hours)
-            )
-        )
-    return Pruned(
-        int(getattr(outbox, "rowcount", 0) or 0),
-        int(getattr(inbox, "rowcount", 0) or 0),
-        int(getattr(idem, "rowcount", 0) or 0),
+    sent_before = now - dt.timedelta(hours=k.replay_window_hours + 1)
+    outbox = await _delete_in_batches(
+        db, ob.c.created_at, sent_before, ob.c.sent_at.is_not(None), batch=batch
     )
+    received_before = now - dt.timedelta(days=k.inbox_retention_days)
+    inbox = await _delete_in_batches(db, ib.c.received_at, received_before, batch=batch)
+    keys_before = now - dt.timedelta(hours=k.idempotency_retention_hours)
+    idem = await _delete_in_batches(db, ik.c.created_at, keys_before, batch=batch)
+    return Pruned(outbox, inbox, idem)
 
 
 def housekeeping_job(settings: Settings, db: Database, infra: InfraTables) -> PeriodicJob:

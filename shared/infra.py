@@ -52,7 +52,9 @@ def define_infra_tables(metadata: MetaData) -> InfraTables:
         Column("event_type", String(255), nullable=False),
         Column("headers", JSON, nullable=False),
         Column("body", LargeBinary, nullable=False),
-        Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+        # The age columns the hourly pruning deletes by (here, the inbox's received_at and
+        # the idempotency keys' created_at) are indexed: a scan would hold the write lock.
+        Column("created_at", UTCDateTime(), nullable=False, default=utcnow, index=True),
         Column("sent_at", UTCDateTime(), nullable=True),
         Column("partition", Integer, nullable=True),
         Column("offset", BigInteger, nullable=True),
@@ -73,7 +75,7 @@ def define_infra_tables(metadata: MetaData) -> InfraTables:
         Column("partition", Integer, nullable=False),
         Column("offset", BigInteger, nullable=False),
         Column("outcome", String(20), nullable=False),  # applied | skipped | dead_lettered
-        Column("received_at", UTCDateTime(), nullable=False, default=utcnow),
+        Column("received_at", UTCDateTime(), nullable=False, default=utcnow, index=True),
     )
 
     inbox_attempt = Table(
@@ -136,7 +138,7 @@ def define_infra_tables(metadata: MetaData) -> InfraTables:
         Column("status_code", Integer, nullable=False),
         Column("response_body", LargeBinary, nullable=False),
         Column("response_headers", JSON, nullable=False),
-        Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+        Column("created_at", UTCDateTime(), nullable=False, default=utcnow, index=True),
     )
     return InfraTables(outbox, inbox, inbox_attempt, dead_letter, audit, idempotency)
 

@@ -144,3 +144,20 @@ def downgrade_v1() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in APPEND_ONLY_TABLES:
             op.execute(f"DROP FUNCTION IF EXISTS {table}_append_only()")
+
+
+def upgrade_v2() -> None:
+    """Index the columns the hourly pruning deletes by (``shared.housekeeping``).
+
+    Plain CREATE INDEX (no batch operation), so SQLite never recreates a table.
+    """
+    op.create_index(op.f("ix_outbox_event_created_at"), "outbox_event", ["created_at"])
+    op.create_index(op.f("ix_inbox_event_received_at"), "inbox_event", ["received_at"])
+    op.create_index(op.f("ix_idempotency_key_created_at"), "idempotency_key", ["created_at"])
+
+
+def downgrade_v2() -> None:
+    """Drop the pruning's indexes."""
+    op.drop_index(op.f("ix_idempotency_key_created_at"), table_name="idempotency_key")
+    op.drop_index(op.f("ix_inbox_event_received_at"), table_name="inbox_event")
+    op.drop_index(op.f("ix_outbox_event_created_at"), table_name="outbox_event")

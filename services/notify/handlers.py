@@ -112,8 +112,12 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
             dispatcher.wake()
 
     async def purge() -> None:
-        async with ctx.db.transaction() as session:
-            await service.purge_expired(session=session, settings=settings.notify)
+        # A bounded batch a transaction, so the clean-up never holds the write lock for long.
+        while True:
+            async with ctx.db.transaction() as session:
+                gone = await service.purge_expired(session=session, settings=settings.notify)
+            if gone < service.PURGE_BATCH:
+                return
 
     return [
         PeriodicJob("notify-dispatch", 0.0, dispatcher.run_once),

@@ -54,7 +54,8 @@ class Notification(Base):
     deadline: Mapped[str | None] = mapped_column(String(32), nullable=True)
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     counterpart_orgnr: Mapped[str | None] = mapped_column(String(11), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Indexed for the retention clean-up, which deletes by age.
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     read_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -178,5 +179,6 @@ class Timer(Base):
     due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     counterpart_orgnr: Mapped[str | None] = mapped_column(String(11), nullable=True)
     source_event_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Indexed for the retention clean-up, which deletes by age.
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     fired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -32,7 +32,7 @@ from services.notify.models import (
     UnitChannel,
     WebhookSubscription,
 )
-from shared.db import RepositoryBase
+from shared.db import RepositoryBase, oldest_before
 
 _IN_CHUNK = 500  # bound IN lists
 
@@ -408,10 +408,13 @@ class TimerRepository(RepositoryBase[Timer]):
         )
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
-    async def delete_finished_before(self, cutoff: dt.datetime) -> int:
-        """Delete fired and cancelled timers created before ``cutoff``."""
+    async def delete_finished_before(self, cutoff: dt.datetime, *, limit: int) -> int:
+        """Delete the oldest ``limit`` fired and cancelled timers created before ``cutoff``
+        (and any created at the same instant as the last of them)."""
         result = await self.session.execute(
-            delete(Timer).where(Timer.state != "pending", Timer.created_at < cutoff)
+            delete(Timer)
+            .where(oldest_before(Timer.created_at, cutoff, Timer.state != "pending", limit=limit))
+            .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0)
 

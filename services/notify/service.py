@@ -687,17 +687,20 @@ async def apply_units_changed(
     return applied
 
 
-async def purge_expired(*, session: AsyncSession, settings: NotifySettings) -> int:
-    """Deletes notifications (with their delivery log) and finished timers past retention."""
+# Rows of each kind deleted per transaction: each batch holds the write lock (on SQLite, the
+# database's one write lock) only briefly, so writers get in between batches.
+PURGE_BATCH = 1000
+
+
+async def purge_expired(
+    *, session: AsyncSession, settings: NotifySettings, limit: int = PURGE_BATCH
+) -> int:
+    """Deletes up to ``limit`` notifications (with their delivery log) and up to ``limit``
+    finished timers past retention; returns how many of both went (below ``limit``: done)."""
     cutoff = utcnow() - dt.timedelta(days=settings.retention_days)
-    total = 0
-    while True:
-        n = await NotificationRepository(session).delete_older_than(cutoff, limit=1000)
-        total += n
-        if n < 1000:
-            break
-    await TimerRepository(session).delete_finished_before(cutoff)
-    return total
+    notifications = await NotificationRepository(session).delete_older_than(cutoff, limit=limit)
+    timers = await TimerRepository(session).delete_finished_before(cutoff, limit=limit)
+    return notifications + timers
 
 
 # --- inboxes ------------------------------------------------------------------------------

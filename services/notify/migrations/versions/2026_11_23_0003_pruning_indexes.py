@@ -1,0 +1,32 @@
+"""pruning indexes: housekeeping and notify's retention clean-up delete by age
+
+The shared tables' step (``infra_migrations.upgrade_v2``) and notify's own tables. Plain
+CREATE INDEX (no batch operation), so SQLite never recreates a table.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-23
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from shared import infra_migrations
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    infra_migrations.upgrade_v2()
+    op.create_index(op.f("ix_notification_created_at"), "notification", ["created_at"])
+    op.create_index(op.f("ix_timer_created_at"), "timer", ["created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_timer_created_at"), table_name="timer")
+    op.drop_index(op.f("ix_notification_created_at"), table_name="notification")
+    infra_migrations.downgrade_v2()
