@@ -279,7 +279,7 @@ def markdown(
     lines += [
         "",
         "Plots (latency percentiles and throughput over each run): "
-        + ", ".join(f"[{p.stem}]({_relative(p)})" for p in sorted(out.glob("*.png"))),
+        + ", ".join(f"[{p.stem}]({_relative(p)})" for p in _workload_plots(out)),
     ]
     return "\n".join(lines)
 
@@ -319,6 +319,11 @@ def timeline_of(name: str, result: dict[str, Any]) -> tuple[list[dict[str, Any]]
         return o["timeline"], float(o["rate_per_s"])
     rate = result.get("rate_per_s", result.get("rate"))
     return result["timeline"], None if rate is None else float(rate)
+
+
+def _workload_plots(out: Path) -> list[Path]:
+    """The plots of this command's workloads (``make soak`` writes its own beside them)."""
+    return sorted(p for p in out.glob("*.png") if p.stem.rsplit("-", 1)[0] in WORKLOADS)
 
 
 async def run_all(backends: list[str], sizes: Sizes, only: list[str], out: Path) -> dict[str, Any]:
