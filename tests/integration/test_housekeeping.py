@@ -94,12 +94,17 @@ async def test_prune_removes_only_rows_past_their_retention(db_url: str) -> None
 
 
 @contextlib.contextmanager
-def captured(db: Database) -> Iterator[list[tuple[str, Any]]]:
-    """The SELECT and DELETE statements sent inside the block, with their parameters."""
+def captured(
+    db: Database, kinds: tuple[str, ...] | None = ("SELECT", "DELETE")
+) -> Iterator[list[tuple[str, Any]]]:
+    """The statements sent inside the block that start with one of ``kinds`` (every one
+    with None), each with its parameters (an executemany's first row: it explains them)."""
     seen: list[tuple[str, Any]] = []
 
     def record(_c: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "DELETE")):
+        if isinstance(parameters, list):
+            parameters = parameters[0]
+        if kinds is None or statement.lstrip().upper().startswith(kinds):
             seen.append((statement, parameters))
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)
