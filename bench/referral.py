@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from bench.backbone import floor_db, floor_kafka
@@ -264,6 +265,76 @@ async def profile(fed: Federation, busiest: list[str], seconds: int, out: Path) 
     return result
 
 
+# ------------------------------------------------------------- latency inside the services
+
+SERVER_ROUTES = {
+    "referral": ("POST", "/v1/referrals"),
+    "consent": ("POST", "/v1/decisions"),
+}
+
+
+async def server_latencies(fed: Federation, client: httpx.AsyncClient) -> dict[str, Any]:
+    """Each API's own view of its time per request (its ``vk_http_request_duration_seconds``
+    histogram, warm-up included), p50/p99 interpolated within the buckets: set beside the
+    client's figures, the difference is time spent waiting to be read (a busy machine)."""
+    out: dict[str, Any] = {}
+    for member in fed.members:
+        for service, (method, route) in SERVER_ROUTES.items():
+            url = f"http://127.0.0.1:{member.port(service)}/metrics"
+            text = (await client.get(url)).text
+            buckets = histogram(text, "vk_http_request_duration_seconds", method, route)
+            if buckets and buckets[-1][1]:
+                waits = counters(text, ("vk_sqlite_lock_waits", "vk_sqlite_lock_wait_seconds"))
+                out[f"{member.digits}-{service} {method} {route}"] = {
+                    "n": int(buckets[-1][1]),
+                    "p50_ms": round(1000 * bucket_quantile(buckets, 0.5), 1),
+                    "p99_ms": round(1000 * bucket_quantile(buckets, 0.99), 1),
+                    "sqlite_lock_waits": int(waits["vk_sqlite_lock_waits"]),
+                    "sqlite_lock_wait_s": round(waits["vk_sqlite_lock_wait_seconds"], 2),
+                }
+    return out
+
+
+def histogram(text: str, name: str, method: str, route: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of one histogram's series, in the exposition text."""
+    found: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(text):
+        if family.name != name.removesuffix("_seconds") and family.name != name:
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name.endswith("_bucket")
+                and labels.get("method") == method
+                and labels.get("route") == route
+            ):
+                found.append((float(labels["le"]), sample.value))
+    return sorted(found)
+
+
+def counters(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The values of unlabelled counters in the exposition text (0 when absent)."""
+    found = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(text):
+        if family.name in found:
+            found[family.name] = sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return found
+
+
+def bucket_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Prometheus' ``histogram_quantile``: linear within the bucket holding the rank."""
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, cumulative in buckets:
+        if cumulative >= rank:
+            if upper == float("inf"):
+                return lower
+            share = (rank - below) / (cumulative - below) if cumulative > below else 0.0
+            return lower + (upper - lower) * share
+        lower, below = upper, cumulative
+    return lower
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -395,6 +466,7 @@ async def run(
             stop.set()
             await sampler
             rows = await collect(fed, [s.task_id for s in ok if s.task_id])
+            server_side = await server_latencies(fed, client)
         return report(
             backend=backend,
             rate=rate,
@@ -414,12 +486,15 @@ async def run(
             loadgen_cpu=loadgen_cpu,
             profiled=profiled,
             fetch_max_wait_ms=fetch_max_wait_ms,
+            server_side=server_side,
         )
     finally:
         await asyncio.to_thread(fed.stop)
         broker.stop()
         for db_url in created:
             await drop_pg_database(db_url)
+        for raw in work.glob("*.raw"):  # the profiles' collapsed stacks, for a flame graph
+            shutil.copy(raw, RESULTS / f"profile-{backend}-{raw.name}")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -443,6 +518,7 @@ def report(
     loadgen_cpu: float,
     fetch_max_wait_ms: int,
     profiled: dict[str, Any],
+    server_side: dict[str, Any],
 ) -> dict[str, Any]:
     e2e, from_created, closed_loop = [], [], []
     by_due: list[tuple[float, float]] = []
@@ -509,6 +585,9 @@ def report(
         ),
         "load_generator_cpu_s": round(loadgen_cpu, 1),
         "max_rss_mb": {k: round(v, 1) for k, v in sorted(samples.rss_max.items())},
+        "server_side_ms": server_side,
+        "server_side_note": "each API's own histogram of its request time (warm-up included); "
+        "the POST's client-side latency minus this is time waiting to be read",
         "profile_20s": profiled,
         "target": TARGET,
         "met": {

@@ -117,6 +117,42 @@ async def test_two_writers_of_one_process_do_not_deadlock(db: Database) -> None:
     await db.dispose()
 
 
+async def test_a_commit_in_this_process_wakes_its_waiting_writer(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Naps so long that the waiter could only go on by being woken when the lock is let go.
+    monkeypatch.setattr(sqlite_inline, "_FIRST_WAIT_S", 600.0)
+    monkeypatch.setattr(sqlite_inline, "_MAX_WAIT_S", 600.0)
+    waits = sqlite_inline.LOCK_WAITS._value.get()
+    first_has_lock = asyncio.Event()
+    order: list[str] = []
+
+    async def first(rollback: bool) -> None:
+        async with db.engine.connect() as conn:
+            insert = text("INSERT INTO t (id, v) VALUES (:id, 'first')")
+            await conn.execute(insert, {"id": 43 if rollback else 40})
+            first_has_lock.set()
+            await asyncio.sleep(0.05)  # the second is refused and naps meanwhile
+            order.append("first lets go")
+            await (conn.rollback() if rollback else conn.commit())
+
+    async def second(v: int) -> None:
+        await first_has_lock.wait()
+        async with db.transaction() as s:
+            await s.execute(text("INSERT INTO t (id, v) VALUES (:id, 'second')"), {"id": v})
+        order.append("second wrote")
+
+    await asyncio.wait_for(asyncio.gather(first(False), second(41)), 10)
+    first_has_lock.clear()
+    await asyncio.wait_for(asyncio.gather(first(True), second(42)), 10)
+    async with db.transaction() as s:
+        ids = (await s.execute(text("SELECT id FROM t ORDER BY id"))).scalars().all()
+    assert ids == [40, 41, 42]
+    assert order == ["first lets go", "second wrote"] * 2
+    assert sqlite_inline.LOCK_WAITS._value.get() >= waits + 2
+    await db.dispose()
+
+
 async def test_a_lock_held_too_long_fails_as_busy(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
