@@ -83,6 +83,7 @@ async def _nap(seconds: float) -> None:
             if not naps:
                 del _napping[loop]
 
+
 T = TypeVar("T")
 
 LOCK_WAITS = Counter(

@@ -18,6 +18,7 @@ from tests.integration.rawhttp import RawServer
 HEADERS = {"content-type": "application/json", "webhook-id": "msg_1"}
 BODY = b'{"type":"referral.received"}'
 
+
 @pytest.fixture
 async def client() -> AsyncIterator[WebhookClient]:
     c = WebhookClient(timeout_s=1.0, per_receiver=4, overall=asyncio.Semaphore(8))
