@@ -7,10 +7,12 @@ One owner of the commit: the HTTP request (:func:`shared.app.DbSession`, which c
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -214,11 +217,16 @@ class ChangeWatch:
     """Tells cheaply whether the database may have new commits since the last look.
 
     For a SQLite file in WAL mode every commit (from any process) grows or touches the
-    ``-wal`` file, so an ``os.stat`` replaces a query while idle. Other databases always
-    answer "maybe" (pollers then query; PostgreSQL queries are cheap).
+    ``-wal`` file, so an ``os.stat`` replaces a query while idle. On PostgreSQL, a watch
+    given a ``channel`` LISTENs on it once :meth:`listen` has run (a connection of its own)
+    and answers "changed" only after a notification: the outbox's trigger notifies
+    ``vk_outbox`` at each commit that added rows (``shared.infra.outbox_notify_ddl``). Until
+    it listens, and whenever its connection is lost, it answers "maybe" (pollers then query;
+    they also query every so often anyway, so a lost notification costs a delay, never an
+    event). Without a channel, PostgreSQL always answers "maybe".
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, channel: str | None = None) -> None:
         from pathlib import Path
 
         from sqlalchemy.engine import make_url
@@ -226,10 +234,82 @@ class ChangeWatch:
         database = make_url(url).database if is_sqlite(url) else None
         self._wal = Path(f"{database}-wal") if database and database != ":memory:" else None
         self._last: tuple[int, int] | None = None
+        self._url = url
+        self._channel = None if is_sqlite(url) else channel
+        self._listener: AsyncConnection | None = None
+        self._listener_engine: AsyncEngine | None = None
+        self._listening = False
+        self._dirty = True
+        self._retry_at = 0.0
+        self._on_change: Callable[[], None] | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    async def listen(self, on_change: Callable[[], None] | None = None) -> None:
+        """PostgreSQL with a channel: LISTEN (``on_change`` is called at each notification).
+        Cheap to call again: a no-op while listening, retried at most every few seconds
+        after a failure."""
+        import time
+
+        if self._channel is None or self._listening or time.monotonic() < self._retry_at:
+            return
+        self._on_change = on_change
+        await self._close_listener()
+        engine = create_async_engine(self._url, poolclass=NullPool)
+        try:
+            conn = await engine.connect()
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            await raw.add_listener(self._channel, self._notified)
+            raw.add_termination_listener(self._lost)
+        except Exception as exc:  # the database is away: poll, and try again later
+            self._retry_at = time.monotonic() + 5.0
+            await engine.dispose()
+            logging.getLogger("vardkedja.db").warning(
+                "cannot listen for changes; polling", extra={"error_type": type(exc).__name__}
+            )
+            return
+        self._listener_engine, self._listener = engine, conn
+        self._listening = True
+        self._dirty = True  # whatever was committed before the LISTEN
+
+    def _notified(self, *_: object) -> None:
+        self._dirty = True
+        if self._on_change is not None:
+            self._on_change()
+
+    def _lost(self, *_: object) -> None:
+        import time
+
+        self._listening = False
+        self._dirty = True
+        self._retry_at = time.monotonic() + 1.0
+        if self._on_change is not None:
+            self._on_change()
+
+    async def _close_listener(self) -> None:
+        conn, engine = self._listener, self._listener_engine
+        self._listener = self._listener_engine = None
+        self._listening = False
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        if engine is not None:
+            with contextlib.suppress(Exception):
+                await engine.dispose()
+
+    async def aclose(self) -> None:
+        """Stop listening (and close the listener's connection)."""
+        await self._close_listener()
 
     def changed(self) -> bool:
         if self._wal is None:
-            return True
+            if not self._listening:
+                return True
+            dirty, self._dirty = self._dirty, False
+            return dirty
         import os
 
         try:
@@ -245,6 +325,7 @@ class ChangeWatch:
     def forget(self) -> None:
         """Answer "maybe changed" next time (after a look that failed)."""
         self._last = None
+        self._dirty = True
 
 
 class Database:

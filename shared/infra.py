@@ -164,3 +164,33 @@ def append_only_ddl(dialect: str, table: str) -> list[str]:
             f"FOR EACH ROW EXECUTE FUNCTION {fn}()",
         ]
     raise ValueError(f"unsupported dialect {dialect}")
+
+
+OUTBOX_CHANNEL = "vk_outbox"
+"""PostgreSQL: the channel a commit that added outbox rows notifies (the relays LISTEN)."""
+
+
+def outbox_notify_ddl(dialect: str) -> list[str]:
+    """DDL that makes a commit adding outbox rows wake the relays (PostgreSQL ``NOTIFY``).
+
+    A statement-level trigger: one notification per INSERT statement, and PostgreSQL folds
+    identical notifications of one transaction into one, delivered at commit (never for a
+    rollback). SQLite needs none: its relays watch the ``-wal`` file (``shared.db.ChangeWatch``).
+    """
+    if dialect != "postgresql":
+        return []
+    return [
+        "CREATE OR REPLACE FUNCTION outbox_event_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$",
+        "CREATE TRIGGER outbox_event_notify AFTER INSERT ON outbox_event "
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_event_notify()",
+    ]
+
+
+def outbox_notify_drop_ddl(dialect: str) -> list[str]:
+    if dialect != "postgresql":
+        return []
+    return [
+        "DROP TRIGGER IF EXISTS outbox_event_notify ON outbox_event",
+        "DROP FUNCTION IF EXISTS outbox_event_notify()",
+    ]

@@ -9,7 +9,12 @@ import sqlalchemy as sa
 from alembic import op
 
 import shared.db
-from shared.infra import APPEND_ONLY_TABLES, append_only_ddl
+from shared.infra import (
+    APPEND_ONLY_TABLES,
+    append_only_ddl,
+    outbox_notify_ddl,
+    outbox_notify_drop_ddl,
+)
 
 
 def upgrade_v1() -> None:
@@ -161,3 +166,15 @@ def downgrade_v2() -> None:
     op.drop_index(op.f("ix_idempotency_key_created_at"), table_name="idempotency_key")
     op.drop_index(op.f("ix_inbox_event_received_at"), table_name="inbox_event")
     op.drop_index(op.f("ix_outbox_event_created_at"), table_name="outbox_event")
+
+
+def upgrade_v3() -> None:
+    """PostgreSQL: a commit that adds outbox rows notifies the relays (``NOTIFY vk_outbox``),
+    so they need not query an idle outbox every few milliseconds (``shared.infra``)."""
+    for ddl in outbox_notify_ddl(op.get_bind().dialect.name):
+        op.execute(ddl)
+
+
+def downgrade_v3() -> None:
+    for ddl in outbox_notify_drop_ddl(op.get_bind().dialect.name):
+        op.execute(ddl)

@@ -32,7 +32,7 @@ from shared.config import Settings
 from shared.db import ChangeWatch, Database, utcnow
 from shared.events import CloudEvent, encode, topics
 from shared.events.payloads import RELAY_MARKER_V1, RelayMarkerV1
-from shared.infra import InfraTables
+from shared.infra import OUTBOX_CHANNEL, InfraTables
 from shared.kafka import OffsetProbe, OutgoingRecord, Producer, SentRecord, TopicPartition
 from shared.observability import (
     OUTBOX_PENDING,
@@ -145,7 +145,7 @@ class OutboxRelay:
         # still holds it ends past it. (Not the highest: the embedded broker reports a log
         # end of one past the *first* record of the last batch.)
         self._floor: dict[TopicPartition, int] = {}
-        self._watch = ChangeWatch(db.url)
+        self._watch = ChangeWatch(db.url, channel=OUTBOX_CHANNEL)
         self.safety_poll_interval = 1.0
         # (partition, offset, event id) of this relay's marker on its internal topic.
         self._marker: tuple[TopicPartition, int, str] | None = None
@@ -174,6 +174,7 @@ class OutboxRelay:
         backoff = 0.0
         last_loss_check = 0.0
         last_query = 0.0
+        full = False
         loop = asyncio.get_running_loop()
         try:
             while not self._stop.is_set():
@@ -186,14 +187,19 @@ class OutboxRelay:
                         last_loss_check = loop.time()
                         if not await self._verify(producer):
                             continue
-                    # While idle, query only when the database may have changed.
-                    if not self._watch.changed() and (
-                        loop.time() - last_query < self.safety_poll_interval
+                    # While idle, query only when the database may have changed (on
+                    # PostgreSQL the outbox's trigger notifies, and wakes this loop).
+                    await self._watch.listen(self.wake)
+                    if (
+                        not full
+                        and not self._watch.changed()
+                        and loop.time() - last_query < self.safety_poll_interval
                     ):
                         await self._idle(self.idle_interval)
                         continue
                     last_query = loop.time()
                     n = await self.publish_batch()
+                    full = n >= self.batch_size  # more may wait: look again at once
                     if self._producer is producer:  # no replay: the connections it used
                         self._verified_connections |= producer.connections()
                     backoff = 0.0
@@ -212,6 +218,7 @@ class OutboxRelay:
                     await self._idle(sleep)
         finally:
             await self._reset_producer()
+            await self._watch.aclose()
 
     async def _must_verify(self, producer: Producer) -> bool:
         """Whether nothing may be published before the loss check: the producer is new, or

@@ -10,14 +10,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
 from shared.db import Database, make_metadata
 from shared.events import Catalogue, EventPayload
 from shared.inbox import BatchHandler, ConsumerSpec, Delivery, EventConsumer, Handler
-from shared.infra import define_infra_tables
+from shared.infra import define_infra_tables, outbox_notify_ddl
 from shared.outbox import Outbox, OutboxRelay
 
 COUNTED = "se.vardkedja.test.counted.v1"
@@ -53,8 +53,11 @@ applied = Table(
 
 
 async def create_schema(db: Database) -> None:
+    """The tables, and (as the services' migrations do) the outbox's commit notification."""
     async with db.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        for ddl in outbox_notify_ddl(conn.dialect.name):
+            await conn.execute(text(ddl))
 
 
 async def record_effect(session: AsyncSession, delivery: Delivery) -> None:
