@@ -176,13 +176,14 @@ def outbox_notify_ddl(dialect: str) -> list[str]:
     A statement-level trigger: one notification per INSERT statement, and PostgreSQL folds
     identical notifications of one transaction into one, delivered at commit (never for a
     rollback). SQLite needs none: its relays watch the ``-wal`` file (``shared.db.ChangeWatch``).
+    Idempotent (``OR REPLACE``, PostgreSQL 14 or later), so a test schema may be set up twice.
     """
     if dialect != "postgresql":
         return []
     return [
         "CREATE OR REPLACE FUNCTION outbox_event_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
         f"BEGIN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); RETURN NULL; END $$",
-        "CREATE TRIGGER outbox_event_notify AFTER INSERT ON outbox_event "
+        "CREATE OR REPLACE TRIGGER outbox_event_notify AFTER INSERT ON outbox_event "
         "FOR EACH STATEMENT EXECUTE FUNCTION outbox_event_notify()",
     ]
 
