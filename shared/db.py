@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -251,8 +252,6 @@ class ChangeWatch:
         """PostgreSQL with a channel: LISTEN (``on_change`` is called at each notification).
         Cheap to call again: a no-op while listening, retried at most every few seconds
         after a failure."""
-        import time
-
         if self._channel is None or self._listening or time.monotonic() < self._retry_at:
             return
         self._on_change = on_change
@@ -281,8 +280,6 @@ class ChangeWatch:
             self._on_change()
 
     def _lost(self, *_: object) -> None:
-        import time
-
         self._listening = False
         self._dirty = True
         self._retry_at = time.monotonic() + 1.0
@@ -310,8 +307,6 @@ class ChangeWatch:
                 return True
             dirty, self._dirty = self._dirty, False
             return dirty
-        import os
-
         try:
             st = os.stat(self._wal)
             now = (st.st_mtime_ns, st.st_size)

@@ -20,7 +20,6 @@ import asyncio
 import ssl
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
 import httpx
 
@@ -32,13 +31,6 @@ MAX_BODY = 64 * 1024  # a longer Content-Length body is not read: the connection
 
 # The receiver could not be reached, or broke the connection or the protocol.
 WebhookConnectError = Http1Error
-
-
-@dataclass
-class _Receiver:
-    """One receiver's limit of requests at once."""
-
-    slots: asyncio.Semaphore
 
 
 class WebhookClient:
@@ -62,7 +54,8 @@ class WebhookClient:
             check_host=check_host,
             ssl_context=self._tls,
         )
-        self._receivers: dict[tuple[str, str, int], _Receiver] = {}
+        # Per receiver (scheme, host, port): its limit of requests at once.
+        self._receivers: dict[tuple[str, str, int], asyncio.Semaphore] = {}
         self._ssl: ssl.SSLContext | None = None
         self._httpx: httpx.AsyncClient | None = None
         # Read once: the environment does not change under a running worker.
@@ -84,11 +77,10 @@ class WebhookClient:
         the status code, or raises :class:`TimeoutError`, :class:`WebhookConnectError` or
         :class:`RefusedAddress`."""
         target = Target.of(url)
-        receiver = self._receivers.get(target.key)
-        if receiver is None:
-            receiver = _Receiver(asyncio.Semaphore(self.per_receiver))
-            self._receivers[target.key] = receiver
-        async with receiver.slots, self.overall:
+        slots = self._receivers.get(target.key)
+        if slots is None:
+            slots = self._receivers[target.key] = asyncio.Semaphore(self.per_receiver)
+        async with slots, self.overall:
             fields = dict(headers())
             if self._proxies and self._proxied(target):
                 return await self._post_via_proxy(url, body, fields)
