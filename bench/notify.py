@@ -9,7 +9,12 @@ made the notification (``notification.created_at``); and end to end, from the ev
 to Kafka to the webhook's arrival. The worker's CPU time per event, and its memory (RSS)
 sampled every second, compared between the first and the last third of the run: a long run
 (``--seconds 300``) shows whether it is stable. The machine's load average is given at the
-start and the end (the machine is shared; CPU per event is the figure least disturbed).
+start and the end (the machine is shared; CPU per event is the figure least disturbed), and
+the embedded broker's CPU share over each third of the run: Tansu's memory engine costs more
+per fetch the more batches a partition holds, so its share rises over a long run and takes
+the cores the worker needs (Apache Kafka's fetch cost does not grow with the log).
+``--partitions`` and ``--fetch-max-wait-ms`` change the topic's partitions and the consumer's
+fetch wait (3 and 10 by default).
 
     make bench-notify                     # 20 s at 200 events/s, SQLite (and PostgreSQL)
     python -m bench.notify --rate 200 --seconds 300 --backend sqlite
@@ -58,6 +63,21 @@ def quarter_mean(values: list[float], k: int) -> float:
     return round(sum(part) / len(part), 1) if part else float("nan")
 
 
+def cpu_share(samples: list[tuple[float, float]], start_s: float, end_s: float) -> float | None:
+    """CPU seconds per second between ``start_s`` and ``end_s`` of ``(seconds, CPU seconds)``
+    samples (None with fewer than two samples there)."""
+    inside = [(t, c) for t, c in samples if start_s <= t <= end_s]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    return round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 2)
+
+
+def share_by_third(samples: list[tuple[float, float]]) -> list[float | None]:
+    """CPU share over each third of a run's ``(seconds, CPU seconds)`` samples."""
+    end = samples[-1][0] if samples else 0.0
+    return [cpu_share(samples, k * end / 3, (k + 1) * end / 3) for k in range(3)]
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` in MB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -93,7 +113,9 @@ async def prepare(db_url: str, receiver_url: str) -> str:
     return sub.secret
 
 
-def worker_env(db_url: str, data_dir: Path, bootstrap: str) -> dict[str, str]:
+def worker_env(
+    db_url: str, data_dir: Path, bootstrap: str, fetch_max_wait_ms: int = 10
+) -> dict[str, str]:
     return {
         **os.environ,
         "VK_ENV": "development",
@@ -105,7 +127,7 @@ def worker_env(db_url: str, data_dir: Path, bootstrap: str) -> dict[str, str]:
         "VK_DATABASE_URL": db_url,
         "VK_AUTO_MIGRATE": "false",
         "VK_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "VK_KAFKA__FETCH_MAX_WAIT_MS": "10",
+        "VK_KAFKA__FETCH_MAX_WAIT_MS": str(fetch_max_wait_ms),
         "VK_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "VK_NOTIFY__WEBHOOK_ALLOW_PRIVATE": "true",
         "VK_NOTIFY__LINK_BASE_URL": "https://notify.vaxjo.example",
@@ -123,7 +145,9 @@ def spawn_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def run(backend: str, rate: float, seconds: float) -> dict[str, Any]:
+async def run(
+    backend: str, rate: float, seconds: float, partitions: int = 3, fetch_max_wait_ms: int = 10
+) -> dict[str, Any]:
     from shared.broker import EmbeddedBroker, free_port
     from shared.config import KafkaSettings
     from shared.events import CloudEvent, encode, topics
@@ -141,13 +165,22 @@ async def run(backend: str, rate: float, seconds: float) -> dict[str, Any]:
     broker.start()
     receiver = await WebhookReceiver().start()
     receiver.secrets = [await prepare(db_url, receiver.url)]
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, fetch_max_wait_ms=10)
+    kafka = KafkaSettings(
+        bootstrap_servers=broker.bootstrap,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        partitions=partitions,
+    )
     topic = topics.internal(ORGNR)
     await ensure_topics(kafka, [topic], client_id="bench-admin")
-    worker = spawn_worker(worker_env(db_url, work, broker.bootstrap), work / "worker.log")
+    assert broker.process is not None
+    broker_pid = broker.process.pid
+    worker = spawn_worker(
+        worker_env(db_url, work, broker.bootstrap, fetch_max_wait_ms), work / "worker.log"
+    )
     producer = Producer(kafka, "bench-referral")
     await producer.start()
     memory: list[tuple[float, float]] = []
+    broker_cpu: list[tuple[float, float]] = []  # (seconds into the run, broker CPU seconds)
     sent_at: dict[str, float] = {}
     event_of: dict[str, str] = {}  # referral id -> event id
     load_start = os.getloadavg()
@@ -197,6 +230,7 @@ async def run(backend: str, rate: float, seconds: float) -> dict[str, Any]:
             now = time.monotonic()
             if now >= next_sample:
                 memory.append((round(now - start, 1), round(rss_mb(worker.pid), 1)))
+                broker_cpu.append((now - start, cpu_seconds(broker_pid)))
                 next_sample += 1.0
             due = min(total, int((now - start) * rate) + 1)
             if due > sent:
@@ -255,6 +289,9 @@ async def run(backend: str, rate: float, seconds: float) -> dict[str, Any]:
         # This process: the publisher and the receiver (which verifies every signature).
         # Near 1.0 it, not the worker, sets the pace.
         "bench_cpu_share": round(bench_cpu / wall, 2),
+        # The embedded broker (Tansu, memory engine) costs more per fetch the more batches a
+        # partition holds: its share rising from the first to the last third is the broker's.
+        "broker_cpu_share_by_third": share_by_third(broker_cpu),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "load_average_start": [round(x, 2) for x in load_start],
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
@@ -298,11 +335,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=10)
     args = parser.parse_args()
     backends = args.backend or (["sqlite", "postgres"] if POSTGRES else ["sqlite"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     for backend in backends:
-        r = asyncio.run(run(backend, args.rate, args.seconds))
+        r = asyncio.run(
+            run(backend, args.rate, args.seconds, args.partitions, args.fetch_max_wait_ms)
+        )
         (RESULTS / f"notify-{backend}.json").write_text(json.dumps(r, indent=2))
         f = r["fan_out_ms"]
         m = r["worker_rss_mb"]

@@ -237,7 +237,8 @@ def rows(backend: str, r: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "p99 ≤ 100 ms, memory stable, no duplicate",
             f"p50 {_ms(fo['p50'])} / p99 {_ms(fo['p99'])} ms, lost {n['lost']}, duplicates "
             f"{n['duplicates']}, RSS second → last quarter {rss['second_quarter_mean']} → "
-            f"{rss['last_quarter_mean']} MB",
+            f"{rss['last_quarter_mean']} MB, broker CPU by third "
+            f"{' → '.join(str(x) for x in n.get('broker_cpu_share_by_third', []))} cores",
             fo["p99"] <= 100
             and n["lost"] == 0
             and n["duplicates"] == 0

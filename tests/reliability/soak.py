@@ -46,7 +46,7 @@ import httpx
 from sqlalchemy import select
 
 from bench.loadgen import Answer, LoadGenerator, encode_post
-from bench.notify import quarter_mean, rss_mb
+from bench.notify import cpu_seconds, cpu_share, quarter_mean, rss_mb
 from bench.plots import plot_memory, plot_timeline
 from bench.referral import collect, record_consents, wait_drained
 from bench.run import README, RESULTS, replace_block
@@ -80,12 +80,18 @@ def _rss(fed: Federation) -> dict[str, float]:
 
 
 async def _sample_rss(
-    fed: Federation, samples: list[tuple[float, dict[str, float]]], stop: asyncio.Event
+    fed: Federation,
+    samples: list[tuple[float, dict[str, float]]],
+    stop: asyncio.Event,
+    broker_pid: int,
+    broker_cpu: list[tuple[float, float]],
 ) -> None:
-    """Every process's RSS every ``RSS_EVERY_S`` seconds until ``stop``: (seconds, {name: MB})."""
+    """Every process's RSS every ``RSS_EVERY_S`` seconds until ``stop``: (seconds, {name: MB});
+    and the broker's CPU seconds so far: (seconds, CPU seconds)."""
     t0 = time.monotonic()
     while not stop.is_set():
         samples.append((round(time.monotonic() - t0, 1), _rss(fed)))
+        broker_cpu.append((time.monotonic() - t0, cpu_seconds(broker_pid)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=RSS_EVERY_S)
 
@@ -235,8 +241,12 @@ async def run(
             await gen.connect()
             rss_start = _rss(fed)
             rss_samples: list[tuple[float, dict[str, float]]] = []
+            broker_cpu: list[tuple[float, float]] = []
             stop = asyncio.Event()
-            sampler = asyncio.create_task(_sample_rss(fed, rss_samples, stop))
+            assert broker.process is not None
+            sampler = asyncio.create_task(
+                _sample_rss(fed, rss_samples, stop, broker.process.pid, broker_cpu)
+            )
             wall0, perf0 = time.time(), time.perf_counter()
             answers, issued_s, answered_s = await gen.open_loop(n, rate)
             await gen.close()
@@ -270,6 +280,8 @@ async def run(
             filed_at.append(received)
         span = (max(filed_at) - min(filed_at)).total_seconds() if len(filed_at) > 1 else 0.0
         per_minute = timeline(by_due, width_s=60.0)
+        for w in per_minute:
+            w["broker_cpu_share"] = cpu_share(broker_cpu, w["from_s"], w["from_s"] + 60.0)
         mem = memory(rss_samples, rss_start, rss_end)
         result = {
             "command": f".venv/bin/python -m tests.reliability.soak --minutes {minutes:g} "
@@ -337,12 +349,16 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "## Per minute (by when the POST was due)",
         "",
-        "| from s | n | per s | e2e p50 ms | p99 ms |",
-        "|---|---|---|---|---|",
+        "| from s | n | per s | e2e p50 ms | p99 ms | broker CPU (cores) |",
+        "|---|---|---|---|---|---|",
         *[
-            f"| {w['from_s']:g} | {w['n']} | {w['per_s']} | {w['p50']} | {w['p99']} |"
+            f"| {w['from_s']:g} | {w['n']} | {w['per_s']} | {w['p50']} | {w['p99']} | "
+            f"{w.get('broker_cpu_share', '')} |"
             for w in r["per_minute"]
         ],
+        "",
+        "The embedded broker (Tansu's memory engine) costs more per fetch the more batches a",
+        "partition holds, so its CPU share rises over a run; Apache Kafka's does not.",
         "",
         "## Memory (RSS MB)",
         "",
@@ -381,8 +397,23 @@ def readme_block(r: dict[str, Any]) -> str:
             "",
             "Stable = each process's mean RSS over the last quarter of the run at most "
             f"{STABLE_RATIO:g} × its mean over the second quarter.",
+            *_per_minute_line(r.get("per_minute", [])),
         ]
     )
+
+
+def _per_minute_line(per_minute: list[dict[str, Any]]) -> list[str]:
+    """End-to-end p50 and the embedded broker's CPU share, minute by minute."""
+    if not per_minute:
+        return []
+    p50 = " → ".join(str(w["p50"]) for w in per_minute)
+    broker = " → ".join(str(w.get("broker_cpu_share", "–")) for w in per_minute)
+    return [
+        "",
+        f"Minute by minute: end-to-end p50 {p50} ms; the embedded broker's CPU {broker} "
+        "cores (Tansu's cost per fetch grows with the batches a partition holds: "
+        "[docs/performance.md](docs/performance.md)).",
+    ]
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bench.notify import cpu_share, share_by_third
 from bench.plots import plot_memory, plot_timeline
 from bench.run import BEGIN, END, README, replace_block, rows
 from bench.stats import summary_ms, timeline
@@ -131,10 +132,26 @@ def test_the_soak_readme_block_names_the_command_and_the_verdicts(tmp_path: Path
         "end_to_end_ms": summary_ms([0.05, 0.07, 0.2]),
         "rss_mb": mem,
         "memory_stable": False,
+        "per_minute": [
+            {"from_s": 0, "p50": 80.0, "broker_cpu_share": 0.3},
+            {"from_s": 60, "p50": 120.5, "broker_cpu_share": 0.6},
+        ],
     }
     block = readme_block(result)
+    assert "end-to-end p50 80.0 → 120.5 ms; the embedded broker's CPU 0.3 → 0.6 cores" in block
     assert "`make soak MINUTES=1 RATE=20`" in block
     assert "| 1,200 | 1,200 | 1,200 | 0 | 0 | 70.0 / 200.0 / 200.0 |" in block
     assert "no: x-referral-serve" in block
     out = plot_memory([{"at_s": t, **row} for t, row in samples], tmp_path / "m.png", title="m")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_cpu_share_is_cpu_seconds_per_second_between_two_moments() -> None:
+    # A process that burns 0.25 s a second for 30 s, then 0.75 s a second for 30 s.
+    samples = [(float(t), 0.25 * min(t, 30) + 0.75 * max(0, t - 30)) for t in range(61)]
+    assert cpu_share(samples, 0, 30) == 0.25
+    assert cpu_share(samples, 30, 60) == 0.75
+    assert cpu_share(samples, 15, 45) == 0.5
+    assert cpu_share(samples, 70, 80) is None  # no samples there
+    assert share_by_third(samples) == [0.25, 0.5, 0.75]
+    assert share_by_third([]) == [None, None, None]
