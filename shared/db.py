@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -26,6 +26,7 @@ from sqlalchemy import (
     and_,
     event,
     func,
+    inspect,
     select,
 )
 from sqlalchemy.engine import Dialect
@@ -387,6 +388,18 @@ class RepositoryBase(Generic[ModelT]):
 
     async def get(self, id_: Any) -> ModelT | None:
         return await self.session.get(self.model, id_)
+
+    async def load_many(self, ids: Iterable[Any]) -> list[ModelT]:
+        """The rows of ``ids`` in one query, kept in the session: a later :meth:`get` of any
+        of them is answered from the session's identity map, without a statement."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        pk = inspect(self.model).primary_key[0]
+        rows = list(await self.session.scalars(select(self.model).where(pk.in_(wanted))))
+        # The identity map holds unchanged objects weakly: held here until the session ends.
+        self.session.info.setdefault("loaded", []).extend(rows)
+        return rows
 
     async def add(self, obj: ModelT) -> ModelT:
         self.session.add(obj)

@@ -77,6 +77,15 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             payload=payload,
         )
 
+    async def on_transitioned_many(session: AsyncSession, deliveries: list[Delivery]) -> None:
+        payloads = []
+        for delivery in deliveries:
+            assert isinstance(delivery.payload, ReferralTransitionedV1)
+            payloads.append(delivery.payload)
+        await service.prefetch_reported(session=session, payloads=payloads)
+        for delivery in deliveries:
+            await on_transitioned(session, delivery)
+
     async def on_consent_ended(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, ConsentEndedV1)
@@ -127,8 +136,12 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
                 PLAN_SHARED_V1: on_plan_shared,
                 PLAN_ACTION_END_REQUESTED_V1: on_end_requested,
             },
-            # A run of arriving referrals: their receive-time decisions asked at once.
-            batch_handlers={REFERRAL_SENT_V1: on_sent_many},
+            # A run of arriving referrals: their receive-time decisions asked at once; a
+            # run of reported steps: what they read, loaded at once.
+            batch_handlers={
+                REFERRAL_SENT_V1: on_sent_many,
+                REFERRAL_TRANSITIONED_V1: on_transitioned_many,
+            },
         ),
         ConsumerSpec(
             name="directory",

@@ -10,6 +10,7 @@ newest event and never leaves a final status (ADR 0016)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -35,6 +36,7 @@ from shared.kafka import ReceivedRecord
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.integration.consent.helpers import new_person
+from tests.integration.test_housekeeping import captured
 
 from .conftest import CONSENT, CONSENT_RW, REFERRAL, REGION_BEROENDE, Member, Pair, auth
 from .test_referral_flow import (
@@ -341,3 +343,85 @@ class TestAReferralAfterItsConsentEnded:
 
         await eventually(reported, within=30, what="Växjö's report read at Region")
         assert left_a_final_status(await sender_steps(region, task_id)) == []
+
+
+class TestARunOfStepsInOneUnitOfWork:
+    """A partition's records that arrive together are applied in one transaction (the
+    consumer's batch path); the referral worker loads the tasks a run of steps reads at
+    once. The run must end exactly where the same steps one by one end."""
+
+    async def test_reports_and_withdrawals_end_as_one_by_one_and_each_table_is_read_once(
+        self, members: Pair
+    ) -> None:
+        region, vaxjo = members.region, members.vaxjo
+        person, _ = await with_copy(members)
+        # Three tasks Växjö completes, reported back while Region's consumer is held.
+        at_region = await hold(region, "referral")
+        reported = [(await send(region, person))[1] for _ in range(3)]
+        # Two more that Region withdraws while Växjö's consumer is held.
+        withdrawn = [await send(region, person) for _ in range(2)]
+        for task in [*reported, *(t for _, t in withdrawn)]:
+            await eventually(
+                lambda t=task: receiver_row(vaxjo, Incoming, t), within=30, what="filed"
+            )
+        for task in reported:
+            for body in (
+                {"to": "acknowledged"},
+                {"to": "accepted"},
+                {"to": "completed", "outcome": "Boendestöd beviljat."},
+            ):
+                assert (await step(vaxjo, task, RECEIVER, **body)).status_code == 200
+        at_vaxjo = await hold(vaxjo, "referral")
+        for referral_id, task in withdrawn:
+            await withdraw(region, referral_id, task)
+
+        async def steps_of(db: Database, to: str, tasks: list[str]) -> list[ReceivedRecord]:
+            got = await records(db, "referral", topics.inbound(to), REFERRAL_TRANSITIONED_V1)
+            return [r for r in got if r.key in {t.encode() for t in tasks}]
+
+        async def reports() -> list[ReceivedRecord]:
+            return await steps_of(vaxjo.referral_db, ORG_REGION, reported)
+
+        async def withdrawals() -> list[ReceivedRecord]:
+            return await steps_of(region.referral_db, ORG_VAXJO, [t for _, t in withdrawn])
+
+        await eventually(lambda: _has(reports, 12), within=30, what="every report")
+        await eventually(lambda: _has(withdrawals, 2), within=30, what="both withdrawals")
+
+        # The consumer's own batch path (what a fetch of several records of one partition
+        # takes): True = applied in one unit of work, not fallen back to one by one.
+        with captured(at_region.db, ("SELECT",)) as at_sender:
+            assert await at_region._apply_batch(await reports()) is True
+        with captured(at_vaxjo.db, ("SELECT",)) as at_receiver:
+            assert await at_vaxjo._apply_batch(await withdrawals()) is True
+
+        for task in reported:
+            done = await mirror(region, task)
+            assert (done.status, done.remote_version, done.outcome) == (
+                "completed",
+                4,
+                "Boendestöd beviljat.",
+            )
+            assert [s.to_status for s in await sender_steps(region, task)] == [
+                "sent",
+                "delivered",
+                "acknowledged",
+                "accepted",
+                "completed",
+            ]
+        for _, task in withdrawn:
+            assert (await receiver_row(vaxjo, Incoming, task)).status == "withdrawn"
+        # Twelve reports on three mirrors: one read of the mirrors and one of their
+        # referrals; two withdrawals: one read of the tasks held at Växjö.
+        assert len(_reads_of(at_sender, "recipient")) == 1
+        assert len(_reads_of(at_sender, "referral")) == 1
+        assert len(_reads_of(at_receiver, "incoming")) == 1
+
+
+async def _has(fetch: Any, n: int) -> bool:
+    return len(await fetch()) == n
+
+
+def _reads_of(statements: list[tuple[str, Any]], table: str) -> list[str]:
+    """The SELECTs among ``statements`` that read ``table``."""
+    return [s for s, _ in statements if re.search(rf"\bFROM {table}\b", s)]
