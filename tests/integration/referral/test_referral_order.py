@@ -140,6 +140,22 @@ def left_a_final_status(steps: list[Transition]) -> list[str]:
     ]
 
 
+async def filed_at_vaxjo(vaxjo: Member, task: str) -> None:
+    await eventually(lambda: receiver_row(vaxjo, Incoming, task), within=30, what="filed")
+
+
+async def completed_at_vaxjo(vaxjo: Member, tasks: list[str]) -> None:
+    """Växjö files each of ``tasks``, then acknowledges, accepts and completes it."""
+    for task in tasks:
+        await filed_at_vaxjo(vaxjo, task)
+        for body in (
+            {"to": "acknowledged"},
+            {"to": "accepted"},
+            {"to": "completed", "outcome": "Boendestöd beviljat."},
+        ):
+            assert (await step(vaxjo, task, RECEIVER, **body)).status_code == 200
+
+
 async def with_copy(pair: Pair) -> tuple[str, str]:
     """A person with a consent Region recorded, its copy arrived at Växjö."""
     person = new_person()
@@ -192,16 +208,7 @@ class TestTheSendersMirrorNeverMovesBack:
         at_region = await hold(region, "referral")
         first_id, first = await send(region, person)
         second_id, second = await send(region, person)
-        for task in (first, second):
-            await eventually(
-                lambda t=task: receiver_row(vaxjo, Incoming, t), within=30, what="filed"
-            )
-            for body in (
-                {"to": "acknowledged"},
-                {"to": "accepted"},
-                {"to": "completed", "outcome": "Boendestöd beviljat."},
-            ):
-                assert (await step(vaxjo, task, RECEIVER, **body)).status_code == 200
+        await completed_at_vaxjo(vaxjo, [first, second])
         # Region withdraws the second before it has heard of any step: too late.
         await withdraw(region, second_id, second)
 
@@ -360,17 +367,9 @@ class TestARunOfStepsInOneUnitOfWork:
         reported = [(await send(region, person))[1] for _ in range(3)]
         # Two more that Region withdraws while Växjö's consumer is held.
         withdrawn = [await send(region, person) for _ in range(2)]
-        for task in [*reported, *(t for _, t in withdrawn)]:
-            await eventually(
-                lambda t=task: receiver_row(vaxjo, Incoming, t), within=30, what="filed"
-            )
-        for task in reported:
-            for body in (
-                {"to": "acknowledged"},
-                {"to": "accepted"},
-                {"to": "completed", "outcome": "Boendestöd beviljat."},
-            ):
-                assert (await step(vaxjo, task, RECEIVER, **body)).status_code == 200
+        await completed_at_vaxjo(vaxjo, reported)
+        for _, task in withdrawn:
+            await filed_at_vaxjo(vaxjo, task)
         at_vaxjo = await hold(vaxjo, "referral")
         for referral_id, task in withdrawn:
             await withdraw(region, referral_id, task)
