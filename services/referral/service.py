@@ -462,28 +462,61 @@ class _Arrival:
     question: dict[str, Any] | None = None
 
 
-async def _arrival(
-    *, session: AsyncSession, settings: Settings, event: CloudEvent, payload: ReferralSentV1
+@dataclass(frozen=True)
+class _Known:
+    """What this member holds about a run of arriving referrals, read in one query per
+    table (not one per referral): tasks already filed, withdrawals that came first, the
+    recipient units, and consents heard to have ended."""
+
+    filed: set[str]
+    withdrawn: dict[str, TaskTombstone]
+    units: dict[str, KnownUnit]
+    ended: dict[str, ConsentTombstone]
+
+    @classmethod
+    async def of(cls, session: AsyncSession, payloads: Sequence[ReferralSentV1]) -> _Known:
+        tasks = [p.task_id for p in payloads]
+        consents = [p.basis.consent_id for p in payloads if p.basis.consent_id is not None]
+        return cls(
+            filed={i.id for i in await IncomingRepository(session).load_many(tasks)},
+            withdrawn={
+                t.task_id: t for t in await TaskTombstoneRepository(session).load_many(tasks)
+            },
+            units={
+                u.unit_id: u
+                for u in await KnownUnitRepository(session).load_many(
+                    p.recipient_unit_id for p in payloads
+                )
+            },
+            ended={
+                c.consent_id: c
+                for c in await ConsentTombstoneRepository(session).load_many(consents)
+            },
+        )
+
+
+def _arrival(
+    *, settings: Settings, known: _Known, event: CloudEvent, payload: ReferralSentV1
 ) -> _Arrival:
     me = settings.member.orgnr
     if payload.recipient_orgnr != me:
         raise Reject("not_recipient", "the referral is addressed to another member")
     if event.sender_orgnr != payload.sender_orgnr.replace("-", ""):
         raise Reject("sender_not_owner", "a member may only send its own referrals")
-    if await IncomingRepository(session).get(payload.task_id) is not None:
+    if payload.task_id in known.filed:
         return _Arrival(filed=True)  # already filed (a replay after a broker loss)
-    tombstone = await TaskTombstoneRepository(session).get(payload.task_id)
+    tombstone = known.withdrawn.get(payload.task_id)
     if tombstone is not None and tombstone.sender_orgnr == payload.sender_orgnr:
         return _Arrival(withdrawn=tombstone)  # the sender withdrew it before it came
     kind = ReferralKind(payload.kind)
     ref = UnitRef(orgnr=me, unit_id=payload.recipient_unit_id)
-    unit = await KnownUnitRepository(session).get(payload.recipient_unit_id)
+    unit = known.units.get(payload.recipient_unit_id)
     problem = _unit_problem(unit, ref, kind, invitation=bool(payload.details.get("invitation")))
     if problem is not None:
         return _Arrival(problem=problem)
     if payload.basis.consent_id is not None:
         # This service heard the consent end (ADR 0016); its consent service may lag.
-        ended = await ConsentTombstoneRepository(session).get(payload.basis.consent_id)
+        ended = known.ended.get(payload.basis.consent_id)
         if ended is not None:
             return _Arrival(problem=f"no_basis_at_receiver: consent_{ended.reason}")
     legal = None
@@ -525,8 +558,9 @@ async def receive_referrals(
     """:func:`receive_referral` for a batch: the receive-time decisions are asked for
     concurrently (the consent service answers them together), then each referral is filed
     or refused in order, in the caller's one transaction."""
+    known = await _Known.of(session, [payload for _event, payload in arrived])
     arrivals = [
-        await _arrival(session=session, settings=settings, event=event, payload=payload)
+        _arrival(settings=settings, known=known, event=event, payload=payload)
         for event, payload in arrived
     ]
     gate = asyncio.Semaphore(RECEIVE_CONCURRENCY)

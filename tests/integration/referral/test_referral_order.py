@@ -38,7 +38,16 @@ from tests.helpers.harness import eventually
 from tests.integration.consent.helpers import new_person
 from tests.integration.test_housekeeping import captured
 
-from .conftest import CONSENT, CONSENT_RW, REFERRAL, REGION_BEROENDE, Member, Pair, auth
+from .conftest import (
+    CONSENT,
+    CONSENT_RW,
+    REFERRAL,
+    REGION_BEROENDE,
+    VAXJO_SOC,
+    Member,
+    Pair,
+    auth,
+)
 from .test_referral_flow import (
     RECEIVER,
     SENDER,
@@ -415,6 +424,35 @@ class TestARunOfStepsInOneUnitOfWork:
         assert len(_reads_of(at_sender, "recipient")) == 1
         assert len(_reads_of(at_sender, "referral")) == 1
         assert len(_reads_of(at_receiver, "incoming")) == 1
+
+    async def test_arriving_referrals_are_filed_as_one_by_one_and_each_table_is_read_once(
+        self, members: Pair
+    ) -> None:
+        region, vaxjo = members.region, members.vaxjo
+        person, _ = await with_copy(members)
+        at_vaxjo = await hold(vaxjo, "referral")
+        tasks = [(await send(region, person))[1] for _ in range(3)]
+
+        async def arrivals() -> list[ReceivedRecord]:
+            got = await records(
+                region.referral_db, "referral", topics.inbound(ORG_VAXJO), REFERRAL_SENT_V1
+            )
+            return [r for r in got if r.key in {t.encode() for t in tasks}]
+
+        await eventually(lambda: _has(arrivals, 3), within=30, what="the three referrals")
+        run = await arrivals()
+        with captured(at_vaxjo.db, ("SELECT",)) as reads:
+            assert await at_vaxjo._apply_batch(run) is True
+        for task in tasks:
+            filed = await receiver_row(vaxjo, Incoming, task)
+            assert (filed.status, filed.unit_id) == ("delivered", VAXJO_SOC)
+        # Three arrivals: one read each of what the receiver holds about them.
+        for table in ("incoming", "task_tombstone", "known_unit", "consent_tombstone"):
+            assert len(_reads_of(reads, table)) == 1, table
+        # The run again (a replay after a broker loss): nothing is filed twice.
+        assert await at_vaxjo._apply_batch(run) is False  # the inbox knows these events
+        for record in run:
+            assert await at_vaxjo.handle(record) == "duplicate"
 
 
 async def _has(fetch: Any, n: int) -> bool:
