@@ -375,6 +375,16 @@ class Database:
 ModelT = TypeVar("ModelT", bound=DeclarativeBase)
 
 
+IN_CHUNK = 500
+"""Values in one IN list at most (SQLite bounds a statement's parameters)."""
+
+
+def _chunks(ids: Iterable[Any]) -> list[list[Any]]:
+    """``ids`` without repeats, in order, cut into IN lists of at most ``IN_CHUNK``."""
+    wanted = sorted(set(ids))
+    return [wanted[i : i + IN_CHUNK] for i in range(0, len(wanted), IN_CHUNK)]
+
+
 class RepositoryBase(Generic[ModelT]):
     """All SQL of one aggregate lives in its repository; services call these methods only.
 
@@ -392,14 +402,21 @@ class RepositoryBase(Generic[ModelT]):
     async def load_many(self, ids: Iterable[Any]) -> list[ModelT]:
         """The rows of ``ids`` in one query, kept in the session: a later :meth:`get` of any
         of them is answered from the session's identity map, without a statement."""
-        wanted = sorted(set(ids))
-        if not wanted:
-            return []
         pk = inspect(self.model).primary_key[0]
-        rows = list(await self.session.scalars(select(self.model).where(pk.in_(wanted))))
+        rows: list[ModelT] = []
+        for chunk in _chunks(ids):
+            rows.extend(await self.session.scalars(select(self.model).where(pk.in_(chunk))))
         # The identity map holds unchanged objects weakly: held here until the session ends.
         self.session.info.setdefault("loaded", []).extend(rows)
         return rows
+
+    async def existing_ids(self, ids: Iterable[Any]) -> set[Any]:
+        """Which of ``ids`` have a row (one query; only the keys are read)."""
+        pk = inspect(self.model).primary_key[0]
+        found: set[Any] = set()
+        for chunk in _chunks(ids):
+            found.update(await self.session.scalars(select(pk).where(pk.in_(chunk))))
+        return found
 
     async def add(self, obj: ModelT) -> ModelT:
         self.session.add(obj)

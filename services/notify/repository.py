@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -22,7 +22,6 @@ from sqlalchemy import (
 from sqlalchemy import Row as SqlRow
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from services.notify.models import (
     Delivery,
@@ -33,21 +32,6 @@ from services.notify.models import (
     WebhookSubscription,
 )
 from shared.db import RepositoryBase, oldest_before
-
-_IN_CHUNK = 500  # bound IN lists
-
-
-async def _existing(
-    session: AsyncSession, column: InstrumentedAttribute[str], ids: Iterable[str]
-) -> set[str]:
-    """Which of ``ids`` are values of ``column``."""
-    wanted = list(ids)
-    found: set[str] = set()
-    for i in range(0, len(wanted), _IN_CHUNK):
-        stmt = select(column).where(column.in_(wanted[i : i + _IN_CHUNK]))
-        found.update((await session.execute(stmt)).scalars())
-    return found
-
 
 Row = Mapping[str, Any]
 
@@ -219,10 +203,6 @@ class NotificationRepository(RepositoryBase[Notification]):
 
 class DeliveryRepository(RepositoryBase[Delivery]):
     model = Delivery
-
-    async def existing_ids(self, ids: Iterable[str]) -> set[str]:
-        """Which of ``ids`` are already stored."""
-        return await _existing(self.session, Delivery.id, ids)
 
     async def insert_rows(self, rows: Sequence[Row]) -> None:
         """Insert new deliveries (column name -> value, every row the same columns)."""

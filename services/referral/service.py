@@ -478,7 +478,7 @@ class _Known:
         tasks = [p.task_id for p in payloads]
         consents = [p.basis.consent_id for p in payloads if p.basis.consent_id is not None]
         return cls(
-            filed={i.id for i in await IncomingRepository(session).load_many(tasks)},
+            filed=await IncomingRepository(session).existing_ids(tasks),
             withdrawn={
                 t.task_id: t for t in await TaskTombstoneRepository(session).load_many(tasks)
             },
