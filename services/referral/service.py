@@ -1122,13 +1122,13 @@ async def prefetch_reported(
     three per step: the sender's mirrors of the tasks and their referrals, and the
     receiver's tasks (a withdrawal). The steps are then applied one by one as ever; their
     look-ups by id are answered from the session."""
-    withdrawals = [p.task_id for p in payloads if p.actor == Actor.SENDER]
-    reports = [p.task_id for p in payloads if p.actor != Actor.SENDER]
-    if withdrawals:
-        await IncomingRepository(session).load_many(withdrawals)
-    if reports:
-        mirrors = await RecipientRepository(session).load_many(reports)
-        await ReferralRepository(session).load_many(r.referral_id for r in mirrors)
+    await IncomingRepository(session).load_many(
+        p.task_id for p in payloads if p.actor == Actor.SENDER
+    )
+    mirrors = await RecipientRepository(session).load_many(
+        p.task_id for p in payloads if p.actor != Actor.SENDER
+    )
+    await ReferralRepository(session).load_many(r.referral_id for r in mirrors)
 
 
 async def apply_reported_transition(

@@ -383,15 +383,13 @@ class TestARunOfStepsInOneUnitOfWork:
         for referral_id, task in withdrawn:
             await withdraw(region, referral_id, task)
 
-        async def steps_of(db: Database, to: str, tasks: list[str]) -> list[ReceivedRecord]:
-            got = await records(db, "referral", topics.inbound(to), REFERRAL_TRANSITIONED_V1)
-            return [r for r in got if r.key in {t.encode() for t in tasks}]
-
         async def reports() -> list[ReceivedRecord]:
-            return await steps_of(vaxjo.referral_db, ORG_REGION, reported)
+            return await of_tasks(vaxjo, ORG_REGION, REFERRAL_TRANSITIONED_V1, reported)
 
         async def withdrawals() -> list[ReceivedRecord]:
-            return await steps_of(region.referral_db, ORG_VAXJO, [t for _, t in withdrawn])
+            return await of_tasks(
+                region, ORG_VAXJO, REFERRAL_TRANSITIONED_V1, [t for _, t in withdrawn]
+            )
 
         await eventually(lambda: _has(reports, 12), within=30, what="every report")
         await eventually(lambda: _has(withdrawals, 2), within=30, what="both withdrawals")
@@ -434,10 +432,7 @@ class TestARunOfStepsInOneUnitOfWork:
         tasks = [(await send(region, person))[1] for _ in range(3)]
 
         async def arrivals() -> list[ReceivedRecord]:
-            got = await records(
-                region.referral_db, "referral", topics.inbound(ORG_VAXJO), REFERRAL_SENT_V1
-            )
-            return [r for r in got if r.key in {t.encode() for t in tasks}]
+            return await of_tasks(region, ORG_VAXJO, REFERRAL_SENT_V1, tasks)
 
         await eventually(lambda: _has(arrivals, 3), within=30, what="the three referrals")
         run = await arrivals()
@@ -453,6 +448,14 @@ class TestARunOfStepsInOneUnitOfWork:
         assert await at_vaxjo._apply_batch(run) is False  # the inbox knows these events
         for record in run:
             assert await at_vaxjo.handle(record) == "duplicate"
+
+
+async def of_tasks(frm: Member, to: str, type_: str, tasks: list[str]) -> list[ReceivedRecord]:
+    """The records of ``type_`` about ``tasks`` that ``frm``'s referral outbox holds for
+    ``to``'s inbound topic, as that member's consumer receives them."""
+    got = await records(frm.referral_db, "referral", topics.inbound(to), type_)
+    keys = {t.encode() for t in tasks}
+    return [r for r in got if r.key in keys]
 
 
 async def _has(fetch: Any, n: int) -> bool:
