@@ -11,21 +11,23 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from shared.config import KafkaSettings
 from shared.events import topics as topic_names
 
 log = logging.getLogger("vardkedja.kafka")
+T = TypeVar("T")
 
 __all__ = [
     "PROBE_FETCH_MAX_BYTES",
+    "ConnectionLost",
     "Consumer",
     "KafkaError",
     "OffsetProbe",
@@ -80,8 +82,63 @@ class ReceivedRecord:
     headers: list[tuple[str, bytes]]
 
 
+class ConnectionLost(KafkaConnectionError):  # type: ignore[misc]
+    """A client lost a broker connection: it sends nothing more (see :class:`_LossGuard`)."""
+
+
+class _LossGuard:
+    """Stops an aiokafka client from talking to a broker after it lost a connection to one.
+
+    aiokafka reconnects on its own, without a word, and sends again what was in flight. After
+    a restart of a broker that keeps its log in memory (the embedded one) the new connection
+    reaches an empty log: a producer would put a record there ahead of the replay of older
+    records of its key, and a consumer would commit offsets of the old log there, which then
+    hide the replayed records below them (ADR 0005). So from the first lost connection on,
+    the client opens no new connection: its requests fail, and its owner replaces it and
+    checks the broker before it goes on.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.lost = asyncio.Event()
+        # No public API tells of a closed connection or lets a client refuse a new one: the
+        # client calls these two for every connection it closes and every request it sends.
+        on_closed, get_conn = client._on_connection_closed, client._get_conn
+
+        def closed(conn: object, reason: object) -> None:
+            self.lost.set()
+            on_closed(conn, reason)
+
+        async def conn_unless_lost(node_id: object, **kwargs: Any) -> object:
+            return None if self.lost.is_set() else await get_conn(node_id, **kwargs)
+
+        client._on_connection_closed = closed
+        client._get_conn = conn_unless_lost
+
+    async def unless_lost(self, awaitable: Awaitable[T]) -> T:
+        """``awaitable``'s result, or :class:`ConnectionLost` as soon as a connection is lost
+        (aiokafka would retry for as long as no connection can be opened)."""
+        task = asyncio.ensure_future(awaitable)
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            await asyncio.wait([task, lost], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise ConnectionLost("a broker connection was lost")
+
+
 class Producer:
-    """A producer with acks=all; idempotence only where the broker supports it."""
+    """A producer with acks=all; idempotence only where the broker supports it.
+
+    **It sends nothing more once it has lost a broker connection** (:class:`_LossGuard`):
+    every record not yet acknowledged then fails with :class:`ConnectionLost`, and the owner
+    makes a new producer and checks the broker before it publishes again
+    (:class:`shared.outbox.OutboxRelay`).
+    """
 
     def __init__(self, settings: KafkaSettings, client_id: str) -> None:
         self._producer = AIOKafkaProducer(
@@ -91,19 +148,31 @@ class Producer:
             linger_ms=2,
             max_batch_size=256 * 1024,
         )
+        self._guard = _LossGuard(self._producer.client)
 
     async def start(self) -> None:
+        """Connect, and open a connection to every broker now, so that a broker that
+        restarts after the caller's next check closes one (see :attr:`connection_lost`)."""
         await self._producer.start()
+        client = self._producer.client
+        for broker in client.cluster.brokers():
+            if not await client.ready(broker.nodeId):
+                raise KafkaConnectionError(f"broker {broker.nodeId} is not reachable")
 
     async def stop(self) -> None:
+        self._fail_unsent()
         await self._producer.stop()
 
-    def connections(self) -> frozenset[object]:
-        """The producer's open broker connections. aiokafka reconnects on its own and says
-        nothing; a connection that is no longer in the set was closed (the broker may have
-        restarted)."""
-        conns = self._producer.client._conns.values()  # no public API tells of a reconnect
-        return frozenset(c for c in conns if c.connected())
+    @property
+    def connection_lost(self) -> bool:
+        """Whether a broker connection closed since :meth:`start`: nothing more is sent."""
+        return self._guard.lost.is_set()
+
+    def _fail_unsent(self) -> None:
+        if self.connection_lost:
+            # Nothing can go out any more: fail what waits, so that stopping does not wait
+            # for it (aiokafka's stop flushes).
+            self._producer._message_accumulator.fail_all(ConnectionLost("broker connection lost"))
 
     async def send_ordered(
         self, records: Sequence[OutgoingRecord]
@@ -112,7 +181,8 @@ class Producer:
 
         aiokafka keeps at most one request in flight per broker node, so records of one
         partition are written in the order given. The result has, per record, where it was
-        written or the exception that stopped it.
+        written or the exception that stopped it (:class:`ConnectionLost` for each record not
+        acknowledged when a connection closed).
         """
         futures: list[asyncio.Future[Any] | BaseException] = []
         for rec in records:
@@ -122,8 +192,13 @@ class Producer:
                         rec.topic, value=rec.value, key=rec.key, headers=rec.headers
                     )
                 )
-            except KafkaError as exc:  # e.g. unknown topic, buffer full
+            except KafkaError as exc:  # e.g. unknown topic, buffer full, connection lost
                 futures.append(exc)
+        pending = [f for f in futures if not isinstance(f, BaseException)]
+        if pending:
+            with contextlib.suppress(ConnectionLost):
+                await self._guard.unless_lost(asyncio.wait(pending))
+            self._fail_unsent()
         results: list[SentRecord | BaseException] = []
         for fut in futures:
             if isinstance(fut, BaseException):
@@ -160,14 +235,39 @@ class Consumer:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(300, settings.session_timeout_ms // 5),
         )
+        self._guard = _LossGuard(self._consumer._client)
 
     async def start(self) -> None:
         await self._consumer.start()
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        try:
+            await self._consumer.stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our own cancellation
+            # aiokafka's fetcher lets out the cancellation of a fetch that was waiting out
+            # its backoff after an error, and leaves the rest unclosed: finish the job.
+            fetcher = self._consumer._fetcher
+            pending = list(fetcher._pending_tasks) if fetcher is not None else []
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self._consumer._client.close()
+
+    @property
+    def connection_lost(self) -> bool:
+        """Whether a broker connection closed since :meth:`start`: :meth:`poll` and
+        :meth:`commit` then raise :class:`ConnectionLost`, and the owner starts a new
+        consumer, which reads from the offsets the broker holds now."""
+        return self._guard.lost.is_set()
 
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[ReceivedRecord]]:
+        """Records fetched so far; none after a lost connection (a new consumer reads them
+        again, from the broker as it is now)."""
+        if self.connection_lost:
+            raise ConnectionLost("a broker connection was lost")
         batch = await self._consumer.getmany(timeout_ms=timeout_ms)
         return {
             tp: [
@@ -180,8 +280,14 @@ class Consumer:
         }
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit ``offsets`` (the next offset to read, i.e. last handled + 1)."""
-        await self._consumer.commit(offsets)
+        """Commit ``offsets`` (the next offset to read, i.e. last handled + 1).
+
+        Never after a lost connection: the offsets belong to the log the records came from,
+        and a broker that restarted empty would keep them for a new log, where they would
+        hide every record below them. :class:`ConnectionLost` instead."""
+        if self.connection_lost:
+            raise ConnectionLost("a broker connection was lost: offsets not committed")
+        await self._guard.unless_lost(self._consumer.commit(offsets))
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Read ``tp`` again from ``offset`` (used after a failed batch)."""

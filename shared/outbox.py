@@ -5,13 +5,13 @@ change — so an event exists if and only if the change committed. :class:`Outbo
 worker process) publishes unsent rows in ``seq`` order and marks them sent after the broker's
 acknowledgement. A crash between the two re-publishes the row; consumers are idempotent.
 
-Broker loss: the embedded broker keeps its log in memory. Whenever the relay connects, its
-producer loses a broker connection, and every few seconds, it checks that the broker still
-holds what it published (its marker record is still at its offset, and no partition's log
-ends at or below the relay's latest write there) before it publishes anything new. If not
-(the broker restarted empty), it marks the recently sent rows unsent again and re-publishes
-them in order, so nothing that was not yet consumed is lost (consumers drop what they have
-already applied).
+Broker loss: the embedded broker keeps its log in memory. Whenever the relay connects (and
+a producer that lost a broker connection is replaced, since it sends nothing more), and
+every few seconds, it checks that the broker still holds what it published (its marker
+record is still at its offset, and no partition's log ends at or below the relay's latest
+write there) before it publishes anything new. If not (the broker restarted empty), it
+marks the recently sent rows unsent again and re-publishes them in order, so nothing that
+was not yet consumed is lost (consumers drop what they have already applied).
 """
 
 from __future__ import annotations
@@ -151,11 +151,10 @@ class OutboxRelay:
         self._marker: tuple[TopicPartition, int, str] | None = None
         self._marker_written = 0.0
         self.marker_refresh_interval = 3600.0
-        # Set on every (re)connect and whenever the producer lost a broker connection (its
-        # client reconnects on its own): nothing is published until the broker is known to
-        # still hold what this relay published before (it may have restarted empty).
+        # Set on every (re)connect (a producer that lost a broker connection is replaced):
+        # nothing is published until the broker is known to still hold what this relay
+        # published before (it may have restarted empty).
         self._unverified = True
-        self._verified_connections: frozenset[object] = frozenset()
         self.published = 0
         self.replays = 0
         self.errors = 0
@@ -180,12 +179,17 @@ class OutboxRelay:
             while not self._stop.is_set():
                 try:
                     producer = await self._ensure_producer()
+                    if producer.connection_lost:
+                        # It sends nothing more, and the broker may have restarted empty: a
+                        # new producer, checked before it publishes.
+                        await self._reset_producer()
+                        continue
                     if self.settings.kafka.replay_on_broker_loss and (
-                        await self._must_verify(producer)
+                        self._unverified
                         or loop.time() - last_loss_check >= self.loss_check_interval
                     ):
                         last_loss_check = loop.time()
-                        if not await self._verify(producer):
+                        if not await self._verify():
                             continue
                     # While idle, query only when the database may have changed (on
                     # PostgreSQL the outbox's trigger notifies, and wakes this loop).
@@ -200,8 +204,6 @@ class OutboxRelay:
                     last_query = loop.time()
                     n = await self.publish_batch()
                     full = n >= self.batch_size  # more may wait: look again at once
-                    if self._producer is producer:  # no replay: the connections it used
-                        self._verified_connections |= producer.connections()
                     backoff = 0.0
                     if n == 0:
                         await self._idle(self.idle_interval)
@@ -220,27 +222,13 @@ class OutboxRelay:
             await self._reset_producer()
             await self._watch.aclose()
 
-    async def _must_verify(self, producer: Producer) -> bool:
-        """Whether nothing may be published before the loss check: the producer is new, or
-        it lost a broker connection since the last check (its client reconnects without a
-        word, perhaps to a broker that restarted empty)."""
-        if not self._verified_connections <= producer.connections():
-            self._unverified = True
-            self._verified_connections = frozenset()
-            # The probe's connection is as stale; a new one asks the broker at once.
-            probe, self._probe = self._probe, None
-            if probe is not None:
-                await _quiet_stop(probe)
-        return self._unverified
-
-    async def _verify(self, producer: Producer) -> bool:
+    async def _verify(self) -> bool:
         """Run the loss check; whether publishing may go on."""
         known = await self._check_broker_loss()
         if self._producer is None:
             return False  # it replayed: reconnect, re-create topics, check again
         if known:
             self._unverified = False
-            self._verified_connections = producer.connections()
             return True
         if self._unverified:
             # Publishing now could put new records ahead of a replay of older ones of the
@@ -263,10 +251,10 @@ class OutboxRelay:
                 await _quiet_stop(producer)
                 raise
             self._producer = producer
-            # Any error resets the producer; the broker may have restarted meanwhile. The
-            # marker is kept (not rewritten) until it has been read back.
+            # Any error or lost connection replaces the producer; the broker may have
+            # restarted meanwhile. The marker is kept (not rewritten) until it has been read
+            # back.
             self._unverified = True
-            self._verified_connections = frozenset()
             if self.settings.kafka.create_topics:
                 await self._ensure_topics()
         return self._producer

@@ -12,16 +12,23 @@ running until the broker is back, so every event exists only in the sender's out
 - the relay process itself starts after the broker lost its log (it has no marker in
   memory): the log ends below offsets its outbox says it wrote, so it publishes again;
 - an outage that loses nothing (the broker is paused, as Apache Kafka keeps its log over
-  a restart): the relay reconnects and publishes nothing twice.
+  a restart): the relay reconnects and publishes nothing twice;
+- a record already handed to the producer when the broker dies: the producer's client
+  would send it again on its own, to the restarted broker, ahead of the replay of older
+  records of its key; it must not.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import uuid
+from collections.abc import Sequence
 
 from shared.broker import EmbeddedBroker
+from shared.kafka import OutgoingRecord, Producer, SentRecord
 from shared.outbox import OutboxRelay
 from tests.conftest import make_settings
 from tests.helpers.harness import Harness, eventually
@@ -128,3 +135,77 @@ class TestAnOutageThatLosesNothing:
         assert_in_order_once(await h.effects(), {"case-a": 6, "case-b": 6})
         assert relay.replays == 0
         assert consumer.counts["duplicate"] == 0
+
+
+class _WatchedProducer(Producer):
+    """The relay's producer, unchanged, telling the test when it has records in flight."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.sending = asyncio.Event()
+        self.written: list[tuple[OutgoingRecord, SentRecord]] = []
+
+    async def send_ordered(
+        self, records: Sequence[OutgoingRecord]
+    ) -> list[SentRecord | BaseException]:
+        self.sending.set()
+        results = await super().send_ordered(records)
+        self.written += [
+            (r, w) for r, w in zip(records, results, strict=True) if isinstance(w, SentRecord)
+        ]
+        return results
+
+
+class TestARecordInFlightWhenTheBrokerDies:
+    async def test_it_is_not_sent_to_the_restarted_broker_ahead_of_older_records_of_its_key(
+        self, private_broker: EmbeddedBroker, db_url: str
+    ) -> None:
+        """Three events of a key are published (no consumer yet). The broker is paused, a
+        fourth event is written, and the relay hands it to its producer: the request waits
+        on the paused broker. The broker is then killed and restarted empty. aiokafka
+        retries a request that failed on a broken connection, so the fourth event would
+        reach the new broker first and the replay of the three would follow it; a consumer
+        would then apply the fourth before the others. The producer must not send it to a
+        broker the relay has not checked: the relay notices the loss and publishes all
+        four in order: what the producers wrote to the new broker is the four, once each, in
+        order, in one partition."""
+        h = await Harness(
+            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
+        ).setup()
+        await _write(h, ["case-a"], 3)
+        producers: list[_WatchedProducer] = []
+
+        def factory() -> Producer:
+            producers.append(_WatchedProducer(h.settings.kafka, "watched-relay"))
+            return producers[-1]
+
+        # Only a lost connection may make this relay check the broker (not its timer): a
+        # check against the paused broker would hold the relay until the request timeout.
+        relay = h.relay(loss_check_interval=3600, max_backoff=1.0, producer_factory=factory)
+        assert private_broker.process is not None
+        async with running(relay.run()):
+            await eventually(lambda: _unsent_zero(h), what="the first 3 events marked sent")
+            last_before = producers[-1].written[-1]
+            os.kill(private_broker.process.pid, signal.SIGSTOP)
+            producers[-1].sending.clear()
+            await h.write("case-a", 3)
+            await asyncio.wait_for(producers[-1].sending.wait(), timeout=30)
+            private_broker.kill()
+            before_restart = len(producers)
+            private_broker.start()
+            consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+            async with running(consumer.run()):
+                await eventually(lambda: _has(h, 4), within=45, what="all 4 effects")
+                await eventually(lambda: _unsent_zero(h), what="outbox drained")
+        assert_in_order_once(await h.effects(), {"case-a": 4})
+        assert relay.replays == 1
+        # The in-flight producer's writes after the kill, and every later producer's.
+        in_flight = producers[before_restart - 1]
+        written = in_flight.written[in_flight.written.index(last_before) + 1 :] + [
+            w for p in producers[before_restart:] for w in p.written
+        ]
+        by_partition: dict[int, list[int]] = {}
+        for rec, at in sorted(written, key=lambda w: (w[1].partition, w[1].offset)):
+            if at.topic == h.topic:
+                by_partition.setdefault(at.partition, []).append(json.loads(rec.value)["seq"])
+        assert list(by_partition.values()) == [[0, 1, 2, 3]], by_partition
