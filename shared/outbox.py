@@ -33,7 +33,14 @@ from shared.db import ChangeWatch, Database, utcnow
 from shared.events import CloudEvent, encode, topics
 from shared.events.payloads import RELAY_MARKER_V1, RelayMarkerV1
 from shared.infra import OUTBOX_CHANNEL, InfraTables
-from shared.kafka import OffsetProbe, OutgoingRecord, Producer, SentRecord, TopicPartition
+from shared.kafka import (
+    ConnectionLost,
+    OffsetProbe,
+    OutgoingRecord,
+    Producer,
+    SentRecord,
+    TopicPartition,
+)
 from shared.observability import (
     OUTBOX_PENDING,
     OUTBOX_PUBLISHED,
@@ -181,9 +188,9 @@ class OutboxRelay:
                     producer = await self._ensure_producer()
                     if producer.connection_lost:
                         # It sends nothing more, and the broker may have restarted empty: a
-                        # new producer, checked before it publishes.
-                        await self._reset_producer()
-                        continue
+                        # new producer (after the backoff, should the broker keep dropping
+                        # connections), checked before it publishes.
+                        raise ConnectionLost("the relay's producer lost a broker connection")
                     if self.settings.kafka.replay_on_broker_loss and (
                         self._unverified
                         or loop.time() - last_loss_check >= self.loss_check_interval
