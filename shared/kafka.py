@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import CloseReason
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from shared.config import KafkaSettings
@@ -87,7 +88,8 @@ class ConnectionLost(KafkaConnectionError):  # type: ignore[misc]
 
 
 class _LossGuard:
-    """Stops an aiokafka client from talking to a broker after it lost a connection to one.
+    """Stops an aiokafka client from talking to a broker after it lost a connection to one
+    (closed by the broker or the network, not dropped by the client for being idle).
 
     aiokafka reconnects on its own, without a word, and sends again what was in flight. After
     a restart of a broker that keeps its log in memory (the embedded one) the new connection
@@ -105,7 +107,11 @@ class _LossGuard:
         on_closed, get_conn = client._on_connection_closed, client._get_conn
 
         def closed(conn: object, reason: object) -> None:
-            self.lost.set()
+            # Not a connection the client itself dropped for being idle: no broker went
+            # away, and its other connections, or the owner's periodic check, see a restart
+            # (without this, a client on a cluster would be replaced every few minutes).
+            if reason != CloseReason.IDLE_DROP:
+                self.lost.set()
             on_closed(conn, reason)
 
         async def conn_unless_lost(node_id: object, **kwargs: Any) -> object:
