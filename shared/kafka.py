@@ -120,9 +120,17 @@ class _LossGuard:
         client._on_connection_closed = closed
         client._get_conn = conn_unless_lost
 
+    def check(self) -> None:
+        """:class:`ConnectionLost` once a connection is lost."""
+        if self.lost.is_set():
+            raise ConnectionLost("a broker connection was lost")
+
     async def unless_lost(self, awaitable: Awaitable[T]) -> T:
         """``awaitable``'s result, or :class:`ConnectionLost` as soon as a connection is lost
         (aiokafka would retry for as long as no connection can be opened)."""
+        if self.lost.is_set() and asyncio.iscoroutine(awaitable):
+            awaitable.close()  # never started: nothing of it reaches a broker
+        self.check()
         task = asyncio.ensure_future(awaitable)
         lost = asyncio.ensure_future(self.lost.wait())
         try:
@@ -272,8 +280,7 @@ class Consumer:
     async def poll(self, timeout_ms: int = 200) -> dict[TopicPartition, list[ReceivedRecord]]:
         """Records fetched so far; none after a lost connection (a new consumer reads them
         again, from the broker as it is now)."""
-        if self.connection_lost:
-            raise ConnectionLost("a broker connection was lost")
+        self._guard.check()
         batch = await self._consumer.getmany(timeout_ms=timeout_ms)
         return {
             tp: [
@@ -291,8 +298,6 @@ class Consumer:
         Never after a lost connection: the offsets belong to the log the records came from,
         and a broker that restarted empty would keep them for a new log, where they would
         hide every record below them. :class:`ConnectionLost` instead."""
-        if self.connection_lost:
-            raise ConnectionLost("a broker connection was lost: offsets not committed")
         await self._guard.unless_lost(self._consumer.commit(offsets))
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
