@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import signal
 import sys
@@ -156,7 +157,14 @@ def run(
 ) -> None:
     """Run the embedded demo federation: Region Kronoberg, Växjö and Alvesta kommun."""
     from shared.auth import mint_token
-    from vardkedja.federation import ALL_SCOPES, Federation, seed_demo_units
+    from vardkedja import walkthrough
+    from vardkedja.federation import (
+        ALL_SCOPES,
+        Federation,
+        seed_demo_units,
+        unit_tokens,
+        write_unit_tokens,
+    )
 
     fed = Federation(
         data_dir=data_dir,
@@ -178,9 +186,19 @@ def run(
         n = len(fed.procs)
         typer.echo(f"started {n} processes; waiting until every API is ready ...")
         asyncio.run(fed.wait_ready())
+        guides: list[Path] = []
         if seed:
-            created = asyncio.run(seed_demo_units(fed))
-            typer.echo(f"demo units created: {created}")
+            seeded = asyncio.run(seed_demo_units(fed))
+            typer.echo(f"demo units created: {seeded.created}")
+            tokens = unit_tokens(fed, seeded.unit_ids)
+            tokens_path = data_dir / "demo-tokens.md"
+            write_unit_tokens(tokens_path, fed, seeded.unit_ids, tokens)
+            guides.append(tokens_path)
+            if all(actor in tokens for actor in walkthrough.ACTORS):
+                ports = {m.orgnr: {s: m.port(s) for s in fed.services} for m in fed.members}
+                guides.append(
+                    walkthrough.write(data_dir, seeded.unit_ids, tokens, ports, dt.date.today())
+                )
         typer.echo("")
         typer.echo(f"vardkedja demo federation is running (broker {fed.bootstrap_servers}).")
         for m in fed.members:
@@ -195,6 +213,16 @@ def run(
                 ttl_seconds=12 * 3600,
             )
             typer.echo(f"  token      {tok}")
+        if guides:
+            typer.echo(
+                "\nThe member tokens above administer. To act as a unit (send a referral, "
+                "work its inbox,\nanswer an invitation), use the unit's own token, listed "
+                f"in {guides[0]}"
+            )
+        if len(guides) > 1:
+            typer.echo(
+                f"The seed report's processes, step by step from the docs pages: {guides[1]}"
+            )
         typer.echo(f"\nlogs: {data_dir}/logs/   stop: Ctrl-C")
         while True:
             for proc in fed.procs:

@@ -253,12 +253,22 @@ def _seed_key(member: Member, index: int, unit: dict[str, Any]) -> str:
     return f"demo-seed-{member.digits}-{index:03d}-{digest}"
 
 
-async def seed_demo_units(fed: Federation) -> int:
+@dataclass(frozen=True)
+class Seeded:
+    """What seeding the demo did: units created now, and every demo unit's id by
+    ``(orgnr, name)``."""
+
+    created: int
+    unit_ids: dict[tuple[str, str], str]
+
+
+async def seed_demo_units(fed: Federation) -> Seeded:
     """Create the demo units and member records through each member's own directory API
-    (idempotently); returns how many units were created now."""
+    (idempotently)."""
     from shared.auth import mint_token
 
     created = 0
+    ids: dict[tuple[str, str], str] = {}
     async with httpx.AsyncClient(timeout=10.0) as client:
         for member in fed.members:
             token = mint_token(
@@ -275,6 +285,7 @@ async def seed_demo_units(fed: Federation) -> int:
                 )
                 r.raise_for_status()
                 created += r.headers.get("Idempotent-Replayed") != "true"
+                ids[(member.orgnr, unit["name"])] = r.json()["id"]
             record = DEMO_MEMBERS_RECORDS.get(member.orgnr)
             if record is not None:  # an unchanged record is a no-op: safe on every start
                 r = await client.put(
@@ -283,7 +294,51 @@ async def seed_demo_units(fed: Federation) -> int:
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 r.raise_for_status()
-    return created
+    return Seeded(created, ids)
+
+
+def unit_tokens(
+    fed: Federation, unit_ids: dict[tuple[str, str], str]
+) -> dict[tuple[str, str], str]:
+    """A development token per demo unit: a user at that unit with every scope, for the
+    operations a unit does (send, receive, answer) from the docs pages."""
+    from shared.auth import mint_token
+
+    names = {m.orgnr: m for m in fed.members}
+    return {
+        (orgnr, name): mint_token(
+            sub=f"demo-{uid[:8]}",
+            org=orgnr,
+            unit=uid,
+            scopes=ALL_SCOPES.split(),
+            ttl_seconds=12 * 3600,
+        )
+        for (orgnr, name), uid in unit_ids.items()
+        if orgnr in names
+    }
+
+
+def write_unit_tokens(
+    path: Path,
+    fed: Federation,
+    unit_ids: dict[tuple[str, str], str],
+    tokens: dict[tuple[str, str], str],
+) -> None:
+    """``var/demo-tokens.md``: every demo unit, its id and its token."""
+    lines = [
+        "# The demo units' tokens",
+        "",
+        "Paste a unit's token into *Authorize* on its member's docs pages to act as that unit "
+        "(send a referral, work its inbox, answer an invitation). Valid for 12 hours; "
+        "`make run` writes new ones on every start.",
+    ]
+    for member in fed.members:
+        lines += ["", f"## {member.name} ({member.orgnr})", "", "| unit | unit id | token |"]
+        lines.append("|---|---|---|")
+        for (orgnr, name), token in tokens.items():
+            if orgnr == member.orgnr:
+                lines.append(f"| {name} | `{unit_ids[(orgnr, name)]}` | `{token}` |")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _tail(path: Path, lines: int = 30) -> str:

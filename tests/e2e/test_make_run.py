@@ -1,6 +1,7 @@
 """`make run` as a user sees it: `vardkedja run` starts the three-member demo federation
 (24 processes and the embedded broker), prints docs URLs and tokens, replicates the demo
-units between members, and stops cleanly on Ctrl-C."""
+units between members, writes each unit's token and the walkthrough of the seed report's
+processes (which is taken here step by step, as written), and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import httpx
 import pytest
 
 from shared.broker import free_port
+from shared.config import SERVICES
 from tests.helpers.harness import eventually
+from vardkedja import walkthrough
 from vardkedja.federation import DEMO_MEMBERS, DEMO_UNITS
 
 pytestmark = pytest.mark.e2e
@@ -125,6 +128,27 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
             assert pdf.content.startswith(b"%PDF")
             html = await client.get("http://127.0.0.1:8010/v1/overview/212000-0613", headers=region)
             assert "Alvesta kommun" in html.text
+
+            # Issue 5's "done when": the seed report's processes from the docs pages alone.
+            # The banner points a unit's user to its token and to the walkthrough, which
+            # is taken here exactly as written.
+            var = tmp_path / "var"
+            assert str(var / "demo-tokens.md") in text
+            assert str(var / "walkthrough.md") in text
+            listed = (var / "demo-tokens.md").read_text()
+            for units in DEMO_UNITS.values():
+                assert all(f"| {unit['name']} |" in listed for unit in units)
+            guide = (var / "walkthrough.md").read_text()
+            sections, tokens = walkthrough.from_json((var / "walkthrough.json").read_text())
+            for section in sections:
+                assert f"{section.title}\n" in guide
+                for step in section.steps:
+                    assert f"`{step.method} {step.path}`" in guide
+            ports = {m.orgnr: {s: m.port(s) for s in SERVICES} for m in DEMO_MEMBERS}
+            noted = await walkthrough.perform(sections, tokens, ports, client)
+            # The sender at Växjö sees the remissmöte's ordered plan; the ward sees the
+            # action the housing support ended; the HVB notice is in the region's inbox.
+            assert {"vkr_plan_id", "sip_action_id", "hvb_task_id"} <= noted.keys()
 
         proc.send_signal(signal.SIGINT)
         await eventually(

@@ -1,0 +1,663 @@
+"""The seed report's processes, step by step, from the docs pages of the demo federation.
+
+``vardkedja run`` writes, for the federation it started, ``var/walkthrough.md``: every
+step of a kontaktbegäran, a vårdkedjeremiss with its remissmöte and ordered plan, a
+utskrivningsplanering with a SIP before discharge, and an HVB notification, as a user
+takes them on the docs pages (which page, which unit's token to paste into *Authorize*,
+which operation, the body to paste, what to note from the answer). The demo's unit ids and
+tokens are filled in; what only the answers tell (a task's id, an ETag) is named and the
+user carries it forward.
+
+The same steps are written as ``var/walkthrough.json``, and :func:`perform` takes them
+exactly as written against the running federation (``tests/e2e/test_make_run.py``), so the
+document a user follows is the document the tests prove.
+
+The person is fictitious: 19121212-1212 is Skatteverket's well-known test personnummer
+(Tolvan Tolvansson).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PERSON = "19121212-1212"
+REGION, VAXJO = "232100-0065", "212000-0647"
+MEMBER_NAMES = {REGION: "Region Kronoberg", VAXJO: "Växjö kommun"}
+
+# The demo units the walkthrough acts as (services/directory/demo/kronoberg.yaml).
+AVDELNING = "Beroendeavdelningen, heldygnsvård Växjö"
+BEROENDE = "Beroendemottagningen Växjö"
+PORT = "Psykiatrins remissport"
+SOC = "Socialtjänstens mottagning vuxna Växjö"
+BOENDE = "Boendestöd Växjö, inriktning skadligt bruk och beroende"
+ACTORS: tuple[tuple[str, str], ...] = (
+    (REGION, AVDELNING),
+    (REGION, BEROENDE),
+    (REGION, PORT),
+    (VAXJO, SOC),
+    (VAXJO, BOENDE),
+)
+
+_PLACEHOLDER = re.compile(r"\{([a-z_0-9]+)\}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation on one member's docs page, as one unit.
+
+    ``path`` and the strings of ``body`` may name values noted earlier (``{task_id}``).
+    ``wait``: the answer follows an event over Kafka, so the user repeats the call until it
+    answers ``status`` (and ``until``: a field of the answer has the value). ``note``: the
+    values to carry forward, each a dotted path into the answer's JSON or ``ETag``.
+    """
+
+    says: str
+    member: str
+    unit: str
+    service: str
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    if_match: str | None = None
+    status: int = 200
+    wait: bool = False
+    until: tuple[str, Any] | None = None
+    note: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    says: str
+    steps: tuple[Step, ...]
+
+
+def _follow(
+    says: str,
+    member: str,
+    unit: str,
+    path: str,
+    *,
+    service: str = "referral",
+    until: tuple[str, Any] | None = None,
+) -> Step:
+    """A read the user repeats until what an event brings has arrived."""
+    return Step(says, member, unit, service, "GET", path, wait=True, until=until)
+
+
+def _transition(member: str, unit: str, task: str, says: str, **body: Any) -> tuple[Step, ...]:
+    """Read a task (for its ETag), then take one step with it."""
+    etag = f"{task}_etag"
+    return (
+        Step(
+            says=f"Read the task for its `ETag` (the version the step is based on). {says}",
+            member=member,
+            unit=unit,
+            service="referral",
+            method="GET",
+            path=f"/v1/incoming/{{{task}}}",
+            wait=True,
+            note={etag: "ETag"},
+        ),
+        Step(
+            says=f"Take the step `{body['to']}`, with `If-Match` set to the `ETag` just read.",
+            member=member,
+            unit=unit,
+            service="referral",
+            method="POST",
+            path=f"/v1/incoming/{{{task}}}/transitions",
+            body=body,
+            if_match=etag,
+        ),
+    )
+
+
+def _answer(member: str, unit: str, task: str) -> tuple[Step, ...]:
+    """An invited unit acknowledges its invitation to a meeting, then accepts it."""
+    return (
+        *_transition(member, unit, task, "The invitation, in the unit's inbox.", to="acknowledged"),
+        *_transition(member, unit, task, "", to="accepted"),
+    )
+
+
+def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section, ...]:
+    """The walkthrough for a federation whose demo units have these ids
+    (``(orgnr, name) → id``), dated from ``today``."""
+
+    def ref(orgnr: str, name: str) -> dict[str, str]:
+        return {"orgnr": orgnr, "unit_id": units[(orgnr, name)]}
+
+    def remissmote(participants: list[dict[str, str]]) -> dict[str, Any]:
+        return {
+            "kind": "remissmote",
+            "origin_task_id": "{vkr_task_id}",
+            "at": meeting_at.isoformat(),
+            "video_link": "https://mote.example/remissmote",
+            "participants": participants,
+        }
+
+    person = {"personnummer": PERSON}
+    discharge = today + dt.timedelta(days=10)
+    sip_at = dt.datetime.combine(discharge - dt.timedelta(days=2), dt.time(9), tzinfo=dt.UTC)
+    meeting_at = dt.datetime.combine(today + dt.timedelta(days=7), dt.time(12), tzinfo=dt.UTC)
+
+    consent = Section(
+        "The person's consent",
+        "The person has signed a consent to sharing between Region Kronoberg and Växjö "
+        "kommun for all five processes. The region's ward records it; within a second or "
+        "two every party holds a copy, and each member's consent service decides from it.",
+        (
+            Step(
+                says="Record the written consent.",
+                member=REGION,
+                unit=AVDELNING,
+                service="consent",
+                method="POST",
+                path="/v1/consents",
+                body={
+                    "person": person,
+                    "form": "written",
+                    "signed_form_reference": "Journal dok 2026-4711",
+                    "purposes": [
+                        "kontaktbegaran",
+                        "vardkedjeremiss",
+                        "sip",
+                        "utskrivningsplanering",
+                        "hvb_underrattelse",
+                    ],
+                    "parties": [{"orgnr": REGION}, {"orgnr": VAXJO}],
+                    "categories": ["contact_details", "needs_summary", "plan", "social_situation"],
+                    "valid_from": today.isoformat(),
+                    "valid_to": (today + dt.timedelta(days=180)).isoformat(),
+                    "person_informed": True,
+                },
+                status=201,
+                note={"consent_id": "id"},
+            ),
+            _follow(
+                "Växjö's copy of the consent (404 until the event has arrived).",
+                VAXJO,
+                SOC,
+                "/v1/consent-copies/{consent_id}",
+                service="consent",
+            ),
+        ),
+    )
+
+    kontaktbegaran = Section(
+        "A kontaktbegäran acknowledged by the kommun",
+        "The ward asks the person's kommun to make contact about housing support. It names "
+        "no recipient: the directory resolves Växjö's intake from the kommun of residence "
+        "(0780) and the need.",
+        (
+            Step(
+                says="Send the kontaktbegäran. The answer names the recipient the directory "
+                "chose and the consent it was sent on.",
+                member=REGION,
+                unit=AVDELNING,
+                service="referral",
+                method="POST",
+                path="/v1/referrals",
+                body={
+                    "kind": "kontaktbegaran",
+                    "person": person,
+                    "needs": ["boendestod"],
+                    "summary": "Skrivs ut från beroendeavdelningen inom två veckor och saknar "
+                    "bostad.",
+                    "urgency": "urgent",
+                    "children_in_household": "no",
+                    "persons_wish": "Jag vill ha hjälp med boende i Växjö.",
+                    "resolve": {"kommunkod": "0780"},
+                    "kontaktbegaran": {"kommunkod": "0780"},
+                },
+                status=201,
+                note={"kb_referral_id": "id", "kb_task_id": "recipients.0.task_id"},
+            ),
+            *_transition(
+                VAXJO,
+                SOC,
+                "kb_task_id",
+                "It is in the intake's own inbox (`GET /v1/incoming` lists it).",
+                to="acknowledged",
+                case_reference="VX-2026-1234",
+            ),
+            _follow(
+                "Back at the region, the sender follows its recipient: acknowledged, "
+                "with the kommun's case reference.",
+                REGION,
+                AVDELNING,
+                "/v1/referrals/{kb_referral_id}",
+                until=("recipients.0.status", "acknowledged"),
+            ),
+        ),
+    )
+
+    vardkedjeremiss = Section(
+        "A vårdkedjeremiss, its remissmöte and the ordered plan",
+        "Växjö's intake sends the combined needs to psychiatry's referral port. The person "
+        "is not drug-free and the planned treatment requires it, so the remissmöte must "
+        "invite the unit for drug-free interventions (the rule is enforced).",
+        (
+            Step(
+                says="Send the vårdkedjeremiss to the referral port.",
+                member=VAXJO,
+                unit=SOC,
+                service="referral",
+                method="POST",
+                path="/v1/referrals",
+                body={
+                    "kind": "vardkedjeremiss",
+                    "person": person,
+                    "needs": ["abstinensbehandling", "boendestod"],
+                    "summary": "Beroende, psykisk ohälsa och bostadslöshet samtidigt.",
+                    "drug_free": "no",
+                    "recipients": [ref(REGION, PORT)],
+                    "vardkedjeremiss": {"treatment_requires_drug_free": True},
+                },
+                status=201,
+                note={"vkr_task_id": "recipients.0.task_id"},
+            ),
+            *_transition(
+                REGION,
+                PORT,
+                "vkr_task_id",
+                "The referral port acknowledges it.",
+                to="acknowledged",
+            ),
+            Step(
+                says="Convene the remissmöte inviting only Växjö's housing support: refused "
+                "(422), because the drug-free unit is missing.",
+                member=REGION,
+                unit=PORT,
+                service="referral",
+                method="POST",
+                path="/v1/meetings",
+                body=remissmote([ref(VAXJO, BOENDE)]),
+                status=422,
+            ),
+            Step(
+                says="Convene it again with the beroendemottagning invited too. Note each "
+                "participant's invitation task.",
+                member=REGION,
+                unit=PORT,
+                service="referral",
+                method="POST",
+                path="/v1/meetings",
+                body=remissmote([ref(REGION, BEROENDE), ref(VAXJO, BOENDE)]),
+                status=201,
+                note={
+                    "meeting_id": "id",
+                    "beroende_invitation": "participants.0.task_id",
+                    "boende_invitation": "participants.1.task_id",
+                },
+            ),
+            *_answer(REGION, BEROENDE, "beroende_invitation"),
+            *_answer(VAXJO, BOENDE, "boende_invitation"),
+            _follow(
+                "The port sees both answers.",
+                REGION,
+                PORT,
+                "/v1/meetings/{meeting_id}",
+                until=("participants.1.status", "accepted"),
+            ),
+            Step(
+                says="Record the meeting's outcome: the ordered plan, each intervention owned "
+                "by a unit, and the coordinating function.",
+                member=REGION,
+                unit=PORT,
+                service="referral",
+                method="PUT",
+                path="/v1/meetings/{meeting_id}/plan",
+                body={
+                    "goals": ["Drogfrihet", "Eget boende"],
+                    "actions": [
+                        {"intervention": "abstinensbehandling", "owner": ref(REGION, BEROENDE)},
+                        {"intervention": "boendestod", "owner": ref(VAXJO, BOENDE)},
+                    ],
+                    "coordinator": ref(VAXJO, SOC),
+                    "follow_up_date": (today + dt.timedelta(days=60)).isoformat(),
+                },
+                note={"vkr_plan_id": "id"},
+            ),
+            _follow(
+                "The sender, at Växjö, sees the plan in its order.",
+                VAXJO,
+                SOC,
+                "/v1/plans/{vkr_plan_id}",
+                until=("actions.1.intervention", "boendestod"),
+            ),
+        ),
+    )
+
+    discharge_sip = Section(
+        "A utskrivningsplanering and a SIP before discharge",
+        "The ward plans the person's discharge in ten days. The home kommun confirms, and "
+        "a SIP is held on the ward two days before discharge. When the housing support ends "
+        "its action, every other party is told.",
+        (
+            Step(
+                says="Send the utskrivningsplanering to Växjö's intake.",
+                member=REGION,
+                unit=AVDELNING,
+                service="referral",
+                method="POST",
+                path="/v1/referrals",
+                body={
+                    "kind": "utskrivningsplanering",
+                    "person": person,
+                    "summary": "Utskrivning efter abstinensbehandling.",
+                    "recipients": [ref(VAXJO, SOC)],
+                    "discharge": {"expected_discharge_date": discharge.isoformat()},
+                },
+                status=201,
+                note={"up_referral_id": "id", "up_task_id": "recipients.0.task_id"},
+            ),
+            *_transition(
+                VAXJO,
+                SOC,
+                "up_task_id",
+                "The home kommun confirms by acknowledging it.",
+                to="acknowledged",
+                case_reference="VX-2026-1235",
+            ),
+            _follow(
+                "The ward sees the kommun's confirmation (`discharge.all_confirmed`).",
+                REGION,
+                AVDELNING,
+                "/v1/referrals/{up_referral_id}",
+                until=("discharge.all_confirmed", True),
+            ),
+            Step(
+                says="Convene the SIP on the ward, before discharge.",
+                member=REGION,
+                unit=AVDELNING,
+                service="referral",
+                method="POST",
+                path="/v1/meetings",
+                body={
+                    "kind": "sip",
+                    "person": person,
+                    "at": sip_at.isoformat(),
+                    "place": "Beroendeavdelningen, Centrallasarettet Växjö",
+                    "participants": [ref(VAXJO, SOC), ref(VAXJO, BOENDE)],
+                },
+                status=201,
+                note={
+                    "sip_id": "id",
+                    "soc_invitation": "participants.0.task_id",
+                    "boende_sip_invitation": "participants.1.task_id",
+                },
+            ),
+            *_answer(VAXJO, SOC, "soc_invitation"),
+            *_answer(VAXJO, BOENDE, "boende_sip_invitation"),
+            Step(
+                says="Record the SIP: the action, its owner and due date, the coordinating "
+                "function and the follow-up date.",
+                member=REGION,
+                unit=AVDELNING,
+                service="referral",
+                method="PUT",
+                path="/v1/meetings/{sip_id}/plan",
+                body={
+                    "goals": ["Trygg utskrivning"],
+                    "actions": [
+                        {
+                            "intervention": "boendestod",
+                            "owner": ref(VAXJO, BOENDE),
+                            "due": discharge.isoformat(),
+                        }
+                    ],
+                    "coordinator": ref(VAXJO, SOC),
+                    "follow_up_date": (discharge + dt.timedelta(days=30)).isoformat(),
+                },
+                note={"sip_plan_id": "id", "sip_action_id": "actions.0.id"},
+            ),
+            _follow("The housing support sees the plan.", VAXJO, BOENDE, "/v1/plans/{sip_plan_id}"),
+            Step(
+                says="The housing support ends its action.",
+                member=VAXJO,
+                unit=BOENDE,
+                service="referral",
+                method="POST",
+                path="/v1/plans/{sip_plan_id}/actions/{sip_action_id}/end",
+                body={"outcome": "cancelled"},
+            ),
+            _follow(
+                "The ward, the convener, is told: the action is ended.",
+                REGION,
+                AVDELNING,
+                "/v1/plans/{sip_plan_id}",
+                until=("actions.0.status", "ended"),
+            ),
+        ),
+    )
+
+    hvb = Section(
+        "An HVB notification",
+        "Växjö places the person at an HVB and notifies the region's beroendemottagning.",
+        (
+            Step(
+                says="Send the HVB underrättelse.",
+                member=VAXJO,
+                unit=SOC,
+                service="referral",
+                method="POST",
+                path="/v1/referrals",
+                body={
+                    "kind": "hvb_underrattelse",
+                    "person": person,
+                    "recipients": [ref(REGION, BEROENDE)],
+                    "hvb": {"placement_date": discharge.isoformat(), "hvb_name": "Novus"},
+                },
+                status=201,
+                note={"hvb_task_id": "recipients.0.task_id"},
+            ),
+            _follow(
+                "It is in the beroendemottagning's own inbox.",
+                REGION,
+                BEROENDE,
+                "/v1/incoming/{hvb_task_id}",
+                until=("kind", "hvb_underrattelse"),
+            ),
+            Step(
+                says="The region's follow-up indicators count it all, with no personal data.",
+                member=REGION,
+                unit=AVDELNING,
+                service="referral",
+                method="GET",
+                path="/v1/indicators",
+            ),
+        ),
+    )
+    return (consent, kontaktbegaran, vardkedjeremiss, discharge_sip, hvb)
+
+
+# ---------------------------------------------------------------- the documents
+
+
+def to_json(sections: Sequence[Section], tokens: Mapping[tuple[str, str], str]) -> str:
+    """The walkthrough as data, with the tokens of the units it acts as."""
+    return json.dumps(
+        {
+            "sections": [dataclasses.asdict(s) for s in sections],
+            "tokens": [{"orgnr": o, "unit": u, "token": t} for (o, u), t in tokens.items()],
+        },
+        ensure_ascii=False,
+        indent=1,
+    )
+
+
+def from_json(text: str) -> tuple[tuple[Section, ...], dict[tuple[str, str], str]]:
+    data = json.loads(text)
+    sections = tuple(
+        Section(
+            s["title"],
+            s["says"],
+            tuple(
+                Step(**{**step, "until": tuple(step["until"]) if step["until"] else None})
+                for step in s["steps"]
+            ),
+        )
+        for s in data["sections"]
+    )
+    tokens = {(t["orgnr"], t["unit"]): t["token"] for t in data["tokens"]}
+    return sections, tokens
+
+
+def render(
+    sections: Sequence[Section],
+    tokens: Mapping[tuple[str, str], str],
+    ports: Mapping[str, Mapping[str, int]],
+) -> str:
+    """The walkthrough as the user reads it (``ports``: orgnr → service → port)."""
+    out = [
+        "# The seed report's processes from the docs pages",
+        "",
+        "Written by `vardkedja run` for the federation it started: the unit ids, dates and "
+        "tokens below are this demo's. Each step names the docs page, the unit whose token "
+        "to paste into *Authorize* (the page remembers it until you log out or reload), the "
+        "operation (*Try it out*), the body to paste and what to note from the answer.",
+        "Values in braces, like `{kb_task_id}`, are ones you noted in an earlier step. A "
+        "step marked *repeat until* follows an event between the members: if the answer is "
+        "404 or not yet as described, wait a second and execute it again.",
+        "",
+        f"The person is fictitious ({PERSON}, Skatteverket's test personnummer).",
+        "",
+        "## The units' tokens",
+        "",
+        "| member | unit | token |",
+        "|---|---|---|",
+    ]
+    for (orgnr, unit), token in tokens.items():
+        out.append(f"| {MEMBER_NAMES.get(orgnr, orgnr)} | {unit} | `{token}` |")
+    n = 0
+    for i, section in enumerate(sections, start=1):
+        out += ["", f"## {i}. {section.title}", "", section.says]
+        for j, step in enumerate(section.steps, start=1):
+            n += 1
+            port = ports[step.member][step.service]
+            out += [
+                "",
+                f"### {i}.{j} {step.says}".rstrip(),
+                "",
+                f"- page: <http://127.0.0.1:{port}/docs> ({MEMBER_NAMES.get(step.member)}, "
+                f"{step.service}); token: **{step.unit}**",
+                f"- operation: `{step.method} {step.path}`",
+            ]
+            if step.if_match:
+                out.append(f"- header `If-Match`: `{{{step.if_match}}}`")
+            if step.body is not None:
+                body = json.dumps(step.body, ensure_ascii=False, indent=2)
+                out += ["- body:", "", "```json", body, "```", ""]
+            answer = f"- answer: {step.status}"
+            if step.wait:
+                answer += " (*repeat until* it is"
+                if step.until:
+                    answer += f", with `{step.until[0]}` = `{json.dumps(step.until[1])}`"
+                answer += ")"
+            out.append(answer)
+            for name, where in step.note.items():
+                source = "the `ETag` header" if where == "ETag" else f"`{where}` of the answer"
+                out.append(f"- note {source} as `{{{name}}}`")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- taking the steps
+
+
+class WalkthroughFailed(AssertionError):
+    """A step did not answer as the walkthrough says."""
+
+
+def _pick(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+def _fill(value: Any, noted: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: noted[m.group(1)], value)
+    if isinstance(value, list):
+        return [_fill(v, noted) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, noted) for k, v in value.items()}
+    return value
+
+
+def _as_described(step: Step, answer: httpx.Response) -> bool:
+    if answer.status_code != step.status:
+        return False
+    if step.until is None:
+        return True
+    try:
+        return bool(_pick(answer.json(), step.until[0]) == step.until[1])
+    except (KeyError, IndexError, ValueError):
+        return False
+
+
+async def perform(
+    sections: Sequence[Section],
+    tokens: Mapping[tuple[str, str], str],
+    ports: Mapping[str, Mapping[str, int]],
+    client: httpx.AsyncClient,
+    *,
+    within: float = 60.0,
+) -> dict[str, str]:
+    """Take every step as written; returns the values noted. A step that does not answer
+    as described (within ``within`` seconds for one that waits) raises
+    :class:`WalkthroughFailed` naming it."""
+    noted: dict[str, str] = {}
+    for i, section in enumerate(sections, start=1):
+        for j, step in enumerate(section.steps, start=1):
+            url = f"http://127.0.0.1:{ports[step.member][step.service]}{_fill(step.path, noted)}"
+            headers = {"Authorization": f"Bearer {tokens[(step.member, step.unit)]}"}
+            if step.if_match:
+                headers["If-Match"] = noted[step.if_match]
+            body = _fill(step.body, noted)
+            deadline = time.monotonic() + within
+            while True:
+                answer = await client.request(step.method, url, json=body, headers=headers)
+                if _as_described(step, answer) or not step.wait:
+                    break
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.25)
+            if not _as_described(step, answer):
+                raise WalkthroughFailed(
+                    f"step {i}.{j} ({step.method} {step.path}): answered "
+                    f"{answer.status_code}: {answer.text[:500]}"
+                )
+            for name, where in step.note.items():
+                noted[name] = (
+                    answer.headers["ETag"] if where == "ETag" else _pick(answer.json(), where)
+                )
+    return noted
+
+
+def write(
+    directory: Path,
+    units: Mapping[tuple[str, str], str],
+    tokens: Mapping[tuple[str, str], str],
+    ports: Mapping[str, Mapping[str, int]],
+    today: dt.date,
+) -> Path:
+    """Write ``walkthrough.md`` and ``walkthrough.json`` into ``directory``; returns the
+    markdown's path."""
+    sections = build(units, today)
+    acting = {actor: tokens[actor] for actor in ACTORS}
+    (directory / "walkthrough.json").write_text(to_json(sections, acting), encoding="utf-8")
+    path = directory / "walkthrough.md"
+    path.write_text(render(sections, acting, ports), encoding="utf-8")
+    return path
