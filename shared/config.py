@@ -78,6 +78,9 @@ class KafkaSettings(BaseModel):
     # take ~3 s with the default; tests use less. Apache Kafka requires >= 6000 by default.
     session_timeout_ms: int = Field(6_000, ge=1_000, le=300_000)
     request_timeout_ms: int = Field(10_000, ge=100)
+    # The relay's longest wait between attempts while the broker is away: also how late,
+    # at most, it notices that the broker is back.
+    relay_max_backoff_s: float = Field(5.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _inbox_outlasts_replay(self) -> KafkaSettings:

@@ -129,7 +129,7 @@ class OutboxRelay:
         batch_size: int = 200,
         idle_interval: float = 0.02,
         loss_check_interval: float = 5.0,
-        max_backoff: float = 15.0,
+        max_backoff: float | None = None,
         producer_factory: Callable[[], Producer] | None = None,
     ) -> None:
         self.settings = settings
@@ -138,7 +138,9 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_interval = idle_interval
         self.loss_check_interval = loss_check_interval
-        self.max_backoff = max_backoff
+        self.max_backoff = (
+            settings.kafka.relay_max_backoff_s if max_backoff is None else max_backoff
+        )
         self._producer_factory = producer_factory or (
             lambda: Producer(settings.kafka, f"{settings.member.digits}-{settings.service}-relay")
         )

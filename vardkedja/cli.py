@@ -179,7 +179,11 @@ def run(
         stopping = True
         raise KeyboardInterrupt
 
+    # Ctrl-C and SIGTERM both stop the federation in order. SIGINT is installed explicitly:
+    # a shell that starts a job in the background without job control (a CI script, `cmd &`)
+    # hands it SIGINT ignored, and Python then installs no KeyboardInterrupt of its own.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         typer.echo("starting the embedded broker and migrating 12 databases ...")
         fed.start()

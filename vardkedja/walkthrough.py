@@ -150,6 +150,8 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
     person = {"personnummer": PERSON}
     discharge = today + dt.timedelta(days=10)
     sip_at = dt.datetime.combine(discharge - dt.timedelta(days=2), dt.time(9), tzinfo=dt.UTC)
+    follow_up = discharge + dt.timedelta(days=30)
+    follow_up_at = dt.datetime.combine(follow_up, dt.time(9), tzinfo=dt.UTC)
     meeting_at = dt.datetime.combine(today + dt.timedelta(days=7), dt.time(12), tzinfo=dt.UTC)
 
     consent = Section(
@@ -223,6 +225,15 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 },
                 status=201,
                 note={"kb_referral_id": "id", "kb_task_id": "recipients.0.task_id"},
+            ),
+            _follow(
+                "The intake's notification inbox shows it: the kind, the urgency, the "
+                "deadline for acknowledging and a link, never who it is about.",
+                VAXJO,
+                SOC,
+                f"/v1/units/{units[(VAXJO, SOC)]}/notifications",
+                service="notify",
+                until=("items.0.subject_id", "{kb_task_id}"),
             ),
             *_transition(
                 VAXJO,
@@ -344,7 +355,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
         "A utskrivningsplanering and a SIP before discharge",
         "The ward plans the person's discharge in ten days. The home kommun confirms, and "
         "a SIP is held on the ward two days before discharge. When the housing support ends "
-        "its action, every other party is told.",
+        "its action, every other party is told; on the follow-up date the SIP is followed up.",
         (
             Step(
                 says="Send the utskrivningsplanering to Växjö's intake.",
@@ -379,7 +390,8 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 until=("discharge.all_confirmed", True),
             ),
             Step(
-                says="Convene the SIP on the ward, before discharge.",
+                says="Convene the SIP on the ward, before discharge, with the person and the "
+                "relative the person chose (whose phone number only the convener holds).",
                 member=REGION,
                 unit=AVDELNING,
                 service="referral",
@@ -391,6 +403,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                     "at": sip_at.isoformat(),
                     "place": "Beroendeavdelningen, Centrallasarettet Växjö",
                     "participants": [ref(VAXJO, SOC), ref(VAXJO, BOENDE)],
+                    "relatives": [{"name": "Mamma", "phone": "070-123 45 67"}],
                 },
                 status=201,
                 note={
@@ -419,7 +432,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                         }
                     ],
                     "coordinator": ref(VAXJO, SOC),
-                    "follow_up_date": (discharge + dt.timedelta(days=30)).isoformat(),
+                    "follow_up_date": follow_up.isoformat(),
                 },
                 note={"sip_plan_id": "id", "sip_action_id": "actions.0.id"},
             ),
@@ -439,6 +452,31 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 AVDELNING,
                 "/v1/plans/{sip_plan_id}",
                 until=("actions.0.status", "ended"),
+            ),
+            Step(
+                says="On the plan's follow-up date, the ward convenes the follow-up SIP.",
+                member=REGION,
+                unit=AVDELNING,
+                service="referral",
+                method="POST",
+                path="/v1/meetings",
+                body={
+                    "kind": "sip",
+                    "person": person,
+                    "follow_up_of": "{sip_id}",
+                    "at": follow_up_at.isoformat(),
+                    "video_link": "https://mote.example/sip-uppfoljning",
+                    "participants": [ref(VAXJO, SOC)],
+                },
+                status=201,
+                note={"follow_up_invitation": "participants.0.task_id"},
+            ),
+            _follow(
+                "The intake's invitation to the follow-up.",
+                VAXJO,
+                SOC,
+                "/v1/incoming/{follow_up_invitation}",
+                until=("kind", "sip_kallelse"),
             ),
         ),
     )
@@ -530,7 +568,8 @@ def render(
         "operation (*Try it out*), the body to paste and what to note from the answer.",
         "Values in braces, like `{kb_task_id}`, are ones you noted in an earlier step. A "
         "step marked *repeat until* follows an event between the members: if the answer is "
-        "404 or not yet as described, wait a second and execute it again.",
+        "404 or not yet as described, wait a second and execute it again. Copy an `ETag` "
+        'with its quotes (`"1"`) into the `If-Match` field.',
         "",
         f"The person is fictitious ({PERSON}, Skatteverket's test personnummer).",
         "",
@@ -596,13 +635,13 @@ def _fill(value: Any, noted: Mapping[str, str]) -> Any:
     return value
 
 
-def _as_described(step: Step, answer: httpx.Response) -> bool:
+def _as_described(step: Step, answer: httpx.Response, noted: Mapping[str, str]) -> bool:
     if answer.status_code != step.status:
         return False
     if step.until is None:
         return True
     try:
-        return bool(_pick(answer.json(), step.until[0]) == step.until[1])
+        return bool(_pick(answer.json(), step.until[0]) == _fill(step.until[1], noted))
     except (KeyError, IndexError, ValueError):
         return False
 
@@ -629,14 +668,17 @@ async def perform(
             deadline = time.monotonic() + within
             while True:
                 answer = await client.request(step.method, url, json=body, headers=headers)
-                if _as_described(step, answer) or not step.wait:
+                if _as_described(step, answer, noted) or not step.wait:
                     break
                 if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.25)
-            if not _as_described(step, answer):
+            if not _as_described(step, answer, noted):
+                wanted = f"{step.status}"
+                if step.until is not None:
+                    wanted += f" with {step.until[0]} = {_fill(step.until[1], noted)!r}"
                 raise WalkthroughFailed(
-                    f"step {i}.{j} ({step.method} {step.path}): answered "
+                    f"step {i}.{j} ({step.method} {step.path}): wanted {wanted}, answered "
                     f"{answer.status_code}: {answer.text[:500]}"
                 )
             for name, where in step.note.items():

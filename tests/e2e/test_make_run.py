@@ -58,6 +58,9 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "VK_KAFKA__SESSION_TIMEOUT_MS": "2000", "PYTHONUNBUFFERED": "1"},
+            # As a script's background job starts it (`make run &` without job control):
+            # with SIGINT ignored. Ctrl-C must stop it all the same.
+            preexec_fn=_sigint_ignored,
         )
     try:
 
@@ -165,6 +168,10 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
             except subprocess.TimeoutExpired:
                 proc.kill()  # its children get SIGTERM from the kernel (PR_SET_PDEATHSIG)
                 proc.wait()
+
+
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 async def _true(value: bool) -> bool:

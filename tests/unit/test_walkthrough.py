@@ -25,7 +25,7 @@ TODAY = dt.date(2026, 6, 15)
 
 
 def _used(step: Step) -> set[str]:
-    text = step.path + json.dumps(step.body or {})
+    text = step.path + json.dumps(step.body or {}) + json.dumps(step.until)
     names = set(re.findall(r"\{([a-z_0-9]+)\}", text))
     return names | ({step.if_match} if step.if_match else set())
 
@@ -84,7 +84,9 @@ async def test_a_step_answering_otherwise_fails_naming_the_step() -> None:
         return httpx.Response(403, json={"title": "refused"})
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        with pytest.raises(WalkthroughFailed, match=r"step 1\.1 \(POST /x\): answered 403"):
+        with pytest.raises(
+            WalkthroughFailed, match=r"step 1\.1 \(POST /x\): wanted 200, answered 403"
+        ):
             await walkthrough.perform([section], TOKENS, PORTS, client)
 
 
