@@ -65,9 +65,9 @@ class Step:
     says: str
     member: str
     unit: str
-    service: str
     method: str
     path: str
+    service: str = "referral"
     body: dict[str, Any] | None = None
     if_match: str | None = None
     status: int = 200
@@ -93,7 +93,7 @@ def _follow(
     until: tuple[str, Any] | None = None,
 ) -> Step:
     """A read the user repeats until what an event brings has arrived."""
-    return Step(says, member, unit, service, "GET", path, wait=True, until=until)
+    return Step(says, member, unit, "GET", path, service=service, wait=True, until=until)
 
 
 def _transition(member: str, unit: str, task: str, says: str, **body: Any) -> tuple[Step, ...]:
@@ -208,7 +208,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 "chose and the consent it was sent on.",
                 member=REGION,
                 unit=AVDELNING,
-                service="referral",
                 method="POST",
                 path="/v1/referrals",
                 body={
@@ -264,7 +263,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 says="Send the vårdkedjeremiss to the referral port.",
                 member=VAXJO,
                 unit=SOC,
-                service="referral",
                 method="POST",
                 path="/v1/referrals",
                 body={
@@ -291,7 +289,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 "(422), because the drug-free unit is missing.",
                 member=REGION,
                 unit=PORT,
-                service="referral",
                 method="POST",
                 path="/v1/meetings",
                 body=remissmote([ref(VAXJO, BOENDE)]),
@@ -302,7 +299,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 "participant's invitation task.",
                 member=REGION,
                 unit=PORT,
-                service="referral",
                 method="POST",
                 path="/v1/meetings",
                 body=remissmote([ref(REGION, BEROENDE), ref(VAXJO, BOENDE)]),
@@ -327,7 +323,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 "by a unit, and the coordinating function.",
                 member=REGION,
                 unit=PORT,
-                service="referral",
                 method="PUT",
                 path="/v1/meetings/{meeting_id}/plan",
                 body={
@@ -361,7 +356,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 says="Send the utskrivningsplanering to Växjö's intake.",
                 member=REGION,
                 unit=AVDELNING,
-                service="referral",
                 method="POST",
                 path="/v1/referrals",
                 body={
@@ -394,7 +388,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 "relative the person chose (whose phone number only the convener holds).",
                 member=REGION,
                 unit=AVDELNING,
-                service="referral",
                 method="POST",
                 path="/v1/meetings",
                 body={
@@ -419,7 +412,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 "function and the follow-up date.",
                 member=REGION,
                 unit=AVDELNING,
-                service="referral",
                 method="PUT",
                 path="/v1/meetings/{sip_id}/plan",
                 body={
@@ -441,7 +433,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 says="The housing support ends its action.",
                 member=VAXJO,
                 unit=BOENDE,
-                service="referral",
                 method="POST",
                 path="/v1/plans/{sip_plan_id}/actions/{sip_action_id}/end",
                 body={"outcome": "cancelled"},
@@ -457,7 +448,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 says="On the plan's follow-up date, the ward convenes the follow-up SIP.",
                 member=REGION,
                 unit=AVDELNING,
-                service="referral",
                 method="POST",
                 path="/v1/meetings",
                 body={
@@ -489,7 +479,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 says="Send the HVB underrättelse.",
                 member=VAXJO,
                 unit=SOC,
-                service="referral",
                 method="POST",
                 path="/v1/referrals",
                 body={
@@ -512,7 +501,6 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 says="The region's follow-up indicators count it all, with no personal data.",
                 member=REGION,
                 unit=AVDELNING,
-                service="referral",
                 method="GET",
                 path="/v1/indicators",
             ),

@@ -76,7 +76,7 @@ def test_the_drug_free_rule_is_shown_refused_before_it_is_met() -> None:
 
 
 async def test_a_step_answering_otherwise_fails_naming_the_step() -> None:
-    step = Step("Send.", walkthrough.REGION, walkthrough.AVDELNING, "referral", "POST", "/x")
+    step = Step("Send.", walkthrough.REGION, walkthrough.AVDELNING, "POST", "/x")
     section = walkthrough.Section("One", "", (step,))
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -95,7 +95,6 @@ async def test_a_waiting_step_repeats_until_the_answer_is_as_described() -> None
         "Send.",
         walkthrough.REGION,
         walkthrough.AVDELNING,
-        "referral",
         "POST",
         "/v1/referrals",
         body={"kind": "kontaktbegaran"},
@@ -106,7 +105,6 @@ async def test_a_waiting_step_repeats_until_the_answer_is_as_described() -> None
         "Follow.",
         walkthrough.REGION,
         walkthrough.AVDELNING,
-        "referral",
         "GET",
         "/v1/referrals/{rid}",
         wait=True,
