@@ -385,9 +385,13 @@ class ApacheKafka:
         return f"{ENGINE} {self.version} (KRaft, {self.bootstrap})"
 
     def client_settings(self) -> dict[str, str]:
-        """``KafkaSettings`` fields for an all-powerful client: none on a plaintext node, the
-        super user ``federation-admin``'s certificate on a TLS one."""
-        return self.tls.client_settings("federation-admin") if self.tls else {}
+        """``KafkaSettings`` fields a client of this node needs: the idempotent producer, an
+        ordinary fetch wait (Kafka answers a fetch as soon as data arrives), and on a TLS
+        node the super user ``federation-admin``'s certificate."""
+        settings = {"idempotent_producer": "true", "fetch_max_wait_ms": "500"}
+        if self.tls:
+            settings.update(self.tls.client_settings("federation-admin"))
+        return settings
 
     # -- configuration ------------------------------------------------------------------
 
@@ -560,7 +564,10 @@ class ApacheKafka:
         from shared.kafka import broker_node_ids
 
         settings = KafkaSettings.model_validate(
-            {"bootstrap_servers": self.bootstrap, **self.client_settings()}
+            {
+                "bootstrap_servers": self.bootstrap,
+                **(self.tls.client_settings("federation-admin") if self.tls else {}),
+            }
         )
         result: list[bool] = []
 

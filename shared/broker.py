@@ -127,7 +127,9 @@ class Broker(Protocol):
     @property
     def description(self) -> str: ...
 
-    def client_settings(self) -> dict[str, str]: ...
+    def client_settings(self) -> dict[str, str]:
+        """``KafkaSettings`` fields that clients of this broker need (engine features, TLS)."""
+        ...
 
     def start(self, timeout: float = ...) -> None: ...
 
@@ -156,6 +158,11 @@ def new_broker(
     if engine == "tansu":
         return EmbeddedBroker(host=host, port=port or free_port(host), log_path=log_path)
     raise ValueError(f"unknown broker engine {engine!r}: one of {', '.join(ENGINES)}")
+
+
+def client_env(broker: Broker) -> dict[str, str]:
+    """:meth:`Broker.client_settings` as a process's ``VK_KAFKA__*`` environment."""
+    return {f"VK_KAFKA__{k.upper()}": v for k, v in broker.client_settings().items()}
 
 
 def tansu_version() -> str:

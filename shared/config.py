@@ -78,6 +78,12 @@ class KafkaSettings(BaseModel):
     # take ~3 s with the default; tests use less. Apache Kafka requires >= 6000 by default.
     session_timeout_ms: int = Field(6_000, ge=1_000, le=300_000)
     request_timeout_ms: int = Field(10_000, ge=100)
+    # How long a group's coordinator holds a join while it waits for the other members to
+    # rejoin. A real coordinator (Apache Kafka) holds a JoinGroup up to this long, so it
+    # must stay below the request timeout, or the client gives up on a join that would
+    # have succeeded; aiokafka's default is max_poll_interval_ms (5 minutes). Unset: the
+    # request timeout less 2 s (8 s by default).
+    rebalance_timeout_ms: int | None = Field(None, ge=1_000)
     # The relay's longest wait between attempts while the broker is away: also how late,
     # at most, it notices that the broker is back.
     relay_max_backoff_s: float = Field(5.0, gt=0, le=300)
@@ -93,6 +99,13 @@ class KafkaSettings(BaseModel):
         if self.request_timeout_ms <= self.session_timeout_ms // 2 + 500:
             raise ValueError(
                 "request_timeout_ms must exceed half of session_timeout_ms (a join waits that long)"
+            )
+        if self.rebalance_timeout_ms is None:
+            self.rebalance_timeout_ms = max(1_000, self.request_timeout_ms - 2_000)
+        if self.rebalance_timeout_ms >= self.request_timeout_ms:
+            raise ValueError(
+                "rebalance_timeout_ms must be below request_timeout_ms (a coordinator holds a "
+                "join that long)"
             )
         return self
 

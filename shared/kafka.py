@@ -248,6 +248,7 @@ class Consumer:
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             max_poll_records=200,
             session_timeout_ms=settings.session_timeout_ms,
+            rebalance_timeout_ms=settings.rebalance_timeout_ms,
             heartbeat_interval_ms=max(300, settings.session_timeout_ms // 5),
         )
         self._guard = _LossGuard(self._consumer._client)

@@ -1,8 +1,14 @@
-"""Fixtures shared by the whole suite: a real embedded broker and real databases.
+"""Fixtures shared by the whole suite: a real broker and real databases.
 
 ``db_url`` is parametrised over SQLite and, when a server answers at 127.0.0.1:5432,
-PostgreSQL (each test gets a database of its own, dropped afterwards). The run's header
-and summary say which backends ran.
+PostgreSQL (each test gets a database of its own, dropped afterwards).
+
+The broker is Apache Kafka (a KRaft node the project starts from Maven Central's jars,
+:mod:`shared.apache_kafka`) wherever Java and Maven are at hand, and the embedded Tansu
+broker where they are not (``VK_TEST_BROKER=kafka|tansu`` chooses). Tests that need one
+engine ask for it (``kafka_broker``, ``tansu_broker``); one that cannot have it is skipped
+on a developer's machine and **fails under CI** (``CI=true``). The run's header and summary
+name every database and broker used, with their versions.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.broker import EmbeddedBroker, free_port
+from shared import apache_kafka
+from shared.broker import Broker, Engine, new_broker, tansu_version
 from shared.config import KafkaSettings, Settings
 
 PG_ADMIN_DSN = os.environ.get("VK_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -42,14 +49,93 @@ POSTGRES = _postgres_reachable()
 BACKENDS = ["sqlite", "postgres"] if POSTGRES else ["sqlite"]
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+KAFKA_MISSING = apache_kafka.available()
+"""None when Apache Kafka can run here; otherwise why not."""
+
+
+def _default_engine() -> Engine:
+    chosen = os.environ.get("VK_TEST_BROKER", "")
+    if chosen in ("kafka", "tansu"):
+        return chosen  # type: ignore[return-value]
+    return "tansu" if KAFKA_MISSING and not IN_CI else "kafka"
+
+
+DEFAULT_ENGINE: Engine = _default_engine()
+ENGINE_NAMES = {"kafka": f"Apache Kafka {apache_kafka.KAFKA_VERSION} (KRaft)", "tansu": ""}
+USED_ENGINES: set[Engine] = set()
+LEFT_OUT: list[str] = []
+
+
+def _postgres_version() -> str:
+    async def probe() -> str:
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+        try:
+            return str(await conn.fetchval("SHOW server_version")).split()[0]
+        finally:
+            await conn.close()
+
+    return asyncio.run(probe()) if POSTGRES else ""
+
+
+PG_VERSION = _postgres_version()
+
+
+def _databases_line() -> str:
     if POSTGRES:
-        return "databases: SQLite and PostgreSQL (127.0.0.1:5432)"
-    return "databases: SQLite only — PostgreSQL not reachable at 127.0.0.1:5432"
+        return f"databases: SQLite and PostgreSQL {PG_VERSION} (127.0.0.1:5432)"
+    return "databases: SQLite only — PostgreSQL NOT reachable at 127.0.0.1:5432, its leg left out"
+
+
+def _engine_name(engine: Engine) -> str:
+    if engine == "tansu":
+        return f"Tansu {tansu_version()} (embedded)"
+    return ENGINE_NAMES[engine]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [_databases_line()]
+    line = f"brokers: {_engine_name(DEFAULT_ENGINE)} by default; {_engine_name('tansu')} on its leg"
+    if KAFKA_MISSING:
+        line += f" — Apache Kafka NOT available ({KAFKA_MISSING}), its tests left out"
+    lines.append(line)
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    terminalreporter.write_line(pytest_report_header(terminalreporter.config))
+    terminalreporter.write_line(_databases_line())
+    used = ", ".join(_engine_name(e) for e in sorted(USED_ENGINES)) or "none"
+    terminalreporter.write_line(f"brokers used: {used}")
+    for line in LEFT_OUT:
+        terminalreporter.write_line(f"LEFT OUT: {line}")
+
+
+def require_engine(engine: Engine) -> None:
+    """Skip (fail under CI) a test whose broker engine cannot run here."""
+    if engine == "kafka" and KAFKA_MISSING:
+        why = f"Apache Kafka is not available here: {KAFKA_MISSING}"
+        if IN_CI:
+            pytest.fail(why + " (CI=true: a test that cannot have its broker fails)")
+        if why not in LEFT_OUT:
+            LEFT_OUT.append(why)
+        pytest.skip(why)
+    USED_ENGINES.add(engine)
+
+
+STARTED: dict[str, Broker] = {}
+"""The brokers this run started, by bootstrap address (:func:`kafka_settings` applies what
+each needs of its clients)."""
+
+
+def start_broker(engine: Engine, work: Path) -> Broker:
+    """A started broker of ``engine`` with its files under ``work``."""
+    require_engine(engine)
+    b = new_broker(engine, work, log_path=work / "broker.log")
+    b.start()
+    STARTED[b.bootstrap] = b
+    return b
 
 
 async def create_pg_database() -> str:
@@ -118,31 +204,75 @@ async def db_url(databases: DatabaseFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
-    """One embedded Tansu broker for the session (tests use unique topic names)."""
-    b = EmbeddedBroker(port=free_port())
-    b.start()
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One broker of the default engine for the session (tests use unique topic names)."""
+    b = start_broker(DEFAULT_ENGINE, tmp_path_factory.mktemp("broker"))
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(request: pytest.FixtureRequest) -> Broker:
+    """Apache Kafka for the session, whatever the default engine."""
+    require_engine("kafka")
+    name = "broker" if DEFAULT_ENGINE == "kafka" else "_session_kafka"
+    b: Broker = request.getfixturevalue(name)
+    return b
+
+
+@pytest.fixture(scope="session")
+def tansu_broker(request: pytest.FixtureRequest) -> Broker:
+    """The embedded Tansu broker for the session: the leg of what ``make run`` uses."""
+    name = "broker" if DEFAULT_ENGINE == "tansu" else "_session_tansu"
+    b: Broker = request.getfixturevalue(name)
+    return b
+
+
+@pytest.fixture(scope="session")
+def _session_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    b = start_broker("kafka", tmp_path_factory.mktemp("kafka"))
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def _session_tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    b = start_broker("tansu", tmp_path_factory.mktemp("tansu"))
     yield b
     b.stop()
 
 
 @pytest.fixture
-def private_broker() -> Iterator[EmbeddedBroker]:
-    """A broker of the test's own, for tests that kill and restart it."""
-    b = EmbeddedBroker(port=free_port())
-    b.start()
+def private_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of the test's own (default engine), for tests that kill and restart it."""
+    b = start_broker(DEFAULT_ENGINE, tmp_path / "broker")
     yield b
     b.stop()
 
 
+def broker_client_settings(bootstrap: str) -> dict[str, str]:
+    """What the broker this run started at ``bootstrap`` needs of its clients (Apache Kafka:
+    the idempotent producer, an ordinary fetch wait; Tansu: nothing)."""
+    b = STARTED.get(bootstrap)
+    return b.client_settings() if b is not None else {}
+
+
+def broker_client_env(bootstrap: str) -> dict[str, str]:
+    """:func:`broker_client_settings` as ``VK_KAFKA__*`` variables for a process."""
+    return {f"VK_KAFKA__{k.upper()}": v for k, v in broker_client_settings(bootstrap).items()}
+
+
 def kafka_settings(bootstrap: str, **overrides: object) -> KafkaSettings:
-    """Test Kafka settings: a low fetch wait (Tansu answers fetches only when it expires)."""
+    """Test Kafka settings: short sessions and timeouts, a low fetch wait (Tansu answers a
+    fetch only when it expires), and what the broker at ``bootstrap`` needs of its clients
+    (:func:`broker_client_settings`)."""
     values: dict[str, object] = {
         "bootstrap_servers": bootstrap,
         "fetch_max_wait_ms": 20,
         "request_timeout_ms": 5000,
         "session_timeout_ms": 2000,
         "dead_letter_after": 3,
+        **broker_client_settings(bootstrap),
         **overrides,
     }
     return KafkaSettings.model_validate(values)
