@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker bench bench-backbone bench-directory bench-notify bench-referral bench-consent soak events compose-check clean lock
+.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker postgres java bench bench-backbone bench-directory bench-notify bench-referral bench-consent soak events compose-check clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install the project with pinned constraints
 
-run: $(STAMP) ## run the embedded demo federation (3 members x 4 services, embedded broker)
-	$(BIN)/vardkedja run
+BROKER ?= tansu
 
-test: $(STAMP) ## the whole suite: unit, integration, end-to-end (SQLite, and PostgreSQL when reachable)
+run: $(STAMP) ## run the demo federation (3 members x 4 services); BROKER=kafka runs it on Apache Kafka
+	$(BIN)/vardkedja run --broker $(BROKER)
+
+test: $(STAMP) ## the whole suite (SQLite and PostgreSQL when reachable; Apache Kafka when Java is here, and Tansu)
 	$(BIN)/pytest
 
 test-fast: $(STAMP) ## everything except the multi-process end-to-end tests
@@ -45,8 +47,14 @@ migrate: $(STAMP) ## apply every service's migrations for the configured member
 token: $(STAMP) ## mint a development token (ORG=... SCOPES=...)
 	$(BIN)/vardkedja token --org $(or $(ORG),232100-0065) --scope "$(or $(SCOPES),directory:read directory:write)"
 
-broker: $(STAMP) ## start the embedded Kafka-protocol broker in the foreground
-	$(BIN)/vardkedja broker
+broker: $(STAMP) ## start a broker in the foreground (BROKER=tansu, the embedded one, or kafka)
+	$(BIN)/vardkedja broker --engine $(BROKER)
+
+postgres: ## install (Debian), start and set up a local PostgreSQL for the tests (root)
+	bash deploy/dev/postgres.sh
+
+java: ## install Java and Maven (Debian) for the Apache Kafka node the tests start (root)
+	bash deploy/dev/java.sh
 
 bench: $(STAMP) ## every workload at its fixed rate with the floor: bench/results/*.json, *.png, summary.md, README figures
 	$(BIN)/python -m bench.run

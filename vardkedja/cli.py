@@ -119,15 +119,28 @@ def token(
 
 @app.command()
 def broker(
+    engine: Annotated[
+        str, typer.Option(help="tansu (embedded, memory only) or kafka (Apache Kafka, KRaft)")
+    ] = "tansu",
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 9092,
+    data_dir: Annotated[
+        Path, typer.Option(help="Apache Kafka's log and config (kept between runs)")
+    ] = Path("var/kafka"),
 ) -> None:
-    """Run the embedded Kafka-protocol broker (Tansu, memory only) in the foreground."""
-    from shared.broker import EmbeddedBroker
+    """Run a broker in the foreground: the embedded Tansu (memory only) or Apache Kafka."""
+    from shared.apache_kafka import KafkaSetupError
+    from shared.broker import ENGINES, new_broker
 
-    b = EmbeddedBroker(host=host, port=port)
-    b.start()
-    typer.echo(f"embedded broker on {b.bootstrap} (memory only; Ctrl-C stops it)")
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"one of {', '.join(ENGINES)}", param_hint="--engine")
+    b = new_broker(engine, data_dir.resolve(), port=port, host=host)
+    try:
+        b.start()
+    except (KafkaSetupError, RuntimeError, TimeoutError) as exc:
+        typer.echo(f"the broker did not start: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"broker: {b.description}; Ctrl-C stops it")
     try:
         while b.process is not None and b.process.poll() is None:
             time.sleep(0.5)
@@ -148,15 +161,26 @@ def events() -> None:
 @app.command()
 def run(
     data_dir: Annotated[Path, typer.Option(help="SQLite files and logs")] = Path("var"),
-    broker_port: Annotated[int, typer.Option(help="embedded broker port")] = 9092,
+    broker: Annotated[
+        str,
+        typer.Option(
+            help="tansu: the embedded broker (memory only); kafka: Apache Kafka (needs Java)"
+        ),
+    ] = "tansu",
+    broker_port: Annotated[
+        int, typer.Option(help="the broker's port (Kafka: and the next)")
+    ] = 9092,
     bootstrap: Annotated[
-        str | None, typer.Option(help="use this Kafka instead of the embedded broker")
+        str | None, typer.Option(help="use this running Kafka instead of starting a broker")
     ] = None,
     fetch_max_wait_ms: Annotated[int, typer.Option()] = 100,
     seed: Annotated[bool, typer.Option(help="create the demo units")] = True,
 ) -> None:
-    """Run the embedded demo federation: Region Kronoberg, Växjö and Alvesta kommun."""
+    """Run the demo federation (Region Kronoberg, Växjö and Alvesta kommun) on the embedded
+    broker, or on Apache Kafka with --broker kafka."""
+    from shared.apache_kafka import KafkaSetupError
     from shared.auth import mint_token
+    from shared.broker import ENGINES
     from vardkedja import walkthrough
     from vardkedja.federation import (
         ALL_SCOPES,
@@ -166,9 +190,12 @@ def run(
         write_unit_tokens,
     )
 
+    if broker not in ENGINES:
+        raise typer.BadParameter(f"one of {', '.join(ENGINES)}", param_hint="--broker")
     fed = Federation(
         data_dir=data_dir,
         broker_port=broker_port,
+        engine=broker,
         bootstrap=bootstrap,
         fetch_max_wait_ms=fetch_max_wait_ms,
     )
@@ -185,8 +212,13 @@ def run(
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     try:
-        typer.echo("starting the embedded broker and migrating 12 databases ...")
-        fed.start()
+        what = "Apache Kafka" if broker == "kafka" and not bootstrap else "the broker"
+        typer.echo(f"starting {what} and migrating 12 databases ...")
+        try:
+            fed.start()
+        except (KafkaSetupError, RuntimeError, TimeoutError) as exc:
+            typer.echo(f"the federation did not start: {exc}", err=True)
+            raise typer.Exit(1) from None
         n = len(fed.procs)
         typer.echo(f"started {n} processes; waiting until every API is ready ...")
         asyncio.run(fed.wait_ready())
@@ -204,7 +236,8 @@ def run(
                     walkthrough.write(data_dir, seeded.unit_ids, tokens, ports, dt.date.today())
                 )
         typer.echo("")
-        typer.echo(f"vardkedja demo federation is running (broker {fed.bootstrap_servers}).")
+        on = fed.broker.description if fed.broker else f"the Kafka at {fed.bootstrap_servers}"
+        typer.echo(f"vardkedja demo federation is running on {on}.")
         for m in fed.members:
             typer.echo(f"\n{m.name} ({m.kind}, {m.orgnr})")
             for s in fed.services:

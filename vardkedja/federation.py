@@ -1,6 +1,7 @@
 """The embedded demo federation: every service of every member as its own process.
 
-``vardkedja run`` starts the embedded broker, migrates every member's databases, starts an API
+``vardkedja run`` starts the broker (the embedded Tansu, or Apache Kafka with
+``--broker kafka``), migrates every member's databases, starts an API
 and a worker process per service and member (3 members x 4 services x 2 = 24 processes),
 waits until all are ready, seeds the demo units (``services/directory/demo``), prints the
 docs URLs and development tokens, and on Ctrl-C stops everything in order. Tests use the
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 
 from services.directory.demo import load_demo_members, load_demo_units
-from shared.broker import EmbeddedBroker, die_with_parent, port_open
+from shared.broker import Broker, Engine, client_env, die_with_parent, new_broker, port_open
 from shared.config import SERVICES
 
 SERVICE_OFFSET = {name: i for i, name in enumerate(SERVICES)}
@@ -79,13 +80,16 @@ class Federation:
     members: Sequence[Member] = DEMO_MEMBERS
     services: Sequence[str] = SERVICES
     data_dir: Path = Path("var")
-    bootstrap: str | None = None  # an external broker; else an embedded one is started
+    bootstrap: str | None = None  # an external broker; else one of ``engine`` is started
     broker_port: int = 9092
-    fetch_max_wait_ms: int = 100
+    engine: Engine = "tansu"
+    fetch_max_wait_ms: int = 100  # Tansu's; Apache Kafka's clients get the broker's own
     database_url_for: dict[tuple[str, str], str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # What clients of an external broker need (``Broker.client_settings`` as VK_KAFKA__*).
+    broker_env: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
-    broker: EmbeddedBroker | None = None
+    broker: Broker | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -112,6 +116,7 @@ class Federation:
             # The referral service asks its own member's consent and directory services.
             "VK_REFERRAL__CONSENT_URL": f"http://127.0.0.1:{member.port('consent')}",
             "VK_REFERRAL__DIRECTORY_URL": f"http://127.0.0.1:{member.port('directory')}",
+            **self.broker_env,
             **self.extra_env,
         }
         url = self.database_url_for.get((member.orgnr, service))
@@ -120,18 +125,25 @@ class Federation:
         return env
 
     def start_broker(self) -> None:
+        """Start the federation's own broker (unless it was given one): Apache Kafka keeps
+        its log under ``data_dir/kafka``, so a restarted demo finds its events again."""
         if self.bootstrap:
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.broker = EmbeddedBroker(
-            port=self.broker_port, log_path=self.data_dir / "logs" / "broker.log"
-        )
         (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        if port_open("127.0.0.1", self.broker_port):
-            raise RuntimeError(
-                f"port {self.broker_port} is taken: stop the other broker or pass --broker-port"
-            )
+        ports = (self.broker_port, self.broker_port + 1) if self.engine == "kafka" else ()
+        for port in ports or (self.broker_port,):
+            if port_open("127.0.0.1", port):
+                raise RuntimeError(
+                    f"port {port} is taken: stop the other broker or pass --broker-port"
+                )
+        self.broker = new_broker(
+            self.engine,
+            (self.data_dir / "kafka").resolve(),
+            port=self.broker_port,
+            log_path=self.data_dir / "logs" / "broker.log",
+        )
         self.broker.start()
+        self.broker_env = client_env(self.broker)
 
     def migrate(self) -> None:
         """Apply every service's migrations for every member (before the processes start)."""
