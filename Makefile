@@ -18,10 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install the project with pinned constraints
 
-BROKER ?= tansu
-
 run: $(STAMP) ## run the demo federation (3 members x 4 services); BROKER=kafka runs it on Apache Kafka
-	$(BIN)/vardkedja run --broker $(BROKER)
+	$(BIN)/vardkedja run --broker $(or $(BROKER),tansu)
 
 test: $(STAMP) ## the whole suite (SQLite and PostgreSQL when reachable; Apache Kafka when Java is here, and Tansu)
 	$(BIN)/pytest
@@ -48,7 +46,7 @@ token: $(STAMP) ## mint a development token (ORG=... SCOPES=...)
 	$(BIN)/vardkedja token --org $(or $(ORG),232100-0065) --scope "$(or $(SCOPES),directory:read directory:write)"
 
 broker: $(STAMP) ## start a broker in the foreground (BROKER=tansu, the embedded one, or kafka)
-	$(BIN)/vardkedja broker --engine $(BROKER)
+	$(BIN)/vardkedja broker --engine $(or $(BROKER),tansu)
 
 postgres: ## install (Debian), start and set up a local PostgreSQL for the tests (root)
 	bash deploy/dev/postgres.sh
