@@ -54,26 +54,30 @@ postgres: ## install (Debian), start and set up a local PostgreSQL for the tests
 java: ## install Java and Maven (Debian) for the Apache Kafka node the tests start (root)
 	bash deploy/dev/java.sh
 
-bench: $(STAMP) ## every workload at its fixed rate with the floor: bench/results/*.json, *.png, summary.md, README figures
-	$(BIN)/python -m bench.run
+# Benchmarks and soak run on Apache Kafka unless BROKER= says otherwise (the demo's default
+# is Tansu: see run).
+BENCH_BROKER = $(or $(BROKER),kafka)
 
-bench-backbone: $(STAMP) ## backbone benchmark alone: outbox -> Kafka -> inbox at a fixed rate, with the floor
-	$(BIN)/python -m bench.backbone --rate $(or $(RATE),200) --seconds $(or $(SECONDS),30)
+bench: $(STAMP) ## every workload at its fixed rate with the floor, on Apache Kafka (BROKER=tansu: Tansu): bench/results/*.json, *.png, summary.md, README figures
+	$(BIN)/python -m bench.run --broker $(BENCH_BROKER)
 
-bench-directory: $(STAMP) ## directory benchmark: replica rebuild and search over 20,000 synthetic units
-	$(BIN)/python -m bench.directory --units $(or $(UNITS),20000) --rate $(or $(RATE),200) --seconds $(or $(SECONDS),30)
+bench-backbone: $(STAMP) ## backbone benchmark alone: outbox -> Kafka -> inbox at a fixed rate, with the floor (BROKER=tansu)
+	$(BIN)/python -m bench.backbone --rate $(or $(RATE),200) --seconds $(or $(SECONDS),30) --broker $(BENCH_BROKER)
 
-bench-notify: $(STAMP) ## notify benchmark: fan-out latency (inbox row -> signed webhook) and worker memory at a fixed rate
-	$(BIN)/python -m bench.notify --rate $(or $(RATE),200) --seconds $(or $(SECONDS),20)
+bench-directory: $(STAMP) ## directory benchmark: replica rebuild and search over 20,000 synthetic units (BROKER=tansu)
+	$(BIN)/python -m bench.directory --units $(or $(UNITS),20000) --rate $(or $(RATE),200) --seconds $(or $(SECONDS),30) --broker $(BENCH_BROKER)
 
-bench-referral: $(STAMP) ## referral benchmark: two members as processes, referrals at a fixed rate (delivery latency, lost, floor, RSS)
-	$(BIN)/python -m bench.referral --rate $(or $(RATE),200) --seconds $(or $(SECONDS),60)
+bench-notify: $(STAMP) ## notify benchmark: fan-out latency (inbox row -> signed webhook) and worker memory at a fixed rate (BROKER=tansu)
+	$(BIN)/python -m bench.notify --rate $(or $(RATE),200) --seconds $(or $(SECONDS),20) --broker $(BENCH_BROKER)
 
-bench-consent: $(STAMP) ## consent benchmark: decisions over 100,000 consents at a fixed rate, withdrawal propagation to the other members
-	$(BIN)/python -m bench.consent --rate $(or $(RATE),1000) --seconds $(or $(SECONDS),20) --consents $(or $(CONSENTS),100000)
+bench-referral: $(STAMP) ## referral benchmark: two members as processes, referrals at a fixed rate (delivery latency, lost, floor, RSS; BROKER=tansu)
+	$(BIN)/python -m bench.referral --rate $(or $(RATE),200) --seconds $(or $(SECONDS),60) --broker $(BENCH_BROKER)
 
-soak: $(STAMP) ## sustained referrals between two members (16 processes): zero loss, latency and memory over time (MINUTES, RATE)
-	$(BIN)/python -m tests.reliability.soak --minutes $(or $(MINUTES),5) --rate $(or $(RATE),20)
+bench-consent: $(STAMP) ## consent benchmark: decisions over 100,000 consents at a fixed rate, withdrawal propagation to the other members (BROKER=tansu)
+	$(BIN)/python -m bench.consent --rate $(or $(RATE),1000) --seconds $(or $(SECONDS),20) --consents $(or $(CONSENTS),100000) --broker $(BENCH_BROKER)
+
+soak: $(STAMP) ## sustained referrals between two members (16 processes) on Apache Kafka: zero loss, latency and memory over time (MINUTES, RATE, BROKER=tansu)
+	$(BIN)/python -m tests.reliability.soak --minutes $(or $(MINUTES),5) --rate $(or $(RATE),20) --broker $(BENCH_BROKER)
 
 events: $(STAMP) ## regenerate the published event catalogue (docs/events.asyncapi.json)
 	$(BIN)/vardkedja events > docs/events.asyncapi.json

@@ -5,10 +5,12 @@ per event, state change + outbox row), the *relay* (the worker's outbox relay) a
 *consumer* (another member's worker: inbox + effect in one transaction). The writer runs at
 a fixed rate for a fixed time; the consumer records, per event, the time from the writer's
 commit to the effect's commit. The same run measures the floor: a raw Kafka round trip on
-the same broker and a raw database commit on the same database.
+the same broker and a raw database commit on the same database. The broker is Apache Kafka
+(one KRaft node) unless ``--broker tansu`` chooses the embedded Tansu broker.
 
     make bench            # SQLite; PostgreSQL too when reachable
     python -m bench.backbone --rate 200 --seconds 30 --backend sqlite
+    python -m bench.backbone --rate 200 --seconds 30 --broker tansu
 
 Writes bench/results/backbone-<backend>.json and prints a markdown summary. Figures, not
 pass/fail.
@@ -21,6 +23,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,19 +32,31 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import brokers
+
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
 from bench.stats import summary_ms, timeline
+from shared.broker import Broker, Engine
 from tests.conftest import POSTGRES, create_pg_database, drop_pg_database, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+WARM_UP = "warm-up"  # the key of the event that proves the pipeline up before the run
 
 
 # ---------------------------------------------------------------- roles (child processes)
 
 
-def _settings(db_url: str, bootstrap: str) -> Any:
-    return make_settings(db_url=db_url, bootstrap=bootstrap, dead_letter_after=5)
+def _settings(db_url: str, bootstrap: str, client: dict[str, str] | None = None) -> Any:
+    """A role's settings; ``client`` is what the broker needs of its clients, by default as
+    the parent passed it to the role's process (``brokers.client_env``)."""
+    if client is None:
+        client = {
+            name.removeprefix("VK_KAFKA__").lower(): value
+            for name, value in os.environ.items()
+            if name.startswith("VK_KAFKA__") and name != "VK_KAFKA__BOOTSTRAP_SERVERS"
+        }
+    return make_settings(db_url=db_url, bootstrap=bootstrap, dead_letter_after=5, **client)
 
 
 async def role_writer(db_url: str, bootstrap: str, topic: str, rate: float, seconds: float) -> None:
@@ -80,6 +95,8 @@ async def role_consumer(db_url: str, bootstrap: str, topic: str, out: str) -> No
     written_at: list[float] = []
 
     def applied(delivery: Any) -> None:
+        if delivery.payload.key == WARM_UP:
+            return
         latencies.append((dt.datetime.now(dt.UTC) - delivery.event.time).total_seconds())
         written_at.append(delivery.event.time.timestamp())
 
@@ -87,7 +104,7 @@ async def role_consumer(db_url: str, bootstrap: str, topic: str, out: str) -> No
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, consumer.stop)
     await consumer.run()
-    effects = await h.effects()
+    effects = [e for e in await h.effects() if e[0] != WARM_UP]
     Path(out).write_text(  # noqa: ASYNC240 - once, at exit
         json.dumps(
             {
@@ -104,11 +121,12 @@ async def role_consumer(db_url: str, bootstrap: str, topic: str, out: str) -> No
 # ------------------------------------------------------------------- floor measurements
 
 
-async def floor_kafka(bootstrap: str, n: int = 300) -> dict[str, float]:
-    """Produce one record and wait until an already-assigned consumer receives it."""
+async def floor_kafka(broker: Broker, n: int = 300) -> dict[str, float]:
+    """Produce one record and wait until an already-assigned consumer receives it, on
+    ``broker`` with the client settings it needs (the benchmarks' own)."""
     from shared.kafka import Consumer, OutgoingRecord, Producer, ensure_topics
 
-    k = make_settings(bootstrap=bootstrap).kafka
+    k = make_settings(bootstrap=broker.bootstrap, **brokers.client_settings(broker)).kafka
     topic = f"bench.floor.{uuid.uuid4().hex[:8]}"
     await ensure_topics(k, [topic])
     producer = Producer(k, "floor")
@@ -116,17 +134,23 @@ async def floor_kafka(bootstrap: str, n: int = 300) -> dict[str, float]:
     await producer.start()
     await consumer.start()
     rtts: list[float] = []
+
+    async def round_trip(value: bytes, within: float) -> float:
+        t0 = time.perf_counter()
+        await producer.send_ordered([OutgoingRecord(topic, b"k", value, [])])
+        while not any(
+            r.value == value for records in (await consumer.poll(500)).values() for r in records
+        ):
+            if time.perf_counter() - t0 > within:
+                raise TimeoutError(f"the floor's record did not come back within {within:.0f} s")
+        return time.perf_counter() - t0
+
     try:
-        for _ in range(20):  # let the consumer join the group
-            await consumer.poll(100)
+        # Not timed: the consumer joins its group and is assigned the partition (it reads
+        # from the earliest offset, so this record comes back once it has).
+        await round_trip(b"warm-up", within=120)
         for i in range(n):
-            t0 = time.perf_counter()
-            await producer.send_ordered([OutgoingRecord(topic, b"k", str(i).encode(), [])])
-            got = False
-            while not got:
-                for records in (await consumer.poll(500)).values():
-                    got = got or any(r.value == str(i).encode() for r in records)
-            rtts.append(time.perf_counter() - t0)
+            rtts.append(await round_trip(str(i).encode(), within=60))
     finally:
         await consumer.stop()
         await producer.stop()
@@ -157,14 +181,14 @@ async def floor_db(db_url: str, n: int = 500) -> dict[str, float]:
 # ------------------------------------------------------------------------- orchestration
 
 
-def _spawn(*args: str, log: Path) -> subprocess.Popen[str]:
+def _spawn(*args: str, log: Path, broker: Broker) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "bench.backbone", "--role", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log.open("w"),
         text=True,
-        env={**os.environ, "VK_LOG_LEVEL": "WARNING"},
+        env={**os.environ, "VK_LOG_LEVEL": "WARNING", **brokers.client_env(broker)},
     )
 
 
@@ -178,13 +202,27 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-async def run_backend(backend: str, rate: float, seconds: float) -> dict[str, Any]:
-    from shared.broker import EmbeddedBroker, free_port
+async def _applied(db_url: str) -> int:
+    """Effects the consumer has committed (the warm-up's included)."""
+    from sqlalchemy import func, select
 
-    broker = EmbeddedBroker(port=free_port())
-    broker.start()
+    from shared.db import Database
+    from tests.helpers.harness import applied
+
+    db = Database(db_url)
+    try:
+        async with db.sessionmaker() as s:
+            return int(await s.scalar(select(func.count()).select_from(applied)) or 0)
+    finally:
+        await db.dispose()
+
+
+async def run_backend(
+    backend: str, rate: float, seconds: float, engine: Engine = brokers.DEFAULT
+) -> dict[str, Any]:
     tmp = RESULTS / f".tmp-{uuid.uuid4().hex[:6]}"
     tmp.mkdir(parents=True, exist_ok=True)
+    broker = await brokers.start(engine, tmp)
     created: list[str] = []
 
     async def new_db(name: str) -> str:
@@ -198,20 +236,40 @@ async def run_backend(backend: str, rate: float, seconds: float) -> dict[str, An
         sender_db, receiver_db = await new_db("sender"), await new_db("receiver")
         topic = f"bench.backbone.{uuid.uuid4().hex[:8]}"
         floor = {
-            "kafka_round_trip_ms": await floor_kafka(broker.bootstrap),
+            "kafka_round_trip_ms": await floor_kafka(broker),
             "db_commit_ms": await floor_db(await new_db("floor")),
         }
         # The sender's schema exists before the relay starts.
         from tests.helpers.harness import Harness
 
-        await Harness(_settings(sender_db, broker.bootstrap), topic).setup()
-        await Harness(_settings(receiver_db, broker.bootstrap), topic).setup()
+        client = brokers.client_settings(broker)
+        sender = await Harness(_settings(sender_db, broker.bootstrap, client), topic).setup()
+        await Harness(_settings(receiver_db, broker.bootstrap, client), topic).setup()
         out = tmp / "consumer.json"
         consumer = _spawn(
-            "consumer", receiver_db, broker.bootstrap, topic, str(out), log=tmp / "c.log"
+            "consumer",
+            receiver_db,
+            broker.bootstrap,
+            topic,
+            str(out),
+            log=tmp / "c.log",
+            broker=broker,
         )
-        relay = _spawn("relay", sender_db, broker.bootstrap, topic, log=tmp / "r.log")
-        await asyncio.sleep(4)  # consumer joins its group (the embedded broker holds joins)
+        relay = _spawn(
+            "relay", sender_db, broker.bootstrap, topic, log=tmp / "r.log", broker=broker
+        )
+        # Not timed: one event through the whole pipeline, so that the run starts with the
+        # relay publishing and the consumer in its group (not counted in the results).
+        await sender.write(WARM_UP, 0)
+        deadline = time.monotonic() + 120
+        while await _applied(receiver_db) < 1:
+            for name, p in (("relay", relay), ("consumer", consumer)):
+                if p.poll() is not None:
+                    raise RuntimeError(f"{name} died: {(tmp / (name[0] + '.log')).read_text()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the warm-up event was not applied within 120 s")
+            await asyncio.sleep(0.1)
+        await sender.db.dispose()
         started = time.monotonic()
         writer = _spawn(
             "writer",
@@ -221,6 +279,7 @@ async def run_backend(backend: str, rate: float, seconds: float) -> dict[str, An
             str(rate),
             str(seconds),
             log=tmp / "w.log",
+            broker=broker,
         )
         rss: dict[str, int] = {"relay": 0, "consumer": 0, "writer": 0}
         while writer.poll() is None:
@@ -234,21 +293,12 @@ async def run_backend(backend: str, rate: float, seconds: float) -> dict[str, An
             raise RuntimeError(f"writer failed: {(tmp / 'w.log').read_text()[-2000:]}")
         written = int(rate * seconds)
         # Drain: wait until the consumer's database holds every effect (or 120 s).
-        from sqlalchemy import func, select
-
-        from shared.db import Database
-        from tests.helpers.harness import applied
-
-        rdb = Database(receiver_db)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            async with rdb.sessionmaker() as s:
-                n = int(await s.scalar(select(func.count()).select_from(applied)) or 0)
-            if n >= written:
+            if await _applied(receiver_db) >= written + 1:  # the warm-up's effect is one
                 break
             await asyncio.sleep(0.2)
         drained = time.monotonic() - started
-        await rdb.dispose()
         for p in (relay, consumer):
             p.send_signal(signal.SIGTERM)
         for p in (relay, consumer):
@@ -257,6 +307,7 @@ async def run_backend(backend: str, rate: float, seconds: float) -> dict[str, An
         lat = result["latencies"]
         return {
             "backend": backend,
+            "broker": brokers.info(broker),
             "rate_per_s": rate,
             "seconds": seconds,
             "written": written,
@@ -275,12 +326,10 @@ async def run_backend(backend: str, rate: float, seconds: float) -> dict[str, An
             "max_rss_mb": {k: round(v / 1024, 1) for k, v in rss.items()},
         }
     finally:
-        broker.stop()
+        await brokers.stop(broker)
         for url in created:
             await drop_pg_database(url)
-        for f in tmp.glob("*"):
-            f.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
@@ -305,6 +354,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
+    brokers.add_argument(parser)
     args = parser.parse_args()
     if args.role:
         role, *rest = args.role
@@ -319,14 +369,15 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
     for backend in backends:
-        r = asyncio.run(run_backend(backend, args.rate, args.seconds))
+        r = asyncio.run(run_backend(backend, args.rate, args.seconds, args.broker))
         r["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
         (RESULTS / f"backbone-{backend}.json").write_text(json.dumps(r, indent=2))
         results.append(r)
     table = markdown(results)
     (RESULTS / "backbone.md").write_text(
         f"# Backbone benchmark\n\n`python -m bench.backbone --rate {args.rate:g} "
-        f"--seconds {args.seconds:g}`\n\n{table}\n"
+        f"--seconds {args.seconds:g} --broker {args.broker}` on "
+        f"{brokers.label(results[0]['broker'])}\n\n{table}\n"
     )
     print(table)
 

@@ -20,21 +20,24 @@ withdrawal reaches the other members.
    the load generator, peak RSS. (Each decision is audited in the consent service's own
    table, read there for the audit extract: the worker has nothing to do per decision.)
 2. **Withdrawal propagation.** Region Kronoberg, Växjö kommun and Alvesta kommun each run
-   the consent API and worker (6 processes) on a second embedded broker. Växjö records
+   the consent API and worker (6 processes) on a second broker. Växjö records
    ``--withdrawals`` consents naming all three (the copies are waited for), then withdraws
    them one by one at ``--withdraw-rate`` per second. Per withdrawal and other member: the
    time from the withdraw response (client wall clock) to the ``copy_withdrawn`` entry of the
    copy's history at that member (written in the unit of work that marks the copy
    withdrawn; the commit follows within milliseconds), and from the consent's ``ended_at``.
 
-With ``--profile``, py-spy samples the API and the worker during the open loop.
+Each part starts its own broker: Apache Kafka (one KRaft node) by default, the embedded Tansu
+broker with ``--broker tansu``. With ``--profile``, py-spy samples the API and the worker
+during the open loop.
 
     make bench-consent                   # 1000/s x 20 s over 100,000 consents, SQLite (+ PG)
     python -m bench.consent --rate 1000 --seconds 20 --consents 100000 --backend sqlite
+    python -m bench.consent --rate 1000 --seconds 20 --backend sqlite --broker tansu
 
 Writes bench/results/consent-<backend>.json and prints a markdown line. Figures only.
 Targets (issue 4): decisions p99 <= 5 ms and >= 1,000 decisions/s with 100,000 consents
-stored; a withdrawal visible at the other members within 2 s p99 on the embedded broker.
+stored; a withdrawal visible at the other members within 2 s p99.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, insert, select, text
 
+from bench import brokers
 from bench.loadgen import Answer, LoadGenerator, encode_post, verdict_check
 from bench.notify import cpu_seconds
 from bench.referral import Samples, cpu_now, profile, sample
@@ -67,7 +71,7 @@ from services.consent.codes import ConsentStatus
 from services.consent.models import ChangeLogEntry, Consent, ConsentCopy
 from services.consent.schemas import ConsentCreate
 from services.consent.service import key_of
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Broker, Engine
 from shared.config import Settings
 from shared.db import Database, new_id, utcnow
 
@@ -93,26 +97,35 @@ MEMBERS = {
     ORG_VAXJO: ("Växjö kommun", "kommun"),
     ORG_ALVESTA: ("Alvesta kommun", "kommun"),
 }
-# Like `make run` (vardkedja run): the embedded broker, consumers' fetch wait 100 ms.
-FETCH_MAX_WAIT_MS = 100
+# Like `make run` (vardkedja run) on Tansu, which answers a fetch only when the wait expires:
+# consumers' fetch wait 100 ms. On Apache Kafka they use the broker's client setting.
+TANSU_FETCH_MAX_WAIT_MS = 100
 CONSENT_RW = ["consent:read", "consent:write"]
 PAIR = [ORG_VAXJO, ORG_REGION]  # the decisions' consents: Växjö and Region
 WITHDRAW = {"reason": "Personen återkallar samtycket.", "withdrawn_by": {"kind": "person"}}
 
 
+def fetch_wait_ms(broker: Broker) -> int:
+    """The consumers' fetch wait on ``broker``."""
+    return brokers.fetch_wait_ms(broker, None, TANSU_FETCH_MAX_WAIT_MS)
+
+
 def federation(
-    orgnrs: list[str], urls: dict[str, str], data_dir: Path, bootstrap: str
+    orgnrs: list[str], urls: dict[str, str], data_dir: Path, broker: Broker
 ) -> Federation:
-    """The consent service (API and worker) of ``orgnrs`` on free ports."""
+    """The consent service (API and worker) of ``orgnrs`` on free ports, clients of
+    ``broker``."""
     taken: set[int] = set()
     members = [Member(o, *MEMBERS[o], port_base(taken)) for o in orgnrs]
+    fetch_wait = fetch_wait_ms(broker)
     return Federation(
         members=members,
         services=("consent",),
         data_dir=data_dir,
-        bootstrap=bootstrap,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        bootstrap=broker.bootstrap,
+        fetch_max_wait_ms=fetch_wait,
         database_url_for={(o, "consent"): urls[o] for o in orgnrs},
+        broker_env=brokers.client_env(broker, fetch_wait),
         extra_env={
             "VK_FEDERATION_MEMBERS": json.dumps(list(MEMBERS)),
             "VK_CONSENT__EXPIRY_CHECK_INTERVAL_S": "3600",
@@ -323,10 +336,10 @@ async def decisions(
     closed_seconds: float,
     with_profile: bool,
     api_processes: int = 1,
+    engine: Engine = brokers.DEFAULT,
 ) -> dict[str, Any]:
-    broker = EmbeddedBroker(port=free_port(), log_path=work / "broker-decisions.log")
-    broker.start()
-    fed = federation([ORG_VAXJO], {ORG_VAXJO: db_url}, work / "var-d", broker.bootstrap)
+    broker = await brokers.start(engine, work, "broker-decisions")
+    fed = federation([ORG_VAXJO], {ORG_VAXJO: db_url}, work / "var-d", broker)
     user = f"e2e-{UNIT}"  # the staff token's sub (tests.e2e auth)
     try:
         await asyncio.to_thread(fed.migrate)
@@ -400,12 +413,13 @@ async def decisions(
             await gen.close()
     finally:
         await asyncio.to_thread(fed.stop)
-        broker.stop()
+        await brokers.stop(broker)
     ok = sum(a.status == 200 for a in answers)
     worker_name = fed_name(ORG_VAXJO, "worker")
     worker_cpu = worker_after[worker_name] - samples.cpu_start[worker_name]
     closed_sum = answers_summary(closed, closed_elapsed)
     return {
+        "broker": brokers.info(broker),
         "consents_stored": n_consents + 1,
         "seed_s": round(seed_s, 1),
         "seed_differs_from_api_record": seed_differs,
@@ -483,13 +497,18 @@ class Withdrawn:
 
 
 async def withdrawals(
-    *, work: Path, urls: dict[str, str], n: int, rate: float, stall_s: float = 30.0
+    *,
+    work: Path,
+    urls: dict[str, str],
+    n: int,
+    rate: float,
+    stall_s: float = 30.0,
+    engine: Engine = brokers.DEFAULT,
 ) -> dict[str, Any]:
-    broker = EmbeddedBroker(port=free_port(), log_path=work / "broker-withdrawals.log")
-    broker.start()
+    broker = await brokers.start(engine, work, "broker-withdrawals")
     orgnrs = [ORG_VAXJO, ORG_REGION, ORG_ALVESTA]
     others = orgnrs[1:]
-    fed = federation(orgnrs, urls, work / "var-w", broker.bootstrap)
+    fed = federation(orgnrs, urls, work / "var-w", broker)
     try:
         await asyncio.to_thread(fed.start)
         await fed.wait_ready(timeout=300)
@@ -555,7 +574,7 @@ async def withdrawals(
                     w.seen[orgnr] = applied[w.consent_id]
     finally:
         await asyncio.to_thread(fed.stop)
-        broker.stop()
+        await brokers.stop(broker)
     ok = [w for w in rows if w.status == 200]
     from_response, from_ended = [], []
     never: dict[str, int] = dict.fromkeys(others, 0)
@@ -589,7 +608,7 @@ async def withdrawals(
         "drained": drained,
         "drain_s": round(drain_s, 1),
         "cpu_s": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
-        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+        "fetch_max_wait_ms": fetch_wait_ms(broker),
     }
 
 
@@ -608,6 +627,7 @@ async def run(
     withdraw_rate: float,
     with_profile: bool,
     api_processes: int = 1,
+    engine: Engine = brokers.DEFAULT,
 ) -> dict[str, Any]:
     work = RESULTS / f".tmp-consent-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True, exist_ok=True)
@@ -630,11 +650,14 @@ async def run(
             closed_seconds=closed_seconds,
             with_profile=with_profile,
             api_processes=api_processes,
+            engine=engine,
         )
         withdrawn = None
         if n_withdrawals:
             urls = {o: await new_db(f"withdrawals-{o}") for o in MEMBERS}
-            withdrawn = await withdrawals(work=work, urls=urls, n=n_withdrawals, rate=withdraw_rate)
+            withdrawn = await withdrawals(
+                work=work, urls=urls, n=n_withdrawals, rate=withdraw_rate, engine=engine
+            )
     finally:
         for db_url in created:
             with contextlib.suppress(Exception):
@@ -643,9 +666,10 @@ async def run(
     o, c = decided["open_loop"], decided["closed_loop"]
     return {
         "backend": backend,
+        "broker": decided["broker"],
         "command": f"python -m bench.consent --rate {rate:g} --seconds {seconds:g} --consents "
         f"{n_consents} --clients {clients} --withdrawals {n_withdrawals} --withdraw-rate "
-        f"{withdraw_rate:g} --backend {backend}"
+        f"{withdraw_rate:g} --backend {backend} --broker {engine}"
         + (f" --api-processes {api_processes}" if api_processes != 1 else "")
         + (" --profile" if with_profile else ""),
         "decisions": decided,
@@ -707,6 +731,7 @@ def main() -> None:
         "--api-processes", type=int, default=1, help="consent API processes (replicas)"
     )
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
+    brokers.add_argument(parser)
     args = parser.parse_args()
     backends = args.backend or (["sqlite", "postgres"] if POSTGRES else ["sqlite"])
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -723,6 +748,7 @@ def main() -> None:
                 withdraw_rate=args.withdraw_rate,
                 with_profile=args.profile,
                 api_processes=args.api_processes,
+                engine=args.broker,
             )
         )
         (RESULTS / f"consent-{backend}.json").write_text(json.dumps(r, indent=2, default=str))

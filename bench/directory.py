@@ -2,7 +2,8 @@
 
 1. **Replica rebuild.** The synthetic directory (all 290 kommuner and 21 regions,
    ``bench/directory_synthetic.py``) is produced onto ``vardkedja.directory`` of a private
-   embedded broker as the owners' directories would publish it; then a real directory worker
+   broker (Apache Kafka, one KRaft node; ``--broker tansu``: the embedded Tansu broker) as
+   the owners' directories would publish it; then a real directory worker
    process starts with an empty database and the time until its replica holds every unit is
    measured (issue 3 target: <= 30 s for 20,000 units).
 2. **Search.** A real directory API process serves that replica; a client sends searches at a
@@ -13,6 +14,7 @@
    the resident memory of the API and worker processes after the run.
 
     make bench-directory            # or: python -m bench.directory --units 20000 --rate 200
+    python -m bench.directory --units 20000 --rate 200 --broker tansu
 
 Writes bench/results/directory-<backend>.json and prints a markdown line. Figures only.
 """
@@ -24,6 +26,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,10 +37,11 @@ from typing import Any
 
 import httpx
 
+from bench import brokers
 from bench.directory_synthetic import as_events, generate
 from bench.stats import summary_ms, timeline
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Broker, Engine, free_port
 from shared.events import CloudEvent, encode, topics
 from shared.events.payloads import UNIT_CHANGED_V1
 from shared.kafka import OutgoingRecord, Producer, ensure_topics
@@ -67,10 +71,11 @@ QUERIES = [
     "stöd",
     "mottagning",
 ]
+TANSU_FETCH_MAX_WAIT_MS = 20  # Tansu answers a fetch only when the wait expires
 
 
-async def produce(bootstrap: str, events: list[dict[str, Any]]) -> float:
-    settings = make_settings(bootstrap=bootstrap).kafka
+async def produce(broker: Broker, events: list[dict[str, Any]]) -> float:
+    settings = make_settings(bootstrap=broker.bootstrap, **brokers.client_settings(broker)).kafka
     await ensure_topics(settings, [topics.DIRECTORY])
     producer = Producer(settings, "bench-directory")
     await producer.start()
@@ -176,11 +181,12 @@ async def load(port: int, token: str, rate: float, seconds: float) -> dict[str, 
     }
 
 
-async def run(backend: str, units: int, rate: float, seconds: float) -> dict[str, Any]:
+async def run(
+    backend: str, units: int, rate: float, seconds: float, engine: Engine = brokers.DEFAULT
+) -> dict[str, Any]:
     work = RESULTS / f".tmp-dir-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True, exist_ok=True)
-    broker = EmbeddedBroker(port=free_port())
-    broker.start()
+    broker = await brokers.start(engine, work)
     url = (
         f"sqlite+aiosqlite:///{work / 'directory.db'}"
         if backend == "sqlite"
@@ -191,7 +197,7 @@ async def run(backend: str, units: int, rate: float, seconds: float) -> dict[str
         t0 = time.perf_counter()
         events = as_events(generate(units))
         generated = time.perf_counter() - t0
-        produced = await produce(broker.bootstrap, events)
+        produced = await produce(broker, events)
         port = free_port()
         env = {
             **os.environ,
@@ -202,7 +208,9 @@ async def run(backend: str, units: int, rate: float, seconds: float) -> dict[str
             "VK_MEMBER__KIND": "region",
             "VK_DATABASE_URL": url,
             "VK_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap,
-            "VK_KAFKA__FETCH_MAX_WAIT_MS": "20",
+            **brokers.client_env(
+                broker, brokers.fetch_wait_ms(broker, None, TANSU_FETCH_MAX_WAIT_MS)
+            ),
             "VK_KAFKA__SESSION_TIMEOUT_MS": "2000",
             "VK_KAFKA__REQUEST_TIMEOUT_MS": "5000",
             "VK_HTTP__PORT": str(port),
@@ -245,6 +253,7 @@ async def run(backend: str, units: int, rate: float, seconds: float) -> dict[str
             "api_rss_mb": _rss_mb(procs[1].pid),
             "worker_rss_mb": _rss_mb(procs[0].pid),
             "backend": backend,
+            "broker": brokers.info(broker),
             "units": units,
             "generate_s": round(generated, 2),
             "produce_s": round(produced, 2),
@@ -262,12 +271,10 @@ async def run(backend: str, units: int, rate: float, seconds: float) -> dict[str
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
-        broker.stop()
+        await brokers.stop(broker)
         if backend == "postgres":
             await drop_pg_database(url)
-        for f in work.glob("*"):
-            f.unlink()
-        work.rmdir()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -276,11 +283,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
+    brokers.add_argument(parser)
     args = parser.parse_args()
     backends = args.backend or (["sqlite", "postgres"] if POSTGRES else ["sqlite"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     for backend in backends:
-        r = asyncio.run(run(backend, args.units, args.rate, args.seconds))
+        r = asyncio.run(run(backend, args.units, args.rate, args.seconds, args.broker))
         (RESULTS / f"directory-{backend}.json").write_text(json.dumps(r, indent=2))
         s = r["search"]["latency_ms"]
         print(

@@ -10,14 +10,18 @@ to Kafka to the webhook's arrival. The worker's CPU time per event, and its memo
 sampled every second, compared between the first and the last third of the run: a long run
 (``--seconds 300``) shows whether it is stable. The machine's load average is given at the
 start and the end (the machine is shared; CPU per event is the figure least disturbed), and
-the embedded broker's CPU share over each third of the run: Tansu's memory engine costs more
-per fetch the more batches a partition holds, so its share rises over a long run and takes
-the cores the worker needs (Apache Kafka's fetch cost does not grow with the log).
-``--partitions`` and ``--fetch-max-wait-ms`` change the topic's partitions and the consumer's
-fetch wait (3 and 10 by default).
+the broker's CPU share over each third of the run (the broker's own process: the JVM of
+Apache Kafka, or Tansu): Tansu's memory engine costs more per fetch the more batches a
+partition holds, so its share rises over a long run and takes the cores the worker needs
+(Apache Kafka's fetch cost does not grow with the log).
+``--broker`` chooses Apache Kafka (default) or the embedded Tansu broker; ``--partitions``
+and ``--fetch-max-wait-ms`` change the topic's partitions (3) and the consumers' fetch wait
+(Tansu: 10 ms; Apache Kafka: the broker's client setting, since it answers a fetch as soon
+as data arrives).
 
     make bench-notify                     # 20 s at 200 events/s, SQLite (and PostgreSQL)
     python -m bench.notify --rate 200 --seconds 300 --backend sqlite
+    python -m bench.notify --rate 200 --seconds 300 --backend sqlite --broker tansu
 
 Writes bench/results/notify-<backend>.json and prints a markdown line. Figures only.
 """
@@ -29,6 +33,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +44,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bench import brokers
 from bench.stats import summary_ms, timeline
+from shared.broker import Broker, Engine
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
 from tests.conftest import POSTGRES, create_pg_database, drop_pg_database
@@ -48,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 ORGNR = "212000-0647"
 UNIT = "vaxjo-soc-mottagning"
+TANSU_FETCH_MAX_WAIT_MS = 10
 
 
 def cpu_seconds(pid: int) -> float:
@@ -114,7 +122,7 @@ async def prepare(db_url: str, receiver_url: str) -> str:
 
 
 def worker_env(
-    db_url: str, data_dir: Path, bootstrap: str, fetch_max_wait_ms: int = 10
+    db_url: str, data_dir: Path, broker: Broker, fetch_max_wait_ms: int
 ) -> dict[str, str]:
     return {
         **os.environ,
@@ -126,8 +134,8 @@ def worker_env(
         "VK_DATA_DIR": str(data_dir),
         "VK_DATABASE_URL": db_url,
         "VK_AUTO_MIGRATE": "false",
-        "VK_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "VK_KAFKA__FETCH_MAX_WAIT_MS": str(fetch_max_wait_ms),
+        "VK_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap,
+        **brokers.client_env(broker, fetch_max_wait_ms),
         "VK_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "VK_NOTIFY__WEBHOOK_ALLOW_PRIVATE": "true",
         "VK_NOTIFY__LINK_BASE_URL": "https://notify.vaxjo.example",
@@ -146,9 +154,13 @@ def spawn_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 async def run(
-    backend: str, rate: float, seconds: float, partitions: int = 3, fetch_max_wait_ms: int = 10
+    backend: str,
+    rate: float,
+    seconds: float,
+    partitions: int = 3,
+    fetch_max_wait_ms: int | None = None,
+    engine: Engine = brokers.DEFAULT,
 ) -> dict[str, Any]:
-    from shared.broker import EmbeddedBroker, free_port
     from shared.config import KafkaSettings
     from shared.events import CloudEvent, encode, topics
     from shared.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
@@ -161,22 +173,24 @@ async def run(
         if backend == "postgres"
         else f"sqlite+aiosqlite:///{work / 'notify.db'}"
     )
-    broker = EmbeddedBroker(port=free_port(), log_path=work / "broker.log")
-    broker.start()
+    broker = await brokers.start(engine, work)
+    fetch_wait = brokers.fetch_wait_ms(broker, fetch_max_wait_ms, TANSU_FETCH_MAX_WAIT_MS)
     receiver = await WebhookReceiver().start()
     receiver.secrets = [await prepare(db_url, receiver.url)]
-    kafka = KafkaSettings(
-        bootstrap_servers=broker.bootstrap,
-        fetch_max_wait_ms=fetch_max_wait_ms,
-        partitions=partitions,
+    kafka = KafkaSettings.model_validate(
+        {
+            "bootstrap_servers": broker.bootstrap,
+            "partitions": partitions,
+            **brokers.client_settings(broker, fetch_wait),
+        }
     )
     topic = topics.internal(ORGNR)
     await ensure_topics(kafka, [topic], client_id="bench-admin")
+    # The broker's own process: Tansu, or the JVM that runs Apache Kafka (started directly,
+    # not through a shell, so its CPU time is all of the broker's threads).
     assert broker.process is not None
     broker_pid = broker.process.pid
-    worker = spawn_worker(
-        worker_env(db_url, work, broker.bootstrap, fetch_max_wait_ms), work / "worker.log"
-    )
+    worker = spawn_worker(worker_env(db_url, work, broker, fetch_wait), work / "worker.log")
     producer = Producer(kafka, "bench-referral")
     await producer.start()
     memory: list[tuple[float, float]] = []
@@ -253,7 +267,8 @@ async def run(
         except subprocess.TimeoutExpired:
             worker.kill()
         await receiver.stop()
-        broker.stop()
+        await brokers.stop(broker)
+        shutil.rmtree(work / "broker", ignore_errors=True)  # its data (broker.log stays)
 
     consumed_at = await consumed_times(db_url)
     fan_out, after_handler, end_to_end = [], [], []
@@ -275,8 +290,11 @@ async def run(
     third = max(1, len(rss) // 3)
     return {
         "backend": backend,
+        "broker": brokers.info(broker),
         "rate": rate,
         "seconds": seconds,
+        "partitions": partitions,
+        "fetch_max_wait_ms": fetch_wait,
         "events": total,
         "send_seconds": round(send_seconds, 2),
         "webhooks_received": len(ids),
@@ -289,8 +307,9 @@ async def run(
         # This process: the publisher and the receiver (which verifies every signature).
         # Near 1.0 it, not the worker, sets the pace.
         "bench_cpu_share": round(bench_cpu / wall, 2),
-        # The embedded broker (Tansu, memory engine) costs more per fetch the more batches a
-        # partition holds: its share rising from the first to the last third is the broker's.
+        # The broker's process (Tansu, or Apache Kafka's JVM). Tansu's memory engine costs
+        # more per fetch the more batches a partition holds: its share rising from the first
+        # to the last third is the broker's, not the worker's.
         "broker_cpu_share_by_third": share_by_third(broker_cpu),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "load_average_start": [round(x, 2) for x in load_start],
@@ -336,13 +355,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
     parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=10)
+    parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        help=f"consumers' fetch wait (Tansu: {TANSU_FETCH_MAX_WAIT_MS} ms, as Tansu answers "
+        "only when it expires; Apache Kafka: the broker's client setting)",
+    )
+    brokers.add_argument(parser)
     args = parser.parse_args()
     backends = args.backend or (["sqlite", "postgres"] if POSTGRES else ["sqlite"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     for backend in backends:
         r = asyncio.run(
-            run(backend, args.rate, args.seconds, args.partitions, args.fetch_max_wait_ms)
+            run(
+                backend,
+                args.rate,
+                args.seconds,
+                args.partitions,
+                args.fetch_max_wait_ms,
+                args.broker,
+            )
         )
         (RESULTS / f"notify-{backend}.json").write_text(json.dumps(r, indent=2))
         f = r["fan_out_ms"]

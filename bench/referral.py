@@ -1,7 +1,8 @@
 """Benchmark of referrals between two members, every process separate.
 
 Region Kronoberg and Växjö kommun run directory, consent, referral and notify (API and worker
-each: 16 processes) over the embedded broker, with the demo directory, as in
+each: 16 processes) over Apache Kafka (one KRaft node; ``--broker tansu``: the embedded Tansu
+broker), with the demo directory, as in
 ``tests/e2e/test_referral_federation.py``. A written consent is recorded at Region for each of
 ``--persons`` synthetic persons (and its copy waited for at Växjö); then Region's
 Beroendemottagningen Växjö POSTs kontaktbegäran to Växjö's social-services intake (a named
@@ -22,6 +23,7 @@ Measured, per referral, from the database rows after the run (one clock: loopbac
 
     make bench-referral                                   # 60 s at 200/s, SQLite (+ PostgreSQL)
     python -m bench.referral --rate 200 --seconds 300 --backend sqlite --profile
+    python -m bench.referral --rate 20 --seconds 60 --backend sqlite --broker tansu
 
 Writes bench/results/referral-<backend>.json and prints a markdown line. Figures only.
 Targets (issue 5): >= 200 referrals/s for five minutes, p99 <= 250 ms, nothing lost.
@@ -50,12 +52,13 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from bench import brokers
 from bench.backbone import floor_db, floor_kafka
 from bench.notify import cpu_seconds, rss_mb
 from bench.stats import summary_ms, timeline
 from services.consent.models import ConsentCopy
 from services.referral.models import Incoming, Recipient, Referral
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Engine
 from shared.db import Database
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
@@ -79,6 +82,9 @@ RESULTS = ROOT / "bench" / "results"
 PROJECT = frozenset({"services", "shared"})
 IN_FLIGHT = 64  # concurrent POSTs at most (the client's connections)
 TARGET = {"rate_per_s": 200, "seconds": 300, "e2e_p99_ms": 250, "lost": 0}
+# The federation's default, as `make run` has it on Tansu (which answers a fetch only when
+# the wait expires); on Apache Kafka the consumers use the broker's client setting.
+TANSU_FETCH_MAX_WAIT_MS = 100
 
 
 async def count(db_url: str, stmt: Any) -> int:
@@ -386,12 +392,13 @@ async def run(
     seconds: float,
     n_persons: int,
     with_profile: bool,
-    fetch_max_wait_ms: int = 100,
+    fetch_max_wait_ms: int | None = None,
+    engine: Engine = brokers.DEFAULT,
 ) -> dict[str, Any]:
     work = RESULTS / f".tmp-referral-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True, exist_ok=True)
-    broker = EmbeddedBroker(port=free_port(), log_path=work / "broker.log")
-    broker.start()
+    broker = await brokers.start(engine, work)
+    fetch_wait = brokers.fetch_wait_ms(broker, fetch_max_wait_ms, TANSU_FETCH_MAX_WAIT_MS)
     created: list[str] = []
 
     async def new_db(name: str) -> str:
@@ -405,8 +412,9 @@ async def run(
         urls,
         work / "var",
         broker.bootstrap,
-        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_max_wait_ms=fetch_wait,
         VK_LOG_LEVEL="WARNING",
+        **brokers.client_env(broker, fetch_wait),
     )
     try:
         await asyncio.to_thread(fed.start)
@@ -421,7 +429,7 @@ async def run(
             await record_consents(fed, client, people, sender_unit)
             consents_s = time.perf_counter() - t0
             floor = {
-                "kafka_round_trip_ms": await floor_kafka(broker.bootstrap),
+                "kafka_round_trip_ms": await floor_kafka(broker),
                 "db_commit_ms": await floor_db(await new_db("floor")),
             }
             url = f"http://127.0.0.1:{fed.members[0].port('referral')}/v1/referrals"
@@ -485,12 +493,13 @@ async def run(
             samples=samples,
             loadgen_cpu=loadgen_cpu,
             profiled=profiled,
-            fetch_max_wait_ms=fetch_max_wait_ms,
+            fetch_max_wait_ms=fetch_wait,
             server_side=server_side,
+            broker=brokers.info(broker),
         )
     finally:
         await asyncio.to_thread(fed.stop)
-        broker.stop()
+        await brokers.stop(broker)
         for db_url in created:
             await drop_pg_database(db_url)
         for raw in work.glob("*.raw"):  # the profiles' collapsed stacks, for a flame graph
@@ -519,6 +528,7 @@ def report(
     fetch_max_wait_ms: int,
     profiled: dict[str, Any],
     server_side: dict[str, Any],
+    broker: dict[str, str],
 ) -> dict[str, Any]:
     e2e, from_created, closed_loop = [], [], []
     by_due: list[tuple[float, float]] = []
@@ -545,9 +555,10 @@ def report(
     kafka = floor["kafka_round_trip_ms"]
     return {
         "backend": backend,
+        "broker": broker,
         "command": f"python -m bench.referral --rate {rate:g} --seconds {seconds:g} "
-        f"--persons {n_persons} --backend {backend} --fetch-max-wait-ms {fetch_max_wait_ms}"
-        + (" --profile" if profiled else ""),
+        f"--persons {n_persons} --backend {backend} --broker {brokers.option(broker)} "
+        f"--fetch-max-wait-ms {fetch_max_wait_ms}" + (" --profile" if profiled else ""),
         "fetch_max_wait_ms": fetch_max_wait_ms,
         "rate_per_s": rate,
         "seconds": seconds,
@@ -627,11 +638,13 @@ def main() -> None:
     parser.add_argument(
         "--fetch-max-wait-ms",
         type=int,
-        default=100,
-        help="consumers' fetch wait (the federation's default; Tansu answers only when it "
-        "expires, so each hop waits up to this long, and a shorter wait costs idle CPU)",
+        help=f"consumers' fetch wait (Tansu: {TANSU_FETCH_MAX_WAIT_MS} ms, the federation's "
+        "default: Tansu answers only when it expires, so each hop waits up to this long, and "
+        "a shorter wait costs idle CPU; Apache Kafka: the broker's client setting, as it "
+        "answers as soon as data arrives)",
     )
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
+    brokers.add_argument(parser)
     args = parser.parse_args()
     backends = args.backend or (["sqlite", "postgres"] if POSTGRES else ["sqlite"])
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -644,6 +657,7 @@ def main() -> None:
                 args.persons,
                 args.profile,
                 args.fetch_max_wait_ms,
+                args.broker,
             )
         )
         (RESULTS / f"referral-{backend}.json").write_text(json.dumps(r, indent=2, default=str))

@@ -1,7 +1,8 @@
 """``make bench``: every workload the service issues name, at fixed rates, with the floor.
 
 For each backend (SQLite; PostgreSQL too when reachable) it runs, one after the other on
-the same machine and the same embedded broker build:
+the same machine and the same broker build (Apache Kafka, one KRaft node, by default; the
+embedded Tansu broker with ``--broker tansu``; each workload starts a broker of its own):
 
 1. **backbone** — outbox → relay → Kafka → idempotent inbox, three processes; the *floor*
    is measured in the same run: a raw Kafka round trip on the same broker and a raw
@@ -15,11 +16,13 @@ the same machine and the same embedded broker build:
 
 It writes ``bench/results/<workload>-<backend>.json`` (each with a per-second
 ``timeline``), ``<workload>-<backend>.png`` (latency percentiles and throughput over the
-run), ``summary.md`` / ``summary.json`` (targets, figures, met or not, ratios to the floor)
-and rewrites the figures block of the README between its ``make-bench`` markers, so every
-figure there comes from this command.
+run), ``summary.md`` / ``summary.json`` (the broker, targets, figures, met or not, ratios to
+the floor) and rewrites the figures block of the README between its ``make-bench`` markers,
+so every figure there comes from this command. Every result records its broker
+(``{"broker": {"engine": ..., "version": ...}}``) and the summary names it.
 
     make bench                                  # everything, about 11 minutes per backend
+    make bench BROKER=tansu                     # everything on the embedded Tansu broker
     python -m bench.run --backend sqlite        # one backend
     python -m bench.run --quick --no-readme     # a smoke run: small sizes, short runs
 """
@@ -39,8 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import backbone, consent, directory, notify, referral
+from bench import backbone, brokers, consent, directory, notify, referral
 from bench.plots import plot_timeline
+from shared.broker import Engine
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
 from tests.conftest import POSTGRES
@@ -87,18 +91,18 @@ class Sizes:
         )
 
 
-Workload = Callable[[str, Sizes], Coroutine[Any, Any, dict[str, Any]]]
+Workload = Callable[[str, Sizes, Engine], Coroutine[Any, Any, dict[str, Any]]]
 
 
-async def _backbone(backend: str, z: Sizes) -> dict[str, Any]:
-    return await backbone.run_backend(backend, z.backbone_rate, z.backbone_s)
+async def _backbone(backend: str, z: Sizes, engine: Engine) -> dict[str, Any]:
+    return await backbone.run_backend(backend, z.backbone_rate, z.backbone_s, engine)
 
 
-async def _directory(backend: str, z: Sizes) -> dict[str, Any]:
-    return await directory.run(backend, z.directory_units, z.directory_rate, z.directory_s)
+async def _directory(backend: str, z: Sizes, engine: Engine) -> dict[str, Any]:
+    return await directory.run(backend, z.directory_units, z.directory_rate, z.directory_s, engine)
 
 
-async def _consent(backend: str, z: Sizes) -> dict[str, Any]:
+async def _consent(backend: str, z: Sizes, engine: Engine) -> dict[str, Any]:
     return await consent.run(
         backend,
         rate=z.decision_rate,
@@ -110,15 +114,16 @@ async def _consent(backend: str, z: Sizes) -> dict[str, Any]:
         withdraw_rate=10,
         with_profile=False,
         api_processes=z.consent_api_processes,
+        engine=engine,
     )
 
 
-async def _referral(backend: str, z: Sizes) -> dict[str, Any]:
-    return await referral.run(backend, z.referral_rate, z.referral_s, 500, False)
+async def _referral(backend: str, z: Sizes, engine: Engine) -> dict[str, Any]:
+    return await referral.run(backend, z.referral_rate, z.referral_s, 500, False, engine=engine)
 
 
-async def _notify(backend: str, z: Sizes) -> dict[str, Any]:
-    return await notify.run(backend, z.notify_rate, z.notify_s)
+async def _notify(backend: str, z: Sizes, engine: Engine) -> dict[str, Any]:
+    return await notify.run(backend, z.notify_rate, z.notify_s, engine=engine)
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -254,12 +259,14 @@ def markdown(
     *,
     command: str,
     when: str,
+    broker: dict[str, str] | None,
     out: Path = RESULTS,
 ) -> str:
     met = {True: "**met**", False: "not met", None: "–"}
     lines = [
-        f"Produced by `{command}` on {when} ({os.cpu_count()} cores, Python "
-        f"{platform.python_version()}); every process on this one machine, loopback only.",
+        f"Produced by `{command}` on {brokers.label(broker)}, {when} ({os.cpu_count()} "
+        f"cores, Python {platform.python_version()}); every process on this one machine, "
+        "loopback only.",
         "",
         "| backend | workload | target | measured | met | p50 ÷ floor |",
         "|---|---|---|---|---|---|",
@@ -269,7 +276,7 @@ def markdown(
             f"| {row['backend']} | {row['what']} | {row['target']} | {row['measured']} | "
             f"{met[row['met']]} | {row['to_floor']} |"
         )
-    lines += ["", "The floor, measured in the same run:", ""]
+    lines += ["", "The floor, measured in the same run on the same broker:", ""]
     lines += ["| backend | raw Kafka round trip p50 / p99 ms | raw DB commit p50 / p99 ms |"]
     lines += ["|---|---|---|"]
     for backend, fl in floors.items():
@@ -327,14 +334,21 @@ def _workload_plots(out: Path) -> list[Path]:
     return sorted(p for p in out.glob("*.png") if p.stem.rsplit("-", 1)[0] in WORKLOADS)
 
 
-async def run_all(backends: list[str], sizes: Sizes, only: list[str], out: Path) -> dict[str, Any]:
+def same_broker(result: dict[str, Any], engine: Engine) -> bool:
+    """Whether ``result`` was measured on a broker of ``engine``."""
+    return brokers.option(brokers.recorded(result)) == engine
+
+
+async def run_all(
+    backends: list[str], sizes: Sizes, only: list[str], out: Path, engine: Engine
+) -> dict[str, Any]:
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for backend in backends:
         results[backend] = {}
         for name in only:
             t0 = time.monotonic()
-            print(f"[bench] {backend}: {name} …", flush=True)
-            r = await WORKLOADS[name](backend, sizes)
+            print(f"[bench] {backend}: {name} on {engine} …", flush=True)
+            r = await WORKLOADS[name](backend, sizes, engine)
             r.setdefault("backend", backend)
             r["bench_wall_s"] = round(time.monotonic() - t0, 1)
             (out / f"{name}-{backend}.json").write_text(json.dumps(r, indent=2, default=str))
@@ -343,19 +357,21 @@ async def run_all(backends: list[str], sizes: Sizes, only: list[str], out: Path)
             png = plot_timeline(
                 windows,
                 out / f"{name}-{backend}.png",
-                title=f"{name} ({backend})",
+                title=f"{name} ({backend}, {brokers.label(brokers.recorded(r))})",
                 latency_label=label,
                 target_p99_ms=target,
                 offered_per_s=offered,
             )
             print(f"[bench] {backend}: {name} done in {r['bench_wall_s']} s → {png.name}")
         # The result files of this backend, written above, are reread so that the summary of
-        # a partial run (--only) can use the other workloads' latest results.
-        results[backend] = {
-            name: json.loads((out / f"{name}-{backend}.json").read_text())
-            for name in WORKLOADS
-            if (out / f"{name}-{backend}.json").exists()
-        }
+        # a partial run (--only) can use the other workloads' latest results: those measured
+        # on the same broker (the floor above all).
+        for name in WORKLOADS:
+            path = out / f"{name}-{backend}.json"
+            if path.exists():
+                r = json.loads(path.read_text())
+                if same_broker(r, engine):
+                    results[backend][name] = r
     return results
 
 
@@ -368,22 +384,40 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, help="where results go (bench/results; var/bench-quick with --quick)"
     )
+    brokers.add_argument(parser)
     args = parser.parse_args()
     backends = args.backend or (["sqlite", "postgres"] if POSTGRES else ["sqlite"])
     sizes = Sizes.quick() if args.quick else Sizes()
     out: Path = args.out or (ROOT / "var" / "bench-quick" if args.quick else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
-    results = asyncio.run(run_all(backends, sizes, args.only or list(WORKLOADS), out))
+    results = asyncio.run(run_all(backends, sizes, args.only or list(WORKLOADS), out, args.broker))
     summary = [row for b in backends if "backbone" in results[b] for row in rows(b, results[b])]
     floors = {b: results[b]["backbone"]["floor"] for b in backends if "backbone" in results[b]}
-    plain = not (args.quick or args.only or args.backend)
-    command = "make bench" if plain else "python -m bench.run " + " ".join(sys.argv[1:])
+    broker = next(
+        (r["broker"] for b in backends for r in results[b].values() if r.get("broker")), None
+    )
+    plain = not (args.quick or args.only or args.backend) and args.broker == brokers.DEFAULT
+    if plain:
+        command = "make bench"
+    else:
+        command = "python -m bench.run " + " ".join(
+            sys.argv[1:]
+            if any(a.startswith("--broker") for a in sys.argv)
+            else [*sys.argv[1:], "--broker", args.broker]
+        )
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = markdown(summary, floors, command=command, when=when, out=out)
+    text = markdown(summary, floors, command=command, when=when, broker=broker, out=out)
     (out / "summary.md").write_text(f"# Benchmark summary\n\n{text}\n")
     (out / "summary.json").write_text(
         json.dumps(
-            {"command": command, "when": when, "sizes": vars(sizes), "rows": summary}, indent=2
+            {
+                "command": command,
+                "when": when,
+                "broker": broker,
+                "sizes": vars(sizes),
+                "rows": summary,
+            },
+            indent=2,
         )
     )
     print(text)

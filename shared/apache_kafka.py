@@ -328,8 +328,13 @@ def _bindable(port: int, host: str) -> bool:
 
 
 def _new_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes in URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes in URL-safe base64 without padding, never
+    starting with ``-`` (the format tool would read it as an option; Kafka's own generator
+    draws again too)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 class ApacheKafka:

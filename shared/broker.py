@@ -208,6 +208,8 @@ class EmbeddedBroker:
         """Start the broker and wait until it accepts connections."""
         if self.process is not None and self.process.poll() is None:
             return
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self.process = subprocess.Popen(

@@ -18,7 +18,12 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import CloseReason
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
 from shared.config import KafkaSettings
 from shared.events import topics as topic_names
@@ -199,6 +204,10 @@ class Producer:
         written or the exception that stopped it (:class:`ConnectionLost` for each record not
         acknowledged when a connection closed).
         """
+        if self.connection_lost:
+            # Nothing more goes out. (Idempotent, aiokafka's sender may also have died on
+            # the lost connection; its later sends then fail with a generic error.)
+            return [ConnectionLost("a broker connection was lost") for _ in records]
         futures: list[asyncio.Future[Any] | BaseException] = []
         for rec in records:
             try:
@@ -310,7 +319,9 @@ class Consumer:
 async def ensure_topics(
     settings: KafkaSettings, names: Iterable[str], *, client_id: str = "admin"
 ) -> None:
-    """Create the topics that do not exist yet (compaction where the layout says so)."""
+    """Create the topics that do not exist yet, each with production's configuration
+    (:func:`shared.events.topics.topic_configs`: compaction, retention, and
+    ``min.insync.replicas`` when replicated). An existing topic is left as it is."""
     wanted = sorted(set(names))
     admin = AIOKafkaAdminClient(**_common(settings, client_id))
     await admin.start()
@@ -321,19 +332,30 @@ async def ensure_topics(
                 name,
                 settings.partitions,
                 settings.replication_factor,
-                topic_configs={"cleanup.policy": "compact"}
-                if name in topic_names.COMPACTED
-                else {},
+                topic_configs=topic_names.topic_configs(
+                    name, replication_factor=settings.replication_factor
+                ),
             )
             for name in wanted
             if name not in existing
         ]
         if new:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new)
+            _raise_refused(await admin.create_topics(new))
             log.info("topics created", extra={"topics": [t.name for t in new]})
     finally:
         await admin.close()
+
+
+def _raise_refused(response: Any) -> None:
+    """Raise the broker's error for a topic it did not create. aiokafka returns the errors
+    instead of raising them: a configuration or replication factor the broker refuses would
+    otherwise leave the topic missing without a word. One that exists already is fine (another
+    process created it first)."""
+    for entry in response.topic_errors:  # (topic, error_code[, error_message])
+        name, code = entry[0], entry[1]
+        if code not in (0, TopicAlreadyExistsError.errno):
+            message = entry[2] if len(entry) > 2 and entry[2] else ""
+            raise for_code(code)(f"creating topic {name}: {message}".rstrip(": "))
 
 
 PROBE_FETCH_MAX_BYTES = 64 * 1024

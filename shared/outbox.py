@@ -167,6 +167,8 @@ class OutboxRelay:
         self.published = 0
         self.replays = 0
         self.errors = 0
+        # Topics created (or found) since the producer connected.
+        self._topics_ensured: set[str] = set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -227,6 +229,7 @@ class OutboxRelay:
                     )
                     await self._reset_producer()
                     await self._idle(sleep)
+                    full = True  # what failed waits in the outbox: look again at once
         finally:
             await self._reset_producer()
             await self._watch.aclose()
@@ -276,6 +279,7 @@ class OutboxRelay:
             wanted = list(names)
         wanted.append(topics.internal(self.settings.member.orgnr))  # the marker's topic
         await ensure_topics(self.settings.kafka, wanted)
+        self._topics_ensured = set(wanted)
 
     async def _write_marker(self) -> None:
         """Write this relay's marker; :meth:`_check_broker_loss` reads it back later."""
@@ -368,6 +372,15 @@ class OutboxRelay:
             )
             for r in rows
         ]
+        if self.settings.kafka.create_topics:
+            # A topic first written since the producer connected (another member's inbound
+            # topic, say): Apache Kafka creates none on its own.
+            new = {r.topic for r in records} - self._topics_ensured
+            if new:
+                from shared.kafka import ensure_topics
+
+                await ensure_topics(self.settings.kafka, new)
+                self._topics_ensured |= new
         results = await self._producer.send_ordered(records)
         sent: list[tuple[int, SentRecord]] = []
         failed_keys: set[tuple[str, str | None]] = set()

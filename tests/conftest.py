@@ -89,7 +89,8 @@ def _databases_line() -> str:
     return "databases: SQLite only — PostgreSQL NOT reachable at 127.0.0.1:5432, its leg left out"
 
 
-def _engine_name(engine: Engine) -> str:
+def engine_name(engine: Engine) -> str:
+    """The engine's name and version, e.g. ``Apache Kafka 3.9.1 (KRaft)``."""
     if engine == "tansu":
         return f"Tansu {tansu_version()} (embedded)"
     return ENGINE_NAMES[engine]
@@ -97,7 +98,7 @@ def _engine_name(engine: Engine) -> str:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [_databases_line()]
-    line = f"brokers: {_engine_name(DEFAULT_ENGINE)} by default; {_engine_name('tansu')} on its leg"
+    line = f"brokers: {engine_name(DEFAULT_ENGINE)} by default; {engine_name('tansu')} on its leg"
     if KAFKA_MISSING:
         line += f" — Apache Kafka NOT available ({KAFKA_MISSING}), its tests left out"
     lines.append(line)
@@ -106,7 +107,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(_databases_line())
-    used = ", ".join(_engine_name(e) for e in sorted(USED_ENGINES)) or "none"
+    used = ", ".join(engine_name(e) for e in sorted(USED_ENGINES)) or "none"
     terminalreporter.write_line(f"brokers used: {used}")
     for line in LEFT_OUT:
         terminalreporter.write_line(f"LEFT OUT: {line}")

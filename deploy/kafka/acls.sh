@@ -43,6 +43,11 @@ else
     list="${VK_FEDERATION_MEMBERS:-}"
     read -r -a federation <<<"${list//[\[\]\",]/ }"
 fi
+# Every organisationsnummer is checked before anything is printed: a bad one must not
+# leave half a member's ACLs applied.
+for orgnr in "${federation[@]}"; do
+    digits_of "$orgnr" >/dev/null
+done
 
 BOOTSTRAP_SERVERS="${BOOTSTRAP_SERVERS:-kafka:9092}"
 COMMAND_CONFIG="${COMMAND_CONFIG-/etc/kafka/admin.properties}"
@@ -55,9 +60,18 @@ if [ -n "$COMMAND_CONFIG" ]; then
 fi
 prefix+=(--add --allow-principal "$PRINCIPAL")
 
-emit() {  # emit ARG... : one kafka-acls.sh command line, shell-quoted
-    printf '%q ' "$KAFKA_ACLS" "${prefix[@]}" "$@"
-    printf '\n'
+quote() {  # quote ARG : ARG in POSIX single quotes, safe for any sh (dash included)
+    local q="'\\''"
+    printf "'%s'" "${1//\'/$q}"
+}
+
+emit() {  # emit ARG... : one kafka-acls.sh command line, quoted for sh
+    local line arg
+    line="$(quote "$KAFKA_ACLS")"
+    for arg in "${prefix[@]}" "$@"; do
+        line+=" $(quote "$arg")"
+    done
+    printf '%s\n' "$line"
 }
 
 echo "# ACLs for $PRINCIPAL (member $member)"

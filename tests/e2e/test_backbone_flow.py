@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker, free_port
-from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory
+from shared.broker import Broker, free_port
+from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, broker_client_env
 from tests.helpers.harness import eventually
 from vardkedja.federation import Federation, Member
 
@@ -28,9 +28,16 @@ def _with_port(member: Member) -> Member:
     return Member(member.orgnr, member.name, member.kind, free_port())
 
 
+@pytest.fixture(params=["kafka_broker", "tansu_broker"], ids=["kafka", "tansu"])
+def broker(request: pytest.FixtureRequest) -> Broker:
+    """Apache Kafka (the suites' and production's broker) and Tansu (what `make run` uses)."""
+    b: Broker = request.getfixturevalue(request.param)
+    return b
+
+
 @pytest.fixture
 async def federation(
-    broker: EmbeddedBroker, databases: DatabaseFactory, tmp_path: Path
+    broker: Broker, databases: DatabaseFactory, tmp_path: Path
 ) -> AsyncIterator[Federation]:
     members = [_with_port(VAXJO), _with_port(REGION)]
     urls = {}
@@ -43,6 +50,7 @@ async def federation(
         data_dir=tmp_path / "var",
         bootstrap=broker.bootstrap,
         fetch_max_wait_ms=20,
+        broker_env=broker_client_env(broker.bootstrap),
         database_url_for=urls,
         extra_env={
             "VK_KAFKA__SESSION_TIMEOUT_MS": "2000",

@@ -16,9 +16,15 @@ import httpx
 import pytest
 
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Broker, free_port
 from shared.config import SERVICES
-from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, DatabaseFactory
+from tests.conftest import (
+    ORG_ALVESTA,
+    ORG_REGION,
+    ORG_VAXJO,
+    DatabaseFactory,
+    broker_client_env,
+)
 from tests.helpers.harness import eventually
 from vardkedja.federation import Federation, Member
 
@@ -39,7 +45,7 @@ def _member(orgnr: str, name: str, kind: str) -> Member:
 
 @pytest.fixture
 async def federation(
-    broker: EmbeddedBroker, databases: DatabaseFactory, tmp_path: Path
+    broker: Broker, databases: DatabaseFactory, tmp_path: Path
 ) -> AsyncIterator[Federation]:
     members = [_member(*m) for m in MEMBERS]
     urls = {}
@@ -52,6 +58,7 @@ async def federation(
         data_dir=tmp_path / "var",
         bootstrap=broker.bootstrap,
         fetch_max_wait_ms=20,
+        broker_env=broker_client_env(broker.bootstrap),
         database_url_for=urls,
         extra_env={
             "VK_KAFKA__SESSION_TIMEOUT_MS": "2000",

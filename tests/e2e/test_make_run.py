@@ -1,7 +1,9 @@
 """`make run` as a user sees it: `vardkedja run` starts the three-member demo federation
-(24 processes and the embedded broker), prints docs URLs and tokens, replicates the demo
-units between members, writes each unit's token and the walkthrough of the seed report's
-processes (which is taken here step by step, as written), and stops cleanly on Ctrl-C."""
+(24 processes and the broker), prints docs URLs and tokens, replicates the demo units
+between members, writes each unit's token and the walkthrough of the seed report's
+processes (which is taken here step by step, as written), and stops cleanly on Ctrl-C.
+Twice: on the embedded Tansu broker (`make run`) and on Apache Kafka
+(`make run BROKER=kafka`)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.broker import free_port
+from shared.broker import Engine, free_port_block
 from shared.config import SERVICES
+from tests.conftest import require_engine
 from tests.helpers.harness import eventually
 from vardkedja import walkthrough
 from vardkedja.federation import DEMO_MEMBERS, DEMO_UNITS
@@ -36,9 +39,14 @@ def _children_of(pid: int) -> list[int]:
     return kids
 
 
+BANNER = {"tansu": "running on Tansu ", "kafka": "running on Apache Kafka 3.9.1 (KRaft"}
+
+
+@pytest.mark.parametrize("engine", ["tansu", "kafka"])
 async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
-    tmp_path: Path,
+    tmp_path: Path, engine: Engine
 ) -> None:
+    require_engine(engine)
     if any(_port_taken(m.port_base + i) for m in DEMO_MEMBERS for i in range(4)):
         raise AssertionError("the demo ports 8010-8033 are taken by another process")
     log = tmp_path / "run.out"
@@ -49,10 +57,12 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
                 "-m",
                 "vardkedja.cli",
                 "run",
+                "--broker",
+                engine,
                 "--data-dir",
                 str(tmp_path / "var"),
                 "--broker-port",
-                str(free_port()),
+                str(free_port_block(2)),  # Apache Kafka's controller listens on the next
             ],
             cwd=ROOT,
             stdout=out,
@@ -70,6 +80,7 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
 
         await eventually(running, within=240, what="the federation to start")
         text = log.read_text()
+        assert BANNER[engine] in text  # the banner names the broker, engine and version
         for member in DEMO_MEMBERS:
             for offset in range(4):
                 assert f"http://127.0.0.1:{member.port_base + offset}/docs" in text

@@ -26,12 +26,17 @@ import pytest
 
 from services.notify.content import looks_like_personnummer
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker, free_port_block
+from shared.broker import Broker, free_port_block
 from shared.config import KafkaSettings
 from shared.db import new_id
 from shared.events import topics
 from shared.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
-from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory
+from tests.conftest import (
+    ORG_REGION,
+    ORG_VAXJO,
+    DatabaseFactory,
+    broker_client_env,
+)
 from tests.helpers.harness import eventually
 from tests.integration.notify.publish import event_of, publish
 from tests.integration.notify.servers import SmtpServer, WebhookReceiver
@@ -52,7 +57,7 @@ async def smtp() -> AsyncIterator[SmtpServer]:
 
 @pytest.fixture
 async def federation(
-    broker: EmbeddedBroker, databases: DatabaseFactory, tmp_path: Path, smtp: SmtpServer
+    broker: Broker, databases: DatabaseFactory, tmp_path: Path, smtp: SmtpServer
 ) -> AsyncIterator[Federation]:
     vaxjo = Member(ORG_VAXJO, "Växjö kommun", "kommun", free_port_block(4))
     urls = {}
@@ -65,6 +70,7 @@ async def federation(
         data_dir=tmp_path / "var",
         bootstrap=broker.bootstrap,
         fetch_max_wait_ms=20,
+        broker_env=broker_client_env(broker.bootstrap),
         database_url_for=urls,
         extra_env={
             "VK_KAFKA__SESSION_TIMEOUT_MS": "2000",

@@ -27,9 +27,14 @@ from stdnum import luhn
 from services.notify.content import looks_like_personnummer
 from services.referral.models import KnownUnit, Recipient
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker, free_port_block
+from shared.broker import Broker, free_port_block
 from shared.db import Database
-from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory
+from tests.conftest import (
+    ORG_REGION,
+    ORG_VAXJO,
+    DatabaseFactory,
+    broker_client_env,
+)
 from tests.helpers.harness import eventually
 from tests.integration.notify.servers import SmtpServer, WebhookReceiver
 from vardkedja.federation import DEMO_UNITS, Federation, Member, seed_demo_units
@@ -68,6 +73,7 @@ def two_member_federation(
         data_dir=data_dir,
         bootstrap=bootstrap,
         fetch_max_wait_ms=fetch_max_wait_ms,
+        broker_env=broker_client_env(bootstrap),
         database_url_for=urls,
         extra_env={
             "VK_KAFKA__SESSION_TIMEOUT_MS": "2000",
@@ -88,7 +94,7 @@ async def smtp() -> AsyncIterator[SmtpServer]:
 
 @pytest.fixture
 async def federation(
-    private_broker: EmbeddedBroker, databases: DatabaseFactory, tmp_path: Path, smtp: SmtpServer
+    private_broker: Broker, databases: DatabaseFactory, tmp_path: Path, smtp: SmtpServer
 ) -> AsyncIterator[Federation]:
     # A broker of its own: the member topics and consumer groups are named by orgnr, and
     # another test's events to the same members must not reach these processes.

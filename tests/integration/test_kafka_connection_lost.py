@@ -1,9 +1,10 @@
 """Our Kafka clients after a lost broker connection (``shared.kafka``, the loss guard).
 
 aiokafka reconnects on its own and sends again what was in flight, without a word. After a
-restart of the embedded broker, which keeps its log and its groups' offsets in memory, the
-new connection reaches an empty broker. These tests restart a real embedded broker under a
-producer and a consumer and read back what the restarted broker holds:
+broker lost its log and its groups' offsets (Tansu on any restart, as it keeps them in
+memory; Apache Kafka when its log directory is lost), the new connection reaches an empty
+broker. These tests restart a real broker without its log under a producer and a consumer
+and read back what the restarted broker holds:
 
 - a record the producer had in flight when the broker died is not written to the new log
   (it would stand ahead of the replay of older records of its key); it fails instead;
@@ -21,7 +22,7 @@ import uuid
 
 import pytest
 
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.kafka import (
     ConnectionLost,
     Consumer,
@@ -49,7 +50,7 @@ async def _bounded_stop(client: Producer | Consumer) -> None:
 
 class TestAProducerThatLostItsConnection:
     async def test_a_record_in_flight_when_the_broker_died_is_not_written_to_the_new_log(
-        self, private_broker: EmbeddedBroker
+        self, private_broker: Broker
     ) -> None:
         """The broker is paused while a record is in flight, then killed and restarted
         empty. The record fails with ConnectionLost, and the restarted broker has nothing:
@@ -67,7 +68,7 @@ class TestAProducerThatLostItsConnection:
             in_flight = asyncio.ensure_future(producer.send_ordered([_record(topic, 1)]))
             await asyncio.sleep(0.5)  # the request is written and waits for the answer
             assert not in_flight.done()
-            private_broker.kill()
+            private_broker.lose_log()
             private_broker.start()
             await ensure_topics(settings, [topic])  # the new, empty log
             [result] = await asyncio.wait_for(in_flight, timeout=60)
@@ -84,7 +85,7 @@ class TestAProducerThatLostItsConnection:
 
 class TestAConsumerThatLostItsConnection:
     async def test_it_commits_no_offset_of_the_old_log_to_the_restarted_broker(
-        self, private_broker: EmbeddedBroker
+        self, private_broker: Broker
     ) -> None:
         """A consumer reads five records, the broker is killed and restarted empty, the
         consumer's group joins the new broker, and only then the consumer commits what it
@@ -107,7 +108,7 @@ class TestAConsumerThatLostItsConnection:
                 return sum(got.values()) >= 5
 
             await eventually(five_read, what="five records read")
-            private_broker.kill()
+            private_broker.lose_log()
             private_broker.start()
             await ensure_topics(settings, [topic])
             # Let the consumer's heartbeat find the restarted broker and its group join it

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.kafka import (
     OffsetProbe,
     OutgoingRecord,
@@ -26,7 +26,7 @@ BEHIND = 3000
 """Records written after the marker (about 3 MB in all)."""
 
 
-async def test_reading_the_marker_back_fetches_a_bounded_amount(broker: EmbeddedBroker) -> None:
+async def test_reading_the_marker_back_fetches_a_bounded_amount(broker: Broker) -> None:
     settings = kafka_settings(broker.bootstrap, partitions=1)
     topic = new_topic()
     await ensure_topics(settings, [topic])

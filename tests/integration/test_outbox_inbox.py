@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.events import CloudEvent, encode, topics
 from shared.kafka import (
     Consumer,
@@ -26,6 +26,7 @@ from shared.kafka import (
     Producer,
     TopicPartition,
     committed_offsets,
+    ensure_topics,
 )
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 from tests.helpers.consumer_proc import CRASH_EXIT
@@ -61,7 +62,11 @@ def assert_in_order_once(effects: list[tuple[str, int]], expected: dict[str, int
 
 
 async def produce_raw(bootstrap: str, records: list[OutgoingRecord]) -> None:
-    producer = Producer(make_settings(bootstrap=bootstrap).kafka, "test-raw")
+    """Write ``records`` as they are (creating their topics first: Apache Kafka creates
+    none on its own)."""
+    settings = make_settings(bootstrap=bootstrap).kafka
+    await ensure_topics(settings, {r.topic for r in records})
+    producer = Producer(settings, "test-raw")
     await producer.start()
     try:
         results = await producer.send_ordered(records)
@@ -72,7 +77,7 @@ async def produce_raw(bootstrap: str, records: list[OutgoingRecord]) -> None:
 
 class TestOrderAndExactlyOnce:
     async def test_events_of_each_key_are_applied_once_in_order(
-        self, broker: EmbeddedBroker, db_url: str
+        self, broker: Broker, db_url: str
     ) -> None:
         h = await Harness(
             make_settings(db_url=db_url, bootstrap=broker.bootstrap), new_topic()
@@ -90,7 +95,7 @@ class TestOrderAndExactlyOnce:
         assert relay.published == 120
 
     async def test_a_batch_handler_applies_runs_in_order_and_poison_takes_the_careful_path(
-        self, broker: EmbeddedBroker, db_url: str
+        self, broker: Broker, db_url: str
     ) -> None:
         settings = make_settings(db_url=db_url, bootstrap=broker.bootstrap, dead_letter_after=2)
         h = await Harness(settings, new_topic()).setup()
@@ -114,7 +119,7 @@ class TestOrderAndExactlyOnce:
         assert await h.count(infra.inbox) == 184
 
     async def test_the_same_event_delivered_three_times_is_applied_once(
-        self, broker: EmbeddedBroker, db_url: str
+        self, broker: Broker, db_url: str
     ) -> None:
         topic = new_topic()
         h = await Harness(make_settings(db_url=db_url, bootstrap=broker.bootstrap), topic).setup()
@@ -136,7 +141,7 @@ class TestOrderAndExactlyOnce:
         assert await h.count(infra.inbox) == 1
 
     async def test_known_types_without_a_handler_are_skipped_not_dead_lettered(
-        self, broker: EmbeddedBroker, db_url: str
+        self, broker: Broker, db_url: str
     ) -> None:
         topic = new_topic()
         h = await Harness(make_settings(db_url=db_url, bootstrap=broker.bootstrap), topic).setup()
@@ -157,10 +162,11 @@ class TestOrderAndExactlyOnce:
 
 class TestBrokerOutage:
     async def test_relay_resumes_after_the_broker_is_killed_and_restarted(
-        self, private_broker: EmbeddedBroker, db_url: str
+        self, private_broker: Broker, db_url: str
     ) -> None:
-        """Tansu keeps its log in memory: a restart loses every record and committed offset.
-        The relay notices (a partition's log ends below what it wrote) and re-publishes
+        """The broker loses its log (its log directory wiped before the restart; Tansu, which
+        keeps it in memory, loses it on any restart): every record and committed offset is
+        gone. The relay notices (a partition's log ends below what it wrote) and re-publishes
         the replay window; the consumer re-reads from the start and its inbox drops what
         it already applied. Result: every effect exactly once, in order per key."""
         settings = make_settings(db_url=db_url, bootstrap=private_broker.bootstrap)
@@ -172,7 +178,7 @@ class TestBrokerOutage:
         consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
         async with running(relay.run(), consumer.run()):
             await eventually(lambda: _has(h, 40), what="first 40 effects")
-            private_broker.kill()
+            private_broker.lose_log()
             for seq in range(20, 35):  # accepted while the broker is down
                 await h.write("case-a", seq)
                 await h.write("case-b", seq)
@@ -188,9 +194,10 @@ class TestBrokerOutage:
         # inbox drops them: each effect happened once, in order (asserted above).
 
     async def test_a_loss_is_noticed_even_when_another_member_refilled_the_partition(
-        self, private_broker: EmbeddedBroker, db_url: str, databases: DatabaseFactory
+        self, private_broker: Broker, db_url: str, databases: DatabaseFactory
     ) -> None:
-        """Two members write one single-partition topic. After the broker restarts, the
+        """Two members write one single-partition topic. After the broker restarts without
+        its log, the
         busier member's replay refills the partition past every offset the quieter member
         wrote, before the quieter one looks. Comparing offsets would miss the loss; the
         quieter relay's marker (read back from its own internal topic) does not."""
@@ -217,7 +224,8 @@ class TestBrokerOutage:
         consumer = quiet.consumer(f"g-{uuid.uuid4().hex[:6]}")
         async with running(quiet_relay.run(), busy_relay.run(), consumer.run()):
             await eventually(lambda: _has(quiet, 45), what="all effects before the restart")
-            private_broker.restart()
+            private_broker.lose_log()
+            private_broker.start()
             await eventually(
                 lambda: _true(quiet_relay.replays >= 1), within=90, what="the quiet relay's replay"
             )
@@ -258,7 +266,7 @@ async def _wait_exit(proc: subprocess.Popen[str], within: float = 60) -> int:
 class TestConsumerCrash:
     @pytest.mark.parametrize("crash", ["after_commit:5", "in_handler:5"])
     async def test_a_consumer_killed_before_its_offset_commit_gets_the_event_again_applies_once(
-        self, broker: EmbeddedBroker, db_url: str, crash: str
+        self, broker: Broker, db_url: str, crash: str
     ) -> None:
         topic = new_topic()
         group = f"g-{uuid.uuid4().hex[:6]}"
@@ -297,7 +305,7 @@ class TestConsumerCrash:
 
 class TestDeadLetters:
     async def test_poison_and_malformed_events_are_dead_lettered_and_the_consumer_goes_on(
-        self, broker: EmbeddedBroker, db_url: str
+        self, broker: Broker, db_url: str
     ) -> None:
         topic = new_topic()
         settings = make_settings(db_url=db_url, bootstrap=broker.bootstrap, dead_letter_after=3)

@@ -11,7 +11,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.db import ChangeWatch
 from shared.infra import OUTBOX_CHANNEL
 from shared.outbox import OutboxRelay
@@ -20,7 +20,7 @@ from tests.helpers.harness import COUNTED, CountedV1, Harness, eventually
 from tests.integration.test_outbox_inbox import new_topic, running
 
 
-async def harness(broker: EmbeddedBroker, db_url: str) -> Harness:
+async def harness(broker: Broker, db_url: str) -> Harness:
     return await Harness(
         make_settings(db_url=db_url, bootstrap=broker.bootstrap), new_topic()
     ).setup()
@@ -28,7 +28,7 @@ async def harness(broker: EmbeddedBroker, db_url: str) -> Harness:
 
 class TestTheWatch:
     async def test_a_commit_with_outbox_rows_is_noticed_and_quiet_is_quiet(
-        self, broker: EmbeddedBroker, db_url: str, backend: str
+        self, broker: Broker, db_url: str, backend: str
     ) -> None:
         h = await harness(broker, db_url)
         woken = asyncio.Event()
@@ -54,7 +54,7 @@ class TestTheWatch:
 
     @pytest.mark.parametrize("backend", [b for b in BACKENDS if b == "postgres"])
     async def test_a_lost_listener_falls_back_to_polling_and_listens_again(
-        self, broker: EmbeddedBroker, db_url: str
+        self, broker: Broker, db_url: str
     ) -> None:
         h = await harness(broker, db_url)
         woken = asyncio.Event()
@@ -90,7 +90,7 @@ class TestTheWatch:
 class TestTheRelay:
     @pytest.mark.parametrize("backend", [b for b in BACKENDS if b == "postgres"])
     async def test_an_idle_relay_is_woken_by_another_process_commit(
-        self, broker: EmbeddedBroker, db_url: str
+        self, broker: Broker, db_url: str
     ) -> None:
         h = await harness(broker, db_url)
         # Another engine on the same database, as an API process would be.

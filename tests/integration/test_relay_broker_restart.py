@@ -1,9 +1,10 @@
 """The relay after a broker outage, when it has nothing new to publish.
 
-Tansu keeps its log in memory, so a restart loses what the relay has published and marked
+A broker that lost its log (Tansu on any restart, as it keeps it in memory; Apache Kafka
+when its log directory is lost) no longer holds what the relay has published and marked
 sent; a consumer that had not read it yet can only get it from a replay. An idle relay
 learns of the loss only by looking (no later publish gets an offset that went backwards).
-These tests restart a real embedded broker while the relay is idle, with no consumer
+These tests restart a real broker without its log while the relay is idle, with no consumer
 running until the broker is back, so every event exists only in the sender's outbox:
 
 - the broker is down for longer than the relay's loss check (the check fails, the relay
@@ -11,8 +12,8 @@ running until the broker is back, so every event exists only in the sender's out
   before it writes a new marker, and publish its window again;
 - the relay process itself starts after the broker lost its log (it has no marker in
   memory): the log ends below offsets its outbox says it wrote, so it publishes again;
-- an outage that loses nothing (the broker is paused, as Apache Kafka keeps its log over
-  a restart): the relay reconnects and publishes nothing twice;
+- an outage that loses nothing (the broker is paused; or Apache Kafka is SIGKILLed and
+  restarted on its log): the relay reconnects and publishes nothing twice;
 - a record already handed to the producer when the broker dies: the producer's client
   would send it again on its own, to the restarted broker, ahead of the replay of older
   records of its key; it must not.
@@ -27,7 +28,9 @@ import signal
 import uuid
 from collections.abc import Sequence
 
-from shared.broker import EmbeddedBroker
+import pytest
+
+from shared.broker import Broker
 from shared.kafka import OutgoingRecord, Producer, SentRecord
 from shared.outbox import OutboxRelay
 from tests.conftest import make_settings
@@ -58,7 +61,7 @@ async def _errors_at_least(relay: OutboxRelay, n: int) -> bool:
 
 class TestAnIdleRelayAfterTheBrokerLostItsLog:
     async def test_events_sent_before_an_outage_longer_than_the_loss_check_are_published_again(
-        self, private_broker: EmbeddedBroker, db_url: str
+        self, private_broker: Broker, db_url: str
     ) -> None:
         """The broker dies after the relay has published everything, stays down past the
         loss check (which fails: the relay resets and reconnects) and comes back empty. No
@@ -71,7 +74,7 @@ class TestAnIdleRelayAfterTheBrokerLostItsLog:
         relay = _relay(h)
         async with running(relay.run()):
             await eventually(lambda: _unsent_zero(h), what="all 10 events marked sent")
-            private_broker.kill()
+            private_broker.lose_log()
             # The outage outlasts the loss check: the relay has failed against the dead
             # broker (and reset its producer) before the broker comes back.
             await eventually(lambda: _errors_at_least(relay, 2), what="the relay's failures")
@@ -84,7 +87,7 @@ class TestAnIdleRelayAfterTheBrokerLostItsLog:
         assert relay.replays == 1
 
     async def test_a_relay_started_after_the_broker_lost_its_log_publishes_it_again(
-        self, private_broker: EmbeddedBroker, db_url: str
+        self, private_broker: Broker, db_url: str
     ) -> None:
         """A worker that restarts along with the broker has no marker in memory; what its
         outbox says it wrote (partition and offset of each sent row) is beyond the new
@@ -95,7 +98,8 @@ class TestAnIdleRelayAfterTheBrokerLostItsLog:
         await _write(h, ["case-a", "case-b"], 5)
         async with running(_relay(h).run()):
             await eventually(lambda: _unsent_zero(h), what="all 10 events marked sent")
-        private_broker.restart()
+        private_broker.lose_log()
+        private_broker.start()
         relay = _relay(h)
         consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
         async with running(relay.run(), consumer.run()):
@@ -107,7 +111,7 @@ class TestAnIdleRelayAfterTheBrokerLostItsLog:
 
 class TestAnOutageThatLosesNothing:
     async def test_a_relay_that_reconnects_to_a_broker_that_kept_its_log_publishes_nothing_again(
-        self, private_broker: EmbeddedBroker, db_url: str
+        self, private_broker: Broker, db_url: str
     ) -> None:
         """The broker is paused (SIGSTOP) for longer than the request timeout, so the
         relay's check fails and it reconnects, then resumed with its log intact, as Apache
@@ -136,6 +140,35 @@ class TestAnOutageThatLosesNothing:
         assert relay.replays == 0
         assert consumer.counts["duplicate"] == 0
 
+    async def test_a_broker_killed_and_restarted_on_its_log_makes_no_relay_replay(
+        self, private_broker: Broker, db_url: str
+    ) -> None:
+        """Apache Kafka SIGKILLed and started again on the same log directory, as a crashed
+        broker comes back: the relay reconnects, finds its marker and its offsets there,
+        replays nothing, and the consumer (a new one, from the group's committed offsets)
+        applies each event once."""
+        if not private_broker.durable:
+            pytest.skip(f"{private_broker.engine} keeps no log across a restart")
+        h = await Harness(
+            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
+        ).setup()
+        await _write(h, ["case-a", "case-b"], 5)
+        relay = _relay(h)
+        consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
+        async with running(relay.run(), consumer.run()):
+            await eventually(lambda: _has(h, 10), what="the first 10 effects")
+            private_broker.kill()
+            for key in ["case-a", "case-b"]:  # accepted while the broker is down
+                await h.write(key, 5)
+            await eventually(lambda: _errors_at_least(relay, 1), what="the relay's failure")
+            private_broker.start()
+            for key in ["case-a", "case-b"]:
+                await h.write(key, 6)
+            await eventually(lambda: _has(h, 14), within=60, what="all 14 effects")
+            await eventually(lambda: _unsent_zero(h), what="outbox drained")
+        assert_in_order_once(await h.effects(), {"case-a": 7, "case-b": 7})
+        assert relay.replays == 0, "the relay replayed a log the broker kept"
+
 
 class _WatchedProducer(Producer):
     """The relay's producer, unchanged, telling the test when it has records in flight."""
@@ -158,7 +191,7 @@ class _WatchedProducer(Producer):
 
 class TestARecordInFlightWhenTheBrokerDies:
     async def test_it_is_not_sent_to_the_restarted_broker_ahead_of_older_records_of_its_key(
-        self, private_broker: EmbeddedBroker, db_url: str
+        self, private_broker: Broker, db_url: str
     ) -> None:
         """Three events of a key are published (no consumer yet). The broker is paused, a
         fourth event is written, and the relay hands it to its producer: the request waits
@@ -190,7 +223,7 @@ class TestARecordInFlightWhenTheBrokerDies:
             producers[-1].sending.clear()
             await h.write("case-a", 3)
             await asyncio.wait_for(producers[-1].sending.wait(), timeout=30)
-            private_broker.kill()
+            private_broker.lose_log()
             before_restart = len(producers)
             private_broker.start()
             consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Broker
+from tests.conftest import DEFAULT_ENGINE, start_broker
 from tests.reliability.fed import running_federation, units
 from tests.reliability.report import LINES
 from vardkedja.federation import Federation
@@ -36,7 +37,7 @@ class SharedFederation:
     """The running federation, its broker and the demo units the scenarios use."""
 
     fed: Federation
-    broker: EmbeddedBroker
+    broker: Broker
     sender_unit: str
     intake: str
 
@@ -46,8 +47,7 @@ async def shared_federation(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[SharedFederation]:
     work: Path = tmp_path_factory.mktemp("reliability-federation")
-    broker = EmbeddedBroker(port=free_port(), log_path=work / "broker.log")
-    broker.start()
+    broker = start_broker(DEFAULT_ENGINE, work / "broker")
     try:
         async with running_federation(work, broker.bootstrap, backend=FEDERATION_BACKEND) as fed:
             async with httpx.AsyncClient(timeout=30) as client:

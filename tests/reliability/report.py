@@ -60,18 +60,22 @@ def _flat(figures: dict[str, Any], prefix: str = "") -> list[str]:
 def report(scenario: str, figures: dict[str, Any], *, variant: str | None = None) -> Path:
     """Print ``figures`` on one line and write them to ``var/reliability/<name>.json``,
     where ``name`` is ``scenario`` (plus ``-variant``, e.g. the database backend)."""
+    from tests.conftest import DEFAULT_ENGINE, engine_name
+
     name = f"{scenario}-{variant}" if variant else scenario
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     path = OUT_DIR / f"{name}.json"
+    broker = engine_name(DEFAULT_ENGINE)  # every scenario runs on the suite's default broker
     record = {
         "scenario": scenario,
         "variant": variant,
+        "broker": broker,
         "scale": SCALE,
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "figures": figures,
     }
     path.write_text(json.dumps(record, indent=2, default=str, ensure_ascii=False) + "\n")
-    line = f"{name}: " + ", ".join(_flat(figures))
+    line = f"{name} [{broker}]: " + ", ".join(_flat(figures))
     LINES.append(line)
     sys.stdout.write(f"[reliability] {line}\n")
     sys.stdout.flush()

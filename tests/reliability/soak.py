@@ -1,12 +1,13 @@
 """Soak (reliability scenario 8 / 14): referrals between two members at a sustained rate.
 
 Region Kronoberg and Växjö kommun run all four services (directory, consent, referral,
-notify; API and worker each a process: 16) over the embedded broker, with the demo
-directory, as ``bench/referral.py`` does (its consent recording, draining and per-task
-collection are reused). After a warm-up, Region's Beroendemottagningen POSTs
-kontaktbegäran to Växjö's intake at ``--rate`` per second for ``--minutes`` minutes, open
-loop, through ``bench/loadgen.py`` (pre-encoded HTTP/1.1 over kept-alive connections; each
-request with its own ``Idempotency-Key``), and then waits until everything drained.
+notify; API and worker each a process: 16) over Apache Kafka (one KRaft node; ``--broker
+tansu``: the embedded Tansu broker), with the demo directory, as ``bench/referral.py`` does
+(its consent recording, draining and per-task collection are reused). After a warm-up,
+Region's Beroendemottagningen POSTs kontaktbegäran to Växjö's intake at ``--rate`` per
+second for ``--minutes`` minutes, open loop, through ``bench/loadgen.py`` (pre-encoded
+HTTP/1.1 over kept-alive connections; each request with its own ``Idempotency-Key``), and
+then waits until everything drained.
 
 Reported in ``bench/results/soak-<backend>.json``, ``.md``, ``.png`` (latency and throughput
 per 10 s) and ``-memory.png`` (RSS of every process), and in the README's make-soak block:
@@ -18,9 +19,12 @@ per 10 s) and ``-memory.png`` (RSS of every process), and in the README's make-s
   growth, and whether it is stable (last quarter's mean ≤ 1.1 × the second quarter's);
 - lost: accepted (201, and its idempotency record at Region) but never filed at Växjö
   (must be 0); duplicates: a referral filed twice, a history step recorded twice at either
-  member, or two notifications of one arrival for the intake (must be 0).
+  member, or two notifications of one arrival for the intake (must be 0);
+- the broker (engine and version), and its CPU share per minute (its own process: the JVM
+  of Apache Kafka, or Tansu).
 
     .venv/bin/python -m tests.reliability.soak --minutes 10 --rate 20
+    .venv/bin/python -m tests.reliability.soak --minutes 10 --rate 20 --broker tansu
 
 Exit status 1 when anything was lost or duplicated, 0 otherwise (figures, not a speed test).
 """
@@ -45,6 +49,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from bench import brokers
 from bench.loadgen import Answer, LoadGenerator, encode_post
 from bench.notify import cpu_seconds, cpu_share, quarter_mean, rss_mb
 from bench.plots import plot_memory, plot_timeline
@@ -53,7 +58,7 @@ from bench.run import README, RESULTS, replace_block
 from bench.stats import summary_ms, timeline
 from services.notify.models import Notification
 from services.referral.models import Incoming, Transition
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Engine
 from shared.service import load_spec
 from tests.e2e.test_referral_federation import kontaktbegaran, synthetic_person
 from tests.reliability.fed import ORG_REGION, ORG_VAXJO, auth, running_federation, units
@@ -67,6 +72,9 @@ IDEMPOTENCY = load_spec("referral").infra.idempotency
 CONNECTIONS = 32
 RSS_EVERY_S = 5.0
 STABLE_RATIO = 1.1
+# The federation's default on Tansu, which answers a fetch only when the wait expires; on
+# Apache Kafka the consumers use the broker's client setting.
+TANSU_FETCH_MAX_WAIT_MS = 100
 
 
 def _rss(fed: Federation) -> dict[str, float]:
@@ -186,12 +194,18 @@ async def _duplicates(fed: Federation, tasks: set[str]) -> dict[str, int]:
 
 
 async def run(
-    *, minutes: float, rate: float, persons: int, backend: str, fetch_max_wait_ms: int
+    *,
+    minutes: float,
+    rate: float,
+    persons: int,
+    backend: str,
+    fetch_max_wait_ms: int | None,
+    engine: Engine = brokers.DEFAULT,
 ) -> dict[str, Any]:
     work = OUT / f"work-{uuid.uuid4().hex[:6]}"
     work.mkdir(parents=True, exist_ok=True)
-    broker = EmbeddedBroker(port=free_port(), log_path=work / "broker.log")
-    broker.start()
+    broker = await brokers.start(engine, work)
+    fetch_wait = brokers.fetch_wait_ms(broker, fetch_max_wait_ms, TANSU_FETCH_MAX_WAIT_MS)
     try:
         async with (
             running_federation(
@@ -199,7 +213,8 @@ async def run(
                 broker.bootstrap,
                 backend=backend,
                 services=SERVICES,
-                fetch_max_wait_ms=fetch_max_wait_ms,
+                fetch_max_wait_ms=fetch_wait,
+                **brokers.client_env(broker, fetch_wait),
             ) as fed,
             httpx.AsyncClient(timeout=60) as client,
         ):
@@ -243,6 +258,8 @@ async def run(
             rss_samples: list[tuple[float, dict[str, float]]] = []
             broker_cpu: list[tuple[float, float]] = []
             stop = asyncio.Event()
+            # The broker's own process: Tansu, or the JVM that runs Apache Kafka (started
+            # directly, so its CPU time is all of the broker's threads).
             assert broker.process is not None
             sampler = asyncio.create_task(
                 _sample_rss(fed, rss_samples, stop, broker.process.pid, broker_cpu)
@@ -285,8 +302,11 @@ async def run(
         mem = memory(rss_samples, rss_start, rss_end)
         result = {
             "command": f".venv/bin/python -m tests.reliability.soak --minutes {minutes:g} "
-            f"--rate {rate:g} --persons {persons} --backend {backend}",
+            f"--rate {rate:g} --persons {persons} --backend {backend} --broker {engine} "
+            f"--fetch-max-wait-ms {fetch_wait}",
             "backend": backend,
+            "broker": brokers.info(broker),
+            "fetch_max_wait_ms": fetch_wait,
             "minutes": minutes,
             "rate_per_s": rate,
             "processes": len(rss_start),
@@ -321,7 +341,7 @@ async def run(
         }
         return result
     finally:
-        broker.stop()
+        await brokers.stop(broker)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -331,8 +351,9 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         f"# Soak: {r['rate_per_s']:g} referrals/s for {r['minutes']:g} min ({r['backend']})",
         "",
-        f"`{r['command']}` — {r['processes']} processes, {r['at']}, "
-        f"{r['machine']['cpus']} CPUs, load {r['machine']['load_average_1m']}",
+        f"`{r['command']}` on {brokers.label(brokers.recorded(r))} — {r['processes']} "
+        "processes, "
+        f"{r['at']}, {r['machine']['cpus']} CPUs, load {r['machine']['load_average_1m']}",
         "",
         "| figure | value |",
         "|---|---|",
@@ -356,9 +377,7 @@ def markdown(r: dict[str, Any]) -> str:
             f"{w.get('broker_cpu_share', '')} |"
             for w in r["per_minute"]
         ],
-        "",
-        "The embedded broker (Tansu's memory engine) costs more per fetch the more batches a",
-        "partition holds, so its CPU share rises over a run; Apache Kafka's does not.",
+        *_broker_note(brokers.recorded(r)),
         "",
         "## Memory (RSS MB)",
         "",
@@ -374,14 +393,28 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _broker_note(broker: dict[str, str]) -> list[str]:
+    """Why the broker's CPU share is there: on Tansu, it grows over a run."""
+    if brokers.option(broker) != "tansu":
+        return []
+    return [
+        "",
+        "The embedded broker (Tansu's memory engine) costs more per fetch the more batches a",
+        "partition holds, so its CPU share rises over a run; Apache Kafka's does not.",
+    ]
+
+
 def readme_block(r: dict[str, Any]) -> str:
     """The README's soak figures (between its make-soak markers)."""
     e = r["end_to_end_ms"]
     growth = [m["growth"] for m in r["rss_mb"].values()]
     unstable = [name for name, m in r["rss_mb"].items() if m["stable"] is False]
+    # A result without a broker predates Apache Kafka: plain `make soak` ran on Tansu then.
+    on_tansu = r.get("broker") and brokers.option(r["broker"]) == "tansu"
     return "\n".join(
         [
-            f"**Soak** (`make soak MINUTES={r['minutes']:g} RATE={r['rate_per_s']:g}`, "
+            f"**Soak** (`make soak MINUTES={r['minutes']:g} RATE={r['rate_per_s']:g}"
+            f"{' BROKER=tansu' if on_tansu else ''}`) on {brokers.label(brokers.recorded(r))}, "
             f"{r['at']}, {r['backend']}, {r['processes']} processes, load "
             f"{r['machine']['load_average_1m']} at the end; `bench/results/soak-"
             f"{r['backend']}.md`, `.png`, `-memory.png`):",
@@ -397,23 +430,25 @@ def readme_block(r: dict[str, Any]) -> str:
             "",
             "Stable = each process's mean RSS over the last quarter of the run at most "
             f"{STABLE_RATIO:g} × its mean over the second quarter.",
-            *_per_minute_line(r.get("per_minute", [])),
+            *_per_minute_line(r.get("per_minute", []), brokers.recorded(r)),
         ]
     )
 
 
-def _per_minute_line(per_minute: list[dict[str, Any]]) -> list[str]:
-    """End-to-end p50 and the embedded broker's CPU share, minute by minute."""
+def _per_minute_line(per_minute: list[dict[str, Any]], broker: dict[str, str]) -> list[str]:
+    """End-to-end p50 and the broker's CPU share, minute by minute."""
     if not per_minute:
         return []
     p50 = " → ".join(str(w["p50"]) for w in per_minute)
-    broker = " → ".join(str(w.get("broker_cpu_share", "–")) for w in per_minute)
-    return [
-        "",
-        f"Minute by minute: end-to-end p50 {p50} ms; the embedded broker's CPU {broker} "
-        "cores (Tansu's cost per fetch grows with the batches a partition holds: "
-        "[docs/performance.md](docs/performance.md)).",
-    ]
+    cpu = " → ".join(str(w.get("broker_cpu_share", "–")) for w in per_minute)
+    if brokers.option(broker) == "tansu":
+        return [
+            "",
+            f"Minute by minute: end-to-end p50 {p50} ms; the embedded broker's CPU {cpu} "
+            "cores (Tansu's cost per fetch grows with the batches a partition holds: "
+            "[docs/performance.md](docs/performance.md)).",
+        ]
+    return ["", f"Minute by minute: end-to-end p50 {p50} ms; the broker's CPU {cpu} cores."]
 
 
 def main() -> None:
@@ -425,9 +460,10 @@ def main() -> None:
     parser.add_argument(
         "--fetch-max-wait-ms",
         type=int,
-        default=100,
-        help="consumers' fetch wait (the embedded broker answers only when it expires)",
+        help=f"consumers' fetch wait (Tansu: {TANSU_FETCH_MAX_WAIT_MS} ms, as it answers only "
+        "when the wait expires; Apache Kafka: the broker's client setting)",
     )
+    brokers.add_argument(parser)
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help="where the figures go (bench/results)"
     )
@@ -440,6 +476,7 @@ def main() -> None:
             persons=args.persons,
             backend=args.backend,
             fetch_max_wait_ms=args.fetch_max_wait_ms,
+            engine=args.broker,
         )
     )
     out: Path = args.out
@@ -449,7 +486,8 @@ def main() -> None:
     plot_timeline(
         result["timeline"],
         out / f"{stem}.png",
-        title=f"soak: {args.rate:g} referrals/s for {args.minutes:g} min ({args.backend})",
+        title=f"soak: {args.rate:g} referrals/s for {args.minutes:g} min ({args.backend}, "
+        f"{brokers.label(result['broker'])})",
         latency_label="end to end (POST due → filed)",
         target_p99_ms=None,
         offered_per_s=args.rate,

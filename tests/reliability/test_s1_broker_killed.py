@@ -1,14 +1,20 @@
 """Scenario 1: the broker SIGKILLed and restarted several times during a stream of referrals.
 
 Region Kronoberg and Växjö kommun run directory, consent and referral (API and worker each
-a process, 12 in all) over an embedded broker of the test's own. Region's
-Beroendemottagningen POSTs kontaktbegäran to Växjö's intake at a steady rate and withdraws
-every fourth one a moment later (a second event on the same key, so order per case shows).
-The broker is SIGKILLed and restarted during the stream; the APIs keep answering while it
-is down (the events wait in the outboxes). Tansu keeps its log and the groups' offsets in
-memory only, so every restart loses all of the broker's state.
+a process, 12 in all) over a broker of the test's own (Apache Kafka; Tansu where Java is
+missing). Region's Beroendemottagningen POSTs kontaktbegäran to Växjö's intake at a steady
+rate and withdraws every fourth one a moment later (a second event on the same key, so
+order per case shows). The broker is SIGKILLed and restarted during the stream; the APIs
+keep answering while it is down (the events wait in the outboxes). Two variants:
 
-What the test shows:
+- ``durable``: Apache Kafka restarts on the same log directory, as a crashed broker does.
+  Its log and the groups' offsets survive: nothing is lost, and **no relay replays its
+  window** (its marker is still there), so nothing is published again needlessly.
+- ``log-lost``: the log directory is wiped before each restart (a broker that lost its
+  disk; Tansu, which keeps everything in memory, always restarts so). Every restart loses
+  all of the broker's state; the relays must notice it and replay:
+
+What the ``log-lost`` variant shows:
 
 - **Whatever was not yet consumed is published again.** Before the first kill, and before
   the last, Växjö's referral worker is stalled (SIGSTOP) for a moment, so referrals that
@@ -57,7 +63,7 @@ from sqlalchemy import select
 
 from services.referral.codes import FINAL
 from services.referral.models import Incoming, Recipient, Transition
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.service import load_spec
 from tests.e2e.test_referral_federation import kontaktbegaran, synthetic_person
 from tests.reliability.conftest import FEDERATION_BACKEND
@@ -130,9 +136,12 @@ def _replays(fed: Federation) -> dict[str, int]:
 
 
 class TestBrokerKilledDuringAStreamOfReferrals:
+    @pytest.mark.parametrize("restart", ["durable", "log-lost"])
     async def test_every_accepted_referral_is_filed_once_in_order(
-        self, private_broker: EmbeddedBroker, tmp_path: Path
+        self, private_broker: Broker, tmp_path: Path, restart: str
     ) -> None:
+        if restart == "durable" and not private_broker.durable:
+            pytest.skip(f"{private_broker.engine} keeps no log across a restart")
         rate = 5.0
         seconds = scaled(20, env="VK_RELIABILITY_BROKER_SECONDS")
         n_kills = scaled(3, minimum=2, env="VK_RELIABILITY_BROKER_KILLS")
@@ -193,12 +202,14 @@ class TestBrokerKilledDuringAStreamOfReferrals:
 
             async def kill_broker(*, stall: bool, outage_s: float) -> None:
                 """Kill the broker (with the receiver stalled first, if ``stall``), wait
-                ``outage_s``, start it again, empty."""
+                ``outage_s``, start it again: on its log, or empty (``log-lost``)."""
                 if stall:
                     pause(worker)
                     await asyncio.sleep(1.5)
                 kill = Kill(at=dt.datetime.now(dt.UTC))
                 private_broker.kill()
+                if restart == "log-lost":
+                    private_broker.lose_log()
                 kill.unconsumed_on_broker = len(await _sent_marked(fed) - set(await _filed(fed)))
                 kills.append(kill)
                 await asyncio.sleep(outage_s)
@@ -284,6 +295,7 @@ class TestBrokerKilledDuringAStreamOfReferrals:
         lost = sorted(set(accepted) - set(filed))
         figures = {
             "backend": FEDERATION_BACKEND,
+            "restart": restart,
             "stream": {"rate_per_s": rate, "seconds": seconds, "posts": len(posts)},
             "accepted": len(accepted),
             "refused": dict(Counter(p.status for p in posts if p.status != 201)),
@@ -310,7 +322,7 @@ class TestBrokerKilledDuringAStreamOfReferrals:
             "stream_s": stream_s,
             "drain_s": drain_s,
         }
-        report("s1-broker-killed", figures)
+        report("s1-broker-killed", figures, variant=restart)
         assert len(accepted) >= len(posts) // 2, figures["refused"]
         assert figures["accepted_not_stored"] == 0
         answers = [p.status for p in posts] + [c for p in posts for c in p.withdraw_status]
@@ -323,3 +335,8 @@ class TestBrokerKilledDuringAStreamOfReferrals:
         assert inversions == 0, "a withdrawal not applied after its referral"
         assert not rollbacks, f"a status left a final status: {dict(rollbacks)}"
         assert settled
+        if restart == "durable":
+            # The log survived: a relay that replayed its window published it needlessly.
+            assert sum(replays.values()) == 0, f"relays replayed a log that survived: {replays}"
+        else:
+            assert sum(replays.values()) >= 1, "no relay noticed that the broker lost its log"

@@ -33,7 +33,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from tests.conftest import make_settings
 from tests.helpers.harness import Harness, eventually, infra
 from tests.integration.test_outbox_inbox import (
@@ -73,7 +73,7 @@ async def _marked(db_url: str) -> int:
 
 class TestRelayKilledBetweenPublishAndMark:
     async def test_each_republished_copy_is_dropped_by_the_inbox(
-        self, broker: EmbeddedBroker, db_url: str, backend: str
+        self, broker: Broker, db_url: str, backend: str
     ) -> None:
         kills_wanted = scaled(6, env="VK_RELIABILITY_RELAY_KILLS")
         hits_wanted = scaled(3)

@@ -32,7 +32,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from tests.conftest import make_settings
 from tests.helpers.consumer_proc import CRASH_EXIT
 from tests.helpers.harness import Harness, eventually, infra
@@ -75,7 +75,7 @@ async def _inbox_offsets(db_url: str, topic: str) -> dict[int, set[int]]:
 
 class TestConsumerKilledMidBatch:
     async def test_offsets_never_run_ahead_of_the_database_and_nothing_is_lost(
-        self, broker: EmbeddedBroker, db_url: str, backend: str
+        self, broker: Broker, db_url: str, backend: str
     ) -> None:
         per_key_n = scaled(100, env="VK_RELIABILITY_CONSUMER_EVENTS")
         kills_wanted = scaled(3, env="VK_RELIABILITY_CONSUMER_KILLS")

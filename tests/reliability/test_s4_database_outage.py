@@ -42,7 +42,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from services.consent.models import ChangeLogEntry, Consent, ConsentCopy
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.errors import PROBLEM_JSON
 from tests.conftest import BACKENDS, PG_ADMIN_DSN
 from tests.e2e.test_referral_federation import synthetic_person, written_consent
@@ -109,7 +109,7 @@ def _clear(r: Request) -> bool:
 class TestDatabaseOutage:
     @pytest.mark.parametrize("backend", BACKENDS)
     async def test_requests_get_clear_answers_and_consumption_resumes(
-        self, private_broker: EmbeddedBroker, tmp_path: Path, backend: str
+        self, private_broker: Broker, tmp_path: Path, backend: str
     ) -> None:
         rate = 4.0  # per member
         seconds = scaled(14, env="VK_RELIABILITY_DB_SECONDS")

@@ -34,7 +34,7 @@ import pytest
 from sqlalchemy import select
 
 from services.consent.models import ChangeLogEntry, Consent, ConsentCopy
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.events import topics
 from shared.kafka import OutgoingRecord, ensure_topics
 from shared.service import load_spec
@@ -110,7 +110,7 @@ async def _consume_all(
 
 class TestDuplicatesAndReplay:
     async def test_every_event_1_to_3_times_then_replayed_twice_applies_once(
-        self, broker: EmbeddedBroker, db_url: str, backend: str
+        self, broker: Broker, db_url: str, backend: str
     ) -> None:
         per_key_n = scaled(50, env="VK_RELIABILITY_DUPLICATE_EVENTS")
         topic = new_topic()

@@ -39,7 +39,7 @@ from services.referral.repository import KnownUnitRepository
 from shared import migrations
 from shared.app import create_app
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Broker, free_port
 from shared.clients import ServiceClient
 from shared.config import NotifyRule, NotifySettings, Settings
 from shared.db import Database
@@ -49,12 +49,14 @@ from shared.outbox import OutboxRelay
 from shared.periodic import run_periodic
 from shared.service import ServiceSpec, build_context, load_spec
 from tests.conftest import (
+    DEFAULT_ENGINE,
     ORG_ALVESTA,
     ORG_REGION,
     ORG_VAXJO,
     create_pg_database,
     drop_pg_database,
     make_settings,
+    start_broker,
 )
 from tests.helpers.harness import eventually
 from tests.integration.consent.helpers import personnummer
@@ -309,7 +311,7 @@ class Federation:
     def __init__(self, backend: str, tmp: Path) -> None:
         self.backend = backend
         self.tmp = tmp
-        self.broker = EmbeddedBroker(port=free_port())
+        self.broker: Broker | None = None
         self.stacks: dict[str, Stack] = {}
         self.urls: list[str] = []
         self.workers_running = False
@@ -323,13 +325,13 @@ class Federation:
         return url
 
     async def start(self) -> None:
-        self.broker.start()
+        self.broker = broker = start_broker(DEFAULT_ENGINE, self.tmp / "broker")
         for orgnr in (OWNER, OTHER):
             stack = Stack(orgnr)
             for name in SERVICES:
                 url = await self._new_db(f"{name}-{orgnr}")
                 await migrations.upgrade(SPECS[name].migrations_dir, url)
-                settings = settings_for(name, orgnr, url, self.broker.bootstrap)
+                settings = settings_for(name, orgnr, url, broker.bootstrap)
                 stack.settings[name] = settings
                 app = create_app(SPECS[name], settings)
                 stack.apps[name] = app
@@ -407,7 +409,8 @@ class Federation:
                 await client.aclose()
             for app in stack.apps.values():
                 await app.state.ctx.db.dispose()
-        self.broker.stop()
+        if self.broker is not None:
+            self.broker.stop()
         if self.backend == "postgres":
             for url in self.urls:
                 with contextlib.suppress(Exception):

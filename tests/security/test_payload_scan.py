@@ -57,7 +57,7 @@ from services.referral.models import KnownUnit
 from shared import migrations
 from shared.app import create_app
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.clients import ServiceClient
 from shared.config import KafkaSettings, Settings
 from shared.events import CATALOGUE, topics
@@ -305,7 +305,7 @@ class Scanned:
 
 @pytest.fixture
 async def federation(
-    private_broker: EmbeddedBroker, databases: DatabaseFactory
+    private_broker: Broker, databases: DatabaseFactory
 ) -> AsyncIterator[tuple[Member, Member, SmtpServer, WebhookReceiver]]:
     smtp = SmtpServer().start()
     receiver = await WebhookReceiver().start()
@@ -536,7 +536,7 @@ class TestNothingPersonalLeavesTheProtectedStore:
     async def test_broadcast_mail_webhooks_notifications_logs_and_metrics_are_clean(
         self,
         federation: tuple[Member, Member, SmtpServer, WebhookReceiver],
-        private_broker: EmbeddedBroker,
+        private_broker: Broker,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         # set_level also sets the capturing handler's level: the pinned loggers first.

@@ -55,7 +55,7 @@ from services.referral import service as referral_service
 from shared import migrations
 from shared.app import create_app
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.clients import ServiceClient
 from shared.service import load_spec
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
@@ -367,7 +367,7 @@ async def build_app(name: str, databases: DatabaseFactory, bootstrap: str) -> Fa
 
 @pytest.fixture
 async def service_app(
-    request: pytest.FixtureRequest, databases: DatabaseFactory, broker: EmbeddedBroker
+    request: pytest.FixtureRequest, databases: DatabaseFactory, broker: Broker
 ) -> AsyncIterator[FastAPI]:
     """Växjö kommun's app of the service, its broker reachable (``/readyz``); the referral
     service asks its own member's consent and directory apps, as in production."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 from pydantic import BaseModel
 
 from shared.config import SERVICES, Settings
+from shared.events.topics import KIND_CONFIGS, topic_configs, topic_kind
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -254,6 +256,32 @@ def test_topic_script_creates_every_topic(services: dict[str, dict[str, Any]]) -
     assert "--partitions 3 --replication-factor 1" in topics["vardkedja.directory"]
 
 
+@pytest.mark.parametrize("replication", [1, 3])
+def test_topic_script_configs_are_the_layouts(
+    services: dict[str, dict[str, Any]], replication: int
+) -> None:
+    """create-topics.sh gives each topic exactly the configuration ``ensure_topics`` gives
+    it (``shared.events.topics.topic_configs``): compaction, the retention constants and
+    ``min.insync.replicas`` from replication 3 on."""
+    env = {
+        **env_of(services["kafka-topics"]),
+        "DRY_RUN": "1",
+        "REPLICATION_FACTOR": str(replication),
+    }
+    out = run_script(CREATE_TOPICS, env=env)
+    kinds = set()
+    for line in out.splitlines():
+        if "kafka-topics.sh" not in line:
+            continue
+        match = re.search(r"--topic (\S+)", line)
+        assert match
+        topic = match.group(1)
+        configs = dict(c.split("=", 1) for c in re.findall(r"--config (\S+)", line))
+        assert configs == topic_configs(topic, replication_factor=replication), topic
+        kinds.add(topic_kind(topic))
+    assert kinds == set(KIND_CONFIGS)
+
+
 def test_topic_script_rejects_a_bad_orgnr() -> None:
     result = subprocess.run(
         ["bash", str(CREATE_TOPICS), "12345"],
@@ -272,9 +300,10 @@ def test_acl_script_grants_exactly_the_member_model() -> None:
     d = digits(member)
     out = run_script(ACLS, member, *others, env={"COMMAND_CONFIG": ""})
     grants = set()
-    for line in out.splitlines():
-        if line.startswith("#"):
+    for quoted in out.splitlines():
+        if quoted.startswith("#"):
             continue
+        line = " ".join(shlex.split(quoted))  # as sh (POSIX quoting) will split it
         assert f"--add --allow-principal User:member-{d}" in line
         operations = tuple(sorted(re.findall(r"--operation (\w+)", line)))
         resource = re.search(r"--(topic|group) (\S+)", line)
@@ -288,7 +317,33 @@ def test_acl_script_grants_exactly_the_member_model() -> None:
         ("group", f"vardkedja.{d}.", ("Read",)),
     } | {("topic", f"vardkedja.member.{digits(o)}.inbound", ("Write",)) for o in MEMBERS}
     assert grants == expected
-    assert "--resource-pattern-type prefixed --group" in out
+    assert "'--resource-pattern-type' 'prefixed' '--group'" in out
+
+
+def test_acl_script_quotes_for_any_sh_and_prints_nothing_for_a_bad_orgnr(
+    tmp_path: Path,
+) -> None:
+    """Its lines are piped to ``sh`` (dash on Debian): POSIX quoting, whatever the locale
+    and the characters; and a bad organisationsnummer among the federation stops it before
+    it prints a line, so no member is left with half its ACLs."""
+    echo_args = tmp_path / "echo-args"
+    echo_args.write_text('#!/bin/sh\nfor a; do printf "[%s]\\n" "$a"; done\n')
+    echo_args.chmod(0o755)
+    config = "/etc/kafka/växjö's admin.properties"
+    member, other = list(MEMBERS)[:2]
+    out = run_script(ACLS, member, env={"COMMAND_CONFIG": config, "KAFKA_ACLS": str(echo_args)})
+    first = next(line for line in out.splitlines() if not line.startswith("#"))
+    sh = shutil.which("dash") or "sh"
+    done = subprocess.run(
+        [sh, "-c", first], capture_output=True, text=True, check=True, env={"LC_ALL": "C"}
+    )
+    assert f"[{config}]" in done.stdout.splitlines()
+    bad = subprocess.run(
+        ["bash", str(ACLS), member, other, "12345"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert "not an organisationsnummer: 12345" in bad.stderr
 
 
 def test_postgres_init_creates_the_role_and_every_database(

@@ -22,6 +22,8 @@ ADR_SECTIONS = ("Status", "Context", "Decision", "Consequences", "Alternatives c
 # VK_ variables the configuration page mentions that are not settings.
 NOT_SETTINGS = {
     "VK_TEST_PG_DSN",
+    "VK_TEST_BROKER",
+    "VK_KAFKA_HOME",
     "VK_TEST_NO_POSTGRES",
     "VK_SQLITE_DRIVER",
     "VK_IMAGE_TAG",

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from services.directory import service
 from services.directory.handlers import on_unit_changed
 from services.directory.models import ReplicaUnit, Unit
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Broker, free_port
 from shared.db import Database
 from shared.errors import PROBLEM_JSON
 from shared.events import CloudEvent, decode
@@ -427,9 +427,7 @@ class TestOperations:
         response = await client.get("/healthz", headers={"X-Request-ID": "req-123"})
         assert response.headers["x-request-id"] == "req-123"
 
-    async def test_ready_with_broker(
-        self, db_url: str, db: Database, broker: EmbeddedBroker
-    ) -> None:
+    async def test_ready_with_broker(self, db_url: str, db: Database, broker: Broker) -> None:
         app = build(db_url, bootstrap=broker.bootstrap)
         try:
             transport = httpx.ASGITransport(app=app)

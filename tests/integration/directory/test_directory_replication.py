@@ -14,28 +14,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from services.directory.models import ReplicaUnit, Unit
 from services.directory.service import PUBLIC_FIELDS
 from shared import migrations
 from shared.app import create_app
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Broker
 from shared.db import Database
 from shared.worker import Worker
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 from tests.helpers.directory import SPEC, auth
 from tests.helpers.harness import eventually
 from vardkedja.federation import DEMO_UNITS
-
-
-@pytest.fixture
-def private_broker() -> AsyncIterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(port=free_port())
-    broker.start()
-    yield broker  # type: ignore[misc]
-    broker.stop()
 
 
 @contextlib.asynccontextmanager
@@ -126,7 +117,7 @@ async def make_changes(url: str, bootstrap: str) -> None:
 
 
 async def test_a_replica_rebuilt_from_offset_zero_equals_the_source(
-    private_broker: EmbeddedBroker, databases: DatabaseFactory
+    private_broker: Broker, databases: DatabaseFactory
 ) -> None:
     bootstrap = private_broker.bootstrap
     urls = {name: await databases.new(name) for name in ("vaxjo", "region", "rebuilt")}

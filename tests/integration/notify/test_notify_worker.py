@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from services.notify.models import Delivery, Notification, Timer
-from shared.broker import EmbeddedBroker
+from shared.broker import Broker
 from shared.config import Settings
 from shared.db import Database, new_id, utcnow
 from shared.events import topics
@@ -65,7 +65,7 @@ class RunningWorker:
 
 @pytest.fixture
 async def member(
-    broker: EmbeddedBroker, db_url: str, smtp: SmtpServer
+    broker: Broker, db_url: str, smtp: SmtpServer
 ) -> AsyncIterator[tuple[Settings, RunningWorker]]:
     """A member of its own (own topics and consumer group) with SMTP configured."""
     orgnr = random_orgnr()

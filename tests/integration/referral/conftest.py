@@ -23,7 +23,7 @@ from services.referral import service as referral_service
 from shared import migrations
 from shared.app import create_app
 from shared.auth import mint_token
-from shared.broker import EmbeddedBroker, free_port
+from shared.broker import Broker
 from shared.clients import ServiceClient
 from shared.db import Database
 from shared.events.payloads import UnitChangedV1
@@ -164,14 +164,6 @@ async def stop_member(member: Member) -> None:
         await app.state.ctx.db.dispose()
 
 
-@pytest.fixture
-def private_broker() -> AsyncIterator[EmbeddedBroker]:
-    broker = EmbeddedBroker(port=free_port())
-    broker.start()
-    yield broker  # type: ignore[misc]
-    broker.stop()
-
-
 @dataclass
 class Pair:
     region: Member
@@ -179,9 +171,7 @@ class Pair:
 
 
 @pytest.fixture
-async def members(
-    private_broker: EmbeddedBroker, databases: DatabaseFactory
-) -> AsyncIterator[Pair]:
+async def members(private_broker: Broker, databases: DatabaseFactory) -> AsyncIterator[Pair]:
     region = await start_member(ORG_REGION, databases, private_broker.bootstrap)
     vaxjo = await start_member(ORG_VAXJO, databases, private_broker.bootstrap)
     try:
