@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from shared.broker import die_with_parent, free_port_block, port_open
+from shared.broker import die_with_parent, end_process, free_port_block, port_open
 
 KAFKA_VERSION = "3.9.1"
 ENGINE = "Apache Kafka"
@@ -591,13 +591,7 @@ class ApacheKafka:
         """SIGTERM (a controlled shutdown), then SIGKILL after ``timeout`` seconds."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process, signal.SIGTERM, timeout)
         self.process = None
         self._wait_ports_free()
 

@@ -101,6 +101,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_port_block(1, host=host)
 
 
+def end_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Ask ``process`` to end with ``sig``; SIGKILL it if it has not within ``timeout``
+    seconds. Returns once it is reaped."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
         socket.create_connection((host, port), timeout).close()
@@ -244,13 +256,7 @@ class EmbeddedBroker:
         """Stop gracefully (SIGINT: Tansu ignores SIGTERM), then kill."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process, signal.SIGINT, timeout)
         self.process = None
 
     def kill(self) -> None:

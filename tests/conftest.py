@@ -204,51 +204,54 @@ async def db_url(databases: DatabaseFactory) -> str:
     return await databases.new()
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """One broker of the default engine for the session (tests use unique topic names)."""
-    b = start_broker(DEFAULT_ENGINE, tmp_path_factory.mktemp("broker"))
+def running_broker(engine: Engine, work: Path) -> Iterator[Broker]:
+    """For a fixture: a started broker of ``engine`` (files under ``work``), stopped after
+    (``yield from running_broker(...)``)."""
+    b = start_broker(engine, work)
     yield b
     b.stop()
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(request: pytest.FixtureRequest) -> Broker:
-    """Apache Kafka for the session, whatever the default engine."""
-    require_engine("kafka")
-    name = "broker" if DEFAULT_ENGINE == "kafka" else "_session_kafka"
-    b: Broker = request.getfixturevalue(name)
-    return b
+SESSION_BROKERS: dict[Engine, Broker] = {}
+"""One broker per engine for the whole run, started when a test first needs it."""
+
+
+def session_broker(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Broker:
+    """The run's broker of ``engine`` (started on first use, stopped when the run ends)."""
+    require_engine(engine)
+    if engine not in SESSION_BROKERS:
+        SESSION_BROKERS[engine] = start_broker(engine, tmp_path_factory.mktemp(engine))
+    return SESSION_BROKERS[engine]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for b in SESSION_BROKERS.values():
+        b.stop()
+    SESSION_BROKERS.clear()
 
 
 @pytest.fixture(scope="session")
-def tansu_broker(request: pytest.FixtureRequest) -> Broker:
-    """The embedded Tansu broker for the session: the leg of what ``make run`` uses."""
-    name = "broker" if DEFAULT_ENGINE == "tansu" else "_session_tansu"
-    b: Broker = request.getfixturevalue(name)
-    return b
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Broker:
+    """The run's broker of the default engine (tests use unique topic names)."""
+    return session_broker(DEFAULT_ENGINE, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def _session_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    b = start_broker("kafka", tmp_path_factory.mktemp("kafka"))
-    yield b
-    b.stop()
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Broker:
+    """The run's Apache Kafka, whatever the default engine."""
+    return session_broker("kafka", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def _session_tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    b = start_broker("tansu", tmp_path_factory.mktemp("tansu"))
-    yield b
-    b.stop()
+def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Broker:
+    """The run's embedded Tansu broker: the leg of what ``make run`` uses."""
+    return session_broker("tansu", tmp_path_factory)
 
 
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[Broker]:
     """A broker of the test's own (default engine), for tests that kill and restart it."""
-    b = start_broker(DEFAULT_ENGINE, tmp_path / "broker")
-    yield b
-    b.stop()
+    yield from running_broker(DEFAULT_ENGINE, tmp_path / "broker")
 
 
 def broker_client_settings(bootstrap: str) -> dict[str, str]:

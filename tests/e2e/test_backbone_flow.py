@@ -29,7 +29,7 @@ def _with_port(member: Member) -> Member:
 
 
 @pytest.fixture(params=["kafka_broker", "tansu_broker"], ids=["kafka", "tansu"])
-def broker(request: pytest.FixtureRequest) -> Broker:
+def either_broker(request: pytest.FixtureRequest) -> Broker:
     """Apache Kafka (the suites' and production's broker) and Tansu (what `make run` uses)."""
     b: Broker = request.getfixturevalue(request.param)
     return b
@@ -37,8 +37,9 @@ def broker(request: pytest.FixtureRequest) -> Broker:
 
 @pytest.fixture
 async def federation(
-    broker: Broker, databases: DatabaseFactory, tmp_path: Path
+    either_broker: Broker, databases: DatabaseFactory, tmp_path: Path
 ) -> AsyncIterator[Federation]:
+    broker = either_broker
     members = [_with_port(VAXJO), _with_port(REGION)]
     urls = {}
     if databases.backend == "postgres":

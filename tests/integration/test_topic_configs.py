@@ -33,7 +33,7 @@ from shared.app import create_app
 from shared.broker import Broker
 from shared.events import topics
 from shared.kafka import OutgoingRecord, Producer, TopicPartition, ensure_topics
-from tests.conftest import ORG_REGION, ORG_VAXJO, kafka_settings, make_settings, start_broker
+from tests.conftest import ORG_REGION, ORG_VAXJO, kafka_settings, make_settings, running_broker
 from tests.helpers.directory import SPEC, auth
 from tests.helpers.harness import eventually
 from tests.integration.directory.test_directory_replication import (
@@ -57,17 +57,13 @@ DYNAMIC_TOPIC_CONFIG = 1
 @pytest.fixture(scope="module")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """Apache Kafka of this module's own: the first test creates ``vardkedja.directory``."""
-    broker = start_broker("kafka", tmp_path_factory.mktemp("topic-configs"))
-    yield broker
-    broker.stop()
+    yield from running_broker("kafka", tmp_path_factory.mktemp("topic-configs"))
 
 
 @pytest.fixture
 def own_kafka(tmp_path: Path) -> Iterator[Broker]:
     """Apache Kafka of one test (its ``vardkedja.directory`` is created by the test)."""
-    broker = start_broker("kafka", tmp_path / "kafka")
-    yield broker
-    broker.stop()
+    yield from running_broker("kafka", tmp_path / "kafka")
 
 
 async def admin_client(bootstrap: str) -> AIOKafkaAdminClient:
