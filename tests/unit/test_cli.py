@@ -196,3 +196,21 @@ class TestCheckProduction:
     def test_development_is_not_checked(self) -> None:
         check_production(Settings(env="development"))
         check_production(Settings(env="test"))
+
+
+class TestKafkaTimeouts:
+    """A real group coordinator (Apache Kafka) holds a JoinGroup up to the rebalance
+    timeout: it must stay below the request timeout, or the client gives up on a join that
+    would have succeeded."""
+
+    def test_the_rebalance_timeout_defaults_to_the_request_timeout_less_two_seconds(
+        self,
+    ) -> None:
+        assert KafkaSettings().rebalance_timeout_ms == 8_000
+        assert KafkaSettings(request_timeout_ms=5_000).rebalance_timeout_ms == 3_000
+
+    def test_a_rebalance_timeout_not_below_the_request_timeout_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="rebalance_timeout_ms must be below"):
+            KafkaSettings(request_timeout_ms=10_000, rebalance_timeout_ms=10_000)
+        ok = KafkaSettings(request_timeout_ms=10_000, rebalance_timeout_ms=9_000)
+        assert ok.rebalance_timeout_ms == 9_000
