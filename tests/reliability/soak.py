@@ -413,8 +413,9 @@ def readme_block(r: dict[str, Any]) -> str:
     on_tansu = r.get("broker") and brokers.option(r["broker"]) == "tansu"
     return "\n".join(
         [
-            f"**Soak** (`make soak MINUTES={r['minutes']:g} RATE={r['rate_per_s']:g}"
-            f"{' BROKER=tansu' if on_tansu else ''}`) on {brokers.label(brokers.recorded(r))}, "
+            f"**Soak** on {brokers.label(brokers.recorded(r))} "
+            f"(`make soak MINUTES={r['minutes']:g} RATE={r['rate_per_s']:g}"
+            f"{' BROKER=tansu' if on_tansu else ''}`, "
             f"{r['at']}, {r['backend']}, {r['processes']} processes, load "
             f"{r['machine']['load_average_1m']} at the end; `bench/results/soak-"
             f"{r['backend']}.md`, `.png`, `-memory.png`):",
