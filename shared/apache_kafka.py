@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import fcntl
 import ipaddress
@@ -39,7 +38,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from shared.broker import die_with_parent, end_process, free_port_block, port_open
+from shared.broker import die_with_parent, end_process, free_port_block, kill_process, port_open
 
 KAFKA_VERSION = "3.9.1"
 ENGINE = "Apache Kafka"
@@ -599,9 +598,7 @@ class ApacheKafka:
         """SIGKILL, as in a crash. The log on disk stays (what the OS had is kept)."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
-        self.process.wait()
+        kill_process(self.process)
         self.process = None
         self._wait_ports_free()
 

@@ -113,6 +113,13 @@ def end_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> N
             process.wait()
 
 
+def kill_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``process``, as in a crash, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    process.wait()
+
+
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
         socket.create_connection((host, port), timeout).close()
@@ -263,9 +270,7 @@ class EmbeddedBroker:
         """SIGKILL, as in a crash: everything in memory is gone."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
-        self.process.wait()
+        kill_process(self.process)
         self.process = None
         # Wait for the port to be released before a restart binds it again.
         deadline = time.monotonic() + 5

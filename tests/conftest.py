@@ -254,6 +254,12 @@ def private_broker(tmp_path: Path) -> Iterator[Broker]:
     yield from running_broker(DEFAULT_ENGINE, tmp_path / "broker")
 
 
+@pytest.fixture
+def kafka_private_broker(tmp_path: Path) -> Iterator[Broker]:
+    """Apache Kafka of the test's own (its log survives a SIGKILL and restart)."""
+    yield from running_broker("kafka", tmp_path / "kafka")
+
+
 def broker_client_settings(bootstrap: str) -> dict[str, str]:
     """What the broker this run started at ``bootstrap`` needs of its clients (Apache Kafka:
     the idempotent producer, an ordinary fetch wait; Tansu: nothing)."""

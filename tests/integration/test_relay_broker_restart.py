@@ -28,8 +28,6 @@ import signal
 import uuid
 from collections.abc import Sequence
 
-import pytest
-
 from shared.broker import Broker
 from shared.kafka import OutgoingRecord, Producer, SentRecord
 from shared.outbox import OutboxRelay
@@ -141,14 +139,13 @@ class TestAnOutageThatLosesNothing:
         assert consumer.counts["duplicate"] == 0
 
     async def test_a_broker_killed_and_restarted_on_its_log_makes_no_relay_replay(
-        self, private_broker: Broker, db_url: str
+        self, kafka_private_broker: Broker, db_url: str
     ) -> None:
         """Apache Kafka SIGKILLed and started again on the same log directory, as a crashed
         broker comes back: the relay reconnects, finds its marker and its offsets there,
         replays nothing, and the consumer (a new one, from the group's committed offsets)
         applies each event once."""
-        if not private_broker.durable:
-            pytest.skip(f"{private_broker.engine} keeps no log across a restart")
+        private_broker = kafka_private_broker
         h = await Harness(
             make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
         ).setup()
