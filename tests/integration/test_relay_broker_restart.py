@@ -49,6 +49,13 @@ async def _write(h: Harness, keys: list[str], n: int) -> None:
             await h.write(key, seq)
 
 
+async def _ten_events(broker: Broker, db_url: str) -> Harness:
+    """A harness on a topic of its own with 5 events of each of two keys in its outbox."""
+    h = await Harness(make_settings(db_url=db_url, bootstrap=broker.bootstrap), new_topic()).setup()
+    await _write(h, ["case-a", "case-b"], 5)
+    return h
+
+
 def _relay(h: Harness) -> OutboxRelay:
     return h.relay(loss_check_interval=0.5, max_backoff=1.0)
 
@@ -65,10 +72,7 @@ class TestAnIdleRelayAfterTheBrokerLostItsLog:
         loss check (which fails: the relay resets and reconnects) and comes back empty. No
         new event is written, so nothing is published after the restart that could show
         offsets going backwards."""
-        h = await Harness(
-            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
-        ).setup()
-        await _write(h, ["case-a", "case-b"], 5)
+        h = await _ten_events(private_broker, db_url)
         relay = _relay(h)
         async with running(relay.run()):
             await eventually(lambda: _unsent_zero(h), what="all 10 events marked sent")
@@ -90,10 +94,7 @@ class TestAnIdleRelayAfterTheBrokerLostItsLog:
         """A worker that restarts along with the broker has no marker in memory; what its
         outbox says it wrote (partition and offset of each sent row) is beyond the new
         log's end."""
-        h = await Harness(
-            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
-        ).setup()
-        await _write(h, ["case-a", "case-b"], 5)
+        h = await _ten_events(private_broker, db_url)
         async with running(_relay(h).run()):
             await eventually(lambda: _unsent_zero(h), what="all 10 events marked sent")
         private_broker.lose_log()
@@ -115,10 +116,7 @@ class TestAnOutageThatLosesNothing:
         relay's check fails and it reconnects, then resumed with its log intact, as Apache
         Kafka comes back from a restart. The relay finds its marker and its offsets still
         there: no replay, and the inbox sees no copy."""
-        h = await Harness(
-            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
-        ).setup()
-        await _write(h, ["case-a", "case-b"], 5)
+        h = await _ten_events(private_broker, db_url)
         relay = _relay(h)
         consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
         assert private_broker.process is not None
@@ -146,10 +144,7 @@ class TestAnOutageThatLosesNothing:
         replays nothing, and the consumer (a new one, from the group's committed offsets)
         applies each event once."""
         private_broker = kafka_private_broker
-        h = await Harness(
-            make_settings(db_url=db_url, bootstrap=private_broker.bootstrap), new_topic()
-        ).setup()
-        await _write(h, ["case-a", "case-b"], 5)
+        h = await _ten_events(private_broker, db_url)
         relay = _relay(h)
         consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
         async with running(relay.run(), consumer.run()):

@@ -190,12 +190,17 @@ def ssl_context(fed: AclBroker, who: str | None) -> ssl.SSLContext:
     return ctx
 
 
-async def topic_names(fed: AclBroker, who: str) -> set[str]:
-    admin = AIOKafkaAdminClient(
+def admin_client(fed: AclBroker, who: str) -> AIOKafkaAdminClient:
+    """An admin client with ``who``'s certificate."""
+    return AIOKafkaAdminClient(
         bootstrap_servers=fed.node.bootstrap,
         security_protocol="SSL",
         ssl_context=ssl_context(fed, who),
     )
+
+
+async def topic_names(fed: AclBroker, who: str) -> set[str]:
+    admin = admin_client(fed, who)
     await admin.start()
     try:
         return set(await admin.list_topics())
@@ -205,11 +210,7 @@ async def topic_names(fed: AclBroker, who: str) -> set[str]:
 
 async def create_topic(fed: AclBroker, who: str, name: str) -> None:
     """A CreateTopics request with ``who``'s certificate; the broker's error raised."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=fed.node.bootstrap,
-        security_protocol="SSL",
-        ssl_context=ssl_context(fed, who),
-    )
+    admin = admin_client(fed, who)
     await admin.start()
     try:
         response = await admin.create_topics([NewTopic(name, 1, 1)])
