@@ -40,6 +40,7 @@ from tests.integration.test_outbox_inbox import (
     new_topic,
     running,
 )
+from tests.reliability.tools import end_offsets
 
 
 async def _write(h: Harness, keys: list[str], n: int) -> None:
@@ -115,7 +116,10 @@ class TestAnOutageThatLosesNothing:
         """The broker is paused (SIGSTOP) for longer than the request timeout, so the
         relay's check fails and it reconnects, then resumed with its log intact, as Apache
         Kafka comes back from a restart. The relay finds its marker and its offsets still
-        there: no replay, and the inbox sees no copy."""
+        there: no replay, and the log holds each event once. (The consumer may read some
+        again: its offset commit can time out against the paused broker, and it resumes from
+        the last commit that landed; its inbox drops those copies, which is not the relay's
+        doing.)"""
         h = await _ten_events(private_broker, db_url)
         relay = _relay(h)
         consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
@@ -134,7 +138,7 @@ class TestAnOutageThatLosesNothing:
             await eventually(lambda: _unsent_zero(h), what="outbox drained")
         assert_in_order_once(await h.effects(), {"case-a": 6, "case-b": 6})
         assert relay.replays == 0
-        assert consumer.counts["duplicate"] == 0
+        assert sum((await end_offsets(private_broker.bootstrap, h.topic)).values()) == 12
 
     async def test_a_broker_killed_and_restarted_on_its_log_makes_no_relay_replay(
         self, kafka_private_broker: Broker, db_url: str
