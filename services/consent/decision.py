@@ -102,6 +102,14 @@ class BlockTerms:
             return False
         return not any(lift.starts_at <= at < lift.ends_at for lift in self.lifts)
 
+    def lifted_until(self, orgnr: str, unit_id: str | None, at: dt.datetime) -> dt.datetime | None:
+        """When the lift that lets ``orgnr``/``unit_id`` receive at ``at`` ends (the latest
+        end among the lifts in force then); None when this block does not stop them."""
+        if not self.active or not self.party.covers(orgnr, unit_id):
+            return None
+        ends = [lift.ends_at for lift in self.lifts if lift.starts_at <= at < lift.ends_at]
+        return max(ends) if ends else None
+
 
 @dataclass(frozen=True)
 class LegalBasisClaim:
@@ -268,6 +276,25 @@ def _consent_miss(consent: ConsentTerms, q: Question) -> tuple[int, Reason] | No
     return None
 
 
+def _lift_last_day(q: Question, blocks: Sequence[BlockTerms]) -> dt.date | None:
+    """The last UTC day a temporary lift lets the recipient receive (the earliest of the
+    lifts in force at ``q.at``), or None when no lifted block applies. An allowance given
+    inside a lift holds no longer than the lift: the block stops sending again after it."""
+    ends = [
+        end
+        for b in blocks
+        if (end := b.lifted_until(q.recipient.orgnr, q.recipient.unit_id, q.at)) is not None
+    ]
+    if not ends:
+        return None
+    # ``ends_at`` is exclusive: the last day is the day of its last instant.
+    return utc_day(min(ends) - dt.timedelta(microseconds=1))
+
+
+def _earliest(first: dt.date, other: dt.date | None) -> dt.date:
+    return first if other is None else min(first, other)
+
+
 def decide(
     q: Question,
     *,
@@ -303,7 +330,7 @@ def decide(
             (Reason("legal_basis", f"Uppgifterna lämnas ut utan samtycke med stöd av {label}."),),
             legal_basis=legal_basis.basis,
             categories=q.categories,
-            valid_until=utc_day(q.at),
+            valid_until=_earliest(utc_day(q.at), _lift_last_day(q, blocks)),
         )
 
     if block is not None:
@@ -339,7 +366,8 @@ def decide(
             (Reason("consent", f"Personen har samtyckt (samtycke {best.id})."),),
             consent_id=best.id,
             categories=q.categories,
-            valid_until=best.valid_to,
+            # Inside a temporary lift of a block: no longer than the lift (the earlier end).
+            valid_until=_earliest(best.valid_to, _lift_last_day(q, blocks)),
         )
     misses = [m for c in consents if (m := _consent_miss(c, q)) is not None]
     if not misses:
