@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from services.consent import extract, service
 from services.consent.batching import DecisionUnavailable, batcher_of
-from services.consent.codes import GiverKind
+from services.consent.codes import GiverKind, Verdict
+from services.consent.decision import Decision, Reason
 from services.consent.models import Block, BlockLift, Consent, ConsentCopy, LegalBasisUse, Refusal
 from services.consent.schemas import (
     AuditEntry,
@@ -76,9 +77,20 @@ persons_router = APIRouter(prefix="/v1/persons", tags=["persons"])
 # are most of the traffic (the docs group operations by tag, in the spec's tag order).
 ROUTERS = [decisions_router, consents_router, records_router, persons_router]
 
+PERSON_SCOPE = "consent:person"
+# The answer to a caller without consent:person whose question is not allowed.
+UNTOLD_DENIAL = Decision(
+    Verdict.DENIED,
+    (
+        Reason(
+            "not_allowed",
+            "Uppgifterna får inte lämnas ut: inget samtycke eller lagligt stöd tillåter det.",
+        ),
+    ),
+)
 Reader = Annotated[Caller, Depends(require_scopes("consent:read"))]
 Writer = Annotated[Caller, Depends(require_scopes("consent:write"))]
-PersonStaff = Annotated[Caller, Depends(require_scopes("consent:person"))]
+PersonStaff = Annotated[Caller, Depends(require_scopes(PERSON_SCOPE))]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -630,7 +642,13 @@ async def remove_block(
         "answers `refused`, and the referral service must not send. The answer names its "
         "basis, the obligations (share only these categories, through this day) and reasons "
         "the person can read. Every decision is audited; a legal basis is also kept with its "
-        "justification. Scope `consent:read`."
+        "justification. Scope `consent:read`.\n\n"
+        "**Why not is told only to those who may see the person's records.** A denial says "
+        "whether a consent, refusal or block exists. With `consent:person` (which may search "
+        "the person's records anyway) the answer gives the verdict `refused` or `denied` and "
+        "its reasons. With `consent:read` alone every answer that is not `allowed` is the "
+        "same: `verdict: denied`, `basis: none` and the one reason `not_allowed`, whether "
+        "there is a refusal, a block, a consent that does not cover the question, or nothing."
     ),
     responses=problem_responses(Forbidden, AuditUnavailable, DecisionUnavailable),
 )
@@ -662,6 +680,11 @@ async def decide(body: DecisionRequest, caller: Reader, request: Request) -> Res
     elif decision.consent_id is not None:
         basis = Basis(kind="consent", consent_id=decision.consent_id)
     else:
+        basis = Basis(kind="none")
+    if not decision.allowed and not caller.has_scope(PERSON_SCOPE):
+        # No oracle: without consent:person a denial must not tell a refusal, a block or a
+        # near-miss consent from nothing at all (see the operation's description).
+        decision = UNTOLD_DENIAL
         basis = Basis(kind="none")
     obligations = None
     if decision.allowed and decision.valid_until is not None:
