@@ -100,7 +100,17 @@ class Idempotency:
     def __init__(self, ctx: ServiceContext, session: AsyncSession, caller: Caller) -> None:
         self.table = ctx.spec.infra.idempotency
         self.session = session
-        self.caller = f"{caller.org}:{caller.sub}"
+        self.caller = self.scope_of(caller)
+
+    @staticmethod
+    def scope_of(caller: Caller) -> str:
+        """Whose keys these are: the member, the unit the token acts for and the subject.
+
+        One subject acting for two units (a user working at both, a system) has two sets of
+        keys: unit B must never get unit A's answer replayed. The unit and subject are
+        hashed together (unambiguous, and within the column whatever their lengths)."""
+        who = json.dumps([caller.unit, caller.sub], ensure_ascii=False)
+        return f"{caller.org}:{hashlib.sha256(who.encode()).hexdigest()}"
 
     @staticmethod
     def fingerprint(route: str, body: BaseModel) -> str:

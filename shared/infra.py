@@ -131,7 +131,8 @@ def define_infra_tables(metadata: MetaData) -> InfraTables:
         "idempotency_key",
         metadata,
         # Integrations retry creating POSTs with the same Idempotency-Key; the first answer
-        # is replayed. Keyed per caller so two callers cannot collide.
+        # is replayed. Keyed per caller so two callers cannot collide: the member, and a hash
+        # of the token's unit and subject (shared.app.Idempotency.scope_of).
         Column("caller", String(300), primary_key=True),
         Column("key", String(255), primary_key=True),
         Column("request_hash", String(64), nullable=False),
