@@ -39,6 +39,7 @@ from shared.errors import (
     install_problem_handlers,
 )
 from shared.kafka import broker_reachable
+from shared.limits import BodyLimitMiddleware, BodyTooLarge
 from shared.nul import refuse_nul_characters
 from shared.observability import RequestContextMiddleware
 from shared.service import ServiceContext, ServiceSpec, build_context, freeze_startup_objects
@@ -215,6 +216,14 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.state.token_verifier = TokenVerifier(settings.auth)
     # Starlette runs the last added outermost: request ids are set before a refusal's audit.
     app.add_middleware(RefusalAuditMiddleware)
+    # Bodies over the operation's limit: 413 before they are read (FastAPI reads a JSON body
+    # before the dependencies that authenticate the caller).
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.http.max_body_bytes,
+        limits=settings.http.body_limits,
+        idle_timeout_s=settings.http.body_idle_timeout_s,
+    )
     app.add_middleware(RequestContextMiddleware, service=spec.name)
     install_problem_handlers(app)
     # Who calls first (401, or 403 for another member's token), then what the request
@@ -327,12 +336,27 @@ def _customise_openapi(app: FastAPI, spec: ServiceSpec, settings: Settings) -> N
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         example = InvalidInput.field("name", "missing", "Field required").problem("/v1/...")
-        for path in schema.get("paths", {}).values():
-            for op in path.values():
+        for route, path in schema.get("paths", {}).items():
+            for method, op in path.items():
                 for parameter in op.get("parameters", []):
                     if not parameter.get("required"):
                         parameter["schema"] = _optional_not_nullable(parameter["schema"])
                 responses = op.get("responses", {})
+                if "requestBody" in op and "413" not in responses:
+                    limit = settings.http.body_limits.get(
+                        f"{method.upper()} {route}", settings.http.max_body_bytes
+                    )
+                    responses["413"] = {
+                        "description": f"The body is over {limit} bytes (not read)",
+                        "content": {
+                            PROBLEM_JSON: {
+                                "schema": {"$ref": "#/components/schemas/Problem"},
+                                "example": BodyTooLarge(f"at most {limit} bytes")
+                                .problem(route)
+                                .model_dump(exclude_none=True),
+                            }
+                        },
+                    }
                 if "422" in responses:
                     responses["422"] = {
                         "description": "The request is invalid (each field and rule named)",

@@ -317,9 +317,27 @@ class ReferralSettings(BaseModel):
     call_timeout_seconds: float = Field(5.0, gt=0, le=60)
 
 
+def _default_body_limits() -> dict[str, int]:
+    return {"POST /v1/units/import": 5 * 1024 * 1024}  # the directory's CSV/YAML import
+
+
 class HttpSettings(BaseModel):
+    """How ``vardkedja serve`` listens, and what a client may make it hold (shared.limits)."""
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # Request bodies over these are answered 413 before they are read.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="every operation's limit")
+    body_limits: dict[str, int] = Field(
+        default_factory=_default_body_limits,
+        description='larger (or smaller) limits of named operations, "METHOD /path": bytes',
+    )
+    body_idle_timeout_s: float = Field(30.0, gt=0, le=600)
+    # A request head must arrive whole within this of the connection's start (or of the
+    # previous answer); slower clients are disconnected (slow-loris).
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    max_header_bytes: int = Field(64 * 1024, ge=4096, le=1024 * 1024)
+    keep_alive_timeout_s: float = Field(5.0, gt=0, le=300)
 
 
 class Settings(BaseSettings):

@@ -36,6 +36,7 @@ def serve(service: ServiceArg) -> None:
     import uvicorn
 
     from shared.app import create_app
+    from shared.limits import uvicorn_options
     from shared.observability import configure_logging
     from shared.service import load_spec
 
@@ -49,8 +50,7 @@ def serve(service: ServiceArg) -> None:
     application = create_app(load_spec(service), settings)
     uvicorn.run(
         application,
-        host=settings.http.host,
-        port=settings.http.port,
+        **uvicorn_options(settings.http),  # address, and the head deadline (shared.limits)
         log_config=None,
         access_log=False,
         proxy_headers=False,
