@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.directory import service
+from services.directory import service, territory
+from services.directory.codes import UnitStatus
+from services.directory.repository import MemberRepository, ReplicaRepository, UnitRepository
 from shared.db import utcnow
 from shared.events import CloudEvent, topics
 from shared.events.payloads import (
@@ -18,23 +20,58 @@ from shared.periodic import PeriodicJob
 from shared.service import ServiceContext
 
 
-def _owned_change(delivery: Delivery) -> tuple[CloudEvent, UnitChangedV1]:
-    """The event and its unit, if the sender owns the unit (else Reject)."""
-    payload = delivery.payload
-    assert isinstance(payload, UnitChangedV1)
-    if delivery.event.sender_orgnr != payload.owner_orgnr.replace("-", ""):
-        raise Reject("sender_not_owner", "a member may only publish its own units")
-    return delivery.event, payload
+def _digits(orgnr: str) -> str:
+    return orgnr.replace("-", "")
+
+
+async def _owned_changes(
+    session: AsyncSession, deliveries: list[Delivery]
+) -> list[tuple[CloudEvent, UnitChangedV1]]:
+    """The events and their units, each checked (else Reject): the sender publishes its own
+    unit (``sender_not_owner``); the first owner of a unit id binds it, so an event naming
+    another owner changes nothing (``not_owner``), a forged version included; and the unit
+    covers only kommuner its owner's record serves (``outside_territory``, ADR 0013)."""
+    payloads = []
+    for delivery in deliveries:
+        payload = delivery.payload
+        assert isinstance(payload, UnitChangedV1)
+        if delivery.event.sender_orgnr != _digits(payload.owner_orgnr):
+            raise Reject("sender_not_owner", "a member may only publish its own units")
+        payloads.append(payload)
+    ids = list({p.unit_id for p in payloads})
+    bound = await UnitRepository(session).owners(ids)  # this member's own units
+    bound.update(await ReplicaRepository(session).owners([i for i in ids if i not in bound]))
+    records = {
+        _digits(r.orgnr): r
+        for r in await MemberRepository(session).load_many({p.owner_orgnr for p in payloads})
+    }
+    for payload in payloads:
+        owner = bound.setdefault(payload.unit_id, payload.owner_orgnr)
+        if _digits(owner) != _digits(payload.owner_orgnr):
+            raise Reject("not_owner", "the unit id belongs to another member")
+        record = records.get(_digits(payload.owner_orgnr))
+        # Until the owner's record arrives the unit is kept: routing sends nothing to it
+        # before the record says the member serves its kommuner. An inactive unit is never
+        # routed, so its owner can always retire one that lies outside.
+        if record is None or payload.status == UnitStatus.INACTIVE:
+            continue
+        if territory.outside(payload.kommunkoder, territory.served(record)):
+            raise Reject(
+                territory.OUTSIDE_TERRITORY,
+                "the unit covers a kommun its member's record does not serve",
+            )
+    return [(d.event, p) for d, p in zip(deliveries, payloads, strict=True)]
 
 
 async def on_unit_changed(session: AsyncSession, delivery: Delivery) -> None:
     """Keep the replica: only the owning member may publish its units."""
-    await service.apply_units_changed(session=session, changes=[_owned_change(delivery)])
+    changes = await _owned_changes(session, [delivery])
+    await service.apply_units_changed(session=session, changes=changes)
 
 
 async def on_units_changed(session: AsyncSession, deliveries: list[Delivery]) -> None:
     """The same for a run of events (a catch-up or a rebuild): one read, two writes."""
-    changes = [_owned_change(d) for d in deliveries]
+    changes = await _owned_changes(session, deliveries)
     await service.apply_units_changed(session=session, changes=changes)
 
 
@@ -44,6 +81,11 @@ async def on_member_changed(session: AsyncSession, delivery: Delivery) -> None:
     assert isinstance(payload, MemberChangedV1)
     if delivery.event.sender_orgnr != payload.orgnr.replace("-", ""):
         raise Reject("sender_not_owner", "a member may only describe itself")
+    problem = territory.record_problem(
+        kind=payload.kind, county_code=payload.county_code, kommunkoder=payload.kommunkoder
+    )
+    if problem is not None:
+        raise Reject(territory.OUTSIDE_TERRITORY, problem)
     await service.apply_member_changed(session=session, payload=payload)
 
 

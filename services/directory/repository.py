@@ -25,6 +25,14 @@ class UnitRepository(RepositoryBase[Unit]):
         )
         return list(result.scalars())
 
+    async def owners(self, unit_ids: list[str]) -> dict[str, str]:
+        """The owner of each of ``unit_ids`` that is one of this member's own units."""
+        out: dict[str, str] = {}
+        for i in range(0, len(unit_ids), 500):  # bound the IN list
+            stmt = select(Unit.id, Unit.owner_orgnr).where(Unit.id.in_(unit_ids[i : i + 500]))
+            out.update({u: str(o) for u, o in await self.session.execute(stmt)})
+        return out
+
     async def mark_review_due_sent(self, unit_id: str, due: dt.date) -> None:
         await self.session.execute(
             update(Unit).where(Unit.id == unit_id).values(review_due_sent_for=due)
@@ -67,6 +75,16 @@ class ReplicaRepository(RepositoryBase[ReplicaUnit]):
                 ReplicaUnit.unit_id.in_(unit_ids[i : i + 500])
             )
             out.update({u: int(v) for u, v in await self.session.execute(stmt)})
+        return out
+
+    async def owners(self, unit_ids: list[str]) -> dict[str, str]:
+        """The owner (organisationsnummer) of each of ``unit_ids`` the replica holds."""
+        out: dict[str, str] = {}
+        for i in range(0, len(unit_ids), 500):  # bound the IN list
+            stmt = select(ReplicaUnit.unit_id, ReplicaUnit.owner_orgnr).where(
+                ReplicaUnit.unit_id.in_(unit_ids[i : i + 500])
+            )
+            out.update({u: str(o) for u, o in await self.session.execute(stmt)})
         return out
 
     async def insert_many(self, rows: list[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from pydantic import BaseModel
 
-from services.directory import service
+from services.directory import service, territory
 from services.directory.models import Unit
 from services.directory.schemas import (
     CloseRequest,
@@ -91,7 +91,10 @@ def _decode_cursor(cursor: str | None) -> str | None:
         "`vardkedja.directory`, from where every member's replica picks it up within "
         "seconds. Units are functions, never named persons: contact paths are functional "
         "mailboxes, switchboards, secure-mail addresses, postal addresses or the unit's "
-        "inbox. Send an `Idempotency-Key` to retry safely. Scope `directory:write`."
+        "inbox. A unit covers only kommuner your member serves by its record "
+        "(`PUT /v1/member`: a kommun its own kommunkod, a region its county's); any other "
+        "kommunkod is refused with 422 (`kommunkoder`, rule `outside_territory`). "
+        "Send an `Idempotency-Key` to retry safely. Scope `directory:write`."
     ),
     responses=problem_responses(Forbidden, Conflict),
 )
@@ -108,6 +111,9 @@ async def create_unit(
     replay = await idem.replay(idempotency_key, fingerprint)
     if replay is not None:
         return replay
+    await territory.check_own_units(
+        session=session, owner_orgnr=caller.org, kommunkoder=body.kommunkoder
+    )
     unit = await service.create_unit(
         session=session, outbox=ctx.outbox, owner_orgnr=caller.org, data=body
     )
@@ -190,7 +196,8 @@ async def get_unit(
         "Replaces the unit's description with the body. Send the `ETag` you read as "
         "`If-Match`: if someone changed the unit since, the update is refused with 412 and "
         "nothing is stored. The change is broadcast to every member. Another member's unit "
-        "answers 404. Scope `directory:write`."
+        "answers 404. The kommuner must lie in your member's territory, as on creation "
+        "(422, rule `outside_territory`). Scope `directory:write`."
     ),
     responses=problem_responses(Forbidden, UnitNotFound, VersionMismatch, PreconditionRequired),
 )
@@ -207,6 +214,9 @@ async def update_unit(
     if expected is None:
         raise PreconditionRequired("send the unit's ETag as If-Match")
     unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
+    await territory.check_own_units(
+        session=session, owner_orgnr=unit.owner_orgnr, kommunkoder=body.kommunkoder
+    )
     unit = await service.update_unit(
         session=session, outbox=ctx.outbox, unit=unit, data=body, expected_version=expected
     )

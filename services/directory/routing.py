@@ -76,12 +76,16 @@ def resolve(
     members_serving: Collection[str] = (),
 ) -> list[Route]:
     """Ranked receiving units; see the module docstring. ``members_serving`` are the members
-    whose record says they serve the kommun: when no unit names the kommun, their active
-    units stand in. Empty only if neither a unit nor a member covers the kommun."""
-    serving = index.serving(kommunkod)
+    whose record says they serve the kommun (its territory, ADR 0013): only their units are
+    ever routed to, and when none of their units names the kommun, their active units stand
+    in. Empty if no member serves the kommun."""
+    members = set(members_serving)
+    # A unit naming a kommun its member does not serve is never a route (nor one of a member
+    # without a record): else a kommun could draw another's referrals to itself.
+    serving = [d for d in index.serving(kommunkod) if d.owner_orgnr in members]
     named_by_unit = bool(serving)
     if not serving:
-        serving = [d for m in members_serving for d in index.of_member(m)]
+        serving = [d for m in sorted(members) for d in index.of_member(m)]
     natural = NATURAL_RECEIVERS[kind]
     matches = [d for d in serving if kind.value in d.referral_kinds]
     fallback = not matches or not named_by_unit

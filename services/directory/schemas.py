@@ -288,8 +288,9 @@ class MemberIn(BaseModel):
         default_factory=list,
         validate_default=True,
         max_length=290,
-        description="the kommuner served, all in the county; a region may leave it empty "
-        "for every kommun of its county",
+        description="the kommuner served, all in the county: a kommun its own kommunkod "
+        "(exactly one); a region those it serves, or none for every kommun of its county. "
+        "Your units may cover only these kommuner",
     )
 
     @field_validator("county_code")
@@ -322,6 +323,9 @@ class MemberIn(BaseModel):
                 "kommunkoder {outside} are not in county {county}",
                 {"outside": ",".join(outside), "county": county},
             )
+        if info.data.get("kind") is MemberKind.KOMMUN and len(set(values)) != 1:
+            # A kommun serves its own kommunkod only; its units may cover no other (ADR 0013).
+            raise PydanticCustomError("one_kommunkod", "a kommun serves exactly its own kommunkod")
         return sorted(set(values))
 
 

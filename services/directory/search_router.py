@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.directory import service
+from services.directory import territory
 from services.directory.codes import Intervention, UnitKind, UnitStatus
 from services.directory.routing import resolve
 from services.directory.search import Doc, Filters, ReplicaSearch, replica_search
@@ -220,7 +220,8 @@ class NoUnitServesKommun(NotFound):
         "the federation serves: without a match, the kommun's intake (remissport or "
         "socialtjänstens mottagning) is returned with `fallback: true`; when no unit names "
         "the kommun, the intake of the member whose record says it serves the kommun "
-        "(`PUT /v1/member`). Used by the "
+        "(`PUT /v1/member`). Only units of members whose record serves the kommun are "
+        "ever routed to (a kommun its own kommunkod, a region its county's). Used by the "
         "referral service. Scope `directory:read`."
     ),
     responses=problem_responses(Forbidden, NoUnitServesKommun),
@@ -229,9 +230,7 @@ async def resolve_routing(
     body: RoutingQuestion, caller: Reader, search: Search, session: DbSession
 ) -> RoutingAnswer:
     index = await search.refresh()
-    members: list[str] = []
-    if not index.serving(body.kommunkod):
-        members = await service.members_serving(session=session, kommunkod=body.kommunkod)
+    members = await territory.members_serving(session=session, kommunkod=body.kommunkod)
     routes = resolve(
         index,
         kind=body.referral_kind,

@@ -85,7 +85,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.directory import service
+from services.directory import service, territory
 from services.directory.hours import Day, OpeningHours
 from services.directory.models import Unit
 from services.directory.overview import swedish_sort_key
@@ -780,6 +780,24 @@ def _plan(
     return planned, problems
 
 
+async def _territory_problems(
+    session: AsyncSession, owner_orgnr: str, planned: Sequence[_Planned]
+) -> list[FieldProblem]:
+    """Rows covering a kommun the member's record does not serve (ADR 0013)."""
+    served = await territory.own_territory(session=session, orgnr=owner_orgnr)
+    if served is None:  # no record yet: as for a single unit, nothing is refused
+        return []
+    problems = []
+    for step in planned:
+        beyond = territory.outside(step.data.kommunkoder, served)
+        if beyond:
+            message = territory.outside_message(beyond)
+            problems.append(
+                _at(step.item.line, "kommunkoder", territory.OUTSIDE_TERRITORY, message)
+            )
+    return problems
+
+
 def _refuse(problems: list[FieldProblem], fmt: ImportFormat) -> ImportInvalid:
     lines = (
         "line = the CSV row, the header being line 1"
@@ -809,6 +827,7 @@ async def import_units(
     existing = await UnitRepository(session).all_owned(owner_orgnr)
     planned, plan_problems = _plan(items, existing)
     problems += plan_problems
+    problems += await _territory_problems(session, owner_orgnr, planned)
     if problems:
         raise _refuse(sorted(problems, key=_problem_order), fmt)
     report: list[ImportedUnit] = []

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from services.directory import service
 from shared.db import Database
 from shared.events import CloudEvent
-from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.events.payloads import UNIT_CHANGED_V1, MemberChangedV1, UnitChangedV1
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.helpers.directory import auth
 
@@ -65,6 +65,32 @@ async def seed(db: Database, *units: UnitChangedV1) -> None:
         )
         async with db.transaction() as session:
             await service.apply_unit_changed(session=session, event=event, payload=payload)
+
+
+def member(orgnr: str, kind: str, kommunkoder: tuple[str, ...]) -> MemberChangedV1:
+    return MemberChangedV1(
+        orgnr=orgnr,
+        name=f"Member {orgnr}",
+        kind=kind,
+        county_code="07",
+        kommunkoder=list(kommunkoder),
+        version=1,
+        changed_at=NOW,
+    )
+
+
+# The members' records: routing goes only to units of a member serving the kommun.
+MEMBERS = [
+    member(ORG_ALVESTA, "kommun", ("0764",)),
+    member(ORG_VAXJO, "kommun", ("0780",)),
+    member(ORG_REGION, "region", ("0760", "0761", "0763", "0764", "0765", "0767", "0780", "0781")),
+]
+
+
+async def seed_members(db: Database, *records: MemberChangedV1) -> None:
+    for record in records:
+        async with db.transaction() as session:
+            await service.apply_member_changed(session=session, payload=record)
 
 
 KRONOBERG = [
@@ -125,6 +151,7 @@ KRONOBERG = [
 @pytest.fixture
 async def client(app: FastAPI, db: Database) -> AsyncIterator[httpx.AsyncClient]:
     await seed(db, *KRONOBERG)
+    await seed_members(db, *MEMBERS)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
