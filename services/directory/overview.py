@@ -19,9 +19,7 @@ shows other members by their organisationsnummer until the directory keeps membe
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 import unicodedata
 from collections import Counter
@@ -43,6 +41,7 @@ from services.directory.models import ReplicaUnit
 from services.directory.schemas import ContactPath
 from shared.calendar import to_local
 from shared.contact import PostalAddress
+from shared.csvout import write_csv
 from shared.identifiers import IdentifierError, all_kommuner, kommun
 
 __all__ = [
@@ -651,37 +650,30 @@ def _header_lines(overview: Overview) -> list[str]:
 
 # --- CSV -------------------------------------------------------------------------------------
 
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str) -> str:
-    # A spreadsheet runs a cell starting with = + - @ as a formula: show it as text instead.
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
 
 def render_csv(overview: Overview) -> str:
     """One row per (kontaktorsak, unit, contact path); UTF-8 with a BOM for Excel.
 
     Columns: :data:`CSV_COLUMNS`. A unit without contact paths has one row with empty
     kontaktorsak, kanal and kontakt; a temporarily closed unit's name ends in
-    "(tillfälligt stängd)". Cells that a spreadsheet would run as a formula get a ``'``.
+    "(tillfälligt stängd)". Cells that a spreadsheet would run as a formula get a ``'``
+    (:mod:`shared.csvout`).
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
+    rows: list[list[str]] = []
 
     def row(reason: str, unit: UnitSummary, channel: str, value: str) -> None:
         name = unit.name + (" (tillfälligt stängd)" if unit.closed else "")
-        cells = [
-            reason,
-            name,
-            overview.member_name,
-            channel,
-            value,
-            ", ".join(unit.kommuner),
-            "; ".join(unit.opening_hours),
-        ]
-        writer.writerow([_cell(c) for c in cells])
+        rows.append(
+            [
+                reason,
+                name,
+                overview.member_name,
+                channel,
+                value,
+                ", ".join(unit.kommuner),
+                "; ".join(unit.opening_hours),
+            ]
+        )
 
     for group in overview.reasons:
         for entry in group.entries:
@@ -690,4 +682,4 @@ def render_csv(overview: Overview) -> str:
                 row(group.reason, entry.unit, c.channel_label, value)
     for unit in overview.without_contact_paths:
         row("", unit, "", "")
-    return "\ufeff" + buffer.getvalue()
+    return write_csv(CSV_COLUMNS, rows, bom=True)

@@ -91,6 +91,7 @@ from services.directory.models import Unit
 from services.directory.overview import swedish_sort_key
 from services.directory.repository import UnitRepository
 from services.directory.schemas import ContactPath, UnitCreate
+from shared.csvout import unguard, write_csv
 from shared.errors import FieldProblem, InvalidInput
 from shared.nul import NUL_MESSAGE, NUL_RULE, nul_paths
 from shared.outbox import Outbox
@@ -525,6 +526,8 @@ def _read_csv(text: str) -> tuple[list[_Item], list[FieldProblem]]:
                 if problems:
                     return [], problems
                 continue
+            # An export's formula guard (shared.csvout) is not part of the value.
+            record = [unguard(cell) for cell in record]
             if not any(cell.strip() for cell in record):
                 continue  # a blank row
             if any(cell.strip() for cell in record[len(columns) :]):
@@ -922,8 +925,5 @@ async def export_units(*, session: AsyncSession, owner_orgnr: str, fmt: ImportFo
     if fmt is ImportFormat.YAML:
         dumped = [_export_model(u).model_dump(mode="json", exclude_none=True) for u in units]
         return yaml.safe_dump(dumped, allow_unicode=True, sort_keys=False, width=100)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(_csv_row(u) for u in units)
-    return "\ufeff" + buffer.getvalue()
+    # Formula-like cells get a leading ' (shared.csvout); the import takes it off again.
+    return write_csv(CSV_COLUMNS, (_csv_row(u) for u in units), bom=True)

@@ -13,9 +13,7 @@ computed from this member's own records — never a personnummer or free text.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import statistics
 from collections import defaultdict
 from typing import Any
@@ -33,6 +31,7 @@ from services.referral.models import (
     Transition,
 )
 from shared.calendar import to_local
+from shared.csvout import Cell, write_csv
 
 
 def _start(day: dt.date) -> dt.datetime:
@@ -217,33 +216,30 @@ async def compute(
 
 
 def as_csv(data: dict[str, Any]) -> str:
-    """The indicators as rows: indicator, direction, kind, value."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["indicator", "direction", "kind", "value"])
+    """The indicators as rows: indicator, direction, kind, value (shared.csvout's writer)."""
+    rows: list[list[Cell]] = []
+    w = rows.append
     for direction in ("outgoing", "incoming"):
         for kind, v in data[direction].items():
-            w.writerow(["count", direction, kind, v["count"]])
-            w.writerow(["acknowledged", direction, kind, v["acknowledged"]])
-            w.writerow(["acknowledged_in_time", direction, kind, v["acknowledged_in_time"]])
-            w.writerow(
-                ["share_acknowledged_in_time", direction, kind, v["share_acknowledged_in_time"]]
-            )
+            w(["count", direction, kind, v["count"]])
+            w(["acknowledged", direction, kind, v["acknowledged"]])
+            w(["acknowledged_in_time", direction, kind, v["acknowledged_in_time"]])
+            w(["share_acknowledged_in_time", direction, kind, v["share_acknowledged_in_time"]])
             for stat in ("median", "p90"):
-                w.writerow(
+                w(
                     [f"hours_to_acknowledgement_{stat}", direction, kind,
                      v["hours_to_acknowledgement"][stat]]
                 )  # fmt: skip
             for status, n in v["statuses"].items():
-                w.writerow([f"status_{status}", direction, kind, n])
+                w([f"status_{status}", direction, kind, n])
     for stat in ("n", "median", "p90"):
-        w.writerow([f"days_to_first_meeting_{stat}", "incoming", "vardkedjeremiss",
+        w([f"days_to_first_meeting_{stat}", "incoming", "vardkedjeremiss",
                     data["days_to_first_meeting"][stat]])  # fmt: skip
     dp = data["discharge_planning"]
     for key in ("sent", "with_sip_before_discharge", "share_with_sip_before_discharge"):
-        w.writerow([f"discharge_{key}", "outgoing", "utskrivningsplanering", dp[key]])
+        w([f"discharge_{key}", "outgoing", "utskrivningsplanering", dp[key]])
     for key, value in data["plan_actions"].items():
-        w.writerow([f"plan_actions_{key}", "", "", value])
+        w([f"plan_actions_{key}", "", "", value])
     for status, n in data["kontaktbegaran_outcomes"].items():
-        w.writerow([f"kontaktbegaran_outcome_{status}", "outgoing", "kontaktbegaran", n])
-    return buf.getvalue()
+        w([f"kontaktbegaran_outcome_{status}", "outgoing", "kontaktbegaran", n])
+    return write_csv(["indicator", "direction", "kind", "value"], rows)
