@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, quote, urlsplit
 
@@ -122,15 +122,18 @@ class Http1Pool:
     ``keepalive_s`` stays below common servers' idle timeouts (uvicorn 5 s), so a connection
     is rarely closed by the origin just as it is reused; when it is, the request goes once
     more on a new connection (:class:`StaleConnection`: nothing of an answer came back).
-    ``check_host`` runs before each new connection (e.g. a private-address check): a reused
-    connection goes to the address that was checked when it was opened. ``max_body`` bounds
+    ``check_host`` runs before each new connection (e.g. a private-address check) and returns
+    the addresses it approved: the connection goes to one of those (pinned; ``Host`` and, for
+    https, SNI and the certificate check keep the name), never to a second lookup of the
+    name, which could answer differently (DNS rebinding). A reused connection goes to the
+    address that was checked when it was opened. ``max_body`` bounds
     a body that is read; with ``read_body=False`` a longer one is not read and the connection
     is closed, with ``read_body=True`` it is an :class:`Http1Error`.
     """
 
     keepalive_s: float = 4.0
     max_body: int = 64 * 1024
-    check_host: Callable[[str], Awaitable[object]] | None = None
+    check_host: Callable[[str], Awaitable[Sequence[str]]] | None = None
     ssl_context: Callable[[], ssl.SSLContext] | None = None
     connections_opened: int = 0
     _idle: dict[tuple[str, str, int], list[_Conn]] = field(default_factory=dict)
@@ -158,23 +161,33 @@ class Http1Pool:
         return await self._on(await self._connect(target), idle, request, read_body)
 
     async def _connect(self, target: Target) -> _Conn:
+        addresses: Sequence[str] = [target.host]
         if self.check_host is not None:
             try:
-                await self.check_host(target.host)
+                addresses = await self.check_host(target.host)
             except (LookupError, ValueError) as exc:
                 raise RefusedAddress(exc) from exc
-        try:
-            if target.tls:
-                context = self.ssl_context() if self.ssl_context else ssl.create_default_context()
+            if not addresses:
+                raise RefusedAddress(LookupError("no address"))
+        context = None
+        if target.tls:
+            context = self.ssl_context() if self.ssl_context else ssl.create_default_context()
+        failure: OSError | None = None
+        for address in addresses:  # the checked ones only, in order
+            try:
                 reader, writer = await asyncio.open_connection(
-                    target.host, target.port, ssl=context, server_hostname=target.host
+                    address,
+                    target.port,
+                    ssl=context,
+                    server_hostname=target.host if context is not None else None,
                 )
-            else:
-                reader, writer = await asyncio.open_connection(target.host, target.port)
-        except OSError as exc:
-            raise Http1Error(type(exc).__name__) from exc
-        self.connections_opened += 1
-        return _Conn(reader, writer)
+            except OSError as exc:
+                failure = exc
+                continue
+            self.connections_opened += 1
+            return _Conn(reader, writer)
+        assert failure is not None
+        raise Http1Error(type(failure).__name__) from failure
 
     async def _on(self, conn: _Conn, idle: list[_Conn], request: bytes, read_body: bool) -> Answer:
         """One exchange on ``conn``; puts it back when it may be reused, else closes it."""

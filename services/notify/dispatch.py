@@ -149,10 +149,11 @@ class Dispatcher:
         if self._http is None:
             cfg = self.cfg
 
-            async def check_host(host: str) -> None:
+            async def check_host(host: str) -> list[str]:
                 # Checked again at sending time: a host may resolve elsewhere than when
                 # stored (before each new connection; a kept one goes where it was checked).
-                await resolve_public(host=host)
+                # The connection goes to these very addresses (pinned: DNS rebinding).
+                return await resolve_public(host=host)
 
             self._http = WebhookClient(
                 timeout_s=cfg.webhook_timeout_s,

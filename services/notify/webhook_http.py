@@ -12,6 +12,11 @@ Each receiver (scheme, host, port) has its own idle connections and its own limi
 requests at once, taken before the dispatcher's overall limit, so a slow case system holds
 at most its own share of the sends. Where the environment configures a proxy for the URL
 (``HTTP_PROXY``/``HTTPS_PROXY``), the request goes through httpx, which honours it.
+
+The address check (``check_host``) returns the addresses it approved and the connection goes
+to one of them (:class:`shared.http1.Http1Pool` pins it), so a name that resolves to a
+public address for the check and to a private one a moment later (DNS rebinding) never
+reaches the private one. Through a proxy the check runs as well before each webhook.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import httpx
 
@@ -43,11 +48,12 @@ class WebhookClient:
         per_receiver: int,
         overall: asyncio.Semaphore,
         keepalive_s: float = 4.0,
-        check_host: Callable[[str], Awaitable[object]] | None = None,
+        check_host: Callable[[str], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.per_receiver = per_receiver
         self.overall = overall
+        self._check_host = check_host
         self._pool = Http1Pool(
             keepalive_s=keepalive_s,
             max_body=MAX_BODY,
@@ -83,6 +89,13 @@ class WebhookClient:
         async with slots, self.overall:
             fields = dict(headers())
             if self._proxies and self._proxied(target):
+                # The proxy connects (and looks the name up) itself: the address cannot be
+                # pinned, but a name that resolves to a private address here is refused too.
+                if self._check_host is not None:
+                    try:
+                        await self._check_host(target.host)
+                    except (LookupError, ValueError) as exc:
+                        raise RefusedAddress(exc) from exc
                 return await self._post_via_proxy(url, body, fields)
             async with asyncio.timeout(self.timeout_s):
                 answer = await self._pool.exchange(

@@ -120,10 +120,11 @@ class TestFailures:
     async def test_the_address_check_runs_before_each_new_connection(self) -> None:
         checked: list[str] = []
 
-        async def check(host: str) -> None:
+        async def check(host: str) -> list[str]:
             checked.append(host)
             if host == "localhost":
                 raise ValueError("private address")
+            return [host]
 
         c = WebhookClient(
             timeout_s=1.0, per_receiver=2, overall=asyncio.Semaphore(2), check_host=check
