@@ -67,7 +67,8 @@ def _plan_out(plan: Plan) -> PlanOut:
         owner_orgnr=plan.owner_orgnr,
         owner_unit_id=plan.owner_unit_id,
         kind=plan.kind,
-        person={"personnummer": plan.personnummer},
+        person={"personnummer": plan.personnummer, "protected_identity": plan.protected_identity},
+        status=plan.status,
         goals=plan.goals,
         actions=plan.actions,
         coordinator=plan.coordinator,
@@ -78,7 +79,7 @@ def _plan_out(plan: Plan) -> PlanOut:
 
 
 async def _audit(
-    ctx: Ctx, session: DbSession, caller: Caller, action: str, rid: str, pnr: str
+    ctx: Ctx, session: DbSession, caller: Caller, action: str, rid: str, pnr: str | None
 ) -> None:
     """An audit record of ``action`` on meeting or plan ``rid`` (``plan.*`` actions name
     the plan: a follow-up meeting's plan has the first meeting's id, not the meeting's)."""
@@ -144,11 +145,16 @@ async def get_meeting(meeting_id: Id, caller: Reader, session: DbSession, ctx: C
     description=(
         "The outcome of the meeting: goals, the **ordered** actions (each owned by a unit, "
         "with an optional due date), the coordinating function and the follow-up date. "
-        "Shared at once with every participant's member and, for a remissmöte, with the "
-        "vårdkedjeremiss's sender. Recording again revises it (actions keep their status "
-        "where owner and intervention are unchanged at a position). Scope `referral:write`."
+        "Shared at once with every participant that **accepted** its invitation and, for a "
+        "remissmöte, with the vårdkedjeremiss's sender — each unit of another member only "
+        "if the consent service allows the category `plan` for the purpose now (the "
+        "answer's `viewers` are those that have it; a participant that accepts later gets it "
+        "then). Recording again revises it (actions keep their status where owner and "
+        "intervention are unchanged at a position). Scope `referral:write`."
     ),
-    responses=problem_responses(Forbidden, MeetingNotFound, StaleVersion, NoUnitClaim),
+    responses=problem_responses(
+        Forbidden, MeetingNotFound, StaleVersion, NoUnitClaim, ServiceCallFailed
+    ),
 )
 async def record_plan(
     meeting_id: Id,
@@ -163,6 +169,7 @@ async def record_plan(
     plan = await meetings.record_plan(
         session=session,
         outbox=ctx.outbox,
+        clients=service.clients_of(ctx),
         settings=ctx.settings,
         caller=caller,
         meeting_id=meeting_id,
@@ -180,8 +187,10 @@ async def record_plan(
     summary="A plan your unit takes part in",
     description=(
         "The plan as its owner last shared it: visible to the convener, every participant "
-        "unit and the vårdkedjeremiss's sender, at each of their members. Scope "
-        "`referral:read`."
+        "unit that accepted and the vårdkedjeremiss's sender, at each of their members (a "
+        "person with protected identity: only with the role `protected_identity`). A "
+        "party's copy whose basis ended has `status: withdrawn` and shows nothing about "
+        "the person (no personnummer, goals or free text). Scope `referral:read`."
     ),
     responses=problem_responses(Forbidden, PlanNotFound, NoUnitClaim),
 )
@@ -204,7 +213,9 @@ async def get_plan(
         "other party is told (their units get a notification) — no action ends unnoticed. "
         "Scope `referral:write`."
     ),
-    responses=problem_responses(Forbidden, PlanNotFound, TransitionNotAllowed, InvalidInput),
+    responses=problem_responses(
+        Forbidden, PlanNotFound, TransitionNotAllowed, InvalidInput, ServiceCallFailed
+    ),
 )
 async def end_action(
     plan_id: Id, action_id: Id, body: ActionEndIn, caller: Writer, session: DbSession, ctx: Ctx
@@ -212,6 +223,7 @@ async def end_action(
     plan = await meetings.end_action(
         session=session,
         outbox=ctx.outbox,
+        clients=service.clients_of(ctx),
         settings=ctx.settings,
         caller=caller,
         plan_id=plan_id,

@@ -33,8 +33,6 @@ class ReferralContent:
     """What a referral says about the person and the need (both sides keep it)."""
 
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    personnummer: Mapped[str] = mapped_column(String(12))
-    person_key: Mapped[str] = mapped_column(String(64), index=True)
     protected_identity: Mapped[bool] = mapped_column(Boolean, default=False)
     needs: Mapped[list[str]] = mapped_column(JSON, default=list)
     summary: Mapped[str] = mapped_column(Text, default="")
@@ -51,6 +49,8 @@ class Referral(IdMixin, TimestampMixin, ReferralContent, Base):
 
     __tablename__ = "referral"
 
+    personnummer: Mapped[str] = mapped_column(String(12))
+    person_key: Mapped[str] = mapped_column(String(64), index=True)
     sender_unit_id: Mapped[str] = mapped_column(String(64), index=True)
     created_by: Mapped[str] = mapped_column(String(200))
 
@@ -90,6 +90,10 @@ class Incoming(TimestampMixin, ReferralContent, Base):
     __tablename__ = "incoming"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the sender's task id
+    # None once the task was cancelled because its basis ended, unless this member had
+    # registered it as its own case (ADR 0021): nothing about the person is kept then.
+    personnummer: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    person_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     referral_id: Mapped[str] = mapped_column(String(36))
     sender_orgnr: Mapped[str] = mapped_column(String(11))
     sender_unit_id: Mapped[str] = mapped_column(String(64))
@@ -209,8 +213,12 @@ class Plan(TimestampMixin, Base):
     owner_orgnr: Mapped[str] = mapped_column(String(11), index=True)
     owner_unit_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
-    personnummer: Mapped[str] = mapped_column(String(12))
-    person_key: Mapped[str] = mapped_column(String(64), index=True)
+    # None in a party's copy closed because its basis ended (``status`` withdrawn).
+    personnummer: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    person_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    protected_identity: Mapped[bool] = mapped_column(Boolean, default=False)
+    # active | withdrawn (a party's copy whose basis ended: no personal data left in it)
+    status: Mapped[str] = mapped_column(String(16), default="active")
     goals: Mapped[list[str]] = mapped_column(JSON, default=list)
     # [{id, position, intervention, orgnr, unit_id, due, status, ended_at, outcome}]
     actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
@@ -219,6 +227,21 @@ class Plan(TimestampMixin, Base):
     # Units that may see it: [{orgnr, unit_id}] (participants, convener, sender).
     viewers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     plan_version: Mapped[int] = mapped_column(Integer, default=1)  # the owner's version
+
+
+class PlanBasis(Base):
+    """A consent a plan's sharing rests on, per unit of another member: at the owner, the
+    consent each party's unit had when the plan was last shared; at a party, the consent
+    its own consent service found for each of its units when the copy arrived. Its end
+    (``consent.ended``) closes a party's copy. Legal bases do not end that way and have no
+    row."""
+
+    __tablename__ = "plan_basis"
+
+    plan_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    orgnr: Mapped[str] = mapped_column(String(11), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    consent_id: Mapped[str] = mapped_column(String(36), index=True)
 
 
 class PlanNotice(Base):

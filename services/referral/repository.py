@@ -13,6 +13,7 @@ from services.referral.models import (
     KnownUnit,
     Meeting,
     Plan,
+    PlanBasis,
     Recipient,
     Referral,
     TaskTombstone,
@@ -145,6 +146,11 @@ class KnownUnitRepository(RepositoryBase[KnownUnit]):
 class MeetingRepository(RepositoryBase[Meeting]):
     model = Meeting
 
+    async def of_plan(self, plan_id: str) -> list[Meeting]:
+        """The plan's first meeting and its follow-ups, oldest first."""
+        stmt = select(Meeting).where((Meeting.id == plan_id) | (Meeting.follow_up_of == plan_id))
+        return list(await self.session.scalars(stmt.order_by(Meeting.created_at)))
+
 
 class PlanRepository(RepositoryBase[Plan]):
     model = Plan
@@ -152,3 +158,21 @@ class PlanRepository(RepositoryBase[Plan]):
     async def for_person(self, key: str) -> list[Plan]:
         stmt = select(Plan).where(Plan.person_key == key).order_by(Plan.created_at)
         return list(await self.session.scalars(stmt))
+
+
+class PlanBasisRepository(RepositoryBase[PlanBasis]):
+    model = PlanBasis
+
+    async def of_plan(self, plan_id: str) -> list[PlanBasis]:
+        stmt = select(PlanBasis).where(PlanBasis.plan_id == plan_id)
+        return list(await self.session.scalars(stmt))
+
+    async def on_consent(self, consent_id: str) -> list[PlanBasis]:
+        stmt = select(PlanBasis).where(PlanBasis.consent_id == consent_id)
+        return list(await self.session.scalars(stmt))
+
+    async def replace(self, plan_id: str, rows: list[PlanBasis]) -> None:
+        """The plan's bases are now ``rows`` (those of the last share or arrival)."""
+        await self.session.execute(delete(PlanBasis).where(PlanBasis.plan_id == plan_id))
+        self.session.add_all(rows)
+        await self.session.flush()

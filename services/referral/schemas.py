@@ -528,3 +528,8 @@ class PlanOut(BaseModel):
     follow_up_date: dt.date
     viewers: list[dict[str, Any]]
     version: int
+    status: str = Field(
+        "active",
+        description="`withdrawn`: a party's copy whose basis ended; nothing about the person "
+        "is left in it",
+    )

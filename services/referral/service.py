@@ -245,11 +245,15 @@ async def _decide(
     sender: dict[str, Any],
     recipient: dict[str, Any],
     legal_basis: dict[str, Any] | None,
+    arrived_from: str | None = None,
 ) -> tuple[bool, dict[str, Any], list[str]]:
     """Asks this member's consent service: (allowed, basis, reason codes). Between two
     units of the same member nothing crosses to another huvudman: no consent decision is
-    needed (the consent service refuses the question) and the basis is ``same_member``."""
-    if sender["orgnr"] == recipient["orgnr"]:
+    needed (the consent service refuses the question) and the basis is ``same_member`` —
+    but never for what arrived in an event of another member (``arrived_from``, the
+    sender's orgnr digits), whatever its payload says: that is always decided."""
+    crossed = arrived_from is not None and arrived_from != settings.member.digits
+    if sender["orgnr"] == recipient["orgnr"] and not crossed:
         return True, {"kind": "same_member"}, []
     body: dict[str, Any] = {
         "person": {"personnummer": personnummer},
@@ -503,6 +507,10 @@ def _arrival(
         raise Reject("not_recipient", "the referral is addressed to another member")
     if event.sender_orgnr != payload.sender_orgnr.replace("-", ""):
         raise Reject("sender_not_owner", "a member may only send its own referrals")
+    if payload.basis.kind == "same_member" and (
+        event.sender_orgnr != settings.member.digits or payload.sender_orgnr != me
+    ):
+        raise Reject("no_basis", "same_member is no basis for a referral from another member")
     if payload.task_id in known.filed:
         return _Arrival(filed=True)  # already filed (a replay after a broker loss)
     tombstone = known.withdrawn.get(payload.task_id)
@@ -538,6 +546,7 @@ def _arrival(
             "sender": {"orgnr": payload.sender_orgnr, "unit_id": payload.sender_unit_id},
             "recipient": {"orgnr": me, "unit_id": payload.recipient_unit_id},
             "legal_basis": legal,
+            "arrived_from": event.sender_orgnr,
         }
     )
 
@@ -945,6 +954,7 @@ async def _forward(
     member: the basis is checked again for the new recipient)."""
     from services.referral.schemas import PersonIn
 
+    assert incoming.personnummer is not None  # an open task keeps its person
     data = ReferralCreate.model_validate(
         {
             "kind": incoming.kind,
@@ -1389,6 +1399,7 @@ async def cancel_for_consent(
         )
         n += 1
     for incoming in await IncomingRepository(session).open_on_consent(payload.consent_id):
+        own_case = registered_here(incoming)
         old = await _move_incoming(
             session=session,
             outbox=outbox,
@@ -1411,9 +1422,44 @@ async def cancel_for_consent(
             version=incoming.version,
             at=now,
         )
+        if not own_case:
+            forget_person(incoming)
         n += 1
     await session.flush()
     return n
+
+
+REGISTERED = frozenset({Status.ACCEPTED.value, Status.IN_PROGRESS.value})
+"""A referral the receiving unit accepted (or began working on) is its own case."""
+
+KEPT_DETAILS = ("invitation", "meeting_id")
+"""What of a forgotten task's details stays: whether it was an invitation, and to what."""
+
+
+def registered_here(incoming: Incoming) -> bool:
+    """Whether the receiving unit had taken the referral into its own records before its
+    basis ended (ADR 0021): accepted or in progress, or acknowledged with the unit's own case
+    reference (a kontaktbegäran registered as an application). An invitation to a meeting
+    never is: accepting one is agreeing to attend, not opening a case."""
+    if incoming.details.get("invitation"):
+        return False
+    return incoming.status in REGISTERED or bool(incoming.case_reference)
+
+
+def forget_person(incoming: Incoming) -> None:
+    """A task cancelled because its basis ended, not registered here: nothing about the
+    person stays (ADR 0021) — no personnummer, person key, needs, summary, wish, attachments
+    or details; the task keeps its ids, kind, units, dates, status and reason."""
+    incoming.personnummer = None
+    incoming.person_key = None
+    incoming.needs = []
+    incoming.summary = ""
+    incoming.persons_wish = ""
+    incoming.children_in_household = "unknown"
+    incoming.drug_free = None
+    incoming.attachments = []
+    incoming.details = {k: incoming.details[k] for k in KEPT_DETAILS if k in incoming.details}
+    incoming.outcome = None
 
 
 async def prune_tombstones(*, session: AsyncSession, settings: Settings) -> int:

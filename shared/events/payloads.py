@@ -442,6 +442,20 @@ class ReferralTransitionedV1(EventPayload):
     at: dt.datetime
 
 
+class PlanBasisV1(EventPayload):
+    """The basis the plan's owner found for sharing it with one unit of the receiving
+    member: a consent (its id) or a stated legal basis. A shared plan always crosses to
+    another member, so the receiver refuses ``same_member`` (``no_basis``)."""
+
+    orgnr: str = Field(pattern=_ORGNR)
+    unit_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=r"^(consent|legal_basis|same_member)$")
+    consent_id: str | None = Field(None, max_length=64)
+    legal_basis: str | None = Field(None, max_length=32)
+    ground: str | None = Field(None, max_length=32)
+    justification: str | None = Field(None, max_length=2000)
+
+
 PLAN_SHARED_V1 = "se.vardkedja.plan.shared.v1"
 
 
@@ -452,9 +466,11 @@ class PlanSharedV1(EventPayload):
     coordinating function and the follow-up date.
 
     Sent by the owning member's referral service to the inbound topic of every other member
-    with a unit among ``viewers`` (participants, and a vårdkedjeremiss's sender), key = plan
-    id, ``plan_version`` growing with every change; receivers keep the newest copy and tell
-    their units when an action has ended. **Personal data**: the personnummer (so a party
+    with a unit among ``viewers`` (participants who accepted, and a vårdkedjeremiss's
+    sender) for which the owner's consent service allows the plan at that moment (``bases``),
+    key = plan id, ``plan_version`` growing with every change; receivers check their own copy
+    of the basis, keep the newest copy from the plan's first owner and tell their units when
+    an action has ended. **Personal data**: the personnummer (so a party
     can place the plan with the person) and the plan itself.
     """
 
@@ -470,6 +486,14 @@ class PlanSharedV1(EventPayload):
     viewers: list[dict[str, str]] = Field(min_length=1, max_length=60)
     plan_version: int = Field(ge=1)
     at: dt.datetime
+    protected_identity: bool = Field(
+        False, description="skyddad identitet: only the role protected_identity sees the plan"
+    )
+    bases: list[PlanBasisV1] = Field(
+        default_factory=list,
+        max_length=60,
+        description="the basis the owner found for each of the receiving member's units",
+    )
 
 
 PLAN_ACTION_END_REQUESTED_V1 = "se.vardkedja.plan.action_end_requested.v1"

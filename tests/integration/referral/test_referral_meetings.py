@@ -113,7 +113,10 @@ async def test_a_vardkedjeremiss_meeting_and_its_ordered_plan(members: Pair) -> 
         "origin_task_id": task_id,
         "at": "2026-12-03T13:00:00+01:00",
         "video_link": "https://mote.example/remissmote-1",
-        "participants": [{"orgnr": ORG_VAXJO, "unit_id": VAXJO_BOENDE}],
+        "participants": [
+            {"orgnr": ORG_VAXJO, "unit_id": VAXJO_BOENDE},
+            {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
+        ],
     }
     async with region.referral() as c:
         # The drug-free rule: no unit for drug-free interventions invited → refused.
@@ -129,18 +132,26 @@ async def test_a_vardkedjeremiss_meeting_and_its_ordered_plan(members: Pair) -> 
     async def invited(member: Member, headers: dict[str, str]) -> bool:
         return len(await inbox(member, headers)) == 1
 
+    async def invitation_at_soc() -> bool:
+        items = await inbox(vaxjo, SOC)
+        return any(i["kind"] == "vardkedjeremiss" for i in items)
+
     await eventually(lambda: invited(region, BEROENDE), within=30, what="invitation at beroende")
     await eventually(lambda: invited(vaxjo, BOENDE), within=30, what="invitation at boendestöd")
+    await eventually(invitation_at_soc, within=30, what="invitation at the intake")
     beroende_task = (await inbox(region, BEROENDE))[0]["task_id"]
     boende_task = (await inbox(vaxjo, BOENDE))[0]["task_id"]
+    soc_task = next(i for i in await inbox(vaxjo, SOC) if i["kind"] == "vardkedjeremiss")["task_id"]
     assert (await inbox(vaxjo, BOENDE))[0]["details"]["meeting_id"] == meeting_id
     await step(region, beroende_task, BEROENDE, to="acknowledged")
     assert (await step(region, beroende_task, BEROENDE, to="accepted")).status_code == 200
     await step(vaxjo, boende_task, BOENDE, to="acknowledged")
+    assert (await step(vaxjo, boende_task, BOENDE, to="accepted")).status_code == 200
+    await step(vaxjo, soc_task, SOC, to="acknowledged")
     r = await step(
         vaxjo,
-        boende_task,
-        BOENDE,
+        soc_task,
+        SOC,
         to="declined",
         reason="Kan inte den tiden.",
         proposed_at="2026-12-04T09:00:00+01:00",
@@ -150,12 +161,12 @@ async def test_a_vardkedjeremiss_meeting_and_its_ordered_plan(members: Pair) -> 
     async def answered() -> bool:
         async with region.referral() as c:
             parts = (await c.get(f"/v1/meetings/{meeting_id}", headers=PORT)).json()["participants"]
-        return [p["status"] for p in parts] == ["accepted", "declined"]
+        return [p["status"] for p in parts] == ["accepted", "accepted", "declined"]
 
-    await eventually(answered, within=30, what="both answers at the port")
+    await eventually(answered, within=30, what="every answer at the port")
     async with region.referral() as c:
         parts = (await c.get(f"/v1/meetings/{meeting_id}", headers=PORT)).json()["participants"]
-    assert parts[1]["proposed_at"].startswith("2026-12-04T08:00")
+    assert parts[2]["proposed_at"].startswith("2026-12-04T08:00")
 
     # The meeting's ordered plan, shared with every participant and the sender.
     plan_body = {
@@ -251,6 +262,16 @@ async def test_a_sip_with_relatives_and_a_follow_up_meeting(members: Pair) -> No
     invitation = (await inbox(region, BEROENDE))[0]
     assert invitation["kind"] == "sip_kallelse"
     assert "Mamma" not in str(invitation), "relatives' contacts stay with the convener"
+    # Only a participant that accepted sees the plan.
+    await step(region, invitation["task_id"], BEROENDE, to="acknowledged")
+    assert (await step(region, invitation["task_id"], BEROENDE, to="accepted")).status_code == 200
+
+    async def accepted_at_convener() -> bool:
+        async with vaxjo.referral() as c:
+            got = (await c.get(f"/v1/meetings/{first['id']}", headers=SOC)).json()
+        return [p["status"] for p in got["participants"]] == ["accepted"]
+
+    await eventually(accepted_at_convener, within=30, what="the acceptance at the convener")
 
     plan_body = {
         "goals": ["Trygg utskrivning"],
