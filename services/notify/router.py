@@ -36,6 +36,7 @@ from services.notify.service import (
     NotificationNotFound,
     NotRedeliverable,
     SubscriptionNotFound,
+    UnitNotOwn,
     VersionMismatch,
 )
 from shared.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
@@ -575,8 +576,11 @@ async def get_unit_channels(unit_id: UnitId, caller: Reader, session: DbSession)
     summary="Set a unit's functional mailbox",
     description="Overrides the functional mailbox the directory lists for the unit (or sets "
     "one where it lists none) and turns e-mail on or off for it. A functional mailbox, "
-    "never a person's. `member_admin` only. Scope `notify:write`.",
-    responses=problem_responses(Forbidden),
+    "never a person's. Only a unit of your own member, as your directory announced it: "
+    "another member's unit or an unknown id answers 404 (`unit-not-own`); a new unit can "
+    "be set once its announcement has reached notify (seconds). `member_admin` only. "
+    "Scope `notify:write`.",
+    responses=problem_responses(Forbidden, UnitNotOwn),
 )
 async def set_unit_channels(
     unit_id: UnitId, body: UnitChannelUpdate, caller: Writer, session: DbSession

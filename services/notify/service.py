@@ -94,6 +94,11 @@ class DeliveryNotFound(NotFound):
     title = "No such delivery"
 
 
+class UnitNotOwn(NotFound):
+    slug = "unit-not-own"
+    title = "No unit of your member with this id"
+
+
 class NotRedeliverable(Conflict):
     slug = "not-redeliverable"
     title = "Only a dead or delivered webhook or e-mail delivery can be sent again"
@@ -1043,11 +1048,18 @@ async def get_unit_channel(*, session: AsyncSession, unit_id: str) -> UnitChanne
 async def set_unit_channel(
     *, session: AsyncSession, unit_id: str, email: str | None, email_enabled: bool
 ) -> UnitChannel:
-    """Sets the unit's functional mailbox override and whether it gets e-mail."""
+    """Sets the unit's functional mailbox override and whether it gets e-mail.
+
+    Only for a unit of this member: one the member's directory announced (``unit.changed``
+    of an own unit, :func:`apply_units_changed`). Another member's unit, or an id nobody
+    announced, is refused (404 ``unit-not-own``)."""
     repo = UnitChannelRepository(session)
     unit = await repo.get(unit_id)
-    if unit is None:
-        unit = await repo.add(UnitChannel(unit_id=unit_id, directory_version=0))
+    if unit is None or unit.directory_version < 1:
+        raise UnitNotOwn(
+            "notify knows no unit of your member with this id: it learns the member's own "
+            "units from its directory (a new unit, once its announcement has arrived)"
+        )
     unit.email = email
     unit.email_enabled = email_enabled
     unit.updated_at = utcnow()

@@ -223,7 +223,38 @@ async def subscribe(
     return out
 
 
+def own_unit_changed(unit_id: str, *, version: int = 1) -> Any:
+    """The directory's announcement of ``unit_id`` as one of Växjö's own units."""
+    from shared.events.payloads import UnitChangedV1
+
+    return UnitChangedV1(
+        unit_id=unit_id,
+        owner_orgnr=ORG_VAXJO,
+        name=unit_id,
+        kind="socialtjanstens_mottagning",
+        contact_paths=[{"reason": "Ansökan", "channel": "inbox"}],
+        status="active",
+        version=version,
+        changed_at=utcnow(),
+    )
+
+
+async def announce_unit(app: FastAPI, unit_id: str) -> None:
+    """Notify learns of ``unit_id`` as its member's own (as from the directory's
+    ``unit.changed``), unless it already knows it."""
+    from services.notify import service
+
+    async with app.state.ctx.db.transaction() as session:
+        known = await service.UnitChannelRepository(session).get(unit_id)
+        if known is None or known.directory_version < 1:
+            await service.apply_units_changed(
+                session=session, own_orgnr=ORG_VAXJO, changes=[own_unit_changed(unit_id)]
+            )
+
+
 async def set_mailbox(client: httpx.AsyncClient, unit_id: str, email: str) -> None:
+    # Only a unit the member's directory announced has channels to set.
+    await announce_unit(client._transport.app, unit_id)  # type: ignore[attr-defined]
     r = await client.put(
         f"/v1/units/{unit_id}/channels", json={"email": email}, headers=auth(**ADMIN)
     )
