@@ -33,6 +33,7 @@ router = APIRouter(prefix="/v1", tags=["units"])
 replica_router = APIRouter(prefix="/v1/replica", tags=["replica"])
 
 Writer = Annotated[Caller, Depends(require_scopes("directory:write"))]
+MEMBER_ADMIN = "member_admin"
 Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
 UnitId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="unit id")]
 Cursor = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
@@ -56,6 +57,22 @@ IfMatchRequired = Annotated[
         "428 if missing)",
     ),
 ]
+
+
+UNIT_RULE = (
+    " **Who may change a unit:** a token with a `unit` claim changes only that unit; the "
+    "`member_admin` role changes any unit of the member, and so does a token without a "
+    "`unit` claim (the member's own directory administration, as for an import). Another "
+    "unit's token answers 403."
+)
+
+
+def ensure_may_change(caller: Caller, unit_id: str) -> None:
+    """A unit's token changes only its own unit; ``member_admin`` and member-level tokens
+    (no ``unit`` claim) any unit of the member (the rule in :data:`UNIT_RULE`)."""
+    if caller.unit is None or caller.unit == unit_id or caller.has_role(MEMBER_ADMIN):
+        return
+    raise Forbidden("a unit's token changes only its own unit (other units: member_admin)")
 
 
 def _out(unit: Unit, response: Response) -> UnitOut:
@@ -197,7 +214,7 @@ async def get_unit(
         "`If-Match`: if someone changed the unit since, the update is refused with 412 and "
         "nothing is stored. The change is broadcast to every member. Another member's unit "
         "answers 404. The kommuner must lie in your member's territory, as on creation "
-        "(422, rule `outside_territory`). Scope `directory:write`."
+        "(422, rule `outside_territory`). Scope `directory:write`." + UNIT_RULE
     ),
     responses=problem_responses(Forbidden, UnitNotFound, VersionMismatch, PreconditionRequired),
 )
@@ -213,6 +230,7 @@ async def update_unit(
     expected = if_match_version(if_match)
     if expected is None:
         raise PreconditionRequired("send the unit's ETag as If-Match")
+    ensure_may_change(caller, unit_id)
     unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
     await territory.check_own_units(
         session=session, owner_orgnr=unit.owner_orgnr, kommunkoder=body.kommunkoder
@@ -234,6 +252,7 @@ async def _status_change(
     if_match: str | None,
     message: str | None = None,
 ) -> UnitOut:
+    ensure_may_change(caller, unit_id)
     unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
     unit = await service.change_status(
         session=session,
@@ -255,7 +274,7 @@ _STATUS_ERRORS = problem_responses(Forbidden, UnitNotFound, StatusConflict, Vers
     summary="Close a unit temporarily, with a message",
     description="From `active` to `temporarily_closed`. The message (where to turn meanwhile) "
     "is shown to every member. 409 lists the allowed actions otherwise. Scope "
-    "`directory:write`.",
+    "`directory:write`." + UNIT_RULE,
     responses=_STATUS_ERRORS,
 )
 async def close_unit(
@@ -313,12 +332,13 @@ def _status_action(action: str, summary: str, description: str) -> None:
 _status_action(
     "reopen",
     "Reopen a closed or inactive unit",
-    "From `temporarily_closed` or `inactive` to `active`. Scope `directory:write`.",
+    "From `temporarily_closed` or `inactive` to `active`. Scope `directory:write`." + UNIT_RULE,
 )
 _status_action(
     "deactivate",
     "Make a unit inactive",
-    "The unit stays listed as inactive (routing never proposes it). Scope `directory:write`.",
+    "The unit stays listed as inactive (routing never proposes it). Scope `directory:write`."
+    + UNIT_RULE,
 )
 
 
@@ -328,7 +348,7 @@ _status_action(
     summary="Mark a unit as reviewed",
     description="Records that a function (e.g. the vårdkedjekoordinator) confirmed the entry "
     "today; entries not reviewed for a long time are listed as stale. Scope "
-    "`directory:write`.",
+    "`directory:write`." + UNIT_RULE,
     responses=problem_responses(Forbidden, UnitNotFound, VersionMismatch),
 )
 async def review_unit(
@@ -340,6 +360,7 @@ async def review_unit(
     response: Response,
     if_match: IfMatchOptional = None,
 ) -> UnitOut:
+    ensure_may_change(caller, unit_id)
     unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
     unit = await service.mark_reviewed(
         session=session,
