@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.consent import service
+from services.consent.repository import ConsentRepository, CopyRepository, TombstoneRepository
 from shared.db import utcnow
-from shared.events import topics
+from shared.events import CloudEvent, topics
 from shared.events.payloads import (
     AUDIT_RECORDED_V1,
     CONSENT_ENDED_V1,
@@ -15,9 +16,26 @@ from shared.events.payloads import (
     ConsentEndedV1,
     ConsentRecordedV1,
 )
-from shared.inbox import BatchHandler, ConsumerSpec, Delivery, Handler
+from shared.inbox import BatchHandler, ConsumerSpec, Delivery, Handler, Reject
 from shared.periodic import PeriodicJob
 from shared.service import ServiceContext
+
+
+async def _check_copy_owner(session: AsyncSession, event: CloudEvent, consent_id: str) -> None:
+    """The first owner of a consent id binds it (``not_owner`` for any other member): the
+    member whose copy or end this member keeps, or this member for its own consents. So an
+    event of another member, whatever version it claims, changes nothing."""
+    owner: str | None = None
+    for repo in (CopyRepository(session), TombstoneRepository(session)):
+        row = await repo.get(consent_id)
+        if row is not None:
+            owner = row.owner_orgnr
+            break
+    else:
+        own = await ConsentRepository(session).get(consent_id)
+        owner = None if own is None else own.owner_orgnr
+    if owner is not None and event.sender_orgnr != owner.replace("-", ""):
+        raise Reject("not_owner", "the consent id belongs to another member")
 
 
 def _handlers(ctx: ServiceContext) -> tuple[Handler, Handler, Handler]:
@@ -26,6 +44,7 @@ def _handlers(ctx: ServiceContext) -> tuple[Handler, Handler, Handler]:
     async def on_consent_recorded(session: AsyncSession, delivery: Delivery) -> None:
         """Keep a copy of a consent that names this member."""
         assert isinstance(delivery.payload, ConsentRecordedV1)
+        await _check_copy_owner(session, delivery.event, delivery.payload.consent_id)
         await service.apply_consent_recorded(
             session=session, settings=settings, event=delivery.event, payload=delivery.payload
         )
@@ -33,6 +52,7 @@ def _handlers(ctx: ServiceContext) -> tuple[Handler, Handler, Handler]:
     async def on_consent_ended(session: AsyncSession, delivery: Delivery) -> None:
         """Mark the copy withdrawn, expired or superseded."""
         assert isinstance(delivery.payload, ConsentEndedV1)
+        await _check_copy_owner(session, delivery.event, delivery.payload.consent_id)
         await service.apply_consent_ended(
             session=session, settings=settings, event=delivery.event, payload=delivery.payload
         )

@@ -6,7 +6,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral import deadlines, meetings, service
 from services.referral.codes import Actor
-from shared.events import topics
+from services.referral.repository import (
+    IncomingRepository,
+    KnownUnitRepository,
+    RecipientRepository,
+)
+from shared.events import CloudEvent, topics
 from shared.events.payloads import (
     CONSENT_ENDED_V1,
     PLAN_ACTION_END_REQUESTED_V1,
@@ -21,10 +26,30 @@ from shared.events.payloads import (
     ReferralTransitionedV1,
     UnitChangedV1,
 )
-from shared.inbox import ConsumerSpec, Delivery
+from shared.inbox import ConsumerSpec, Delivery, Reject
 from shared.periodic import PeriodicJob
 from shared.person import member_secret
 from shared.service import ServiceContext
+
+
+def _digits(orgnr: str) -> str:
+    return orgnr.replace("-", "")
+
+
+async def _check_step_owner(
+    session: AsyncSession, event: CloudEvent, payload: ReferralTransitionedV1
+) -> None:
+    """Only the member a copy binds may move it (``not_owner``): the sender of a task filed
+    here (a withdrawal), or the member holding a task this member sent (a reported step),
+    whose version (``receiver_version``) then only moves forward."""
+    if payload.actor == Actor.SENDER:
+        incoming = await IncomingRepository(session).get(payload.task_id)
+        owner = None if incoming is None else incoming.sender_orgnr
+    else:
+        recipient = await RecipientRepository(session).get(payload.task_id)
+        owner = None if recipient is None else recipient.orgnr
+    if owner is not None and event.sender_orgnr != _digits(owner):
+        raise Reject("not_owner", "the task is held by another member")
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
@@ -62,6 +87,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     async def on_transitioned(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, ReferralTransitionedV1)
+        await _check_step_owner(session, delivery.event, payload)
         # Steps taken by the sender (a withdrawal) travel to the receiver; every step of
         # the receiver (actor holder or system) travels back to the sender.
         apply = (
@@ -74,14 +100,6 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             outbox=ctx.outbox,
             settings=settings,
             event=delivery.event,
-            payload=payload,
-        )
-        # A participant that accepts after the plan was recorded gets the plan then.
-        await meetings.share_on_acceptance(
-            session=session,
-            outbox=ctx.outbox,
-            clients=service.clients_of(ctx),
-            settings=settings,
             payload=payload,
         )
 
@@ -104,10 +122,6 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             event=delivery.event,
             payload=payload,
         )
-        if payload.reason != "superseded":  # a new consent takes over
-            await meetings.close_for_consent(
-                session=session, settings=settings, consent_id=payload.consent_id
-            )
 
     async def on_plan_shared(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
@@ -115,7 +129,6 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         await meetings.apply_plan_shared(
             session=session,
             outbox=ctx.outbox,
-            clients=service.clients_of(ctx),
             settings=settings,
             secret=member_secret(settings),
             event=delivery.event,
@@ -128,7 +141,6 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         await meetings.apply_end_request(
             session=session,
             outbox=ctx.outbox,
-            clients=service.clients_of(ctx),
             settings=settings,
             event=delivery.event,
             payload=payload,
@@ -137,6 +149,14 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     async def on_unit(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, UnitChangedV1)
+        owner = _digits(payload.owner_orgnr)
+        if delivery.event.sender_orgnr != owner:
+            raise Reject("sender_not_owner", "a member may only publish its own units")
+        # The first owner binds the unit id: another member's event about it (a forged
+        # version included) changes nothing, so the owner's next update still applies.
+        known = await KnownUnitRepository(session).get(payload.unit_id)
+        if known is not None and _digits(known.owner_orgnr) != owner:
+            raise Reject("not_owner", "the unit id belongs to another member")
         await service.apply_unit_changed(session=session, payload=payload)
 
     return [
