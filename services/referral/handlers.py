@@ -102,6 +102,14 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             event=delivery.event,
             payload=payload,
         )
+        # A participant that accepts after the plan was recorded gets the plan then.
+        await meetings.share_on_acceptance(
+            session=session,
+            outbox=ctx.outbox,
+            clients=service.clients_of(ctx),
+            settings=settings,
+            payload=payload,
+        )
 
     async def on_transitioned_many(session: AsyncSession, deliveries: list[Delivery]) -> None:
         payloads = []
@@ -122,6 +130,10 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             event=delivery.event,
             payload=payload,
         )
+        if payload.reason != "superseded":  # a new consent takes over
+            await meetings.close_for_consent(
+                session=session, settings=settings, consent_id=payload.consent_id
+            )
 
     async def on_plan_shared(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
@@ -129,6 +141,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         await meetings.apply_plan_shared(
             session=session,
             outbox=ctx.outbox,
+            clients=service.clients_of(ctx),
             settings=settings,
             secret=member_secret(settings),
             event=delivery.event,
@@ -141,6 +154,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         await meetings.apply_end_request(
             session=session,
             outbox=ctx.outbox,
+            clients=service.clients_of(ctx),
             settings=settings,
             event=delivery.event,
             payload=payload,
