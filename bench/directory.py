@@ -42,12 +42,13 @@ from bench.directory_synthetic import as_events, generate
 from bench.stats import summary_ms, timeline
 from shared.auth import mint_token
 from shared.broker import Broker, Engine, free_port
-from shared.events import CloudEvent, encode, topics
+from shared.events import CloudEvent, topics
 from shared.events.payloads import UNIT_CHANGED_V1
-from shared.kafka import OutgoingRecord, Producer, ensure_topics
+from shared.kafka import Producer, ensure_topics
+from tests.conftest import POSTGRES, create_pg_database, drop_pg_database, make_settings
 
 # Imported at module level: tests.conftest probes PostgreSQL with asyncio.run.
-from tests.conftest import POSTGRES, create_pg_database, drop_pg_database, make_settings
+from tests.helpers.signed import signed
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -74,7 +75,21 @@ QUERIES = [
 TANSU_FETCH_MAX_WAIT_MS = 20  # Tansu answers a fetch only when the wait expires
 
 
-async def produce(broker: Broker, events: list[dict[str, Any]]) -> float:
+def synthetic_trust(work: Path) -> Path:
+    """A trust list of the synthetic federation (every kommun and region that owns units,
+    and Region Kronoberg whose replica reads them): each unit event is signed by its owner
+    and checked by the replica, as in production (ADR 0020)."""
+    from bench.directory_synthetic import members
+    from shared.trust import ensure_members
+
+    folder = work / "keys"
+    listed = {m.orgnr: m.name for m in members()}
+    listed.setdefault("232100-0065", "Region Kronoberg")
+    ensure_members(folder, listed.items())
+    return folder
+
+
+async def produce(broker: Broker, events: list[dict[str, Any]], trust: Path) -> float:
     settings = make_settings(bootstrap=broker.bootstrap, **brokers.client_settings(broker)).kafka
     await ensure_topics(settings, [topics.DIRECTORY])
     producer = Producer(settings, "bench-directory")
@@ -92,8 +107,7 @@ async def produce(broker: Broker, events: list[dict[str, Any]]) -> float:
                     aggversion=1,
                     data=payload,
                 )
-                k, v, h = encode(ev)
-                records.append(OutgoingRecord(topics.DIRECTORY, k, v, h))
+                records.append(signed(ev, topics.DIRECTORY, directory=trust))
             results = await producer.send_ordered(records)
             assert not [r for r in results if isinstance(r, BaseException)]
     finally:
@@ -197,7 +211,8 @@ async def run(
         t0 = time.perf_counter()
         events = as_events(generate(units))
         generated = time.perf_counter() - t0
-        produced = await produce(broker, events)
+        trust = synthetic_trust(work)
+        produced = await produce(broker, events, trust)
         port = free_port()
         env = {
             **os.environ,
@@ -215,6 +230,7 @@ async def run(
             "VK_KAFKA__REQUEST_TIMEOUT_MS": "5000",
             "VK_HTTP__PORT": str(port),
             "VK_LOG_LEVEL": "WARNING",
+            "VK_TRUST__DIR": str(trust.resolve()),
         }
         from services.directory.spec import SPEC
         from shared.migrations import upgrade

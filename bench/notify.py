@@ -47,9 +47,10 @@ from sqlalchemy import select
 from bench import brokers
 from bench.stats import summary_ms, timeline
 from shared.broker import Broker, Engine
+from tests.conftest import POSTGRES, create_pg_database, drop_pg_database
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
-from tests.conftest import POSTGRES, create_pg_database, drop_pg_database
+from tests.helpers.signed import signed
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -162,9 +163,9 @@ async def run(
     engine: Engine = brokers.DEFAULT,
 ) -> dict[str, Any]:
     from shared.config import KafkaSettings
-    from shared.events import CloudEvent, encode, topics
+    from shared.events import CloudEvent, topics
     from shared.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
-    from shared.kafka import OutgoingRecord, Producer, ensure_topics
+    from shared.kafka import Producer, ensure_topics
     from tests.integration.notify.servers import WebhookReceiver
 
     work = Path(tempfile.mkdtemp(prefix="vk-bench-notify-"))
@@ -216,8 +217,7 @@ async def run(
                 partitionkey=rid,
                 data=payload.model_dump(mode="json"),
             )
-            key, value, headers = encode(event)
-            records.append(OutgoingRecord(topic, key, value, headers))
+            records.append(signed(event, topic))
             sent_at[rid] = time.time()
             event_of[rid] = event.id
         results = await producer.send_ordered(records)

@@ -13,6 +13,8 @@ transaction, so the consent service can build the person's audit extract (ADR 00
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import itertools
 import json
 import logging
@@ -76,8 +78,23 @@ class Auditor:
             AUDIT_RECORDED_V1,
             AuditRecordedV1.model_validate(fields),
             subject=values["resource_id"],
-            key=values["person_id"],
+            key=self._audit_key(values["person_id"]),
         )
+
+    def _audit_key(self, person_id: str) -> str:
+        """The Kafka key of a person's audit copies: pseudonymous (ADR 0020), the member's
+        person key (an HMAC under its own secret), so every copy about one person keeps its
+        order in one partition and nobody without the secret can tell whose it is."""
+        from shared.identifiers import IdentifierError
+        from shared.person import member_secret, person_key
+
+        assert self.outbox is not None
+        secret = member_secret(self.outbox.settings)
+        try:
+            return "person:" + person_key(secret, person_id)
+        except IdentifierError:
+            digest = hmac.new(secret, person_id.encode(), hashlib.sha256).hexdigest()
+            return "person:" + digest
 
     def _values(
         self,

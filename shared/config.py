@@ -317,6 +317,18 @@ class ReferralSettings(BaseModel):
     call_timeout_seconds: float = Field(5.0, gt=0, le=60)
 
 
+class TrustSettings(BaseModel):
+    """The federation's trust list and this member's private keys (ADR 0020)."""
+
+    dir: Path | None = Field(
+        None,
+        description="a folder holding trust-list.json and <orgnr digits>.keys.json "
+        "(development and tests; production names the two files)",
+    )
+    list_path: Path | None = Field(None, description="the federation's trust list (public keys)")
+    keys_path: Path | None = Field(None, description="this member's private key file")
+
+
 def _default_body_limits() -> dict[str, int]:
     return {"POST /v1/units/import": 5 * 1024 * 1024}  # the directory's CSV/YAML import
 
@@ -355,6 +367,7 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    trust: TrustSettings = Field(default_factory=TrustSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     directory: DirectorySettings = Field(default_factory=DirectorySettings)
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
@@ -365,6 +378,15 @@ class Settings(BaseSettings):
     # Members this instance accepts events from; empty = any member with a valid orgnr
     # (development). Production lists the federation explicitly.
     federation_members: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _dev_key_only_where_declared(self) -> Settings:
+        """Fail closed: the development token key is trusted only by a process whose
+        ``VK_ENV`` says ``development`` (or ``test``) explicitly, never by default."""
+        declared = "env" in self.model_fields_set and self.env in ("development", "test")
+        if self.auth.allow_dev_key and not declared:
+            self.auth = self.auth.model_copy(update={"allow_dev_key": False})
+        return self
 
     @field_validator("federation_members")
     @classmethod
@@ -407,6 +429,8 @@ class Settings(BaseSettings):
             problems.append("mTLS needs VK_KAFKA__SSL_CERTFILE and VK_KAFKA__SSL_KEYFILE")
         if not self.federation_members:
             problems.append("VK_FEDERATION_MEMBERS must list the federation's members")
+        if not (self.trust.list_path and self.trust.keys_path):
+            problems.append("set VK_TRUST__LIST_PATH and VK_TRUST__KEYS_PATH (ADR 0020)")
         if self.service == "referral" and not self.referral.service_private_key:
             problems.append("VK_REFERRAL__SERVICE_PRIVATE_KEY must be set")
         return problems
@@ -416,8 +440,27 @@ class ProductionConfigError(RuntimeError):
     """Raised when production mode is asked for with development defaults."""
 
 
+CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))
+
+
+def in_container() -> bool:
+    """Whether this process runs in a container (Docker, Podman, Kubernetes)."""
+    import os
+
+    # Podman and systemd-nspawn set ``container`` (lower case, by convention).
+    if os.environ.get("container") or os.environ.get("KUBERNETES_SERVICE_HOST"):  # noqa: SIM112
+        return True
+    return any(marker.exists() for marker in CONTAINER_MARKERS)
+
+
 def check_production(settings: Settings) -> None:
-    """Refuse to start in production mode with development keys or plaintext defaults."""
+    """Refuse to start in production mode with development keys or plaintext defaults, and
+    in a container whose ``VK_ENV`` is not set (an image never runs on defaults)."""
+    if "env" not in settings.model_fields_set and in_container():
+        raise ProductionConfigError(
+            "refusing to start: VK_ENV is not set in a container (set production, or "
+            "development for a local stack)"
+        )
     if settings.env != "production":
         return
     problems = settings.production_problems()

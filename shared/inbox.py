@@ -32,7 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
 from shared.db import Database, is_infrastructure_error, utcnow
-from shared.events import CATALOGUE, Catalogue, CloudEvent, MalformedEvent, decode, topics
+from shared.events import (
+    CATALOGUE,
+    Catalogue,
+    CloudEvent,
+    MalformedEvent,
+    attributes,
+    decode,
+    topics,
+)
 from shared.infra import InfraTables
 from shared.kafka import Consumer, ReceivedRecord, TopicPartition, ensure_topics
 from shared.observability import (
@@ -42,9 +50,15 @@ from shared.observability import (
     adopt_traceparent,
     trace_id_var,
 )
-from shared.outbox import Outbox
+from shared.outbox import Outbox, protected_record
+from shared.trust import Untrusted, member_trust
 
 log = logging.getLogger("vardkedja.inbox")
+
+MAX_RECORD_BYTES = 2_000_000
+"""The largest record admitted (a sealed body is about 4/3 of its 1 MB of data)."""
+DEAD_LETTER_TYPE = "se.vardkedja.infra.dead_letter.v1"
+"""The type of a dead letter's copy on the member's dead-letter topic."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +164,7 @@ class EventConsumer:
         self._consumer: Consumer | None = None
         self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "skipped": 0, "dead": 0}
         self._attempt_cache: dict[str, int] | None = None
+        self.trust = member_trust(settings)
         allowed = settings.federation_members
         self._allowed_senders = {o.replace("-", "") for o in allowed} if allowed else None
 
@@ -157,18 +172,11 @@ class EventConsumer:
         self._stop.set()
 
     def _sender_allowed(self, sender: str | None) -> bool:
-        """A listed federation member; with no list (development), any valid orgnr."""
+        """In the trust list (checked with the signature) and, where the settings list the
+        federation's members, listed there too."""
         if sender is None:
             return False
-        if self._allowed_senders is not None:
-            return sender in self._allowed_senders
-        from shared.identifiers import IdentifierError, normalise_orgnr
-
-        try:
-            normalise_orgnr(sender)
-        except IdentifierError:
-            return False
-        return True
+        return self._allowed_senders is None or sender in self._allowed_senders
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; reconnects after broker errors."""
@@ -237,8 +245,16 @@ class EventConsumer:
     def _validate(self, record: ReceivedRecord) -> _Ready | _Bad | _Skip:
         """Decode and check a record (no I/O): what to apply, or why it must be refused."""
         try:
-            event = decode(record.key, record.value, record.headers)
+            attributes(record.headers)
+            if record.value is not None and len(record.value) > MAX_RECORD_BYTES:
+                raise MalformedEvent("body_too_large", "record exceeds the size limit")
+            # Its sender, signature, destination and (on a member's topic) seal, before
+            # anything of its data is read.
+            value = self.trust.admit(record.topic, record.key, record.value, record.headers)
+            event = decode(record.key, value, record.headers)
         except MalformedEvent as exc:
+            return _Bad(None, exc.rule, str(exc))
+        except Untrusted as exc:
             return _Bad(None, exc.rule, str(exc))
         if not self.spec.catalogue.is_known(event.type):
             return _Bad(event, "unknown_type", "event type not in the catalogue")
@@ -487,6 +503,29 @@ class EventConsumer:
         except Exception as exc:  # the attempt counter is best effort; the loop goes on
             log.warning("could not record attempt", extra={"error_type": type(exc).__name__})
 
+    def _dead_letter_copy(
+        self, record: ReceivedRecord, dlt_id: str, dlt_topic: str
+    ) -> tuple[str | None, bytes, list[list[str]]]:
+        """A dead letter's copy for the member's dead-letter topic: an event of this member
+        whose sealed data is the record as it arrived (key, headers, body), so nothing of
+        it is readable there, whatever the sender wrote in clear; its key is the record's
+        own only when this member wrote it (an aggregate id), else none."""
+        from shared.events.payloads import DeadLetterV1
+
+        copy = CloudEvent(
+            id=dlt_id,
+            source=self.settings.source,
+            type=DEAD_LETTER_TYPE,
+            partitionkey=None,
+            data=DeadLetterV1.of(record).model_dump(mode="json"),
+        )
+        key, body, headers = protected_record(self.settings, copy, dlt_topic)
+        return (
+            key.decode() if key is not None else None,
+            body,
+            [[k, v.decode("utf-8", "replace")] for k, v in headers],
+        )
+
     async def _dead_letter(
         self,
         record: ReceivedRecord,
@@ -499,8 +538,10 @@ class EventConsumer:
         and mark it consumed — all in one transaction. Waits out database outages."""
         event_id = event.id if event else _record_id(record)
         headers = [[k, v.decode("utf-8", "replace")] for k, v in record.headers]
-        dlt_headers = [
-            *[h for h in headers if not h[0].startswith("vk_dlt_")],
+        dlt_id = _dead_letter_outbox_id(self.spec.name, event_id)
+        dlt_topic = topics.deadletter(self.settings.member.orgnr)
+        dlt_key, dlt_body, dlt_headers = self._dead_letter_copy(record, dlt_id, dlt_topic)
+        dlt_headers += [
             ["vk_dlt_reason", reason],
             ["vk_dlt_consumer", self.spec.name],
             ["vk_dlt_topic", record.topic],
@@ -508,7 +549,6 @@ class EventConsumer:
             ["vk_dlt_offset", str(record.offset)],
             ["vk_dlt_attempts", str(attempts)],
         ]
-        dlt_topic = topics.deadletter(self.settings.member.orgnr)
         while True:
             try:
                 async with self.db.transaction() as session:
@@ -535,12 +575,12 @@ class EventConsumer:
                     if record.topic != dlt_topic:  # never loop a dead letter back to itself
                         await session.execute(
                             self.infra.outbox.insert().values(
-                                event_id=_dead_letter_outbox_id(self.spec.name, event_id),
+                                event_id=dlt_id,
                                 topic=dlt_topic,
-                                key=record.key.decode("utf-8", "replace") if record.key else None,
-                                event_type=event.type if event else "unknown",
+                                key=dlt_key,
+                                event_type=DEAD_LETTER_TYPE,
                                 headers=dlt_headers,
-                                body=record.value or b"",
+                                body=dlt_body,
                                 created_at=utcnow(),
                                 attempts=0,
                                 publish_count=0,

@@ -48,8 +48,21 @@ from shared.observability import (
     RELAY_ERRORS,
     current_traceparent,
 )
+from shared.trust import member_trust
 
 log = logging.getLogger("vardkedja.outbox")
+
+
+def protected_record(
+    settings: Settings, event: CloudEvent, topic: str
+) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """``event`` as a record for ``topic``: (key, body, headers), its data sealed for the
+    topic's member (a member's topic) and signed by the member of ``settings``."""
+    key, body, headers = encode(event)
+    body, headers = member_trust(settings).protect(
+        topic, key, body, headers, event_id=event.id, source=event.source
+    )
+    return key, body, headers
 
 
 class Outbox:
@@ -59,6 +72,9 @@ class Outbox:
         self.settings = settings
         self.infra = infra
         self._insert = infra.outbox.insert()
+        # Nothing is written unsigned: a process without its keys and the trust list
+        # refuses to start (TrustConfigError), in every environment.
+        member_trust(settings)
 
     def event(
         self,
@@ -81,8 +97,10 @@ class Outbox:
         )
 
     async def add(self, session: AsyncSession, topic: str, event: CloudEvent) -> None:
-        """Write ``event`` for ``topic`` in ``session``'s transaction (flushes, never commits)."""
-        key, body, headers = encode(event)
+        """Write ``event`` for ``topic`` in ``session``'s transaction (flushes, never commits).
+        The row holds the record as it goes on the bus: sealed for ``topic``'s member and
+        signed by this one (:mod:`shared.trust`)."""
+        key, body, headers = protected_record(self.settings, event, topic)
         # One statement object with parameters (not .values(...) per call): SQLAlchemy
         # compiles it once and reuses it, instead of building and keying a new one each time.
         await session.execute(
@@ -291,8 +309,8 @@ class OutboxRelay:
             partitionkey=f"relay-marker:{relay}",
             data=RelayMarkerV1(relay=relay).model_dump(mode="json"),
         )
-        key, value, headers = encode(marker)
         topic = topics.internal(self.settings.member.orgnr)
+        key, value, headers = protected_record(self.settings, marker, topic)
         [result] = await self._producer.send_ordered([OutgoingRecord(topic, key, value, headers)])
         if isinstance(result, BaseException):
             raise result

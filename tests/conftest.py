@@ -25,6 +25,33 @@ from shared import apache_kafka
 from shared.broker import Broker, Engine, new_broker, tansu_version
 from shared.config import KafkaSettings, Settings
 
+TEST_MEMBERS = (
+    ("232100-0065", "Region Kronoberg"),
+    ("212000-0647", "Växjö kommun"),
+    ("212000-0613", "Alvesta kommun"),
+)
+"""The members every test federation is made of: each has its keys in TEST_TRUST_DIR."""
+
+
+def _test_trust_dir() -> Path:
+    """One trust list and key set per test session (ADR 0020), in every process the tests
+    start (``VK_TRUST__DIR``), made fresh: nothing of it is committed."""
+    import tempfile
+
+    from shared.trust import ensure_members
+
+    inherited = os.environ.get("VK_TRUST__DIR")
+    if inherited and (Path(inherited) / "trust-list.json").exists():
+        # A process the tests started (it imports this module too): the session's keys.
+        return Path(inherited)
+    folder = Path(tempfile.mkdtemp(prefix="vk-test-trust-"))
+    ensure_members(folder, TEST_MEMBERS)
+    os.environ["VK_TRUST__DIR"] = str(folder)
+    return folder
+
+
+TEST_TRUST_DIR = _test_trust_dir()
+
 PG_ADMIN_DSN = os.environ.get("VK_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -317,6 +344,7 @@ def make_settings(
             },
             "database_url": db_url,
             "auto_migrate": True,
+            "trust": {"dir": str(TEST_TRUST_DIR)},
             "kafka": kafka_settings(bootstrap, **kafka).model_dump(),
         }
     )

@@ -150,6 +150,88 @@ def broker(
         b.stop()
 
 
+keys_app = typer.Typer(
+    help="A member's signing and encryption keys, and the federation's trust list (ADR 0020).",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
+
+KeysDir = Annotated[
+    Path,
+    typer.Option(help="where <orgnr digits>.keys.json (private, mode 0600) is written"),
+]
+TrustListOpt = Annotated[
+    Path | None,
+    typer.Option(help="the trust list to add the public keys to (default: <dir>/trust-list.json)"),
+]
+
+
+@keys_app.command("new")
+def keys_new(
+    orgnr: Annotated[str, typer.Option(help="the member's organisationsnummer")],
+    name: Annotated[str, typer.Option(help="the member's name, as the trust list shows it")],
+    dir: KeysDir = Path("var/keys"),
+    trust_list: TrustListOpt = None,
+) -> None:
+    """Create a member's Ed25519 signing and X25519 encryption key pairs; add their public
+    halves to the trust list. Never commit or package the private key file."""
+    from shared.trust import TrustConfigError, create_member
+
+    try:
+        path = create_member(dir, orgnr, name, trust_list=trust_list)
+    except (TrustConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"private keys: {path}")
+    typer.echo(f"trust list:   {trust_list or dir / 'trust-list.json'}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    orgnr: Annotated[str, typer.Option(help="the member's organisationsnummer")],
+    dir: KeysDir = Path("var/keys"),
+    trust_list: TrustListOpt = None,
+    overlap_days: Annotated[
+        int, typer.Option(min=1, max=90, help="how long the current keys stay valid")
+    ] = 7,
+) -> None:
+    """New key pairs, used from now on; the current ones retire after the overlap (events
+    signed or sealed with them still verify and open until then). Distribute the updated
+    trust list to every member before the overlap ends."""
+    from shared.trust import TrustConfigError, rotate_member
+
+    try:
+        path = rotate_member(
+            dir, orgnr, overlap=dt.timedelta(days=overlap_days), trust_list=trust_list
+        )
+    except (TrustConfigError, ValueError, KeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"rotated: {path}")
+
+
+@keys_app.command("list")
+def keys_list(
+    trust_list: Annotated[Path, typer.Argument(help="a trust list")] = Path(
+        "var/keys/trust-list.json"
+    ),
+) -> None:
+    """The members and keys of a trust list, with their validity (checked as a member
+    checks it at start)."""
+    from shared.trust import TrustConfigError, TrustList
+
+    try:
+        listed = TrustList.load(trust_list)
+    except (TrustConfigError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for member in listed.members.values():
+        typer.echo(f"{member.digits[:6]}-{member.digits[6:]}  {member.name}")
+        for k in member.keys:
+            until = k.not_after.isoformat() if k.not_after else "-"
+            typer.echo(f"    {k.use}  {k.kid}  from {k.not_before.isoformat()}  until {until}")
+
+
 @app.command()
 def events() -> None:
     """Print the event catalogue as an AsyncAPI 3.0 document."""
@@ -238,6 +320,10 @@ def run(
         typer.echo("")
         on = fed.broker.description if fed.broker else f"the Kafka at {fed.bootstrap_servers}"
         typer.echo(f"vardkedja demo federation is running on {on}.")
+        typer.echo(
+            f"bootstrap {fed.bootstrap_servers}; every event signed by its member and sealed "
+            f"for its recipient (keys and trust list: {fed.keys_dir}/)"
+        )
         for m in fed.members:
             typer.echo(f"\n{m.name} ({m.kind}, {m.orgnr})")
             for s in fed.services:

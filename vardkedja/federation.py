@@ -90,6 +90,19 @@ class Federation:
     broker_env: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
     broker: Broker | None = None
+    # The members' key files and the trust list (ADR 0020); default: <data_dir>/keys, created
+    # on the first start of the demo and kept with its data.
+    trust_dir: Path | None = None
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.trust_dir or self.data_dir / "keys"
+
+    def ensure_keys(self) -> None:
+        """Keys for every member that has none yet, and the trust list naming them all."""
+        from shared.trust import ensure_members
+
+        ensure_members(self.keys_dir, [(m.orgnr, m.name) for m in self.members])
 
     @property
     def bootstrap_servers(self) -> str:
@@ -112,6 +125,7 @@ class Federation:
             "VK_KAFKA__FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
             "VK_HTTP__HOST": "127.0.0.1",
             "VK_HTTP__PORT": str(member.port(service)),
+            "VK_TRUST__DIR": str(self.keys_dir.resolve()),
             "VK_FEDERATION_MEMBERS": "[" + ",".join(f'"{m.orgnr}"' for m in self.members) + "]",
             # The referral service asks its own member's consent and directory services.
             "VK_REFERRAL__CONSENT_URL": f"http://127.0.0.1:{member.port('consent')}",
@@ -189,6 +203,7 @@ class Federation:
         """Start the broker, migrate, and spawn the processes (all, or ``only`` these
         (orgnr, service, role) triples)."""
         self.start_broker()
+        self.ensure_keys()
         self.migrate()
         wanted = set(only) if only is not None else None
         for member in self.members:

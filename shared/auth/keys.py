@@ -9,9 +9,11 @@ A key is identified by its RFC 7638 JWK thumbprint (SHA-256, base64url without p
 :func:`shared.auth.mint_token` uses it as the default ``kid`` and
 :class:`shared.auth.TokenVerifier` indexes PEM-configured keys by it.
 
-The development key pair in ``shared/auth/dev/`` is public knowledge (see the README there):
-production refuses it, and :func:`is_dev_public_key` recognises it by its public numbers,
-not by its text.
+The development key pair is made on first use outside the package and the tree
+(:func:`dev_key_dir`, ``~/.cache/vardkedja/dev-auth``), so no package or image carries one;
+only a process with ``VK_ENV=development`` or ``test`` set explicitly trusts it, production
+refuses it, and :func:`is_dev_public_key` recognises it by its public numbers, not by its
+text.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,11 +36,47 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 """A private key usable for token signing."""
 
-DEV_KEY_DIR = Path(__file__).resolve().parent / "dev"
-"""Where the bundled development key pair lives."""
 
-DEV_PRIVATE_KEY_PATH = DEV_KEY_DIR / "dev_private.pem"
-DEV_PUBLIC_KEY_PATH = DEV_KEY_DIR / "dev_public.pem"
+def dev_key_dir() -> Path:
+    """Where this machine's development key pair lives: ``VK_DEV_KEY_DIR``, else
+    ``~/.cache/vardkedja/dev-auth``. Never inside the package, the tree or an image."""
+    chosen = os.environ.get("VK_DEV_KEY_DIR")
+    return Path(chosen) if chosen else Path.home() / ".cache" / "vardkedja" / "dev-auth"
+
+
+def _dev_paths() -> tuple[Path, Path]:
+    folder = dev_key_dir()
+    return folder / "dev_private.pem", folder / "dev_public.pem"
+
+
+def _ensure_dev_key() -> tuple[Path, Path]:
+    """The development key pair, created on first use (RSA 2048, private key mode 0600)."""
+    import fcntl
+
+    private, public = _dev_paths()
+    if private.exists() and public.exists():
+        return private, public
+    private.parent.mkdir(parents=True, exist_ok=True)
+    with open(private.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (private.exists() and public.exists()):
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            fd = os.open(private.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(pem)
+            public.write_bytes(
+                key.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
+            os.replace(private.with_suffix(".tmp"), private)
+    return private, public
+
 
 MIN_RSA_BITS = 2048
 
@@ -54,21 +93,33 @@ _EC_JWK_CURVES: dict[str, str] = {
 }
 
 
-@lru_cache(maxsize=1)
 def dev_private_key_pem() -> str:
-    """The bundled development private key (PKCS#8 PEM). Public knowledge: never trust it."""
-    return DEV_PRIVATE_KEY_PATH.read_text(encoding="ascii")
+    """This machine's development private key (PKCS#8 PEM), created on first use. It signs
+    the demo's and the tests' tokens; only a process with ``VK_ENV=development`` (or
+    ``test``) set explicitly trusts it."""
+    return _ensure_dev_key()[0].read_text(encoding="ascii")
 
 
-@lru_cache(maxsize=1)
 def dev_public_key_pem() -> str:
-    """The bundled development public key (SubjectPublicKeyInfo PEM)."""
-    return DEV_PUBLIC_KEY_PATH.read_text(encoding="ascii")
+    """This machine's development public key (SubjectPublicKeyInfo PEM)."""
+    return _ensure_dev_key()[1].read_text(encoding="ascii")
 
 
-@lru_cache(maxsize=1)
-def _dev_public_der() -> bytes:
-    return public_key_der(load_public_key(dev_public_key_pem()))
+def dev_public_key_path() -> Path:
+    return _ensure_dev_key()[1]
+
+
+def _dev_public_der() -> bytes | None:
+    """The development public key of this machine, if one was ever made here."""
+    _private, public = _dev_paths()
+    if not public.exists():
+        return None
+    return _dev_der_of(public.read_bytes())
+
+
+@lru_cache(maxsize=4)
+def _dev_der_of(pem: bytes) -> bytes:
+    return public_key_der(load_public_key(pem.decode("ascii")))
 
 
 def _is_inline_pem(value: str) -> bool:
@@ -152,8 +203,9 @@ def is_dev_public_key(pem_or_path: str) -> bool:
 
 
 def is_dev_key(key: PublicKey) -> bool:
-    """Whether a loaded public key is the bundled development key."""
-    return public_key_der(key) == _dev_public_der()
+    """Whether a loaded public key is this machine's development key."""
+    dev = _dev_public_der()
+    return dev is not None and public_key_der(key) == dev
 
 
 def _b64url(data: bytes) -> str:

@@ -2,7 +2,7 @@
 
 from shared.events import topics
 from shared.events.catalogue import CATALOGUE, Catalogue, EventKind, EventPayload, event_type
-from shared.events.envelope import CloudEvent, MalformedEvent, decode, encode
+from shared.events.envelope import CloudEvent, MalformedEvent, attributes, decode, encode
 
 __all__ = [
     "CATALOGUE",
@@ -11,6 +11,7 @@ __all__ = [
     "EventKind",
     "EventPayload",
     "MalformedEvent",
+    "attributes",
     "decode",
     "encode",
     "event_type",

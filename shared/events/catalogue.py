@@ -128,7 +128,7 @@ class Catalogue:
         schemas["CloudEventHeaders"] = {
             "type": "object",
             "description": "CloudEvents 1.0 binary mode: context attributes as ce_* headers",
-            "required": ["ce_specversion", "ce_id", "ce_source", "ce_type"],
+            "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_signature"],
             "properties": {
                 "ce_specversion": {"type": "string", "const": "1.0"},
                 "ce_id": {"type": "string"},
@@ -138,7 +138,18 @@ class Catalogue:
                 "ce_time": {"type": "string", "format": "date-time"},
                 "ce_aggversion": {"type": "string", "pattern": "^[0-9]+$"},
                 "ce_traceparent": {"type": "string"},
-                "content-type": {"type": "string", "const": "application/json"},
+                "ce_signature": {
+                    "type": "string",
+                    "description": "the sender's detached compact JWS (Ed25519) over the "
+                    "record: every ce_* attribute, content-type, key, destination topic and "
+                    "a SHA-256 digest of the body (ADR 0020)",
+                },
+                "content-type": {
+                    "type": "string",
+                    "enum": ["application/json", "application/jose"],
+                    "description": "application/jose: the data is a compact JWE (ECDH-ES, "
+                    "A256GCM) sealed for the topic's member",
+                },
             },
         }
         return {

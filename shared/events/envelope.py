@@ -82,10 +82,10 @@ def encode(event: CloudEvent) -> tuple[bytes | None, bytes, list[tuple[str, byte
     return key, body, headers
 
 
-def decode(
-    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | tuple[Any, ...]
-) -> CloudEvent:
-    """Parse a binary-mode record; raise :class:`MalformedEvent` naming the broken rule."""
+def attributes(headers: list[tuple[str, bytes]] | tuple[Any, ...]) -> dict[str, str]:
+    """The CloudEvents attributes of a binary-mode record's headers, checked (required
+    attributes, spec version, type and source formats); raises :class:`MalformedEvent`.
+    Needs no body, so a record is checked before its data is verified and opened."""
     attrs: dict[str, str] = {}
     for hk, hv in headers or ():
         if not isinstance(hk, str) or not hk.startswith("ce_"):
@@ -103,6 +103,15 @@ def decode(
         raise MalformedEvent("type_format", "event type does not follow se.vardkedja.<a>.<b>.vN")
     if not SOURCE_RE.match(attrs["source"]):
         raise MalformedEvent("source_format", "event source is not urn:vardkedja:<orgnr>:<svc>")
+    return attrs
+
+
+def decode(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | tuple[Any, ...]
+) -> CloudEvent:
+    """Parse a binary-mode record; raise :class:`MalformedEvent` naming the broken rule.
+    ``value`` is the plain data (opened first when it was sealed, :mod:`shared.trust`)."""
+    attrs = attributes(headers)
     if value is None:
         raise MalformedEvent("empty_body", "record has no body")
     if len(value) > _MAX_BODY:

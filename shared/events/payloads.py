@@ -96,6 +96,38 @@ class RelayMarkerV1(EventPayload):
     relay: str = Field(max_length=100, description="<orgnr digits>-<service>")
 
 
+DEAD_LETTER_V1 = "se.vardkedja.infra.dead_letter.v1"
+
+
+@event_type(DEAD_LETTER_V1, topics=("vardkedja.member.<orgnr>.deadletter",), personal_data=True)
+class DeadLetterV1(EventPayload):
+    """A record one of this member's consumers refused or kept failing on, as it arrived.
+
+    Written by the inbox to the member's own dead-letter topic, sealed for the member: the
+    record (key, headers, body, base64) may be anything a sender wrote, personal data
+    included, so nothing of it is readable on the bus. The ``vk_dlt_*`` headers say why and
+    where it was read (reason, consumer, topic, partition, offset, attempts). The member's
+    database keeps the same record in ``dead_letter``. Nothing consumes it.
+    """
+
+    key: str | None = Field(None, description="the record's Kafka key, base64")
+    headers: list[tuple[str, str]] = Field(default_factory=list, description="name, base64 value")
+    body: str = Field("", description="the record's body as it arrived, base64")
+
+    @classmethod
+    def of(cls, record: Any) -> DeadLetterV1:
+        import base64
+
+        def b64(value: bytes) -> str:
+            return base64.b64encode(value).decode("ascii")
+
+        return cls(
+            key=b64(record.key) if record.key is not None else None,
+            headers=[(k, b64(v)) for k, v in record.headers],
+            body=b64(record.value or b""),
+        )
+
+
 UNIT_REVIEW_DUE_V1 = "se.vardkedja.unit.review_due.v1"
 
 

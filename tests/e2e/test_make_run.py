@@ -163,6 +163,11 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
             # The sender at Växjö sees the remissmöte's ordered plan; the ward sees the
             # action the housing support ended; the HVB notice is in the region's inbox.
             assert {"vkr_plan_id", "sip_action_id", "hvb_task_id"} <= noted.keys()
+            # Issue 19's curious operator: after every process of the walkthrough and a
+            # withdrawal, nothing anyone typed about the person is readable on the bus.
+            await _withdraw_and_scan_the_bus(
+                engine, text, var, sections, tokens, ports, noted, client
+            )
 
         proc.send_signal(signal.SIGINT)
         await eventually(
@@ -203,3 +208,66 @@ def _port_taken(port: int) -> bool:
     from shared.broker import port_open
 
     return port_open("127.0.0.1", port)
+
+
+WITHDRAWAL_REASON = "Personen återkallar samtycket vid besöket på avdelningen."
+
+
+async def _withdraw_and_scan_the_bus(
+    engine: str,
+    banner: str,
+    var: Path,
+    sections: tuple[walkthrough.Section, ...],
+    tokens: dict[tuple[str, str], str],
+    ports: dict[str, dict[str, int]],
+    noted: dict[str, str],
+    client: httpx.AsyncClient,
+) -> None:
+    """The consent is withdrawn by the ward that recorded it; once Växjö's copy says so,
+    every topic is read raw from offset 0 and searched for the personnummer (every form)
+    and every free text the walkthrough typed: found 0 times raw, and found again in the
+    same records once their recipients open them (the search is not blind)."""
+    region = ports[walkthrough.REGION]["consent"]
+    vaxjo = ports[walkthrough.VAXJO]["consent"]
+    consent = noted["consent_id"]
+    ward = {"Authorization": f"Bearer {tokens[(walkthrough.REGION, walkthrough.AVDELNING)]}"}
+    soc = {"Authorization": f"Bearer {tokens[(walkthrough.VAXJO, walkthrough.SOC)]}"}
+    r = await client.post(
+        f"http://127.0.0.1:{region}/v1/consents/{consent}/withdraw",
+        json={"reason": WITHDRAWAL_REASON, "withdrawn_by": {"kind": "person"}},
+        headers=ward,
+    )
+    assert r.status_code == 200, r.text
+
+    async def withdrawn_at_vaxjo() -> bool:
+        copy = await client.get(
+            f"http://127.0.0.1:{vaxjo}/v1/consent-copies/{consent}", headers=soc
+        )
+        return copy.status_code == 200 and copy.json().get("status") == "withdrawn"
+
+    await eventually(withdrawn_at_vaxjo, within=60, what="the withdrawal at Växjö")
+    from shared.config import KafkaSettings
+    from tests.security._support import write_figures
+    from tests.security.bus_scan import free_texts, person_forms, scan_the_bus
+    from vardkedja.federation import DEMO_MEMBERS
+
+    organisational = {m.name for m in DEMO_MEMBERS} | {
+        unit["name"] for units in DEMO_UNITS.values() for unit in units
+    }
+    bodies = [step.body for section in sections for step in section.steps]
+    canaries = person_forms(walkthrough.PERSON) | free_texts(
+        [*bodies, WITHDRAWAL_REASON], except_=organisational
+    )
+    bootstrap = re.search(r"bootstrap (\S+:\d+);", banner)
+    kafka = KafkaSettings(bootstrap_servers=bootstrap.group(1) if bootstrap else "")
+    scan = await scan_the_bus(kafka, [m.orgnr for m in DEMO_MEMBERS], var / "keys", canaries)
+    figures = {"broker": engine, "canaries": len(canaries), **scan.figures()}
+    write_figures("curious-operator", engine, figures)
+    assert scan.records["inbound"] > 0
+    assert scan.records["internal"] > 0
+    assert scan.found_raw == {}, f"readable on the bus: {sorted(scan.found_raw)}"
+    assert scan.keys_with_canaries == 0
+    assert scan.unopened == {}
+    # Not blind: the personnummer and free texts are in the records, sealed.
+    assert any(c in scan.found_opened for c in person_forms(walkthrough.PERSON))
+    assert len(scan.found_opened) >= 3

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from shared.broker import Broker
-from shared.events import CloudEvent, encode, topics
+from shared.events import CloudEvent, topics
 from shared.kafka import (
     Consumer,
     OutgoingRecord,
@@ -31,6 +31,7 @@ from shared.kafka import (
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 from tests.helpers.consumer_proc import CRASH_EXIT
 from tests.helpers.harness import COUNTED, BatchCalls, CountedV1, Harness, eventually, infra
+from tests.helpers.signed import signed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,8 +130,7 @@ class TestOrderAndExactlyOnce:
             partitionkey="case-x",
             data=CountedV1(key="case-x", seq=0).model_dump(),
         )
-        key, value, headers = encode(event)
-        await produce_raw(broker.bootstrap, [OutgoingRecord(topic, key, value, headers)] * 3)
+        await produce_raw(broker.bootstrap, [signed(event, topic)] * 3)
         consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
         async with running(consumer.run()):
             await eventually(
@@ -150,8 +150,7 @@ class TestOrderAndExactlyOnce:
             type="se.vardkedja.test.other.v1",
             data={"note": "for another service"},
         )
-        k, v, hd = encode(other)
-        await produce_raw(broker.bootstrap, [OutgoingRecord(topic, k, v, hd)])
+        await produce_raw(broker.bootstrap, [signed(other, topic)])
         consumer = h.consumer(f"g-{uuid.uuid4().hex[:6]}")
         async with running(consumer.run()):
             await eventually(lambda: _true(consumer.counts["skipped"] == 1), what="skip")
@@ -313,17 +312,13 @@ class TestDeadLetters:
         src = "urn:vardkedja:2120000647:directory"
 
         def rec(event: CloudEvent) -> OutgoingRecord:
-            k, v, hd = encode(event)
-            return OutgoingRecord(topic, k, v, hd)
+            return signed(event, topic)
 
         good = CloudEvent(source=src, type=COUNTED, data={"key": "ok", "seq": 0})
-        k, _v, hd = encode(good)
         records = [
             OutgoingRecord(topic, b"x", b"not a cloud event", []),  # no ce_* headers
-            # body is not JSON (the event id is its own, not the good event's)
-            OutgoingRecord(
-                topic, k, b"{not json", [(n, b"bad-json-id" if n == "ce_id" else v) for n, v in hd]
-            ),
+            # body is not JSON (signed by its member all the same)
+            signed(CloudEvent(source=src, type=COUNTED, id="bad-json-id"), topic, body=b"{not"),
             rec(CloudEvent(source=src, type="se.vardkedja.test.unknown.v1", data={})),
             rec(CloudEvent(source=src, type=COUNTED, data={"key": "k", "seq": "NaN"})),
             rec(CloudEvent(source=src, type=COUNTED, data={"key": "poison", "seq": 1})),

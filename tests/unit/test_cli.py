@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -15,6 +16,7 @@ from shared.config import (
     KafkaSettings,
     ProductionConfigError,
     Settings,
+    TrustSettings,
     check_production,
 )
 from shared.errors import Unauthorized
@@ -127,16 +129,24 @@ def _other_public_key_pem() -> str:
     )
 
 
+PRODUCTION_TRUST = TrustSettings(
+    list_path=Path("/run/vardkedja/trust-list.json"),
+    keys_path=Path("/run/vardkedja/member.keys.json"),
+)
+
+
 class TestCheckProduction:
     def test_refuses_development_defaults_and_lists_each_problem(self) -> None:
         settings = Settings(env="production")
         problems = settings.production_problems()
+        # The development key is off by itself: VK_ENV does not say development.
+        assert not settings.auth.allow_dev_key
         assert problems == [
-            "VK_AUTH__ALLOW_DEV_KEY must be false",
             "set VK_AUTH__JWKS_URL or VK_AUTH__PUBLIC_KEYS",
             "VK_DATABASE_URL must point at PostgreSQL",
             "VK_KAFKA__SECURITY_PROTOCOL must be SSL (mTLS)",
             "VK_FEDERATION_MEMBERS must list the federation's members",
+            "set VK_TRUST__LIST_PATH and VK_TRUST__KEYS_PATH (ADR 0020)",
         ]
         with pytest.raises(ProductionConfigError) as info:
             check_production(settings)
@@ -158,6 +168,7 @@ class TestCheckProduction:
                 ssl_keyfile="/run/member.key",
             ),
             federation_members=["232100-0065"],
+            trust=PRODUCTION_TRUST,
         )
         assert settings.production_problems() == [
             "VK_AUTH__JWKS_URL must use https",
@@ -177,6 +188,7 @@ class TestCheckProduction:
                 ssl_keyfile="/run/member.key",
             ),
             federation_members=["232100-0065", "212000-0647"],
+            trust=PRODUCTION_TRUST,
         )
         assert settings.production_problems() == []
         check_production(settings)
@@ -188,6 +200,7 @@ class TestCheckProduction:
             database_url="postgresql+asyncpg://vk@db/vk",
             kafka=KafkaSettings(security_protocol="SSL"),
             federation_members=["232100-0065"],
+            trust=PRODUCTION_TRUST,
         )
         assert settings.production_problems() == [
             "mTLS needs VK_KAFKA__SSL_CERTFILE and VK_KAFKA__SSL_KEYFILE"

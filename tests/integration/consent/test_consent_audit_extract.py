@@ -17,12 +17,13 @@ from services.consent.models import AuditCopy
 from shared.audit import Auditor, AuditUnavailable
 from shared.auth import Caller
 from shared.db import Database
-from shared.events import CATALOGUE, decode, topics
+from shared.events import CATALOGUE, topics
 from shared.events.payloads import AUDIT_RECORDED_V1
 from shared.inbox import Delivery, Reject
 from shared.kafka import ReceivedRecord
 from shared.outbox import Outbox
 from tests.conftest import ORG_REGION, ORG_VAXJO, make_settings
+from tests.helpers.signed import opened
 from tests.integration.consent.helpers import OUTBOX, SPEC, auth, question
 
 NURSE = Caller(sub="ssk-12", org=ORG_VAXJO, unit="hemtjanst-norr")
@@ -47,7 +48,7 @@ async def internal_events(db: Database) -> list[Delivery]:
     out = []
     for r in rows:
         headers = [(k, v.encode()) for k, v in r.headers]
-        event = decode(r.key.encode(), bytes(r.body), headers)
+        event = opened(r.topic, r.key.encode(), bytes(r.body), headers)
         out.append(
             Delivery(
                 event,

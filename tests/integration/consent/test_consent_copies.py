@@ -20,12 +20,13 @@ from services.consent.models import Consent, ConsentCopy, ConsentTombstone
 from shared.app import create_app
 from shared.config import ConsentSettings
 from shared.db import Database
-from shared.events import CATALOGUE, decode, topics
+from shared.events import CATALOGUE, topics
 from shared.events.payloads import CONSENT_ENDED_V1, CONSENT_RECORDED_V1
 from shared.inbox import Delivery, Reject
 from shared.kafka import ReceivedRecord
 from shared.outbox import Outbox
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
+from tests.helpers.signed import opened
 from tests.integration.consent.helpers import (
     OUTBOX,
     SPEC,
@@ -74,7 +75,7 @@ async def sent_to(db: Database, orgnr: str, *, after: int = 0) -> list[Delivery]
     for i, r in enumerate(rows):
         headers = [(k, v.encode()) for k, v in r.headers]
         key = r.key.encode() if r.key else None
-        event = decode(key, bytes(r.body), headers)
+        event = opened(r.topic, key, bytes(r.body), headers)
         _type, payload = CATALOGUE.resolve(event)
         record = ReceivedRecord(r.topic, 0, i, key, bytes(r.body), headers)
         out.append(Delivery(event, payload, record))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from shared.config import KafkaSettings
-from shared.events import CloudEvent, encode
-from shared.kafka import OutgoingRecord, Producer, ensure_topics
+from shared.events import CloudEvent
+from shared.kafka import Producer, ensure_topics
+from tests.helpers.signed import signed
 
 
 def event_of(
@@ -27,8 +28,7 @@ async def publish(kafka: KafkaSettings, topic: str, event: CloudEvent, *, times:
     producer = Producer(kafka, "notify-test-producer")
     await producer.start()
     try:
-        key, value, headers = encode(event)
-        record = OutgoingRecord(topic=topic, key=key, value=value, headers=headers)
+        record = signed(event, topic)
         results = await producer.send_ordered([record] * times)
         for r in results:
             if isinstance(r, BaseException):
