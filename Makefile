@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker postgres java bench bench-backbone bench-directory bench-notify bench-referral bench-consent soak events compose-check clean lock
+.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker postgres java bench bench-crypto bench-backbone bench-directory bench-notify bench-referral bench-consent soak events compose-check clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ BENCH_BROKER = $(or $(BROKER),kafka)
 
 bench: $(STAMP) ## every workload at its fixed rate with the floor, on Apache Kafka (BROKER=tansu: Tansu): bench/results/*.json, *.png, summary.md, README figures
 	$(BIN)/python -m bench.run --broker $(BENCH_BROKER)
+	$(BIN)/python -m bench.crypto
+
+bench-crypto: $(STAMP) ## CPU per event to sign, verify, seal and open (ADR 0020): bench/results/crypto.json
+	$(BIN)/python -m bench.crypto --events $(or $(EVENTS),5000)
 
 bench-backbone: $(STAMP) ## backbone benchmark alone: outbox -> Kafka -> inbox at a fixed rate, with the floor (BROKER=tansu)
 	$(BIN)/python -m bench.backbone --rate $(or $(RATE),200) --seconds $(or $(SECONDS),30) --broker $(BENCH_BROKER)

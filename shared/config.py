@@ -122,6 +122,11 @@ class AuthSettings(BaseModel):
     # Development only: the repository's bundled key pair is trusted when no keys are given.
     allow_dev_key: bool = True
     leeway_seconds: int = Field(30, ge=0, le=300)
+    dev_key_dir: Path | None = Field(
+        None,
+        description="where this machine's development token key is made and kept "
+        "(default ~/.cache/vardkedja/dev-auth; never in the package or an image)",
+    )
 
 
 class DirectorySettings(BaseModel):

@@ -172,11 +172,17 @@ def keys_new(
     name: Annotated[str, typer.Option(help="the member's name, as the trust list shows it")],
     dir: KeysDir = Path("var/keys"),
     trust_list: TrustListOpt = None,
+    exist_ok: Annotated[
+        bool, typer.Option(help="keys that already exist are kept (a job run again)")
+    ] = False,
 ) -> None:
     """Create a member's Ed25519 signing and X25519 encryption key pairs; add their public
     halves to the trust list. Never commit or package the private key file."""
-    from shared.trust import TrustConfigError, create_member
+    from shared.trust import TrustConfigError, create_member, keys_file
 
+    if exist_ok and keys_file(dir, orgnr.replace("-", "")).exists():
+        typer.echo(f"private keys: {keys_file(dir, orgnr.replace('-', ''))} (kept)")
+        return
     try:
         path = create_member(dir, orgnr, name, trust_list=trust_list)
     except (TrustConfigError, ValueError) as exc:

@@ -38,9 +38,9 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 def dev_key_dir() -> Path:
-    """Where this machine's development key pair lives: ``VK_DEV_KEY_DIR``, else
+    """Where this machine's development key pair lives: ``VK_AUTH__DEV_KEY_DIR``, else
     ``~/.cache/vardkedja/dev-auth``. Never inside the package, the tree or an image."""
-    chosen = os.environ.get("VK_DEV_KEY_DIR")
+    chosen = os.environ.get("VK_AUTH__DEV_KEY_DIR")
     return Path(chosen) if chosen else Path.home() / ".cache" / "vardkedja" / "dev-auth"
 
 

@@ -195,6 +195,8 @@ class Req:
     headers: dict[str, str] = field(default_factory=dict)
     stream: bool = False
     """A server-sent event stream: read its head and first events, then hang up."""
+    as_unit: str | None = None
+    """A fresh resource that is a unit of its own: its owner acts as that unit."""
 
     def text(self) -> str:
         """Everything the caller itself sent (a marker found here is no leak)."""

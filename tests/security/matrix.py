@@ -166,11 +166,14 @@ M, U, R, F, N = Policy.MEMBER, Policy.UNIT, Policy.ROLE, Policy.FEDERATION, Poli
 T = Target
 NOT_FOUND = frozenset({404})
 RULE = frozenset({422})
+UNIT_TOKEN_REFUSED = frozenset({403, 404})
+"""A unit's token changes only its own unit: any other id answers 403 before it is looked
+up (the same for every id, so nothing is told), a member-level token 404."""
 IN_BODY = frozenset({403, 404, 422})
 UNIT_REF: dict[str, Any] = {"needs_unit": True}
 """The referral service acts as the token's unit (none: 403)."""
 ADMIN: dict[str, Any] = {"admin_crosses": True}
-"""notify: ``member_admin`` may act for every unit."""
+"""notify, and the directory's unit changes: ``member_admin`` may act for every unit."""
 PROT: dict[str, Any] = {"role": PROTECTED_ROLE, "hidden": lambda w: w.protected}
 """About a person with protected identity: only with the role."""
 D, C, RF, NT = "directory", "consent", "referral", "notify"
@@ -200,12 +203,12 @@ TABLE: dict[tuple[str, str, str], Op] = {
     (D, "PUT", "/v1/units/{unit_id}"): Op(
         "directory:write",
         (
-            T("update unit A", M, b_update_unit, fresh=True),
+            T("update unit A", U, b_update_unit, fresh=True, **ADMIN),
             T(
                 "the region's unit",
                 N,
                 b_region_unit("PUT", "", unit_body("Ändrad", ["kontaktbegaran"])),
-                refuse=NOT_FOUND,
+                refuse=UNIT_TOKEN_REFUSED,
             ),
         ),
     ),
@@ -213,12 +216,12 @@ TABLE: dict[tuple[str, str, str], Op] = {
         (D, "POST", f"/v1/units/{{unit_id}}/{action}"): Op(
             "directory:write",
             (
-                T(f"{action} unit A", M, b_unit_action(action, body), fresh=True),
+                T(f"{action} unit A", U, b_unit_action(action, body), fresh=True, **ADMIN),
                 T(
                     "the region's unit",
                     N,
                     b_region_unit("POST", f"/{action}", body),
-                    refuse=NOT_FOUND,
+                    refuse=UNIT_TOKEN_REFUSED,
                 ),
             ),
         )

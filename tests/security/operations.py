@@ -154,7 +154,14 @@ async def b_update_unit(env: Env, fresh: bool) -> Req:
     unit_id = await _unit_for(env, fresh)
     tag = await env.etag("directory", f"/v1/units/{unit_id}", None)
     body = unit_body("Ändrad enhet", ["kontaktbegaran"])
-    return Req("directory", "PUT", f"/v1/units/{unit_id}", json=body, headers={"If-Match": tag})
+    return Req(
+        "directory",
+        "PUT",
+        f"/v1/units/{unit_id}",
+        json=body,
+        headers={"If-Match": tag},
+        as_unit=unit_id if fresh else None,
+    )
 
 
 def b_unit_action(action: str, body: dict[str, Any] | None = None) -> Builder:
@@ -162,7 +169,8 @@ def b_unit_action(action: str, body: dict[str, Any] | None = None) -> Builder:
 
     async def build(env: Env, fresh: bool) -> Req:
         unit_id = await _unit_for(env, fresh, closed=action == "reopen")
-        return Req("directory", "POST", f"/v1/units/{unit_id}/{action}", json=body)
+        path = f"/v1/units/{unit_id}/{action}"
+        return Req("directory", "POST", path, json=body, as_unit=unit_id if fresh else None)
 
     return build
 

@@ -243,6 +243,10 @@ async def run_cell(
     exp = expected(t, c)
     req = await t.build(env, exp.kind is Kind.ALLOW and t.fresh and not seeded)
     orgnr, bearer_token = credentials(c, t, op.scope, env.w)
+    if req.as_unit is not None and c is Caller.OWNER:
+        # The fresh resource is a unit: its owner is that unit itself.
+        roles: tuple[str, ...] = (t.role,) if t.role else ()
+        bearer_token = token(OWNER, req.as_unit, [op.scope], roles)
     watch = exp.kind in (Kind.REFUSE, Kind.FILTER) and orgnr == OWNER
     db, spec = env.fed.stacks[OWNER].db(req.service), SPECS[req.service]
     before = await digest(db, spec) if watch else ""
