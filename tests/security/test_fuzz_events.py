@@ -22,6 +22,7 @@ Figures (examples, outcomes, crashes) go to ``var/security/fuzz.json`` under ``e
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import itertools
 import json
@@ -47,6 +48,7 @@ from shared.events.payloads import (
     AUDIT_RECORDED_V1,
     CONSENT_ENDED_V1,
     CONSENT_RECORDED_V1,
+    DEAD_LETTER_V1,
     MEMBER_CHANGED_V1,
     PLAN_ACTION_END_REQUESTED_V1,
     PLAN_ACTION_ENDED_V1,
@@ -65,6 +67,7 @@ from shared.events.payloads import (
 from shared.inbox import EventConsumer, _Bad, _Ready, _Skip
 from shared.kafka import ReceivedRecord
 from shared.service import load_spec
+from shared.trust import REASONS as TRUST_REASONS
 from shared.worker import Worker
 from tests.conftest import (
     ORG_ALVESTA,
@@ -73,12 +76,14 @@ from tests.conftest import (
     DatabaseFactory,
     make_settings,
 )
+from tests.helpers.signed import opened, signed
 from tests.security._support import FuzzLog
 
 SERVICES = ("directory", "consent", "referral", "notify")
 OWN = ORG_VAXJO  # the receiving member
 FEDERATION = [ORG_REGION, ORG_VAXJO, ORG_ALVESTA]
 STRANGER = "556036-0793"  # a valid organisationsnummer outside the federation
+MEMBER_DIGITS = {orgnr.replace("-", "") for orgnr in FEDERATION}
 
 DECODE_RULES = frozenset(
     {
@@ -94,12 +99,15 @@ DECODE_RULES = frozenset(
         "attribute_format",
     }
 )
-CONSUMER_RULES = DECODE_RULES | {
-    "unknown_type",
-    "sender_not_member",
-    "sender_not_owner",
-    "invalid_payload",
-}
+CONSUMER_RULES = (
+    DECODE_RULES
+    | set(TRUST_REASONS)
+    | {
+        "unknown_type",
+        "sender_not_owner",
+        "invalid_payload",
+    }
+)
 # Budgets: examples per property (pure layers) and per service and backend (the database).
 DECODE_EXAMPLES = 600
 VALIDATE_EXAMPLES = 250
@@ -210,6 +218,7 @@ def valid_payload(type_: str, uid: str) -> dict[str, Any]:
             "changed_at": at,
         },
         RELAY_MARKER_V1: {"relay": "2120000647-referral"},
+        DEAD_LETTER_V1: {"key": None, "headers": [["ce_id", "YQ=="]], "body": "e30="},
         UNIT_REVIEW_DUE_V1: {
             "unit_id": "vx-soc-vuxna",
             "unit_name": "Socialtjänstens mottagning vuxna",
@@ -362,6 +371,7 @@ DIRECTORY_TYPES = frozenset({UNIT_CHANGED_V1, MEMBER_CHANGED_V1})
 INTERNAL_TYPES = frozenset(
     {
         RELAY_MARKER_V1,
+        DEAD_LETTER_V1,  # on the deadletter topic; nothing consumes it
         UNIT_REVIEW_DUE_V1,
         AUDIT_RECORDED_V1,
         REFERRAL_RECEIVED_V1,
@@ -440,7 +450,13 @@ _offsets = itertools.count()
 def record_of(
     topic: str, event: CloudEvent, *, headers: list[tuple[str, bytes]] | None = None
 ) -> ReceivedRecord:
+    """The record as its sender writes it: signed (and sealed for the topic's member) when
+    the sender is a member, so the fuzz reaches past the trust check (ADR 0020); a
+    stranger has no keys and writes it plain."""
     key, value, encoded = encode(event)
+    if headers is None and event.sender_orgnr in MEMBER_DIGITS:
+        out = signed(event, topic)
+        value, encoded = out.value, out.headers
     return ReceivedRecord(topic, 0, next(_offsets), key, value, headers or encoded)
 
 
@@ -728,12 +744,26 @@ async def _forwarded(consumer: EventConsumer, record: ReceivedRecord) -> bool:
         kept = await session.scalar(
             select(dl.c.id).where(dl.c.topic == record.topic, dl.c.offset == record.offset)
         )
-        queued = await session.scalar(
-            select(ob.c.seq).where(
-                ob.c.topic == topics.deadletter(OWN), ob.c.body == (record.value or b"")
+        rows = (
+            await session.execute(
+                select(ob.c.key, ob.c.headers, ob.c.body).where(
+                    ob.c.topic == topics.deadletter(OWN)
+                )
             )
-        )
-    return kept is not None and queued is not None
+        ).all()
+    # The copy on the dead-letter topic is sealed for the member (ADR 0020): open it and
+    # find the record as it arrived inside.
+    for key, headers, body in rows:
+        named = dict(headers)
+        if named.get("vk_dlt_topic") != record.topic:
+            continue
+        if named.get("vk_dlt_offset") != str(record.offset):
+            continue
+        encoded = [(k, v.encode()) for k, v in headers]
+        copy = opened(topics.deadletter(OWN), key.encode() if key else None, bytes(body), encoded)
+        if base64.b64decode(copy.data["body"]) == (record.value or b""):
+            return kept is not None
+    return False
 
 
 def _about(shot: Shot) -> str:
