@@ -20,10 +20,11 @@ Then everything that leaves a member's protected store is scanned:
 - every notification in both members' inboxes, through the API;
 - every log line of the run, at DEBUG (the libraries ``configure_logging`` pins at WARNING
   stay there, as in every process), formatted by the services' own JSON formatter;
-- the Prometheus exposition.
+- the Prometheus exposition;
+- every record of both members' own topics (inbound, internal, dead-letter), raw.
 
 The planted values must be found 0 times (and are found on the receiver's own inbound
-topic, where they may travel: the scan is not blind). Counts go to
+topic once the receiver opens what was sealed for it: the scan is not blind). Counts go to
 ``var/security/payload-scan.json``.
 """
 
@@ -73,6 +74,7 @@ from shared.service import load_spec
 from shared.worker import Worker
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 from tests.helpers.harness import eventually
+from tests.helpers.signed import opened
 from tests.integration.notify.conftest import notify_settings
 from tests.integration.notify.servers import SmtpServer, WebhookReceiver
 from tests.integration.notify.test_notify_payload_scan import scan_email, scan_json
@@ -563,11 +565,24 @@ class TestNothingPersonalLeavesTheProtectedStore:
         assert types[UNIT_CHANGED_V1] >= 2, types
         assert types[MEMBER_CHANGED_V1] >= 2, types
 
-        # The planted values did travel where they may: to Växjö's own inbound topic.
+        # The planted values did travel where they may, to Växjö's own inbound topic, but
+        # sealed for Växjö (ADR 0020): nobody else reads them there. Every record of both
+        # members' own topics, read raw (key, headers, body), shows none of them.
+        for orgnr in (ORG_REGION, ORG_VAXJO):
+            for topic in topics.member_topics(orgnr):
+                for record in await read_topic(kafka, topic):
+                    raw = b"\n".join(
+                        [record.key or b"", record.value or b""]
+                        + [k.encode() + b"=" + v for k, v in record.headers]
+                    ).decode("utf-8", "replace")
+                    scanned.add("member_topic_records", findings_in(raw, f"{topic} raw"))
         inbound = await read_topic(kafka, topics.inbound(ORG_VAXJO))
-        inbound_text = b"\n".join(r.value or b"" for r in inbound).decode("utf-8", "replace")
-        assert CANARY in inbound_text
-        assert PERSON.replace("-", "") in inbound_text
+        opened_text = "\n".join(
+            json.dumps(opened(r.topic, r.key, r.value, list(r.headers)).data, ensure_ascii=False)
+            for r in inbound
+        )
+        assert CANARY in opened_text
+        assert PERSON.replace("-", "") in opened_text
 
         # 2. Every e-mail that reached the functional mailbox.
         assert smtp.to(MAILBOX)
@@ -622,6 +637,7 @@ class TestNothingPersonalLeavesTheProtectedStore:
             },
         )
         assert scanned.counts["broadcast_records"] >= 4
+        assert scanned.counts["member_topic_records"] >= 10
         assert scanned.counts["emails"] >= 1
         assert scanned.counts["webhooks"] >= 3
         assert scanned.counts["log_lines"] >= 100
