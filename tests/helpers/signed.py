@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from shared.events import CloudEvent, decode, encode, topics
 from shared.kafka import OutgoingRecord
@@ -52,3 +53,12 @@ def opened(
     assert reader is not None
     plain = member_trust_of(reader, directory).admit(topic, key, value, list(headers))
     return decode(key, plain, list(headers))
+
+
+def outbox_data(row: Any) -> dict[str, Any]:
+    """The data of an outbox row (``topic``, ``key``, ``headers``, ``body``) as its
+    recipient reads it: the outbox holds the record as it goes on the bus, sealed for a
+    member's topic."""
+    key = row.key.encode() if row.key is not None else None
+    headers = [(k, v.encode()) for k, v in row.headers]
+    return opened(row.topic, key, bytes(row.body), headers).data

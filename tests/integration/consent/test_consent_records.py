@@ -19,6 +19,7 @@ from shared.errors import PROBLEM_BASE, PROBLEM_JSON
 from shared.events import topics
 from shared.events.payloads import CONSENT_ENDED_V1, CONSENT_RECORDED_V1
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
+from tests.helpers.signed import outbox_data
 from tests.integration.consent.helpers import (
     OUTBOX,
     audit_of,
@@ -49,7 +50,7 @@ async def outbox_events(db: Database) -> list[tuple[str, str, dict[str, Any]]]:
     out = []
     for r in rows:
         headers = dict(r.headers)
-        out.append((r.topic, headers["ce_type"], json.loads(r.body)))
+        out.append((r.topic, headers["ce_type"], outbox_data(r)))
     return out
 
 

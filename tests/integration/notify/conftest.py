@@ -41,7 +41,13 @@ def random_orgnr() -> str:
     head[0], head[2] = 2, random.randint(2, 9)
     digits = "".join(map(str, head))
     digits += luhn.calc_check_digit(digits)
-    return f"{digits[:6]}-{digits[6:]}"
+    orgnr = f"{digits[:6]}-{digits[6:]}"
+    # A member of the test federation: its keys join the session's trust list (ADR 0020).
+    from shared.trust import ensure_members
+    from tests.helpers.signed import trust_dir
+
+    ensure_members(trust_dir(), [(orgnr, "Testmedlem")])
+    return orgnr
 
 
 def notify_settings(db_url: str, *, orgnr: str = ORG_VAXJO, **notify: Any) -> Settings:

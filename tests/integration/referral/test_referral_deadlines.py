@@ -4,7 +4,6 @@ coming near (in Swedish working days) and passing, each sent once per unit and s
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from sqlalchemy import select
 
@@ -15,6 +14,7 @@ from shared.db import Database
 from shared.events.payloads import REFERRAL_DEADLINE_V1
 from shared.outbox import Outbox
 from tests.conftest import ORG_REGION, DatabaseFactory, make_settings
+from tests.helpers.signed import outbox_data
 from tests.integration.consent.helpers import new_person
 
 from .conftest import REFERRAL
@@ -68,10 +68,8 @@ async def seed(db: Database) -> None:
 async def events(db: Database) -> list[tuple[str, str, str, str]]:
     ob = REFERRAL.infra.outbox
     async with db.sessionmaker() as s:
-        rows = (
-            await s.execute(select(ob.c.body).where(ob.c.event_type == REFERRAL_DEADLINE_V1))
-        ).all()
-    out = [json.loads(bytes(r.body)) for r in rows]
+        rows = (await s.execute(select(ob).where(ob.c.event_type == REFERRAL_DEADLINE_V1))).all()
+    out = [outbox_data(r) for r in rows]
     return sorted((e["referral_id"], e["unit_id"], e["deadline"], e["state"]) for e in out)
 
 

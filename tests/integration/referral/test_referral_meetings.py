@@ -5,7 +5,6 @@ plan shared with every participant and the sender, and an ended action told to a
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 from sqlalchemy import select
@@ -14,6 +13,7 @@ from shared.events.payloads import PLAN_ACTION_ENDED_V1
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.helpers.problems import field_rules, problem
+from tests.helpers.signed import outbox_data
 from tests.integration.consent.helpers import new_person
 
 from .conftest import (
@@ -71,10 +71,8 @@ async def ended_notices(member: Member) -> list[tuple[str, str]]:
     """(unit, action) of every plan-action-ended event for notify in the member's outbox."""
     ob = REFERRAL.infra.outbox
     async with member.referral_db.sessionmaker() as s:
-        rows = (
-            await s.execute(select(ob.c.body).where(ob.c.event_type == PLAN_ACTION_ENDED_V1))
-        ).all()
-    payloads = [json.loads(bytes(r.body)) for r in rows]
+        rows = (await s.execute(select(ob).where(ob.c.event_type == PLAN_ACTION_ENDED_V1))).all()
+    payloads = [outbox_data(r) for r in rows]
     return sorted((p["unit_id"], p["action_id"]) for p in payloads)
 
 
