@@ -249,9 +249,10 @@ async def announce_unit(app: FastAPI, unit_id: str) -> None:
     """Notify learns of ``unit_id`` as its member's own (as from the directory's
     ``unit.changed``), unless it already knows it."""
     from services.notify import service
+    from services.notify.repository import UnitChannelRepository
 
     async with app.state.ctx.db.transaction() as session:
-        known = await service.UnitChannelRepository(session).get(unit_id)
+        known = await UnitChannelRepository(session).get(unit_id)
         if known is None or known.directory_version < 1:
             await service.apply_units_changed(
                 session=session, own_orgnr=ORG_VAXJO, changes=[own_unit_changed(unit_id)]
