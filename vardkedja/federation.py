@@ -90,13 +90,17 @@ class Federation:
     broker_env: dict[str, str] = field(default_factory=dict)
     procs: list[Proc] = field(default_factory=list)
     broker: Broker | None = None
-    # The members' key files and the trust list (ADR 0020); default: <data_dir>/keys, created
-    # on the first start of the demo and kept with its data.
+    # The members' key files and the trust list (ADR 0020); default: the folder VK_TRUST__DIR
+    # names (the test suites' keys), else <data_dir>/keys, created on the demo's first start
+    # and kept with its data.
     trust_dir: Path | None = None
 
     @property
     def keys_dir(self) -> Path:
-        return self.trust_dir or self.data_dir / "keys"
+        if self.trust_dir is not None:
+            return self.trust_dir
+        configured = os.environ.get("VK_TRUST__DIR")
+        return Path(configured) if configured else self.data_dir / "keys"
 
     def ensure_keys(self) -> None:
         """Keys for every member that has none yet, and the trust list naming them all."""

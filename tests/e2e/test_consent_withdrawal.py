@@ -154,10 +154,11 @@ async def test_a_withdrawal_reaches_both_other_members(federation: Federation) -
                 within=60,
                 what=f"the withdrawal at {member.name}",
             )
+        # Why it is denied is told only to a caller entitled to the person's consents.
         denied = await client.post(
             _url(region, "/v1/decisions"),
             json=receive_check,
-            headers=_auth(ORG_REGION, "consent:read"),
+            headers=_auth(ORG_REGION, "consent:read", "consent:person"),
         )
         assert denied.json()["verdict"] == "denied"
         assert denied.json()["reasons"][0]["code"] == "consent_withdrawn"

@@ -67,7 +67,12 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "VK_KAFKA__SESSION_TIMEOUT_MS": "2000", "PYTHONUNBUFFERED": "1"},
+            # As on a newcomer's machine: no trust configured, so the demo makes its own keys.
+            env={
+                **{k: v for k, v in os.environ.items() if k != "VK_TRUST__DIR"},
+                "VK_KAFKA__SESSION_TIMEOUT_MS": "2000",
+                "PYTHONUNBUFFERED": "1",
+            },
             # As a script's background job starts it (`make run &` without job control):
             # with SIGINT ignored. Ctrl-C must stop it all the same.
             preexec_fn=_sigint_ignored,
@@ -268,6 +273,7 @@ async def _withdraw_and_scan_the_bus(
     assert scan.found_raw == {}, f"readable on the bus: {sorted(scan.found_raw)}"
     assert scan.keys_with_canaries == 0
     assert scan.unopened == {}
+    assert (var / "keys" / "trust-list.json").exists()  # made on the fly by make run
     # Not blind: the personnummer and free texts are in the records, sealed.
     assert any(c in scan.found_opened for c in person_forms(walkthrough.PERSON))
     assert len(scan.found_opened) >= 3
