@@ -86,7 +86,8 @@ soak: $(STAMP) ## sustained referrals between two members (16 processes) on Apac
 events: $(STAMP) ## regenerate the published event catalogue (docs/events.asyncapi.json)
 	$(BIN)/vardkedja events > docs/events.asyncapi.json
 
-compose-check: ## validate docker-compose.yml without a Docker engine
+compose-check: ## validate docker-compose.yml without a Docker engine (installs Debian's docker-compose when missing)
+	bash deploy/dev/compose.sh
 	docker-compose -f docker-compose.yml config -q
 
 lock: ## regenerate constraints.txt from a fresh resolve

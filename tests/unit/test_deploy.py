@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from shared.config import SERVICES, Settings
 from shared.events.topics import KIND_CONFIGS, topic_configs, topic_kind
+from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -473,6 +474,8 @@ def test_readme_covers_production() -> None:
 def test_docker_compose_config_accepts_the_file() -> None:
     binary = shutil.which("docker-compose")
     if binary is None:  # no Docker tooling here: the structural tests above still ran
+        # CI installs it (deploy/dev/compose.sh): there, a missing binary is a failure.
+        assert not IN_CI, "docker-compose is missing (deploy/dev/compose.sh installs it)"
         return
     result = subprocess.run(
         [binary, "-f", str(COMPOSE_FILE), "config", "-q"],
