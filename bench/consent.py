@@ -204,18 +204,14 @@ def consent_rows(
 
 
 def member_settings(orgnr: str, db_url: str, data_dir: Path) -> Settings:
-    from shared.trust import ensure_members
-
     name, kind = MEMBERS[orgnr]
-    # The federation's own keys (Federation.keys_dir): what is seeded here is signed by them.
-    keys = (data_dir / "keys").resolve()
-    ensure_members(keys, [(o, MEMBERS[o][0]) for o in MEMBERS])
+    # The trust (VK_TRUST__DIR, set by tests.conftest) is the one the federation's processes
+    # use (Federation.keys_dir): what is seeded here is signed with the same keys.
     return Settings(
         service="consent",
         member={"orgnr": orgnr, "name": name, "kind": kind},
         data_dir=data_dir,
         database_url=db_url,
-        trust={"dir": keys},
     )
 
 
