@@ -824,8 +824,11 @@ async def non_personal_request(env: Env, key: tuple[str, str, str]) -> tuple[Req
     t = TABLE[key].targets[0]
     assert expected(t, MatrixCaller.OWNER).kind is Kind.ALLOW, key
     roles = (t.role,) if t.role else ()
-    bearer = token(OWNER, env.w.ua, [TABLE[key].scope], roles, sub=NON_PERSONAL_SUB)
-    return await t.build(env, t.fresh), bearer
+    req = await t.build(env, t.fresh)
+    # A fresh unit is its own owner: its token changes it (the directory's unit rule).
+    unit = req.as_unit or env.w.ua
+    bearer = token(OWNER, unit, [TABLE[key].scope], roles, sub=NON_PERSONAL_SUB)
+    return req, bearer
 
 
 @pytest.fixture(scope="module")
