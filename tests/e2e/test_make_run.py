@@ -245,9 +245,13 @@ async def _withdraw_and_scan_the_bus(
     assert r.status_code == 200, r.text
 
     async def withdrawn_at_vaxjo() -> bool:
-        copy = await client.get(
-            f"http://127.0.0.1:{vaxjo}/v1/consent-copies/{consent}", headers=soc
-        )
+        url = f"http://127.0.0.1:{vaxjo}/v1/consent-copies/{consent}"
+        try:
+            copy = await client.get(url, headers=soc)
+        except httpx.RemoteProtocolError:
+            # A kept-alive connection the server closed just as the request went out (seen
+            # once in CI, docs/known-issues.md): a GET, so asked again, as a client would.
+            return False
         return copy.status_code == 200 and copy.json().get("status") == "withdrawn"
 
     await eventually(withdrawn_at_vaxjo, within=60, what="the withdrawal at Växjö")
