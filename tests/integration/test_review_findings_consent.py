@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared import migrations
 from tests.conftest import ORG_REGION
+from tests.helpers.asgi import app_client
 from tests.integration.consent.helpers import (
     SPEC,
     auth,
@@ -28,14 +28,8 @@ READ_ONLY = ["consent:read"]
 
 @pytest.fixture
 async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    await migrations.upgrade(SPEC.migrations_dir, db_url)
-    app = build(db_url)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            yield c
-    finally:
-        await app.state.ctx.db.dispose()
+    async with app_client(SPEC.migrations_dir, db_url, build) as c:
+        yield c
 
 
 async def ask(client: httpx.AsyncClient, body: dict[str, Any], **kw: Any) -> dict[str, Any]:

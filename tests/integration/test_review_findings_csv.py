@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from services.directory.transfer import CSV_COLUMNS
-from shared import migrations
 from shared.csvout import FORMULA_START
+from tests.helpers.asgi import app_client
 from tests.helpers.directory import SPEC, auth, build
 
 FORMULA_UNITS: list[dict[str, Any]] = [
@@ -34,14 +34,8 @@ FORMULA_UNITS: list[dict[str, Any]] = [
 
 @pytest.fixture
 async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    await migrations.upgrade(SPEC.migrations_dir, db_url)
-    app = build(db_url)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            yield c
-    finally:
-        await app.state.ctx.db.dispose()
+    async with app_client(SPEC.migrations_dir, db_url, build) as c:
+        yield c
 
 
 async def own_units(client: httpx.AsyncClient) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared import migrations
 from shared.auth import mint_token
 from tests.conftest import ORG_VAXJO
+from tests.helpers.asgi import app_client
 from tests.helpers.directory import RW, SPEC, UNIT, build
 
 KEY = "create-intake-0001"
@@ -23,14 +23,8 @@ def as_unit(unit: str | None) -> dict[str, str]:
 
 @pytest.fixture
 async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    await migrations.upgrade(SPEC.migrations_dir, db_url)
-    app = build(db_url)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            yield c
-    finally:
-        await app.state.ctx.db.dispose()
+    async with app_client(SPEC.migrations_dir, db_url, build) as c:
+        yield c
 
 
 class TestIdempotencyKeysArePerUnit:

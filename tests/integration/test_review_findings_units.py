@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared import migrations
 from shared.auth import mint_token
 from tests.conftest import ORG_VAXJO
+from tests.helpers.asgi import app_client
 from tests.helpers.directory import RW, SPEC, UNIT, auth, build
 from tests.helpers.problems import problem
 
@@ -23,14 +23,8 @@ def as_unit(unit: str, *roles: str) -> dict[str, str]:
 
 @pytest.fixture
 async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    await migrations.upgrade(SPEC.migrations_dir, db_url)
-    app = build(db_url)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            yield c
-    finally:
-        await app.state.ctx.db.dispose()
+    async with app_client(SPEC.migrations_dir, db_url, build) as c:
+        yield c
 
 
 async def create(client: httpx.AsyncClient, name: str) -> str:
