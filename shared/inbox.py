@@ -51,7 +51,7 @@ from shared.observability import (
     trace_id_var,
 )
 from shared.outbox import Outbox, protected_record
-from shared.trust import Untrusted, member_trust
+from shared.trust import Trust, Untrusted, member_trust
 
 log = logging.getLogger("vardkedja.inbox")
 
@@ -164,12 +164,18 @@ class EventConsumer:
         self._consumer: Consumer | None = None
         self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "skipped": 0, "dead": 0}
         self._attempt_cache: dict[str, int] | None = None
-        self.trust = member_trust(settings)
+        member_trust(settings)  # refuses to start without its keys and the trust list
         allowed = settings.federation_members
         self._allowed_senders = {o.replace("-", "") for o in allowed} if allowed else None
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def trust(self) -> Trust:
+        """This member's trust as its files say now: a trust list updated for another
+        member's rotation is read without a restart (two stat calls per record)."""
+        return member_trust(self.settings)
 
     def _sender_allowed(self, sender: str | None) -> bool:
         """In the trust list (checked with the signature) and, where the settings list the

@@ -583,7 +583,7 @@ class Trust:
 
 
 @lru_cache(maxsize=16)
-def _load(digits: str, keys_path: Path, list_path: Path, stamp: tuple[float, float]) -> Trust:
+def _load(digits: str, keys_path: Path, list_path: Path, stamp: tuple[int, ...]) -> Trust:
     own_digits, keys = load_member_keys(keys_path)
     if own_digits != digits:
         raise TrustConfigError(f"{keys_path} holds the keys of another member")
@@ -599,8 +599,7 @@ def trust_in(directory: Path, orgnr: str) -> Trust:
     (development, tests and tools)."""
     digits = _digits(orgnr)
     keys_path, list_path = keys_file(directory, digits), directory / TRUST_LIST_FILE
-    stamp = (keys_path.stat().st_mtime, list_path.stat().st_mtime)
-    return _load(digits, keys_path, list_path, stamp)
+    return _load(digits, keys_path, list_path, _stamp(keys_path) + _stamp(list_path))
 
 
 def paths(settings: Any) -> tuple[Path, Path]:
@@ -622,10 +621,17 @@ def member_trust(settings: Any) -> Trust:
     changes, so a rotated trust list is picked up)."""
     keys_path, list_path = paths(settings)
     try:
-        stamp = (keys_path.stat().st_mtime, list_path.stat().st_mtime)
+        stamp = _stamp(keys_path) + _stamp(list_path)
     except FileNotFoundError as exc:
         raise TrustConfigError(f"{exc.filename} does not exist") from None
     return _load(settings.member.digits, keys_path, list_path, stamp)
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    """What tells a file's versions apart: its inode (a rewrite replaces the file), time
+    and size."""
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 __all__ = [

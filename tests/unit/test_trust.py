@@ -245,3 +245,23 @@ class TestFailClosed:
         monkeypatch.delenv("container")
         if not os.path.exists("/.dockerenv"):
             check_production(Settings())
+
+
+def test_a_rotated_trust_list_is_read_without_a_restart(keys: Path) -> None:
+    """A member rotates; the others' processes (member_trust, as the inbox asks it for every
+    record) verify its new key as soon as their trust list file is updated."""
+    settings = Settings.model_validate(
+        {
+            "env": "test",
+            "member": {"orgnr": VAXJO, "name": "Växjö", "kind": "kommun"},
+            "trust": {"dir": str(keys)},
+        }
+    )
+    before = member_trust(settings)
+    rotate_member(keys, REGION, overlap=dt.timedelta(days=1))
+    topic = topics.inbound(VAXJO)
+    key, body, headers = _protect(trust_in(keys, REGION), _event(), topic)
+    with pytest.raises(Untrusted) as info:
+        before.admit(topic, key, body, headers)
+    assert info.value.rule == "unknown_key"
+    assert json.loads(member_trust(settings).admit(topic, key, body, headers))
