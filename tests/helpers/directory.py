@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import FastAPI
 
 from shared.app import create_app
 from shared.auth import mint_token
+from shared.events.payloads import MemberChangedV1
 from shared.service import load_spec
 from tests.conftest import (
     ORG_VAXJO,
@@ -37,4 +39,19 @@ def build(db_url: str, **settings: Any) -> FastAPI:
     """The directory app of Växjö on ``db_url`` (already migrated by ``migrated_url``)."""
     return create_app(
         SPEC, make_settings(service="directory", orgnr=ORG_VAXJO, db_url=db_url, **settings)
+    )
+
+
+def member_record(
+    orgnr: str, kind: str, kommunkoder: tuple[str, ...], *, at: dt.datetime
+) -> MemberChangedV1:
+    """A member record in Kronoberg (county 07) serving ``kommunkoder``, version 1."""
+    return MemberChangedV1(
+        orgnr=orgnr,
+        name=f"Member {orgnr}",
+        kind=kind,
+        county_code="07",
+        kommunkoder=list(kommunkoder),
+        version=1,
+        changed_at=at,
     )

@@ -45,6 +45,37 @@ SOC = auth(ORG_VAXJO, VAXJO_SOC, RW)
 BOENDE = auth(ORG_VAXJO, VAXJO_BOENDE, RW)
 
 
+def alvesta_plan(
+    plan_id: str,
+    goal: str,
+    more_viewers: list[dict[str, str]],
+    *,
+    version: int,
+    basis: PlanBasisV1,
+) -> PlanSharedV1:
+    """A plan Alvesta shares as its own, to its intake and Växjö's (and ``more_viewers``),
+    at ``version``, resting on ``basis`` for Växjö."""
+    return PlanSharedV1(
+        plan_id=plan_id,
+        owner_orgnr=ORG_ALVESTA,
+        owner_unit_id="al-soc",
+        kind="sip",
+        personnummer=new_person(),
+        goals=[goal],
+        actions=[],
+        coordinator={"orgnr": ORG_ALVESTA, "unit_id": "al-soc"},
+        follow_up_date=dt.date(2027, 3, 1),
+        viewers=[
+            {"orgnr": ORG_ALVESTA, "unit_id": "al-soc"},
+            {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
+            *more_viewers,
+        ],
+        plan_version=version,
+        at=utcnow(),
+        bases=[basis],
+    )
+
+
 @dataclass
 class Trio:
     region: Member
@@ -429,28 +460,14 @@ class TestPlanOwners:
 
         # Alvesta shares "its" plan under Kronoberg's plan id, at version 99, to Växjö and to
         # the region itself.
-        forged = PlanSharedV1(
-            plan_id=plan_id,
-            owner_orgnr=ORG_ALVESTA,
-            owner_unit_id="al-soc",
-            kind="sip",
-            personnummer=new_person(),
-            goals=["Övertagen av Alvesta"],
-            actions=[],
-            coordinator={"orgnr": ORG_ALVESTA, "unit_id": "al-soc"},
-            follow_up_date=dt.date(2027, 3, 1),
-            viewers=[
-                {"orgnr": ORG_ALVESTA, "unit_id": "al-soc"},
-                {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
-                {"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE},
-            ],
-            plan_version=99,
-            at=utcnow(),
-            bases=[
-                PlanBasisV1(
-                    orgnr=ORG_VAXJO, unit_id=VAXJO_SOC, kind="consent", consent_id=consent_id
-                )
-            ],
+        forged = alvesta_plan(
+            plan_id,
+            "Övertagen av Alvesta",
+            [{"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE}],
+            version=99,
+            basis=PlanBasisV1(
+                orgnr=ORG_VAXJO, unit_id=VAXJO_SOC, kind="consent", consent_id=consent_id
+            ),
         )
         for to in (ORG_VAXJO, ORG_REGION):
             await publish(alvesta, forged, to=to, key=plan_id, version=99)
@@ -490,23 +507,12 @@ class TestSameMemberFromAnotherMember:
         plan_id = "alvesta-plan-1"
         await publish(
             alvesta,
-            PlanSharedV1(
-                plan_id=plan_id,
-                owner_orgnr=ORG_ALVESTA,
-                owner_unit_id="al-soc",
-                kind="sip",
-                personnummer=new_person(),
-                goals=["Utan grund"],
-                actions=[],
-                coordinator={"orgnr": ORG_ALVESTA, "unit_id": "al-soc"},
-                follow_up_date=dt.date(2027, 3, 1),
-                viewers=[
-                    {"orgnr": ORG_ALVESTA, "unit_id": "al-soc"},
-                    {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
-                ],
-                plan_version=1,
-                at=utcnow(),
-                bases=[PlanBasisV1(orgnr=ORG_VAXJO, unit_id=VAXJO_SOC, kind="same_member")],
+            alvesta_plan(
+                plan_id,
+                "Utan grund",
+                [],
+                version=1,
+                basis=PlanBasisV1(orgnr=ORG_VAXJO, unit_id=VAXJO_SOC, kind="same_member"),
             ),
             to=ORG_VAXJO,
             key=plan_id,

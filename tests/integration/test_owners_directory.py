@@ -29,7 +29,7 @@ from shared.events.payloads import (
 from shared.inbox import Delivery, Reject
 from shared.kafka import ReceivedRecord
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
-from tests.helpers.directory import SPEC, UNIT, auth, build
+from tests.helpers.directory import SPEC, UNIT, auth, build, member_record
 from tests.helpers.problems import field_rules, problem
 
 NOW = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
@@ -62,15 +62,7 @@ def unit(
 
 
 def member(orgnr: str, kind: str, kommunkoder: tuple[str, ...]) -> MemberChangedV1:
-    return MemberChangedV1(
-        orgnr=orgnr,
-        name=f"Member {orgnr}",
-        kind=kind,
-        county_code="07",
-        kommunkoder=list(kommunkoder),
-        version=1,
-        changed_at=NOW,
-    )
+    return member_record(orgnr, kind, kommunkoder, at=NOW)
 
 
 ALVESTA = member(ORG_ALVESTA, "kommun", ("0764",))

@@ -17,7 +17,7 @@ from shared.db import Database
 from shared.events import CloudEvent
 from shared.events.payloads import UNIT_CHANGED_V1, MemberChangedV1, UnitChangedV1
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
-from tests.helpers.directory import auth
+from tests.helpers.directory import auth, member_record
 
 NOW = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
 
@@ -68,15 +68,7 @@ async def seed(db: Database, *units: UnitChangedV1) -> None:
 
 
 def member(orgnr: str, kind: str, kommunkoder: tuple[str, ...]) -> MemberChangedV1:
-    return MemberChangedV1(
-        orgnr=orgnr,
-        name=f"Member {orgnr}",
-        kind=kind,
-        county_code="07",
-        kommunkoder=list(kommunkoder),
-        version=1,
-        changed_at=NOW,
-    )
+    return member_record(orgnr, kind, kommunkoder, at=NOW)
 
 
 # The members' records: routing goes only to units of a member serving the kommun.
