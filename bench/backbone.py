@@ -36,7 +36,7 @@ from bench import brokers
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
 from bench.stats import summary_ms, timeline
-from shared.broker import Broker, Engine
+from shared.messaging.broker import Broker, Engine
 from tests.conftest import POSTGRES, create_pg_database, drop_pg_database, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ async def role_consumer(db_url: str, bootstrap: str, topic: str, out: str) -> No
 async def floor_kafka(broker: Broker, n: int = 300) -> dict[str, float]:
     """Produce one record and wait until an already-assigned consumer receives it, on
     ``broker`` with the client settings it needs (the benchmarks' own)."""
-    from shared.kafka import Consumer, OutgoingRecord, Producer, ensure_topics
+    from shared.messaging.kafka import Consumer, OutgoingRecord, Producer, ensure_topics
 
     k = make_settings(bootstrap=broker.bootstrap, **brokers.client_settings(broker)).kafka
     topic = f"bench.floor.{uuid.uuid4().hex[:8]}"
@@ -161,7 +161,7 @@ async def floor_db(db_url: str, n: int = 500) -> dict[str, float]:
     """One INSERT and COMMIT per transaction, as the writer does (without the outbox row)."""
     from sqlalchemy import Column, Integer, MetaData, String, Table
 
-    from shared.db import Database
+    from shared.data.db import Database
 
     md = MetaData()
     t = Table("floor", md, Column("id", Integer, primary_key=True), Column("v", String(20)))
@@ -206,7 +206,7 @@ async def _applied(db_url: str) -> int:
     """Effects the consumer has committed (the warm-up's included)."""
     from sqlalchemy import func, select
 
-    from shared.db import Database
+    from shared.data.db import Database
     from tests.helpers.harness import applied
 
     db = Database(db_url)

@@ -1,4 +1,4 @@
-"""The broker a benchmark runs on: Apache Kafka (a KRaft node, ``shared.apache_kafka``) by
+"""The broker a benchmark runs on: Apache Kafka (a KRaft node, ``shared.messaging.apache_kafka``) by
 default, the embedded Tansu broker with ``--broker tansu``.
 
 Every benchmark and the soak start their broker with :func:`start`, give their processes
@@ -7,7 +7,7 @@ Every benchmark and the soak start their broker with :func:`start`, give their p
 
 Fetch waits differ by engine: Tansu answers a fetch only when ``fetch_max_wait_ms`` expires,
 so its consumers keep it low; Apache Kafka answers as soon as data arrives, so its clients
-use the broker's ordinary value (:meth:`shared.broker.Broker.client_settings`).
+use the broker's ordinary value (:meth:`shared.messaging.broker.Broker.client_settings`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from shared import broker as brokers
-from shared.broker import Broker, Engine
+from shared.messaging import broker as brokers
+from shared.messaging.broker import Broker, Engine
 
 ENGINES: tuple[Engine, ...] = brokers.ENGINES
 DEFAULT: Engine = "kafka"

@@ -71,9 +71,9 @@ from services.consent.codes import ConsentStatus
 from services.consent.models import ChangeLogEntry, Consent, ConsentCopy
 from services.consent.schemas import ConsentCreate
 from services.consent.service import key_of
-from shared.broker import Broker, Engine
 from shared.config import Settings
-from shared.db import Database, new_id, utcnow
+from shared.data.db import Database, new_id, utcnow
+from shared.messaging.broker import Broker, Engine
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
 from tests.conftest import (

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.events import CloudEvent, encode, topics
-from shared.trust import Trust, ensure_members, trust_in
+from shared.messaging.events import CloudEvent, encode, topics
+from shared.messaging.trust import Trust, ensure_members, trust_in
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

@@ -40,11 +40,12 @@ import httpx
 from bench import brokers
 from bench.directory_synthetic import as_events, generate
 from bench.stats import summary_ms, timeline
-from shared.auth import mint_token
-from shared.broker import Broker, Engine, free_port
-from shared.events import CloudEvent, topics
-from shared.events.payloads import UNIT_CHANGED_V1
-from shared.kafka import Producer, ensure_topics
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker, Engine
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import UNIT_CHANGED_V1
+from shared.messaging.kafka import Producer, ensure_topics
+from shared.messaging.processes import free_port
 from tests.conftest import POSTGRES, create_pg_database, drop_pg_database, make_settings
 
 # Imported at module level: tests.conftest probes PostgreSQL with asyncio.run.
@@ -80,7 +81,7 @@ def synthetic_trust(work: Path) -> Path:
     and Region Kronoberg whose replica reads them): each unit event is signed by its owner
     and checked by the replica, as in production (ADR 0020)."""
     from bench.directory_synthetic import members
-    from shared.trust import ensure_members
+    from shared.messaging.trust import ensure_members
 
     folder = work / "keys"
     listed = {m.orgnr: m.name for m in members()}
@@ -137,7 +138,7 @@ async def replica_count(url: str) -> int:
     from sqlalchemy import func, select
 
     from services.directory.models import ReplicaUnit
-    from shared.db import Database
+    from shared.data.db import Database
 
     db = Database(url)
     try:
@@ -233,7 +234,7 @@ async def run(
             "VK_TRUST__DIR": str(trust.resolve()),
         }
         from services.directory.spec import SPEC
-        from shared.migrations import upgrade
+        from shared.data.migrations import upgrade
 
         await upgrade(SPEC.migrations_dir, url)
         started = time.perf_counter()

@@ -1,7 +1,7 @@
 """A large synthetic directory for benchmarks: every kommun and region of Sweden as a member.
 
-The federation is the 290 kommuner (``shared.identifiers.all_kommuner``) and a region per
-county (``shared.identifiers.counties``), each with a fictitious but Luhn-valid
+The federation is the 290 kommuner (``shared.identity.identifiers.all_kommuner``) and a region per
+county (``shared.identity.identifiers.counties``), each with a fictitious but Luhn-valid
 organisationsnummer derived from its code. Units are built from templates and the
 directory's code lists, so names and missions carry realistic Swedish vocabulary (å, ä, ö)
 for full-text search: every member gets its intake unit (a kommun its socialtjänstens
@@ -41,9 +41,9 @@ from stdnum import luhn
 from services.directory.codes import INTERVENTION_LABELS, Intervention, UnitKind
 from services.directory.hours import OpeningHours
 from services.directory.schemas import UnitCreate
-from shared.codes import ReferralKind
-from shared.events.payloads import UnitChangedV1
-from shared.identifiers import all_kommuner, counties
+from shared.domain.codes import ReferralKind
+from shared.identity.identifiers import all_kommuner, counties
+from shared.messaging.events.payloads import UnitChangedV1
 
 __all__ = [
     "CHANGED_AT",

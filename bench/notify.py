@@ -46,7 +46,7 @@ from sqlalchemy import select
 
 from bench import brokers
 from bench.stats import summary_ms, timeline
-from shared.broker import Broker, Engine
+from shared.messaging.broker import Broker, Engine
 from tests.conftest import POSTGRES, create_pg_database, drop_pg_database
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
@@ -98,9 +98,9 @@ def rss_mb(pid: int) -> float:
 async def prepare(db_url: str, receiver_url: str) -> str:
     """Migrate and subscribe the receiver to the intake's referral.received notifications."""
     from services.notify import service
-    from shared import migrations
-    from shared.auth import Caller
-    from shared.db import Database
+    from shared.data import migrations
+    from shared.data.db import Database
+    from shared.identity.auth import Caller
     from shared.service import load_spec
     from tests.integration.notify.conftest import notify_settings
 
@@ -163,9 +163,9 @@ async def run(
     engine: Engine = brokers.DEFAULT,
 ) -> dict[str, Any]:
     from shared.config import KafkaSettings
-    from shared.events import CloudEvent, topics
-    from shared.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
-    from shared.kafka import Producer, ensure_topics
+    from shared.messaging.events import CloudEvent, topics
+    from shared.messaging.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
+    from shared.messaging.kafka import Producer, ensure_topics
     from tests.integration.notify.servers import WebhookReceiver
 
     work = Path(tempfile.mkdtemp(prefix="vk-bench-notify-"))
@@ -337,7 +337,7 @@ async def run(
 async def consumed_times(db_url: str) -> dict[str, float]:
     """When the worker consumed each event: its inbox row's ``received_at`` (epoch seconds)."""
     from services.notify.models import infra
-    from shared.db import Database
+    from shared.data.db import Database
 
     db = Database(db_url)
     try:

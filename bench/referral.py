@@ -58,8 +58,8 @@ from bench.notify import cpu_seconds, rss_mb
 from bench.stats import summary_ms, timeline
 from services.consent.models import ConsentCopy
 from services.referral.models import Incoming, Recipient, Referral
-from shared.broker import Engine
-from shared.db import Database
+from shared.data.db import Database
+from shared.messaging.broker import Engine
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
 from tests.conftest import ORG_REGION, ORG_VAXJO, POSTGRES, create_pg_database, drop_pg_database

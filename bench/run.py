@@ -44,7 +44,7 @@ from typing import Any
 
 from bench import backbone, brokers, consent, directory, notify, referral
 from bench.plots import plot_timeline
-from shared.broker import Engine
+from shared.messaging.broker import Engine
 
 # Imported here, not inside a coroutine: tests.conftest probes PostgreSQL with asyncio.run.
 from tests.conftest import POSTGRES

@@ -16,6 +16,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.identity.auth.keys import is_dev_public_key
+from shared.identity.auth.settings import AuthSettings as AuthSettings
+
 SERVICES: tuple[str, ...] = ("directory", "consent", "referral", "notify")
 ServiceName = Literal["directory", "consent", "referral", "notify"]
 
@@ -37,7 +40,7 @@ class MemberSettings(BaseModel):
     @field_validator("orgnr")
     @classmethod
     def _valid_orgnr(cls, value: str) -> str:
-        from shared.identifiers import normalise_orgnr
+        from shared.identity.identifiers import normalise_orgnr
 
         return normalise_orgnr(value)
 
@@ -108,25 +111,6 @@ class KafkaSettings(BaseModel):
                 "join that long)"
             )
         return self
-
-
-class AuthSettings(BaseModel):
-    """Bearer-token verification."""
-
-    issuer: str = "vardkedja-dev"
-    audience: str = "vardkedja"
-    # Either a JWKS URL (production) or PEM public keys (file paths or inline PEM).
-    jwks_url: str | None = None
-    public_keys: list[str] = Field(default_factory=list)
-    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
-    # Development only: the repository's bundled key pair is trusted when no keys are given.
-    allow_dev_key: bool = True
-    leeway_seconds: int = Field(30, ge=0, le=300)
-    dev_key_dir: Path | None = Field(
-        None,
-        description="where this machine's development token key is made and kept "
-        "(default ~/.cache/vardkedja/dev-auth; never in the package or an image)",
-    )
 
 
 class DirectorySettings(BaseModel):
@@ -339,7 +323,7 @@ def _default_body_limits() -> dict[str, int]:
 
 
 class HttpSettings(BaseModel):
-    """How ``vardkedja serve`` listens, and what a client may make it hold (shared.limits)."""
+    """How ``vardkedja serve`` listens, and what a client may make it hold (shared.web.limits)."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -396,7 +380,7 @@ class Settings(BaseSettings):
     @field_validator("federation_members")
     @classmethod
     def _valid_members(cls, value: list[str]) -> list[str]:
-        from shared.identifiers import normalise_orgnr
+        from shared.identity.identifiers import normalise_orgnr
 
         return [normalise_orgnr(v) for v in value]
 
@@ -422,8 +406,6 @@ class Settings(BaseSettings):
             problems.append("set VK_AUTH__JWKS_URL or VK_AUTH__PUBLIC_KEYS")
         if self.auth.jwks_url and not self.auth.jwks_url.startswith("https://"):
             problems.append("VK_AUTH__JWKS_URL must use https")
-        from shared.auth import is_dev_public_key
-
         if any(is_dev_public_key(k) for k in self.auth.public_keys):
             problems.append("VK_AUTH__PUBLIC_KEYS contains the development key")
         if self.db_url.startswith("sqlite"):

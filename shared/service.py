@@ -1,8 +1,8 @@
 """What makes a service: its spec (tables, routers, consumers) and its runtime context.
 
 Every service package exposes ``SPEC: ServiceSpec`` in ``services/<name>/spec.py``. The API
-process (:func:`shared.app.create_app`) and the worker process (:mod:`shared.worker`) are built
-from it the same way for all four services.
+process (:func:`shared.web.app.create_app`) and the worker process
+(:mod:`shared.messaging.worker`) are built from it the same way for all four services.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
-from shared.audit import Auditor
 from shared.config import Settings
-from shared.db import Database
-from shared.inbox import ConsumerSpec
-from shared.infra import InfraTables
-from shared.outbox import Outbox, OutboxRelay
-from shared.periodic import PeriodicJob
+from shared.data.db import Database
+from shared.data.infra import InfraTables
+from shared.identity.audit import Auditor
+from shared.messaging.inbox import ConsumerSpec
+from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.periodic import PeriodicJob
 
 
 @dataclass

@@ -4,7 +4,7 @@
 PostgreSQL (each test gets a database of its own, dropped afterwards).
 
 The broker is Apache Kafka (a KRaft node the project starts from Maven Central's jars,
-:mod:`shared.apache_kafka`) wherever Java and Maven are at hand, and the embedded Tansu
+:mod:`shared.messaging.apache_kafka`) wherever Java and Maven are at hand, and the embedded Tansu
 broker where they are not (``VK_TEST_BROKER=kafka|tansu`` chooses). Tests that need one
 engine ask for it (``kafka_broker``, ``tansu_broker``); one that cannot have it is skipped
 on a developer's machine and **fails under CI** (``CI=true``). The run's header and summary
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import apache_kafka
-from shared.broker import Broker, Engine, new_broker, tansu_version
 from shared.config import KafkaSettings, Settings
+from shared.messaging import apache_kafka
+from shared.messaging.broker import Broker, Engine, new_broker, tansu_version
 
 TEST_MEMBERS = (
     ("232100-0065", "Region Kronoberg"),
@@ -38,7 +38,7 @@ def _test_trust_dir() -> Path:
     start (``VK_TRUST__DIR``), made fresh: nothing of it is committed."""
     import tempfile
 
-    from shared.trust import ensure_members
+    from shared.messaging.trust import ensure_members
 
     inherited = os.environ.get("VK_TRUST__DIR")
     if inherited and (Path(inherited) / "trust-list.json").exists():

@@ -35,10 +35,10 @@ def serve(service: ServiceArg) -> None:
     """Run the HTTP API of one service (one process; for containers and the federation)."""
     import uvicorn
 
-    from shared.app import create_app
-    from shared.limits import uvicorn_options
-    from shared.observability import configure_logging
     from shared.service import load_spec
+    from shared.web.app import create_app
+    from shared.web.limits import uvicorn_options
+    from shared.web.observability import configure_logging
 
     settings = _settings(service)
     configure_logging(
@@ -50,7 +50,7 @@ def serve(service: ServiceArg) -> None:
     application = create_app(load_spec(service), settings)
     uvicorn.run(
         application,
-        **uvicorn_options(settings.http),  # address, and the head deadline (shared.limits)
+        **uvicorn_options(settings.http),  # address, and the head deadline (shared.web.limits)
         log_config=None,
         access_log=False,
         proxy_headers=False,
@@ -60,8 +60,8 @@ def serve(service: ServiceArg) -> None:
 @app.command()
 def worker(service: ServiceArg) -> None:
     """Run the worker of one service: its consumers and its outbox relay."""
+    from shared.messaging.worker import run_worker
     from shared.service import load_spec
-    from shared.worker import run_worker
 
     settings = _settings(service)  # first: an unknown service is a usage error, not a crash
     run_worker(load_spec(service), settings)
@@ -75,7 +75,7 @@ def migrate(
     ] = False,
 ) -> None:
     """Apply Alembic migrations to this member's database(s)."""
-    from shared.migrations import upgrade_sync
+    from shared.data.migrations import upgrade_sync
     from shared.service import load_spec
 
     names = list(SERVICES) if all_services else [service or Settings().service]
@@ -100,8 +100,8 @@ def token(
     ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
 ) -> None:
     """Mint a development token signed with the bundled development key."""
-    from shared.auth import mint_token
-    from shared.identifiers import IdentifierError, normalise_orgnr
+    from shared.identity.auth import mint_token
+    from shared.identity.identifiers import IdentifierError, normalise_orgnr
 
     # The services refuse a token whose org is not a valid organisationsnummer: say so now
     # instead of printing a token that can never be used.
@@ -129,8 +129,8 @@ def broker(
     ] = Path("var/kafka"),
 ) -> None:
     """Run a broker in the foreground: the embedded Tansu (memory only) or Apache Kafka."""
-    from shared.apache_kafka import KafkaSetupError
-    from shared.broker import ENGINES, new_broker
+    from shared.messaging.apache_kafka import KafkaSetupError
+    from shared.messaging.broker import ENGINES, new_broker
 
     if engine not in ENGINES:
         raise typer.BadParameter(f"one of {', '.join(ENGINES)}", param_hint="--engine")
@@ -178,7 +178,7 @@ def keys_new(
 ) -> None:
     """Create a member's Ed25519 signing and X25519 encryption key pairs; add their public
     halves to the trust list. Never commit or package the private key file."""
-    from shared.trust import TrustConfigError, create_member, keys_file
+    from shared.messaging.trust import TrustConfigError, create_member, keys_file
 
     if exist_ok and keys_file(dir, orgnr.replace("-", "")).exists():
         typer.echo(f"private keys: {keys_file(dir, orgnr.replace('-', ''))} (kept)")
@@ -204,7 +204,7 @@ def keys_rotate(
     """New key pairs, used from now on; the current ones retire after the overlap (events
     signed or sealed with them still verify and open until then). Distribute the updated
     trust list to every member before the overlap ends."""
-    from shared.trust import TrustConfigError, rotate_member
+    from shared.messaging.trust import TrustConfigError, rotate_member
 
     try:
         path = rotate_member(
@@ -224,7 +224,7 @@ def keys_list(
 ) -> None:
     """The members and keys of a trust list, with their validity (checked as a member
     checks it at start)."""
-    from shared.trust import TrustConfigError, TrustList
+    from shared.messaging.trust import TrustConfigError, TrustList
 
     try:
         listed = TrustList.load(trust_list)
@@ -241,7 +241,7 @@ def keys_list(
 @app.command()
 def events() -> None:
     """Print the event catalogue as an AsyncAPI 3.0 document."""
-    from shared.events import CATALOGUE
+    from shared.messaging.events import CATALOGUE
 
     typer.echo(json.dumps(CATALOGUE.asyncapi(), indent=2, ensure_ascii=False))
 
@@ -266,9 +266,9 @@ def run(
 ) -> None:
     """Run the demo federation (Region Kronoberg, Växjö and Alvesta kommun) on the embedded
     broker, or on Apache Kafka with --broker kafka."""
-    from shared.apache_kafka import KafkaSetupError
-    from shared.auth import mint_token
-    from shared.broker import ENGINES
+    from shared.identity.auth import mint_token
+    from shared.messaging.apache_kafka import KafkaSetupError
+    from shared.messaging.broker import ENGINES
     from vardkedja import walkthrough
     from vardkedja.federation import (
         ALL_SCOPES,

@@ -26,8 +26,17 @@ from typing import Any
 import httpx
 
 from services.directory.demo import load_demo_members, load_demo_units
-from shared.broker import Broker, Engine, client_env, die_with_parent, new_broker, port_open
 from shared.config import SERVICES
+from shared.messaging.broker import (
+    Broker,
+    Engine,
+    client_env,
+    new_broker,
+)
+from shared.messaging.processes import (
+    die_with_parent,
+    port_open,
+)
 
 SERVICE_OFFSET = {name: i for i, name in enumerate(SERVICES)}
 ALL_SCOPES = (
@@ -104,7 +113,7 @@ class Federation:
 
     def ensure_keys(self) -> None:
         """Keys for every member that has none yet, and the trust list naming them all."""
-        from shared.trust import ensure_members
+        from shared.messaging.trust import ensure_members
 
         ensure_members(self.keys_dir, [(m.orgnr, m.name) for m in self.members])
 
@@ -166,7 +175,7 @@ class Federation:
     def migrate(self) -> None:
         """Apply every service's migrations for every member (before the processes start)."""
         from shared.config import Settings
-        from shared.migrations import upgrade_sync
+        from shared.data.migrations import upgrade_sync
         from shared.service import load_spec
 
         for member in self.members:
@@ -296,7 +305,7 @@ class Seeded:
 async def seed_demo_units(fed: Federation) -> Seeded:
     """Create the demo units and member records through each member's own directory API
     (idempotently)."""
-    from shared.auth import mint_token
+    from shared.identity.auth import mint_token
 
     created = 0
     ids: dict[tuple[str, str], str] = {}
@@ -333,7 +342,7 @@ def unit_tokens(
 ) -> dict[tuple[str, str], str]:
     """A development token per demo unit: a user at that unit with every scope, for the
     operations a unit does (send, receive, answer) from the docs pages."""
-    from shared.auth import mint_token
+    from shared.identity.auth import mint_token
 
     names = {m.orgnr: m for m in fed.members}
     return {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Java (17 or later) and Maven for the Apache Kafka node the suites and benchmarks start
-# (shared/apache_kafka.py): installed from Debian's packages when missing. Idempotent.
+# (shared/messaging/apache_kafka.py): installed from Debian's packages when missing. Idempotent.
 #
 #   deploy/dev/java.sh            (as root, or with sudo rights; `make java`)
 set -euo pipefail

@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.consent import service
 from services.consent.service import Asked, Decided
-from shared.audit import AuditUnavailable, Outcome
-from shared.auth import Caller
-from shared.errors import ServiceUnavailable
-from shared.observability import request_id_var
+from shared.identity.audit import AuditUnavailable, Outcome
+from shared.identity.auth import Caller
 from shared.service import ServiceContext
+from shared.web.errors import ServiceUnavailable
+from shared.web.observability import request_id_var
 
 log = logging.getLogger("vardkedja.consent.decisions")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from shared.codes import LegalBasis
+from shared.domain.codes import LegalBasis
 
 
 class Purpose(enum.StrEnum):

@@ -28,8 +28,8 @@ from services.consent.codes import (
     ConsentStatus,
     Verdict,
 )
-from shared.codes import OSL_BASES, LegalBasis, OslGround
-from shared.errors import FieldProblem, InvalidInput
+from shared.domain.codes import OSL_BASES, LegalBasis, OslGround
+from shared.web.errors import FieldProblem, InvalidInput
 
 # (sender kind, recipient kind) each legal basis requires; None: any.
 BASIS_DIRECTION: dict[str, tuple[str | None, str | None]] = {

@@ -6,9 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.consent import service
 from services.consent.repository import ConsentRepository, CopyRepository, TombstoneRepository
-from shared.db import utcnow
-from shared.events import CloudEvent, topics
-from shared.events.payloads import (
+from shared.data.db import utcnow
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import (
     AUDIT_RECORDED_V1,
     CONSENT_ENDED_V1,
     CONSENT_RECORDED_V1,
@@ -16,8 +16,8 @@ from shared.events.payloads import (
     ConsentEndedV1,
     ConsentRecordedV1,
 )
-from shared.inbox import BatchHandler, ConsumerSpec, Delivery, Handler, Reject
-from shared.periodic import PeriodicJob
+from shared.messaging.inbox import BatchHandler, ConsumerSpec, Delivery, Handler, Reject
+from shared.messaging.periodic import PeriodicJob
 from shared.service import ServiceContext
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import IdMixin, TimestampMixin, UTCDateTime, make_metadata, utcnow
-from shared.infra import SeqType, define_infra_tables
+from shared.data.db import IdMixin, TimestampMixin, UTCDateTime, make_metadata, utcnow
+from shared.data.infra import SeqType, define_infra_tables
 
 
 class Base(DeclarativeBase):

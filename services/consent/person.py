@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from shared.person import DEVELOPMENT_SECRET, PersonKeyConfigError, person_key
-from shared.person import member_secret as secret_of
+from shared.identity.person import DEVELOPMENT_SECRET, PersonKeyConfigError, person_key
+from shared.identity.person import member_secret as secret_of
 
 __all__ = ["DEVELOPMENT_SECRET", "PersonKeyConfigError", "birth_date", "person_key", "secret_of"]
 

@@ -43,7 +43,7 @@ from services.consent.models import (
     LegalBasisUse,
     Refusal,
 )
-from shared.db import RepositoryBase, UTCDateTime
+from shared.data.db import RepositoryBase, UTCDateTime
 
 OwnedT = TypeVar("OwnedT", Consent, Refusal, Block)
 

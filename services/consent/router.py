@@ -60,14 +60,14 @@ from services.consent.service import (
     RefusalInForce,
     RefusalNotFound,
 )
-from shared.app import Ctx, DbSession, Idempotency, IdempotencyInProgress, IdempotencyKeyHeader
-from shared.audit import AuditUnavailable
-from shared.auth import Caller, require_scopes
-from shared.db import utcnow
-from shared.errors import Forbidden, InvalidInput, problem_responses
-from shared.etag import etag, if_match_version
-from shared.identifiers import mask_personnummer
+from shared.data.db import utcnow
+from shared.identity.audit import AuditUnavailable
+from shared.identity.auth import Caller, require_scopes
+from shared.identity.identifiers import mask_personnummer
 from shared.service import ServiceContext
+from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyInProgress, IdempotencyKeyHeader
+from shared.web.errors import Forbidden, InvalidInput, problem_responses
+from shared.web.etag import etag, if_match_version
 
 consents_router = APIRouter(prefix="/v1", tags=["consents"])
 records_router = APIRouter(prefix="/v1", tags=["refusals and blocks"])

@@ -22,9 +22,9 @@ from services.consent.codes import (
     Verdict,
     WithdrawerKind,
 )
-from shared.fields import IsoAwareDatetime, IsoDate, JsonBool
-from shared.identifiers import Organisationsnummer, Personnummer
-from shared.legal_basis import LegalBasisIn
+from shared.domain.legal_basis import LegalBasisIn
+from shared.identity.identifiers import Organisationsnummer, Personnummer
+from shared.web.fields import IsoAwareDatetime, IsoDate, JsonBool
 
 UnitIdField = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="unit id")

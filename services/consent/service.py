@@ -57,14 +57,13 @@ from services.consent.schemas import (
     RefusalCreate,
     WithdrawRequest,
 )
-from shared.auth import Caller, ensure_unit
-from shared.codes import OSL_BASES
 from shared.config import Settings
-from shared.db import new_id, utcnow
-from shared.errors import Conflict, FieldProblem, InvalidInput, NotFound, PreconditionFailed
-from shared.etag import etag
-from shared.events import CloudEvent, topics
-from shared.events.payloads import (
+from shared.data.db import new_id, utcnow
+from shared.domain.codes import OSL_BASES
+from shared.identity.auth import Caller, ensure_unit
+from shared.identity.identifiers import IdentifierError
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     CONSENT_RECORDED_V1,
     AuditRecordedV1,
@@ -72,9 +71,10 @@ from shared.events.payloads import (
     ConsentPartyRef,
     ConsentRecordedV1,
 )
-from shared.identifiers import IdentifierError
-from shared.inbox import Reject
-from shared.outbox import Outbox
+from shared.messaging.inbox import Reject
+from shared.messaging.outbox import Outbox
+from shared.web.errors import Conflict, FieldProblem, InvalidInput, NotFound, PreconditionFailed
+from shared.web.etag import etag
 
 SYSTEM_USER = "consent-worker"
 

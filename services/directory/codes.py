@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 
 # The interventions list is shared with the referral service (needs are interventions).
-from shared.codes import INTERVENTION_LABELS, Intervention
+from shared.domain.codes import INTERVENTION_LABELS, Intervention
 
 __all__ = ["INTERVENTION_LABELS", "Intervention"]
 

@@ -7,16 +7,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.directory import service, territory
 from services.directory.codes import UnitStatus
 from services.directory.repository import MemberRepository, ReplicaRepository, UnitRepository
-from shared.db import utcnow
-from shared.events import CloudEvent, topics
-from shared.events.payloads import (
+from shared.data.db import utcnow
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import (
     MEMBER_CHANGED_V1,
     UNIT_CHANGED_V1,
     MemberChangedV1,
     UnitChangedV1,
 )
-from shared.inbox import ConsumerSpec, Delivery, Reject
-from shared.periodic import PeriodicJob
+from shared.messaging.inbox import ConsumerSpec, Delivery, Reject
+from shared.messaging.periodic import PeriodicJob
 from shared.service import ServiceContext
 
 

@@ -1,7 +1,7 @@
 """Opening hours of a unit: when its function can be reached, in Swedish local time.
 
 An :class:`OpeningHours` is a weekly schedule of :class:`Interval` s, rules for public
-holidays and the three eves (``shared.calendar``), and :class:`SpecialDay` s that override
+holidays and the three eves (``shared.domain.calendar``), and :class:`SpecialDay` s that override
 everything for one date (e.g. "stängt 2026-07-20", "10:00–14:00 on julafton").
 
 All times are Stockholm wall-clock times, so a unit open 08:00–16:30 opens at 08:00 on
@@ -31,8 +31,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.calendar import STOCKHOLM, is_eve, is_public_holiday, to_local
-from shared.fields import IsoDate, JsonBool
+from shared.domain.calendar import STOCKHOLM, is_eve, is_public_holiday, to_local
+from shared.web.fields import IsoDate, JsonBool
 
 __all__ = [
     "ClosingTime",

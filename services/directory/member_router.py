@@ -12,11 +12,11 @@ from services.directory.repository import MemberRepository
 from services.directory.router import IfMatchOptional, Reader, Writer
 from services.directory.schemas import MemberIn, MemberOut
 from services.directory.service import MemberNotFound, MemberVersionMismatch
-from shared.app import Ctx, DbSession
-from shared.errors import Forbidden, InvalidInput, problem_responses
-from shared.etag import etag, if_match_version
-from shared.identifiers import Organisationsnummer
-from shared.identifiers.kommun import counties
+from shared.identity.identifiers import Organisationsnummer
+from shared.identity.identifiers.kommun import counties
+from shared.web.app import Ctx, DbSession
+from shared.web.errors import Forbidden, InvalidInput, problem_responses
+from shared.web.etag import etag, if_match_version
 
 member_router = APIRouter(prefix="/v1", tags=["members"])
 

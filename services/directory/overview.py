@@ -39,10 +39,10 @@ from services.directory.codes import CHANNEL_LABELS, UNIT_KIND_LABELS, Channel, 
 from services.directory.hours import OpeningHours, describe_sv
 from services.directory.models import ReplicaUnit
 from services.directory.schemas import ContactPath
-from shared.calendar import to_local
-from shared.contact import PostalAddress
-from shared.csvout import write_csv
-from shared.identifiers import IdentifierError, all_kommuner, kommun
+from shared.domain.calendar import to_local
+from shared.domain.contact import PostalAddress
+from shared.identity.identifiers import IdentifierError, all_kommuner, kommun
+from shared.web.csvout import write_csv
 
 __all__ = [
     "CSV_COLUMNS",
@@ -657,7 +657,7 @@ def render_csv(overview: Overview) -> str:
     Columns: :data:`CSV_COLUMNS`. A unit without contact paths has one row with empty
     kontaktorsak, kanal and kontakt; a temporarily closed unit's name ends in
     "(tillfälligt stängd)". Cells that a spreadsheet would run as a formula get a ``'``
-    (:mod:`shared.csvout`).
+    (:mod:`shared.web.csvout`).
     """
     rows: list[list[str]] = []
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from services.directory.models import MemberRecord, ReplicaUnit, Unit
-from shared.db import RepositoryBase
+from shared.data.db import RepositoryBase
 
 
 class UnitRepository(RepositoryBase[Unit]):

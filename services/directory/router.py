@@ -22,12 +22,18 @@ from services.directory.schemas import (
     UnitUpdate,
 )
 from services.directory.service import StatusConflict, UnitNotFound, VersionMismatch
-from shared.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
-from shared.auth import Caller, require_scopes
-from shared.db import utcnow
-from shared.errors import Conflict, Forbidden, InvalidInput, PreconditionRequired, problem_responses
-from shared.etag import etag, if_match_version
-from shared.identifiers import Kommunkod, Organisationsnummer
+from shared.data.db import utcnow
+from shared.identity.auth import Caller, require_scopes
+from shared.identity.identifiers import Kommunkod, Organisationsnummer
+from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
+from shared.web.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    PreconditionRequired,
+    problem_responses,
+)
+from shared.web.etag import etag, if_match_version
 
 router = APIRouter(prefix="/v1", tags=["units"])
 replica_router = APIRouter(prefix="/v1/replica", tags=["replica"])

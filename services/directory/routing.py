@@ -17,7 +17,7 @@ from typing import Any
 
 from services.directory.codes import Channel, UnitKind
 from services.directory.search import Doc, SearchIndex, age_fits, fold
-from shared.codes import REFERRAL_KIND_LABELS, ReferralKind
+from shared.domain.codes import REFERRAL_KIND_LABELS, ReferralKind
 
 # The kinds that naturally receive each referral kind, most natural first.
 NATURAL_RECEIVERS: dict[ReferralKind, tuple[UnitKind, ...]] = {

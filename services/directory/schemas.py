@@ -18,11 +18,11 @@ from pydantic_core import PydanticCustomError
 
 from services.directory.codes import Channel, Intervention, UnitKind, UnitStatus
 from services.directory.hours import OpeningHours
-from shared.codes import ReferralKind
 from shared.config import MemberKind
-from shared.contact import FunctionalEmail, PostalAddress, SecureMailAddress, SwedishPhone
-from shared.fields import JSON_INT, Age, IsoAwareDatetime, IsoDate, JsonInt
-from shared.identifiers import Kommunkod
+from shared.domain.codes import ReferralKind
+from shared.domain.contact import FunctionalEmail, PostalAddress, SecureMailAddress, SwedishPhone
+from shared.identity.identifiers import Kommunkod
+from shared.web.fields import JSON_INT, Age, IsoAwareDatetime, IsoDate, JsonInt
 
 __all__ = [
     "Capacity",
@@ -296,7 +296,7 @@ class MemberIn(BaseModel):
     @field_validator("county_code")
     @classmethod
     def _known_county(cls, value: str) -> str:
-        from shared.identifiers.kommun import counties
+        from shared.identity.identifiers.kommun import counties
 
         if value not in {c.code for c in counties()}:
             raise PydanticCustomError("unknown_county", "no Swedish county has this code")
@@ -305,7 +305,7 @@ class MemberIn(BaseModel):
     @field_validator("kommunkoder")
     @classmethod
     def _in_county(cls, values: list[str], info: ValidationInfo) -> list[str]:
-        from shared.identifiers.kommun import all_kommuner
+        from shared.identity.identifiers.kommun import all_kommuner
 
         county = info.data.get("county_code")
         if county is None:  # the county itself was refused

@@ -36,7 +36,7 @@ from typing import Any
 from services.directory.codes import INTERVENTION_LABELS, UNIT_KIND_LABELS, Intervention, UnitKind
 from services.directory.models import ReplicaUnit
 from services.directory.repository import ReplicaRepository
-from shared.db import ChangeWatch, Database
+from shared.data.db import ChangeWatch, Database
 from shared.service import ServiceContext
 
 log = logging.getLogger("vardkedja.directory.search")

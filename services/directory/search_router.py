@@ -14,12 +14,12 @@ from services.directory import territory
 from services.directory.codes import Intervention, UnitKind, UnitStatus
 from services.directory.routing import resolve
 from services.directory.search import Doc, Filters, ReplicaSearch, replica_search
-from shared.app import DbSession
-from shared.auth import Caller, require_scopes
-from shared.codes import ReferralKind
-from shared.errors import Forbidden, InvalidInput, NotFound, problem_responses
-from shared.fields import Age, JsonInt
-from shared.identifiers import Kommunkod, Organisationsnummer
+from shared.domain.codes import ReferralKind
+from shared.identity.auth import Caller, require_scopes
+from shared.identity.identifiers import Kommunkod, Organisationsnummer
+from shared.web.app import DbSession
+from shared.web.errors import Forbidden, InvalidInput, NotFound, problem_responses
+from shared.web.fields import Age, JsonInt
 
 search_router = APIRouter(prefix="/v1", tags=["search and routing"])
 Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]

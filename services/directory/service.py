@@ -14,11 +14,9 @@ from services.directory.hours import OpeningHours
 from services.directory.models import MemberRecord, ReplicaUnit, Unit
 from services.directory.repository import MemberRepository, ReplicaRepository, UnitRepository
 from services.directory.schemas import Capacity, ContactPath, MemberIn, TargetGroup, UnitFields
-from shared.db import utcnow
-from shared.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from shared.etag import etag
-from shared.events import CloudEvent, topics
-from shared.events.payloads import (
+from shared.data.db import utcnow
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import (
     MEMBER_CHANGED_V1,
     UNIT_CHANGED_V1,
     UNIT_REVIEW_DUE_V1,
@@ -26,8 +24,10 @@ from shared.events.payloads import (
     UnitChangedV1,
     UnitReviewDueV1,
 )
-from shared.inbox import Reject
-from shared.outbox import Outbox
+from shared.messaging.inbox import Reject
+from shared.messaging.outbox import Outbox
+from shared.web.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from shared.web.etag import etag
 
 # The fields every member sees; the event carries exactly these (plus id and version).
 PUBLIC_FIELDS = (

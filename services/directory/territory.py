@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.directory.models import MemberRecord
 from services.directory.repository import MemberRepository
 from shared.config import MemberKind
-from shared.errors import InvalidInput
-from shared.identifiers.kommun import all_kommuner
+from shared.identity.identifiers.kommun import all_kommuner
+from shared.web.errors import InvalidInput
 
 __all__ = [
     "OUTSIDE_TERRITORY",

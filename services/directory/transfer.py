@@ -91,10 +91,10 @@ from services.directory.models import Unit
 from services.directory.overview import swedish_sort_key
 from services.directory.repository import UnitRepository
 from services.directory.schemas import ContactPath, UnitCreate
-from shared.csvout import unguard, write_csv
-from shared.errors import FieldProblem, InvalidInput
-from shared.nul import NUL_MESSAGE, NUL_RULE, nul_paths
-from shared.outbox import Outbox
+from shared.messaging.outbox import Outbox
+from shared.web.csvout import unguard, write_csv
+from shared.web.errors import FieldProblem, InvalidInput
+from shared.web.nul import NUL_MESSAGE, NUL_RULE, nul_paths
 
 __all__ = [
     "CSV_COLUMNS",
@@ -526,7 +526,7 @@ def _read_csv(text: str) -> tuple[list[_Item], list[FieldProblem]]:
                 if problems:
                     return [], problems
                 continue
-            # An export's formula guard (shared.csvout) is not part of the value.
+            # An export's formula guard (shared.web.csvout) is not part of the value.
             record = [unguard(cell) for cell in record]
             if not any(cell.strip() for cell in record):
                 continue  # a blank row
@@ -658,7 +658,7 @@ def _read_yaml(text: str) -> tuple[list[_Item], list[FieldProblem]]:
             )
             continue
         raw = dict(entry)
-        # YAML's "\0" escape writes a NUL, which PostgreSQL cannot store (shared.nul).
+        # YAML's "\0" escape writes a NUL, which PostgreSQL cannot store (shared.web.nul).
         if nuls := [_at(line, path, NUL_RULE, NUL_MESSAGE) for path in nul_paths(raw)]:
             problems += nuls
             continue
@@ -925,5 +925,5 @@ async def export_units(*, session: AsyncSession, owner_orgnr: str, fmt: ImportFo
     if fmt is ImportFormat.YAML:
         dumped = [_export_model(u).model_dump(mode="json", exclude_none=True) for u in units]
         return yaml.safe_dump(dumped, allow_unicode=True, sort_keys=False, width=100)
-    # Formula-like cells get a leading ' (shared.csvout); the import takes it off again.
+    # Formula-like cells get a leading ' (shared.web.csvout); the import takes it off again.
     return write_csv(CSV_COLUMNS, (_csv_row(u) for u in units), bom=True)

@@ -28,14 +28,14 @@ from services.directory.transfer import (
     ImportReport,
     YamlLoader,
 )
-from shared.app import Ctx, DbSession
-from shared.auth import Caller, require_scopes
-from shared.calendar import to_local
-from shared.db import utcnow
-from shared.errors import AppError, Forbidden, InvalidInput, NotFound, problem_responses
-from shared.fields import QueryBool
-from shared.identifiers import Organisationsnummer
-from shared.nul import NUL, NUL_MESSAGE, NUL_RULE
+from shared.data.db import utcnow
+from shared.domain.calendar import to_local
+from shared.identity.auth import Caller, require_scopes
+from shared.identity.identifiers import Organisationsnummer
+from shared.web.app import Ctx, DbSession
+from shared.web.errors import AppError, Forbidden, InvalidInput, NotFound, problem_responses
+from shared.web.fields import QueryBool
+from shared.web.nul import NUL, NUL_MESSAGE, NUL_RULE
 
 transfer_router = APIRouter(prefix="/v1", tags=["import and export"])
 overview_router = APIRouter(prefix="/v1", tags=["overview"])

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.codes import REFERRAL_KIND_LABELS, ReferralKind
+from shared.domain.codes import REFERRAL_KIND_LABELS, ReferralKind
 
 ID = r"^[A-Za-z0-9._:-]{1,64}$"
 UUID = r"^[0-9a-f-]{36}$"
@@ -68,7 +68,7 @@ def derived_id(*parts: str) -> str:
 # A number standing on its own: not part of a longer run of letters and digits (a UUID's
 # hex groups would otherwise give false alarms now and then).
 _DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9A-Za-z])")
-# The ids every service makes (shared.db.new_id). A UUID's first two groups are 8 and 4 hex
+# The ids every service makes (shared.data.db.new_id). A UUID's first two groups are 8 and 4 hex
 # digits joined by a hyphen, the very shape of YYYYMMDD-NNNN: about 1 random UUID in 1.5
 # million has decimal digits there that form a valid personnummer or samordningsnummer.
 # Such an id is still an id: no system uses a personnummer as a UUID by accident.
@@ -79,7 +79,7 @@ def looks_like_personnummer(text: str) -> bool:
     """Whether ``text`` holds a valid personnummer or samordningsnummer as a number of its
     own (``191212121212``, ``pnr-19121212-1212``; not digits inside a longer token, and
     never in a canonical UUID)."""
-    from shared.identifiers import IdentifierError, normalise_personnummer
+    from shared.identity.identifiers import IdentifierError, normalise_personnummer
 
     if _UUID.fullmatch(text):
         return False

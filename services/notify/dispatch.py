@@ -41,7 +41,7 @@ from services.notify.repository import (
 from services.notify.service import LEASE, FanOut, data_of, resolve_public
 from services.notify.webhook_http import RefusedAddress, WebhookClient, WebhookConnectError
 from shared.config import Settings
-from shared.db import Database, new_id, utcnow
+from shared.data.db import Database, new_id, utcnow
 
 log = logging.getLogger("vardkedja.notify.dispatch")
 

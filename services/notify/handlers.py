@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import service
 from services.notify.dispatch import Dispatcher
-from shared.events import topics
-from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
-from shared.inbox import ConsumerSpec, Delivery, Handler, Reject
-from shared.periodic import PeriodicJob
+from shared.messaging.events import topics
+from shared.messaging.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.messaging.inbox import ConsumerSpec, Delivery, Handler, Reject
+from shared.messaging.periodic import PeriodicJob
 from shared.service import ServiceContext
 
 

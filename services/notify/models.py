@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import UTCDateTime, make_metadata, utcnow
-from shared.infra import SeqType, define_infra_tables
+from shared.data.db import UTCDateTime, make_metadata, utcnow
+from shared.data.infra import SeqType, define_infra_tables
 
 
 class Base(DeclarativeBase):

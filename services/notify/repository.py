@@ -31,7 +31,7 @@ from services.notify.models import (
     UnitChannel,
     WebhookSubscription,
 )
-from shared.db import RepositoryBase, oldest_before
+from shared.data.db import RepositoryBase, oldest_before
 
 Row = Mapping[str, Any]
 

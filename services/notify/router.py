@@ -39,13 +39,13 @@ from services.notify.service import (
     UnitNotOwn,
     VersionMismatch,
 )
-from shared.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
-from shared.auth import Caller, ensure_unit, require_scopes
 from shared.config import NotifySettings
-from shared.db import ChangeWatch
-from shared.errors import Forbidden, InvalidInput, problem_responses
-from shared.etag import etag, if_match_version
-from shared.fields import QueryBool
+from shared.data.db import ChangeWatch
+from shared.identity.auth import Caller, ensure_unit, require_scopes
+from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
+from shared.web.errors import Forbidden, InvalidInput, problem_responses
+from shared.web.etag import etag, if_match_version
+from shared.web.fields import QueryBool
 
 inbox_router = APIRouter(prefix="/v1", tags=["inbox"])
 subscription_router = APIRouter(prefix="/v1/webhook-subscriptions", tags=["webhooks"])

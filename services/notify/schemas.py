@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify.content import Kind
 from shared.config import NotifyRule
-from shared.contact import FunctionalEmail
-from shared.fields import JsonBool
+from shared.domain.contact import FunctionalEmail
+from shared.web.fields import JsonBool
 
 UNIT_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 

@@ -33,12 +33,11 @@ from services.notify.repository import (
     TimerRepository,
     UnitChannelRepository,
 )
-from shared.auth import Caller
-from shared.codes import ReferralKind
 from shared.config import NotifyRule, NotifySettings, Settings
-from shared.db import new_id, utcnow
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.events.payloads import (
+from shared.data.db import new_id, utcnow
+from shared.domain.codes import ReferralKind
+from shared.identity.auth import Caller
+from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     PLAN_ACTION_ENDED_V1,
     REFERRAL_DEADLINE_V1,
@@ -57,6 +56,7 @@ from shared.events.payloads import (
     UnitChangedV1,
     UnitReviewDueV1,
 )
+from shared.web.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 ADMIN_ROLE = "member_admin"
 # How long a dispatcher holds deliveries it is sending; after a crash others send them then.

@@ -2,7 +2,7 @@
 
 A webhook is one small POST whose answer only matters for its status code. httpx spent about
 1.5 ms of CPU per webhook on the 2-core benchmark machine, more than the rest of a
-notification; this client sends through :class:`shared.http1.Http1Pool`, which writes the
+notification; this client sends through :class:`shared.web.http1.Http1Pool`, which writes the
 request itself on asyncio streams and reads the status line and headers, and a short
 ``Content-Length`` body so the connection can be reused. Any other answer framing (chunked,
 until close) closes the connection instead of being parsed: the status code is known from
@@ -14,7 +14,7 @@ at most its own share of the sends. Where the environment configures a proxy for
 (``HTTP_PROXY``/``HTTPS_PROXY``), the request goes through httpx, which honours it.
 
 The address check (``check_host``) returns the addresses it approved and the connection goes
-to one of them (:class:`shared.http1.Http1Pool` pins it), so a name that resolves to a
+to one of them (:class:`shared.web.http1.Http1Pool` pins it), so a name that resolves to a
 public address for the check and to a private one a moment later (DNS rebinding) never
 reaches the private one. Through a proxy the check runs as well before each webhook.
 """
@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import httpx
 
-from shared.http1 import Http1Error, Http1Pool, RefusedAddress, StaleConnection, Target
+from shared.web.http1 import Http1Error, Http1Pool, RefusedAddress, StaleConnection, Target
 
 __all__ = ["RefusedAddress", "StaleConnection", "WebhookClient", "WebhookConnectError"]
 

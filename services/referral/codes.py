@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-from shared.codes import ReferralKind
+from shared.domain.codes import ReferralKind
 
 
 class Status(enum.StrEnum):

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.codes import FINAL, Status
 from services.referral.models import DeadlineNotice, Incoming, Plan, Recipient, Referral
-from shared.calendar import add_working_days, end_of_day, to_local
-from shared.db import utcnow
-from shared.events import topics
-from shared.events.payloads import REFERRAL_DEADLINE_V1, ReferralDeadlineV1
-from shared.outbox import Outbox
+from shared.data.db import utcnow
+from shared.domain.calendar import add_working_days, end_of_day, to_local
+from shared.messaging.events import topics
+from shared.messaging.events.payloads import REFERRAL_DEADLINE_V1, ReferralDeadlineV1
+from shared.messaging.outbox import Outbox
 
 OPEN = [s.value for s in Status if s not in FINAL]
 

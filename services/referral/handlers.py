@@ -11,8 +11,9 @@ from services.referral.repository import (
     KnownUnitRepository,
     RecipientRepository,
 )
-from shared.events import CloudEvent, topics
-from shared.events.payloads import (
+from shared.identity.person import member_secret
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     PLAN_ACTION_END_REQUESTED_V1,
     PLAN_SHARED_V1,
@@ -26,9 +27,8 @@ from shared.events.payloads import (
     ReferralTransitionedV1,
     UnitChangedV1,
 )
-from shared.inbox import ConsumerSpec, Delivery, Reject
-from shared.periodic import PeriodicJob
-from shared.person import member_secret
+from shared.messaging.inbox import ConsumerSpec, Delivery, Reject
+from shared.messaging.periodic import PeriodicJob
 from shared.service import ServiceContext
 
 

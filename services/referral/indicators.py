@@ -30,8 +30,8 @@ from services.referral.models import (
     Referral,
     Transition,
 )
-from shared.calendar import to_local
-from shared.csvout import Cell, write_csv
+from shared.domain.calendar import to_local
+from shared.web.csvout import Cell, write_csv
 
 
 def _start(day: dt.date) -> dt.datetime:
@@ -216,7 +216,7 @@ async def compute(
 
 
 def as_csv(data: dict[str, Any]) -> str:
-    """The indicators as rows: indicator, direction, kind, value (shared.csvout's writer)."""
+    """The indicators as rows: indicator, direction, kind, value (shared.web.csvout's writer)."""
     rows: list[list[Cell]] = []
     w = rows.append
     for direction in ("outgoing", "incoming"):

@@ -54,13 +54,14 @@ from services.referral.service import (
     require_unit,
     send_referral,
 )
-from shared.auth import Caller
-from shared.codes import Intervention, ReferralKind
 from shared.config import Settings
-from shared.db import new_id, utcnow
-from shared.errors import InvalidInput, NotFound
-from shared.events import CloudEvent, topics
-from shared.events.payloads import (
+from shared.data.db import new_id, utcnow
+from shared.domain.codes import Intervention, ReferralKind
+from shared.identity.auth import Caller
+from shared.identity.identifiers import normalise_personnummer
+from shared.identity.person import person_key
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import (
     PLAN_ACTION_END_REQUESTED_V1,
     PLAN_ACTION_ENDED_V1,
     PLAN_SHARED_V1,
@@ -70,10 +71,9 @@ from shared.events.payloads import (
     PlanSharedV1,
     ReferralTransitionedV1,
 )
-from shared.identifiers import normalise_personnummer
-from shared.inbox import Reject
-from shared.outbox import Outbox
-from shared.person import person_key
+from shared.messaging.inbox import Reject
+from shared.messaging.outbox import Outbox
+from shared.web.errors import InvalidInput, NotFound
 
 # Interventions that make a person drug-free (the "unit for drug-free interventions").
 DRUG_FREE_INTERVENTIONS = frozenset(

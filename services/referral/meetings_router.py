@@ -19,12 +19,12 @@ from services.referral.schemas import (
     PlanOut,
 )
 from services.referral.service import NoBasis, NoUnitClaim, StaleVersion, TransitionNotAllowed
-from shared.app import Ctx, DbSession
-from shared.auth import Caller
-from shared.clients import ServiceCallFailed
-from shared.errors import Forbidden, InvalidInput, problem_responses
-from shared.etag import etag, if_match_version
-from shared.person import member_secret
+from shared.identity.auth import Caller
+from shared.identity.person import member_secret
+from shared.web.app import Ctx, DbSession
+from shared.web.clients import ServiceCallFailed
+from shared.web.errors import Forbidden, InvalidInput, problem_responses
+from shared.web.etag import etag, if_match_version
 
 meetings_router = APIRouter(prefix="/v1", tags=["meetings and plans"])
 Id = Annotated[str, Path(max_length=36, pattern=r"^[A-Za-z0-9-]+$")]

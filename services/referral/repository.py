@@ -19,7 +19,7 @@ from services.referral.models import (
     TaskTombstone,
     Transition,
 )
-from shared.db import RepositoryBase
+from shared.data.db import RepositoryBase
 
 OPEN_STATUSES = [s.value for s in Status if s not in FINAL]
 

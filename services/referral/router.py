@@ -40,23 +40,23 @@ from services.referral.service import (
     StaleVersion,
     TransitionNotAllowed,
 )
-from shared.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
-from shared.auth import Caller, require_scopes
-from shared.calendar import to_local
-from shared.clients import ServiceCallFailed
-from shared.codes import ReferralKind
-from shared.db import utcnow
-from shared.errors import (
+from shared.data.db import utcnow
+from shared.domain.calendar import to_local
+from shared.domain.codes import ReferralKind
+from shared.identity.auth import Caller, require_scopes
+from shared.identity.identifiers import normalise_personnummer
+from shared.identity.person import member_secret, person_key
+from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
+from shared.web.clients import ServiceCallFailed
+from shared.web.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
     PreconditionRequired,
     problem_responses,
 )
-from shared.etag import etag, required_if_match_version
-from shared.fields import IsoDate, QueryBool
-from shared.identifiers import normalise_personnummer
-from shared.person import member_secret, person_key
+from shared.web.etag import etag, required_if_match_version
+from shared.web.fields import IsoDate, QueryBool
 
 router = APIRouter(prefix="/v1", tags=["referrals"])
 

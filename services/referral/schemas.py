@@ -16,10 +16,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.referral.codes import Status, Tristate, Urgency
-from shared.codes import Intervention, ReferralKind
-from shared.fields import Age, IsoAwareDatetime, IsoDate, JsonBool
-from shared.identifiers import Kommunkod, Organisationsnummer, Personnummer
-from shared.legal_basis import LegalBasisIn
+from shared.domain.codes import Intervention, ReferralKind
+from shared.domain.legal_basis import LegalBasisIn
+from shared.identity.identifiers import Kommunkod, Organisationsnummer, Personnummer
+from shared.web.fields import Age, IsoAwareDatetime, IsoDate, JsonBool
 
 UnitId = str
 _UNIT = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")

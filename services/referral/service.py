@@ -52,15 +52,15 @@ from services.referral.repository import (
     TransitionRepository,
 )
 from services.referral.schemas import ReferralCreate, TransitionIn, UnitRef
-from shared.auth import Caller
-from shared.calendar import add_working_days, end_of_day, to_local
-from shared.clients import ServiceClient
-from shared.codes import ReferralKind
 from shared.config import Settings
-from shared.db import new_id, utcnow
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
-from shared.events import CloudEvent, topics
-from shared.events.payloads import (
+from shared.data.db import new_id, utcnow
+from shared.domain.calendar import add_working_days, end_of_day, to_local
+from shared.domain.codes import ReferralKind
+from shared.identity.auth import Caller
+from shared.identity.identifiers import normalise_personnummer
+from shared.identity.person import person_key
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import (
     REFERRAL_RECEIVED_V1,
     REFERRAL_SENT_V1,
     REFERRAL_STATUS_CHANGED_V1,
@@ -74,11 +74,11 @@ from shared.events.payloads import (
     ReferralTransitionedV1,
     UnitChangedV1,
 )
-from shared.identifiers import normalise_personnummer
-from shared.inbox import Reject
-from shared.outbox import Outbox
-from shared.person import person_key
+from shared.messaging.inbox import Reject
+from shared.messaging.outbox import Outbox
 from shared.service import ServiceContext
+from shared.web.clients import ServiceClient
+from shared.web.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 
 PROTECTED_ROLE = "protected_identity"  # may see referrals about a person with protected identity
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.auth import mint_token
-from shared.broker import Broker, free_port
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker
+from shared.messaging.processes import free_port
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, broker_client_env
 from tests.helpers.harness import eventually
 from vardkedja.federation import Federation, Member

@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import mint_token
-from shared.broker import Broker, free_port
 from shared.config import SERVICES
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker
+from shared.messaging.processes import free_port
 from tests.conftest import (
     ORG_ALVESTA,
     ORG_REGION,

@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.broker import Engine, free_port_block
 from shared.config import SERVICES
+from shared.messaging.broker import Engine
+from shared.messaging.processes import free_port_block
 from tests.conftest import require_engine
 from tests.helpers.harness import eventually
 from vardkedja import walkthrough
@@ -210,7 +211,7 @@ def _alive(pid: int) -> bool:
 
 
 def _port_taken(port: int) -> bool:
-    from shared.broker import port_open
+    from shared.messaging.processes import port_open
 
     return port_open("127.0.0.1", port)
 

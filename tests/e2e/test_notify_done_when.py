@@ -25,12 +25,13 @@ import httpx
 import pytest
 
 from services.notify.content import looks_like_personnummer
-from shared.auth import mint_token
-from shared.broker import Broker, free_port_block
 from shared.config import KafkaSettings
-from shared.db import new_id
-from shared.events import topics
-from shared.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
+from shared.data.db import new_id
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker
+from shared.messaging.events import topics
+from shared.messaging.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
+from shared.messaging.processes import free_port_block
 from tests.conftest import (
     ORG_REGION,
     ORG_VAXJO,

@@ -26,9 +26,10 @@ from stdnum import luhn
 
 from services.notify.content import looks_like_personnummer
 from services.referral.models import KnownUnit, Recipient
-from shared.auth import mint_token
-from shared.broker import Broker, free_port_block
-from shared.db import Database
+from shared.data.db import Database
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker
+from shared.messaging.processes import free_port_block
 from tests.conftest import (
     ORG_REGION,
     ORG_VAXJO,

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from shared import migrations
+from shared.data import migrations
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ import sys
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.inbox import Delivery
+from shared.messaging.inbox import Delivery
 from tests.conftest import make_settings
 from tests.helpers.harness import Harness, record_effect
 

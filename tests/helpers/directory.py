@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from shared.app import create_app
-from shared.auth import mint_token
-from shared.events.payloads import MemberChangedV1
+from shared.identity.auth import mint_token
+from shared.messaging.events.payloads import MemberChangedV1
 from shared.service import load_spec
+from shared.web.app import create_app
 from tests.conftest import (
     ORG_VAXJO,
     make_settings,

@@ -14,11 +14,11 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, t
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
-from shared.db import Database, make_metadata
-from shared.events import Catalogue, EventPayload
-from shared.inbox import BatchHandler, ConsumerSpec, Delivery, EventConsumer, Handler
-from shared.infra import define_infra_tables, outbox_notify_ddl
-from shared.outbox import Outbox, OutboxRelay
+from shared.data.db import Database, make_metadata
+from shared.data.infra import define_infra_tables, outbox_notify_ddl
+from shared.messaging.events import Catalogue, EventPayload
+from shared.messaging.inbox import BatchHandler, ConsumerSpec, Delivery, EventConsumer, Handler
+from shared.messaging.outbox import Outbox, OutboxRelay
 
 COUNTED = "se.vardkedja.test.counted.v1"
 CATALOGUE = Catalogue()

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON
+from shared.web.errors import PROBLEM_BASE, PROBLEM_JSON
 
 
 def problem(response: httpx.Response, status: int, slug: str | None = None) -> dict[str, Any]:

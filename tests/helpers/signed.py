@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.events import CloudEvent, decode, encode, topics
-from shared.kafka import OutgoingRecord
-from shared.trust import Trust, trust_in
+from shared.messaging.events import CloudEvent, decode, encode, topics
+from shared.messaging.kafka import OutgoingRecord
+from shared.messaging.trust import Trust, trust_in
 
 
 def trust_dir() -> Path:

@@ -1,12 +1,12 @@
 """A loopback HTTP/1.1 server writing scripted answer bytes, for clients' framing and
-connection handling (tests of :mod:`shared.http1` and its users)."""
+connection handling (tests of :mod:`shared.web.http1` and its users)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 
-from shared.broker import free_port
+from shared.messaging.processes import free_port
 
 Answer = Callable[[int], bytes | None]  # the n-th request on a connection -> bytes to write
 

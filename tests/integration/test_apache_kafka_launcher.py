@@ -1,4 +1,4 @@
-"""The Apache Kafka launcher (``shared.apache_kafka``) when something goes wrong: a clear
+"""The Apache Kafka launcher (``shared.messaging.apache_kafka``) when something goes wrong: a clear
 error that names what failed and how to fix it, and nothing left running.
 
 - a port that is taken: refused before anything starts;
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import apache_kafka
-from shared.apache_kafka import ApacheKafka, KafkaSetupError
-from shared.broker import free_port_block
+from shared.messaging import apache_kafka
+from shared.messaging.apache_kafka import ApacheKafka, KafkaSetupError
+from shared.messaging.processes import free_port_block
 from tests.conftest import require_engine
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,15 +19,15 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
-from shared import migrations
-from shared.app import Ctx, DbSession, create_app
-from shared.audit import Auditor, AuditUnavailable, Outcome, refused_resource
-from shared.auth import Caller, CurrentCaller, ensure_unit, mint_token, require_scopes
-from shared.db import Database, utcnow
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON, Forbidden, NotFound, ServiceUnavailable
-from shared.identifiers import Personnummer
-from shared.observability import request_id_var
+from shared.data import migrations
+from shared.data.db import Database, utcnow
+from shared.identity.audit import Auditor, AuditUnavailable, Outcome, refused_resource
+from shared.identity.auth import Caller, CurrentCaller, ensure_unit, mint_token, require_scopes
+from shared.identity.identifiers import Personnummer
 from shared.service import ServiceSpec, load_spec
+from shared.web.app import Ctx, DbSession, create_app
+from shared.web.errors import PROBLEM_BASE, PROBLEM_JSON, Forbidden, NotFound, ServiceUnavailable
+from shared.web.observability import request_id_var
 from tests.conftest import ORG_VAXJO, make_settings
 
 SPEC = load_spec("consent")

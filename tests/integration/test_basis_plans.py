@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import func, select
 
 from services.referral.models import Incoming, Plan
-from shared.broker import Broker
-from shared.db import utcnow
-from shared.events import topics
-from shared.events.payloads import PLAN_SHARED_V1, PlanBasisV1, PlanSharedV1
+from shared.data.db import utcnow
+from shared.messaging.broker import Broker
+from shared.messaging.events import topics
+from shared.messaging.events.payloads import PLAN_SHARED_V1, PlanBasisV1, PlanSharedV1
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, DatabaseFactory
 from tests.helpers.harness import eventually
 from tests.integration.consent.helpers import new_person

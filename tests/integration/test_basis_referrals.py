@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 from services.referral.models import Incoming
-from shared.broker import Broker
-from shared.db import new_id, utcnow
-from shared.events import topics
-from shared.events.payloads import (
+from shared.data.db import new_id, utcnow
+from shared.messaging.broker import Broker
+from shared.messaging.events import topics
+from shared.messaging.events.payloads import (
     REFERRAL_SENT_V1,
     ReferralBasisV1,
     ReferralPersonV1,

@@ -1,4 +1,4 @@
-"""Our Kafka clients after a lost broker connection (``shared.kafka``, the loss guard).
+"""Our Kafka clients after a lost broker connection (``shared.messaging.kafka``, the loss guard).
 
 aiokafka reconnects on its own and sends again what was in flight, without a word. After a
 broker lost its log and its groups' offsets (Tansu on any restart, as it keeps them in
@@ -22,8 +22,8 @@ import uuid
 
 import pytest
 
-from shared.broker import Broker
-from shared.kafka import (
+from shared.messaging.broker import Broker
+from shared.messaging.kafka import (
     ConnectionLost,
     Consumer,
     OutgoingRecord,

@@ -19,8 +19,8 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from shared import migrations
-from shared.db import Database, utcnow
+from shared.data import migrations
+from shared.data.db import Database, utcnow
 from shared.service import ServiceSpec, load_spec
 from tests.conftest import DatabaseFactory
 

@@ -20,11 +20,11 @@ from services.consent.schemas import ConsentCreate
 from services.directory.schemas import UnitCreate
 from services.notify.schemas import SubscriptionCreate
 from services.referral.schemas import ReferralCreate
-from shared import migrations
-from shared.app import create_app
-from shared.auth import mint_token
-from shared.errors import PROBLEM_JSON
+from shared.data import migrations
+from shared.identity.auth import mint_token
 from shared.service import ServiceSpec, load_spec
+from shared.web.app import create_app
+from shared.web.errors import PROBLEM_JSON
 from tests.conftest import ORG_VAXJO, DatabaseFactory, make_settings
 from vardkedja.federation import ALL_SCOPES
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import tracemalloc
 
-from shared.broker import Broker
-from shared.kafka import (
+from shared.messaging.broker import Broker
+from shared.messaging.kafka import (
     OffsetProbe,
     OutgoingRecord,
     Producer,

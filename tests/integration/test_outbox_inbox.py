@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from shared.broker import Broker
-from shared.events import CloudEvent, topics
-from shared.kafka import (
+from shared.messaging.broker import Broker
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.kafka import (
     Consumer,
     OutgoingRecord,
     Producer,

@@ -1,4 +1,4 @@
-"""What tells an idle relay that the outbox has something (shared.db.ChangeWatch), on both
+"""What tells an idle relay that the outbox has something (shared.data.db.ChangeWatch), on both
 backends: on SQLite the ``-wal`` file changes with every commit; on PostgreSQL the outbox's
 trigger notifies ``vk_outbox`` at a commit that added rows (the services' migrations and
 the test schema install it), the relay's watch LISTENs and wakes the relay, and a lost
@@ -11,10 +11,10 @@ import asyncio
 import asyncpg
 import pytest
 
-from shared.broker import Broker
-from shared.db import ChangeWatch
-from shared.infra import OUTBOX_CHANNEL
-from shared.outbox import OutboxRelay
+from shared.data.db import ChangeWatch
+from shared.data.infra import OUTBOX_CHANNEL
+from shared.messaging.broker import Broker
+from shared.messaging.outbox import OutboxRelay
 from tests.conftest import BACKENDS, PG_ADMIN_DSN, make_settings
 from tests.helpers.harness import COUNTED, CountedV1, Harness, eventually
 from tests.integration.test_outbox_inbox import new_topic, running

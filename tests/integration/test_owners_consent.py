@@ -13,20 +13,20 @@ from pydantic import BaseModel
 
 from services.consent.handlers import consumers
 from services.consent.models import ConsentCopy
-from shared import migrations
-from shared.app import create_app
 from shared.config import ConsentSettings
-from shared.db import Database
-from shared.events import CloudEvent
-from shared.events.payloads import (
+from shared.data import migrations
+from shared.data.db import Database
+from shared.messaging.events import CloudEvent
+from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     CONSENT_RECORDED_V1,
     ConsentEndedV1,
     ConsentRecordedV1,
 )
-from shared.inbox import Delivery, Handler, Reject
-from shared.kafka import ReceivedRecord
+from shared.messaging.inbox import Delivery, Handler, Reject
+from shared.messaging.kafka import ReceivedRecord
 from shared.service import load_spec
+from shared.web.app import create_app
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.integration.consent.helpers import new_person, settings_for, today
 

@@ -17,17 +17,17 @@ from sqlalchemy import func, select
 from services.directory import service
 from services.directory.handlers import on_member_changed, on_unit_changed, on_units_changed
 from services.directory.models import ReplicaUnit, Unit
-from shared import migrations
-from shared.db import Database
-from shared.events import CloudEvent
-from shared.events.payloads import (
+from shared.data import migrations
+from shared.data.db import Database
+from shared.messaging.events import CloudEvent
+from shared.messaging.events.payloads import (
     MEMBER_CHANGED_V1,
     UNIT_CHANGED_V1,
     MemberChangedV1,
     UnitChangedV1,
 )
-from shared.inbox import Delivery, Reject
-from shared.kafka import ReceivedRecord
+from shared.messaging.inbox import Delivery, Reject
+from shared.messaging.kafka import ReceivedRecord
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.helpers.directory import SPEC, UNIT, auth, build, member_record
 from tests.helpers.problems import field_rules, problem

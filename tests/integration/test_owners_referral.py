@@ -14,18 +14,18 @@ from pydantic import BaseModel
 
 from services.referral.handlers import consumers
 from services.referral.models import Incoming, KnownUnit, Recipient, Referral
-from shared.app import create_app
-from shared.db import Database
-from shared.events import CloudEvent
-from shared.events.payloads import (
+from shared.data.db import Database
+from shared.messaging.events import CloudEvent
+from shared.messaging.events.payloads import (
     REFERRAL_TRANSITIONED_V1,
     UNIT_CHANGED_V1,
     ReferralTransitionedV1,
     UnitChangedV1,
 )
-from shared.inbox import Delivery, Handler, Reject
-from shared.kafka import ReceivedRecord
+from shared.messaging.inbox import Delivery, Handler, Reject
+from shared.messaging.kafka import ReceivedRecord
 from shared.service import load_spec
+from shared.web.app import create_app
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, make_settings
 
 SPEC = load_spec("referral")

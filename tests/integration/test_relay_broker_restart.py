@@ -28,9 +28,9 @@ import signal
 import uuid
 from collections.abc import Sequence
 
-from shared.broker import Broker
-from shared.kafka import OutgoingRecord, Producer, SentRecord
-from shared.outbox import OutboxRelay
+from shared.messaging.broker import Broker
+from shared.messaging.kafka import OutgoingRecord, Producer, SentRecord
+from shared.messaging.outbox import OutboxRelay
 from tests.conftest import make_settings
 from tests.helpers.harness import Harness, eventually
 from tests.integration.test_outbox_inbox import (

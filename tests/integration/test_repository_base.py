@@ -1,4 +1,4 @@
-"""What every repository can do with many ids at once (``shared.db.RepositoryBase``): read
+"""What every repository can do with many ids at once (``shared.data.db.RepositoryBase``): read
 which exist, or load their rows so that later look-ups by id send no statement. Used by the
 consumers' batch handlers (a run of events reads its rows once, not once per event)."""
 
@@ -10,8 +10,8 @@ from sqlalchemy import insert
 
 from services.directory.models import Unit
 from services.directory.repository import UnitRepository
-from shared.db import IN_CHUNK, Database
-from shared.migrations import upgrade
+from shared.data.db import IN_CHUNK, Database
+from shared.data.migrations import upgrade
 from shared.service import load_spec
 from tests.conftest import ORG_VAXJO
 from tests.integration.test_housekeeping import captured

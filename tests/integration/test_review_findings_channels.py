@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from services.notify import service
 from services.notify.models import UnitChannel
-from shared import migrations
-from shared.app import create_app
+from shared.data import migrations
+from shared.web.app import create_app
 from tests.conftest import ORG_REGION
 from tests.helpers.problems import problem
 from tests.integration.notify.conftest import (

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.directory.transfer import CSV_COLUMNS
-from shared.csvout import FORMULA_START
+from shared.web.csvout import FORMULA_START
 from tests.helpers.asgi import app_client
 from tests.helpers.directory import SPEC, auth, build
 

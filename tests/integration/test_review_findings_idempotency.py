@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared.auth import mint_token
+from shared.identity.auth import mint_token
 from tests.conftest import ORG_VAXJO
 from tests.helpers.asgi import app_client
 from tests.helpers.directory import RW, SPEC, UNIT, build

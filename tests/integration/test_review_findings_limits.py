@@ -15,12 +15,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from shared import migrations
-from shared.app import create_app
-from shared.broker import free_port
 from shared.config import HttpSettings
-from shared.errors import PROBLEM_JSON
-from shared.limits import uvicorn_options
+from shared.data import migrations
+from shared.messaging.processes import free_port
+from shared.web.app import create_app
+from shared.web.errors import PROBLEM_JSON
+from shared.web.limits import uvicorn_options
 from tests.conftest import make_settings
 from tests.helpers.directory import SPEC, UNIT, auth
 from tests.helpers.harness import eventually

@@ -13,7 +13,7 @@ import pytest
 
 from services.notify.service import resolve_public
 from services.notify.webhook_http import RefusedAddress, WebhookClient, WebhookConnectError
-from shared.broker import free_port
+from shared.messaging.processes import free_port
 from tests.integration.notify.servers import WebhookReceiver
 
 HOST = "hooks.example"

@@ -1,5 +1,5 @@
-"""Calls between sibling services over real loopback servers (shared.clients on
-shared.http1): a FastAPI app under uvicorn answers JSON on kept-alive connections with the
+"""Calls between sibling services over real loopback servers (shared.web.clients on
+shared.web.http1): a FastAPI app under uvicorn answers JSON on kept-alive connections with the
 caller's token, request id and trace; chunked and closing answers are read; a 5xx, a refused
 connection, a broken answer, an oversized answer and a sibling that does not answer in time
 are ServiceCallFailed; 4xx answers are returned."""
@@ -15,10 +15,10 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from shared import clients as clients_module
-from shared.broker import free_port
-from shared.clients import ServiceCallFailed, ServiceClient
-from shared.observability import adopt_traceparent, request_id_var
+from shared.messaging.processes import free_port
+from shared.web import clients as clients_module
+from shared.web.clients import ServiceCallFailed, ServiceClient
+from shared.web.observability import adopt_traceparent, request_id_var
 from tests.conftest import ORG_VAXJO
 from tests.integration.notify.servers import Served
 from tests.integration.rawhttp import RawServer

@@ -11,11 +11,11 @@ from fastapi import APIRouter
 from sqlalchemy import func, select
 
 from services.directory.models import Unit
-from shared.app import DbSession, create_app
-from shared.auth import mint_token
-from shared.db import Database
-from shared.migrations import upgrade
+from shared.data.db import Database
+from shared.data.migrations import upgrade
+from shared.identity.auth import mint_token
 from shared.service import load_spec
+from shared.web.app import DbSession, create_app
 from tests.conftest import ORG_VAXJO, make_settings
 
 router = APIRouter()

@@ -1,5 +1,5 @@
 """WAL checkpoints of a service's SQLite file run on a thread of the process, not in commits
-(shared/sqlite_checkpoint.py): the log reaches the database file without any commit having
+(shared/data/sqlite_checkpoint.py): the log reaches the database file without any commit having
 checkpointed, and the thread never creates a file nor outlives its database."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from shared.db import Database
-from shared.sqlite_checkpoint import WalCheckpointer
+from shared.data.db import Database
+from shared.data.sqlite_checkpoint import WalCheckpointer
 from tests.helpers.harness import eventually
 
 ROWS, BLOB = (

@@ -1,4 +1,4 @@
-"""The inline SQLite driver (shared.sqlite_inline): statements on the loop's thread, lock
+"""The inline SQLite driver (shared.data.sqlite_inline): statements on the loop's thread, lock
 waits as sleeps that let the rest of the process go on, the same transactions as before."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from shared import sqlite_inline
-from shared.db import Database
+from shared.data import sqlite_inline
+from shared.data.db import Database
 
 
 @pytest.fixture

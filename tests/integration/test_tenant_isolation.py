@@ -12,11 +12,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared import migrations
-from shared.app import create_app
-from shared.auth import mint_token
-from shared.errors import PROBLEM_JSON
+from shared.data import migrations
+from shared.identity.auth import mint_token
 from shared.service import load_spec
+from shared.web.app import create_app
+from shared.web.errors import PROBLEM_JSON
 from tests.conftest import ORG_ALVESTA, ORG_VAXJO, make_settings
 from vardkedja.federation import ALL_SCOPES
 

@@ -1,5 +1,5 @@
 """Topic configuration on Apache Kafka: ``ensure_topics`` creates each kind of topic as
-production does (``shared.events.topics.topic_configs``, the table ``create-topics.sh`` is
+production does (``shared.messaging.events.topics.topic_configs``, the table ``create-topics.sh`` is
 checked against), compaction really keeps the newest record of each key, and a directory
 replica rebuilt from offset 0 of a compacted ``vardkedja.directory`` equals the owner's units.
 
@@ -28,11 +28,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import InvalidReplicationFactorError, UnknownTopicOrPartitionError
 
 from services.directory.schemas import UnitUpdate
-from shared import migrations
-from shared.app import create_app
-from shared.broker import Broker
-from shared.events import topics
-from shared.kafka import OutgoingRecord, Producer, TopicPartition, ensure_topics
+from shared.data import migrations
+from shared.messaging.broker import Broker
+from shared.messaging.events import topics
+from shared.messaging.kafka import OutgoingRecord, Producer, TopicPartition, ensure_topics
+from shared.web.app import create_app
 from tests.conftest import ORG_REGION, ORG_VAXJO, kafka_settings, make_settings, running_broker
 from tests.helpers.directory import SPEC, auth
 from tests.helpers.harness import eventually

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.broker import Broker
+from shared.messaging.broker import Broker
 from tests.conftest import DEFAULT_ENGINE, start_broker
 from tests.reliability.fed import running_federation, units
 from tests.reliability.report import LINES

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.events import topics
+from shared.messaging.events import topics
 from tests.conftest import ORG_REGION, ORG_VAXJO, create_pg_database, drop_pg_database
 from tests.e2e.test_referral_federation import (
     INTAKE,

@@ -1,7 +1,7 @@
 """Processes the reliability scenarios start and kill (each is a real OS process).
 
 python -m tests.reliability.procs relay DB_URL BOOTSTRAP TOPIC
-    The harness's outbox relay (``shared.outbox.OutboxRelay``, unchanged) on its own:
+    The harness's outbox relay (``shared.messaging.outbox.OutboxRelay``, unchanged) on its own:
     prints ``ready``; on SIGTERM stops between batches and prints how many it published.
     Scenario 2 SIGKILLs it between the broker's acknowledgement and the mark.
 python -m tests.reliability.procs lock SQLITE_PATH

@@ -58,7 +58,7 @@ from bench.run import README, RESULTS, replace_block
 from bench.stats import summary_ms, timeline
 from services.notify.models import Notification
 from services.referral.models import Incoming, Transition
-from shared.broker import Engine
+from shared.messaging.broker import Engine
 from shared.service import load_spec
 from tests.e2e.test_referral_federation import kontaktbegaran, synthetic_person
 from tests.reliability.fed import ORG_REGION, ORG_VAXJO, auth, running_federation, units

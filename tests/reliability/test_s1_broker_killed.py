@@ -63,7 +63,7 @@ from sqlalchemy import select
 
 from services.referral.codes import FINAL
 from services.referral.models import Incoming, Recipient, Transition
-from shared.broker import Broker
+from shared.messaging.broker import Broker
 from shared.service import load_spec
 from tests.conftest import DEFAULT_ENGINE
 from tests.e2e.test_referral_federation import kontaktbegaran, synthetic_person

@@ -1,6 +1,6 @@
 """Scenario 2: the outbox relay killed between publishing and marking sent.
 
-The relay (``shared.outbox.OutboxRelay``, unchanged) runs in a process of its own
+The relay (``shared.messaging.outbox.OutboxRelay``, unchanged) runs in a process of its own
 (``tests.reliability.procs relay``) while the test writes a stream of events of four keys
 into the harness's outbox. The test SIGKILLs the relay repeatedly, and aims each kill at
 the window between the broker's acknowledgement and the ``sent_at`` mark: it watches the
@@ -33,7 +33,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from shared.broker import Broker
+from shared.messaging.broker import Broker
 from tests.conftest import make_settings
 from tests.helpers.harness import Harness, eventually, infra
 from tests.integration.test_outbox_inbox import (

@@ -32,7 +32,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from shared.broker import Broker
+from shared.messaging.broker import Broker
 from tests.conftest import make_settings
 from tests.helpers.consumer_proc import CRASH_EXIT
 from tests.helpers.harness import Harness, eventually, infra

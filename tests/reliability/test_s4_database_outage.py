@@ -42,8 +42,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from services.consent.models import ChangeLogEntry, Consent, ConsentCopy
-from shared.broker import Broker
-from shared.errors import PROBLEM_JSON
+from shared.messaging.broker import Broker
+from shared.web.errors import PROBLEM_JSON
 from tests.conftest import BACKENDS, PG_ADMIN_DSN
 from tests.e2e.test_referral_federation import synthetic_person, written_consent
 from tests.reliability.fed import ORG_REGION, ORG_VAXJO, Site, auth, running_federation

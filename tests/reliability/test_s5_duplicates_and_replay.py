@@ -34,9 +34,9 @@ import pytest
 from sqlalchemy import select
 
 from services.consent.models import ChangeLogEntry, Consent, ConsentCopy
-from shared.broker import Broker
-from shared.events import topics
-from shared.kafka import OutgoingRecord, ensure_topics
+from shared.messaging.broker import Broker
+from shared.messaging.events import topics
+from shared.messaging.kafka import OutgoingRecord, ensure_topics
 from shared.service import load_spec
 from tests.conftest import kafka_settings, make_settings
 from tests.e2e.test_referral_federation import synthetic_person

@@ -42,8 +42,8 @@ from sqlalchemy import func, select
 from services.consent.models import Consent, ConsentCopy
 from services.referral.codes import FINAL
 from services.referral.models import Incoming, Recipient, Transition
-from shared.events import topics
-from shared.kafka import OutgoingRecord
+from shared.messaging.events import topics
+from shared.messaging.kafka import OutgoingRecord
 from shared.service import load_spec
 from tests.e2e.test_referral_federation import kontaktbegaran, synthetic_person
 from tests.helpers.harness import eventually

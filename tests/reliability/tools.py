@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.sql import Executable
 
-from shared.db import Database
-from shared.kafka import (
+from shared.data.db import Database
+from shared.messaging.kafka import (
     Consumer,
     OffsetProbe,
     OutgoingRecord,

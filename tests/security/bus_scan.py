@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import KafkaSettings
-from shared.events import topics
-from shared.kafka import Consumer, OffsetProbe, ReceivedRecord, TopicPartition
-from shared.trust import SEALED_CONTENT_TYPE, Untrusted, trust_in
+from shared.messaging.events import topics
+from shared.messaging.kafka import Consumer, OffsetProbe, ReceivedRecord, TopicPartition
+from shared.messaging.trust import SEALED_CONTENT_TYPE, Untrusted, trust_in
 
 PARTITIONS = range(0, 64)
 

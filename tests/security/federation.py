@@ -4,7 +4,7 @@ Two members run every service: **Växjö kommun** (``OWNER``), whose data the te
 reach, and **Region Kronoberg** (``OTHER``), the other huvudman. Each member has its own
 four databases, apps and workers (relay, consumers and periodic jobs) over a private
 embedded broker; a referral service reaches its own member's consent and directory apps
-in-process (ASGI), as ``shared.clients.ServiceClient`` would over loopback. Nothing of ours
+in-process (ASGI), as ``shared.web.clients.ServiceClient`` would over loopback. Nothing of ours
 is mocked.
 
 :func:`seed` builds the world through the APIs themselves: the members' records and units,
@@ -36,18 +36,19 @@ from sqlalchemy import select
 
 from services.referral import service as referral_service
 from services.referral.repository import KnownUnitRepository
-from shared import migrations
-from shared.app import create_app
-from shared.auth import mint_token
-from shared.broker import Broker, free_port
-from shared.clients import ServiceClient
 from shared.config import NotifyRule, NotifySettings, Settings
-from shared.db import Database
-from shared.events.payloads import AUDIT_RECORDED_V1
-from shared.inbox import EventConsumer
-from shared.outbox import OutboxRelay
-from shared.periodic import run_periodic
+from shared.data import migrations
+from shared.data.db import Database
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker
+from shared.messaging.events.payloads import AUDIT_RECORDED_V1
+from shared.messaging.inbox import EventConsumer
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.periodic import run_periodic
+from shared.messaging.processes import free_port
 from shared.service import ServiceSpec, build_context, load_spec
+from shared.web.app import create_app
+from shared.web.clients import ServiceClient
 from tests.conftest import (
     DEFAULT_ENGINE,
     ORG_ALVESTA,

@@ -20,9 +20,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from shared.config import KafkaSettings
-from shared.events import CloudEvent, encode
-from shared.kafka import OutgoingRecord, Producer, ReceivedRecord, SentRecord
-from shared.trust import SIGNATURE_HEADER, Untrusted, trust_in
+from shared.messaging.events import CloudEvent, encode
+from shared.messaging.kafka import OutgoingRecord, Producer, ReceivedRecord, SentRecord
+from shared.messaging.trust import SIGNATURE_HEADER, Untrusted, trust_in
 
 
 def digits(orgnr: str) -> str:

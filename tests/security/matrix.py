@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.app import create_app
+from shared.web.app import create_app
 from tests.security.federation import (
     ADMIN_ROLE,
     LEAD_ROLE,

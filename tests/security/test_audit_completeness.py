@@ -37,10 +37,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from shared.app import create_app
-from shared.db import Database
-from shared.errors import PROBLEM_JSON
-from shared.events.payloads import AUDIT_RECORDED_V1
+from shared.data.db import Database
+from shared.messaging.events.payloads import AUDIT_RECORDED_V1
+from shared.web.app import create_app
+from shared.web.errors import PROBLEM_JSON
 from tests.conftest import BACKENDS
 from tests.helpers.harness import eventually
 from tests.security.federation import (

@@ -43,7 +43,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.errors import PROBLEM_JSON
+from shared.web.errors import PROBLEM_JSON
 from tests.conftest import BACKENDS
 from tests.security.federation import (
     ADMIN_ROLE,

@@ -13,7 +13,7 @@ With the certificates of Växjö kommun (A) and Region Kronoberg (B):
   joining B's consumer group, creating a topic; a certificate the federation's CA issued to
   an organisation with no ACLs writing any inbound topic; a client without a certificate
   (its TLS handshake fails);
-- **allowed**, through our own ``shared.kafka.Producer`` and ``Consumer``: A writing B's
+- **allowed**, through our own ``shared.messaging.kafka.Producer`` and ``Consumer``: A writing B's
   inbound topic, its own internal and deadletter topics and the directory, with and without
   the idempotent producer (production's, which needs no cluster ACL since Kafka 3.0); B
   reading from its inbound topic what A wrote, in its own consumer group; A reading its own
@@ -56,10 +56,10 @@ from aiokafka.errors import (
     for_code,
 )
 
-from shared.apache_kafka import ApacheKafka, KafkaTls, tools_dir
 from shared.config import KafkaSettings
-from shared.events.topics import DIRECTORY, consumer_group, deadletter, inbound, internal
-from shared.kafka import (
+from shared.messaging.apache_kafka import ApacheKafka, KafkaTls, tools_dir
+from shared.messaging.events.topics import DIRECTORY, consumer_group, deadletter, inbound, internal
+from shared.messaging.kafka import (
     Consumer,
     OffsetProbe,
     OutgoingRecord,
@@ -120,7 +120,8 @@ def fresh() -> bytes:
 
 @dataclass(frozen=True)
 class Write:
-    """One record to ``topic`` with ``who``'s certificate, through ``shared.kafka.Producer``
+    """One record to ``topic`` with ``who``'s certificate, through
+    ``shared.messaging.kafka.Producer``
     (acks=all; ``idempotent``: production's idempotent producer, which first asks the broker
     for a producer id)."""
 
@@ -150,7 +151,8 @@ class Write:
 
 @dataclass(frozen=True)
 class Read:
-    """``who`` reads ``topic`` in consumer group ``group`` through ``shared.kafka.Consumer``
+    """``who`` reads ``topic`` in consumer group ``group`` through
+    ``shared.messaging.kafka.Consumer``
     until it sees the record of value ``want``, committing what it reads as the services
     do."""
 
@@ -500,7 +502,8 @@ class TestAMemberReadsItsOwnTopicsInItsOwnGroups:
 
 class TestTheRelaysBrokerCheckWorksWithTheAcls:
     async def test_the_probe_sees_log_ends_it_wrote_and_its_marker(self, fed: AclBroker) -> None:
-        """What the outbox relay's broker-loss check asks (``shared.outbox``): the log end of
+        """What the outbox relay's broker-loss check asks
+        (``shared.messaging.outbox``): the log end of
         another member's inbound partition it wrote (ListOffsets needs Describe, which Write
         implies; the probe takes a topic it may not see for an empty one, 0) and the record
         at its marker's offset in its own internal topic (a fetch without a group)."""

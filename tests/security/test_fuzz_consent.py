@@ -57,9 +57,9 @@ from services.consent.decision import (
     check_legal_basis,
     decide,
 )
-from shared.codes import OSL_BASES, LegalBasis, OslGround
 from shared.config import ConsentSettings
-from shared.errors import InvalidInput
+from shared.domain.codes import OSL_BASES, LegalBasis, OslGround
+from shared.web.errors import InvalidInput
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.security._support import FuzzLog
 

@@ -2,7 +2,7 @@
 
 Three layers, each for a fixed budget (hypothesis, ``max_examples``, no deadline):
 
-1. ``shared.events.decode`` — the CloudEvents binary-mode envelope — with arbitrary bytes
+1. ``shared.messaging.events.decode`` — the CloudEvents binary-mode envelope — with arbitrary bytes
    and headers, arbitrary JSON bodies, and valid envelopes with broken attributes: it
    answers a CloudEvent or raises ``MalformedEvent`` naming a documented rule, nothing else.
 2. ``EventConsumer._validate`` — where a raw record becomes a ``Delivery`` (decode, the
@@ -38,13 +38,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from services.referral import service as referral_service
-from shared import migrations
-from shared.app import create_app
-from shared.clients import ServiceClient
 from shared.config import Settings
-from shared.events import CATALOGUE, CloudEvent, MalformedEvent, decode, encode, topics
-from shared.events.envelope import SOURCE_RE, TYPE_RE
-from shared.events.payloads import (
+from shared.data import migrations
+from shared.messaging.events import CATALOGUE, CloudEvent, MalformedEvent, decode, encode, topics
+from shared.messaging.events.envelope import SOURCE_RE, TYPE_RE
+from shared.messaging.events.payloads import (
     AUDIT_RECORDED_V1,
     CONSENT_ENDED_V1,
     CONSENT_RECORDED_V1,
@@ -64,11 +62,13 @@ from shared.events.payloads import (
     UNIT_CHANGED_V1,
     UNIT_REVIEW_DUE_V1,
 )
-from shared.inbox import EventConsumer, _Bad, _Ready, _Skip
-from shared.kafka import ReceivedRecord
+from shared.messaging.inbox import EventConsumer, _Bad, _Ready, _Skip
+from shared.messaging.kafka import ReceivedRecord
+from shared.messaging.trust import REASONS as TRUST_REASONS
+from shared.messaging.worker import Worker
 from shared.service import load_spec
-from shared.trust import REASONS as TRUST_REASONS
-from shared.worker import Worker
+from shared.web.app import create_app
+from shared.web.clients import ServiceClient
 from tests.conftest import (
     ORG_ALVESTA,
     ORG_REGION,

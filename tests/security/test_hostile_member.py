@@ -38,11 +38,11 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import mint_token
-from shared.broker import Broker, Engine, client_env, free_port_block
 from shared.config import SERVICES
-from shared.events import topics
-from shared.events.payloads import (
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker, Engine, client_env
+from shared.messaging.events import topics
+from shared.messaging.events.payloads import (
     PLAN_SHARED_V1,
     REFERRAL_SENT_V1,
     UNIT_CHANGED_V1,
@@ -52,7 +52,8 @@ from shared.events.payloads import (
     ReferralSentV1,
     UnitChangedV1,
 )
-from shared.kafka import ReceivedRecord, SentRecord
+from shared.messaging.kafka import ReceivedRecord, SentRecord
+from shared.messaging.processes import free_port_block
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, kafka_settings, require_engine
 from tests.helpers.harness import eventually
 from tests.security._support import write_figures

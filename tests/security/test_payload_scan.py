@@ -55,23 +55,23 @@ from services.directory.schemas import Capacity, ContactPath, TargetGroup
 from services.notify.content import KINDS, looks_like_personnummer
 from services.referral import service as referral_service
 from services.referral.models import KnownUnit
-from shared import migrations
-from shared.app import create_app
-from shared.auth import mint_token
-from shared.broker import Broker
-from shared.clients import ServiceClient
 from shared.config import KafkaSettings, Settings
-from shared.events import CATALOGUE, topics
-from shared.events.payloads import (
+from shared.data import migrations
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker
+from shared.messaging.events import CATALOGUE, topics
+from shared.messaging.events.payloads import (
     MEMBER_CHANGED_V1,
     UNIT_CHANGED_V1,
     MemberChangedV1,
     UnitChangedV1,
 )
-from shared.kafka import Consumer, OffsetProbe, ReceivedRecord, TopicPartition
-from shared.observability import SAFE_EXTRA, JsonFormatter
+from shared.messaging.kafka import Consumer, OffsetProbe, ReceivedRecord, TopicPartition
+from shared.messaging.worker import Worker
 from shared.service import load_spec
-from shared.worker import Worker
+from shared.web.app import create_app
+from shared.web.clients import ServiceClient
+from shared.web.observability import SAFE_EXTRA, JsonFormatter
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 from tests.helpers.harness import eventually
 from tests.helpers.signed import opened

@@ -52,12 +52,12 @@ from schemathesis.engine.recorder import ScenarioRecorder
 from schemathesis.python import asgi
 
 from services.referral import service as referral_service
-from shared import migrations
-from shared.app import create_app
-from shared.auth import mint_token
-from shared.broker import Broker
-from shared.clients import ServiceClient
+from shared.data import migrations
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker
 from shared.service import load_spec
+from shared.web.app import create_app
+from shared.web.clients import ServiceClient
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 from tests.security._support import personnummer, samordningsnummer, write_figures
 from vardkedja.federation import ALL_SCOPES

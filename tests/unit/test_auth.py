@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import Depends, FastAPI, Request
 
-from shared.auth import (
+from shared.config import AuthSettings, ProductionConfigError, Settings, check_production
+from shared.identity.auth import (
     REQUIRED_CLAIMS,
     Caller,
     TokenVerifier,
@@ -37,9 +38,8 @@ from shared.auth import (
     public_jwk,
     require_scopes,
 )
-from shared.auth.keys import dev_public_key_path
-from shared.config import AuthSettings, ProductionConfigError, Settings, check_production
-from shared.errors import (
+from shared.identity.auth.keys import dev_public_key_path
+from shared.web.errors import (
     PROBLEM_BASE,
     PROBLEM_JSON,
     Forbidden,

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from shared.auth import TokenVerifier, mint_token
-from shared.auth import tokens as tokens_module
 from shared.config import AuthSettings
-from shared.errors import Unauthorized
+from shared.identity.auth import TokenVerifier, mint_token
+from shared.identity.auth import tokens as tokens_module
+from shared.web.errors import Unauthorized
 
 VAXJO = "212000-0647"
 

@@ -1,4 +1,4 @@
-"""Tests of shared.calendar: Swedish public holidays, the eves, working days, local time."""
+"""Tests of shared.domain.calendar: Swedish public holidays, the eves, working days, local time."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.calendar import (
+from shared.domain.calendar import (
     DE_FACTO_HOLIDAYS,
     STOCKHOLM,
     add_working_days,

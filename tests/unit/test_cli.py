@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner
 
-from shared.auth import TokenVerifier, dev_public_key_pem
 from shared.config import (
     AuthSettings,
     KafkaSettings,
@@ -19,7 +18,8 @@ from shared.config import (
     TrustSettings,
     check_production,
 )
-from shared.errors import Unauthorized
+from shared.identity.auth import TokenVerifier, dev_public_key_pem
+from shared.web.errors import Unauthorized
 from vardkedja.cli import app
 
 runner = CliRunner()
@@ -83,7 +83,7 @@ class TestTokenCommand:
 
     async def test_verifier_would_refuse_such_a_token(self) -> None:
         # Why the command refuses: a token with an invalid org can never be used.
-        from shared.auth import mint_token
+        from shared.identity.auth import mint_token
 
         token = mint_token(sub="dev", org="212000-0648", scopes=["directory:read"])
         with pytest.raises(Unauthorized, match="invalid claim 'org'"):

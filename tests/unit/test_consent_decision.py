@@ -29,7 +29,7 @@ from services.consent.decision import (
     decide,
 )
 from shared.config import ConsentSettings
-from shared.errors import InvalidInput
+from shared.web.errors import InvalidInput
 
 REGION, VAXJO, ALVESTA = "232100-0065", "212000-0647", "212000-0613"
 DAY = dt.date(2026, 12, 1)

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.app import create_app
-from shared.errors import PROBLEM_JSON
 from shared.service import load_spec
+from shared.web.app import create_app
+from shared.web.errors import PROBLEM_JSON
 from tests.conftest import ORG_VAXJO, make_settings
 
 SPEC = load_spec("consent")

@@ -14,7 +14,7 @@ from services.consent.person import (
     secret_of,
 )
 from shared.config import ConsentSettings
-from shared.identifiers import IdentifierError
+from shared.identity.identifiers import IdentifierError
 from tests.conftest import make_settings
 
 

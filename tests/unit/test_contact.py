@@ -1,4 +1,4 @@
-"""Tests of shared.contact: Swedish phone numbers, e-mail and secure-mail addresses,
+"""Tests of shared.domain.contact: Swedish phone numbers, e-mail and secure-mail addresses,
 postcodes and postal addresses. The numbers are made up; none is meant to be called.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from shared.contact import (
+from shared.domain.contact import (
     SHORT_NUMBERS,
     ContactValueError,
     FunctionalEmail,
@@ -22,7 +22,7 @@ from shared.contact import (
     normalise_phone,
     normalise_postnummer,
 )
-from shared.identifiers.types import REDACTED
+from shared.identity.identifiers.types import REDACTED
 
 
 class Contact(BaseModel):

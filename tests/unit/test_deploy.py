@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel
 
 from shared.config import SERVICES, Settings
-from shared.events.topics import KIND_CONFIGS, topic_configs, topic_kind
+from shared.messaging.events.topics import KIND_CONFIGS, topic_configs, topic_kind
 from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,7 +262,7 @@ def test_topic_script_configs_are_the_layouts(
     services: dict[str, dict[str, Any]], replication: int
 ) -> None:
     """create-topics.sh gives each topic exactly the configuration ``ensure_topics`` gives
-    it (``shared.events.topics.topic_configs``): compaction, the retention constants and
+    it (``shared.messaging.events.topics.topic_configs``): compaction, the retention constants and
     ``min.insync.replicas`` from replication 3 on."""
     env = {
         **env_of(services["kafka-topics"]),

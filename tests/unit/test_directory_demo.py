@@ -17,9 +17,9 @@ from services.directory.codes import INTAKE_KINDS, UnitKind
 from services.directory.demo import load_demo_units
 from services.directory.hours import Day
 from services.directory.schemas import UnitCreate
-from shared.contact import SHORT_NUMBERS, normalise_phone
-from shared.events.payloads import UnitChangedV1
-from shared.identifiers import all_kommuner, normalise_orgnr
+from shared.domain.contact import SHORT_NUMBERS, normalise_phone
+from shared.identity.identifiers import all_kommuner, normalise_orgnr
+from shared.messaging.events.payloads import UnitChangedV1
 from vardkedja.federation import DEMO_MEMBERS, DEMO_UNITS
 
 REGION, VAXJO, ALVESTA = (m.orgnr for m in DEMO_MEMBERS)

@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 
-from shared.db import database_unavailable, is_infrastructure_error
-from shared.errors import (
+from shared.data.db import database_unavailable, is_infrastructure_error
+from shared.identity.identifiers import Personnummer
+from shared.web.errors import (
     PROBLEM_BASE,
     PROBLEM_JSON,
     AppError,
@@ -32,7 +33,6 @@ from shared.errors import (
     install_problem_handlers,
     problem_responses,
 )
-from shared.identifiers import Personnummer
 
 # An invalid Luhn digit: the valid test number is 19121212-1212.
 BAD_PERSONNUMMER = "19121212-1213"

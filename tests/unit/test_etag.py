@@ -1,11 +1,11 @@
-"""Versions as ETags (shared.etag)."""
+"""Versions as ETags (shared.web.etag)."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.errors import InvalidInput, PreconditionRequired
-from shared.etag import etag, if_match_version, required_if_match_version
+from shared.web.errors import InvalidInput, PreconditionRequired
+from shared.web.etag import etag, if_match_version, required_if_match_version
 
 
 def test_an_etag_round_trips() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shared.events import CATALOGUE
+from shared.messaging.events import CATALOGUE
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.asyncapi.json"
 

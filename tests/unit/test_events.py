@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.events import (
+from shared.messaging.events import (
     CATALOGUE,
     Catalogue,
     CloudEvent,
@@ -20,8 +20,8 @@ from shared.events import (
     encode,
     topics,
 )
-from shared.events.envelope import SOURCE_RE, TYPE_RE
-from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.messaging.events.envelope import SOURCE_RE, TYPE_RE
+from shared.messaging.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
 
 SOURCE = "urn:vardkedja:2120000647:directory"
 TYPE = "se.vardkedja.unit.changed.v1"

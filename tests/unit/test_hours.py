@@ -19,7 +19,7 @@ from services.directory.hours import (
     is_open,
     next_opening,
 )
-from shared.calendar import STOCKHOLM
+from shared.domain.calendar import STOCKHOLM
 
 UTC = dt.UTC
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")

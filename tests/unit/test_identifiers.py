@@ -1,4 +1,4 @@
-"""Tests of shared.identifiers: personnummer, organisationsnummer, kommunkod, Pydantic types.
+"""Tests of shared.identity.identifiers: personnummer, organisationsnummer, kommunkod, types.
 
 Personnummer here are fictitious: 19121212-1212 is Skatteverket's well-known test number
 and the rest are built from 1212/1312-style dates with a computed check digit.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from shared.identifiers import (
+from shared.identity.identifiers import (
     IdentifierError,
     Kommunkod,
     Organisationsnummer,
@@ -29,7 +29,7 @@ from shared.identifiers import (
     normalise_orgnr,
     normalise_personnummer,
 )
-from shared.identifiers.types import REDACTED
+from shared.identity.identifiers.types import REDACTED
 
 # A fixed "today" so century inference and the future-date rule are deterministic.
 TODAY = dt.date(2025, 6, 15)

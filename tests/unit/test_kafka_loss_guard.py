@@ -1,4 +1,4 @@
-"""The loss guard's rule for which closed connections count as lost (``shared.kafka``).
+"""The loss guard's rule for which closed connections count as lost (``shared.messaging.kafka``).
 
 The guard wraps two methods of an aiokafka client; here the client is a stand-in that
 records what the guard lets through (its real use is in
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiokafka.conn import CloseReason
 
-from shared.kafka import ConnectionLost, _LossGuard
+from shared.messaging.kafka import ConnectionLost, _LossGuard
 
 
 class _Client:

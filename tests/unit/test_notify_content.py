@@ -25,8 +25,7 @@ from services.notify.content import (
 )
 from services.notify.dispatch import backoff, signatures
 from shared.config import NotifyRule, NotifySettings
-from shared.errors import InvalidInput
-from shared.events.payloads import (
+from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     REFERRAL_DEADLINE_V1,
     REFERRAL_RECEIVED_V1,
@@ -35,6 +34,7 @@ from shared.events.payloads import (
     ReferralDeadlineV1,
     ReferralReceivedV1,
 )
+from shared.web.errors import InvalidInput
 
 NOW = dt.datetime(2026, 11, 23, 8, 30, tzinfo=dt.UTC)
 VAXJO = "212000-0647"

@@ -18,10 +18,10 @@ import pytest
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared.app import create_app
-from shared.errors import PROBLEM_JSON
-from shared.legal_basis import LegalBasisIn
+from shared.domain.legal_basis import LegalBasisIn
 from shared.service import load_spec
+from shared.web.app import create_app
+from shared.web.errors import PROBLEM_JSON
 from tests.conftest import make_settings
 
 SERVICES = ["directory", "consent", "referral", "notify"]
@@ -224,7 +224,7 @@ LEGAL_BASES = [
 def test_the_ground_of_an_osl_basis_is_in_the_schema(
     service: str, basis: dict[str, Any], valid: bool
 ) -> None:
-    # The referral service takes the same legal basis on a referral (shared.legal_basis).
+    # The referral service takes the same legal basis on a referral (shared.domain.legal_basis).
     schema = _schema(service)
     validator = _validator(schema, "#/components/schemas/LegalBasisIn")
     assert validator.is_valid(basis) is valid

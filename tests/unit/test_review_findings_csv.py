@@ -1,4 +1,4 @@
-"""Issue 19: one CSV writer (shared.csvout) for every export, neutralising formulas as OWASP
+"""Issue 19: one CSV writer (shared.web.csvout) for every export, neutralising formulas as OWASP
 recommends while plain numbers stay numbers, and the guard comes off again exactly."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.referral.indicators import as_csv
-from shared.csvout import guard, unguard, write_csv
+from shared.web.csvout import guard, unguard, write_csv
 
 
 def cells(text: str) -> list[list[str]]:

@@ -8,8 +8,8 @@ import re
 import httpx
 from fastapi import FastAPI, Request
 
-from shared.clients import ServiceClient
-from shared.observability import adopt_traceparent, request_id_var
+from shared.web.clients import ServiceClient
+from shared.web.observability import adopt_traceparent, request_id_var
 from tests.conftest import ORG_VAXJO
 
 

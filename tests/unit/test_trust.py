@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from shared.config import ProductionConfigError, Settings, check_production
-from shared.events import CloudEvent, encode, topics
-from shared.trust import (
+from shared.messaging.events import CloudEvent, encode, topics
+from shared.messaging.trust import (
     SEALED_CONTENT_TYPE,
     SIGNATURE_HEADER,
     Trust,
@@ -162,7 +162,7 @@ class TestKeys:
         assert dict(headers2)[SIGNATURE_HEADER] != dict(headers)[SIGNATURE_HEADER]
         assert vaxjo.admit(topic, key2, body2, headers2)
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
-        monkeypatch.setattr("shared.trust._now", lambda: later)
+        monkeypatch.setattr("shared.messaging.trust._now", lambda: later)
         with pytest.raises(Untrusted) as info:
             vaxjo.admit(topic, key, body, headers)
         assert info.value.rule == "retired_key"

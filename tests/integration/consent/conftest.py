@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared import migrations
-from shared.db import Database
+from shared.data import migrations
+from shared.data.db import Database
 from tests.conftest import BACKENDS, create_pg_database, drop_pg_database
 from tests.integration.consent.helpers import SPEC, build, new_person
 

@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from shared.app import create_app
-from shared.auth import mint_token
 from shared.config import Settings
-from shared.db import Database
+from shared.data.db import Database
+from shared.identity.auth import mint_token
 from shared.service import load_spec
+from shared.web.app import create_app
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, make_settings
 
 SPEC = load_spec("consent")

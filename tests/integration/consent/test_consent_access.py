@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import text
 
 from services.consent.models import Block, Consent, LegalBasisUse, Refusal
-from shared.db import Database
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON
-from shared.observability import JsonFormatter, configure_logging
+from shared.data.db import Database
+from shared.web.errors import PROBLEM_BASE, PROBLEM_JSON
+from shared.web.observability import JsonFormatter, configure_logging
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.integration.consent.helpers import (
     OUTBOX,

@@ -14,14 +14,14 @@ from sqlalchemy import select, text
 
 from services.consent.handlers import consumers
 from services.consent.models import AuditCopy
-from shared.audit import Auditor, AuditUnavailable
-from shared.auth import Caller
-from shared.db import Database
-from shared.events import CATALOGUE, topics
-from shared.events.payloads import AUDIT_RECORDED_V1
-from shared.inbox import Delivery, Reject
-from shared.kafka import ReceivedRecord
-from shared.outbox import Outbox
+from shared.data.db import Database
+from shared.identity.audit import Auditor, AuditUnavailable
+from shared.identity.auth import Caller
+from shared.messaging.events import CATALOGUE, topics
+from shared.messaging.events.payloads import AUDIT_RECORDED_V1
+from shared.messaging.inbox import Delivery, Reject
+from shared.messaging.kafka import ReceivedRecord
+from shared.messaging.outbox import Outbox
 from tests.conftest import ORG_REGION, ORG_VAXJO, make_settings
 from tests.helpers.signed import opened
 from tests.integration.consent.helpers import OUTBOX, SPEC, auth, question

@@ -17,14 +17,14 @@ from sqlalchemy import select, update
 from services.consent import service
 from services.consent.handlers import consumers, periodic
 from services.consent.models import Consent, ConsentCopy, ConsentTombstone
-from shared.app import create_app
 from shared.config import ConsentSettings
-from shared.db import Database
-from shared.events import CATALOGUE, topics
-from shared.events.payloads import CONSENT_ENDED_V1, CONSENT_RECORDED_V1
-from shared.inbox import Delivery, Reject
-from shared.kafka import ReceivedRecord
-from shared.outbox import Outbox
+from shared.data.db import Database
+from shared.messaging.events import CATALOGUE, topics
+from shared.messaging.events.payloads import CONSENT_ENDED_V1, CONSENT_RECORDED_V1
+from shared.messaging.inbox import Delivery, Reject
+from shared.messaging.kafka import ReceivedRecord
+from shared.messaging.outbox import Outbox
+from shared.web.app import create_app
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.helpers.signed import opened
 from tests.integration.consent.helpers import (

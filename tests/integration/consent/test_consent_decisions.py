@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import event, select
 
 from services.consent.models import LegalBasisUse
-from shared.db import Database
-from shared.errors import PROBLEM_JSON
+from shared.data.db import Database
+from shared.web.errors import PROBLEM_JSON
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.integration.consent.helpers import (
     audit_of,

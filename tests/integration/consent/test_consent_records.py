@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from services.consent.models import Block, ChangeLogEntry, Consent, Refusal
-from shared.db import Database
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON
-from shared.events import topics
-from shared.events.payloads import CONSENT_ENDED_V1, CONSENT_RECORDED_V1
+from shared.data.db import Database
+from shared.messaging.events import topics
+from shared.messaging.events.payloads import CONSENT_ENDED_V1, CONSENT_RECORDED_V1
+from shared.web.errors import PROBLEM_BASE, PROBLEM_JSON
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.helpers.signed import outbox_data
 from tests.integration.consent.helpers import (

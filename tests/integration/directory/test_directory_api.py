@@ -1,6 +1,6 @@
 """The directory service's HTTP API against a real database (SQLite and PostgreSQL).
 
-The app is built with :func:`shared.app.create_app` exactly as in production and called
+The app is built with :func:`shared.web.app.create_app` exactly as in production and called
 through ``httpx.ASGITransport`` (which does not run the lifespan, so migrations run first).
 """
 
@@ -17,13 +17,14 @@ from sqlalchemy import func, select
 from services.directory import service
 from services.directory.handlers import on_unit_changed
 from services.directory.models import ReplicaUnit, Unit
-from shared.broker import Broker, free_port
-from shared.db import Database
-from shared.errors import PROBLEM_JSON
-from shared.events import CloudEvent, decode
-from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
-from shared.inbox import Delivery, Reject
-from shared.kafka import ReceivedRecord
+from shared.data.db import Database
+from shared.messaging.broker import Broker
+from shared.messaging.events import CloudEvent, decode
+from shared.messaging.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.messaging.inbox import Delivery, Reject
+from shared.messaging.kafka import ReceivedRecord
+from shared.messaging.processes import free_port
+from shared.web.errors import PROBLEM_JSON
 from tests.conftest import (
     ORG_ALVESTA,
     ORG_REGION,

@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 
 from services.directory.handlers import on_member_changed
 from services.directory.models import MemberRecord
-from shared.db import Database
-from shared.events import CloudEvent
-from shared.events.payloads import MEMBER_CHANGED_V1, MemberChangedV1
-from shared.inbox import Delivery, Reject
-from shared.kafka import ReceivedRecord
+from shared.data.db import Database
+from shared.messaging.events import CloudEvent
+from shared.messaging.events.payloads import MEMBER_CHANGED_V1, MemberChangedV1
+from shared.messaging.inbox import Delivery, Reject
+from shared.messaging.kafka import ReceivedRecord
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.helpers.directory import SPEC, auth
 from tests.helpers.problems import field_rules, problem

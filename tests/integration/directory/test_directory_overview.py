@@ -27,12 +27,12 @@ from services.directory.overview import (
     swedish_sort_key,
 )
 from services.directory.transfer_router import overview_router, transfer_router
-from shared.app import create_app
-from shared.calendar import to_local
-from shared.db import Database, utcnow
-from shared.errors import PROBLEM_BASE, PROBLEM_JSON
-from shared.events import CloudEvent
-from shared.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.data.db import Database, utcnow
+from shared.domain.calendar import to_local
+from shared.messaging.events import CloudEvent
+from shared.messaging.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
+from shared.web.app import create_app
+from shared.web.errors import PROBLEM_BASE, PROBLEM_JSON
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, make_settings
 from tests.helpers.directory import SPEC, auth
 

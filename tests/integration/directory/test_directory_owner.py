@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.directory.models import Unit
-from shared.db import Database
+from shared.data.db import Database
 from tests.conftest import ORG_REGION
 from tests.helpers.directory import SPEC, auth
 from tests.helpers.problems import problem

@@ -18,11 +18,11 @@ from sqlalchemy import select
 
 from services.directory.models import ReplicaUnit, Unit
 from services.directory.service import PUBLIC_FIELDS
-from shared import migrations
-from shared.app import create_app
-from shared.broker import Broker
-from shared.db import Database
-from shared.worker import Worker
+from shared.data import migrations
+from shared.data.db import Database
+from shared.messaging.broker import Broker
+from shared.messaging.worker import Worker
+from shared.web.app import create_app
 from tests.conftest import ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 from tests.helpers.directory import SPEC, auth
 from tests.helpers.harness import eventually

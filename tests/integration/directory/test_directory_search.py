@@ -13,9 +13,9 @@ import pytest
 from fastapi import FastAPI
 
 from services.directory import service
-from shared.db import Database
-from shared.events import CloudEvent
-from shared.events.payloads import UNIT_CHANGED_V1, MemberChangedV1, UnitChangedV1
+from shared.data.db import Database
+from shared.messaging.events import CloudEvent
+from shared.messaging.events.payloads import UNIT_CHANGED_V1, MemberChangedV1, UnitChangedV1
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.helpers.directory import auth, member_record
 

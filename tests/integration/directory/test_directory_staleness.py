@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 
 from services.directory import service
 from services.directory.models import Unit
-from shared.db import Database, utcnow
-from shared.events.payloads import UNIT_REVIEW_DUE_V1
+from shared.data.db import Database, utcnow
+from shared.messaging.events.payloads import UNIT_REVIEW_DUE_V1
 from tests.conftest import ORG_VAXJO
 from tests.helpers.directory import SPEC, UNIT, auth
 

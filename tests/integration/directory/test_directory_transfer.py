@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from services.directory.models import Unit
 from services.directory.transfer import CSV_COLUMNS, parse_contact_paths, parse_opening_hours
 from services.directory.transfer_router import MAX_IMPORT_BYTES, overview_router, transfer_router
-from shared.app import create_app
-from shared.db import Database
+from shared.data.db import Database
+from shared.web.app import create_app
 from tests.conftest import ORG_VAXJO, make_settings
 from tests.helpers.directory import SPEC, auth
 from tests.helpers.problems import problem

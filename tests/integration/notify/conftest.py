@@ -14,13 +14,13 @@ from pydantic import BaseModel
 from stdnum import luhn
 
 from services.notify.dispatch import Dispatcher
-from shared import migrations
-from shared.app import create_app
-from shared.auth import mint_token
 from shared.config import NotifySettings, Settings
-from shared.db import Database, new_id, utcnow
-from shared.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
+from shared.data import migrations
+from shared.data.db import Database, new_id, utcnow
+from shared.identity.auth import mint_token
+from shared.messaging.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
 from shared.service import load_spec
+from shared.web.app import create_app
 from tests.conftest import BACKENDS, ORG_REGION, ORG_VAXJO, create_pg_database, drop_pg_database
 from tests.conftest import make_settings as base_settings
 from tests.integration.notify.servers import SmtpServer, WebhookReceiver
@@ -43,7 +43,7 @@ def random_orgnr() -> str:
     digits += luhn.calc_check_digit(digits)
     orgnr = f"{digits[:6]}-{digits[6:]}"
     # A member of the test federation: its keys join the session's trust list (ADR 0020).
-    from shared.trust import ensure_members
+    from shared.messaging.trust import ensure_members
     from tests.helpers.signed import trust_dir
 
     ensure_members(trust_dir(), [(orgnr, "Testmedlem")])
@@ -231,7 +231,7 @@ async def subscribe(
 
 def own_unit_changed(unit_id: str, *, version: int = 1) -> Any:
     """The directory's announcement of ``unit_id`` as one of Växjö's own units."""
-    from shared.events.payloads import UnitChangedV1
+    from shared.messaging.events.payloads import UnitChangedV1
 
     return UnitChangedV1(
         unit_id=unit_id,

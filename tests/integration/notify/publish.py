@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from shared.config import KafkaSettings
-from shared.events import CloudEvent
-from shared.kafka import Producer, ensure_topics
+from shared.messaging.events import CloudEvent
+from shared.messaging.kafka import Producer, ensure_topics
 from tests.helpers.signed import signed
 
 

@@ -21,7 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, Request, Response
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from shared.broker import free_port
+from shared.messaging.processes import free_port
 
 
 class Served:

@@ -14,8 +14,8 @@ from services.notify import service
 from services.notify.dispatch import Dispatcher
 from services.notify.models import Delivery
 from shared.config import Settings
-from shared.db import Database, new_id, utcnow
-from shared.events.payloads import UnitChangedV1
+from shared.data.db import Database, new_id, utcnow
+from shared.messaging.events.payloads import UnitChangedV1
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.integration.notify.conftest import (

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from services.notify.models import Delivery, Notification
 from shared.config import NotifyRule, Settings
-from shared.db import Database, new_id, utcnow
-from shared.events.payloads import (
+from shared.data.db import Database, new_id, utcnow
+from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     REFERRAL_DEADLINE_V1,
     UNIT_REVIEW_DUE_V1,

@@ -18,10 +18,10 @@ from services.notify import service
 from services.notify.content import _TITLES, KINDS, looks_like_personnummer
 from services.notify.dispatch import Dispatcher
 from services.notify.schemas import NotificationOut
-from shared.codes import REFERRAL_KIND_LABELS
 from shared.config import NotifySettings
-from shared.db import Database, new_id, utcnow
-from shared.events.payloads import (
+from shared.data.db import Database, new_id, utcnow
+from shared.domain.codes import REFERRAL_KIND_LABELS
+from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     PLAN_ACTION_ENDED_V1,
     REFERRAL_DEADLINE_V1,

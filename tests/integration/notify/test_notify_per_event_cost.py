@@ -15,9 +15,9 @@ from sqlalchemy import inspect
 
 from services.notify import service
 from services.notify.dispatch import Dispatcher, Result
-from shared.auth import Caller
 from shared.config import Settings
-from shared.db import Database, new_id, utcnow
+from shared.data.db import Database, new_id, utcnow
+from shared.identity.auth import Caller
 from tests.conftest import ORG_VAXJO
 from tests.integration.notify.conftest import INTAKE, received
 from tests.integration.test_housekeeping import captured, query_plan

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from services.notify import service
 from services.notify.models import Notification, Timer
 from shared.config import Settings
-from shared.db import Database, new_id, utcnow
-from shared.events.payloads import (
+from shared.data.db import Database, new_id, utcnow
+from shared.messaging.events.payloads import (
     REFERRAL_DEADLINE_V1,
     REFERRAL_STATUS_CHANGED_V1,
     SIP_INVITATION_V1,

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable
 import pytest
 
 from services.notify.webhook_http import RefusedAddress, WebhookClient, WebhookConnectError
-from shared.broker import free_port
+from shared.messaging.processes import free_port
 from tests.integration.notify.servers import WebhookReceiver
 from tests.integration.rawhttp import RawServer
 

@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 from services.notify import service
 from services.notify.dispatch import Dispatcher
 from services.notify.models import Delivery, WebhookSubscription
-from shared.app import create_app
-from shared.auth import Caller
-from shared.broker import free_port
 from shared.config import Settings
-from shared.db import Database, new_id
-from shared.errors import InvalidInput
+from shared.data.db import Database, new_id
+from shared.identity.auth import Caller
+from shared.messaging.processes import free_port
+from shared.web.app import create_app
+from shared.web.errors import InvalidInput
 from tests.conftest import ORG_ALVESTA, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.integration.notify.conftest import (

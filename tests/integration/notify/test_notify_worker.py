@@ -16,17 +16,17 @@ import pytest
 from sqlalchemy import select
 
 from services.notify.models import Delivery, Notification, Timer
-from shared.broker import Broker
 from shared.config import Settings
-from shared.db import Database, new_id, utcnow
-from shared.events import topics
-from shared.events.payloads import (
+from shared.data.db import Database, new_id, utcnow
+from shared.messaging.broker import Broker
+from shared.messaging.events import topics
+from shared.messaging.events.payloads import (
     REFERRAL_RECEIVED_V1,
     UNIT_CHANGED_V1,
     ReferralReceivedV1,
     UnitChangedV1,
 )
-from shared.worker import Worker
+from shared.messaging.worker import Worker
 from tests.conftest import ORG_REGION
 from tests.helpers.harness import eventually
 from tests.integration.notify.conftest import (

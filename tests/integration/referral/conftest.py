@@ -20,15 +20,15 @@ import pytest
 from fastapi import FastAPI
 
 from services.referral import service as referral_service
-from shared import migrations
-from shared.app import create_app
-from shared.auth import mint_token
-from shared.broker import Broker
-from shared.clients import ServiceClient
-from shared.db import Database
-from shared.events.payloads import UnitChangedV1
+from shared.data import migrations
+from shared.data.db import Database
+from shared.identity.auth import mint_token
+from shared.messaging.broker import Broker
+from shared.messaging.events.payloads import UnitChangedV1
+from shared.messaging.worker import Worker
 from shared.service import load_spec
-from shared.worker import Worker
+from shared.web.app import create_app
+from shared.web.clients import ServiceClient
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, DatabaseFactory, make_settings
 
 CONSENT = load_spec("consent")

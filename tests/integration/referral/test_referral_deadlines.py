@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from services.referral import deadlines
 from services.referral.models import Incoming, Plan, Recipient, Referral
-from shared import migrations
-from shared.db import Database
-from shared.events.payloads import REFERRAL_DEADLINE_V1
-from shared.outbox import Outbox
+from shared.data import migrations
+from shared.data.db import Database
+from shared.messaging.events.payloads import REFERRAL_DEADLINE_V1
+from shared.messaging.outbox import Outbox
 from tests.conftest import ORG_REGION, DatabaseFactory, make_settings
 from tests.helpers.signed import outbox_data
 from tests.integration.consent.helpers import new_person

@@ -19,9 +19,9 @@ from services.referral.models import (
     Referral,
     Transition,
 )
-from shared import migrations
-from shared.app import create_app
-from shared.db import Database
+from shared.data import migrations
+from shared.data.db import Database
+from shared.web.app import create_app
 from tests.conftest import ORG_REGION, DatabaseFactory, make_settings
 from tests.integration.consent.helpers import new_person
 

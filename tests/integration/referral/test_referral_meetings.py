@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared.events.payloads import PLAN_ACTION_ENDED_V1
+from shared.messaging.events.payloads import PLAN_ACTION_ENDED_V1
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.helpers.problems import field_rules, problem

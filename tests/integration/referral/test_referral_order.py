@@ -24,15 +24,15 @@ from services.referral.models import (
     TaskTombstone,
     Transition,
 )
-from shared.db import Database
-from shared.events import topics
-from shared.events.payloads import (
+from shared.data.db import Database
+from shared.messaging.events import topics
+from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     REFERRAL_SENT_V1,
     REFERRAL_TRANSITIONED_V1,
 )
-from shared.inbox import EventConsumer
-from shared.kafka import ReceivedRecord
+from shared.messaging.inbox import EventConsumer
+from shared.messaging.kafka import ReceivedRecord
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.integration.consent.helpers import new_person

@@ -11,9 +11,9 @@ import pytest
 from fastapi import FastAPI
 
 from services.referral.models import Incoming
-from shared import migrations
-from shared.app import create_app
-from shared.db import Database
+from shared.data import migrations
+from shared.data.db import Database
+from shared.web.app import create_app
 from tests.conftest import ORG_VAXJO, DatabaseFactory, make_settings
 from tests.integration.consent.helpers import new_person
 

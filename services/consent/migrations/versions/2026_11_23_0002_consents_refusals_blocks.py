@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
-from shared.infra import append_only_ddl
+import shared.data.db
+from shared.data.infra import append_only_ddl
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -32,7 +32,7 @@ def upgrade() -> None:
         ),
         sa.Column("source_event_id", sa.String(length=64), nullable=False),
         sa.Column("service", sa.String(length=20), nullable=False),
-        sa.Column("occurred_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("person_key", sa.String(length=64), nullable=False),
         sa.Column("actor_sub", sa.String(length=255), nullable=False),
         sa.Column("actor_org", sa.String(length=11), nullable=False),
@@ -56,11 +56,11 @@ def upgrade() -> None:
         sa.Column("blocked_unit_id", sa.String(length=64), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("removed_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("removed_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("removed_by_user", sa.String(length=255), nullable=True),
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("owner_orgnr", sa.String(length=11), nullable=False),
         sa.Column("person_key", sa.String(length=64), nullable=False),
         sa.Column("personnummer", sa.String(length=12), nullable=False),
@@ -83,7 +83,7 @@ def upgrade() -> None:
         sa.Column("subject_type", sa.String(length=20), nullable=False),
         sa.Column("subject_id", sa.String(length=36), nullable=False),
         sa.Column("action", sa.String(length=30), nullable=False),
-        sa.Column("occurred_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor_org", sa.String(length=11), nullable=False),
         sa.Column("actor_user", sa.String(length=255), nullable=True),
         sa.Column("actor_unit", sa.String(length=64), nullable=True),
@@ -110,8 +110,8 @@ def upgrade() -> None:
         sa.Column("withdrawn_by_user", sa.String(length=255), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("owner_orgnr", sa.String(length=11), nullable=False),
         sa.Column("person_key", sa.String(length=64), nullable=False),
         sa.Column("personnummer", sa.String(length=12), nullable=False),
@@ -124,7 +124,7 @@ def upgrade() -> None:
         sa.Column("valid_from", sa.Date(), nullable=False),
         sa.Column("valid_to", sa.Date(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("ended_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consent")),
     )
     with op.batch_alter_table("consent", schema=None) as batch_op:
@@ -137,10 +137,10 @@ def upgrade() -> None:
         sa.Column("owner_orgnr", sa.String(length=11), nullable=False),
         sa.Column("person_key", sa.String(length=64), nullable=False),
         sa.Column("recorded_by_unit", sa.String(length=64), nullable=True),
-        sa.Column("recorded_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("recorded_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("end_reason", sa.String(length=20), nullable=True),
-        sa.Column("received_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("source_event_id", sa.String(length=64), nullable=False),
         sa.Column("protected_identity", sa.Boolean(), nullable=False),
         sa.Column("parties", sa.JSON(), nullable=False),
@@ -149,7 +149,7 @@ def upgrade() -> None:
         sa.Column("valid_from", sa.Date(), nullable=False),
         sa.Column("valid_to", sa.Date(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("ended_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("consent_id", name=op.f("pk_consent_copy")),
     )
     with op.batch_alter_table("consent_copy", schema=None) as batch_op:
@@ -174,7 +174,7 @@ def upgrade() -> None:
         sa.Column("verdict", sa.String(length=20), nullable=False),
         sa.Column("decided_by_user", sa.String(length=255), nullable=False),
         sa.Column("decided_by_unit", sa.String(length=64), nullable=True),
-        sa.Column("decided_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_legal_basis_use")),
     )
@@ -190,12 +190,12 @@ def upgrade() -> None:
         sa.Column("purposes", sa.JSON(), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("revoked_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("revoked_by_user", sa.String(length=255), nullable=True),
         sa.Column("revocation_reason", sa.Text(), nullable=True),
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("owner_orgnr", sa.String(length=11), nullable=False),
         sa.Column("person_key", sa.String(length=64), nullable=False),
         sa.Column("personnummer", sa.String(length=12), nullable=False),
@@ -209,12 +209,12 @@ def upgrade() -> None:
     op.create_table(
         "block_lift",
         sa.Column("block_id", sa.String(length=36), nullable=False),
-        sa.Column("starts_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ends_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("starts_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("lifted_by_user", sa.String(length=255), nullable=False),
         sa.Column("lifted_by_unit", sa.String(length=64), nullable=True),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.ForeignKeyConstraint(
             ["block_id"], ["block.id"], name=op.f("fk_block_lift_block_id_block")

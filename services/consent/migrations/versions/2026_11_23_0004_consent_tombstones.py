@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.data.db
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -24,10 +24,10 @@ def upgrade() -> None:
         sa.Column("consent_id", sa.String(length=36), nullable=False),
         sa.Column("owner_orgnr", sa.String(length=11), nullable=False),
         sa.Column("reason", sa.String(length=20), nullable=False),
-        sa.Column("ended_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("superseded_by", sa.String(length=36), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("received_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("source_event_id", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("consent_id", name=op.f("pk_consent_tombstone")),
     )

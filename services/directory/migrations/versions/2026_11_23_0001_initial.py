@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
-from shared import infra_migrations
+import shared.data.db
+from shared.data import infra_migrations
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -30,8 +30,8 @@ def upgrade() -> None:
         sa.Column("kommunkoder", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("changed_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("received_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("changed_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("source_event_id", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("unit_id", name=op.f("pk_replica_unit")),
     )
@@ -45,8 +45,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_unit")),
     )
     op.create_index(op.f("ix_unit_owner_orgnr"), "unit", ["owner_orgnr"])

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.data.db
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -34,7 +34,7 @@ def columns() -> list[sa.Column[Any]]:
         sa.Column("parent_unit_id", sa.String(length=64), nullable=True),
         sa.Column("valid_from", sa.Date(), nullable=True),
         sa.Column("valid_to", sa.Date(), nullable=True),
-        sa.Column("reviewed_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reviewed_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reviewed_by", sa.String(length=100), nullable=True),
         sa.Column("capacity", sa.JSON(), nullable=True),
     ]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.data.db
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -27,8 +27,8 @@ def upgrade() -> None:
         sa.Column("county_code", sa.String(length=2), nullable=False),
         sa.Column("kommunkoder", sa.JSON(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("changed_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("received_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("changed_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("orgnr", name=op.f("pk_member_record")),
     )
 

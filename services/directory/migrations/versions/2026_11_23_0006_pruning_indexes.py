@@ -7,7 +7,7 @@ Create Date: 2026-11-23
 
 from collections.abc import Sequence
 
-from shared import infra_migrations
+from shared.data import infra_migrations
 
 revision: str = "0006"
 down_revision: str | None = "0005"

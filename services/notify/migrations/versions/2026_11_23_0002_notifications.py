@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.data.db
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -28,14 +28,14 @@ def upgrade() -> None:
         sa.Column("target", sa.String(length=320), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", shared.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("lease_until", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_token", sa.String(length=36), nullable=True),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("last_outcome", sa.String(length=32), nullable=True),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("delivered_at", shared.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("dead_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dead_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("redeliveries", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery")),
         sa.UniqueConstraint(
@@ -61,7 +61,7 @@ def upgrade() -> None:
         ),
         sa.Column("delivery_id", sa.String(length=36), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("started_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
         sa.Column("outcome", sa.String(length=32), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
@@ -95,12 +95,12 @@ def upgrade() -> None:
         sa.Column("urgency", sa.String(length=16), nullable=True),
         sa.Column("status", sa.String(length=32), nullable=True),
         sa.Column("deadline", sa.String(length=32), nullable=True),
-        sa.Column("due_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("counterpart_orgnr", sa.String(length=11), nullable=True),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("read_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("read_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("read_by", sa.String(length=255), nullable=True),
-        sa.Column("acknowledged_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("acknowledged_by", sa.String(length=255), nullable=True),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_notification")),
         sa.UniqueConstraint("id", name=op.f("uq_notification_id")),
@@ -127,7 +127,7 @@ def upgrade() -> None:
         "timer",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("action", sa.String(length=16), nullable=False),
-        sa.Column("fire_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("fire_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("subject_type", sa.String(length=32), nullable=False),
         sa.Column("subject_id", sa.String(length=64), nullable=False),
@@ -135,11 +135,11 @@ def upgrade() -> None:
         sa.Column("referral_kind", sa.String(length=32), nullable=True),
         sa.Column("urgency", sa.String(length=16), nullable=True),
         sa.Column("deadline", sa.String(length=32), nullable=False),
-        sa.Column("due_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("counterpart_orgnr", sa.String(length=11), nullable=True),
         sa.Column("source_event_id", sa.String(length=64), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("fired_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("fired_at", shared.data.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_timer")),
         sa.UniqueConstraint(
             "subject_id", "deadline", "action", "due_at", name=op.f("uq_timer_subject_id")
@@ -158,7 +158,7 @@ def upgrade() -> None:
         sa.Column("directory_version", sa.Integer(), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("email_enabled", sa.Boolean(), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("unit_id", name=op.f("pk_unit_channel")),
     )
     with op.batch_alter_table("unit_channel", schema=None) as batch_op:
@@ -172,12 +172,14 @@ def upgrade() -> None:
         sa.Column("event_types", sa.JSON(), nullable=False),
         sa.Column("secret", sa.String(length=200), nullable=False),
         sa.Column("previous_secret", sa.String(length=200), nullable=True),
-        sa.Column("previous_secret_until", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "previous_secret_until", shared.data.db.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("created_by", sa.String(length=255), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_subscription")),
     )
     with op.batch_alter_table("webhook_subscription", schema=None) as batch_op:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from shared import infra_migrations
+from shared.data import infra_migrations
 
 revision: str = "0003"
 down_revision: str | None = "0002"

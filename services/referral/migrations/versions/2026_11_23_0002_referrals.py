@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.data.db
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -29,13 +29,13 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("basis", sa.JSON(), nullable=False),
         sa.Column("acknowledge_by", sa.Date(), nullable=False),
-        sa.Column("received_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.Column("case_reference", sa.String(length=100), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("personnummer", sa.String(length=12), nullable=False),
         sa.Column("person_key", sa.String(length=64), nullable=False),
@@ -80,8 +80,8 @@ def upgrade() -> None:
         sa.Column("sender_unit_id", sa.String(length=64), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("personnummer", sa.String(length=12), nullable=False),
         sa.Column("person_key", sa.String(length=64), nullable=False),
@@ -115,7 +115,7 @@ def upgrade() -> None:
         sa.Column("by_unit_id", sa.String(length=64), nullable=True),
         sa.Column("by_sub", sa.String(length=200), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column("at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transition")),
     )
     with op.batch_alter_table("transition", schema=None) as batch_op:
@@ -137,8 +137,8 @@ def upgrade() -> None:
         sa.Column("remote_version", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["referral_id"], ["referral.id"], name=op.f("fk_recipient_referral_id_referral")
         ),

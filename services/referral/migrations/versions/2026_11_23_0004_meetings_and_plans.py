@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.data.db
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("personnummer", sa.String(length=12), nullable=False),
         sa.Column("person_key", sa.String(length=64), nullable=False),
         sa.Column("protected_identity", sa.Boolean(), nullable=False),
-        sa.Column("at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("place", sa.String(length=300), nullable=True),
         sa.Column("video_link", sa.String(length=500), nullable=True),
         sa.Column("person_invited", sa.Boolean(), nullable=False),
@@ -37,8 +37,8 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_meeting")),
     )
     with op.batch_alter_table("meeting", schema=None) as batch_op:
@@ -61,8 +61,8 @@ def upgrade() -> None:
         sa.Column("follow_up_date", sa.Date(), nullable=False),
         sa.Column("viewers", sa.JSON(), nullable=False),
         sa.Column("plan_version", sa.Integer(), nullable=False),
-        sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan")),
     )
     with op.batch_alter_table("plan", schema=None) as batch_op:
@@ -71,7 +71,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("incoming", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("proposed_at", shared.db.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("proposed_at", shared.data.db.UTCDateTime(timezone=True), nullable=True)
         )
 
     with op.batch_alter_table("known_unit", schema=None) as batch_op:
@@ -82,7 +82,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("recipient", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("proposed_at", shared.db.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("proposed_at", shared.data.db.UTCDateTime(timezone=True), nullable=True)
         )
 
 

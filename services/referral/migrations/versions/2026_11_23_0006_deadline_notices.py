@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.data.db
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("deadline", sa.String(length=16), nullable=False),
         sa.Column("state", sa.String(length=8), nullable=False),
         sa.Column("unit_id", sa.String(length=64), nullable=False),
-        sa.Column("at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint(
             "subject_id", "deadline", "state", "unit_id", name=op.f("pk_deadline_notice")
         ),

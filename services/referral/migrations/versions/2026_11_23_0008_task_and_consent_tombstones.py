@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db
+import shared.data.db
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("consent_id", sa.String(length=36), nullable=False),
         sa.Column("owner_orgnr", sa.String(length=11), nullable=False),
         sa.Column("reason", sa.String(length=20), nullable=False),
-        sa.Column("received_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("consent_id", name=op.f("pk_consent_tombstone")),
     )
     op.create_index(op.f("ix_consent_tombstone_received_at"), "consent_tombstone", ["received_at"])
@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("task_id", sa.String(length=64), nullable=False),
         sa.Column("sender_orgnr", sa.String(length=11), nullable=False),
         sa.Column("by_unit_id", sa.String(length=64), nullable=True),
-        sa.Column("received_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", shared.data.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("task_id", name=op.f("pk_task_tombstone")),
     )
     op.create_index(op.f("ix_task_tombstone_received_at"), "task_tombstone", ["received_at"])

@@ -1,0 +1,548 @@
+"""Versioned payloads of every event, registered in the catalogue.
+
+Each docstring says when the event is sent and what it means. Payloads on broadcast topics
+carry organisational data only; ``personal_data=True`` marks those that may carry personal
+data (they travel only on per-member topics, after a sharing decision).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import Field
+
+from shared.messaging.events.catalogue import EventPayload, event_type
+from shared.messaging.events.topics import DIRECTORY
+
+UNIT_CHANGED_V1 = "se.vardkedja.unit.changed.v1"
+
+
+@event_type(UNIT_CHANGED_V1, topics=(DIRECTORY,), personal_data=False)
+class UnitChangedV1(EventPayload):
+    """A unit (function) in a member's directory was created or changed.
+
+    Sent by the owning member's directory service on ``vardkedja.directory`` (compacted, key =
+    unit id) with the unit's whole public state, so the latest event per key *is* the unit.
+    Every member's directory keeps a read replica from it. ``version`` grows with every
+    change; a replica ignores a version it has already passed. Organisational data only:
+    functions and their functional contact paths, never named persons. The nested objects
+    (target groups, contact paths, opening hours, capacity) follow the directory API's
+    schemas and are validated again by every receiving directory.
+    """
+
+    unit_id: str = Field(max_length=64)
+    owner_orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(max_length=64)
+    mission: str = Field("", max_length=2000)
+    target_groups: list[dict[str, Any]] = Field(default_factory=list, max_length=10)
+    interventions: list[str] = Field(default_factory=list, max_length=100)
+    kommunkoder: list[str] = Field(default_factory=list, max_length=290)
+    contact_paths: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    opening_hours: dict[str, Any] | None = None
+    referral_kinds: list[str] = Field(default_factory=list, max_length=10)
+    status: str = Field(max_length=32)
+    status_message: str | None = Field(None, max_length=500)
+    parent_unit_id: str | None = Field(None, max_length=64)
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+    reviewed_at: dt.datetime | None = None
+    reviewed_by: str | None = Field(None, max_length=100)
+    capacity: dict[str, Any] | None = None
+    version: int = Field(ge=1)
+    changed_at: dt.datetime
+
+
+MEMBER_CHANGED_V1 = "se.vardkedja.member.changed.v1"
+
+
+@event_type(MEMBER_CHANGED_V1, topics=(DIRECTORY,), personal_data=False)
+class MemberChangedV1(EventPayload):
+    """A member (huvudman) described itself: its name, kind, county and the kommuner it
+    serves.
+
+    Sent by the member's own directory service on ``vardkedja.directory`` (compacted, key =
+    ``member:<orgnr>``) when its administrator sets the record, with the whole record. Every
+    member's directory keeps the latest version: overviews show the member's name, and
+    routing falls back to the intake of the member serving a kommun when no unit names
+    it. Organisational data only.
+    """
+
+    orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    name: str = Field(min_length=2, max_length=200)
+    kind: str = Field(max_length=32)
+    county_code: str = Field(pattern=r"^[0-9]{2}$")
+    kommunkoder: list[str] = Field(min_length=1, max_length=290)
+    version: int = Field(ge=1)
+    changed_at: dt.datetime
+
+
+RELAY_MARKER_V1 = "se.vardkedja.relay.marker.v1"
+
+
+@event_type(RELAY_MARKER_V1, topics=("vardkedja.member.<orgnr>.internal",), personal_data=False)
+class RelayMarkerV1(EventPayload):
+    """A relay's marker, written to its own member's internal topic when the relay holds
+    none (its first broker check after it starts, and after each replay) and every hour
+    after, to stay ahead of the topic's retention. A reconnect does not write a new one:
+    the old one must still be there (ADR 0005 addendum).
+
+    The relay later reads the record at the marker's offset back: if it is gone or another
+    record stands there, the broker lost its log and the relay re-publishes its replay
+    window. Consumers skip it. Carries no personal data.
+    """
+
+    relay: str = Field(max_length=100, description="<orgnr digits>-<service>")
+
+
+DEAD_LETTER_V1 = "se.vardkedja.infra.dead_letter.v1"
+
+
+@event_type(DEAD_LETTER_V1, topics=("vardkedja.member.<orgnr>.deadletter",), personal_data=True)
+class DeadLetterV1(EventPayload):
+    """A record one of this member's consumers refused or kept failing on, as it arrived.
+
+    Written by the inbox to the member's own dead-letter topic, sealed for the member: the
+    record (key, headers, body, base64) may be anything a sender wrote, personal data
+    included, so nothing of it is readable on the bus. The ``vk_dlt_*`` headers say why and
+    where it was read (reason, consumer, topic, partition, offset, attempts). The member's
+    database keeps the same record in ``dead_letter``. Nothing consumes it.
+    """
+
+    key: str | None = Field(None, description="the record's Kafka key, base64")
+    headers: list[tuple[str, str]] = Field(default_factory=list, description="name, base64 value")
+    body: str = Field("", description="the record's body as it arrived, base64")
+
+    @classmethod
+    def of(cls, record: Any) -> DeadLetterV1:
+        import base64
+
+        def b64(value: bytes) -> str:
+            return base64.b64encode(value).decode("ascii")
+
+        return cls(
+            key=b64(record.key) if record.key is not None else None,
+            headers=[(k, b64(v)) for k, v in record.headers],
+            body=b64(record.value or b""),
+        )
+
+
+UNIT_REVIEW_DUE_V1 = "se.vardkedja.unit.review_due.v1"
+
+
+@event_type(UNIT_REVIEW_DUE_V1, topics=("vardkedja.member.<orgnr>.internal",), personal_data=False)
+class UnitReviewDueV1(EventPayload):
+    """A unit of this member has not been reviewed within the review period.
+
+    Sent once per unit and due date by the directory worker on the member's own internal
+    topic; the notify service turns it into a reminder to the unit (and its coordinator).
+    """
+
+    unit_id: str = Field(max_length=64)
+    unit_name: str = Field(max_length=200)
+    last_reviewed_at: dt.datetime | None = None
+    due_since: dt.date
+
+
+INBOUND = "vardkedja.member.<orgnr>.inbound"
+
+
+class ConsentPartyRef(EventPayload):
+    """A party of a consent: a member and, optionally, one of its units."""
+
+    orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    unit_id: str | None = Field(None, max_length=64)
+
+
+CONSENT_RECORDED_V1 = "se.vardkedja.consent.recorded.v1"
+
+
+@event_type(CONSENT_RECORDED_V1, topics=(INBOUND,), personal_data=True)
+class ConsentRecordedV1(EventPayload):
+    """A member recorded a consent that names the receiving member as a party.
+
+    Sent by the recording member's consent service to the inbound topic of every member
+    the consent names (its own included), key = consent id. The parties keep a copy to
+    show the basis and to check a referral when it arrives. **Personal data**: the
+    personnummer, because person keys are per-member secrets and the receiver must match
+    incoming referrals; the receiver stores only its own key of it. Nothing else about the
+    person (no giver, notes or signed-form reference) leaves the recording member.
+    """
+
+    consent_id: str = Field(max_length=36)
+    owner_orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    personnummer: str = Field(pattern=r"^[0-9]{12}$")
+    protected_identity: bool = False
+    parties: list[ConsentPartyRef] = Field(min_length=1, max_length=50)
+    purposes: list[str] = Field(min_length=1, max_length=20)
+    categories: list[str] = Field(min_length=1, max_length=20)
+    valid_from: dt.date
+    valid_to: dt.date
+    recorded_by_unit: str | None = Field(None, max_length=64)
+    recorded_at: dt.datetime
+    version: int = Field(ge=1)
+
+
+CONSENT_ENDED_V1 = "se.vardkedja.consent.ended.v1"
+
+
+@event_type(CONSENT_ENDED_V1, topics=(INBOUND,), personal_data=True)
+class ConsentEndedV1(EventPayload):
+    """A consent stopped applying: withdrawn, expired or superseded by a new one.
+
+    Sent by the recording member's consent service to the inbound topic of every member
+    the consent names, key = consent id, the moment it happens (withdrawal at once, expiry
+    by the worker's check). Parties mark their copy ended; their referral services stop
+    sending on it and their notify services tell the named units. Carries the consent id
+    (which a party links to the person), the parties and purposes, never the personnummer
+    or the withdrawal's free-text reason: pseudonymous **personal data**.
+    """
+
+    consent_id: str = Field(max_length=36)
+    owner_orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    reason: str = Field(pattern=r"^(withdrawn|expired|superseded)$")
+    ended_at: dt.datetime
+    parties: list[ConsentPartyRef] = Field(min_length=1, max_length=50)
+    purposes: list[str] = Field(min_length=1, max_length=20)
+    superseded_by: str | None = Field(None, max_length=36)
+    version: int = Field(ge=1)
+
+
+AUDIT_RECORDED_V1 = "se.vardkedja.audit.recorded.v1"
+
+
+@event_type(AUDIT_RECORDED_V1, topics=("vardkedja.member.<orgnr>.internal",), personal_data=True)
+class AuditRecordedV1(EventPayload):
+    """A service of this member audited an access to a person's data.
+
+    Sent on the member's own internal topic by every service other than consent, in the
+    same transaction as the audit record itself (so it exists if and only if the record
+    does); the consent service keeps a copy for the person's audit extract (loggutdrag,
+    ADR 0011). **Personal data**: the personnummer of the person whose data was accessed.
+    """
+
+    service: str = Field(max_length=20)
+    occurred_at: dt.datetime
+    actor_sub: str = Field(max_length=255)
+    actor_org: str = Field(max_length=11)
+    actor_unit: str | None = Field(None, max_length=64)
+    action: str = Field(max_length=100)
+    person_id: str = Field(pattern=r"^[0-9]{12}$")
+    purpose: str | None = Field(None, max_length=100)
+    outcome: str = Field(max_length=20)
+    resource_type: str | None = Field(None, max_length=50)
+    resource_id: str | None = Field(None, max_length=64)
+
+
+# --- Referral service -> notify, on the member's own internal topic (issue 6) ------------
+# Contract first: the referral service emits these once it exists. They carry ids, kinds,
+# unit ids, statuses and deadlines only — never a name, personnummer or free text — so
+# notify can render notifications that are safe to send to mailboxes and case systems.
+
+INTERNAL = "vardkedja.member.<orgnr>.internal"
+_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+_ORGNR = r"^[0-9]{6}-[0-9]{4}$"
+_KIND = r"^(vardkedjeremiss|kontaktbegaran|sip_kallelse|utskrivningsplanering|hvb_underrattelse)$"
+_STATUS = r"^[a-z_]{1,32}$"
+
+REFERRAL_RECEIVED_V1 = "se.vardkedja.referral.received.v1"
+
+
+@event_type(REFERRAL_RECEIVED_V1, topics=(INTERNAL,), personal_data=False)
+class ReferralReceivedV1(EventPayload):
+    """A referral or invitation from another member (or unit) arrived in one of this
+    member's unit inboxes.
+
+    Sent by the receiving member's referral service on its own internal topic when it has
+    registered the incoming referral, key = referral id. Notify tells the receiving unit
+    (inbox, case system, functional mailbox) and schedules the acknowledgement reminders
+    and escalation; ``acknowledge_by`` absent means notify computes it from its settings
+    for the kind. No personal data: ids, kind, unit, urgency and the deadline only.
+    """
+
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    unit_id: str = Field(pattern=_ID, description="the receiving unit")
+    sender_orgnr: str = Field(pattern=_ORGNR)
+    sender_unit_id: str | None = Field(None, pattern=_ID)
+    urgency: str = Field("normal", pattern=r"^(normal|urgent|acute)$")
+    acknowledge_by: dt.datetime | None = None
+    received_at: dt.datetime
+    protected_identity: bool = Field(
+        False, description="about a person with protected identity: mark the notification"
+    )
+
+
+REFERRAL_STATUS_CHANGED_V1 = "se.vardkedja.referral.status_changed.v1"
+
+
+@event_type(REFERRAL_STATUS_CHANGED_V1, topics=(INTERNAL,), personal_data=False)
+class ReferralStatusChangedV1(EventPayload):
+    """A referral this member sent (or holds) changed status; ``unit_id`` is the unit of this
+    member to tell (for an outgoing referral: its sender unit).
+
+    Sent by the referral service on its own internal topic at every step of the closed loop
+    (delivered, acknowledged, accepted, declined, closed, ...), key = referral id,
+    ``version`` = the referral's version after the change. A status ``acknowledged`` of an
+    incoming referral also stops notify's acknowledgement reminders. No personal data.
+    """
+
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    unit_id: str = Field(pattern=_ID)
+    direction: str = Field("outgoing", pattern=r"^(outgoing|incoming)$")
+    old_status: str | None = Field(None, pattern=_STATUS)
+    new_status: str = Field(pattern=_STATUS)
+    changed_at: dt.datetime
+    version: int = Field(1, ge=1)
+
+
+REFERRAL_DEADLINE_V1 = "se.vardkedja.referral.deadline.v1"
+
+
+@event_type(REFERRAL_DEADLINE_V1, topics=(INTERNAL,), personal_data=False)
+class ReferralDeadlineV1(EventPayload):
+    """A deadline of a referral is near, has passed, or has been met.
+
+    Sent by the referral service on its own internal topic when a deadline (``deadline``:
+    acknowledge, first_meeting, plan, discharge, answer) enters its warning window
+    (``near``), passes (``overdue``) or is met (``met``), key = referral id. Notify
+    reminds the unit, escalates an overdue one to the coordinating function after the
+    configured grace, and cancels pending reminders on ``met``. No personal data.
+    """
+
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    unit_id: str = Field(pattern=_ID)
+    deadline: str = Field(pattern=r"^(acknowledge|first_meeting|plan|discharge|answer)$")
+    due_at: dt.datetime
+    state: str = Field(pattern=r"^(near|overdue|met)$")
+
+
+SIP_INVITATION_V1 = "se.vardkedja.sip.invitation.v1"
+
+
+@event_type(SIP_INVITATION_V1, topics=(INTERNAL,), personal_data=False)
+class SipInvitationV1(EventPayload):
+    """A unit of this member was invited to a SIP meeting.
+
+    Sent by the referral service on its own internal topic when an invitation (from another
+    member or from within) is registered for ``unit_id``, key = SIP id. Notify tells the
+    unit; ``answer_by`` is the deadline for its answer. No personal data.
+    """
+
+    sip_id: str = Field(pattern=_ID)
+    unit_id: str = Field(pattern=_ID, description="the invited unit")
+    inviting_orgnr: str = Field(pattern=_ORGNR)
+    inviting_unit_id: str | None = Field(None, pattern=_ID)
+    meeting_at: dt.datetime
+    answer_by: dt.datetime | None = None
+
+
+SIP_ANSWERED_V1 = "se.vardkedja.sip.answered.v1"
+
+
+@event_type(SIP_ANSWERED_V1, topics=(INTERNAL,), personal_data=False)
+class SipAnsweredV1(EventPayload):
+    """A party answered a SIP invitation sent by a unit of this member.
+
+    Sent by the referral service on its own internal topic when the answer arrives, key =
+    SIP id; ``unit_id`` is the inviting unit to tell. No personal data.
+    """
+
+    sip_id: str = Field(pattern=_ID)
+    unit_id: str = Field(pattern=_ID, description="the inviting unit")
+    answering_orgnr: str = Field(pattern=_ORGNR)
+    answering_unit_id: str | None = Field(None, pattern=_ID)
+    answer: str = Field(pattern=r"^(accepted|declined|proposed_other_time)$")
+    answered_at: dt.datetime
+
+
+PLAN_ACTION_ENDED_V1 = "se.vardkedja.plan.action_ended.v1"
+
+
+@event_type(PLAN_ACTION_ENDED_V1, topics=(INTERNAL,), personal_data=False)
+class PlanActionEndedV1(EventPayload):
+    """A planned action (insats) of a SIP or care-chain plan ended.
+
+    Sent by the referral service on its own internal topic when an action ends, key = plan
+    id, once per unit of this member that takes part in the plan (``unit_id``), so no
+    party is left uninformed. No personal data: ids, the owner unit and the outcome.
+    """
+
+    plan_id: str = Field(pattern=_ID)
+    action_id: str = Field(pattern=_ID)
+    unit_id: str = Field(pattern=_ID, description="the unit of this member to tell")
+    owner_orgnr: str = Field(pattern=_ORGNR)
+    owner_unit_id: str | None = Field(None, pattern=_ID)
+    outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
+    ended_at: dt.datetime
+
+
+# --- referrals between members (the referral service; personal data, per-member topics) --
+
+
+class ReferralPersonV1(EventPayload):
+    """The person a referral is about."""
+
+    personnummer: str = Field(pattern=r"^[0-9]{12}$")
+    protected_identity: bool = False
+
+
+class ReferralBasisV1(EventPayload):
+    """Why the referral may cross: a consent (its id), a stated legal basis, or
+    ``same_member`` (both units belong to the sending member: nothing crosses)."""
+
+    kind: str = Field(pattern=r"^(consent|legal_basis|same_member)$")
+    consent_id: str | None = Field(None, max_length=64)
+    legal_basis: str | None = Field(None, max_length=32)
+    ground: str | None = Field(None, max_length=32)
+    justification: str | None = Field(None, max_length=2000)
+
+
+REFERRAL_SENT_V1 = "se.vardkedja.referral.sent.v1"
+
+
+@event_type(REFERRAL_SENT_V1, topics=(INBOUND,), personal_data=True)
+class ReferralSentV1(EventPayload):
+    """A unit of the sending member sent a referral or invitation to a unit of the receiving
+    member.
+
+    Sent by the sending member's referral service on the receiving member's inbound topic
+    once its consent service allowed the sharing, one event per receiving unit (``task_id``
+    is that unit's task, the same id at both members), key = task id. The receiver checks
+    the basis again with its own consent service, files the referral in the unit's inbox and
+    answers with ``referral.transitioned`` (``delivered``, or ``undeliverable`` with a
+    reason). Carries personal data: the person, needs, summary and the person's wish, and
+    only the categories the decision allowed (no contact data for a protected identity).
+    """
+
+    task_id: str = Field(pattern=_ID)
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    sender_orgnr: str = Field(pattern=_ORGNR)
+    sender_unit_id: str = Field(pattern=_ID)
+    recipient_orgnr: str = Field(pattern=_ORGNR)
+    recipient_unit_id: str = Field(pattern=_ID)
+    person: ReferralPersonV1
+    needs: list[str] = Field(default_factory=list, max_length=30)
+    summary: str = Field("", max_length=4000)
+    urgency: str = Field("normal", pattern=r"^(normal|urgent|acute)$")
+    children_in_household: str = Field("unknown", pattern=r"^(yes|no|unknown)$")
+    persons_wish: str = Field("", max_length=2000)
+    drug_free: str | None = Field(None, pattern=r"^(yes|no|unknown)$")
+    attachments: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
+    details: dict[str, Any] = Field(default_factory=dict)
+    basis: ReferralBasisV1
+    acknowledge_by: dt.date
+    sent_at: dt.datetime
+
+
+REFERRAL_TRANSITIONED_V1 = "se.vardkedja.referral.transitioned.v1"
+
+
+@event_type(REFERRAL_TRANSITIONED_V1, topics=(INBOUND,), personal_data=True)
+class ReferralTransitionedV1(EventPayload):
+    """A referral task moved to another status, told to the other member (closed loop).
+
+    Sent by the receiving member's referral service on the sender's inbound topic at every
+    step the receiving unit takes (delivered, acknowledged, accepted, declined, forwarded,
+    in progress, completed, returned, undeliverable, cancelled), with ``receiver_version``
+    (the task's version there: the sender ignores an older one); and by the sending member
+    on the receiver's inbound topic when the sender withdraws (``actor`` = sender). Key =
+    task id. May carry personal data in ``reason`` and ``outcome`` (free text), so it
+    travels only on per-member topics.
+    """
+
+    task_id: str = Field(pattern=_ID)
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    from_status: str | None = Field(None, pattern=_STATUS)
+    to_status: str = Field(pattern=_STATUS)
+    actor: str = Field(pattern=r"^(holder|sender|system)$")
+    by_orgnr: str = Field(pattern=_ORGNR)
+    by_unit_id: str | None = Field(None, pattern=_ID)
+    reason: str | None = Field(None, max_length=2000)
+    outcome: str | None = Field(None, max_length=4000)
+    case_reference: str | None = Field(None, max_length=100)
+    forwarded_to: dict[str, str] | None = None
+    proposed_at: dt.datetime | None = Field(
+        None, description="an invited unit declining proposes another time"
+    )
+    receiver_version: int = Field(0, ge=0)
+    at: dt.datetime
+
+
+class PlanBasisV1(EventPayload):
+    """The basis the plan's owner found for sharing it with one unit of the receiving
+    member: a consent (its id) or a stated legal basis. A shared plan always crosses to
+    another member, so the receiver refuses ``same_member`` (``no_basis``)."""
+
+    orgnr: str = Field(pattern=_ORGNR)
+    unit_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=r"^(consent|legal_basis|same_member)$")
+    consent_id: str | None = Field(None, max_length=64)
+    legal_basis: str | None = Field(None, max_length=32)
+    ground: str | None = Field(None, max_length=32)
+    justification: str | None = Field(None, max_length=2000)
+
+
+PLAN_SHARED_V1 = "se.vardkedja.plan.shared.v1"
+
+
+@event_type(PLAN_SHARED_V1, topics=(INBOUND,), personal_data=True)
+class PlanSharedV1(EventPayload):
+    """A meeting's plan (remissmöte or SIP) was recorded or changed by the member that owns
+    it: goals, the ordered actions each owned by a unit (with their status), the
+    coordinating function and the follow-up date.
+
+    Sent by the owning member's referral service to the inbound topic of every other member
+    with a unit among ``viewers`` (participants who accepted, and a vårdkedjeremiss's
+    sender) for which the owner's consent service allows the plan at that moment (``bases``),
+    key = plan id, ``plan_version`` growing with every change; receivers check their own copy
+    of the basis, keep the newest copy from the plan's first owner and tell their units when
+    an action has ended. **Personal data**: the personnummer (so a party
+    can place the plan with the person) and the plan itself.
+    """
+
+    plan_id: str = Field(pattern=_ID)
+    owner_orgnr: str = Field(pattern=_ORGNR)
+    owner_unit_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=r"^(remissmote|sip)$")
+    personnummer: str = Field(pattern=r"^[0-9]{12}$")
+    goals: list[str] = Field(default_factory=list, max_length=20)
+    actions: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    coordinator: dict[str, str]
+    follow_up_date: dt.date
+    viewers: list[dict[str, str]] = Field(min_length=1, max_length=60)
+    plan_version: int = Field(ge=1)
+    at: dt.datetime
+    protected_identity: bool = Field(
+        False, description="skyddad identitet: only the role protected_identity sees the plan"
+    )
+    bases: list[PlanBasisV1] = Field(
+        default_factory=list,
+        max_length=60,
+        description="the basis the owner found for each of the receiving member's units",
+    )
+
+
+PLAN_ACTION_END_REQUESTED_V1 = "se.vardkedja.plan.action_end_requested.v1"
+
+
+@event_type(PLAN_ACTION_END_REQUESTED_V1, topics=(INBOUND,), personal_data=False)
+class PlanActionEndRequestedV1(EventPayload):
+    """A unit of another member ended an action it owns in a plan this member owns.
+
+    Sent by that unit's referral service to the plan owner's inbound topic, key = plan id.
+    The owner records the end and shares the plan again, so every party is told (domain
+    problem 5: no action ends unnoticed). No personal data: ids and the outcome.
+    """
+
+    plan_id: str = Field(pattern=_ID)
+    action_id: str = Field(pattern=_ID)
+    by_orgnr: str = Field(pattern=_ORGNR)
+    by_unit_id: str = Field(pattern=_ID)
+    outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
+    at: dt.datetime
