@@ -14,7 +14,7 @@ from services.directory import territory
 from services.directory.codes import Intervention, UnitKind, UnitStatus
 from services.directory.routing import resolve
 from services.directory.search import Doc, Filters, ReplicaSearch, replica_search
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 from shared.identity.auth import Caller, require_scopes
 from shared.identity.identifiers import Kommunkod, Organisationsnummer
 from shared.web.app import DbSession

@@ -35,7 +35,8 @@ from services.notify.repository import (
 )
 from shared.config import NotifyRule, NotifySettings, Settings
 from shared.data.db import new_id, utcnow
-from shared.domain.codes import ReferralKind
+from shared.domain.calendar import end_of_day, to_local
+from shared.domain.kinds import ReferralKind, spec
 from shared.identity.auth import Caller
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
@@ -585,8 +586,12 @@ def _plan(
         )
 
     if isinstance(payload, ReferralReceivedV1):
-        due = payload.acknowledge_by or payload.received_at + dt.timedelta(
-            hours=cfg.acknowledge_within_hours.get(payload.kind, 72)
+        due = payload.acknowledge_by or end_of_day(
+            spec(payload.kind).acknowledge_by(
+                payload.urgency,
+                to_local(payload.received_at).date(),
+                settings.referral.acknowledge_working_days,
+            )
         )
         facts = [f.model_copy(update={"due_at": due}) for f in facts]
         schedule("acknowledge", due, ("remind", "overdue", "escalate"))

@@ -56,7 +56,8 @@ from services.referral.service import (
 )
 from shared.config import Settings
 from shared.data.db import new_id, utcnow
-from shared.domain.codes import Intervention, ReferralKind
+from shared.domain.codes import Intervention
+from shared.domain.kinds import ReferralKind
 from shared.identity.auth import Caller
 from shared.identity.identifiers import normalise_personnummer
 from shared.identity.person import person_key

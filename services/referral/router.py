@@ -42,7 +42,7 @@ from services.referral.service import (
 )
 from shared.data.db import utcnow
 from shared.domain.calendar import to_local
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 from shared.identity.auth import Caller, require_scopes
 from shared.identity.identifiers import normalise_personnummer
 from shared.identity.person import member_secret, person_key

@@ -22,17 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.codes import (
     AHEAD,
-    CATEGORIES,
     FINAL,
     NEEDS_OUTCOME,
     NEEDS_REASON,
     NEEDS_TARGET,
-    PURPOSE,
     TRANSITIONS,
     Actor,
     Status,
     allowed_from,
 )
+from services.referral.details import UnitRef
 from services.referral.models import (
     ConsentTombstone,
     Incoming,
@@ -51,11 +50,11 @@ from services.referral.repository import (
     TaskTombstoneRepository,
     TransitionRepository,
 )
-from services.referral.schemas import ReferralCreate, TransitionIn, UnitRef
+from services.referral.schemas import ReferralCreate, TransitionIn
 from shared.config import Settings
 from shared.data.db import new_id, utcnow
-from shared.domain.calendar import add_working_days, end_of_day, to_local
-from shared.domain.codes import ReferralKind
+from shared.domain.calendar import end_of_day, to_local
+from shared.domain.kinds import ReferralKind, spec
 from shared.identity.auth import Caller
 from shared.identity.identifiers import normalise_personnummer
 from shared.identity.person import person_key
@@ -151,8 +150,7 @@ def require_unit(caller: Caller) -> str:
 def acknowledge_by(*, settings: Settings, kind: str, urgency: str, today: dt.date) -> dt.date:
     """The acknowledgement deadline: working days after ``today`` by kind and urgency
     (Swedish public holidays and eves do not count; 0 days: the same day)."""
-    days = settings.referral.acknowledge_working_days.get(kind, {}).get(urgency, 3)
-    return add_working_days(today, days) if days > 0 else today
+    return spec(kind).acknowledge_by(urgency, today, settings.referral.acknowledge_working_days)
 
 
 # --- the directory: which units exist -----------------------------------------------
@@ -232,7 +230,7 @@ class _Decided:
 
 
 def _categories(kind: ReferralKind, protected: bool) -> list[str]:
-    return [c for c in CATEGORIES[kind] if not (protected and c == "contact_details")]
+    return [c for c in spec(kind).categories if not (protected and c == "contact_details")]
 
 
 async def _decide(
@@ -259,7 +257,7 @@ async def _decide(
         "person": {"personnummer": personnummer},
         "sender": sender,
         "recipient": recipient,
-        "purpose": PURPOSE[kind],
+        "purpose": spec(kind).purpose,
         "categories": categories,
     }
     if legal_basis:
@@ -986,9 +984,7 @@ async def _forward(
 
 
 def _details_field(kind: str) -> str:
-    from services.referral.schemas import _DETAILS
-
-    return _DETAILS[ReferralKind(kind)]
+    return spec(kind).details_field
 
 
 async def _status_changed(

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
+from shared.domain.kinds import KIND_PATTERN
 from shared.messaging.events.catalogue import EventPayload, event_type
 from shared.messaging.events.topics import DIRECTORY
 
@@ -243,7 +244,7 @@ class AuditRecordedV1(EventPayload):
 INTERNAL = "vardkedja.member.<orgnr>.internal"
 _ID = r"^[A-Za-z0-9._:-]{1,64}$"
 _ORGNR = r"^[0-9]{6}-[0-9]{4}$"
-_KIND = r"^(vardkedjeremiss|kontaktbegaran|sip_kallelse|utskrivningsplanering|hvb_underrattelse)$"
+_KIND = KIND_PATTERN  # every kind of the registry (shared/domain/kinds.py)
 _STATUS = r"^[a-z_]{1,32}$"
 
 REFERRAL_RECEIVED_V1 = "se.vardkedja.referral.received.v1"
