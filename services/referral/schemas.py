@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from services.referral.codes import Status, Tristate, Urgency
 from services.referral.details import DETAILS, DETAILS_FIELDS, Attachment, UnitRef, _In
 from shared.domain.codes import Intervention
+from shared.domain.content import ReferralContent
 from shared.domain.kinds import KINDS, ReferralKind
 from shared.domain.legal_basis import LegalBasisIn
 from shared.identity.identifiers import Kommunkod, Personnummer
@@ -138,6 +139,12 @@ class ReferralCreateBase(_In):
         """The kind's block as stored and sent."""
         block = getattr(self, KINDS[self.kind].details_field)
         return block.model_dump(mode="json") if block is not None else {}
+
+    def content(self, **changes: Any) -> ReferralContent:
+        """What the referral says, as it is stored and sent (``changes``: e.g. the details
+        with a meeting's invitation)."""
+        data = self.model_dump(mode="json", include=set(ReferralContent.FIELDS))
+        return ReferralContent.model_validate({**data, "details": self.details(), **changes})
 
 
 def _label(kind: ReferralKind) -> str:
