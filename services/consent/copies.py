@@ -11,6 +11,10 @@ the copy comes, or until the inbox's retention has passed (ADR 0016).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
 
 from services.consent.codes import ConsentStatus
 from services.consent.history import Actor, log_change
@@ -27,6 +31,32 @@ from shared.web.errors import NotFound
 
 NOT_THE_RECORDER = "only the recording member sends its consent's events"
 ANOTHER_MEMBERS = "the consent id belongs to another member"
+
+
+COPIED = (
+    "owner_orgnr",
+    "protected_identity",
+    "purposes",
+    "categories",
+    "valid_from",
+    "valid_to",
+    "recorded_by_unit",
+    "recorded_at",
+    "version",
+)
+"""What a copy keeps of a recorded event as it is (besides the parties and the person key)."""
+REMEMBERED = ("owner_orgnr", "reason", "ended_at", "superseded_by", "version")
+"""What a tombstone keeps of an ended event."""
+
+
+def _take(
+    row: ConsentCopy | ConsentTombstone, payload: BaseModel, names: Sequence[str], **values: Any
+) -> None:
+    """Sets ``row``'s columns ``names`` from the payload's fields, and ``values``."""
+    for name in names:
+        setattr(row, name, getattr(payload, name))
+    for name, value in values.items():
+        setattr(row, name, value)
 
 
 class CopyNotFound(NotFound):
@@ -93,19 +123,15 @@ async def apply_consent_recorded(work: Work, event: CloudEvent, payload: Consent
         tombstone = await TombstoneRepository(work.session).get(payload.consent_id)
         _owned_by(tombstone, payload.owner_orgnr)
         copy = ConsentCopy(consent_id=payload.consent_id, status=str(ConsentStatus.ACTIVE))
-    copy.owner_orgnr = payload.owner_orgnr
-    copy.person_key = key
-    copy.protected_identity = payload.protected_identity
-    copy.parties = [p.model_dump() for p in payload.parties]
-    copy.purposes = list(payload.purposes)
-    copy.categories = list(payload.categories)
-    copy.valid_from = payload.valid_from
-    copy.valid_to = payload.valid_to
-    copy.recorded_by_unit = payload.recorded_by_unit
-    copy.recorded_at = payload.recorded_at
-    copy.version = payload.version
-    copy.received_at = work.now
-    copy.source_event_id = event.id
+    _take(
+        copy,
+        payload,
+        COPIED,
+        person_key=key,
+        parties=[p.model_dump() for p in payload.parties],
+        received_at=work.now,
+        source_event_id=event.id,
+    )
     await copies.save(copy)
     await log_change(
         work,
@@ -170,13 +196,7 @@ async def _remember_end(work: Work, event: CloudEvent, payload: ConsentEndedV1) 
         return False
     if tombstone is None:
         tombstone = ConsentTombstone(consent_id=payload.consent_id)
-    tombstone.owner_orgnr = payload.owner_orgnr
-    tombstone.reason = payload.reason
-    tombstone.ended_at = payload.ended_at
-    tombstone.superseded_by = payload.superseded_by
-    tombstone.version = payload.version
-    tombstone.received_at = work.now
-    tombstone.source_event_id = event.id
+    _take(tombstone, payload, REMEMBERED, received_at=work.now, source_event_id=event.id)
     await tombstones.save(tombstone)
     return True
 

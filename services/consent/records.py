@@ -11,7 +11,7 @@ import datetime as dt
 
 from sqlalchemy.orm.exc import StaleDataError
 
-from services.consent.codes import ConsentForm, ConsentStatus, EndReason, GiverKind, WithdrawerKind
+from services.consent.codes import ConsentForm, ConsentStatus, GiverKind, WithdrawerKind
 from services.consent.history import SYSTEM_USER, Actor, actor, log_change, recorder
 from services.consent.models import Consent
 from services.consent.parties import (
@@ -133,13 +133,13 @@ async def _to_parties(
 async def _end(
     work: Work,
     consent: Consent,
-    reason: EndReason,
+    reason: ConsentStatus,
     *,
     by: Actor,
     superseded_by: str | None = None,
 ) -> None:
     """Ends a consent (withdrawn, expired or superseded) and tells every party."""
-    consent.status = str(ConsentStatus(reason))
+    consent.status = str(reason)
     consent.ended_at = work.now
     consent.superseded_by_id = superseded_by
     try:
@@ -242,7 +242,7 @@ async def record_consent(work: Work, data: ConsentCreate) -> Consent:
         await _end(
             work,
             previous,
-            EndReason.SUPERSEDED,
+            ConsentStatus.SUPERSEDED,
             by=by,
             superseded_by=consent.id,
         )
@@ -309,7 +309,7 @@ async def withdraw_consent(
     consent.withdrawn_by_reference = by.reference
     consent.withdrawal_reason = data.reason
     consent.withdrawn_by_user = who.user
-    await _end(work, consent, EndReason.WITHDRAWN, by=who)
+    await _end(work, consent, ConsentStatus.WITHDRAWN, by=who)
     return consent
 
 
@@ -318,5 +318,5 @@ async def expire_due(work: Work, *, today: dt.date, batch: int = 500) -> int:
     (as the worker, :data:`~services.consent.history.SYSTEM_USER`)."""
     due = await ConsentRepository(work.session).due_to_expire(work.member, today, batch)
     for consent in due:
-        await _end(work, consent, EndReason.EXPIRED, by=Actor(SYSTEM_USER, None))
+        await _end(work, consent, ConsentStatus.EXPIRED, by=Actor(SYSTEM_USER, None))
     return len(due)

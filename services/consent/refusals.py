@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from services.consent.codes import RecordStatus
-from services.consent.history import actor, log_change, recorder
+from services.consent.history import Actor, actor, log_change, recorder
 from services.consent.models import Block, BlockLift, Refusal
 from services.consent.parties import check_parties, in_force, invalid, owned, party_dicts
 from services.consent.person import key_of
@@ -41,6 +42,20 @@ class ConsentInForce(Conflict):
     title = "An active consent of the person covers these parties and purposes"
 
 
+def _standing(work: Work, data: RefusalCreate | BlockCreate) -> dict[str, Any]:
+    """The columns a new refusal or block starts with: whose, about whom, recorded by whom
+    (InvalidInput or Forbidden for a unit not the caller's), active."""
+    by = recorder(work, data.recorded_by)
+    return {
+        "owner_orgnr": work.member,
+        "person_key": key_of(settings=work.settings, personnummer=data.person.personnummer),
+        "personnummer": data.person.personnummer,
+        "recorded_by_user": by.user,
+        "recorded_by_unit": by.unit,
+        "status": str(RecordStatus.ACTIVE),
+    }
+
+
 def _ensure_active(row: Refusal | Block) -> None:
     if row.status != RecordStatus.ACTIVE:
         raise RecordNotActive(f"the {row.__tablename__} is {row.status}")
@@ -63,8 +78,8 @@ async def record_refusal(work: Work, data: RefusalCreate) -> Refusal:
         )
     if problems:
         raise invalid(problems)
-    by = recorder(work, data.recorded_by)
-    key = key_of(settings=settings, personnummer=data.person.personnummer)
+    standing = _standing(work, data)
+    key = standing["person_key"]
     parties = party_dicts(data.parties)
     purposes = list(dict.fromkeys(str(p) for p in data.purposes))
     # A refusal after a consent is a withdrawal: it goes through withdrawal, so the parties
@@ -78,23 +93,18 @@ async def record_refusal(work: Work, data: RefusalCreate) -> Refusal:
         )
     refusal = await RefusalRepository(work.session).add(
         Refusal(
-            owner_orgnr=owner,
-            person_key=key,
-            personnummer=data.person.personnummer,
-            recorded_by_user=by.user,
-            recorded_by_unit=by.unit,
+            **standing,
             refused_on=data.refused_on,
             parties=parties,
             purposes=purposes,
             note=data.note,
-            status=str(RecordStatus.ACTIVE),
         )
     )
     await log_change(
         work,
         refusal,
         "recorded",
-        by=by,
+        by=Actor(refusal.recorded_by_user, refusal.recorded_by_unit),
         details={"parties": refusal.parties, "purposes": refusal.purposes},
     )
     return refusal
@@ -128,25 +138,19 @@ async def record_block(work: Work, data: BlockCreate) -> Block:
         raise InvalidInput.field(
             "blocked.unit_id", "own_member", "block a unit of your own member, not all of it"
         )
-    by = recorder(work, data.recorded_by)
     block = await BlockRepository(work.session).add(
         Block(
-            owner_orgnr=owner,
-            person_key=key_of(settings=settings, personnummer=data.person.personnummer),
-            personnummer=data.person.personnummer,
-            recorded_by_user=by.user,
-            recorded_by_unit=by.unit,
+            **_standing(work, data),
             blocked_orgnr=data.blocked.orgnr,
             blocked_unit_id=data.blocked.unit_id,
             reason=data.reason,
-            status=str(RecordStatus.ACTIVE),
         )
     )
     await log_change(
         work,
         block,
         "recorded",
-        by=by,
+        by=Actor(block.recorded_by_user, block.recorded_by_unit),
         details={"blocked": {"orgnr": block.blocked_orgnr, "unit_id": block.blocked_unit_id}},
     )
     return block
