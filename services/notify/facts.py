@@ -22,97 +22,67 @@ from shared.messaging.events.payloads import (
 )
 
 
-def _one(kind: str, subject_type: str, subject_id: str, **more: Any) -> list[Facts]:
-    return [Facts(kind=kind, subject_type=subject_type, subject_id=subject_id, **more)]
+def _one(
+    kind: str, about: dict[str, Any], counterpart: str | None = None, **more: Any
+) -> list[Facts]:
+    """One item of facts: its kind, its subject, the other member (if any) and the rest."""
+    return [Facts(kind=kind, **about, counterpart_orgnr=counterpart, **more)]
 
 
-def _referral(kind: str, payload: Any, **more: Any) -> list[Facts]:
-    """A referral's facts: its id, unit and kind, and what else the event says."""
-    return _one(
-        kind,
-        "referral",
-        payload.referral_id,
-        unit_id=payload.unit_id,
-        referral_kind=ReferralKind(payload.kind),
-        **more,
-    )
+def _about(
+    subject_type: str, subject_id: str, unit_id: str | None, kind: ReferralKind | None = None
+) -> dict[str, Any]:
+    """The subject of a notification: what it is about, at which unit, of which kind."""
+    return {
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "unit_id": unit_id,
+        "referral_kind": kind,
+    }
 
 
-def _sip(kind: str, payload: Any, **more: Any) -> list[Facts]:
-    """A SIP meeting's facts: its id and unit (the kind is always a SIP kallelse)."""
-    return _one(
-        kind,
-        "sip",
-        payload.sip_id,
-        unit_id=payload.unit_id,
-        referral_kind=ReferralKind.SIP_KALLELSE,
-        **more,
-    )
+def _referral(payload: Any) -> dict[str, Any]:
+    return _about("referral", payload.referral_id, payload.unit_id, ReferralKind(payload.kind))
+
+
+def _sip(payload: Any) -> dict[str, Any]:
+    return _about("sip", payload.sip_id, payload.unit_id, ReferralKind.SIP_KALLELSE)
 
 
 def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Facts]:
     """What an event says that notify may repeat, one item per unit to tell (pure)."""
     if isinstance(payload, ReferralReceivedV1):
-        return _referral(
-            "referral.received",
-            payload,
-            urgency=payload.urgency,
-            deadline="acknowledge",
-            counterpart_orgnr=payload.sender_orgnr,
+        urgency, sender = payload.urgency, payload.sender_orgnr
+        return _one(
+            "referral.received", _referral(payload), sender, urgency=urgency, deadline="acknowledge"
         )
     if isinstance(payload, ReferralStatusChangedV1):
-        return _referral("referral.status_changed", payload, status=payload.new_status)
+        return _one("referral.status_changed", _referral(payload), status=payload.new_status)
     if isinstance(payload, ReferralDeadlineV1):
         if payload.state == "met":
             return []
         kind = "deadline.reminder" if payload.state == "near" else "deadline.overdue"
-        return _referral(kind, payload, deadline=payload.deadline, due_at=payload.due_at)
+        return _one(kind, _referral(payload), deadline=payload.deadline, due_at=payload.due_at)
     if isinstance(payload, SipInvitationV1):
-        return _sip(
-            "sip.invitation",
-            payload,
-            deadline="answer" if payload.answer_by else None,
-            due_at=payload.answer_by,
-            counterpart_orgnr=payload.inviting_orgnr,
-        )
+        due, inviter = payload.answer_by, payload.inviting_orgnr
+        answer = "answer" if due else None
+        return _one("sip.invitation", _sip(payload), inviter, deadline=answer, due_at=due)
     if isinstance(payload, SipAnsweredV1):
-        return _sip(
-            "sip.answered",
-            payload,
-            status=payload.answer,
-            counterpart_orgnr=payload.answering_orgnr,
-        )
+        by = payload.answering_orgnr
+        return _one("sip.answered", _sip(payload), by, status=payload.answer)
     if isinstance(payload, PlanActionEndedV1):
-        return _one(
-            "plan.action_ended",
-            "plan",
-            payload.plan_id,
-            unit_id=payload.unit_id,
-            status=payload.outcome,
-            counterpart_orgnr=payload.owner_orgnr,
-        )
+        plan = _about("plan", payload.plan_id, payload.unit_id)
+        return _one("plan.action_ended", plan, payload.owner_orgnr, status=payload.outcome)
     if isinstance(payload, ConsentEndedV1):
         units = sorted({p.unit_id or "" for p in payload.parties if p.orgnr == own_orgnr})
-        return [
-            fact
-            for u in units
-            for fact in _one(
-                "consent.ended",
-                "consent",
-                payload.consent_id,
-                unit_id=u or None,
-                status=payload.reason,
-                counterpart_orgnr=payload.owner_orgnr,
-            )
-        ]
+        owner, reason = payload.owner_orgnr, payload.reason
+        out: list[Facts] = []
+        for u in units:
+            about = _about("consent", payload.consent_id, u or None)
+            out += _one("consent.ended", about, owner, status=reason)
+        return out
     if isinstance(payload, UnitReviewDueV1):
         due = dt.datetime.combine(payload.due_since, dt.time(0), tzinfo=dt.UTC)
-        return _one(
-            "unit.review_due",
-            "unit",
-            payload.unit_id,
-            unit_id=payload.unit_id,
-            deadline="review",
-            due_at=due,
-        )
+        unit = _about("unit", payload.unit_id, payload.unit_id)
+        return _one("unit.review_due", unit, deadline="review", due_at=due)
     return []

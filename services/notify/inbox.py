@@ -92,8 +92,7 @@ async def mark_read(work: Work, notification_id: str) -> Notification:
     """Marks a notification read (the first reader is kept)."""
     n = await get_notification(work, notification_id)
     if n.read_at is None:
-        n.read_at = work.now
-        n.read_by = caller_of(work).sub
+        n.read_at, n.read_by = work.now, caller_of(work).sub
         await work.session.flush()
     return n
 
@@ -102,8 +101,7 @@ async def acknowledge(work: Work, notification_id: str) -> Notification:
     """Acknowledges a notification and cancels its deadline's reminders and escalation."""
     n = await mark_read(work, notification_id)
     if n.acknowledged_at is None:
-        n.acknowledged_at = work.now
-        n.acknowledged_by = caller_of(work).sub
+        n.acknowledged_at, n.acknowledged_by = work.now, caller_of(work).sub
         if n.deadline is not None:
             await cancel_deadline(work, subject_id=n.subject_id, deadline=n.deadline)
         await work.session.flush()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from services.notify import inbox
@@ -46,44 +47,49 @@ _ONE: dict[str, Any] = {
 }
 
 
+# Fields of the view that the stored notification holds as they are shown.
+_STORED = tuple(f for f in NotificationOut.model_fields if f not in ("kind", "title", "link"))
+
+
 def notification_out(n: Notification, settings: NotifySettings) -> NotificationOut:
     """The API view of a notification (the same fields every channel carries)."""
     data = data_of(notification=n, settings=settings)
-    return NotificationOut(
-        id=n.id,
-        kind=data.kind,
-        title=title(data),
-        subject_type=n.subject_type,
-        subject_id=n.subject_id,
-        unit_id=n.unit_id,
-        referral_kind=n.referral_kind,
-        urgency=n.urgency,
-        status=n.status,
-        deadline=n.deadline,
-        due_at=n.due_at,
-        counterpart_orgnr=n.counterpart_orgnr,
-        recipient_kind=n.recipient_kind,
-        recipient=n.recipient,
-        created_at=n.created_at,
-        read_at=n.read_at,
-        acknowledged_at=n.acknowledged_at,
-        link=data.link,
-    )
+    stored = {f: getattr(n, f) for f in _STORED}
+    return NotificationOut(kind=data.kind, title=title(data), link=data.link, **stored)
 
 
 def _view(work: Work, n: Notification) -> NotificationOut:
     return notification_out(n, work.settings.notify)
 
 
-async def _page(
-    work: Work, whose: Inbox, unread: bool, cursor: str | None, limit: int
-) -> NotificationPage:
-    rows, unread_count = await inbox.list_inbox(
-        work, whose, unread_only=unread, before_seq=decode_int_cursor(cursor), limit=limit + 1
+@dataclass(frozen=True)
+class _Asked:
+    """The page of an inbox asked for: only unread ones or all, after which cursor, how many."""
+
+    unread: bool
+    cursor: str | None
+    limit: int
+
+
+async def _asked(unread: QueryBool = False, cursor: Cursor = None, limit: Limit = 50) -> _Asked:
+    return _Asked(unread, cursor, limit)
+
+
+Asked = Annotated[_Asked, Depends(_asked)]
+
+
+async def _page(work: Work, whose: Inbox, asked: _Asked) -> NotificationPage:
+    limit = asked.limit
+    rows, unread = await inbox.list_inbox(
+        work,
+        whose,
+        unread_only=asked.unread,
+        before_seq=decode_int_cursor(asked.cursor),
+        limit=limit + 1,
     )
     return NotificationPage(
         items=[_view(work, n) for n in rows[:limit]],
-        unread=unread_count,
+        unread=unread,
         next_cursor=next_cursor(rows, limit, lambda n: str(n.seq)),
     )
 
@@ -97,15 +103,9 @@ async def _page(
     "(the token's `unit`) and holders of `member_admin` may read it. Scope `notify:read`.",
     responses=problem_responses(Forbidden),
 )
-async def list_unit_inbox(
-    unit_id: UnitId,
-    work: ReadWork,
-    unread: QueryBool = False,
-    cursor: Cursor = None,
-    limit: Limit = 50,
-) -> NotificationPage:
+async def list_unit_inbox(unit_id: UnitId, work: ReadWork, asked: Asked) -> NotificationPage:
     ensure_unit(caller_of(work), unit_id, cross_unit_role=ADMIN_ROLE)
-    return await _page(work, Inbox("unit", unit_id), unread, cursor, limit)
+    return await _page(work, Inbox("unit", unit_id), asked)
 
 
 @inbox_router.get(
@@ -117,15 +117,9 @@ async def list_unit_inbox(
     "`member_admin` may read it. Scope `notify:read`.",
     responses=problem_responses(Forbidden),
 )
-async def list_role_inbox(
-    role: Role,
-    work: ReadWork,
-    unread: QueryBool = False,
-    cursor: Cursor = None,
-    limit: Limit = 50,
-) -> NotificationPage:
+async def list_role_inbox(role: Role, work: ReadWork, asked: Asked) -> NotificationPage:
     inbox.ensure_recipient(caller=caller_of(work), recipient_kind="role", recipient=role)
-    return await _page(work, Inbox("role", role), unread, cursor, limit)
+    return await _page(work, Inbox("role", role), asked)
 
 
 async def _stream(request: Request, ctx: Ctx, unit_id: str, after: int) -> AsyncIterator[bytes]:
