@@ -39,6 +39,13 @@ class Due(NamedTuple):
         """What the event is sent once per."""
         return (self.subject, self.deadline, self.state, self.unit_id)
 
+    def event(self) -> ReferralDeadlineV1:
+        """The deadline event's payload (its ``referral_id``: the task's or plan's id)."""
+        return ReferralDeadlineV1(
+            referral_id=self.subject, kind=self.kind, unit_id=self.unit_id,
+            deadline=self.deadline, due_at=end_of_day(self.due), state=self.state,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class _Today:
@@ -91,22 +98,9 @@ def _follow_up(day: _Today, plan: Plan, me: str) -> Due | None:
 
 
 async def _publish(session: AsyncSession, outbox: Outbox, me: str, due: Due) -> None:
-    """The deadline event of ``due`` on this member's internal topic."""
-    await outbox.publish(
-        session,
-        topics.internal(me),
-        REFERRAL_DEADLINE_V1,
-        ReferralDeadlineV1(
-            referral_id=due.subject,
-            kind=due.kind,
-            unit_id=due.unit_id,
-            deadline=due.deadline,
-            due_at=end_of_day(due.due),
-            state=due.state,
-        ),
-        subject=due.subject,
-        key=due.subject,
-    )
+    """The deadline event of ``due`` on this member's internal topic, keyed by its subject."""
+    topic, key = topics.internal(me), due.subject
+    await outbox.publish(session, topic, REFERRAL_DEADLINE_V1, due.event(), subject=key, key=key)
 
 
 async def check(

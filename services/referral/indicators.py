@@ -211,11 +211,11 @@ async def compute(
 ) -> dict[str, Any]:
     """The indicators of ``member`` (one unit, or all) for the days ``since``..``until``."""
     scope = _Scope(member, unit_id, since, until)
-    reads = IndicatorRepository(session)
-    referrals = {r.id: r for r in await reads.referrals_sent(scope.lo, scope.hi, unit_id)}
+    reads = IndicatorRepository(session, scope.lo, scope.hi, unit_id)
+    referrals = {r.id: r for r in await reads.referrals_sent()}
     outgoing = _outgoing_tasks(referrals, await reads.recipients_of(list(referrals)))
     out_acked = await reads.acknowledged_at([t.id for t in outgoing], "sender")
-    received = await reads.incoming_received(scope.lo, scope.hi, unit_id)
+    received = await reads.incoming_received()
     incoming = _incoming_tasks(received)
     in_acked = await reads.acknowledged_at([t.id for t in incoming], "receiver")
     return {
