@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from shared.identity.identifiers import Kommunkod, Organisationsnummer
 from shared.web.app import DbSession
 from shared.web.errors import Forbidden, InvalidInput, NotFound, problem_responses
 from shared.web.fields import Age, JsonInt
+from shared.web.pagination import NOT_A_CURSOR, decode_json_cursor, encode_cursor
 
 search_router = APIRouter(prefix="/v1", tags=["search and routing"])
 Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
@@ -86,17 +86,17 @@ def _item(doc: Doc, score: float) -> SearchItem:
     return SearchItem.model_validate({**_rendered(doc), "score": score})
 
 
+_CURSOR_KEYS = frozenset({"s", "n", "i"})  # the score, name and id a page starts after
+
+
 def _cursor(value: str | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
+    data = decode_json_cursor(value, _CURSOR_KEYS)
     try:
-        data = json.loads(base64.b64decode(value.encode(), altchars=b"-_", validate=True))
-        if not isinstance(data, dict) or set(data) != {"s", "n", "i"}:
-            raise ValueError("cursor shape")
-        float(data["s"])
-        return data
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput.field("cursor", "cursor", "not a cursor from a previous page") from exc
+        if data is not None:
+            float(data["s"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput.field("cursor", "cursor", NOT_A_CURSOR) from exc
+    return data
 
 
 @search_router.get(
@@ -141,13 +141,7 @@ async def search_units(
         statuses=frozenset(str(s) for s in status) if status else Filters().statuses,
     )
     page = await search.search(q, filters, _cursor(cursor), limit)
-    encoded = (
-        base64.urlsafe_b64encode(
-            json.dumps(page.next_cursor, separators=(",", ":")).encode()
-        ).decode()
-        if page.next_cursor
-        else None
-    )
+    encoded = encode_cursor(page.next_cursor) if page.next_cursor else None
     # The items were validated when the replica stored them and rendered once per
     # version: the page is written directly instead of being validated again.
     body = {

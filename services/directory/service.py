@@ -15,6 +15,7 @@ from services.directory.models import MemberRecord, ReplicaUnit, Unit
 from services.directory.repository import MemberRepository, ReplicaRepository, UnitRepository
 from services.directory.schemas import Capacity, ContactPath, MemberIn, TargetGroup, UnitFields
 from shared.data.db import utcnow
+from shared.data.work import Work
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
     MEMBER_CHANGED_V1,
@@ -25,7 +26,7 @@ from shared.messaging.events.payloads import (
     UnitReviewDueV1,
 )
 from shared.messaging.inbox import Reject
-from shared.messaging.outbox import Outbox
+from shared.messaging.ownership import newer
 from shared.web.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from shared.web.etag import etag
 
@@ -88,10 +89,15 @@ def unit_event(*, unit: Unit) -> UnitChangedV1:
     )
 
 
-async def publish_unit(*, session: AsyncSession, outbox: Outbox, unit: Unit) -> None:
+def owner(work: Work) -> str:
+    """Whose units a step changes: the caller's member, or this instance's member when
+    no one asked (a timer)."""
+    return work.caller.org if work.caller is not None else work.member
+
+
+async def publish_unit(work: Work, unit: Unit) -> None:
     """Puts the unit's current state in the outbox towards ``vardkedja.directory``."""
-    await outbox.publish(
-        session,
+    await work.publish(
         topics.DIRECTORY,
         UNIT_CHANGED_V1,
         unit_event(unit=unit),
@@ -128,25 +134,30 @@ async def _check_parent(
         current = parent.parent_unit_id
 
 
-async def create_unit(
-    *, session: AsyncSession, outbox: Outbox, owner_orgnr: str, data: UnitFields
-) -> Unit:
-    """Creates a unit of ``owner_orgnr`` and announces it to the federation."""
-    repo = UnitRepository(session)
+async def create_unit(work: Work, data: UnitFields) -> Unit:
+    """Creates a unit of the :func:`owner` and announces it to the federation."""
+    repo = UnitRepository(work.session)
     await _check_parent(
-        repo=repo, owner_orgnr=owner_orgnr, parent_id=data.parent_unit_id, unit_id=None
+        repo=repo, owner_orgnr=owner(work), parent_id=data.parent_unit_id, unit_id=None
     )
-    unit = Unit(owner_orgnr=owner_orgnr, status=str(UnitStatus.ACTIVE), **_fields(data))
+    unit = Unit(owner_orgnr=owner(work), status=str(UnitStatus.ACTIVE), **_fields(data))
     await repo.add(unit)
-    await publish_unit(session=session, outbox=outbox, unit=unit)
+    await publish_unit(work, unit)
     return unit
 
 
-async def get_own_unit(*, session: AsyncSession, unit_id: str, owner_orgnr: str) -> Unit:
-    """Gets a unit of ``owner_orgnr`` by id (UnitNotFound for another member's or unknown)."""
-    unit = await UnitRepository(session).get_owned(unit_id, owner_orgnr)
+async def get_own_unit(work: Work, unit_id: str) -> Unit:
+    """Gets a unit of the :func:`owner` by id (UnitNotFound for another member's or unknown)."""
+    unit = await UnitRepository(work.session).get_owned(unit_id, owner(work))
     if unit is None:
         raise UnitNotFound()
+    return unit
+
+
+async def _changed(work: Work, unit: Unit) -> Unit:
+    """Stores a change of ``unit`` and announces its new state."""
+    await work.session.flush()  # version_id_col bumps the version and guards concurrent writers
+    await publish_unit(work, unit)
     return unit
 
 
@@ -156,30 +167,25 @@ def check_version(unit: Unit, expected: int | None) -> None:
         raise VersionMismatch(headers={"ETag": etag(unit.version)})
 
 
-async def update_unit(
-    *, session: AsyncSession, outbox: Outbox, unit: Unit, data: UnitFields, expected_version: int
-) -> Unit:
+async def update_unit(work: Work, unit: Unit, data: UnitFields, expected_version: int) -> Unit:
     """Replaces a unit's description (optimistic concurrency on ``expected_version``)."""
     check_version(unit, expected_version)
     await _check_parent(
-        repo=UnitRepository(session),
+        repo=UnitRepository(work.session),
         owner_orgnr=unit.owner_orgnr,
         parent_id=data.parent_unit_id,
         unit_id=unit.id,
     )
     for name, value in _fields(data).items():
         setattr(unit, name, value)
-    await session.flush()  # version_id_col bumps the version and guards concurrent writers
-    await publish_unit(session=session, outbox=outbox, unit=unit)
-    return unit
+    return await _changed(work, unit)
 
 
 async def change_status(
-    *,
-    session: AsyncSession,
-    outbox: Outbox,
+    work: Work,
     unit: Unit,
     action: str,
+    *,
     message: str | None = None,
     expected_version: int | None = None,
 ) -> Unit:
@@ -193,26 +199,17 @@ async def change_status(
     (target,) = allowed[current]
     unit.status = str(target)
     unit.status_message = message if target is UnitStatus.TEMPORARILY_CLOSED else None
-    await session.flush()
-    await publish_unit(session=session, outbox=outbox, unit=unit)
-    return unit
+    return await _changed(work, unit)
 
 
 async def mark_reviewed(
-    *,
-    session: AsyncSession,
-    outbox: Outbox,
-    unit: Unit,
-    reviewed_by: str,
-    expected_version: int | None = None,
+    work: Work, unit: Unit, reviewed_by: str, *, expected_version: int | None = None
 ) -> Unit:
     """Records that a function checked the entry now."""
     check_version(unit, expected_version)
-    unit.reviewed_at = utcnow()
+    unit.reviewed_at = work.now
     unit.reviewed_by = reviewed_by
-    await session.flush()
-    await publish_unit(session=session, outbox=outbox, unit=unit)
-    return unit
+    return await _changed(work, unit)
 
 
 async def list_own(
@@ -296,7 +293,7 @@ async def apply_units_changed(
     for event, payload in changes:
         nested = _validated_nested(payload)
         seen = latest.get(payload.unit_id)
-        if seen is None or payload.version > seen[1].version:
+        if newer(seen[1].version if seen else None, payload.version):
             latest[payload.unit_id] = (event, payload, nested)
     repo = ReplicaRepository(session)
     stored = await repo.versions(list(latest))
@@ -305,7 +302,7 @@ async def apply_units_changed(
     updates: list[dict[str, Any]] = []
     for unit_id, (event, payload, nested) in latest.items():
         current = stored.get(unit_id)
-        if current is not None and current >= payload.version:
+        if not newer(current, payload.version):
             continue  # a redelivered or reordered older state never rolls the replica back
         row = {name: nested.get(name, getattr(payload, name)) for name in PUBLIC_FIELDS}
         row.update(
@@ -340,20 +337,20 @@ async def list_stale(
     return out
 
 
-async def emit_review_due(
-    *, session: AsyncSession, outbox: Outbox, owner_orgnr: str, today: dt.date, period_days: int
-) -> int:
-    """Puts one review-due event per stale unit and due date on the member's internal topic
-    (the notify service turns it into a reminder); returns how many were sent now."""
+async def emit_review_due(work: Work) -> int:
+    """Puts one review-due event per stale unit of this member and due date on its internal
+    topic (the notify service turns it into a reminder); returns how many were sent now."""
     sent = 0
     for unit, due in await list_stale(
-        session=session, owner_orgnr=owner_orgnr, today=today, period_days=period_days
+        session=work.session,
+        owner_orgnr=work.member,
+        today=work.now.date(),
+        period_days=work.settings.directory.review_after_days,
     ):
         if unit.review_due_sent_for == due:
             continue
-        await outbox.publish(
-            session,
-            topics.internal(owner_orgnr),
+        await work.publish(
+            topics.internal(work.member),
             UNIT_REVIEW_DUE_V1,
             UnitReviewDueV1(
                 unit_id=unit.id,
@@ -365,7 +362,7 @@ async def emit_review_due(
             key=unit.id,
         )
         # A marker, not a change of the unit: a Core UPDATE leaves its version (ETag) alone.
-        await UnitRepository(session).mark_review_due_sent(unit.id, due)
+        await UnitRepository(work.session).mark_review_due_sent(unit.id, due)
         sent += 1
     return sent
 
@@ -389,16 +386,12 @@ def member_key(orgnr: str) -> str:
 
 
 async def set_own_member(
-    *,
-    session: AsyncSession,
-    outbox: Outbox,
-    orgnr: str,
-    data: MemberIn,
-    expected_version: int | None = None,
+    work: Work, data: MemberIn, *, expected_version: int | None = None
 ) -> MemberRecord:
     """Sets this member's own record and announces it to the federation (no event when
     nothing changed)."""
-    repo = MemberRepository(session)
+    orgnr = work.member
+    repo = MemberRepository(work.session)
     record = await repo.get(orgnr)
     if expected_version is not None and (record is None or record.version != expected_version):
         raise MemberVersionMismatch(f"the record is at version {record.version if record else 0}")
@@ -412,14 +405,13 @@ async def set_own_member(
         return record
     if record is None:
         record = MemberRecord(orgnr=orgnr, version=0)
-        session.add(record)
+        work.session.add(record)
     for name, value in values.items():
         setattr(record, name, value)
     record.version += 1
-    record.changed_at = record.received_at = utcnow()
-    await session.flush()
-    await outbox.publish(
-        session,
+    record.changed_at = record.received_at = work.now
+    await work.session.flush()
+    await work.publish(
         topics.DIRECTORY,
         MEMBER_CHANGED_V1,
         MemberChangedV1(
@@ -436,17 +428,14 @@ async def apply_member_changed(*, session: AsyncSession, payload: MemberChangedV
     """Keeps another member's record (or a rebuilt own one) unless it is stale."""
     repo = MemberRepository(session)
     record = await repo.get(payload.orgnr)
-    if record is not None and record.version >= payload.version:
+    if not newer(record.version if record else None, payload.version):
         return False
     if record is None:
         record = MemberRecord(orgnr=payload.orgnr)
         session.add(record)
-    record.name = payload.name
-    record.kind = payload.kind
-    record.county_code = payload.county_code
+    for name in ("name", "kind", "county_code", "version", "changed_at"):
+        setattr(record, name, getattr(payload, name))
     record.kommunkoder = list(payload.kommunkoder)
-    record.version = payload.version
-    record.changed_at = payload.changed_at
     record.received_at = utcnow()
     await session.flush()
     return True

@@ -18,14 +18,9 @@ from fastapi import FastAPI
 
 from services.directory import service
 from services.directory.models import ReplicaUnit
-from services.directory.overview import (
-    CSV_COLUMNS,
-    build_overview,
-    format_phone_national,
-    pdf_safe,
-    render_pdf,
-    swedish_sort_key,
-)
+from services.directory.overview import build_overview
+from services.directory.overview_render import CSV_COLUMNS, pdf_safe, render_pdf
+from services.directory.swedish import format_phone_national, swedish_sort_key
 from services.directory.transfer_router import overview_router, transfer_router
 from shared.data.db import Database, utcnow
 from shared.domain.calendar import to_local
