@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.directory import service
-from services.directory.codes import CHANNEL_LABELS, UNIT_KIND_LABELS, Channel, UnitKind, UnitStatus
+from services.directory.codes import CHANNEL_LABELS, UNIT_KIND_LABELS, Channel, UnitStatus, label
 from services.directory.hours import OpeningHours, describe_sv
 from services.directory.models import ReplicaUnit
 from services.directory.schemas import ContactPath
@@ -157,13 +157,6 @@ def _reason_key(reason: str) -> str:
     return " ".join(reason.split()).casefold()
 
 
-def _kind_label(kind: str) -> str:
-    try:
-        return UNIT_KIND_LABELS[UnitKind(kind)]
-    except ValueError:
-        return kind
-
-
 def _kommuner(codes: Sequence[str]) -> tuple[str, ...]:
     """Names of the kommuner served; a whole county (of several kommuner) as the county."""
     known: list[str] = []
@@ -248,7 +241,7 @@ def _summary(row: ReplicaUnit, today: dt.date, cutoff: dt.date) -> UnitSummary:
     return UnitSummary(
         unit_id=row.unit_id,
         name=row.name,
-        kind_label=_kind_label(row.kind),
+        kind_label=label(UNIT_KIND_LABELS, row.kind),
         closed=closed,
         status_message=row.status_message if closed else None,
         kommuner=_kommuner(row.kommunkoder),

@@ -67,18 +67,11 @@ class SearchPage(BaseModel):
 def _rendered(doc: Doc) -> dict[str, Any]:
     """The unit as a search item without its score (built once per indexed version)."""
     if doc.rendered is None:
-        doc.rendered = SearchItem(
-            unit_id=doc.unit_id,
-            name=doc.name,
-            owner_orgnr=doc.owner_orgnr,
-            kind=doc.kind,
-            status=doc.status,
-            kommunkoder=sorted(doc.kommunkoder),
-            interventions=sorted(doc.interventions),
-            referral_kinds=sorted(doc.referral_kinds),
-            contact_paths=[ContactPathOut.model_validate(p) for p in doc.contact_paths],
-            score=0.0,
-        ).model_dump(mode="json")
+        item = {f: getattr(doc, f) for f in ("unit_id", "name", "owner_orgnr", "kind", "status")}
+        for codes in ("kommunkoder", "interventions", "referral_kinds"):
+            item[codes] = sorted(getattr(doc, codes))
+        item["contact_paths"] = list(doc.contact_paths)
+        doc.rendered = SearchItem.model_validate({**item, "score": 0.0}).model_dump(mode="json")
     return doc.rendered
 
 
@@ -99,6 +92,45 @@ def _cursor(value: str | None) -> dict[str, Any] | None:
     return data
 
 
+def _question(
+    q: Annotated[
+        str, Query(max_length=200, description="words to find", examples=["boendestöd"])
+    ] = "",
+    member: Annotated[Organisationsnummer | None, Query(description="owning member")] = None,
+    kommunkod: Annotated[Kommunkod | None, Query(description="a kommun the unit covers")] = None,
+    kind: Annotated[UnitKind | None, Query()] = None,
+    referral_kind: Annotated[ReferralKind | None, Query(description="a kind it receives")] = None,
+    intervention: Annotated[Intervention | None, Query()] = None,
+    age: Annotated[int | None, Query(ge=0, le=120, description="fits a target group")] = None,
+    status: Annotated[
+        list[UnitStatus] | None, Query(description="default: active, temporarily_closed")
+    ] = None,
+) -> tuple[str, Filters]:
+    """A search's words and filters, from its query parameters."""
+    filters = Filters(
+        member=member,
+        kommunkod=kommunkod,
+        kind=kind,
+        referral_kind=referral_kind,
+        intervention=intervention,
+        age=age,
+        statuses=frozenset(str(s) for s in status) if status else Filters().statuses,
+    )
+    return q, filters
+
+
+def _page(
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> tuple[str | None, int]:
+    """Which page of the result: the cursor (decoded by the endpoint) and its size."""
+    return cursor, limit
+
+
+Question = Annotated[tuple[str, Filters], Depends(_question)]
+Page = Annotated[tuple[str | None, int], Depends(_page)]
+
+
 @search_router.get(
     "/search",
     response_model=SearchPage,
@@ -113,40 +145,16 @@ def _cursor(value: str | None) -> dict[str, Any] | None:
     ),
     responses=problem_responses(Forbidden),
 )
-async def search_units(
-    caller: Reader,
-    search: Search,
-    q: Annotated[
-        str, Query(max_length=200, description="words to find", examples=["boendestöd"])
-    ] = "",
-    member: Annotated[Organisationsnummer | None, Query(description="owning member")] = None,
-    kommunkod: Annotated[Kommunkod | None, Query(description="a kommun the unit covers")] = None,
-    kind: Annotated[UnitKind | None, Query()] = None,
-    referral_kind: Annotated[ReferralKind | None, Query(description="a kind it receives")] = None,
-    intervention: Annotated[Intervention | None, Query()] = None,
-    age: Annotated[int | None, Query(ge=0, le=120, description="fits a target group")] = None,
-    status: Annotated[
-        list[UnitStatus] | None, Query(description="default: active, temporarily_closed")
-    ] = None,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Response:
-    filters = Filters(
-        member=member,
-        kommunkod=kommunkod,
-        kind=kind,
-        referral_kind=referral_kind,
-        intervention=intervention,
-        age=age,
-        statuses=frozenset(str(s) for s in status) if status else Filters().statuses,
-    )
-    page = await search.search(q, filters, _cursor(cursor), limit)
-    encoded = encode_cursor(page.next_cursor) if page.next_cursor else None
+async def search_units(caller: Reader, search: Search, query: Question, page: Page) -> Response:
+    text, filters = query
+    cursor, limit = page
+    found = await search.search(text, filters, _cursor(cursor), limit)
+    encoded = encode_cursor(found.next_cursor) if found.next_cursor else None
     # The items were validated when the replica stored them and rendered once per
     # version: the page is written directly instead of being validated again.
     body = {
-        "items": [{**_rendered(d), "score": score} for d, score in page.items],
-        "total": page.total,
+        "items": [{**_rendered(d), "score": score} for d, score in found.items],
+        "total": found.total,
         "next_cursor": encoded,
     }
     return Response(
