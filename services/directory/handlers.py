@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.directory import service, territory
+from services.directory import members, replica, service, territory
 from services.directory.codes import UnitStatus
 from services.directory.repository import MemberRepository, ReplicaRepository, UnitRepository
 from shared.data.work import Work
@@ -63,13 +63,13 @@ async def _owned_changes(
 async def on_unit_changed(session: AsyncSession, delivery: Delivery) -> None:
     """Keep the replica: only the owning member may publish its units."""
     changes = await _owned_changes(session, [delivery])
-    await service.apply_units_changed(session=session, changes=changes)
+    await replica.apply_units_changed(session=session, changes=changes)
 
 
 async def on_units_changed(session: AsyncSession, deliveries: list[Delivery]) -> None:
     """The same for a run of events (a catch-up or a rebuild): one read, two writes."""
     changes = await _owned_changes(session, deliveries)
-    await service.apply_units_changed(session=session, changes=changes)
+    await replica.apply_units_changed(session=session, changes=changes)
 
 
 async def on_member_changed(session: AsyncSession, delivery: Delivery) -> None:
@@ -82,7 +82,7 @@ async def on_member_changed(session: AsyncSession, delivery: Delivery) -> None:
     )
     if problem is not None:
         raise Reject(territory.OUTSIDE_TERRITORY, problem)
-    await service.apply_member_changed(session=session, payload=payload)
+    await members.apply_member_changed(session=session, payload=payload)
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:

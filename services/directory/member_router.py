@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from services.directory import service
+from services.directory import members
+from services.directory.members import MemberNotFound, MemberVersionMismatch
 from services.directory.models import MemberRecord
 from services.directory.repository import MemberRepository
 from services.directory.router import IfMatchOptional, Reader, WriterWork
 from services.directory.schemas import MemberIn, MemberOut
-from services.directory.service import MemberNotFound, MemberVersionMismatch
 from shared.identity.identifiers import Organisationsnummer
 from shared.identity.identifiers.kommun import counties
 from shared.web.app import DbSession
@@ -55,7 +55,7 @@ async def put_own_member(
 ) -> MemberOut:
     if work.caller is None or work.caller.org != work.member:
         raise Forbidden("only this instance's own member can describe itself here")
-    record = await service.set_own_member(work, body, expected_version=if_match_version(if_match))
+    record = await members.set_own_member(work, body, expected_version=if_match_version(if_match))
     response.headers["ETag"] = etag(record.version)
     return _out(record)
 

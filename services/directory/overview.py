@@ -28,7 +28,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.directory import service
+from services.directory import replica
 from services.directory.codes import CHANNEL_LABELS, UNIT_KIND_LABELS, Channel, UnitStatus, label
 from services.directory.hours import OpeningHours, describe_sv
 from services.directory.models import ReplicaUnit
@@ -144,7 +144,7 @@ async def load_member_units(*, session: AsyncSession, member_orgnr: str) -> list
     rows: list[ReplicaUnit] = []
     after: str | None = None
     while True:
-        page = await service.list_replica(
+        page = await replica.list_replica(
             session=session, member=member_orgnr, kommunkod=None, after=after, limit=_PAGE_SIZE
         )
         rows.extend(page)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from pydantic import BaseModel
 
-from services.directory import service, territory
+from services.directory import replica, service, territory
 from services.directory.models import Unit
 from services.directory.schemas import (
     CloseRequest,
@@ -350,7 +350,7 @@ async def list_replica(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> ReplicaPage:
-    rows = await service.list_replica(
+    rows = await replica.list_replica(
         session=session,
         member=member,
         kommunkod=kommunkod,
@@ -371,5 +371,5 @@ async def list_replica(
     responses=problem_responses(Forbidden, UnitNotFound),
 )
 async def get_replica_unit(unit_id: UnitId, caller: Reader, session: DbSession) -> ReplicaUnitOut:
-    row = await service.get_replica_unit(session=session, unit_id=unit_id)
+    row = await replica.get_replica_unit(session=session, unit_id=unit_id)
     return ReplicaUnitOut.model_validate(row, from_attributes=True)

@@ -1,32 +1,26 @@
-"""Domain rules of the directory: owning units and keeping the replica."""
+"""Domain rules of the directory: the member's own units (create, change, close, review)
+and their reviews falling due. The replica of every member's units is
+:mod:`services.directory.replica`; member records are :mod:`services.directory.members`."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.directory.codes import UnitStatus
-from services.directory.hours import OpeningHours
-from services.directory.models import MemberRecord, ReplicaUnit, Unit
-from services.directory.repository import MemberRepository, ReplicaRepository, UnitRepository
-from services.directory.schemas import Capacity, ContactPath, MemberIn, TargetGroup, UnitFields
-from shared.data.db import utcnow
+from services.directory.models import Unit
+from services.directory.repository import UnitRepository
+from services.directory.schemas import UnitFields
 from shared.data.work import Work
-from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events import topics
 from shared.messaging.events.payloads import (
-    MEMBER_CHANGED_V1,
     UNIT_CHANGED_V1,
     UNIT_REVIEW_DUE_V1,
-    MemberChangedV1,
     UnitChangedV1,
     UnitReviewDueV1,
 )
-from shared.messaging.inbox import Reject
-from shared.messaging.ownership import newer
 from shared.web.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
 from shared.web.etag import etag
 
@@ -219,106 +213,6 @@ async def list_own(
     return await UnitRepository(session).page_owned(owner_orgnr, after=after, limit=limit)
 
 
-async def get_replica_unit(*, session: AsyncSession, unit_id: str) -> ReplicaUnit:
-    """Gets a unit of any member from the replica."""
-    row = await ReplicaRepository(session).get(unit_id)
-    if row is None:
-        raise UnitNotFound("not (yet) in this member's replica")
-    return row
-
-
-async def list_replica(
-    *,
-    session: AsyncSession,
-    member: str | None,
-    kommunkod: str | None,
-    after: str | None,
-    limit: int,
-) -> list[ReplicaUnit]:
-    """Lists replica units ordered by id, after the cursor ``after``."""
-    return await ReplicaRepository(session).page(
-        member=member, kommunkod=kommunkod, after=after, limit=limit
-    )
-
-
-_NESTED: dict[str, TypeAdapter[Any]] = {
-    "target_groups": TypeAdapter(list[TargetGroup]),
-    "contact_paths": TypeAdapter(list[ContactPath]),
-    "opening_hours": TypeAdapter(OpeningHours | None),
-    "capacity": TypeAdapter(Capacity | None),
-}
-
-
-def _validated_nested(payload: UnitChangedV1) -> dict[str, Any]:
-    """The nested objects of a received unit, checked with the same rules as the API."""
-    out: dict[str, Any] = {}
-    for name, adapter in _NESTED.items():
-        try:
-            value = adapter.validate_python(getattr(payload, name))
-        except ValidationError as exc:
-            raise Reject("invalid_unit", f"{name} does not follow the directory schema") from exc
-        out[name] = adapter.dump_python(value, mode="json")
-    return out
-
-
-# Next change_seq per replica database. The replica has one writer (the member's replica
-# consumer; one worker process per member and service), so the counter is read from the
-# database once and then kept in memory instead of a max() query per applied event.
-_change_seq: dict[str, int] = {}
-
-
-async def _next_change_seq(session: AsyncSession, repo: ReplicaRepository) -> int:
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    key = engine.url.render_as_string(hide_password=True)
-    if key not in _change_seq:
-        _change_seq[key] = await repo.max_change_seq()
-    _change_seq[key] += 1
-    return _change_seq[key]
-
-
-async def apply_unit_changed(
-    *, session: AsyncSession, event: CloudEvent, payload: UnitChangedV1
-) -> bool:
-    """Applies a broadcast unit state to the replica unless it is stale; True if applied."""
-    return await apply_units_changed(session=session, changes=[(event, payload)]) == 1
-
-
-async def apply_units_changed(
-    *, session: AsyncSession, changes: list[tuple[CloudEvent, UnitChangedV1]]
-) -> int:
-    """Applies broadcast unit states (in order) to the replica, skipping stale ones; returns
-    how many units changed. One read and at most two writes however many units."""
-    latest: dict[str, tuple[CloudEvent, UnitChangedV1, dict[str, Any]]] = {}
-    for event, payload in changes:
-        nested = _validated_nested(payload)
-        seen = latest.get(payload.unit_id)
-        if newer(seen[1].version if seen else None, payload.version):
-            latest[payload.unit_id] = (event, payload, nested)
-    repo = ReplicaRepository(session)
-    stored = await repo.versions(list(latest))
-    received_at = utcnow()
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    for unit_id, (event, payload, nested) in latest.items():
-        current = stored.get(unit_id)
-        if not newer(current, payload.version):
-            continue  # a redelivered or reordered older state never rolls the replica back
-        row = {name: nested.get(name, getattr(payload, name)) for name in PUBLIC_FIELDS}
-        row.update(
-            unit_id=unit_id,
-            version=payload.version,
-            changed_at=payload.changed_at,
-            received_at=received_at,
-            source_event_id=event.id,
-            change_seq=await _next_change_seq(session, repo),
-        )
-        (inserts if current is None else updates).append(row)
-    await repo.insert_many(inserts)
-    await repo.update_many(updates)
-    return len(inserts) + len(updates)
-
-
 def review_due_date(*, unit: Unit, period_days: int) -> dt.date:
     """The date a unit's review falls due: the last review (or creation) plus the period."""
     base = unit.reviewed_at or unit.created_at
@@ -365,87 +259,3 @@ async def emit_review_due(work: Work) -> int:
         await UnitRepository(work.session).mark_review_due_sent(unit.id, due)
         sent += 1
     return sent
-
-
-# --- member records -------------------------------------------------------------------
-
-
-class MemberNotFound(NotFound):
-    slug = "member-not-found"
-    title = "No record of this member has reached the directory"
-
-
-class MemberVersionMismatch(PreconditionFailed):
-    slug = "member-version-mismatch"
-    title = "The member record has changed since you read it (If-Match does not match)"
-
-
-def member_key(orgnr: str) -> str:
-    """The record's key on ``vardkedja.directory`` (apart from the units' ids)."""
-    return f"member:{orgnr}"
-
-
-async def set_own_member(
-    work: Work, data: MemberIn, *, expected_version: int | None = None
-) -> MemberRecord:
-    """Sets this member's own record and announces it to the federation (no event when
-    nothing changed)."""
-    orgnr = work.member
-    repo = MemberRepository(work.session)
-    record = await repo.get(orgnr)
-    if expected_version is not None and (record is None or record.version != expected_version):
-        raise MemberVersionMismatch(f"the record is at version {record.version if record else 0}")
-    values = {
-        "name": data.name,
-        "kind": str(data.kind),
-        "county_code": data.county_code,
-        "kommunkoder": list(data.kommunkoder),
-    }
-    if record is not None and all(getattr(record, k) == v for k, v in values.items()):
-        return record
-    if record is None:
-        record = MemberRecord(orgnr=orgnr, version=0)
-        work.session.add(record)
-    for name, value in values.items():
-        setattr(record, name, value)
-    record.version += 1
-    record.changed_at = record.received_at = work.now
-    await work.session.flush()
-    await work.publish(
-        topics.DIRECTORY,
-        MEMBER_CHANGED_V1,
-        MemberChangedV1(
-            orgnr=orgnr, version=record.version, changed_at=record.changed_at, **values
-        ),
-        subject=orgnr,
-        key=member_key(orgnr),
-        aggversion=record.version,
-    )
-    return record
-
-
-async def apply_member_changed(*, session: AsyncSession, payload: MemberChangedV1) -> bool:
-    """Keeps another member's record (or a rebuilt own one) unless it is stale."""
-    repo = MemberRepository(session)
-    record = await repo.get(payload.orgnr)
-    if not newer(record.version if record else None, payload.version):
-        return False
-    if record is None:
-        record = MemberRecord(orgnr=payload.orgnr)
-        session.add(record)
-    for name in ("name", "kind", "county_code", "version", "changed_at"):
-        setattr(record, name, getattr(payload, name))
-    record.kommunkoder = list(payload.kommunkoder)
-    record.received_at = utcnow()
-    await session.flush()
-    return True
-
-
-async def member_names(*, session: AsyncSession) -> dict[str, str]:
-    """Every known member's name by organisationsnummer."""
-    return {m.orgnr: m.name for m in await MemberRepository(session).all()}
-
-
-async def members_serving(*, session: AsyncSession, kommunkod: str) -> list[str]:
-    """The members whose record says they serve ``kommunkod``."""
-    return [m.orgnr for m in await MemberRepository(session).all() if kommunkod in m.kommunkoder]

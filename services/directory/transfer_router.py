@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from services.directory import overview, overview_render, service, transfer, transfer_export
+from services.directory import members, overview, overview_render, transfer, transfer_export
 from services.directory.router import ReaderWork, WriterWork
 from services.directory.schemas import UnitCreate
 from services.directory.transfer import MAX_EXTERNAL_ID, ImportFormat, ImportInvalid, ImportReport
@@ -327,7 +327,7 @@ async def get_overview(
     if not rows:
         raise MemberNotInReplica("no units of this member have reached the replica")
     me = work.settings.member
-    names = {me.orgnr: me.name, **await service.member_names(session=work.session)}
+    names = {me.orgnr: me.name, **await members.member_names(session=work.session)}
     name = overview.member_name(orgnr, names)
     built = overview.build_overview(
         rows,
