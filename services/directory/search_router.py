@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.directory import territory
 from services.directory.codes import Intervention, UnitKind, UnitStatus
+from services.directory.router import Reader
 from services.directory.routing import resolve
 from services.directory.search import Doc, Filters, ReplicaSearch, replica_search
 from shared.domain.codes import ReferralKind
-from shared.identity.auth import Caller, require_scopes
 from shared.identity.identifiers import Kommunkod, Organisationsnummer
 from shared.web.app import DbSession
 from shared.web.errors import Forbidden, InvalidInput, NotFound, problem_responses
@@ -22,7 +22,6 @@ from shared.web.fields import Age, JsonInt
 from shared.web.pagination import NOT_A_CURSOR, decode_json_cursor, encode_cursor
 
 search_router = APIRouter(prefix="/v1", tags=["search and routing"])
-Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
 
 
 def get_search(request: Request) -> ReplicaSearch:

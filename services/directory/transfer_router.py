@@ -15,17 +15,16 @@ import enum
 from typing import Annotated, Any, Final
 
 import yaml
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from services.directory import members, overview, overview_render, transfer, transfer_export
-from services.directory.router import ReaderWork, WriterWork
+from services.directory.router import Reader, ReaderWork, WriterWork
 from services.directory.schemas import UnitCreate
 from services.directory.transfer import MAX_EXTERNAL_ID, ImportFormat, ImportInvalid, ImportReport
 from services.directory.transfer_read import MAX_ROWS, YamlLoader
 from shared.domain.calendar import to_local
-from shared.identity.auth import Caller, require_scopes
 from shared.identity.identifiers import Organisationsnummer
 from shared.web.app import DbSession
 from shared.web.errors import AppError, Forbidden, InvalidInput, NotFound, problem_responses
@@ -35,8 +34,6 @@ from shared.web.nul import NUL, NUL_MESSAGE, NUL_RULE
 transfer_router = APIRouter(prefix="/v1", tags=["import and export"])
 overview_router = APIRouter(prefix="/v1", tags=["overview"])
 
-Writer = Annotated[Caller, Depends(require_scopes("directory:write"))]
-Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
 
 MAX_IMPORT_BYTES: Final = 5 * 1024 * 1024
 _CSV_TYPES: Final = frozenset({"text/csv"})
