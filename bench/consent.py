@@ -4,7 +4,7 @@ withdrawal reaches the other members.
 1. **Decisions.** One consent API process and its worker of Växjö kommun (212000-0647) on a
    fresh database holding ``--consents`` written consents (Växjö and Region Kronoberg,
    kontaktbegäran, contact details and needs summary). The consents are seeded in bulk: the
-   same ``consent`` and ``change_log`` rows :func:`services.consent.service.record_consent`
+   same ``consent`` and ``change_log`` rows :func:`services.consent.records.record_consent`
    writes (built from the API's own ``ConsentCreate``, checked column by column against one
    consent recorded through the API), without their copy events to the parties (the
    decision reads only the member's own tables). Then ``POST /v1/decisions`` at a fixed
@@ -69,8 +69,8 @@ from bench.referral import Samples, cpu_now, profile, sample
 from bench.stats import summary_ms, timeline
 from services.consent.codes import ConsentStatus
 from services.consent.models import ChangeLogEntry, Consent, ConsentCopy
+from services.consent.person import key_of
 from services.consent.schemas import ConsentCreate
-from services.consent.service import key_of
 from shared.config import Settings
 from shared.data.db import Database, new_id, utcnow
 from shared.messaging.broker import Broker, Engine

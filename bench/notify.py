@@ -97,21 +97,20 @@ def rss_mb(pid: int) -> float:
 
 async def prepare(db_url: str, receiver_url: str) -> str:
     """Migrate and subscribe the receiver to the intake's referral.received notifications."""
-    from services.notify import service
+    from services.notify.subscriptions import create_subscription
     from shared.data import migrations
     from shared.data.db import Database
     from shared.identity.auth import Caller
     from shared.service import load_spec
-    from tests.integration.notify.conftest import notify_settings
+    from tests.integration.notify.conftest import notify_settings, work_of
 
     await migrations.upgrade(load_spec("notify").migrations_dir, db_url)
     db = Database(db_url)
+    caller = Caller(sub="bench", org=ORGNR, unit=UNIT, scopes=frozenset())
     try:
         async with db.transaction() as session:
-            sub = await service.create_subscription(
-                session=session,
-                settings=notify_settings(db_url),
-                caller=Caller(sub="bench", org=ORGNR, unit=UNIT, scopes=frozenset()),
+            sub = await create_subscription(
+                work_of(session, notify_settings(db_url), caller),
                 unit_id=UNIT,
                 url=receiver_url,
                 event_types=["referral.received"],

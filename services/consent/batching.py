@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.consent import service
-from services.consent.service import Asked, Decided
+from services.consent import decisions
+from services.consent.decisions import Asked, Decided
 from shared.identity.audit import AuditUnavailable, Outcome
 from shared.identity.auth import Caller
 from shared.service import ServiceContext
@@ -104,8 +104,8 @@ class DecisionBatcher:
                 self._connection = await ctx.db.engine.connect()
             connection = self._connection
             try:
-                results = await service.decide_many(
-                    session=connection,
+                results = await decisions.decide_many(
+                    connection=connection,
                     settings=ctx.settings,
                     asked=[(w.asked, w.caller) for w in batch],
                 )

@@ -99,11 +99,3 @@ class Verdict(enum.StrEnum):
     ALLOWED = "allowed"
     DENIED = "denied"
     REFUSED = "refused"
-
-
-class EndReason(enum.StrEnum):
-    """Why a consent stopped applying (carried by the ended event)."""
-
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-    SUPERSEDED = "superseded"

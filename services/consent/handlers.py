@@ -1,12 +1,15 @@
-"""Event handlers of the consent worker and its periodic expiry check."""
+"""Event handlers of the consent worker and its periodic jobs: the expiry check and the
+pruning of tombstones. Each event, and each run of a job, is one unit of work."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.consent import service
-from services.consent.repository import ConsentRepository, CopyRepository, TombstoneRepository
-from shared.data.db import utcnow
+from services.consent import copies, extract, records
+from shared.data.work import Work
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
     AUDIT_RECORDED_V1,
@@ -16,85 +19,60 @@ from shared.messaging.events.payloads import (
     ConsentEndedV1,
     ConsentRecordedV1,
 )
-from shared.messaging.inbox import BatchHandler, ConsumerSpec, Delivery, Handler, Reject
+from shared.messaging.inbox import BatchHandler, ConsumerSpec, Delivery, Handler
 from shared.messaging.periodic import PeriodicJob
 from shared.service import ServiceContext
 
-
-async def _check_copy_owner(session: AsyncSession, event: CloudEvent, consent_id: str) -> None:
-    """The first owner of a consent id binds it (``not_owner`` for any other member): the
-    member whose copy or end this member keeps, or this member for its own consents. So an
-    event of another member, whatever version it claims, changes nothing."""
-    owner: str | None = None
-    for repo in (CopyRepository(session), TombstoneRepository(session)):
-        row = await repo.get(consent_id)
-        if row is not None:
-            owner = row.owner_orgnr
-            break
-    else:
-        own = await ConsentRepository(session).get(consent_id)
-        owner = None if own is None else own.owner_orgnr
-    if owner is not None and event.sender_orgnr != owner.replace("-", ""):
-        raise Reject("not_owner", "the consent id belongs to another member")
+Apply = Callable[[Work, CloudEvent, Any], Awaitable[bool]]
 
 
-def _handlers(ctx: ServiceContext) -> tuple[Handler, Handler, Handler]:
-    settings = ctx.settings
+def _work(ctx: ServiceContext, session: AsyncSession) -> Work:
+    """The unit of work of an event or a job: no caller (the member's own worker)."""
+    return Work(session, ctx.outbox, ctx.settings)
 
-    async def on_consent_recorded(session: AsyncSession, delivery: Delivery) -> None:
-        """Keep a copy of a consent that names this member."""
-        assert isinstance(delivery.payload, ConsentRecordedV1)
-        await _check_copy_owner(session, delivery.event, delivery.payload.consent_id)
-        await service.apply_consent_recorded(
-            session=session, settings=settings, event=delivery.event, payload=delivery.payload
-        )
 
-    async def on_consent_ended(session: AsyncSession, delivery: Delivery) -> None:
-        """Mark the copy withdrawn, expired or superseded."""
-        assert isinstance(delivery.payload, ConsentEndedV1)
-        await _check_copy_owner(session, delivery.event, delivery.payload.consent_id)
-        await service.apply_consent_ended(
-            session=session, settings=settings, event=delivery.event, payload=delivery.payload
-        )
+def _handler(ctx: ServiceContext, payload_type: type[Any], apply: Apply) -> Handler:
+    async def handle(session: AsyncSession, delivery: Delivery) -> None:
+        assert isinstance(delivery.payload, payload_type)
+        await apply(_work(ctx, session), delivery.event, delivery.payload)
 
-    async def on_audit_recorded(session: AsyncSession, delivery: Delivery) -> None:
-        """Keep another service's audit record for the person's audit extract."""
-        assert isinstance(delivery.payload, AuditRecordedV1)
-        await service.apply_audit_recorded(
-            session=session, settings=settings, event=delivery.event, payload=delivery.payload
-        )
-
-    return on_consent_recorded, on_consent_ended, on_audit_recorded
+    handle.__doc__ = apply.__doc__
+    return handle
 
 
 def _audit_batch(ctx: ServiceContext) -> BatchHandler:
-    settings = ctx.settings
-
     async def on_audit_records(session: AsyncSession, deliveries: list[Delivery]) -> None:
         """A run of audit records: kept with one look and one insert."""
         arrived = []
         for delivery in deliveries:
             assert isinstance(delivery.payload, AuditRecordedV1)
             arrived.append((delivery.event, delivery.payload))
-        await service.apply_audit_records(session=session, settings=settings, arrived=arrived)
+        await extract.apply_audit_records(_work(ctx, session), arrived)
 
     return on_audit_records
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    """Copies of consents from the inbound topic; audit records from the internal topic."""
-    recorded, ended, audited = _handlers(ctx)
+    """Copies of consents from the inbound topic (kept, or marked ended); other services'
+    audit records from the internal topic (kept for the person's audit extract)."""
     orgnr = ctx.settings.member.orgnr
     return [
         ConsumerSpec(
             name="inbound",
             topics=[topics.inbound(orgnr)],
-            handlers={CONSENT_RECORDED_V1: recorded, CONSENT_ENDED_V1: ended},
+            handlers={
+                CONSENT_RECORDED_V1: _handler(
+                    ctx, ConsentRecordedV1, copies.apply_consent_recorded
+                ),
+                CONSENT_ENDED_V1: _handler(ctx, ConsentEndedV1, copies.apply_consent_ended),
+            },
         ),
         ConsumerSpec(
             name="audit",
             topics=[topics.internal(orgnr)],
-            handlers={AUDIT_RECORDED_V1: audited},
+            handlers={
+                AUDIT_RECORDED_V1: _handler(ctx, AuditRecordedV1, extract.apply_audit_recorded)
+            },
             batch_handlers={AUDIT_RECORDED_V1: _audit_batch(ctx)},
         ),
     ]
@@ -107,27 +85,19 @@ TOMBSTONE_PRUNE_INTERVAL_S = 3600.0
 def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
     """The expiry check (consents past their end date expire and their parties are told)
     and the hourly pruning of tombstones that waited out their retention."""
-    settings = ctx.settings
 
     async def check() -> None:
         more = True
         while more:
             async with ctx.db.transaction() as session:
-                more = (
-                    await service.expire_due(
-                        session=session,
-                        outbox=ctx.outbox,
-                        owner_orgnr=settings.member.orgnr,
-                        today=utcnow().date(),
-                    )
-                    > 0
-                )
+                work = _work(ctx, session)
+                more = await records.expire_due(work, today=work.now.date()) > 0
 
     async def prune() -> None:
         async with ctx.db.transaction() as session:
-            await service.prune_tombstones(session=session, settings=settings)
+            await copies.prune_tombstones(_work(ctx, session))
 
     return [
-        PeriodicJob("consent-expiry", settings.consent.expiry_check_interval_s, check),
+        PeriodicJob("consent-expiry", ctx.settings.consent.expiry_check_interval_s, check),
         PeriodicJob("consent-tombstones", TOMBSTONE_PRUNE_INTERVAL_S, prune),
     ]

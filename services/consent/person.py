@@ -11,10 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 
+from shared.config import Settings
 from shared.identity.person import DEVELOPMENT_SECRET, PersonKeyConfigError, person_key
 from shared.identity.person import member_secret as secret_of
 
-__all__ = ["DEVELOPMENT_SECRET", "PersonKeyConfigError", "birth_date", "person_key", "secret_of"]
+__all__ = [
+    "DEVELOPMENT_SECRET",
+    "PersonKeyConfigError",
+    "birth_date",
+    "key_of",
+    "person_key",
+    "secret_of",
+]
+
+
+def key_of(*, settings: Settings, personnummer: str) -> str:
+    """The person key of ``personnummer`` under this member's secret."""
+    return person_key(secret_of(settings), personnummer)
 
 
 def birth_date(personnummer: str) -> dt.date:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.orm import DeclarativeBase
 
 from services.consent.models import (
     AuditCopy,
@@ -45,10 +46,25 @@ from services.consent.models import (
 )
 from shared.data.db import RepositoryBase, UTCDateTime
 
+RowT = TypeVar("RowT", bound=DeclarativeBase)
 OwnedT = TypeVar("OwnedT", Consent, Refusal, Block)
 
 
-class _OwnedRepository(RepositoryBase[OwnedT]):
+class _Repository(RepositoryBase[RowT]):
+    """A repository whose domain changes rows it read: it writes them, or deletes one."""
+
+    async def save(self, row: RowT) -> RowT:
+        """Writes ``row`` (new or already in the session) now: its version moves on."""
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def remove(self, row: RowT) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
+
+
+class _OwnedRepository(_Repository[OwnedT]):
     """Records this member made about people, found by id or by person key."""
 
     async def get_owned(self, id_: str, owner_orgnr: str) -> OwnedT | None:
@@ -107,7 +123,7 @@ class BlockRepository(_OwnedRepository[Block]):
         return lift
 
 
-class CopyRepository(RepositoryBase[ConsentCopy]):
+class CopyRepository(_Repository[ConsentCopy]):
     model = ConsentCopy
 
     async def for_person(self, person_key: str) -> list[ConsentCopy]:
@@ -119,7 +135,7 @@ class CopyRepository(RepositoryBase[ConsentCopy]):
         return list((await self.session.execute(stmt)).scalars())
 
 
-class TombstoneRepository(RepositoryBase[ConsentTombstone]):
+class TombstoneRepository(_Repository[ConsentTombstone]):
     model = ConsentTombstone
 
     async def prune(self, received_before: dt.datetime) -> int:

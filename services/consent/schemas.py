@@ -44,6 +44,13 @@ class _Request(BaseModel):
     model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
 
+def _examples(*examples: dict[str, JsonValue]) -> ConfigDict:
+    """A request's config (see :class:`_Request`) with its examples for the docs."""
+    return ConfigDict(
+        hide_input_in_errors=True, extra="forbid", json_schema_extra={"examples": list(examples)}
+    )
+
+
 class PartyIn(_Request):
     """A member, or one unit of it. Never a blanket "everyone"."""
 
@@ -105,25 +112,19 @@ class RecordedBy(BaseModel):
 class ConsentCreate(_Request):
     """A consent as recorded by a case system or EHR."""
 
-    model_config = ConfigDict(
-        hide_input_in_errors=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "person": PERSON_EXAMPLE,
-                    "given_by": {"kind": "person"},
-                    "form": "written",
-                    "signed_form_reference": "Treserva dok 2026-4711",
-                    "purposes": ["sip"],
-                    "parties": [{"orgnr": VAXJO}, {"orgnr": REGION}],
-                    "categories": ["contact_details", "needs_summary", "plan"],
-                    "valid_from": "2026-12-01",
-                    "valid_to": "2027-05-31",
-                    "person_informed": True,
-                }
-            ]
-        },
+    model_config = _examples(
+        {
+            "person": PERSON_EXAMPLE,
+            "given_by": {"kind": "person"},
+            "form": "written",
+            "signed_form_reference": "Treserva dok 2026-4711",
+            "purposes": ["sip"],
+            "parties": [{"orgnr": VAXJO}, {"orgnr": REGION}],
+            "categories": ["contact_details", "needs_summary", "plan"],
+            "valid_from": "2026-12-01",
+            "valid_to": "2027-05-31",
+            "person_informed": True,
+        }
     )
 
     person: PersonIn
@@ -199,17 +200,11 @@ class WithdrawnBy(_Request):
 class WithdrawRequest(_Request):
     """Withdraw a consent: effective at once; every party is told."""
 
-    model_config = ConfigDict(
-        hide_input_in_errors=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "reason": "Personen vill inte längre att uppgifter delas inför SIP.",
-                    "withdrawn_by": {"kind": "person"},
-                }
-            ]
-        },
+    model_config = _examples(
+        {
+            "reason": "Personen vill inte längre att uppgifter delas inför SIP.",
+            "withdrawn_by": {"kind": "person"},
+        }
     )
 
     reason: Text
@@ -239,20 +234,14 @@ class CopyOut(BaseModel):
 class RefusalCreate(_Request):
     """The person said no to sharing with these parties."""
 
-    model_config = ConfigDict(
-        hide_input_in_errors=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "person": PERSON_EXAMPLE,
-                    "refused_on": "2026-12-01",
-                    "parties": [{"orgnr": REGION}],
-                    "purposes": ["sip"],
-                    "note": "Vill inte ha SIP nu; tackar ja till boendestöd.",
-                }
-            ]
-        },
+    model_config = _examples(
+        {
+            "person": PERSON_EXAMPLE,
+            "refused_on": "2026-12-01",
+            "parties": [{"orgnr": REGION}],
+            "purposes": ["sip"],
+            "note": "Vill inte ha SIP nu; tackar ja till boendestöd.",
+        }
     )
 
     person: PersonIn
@@ -283,11 +272,7 @@ class RefusalOut(BaseModel):
 
 
 class RevokeRequest(_Request):
-    model_config = ConfigDict(
-        hide_input_in_errors=True,
-        extra="forbid",
-        json_schema_extra={"examples": [{"reason": "Personen har nu lämnat samtycke till SIP."}]},
-    )
+    model_config = _examples({"reason": "Personen har nu lämnat samtycke till SIP."})
 
     reason: Text
 
@@ -295,18 +280,12 @@ class RevokeRequest(_Request):
 class BlockCreate(_Request):
     """Block a member or unit from receiving anything about the person."""
 
-    model_config = ConfigDict(
-        hide_input_in_errors=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "person": PERSON_EXAMPLE,
-                    "blocked": {"orgnr": REGION, "unit_id": "psykiatrimottagning-vaxjo"},
-                    "reason": "Personens begäran.",
-                }
-            ]
-        },
+    model_config = _examples(
+        {
+            "person": PERSON_EXAMPLE,
+            "blocked": {"orgnr": REGION, "unit_id": "psykiatrimottagning-vaxjo"},
+            "reason": "Personens begäran.",
+        }
     )
 
     person: PersonIn
@@ -318,18 +297,11 @@ class BlockCreate(_Request):
 class LiftCreate(_Request):
     """Lift a block for a while (at most `VK_CONSENT__BLOCK_LIFT_MAX_DAYS`), with a reason."""
 
-    model_config = ConfigDict(
-        hide_input_in_errors=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "ends_at": "2026-12-08T00:00:00Z",
-                    "reason": "Personen samtycker till att psykiatrin får underlaget inför "
-                    "remissmötet.",
-                }
-            ]
-        },
+    model_config = _examples(
+        {
+            "ends_at": "2026-12-08T00:00:00Z",
+            "reason": "Personen samtycker till att psykiatrin får underlaget inför remissmötet.",
+        }
     )
 
     starts_at: IsoAwareDatetime | None = Field(None, description="default: now")
@@ -363,30 +335,24 @@ class DecisionRequest(_Request):
     """May ``sender`` share these categories about the person with ``recipient`` for this
     purpose, now (or at ``at``)?"""
 
-    model_config = ConfigDict(
-        hide_input_in_errors=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "person": {"personnummer": "19121212-1212"},
-                    "sender": {"orgnr": VAXJO},
-                    "recipient": {"orgnr": REGION},
-                    "purpose": "sip",
-                    "categories": ["needs_summary", "plan"],
-                },
-                {
-                    "person": {"personnummer": "19121212-1212"},
-                    "sender": {"orgnr": REGION, "unit_id": "beroendemottagningen"},
-                    "recipient": {"orgnr": VAXJO},
-                    "purpose": "kontaktbegaran",
-                    "categories": ["needs_summary"],
-                    "legal_basis": {
-                        "basis": "lvm_anmalan",
-                        "justification": "Anmälan enligt 6 § LVM efter akut intag.",
-                    },
-                },
-            ]
+    model_config = _examples(
+        {
+            "person": {"personnummer": "19121212-1212"},
+            "sender": {"orgnr": VAXJO},
+            "recipient": {"orgnr": REGION},
+            "purpose": "sip",
+            "categories": ["needs_summary", "plan"],
+        },
+        {
+            "person": {"personnummer": "19121212-1212"},
+            "sender": {"orgnr": REGION, "unit_id": "beroendemottagningen"},
+            "recipient": {"orgnr": VAXJO},
+            "purpose": "kontaktbegaran",
+            "categories": ["needs_summary"],
+            "legal_basis": {
+                "basis": "lvm_anmalan",
+                "justification": "Anmälan enligt 6 § LVM efter akut intag.",
+            },
         },
     )
 
@@ -432,11 +398,7 @@ class DecisionOut(BaseModel):
 class PersonQuery(_Request):
     """A person, in a body: a personnummer never goes in a URL."""
 
-    model_config = ConfigDict(
-        hide_input_in_errors=True,
-        extra="forbid",
-        json_schema_extra={"examples": [{"personnummer": "19121212-1212"}]},
-    )
+    model_config = _examples({"personnummer": "19121212-1212"})
 
     personnummer: Personnummer
 
@@ -481,18 +443,12 @@ class PersonRecords(BaseModel):
 class AuditExtractRequest(_Request):
     """A person's audit extract (loggutdrag) over this member's four services."""
 
-    model_config = ConfigDict(
-        hide_input_in_errors=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"personnummer": "19121212-1212", "format": "json"},
-                {
-                    "personnummer": "19121212-1212",
-                    "since": "2026-01-01T00:00:00Z",
-                    "format": "html",
-                },
-            ]
+    model_config = _examples(
+        {"personnummer": "19121212-1212", "format": "json"},
+        {
+            "personnummer": "19121212-1212",
+            "since": "2026-01-01T00:00:00Z",
+            "format": "html",
         },
     )
 

@@ -7,11 +7,13 @@ adding a member here (and a label); codes are never reused for another meaning.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from typing import Any
 
 # The interventions list is shared with the referral service (needs are interventions).
 from shared.domain.codes import INTERVENTION_LABELS, Intervention
 
-__all__ = ["INTERVENTION_LABELS", "Intervention"]
+__all__ = ["INTERVENTION_LABELS", "Intervention", "label"]
 
 
 class UnitKind(enum.StrEnum):
@@ -85,3 +87,9 @@ class UnitStatus(enum.StrEnum):
     ACTIVE = "active"
     TEMPORARILY_CLOSED = "temporarily_closed"
     INACTIVE = "inactive"
+
+
+def label(labels: Mapping[Any, str], code: str) -> str:
+    """The label of ``code`` in ``labels`` (keyed by a code list's members, which compare
+    as their codes), or the code itself when the list does not know it (a newer member's)."""
+    return labels.get(code, code)

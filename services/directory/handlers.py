@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.directory import service, territory
+from services.directory import members, replica, service, territory
 from services.directory.codes import UnitStatus
 from services.directory.repository import MemberRepository, ReplicaRepository, UnitRepository
-from shared.data.db import utcnow
+from shared.data.work import Work
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
     MEMBER_CHANGED_V1,
@@ -16,12 +16,9 @@ from shared.messaging.events.payloads import (
     UnitChangedV1,
 )
 from shared.messaging.inbox import ConsumerSpec, Delivery, Reject
+from shared.messaging.ownership import require_owner, require_sender
 from shared.messaging.periodic import PeriodicJob
 from shared.service import ServiceContext
-
-
-def _digits(orgnr: str) -> str:
-    return orgnr.replace("-", "")
 
 
 async def _owned_changes(
@@ -35,21 +32,21 @@ async def _owned_changes(
     for delivery in deliveries:
         payload = delivery.payload
         assert isinstance(payload, UnitChangedV1)
-        if delivery.event.sender_orgnr != _digits(payload.owner_orgnr):
-            raise Reject("sender_not_owner", "a member may only publish its own units")
+        require_sender(
+            delivery.event, payload.owner_orgnr, "a member may only publish its own units"
+        )
         payloads.append(payload)
     ids = list({p.unit_id for p in payloads})
     bound = await UnitRepository(session).owners(ids)  # this member's own units
     bound.update(await ReplicaRepository(session).owners([i for i in ids if i not in bound]))
     records = {
-        _digits(r.orgnr): r
+        r.orgnr: r
         for r in await MemberRepository(session).load_many({p.owner_orgnr for p in payloads})
     }
     for payload in payloads:
         owner = bound.setdefault(payload.unit_id, payload.owner_orgnr)
-        if _digits(owner) != _digits(payload.owner_orgnr):
-            raise Reject("not_owner", "the unit id belongs to another member")
-        record = records.get(_digits(payload.owner_orgnr))
+        require_owner(owner, payload.owner_orgnr, "the unit id belongs to another member")
+        record = records.get(payload.owner_orgnr)
         # Until the owner's record arrives the unit is kept: routing sends nothing to it
         # before the record says the member serves its kommuner. An inactive unit is never
         # routed, so its owner can always retire one that lies outside.
@@ -66,27 +63,26 @@ async def _owned_changes(
 async def on_unit_changed(session: AsyncSession, delivery: Delivery) -> None:
     """Keep the replica: only the owning member may publish its units."""
     changes = await _owned_changes(session, [delivery])
-    await service.apply_units_changed(session=session, changes=changes)
+    await replica.apply_units_changed(session=session, changes=changes)
 
 
 async def on_units_changed(session: AsyncSession, deliveries: list[Delivery]) -> None:
     """The same for a run of events (a catch-up or a rebuild): one read, two writes."""
     changes = await _owned_changes(session, deliveries)
-    await service.apply_units_changed(session=session, changes=changes)
+    await replica.apply_units_changed(session=session, changes=changes)
 
 
 async def on_member_changed(session: AsyncSession, delivery: Delivery) -> None:
     """Keep the member records: only a member may describe itself."""
     payload = delivery.payload
     assert isinstance(payload, MemberChangedV1)
-    if delivery.event.sender_orgnr != payload.orgnr.replace("-", ""):
-        raise Reject("sender_not_owner", "a member may only describe itself")
+    require_sender(delivery.event, payload.orgnr, "a member may only describe itself")
     problem = territory.record_problem(
         kind=payload.kind, county_code=payload.county_code, kommunkoder=payload.kommunkoder
     )
     if problem is not None:
         raise Reject(territory.OUTSIDE_TERRITORY, problem)
-    await service.apply_member_changed(session=session, payload=payload)
+    await members.apply_member_changed(session=session, payload=payload)
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
@@ -102,16 +98,10 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
 
 def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
     """The review-due check, run by the directory worker."""
-    settings = ctx.settings
 
     async def check() -> None:
         async with ctx.db.transaction() as session:
-            await service.emit_review_due(
-                session=session,
-                outbox=ctx.outbox,
-                owner_orgnr=settings.member.orgnr,
-                today=utcnow().date(),
-                period_days=settings.directory.review_after_days,
-            )
+            await service.emit_review_due(Work(session, ctx.outbox, ctx.settings))
 
-    return [PeriodicJob("review-due", settings.directory.stale_check_interval_s, check)]
+    interval = ctx.settings.directory.stale_check_interval_s
+    return [PeriodicJob("review-due", interval, check)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any, Final, Self
@@ -42,6 +43,7 @@ __all__ = [
     "OpeningTime",
     "SpecialDay",
     "TimeRange",
+    "day_runs",
     "describe_sv",
     "is_open",
     "next_opening",
@@ -378,6 +380,22 @@ def next_opening(
     return None
 
 
+def day_runs(weekly: Mapping[Day, object]) -> list[list[Day]]:
+    """The days with hours (a non-empty value in ``weekly``, which names every day), Monday
+    first, in runs of neighbouring days with equal hours: "Mån–Ons" never hides a closed
+    Tuesday."""
+    runs: list[list[Day]] = []
+    for day in Day:
+        if not weekly[day]:
+            continue
+        prev = runs[-1][-1] if runs else None
+        if prev and _DAYS.index(prev) + 1 == _DAYS.index(day) and weekly[prev] == weekly[day]:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
 def _hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
@@ -400,17 +418,7 @@ def describe_sv(hours: OpeningHours) -> list[str]:
             day: sorted(_span(i.opens, i.closes) for i in hours.weekly if i.day is day)
             for day in Day
         }
-        runs: list[list[Day]] = []
-        for day in Day:
-            if not weekly[day]:
-                continue
-            prev = runs[-1][-1] if runs else None
-            # Only neighbouring days share a line: "Mån–Ons" never hides a closed Tuesday.
-            if prev and _DAYS.index(prev) + 1 == _DAYS.index(day) and weekly[prev] == weekly[day]:
-                runs[-1].append(day)
-            else:
-                runs.append([day])
-        for run in runs:
+        for run in day_runs(weekly):
             first, last = _DAY_SV[run[0]], _DAY_SV[run[-1]]
             days = first if len(run) == 1 else f"{first}–{last}"
             lines.append(f"{days} {_spans_sv(weekly[run[0]])}")

@@ -6,15 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from services.directory import service
+from services.directory import members
+from services.directory.members import MemberNotFound, MemberVersionMismatch
 from services.directory.models import MemberRecord
 from services.directory.repository import MemberRepository
-from services.directory.router import IfMatchOptional, Reader, Writer
+from services.directory.router import IfMatchOptional, Reader, WriterWork
 from services.directory.schemas import MemberIn, MemberOut
-from services.directory.service import MemberNotFound, MemberVersionMismatch
 from shared.identity.identifiers import Organisationsnummer
 from shared.identity.identifiers.kommun import counties
-from shared.web.app import Ctx, DbSession
+from shared.web.app import DbSession
 from shared.web.errors import Forbidden, InvalidInput, problem_responses
 from shared.web.etag import etag, if_match_version
 
@@ -51,22 +51,11 @@ def _out(record: MemberRecord) -> MemberOut:
     responses=problem_responses(Forbidden, MemberVersionMismatch),
 )
 async def put_own_member(
-    body: MemberIn,
-    caller: Writer,
-    session: DbSession,
-    ctx: Ctx,
-    response: Response,
-    if_match: IfMatchOptional = None,
+    body: MemberIn, work: WriterWork, response: Response, if_match: IfMatchOptional = None
 ) -> MemberOut:
-    if caller.org != ctx.settings.member.orgnr:
+    if work.caller is None or work.caller.org != work.member:
         raise Forbidden("only this instance's own member can describe itself here")
-    record = await service.set_own_member(
-        session=session,
-        outbox=ctx.outbox,
-        orgnr=caller.org,
-        data=body,
-        expected_version=if_match_version(if_match),
-    )
+    record = await members.set_own_member(work, body, expected_version=if_match_version(if_match))
     response.headers["ETag"] = etag(record.version)
     return _out(record)
 

@@ -7,10 +7,10 @@ serves, its opening hours and mission. It is built from the read replica, so any
 ``directory:read`` can print any member's overview.
 
 :func:`build_overview` turns replica rows into a plain :class:`Overview`;
-:func:`render_html`, :func:`render_pdf` and :func:`render_csv` print it. Reasons are
+:mod:`services.directory.overview_render` prints it (HTML, PDF, CSV). Reasons are
 grouped case- and whitespace-insensitively and sorted with Swedish collation
-(:func:`swedish_sort_key`: å, ä, ö after z); phone numbers are shown in national format
-(:func:`format_phone_national`).
+(:func:`~services.directory.swedish.swedish_sort_key`: å, ä, ö after z); phone numbers
+are shown in national format (:func:`~services.directory.swedish.format_phone_national`).
 
 Member names: the replica holds only the owner's organisationsnummer, so the caller
 passes the name. The router knows only its own member's name (from the settings) and
@@ -20,32 +20,24 @@ shows other members by their organisationsnummer until the directory keeps membe
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
-import jinja2
-from fpdf import FPDF
-from fpdf.enums import MethodReturnValue, XPos, YPos
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.directory import service
-from services.directory.codes import CHANNEL_LABELS, UNIT_KIND_LABELS, Channel, UnitKind, UnitStatus
+from services.directory import replica
+from services.directory.codes import CHANNEL_LABELS, UNIT_KIND_LABELS, Channel, UnitStatus, label
 from services.directory.hours import OpeningHours, describe_sv
 from services.directory.models import ReplicaUnit
 from services.directory.schemas import ContactPath
+from services.directory.swedish import format_phone_national, postal_text, swedish_sort_key
 from shared.domain.calendar import to_local
-from shared.domain.contact import PostalAddress
 from shared.identity.identifiers import IdentifierError, all_kommuner, kommun
-from shared.web.csvout import write_csv
 
 __all__ = [
-    "CSV_COLUMNS",
     "REVIEW_AFTER_DAYS",
     "Contact",
     "Overview",
@@ -53,13 +45,8 @@ __all__ = [
     "ReasonGroup",
     "UnitSummary",
     "build_overview",
-    "format_phone_national",
     "load_member_units",
     "member_name",
-    "render_csv",
-    "render_html",
-    "render_pdf",
-    "swedish_sort_key",
 ]
 
 REVIEW_AFTER_DAYS: Final = 182
@@ -68,15 +55,6 @@ REVIEW_AFTER_DAYS: Final = 182
 
 INBOX_TEXT: Final = "Inkorg i vårdkedjan"
 INBOX_LABEL: Final = "Vårdkedjan"
-CSV_COLUMNS: Final = (
-    "kontaktorsak",
-    "enhet",
-    "huvudman",
-    "kanal",
-    "kontakt",
-    "kommuner",
-    "oppettider",
-)
 _SHOWN_STATUSES: Final = frozenset({UnitStatus.ACTIVE, UnitStatus.TEMPORARILY_CLOSED})
 _PAGE_SIZE: Final = 500
 
@@ -153,103 +131,6 @@ class Overview:
         return sum(1 for u in self.units if u.review_note is not None)
 
 
-# --- Swedish collation -----------------------------------------------------------------------
-
-_SV_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyzåäö"
-_SV_LETTER: Final = {ch: i for i, ch in enumerate(_SV_ALPHABET)}
-# Letters Swedish dictionaries file under another letter (SAOL: ü as y, æ as ä, ø as ö).
-_SV_FOLD: Final = {"ü": "y", "æ": "ä", "ø": "ö", "œ": "oe", "ð": "d", "þ": "th", "ł": "l"}
-
-_Weight = tuple[int, int]
-
-
-def _weights(ch: str) -> list[_Weight]:
-    if ch.isspace():
-        return [(0, 0)]
-    if ch.isdigit():
-        return [(1, int(ch))] if ch.isascii() else [(1, unicodedata.digit(ch, 0))]
-    if ch in _SV_LETTER:
-        return [(2, _SV_LETTER[ch])]
-    folded = _SV_FOLD.get(ch)
-    if folded is None:
-        # é -> e, ç -> c, á -> a ... (å ä ö never get here: they are letters of their own).
-        base = unicodedata.normalize("NFKD", ch)
-        folded = "".join(c for c in base if not unicodedata.combining(c))
-    if folded and folded != ch and all(c in _SV_LETTER for c in folded):
-        return [(2, _SV_LETTER[c]) for c in folded]
-    # Punctuation and other scripts: before the letters, in code point order.
-    return [(0, ord(ch))]
-
-
-def swedish_sort_key(text: str) -> tuple[tuple[_Weight, ...], str]:
-    """A sort key ordering text as a Swedish dictionary does: a–z, then å, ä, ö.
-
-    Case is ignored and runs of whitespace count as one space; accented letters sort with
-    their base letter (é as e, ü as y), digits before letters. Ties are broken by the text
-    itself so the order is total.
-    """
-    normal = " ".join(text.split()).casefold()
-    primary: list[_Weight] = []
-    for ch in normal:
-        primary.extend(_weights(ch))
-    return tuple(primary), text
-
-
-def _reason_key(reason: str) -> str:
-    return " ".join(reason.split()).casefold()
-
-
-# --- phone numbers ---------------------------------------------------------------------------
-
-_E164_SE: Final = re.compile(r"\+46([1-9][0-9]{5,9})")
-_SHORT_NUMBERS: Final = {"112": "112", "1177": "1177", "11414": "114 14", "11313": "113 13"}
-# Riktnummer with two digits after the 0 (all others but 08 have three).
-_TWO_DIGIT_AREAS: Final = frozenset(
-    {"11", "13", "16", "18", "19", "21", "23", "26", "31", "33", "35", "36", "40", "42", "44"}
-    | {"46", "54", "60", "63", "90"}
-)
-_PREMIUM: Final = frozenset({"900", "939", "944"})
-
-
-def _area_digits(nsn: str) -> int:
-    """How many digits of the national number (after the trunk 0) are the area code."""
-    if nsn.startswith("8"):
-        return 1
-    if nsn[:3] in _PREMIUM or nsn.startswith(("77", "200")):
-        return 3  # 0900-, 0771-, 0200-
-    if nsn.startswith(("7", "10", "20")) or nsn[:2] in _TWO_DIGIT_AREAS:
-        return 2  # 070-, 010-, 020-, 031-
-    return 3
-
-
-def _subscriber_groups(digits: str) -> str:
-    """Groups of two from the right, three first when odd; eight digits as 3-3-2."""
-    n = len(digits)
-    if n <= 4:
-        return digits
-    if n == 8:
-        return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
-    head = 3 if n % 2 else 2
-    rest = digits[head:]
-    return " ".join([digits[:head], *(rest[i : i + 2] for i in range(0, len(rest), 2))])
-
-
-def format_phone_national(value: str) -> str:
-    """A stored phone number (E.164 or short number) as Swedes write it: ``0470-41 00 00``.
-
-    Mobile ``070-123 45 67``, Stockholm ``08-123 456 78``, short numbers ``114 14``. A value
-    that is not a Swedish E.164 number is returned unchanged.
-    """
-    if value in _SHORT_NUMBERS:
-        return _SHORT_NUMBERS[value]
-    match = _E164_SE.fullmatch(value)
-    if match is None:
-        return value
-    nsn = match[1]
-    area = _area_digits(nsn)
-    return f"0{nsn[:area]}-{_subscriber_groups(nsn[area:])}"
-
-
 # --- building the overview -------------------------------------------------------------------
 
 
@@ -263,7 +144,7 @@ async def load_member_units(*, session: AsyncSession, member_orgnr: str) -> list
     rows: list[ReplicaUnit] = []
     after: str | None = None
     while True:
-        page = await service.list_replica(
+        page = await replica.list_replica(
             session=session, member=member_orgnr, kommunkod=None, after=after, limit=_PAGE_SIZE
         )
         rows.extend(page)
@@ -272,11 +153,8 @@ async def load_member_units(*, session: AsyncSession, member_orgnr: str) -> list
         after = page[-1].unit_id
 
 
-def _kind_label(kind: str) -> str:
-    try:
-        return UNIT_KIND_LABELS[UnitKind(kind)]
-    except ValueError:
-        return kind
+def _reason_key(reason: str) -> str:
+    return " ".join(reason.split()).casefold()
 
 
 def _kommuner(codes: Sequence[str]) -> tuple[str, ...]:
@@ -311,11 +189,6 @@ def _opening_hours(value: dict[str, Any] | None) -> tuple[str, ...]:
         return ()
 
 
-def _postal_text(postal: PostalAddress) -> str:
-    parts = [f"c/o {postal.care_of}"] if postal.care_of else []
-    return ", ".join([*parts, postal.street, f"{postal.postcode} {postal.city}"])
-
-
 def _contact(path: ContactPath) -> Contact:
     if path.channel is Channel.PHONE and path.phone:
         value = format_phone_national(path.phone)
@@ -324,7 +197,7 @@ def _contact(path: ContactPath) -> Contact:
     elif path.channel is Channel.SECURE_MAIL and path.secure_mail:
         value = path.secure_mail
     elif path.channel is Channel.POSTAL_ADDRESS and path.postal:
-        value = _postal_text(path.postal)
+        value = postal_text(path.postal)
     else:
         value = INBOX_TEXT
     return Contact(
@@ -368,7 +241,7 @@ def _summary(row: ReplicaUnit, today: dt.date, cutoff: dt.date) -> UnitSummary:
     return UnitSummary(
         unit_id=row.unit_id,
         name=row.name,
-        kind_label=_kind_label(row.kind),
+        kind_label=label(UNIT_KIND_LABELS, row.kind),
         closed=closed,
         status_message=row.status_message if closed else None,
         kommuner=_kommuner(row.kommunkoder),
@@ -435,251 +308,3 @@ def build_overview(
         without_contact_paths=tuple(without),
         units=tuple(units),
     )
-
-
-# --- HTML ------------------------------------------------------------------------------------
-
-_TEMPLATES: Final = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def render_html(overview: Overview) -> str:
-    """The overview as a printable HTML page (A4 print styles, autoescaped)."""
-    return _TEMPLATES.get_template("kontaktvagar.html").render(ov=overview)
-
-
-# --- PDF -------------------------------------------------------------------------------------
-
-# The PDF core fonts are encoded as WinAnsi (cp1252): Swedish letters, é, – and “” fit.
-_PDF_ENCODING: Final = "cp1252"
-_PDF_TRANSLATE: Final = str.maketrans(
-    {
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u2012": "-",
-        "\u2212": "-",
-        "\u2009": " ",
-        "\u202f": " ",
-        "\u2192": "->",
-        "\u2264": "<=",
-        "\u2265": ">=",
-        "\t": " ",
-        "\r": "",
-    }
-)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode(_PDF_ENCODING)
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def pdf_safe(text: str) -> str:
-    """``text`` restricted to what the PDF core fonts can show.
-
-    Common typographic characters get their plain equivalents, accented letters outside
-    the font lose their accent (ł → l, ő → o), control characters become spaces and
-    anything else becomes ``?``, so no input can make the rendering fail.
-    """
-    out: list[str] = []
-    for ch in text.translate(_PDF_TRANSLATE):
-        if ch == "\n":
-            out.append(ch)
-        elif unicodedata.category(ch).startswith("C"):
-            out.append(" ")
-        elif _encodable(ch):
-            out.append(ch)
-        else:
-            folded = _SV_FOLD.get(ch.lower())
-            if folded is not None:
-                base = folded.upper() if ch.isupper() else folded
-            else:
-                base = "".join(
-                    c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)
-                )
-            out.append(base if base and _encodable(base) else "?")
-    return "".join(out)
-
-
-class _OverviewPDF(FPDF):
-    def __init__(self, footer_text: str) -> None:
-        super().__init__(orientation="portrait", unit="mm", format="A4")
-        self.core_fonts_encoding = _PDF_ENCODING
-        self._footer_text = footer_text
-        self.set_margins(18, 16, 18)
-        self.set_auto_page_break(auto=True, margin=18)
-
-    def footer(self) -> None:
-        self.set_y(-13)
-        self.set_font("Helvetica", "", 8)
-        self.set_text_color(90, 90, 90)
-        self.cell(0, 5, self._footer_text, align="L")
-        self.set_x(self.l_margin)
-        self.cell(0, 5, f"Sida {self.page_no()} av {{nb}}", align="R")
-        self.set_text_color(0, 0, 0)
-
-
-# One line of a block: (font style, size, indent mm, line height mm, text).
-_Line = tuple[str, float, float, float, str]
-
-
-def _unit_lines(unit: UnitSummary, contacts: Sequence[Contact]) -> list[_Line]:
-    title = unit.name + (" – tillfälligt stängd" if unit.closed else "")
-    lines: list[_Line] = [("B", 11, 0, 5.2, title), ("I", 9, 0, 4.4, unit.kind_label)]
-    if unit.closed and unit.status_message:
-        lines.append(("B", 9, 4, 4.4, f"Stängt: {unit.status_message}"))
-    for c in contacts:
-        note = f" ({c.note})" if c.note else ""
-        lines.append(("", 10, 4, 4.8, f"{c.channel_label}: {c.value}{note}"))
-    if unit.kommuner:
-        lines.append(("", 9, 4, 4.4, "Kommuner: " + ", ".join(unit.kommuner)))
-    if unit.opening_hours:
-        lines.append(("", 9, 4, 4.4, "Öppettider: " + "; ".join(unit.opening_hours)))
-    if unit.validity:
-        lines.append(("", 9, 4, 4.4, unit.validity))
-    if unit.mission:
-        lines.append(("", 9, 4, 4.4, "Uppdrag: " + unit.mission))
-    if unit.review_note:
-        lines.append(("I", 8, 4, 4.0, unit.review_note.capitalize()))
-    return lines
-
-
-def _draw(pdf: FPDF, lines: Sequence[_Line], *, dry_run: bool = False) -> float:
-    height = 0.0
-    for style, size, indent, line_height, text in lines:
-        pdf.set_font("Helvetica", style, size)
-        pdf.set_x(pdf.l_margin + indent)
-        result = pdf.multi_cell(
-            pdf.epw - indent,
-            line_height,
-            pdf_safe(text),
-            new_x=XPos.LMARGIN,
-            new_y=YPos.NEXT,
-            dry_run=dry_run,
-            output=MethodReturnValue.HEIGHT,
-        )
-        assert isinstance(result, int | float)  # output=HEIGHT
-        height += result
-    return height
-
-
-def _keep_together(pdf: FPDF, height: float) -> None:
-    """Start a new page if the block does not fit here but would fit on an empty page."""
-    room = pdf.page_break_trigger - pdf.get_y()
-    page = pdf.page_break_trigger - pdf.t_margin
-    if height > room and height <= page:
-        pdf.add_page()
-
-
-def _heading(pdf: FPDF, text: str) -> None:
-    pdf.set_font("Helvetica", "B", 13)
-    pdf.set_fill_color(228, 236, 242)
-    pdf.set_x(pdf.l_margin)  # a dry run may leave x at an entry's indent
-    pdf.start_section(pdf_safe(text), level=0)
-    pdf.multi_cell(0, 7, pdf_safe(text), fill=True, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(1.5)
-
-
-def render_pdf(overview: Overview) -> bytes:
-    """The overview as an A4 PDF: a heading per kontaktorsak, "Sida n av m" on every page.
-
-    A unit's entry is kept on one page when it fits on one, and a heading is never left
-    alone at the foot of a page.
-    """
-    generated = overview.generated_on.isoformat()
-    pdf = _OverviewPDF(pdf_safe(f"Kontaktvägar – {overview.member_name} – genererad {generated}"))
-    pdf.set_title(pdf_safe(f"Kontaktvägar {overview.member_name}"))
-    pdf.set_creator("vardkedja")
-    pdf.add_page()
-    pdf.set_font("Helvetica", "B", 20)
-    pdf.cell(0, 10, "Kontaktvägar", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", "", 12)
-    pdf.multi_cell(
-        0,
-        6,
-        pdf_safe(f"{overview.member_name} ({overview.member_orgnr})"),
-        new_x=XPos.LMARGIN,
-        new_y=YPos.NEXT,
-    )
-    pdf.set_font("Helvetica", "", 9)
-    for line in _header_lines(overview):
-        pdf.multi_cell(0, 4.6, pdf_safe(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(4)
-    if not overview.units:
-        pdf.set_font("Helvetica", "I", 11)
-        pdf.multi_cell(0, 6, "Inga aktiva enheter.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    sections = [(g.reason, [(e.unit, e.contacts) for e in g.entries]) for g in overview.reasons]
-    if overview.without_contact_paths:
-        sections.append(
-            ("Enheter utan angivna kontaktvägar", [(u, ()) for u in overview.without_contact_paths])
-        )
-    for title, units in sections:
-        first = _unit_lines(*units[0])
-        _keep_together(pdf, 10 + _draw(pdf, first, dry_run=True))
-        _heading(pdf, title)
-        for unit, contacts in units:
-            lines = _unit_lines(unit, contacts)
-            _keep_together(pdf, _draw(pdf, lines, dry_run=True))
-            _draw(pdf, lines)
-            pdf.ln(3)
-        pdf.ln(2)
-    return bytes(pdf.output())
-
-
-def _header_lines(overview: Overview) -> list[str]:
-    lines = [f"Genererad {overview.generated_on.isoformat()}"]
-    latest = overview.latest_review
-    lines.append(
-        f"Senast granskad: {latest.isoformat()}" if latest else "Ingen enhet har granskats ännu"
-    )
-    if overview.overdue:
-        lines.append(
-            f"{overview.overdue} av {len(overview.units)} enheter ej granskade sedan "
-            f"{overview.review_cutoff.isoformat()}"
-        )
-    return lines
-
-
-# --- CSV -------------------------------------------------------------------------------------
-
-
-def render_csv(overview: Overview) -> str:
-    """One row per (kontaktorsak, unit, contact path); UTF-8 with a BOM for Excel.
-
-    Columns: :data:`CSV_COLUMNS`. A unit without contact paths has one row with empty
-    kontaktorsak, kanal and kontakt; a temporarily closed unit's name ends in
-    "(tillfälligt stängd)". Cells that a spreadsheet would run as a formula get a ``'``
-    (:mod:`shared.web.csvout`).
-    """
-    rows: list[list[str]] = []
-
-    def row(reason: str, unit: UnitSummary, channel: str, value: str) -> None:
-        name = unit.name + (" (tillfälligt stängd)" if unit.closed else "")
-        rows.append(
-            [
-                reason,
-                name,
-                overview.member_name,
-                channel,
-                value,
-                ", ".join(unit.kommuner),
-                "; ".join(unit.opening_hours),
-            ]
-        )
-
-    for group in overview.reasons:
-        for entry in group.entries:
-            for c in entry.contacts:
-                value = f"{c.value} ({c.note})" if c.note else c.value
-                row(group.reason, entry.unit, c.channel_label, value)
-    for unit in overview.without_contact_paths:
-        row("", unit, "", "")
-    return write_csv(CSV_COLUMNS, rows, bom=True)

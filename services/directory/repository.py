@@ -6,9 +6,23 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.directory.models import MemberRecord, ReplicaUnit, Unit
 from shared.data.db import RepositoryBase
+
+_IN_LIST = 500  # ids per IN list
+
+
+async def _column_by_id(
+    session: AsyncSession, key: Any, value: Any, ids: list[str]
+) -> dict[str, Any]:
+    """``value`` of each row whose ``key`` is one of ``ids`` (the rows that exist)."""
+    out: dict[str, Any] = {}
+    for i in range(0, len(ids), _IN_LIST):  # bound the IN list
+        stmt = select(key, value).where(key.in_(ids[i : i + _IN_LIST]))
+        out.update((k, v) for k, v in await session.execute(stmt))
+    return out
 
 
 class UnitRepository(RepositoryBase[Unit]):
@@ -27,11 +41,8 @@ class UnitRepository(RepositoryBase[Unit]):
 
     async def owners(self, unit_ids: list[str]) -> dict[str, str]:
         """The owner of each of ``unit_ids`` that is one of this member's own units."""
-        out: dict[str, str] = {}
-        for i in range(0, len(unit_ids), 500):  # bound the IN list
-            stmt = select(Unit.id, Unit.owner_orgnr).where(Unit.id.in_(unit_ids[i : i + 500]))
-            out.update({u: str(o) for u, o in await self.session.execute(stmt)})
-        return out
+        owners = await _column_by_id(self.session, Unit.id, Unit.owner_orgnr, unit_ids)
+        return {u: str(o) for u, o in owners.items()}
 
     async def mark_review_due_sent(self, unit_id: str, due: dt.date) -> None:
         await self.session.execute(
@@ -69,23 +80,17 @@ class ReplicaRepository(RepositoryBase[ReplicaUnit]):
 
     async def versions(self, unit_ids: list[str]) -> dict[str, int]:
         """The stored version of each of ``unit_ids`` that the replica holds."""
-        out: dict[str, int] = {}
-        for i in range(0, len(unit_ids), 500):  # bound the IN list
-            stmt = select(ReplicaUnit.unit_id, ReplicaUnit.version).where(
-                ReplicaUnit.unit_id.in_(unit_ids[i : i + 500])
-            )
-            out.update({u: int(v) for u, v in await self.session.execute(stmt)})
-        return out
+        versions = await _column_by_id(
+            self.session, ReplicaUnit.unit_id, ReplicaUnit.version, unit_ids
+        )
+        return {u: int(v) for u, v in versions.items()}
 
     async def owners(self, unit_ids: list[str]) -> dict[str, str]:
         """The owner (organisationsnummer) of each of ``unit_ids`` the replica holds."""
-        out: dict[str, str] = {}
-        for i in range(0, len(unit_ids), 500):  # bound the IN list
-            stmt = select(ReplicaUnit.unit_id, ReplicaUnit.owner_orgnr).where(
-                ReplicaUnit.unit_id.in_(unit_ids[i : i + 500])
-            )
-            out.update({u: str(o) for u, o in await self.session.execute(stmt)})
-        return out
+        owners = await _column_by_id(
+            self.session, ReplicaUnit.unit_id, ReplicaUnit.owner_orgnr, unit_ids
+        )
+        return {u: str(o) for u, o in owners.items()}
 
     async def insert_many(self, rows: list[dict[str, Any]]) -> None:
         if rows:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from pydantic import BaseModel
 
-from services.directory import service, territory
+from services.directory import replica, service, territory
 from services.directory.models import Unit
 from services.directory.schemas import (
     CloseRequest,
@@ -23,17 +22,13 @@ from services.directory.schemas import (
 )
 from services.directory.service import StatusConflict, UnitNotFound, VersionMismatch
 from shared.data.db import utcnow
+from shared.data.work import Work
 from shared.identity.auth import Caller, require_scopes
 from shared.identity.identifiers import Kommunkod, Organisationsnummer
 from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
-from shared.web.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    PreconditionRequired,
-    problem_responses,
-)
+from shared.web.errors import Conflict, Forbidden, PreconditionRequired, problem_responses
 from shared.web.etag import etag, if_match_version
+from shared.web.pagination import decode_cursor, next_cursor
 
 router = APIRouter(prefix="/v1", tags=["units"])
 replica_router = APIRouter(prefix="/v1/replica", tags=["replica"])
@@ -41,6 +36,20 @@ replica_router = APIRouter(prefix="/v1/replica", tags=["replica"])
 Writer = Annotated[Caller, Depends(require_scopes("directory:write"))]
 MEMBER_ADMIN = "member_admin"
 Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
+
+
+def _writer_work(caller: Writer, session: DbSession, ctx: Ctx) -> Work:
+    return Work(session, ctx.outbox, ctx.settings, caller)
+
+
+def _reader_work(caller: Reader, session: DbSession, ctx: Ctx) -> Work:
+    return Work(session, ctx.outbox, ctx.settings, caller)
+
+
+WriterWork = Annotated[Work, Depends(_writer_work)]
+"""The request's :class:`~shared.data.work.Work`, for a caller with ``directory:write``."""
+ReaderWork = Annotated[Work, Depends(_reader_work)]
+"""The request's :class:`~shared.data.work.Work`, for a caller with ``directory:read``."""
 UnitId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="unit id")]
 Cursor = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -86,22 +95,11 @@ def _out(unit: Unit, response: Response) -> UnitOut:
     return UnitOut.model_validate(unit, from_attributes=True)
 
 
-def _encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode()
-
-
-def _decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        # validate=True: urlsafe_b64decode silently drops characters outside the alphabet,
-        # so garbage decoded to "" and restarted the listing from the first page.
-        after = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
-        if not after:
-            raise ValueError("empty cursor")
-        return after
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput.field("cursor", "cursor", "not a cursor from a previous page") from exc
+async def _own_unit_to_change(work: Work, unit_id: str) -> Unit:
+    """The caller's unit ``unit_id``, if the caller may change it (:func:`ensure_may_change`)."""
+    assert work.caller is not None  # a WriterWork
+    ensure_may_change(work.caller, unit_id)
+    return await service.get_own_unit(work, unit_id)
 
 
 @router.post(
@@ -124,22 +122,20 @@ def _decode_cursor(cursor: str | None) -> str | None:
 async def create_unit(
     body: UnitCreate,
     caller: Writer,
-    session: DbSession,
+    work: WriterWork,
     ctx: Ctx,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> UnitOut | Response:
-    idem = Idempotency(ctx, session, caller)
+    idem = Idempotency(ctx, work.session, caller)
     fingerprint = Idempotency.fingerprint("POST /v1/units", body)
     replay = await idem.replay(idempotency_key, fingerprint)
     if replay is not None:
         return replay
     await territory.check_own_units(
-        session=session, owner_orgnr=caller.org, kommunkoder=body.kommunkoder
+        session=work.session, owner_orgnr=caller.org, kommunkoder=body.kommunkoder
     )
-    unit = await service.create_unit(
-        session=session, outbox=ctx.outbox, owner_orgnr=caller.org, data=body
-    )
+    unit = await service.create_unit(work, body)
     out = _out(unit, response)
     headers = {"ETag": etag(unit.version), "Location": f"/v1/units/{unit.id}"}
     await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, headers)
@@ -159,11 +155,12 @@ async def list_units(
     caller: Reader, session: DbSession, cursor: Cursor = None, limit: Limit = 100
 ) -> UnitPage:
     rows = await service.list_own(
-        session=session, owner_orgnr=caller.org, after=_decode_cursor(cursor), limit=limit + 1
+        session=session, owner_orgnr=caller.org, after=decode_cursor(cursor), limit=limit + 1
     )
-    items = [UnitOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
-    more = len(rows) > limit
-    return UnitPage(items=items, next_cursor=_encode_cursor(items[-1].id) if more else None)
+    return UnitPage(
+        items=[UnitOut.model_validate(r, from_attributes=True) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, lambda r: r.id),
+    )
 
 
 class StaleUnit(BaseModel):
@@ -204,11 +201,8 @@ async def list_stale_units(caller: Reader, session: DbSession, ctx: Ctx) -> list
     "Scope `directory:read`.",
     responses=problem_responses(Forbidden, UnitNotFound),
 )
-async def get_unit(
-    unit_id: UnitId, caller: Reader, session: DbSession, response: Response
-) -> UnitOut:
-    unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
-    return _out(unit, response)
+async def get_unit(unit_id: UnitId, work: ReaderWork, response: Response) -> UnitOut:
+    return _out(await service.get_own_unit(work, unit_id), response)
 
 
 @router.put(
@@ -227,44 +221,32 @@ async def get_unit(
 async def update_unit(
     unit_id: UnitId,
     body: UnitUpdate,
-    caller: Writer,
-    session: DbSession,
-    ctx: Ctx,
+    work: WriterWork,
     response: Response,
     if_match: IfMatchRequired = None,
 ) -> UnitOut:
     expected = if_match_version(if_match)
     if expected is None:
         raise PreconditionRequired("send the unit's ETag as If-Match")
-    ensure_may_change(caller, unit_id)
-    unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
+    unit = await _own_unit_to_change(work, unit_id)
     await territory.check_own_units(
-        session=session, owner_orgnr=unit.owner_orgnr, kommunkoder=body.kommunkoder
+        session=work.session, owner_orgnr=unit.owner_orgnr, kommunkoder=body.kommunkoder
     )
-    unit = await service.update_unit(
-        session=session, outbox=ctx.outbox, unit=unit, data=body, expected_version=expected
-    )
-    return _out(unit, response)
+    return _out(await service.update_unit(work, unit, body, expected), response)
 
 
 async def _status_change(
-    *,
-    action: str,
+    work: Work,
     unit_id: str,
-    caller: Caller,
-    session: DbSession,
-    ctx: Ctx,
+    action: str,
     response: Response,
     if_match: str | None,
     message: str | None = None,
 ) -> UnitOut:
-    ensure_may_change(caller, unit_id)
-    unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
     unit = await service.change_status(
-        session=session,
-        outbox=ctx.outbox,
-        unit=unit,
-        action=action,
+        work,
+        await _own_unit_to_change(work, unit_id),
+        action,
         message=message,
         expected_version=if_match_version(if_match),
     )
@@ -286,44 +268,20 @@ _STATUS_ERRORS = problem_responses(Forbidden, UnitNotFound, StatusConflict, Vers
 async def close_unit(
     unit_id: UnitId,
     body: CloseRequest,
-    caller: Writer,
-    session: DbSession,
-    ctx: Ctx,
+    work: WriterWork,
     response: Response,
     if_match: IfMatchOptional = None,
 ) -> UnitOut:
-    return await _status_change(
-        action="close",
-        unit_id=unit_id,
-        caller=caller,
-        session=session,
-        ctx=ctx,
-        response=response,
-        if_match=if_match,
-        message=body.message,
-    )
+    return await _status_change(work, unit_id, "close", response, if_match, body.message)
 
 
 def _status_action(action: str, summary: str, description: str) -> None:
     """Register ``POST /v1/units/{unit_id}/<action>`` for a status change without a body."""
 
     async def endpoint(
-        unit_id: UnitId,
-        caller: Writer,
-        session: DbSession,
-        ctx: Ctx,
-        response: Response,
-        if_match: IfMatchOptional = None,
+        unit_id: UnitId, work: WriterWork, response: Response, if_match: IfMatchOptional = None
     ) -> UnitOut:
-        return await _status_change(
-            action=action,
-            unit_id=unit_id,
-            caller=caller,
-            session=session,
-            ctx=ctx,
-            response=response,
-            if_match=if_match,
-        )
+        return await _status_change(work, unit_id, action, response, if_match)
 
     endpoint.__name__ = f"{action}_unit"
     router.post(
@@ -360,19 +318,14 @@ _status_action(
 async def review_unit(
     unit_id: UnitId,
     body: ReviewRequest,
-    caller: Writer,
-    session: DbSession,
-    ctx: Ctx,
+    work: WriterWork,
     response: Response,
     if_match: IfMatchOptional = None,
 ) -> UnitOut:
-    ensure_may_change(caller, unit_id)
-    unit = await service.get_own_unit(session=session, unit_id=unit_id, owner_orgnr=caller.org)
     unit = await service.mark_reviewed(
-        session=session,
-        outbox=ctx.outbox,
-        unit=unit,
-        reviewed_by=body.reviewed_by,
+        work,
+        await _own_unit_to_change(work, unit_id),
+        body.reviewed_by,
         expected_version=if_match_version(if_match),
     )
     return _out(unit, response)
@@ -397,16 +350,17 @@ async def list_replica(
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> ReplicaPage:
-    rows = await service.list_replica(
+    rows = await replica.list_replica(
         session=session,
         member=member,
         kommunkod=kommunkod,
-        after=_decode_cursor(cursor),
+        after=decode_cursor(cursor),
         limit=limit + 1,
     )
-    items = [ReplicaUnitOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
-    more = len(rows) > limit
-    return ReplicaPage(items=items, next_cursor=_encode_cursor(items[-1].unit_id) if more else None)
+    return ReplicaPage(
+        items=[ReplicaUnitOut.model_validate(r, from_attributes=True) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, lambda r: r.unit_id),
+    )
 
 
 @replica_router.get(
@@ -417,5 +371,5 @@ async def list_replica(
     responses=problem_responses(Forbidden, UnitNotFound),
 )
 async def get_replica_unit(unit_id: UnitId, caller: Reader, session: DbSession) -> ReplicaUnitOut:
-    row = await service.get_replica_unit(session=session, unit_id=unit_id)
+    row = await replica.get_replica_unit(session=session, unit_id=unit_id)
     return ReplicaUnitOut.model_validate(row, from_attributes=True)

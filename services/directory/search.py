@@ -33,7 +33,7 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.directory.codes import INTERVENTION_LABELS, UNIT_KIND_LABELS, Intervention, UnitKind
+from services.directory.codes import INTERVENTION_LABELS, UNIT_KIND_LABELS, label
 from services.directory.models import ReplicaUnit
 from services.directory.repository import ReplicaRepository
 from shared.data.db import ChangeWatch, Database
@@ -61,20 +61,6 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
-def _kind_label(code: str) -> str:
-    try:
-        return UNIT_KIND_LABELS[UnitKind(code)]
-    except ValueError:
-        return code
-
-
-def _intervention_label(code: str) -> str:
-    try:
-        return INTERVENTION_LABELS[Intervention(code)]
-    except ValueError:
-        return code
-
-
 @dataclass(slots=True)
 class Doc:
     """What the index keeps of one replica unit."""
@@ -97,9 +83,9 @@ class Doc:
 def _field_texts(row: ReplicaUnit) -> dict[str, str]:
     return {
         "name": row.name,
-        "kind": f"{row.kind} {_kind_label(row.kind)}",
+        "kind": f"{row.kind} {label(UNIT_KIND_LABELS, row.kind)}",
         "interventions": " ".join(
-            f"{code} {_intervention_label(code)}" for code in row.interventions
+            f"{code} {label(INTERVENTION_LABELS, code)}" for code in row.interventions
         ),
         "reasons": " ".join(str(p.get("reason", "")) for p in row.contact_paths),
         "mission": row.mission or "",

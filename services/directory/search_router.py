@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Annotated, Any
 
@@ -12,17 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.directory import territory
 from services.directory.codes import Intervention, UnitKind, UnitStatus
+from services.directory.router import Reader
 from services.directory.routing import resolve
 from services.directory.search import Doc, Filters, ReplicaSearch, replica_search
 from shared.domain.kinds import ReferralKind
-from shared.identity.auth import Caller, require_scopes
 from shared.identity.identifiers import Kommunkod, Organisationsnummer
 from shared.web.app import DbSession
 from shared.web.errors import Forbidden, InvalidInput, NotFound, problem_responses
 from shared.web.fields import Age, JsonInt
+from shared.web.pagination import NOT_A_CURSOR, decode_json_cursor, encode_cursor
 
 search_router = APIRouter(prefix="/v1", tags=["search and routing"])
-Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
 
 
 def get_search(request: Request) -> ReplicaSearch:
@@ -67,18 +66,11 @@ class SearchPage(BaseModel):
 def _rendered(doc: Doc) -> dict[str, Any]:
     """The unit as a search item without its score (built once per indexed version)."""
     if doc.rendered is None:
-        doc.rendered = SearchItem(
-            unit_id=doc.unit_id,
-            name=doc.name,
-            owner_orgnr=doc.owner_orgnr,
-            kind=doc.kind,
-            status=doc.status,
-            kommunkoder=sorted(doc.kommunkoder),
-            interventions=sorted(doc.interventions),
-            referral_kinds=sorted(doc.referral_kinds),
-            contact_paths=[ContactPathOut.model_validate(p) for p in doc.contact_paths],
-            score=0.0,
-        ).model_dump(mode="json")
+        item = {f: getattr(doc, f) for f in ("unit_id", "name", "owner_orgnr", "kind", "status")}
+        for codes in ("kommunkoder", "interventions", "referral_kinds"):
+            item[codes] = sorted(getattr(doc, codes))
+        item["contact_paths"] = list(doc.contact_paths)
+        doc.rendered = SearchItem.model_validate({**item, "score": 0.0}).model_dump(mode="json")
     return doc.rendered
 
 
@@ -86,17 +78,56 @@ def _item(doc: Doc, score: float) -> SearchItem:
     return SearchItem.model_validate({**_rendered(doc), "score": score})
 
 
+_CURSOR_KEYS = frozenset({"s", "n", "i"})  # the score, name and id a page starts after
+
+
 def _cursor(value: str | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
+    data = decode_json_cursor(value, _CURSOR_KEYS)
     try:
-        data = json.loads(base64.b64decode(value.encode(), altchars=b"-_", validate=True))
-        if not isinstance(data, dict) or set(data) != {"s", "n", "i"}:
-            raise ValueError("cursor shape")
-        float(data["s"])
-        return data
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput.field("cursor", "cursor", "not a cursor from a previous page") from exc
+        if data is not None:
+            float(data["s"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput.field("cursor", "cursor", NOT_A_CURSOR) from exc
+    return data
+
+
+def _question(
+    q: Annotated[
+        str, Query(max_length=200, description="words to find", examples=["boendestöd"])
+    ] = "",
+    member: Annotated[Organisationsnummer | None, Query(description="owning member")] = None,
+    kommunkod: Annotated[Kommunkod | None, Query(description="a kommun the unit covers")] = None,
+    kind: Annotated[UnitKind | None, Query()] = None,
+    referral_kind: Annotated[ReferralKind | None, Query(description="a kind it receives")] = None,
+    intervention: Annotated[Intervention | None, Query()] = None,
+    age: Annotated[int | None, Query(ge=0, le=120, description="fits a target group")] = None,
+    status: Annotated[
+        list[UnitStatus] | None, Query(description="default: active, temporarily_closed")
+    ] = None,
+) -> tuple[str, Filters]:
+    """A search's words and filters, from its query parameters."""
+    filters = Filters(
+        member=member,
+        kommunkod=kommunkod,
+        kind=kind,
+        referral_kind=referral_kind,
+        intervention=intervention,
+        age=age,
+        statuses=frozenset(str(s) for s in status) if status else Filters().statuses,
+    )
+    return q, filters
+
+
+def _page(
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> tuple[str | None, int]:
+    """Which page of the result: the cursor (decoded by the endpoint) and its size."""
+    return cursor, limit
+
+
+Question = Annotated[tuple[str, Filters], Depends(_question)]
+Page = Annotated[tuple[str | None, int], Depends(_page)]
 
 
 @search_router.get(
@@ -113,46 +144,16 @@ def _cursor(value: str | None) -> dict[str, Any] | None:
     ),
     responses=problem_responses(Forbidden),
 )
-async def search_units(
-    caller: Reader,
-    search: Search,
-    q: Annotated[
-        str, Query(max_length=200, description="words to find", examples=["boendestöd"])
-    ] = "",
-    member: Annotated[Organisationsnummer | None, Query(description="owning member")] = None,
-    kommunkod: Annotated[Kommunkod | None, Query(description="a kommun the unit covers")] = None,
-    kind: Annotated[UnitKind | None, Query()] = None,
-    referral_kind: Annotated[ReferralKind | None, Query(description="a kind it receives")] = None,
-    intervention: Annotated[Intervention | None, Query()] = None,
-    age: Annotated[int | None, Query(ge=0, le=120, description="fits a target group")] = None,
-    status: Annotated[
-        list[UnitStatus] | None, Query(description="default: active, temporarily_closed")
-    ] = None,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Response:
-    filters = Filters(
-        member=member,
-        kommunkod=kommunkod,
-        kind=kind,
-        referral_kind=referral_kind,
-        intervention=intervention,
-        age=age,
-        statuses=frozenset(str(s) for s in status) if status else Filters().statuses,
-    )
-    page = await search.search(q, filters, _cursor(cursor), limit)
-    encoded = (
-        base64.urlsafe_b64encode(
-            json.dumps(page.next_cursor, separators=(",", ":")).encode()
-        ).decode()
-        if page.next_cursor
-        else None
-    )
+async def search_units(caller: Reader, search: Search, query: Question, page: Page) -> Response:
+    text, filters = query
+    cursor, limit = page
+    found = await search.search(text, filters, _cursor(cursor), limit)
+    encoded = encode_cursor(found.next_cursor) if found.next_cursor else None
     # The items were validated when the replica stored them and rendered once per
     # version: the page is written directly instead of being validated again.
     body = {
-        "items": [{**_rendered(d), "score": score} for d, score in page.items],
-        "total": page.total,
+        "items": [{**_rendered(d), "score": score} for d, score in found.items],
+        "total": found.total,
         "next_cursor": encoded,
     }
     return Response(

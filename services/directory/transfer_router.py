@@ -1,7 +1,8 @@
 """HTTP API for bulk import/export of the member's own units and the printable overview.
 
-Thin: media types, size limit, auth, then :mod:`services.directory.transfer` and
-:mod:`services.directory.overview`.
+Thin: media types, size limit, auth, then :mod:`services.directory.transfer` (import),
+:mod:`services.directory.transfer_export` and :mod:`services.directory.overview` (built,
+then printed by :mod:`services.directory.overview_render`).
 
 ``GET /v1/units/export`` shares its path prefix with ``GET /v1/units/{unit_id}`` of
 :data:`services.directory.router.router`: include :data:`transfer_router` *before* that
@@ -14,25 +15,18 @@ import enum
 from typing import Annotated, Any, Final
 
 import yaml
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from services.directory import overview, service, transfer
+from services.directory import members, overview, overview_render, transfer, transfer_export
+from services.directory.router import Reader, ReaderWork, WriterWork
 from services.directory.schemas import UnitCreate
-from services.directory.transfer import (
-    MAX_EXTERNAL_ID,
-    MAX_ROWS,
-    ImportFormat,
-    ImportInvalid,
-    ImportReport,
-    YamlLoader,
-)
-from shared.data.db import utcnow
+from services.directory.transfer import MAX_EXTERNAL_ID, ImportFormat, ImportInvalid, ImportReport
+from services.directory.transfer_read import MAX_ROWS, YamlLoader
 from shared.domain.calendar import to_local
-from shared.identity.auth import Caller, require_scopes
 from shared.identity.identifiers import Organisationsnummer
-from shared.web.app import Ctx, DbSession
+from shared.web.app import DbSession
 from shared.web.errors import AppError, Forbidden, InvalidInput, NotFound, problem_responses
 from shared.web.fields import QueryBool
 from shared.web.nul import NUL, NUL_MESSAGE, NUL_RULE
@@ -40,8 +34,6 @@ from shared.web.nul import NUL, NUL_MESSAGE, NUL_RULE
 transfer_router = APIRouter(prefix="/v1", tags=["import and export"])
 overview_router = APIRouter(prefix="/v1", tags=["overview"])
 
-Writer = Annotated[Caller, Depends(require_scopes("directory:write"))]
-Reader = Annotated[Caller, Depends(require_scopes("directory:read"))]
 
 MAX_IMPORT_BYTES: Final = 5 * 1024 * 1024
 _CSV_TYPES: Final = frozenset({"text/csv"})
@@ -241,23 +233,14 @@ async def _read_text(request: Request) -> str:
 )
 async def import_units(
     request: Request,
-    caller: Writer,
-    session: DbSession,
-    ctx: Ctx,
+    work: WriterWork,
     dry_run: Annotated[
         QueryBool, Query(description="check and report only; nothing is stored")
     ] = False,
 ) -> ImportReport:
     fmt = _import_format(request)
     text = await _read_text(request)
-    return await transfer.import_units(
-        session=session,
-        outbox=ctx.outbox,
-        owner_orgnr=caller.org,
-        text=text,
-        fmt=fmt,
-        dry_run=dry_run,
-    )
+    return await transfer.import_units(work, text, fmt, dry_run=dry_run)
 
 
 def _attachment(filename: str) -> dict[str, str]:
@@ -287,7 +270,7 @@ async def export_units(
     session: DbSession,
     format: Annotated[ImportFormat, Query(description="csv or yaml")] = ImportFormat.CSV,
 ) -> Response:
-    text = await transfer.export_units(session=session, owner_orgnr=caller.org, fmt=format)
+    text = await transfer_export.export_units(session, caller.org, format)
     media = _CSV_MEDIA if format is ImportFormat.CSV else _YAML_MEDIA
     return Response(
         text.encode("utf-8"),
@@ -334,33 +317,31 @@ class OverviewFormat(enum.StrEnum):
 )
 async def get_overview(
     orgnr: Annotated[Organisationsnummer, Path(description="the member's organisationsnummer")],
-    caller: Reader,
-    session: DbSession,
-    ctx: Ctx,
+    work: ReaderWork,
     format: Annotated[OverviewFormat, Query(description="html, pdf or csv")] = OverviewFormat.HTML,
 ) -> Response:
-    rows = await overview.load_member_units(session=session, member_orgnr=orgnr)
+    rows = await overview.load_member_units(session=work.session, member_orgnr=orgnr)
     if not rows:
         raise MemberNotInReplica("no units of this member have reached the replica")
-    me = ctx.settings.member
-    names = {me.orgnr: me.name, **await service.member_names(session=session)}
+    me = work.settings.member
+    names = {me.orgnr: me.name, **await members.member_names(session=work.session)}
     name = overview.member_name(orgnr, names)
     built = overview.build_overview(
         rows,
         orgnr,
         name,
-        to_local(utcnow()).date(),
-        review_after_days=ctx.settings.directory.review_after_days,
+        to_local(work.now).date(),
+        review_after_days=work.settings.directory.review_after_days,
     )
     if format is OverviewFormat.PDF:
-        pdf = await run_in_threadpool(overview.render_pdf, built)  # CPU-bound
+        pdf = await run_in_threadpool(overview_render.render_pdf, built)  # CPU-bound
         return Response(
             pdf, media_type="application/pdf", headers=_attachment(f"kontaktvagar-{orgnr}.pdf")
         )
     if format is OverviewFormat.CSV:
         return Response(
-            overview.render_csv(built).encode("utf-8"),
+            overview_render.render_csv(built).encode("utf-8"),
             media_type=_CSV_MEDIA,
             headers=_attachment(f"kontaktvagar-{orgnr}.csv"),
         )
-    return Response(overview.render_html(built), media_type="text/html; charset=utf-8")
+    return Response(overview_render.render_html(built), media_type="text/html; charset=utf-8")

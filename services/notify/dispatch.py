@@ -32,13 +32,14 @@ from sqlalchemy import Row as SqlRow
 from standardwebhooks.webhooks import Webhook
 
 from services.notify.content import EmailContent, email_content, email_message, webhook_body
+from services.notify.fanout import LEASE, FanOut, data_of
 from services.notify.repository import (
     DeliveryRepository,
     NotificationRepository,
     SubscriptionRepository,
     UnitChannelRepository,
 )
-from services.notify.service import LEASE, FanOut, data_of, resolve_public
+from services.notify.subscriptions import resolve_public
 from services.notify.webhook_http import RefusedAddress, WebhookClient, WebhookConnectError
 from shared.config import Settings
 from shared.data.db import Database, new_id, utcnow

@@ -13,11 +13,16 @@ from pydantic import ValidationError
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify import service
+from services.notify.channels import apply_units_changed
+from services.notify.consume import HANDLED_EVENTS, notify_events
 from services.notify.dispatch import Dispatcher
+from services.notify.retention import PURGE_BATCH, purge_expired
+from services.notify.timers import fire_due_timers
+from shared.data.work import Work
 from shared.messaging.events import topics
 from shared.messaging.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
 from shared.messaging.inbox import ConsumerSpec, Delivery, Handler, Reject
+from shared.messaging.ownership import require_sender
 from shared.messaging.periodic import PeriodicJob
 from shared.service import ServiceContext
 
@@ -37,11 +42,14 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     orgnr = settings.member.orgnr
     dispatcher = dispatcher_of(ctx)
 
+    def work(session: AsyncSession) -> Work:
+        """The step of one event (or one run of them): from the bus, so no caller."""
+        return Work(session, ctx.outbox, settings)
+
     async def on_events(session: AsyncSession, deliveries: list[Delivery]) -> None:
         try:
-            created = await service.notify_events(
-                session=session,
-                settings=settings,
+            created = await notify_events(
+                work(session),
                 events=[(d.event.id, d.event.type, d.payload) for d in deliveries],
                 lease_token=dispatcher.token,
             )
@@ -65,22 +73,17 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             assert isinstance(payload, UnitChangedV1)
             if payload.owner_orgnr != orgnr:
                 continue  # another member's unit: not ours to notify
-            if d.event.sender_orgnr != settings.member.digits:
-                raise Reject("sender_not_owner", "a member may only publish its own units")
+            require_sender(d.event, orgnr, "a member may only publish its own units")
             out.append(payload)
         return out
 
     async def on_unit_changed(session: AsyncSession, delivery: Delivery) -> None:
-        await service.apply_units_changed(
-            session=session, own_orgnr=orgnr, changes=own_units([delivery])
-        )
+        await on_units_changed(session, [delivery])
 
     async def on_units_changed(session: AsyncSession, deliveries: list[Delivery]) -> None:
-        await service.apply_units_changed(
-            session=session, own_orgnr=orgnr, changes=own_units(deliveries)
-        )
+        await apply_units_changed(work(session), own_units(deliveries))
 
-    handlers: dict[str, Handler] = dict.fromkeys(service.HANDLED_EVENTS, on_event)
+    handlers: dict[str, Handler] = dict.fromkeys(HANDLED_EVENTS, on_event)
     handlers[UNIT_CHANGED_V1] = on_unit_changed
     return [
         ConsumerSpec(
@@ -88,7 +91,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             topics=[topics.internal(orgnr), topics.inbound(orgnr), topics.DIRECTORY],
             handlers=handlers,
             batch_handlers={
-                **dict.fromkeys(service.HANDLED_EVENTS, on_events),
+                **dict.fromkeys(HANDLED_EVENTS, on_events),
                 UNIT_CHANGED_V1: on_units_changed,
             },
         )
@@ -107,7 +110,7 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
 
     async def fire_timers() -> None:
         async with ctx.db.transaction() as session:
-            fired = await service.fire_due_timers(session=session, settings=settings)
+            fired = await fire_due_timers(Work(session, ctx.outbox, settings))
         if fired:
             dispatcher.wake()
 
@@ -115,8 +118,8 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
         # A bounded batch a transaction, so the clean-up never holds the write lock for long.
         while True:
             async with ctx.db.transaction() as session:
-                gone = await service.purge_expired(session=session, settings=settings.notify)
-            if gone < service.PURGE_BATCH:
+                gone = await purge_expired(session=session, settings=settings.notify)
+            if gone < PURGE_BATCH:
                 return
 
     return [

@@ -15,6 +15,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     or_,
     select,
     update,
@@ -89,6 +90,11 @@ _UNIT_CHANNELS = select(_UNIT_CHANNEL).where(
 )
 
 
+def _in_inbox(recipient_kind: str, recipient: str) -> ColumnElement[bool]:
+    """The notifications of one inbox (a unit's or a role's)."""
+    return and_(Notification.recipient_kind == recipient_kind, Notification.recipient == recipient)
+
+
 class NotificationRepository(RepositoryBase[Notification]):
     model = Notification
 
@@ -129,10 +135,7 @@ class NotificationRepository(RepositoryBase[Notification]):
         """Newest first."""
         stmt = (
             select(Notification)
-            .where(
-                Notification.recipient_kind == recipient_kind,
-                Notification.recipient == recipient,
-            )
+            .where(_in_inbox(recipient_kind, recipient))
             .order_by(Notification.seq.desc())
             .limit(limit)
         )
@@ -148,11 +151,7 @@ class NotificationRepository(RepositoryBase[Notification]):
         """Oldest first, those after ``after_seq`` (the live stream)."""
         stmt = (
             select(Notification)
-            .where(
-                Notification.recipient_kind == recipient_kind,
-                Notification.recipient == recipient,
-                Notification.seq > after_seq,
-            )
+            .where(_in_inbox(recipient_kind, recipient), Notification.seq > after_seq)
             .order_by(Notification.seq)
             .limit(limit)
         )
@@ -161,10 +160,7 @@ class NotificationRepository(RepositoryBase[Notification]):
     async def latest_seq(self, *, recipient_kind: str, recipient: str) -> int:
         stmt = (
             select(Notification.seq)
-            .where(
-                Notification.recipient_kind == recipient_kind,
-                Notification.recipient == recipient,
-            )
+            .where(_in_inbox(recipient_kind, recipient))
             .order_by(Notification.seq.desc())
             .limit(1)
         )
@@ -191,12 +187,8 @@ class NotificationRepository(RepositoryBase[Notification]):
         return len(ids)
 
     async def count_unread(self, *, recipient_kind: str, recipient: str) -> int:
-        from sqlalchemy import func
-
         stmt = select(func.count()).where(
-            Notification.recipient_kind == recipient_kind,
-            Notification.recipient == recipient,
-            Notification.read_at.is_(None),
+            _in_inbox(recipient_kind, recipient), Notification.read_at.is_(None)
         )
         return int(await self.session.scalar(stmt) or 0)
 

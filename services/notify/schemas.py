@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +13,13 @@ from shared.domain.contact import FunctionalEmail
 from shared.web.fields import JsonBool
 
 UNIT_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+
+
+def _request(*examples: dict[str, Any]) -> ConfigDict:
+    """A request body's config: no unknown fields, no input echoed in errors, examples."""
+    return ConfigDict(
+        extra="forbid", hide_input_in_errors=True, json_schema_extra={"examples": list(examples)}
+    )
 
 
 class NotificationOut(BaseModel):
@@ -85,18 +93,12 @@ class DeliveryPage(BaseModel):
 class SubscriptionCreate(BaseModel):
     """A webhook endpoint of a case system or EHR."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        hide_input_in_errors=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "unit_id": "vaxjo-soc-mottagning",
-                    "url": "https://treserva.vaxjo.se/hooks/vardkedja",
-                    "event_types": ["referral.received", "deadline.overdue"],
-                }
-            ]
-        },
+    model_config = _request(
+        {
+            "unit_id": "vaxjo-soc-mottagning",
+            "url": "https://treserva.vaxjo.se/hooks/vardkedja",
+            "event_types": ["referral.received", "deadline.overdue"],
+        }
     )
 
     unit_id: str | None = Field(
@@ -114,11 +116,7 @@ class SubscriptionCreate(BaseModel):
 class SubscriptionUpdate(BaseModel):
     """A change to a subscription (any subset)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        hide_input_in_errors=True,
-        json_schema_extra={"examples": [{"enabled": False}]},
-    )
+    model_config = _request({"enabled": False})
 
     url: str | None = Field(None, min_length=8, max_length=2000)
     event_types: list[str] | None = Field(None, min_length=1, max_length=20)
@@ -128,9 +126,7 @@ class SubscriptionUpdate(BaseModel):
 class SecretRotation(BaseModel):
     """A new signing secret (omit to have one generated)."""
 
-    model_config = ConfigDict(
-        extra="forbid", hide_input_in_errors=True, json_schema_extra={"examples": [{}]}
-    )
+    model_config = _request({})
 
     secret: str | None = Field(None, max_length=200)
 
@@ -163,13 +159,7 @@ class SubscriptionPage(BaseModel):
 class UnitChannelUpdate(BaseModel):
     """The unit's functional mailbox (overrides the directory's) and whether it gets e-mail."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        hide_input_in_errors=True,
-        json_schema_extra={
-            "examples": [{"email": "socialtjanst.mottagning@vaxjo.se", "email_enabled": True}]
-        },
-    )
+    model_config = _request({"email": "socialtjanst.mottagning@vaxjo.se", "email_enabled": True})
 
     email: FunctionalEmail | None = None
     email_enabled: JsonBool = True

@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+from services.notify.channels_router import channels_router
+from services.notify.deliveries_router import deliveries_router
 from services.notify.handlers import consumers, on_worker_stop, periodic
+from services.notify.inbox_router import inbox_router
 from services.notify.models import Base, infra
-from services.notify.router import admin_router, inbox_router, subscription_router
+from services.notify.subscriptions_router import subscription_router
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -21,7 +24,7 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[inbox_router, subscription_router, admin_router],
+    routers=[inbox_router, subscription_router, deliveries_router, channels_router],
     openapi_tags=[
         {"name": "inbox", "description": "A unit's (or role's) inbox, live stream and log."},
         {

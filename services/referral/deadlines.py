@@ -1,103 +1,123 @@
 """Deadline events beyond the acknowledgement (which notify times itself from
 ``referral.received``): a discharge date coming near and passing, for the sending unit
 and the receiving units of a discharge planning, and a plan's follow-up date, for its
-coordinating function. Each event is sent once per subject, deadline, state and unit."""
+coordinating function. Each event is sent once per subject, deadline, state and unit.
+
+The rules live here (when a date is near or passed, which plans are followed up by whom);
+the rows come from :mod:`services.referral.deadline_repository`."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral.codes import FINAL, Status
-from services.referral.models import DeadlineNotice, Incoming, Plan, Recipient, Referral
+from services.referral.deadline_repository import DeadlineRepository, NoticeKey
+from services.referral.models import Incoming, Plan, Recipient, Referral
 from shared.data.db import utcnow
 from shared.domain.calendar import add_working_days, end_of_day, to_local
 from shared.messaging.events import topics
 from shared.messaging.events.payloads import REFERRAL_DEADLINE_V1, ReferralDeadlineV1
 from shared.messaging.outbox import Outbox
 
-OPEN = [s.value for s in Status if s not in FINAL]
+
+class Due(NamedTuple):
+    """A deadline near or passed: whose (``subject``, a task or plan id), of which kind of
+    referral, for which unit, which deadline (``discharge`` or ``plan``), its date, its state."""
+
+    subject: str
+    kind: str
+    unit_id: str
+    deadline: str
+    due: dt.date
+    state: str
+
+    @property
+    def key(self) -> NoticeKey:
+        """What the event is sent once per."""
+        return (self.subject, self.deadline, self.state, self.unit_id)
+
+    def event(self) -> ReferralDeadlineV1:
+        """The deadline event's payload (its ``referral_id``: the task's or plan's id)."""
+        return ReferralDeadlineV1(
+            referral_id=self.subject, kind=self.kind, unit_id=self.unit_id,
+            deadline=self.deadline, due_at=end_of_day(self.due), state=self.state,
+        )  # fmt: skip
 
 
-def _state(due: dt.date, today: dt.date, near_days: int) -> str | None:
-    if today > due:
-        return "overdue"
-    if today >= due or add_working_days(today, near_days) >= due:
-        return "near"
-    return None
+@dataclass(frozen=True)
+class _Today:
+    """The day of the check and how many working days before a deadline count as near."""
+
+    today: dt.date
+    near_days: int
+
+    def state(self, due: dt.date) -> str | None:
+        """``overdue`` after ``due``, ``near`` from ``near_days`` working days before it."""
+        if self.today > due:
+            return "overdue"
+        if self.today >= due or add_working_days(self.today, self.near_days) >= due:
+            return "near"
+        return None
+
+    def due(self, subject: str, kind: str, unit_id: str, deadline: str, on: dt.date) -> Due | None:
+        """The deadline ``on`` as due today, or None while it is neither near nor passed."""
+        state = self.state(on)
+        return Due(subject, kind, unit_id, deadline, on, state) if state else None
+
+    def discharge(
+        self, subject: str, kind: str, unit_id: str, details: dict[str, Any]
+    ) -> Due | None:
+        """A discharge planning's expected discharge date, for ``unit_id``."""
+        on = dt.date.fromisoformat(details["expected_discharge_date"])
+        return self.due(subject, kind, unit_id, "discharge", on)
+
+
+def _discharges(
+    day: _Today, received: list[Incoming], sent: list[tuple[Recipient, Referral]]
+) -> list[Due]:
+    """The open discharge plannings' dates: for the receiving unit of those received, and
+    for the sending unit of each open receiver of those sent."""
+    found = [day.discharge(i.id, i.kind, i.unit_id, i.details) for i in received]
+    found += [day.discharge(t.id, r.kind, r.sender_unit_id, r.details) for t, r in sent]
+    return [d for d in found if d]
+
+
+def _follow_up(day: _Today, plan: Plan, me: str) -> Due | None:
+    """A plan's follow-up date, for its coordinating unit when that is one of ``me``'s and
+    some action of the plan has not ended."""
+    coordinator = plan.coordinator or {}
+    if coordinator.get("orgnr") != me or not coordinator.get("unit_id"):
+        return None
+    if all(a.get("status") == "ended" for a in plan.actions):
+        return None
+    kind = "vardkedjeremiss" if plan.kind == "remissmote" else "sip_kallelse"
+    return day.due(plan.id, kind, coordinator["unit_id"], "plan", plan.follow_up_date)
+
+
+async def _publish(session: AsyncSession, outbox: Outbox, me: str, due: Due) -> None:
+    """The deadline event of ``due`` on this member's internal topic, keyed by its subject."""
+    topic, key = topics.internal(me), due.subject
+    await outbox.publish(session, topic, REFERRAL_DEADLINE_V1, due.event(), subject=key, key=key)
 
 
 async def check(
     *, session: AsyncSession, outbox: Outbox, me: str, near_days: int, today: dt.date | None = None
 ) -> int:
     """Sends every due deadline event not sent before; returns how many were sent."""
-    today = today or to_local(utcnow()).date()
-    sent = {
-        (n.subject_id, n.deadline, n.state, n.unit_id)
-        for n in await session.scalars(select(DeadlineNotice))
-    }
-    due_events: list[tuple[str, str, str, str, dt.date, str]] = []  # id, kind, unit, dl, due, st
-
-    for incoming in await session.scalars(
-        select(Incoming).where(Incoming.kind == "utskrivningsplanering", Incoming.status.in_(OPEN))
-    ):
-        due = dt.date.fromisoformat(incoming.details["expected_discharge_date"])
-        state = _state(due, today, near_days)
-        if state:
-            due_events.append(
-                (incoming.id, incoming.kind, incoming.unit_id, "discharge", due, state)
-            )
-
-    rows = await session.execute(
-        select(Recipient, Referral)
-        .join(Referral, Referral.id == Recipient.referral_id)
-        .where(Referral.kind == "utskrivningsplanering", Recipient.status.in_(OPEN))
-    )
-    for recipient, referral in rows.all():
-        due = dt.date.fromisoformat(referral.details["expected_discharge_date"])
-        state = _state(due, today, near_days)
-        if state:
-            due_events.append(
-                (recipient.id, referral.kind, referral.sender_unit_id, "discharge", due, state)
-            )
-
-    for plan in await session.scalars(select(Plan)):
-        coordinator = plan.coordinator or {}
-        if coordinator.get("orgnr") != me or not coordinator.get("unit_id"):
-            continue
-        if all(a.get("status") == "ended" for a in plan.actions):
-            continue
-        state = _state(plan.follow_up_date, today, near_days)
-        if state:
-            kind = "vardkedjeremiss" if plan.kind == "remissmote" else "sip_kallelse"
-            due_events.append(
-                (plan.id, kind, coordinator["unit_id"], "plan", plan.follow_up_date, state)
-            )
-
+    day = _Today(today or to_local(utcnow()).date(), near_days)
+    repo = DeadlineRepository(session)
+    sent = await repo.sent()
+    due = _discharges(day, await repo.open_discharges_received(), await repo.open_discharges_sent())
+    due += [d for d in (_follow_up(day, p, me) for p in await repo.plans()) if d]
     n = 0
-    for subject, kind, unit_id, deadline, due, state in due_events:
-        if (subject, deadline, state, unit_id) in sent:
+    for d in due:
+        if d.key in sent:
             continue
-        session.add(
-            DeadlineNotice(subject_id=subject, deadline=deadline, state=state, unit_id=unit_id)
-        )
-        await outbox.publish(
-            session,
-            topics.internal(me),
-            REFERRAL_DEADLINE_V1,
-            ReferralDeadlineV1(
-                referral_id=subject,
-                kind=kind,
-                unit_id=unit_id,
-                deadline=deadline,
-                due_at=end_of_day(due),
-                state=state,
-            ),
-            subject=subject,
-            key=subject,
-        )
+        repo.note(d.key)
+        await _publish(session, outbox, me, d)
         n += 1
     await session.flush()
     return n

@@ -16,22 +16,47 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral.models import (
-    Incoming,
-    Meeting,
-    Plan,
-    PlanNotice,
-    Recipient,
-    Referral,
-    Transition,
-)
+from services.referral.indicator_repository import IndicatorRepository
+from services.referral.models import Incoming, Meeting, Plan, Recipient, Referral
 from shared.domain.calendar import to_local
 from shared.web.csvout import Cell, write_csv
+
+
+class Task(NamedTuple):
+    """One task as the indicators see it: its id, the referral's kind, when it started (the
+    referral created, or received), its acknowledgement deadline and its status."""
+
+    id: str
+    kind: str
+    start: dt.datetime
+    deadline: dt.date
+    status: str
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Whose indicators (``member``, one unit or all) and the days ``since``..``until``."""
+
+    member: str
+    unit_id: str | None
+    since: dt.date
+    until: dt.date
+
+    @property
+    def lo(self) -> dt.datetime:
+        """The period's first instant."""
+        return _start(self.since)
+
+    @property
+    def hi(self) -> dt.datetime:
+        """The instant after the period."""
+        return _start(self.until + dt.timedelta(days=1))
 
 
 def _start(day: dt.date) -> dt.datetime:
@@ -46,57 +71,134 @@ def _spread(values: list[float]) -> dict[str, float | int | None]:
     return {"n": len(values), "median": round(statistics.median(ordered), 2), "p90": round(p90, 2)}
 
 
-async def _acknowledged_at(
-    session: AsyncSession, task_ids: list[str], side: str
-) -> dict[str, dt.datetime]:
-    """When each task was first acknowledged (on ``side``'s history)."""
-    out: dict[str, dt.datetime] = {}
-    for i in range(0, len(task_ids), 500):
-        stmt = (
-            select(Transition.task_id, Transition.at)
-            .where(
-                Transition.task_id.in_(task_ids[i : i + 500]),
-                Transition.side == side,
-                Transition.to_status == "acknowledged",
-            )
-            .order_by(Transition.at)
-        )
-        for task_id, at in await session.execute(stmt):
-            out.setdefault(task_id, at)
-    return out
+def _outgoing_tasks(referrals: dict[str, Referral], recipients: list[Recipient]) -> list[Task]:
+    """The outgoing tasks: one per receiver of a sent referral that is not an invitation,
+    started when the referral was created."""
+    return [
+        Task(t.id, referrals[t.referral_id].kind, referrals[t.referral_id].created_at,
+             t.acknowledge_by, t.status)
+        for t in recipients
+        if not referrals[t.referral_id].details.get("invitation")
+    ]  # fmt: skip
 
 
-def _direction(
-    tasks: list[tuple[str, str, dt.datetime, dt.date, str]],
-    acked: dict[str, dt.datetime],
+def _incoming_tasks(incoming: list[Incoming]) -> list[Task]:
+    """The incoming tasks that are not invitations, started when received."""
+    return [
+        Task(i.id, i.kind, i.received_at, i.acknowledge_by, i.status)
+        for i in incoming
+        if not i.details.get("invitation")
+    ]
+
+
+def _kind_figures(tasks: list[Task], acked: dict[str, dt.datetime]) -> dict[str, Any]:
+    """For the tasks of one kind: how many; how many acknowledged, and by the deadline (and
+    that share); hours from start to acknowledgement (median, p90); how many per status."""
+    hours = []
+    in_time = 0
+    statuses: dict[str, int] = defaultdict(int)
+    for task in tasks:
+        statuses[task.status] += 1
+        at = acked.get(task.id)
+        if at is None:
+            continue
+        hours.append((at - task.start).total_seconds() / 3600)
+        if to_local(at).date() <= task.deadline:
+            in_time += 1
+    return {
+        "count": len(tasks),
+        "acknowledged": len(hours),
+        "acknowledged_in_time": in_time,
+        "share_acknowledged_in_time": round(in_time / len(tasks), 3),
+        "hours_to_acknowledgement": _spread(hours),
+        "statuses": dict(sorted(statuses.items())),
+    }
+
+
+def _direction(tasks: list[Task], acked: dict[str, dt.datetime]) -> dict[str, Any]:
+    """One direction's (outgoing or incoming) figures per kind (:func:`_kind_figures`),
+    ``acked`` telling when each task was first acknowledged."""
+    groups: dict[str, list[Task]] = defaultdict(list)
+    for task in tasks:
+        groups[task.kind].append(task)
+    return {kind: _kind_figures(rows, acked) for kind, rows in sorted(groups.items())}
+
+
+async def _days_to_first_meeting(
+    reads: IndicatorRepository, incoming: list[Incoming]
+) -> dict[str, float | int | None]:
+    """Days from each incoming vårdkedjeremiss to the first meeting called on it (median,
+    p90; those without a meeting yet are not counted)."""
+    vkr = {i.id: i for i in incoming if i.kind == "vardkedjeremiss"}
+    days: list[float] = []
+    seen: set[str] = set()
+    for m in await reads.meetings_from(list(vkr)):
+        if m.origin_task_id and m.origin_task_id not in seen:
+            seen.add(m.origin_task_id)
+            days.append((m.at - vkr[m.origin_task_id].received_at).total_seconds() / 86400)
+    return _spread(days)
+
+
+def _sip_before_discharge(discharge: Referral, sips: list[Meeting]) -> bool:
+    """Whether one of ``sips`` is the person's and held by the expected discharge date."""
+    due = dt.date.fromisoformat(discharge.details["expected_discharge_date"])
+    return any(m.person_key == discharge.person_key and to_local(m.at).date() <= due for m in sips)
+
+
+async def _discharge_planning(
+    reads: IndicatorRepository, referrals: Iterable[Referral]
 ) -> dict[str, Any]:
-    """Per kind: counts, in-time share, hours to acknowledgement, final statuses.
-    ``tasks``: (task id, kind, start time, deadline, status)."""
-    per_kind: dict[str, dict[str, Any]] = {}
-    groups: dict[str, list[tuple[str, dt.datetime, dt.date, str]]] = defaultdict(list)
-    for task_id, kind, start, deadline, status in tasks:
-        groups[kind].append((task_id, start, deadline, status))
-    for kind, rows in sorted(groups.items()):
-        hours = []
-        in_time = 0
-        statuses: dict[str, int] = defaultdict(int)
-        for task_id, start, deadline, status in rows:
-            statuses[status] += 1
-            at = acked.get(task_id)
-            if at is None:
+    """Discharge plannings sent, and how many had a SIP meeting for the person on or before
+    the expected discharge date (and that share)."""
+    discharges = [r for r in referrals if r.kind == "utskrivningsplanering" and r.details]
+    sips = await reads.sips_for(list({r.person_key for r in discharges}))
+    with_sip = sum(1 for r in discharges if _sip_before_discharge(r, sips))
+    return {
+        "sent": len(discharges),
+        "with_sip_before_discharge": with_sip,
+        "share_with_sip_before_discharge": round(with_sip / len(discharges), 3)
+        if discharges
+        else None,
+    }
+
+
+def _own_viewers(plan: Plan, scope: _Scope) -> list[str]:
+    """The plan's viewer units that are the scope's (the member's, or its one unit)."""
+    units = [v["unit_id"] for v in plan.viewers if v["orgnr"] == scope.member]
+    return [u for u in units if u == scope.unit_id] if scope.unit_id else units
+
+
+def _ended_in(action: dict[str, Any], scope: _Scope) -> bool:
+    """Whether a plan action ended within the scope's period."""
+    if action.get("status") != "ended" or not action.get("ended_at"):
+        return False
+    return scope.lo <= dt.datetime.fromisoformat(action["ended_at"]) < scope.hi
+
+
+async def _plan_actions(reads: IndicatorRepository, scope: _Scope) -> dict[str, int]:
+    """Plan actions ended in the period on plans the scope's units view, and how many of
+    those lack a notice to one of those units (0 unless the notice machinery fails)."""
+    ended = 0
+    unnoticed = 0
+    notices = await reads.plan_notices()
+    for plan in await reads.plans():
+        viewers = _own_viewers(plan, scope)
+        for action in plan.actions:
+            if not _ended_in(action, scope) or not viewers:
                 continue
-            hours.append((at - start).total_seconds() / 3600)
-            if to_local(at).date() <= deadline:
-                in_time += 1
-        per_kind[kind] = {
-            "count": len(rows),
-            "acknowledged": len(hours),
-            "acknowledged_in_time": in_time,
-            "share_acknowledged_in_time": round(in_time / len(rows), 3),
-            "hours_to_acknowledgement": _spread(hours),
-            "statuses": dict(sorted(statuses.items())),
-        }
-    return per_kind
+            ended += 1
+            if any((plan.id, action["id"], u) not in notices for u in viewers):
+                unnoticed += 1
+    return {"ended": ended, "ended_without_notice": unnoticed}
+
+
+def _kontaktbegaran_outcomes(outgoing: list[Task]) -> dict[str, int]:
+    """How the kontaktbegäran sent ended: how many per status."""
+    outcomes: dict[str, int] = defaultdict(int)
+    for task in outgoing:
+        if task.kind == "kontaktbegaran":
+            outcomes[task.status] += 1
+    return dict(sorted(outcomes.items()))
 
 
 async def compute(
@@ -108,111 +210,41 @@ async def compute(
     until: dt.date,
 ) -> dict[str, Any]:
     """The indicators of ``member`` (one unit, or all) for the days ``since``..``until``."""
-    lo, hi = _start(since), _start(until + dt.timedelta(days=1))
-
-    sent_q = select(Referral).where(Referral.created_at >= lo, Referral.created_at < hi)
-    if unit_id:
-        sent_q = sent_q.where(Referral.sender_unit_id == unit_id)
-    referrals = {r.id: r for r in await session.scalars(sent_q)}
-    recipients = (
-        list(
-            await session.scalars(
-                select(Recipient).where(Recipient.referral_id.in_(list(referrals)))
-            )
-        )
-        if referrals
-        else []
-    )
-    outgoing_tasks = [
-        (r.id, referrals[r.referral_id].kind, referrals[r.referral_id].created_at,
-         r.acknowledge_by, r.status)
-        for r in recipients
-        if not referrals[r.referral_id].details.get("invitation")
-    ]  # fmt: skip
-    out_acked = await _acknowledged_at(session, [t[0] for t in outgoing_tasks], "sender")
-
-    in_q = select(Incoming).where(Incoming.received_at >= lo, Incoming.received_at < hi)
-    if unit_id:
-        in_q = in_q.where(Incoming.unit_id == unit_id)
-    incoming = list(await session.scalars(in_q))
-    incoming_tasks = [
-        (i.id, i.kind, i.received_at, i.acknowledge_by, i.status)
-        for i in incoming
-        if not i.details.get("invitation")
-    ]
-    in_acked = await _acknowledged_at(session, [t[0] for t in incoming_tasks], "receiver")
-
-    # Days from an incoming vårdkedjeremiss to its first meeting.
-    first_meeting: list[float] = []
-    vkr = {i.id: i for i in incoming if i.kind == "vardkedjeremiss"}
-    if vkr:
-        meetings = await session.scalars(
-            select(Meeting).where(Meeting.origin_task_id.in_(list(vkr))).order_by(Meeting.at)
-        )
-        seen: set[str] = set()
-        for m in meetings:
-            if m.origin_task_id and m.origin_task_id not in seen:
-                seen.add(m.origin_task_id)
-                received = vkr[m.origin_task_id].received_at
-                first_meeting.append((m.at - received).total_seconds() / 86400)
-
-    # Discharge plannings sent, and a SIP for the person before the discharge date.
-    discharges = [r for r in referrals.values() if r.kind == "utskrivningsplanering" and r.details]
-    with_sip = 0
-    if discharges:
-        keys = list({r.person_key for r in discharges})
-        sips = list(
-            await session.scalars(
-                select(Meeting).where(Meeting.kind == "sip", Meeting.person_key.in_(keys))
-            )
-        )
-        for r in discharges:
-            due = dt.date.fromisoformat(r.details["expected_discharge_date"])
-            if any(m.person_key == r.person_key and to_local(m.at).date() <= due for m in sips):
-                with_sip += 1
-
-    # Plan actions ended, and ended without this member's viewer units being told.
-    ended = 0
-    unnoticed = 0
-    notices = {
-        (n.plan_id, n.action_id, n.unit_id) for n in await session.scalars(select(PlanNotice))
-    }
-    for plan in await session.scalars(select(Plan)):
-        own_viewers = [v["unit_id"] for v in plan.viewers if v["orgnr"] == member]
-        if unit_id:
-            own_viewers = [u for u in own_viewers if u == unit_id]
-        for action in plan.actions:
-            if action.get("status") != "ended" or not action.get("ended_at"):
-                continue
-            ended_at = dt.datetime.fromisoformat(action["ended_at"])
-            if not lo <= ended_at < hi or not own_viewers:
-                continue
-            ended += 1
-            if any((plan.id, action["id"], u) not in notices for u in own_viewers):
-                unnoticed += 1
-
-    kontaktbegaran: dict[str, int] = defaultdict(int)
-    for _task_id, kind, _start_at, _deadline, status in outgoing_tasks:
-        if kind == "kontaktbegaran":
-            kontaktbegaran[status] += 1
-
+    scope = _Scope(member, unit_id, since, until)
+    reads = IndicatorRepository(session, scope.lo, scope.hi, unit_id)
+    referrals = {r.id: r for r in await reads.referrals_sent()}
+    outgoing = _outgoing_tasks(referrals, await reads.recipients_of(list(referrals)))
+    out_acked = await reads.acknowledged_at([t.id for t in outgoing], "sender")
+    received = await reads.incoming_received()
+    incoming = _incoming_tasks(received)
+    in_acked = await reads.acknowledged_at([t.id for t in incoming], "receiver")
     return {
         "member": member,
         "unit_id": unit_id,
         "period": {"from": since.isoformat(), "to": until.isoformat()},
-        "outgoing": _direction(outgoing_tasks, out_acked),
-        "incoming": _direction(incoming_tasks, in_acked),
-        "days_to_first_meeting": _spread(first_meeting),
-        "discharge_planning": {
-            "sent": len(discharges),
-            "with_sip_before_discharge": with_sip,
-            "share_with_sip_before_discharge": round(with_sip / len(discharges), 3)
-            if discharges
-            else None,
-        },
-        "plan_actions": {"ended": ended, "ended_without_notice": unnoticed},
-        "kontaktbegaran_outcomes": dict(sorted(kontaktbegaran.items())),
+        "outgoing": _direction(outgoing, out_acked),
+        "incoming": _direction(incoming, in_acked),
+        "days_to_first_meeting": await _days_to_first_meeting(reads, received),
+        "discharge_planning": await _discharge_planning(reads, referrals.values()),
+        "plan_actions": await _plan_actions(reads, scope),
+        "kontaktbegaran_outcomes": _kontaktbegaran_outcomes(outgoing),
     }
+
+
+def _direction_rows(direction: str, kind: str, v: dict[str, Any]) -> list[list[Cell]]:
+    """The CSV rows of one direction's figures for one kind."""
+    rows: list[list[Cell]] = [
+        [name, direction, kind, v[name]]
+        for name in ("count", "acknowledged", "acknowledged_in_time", "share_acknowledged_in_time")
+    ]
+    for stat in ("median", "p90"):
+        rows.append(
+            [f"hours_to_acknowledgement_{stat}", direction, kind,
+             v["hours_to_acknowledgement"][stat]]
+        )  # fmt: skip
+    for status, n in v["statuses"].items():
+        rows.append([f"status_{status}", direction, kind, n])
+    return rows
 
 
 def as_csv(data: dict[str, Any]) -> str:
@@ -221,17 +253,7 @@ def as_csv(data: dict[str, Any]) -> str:
     w = rows.append
     for direction in ("outgoing", "incoming"):
         for kind, v in data[direction].items():
-            w(["count", direction, kind, v["count"]])
-            w(["acknowledged", direction, kind, v["acknowledged"]])
-            w(["acknowledged_in_time", direction, kind, v["acknowledged_in_time"]])
-            w(["share_acknowledged_in_time", direction, kind, v["share_acknowledged_in_time"]])
-            for stat in ("median", "p90"):
-                w(
-                    [f"hours_to_acknowledgement_{stat}", direction, kind,
-                     v["hours_to_acknowledgement"][stat]]
-                )  # fmt: skip
-            for status, n in v["statuses"].items():
-                w([f"status_{status}", direction, kind, n])
+            rows.extend(_direction_rows(direction, kind, v))
     for stat in ("n", "median", "p90"):
         w([f"days_to_first_meeting_{stat}", "incoming", "vardkedjeremiss",
                     data["days_to_first_meeting"][stat]])  # fmt: skip

@@ -7,7 +7,7 @@ passed by hand through every call: the transaction (``session``), where it publi
 event from the bus or a timer) and when (``now``, read once so that every row and event of
 the step carries the same instant).
 
-A router or an inbound handler makes one per request or event (:meth:`Work.of`); the domain
+A router or an inbound handler makes one per request or event; the domain
 functions take it as their first argument. The step's changes and the events it publishes
 commit together or not at all (ADR 0004): :meth:`Work.publish` only adds to the outbox.
 """

@@ -12,7 +12,7 @@ from sqlalchemy import event, func, inspect, select
 
 from services.notify.models import Base as NotifyBase
 from services.notify.models import Delivery, DeliveryAttempt, Notification, Timer
-from services.notify.service import purge_expired
+from services.notify.retention import purge_expired
 from shared.data.db import Database, utcnow
 from shared.data.housekeeping import Pruned, prune
 from tests.conftest import make_settings

@@ -14,9 +14,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from services.directory import service
 from services.directory.handlers import on_member_changed, on_unit_changed, on_units_changed
 from services.directory.models import ReplicaUnit, Unit
+from services.directory.replica import apply_unit_changed
 from shared.data import migrations
 from shared.data.db import Database
 from shared.messaging.events import CloudEvent
@@ -272,7 +272,7 @@ class TestRoutingStaysInTheTerritory:
                 data=payload.model_dump(mode="json"),
             )
             async with db.transaction() as session:
-                await service.apply_unit_changed(session=session, event=event, payload=payload)
+                await apply_unit_changed(session=session, event=event, payload=payload)
 
         await apply(unit("alv-soc", interventions=()))
         await apply(
@@ -298,7 +298,7 @@ class TestRoutingStaysInTheTerritory:
                 type=UNIT_CHANGED_V1,
                 data=payload.model_dump(mode="json"),
             )
-            await service.apply_unit_changed(session=session, event=event, payload=payload)
+            await apply_unit_changed(session=session, event=event, payload=payload)
         question = {"referral_kind": "kontaktbegaran", "kommunkod": "0764"}
         r = await client.post("/v1/routing/resolve", json=question, headers=auth())
         problem(r, 404, "no-unit-for-kommun")

@@ -11,9 +11,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from services.notify import service
+from services.notify.channels import apply_units_changed
 from services.notify.models import UnitChannel
 from shared.data import migrations
+from shared.data.work import Work
 from shared.web.app import create_app
 from tests.conftest import ORG_REGION
 from tests.helpers.problems import problem
@@ -44,11 +45,11 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def announce(app: FastAPI, *changes: object) -> None:
-    async with app.state.ctx.db.transaction() as session:
-        await service.apply_units_changed(
-            session=session,
-            own_orgnr=app.state.settings.member.orgnr,
-            changes=list(changes),  # type: ignore[arg-type]
+    ctx = app.state.ctx
+    async with ctx.db.transaction() as session:
+        await apply_units_changed(
+            Work(session, ctx.outbox, ctx.settings),
+            list(changes),  # type: ignore[arg-type]
         )
 
 

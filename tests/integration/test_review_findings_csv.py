@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.directory.transfer import CSV_COLUMNS
+from services.directory.transfer_read import CSV_COLUMNS
 from shared.web.csvout import FORMULA_START
 from tests.helpers.asgi import app_client
 from tests.helpers.directory import SPEC, auth, build

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.notify.service import resolve_public
+from services.notify.subscriptions import resolve_public
 from services.notify.webhook_http import RefusedAddress, WebhookClient, WebhookConnectError
 from shared.messaging.processes import free_port
 from tests.integration.notify.servers import WebhookReceiver

@@ -8,7 +8,7 @@ again in another order, and starts the worker again. The services' handlers run 
 
 Cases (each case is one consent or one task, i.e. one key):
 
-a. **Consent copies at Växjö** (``services.consent.service.apply_consent_recorded`` /
+a. **Consent copies at Växjö** (``services.consent.copies.apply_consent_recorded`` /
    ``apply_consent_ended``, versioned): Region records consents and withdraws each; half
    of the cases are delivered in order, half reversed (the withdrawal first).
 b. **An arriving referral at Växjö** (``receive_referral`` / ``apply_withdrawal``): Region

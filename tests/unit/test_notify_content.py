@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook
 
-from services.notify import service
+from services.notify.consume import HANDLED_EVENTS
 from services.notify.content import (
     Facts,
     NotificationData,
@@ -24,6 +24,8 @@ from services.notify.content import (
     webhook_body,
 )
 from services.notify.dispatch import backoff, signatures
+from services.notify.facts import facts_of
+from services.notify.subscriptions import check_secret, generate_secret
 from shared.config import NotifyRule, NotifySettings
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
@@ -70,9 +72,7 @@ class TestFacts:
             sender_orgnr=REGION,
             received_at=NOW,
         )
-        [facts] = service.facts_of(
-            event_type=REFERRAL_RECEIVED_V1, payload=payload, own_orgnr=VAXJO
-        )
+        [facts] = facts_of(event_type=REFERRAL_RECEIVED_V1, payload=payload, own_orgnr=VAXJO)
         assert (facts.kind, facts.unit_id, facts.counterpart_orgnr) == (
             "referral.received",
             "vaxjo-intag",
@@ -91,9 +91,7 @@ class TestFacts:
             )
             return [
                 f.kind
-                for f in service.facts_of(
-                    event_type=REFERRAL_DEADLINE_V1, payload=payload, own_orgnr=VAXJO
-                )
+                for f in facts_of(event_type=REFERRAL_DEADLINE_V1, payload=payload, own_orgnr=VAXJO)
             ]
 
         assert kinds("near") == ["deadline.reminder"]
@@ -115,7 +113,7 @@ class TestFacts:
             purposes=["sip"],
             version=1,
         )
-        items = service.facts_of(event_type=CONSENT_ENDED_V1, payload=payload, own_orgnr=VAXJO)
+        items = facts_of(event_type=CONSENT_ENDED_V1, payload=payload, own_orgnr=VAXJO)
         assert sorted(str(f.unit_id) for f in items) == ["None", "a", "b"]
 
     @pytest.mark.parametrize(
@@ -164,10 +162,7 @@ class TestFacts:
 class TestRulesTable:
     def test_the_default_table_covers_every_event_notify_handles_and_the_timers(self) -> None:
         events = {r.event for r in NotifySettings().rules}
-        assert (
-            set(service.HANDLED_EVENTS) | {"timer:remind", "timer:overdue", "timer:escalate"}
-            == events
-        )
+        assert set(HANDLED_EVENTS) | {"timer:remind", "timer:overdue", "timer:escalate"} == events
 
     def test_a_rule_without_the_inbox_or_with_an_unknown_recipient_is_refused(self) -> None:
         with pytest.raises(ValidationError):
@@ -213,14 +208,14 @@ class TestTemplates:
 
 class TestSecretsAndSignatures:
     def test_generated_secrets_are_accepted_and_short_ones_refused(self) -> None:
-        service.check_secret(secret=service.generate_secret(), min_bytes=24)
+        check_secret(secret=generate_secret(), min_bytes=24)
         with pytest.raises(InvalidInput) as err:
-            service.check_secret(secret="whsec_" + "QUJD", min_bytes=24)
+            check_secret(secret="whsec_" + "QUJD", min_bytes=24)
         assert err.value.errors is not None
         assert err.value.errors[0].rule == "secret_too_short"
 
     def test_each_secret_signs_and_a_receiver_verifies_with_either(self) -> None:
-        old, new = service.generate_secret(), service.generate_secret()
+        old, new = generate_secret(), generate_secret()
         body = webhook_body(data())
         header = signatures((new, old), "msg_1", NOW, body)
         assert len(header.split(" ")) == 2

@@ -14,11 +14,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from services.consent import service
+from services.consent import records
 from services.consent.handlers import consumers, periodic
 from services.consent.models import Consent, ConsentCopy, ConsentTombstone
 from shared.config import ConsentSettings
 from shared.data.db import Database
+from shared.data.work import Work
 from shared.messaging.events import CATALOGUE, topics
 from shared.messaging.events.payloads import CONSENT_ENDED_V1, CONSENT_RECORDED_V1
 from shared.messaging.inbox import Delivery, Reject
@@ -391,15 +392,12 @@ class TestExpiry:
         ctx = app.state.ctx
         end = dt.date.fromisoformat(created["valid_to"])
         async with ctx.db.transaction() as session:
-            on_last_day = await service.expire_due(
-                session=session, outbox=ctx.outbox, owner_orgnr=ORG_VAXJO, today=end
+            on_last_day = await records.expire_due(
+                Work(session, ctx.outbox, ctx.settings), today=end
             )
         async with ctx.db.transaction() as session:
-            day_after = await service.expire_due(
-                session=session,
-                outbox=ctx.outbox,
-                owner_orgnr=ORG_VAXJO,
-                today=end + dt.timedelta(days=1),
+            day_after = await records.expire_due(
+                Work(session, ctx.outbox, ctx.settings), today=end + dt.timedelta(days=1)
             )
         assert (on_last_day, day_after) == (0, 1)
 

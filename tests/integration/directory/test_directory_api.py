@@ -14,9 +14,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from services.directory import service
 from services.directory.handlers import on_unit_changed
 from services.directory.models import ReplicaUnit, Unit
+from services.directory.replica import apply_unit_changed
 from shared.data.db import Database
 from shared.messaging.broker import Broker
 from shared.messaging.events import CloudEvent, decode
@@ -279,7 +279,7 @@ def unit_changed(
 
 async def apply(db: Database, event: CloudEvent, payload: UnitChangedV1) -> bool:
     async with db.transaction() as session:
-        return await service.apply_unit_changed(session=session, event=event, payload=payload)
+        return await apply_unit_changed(session=session, event=event, payload=payload)
 
 
 async def replica(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:

@@ -16,16 +16,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.directory import service
+from services.directory import replica
 from services.directory.models import ReplicaUnit
-from services.directory.overview import (
-    CSV_COLUMNS,
-    build_overview,
-    format_phone_national,
-    pdf_safe,
-    render_pdf,
-    swedish_sort_key,
-)
+from services.directory.overview import build_overview
+from services.directory.overview_render import CSV_COLUMNS, pdf_safe, render_pdf
+from services.directory.swedish import format_phone_national, swedish_sort_key
 from services.directory.transfer_router import overview_router, transfer_router
 from shared.data.db import Database, utcnow
 from shared.domain.calendar import to_local
@@ -83,7 +78,7 @@ def changed(unit_id: str, owner: str, name: str, **fields: Any) -> tuple[CloudEv
 async def seed(db: Database, *units: tuple[CloudEvent, UnitChangedV1]) -> None:
     async with db.transaction() as session:
         for event, payload in units:
-            assert await service.apply_unit_changed(session=session, event=event, payload=payload)
+            assert await replica.apply_unit_changed(session=session, event=event, payload=payload)
 
 
 def path(reason: str, channel: str = "inbox", **value: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.directory import service
+from services.directory import members, replica
 from shared.data.db import Database
 from shared.messaging.events import CloudEvent
 from shared.messaging.events.payloads import UNIT_CHANGED_V1, MemberChangedV1, UnitChangedV1
@@ -64,7 +64,7 @@ async def seed(db: Database, *units: UnitChangedV1) -> None:
             data=payload.model_dump(mode="json"),
         )
         async with db.transaction() as session:
-            await service.apply_unit_changed(session=session, event=event, payload=payload)
+            await replica.apply_unit_changed(session=session, event=event, payload=payload)
 
 
 def member(orgnr: str, kind: str, kommunkoder: tuple[str, ...]) -> MemberChangedV1:
@@ -82,7 +82,7 @@ MEMBERS = [
 async def seed_members(db: Database, *records: MemberChangedV1) -> None:
     for record in records:
         async with db.transaction() as session:
-            await service.apply_member_changed(session=session, payload=record)
+            await members.apply_member_changed(session=session, payload=record)
 
 
 KRONOBERG = [

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from services.directory import service
 from services.directory.models import Unit
 from shared.data.db import Database, utcnow
+from shared.data.work import Work
 from shared.messaging.events.payloads import UNIT_REVIEW_DUE_V1
 from tests.conftest import ORG_VAXJO
 from tests.helpers.directory import SPEC, UNIT, auth
@@ -36,13 +37,10 @@ async def review_due_events(db: Database) -> list[str]:
 
 async def emit(db: Database, app: FastAPI) -> int:
     async with db.transaction() as s:
-        return await service.emit_review_due(
-            session=s,
-            outbox=app.state.ctx.outbox,
-            owner_orgnr=ORG_VAXJO,
-            today=utcnow().date(),
-            period_days=182,
-        )
+        ctx = app.state.ctx
+        assert ctx.settings.member.orgnr == ORG_VAXJO
+        assert ctx.settings.directory.review_after_days == 182
+        return await service.emit_review_due(Work(s, ctx.outbox, ctx.settings))
 
 
 async def test_stale_units_are_listed_and_announced_once(

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from services.directory.models import Unit
-from services.directory.transfer import CSV_COLUMNS, parse_contact_paths, parse_opening_hours
+from services.directory.transfer_cells import parse_contact_paths, parse_opening_hours
+from services.directory.transfer_read import CSV_COLUMNS
 from services.directory.transfer_router import MAX_IMPORT_BYTES, overview_router, transfer_router
 from shared.data.db import Database
 from shared.web.app import create_app

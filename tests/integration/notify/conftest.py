@@ -11,14 +11,18 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum import luhn
 
 from services.notify.dispatch import Dispatcher
+from services.notify.models import infra
 from shared.config import NotifySettings, Settings
 from shared.data import migrations
 from shared.data.db import Database, new_id, utcnow
-from shared.identity.auth import mint_token
+from shared.data.work import Work
+from shared.identity.auth import Caller, mint_token
 from shared.messaging.events.payloads import REFERRAL_RECEIVED_V1, ReferralReceivedV1
+from shared.messaging.outbox import Outbox
 from shared.service import load_spec
 from shared.web.app import create_app
 from tests.conftest import BACKENDS, ORG_REGION, ORG_VAXJO, create_pg_database, drop_pg_database
@@ -48,6 +52,11 @@ def random_orgnr() -> str:
 
     ensure_members(trust_dir(), [(orgnr, "Testmedlem")])
     return orgnr
+
+
+def work_of(session: AsyncSession, settings: Settings, caller: Caller | None = None) -> Work:
+    """A step of notify in ``session`` (as a handler or router makes one)."""
+    return Work(session, Outbox(settings, infra), settings, caller)
 
 
 def notify_settings(db_url: str, *, orgnr: str = ORG_VAXJO, **notify: Any) -> Settings:
@@ -196,13 +205,12 @@ async def handle(
     event_id: str | None = None,
 ) -> list[str]:
     """Apply one event as the worker's consumer does (one transaction); the new ids."""
-    from services.notify import service
+    from services.notify.consume import notify_event
 
     event_type, payload = event
     async with db.transaction() as session:
-        created = await service.notify_event(
-            session=session,
-            settings=settings,
+        created = await notify_event(
+            work_of(session, settings),
             event_id=event_id or new_id(),
             event_type=event_type,
             payload=payload,
@@ -248,14 +256,15 @@ def own_unit_changed(unit_id: str, *, version: int = 1) -> Any:
 async def announce_unit(app: FastAPI, unit_id: str) -> None:
     """Notify learns of ``unit_id`` as its member's own (as from the directory's
     ``unit.changed``), unless it already knows it."""
-    from services.notify import service
+    from services.notify.channels import apply_units_changed
     from services.notify.repository import UnitChannelRepository
 
-    async with app.state.ctx.db.transaction() as session:
+    ctx = app.state.ctx
+    async with ctx.db.transaction() as session:
         known = await UnitChannelRepository(session).get(unit_id)
         if known is None or known.directory_version < 1:
-            await service.apply_units_changed(
-                session=session, own_orgnr=ORG_VAXJO, changes=[own_unit_changed(unit_id)]
+            await apply_units_changed(
+                Work(session, ctx.outbox, ctx.settings), [own_unit_changed(unit_id)]
             )
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from services.notify import service
+from services.notify.channels import apply_units_changed
 from services.notify.dispatch import Dispatcher
+from services.notify.fanout import coordinator_units
 from services.notify.models import Delivery
 from shared.config import Settings
 from shared.data.db import Database, new_id, utcnow
@@ -28,6 +29,7 @@ from tests.integration.notify.conftest import (
     notify_settings,
     received,
     set_mailbox,
+    work_of,
 )
 from tests.integration.notify.servers import SmtpServer, self_signed_cert
 
@@ -177,10 +179,9 @@ class TestMailboxesFromTheDirectory:
         self, db: Database, client: httpx.AsyncClient
     ) -> None:
         async with db.transaction() as session:
-            applied = await service.apply_units_changed(
-                session=session,
-                own_orgnr=ORG_VAXJO,
-                changes=[
+            applied = await apply_units_changed(
+                work_of(session, notify_settings(db.url)),
+                [
                     unit_changed(INTAKE, email="mottagning@vaxjo.example"),
                     unit_changed(COORDINATOR, email=None, kind="vardkedjekoordinator"),
                     unit_changed("region-unit", email="x@region.example").model_copy(
@@ -195,9 +196,7 @@ class TestMailboxesFromTheDirectory:
         r = await client.get("/v1/units/region-unit/channels", headers=auth(**ADMIN))
         assert r.json()["mailbox"] is None
         async with db.sessionmaker() as session:
-            coordinators = await service.coordinator_units(
-                session=session, settings=notify_settings(db.url).notify
-            )
+            coordinators = await coordinator_units(work_of(session, notify_settings(db.url)))
         assert coordinators == [COORDINATOR]
 
         await set_mailbox(client, INTAKE, "Intag@VAXJO.example")
@@ -206,17 +205,15 @@ class TestMailboxesFromTheDirectory:
         # An older directory event changes nothing; a newer one keeps the override.
         async with db.transaction() as session:
             assert (
-                await service.apply_units_changed(
-                    session=session,
-                    own_orgnr=ORG_VAXJO,
-                    changes=[unit_changed(INTAKE, email="old@vaxjo.example", version=1)],
+                await apply_units_changed(
+                    work_of(session, notify_settings(db.url)),
+                    [unit_changed(INTAKE, email="old@vaxjo.example", version=1)],
                 )
                 == 0
             )
-            await service.apply_units_changed(
-                session=session,
-                own_orgnr=ORG_VAXJO,
-                changes=[unit_changed(INTAKE, email="ny@vaxjo.example", version=2)],
+            await apply_units_changed(
+                work_of(session, notify_settings(db.url)),
+                [unit_changed(INTAKE, email="ny@vaxjo.example", version=2)],
             )
         r = await client.get(f"/v1/units/{INTAKE}/channels", headers=auth())
         assert (r.json()["directory_email"], r.json()["mailbox"]) == (

@@ -353,8 +353,8 @@ class TestRetention:
     ) -> None:
         from sqlalchemy import update
 
-        from services.notify import service
         from services.notify.models import DeliveryAttempt
+        from services.notify.retention import purge_expired
 
         [old] = await handle(db, settings, received())
         [new] = await handle(db, settings, received())
@@ -378,7 +378,7 @@ class TestRetention:
                 )
             )
         async with db.transaction() as session:
-            assert await service.purge_expired(session=session, settings=settings.notify) == 1
+            assert await purge_expired(session=session, settings=settings.notify) == 1
         async with db.sessionmaker() as session:
             left = set((await session.execute(select(Notification.id))).scalars())
             deliveries = set((await session.execute(select(Delivery.notification_id))).scalars())

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from services.notify import service
 from services.notify.content import _TITLES, KINDS, looks_like_personnummer
 from services.notify.dispatch import Dispatcher
 from services.notify.schemas import NotificationOut
+from services.notify.timers import fire_due_timers
 from shared.config import NotifySettings
 from shared.data.db import Database, new_id, utcnow
 from shared.domain.kinds import REFERRAL_KIND_LABELS
@@ -51,6 +51,7 @@ from tests.integration.notify.conftest import (
     received,
     set_mailbox,
     subscribe,
+    work_of,
 )
 from tests.integration.notify.servers import SmtpServer, WebhookReceiver
 
@@ -285,7 +286,7 @@ class TestPayloadScan:
 
         async def all_sent() -> bool:
             async with db.transaction() as session:
-                await service.fire_due_timers(session=session, settings=settings)
+                await fire_due_timers(work_of(session, settings))
             await dispatcher.dispatch_batch()
             kinds = {json.loads(r.body)["type"] for r in receiver.received}
             return kinds == set(KINDS)

@@ -13,22 +13,23 @@ from __future__ import annotations
 
 from sqlalchemy import inspect
 
-from services.notify import service
+from services.notify.consume import notify_events
 from services.notify.dispatch import Dispatcher, Result
+from services.notify.subscriptions import create_subscription
 from shared.config import Settings
 from shared.data.db import Database, new_id, utcnow
 from shared.identity.auth import Caller
 from tests.conftest import ORG_VAXJO
-from tests.integration.notify.conftest import INTAKE, received
+from tests.integration.notify.conftest import INTAKE, received, work_of
 from tests.integration.test_housekeeping import captured, query_plan
 
 
 async def _subscribe(db: Database, settings: Settings) -> None:
     async with db.transaction() as session:
-        await service.create_subscription(
-            session=session,
-            settings=settings,
-            caller=Caller(sub="t", org=ORG_VAXJO, unit=INTAKE, scopes=frozenset()),
+        await create_subscription(
+            work_of(
+                session, settings, Caller(sub="t", org=ORG_VAXJO, unit=INTAKE, scopes=frozenset())
+            ),
             unit_id=INTAKE,
             url="https://case-system.vaxjo.example/hook",
             event_types=["referral.received"],
@@ -41,9 +42,8 @@ async def _one_event(db: Database, settings: Settings, dispatcher: Dispatcher) -
     deliveries leased to the dispatcher), the webhook's result recorded, then the
     dispatcher's look for anything else due."""
     async with db.transaction() as session:
-        fanout = await service.notify_events(
-            session=session,
-            settings=settings,
+        fanout = await notify_events(
+            work_of(session, settings),
             events=[(new_id(), *received())],
             lease_token=dispatcher.token,
         )

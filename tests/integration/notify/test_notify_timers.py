@@ -8,8 +8,9 @@ import datetime as dt
 import httpx
 from sqlalchemy import select
 
-from services.notify import service
+from services.notify.consume import notify_events
 from services.notify.models import Notification, Timer
+from services.notify.timers import fire_due_timers
 from shared.config import Settings
 from shared.data.db import Database, new_id, utcnow
 from shared.messaging.events.payloads import (
@@ -30,6 +31,7 @@ from tests.integration.notify.conftest import (
     handle,
     notify_settings,
     received,
+    work_of,
 )
 
 
@@ -43,7 +45,7 @@ async def timers(db: Database, subject_id: str) -> list[Timer]:
 
 async def fire(db: Database, settings: Settings) -> int:
     async with db.transaction() as session:
-        return await service.fire_due_timers(session=session, settings=settings)
+        return await fire_due_timers(work_of(session, settings))
 
 
 async def kinds(db: Database) -> list[tuple[str, str, str]]:
@@ -207,9 +209,8 @@ class TestRunsOfEvents:
         )
         others = [received() for _ in range(3)]
         async with db.transaction() as session:
-            out = await service.notify_events(
-                session=session,
-                settings=settings,
+            out = await notify_events(
+                work_of(session, settings),
                 events=[
                     (new_id(), *referral),
                     *[(new_id(), *o) for o in others],

@@ -14,9 +14,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from services.notify import service
+from services.notify.consume import notify_events
 from services.notify.dispatch import Dispatcher
 from services.notify.models import Delivery, WebhookSubscription
+from services.notify.subscriptions import create_subscription
 from shared.config import Settings
 from shared.data.db import Database, new_id
 from shared.identity.auth import Caller
@@ -35,6 +36,7 @@ from tests.integration.notify.conftest import (
     notify_settings,
     received,
     subscribe,
+    work_of,
 )
 from tests.integration.notify.servers import WebhookReceiver
 
@@ -111,10 +113,8 @@ class TestSubscriptionsRefuseBadInput:
         caller = Caller(sub="x", org=ORG_VAXJO, unit=INTAKE, scopes=frozenset({"notify:write"}))
         async with db.transaction() as session:
             with pytest.raises(InvalidInput) as err:
-                await service.create_subscription(
-                    session=session,
-                    settings=production,
-                    caller=caller,
+                await create_subscription(
+                    work_of(session, production, caller),
                     unit_id=INTAKE,
                     url="http://treserva.vaxjo.example/hook",
                     event_types=["referral.received"],
@@ -452,9 +452,8 @@ class TestHandOverAtCommit:
         await subscribe(client, receiver.url)
         receiver.delay_s = 0.02
         async with db.transaction() as session:
-            fanout = await service.notify_events(
-                session=session,
-                settings=settings,
+            fanout = await notify_events(
+                work_of(session, settings),
                 events=[(new_id(), *received()) for _ in range(40)],
                 lease_token=dispatcher.token,
             )

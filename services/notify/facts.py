@@ -1,0 +1,88 @@
+"""Events -> facts: what a consumed event says that notify may repeat, one item per unit to
+tell (pure; no state is read)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.notify.content import Facts
+from shared.domain.kinds import ReferralKind
+from shared.messaging.events.payloads import (
+    ConsentEndedV1,
+    PlanActionEndedV1,
+    ReferralDeadlineV1,
+    ReferralReceivedV1,
+    ReferralStatusChangedV1,
+    SipAnsweredV1,
+    SipInvitationV1,
+    UnitReviewDueV1,
+)
+
+
+def _one(
+    kind: str, about: dict[str, Any], counterpart: str | None = None, **more: Any
+) -> list[Facts]:
+    """One item of facts: its kind, its subject, the other member (if any) and the rest."""
+    return [Facts(kind=kind, **about, counterpart_orgnr=counterpart, **more)]
+
+
+def _about(
+    subject_type: str, subject_id: str, unit_id: str | None, kind: ReferralKind | None = None
+) -> dict[str, Any]:
+    """The subject of a notification: what it is about, at which unit, of which kind."""
+    return {
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "unit_id": unit_id,
+        "referral_kind": kind,
+    }
+
+
+def _referral(payload: Any) -> dict[str, Any]:
+    return _about("referral", payload.referral_id, payload.unit_id, ReferralKind(payload.kind))
+
+
+def _sip(payload: Any) -> dict[str, Any]:
+    return _about("sip", payload.sip_id, payload.unit_id, ReferralKind.SIP_KALLELSE)
+
+
+def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Facts]:
+    """What an event says that notify may repeat, one item per unit to tell (pure)."""
+    if isinstance(payload, ReferralReceivedV1):
+        urgency, sender = payload.urgency, payload.sender_orgnr
+        return _one(
+            "referral.received", _referral(payload), sender, urgency=urgency, deadline="acknowledge"
+        )
+    if isinstance(payload, ReferralStatusChangedV1):
+        return _one("referral.status_changed", _referral(payload), status=payload.new_status)
+    if isinstance(payload, ReferralDeadlineV1):
+        if payload.state == "met":
+            return []
+        kind = "deadline.reminder" if payload.state == "near" else "deadline.overdue"
+        return _one(kind, _referral(payload), deadline=payload.deadline, due_at=payload.due_at)
+    if isinstance(payload, SipInvitationV1):
+        due, inviter = payload.answer_by, payload.inviting_orgnr
+        answer = "answer" if due else None
+        return _one("sip.invitation", _sip(payload), inviter, deadline=answer, due_at=due)
+    if isinstance(payload, SipAnsweredV1):
+        by = payload.answering_orgnr
+        return _one("sip.answered", _sip(payload), by, status=payload.answer)
+    if isinstance(payload, PlanActionEndedV1):
+        plan = _about("plan", payload.plan_id, payload.unit_id)
+        return _one("plan.action_ended", plan, payload.owner_orgnr, status=payload.outcome)
+    if isinstance(payload, ConsentEndedV1):
+        units = sorted({p.unit_id or "" for p in payload.parties if p.orgnr == own_orgnr})
+        owner, reason = payload.owner_orgnr, payload.reason
+        out: list[Facts] = []
+        for u in units:
+            about = _about("consent", payload.consent_id, u or None)
+            out += _one("consent.ended", about, owner, status=reason)
+        return out
+    if isinstance(payload, UnitReviewDueV1):
+        due = dt.datetime.combine(payload.due_since, dt.time(0), tzinfo=dt.UTC)
+        unit = _about("unit", payload.unit_id, payload.unit_id)
+        return _one("unit.review_due", unit, deadline="review", due_at=due)
+    return []

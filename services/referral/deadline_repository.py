@@ -1,0 +1,52 @@
+"""The SQL of the deadline check (:mod:`services.referral.deadlines`): the open discharge
+plannings on both sides, the plans, and the deadline events already sent."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from services.referral.models import DeadlineNotice, Incoming, Plan, Recipient, Referral
+from services.referral.repository import OPEN_STATUSES
+from shared.data.db import RepositoryBase
+
+DISCHARGE_PLANNING = "utskrivningsplanering"
+
+NoticeKey = tuple[str, str, str, str]
+"""What a deadline event is sent once per: subject id, deadline, state, unit id."""
+
+
+class DeadlineRepository(RepositoryBase[DeadlineNotice]):
+    model = DeadlineNotice
+
+    async def sent(self) -> set[NoticeKey]:
+        """Every deadline event sent before, by subject, deadline, state and unit."""
+        notices = await self.session.scalars(select(DeadlineNotice))
+        return {(n.subject_id, n.deadline, n.state, n.unit_id) for n in notices}
+
+    def note(self, key: NoticeKey) -> None:
+        """Records that the event of ``key`` is sent (written with the next flush)."""
+        subject_id, deadline, state, unit_id = key
+        self.session.add(
+            DeadlineNotice(subject_id=subject_id, deadline=deadline, state=state, unit_id=unit_id)
+        )
+
+    async def open_discharges_received(self) -> list[Incoming]:
+        """The discharge plannings this member received and has not closed."""
+        stmt = select(Incoming).where(
+            Incoming.kind == DISCHARGE_PLANNING, Incoming.status.in_(OPEN_STATUSES)
+        )
+        return list(await self.session.scalars(stmt))
+
+    async def open_discharges_sent(self) -> list[tuple[Recipient, Referral]]:
+        """The receivers of the discharge plannings this member sent whose task is open,
+        each with its referral."""
+        stmt = (
+            select(Recipient, Referral)
+            .join(Referral, Referral.id == Recipient.referral_id)
+            .where(Referral.kind == DISCHARGE_PLANNING, Recipient.status.in_(OPEN_STATUSES))
+        )
+        return [(recipient, referral) for recipient, referral in (await self.session.execute(stmt))]
+
+    async def plans(self) -> list[Plan]:
+        """Every plan this member holds (its own and those shared with it)."""
+        return list(await self.session.scalars(select(Plan)))
