@@ -20,7 +20,7 @@ from shared.messaging.inbox import Reject
 
 class Sent(Protocol):
     @property
-    def sender_orgnr(self) -> str: ...
+    def sender_orgnr(self) -> str | None: ...
 
 
 def _digits(orgnr: str) -> str:
