@@ -8,7 +8,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query
 
-from services.referral.access import require_unit
+from services.referral.access import (
+    ReferralNotFound,
+    StaleVersion,
+    TransitionNotAllowed,
+    require_unit,
+)
 from services.referral.codes import Actor, Status, allowed_from
 from services.referral.models import Incoming, Recipient, Referral
 from services.referral.schemas import BasisOut, IncomingOut, RecipientOut, ReferralOut
@@ -18,6 +23,7 @@ from shared.data.work import Work
 from shared.domain.codes import ReferralKind
 from shared.identity.auth import Caller, require_scopes
 from shared.web.app import Ctx, DbSession
+from shared.web.errors import Forbidden, PreconditionRequired
 
 Writer = Annotated[Caller, Depends(require_scopes("referral:write"))]
 Reader = Annotated[Caller, Depends(require_scopes("referral:read"))]
@@ -34,6 +40,15 @@ IfMatch = Annotated[
         "since, 428 if missing)",
     ),
 ]
+
+STEP_PROBLEMS = (
+    Forbidden,
+    ReferralNotFound,
+    TransitionNotAllowed,
+    StaleVersion,
+    PreconditionRequired,
+)
+"""What a step on a task (If-Match required) may answer instead of its result."""
 
 
 def work_of(ctx: Ctx, session: DbSession, caller: Caller, *, needs_unit: bool = True) -> Work:

@@ -9,14 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from services.referral import access, closed_loop, worklists
-from services.referral.access import (
-    NoBasis,
-    NoUnitClaim,
-    ReferralNotFound,
-    StaleVersion,
-    TransitionNotAllowed,
-)
+from services.referral.access import NoBasis, NoUnitClaim, ReferralNotFound
 from services.referral.api import (
+    STEP_PROBLEMS,
     Cursor,
     IfMatch,
     Limit,
@@ -42,7 +37,7 @@ from services.referral.siblings import clients_of
 from shared.domain.codes import ReferralKind
 from shared.web.app import Ctx, DbSession
 from shared.web.clients import ServiceCallFailed
-from shared.web.errors import Forbidden, PreconditionRequired, problem_responses
+from shared.web.errors import Forbidden, problem_responses
 from shared.web.etag import etag, required_if_match_version
 from shared.web.fields import QueryBool
 from shared.web.pagination import decode_cursor, next_cursor
@@ -121,15 +116,7 @@ async def get_incoming(
         "with the referral's `ETag` is required (412 if it changed, 428 if missing). Every "
         "step is reported to the sender. Scope `referral:write`."
     ),
-    responses=problem_responses(
-        Forbidden,
-        ReferralNotFound,
-        TransitionNotAllowed,
-        StaleVersion,
-        PreconditionRequired,
-        NoBasis,
-        ServiceCallFailed,
-    ),
+    responses=problem_responses(*STEP_PROBLEMS, NoBasis, ServiceCallFailed),
 )
 async def transition(
     task_id: TaskId,

@@ -174,16 +174,7 @@ async def _file(
     if answer is not None and not answer.allowed:
         reason = "no_basis_at_receiver: " + ", ".join(answer.codes)
     if reason is not None:
-        refused = Step(Status.UNDELIVERABLE, Actor.SYSTEM, reason)
-        work.session.add(
-            history(work, task_id=payload.task_id, side="receiver", frm=Status.SENT, step=refused)
-        )
-        await tell_sender(
-            work,
-            payload,
-            Report(Status.SENT, Status.UNDELIVERABLE, Actor.SYSTEM, None, reason, version=1),
-        )
-        return Status.UNDELIVERABLE
+        return await _not_filed(work, payload, Step(Status.UNDELIVERABLE, Actor.SYSTEM, reason))
     incoming = Incoming(
         id=payload.task_id,
         referral_id=payload.referral_id,
@@ -244,22 +235,25 @@ async def _withdrawn_before_arrival(
 ) -> Status:
     """A referral whose withdrawal came first: never filed (nothing about the person kept,
     nothing for the unit's inbox); the step is kept and the sender gets its confirmation."""
-    reason = "withdrawn by the sender before it arrived"
     withdrawn = Step(
         Status.WITHDRAWN,
         Actor.SENDER,
-        reason,
+        "withdrawn by the sender before it arrived",
         by_orgnr=tombstone.sender_orgnr,
         by_unit_id=tombstone.by_unit_id,
     )
-    work.session.add(
-        history(work, task_id=payload.task_id, side="receiver", frm=Status.SENT, step=withdrawn)
-    )
-    await tell_sender(
-        work,
-        payload,
-        Report(Status.SENT, Status.WITHDRAWN, Actor.SYSTEM, None, reason, version=1),
-    )
+    status = await _not_filed(work, payload, withdrawn)
     await work.session.delete(tombstone)  # the step above now answers a late duplicate
     await work.session.flush()
-    return Status.WITHDRAWN
+    return status
+
+
+async def _not_filed(work: Work, payload: ReferralSentV1, step: Step) -> Status:
+    """Keeps the step of a referral that is not filed here (only the step: nothing about
+    the person) and answers the sender with it."""
+    work.session.add(
+        history(work, task_id=payload.task_id, side="receiver", frm=Status.SENT, step=step)
+    )
+    report = Report(Status.SENT, step.to, Actor.SYSTEM, None, step.reason, version=1)
+    await tell_sender(work, payload, report)
+    return step.to

@@ -8,14 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from services.referral import closed_loop, sending, worklists
-from services.referral.access import (
-    NoBasis,
-    NoUnitClaim,
-    ReferralNotFound,
-    StaleVersion,
-    TransitionNotAllowed,
-)
+from services.referral.access import NoBasis, NoUnitClaim, ReferralNotFound
 from services.referral.api import (
+    STEP_PROBLEMS,
     Cursor,
     IfMatch,
     Limit,
@@ -39,7 +34,7 @@ from services.referral.siblings import clients_of
 from shared.domain.codes import ReferralKind
 from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
 from shared.web.clients import ServiceCallFailed
-from shared.web.errors import Conflict, Forbidden, PreconditionRequired, problem_responses
+from shared.web.errors import Conflict, Forbidden, problem_responses
 from shared.web.etag import etag, required_if_match_version
 from shared.web.pagination import decode_cursor, next_cursor
 
@@ -152,9 +147,7 @@ async def outgoing(
         "the withdrawal came too late for. `If-Match` with the recipient's version is "
         "required. Scope `referral:write`."
     ),
-    responses=problem_responses(
-        Forbidden, ReferralNotFound, TransitionNotAllowed, StaleVersion, PreconditionRequired
-    ),
+    responses=problem_responses(*STEP_PROBLEMS),
 )
 async def withdraw(
     task_id: TaskId,
