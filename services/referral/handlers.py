@@ -1,18 +1,23 @@
-"""Event handlers of the referral worker."""
+"""Event handlers of the referral worker: each delivery is one unit of work (a ``Work``
+without a caller) handed to the domain module of its room."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral import deadlines, meetings, service
-from services.referral.codes import Actor
-from services.referral.repository import (
-    IncomingRepository,
-    KnownUnitRepository,
-    RecipientRepository,
+from services.referral import (
+    basis_ended,
+    closed_loop,
+    deadlines,
+    plan_copies,
+    plans,
+    receiving,
+    units,
 )
-from shared.identity.person import member_secret
-from shared.messaging.events import CloudEvent, topics
+from services.referral.codes import Actor
+from services.referral.siblings import clients_of
+from shared.data.work import Work
+from shared.messaging.events import topics
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     PLAN_ACTION_END_REQUESTED_V1,
@@ -27,29 +32,9 @@ from shared.messaging.events.payloads import (
     ReferralTransitionedV1,
     UnitChangedV1,
 )
-from shared.messaging.inbox import ConsumerSpec, Delivery, Reject
+from shared.messaging.inbox import ConsumerSpec, Delivery
 from shared.messaging.periodic import PeriodicJob
 from shared.service import ServiceContext
-
-
-def _digits(orgnr: str) -> str:
-    return orgnr.replace("-", "")
-
-
-async def _check_step_owner(
-    session: AsyncSession, event: CloudEvent, payload: ReferralTransitionedV1
-) -> None:
-    """Only the member a copy binds may move it (``not_owner``): the sender of a task filed
-    here (a withdrawal), or the member holding a task this member sent (a reported step),
-    whose version (``receiver_version``) then only moves forward."""
-    if payload.actor == Actor.SENDER:
-        incoming = await IncomingRepository(session).get(payload.task_id)
-        owner = None if incoming is None else incoming.sender_orgnr
-    else:
-        recipient = await RecipientRepository(session).get(payload.task_id)
-        owner = None if recipient is None else recipient.orgnr
-    if owner is not None and event.sender_orgnr != _digits(owner):
-        raise Reject("not_owner", "the task is held by another member")
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
@@ -57,121 +42,69 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     (which units exist and what they receive)."""
     settings = ctx.settings
 
+    def work(session: AsyncSession) -> Work:
+        return Work(session, ctx.outbox, settings)
+
     async def on_sent(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, ReferralSentV1)
-        await service.receive_referral(
-            session=session,
-            outbox=ctx.outbox,
-            clients=service.clients_of(ctx),
-            settings=settings,
-            secret=member_secret(settings),
-            event=delivery.event,
-            payload=payload,
-        )
+        await receiving.receive_referral(work(session), clients_of(ctx), delivery.event, payload)
 
     async def on_sent_many(session: AsyncSession, deliveries: list[Delivery]) -> None:
         arrived = []
         for delivery in deliveries:
             assert isinstance(delivery.payload, ReferralSentV1)
             arrived.append((delivery.event, delivery.payload))
-        await service.receive_referrals(
-            session=session,
-            outbox=ctx.outbox,
-            clients=service.clients_of(ctx),
-            settings=settings,
-            secret=member_secret(settings),
-            arrived=arrived,
-        )
+        await receiving.receive_referrals(work(session), clients_of(ctx), arrived)
 
     async def on_transitioned(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, ReferralTransitionedV1)
-        await _check_step_owner(session, delivery.event, payload)
+        step = work(session)
+        await closed_loop.check_step_owner(step, delivery.event, payload)
         # Steps taken by the sender (a withdrawal) travel to the receiver; every step of
         # the receiver (actor holder or system) travels back to the sender.
         apply = (
-            service.apply_withdrawal
+            closed_loop.apply_withdrawal
             if payload.actor == Actor.SENDER
-            else service.apply_reported_transition
+            else closed_loop.apply_reported_transition
         )
-        await apply(
-            session=session,
-            outbox=ctx.outbox,
-            settings=settings,
-            event=delivery.event,
-            payload=payload,
-        )
+        await apply(step, delivery.event, payload)
         # A participant that accepts after the plan was recorded gets the plan then.
-        await meetings.share_on_acceptance(
-            session=session,
-            outbox=ctx.outbox,
-            clients=service.clients_of(ctx),
-            settings=settings,
-            payload=payload,
-        )
+        await plans.share_on_acceptance(step, clients_of(ctx), payload)
 
     async def on_transitioned_many(session: AsyncSession, deliveries: list[Delivery]) -> None:
         payloads = []
         for delivery in deliveries:
             assert isinstance(delivery.payload, ReferralTransitionedV1)
             payloads.append(delivery.payload)
-        await service.prefetch_reported(session=session, payloads=payloads)
+        await closed_loop.prefetch_reported(work(session), payloads)
         for delivery in deliveries:
             await on_transitioned(session, delivery)
 
     async def on_consent_ended(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, ConsentEndedV1)
-        await service.cancel_for_consent(
-            session=session,
-            outbox=ctx.outbox,
-            settings=settings,
-            event=delivery.event,
-            payload=payload,
-        )
+        step = work(session)
+        await basis_ended.cancel_for_consent(step, delivery.event, payload)
         if payload.reason != "superseded":  # a new consent takes over
-            await meetings.close_for_consent(
-                session=session, settings=settings, consent_id=payload.consent_id
-            )
+            await plan_copies.close_for_consent(step, payload.consent_id)
 
     async def on_plan_shared(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, PlanSharedV1)
-        await meetings.apply_plan_shared(
-            session=session,
-            outbox=ctx.outbox,
-            clients=service.clients_of(ctx),
-            settings=settings,
-            secret=member_secret(settings),
-            event=delivery.event,
-            payload=payload,
-        )
+        await plan_copies.apply_plan_shared(work(session), clients_of(ctx), delivery.event, payload)
 
     async def on_end_requested(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, PlanActionEndRequestedV1)
-        await meetings.apply_end_request(
-            session=session,
-            outbox=ctx.outbox,
-            clients=service.clients_of(ctx),
-            settings=settings,
-            event=delivery.event,
-            payload=payload,
-        )
+        await plans.apply_end_request(work(session), clients_of(ctx), delivery.event, payload)
 
     async def on_unit(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, UnitChangedV1)
-        owner = _digits(payload.owner_orgnr)
-        if delivery.event.sender_orgnr != owner:
-            raise Reject("sender_not_owner", "a member may only publish its own units")
-        # The first owner binds the unit id: another member's event about it (a forged
-        # version included) changes nothing, so the owner's next update still applies.
-        known = await KnownUnitRepository(session).get(payload.unit_id)
-        if known is not None and _digits(known.owner_orgnr) != owner:
-            raise Reject("not_owner", "the unit id belongs to another member")
-        await service.apply_unit_changed(session=session, payload=payload)
+        await units.check_unit_owner(session, delivery.event, payload)
+        await units.apply_unit_changed(session=session, payload=payload)
 
     return [
         ConsumerSpec(
@@ -219,7 +152,7 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
 
     async def prune() -> None:
         async with ctx.db.transaction() as session:
-            await service.prune_tombstones(session=session, settings=settings)
+            await basis_ended.prune_tombstones(Work(session, ctx.outbox, settings))
 
     return [
         PeriodicJob("deadlines", settings.referral.deadline_check_interval_s, check),

@@ -1,4 +1,5 @@
-"""HTTP API of meetings (remissmöte, SIP) and their plans."""
+"""HTTP API of meetings (remissmöte, SIP) and their plans: convene, read, record the
+plan, read a plan, end an action."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response, status
 
-from services.referral import meetings, service
-from services.referral.meetings import MeetingNotFound, PlanNotFound
+from services.referral import meetings, plans
+from services.referral.access import NoBasis, NoUnitClaim, StaleVersion, TransitionNotAllowed
+from services.referral.api import Reader, Writer, work_of
+from services.referral.meetings import MeetingNotFound
 from services.referral.models import Meeting, Plan
-from services.referral.router import Reader, Writer
+from services.referral.plans import PlanNotFound
 from services.referral.schemas import (
     ActionEndIn,
     MeetingCreate,
@@ -18,9 +21,8 @@ from services.referral.schemas import (
     PlanIn,
     PlanOut,
 )
-from services.referral.service import NoBasis, NoUnitClaim, StaleVersion, TransitionNotAllowed
-from shared.identity.auth import Caller
-from shared.identity.person import member_secret
+from services.referral.siblings import clients_of
+from shared.data.work import Work
 from shared.web.app import Ctx, DbSession
 from shared.web.clients import ServiceCallFailed
 from shared.web.errors import Forbidden, InvalidInput, problem_responses
@@ -38,8 +40,8 @@ IfMatchOptional = Annotated[
 ]
 
 
-async def _meeting_out(session: DbSession, meeting: Meeting) -> MeetingOut:
-    parts = await meetings.participant_status(session=session, meeting=meeting)
+async def _meeting_out(work: Work, meeting: Meeting) -> MeetingOut:
+    parts = await meetings.participant_status(work, meeting)
     return MeetingOut(
         id=meeting.id,
         kind=meeting.kind,
@@ -61,6 +63,16 @@ async def _meeting_out(session: DbSession, meeting: Meeting) -> MeetingOut:
     )
 
 
+async def _plan_answer(
+    ctx: Ctx, work: Work, action: str, plan: Plan, response: Response | None = None
+) -> PlanOut:
+    """The plan, audited as ``action`` (with its ``ETag`` when ``response`` is given)."""
+    await _audit(ctx, work, action, plan)
+    if response is not None:
+        response.headers["ETag"] = etag(plan.plan_version)
+    return _plan_out(plan)
+
+
 def _plan_out(plan: Plan) -> PlanOut:
     return PlanOut(
         id=plan.id,
@@ -78,14 +90,18 @@ def _plan_out(plan: Plan) -> PlanOut:
     )
 
 
-async def _audit(
-    ctx: Ctx, session: DbSession, caller: Caller, action: str, rid: str, pnr: str | None
-) -> None:
-    """An audit record of ``action`` on meeting or plan ``rid`` (``plan.*`` actions name
-    the plan: a follow-up meeting's plan has the first meeting's id, not the meeting's)."""
+async def _audit(ctx: Ctx, work: Work, action: str, row: Meeting | Plan) -> None:
+    """An audit record of ``action`` on a meeting or plan (``plan.*`` actions name the
+    plan: a follow-up meeting's plan has the first meeting's id, not the meeting's)."""
+    assert work.caller is not None
     resource_type = action.split(".", 1)[0]  # "meeting" or "plan"
     await ctx.auditor.record_access(
-        session, caller, action=action, person_id=pnr, resource_type=resource_type, resource_id=rid
+        work.session,
+        work.caller,
+        action=action,
+        person_id=row.personnummer,
+        resource_type=resource_type,
+        resource_id=row.id,
     )
 
 
@@ -110,18 +126,11 @@ async def _audit(
 async def convene(
     body: MeetingCreate, caller: Writer, session: DbSession, ctx: Ctx, response: Response
 ) -> MeetingOut:
-    meeting = await meetings.convene(
-        session=session,
-        outbox=ctx.outbox,
-        clients=service.clients_of(ctx),
-        settings=ctx.settings,
-        secret=member_secret(ctx.settings),
-        caller=caller,
-        data=body,
-    )
-    await _audit(ctx, session, caller, "meeting.convene", meeting.id, meeting.personnummer)
+    work = work_of(ctx, session, caller, needs_unit=False)
+    meeting = await meetings.convene(work, clients_of(ctx), body)
+    await _audit(ctx, work, "meeting.convene", meeting)
     response.headers["Location"] = f"/v1/meetings/{meeting.id}"
-    return await _meeting_out(session, meeting)
+    return await _meeting_out(work, meeting)
 
 
 @meetings_router.get(
@@ -132,10 +141,10 @@ async def convene(
     responses=problem_responses(Forbidden, MeetingNotFound, NoUnitClaim),
 )
 async def get_meeting(meeting_id: Id, caller: Reader, session: DbSession, ctx: Ctx) -> MeetingOut:
-    service.require_unit(caller)
-    meeting = await meetings.get_meeting(session=session, caller=caller, meeting_id=meeting_id)
-    await _audit(ctx, session, caller, "meeting.read", meeting.id, meeting.personnummer)
-    return await _meeting_out(session, meeting)
+    work = work_of(ctx, session, caller)
+    meeting = await meetings.get_meeting(work, meeting_id)
+    await _audit(ctx, work, "meeting.read", meeting)
+    return await _meeting_out(work, meeting)
 
 
 @meetings_router.put(
@@ -165,20 +174,15 @@ async def record_plan(
     response: Response,
     if_match: IfMatchOptional = None,
 ) -> PlanOut:
-    service.require_unit(caller)
-    plan = await meetings.record_plan(
-        session=session,
-        outbox=ctx.outbox,
-        clients=service.clients_of(ctx),
-        settings=ctx.settings,
-        caller=caller,
+    work = work_of(ctx, session, caller)
+    plan = await plans.record_plan(
+        work,
+        clients_of(ctx),
         meeting_id=meeting_id,
         data=body,
         expected_version=if_match_version(if_match),
     )
-    await _audit(ctx, session, caller, "plan.record", plan.id, plan.personnummer)
-    response.headers["ETag"] = etag(plan.plan_version)
-    return _plan_out(plan)
+    return await _plan_answer(ctx, work, "plan.record", plan, response)
 
 
 @meetings_router.get(
@@ -197,11 +201,9 @@ async def record_plan(
 async def get_plan(
     plan_id: Id, caller: Reader, session: DbSession, ctx: Ctx, response: Response
 ) -> PlanOut:
-    service.require_unit(caller)
-    plan = await meetings.get_plan(session=session, caller=caller, plan_id=plan_id)
-    await _audit(ctx, session, caller, "plan.read", plan.id, plan.personnummer)
-    response.headers["ETag"] = etag(plan.plan_version)
-    return _plan_out(plan)
+    work = work_of(ctx, session, caller)
+    plan = await plans.get_plan(work, plan_id)
+    return await _plan_answer(ctx, work, "plan.read", plan, response)
 
 
 @meetings_router.post(
@@ -220,15 +222,8 @@ async def get_plan(
 async def end_action(
     plan_id: Id, action_id: Id, body: ActionEndIn, caller: Writer, session: DbSession, ctx: Ctx
 ) -> PlanOut:
-    plan = await meetings.end_action(
-        session=session,
-        outbox=ctx.outbox,
-        clients=service.clients_of(ctx),
-        settings=ctx.settings,
-        caller=caller,
-        plan_id=plan_id,
-        action_id=action_id,
-        data=body,
+    work = work_of(ctx, session, caller, needs_unit=False)
+    plan = await plans.end_action(
+        work, clients_of(ctx), plan_id=plan_id, action_id=action_id, data=body
     )
-    await _audit(ctx, session, caller, "plan.end_action", plan.id, plan.personnummer)
-    return _plan_out(plan)
+    return await _plan_answer(ctx, work, "plan.end_action", plan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.codes import FINAL, Status
 from services.referral.models import (
@@ -22,6 +23,16 @@ from services.referral.models import (
 from shared.data.db import RepositoryBase
 
 OPEN_STATUSES = [s.value for s in Status if s not in FINAL]
+
+
+async def _prune(
+    session: AsyncSession,
+    model: type[TaskTombstone] | type[ConsentTombstone],
+    received_before: dt.datetime,
+) -> int:
+    """Deletes a kind of tombstone received before the cut-off; returns how many."""
+    result = await session.execute(delete(model).where(model.received_at < received_before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class ReferralRepository(RepositoryBase[Referral]):
@@ -75,17 +86,20 @@ class IncomingRepository(RepositoryBase[Incoming]):
         *,
         statuses: list[str] | None,
         kind: str | None,
-        overdue_on: dt.date | None,
+        overdue: tuple[str, dt.date] | None,
         after: str | None,
         limit: int,
     ) -> list[Incoming]:
+        """A page of the unit's inbox by id; ``overdue``: only tasks still in the status
+        (awaiting acknowledgement) whose deadline is before the day."""
         stmt = select(Incoming).where(Incoming.unit_id == unit_id)
         if statuses:
             stmt = stmt.where(Incoming.status.in_(statuses))
         if kind:
             stmt = stmt.where(Incoming.kind == kind)
-        if overdue_on is not None:
-            stmt = stmt.where(Incoming.acknowledge_by < overdue_on, Incoming.status == "delivered")
+        if overdue is not None:
+            awaiting, on = overdue
+            stmt = stmt.where(Incoming.acknowledge_by < on, Incoming.status == awaiting)
         if after:
             stmt = stmt.where(Incoming.id > after)
         return list(await self.session.scalars(stmt.order_by(Incoming.id).limit(limit)))
@@ -116,10 +130,7 @@ class TaskTombstoneRepository(RepositoryBase[TaskTombstone]):
 
     async def prune(self, received_before: dt.datetime) -> int:
         """Deletes tombstones whose task never came (received before the cut-off)."""
-        result = await self.session.execute(
-            delete(TaskTombstone).where(TaskTombstone.received_at < received_before)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await _prune(self.session, TaskTombstone, received_before)
 
 
 class ConsentTombstoneRepository(RepositoryBase[ConsentTombstone]):
@@ -127,10 +138,7 @@ class ConsentTombstoneRepository(RepositoryBase[ConsentTombstone]):
 
     async def prune(self, received_before: dt.datetime) -> int:
         """Deletes the ends of consents heard before the cut-off."""
-        result = await self.session.execute(
-            delete(ConsentTombstone).where(ConsentTombstone.received_at < received_before)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await _prune(self.session, ConsentTombstone, received_before)
 
 
 class KnownUnitRepository(RepositoryBase[KnownUnit]):

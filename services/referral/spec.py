@@ -3,9 +3,11 @@
 from pathlib import Path
 
 from services.referral.handlers import consumers, periodic
+from services.referral.inbox_router import inbox_router
+from services.referral.indicators_router import indicators_router
 from services.referral.meetings_router import meetings_router
 from services.referral.models import Base, infra
-from services.referral.router import router
+from services.referral.sending_router import sending_router
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -23,7 +25,7 @@ SPEC = ServiceSpec(
     metadata=Base.metadata,
     infra=infra,
     migrations_dir=Path(__file__).parent / "migrations",
-    routers=[router, meetings_router],
+    routers=[sending_router, inbox_router, indicators_router, meetings_router],
     openapi_tags=[
         {
             "name": "referrals",

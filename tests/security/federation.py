@@ -34,7 +34,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from services.referral import service as referral_service
+from services.referral import siblings as referral_siblings
 from services.referral.repository import KnownUnitRepository
 from shared.config import NotifyRule, NotifySettings, Settings
 from shared.data import migrations
@@ -347,7 +347,7 @@ class Federation:
             self._start_workers(stack)
         self.workers_running = True
 
-    def _sibling_clients(self, stack: Stack) -> referral_service.Clients:
+    def _sibling_clients(self, stack: Stack) -> referral_siblings.Clients:
         """The referral service's clients of its own member's consent and directory."""
 
         def client(name: str, scope: str) -> ServiceClient:
@@ -359,7 +359,7 @@ class Federation:
                 transport=SiblingTransport(app=stack.apps[name]),
             )
 
-        return referral_service.Clients(
+        return referral_siblings.Clients(
             consent=client("consent", "consent:read"),
             directory=client("directory", "directory:read"),
         )

@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from services.referral import service as referral_service
+from services.referral import siblings as referral_siblings
 from shared.config import Settings
 from shared.data import migrations
 from shared.messaging.events import CATALOGUE, CloudEvent, MalformedEvent, decode, encode, topics
@@ -811,7 +811,7 @@ async def _start_worker(service: str, urls: dict[str, str]) -> tuple[Worker, Cal
         await migrations.upgrade(consent_spec.migrations_dir, urls["sibling-consent"])
         consent = create_app(consent_spec, worker_settings("consent", urls["sibling-consent"]))
         apps.append(consent)
-        worker.ctx.extras["clients"] = referral_service.Clients(
+        worker.ctx.extras["clients"] = referral_siblings.Clients(
             consent=ServiceClient(
                 base_url="http://consent",
                 service="referral",

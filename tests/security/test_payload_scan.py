@@ -53,7 +53,7 @@ from services.directory.demo import load_demo_members, load_demo_units
 from services.directory.hours import OpeningHours
 from services.directory.schemas import Capacity, ContactPath, TargetGroup
 from services.notify.content import KINDS, looks_like_personnummer
-from services.referral import service as referral_service
+from services.referral import siblings as referral_siblings
 from services.referral.models import KnownUnit
 from shared.config import KafkaSettings, Settings
 from shared.data import migrations
@@ -204,7 +204,7 @@ async def start_member(
         settings[service] = settings_of(service, orgnr, url, bootstrap, smtp)
         member.apps[service] = create_app(spec, settings[service])
     # The referral service asks its own member's consent and directory services.
-    clients = referral_service.Clients(
+    clients = referral_siblings.Clients(
         consent=ServiceClient(
             base_url="http://consent",
             service="referral",

@@ -51,7 +51,7 @@ from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 from schemathesis.python import asgi
 
-from services.referral import service as referral_service
+from services.referral import siblings as referral_siblings
 from shared.data import migrations
 from shared.identity.auth import mint_token
 from shared.messaging.broker import Broker
@@ -378,7 +378,7 @@ async def service_app(
         consent = await build_app("consent", databases, broker.bootstrap)
         directory = await build_app("directory", databases, broker.bootstrap)
         siblings = [consent, directory]
-        app.state.ctx.extras["clients"] = referral_service.Clients(
+        app.state.ctx.extras["clients"] = referral_siblings.Clients(
             consent=ServiceClient(
                 base_url="http://consent",
                 service="referral",

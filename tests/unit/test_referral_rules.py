@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from services.referral.codes import FINAL, TRANSITIONS, Actor, Status, allowed_from
-from services.referral.service import acknowledge_by
+from services.referral.sending import acknowledge_by
 from tests.conftest import make_settings
 
 SETTINGS = make_settings(service="referral")

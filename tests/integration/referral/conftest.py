@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.referral import service as referral_service
+from services.referral import siblings, units
 from shared.data import migrations
 from shared.data.db import Database
 from shared.identity.auth import mint_token
@@ -97,7 +97,7 @@ async def seed_units(db: Database) -> None:
     """The scenario's units in a referral service's copy of the directory."""
     async with db.transaction() as session:
         for unit_id, owner, kind, status, kinds, interventions in UNITS:
-            await referral_service.apply_unit_changed(
+            await units.apply_unit_changed(
                 session=session,
                 payload=UnitChangedV1(
                     unit_id=unit_id,
@@ -127,7 +127,7 @@ async def start_member(orgnr: str, databases: DatabaseFactory, bootstrap: str) -
         referral_app=create_app(REFERRAL, referral_settings),
     )
     # The referral service reaches its own member's consent service over HTTP.
-    clients = referral_service.Clients(
+    clients = siblings.Clients(
         consent=ServiceClient(
             base_url="http://consent",
             service="referral",

@@ -1,0 +1,137 @@
+"""What the referral service's HTTP routers share: the scopes and parameters, the unit of
+work of a request, the audit record of a read or a step, and how referrals and tasks are
+rendered."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Query
+
+from services.referral.access import (
+    ReferralNotFound,
+    StaleVersion,
+    TransitionNotAllowed,
+    require_unit,
+)
+from services.referral.codes import Actor, Status, allowed_from
+from services.referral.models import Incoming, Recipient, Referral
+from services.referral.schemas import BasisOut, IncomingOut, RecipientOut, ReferralOut
+from services.referral.worklists import Sent, discharge, is_overdue, today
+from shared.data.work import Work
+from shared.domain.content import ReferralContent
+from shared.identity.auth import Caller, require_scopes
+from shared.web.app import Ctx, DbSession
+from shared.web.errors import Forbidden, PreconditionRequired
+
+Writer = Annotated[Caller, Depends(require_scopes("referral:write"))]
+Reader = Annotated[Caller, Depends(require_scopes("referral:read"))]
+PersonReader = Annotated[Caller, Depends(require_scopes("referral:person"))]
+TaskId = Annotated[str, Path(max_length=36, pattern=r"^[A-Za-z0-9-]+$", description="task id")]
+Cursor = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=40,
+        description="required: the `ETag` of the version you read (412 if it has changed "
+        "since, 428 if missing)",
+    ),
+]
+
+STEP_PROBLEMS = (
+    Forbidden,
+    ReferralNotFound,
+    TransitionNotAllowed,
+    StaleVersion,
+    PreconditionRequired,
+)
+"""What a step on a task (If-Match required) may answer instead of its result."""
+
+
+def work_of(ctx: Ctx, session: DbSession, caller: Caller, *, needs_unit: bool = True) -> Work:
+    """The request's unit of work on behalf of ``caller`` (``needs_unit``: a caller whose
+    token names its unit, else 403 ``no-unit`` before anything is read)."""
+    if needs_unit:
+        require_unit(caller)
+    return Work(session, ctx.outbox, ctx.settings, caller)
+
+
+async def audit(ctx: Ctx, work: Work, action: str, row: Referral | Incoming, rid: str) -> None:
+    """An audit record of the caller's ``action`` on a referral or task ``rid``."""
+    assert work.caller is not None
+    await ctx.auditor.record_access(
+        work.session,
+        work.caller,
+        action=action,
+        person_id=row.personnummer,
+        purpose=row.kind,
+        resource_type="referral",
+        resource_id=rid,
+    )
+
+
+def _person(row: Referral | Incoming) -> dict[str, object]:
+    return {"personnummer": row.personnummer, "protected_identity": row.protected_identity}
+
+
+def _basis(basis: dict[str, object]) -> BasisOut:
+    return BasisOut.model_validate({k: basis.get(k) for k in ("kind", "consent_id", "legal_basis")})
+
+
+def recipient_out(r: Recipient, names: dict[str, str]) -> RecipientOut:
+    return RecipientOut(
+        task_id=r.id,
+        orgnr=r.orgnr,
+        unit_id=r.unit_id,
+        unit_name=names.get(r.unit_id),
+        status=Status(r.status),
+        basis=_basis(r.basis),
+        acknowledge_by=r.acknowledge_by,
+        routed=r.routed,
+        route_reason=r.route_reason,
+        reason=r.reason,
+        outcome=r.outcome,
+        case_reference=r.case_reference,
+        proposed_at=r.proposed_at,
+        forwarded_to=r.forwarded_to,
+        updated_at=r.updated_at,
+        version=r.version,
+    )
+
+
+def referral_out(sent: Sent, names: dict[str, str]) -> ReferralOut:
+    ref, recipients = sent.referral, sent.recipients
+    return ReferralOut(
+        id=ref.id,
+        sender_unit_id=ref.sender_unit_id,
+        person=_person(ref),
+        **ReferralContent.of(ref).columns(),
+        recipients=[recipient_out(r, names) for r in recipients],
+        created_at=ref.created_at,
+        discharge=discharge(ref, recipients),
+    )
+
+
+def incoming_out(work: Work, row: Incoming) -> IncomingOut:
+    current = Status(row.status)
+    return IncomingOut(
+        task_id=row.id,
+        referral_id=row.referral_id,
+        sender_orgnr=row.sender_orgnr,
+        sender_unit_id=row.sender_unit_id,
+        unit_id=row.unit_id,
+        status=current,
+        allowed_transitions=allowed_from(current, Actor.HOLDER),
+        person=_person(row),
+        **ReferralContent.of(row).columns(),
+        basis=_basis(row.basis),
+        acknowledge_by=row.acknowledge_by,
+        overdue=is_overdue(row, today(work)),
+        received_at=row.received_at,
+        reason=row.reason,
+        outcome=row.outcome,
+        case_reference=row.case_reference,
+        version=row.version,
+    )

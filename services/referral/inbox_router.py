@@ -1,0 +1,185 @@
+"""HTTP API of a unit's inbox and the closed loop: the worklist of incoming referrals, one
+referral with the steps allowed now, taking a step, a task's history, and every referral
+about one person."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from services.referral import access, closed_loop, worklists
+from services.referral.access import NoBasis, NoUnitClaim, ReferralNotFound
+from services.referral.api import (
+    STEP_PROBLEMS,
+    Cursor,
+    IfMatch,
+    Limit,
+    PersonReader,
+    Reader,
+    TaskId,
+    Writer,
+    audit,
+    incoming_out,
+    referral_out,
+    work_of,
+)
+from services.referral.codes import Status
+from services.referral.schemas import (
+    IncomingOut,
+    IncomingPage,
+    PersonSearch,
+    ReferralOut,
+    TransitionIn,
+    TransitionOut,
+)
+from services.referral.siblings import clients_of
+from shared.domain.kinds import ReferralKind
+from shared.web.app import Ctx, DbSession
+from shared.web.clients import ServiceCallFailed
+from shared.web.errors import Forbidden, problem_responses
+from shared.web.etag import etag, required_if_match_version
+from shared.web.fields import QueryBool
+from shared.web.pagination import decode_cursor, next_cursor
+
+inbox_router = APIRouter(prefix="/v1", tags=["referrals"])
+
+
+@inbox_router.get(
+    "/incoming",
+    response_model=IncomingPage,
+    summary="Worklist: your unit's inbox of incoming referrals",
+    description=(
+        "The referrals filed in the caller's unit's own inbox (never a member-wide inbox), "
+        "oldest first. Filter by `status`, `kind`, or `overdue=true` (delivered and not "
+        "acknowledged by the deadline). Referrals about a person with protected identity "
+        "are listed only for the role `protected_identity`. Scope `referral:read`."
+    ),
+    responses=problem_responses(Forbidden, NoUnitClaim),
+)
+async def incoming(
+    caller: Reader,
+    session: DbSession,
+    ctx: Ctx,
+    status_: Annotated[list[Status] | None, Query(alias="status")] = None,
+    kind: Annotated[ReferralKind | None, Query()] = None,
+    overdue: Annotated[QueryBool, Query()] = False,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> IncomingPage:
+    work = work_of(ctx, session, caller)
+    page = await worklists.inbox_page(
+        work,
+        statuses=status_,
+        kind=kind,
+        overdue=overdue,
+        after=decode_cursor(cursor),
+        limit=limit,
+    )
+    items = []
+    for row in page.items:
+        await audit(ctx, work, "incoming.list", row, row.id)
+        items.append(incoming_out(work, row))
+    return IncomingPage(items=items, next_cursor=next_cursor(page.rows, limit, str))
+
+
+@inbox_router.get(
+    "/incoming/{task_id}",
+    response_model=IncomingOut,
+    summary="One referral in your unit's inbox",
+    description=(
+        "The referral with the steps you may take now (`allowed_transitions`) and its "
+        "`ETag` (send it as `If-Match` with a step). Scope `referral:read`."
+    ),
+    responses=problem_responses(Forbidden, ReferralNotFound, NoUnitClaim),
+)
+async def get_incoming(
+    task_id: TaskId, caller: Reader, session: DbSession, ctx: Ctx, response: Response
+) -> IncomingOut:
+    work = work_of(ctx, session, caller)
+    row = await access.get_incoming(work, task_id)
+    await audit(ctx, work, "incoming.read", row, row.id)
+    response.headers["ETag"] = etag(row.version)
+    return incoming_out(work, row)
+
+
+@inbox_router.post(
+    "/incoming/{task_id}/transitions",
+    response_model=IncomingOut,
+    summary="Take the next step with a referral your unit holds",
+    description=(
+        "acknowledge (kvittera; a kommun records its own case reference), accept, decline "
+        "(with a reason; the sender may revise and send again), forward (to another unit "
+        "of this or another member: the basis is checked again), start (in_progress), "
+        "complete (with an outcome), or return as wrongly sent (felsänd, with a reason). "
+        "Only the steps in `allowed_transitions` are allowed (409 lists them). `If-Match` "
+        "with the referral's `ETag` is required (412 if it changed, 428 if missing). Every "
+        "step is reported to the sender. Scope `referral:write`."
+    ),
+    responses=problem_responses(*STEP_PROBLEMS, NoBasis, ServiceCallFailed),
+)
+async def transition(
+    task_id: TaskId,
+    body: TransitionIn,
+    caller: Writer,
+    session: DbSession,
+    ctx: Ctx,
+    response: Response,
+    if_match: IfMatch = None,
+) -> IncomingOut:
+    work = work_of(ctx, session, caller)
+    row = await closed_loop.transition_incoming(
+        work,
+        clients_of(ctx),
+        task_id=task_id,
+        data=body,
+        expected_version=required_if_match_version(if_match),
+    )
+    await audit(ctx, work, f"incoming.{body.to.value}", row, row.id)
+    response.headers["ETag"] = etag(row.version)
+    return incoming_out(work, row)
+
+
+@inbox_router.get(
+    "/tasks/{task_id}/history",
+    response_model=list[TransitionOut],
+    summary="The history of a referral task",
+    description=(
+        "Every step of a task as this member saw it (the sending unit: its sent task; "
+        "the receiving unit: its incoming one), oldest first. Scope `referral:read`."
+    ),
+    responses=problem_responses(Forbidden, ReferralNotFound, NoUnitClaim),
+)
+async def history(
+    task_id: TaskId, caller: Reader, session: DbSession, ctx: Ctx
+) -> list[TransitionOut]:
+    work = work_of(ctx, session, caller)
+    row, steps = await worklists.task_history(work, task_id)
+    await audit(ctx, work, "referral.history", row, task_id)
+    return [TransitionOut.model_validate(t, from_attributes=True) for t in steps]
+
+
+@inbox_router.post(
+    "/person-search",
+    response_model=list[ReferralOut | IncomingOut],
+    summary="Every referral about a person, sent or received by this member",
+    description=(
+        "For staff with the scope `referral:person`: the person is named in the body, "
+        "never in a URL. Every access is audited. Protected identities only with the "
+        "role `protected_identity`."
+    ),
+    responses=problem_responses(Forbidden),
+)
+async def person_search(
+    body: PersonSearch, caller: PersonReader, session: DbSession, ctx: Ctx
+) -> list[ReferralOut | IncomingOut]:
+    work = work_of(ctx, session, caller, needs_unit=False)
+    sent, received = await worklists.about_person(work, body.personnummer)
+    out: list[ReferralOut | IncomingOut] = []
+    for s in sent:
+        await audit(ctx, work, "referral.person_search", s.referral, s.referral.id)
+        out.append(referral_out(s, await worklists.unit_names(work, s.recipients)))
+    for row in received:
+        await audit(ctx, work, "incoming.person_search", row, row.id)
+        out.append(incoming_out(work, row))
+    return out

@@ -1,0 +1,176 @@
+"""HTTP API of sending: send a referral, follow it (one, or the unit's worklist of sent
+ones) and withdraw it from a recipient."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from services.referral import closed_loop, sending, worklists
+from services.referral.access import NoBasis, NoUnitClaim, ReferralNotFound
+from services.referral.api import (
+    STEP_PROBLEMS,
+    Cursor,
+    IfMatch,
+    Limit,
+    Reader,
+    TaskId,
+    Writer,
+    audit,
+    recipient_out,
+    referral_out,
+    work_of,
+)
+from services.referral.codes import Status
+from services.referral.schemas import (
+    OutgoingPage,
+    RecipientOut,
+    ReferralCreate,
+    ReferralOut,
+    WithdrawIn,
+)
+from services.referral.siblings import clients_of
+from shared.domain.kinds import KINDS, ReferralKind
+from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
+from shared.web.clients import ServiceCallFailed
+from shared.web.errors import Conflict, Forbidden, problem_responses
+from shared.web.etag import etag, required_if_match_version
+from shared.web.pagination import decode_cursor, next_cursor
+
+sending_router = APIRouter(prefix="/v1", tags=["referrals"])
+
+
+# The kinds and their blocks, as the kinds registry has them (shared/domain/kinds.py).
+_KINDS_TEXT = ", ".join(s.label for s in KINDS.values())
+_BLOCKS_TEXT = ", ".join(f"`{s.kind}`: `{s.details_field}`" for s in KINDS.values())
+
+
+@sending_router.post(
+    "/referrals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReferralOut,
+    summary="Send a referral or invitation from your unit",
+    description=(
+        f"Sends a referral or invitation ({_KINDS_TEXT}) from the caller's unit (the "
+        "token's `unit`). Name the "
+        "recipients (`recipients`: member and unit; each must be active and receive the "
+        "kind) or let the directory choose (`resolve`: the person's kommun, with `needs`). "
+        "For every recipient this member's consent service decides first: if any is "
+        "refused, nothing is stored or sent and the 403 problem names the recipient and the "
+        "missing basis. Otherwise the referral is stored with its basis and sent; its "
+        "status per recipient follows in `GET /v1/referrals/{id}` (sent → delivered → "
+        f"acknowledged → …). Give the block of details that belongs to the kind "
+        f"({_BLOCKS_TEXT}). Send an `Idempotency-Key` to retry safely. Scope "
+        "`referral:write`."
+    ),
+    responses=problem_responses(Forbidden, NoBasis, NoUnitClaim, Conflict, ServiceCallFailed),
+)
+async def send_referral(
+    body: ReferralCreate,
+    caller: Writer,
+    session: DbSession,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> ReferralOut | Response:
+    idem = Idempotency(ctx, session, caller)
+    fingerprint = Idempotency.fingerprint("POST /v1/referrals", body)
+    replay = await idem.replay(idempotency_key, fingerprint)
+    if replay is not None:
+        return replay
+    work = work_of(ctx, session, caller, needs_unit=False)
+    referral, recipients = await sending.send_referral(work, clients_of(ctx), body)
+    await audit(ctx, work, "referral.send", referral, referral.id)
+    sent = worklists.Sent(referral, recipients)
+    out = referral_out(sent, await worklists.unit_names(work, recipients))
+    headers = {"Location": f"/v1/referrals/{referral.id}"}
+    await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, headers)
+    response.headers.update(headers)
+    return out
+
+
+@sending_router.get(
+    "/referrals/{referral_id}",
+    response_model=ReferralOut,
+    summary="A referral your unit sent, with every recipient's status",
+    description=(
+        "The referral as sent, and per recipient: its task id, status (as the receiving "
+        "unit last reported it), basis, acknowledgement deadline, reason, outcome and the "
+        "receiver's case reference. Only the sending unit sees it. Scope `referral:read`."
+    ),
+    responses=problem_responses(Forbidden, ReferralNotFound, NoUnitClaim),
+)
+async def get_referral(
+    referral_id: TaskId, caller: Reader, session: DbSession, ctx: Ctx
+) -> ReferralOut:
+    work = work_of(ctx, session, caller)
+    sent = await worklists.get_sent(work, referral_id)
+    await audit(ctx, work, "referral.read", sent.referral, sent.referral.id)
+    return referral_out(sent, await worklists.unit_names(work, sent.recipients))
+
+
+@sending_router.get(
+    "/outgoing",
+    response_model=OutgoingPage,
+    summary="Worklist: the referrals your unit sent",
+    description=(
+        "Your unit's sent referrals, newest first, each with every recipient's status. "
+        "Filter by `status` (any recipient in it) or `kind`. Scope `referral:read`."
+    ),
+    responses=problem_responses(Forbidden, NoUnitClaim),
+)
+async def outgoing(
+    caller: Reader,
+    session: DbSession,
+    ctx: Ctx,
+    kind: Annotated[ReferralKind | None, Query()] = None,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> OutgoingPage:
+    work = work_of(ctx, session, caller)
+    page = await worklists.sent_page(
+        work, kind=kind, status=status_, after=decode_cursor(cursor), limit=limit
+    )
+    names = await worklists.unit_names(work, [r for s in page.items for r in s.recipients])
+    items = []
+    for sent in page.items:
+        await audit(ctx, work, "referral.list", sent.referral, sent.referral.id)
+        items.append(referral_out(sent, names))
+    return OutgoingPage(items=items, next_cursor=next_cursor(page.rows, limit, str))
+
+
+@sending_router.post(
+    "/referrals/{task_id}/withdraw",
+    response_model=RecipientOut,
+    summary="Withdraw a referral from one recipient",
+    description=(
+        "The sending unit withdraws its referral from the recipient whose task this is "
+        "(`by_person: true` when the person declined, e.g. a kontaktbegäran). Allowed "
+        "until the receiver closes it; the receiver confirms, or answers with the status "
+        "the withdrawal came too late for. `If-Match` with the recipient's version is "
+        "required. Scope `referral:write`."
+    ),
+    responses=problem_responses(*STEP_PROBLEMS),
+)
+async def withdraw(
+    task_id: TaskId,
+    body: WithdrawIn,
+    caller: Writer,
+    session: DbSession,
+    ctx: Ctx,
+    response: Response,
+    if_match: IfMatch = None,
+) -> RecipientOut:
+    work = work_of(ctx, session, caller)
+    recipient, referral = await closed_loop.withdraw(
+        work,
+        task_id=task_id,
+        reason=body.reason,
+        by_person=body.by_person,
+        expected_version=required_if_match_version(if_match),
+    )
+    await audit(ctx, work, "referral.withdraw", referral, recipient.id)
+    response.headers["ETag"] = etag(recipient.version)
+    return recipient_out(recipient, await worklists.unit_names(work, [recipient]))

@@ -1,0 +1,179 @@
+"""What a unit reads: the referrals it sent (each with every recipient's status, and a
+discharge planning's confirmations), its own inbox of incoming ones (which are overdue), a
+task's history as its side saw it, and everything about one person sent or received by
+this member.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from services.referral.access import (
+    PROTECTED_ROLE,
+    ReferralNotFound,
+    caller_of,
+    can_see,
+    require_unit,
+)
+from services.referral.codes import Status
+from services.referral.models import Incoming, Recipient, Referral, Transition
+from services.referral.repository import (
+    IncomingRepository,
+    KnownUnitRepository,
+    RecipientRepository,
+    ReferralRepository,
+    TransitionRepository,
+)
+from services.referral.schemas import DischargeStatus
+from shared.data.work import Work
+from shared.domain.calendar import to_local
+from shared.domain.kinds import ReferralKind
+from shared.identity.identifiers import normalise_personnummer
+from shared.identity.person import member_secret, person_key
+
+T = TypeVar("T")
+
+CONFIRMED = frozenset({"acknowledged", "accepted", "in_progress", "completed"})
+"""A recipient of a discharge planning in one of these has confirmed it."""
+
+AWAITING = Status.DELIVERED
+"""A task in this status waits for its unit's acknowledgement (overdue after the deadline)."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A referral the unit sent, with its recipients."""
+
+    referral: Referral
+    recipients: list[Recipient]
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """A page of a worklist: the rows read (one beyond the page says there is a next), and
+    the items the caller sees of them."""
+
+    rows: list[str]
+    items: list[T]
+
+
+def discharge(ref: Referral, recipients: list[Recipient]) -> DischargeStatus | None:
+    """For a discharge planning: the date, whether a SIP exists, and who has confirmed
+    (the home kommun's and out-patient care's units acknowledging or accepting)."""
+    if ref.kind != ReferralKind.UTSKRIVNINGSPLANERING.value:
+        return None
+    confirmed = [r for r in recipients if r.status in CONFIRMED]
+    return DischargeStatus(
+        expected_discharge_date=ref.details["expected_discharge_date"],
+        sip_exists=ref.details.get("sip_exists", "unknown"),
+        confirmed_by=[{"orgnr": r.orgnr, "unit_id": r.unit_id} for r in confirmed],
+        all_confirmed=len(confirmed) == len(recipients) > 0,
+    )
+
+
+def today(work: Work) -> dt.date:
+    """The work's day in Sweden."""
+    return to_local(work.now).date()
+
+
+def is_overdue(row: Incoming, on: dt.date) -> bool:
+    """Whether the task still waits for its acknowledgement after its deadline."""
+    return Status(row.status) is AWAITING and row.acknowledge_by < on
+
+
+async def unit_names(work: Work, recipients: list[Recipient]) -> dict[str, str]:
+    """The recipients' units' names, as the directory last told them."""
+    return await KnownUnitRepository(work.session).names([r.unit_id for r in recipients])
+
+
+async def get_sent(work: Work, referral_id: str) -> Sent:
+    """A referral the caller's unit sent (ReferralNotFound for anyone else)."""
+    unit = require_unit(caller_of(work))
+    referral = await ReferralRepository(work.session).get(referral_id)
+    if referral is None or referral.sender_unit_id != unit:
+        raise ReferralNotFound("no such referral sent by your unit")
+    return Sent(referral, await RecipientRepository(work.session).of_referral(referral.id))
+
+
+async def sent_page(
+    work: Work, *, kind: ReferralKind | None, status: Status | None, after: str | None, limit: int
+) -> Page[Sent]:
+    """The caller's unit's sent referrals, newest first, of ``kind`` and with any recipient
+    in ``status``."""
+    unit = require_unit(caller_of(work))
+    rows = await ReferralRepository(work.session).page_sent_by(unit, after=after, limit=limit + 1)
+    by_referral = await RecipientRepository(work.session).of_referrals([r.id for r in rows])
+    items = []
+    for ref in rows[:limit]:
+        recipients = by_referral[ref.id]
+        if kind and ref.kind != kind.value:
+            continue
+        if status and all(r.status != status.value for r in recipients):
+            continue
+        items.append(Sent(ref, recipients))
+    return Page([r.id for r in rows], items)
+
+
+async def inbox_page(
+    work: Work,
+    *,
+    statuses: list[Status] | None,
+    kind: ReferralKind | None,
+    overdue: bool,
+    after: str | None,
+    limit: int,
+) -> Page[Incoming]:
+    """The caller's unit's inbox, oldest first, by status, kind, or overdue only."""
+    caller = caller_of(work)
+    rows = await IncomingRepository(work.session).page_for_unit(
+        require_unit(caller),
+        statuses=[s.value for s in statuses] if statuses else None,
+        kind=kind.value if kind else None,
+        overdue=(AWAITING.value, today(work)) if overdue else None,
+        after=after,
+        limit=limit + 1,
+    )
+    return Page([r.id for r in rows], [r for r in rows[:limit] if can_see(caller, r)])
+
+
+async def task_history(work: Work, task_id: str) -> tuple[Referral | Incoming, list[Transition]]:
+    """A task's steps as the caller's unit's side saw them (the sending unit: its sent
+    task; the receiving unit: its incoming one), oldest first, with what they are of."""
+    caller = caller_of(work)
+    unit = require_unit(caller)
+    row: Referral | Incoming | None = None
+    incoming = await IncomingRepository(work.session).get(task_id)
+    if incoming is not None and can_see(caller, incoming):
+        row = incoming
+    else:
+        recipient = await RecipientRepository(work.session).get(task_id)
+        if recipient is not None:
+            referral = await ReferralRepository(work.session).get(recipient.referral_id)
+            if referral is not None and referral.sender_unit_id == unit:
+                row = referral
+    if row is None:
+        raise ReferralNotFound("no such referral for your unit")
+    steps = await TransitionRepository(work.session).of_task(task_id)
+    side = "receiver" if isinstance(row, Incoming) else "sender"
+    return row, [t for t in steps if t.side == side]
+
+
+async def about_person(work: Work, personnummer: str) -> tuple[list[Sent], list[Incoming]]:
+    """Every referral about the person sent and received by this member (a protected
+    identity only for the role)."""
+    key = person_key(member_secret(work.settings), normalise_personnummer(personnummer))
+    allowed_protected = caller_of(work).has_role(PROTECTED_ROLE)
+    recipients = RecipientRepository(work.session)
+    sent = [
+        Sent(ref, await recipients.of_referral(ref.id))
+        for ref in await ReferralRepository(work.session).for_person(key)
+        if allowed_protected or not ref.protected_identity
+    ]
+    received = [
+        row
+        for row in await IncomingRepository(work.session).for_person(key)
+        if allowed_protected or not row.protected_identity
+    ]
+    return sent, received
