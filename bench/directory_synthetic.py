@@ -41,7 +41,7 @@ from stdnum import luhn
 from services.directory.codes import INTERVENTION_LABELS, Intervention, UnitKind
 from services.directory.hours import OpeningHours
 from services.directory.schemas import UnitCreate
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 from shared.identity.identifiers import all_kommuner, counties
 from shared.messaging.events.payloads import UnitChangedV1
 

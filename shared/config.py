@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.domain.codes import LegalBasis
+from shared.domain.kinds import KINDS, legal_basis_purposes
 from shared.identity.auth.keys import is_dev_public_key
 from shared.identity.auth.settings import AuthSettings as AuthSettings
 
@@ -123,26 +125,9 @@ class DirectorySettings(BaseModel):
 
 
 def _default_legal_basis_purposes() -> dict[str, list[str]]:
-    """Which purposes each legal basis may cover (the consent service's default table)."""
-    return {
-        "osl_25_12": [
-            "sip",
-            "vardkedjeremiss",
-            "kontaktbegaran",
-            "utskrivningsplanering",
-            "vardkedjesamordning",
-        ],
-        "osl_26_9": [
-            "sip",
-            "vardkedjeremiss",
-            "utskrivningsplanering",
-            "hvb_underrattelse",
-            "vardkedjesamordning",
-        ],
-        "lvm_anmalan": ["kontaktbegaran"],
-        "orosanmalan": ["kontaktbegaran"],
-        "nodsituation": ["vardkedjeremiss", "kontaktbegaran", "utskrivningsplanering"],
-    }
+    """Which purposes each legal basis may cover (the consent service's default table,
+    derived from the kinds registry: ``shared/domain/kinds.py``)."""
+    return legal_basis_purposes(tuple(LegalBasis))
 
 
 class ConsentSettings(BaseModel):
@@ -166,17 +151,6 @@ class ConsentSettings(BaseModel):
         description="legal bases that apply even where the person has blocked the recipient",
     )
     expiry_check_interval_s: int = Field(300, ge=1, description="how often expiry is checked")
-
-
-def _default_acknowledge_within_hours() -> dict[str, int]:
-    """How long a receiving unit has to acknowledge each kind of referral (hours)."""
-    return {
-        "vardkedjeremiss": 72,
-        "kontaktbegaran": 48,
-        "sip_kallelse": 72,
-        "utskrivningsplanering": 24,
-        "hvb_underrattelse": 72,
-    }
 
 
 class NotifyRule(BaseModel):
@@ -255,9 +229,6 @@ class NotifySettings(BaseModel):
     """Settings of the notify service."""
 
     rules: list[NotifyRule] = Field(default_factory=_default_notify_rules)
-    acknowledge_within_hours: dict[str, int] = Field(
-        default_factory=_default_acknowledge_within_hours
-    )
     remind_before_s: int = Field(86_400, ge=0, description="reminder this long before a deadline")
     escalate_after_s: int = Field(86_400, ge=0, description="escalate this long after it passed")
     coordinator_unit_ids: list[str] = Field(default_factory=list)
@@ -285,14 +256,11 @@ class ReferralSettings(BaseModel):
     consent_url: str = "http://127.0.0.1:8001"
     directory_url: str = "http://127.0.0.1:8000"
     # Working days to acknowledge an incoming referral, by kind and urgency (0 = the same
-    # day). A discharge is near, so its planning is acknowledged sooner.
+    # day): the kinds registry's table unless a member sets its own. Notify's reminders
+    # follow the same deadline (one policy: KindSpec.acknowledge_by).
     acknowledge_working_days: dict[str, dict[str, int]] = Field(
         default_factory=lambda: {
-            "vardkedjeremiss": {"normal": 5, "urgent": 2, "acute": 0},
-            "kontaktbegaran": {"normal": 3, "urgent": 1, "acute": 0},
-            "sip_kallelse": {"normal": 3, "urgent": 1, "acute": 0},
-            "utskrivningsplanering": {"normal": 1, "urgent": 1, "acute": 0},
-            "hvb_underrattelse": {"normal": 5, "urgent": 2, "acute": 0},
+            k.value: dict(s.acknowledge_working_days) for k, s in KINDS.items()
         }
     )
     # Service-to-service calls: the token the referral service presents to this member's

@@ -9,27 +9,14 @@ from __future__ import annotations
 import enum
 
 from shared.domain.codes import LegalBasis
+from shared.domain.kinds import purposes
 
+PURPOSE_LABELS: dict[str, str] = purposes()
+"""Every purpose a sharing may serve and how a person reads it: each kind of referral's
+(the kinds registry, ``shared/domain/kinds.py``) and the coordination of the care chain."""
 
-class Purpose(enum.StrEnum):
-    """The cooperation a sharing serves."""
-
-    SIP = "sip"
-    VARDKEDJEREMISS = "vardkedjeremiss"
-    KONTAKTBEGARAN = "kontaktbegaran"
-    UTSKRIVNINGSPLANERING = "utskrivningsplanering"
-    HVB_UNDERRATTELSE = "hvb_underrattelse"
-    VARDKEDJESAMORDNING = "vardkedjesamordning"
-
-
-PURPOSE_LABELS: dict[str, str] = {
-    Purpose.SIP: "samordnad individuell plan (SIP)",
-    Purpose.VARDKEDJEREMISS: "vårdkedjeremiss",
-    Purpose.KONTAKTBEGARAN: "kontaktbegäran",
-    Purpose.UTSKRIVNINGSPLANERING: "utskrivningsplanering",
-    Purpose.HVB_UNDERRATTELSE: "underrättelse om placering på HVB",
-    Purpose.VARDKEDJESAMORDNING: "samordning av vårdkedjan",
-}
+Purpose = enum.StrEnum("Purpose", {p.upper(): p for p in PURPOSE_LABELS})  # type: ignore[misc]
+"""The cooperation a sharing serves (derived from :data:`PURPOSE_LABELS`)."""
 
 
 class Category(enum.StrEnum):

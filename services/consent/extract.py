@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Final
-
-import jinja2
 
 from services.consent.person import key_of
 from services.consent.repository import AuditCopyRepository, AuditLogRepository, CopyRepository
@@ -22,6 +19,7 @@ from shared.identity.identifiers import IdentifierError
 from shared.messaging.events import CloudEvent
 from shared.messaging.events.payloads import AuditRecordedV1
 from shared.messaging.inbox import Reject
+from shared.web.templates import templates
 
 SERVICE_LABELS: Final = {
     "consent": "Samtycken",
@@ -44,13 +42,7 @@ ENTRY_FIELDS: Final = (
 )
 """What an entry of the extract shows, from this service's records and the copies alike."""
 
-_TEMPLATES: Final = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_TEMPLATES: Final = templates(__file__)
 
 
 async def apply_audit_recorded(work: Work, event: CloudEvent, payload: AuditRecordedV1) -> bool:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Final
 
-import jinja2
 from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
 
 from services.directory.overview import Contact, Overview, UnitSummary
 from services.directory.swedish import SV_FOLD
 from shared.web.csvout import write_csv
+from shared.web.templates import templates
 
 __all__ = ["CSV_COLUMNS", "pdf_safe", "render_csv", "render_html", "render_pdf"]
 
@@ -34,13 +33,7 @@ CSV_COLUMNS: Final = (
 
 # --- HTML ------------------------------------------------------------------------------------
 
-_TEMPLATES: Final = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_TEMPLATES: Final = templates(__file__)
 
 
 def render_html(overview: Overview) -> str:

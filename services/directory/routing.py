@@ -17,27 +17,15 @@ from typing import Any
 
 from services.directory.codes import Channel, UnitKind
 from services.directory.search import Doc, SearchIndex, age_fits, fold
-from shared.domain.codes import REFERRAL_KIND_LABELS, ReferralKind
+from shared.domain.kinds import KINDS, REFERRAL_KIND_LABELS, ReferralKind
 
-# The kinds that naturally receive each referral kind, most natural first.
+# The kinds of unit that naturally receive each referral kind, most natural first, and the
+# intake units to fall back on (the kinds registry: shared/domain/kinds.py).
 NATURAL_RECEIVERS: dict[ReferralKind, tuple[UnitKind, ...]] = {
-    ReferralKind.VARDKEDJEREMISS: (UnitKind.REMISSPORT,),
-    ReferralKind.KONTAKTBEGARAN: (
-        UnitKind.SOCIALTJANSTENS_MOTTAGNING,
-        UnitKind.MYNDIGHETSUTOVNING_VUXNA,
-    ),
-    ReferralKind.SIP_KALLELSE: (UnitKind.VARDKEDJEKOORDINATOR,),
-    ReferralKind.UTSKRIVNINGSPLANERING: (
-        UnitKind.SOCIALTJANSTENS_MOTTAGNING,
-        UnitKind.VARDKEDJEKOORDINATOR,
-    ),
-    ReferralKind.HVB_UNDERRATTELSE: (UnitKind.REMISSPORT, UnitKind.BEROENDEMOTTAGNING),
+    kind: tuple(UnitKind(u) for u in spec.natural_receivers) for kind, spec in KINDS.items()
 }
 INTAKE_ORDER: dict[ReferralKind, tuple[UnitKind, ...]] = {
-    kind: (UnitKind.REMISSPORT, UnitKind.SOCIALTJANSTENS_MOTTAGNING)
-    if kind in (ReferralKind.VARDKEDJEREMISS, ReferralKind.HVB_UNDERRATTELSE)
-    else (UnitKind.SOCIALTJANSTENS_MOTTAGNING, UnitKind.REMISSPORT)
-    for kind in ReferralKind
+    kind: tuple(UnitKind(u) for u in spec.intake_order) for kind, spec in KINDS.items()
 }
 
 

@@ -14,7 +14,7 @@ from services.directory.codes import Intervention, UnitKind, UnitStatus
 from services.directory.router import Reader
 from services.directory.routing import resolve
 from services.directory.search import Doc, Filters, ReplicaSearch, replica_search
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 from shared.identity.identifiers import Kommunkod, Organisationsnummer
 from shared.web.app import DbSession
 from shared.web.errors import Forbidden, InvalidInput, NotFound, problem_responses

@@ -14,6 +14,8 @@ from services.notify.fanout import FanOut, Origin, Row, fan_out
 from services.notify.repository import TimerRepository
 from services.notify.timers import cancel_deadline, deadline_timers
 from shared.data.work import Work
+from shared.domain.calendar import end_of_day, to_local
+from shared.domain.kinds import spec
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     PLAN_ACTION_ENDED_V1,
@@ -69,8 +71,12 @@ def _plan(work: Work, event_id: str, event_type: str, payload: BaseModel) -> _Pl
         )
 
     if isinstance(payload, ReferralReceivedV1):
-        due = payload.acknowledge_by or payload.received_at + dt.timedelta(
-            hours=cfg.acknowledge_within_hours.get(payload.kind, 72)
+        due = payload.acknowledge_by or end_of_day(
+            spec(payload.kind).acknowledge_by(
+                payload.urgency,
+                to_local(payload.received_at).date(),
+                work.settings.referral.acknowledge_working_days,
+            )
         )
         facts = [f.model_copy(update={"due_at": due}) for f in facts]
         schedule("acknowledge", due, ("remind", "overdue", "escalate"))

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.domain.codes import REFERRAL_KIND_LABELS, ReferralKind
+from shared.domain.kinds import REFERRAL_KIND_LABELS, ReferralKind
 
 ID = r"^[A-Za-z0-9._:-]{1,64}$"
 UUID = r"^[0-9a-f-]{36}$"

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.notify.content import Facts
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 from shared.messaging.events.payloads import (
     ConsentEndedV1,
     PlanActionEndedV1,

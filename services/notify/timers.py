@@ -11,7 +11,7 @@ from services.notify.fanout import Origin, Row, fan_out
 from services.notify.repository import TimerRepository
 from shared.config import NotifySettings
 from shared.data.work import Work
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 
 TIMER_KINDS = {
     "remind": "deadline.reminder",

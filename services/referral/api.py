@@ -17,10 +17,9 @@ from services.referral.access import (
 from services.referral.codes import Actor, Status, allowed_from
 from services.referral.models import Incoming, Recipient, Referral
 from services.referral.schemas import BasisOut, IncomingOut, RecipientOut, ReferralOut
-from services.referral.sending import content
 from services.referral.worklists import Sent, discharge, is_overdue, today
 from shared.data.work import Work
-from shared.domain.codes import ReferralKind
+from shared.domain.content import ReferralContent
 from shared.identity.auth import Caller, require_scopes
 from shared.web.app import Ctx, DbSession
 from shared.web.errors import Forbidden, PreconditionRequired
@@ -106,10 +105,9 @@ def referral_out(sent: Sent, names: dict[str, str]) -> ReferralOut:
     ref, recipients = sent.referral, sent.recipients
     return ReferralOut(
         id=ref.id,
-        kind=ReferralKind(ref.kind),
         sender_unit_id=ref.sender_unit_id,
         person=_person(ref),
-        **content(ref),
+        **ReferralContent.of(ref).columns(),
         recipients=[recipient_out(r, names) for r in recipients],
         created_at=ref.created_at,
         discharge=discharge(ref, recipients),
@@ -121,14 +119,13 @@ def incoming_out(work: Work, row: Incoming) -> IncomingOut:
     return IncomingOut(
         task_id=row.id,
         referral_id=row.referral_id,
-        kind=ReferralKind(row.kind),
         sender_orgnr=row.sender_orgnr,
         sender_unit_id=row.sender_unit_id,
         unit_id=row.unit_id,
         status=current,
         allowed_transitions=allowed_from(current, Actor.HOLDER),
         person=_person(row),
-        **content(row),
+        **ReferralContent.of(row).columns(),
         basis=_basis(row.basis),
         acknowledge_by=row.acknowledge_by,
         overdue=is_overdue(row, today(work)),

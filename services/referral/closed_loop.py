@@ -27,6 +27,7 @@ from services.referral.codes import (
     Status,
     allowed_from,
 )
+from services.referral.details import UnitRef
 from services.referral.models import Incoming, Recipient, Referral, TaskTombstone
 from services.referral.moves import (
     Report,
@@ -43,11 +44,12 @@ from services.referral.repository import (
     TaskTombstoneRepository,
     TransitionRepository,
 )
-from services.referral.schemas import _DETAILS, PersonIn, ReferralCreate, TransitionIn, UnitRef
+from services.referral.schemas import PersonIn, ReferralCreate, TransitionIn
 from services.referral.sending import send_referral
 from services.referral.siblings import Clients
 from shared.data.work import Work
-from shared.domain.codes import ReferralKind
+from shared.domain.content import ReferralContent
+from shared.domain.kinds import spec
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import REFERRAL_TRANSITIONED_V1, ReferralTransitionedV1
 from shared.messaging.inbox import Reject
@@ -142,20 +144,13 @@ async def _forward(
     assert incoming.personnummer is not None  # an open task keeps its person
     data = ReferralCreate.model_validate(
         {
-            "kind": incoming.kind,
+            **ReferralContent.of(incoming).model_dump(exclude={"details"}),
             "person": PersonIn(
                 personnummer=incoming.personnummer,
                 protected_identity=incoming.protected_identity,
             ).model_dump(),
-            "needs": incoming.needs,
-            "summary": incoming.summary,
-            "urgency": incoming.urgency,
-            "children_in_household": incoming.children_in_household,
-            "persons_wish": incoming.persons_wish,
-            "drug_free": incoming.drug_free,
-            "attachments": incoming.attachments,
             "recipients": [target.model_dump()],
-            _DETAILS[ReferralKind(incoming.kind)]: incoming.details or None,
+            spec(incoming.kind).details_field: incoming.details or None,
         }
     )
     _referral, recipients = await send_referral(work, clients, data)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import enum
 
-from shared.domain.codes import ReferralKind
-
 
 class Status(enum.StrEnum):
     """Where a referral to one recipient unit is."""
@@ -130,22 +128,3 @@ class Tristate(enum.StrEnum):
     YES = "yes"
     NO = "no"
     UNKNOWN = "unknown"
-
-
-# The consent purpose each kind is shared for.
-PURPOSE: dict[ReferralKind, str] = {
-    ReferralKind.VARDKEDJEREMISS: "vardkedjeremiss",
-    ReferralKind.KONTAKTBEGARAN: "kontaktbegaran",
-    ReferralKind.SIP_KALLELSE: "sip",
-    ReferralKind.UTSKRIVNINGSPLANERING: "utskrivningsplanering",
-    ReferralKind.HVB_UNDERRATTELSE: "hvb_underrattelse",
-}
-
-# The information categories a referral of each kind carries (the consent must cover them).
-CATEGORIES: dict[ReferralKind, tuple[str, ...]] = {
-    ReferralKind.VARDKEDJEREMISS: ("contact_details", "needs_summary"),
-    ReferralKind.KONTAKTBEGARAN: ("contact_details", "needs_summary"),
-    ReferralKind.SIP_KALLELSE: ("contact_details", "needs_summary", "plan"),
-    ReferralKind.UTSKRIVNINGSPLANERING: ("contact_details", "needs_summary", "plan"),
-    ReferralKind.HVB_UNDERRATTELSE: ("contact_details", "social_situation"),
-}

@@ -34,7 +34,7 @@ from services.referral.schemas import (
     TransitionOut,
 )
 from services.referral.siblings import clients_of
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 from shared.web.app import Ctx, DbSession
 from shared.web.clients import ServiceCallFailed
 from shared.web.errors import Forbidden, problem_responses

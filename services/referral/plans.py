@@ -39,7 +39,7 @@ from services.referral.schemas import ActionEndIn, PlanIn
 from services.referral.siblings import Clients, Question, claim, decide
 from shared.data.db import new_id
 from shared.data.work import Work
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 from shared.identity.auth import Caller
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.codes import Actor, Status
+from services.referral.details import UnitRef
 from services.referral.models import ConsentTombstone, Incoming, KnownUnit, TaskTombstone
 from services.referral.moves import Report, Step, history, tell_sender
 from services.referral.repository import (
@@ -24,13 +25,13 @@ from services.referral.repository import (
     KnownUnitRepository,
     TaskTombstoneRepository,
 )
-from services.referral.schemas import UnitRef
-from services.referral.sending import categories, content
+from services.referral.sending import categories
 from services.referral.siblings import Clients, Decision, Question, claim, decide
 from services.referral.units import unit_problem
 from shared.data.work import Work
 from shared.domain.calendar import end_of_day
-from shared.domain.codes import ReferralKind
+from shared.domain.content import ReferralContent
+from shared.domain.kinds import ReferralKind
 from shared.identity.person import member_secret, person_key
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
@@ -178,11 +179,10 @@ async def _file(
     incoming = Incoming(
         id=payload.task_id,
         referral_id=payload.referral_id,
-        kind=payload.kind,
         personnummer=payload.person.personnummer,
         person_key=person_key(member_secret(work.settings), payload.person.personnummer),
         protected_identity=payload.person.protected_identity,
-        **content(payload),
+        **ReferralContent.of(payload).columns(),
         sender_orgnr=payload.sender_orgnr,
         sender_unit_id=payload.sender_unit_id,
         unit_id=payload.recipient_unit_id,

@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from services.referral.codes import Status, Tristate, Urgency
-from shared.domain.codes import Intervention, ReferralKind
+from services.referral.details import DETAILS, DETAILS_FIELDS, Attachment, UnitRef, _In
+from shared.domain.codes import Intervention
+from shared.domain.content import ReferralContent
+from shared.domain.kinds import KINDS, ReferralKind
 from shared.domain.legal_basis import LegalBasisIn
-from shared.identity.identifiers import Kommunkod, Organisationsnummer, Personnummer
+from shared.identity.identifiers import Kommunkod, Personnummer
 from shared.web.fields import Age, IsoAwareDatetime, IsoDate, JsonBool
 
 UnitId = str
 _UNIT = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 Text = Field("", max_length=4000)
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class PersonIn(_In):
@@ -39,70 +39,12 @@ class PersonIn(_In):
     )
 
 
-class UnitRef(_In):
-    """A unit of a member."""
-
-    orgnr: Organisationsnummer
-    unit_id: UnitId = _UNIT
-
-
 class Resolve(_In):
     """Ask the directory for the receiving unit (the best route for the kind and needs)."""
 
     kommunkod: Kommunkod = Field(description="the person's kommun of residence")
     age: Age | None = None
 
-
-class Attachment(_In):
-    """A document by reference (never the document itself)."""
-
-    title: str = Field(min_length=2, max_length=200)
-    reference: str = Field(min_length=2, max_length=500, description="where the receiver gets it")
-
-
-class VardkedjeremissDetails(_In):
-    """The units that should take part in the joint referral meeting, and whether a
-    planned treatment requires the person to be drug-free."""
-
-    participants: list[UnitRef] = Field(default_factory=list, max_length=20)
-    treatment_requires_drug_free: JsonBool = False
-
-
-class KontaktbegaranDetails(_In):
-    kommunkod: Kommunkod = Field(description="the person's kommun of residence")
-
-
-class SipDetails(_In):
-    meeting_at: IsoAwareDatetime
-    place: str | None = Field(None, max_length=300)
-    video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
-    answer_by: IsoDate | None = None
-
-    @model_validator(mode="after")
-    def _where(self) -> Self:
-        if not self.place and not self.video_link:
-            raise PydanticCustomError("place_or_link", "give a place or a video link")
-        return self
-
-
-class DischargeDetails(_In):
-    expected_discharge_date: IsoDate
-    sip_exists: Tristate = Tristate.UNKNOWN
-
-
-class HvbDetails(_In):
-    placement_date: IsoDate
-    hvb_name: str = Field(min_length=2, max_length=200, description="the treatment home")
-    individual_plan_invited: JsonBool = True
-
-
-_DETAILS = {
-    ReferralKind.VARDKEDJEREMISS: "vardkedjeremiss",
-    ReferralKind.KONTAKTBEGARAN: "kontaktbegaran",
-    ReferralKind.SIP_KALLELSE: "sip",
-    ReferralKind.UTSKRIVNINGSPLANERING: "discharge",
-    ReferralKind.HVB_UNDERRATTELSE: "hvb",
-}
 
 _EXAMPLE: dict[str, Any] = {
     "kind": "kontaktbegaran",
@@ -117,9 +59,10 @@ _EXAMPLE: dict[str, Any] = {
 }
 
 
-class ReferralCreate(_In):
+class ReferralCreateBase(_In):
     """A referral or invitation. Name the recipients or let the directory resolve one;
-    give the block of details that belongs to the kind."""
+    give the block of details that belongs to the kind (one optional field per kind,
+    added from the kinds registry: ``shared/domain/kinds.py`` and ``details.py``)."""
 
     model_config = ConfigDict(
         extra="forbid", hide_input_in_errors=True, json_schema_extra={"examples": [_EXAMPLE]}
@@ -133,32 +76,33 @@ class ReferralCreate(_In):
     children_in_household: Tristate = Tristate.UNKNOWN
     persons_wish: str = Field("", max_length=2000, description="in the person's own words")
     drug_free: Tristate | None = Field(
-        None, description="required for a vårdkedjeremiss", validate_default=True
+        None, description="required for some kinds (a vårdkedjeremiss)", validate_default=True
     )
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
     recipients: list[UnitRef] = Field(default_factory=list, max_length=20)
     resolve: Resolve | None = Field(None, validate_default=True)
     legal_basis: LegalBasisIn | None = None
-    vardkedjeremiss: VardkedjeremissDetails | None = Field(None, validate_default=True)
-    kontaktbegaran: KontaktbegaranDetails | None = Field(None, validate_default=True)
-    sip: SipDetails | None = Field(None, validate_default=True)
-    discharge: DischargeDetails | None = Field(None, validate_default=True)
-    hvb: HvbDetails | None = Field(None, validate_default=True)
 
     # The rules are field validators (not one model validator) so that a problem names
     # the field it is about; each runs also when the field is left out.
     @field_validator("needs")
     @classmethod
     def _needs(cls, value: list[Intervention], info: ValidationInfo) -> list[Intervention]:
-        if info.data.get("kind") is ReferralKind.KONTAKTBEGARAN and not value:
-            raise PydanticCustomError("needs_required", "a kontaktbegäran names the needs")
+        kind = info.data.get("kind")
+        if kind is not None and KINDS[kind].needs_required and not value:
+            raise PydanticCustomError(
+                "needs_required", "a {label} names the needs", {"label": _label(kind)}
+            )
         return value
 
     @field_validator("drug_free")
     @classmethod
     def _drug_free(cls, value: Tristate | None, info: ValidationInfo) -> Tristate | None:
-        if info.data.get("kind") is ReferralKind.VARDKEDJEREMISS and value is None:
-            raise PydanticCustomError("drug_free_required", "a vårdkedjeremiss states drug_free")
+        kind = info.data.get("kind")
+        if kind is not None and KINDS[kind].drug_free_required and value is None:
+            raise PydanticCustomError(
+                "drug_free_required", "a {label} states drug_free", {"label": _label(kind)}
+            )
         return value
 
     @field_validator("recipients")
@@ -177,14 +121,15 @@ class ReferralCreate(_In):
             )
         return value
 
-    @field_validator("vardkedjeremiss", "kontaktbegaran", "sip", "discharge", "hvb")
+    @field_validator(*DETAILS_FIELDS, check_fields=False)
     @classmethod
     def _block_of_kind(cls, value: Any, info: ValidationInfo) -> Any:
         kind = info.data.get("kind")
         if kind is None:
             return value
-        mine = _DETAILS[kind] == info.field_name
-        if mine and value is None and kind is not ReferralKind.VARDKEDJEREMISS:
+        spec = KINDS[kind]
+        mine = spec.details_field == info.field_name
+        if mine and value is None and spec.details_required:
             raise PydanticCustomError("details_required", "the kind needs this block")
         if not mine and value is not None:
             raise PydanticCustomError("details_of_other_kind", "this block is for another kind")
@@ -192,8 +137,38 @@ class ReferralCreate(_In):
 
     def details(self) -> dict[str, Any]:
         """The kind's block as stored and sent."""
-        block = getattr(self, _DETAILS[self.kind])
+        block = getattr(self, KINDS[self.kind].details_field)
         return block.model_dump(mode="json") if block is not None else {}
+
+    def content(self, **changes: Any) -> ReferralContent:
+        """What the referral says, as it is stored and sent (``changes``: e.g. the details
+        with a meeting's invitation)."""
+        data = self.model_dump(mode="json", include=set(ReferralContent.FIELDS))
+        return ReferralContent.model_validate({**data, "details": self.details(), **changes})
+
+
+def _label(kind: ReferralKind) -> str:
+    return (
+        KINDS[kind].label.lower() if kind is not ReferralKind.VARDKEDJEREMISS else "vårdkedjeremiss"
+    )
+
+
+if TYPE_CHECKING:
+    ReferralCreate = ReferralCreateBase
+else:
+    ReferralCreate = create_model(
+        "ReferralCreate",
+        __base__=ReferralCreateBase,
+        __module__=__name__,
+        __doc__=ReferralCreateBase.__doc__,
+        **{
+            KINDS[kind].details_field: (
+                model | None,
+                Field(None, validate_default=True, description=f"for a {KINDS[kind].label}"),
+            )
+            for kind, model in DETAILS.items()
+        },
+    )
 
 
 class BasisOut(BaseModel):

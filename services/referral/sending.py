@@ -14,18 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.referral.access import NoBasis, caller_of, require_unit
-from services.referral.codes import CATEGORIES, Actor, Status
-from services.referral.models import Incoming, Recipient, Referral
+from services.referral.codes import Actor, Status
+from services.referral.details import UnitRef
+from services.referral.models import Recipient, Referral
 from services.referral.moves import Step, history
 from services.referral.repository import KnownUnitRepository
-from services.referral.schemas import ReferralCreate, UnitRef
+from services.referral.schemas import ReferralCreate
 from services.referral.siblings import Clients, Question, decide, routes
 from services.referral.units import unit_problem
 from shared.config import Settings
 from shared.data.db import new_id
 from shared.data.work import Work
-from shared.domain.calendar import add_working_days, to_local
-from shared.domain.codes import ReferralKind
+from shared.domain.calendar import to_local
+from shared.domain.content import ReferralContent
+from shared.domain.kinds import ReferralKind, spec
 from shared.identity.identifiers import normalise_personnummer
 from shared.identity.person import member_secret, person_key
 from shared.messaging.events import topics
@@ -40,30 +42,15 @@ from shared.web.errors import InvalidInput
 
 def acknowledge_by(*, settings: Settings, kind: str, urgency: str, today: dt.date) -> dt.date:
     """The acknowledgement deadline: working days after ``today`` by kind and urgency
-    (Swedish public holidays and eves do not count; 0 days: the same day)."""
-    days = settings.referral.acknowledge_working_days.get(kind, {}).get(urgency, 3)
-    return add_working_days(today, days) if days > 0 else today
+    (the kinds registry's policy, or the member's own table; Swedish public holidays and
+    eves do not count; 0 days: the same day)."""
+    return spec(kind).acknowledge_by(urgency, today, settings.referral.acknowledge_working_days)
 
 
 def categories(kind: ReferralKind, protected: bool) -> list[str]:
     """The information categories a referral of ``kind`` carries (no contact details for a
     person with protected identity)."""
-    return [c for c in CATEGORIES[kind] if not (protected and c == "contact_details")]
-
-
-def content(source: Referral | Incoming | ReferralSentV1) -> dict[str, Any]:
-    """What a referral says (all but whom it is about, who sent it and where it goes), as
-    the sender stored it, the event carries it and the receiver files it."""
-    return {
-        "needs": list(source.needs),
-        "summary": source.summary,
-        "urgency": source.urgency,
-        "children_in_household": source.children_in_household,
-        "persons_wish": source.persons_wish,
-        "drug_free": source.drug_free,
-        "attachments": list(source.attachments),
-        "details": dict(source.details),
-    }
+    return [c for c in spec(kind).categories if not (protected and c == "contact_details")]
 
 
 @dataclass(frozen=True)
@@ -150,18 +137,10 @@ async def send_referral(
 
     referral = Referral(
         id=new_id(),
-        kind=data.kind.value,
+        **data.content(details={**data.details(), **(invitation or {})}).columns(),
         personnummer=personnummer,
         person_key=person_key(member_secret(work.settings), personnummer),
         protected_identity=data.person.protected_identity,
-        needs=[n.value for n in data.needs],
-        summary=data.summary,
-        urgency=data.urgency.value,
-        children_in_household=data.children_in_household.value,
-        persons_wish=data.persons_wish,
-        drug_free=data.drug_free.value if data.drug_free else None,
-        attachments=[a.model_dump() for a in data.attachments],
-        details={**data.details(), **(invitation or {})},
         sender_unit_id=sender_unit,
         created_by=caller.sub,
     )
@@ -209,7 +188,6 @@ def _sent_event(work: Work, referral: Referral, recipient: Recipient) -> Referra
     return ReferralSentV1(
         task_id=recipient.id,
         referral_id=referral.id,
-        kind=referral.kind,
         sender_orgnr=caller_of(work).org,
         sender_unit_id=referral.sender_unit_id,
         recipient_orgnr=recipient.orgnr,
@@ -218,7 +196,7 @@ def _sent_event(work: Work, referral: Referral, recipient: Recipient) -> Referra
             personnummer=referral.personnummer,
             protected_identity=referral.protected_identity,
         ),
-        **content(referral),
+        **ReferralContent.of(referral).columns(),
         basis=ReferralBasisV1.model_validate(recipient.basis),
         acknowledge_by=recipient.acknowledge_by,
         sent_at=work.now,

@@ -31,7 +31,7 @@ from services.referral.schemas import (
     WithdrawIn,
 )
 from services.referral.siblings import clients_of
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import KINDS, ReferralKind
 from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
 from shared.web.clients import ServiceCallFailed
 from shared.web.errors import Conflict, Forbidden, problem_responses
@@ -41,23 +41,28 @@ from shared.web.pagination import decode_cursor, next_cursor
 sending_router = APIRouter(prefix="/v1", tags=["referrals"])
 
 
+# The kinds and their blocks, as the kinds registry has them (shared/domain/kinds.py).
+_KINDS_TEXT = ", ".join(s.label for s in KINDS.values())
+_BLOCKS_TEXT = ", ".join(f"`{s.kind}`: `{s.details_field}`" for s in KINDS.values())
+
+
 @sending_router.post(
     "/referrals",
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralOut,
     summary="Send a referral or invitation from your unit",
     description=(
-        "Sends a vårdkedjeremiss, kontaktbegäran, SIP invitation, discharge planning or HVB "
-        "notification from the caller's unit (the token's `unit`). Name the recipients "
-        "(`recipients`: member and unit; each must be active and receive the kind) or let "
-        "the directory choose (`resolve`: the person's kommun, with `needs`). For every "
-        "recipient this member's consent service decides first: if any is refused, nothing "
-        "is stored or sent and the 403 problem names the recipient and the missing basis. "
-        "Otherwise the referral is stored with its basis and sent; its status per "
-        "recipient follows in `GET /v1/referrals/{id}` (sent → delivered → acknowledged → "
-        "…). Give the block of details that belongs to the kind (`kontaktbegaran`, `sip`, "
-        "`discharge`, `hvb`, `vardkedjeremiss`). Send an `Idempotency-Key` to retry "
-        "safely. Scope `referral:write`."
+        f"Sends a referral or invitation ({_KINDS_TEXT}) from the caller's unit (the "
+        "token's `unit`). Name the "
+        "recipients (`recipients`: member and unit; each must be active and receive the "
+        "kind) or let the directory choose (`resolve`: the person's kommun, with `needs`). "
+        "For every recipient this member's consent service decides first: if any is "
+        "refused, nothing is stored or sent and the 403 problem names the recipient and the "
+        "missing basis. Otherwise the referral is stored with its basis and sent; its "
+        "status per recipient follows in `GET /v1/referrals/{id}` (sent → delivered → "
+        f"acknowledged → …). Give the block of details that belongs to the kind "
+        f"({_BLOCKS_TEXT}). Send an `Idempotency-Key` to retry safely. Scope "
+        "`referral:write`."
     ),
     responses=problem_responses(Forbidden, NoBasis, NoUnitClaim, Conflict, ServiceCallFailed),
 )

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.referral.codes import PURPOSE
-from services.referral.schemas import ReferralCreate, UnitRef
+from services.referral.details import UnitRef
+from services.referral.schemas import ReferralCreate
 from shared.config import Settings
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind, spec
 from shared.service import ServiceContext
 from shared.web.clients import ServiceClient
 from shared.web.errors import InvalidInput
@@ -105,7 +105,7 @@ async def decide(clients: Clients, settings: Settings, question: Question) -> De
         "person": {"personnummer": q.personnummer},
         "sender": q.sender,
         "recipient": q.recipient,
-        "purpose": PURPOSE[q.kind],
+        "purpose": spec(q.kind).purpose,
         "categories": q.categories,
     }
     if q.legal_basis:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.referral.details import UnitRef
 from services.referral.models import KnownUnit
 from services.referral.repository import KnownUnitRepository
-from services.referral.schemas import UnitRef
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 from shared.messaging.events import CloudEvent
 from shared.messaging.events.payloads import UnitChangedV1
 from shared.messaging.ownership import newer, require_owner, require_sender

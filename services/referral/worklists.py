@@ -29,7 +29,7 @@ from services.referral.repository import (
 from services.referral.schemas import DischargeStatus
 from shared.data.work import Work
 from shared.domain.calendar import to_local
-from shared.domain.codes import ReferralKind
+from shared.domain.kinds import ReferralKind
 from shared.identity.identifiers import normalise_personnummer
 from shared.identity.person import member_secret, person_key
 

@@ -5,6 +5,8 @@ a later change to the shared tables is a new ``upgrade_v2`` step that each servi
 migration calls, so every service's Alembic history stays reproducible.
 """
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -178,3 +180,19 @@ def upgrade_v3() -> None:
 def downgrade_v3() -> None:
     for ddl in outbox_notify_drop_ddl(op.get_bind().dialect.name):
         op.execute(ddl)
+
+
+Step = tuple[Callable[[], None], Callable[[], None]]
+
+STEPS: dict[int, Step] = {
+    1: (upgrade_v1, downgrade_v1),
+    2: (upgrade_v2, downgrade_v2),
+    3: (upgrade_v3, downgrade_v3),
+}
+"""Each frozen step's upgrade and downgrade, by number."""
+
+
+def step(n: int) -> Step:
+    """The upgrade and downgrade of frozen step ``n``, for a service migration that is that
+    step and nothing else: ``upgrade, downgrade = infra_migrations.step(2)``."""
+    return STEPS[n]

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import Field
 
+from shared.domain.content import ReferralContent
+from shared.domain.kinds import KIND_PATTERN
 from shared.messaging.events.catalogue import EventPayload, event_type
 from shared.messaging.events.topics import DIRECTORY
 
@@ -243,7 +245,7 @@ class AuditRecordedV1(EventPayload):
 INTERNAL = "vardkedja.member.<orgnr>.internal"
 _ID = r"^[A-Za-z0-9._:-]{1,64}$"
 _ORGNR = r"^[0-9]{6}-[0-9]{4}$"
-_KIND = r"^(vardkedjeremiss|kontaktbegaran|sip_kallelse|utskrivningsplanering|hvb_underrattelse)$"
+_KIND = KIND_PATTERN  # every kind of the registry (shared/domain/kinds.py)
 _STATUS = r"^[a-z_]{1,32}$"
 
 REFERRAL_RECEIVED_V1 = "se.vardkedja.referral.received.v1"
@@ -405,7 +407,7 @@ REFERRAL_SENT_V1 = "se.vardkedja.referral.sent.v1"
 
 
 @event_type(REFERRAL_SENT_V1, topics=(INBOUND,), personal_data=True)
-class ReferralSentV1(EventPayload):
+class ReferralSentV1(ReferralContent, EventPayload):
     """A unit of the sending member sent a referral or invitation to a unit of the receiving
     member.
 
@@ -420,20 +422,13 @@ class ReferralSentV1(EventPayload):
 
     task_id: str = Field(pattern=_ID)
     referral_id: str = Field(pattern=_ID)
-    kind: str = Field(pattern=_KIND)
     sender_orgnr: str = Field(pattern=_ORGNR)
     sender_unit_id: str = Field(pattern=_ID)
     recipient_orgnr: str = Field(pattern=_ORGNR)
     recipient_unit_id: str = Field(pattern=_ID)
     person: ReferralPersonV1
-    needs: list[str] = Field(default_factory=list, max_length=30)
-    summary: str = Field("", max_length=4000)
-    urgency: str = Field("normal", pattern=r"^(normal|urgent|acute)$")
-    children_in_household: str = Field("unknown", pattern=r"^(yes|no|unknown)$")
-    persons_wish: str = Field("", max_length=2000)
-    drug_free: str | None = Field(None, pattern=r"^(yes|no|unknown)$")
-    attachments: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
-    details: dict[str, Any] = Field(default_factory=dict)
+    # kind, needs, summary, urgency, children_in_household, persons_wish, drug_free,
+    # attachments, details: the referral's content (shared/domain/content.py)
     basis: ReferralBasisV1
     acknowledge_by: dt.date
     sent_at: dt.datetime

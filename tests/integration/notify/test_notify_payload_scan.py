@@ -20,7 +20,7 @@ from services.notify.schemas import NotificationOut
 from services.notify.timers import fire_due_timers
 from shared.config import NotifySettings
 from shared.data.db import Database, new_id, utcnow
-from shared.domain.codes import REFERRAL_KIND_LABELS
+from shared.domain.kinds import REFERRAL_KIND_LABELS
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     PLAN_ACTION_ENDED_V1,

@@ -13,6 +13,8 @@ from services.notify.models import Notification, Timer
 from services.notify.timers import fire_due_timers
 from shared.config import Settings
 from shared.data.db import Database, new_id, utcnow
+from shared.domain.calendar import add_working_days, end_of_day, to_local
+from shared.domain.kinds import spec
 from shared.messaging.events.payloads import (
     REFERRAL_DEADLINE_V1,
     REFERRAL_STATUS_CHANGED_V1,
@@ -70,9 +72,12 @@ class TestScheduling:
         ]
         assert {t.state for t in rows} == {"pending"}
 
-    async def test_the_deadline_defaults_to_the_configured_hours_per_kind(
+    async def test_without_a_deadline_the_referral_services_policy_applies(
         self, db: Database, settings: Settings, client: httpx.AsyncClient
     ) -> None:
+        """One deadline policy: an event that names no ``acknowledge_by`` gets the one the
+        referral service would have set — the kind's working days by urgency (the kinds
+        registry, or the member's own table), to the end of that day."""
         _type, payload = received(kind="utskrivningsplanering")
         payload = payload.model_copy(update={"acknowledge_by": None})
         await handle(db, settings, (_type, payload))
@@ -80,7 +85,12 @@ class TestScheduling:
             "items"
         ]
         due = dt.datetime.fromisoformat(item["due_at"])
-        assert due == payload.received_at + dt.timedelta(hours=24)  # type: ignore[attr-defined]
+        received_on = to_local(payload.received_at).date()  # type: ignore[attr-defined]
+        days = settings.referral.acknowledge_working_days["utskrivningsplanering"]["normal"]
+        assert due == end_of_day(add_working_days(received_on, days))
+        assert due == end_of_day(
+            spec("utskrivningsplanering").acknowledge_by("normal", received_on, {})
+        )
 
     async def test_a_reminder_whose_moment_has_passed_is_not_scheduled(
         self, db: Database, settings: Settings

@@ -1,13 +1,7 @@
 """consents, copies, refusals, blocks and lifts, legal-basis uses, change log, audit copies
 
 ``audit_copy`` is append-only in the database, like ``audit_record``.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-23
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -17,8 +11,6 @@ from shared.data.infra import append_only_ddl
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

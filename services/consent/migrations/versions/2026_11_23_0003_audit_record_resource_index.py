@@ -2,20 +2,12 @@
 
 A plain CREATE INDEX (no batch operation), so SQLite never recreates ``audit_record`` and
 its append-only triggers stay in place.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-23
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

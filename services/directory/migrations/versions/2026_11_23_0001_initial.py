@@ -1,11 +1,4 @@
-"""initial: the shared infrastructure tables, units and their replica
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-23
-"""
-
-from collections.abc import Sequence
+"""initial: the shared infrastructure tables, units and their replica"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -15,8 +8,6 @@ from shared.data import infra_migrations
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

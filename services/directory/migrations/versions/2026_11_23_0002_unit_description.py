@@ -1,13 +1,8 @@
 """unit description: mission, target groups, interventions, contact paths, hours, ...
 
 Existing rows get empty values (server defaults), so a database with units upgrades.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-23
 """
 
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,8 +12,6 @@ import shared.data.db
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def columns() -> list[sa.Column[Any]]:

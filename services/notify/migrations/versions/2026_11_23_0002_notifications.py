@@ -1,11 +1,4 @@
-"""notify: notifications, deliveries and their attempts, webhook subscriptions, unit channels, timers
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-23 04:42:25.701352
-"""
-
-from collections.abc import Sequence
+"""notify: notifications, deliveries and their attempts, webhook subscriptions, unit channels, timers"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -14,8 +7,6 @@ import shared.data.db
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

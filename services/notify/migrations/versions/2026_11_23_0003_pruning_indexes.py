@@ -2,13 +2,7 @@
 
 The shared tables' step (``infra_migrations.upgrade_v2``) and notify's own tables. Plain
 CREATE INDEX (no batch operation), so SQLite never recreates a table.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-23
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
@@ -16,8 +10,6 @@ from shared.data import infra_migrations
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

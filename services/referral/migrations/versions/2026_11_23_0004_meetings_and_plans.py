@@ -1,11 +1,4 @@
-"""meetings and plans
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-23
-"""
-
-from collections.abc import Sequence
+"""meetings and plans"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -14,8 +7,6 @@ import shared.data.db
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

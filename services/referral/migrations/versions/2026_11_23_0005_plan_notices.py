@@ -1,11 +1,4 @@
-"""plan notices
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-23
-"""
-
-from collections.abc import Sequence
+"""plan notices"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -14,8 +7,6 @@ import shared.data.db
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

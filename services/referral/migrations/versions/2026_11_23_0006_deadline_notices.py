@@ -1,11 +1,4 @@
-"""deadline notices
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-23
-"""
-
-from collections.abc import Sequence
+"""deadline notices"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -14,8 +7,6 @@ import shared.data.db
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

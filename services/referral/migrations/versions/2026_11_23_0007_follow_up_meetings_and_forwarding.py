@@ -1,19 +1,10 @@
-"""follow-up meetings and forwarding
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-23
-"""
-
-from collections.abc import Sequence
+"""follow-up meetings and forwarding"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

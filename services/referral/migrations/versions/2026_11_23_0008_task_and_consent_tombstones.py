@@ -1,12 +1,6 @@
 """task and consent tombstones: a withdrawal or a consent's end that arrived before the
 task it concerns (ADR 0016)
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-11-23
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -15,8 +9,6 @@ import shared.data.db
 
 revision: str = "0008"
 down_revision: str | None = "0007"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -4,21 +4,13 @@ A plan's sharing rests on a consent per unit of another member (``plan_basis``);
 copy records whether it is protected and whether it was closed because its basis ended
 (``status``); a closed plan copy and an incoming task cancelled because its basis ended
 keep no personnummer or person key (ADR 0021).
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-07
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
 down_revision: str | None = "0010"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

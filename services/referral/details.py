@@ -1,0 +1,88 @@
+"""The block of details each kind of referral carries, beside the kinds registry.
+
+``shared/domain/kinds.py`` says what each kind means (its purpose, categories, deadlines,
+receivers, the name of its block); this module holds the block's model, one per kind, in
+:data:`DETAILS`. The API's ``ReferralCreate`` gains one optional field per entry
+(``KindSpec.details_field``), and a unit test fails when a kind has no model here.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from services.referral.codes import Tristate
+from shared.domain.kinds import KINDS, ReferralKind
+from shared.identity.identifiers import Kommunkod, Organisationsnummer
+from shared.web.fields import IsoAwareDatetime, IsoDate, JsonBool
+
+UnitId = str
+_UNIT = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class UnitRef(_In):
+    """A unit of a member."""
+
+    orgnr: Organisationsnummer
+    unit_id: UnitId = _UNIT
+
+
+class Attachment(_In):
+    """A document by reference (never the document itself)."""
+
+    title: str = Field(min_length=2, max_length=200)
+    reference: str = Field(min_length=2, max_length=500, description="where the receiver gets it")
+
+
+class VardkedjeremissDetails(_In):
+    """The units that should take part in the joint referral meeting, and whether a
+    planned treatment requires the person to be drug-free."""
+
+    participants: list[UnitRef] = Field(default_factory=list, max_length=20)
+    treatment_requires_drug_free: JsonBool = False
+
+
+class KontaktbegaranDetails(_In):
+    kommunkod: Kommunkod = Field(description="the person's kommun of residence")
+
+
+class SipDetails(_In):
+    meeting_at: IsoAwareDatetime
+    place: str | None = Field(None, max_length=300)
+    video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
+    answer_by: IsoDate | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> Self:
+        if not self.place and not self.video_link:
+            raise PydanticCustomError("place_or_link", "give a place or a video link")
+        return self
+
+
+class DischargeDetails(_In):
+    expected_discharge_date: IsoDate
+    sip_exists: Tristate = Tristate.UNKNOWN
+
+
+class HvbDetails(_In):
+    placement_date: IsoDate
+    hvb_name: str = Field(min_length=2, max_length=200, description="the treatment home")
+    individual_plan_invited: JsonBool = True
+
+
+DETAILS: dict[ReferralKind, type[BaseModel]] = {
+    ReferralKind.VARDKEDJEREMISS: VardkedjeremissDetails,
+    ReferralKind.KONTAKTBEGARAN: KontaktbegaranDetails,
+    ReferralKind.SIP_KALLELSE: SipDetails,
+    ReferralKind.UTSKRIVNINGSPLANERING: DischargeDetails,
+    ReferralKind.HVB_UNDERRATTELSE: HvbDetails,
+}
+"""Each kind's block of details (the field it is given in is ``KINDS[kind].details_field``)."""
+
+DETAILS_FIELDS = tuple(KINDS[kind].details_field for kind in DETAILS)

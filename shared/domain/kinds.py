@@ -1,0 +1,208 @@
+"""The kinds of referral and invitation, each described once.
+
+Everything one kind means to the federation stands in its :class:`KindSpec`: its label,
+the consent purpose it is shared for and the information categories it carries, the legal
+bases that may carry it without consent, how soon the receiving unit acknowledges it (by
+urgency, in working days), which kinds of unit naturally receive it, the block of details
+it carries in the API and whether some of the common fields are required for it. The rest
+derives from this table: the payload patterns of the events, the consent purposes and the
+legal bases' default table, routing in the directory, the acknowledgement deadlines of the
+referral service and notify, the labels of notifications and overviews, the API docs.
+
+Adding a kind: a member of :class:`ReferralKind`, its :class:`KindSpec` in :data:`KINDS`,
+and its details model in ``services/referral/details.py`` (CONTRIBUTING.md, "Adding a
+referral kind"). A unit test fails when a kind lacks an entry anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from shared.domain.calendar import add_working_days
+
+
+class ReferralKind(enum.StrEnum):
+    """The kinds of referral and invitation that travel between members."""
+
+    VARDKEDJEREMISS = "vardkedjeremiss"
+    KONTAKTBEGARAN = "kontaktbegaran"
+    SIP_KALLELSE = "sip_kallelse"
+    UTSKRIVNINGSPLANERING = "utskrivningsplanering"
+    HVB_UNDERRATTELSE = "hvb_underrattelse"
+
+
+URGENCIES = ("normal", "urgent", "acute")
+"""How urgent a referral is; every kind gives a deadline for each."""
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What one kind of referral means, in one place."""
+
+    kind: ReferralKind
+    label: str
+    """How a person reads the kind (notifications, overviews, the directory's search)."""
+    purpose: str
+    """The consent purpose it is shared for (``services/consent``'s purposes)."""
+    purpose_label: str
+    """How a person reads that purpose in a decision's reasons and the audit extract."""
+    categories: tuple[str, ...]
+    """The information categories it carries (the consent must cover them)."""
+    legal_bases: tuple[str, ...]
+    """Legal bases that may carry it without consent (the default table; configurable)."""
+    acknowledge_working_days: Mapping[str, int]
+    """Working days the receiving unit has to acknowledge it, by urgency (0: the same day)."""
+    natural_receivers: tuple[str, ...]
+    """Unit kinds that naturally receive it, most natural first (directory routing)."""
+    intake_order: tuple[str, ...]
+    """The intake units to fall back on when no natural receiver covers the person."""
+    details_field: str
+    """The name of its block of details in the API (``services/referral/details.py``)."""
+    details_required: bool = True
+    needs_required: bool = False
+    drug_free_required: bool = False
+
+    def acknowledge_by(
+        self, urgency: str, received: dt.date, overrides: Mapping[str, Mapping[str, int]]
+    ) -> dt.date:
+        """The last day to acknowledge a referral of this kind received on ``received``:
+        working days from the kind's table, or from ``overrides`` (a member's settings)."""
+        days = overrides.get(self.kind, self.acknowledge_working_days).get(urgency)
+        if days is None:
+            days = self.acknowledge_working_days[urgency]
+        return add_working_days(received, days) if days > 0 else received
+
+
+_REGION_INTAKE = ("remissport", "socialtjanstens_mottagning")
+_KOMMUN_INTAKE = ("socialtjanstens_mottagning", "remissport")
+_OSL = ("osl_25_12", "osl_26_9")
+
+
+def _days(normal: int, urgent: int, acute: int) -> Mapping[str, int]:
+    return MappingProxyType({"normal": normal, "urgent": urgent, "acute": acute})
+
+
+KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
+    {
+        spec.kind: spec
+        for spec in (
+            KindSpec(
+                kind=ReferralKind.VARDKEDJEREMISS,
+                label="Vårdkedjeremiss",
+                purpose="vardkedjeremiss",
+                purpose_label="vårdkedjeremiss",
+                categories=("contact_details", "needs_summary"),
+                legal_bases=(*_OSL, "nodsituation"),
+                acknowledge_working_days=_days(5, 2, 0),
+                natural_receivers=("remissport",),
+                intake_order=_REGION_INTAKE,
+                details_field="vardkedjeremiss",
+                details_required=False,
+                drug_free_required=True,
+            ),
+            KindSpec(
+                kind=ReferralKind.KONTAKTBEGARAN,
+                label="Kontaktbegäran",
+                purpose="kontaktbegaran",
+                purpose_label="kontaktbegäran",
+                categories=("contact_details", "needs_summary"),
+                legal_bases=("osl_25_12", "lvm_anmalan", "orosanmalan", "nodsituation"),
+                acknowledge_working_days=_days(3, 1, 0),
+                natural_receivers=("socialtjanstens_mottagning", "myndighetsutovning_vuxna"),
+                intake_order=_KOMMUN_INTAKE,
+                details_field="kontaktbegaran",
+                needs_required=True,
+            ),
+            KindSpec(
+                kind=ReferralKind.SIP_KALLELSE,
+                label="Kallelse till SIP",
+                purpose="sip",
+                purpose_label="samordnad individuell plan (SIP)",
+                categories=("contact_details", "needs_summary", "plan"),
+                legal_bases=_OSL,
+                acknowledge_working_days=_days(3, 1, 0),
+                natural_receivers=("vardkedjekoordinator",),
+                intake_order=_KOMMUN_INTAKE,
+                details_field="sip",
+            ),
+            KindSpec(
+                kind=ReferralKind.UTSKRIVNINGSPLANERING,
+                label="Utskrivningsplanering",
+                purpose="utskrivningsplanering",
+                purpose_label="utskrivningsplanering",
+                categories=("contact_details", "needs_summary", "plan"),
+                legal_bases=(*_OSL, "nodsituation"),
+                # A discharge is near, so its planning is acknowledged sooner.
+                acknowledge_working_days=_days(1, 1, 0),
+                natural_receivers=("socialtjanstens_mottagning", "vardkedjekoordinator"),
+                intake_order=_KOMMUN_INTAKE,
+                details_field="discharge",
+            ),
+            KindSpec(
+                kind=ReferralKind.HVB_UNDERRATTELSE,
+                label="Underrättelse om HVB-placering",
+                purpose="hvb_underrattelse",
+                purpose_label="underrättelse om placering på HVB",
+                categories=("contact_details", "social_situation"),
+                legal_bases=("osl_26_9",),
+                acknowledge_working_days=_days(5, 2, 0),
+                natural_receivers=("remissport", "beroendemottagning"),
+                intake_order=_REGION_INTAKE,
+                details_field="hvb",
+            ),
+        )
+    }
+)
+"""Every kind's spec, in the order of :class:`ReferralKind`."""
+
+
+def spec(kind: str) -> KindSpec:
+    """The spec of ``kind`` (a :class:`ReferralKind` or its value; KeyError otherwise)."""
+    return KINDS[ReferralKind(kind)]
+
+
+KIND_PATTERN = "^(" + "|".join(k.value for k in ReferralKind) + ")$"
+"""The pattern of a kind in an event payload (derived: every kind, nothing else)."""
+
+REFERRAL_KIND_LABELS: Mapping[ReferralKind, str] = MappingProxyType(
+    {k: s.label for k, s in KINDS.items()}
+)
+
+
+@dataclass(frozen=True)
+class OtherPurpose:
+    """A consent purpose that is not a kind of referral (joint work around them)."""
+
+    purpose: str
+    label: str
+    legal_bases: tuple[str, ...] = field(default=())
+
+
+OTHER_PURPOSES = (
+    OtherPurpose("vardkedjesamordning", "samordning av vårdkedjan", legal_bases=_OSL),
+)
+"""Purposes of sharing besides the kinds': the coordination of the care chain."""
+
+
+def purposes() -> dict[str, str]:
+    """Every consent purpose and its label: the kinds' first, then the others."""
+    out = {s.purpose: s.purpose_label for s in KINDS.values()}
+    out.update({p.purpose: p.label for p in OTHER_PURPOSES})
+    return out
+
+
+def legal_basis_purposes(bases: tuple[str, ...]) -> dict[str, list[str]]:
+    """The default table of which purposes each legal basis may cover, derived from the
+    kinds (and the other purposes)."""
+    out: dict[str, list[str]] = {b: [] for b in bases}
+    for purpose, covered_by in [
+        *((s.purpose, s.legal_bases) for s in KINDS.values()),
+        *((p.purpose, p.legal_bases) for p in OTHER_PURPOSES),
+    ]:
+        for basis in covered_by:
+            out[basis].append(purpose)
+    return out
