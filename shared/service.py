@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.util
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ class ServiceSpec:
     description: str
     metadata: MetaData
     infra: InfraTables
-    migrations_dir: Path
+    # Its own Alembic history; default services/<name>/migrations.
+    migrations: Path | None = None
     routers: Sequence[APIRouter] = ()
     openapi_tags: list[dict[str, str]] = field(default_factory=list)
     consumers: Callable[[ServiceContext], list[ConsumerSpec]] = lambda ctx: []
@@ -63,6 +65,16 @@ class ServiceSpec:
     # cancelled at shutdown. Readiness does not wait for it.
     on_api_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     version: str = "1.0.0"
+
+    @property
+    def migrations_dir(self) -> Path:
+        """The service's own Alembic history (``services/<name>/migrations``)."""
+        if self.migrations is not None:
+            return self.migrations
+        package = importlib.util.find_spec(f"services.{self.name}")
+        if package is None or package.origin is None:
+            raise LookupError(f"no package services.{self.name}")
+        return Path(package.origin).parent / "migrations"
 
 
 def load_spec(name: str) -> ServiceSpec:

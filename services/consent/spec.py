@@ -1,7 +1,5 @@
 """The consent service's spec."""
 
-from pathlib import Path
-
 from services.consent.copies_router import copies_router
 from services.consent.decisions_router import decisions_router
 from services.consent.extract_router import extract_router
@@ -26,12 +24,9 @@ SPEC = ServiceSpec(
         "extract; a personnummer is only ever sent in a request body.\n\n"
         "Scopes: `consent:read` (decisions, reading), `consent:write` (recording, "
         "withdrawing), `consent:person` (person search, audit extract). "
-        "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
-        "Errors are RFC 9457 `application/problem+json`."
     ),
     metadata=Base.metadata,
     infra=infra,
-    migrations_dir=Path(__file__).parent / "migrations",
     # Decisions first: a request is matched against the routes in this order, and decisions
     # are most of the traffic (the docs group operations by tag, in the tags' order below).
     routers=[

@@ -1,7 +1,5 @@
 """The directory service's spec."""
 
-from pathlib import Path
-
 from services.directory.handlers import consumers, periodic
 from services.directory.member_router import member_router
 from services.directory.models import Base, infra
@@ -17,13 +15,10 @@ SPEC = ServiceSpec(
     description=(
         "The verksamhetsbunden overview of contact paths: each member maintains its own "
         "units/functions (never named persons); every member holds a read replica of all "
-        "members' units, fed by the `vardkedja.directory` topic.\n\n"
-        "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
-        "Errors are RFC 9457 `application/problem+json`."
+        "members' units, fed by the `vardkedja.directory` topic."
     ),
     metadata=Base.metadata,
     infra=infra,
-    migrations_dir=Path(__file__).parent / "migrations",
     # transfer_router first: /v1/units/export must not be taken for /v1/units/{unit_id}.
     routers=[
         transfer_router,

@@ -1,7 +1,5 @@
 """The notify service's spec."""
 
-from pathlib import Path
-
 from services.notify.channels_router import channels_router
 from services.notify.deliveries_router import deliveries_router
 from services.notify.handlers import consumers, on_worker_stop, periodic
@@ -17,13 +15,10 @@ SPEC = ServiceSpec(
         "Tells the right function, on every channel it uses, and proves it arrived: one "
         "inbox per unit (with a live stream), signed webhooks to case systems and EHRs, "
         "e-mail to functional mailboxes, reminders and escalation of deadlines. "
-        "Notifications carry ids, kinds, units, deadlines and a link — never personal data.\n\n"
-        "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
-        "Errors are RFC 9457 `application/problem+json`."
+        "Notifications carry ids, kinds, units, deadlines and a link — never personal data."
     ),
     metadata=Base.metadata,
     infra=infra,
-    migrations_dir=Path(__file__).parent / "migrations",
     routers=[inbox_router, subscription_router, deliveries_router, channels_router],
     openapi_tags=[
         {"name": "inbox", "description": "A unit's (or role's) inbox, live stream and log."},

@@ -211,28 +211,23 @@ class DischargeStatus(BaseModel):
     all_confirmed: bool
 
 
-class ReferralOut(BaseModel):
-    """A referral as its sender sees it, with every recipient's status."""
+class ReferralOut(ReferralContent):
+    """A referral as its sender sees it — its content (``needs``, ``summary``, ``urgency``,
+    ``children_in_household``, ``persons_wish``, ``drug_free``, ``attachments``,
+    ``details``) — with every recipient's status."""
 
     id: str
     kind: ReferralKind
     sender_unit_id: str
     person: dict[str, Any]
-    needs: list[str]
-    summary: str
-    urgency: str
-    children_in_household: str
-    persons_wish: str
-    drug_free: str | None
-    attachments: list[dict[str, Any]]
-    details: dict[str, Any]
     recipients: list[RecipientOut]
     created_at: dt.datetime
     discharge: DischargeStatus | None = Field(None, description="utskrivningsplanering only")
 
 
-class IncomingOut(BaseModel):
-    """A referral in one of this member's unit inboxes."""
+class IncomingOut(ReferralContent):
+    """A referral in one of this member's unit inboxes: its content (as in
+    :class:`ReferralOut`) and where this unit's task stands."""
 
     task_id: str
     referral_id: str
@@ -243,14 +238,6 @@ class IncomingOut(BaseModel):
     status: Status
     allowed_transitions: list[Status]
     person: dict[str, Any]
-    needs: list[str]
-    summary: str
-    urgency: str
-    children_in_household: str
-    persons_wish: str
-    drug_free: str | None
-    attachments: list[dict[str, Any]]
-    details: dict[str, Any]
     basis: BasisOut
     acknowledge_by: dt.date
     overdue: bool

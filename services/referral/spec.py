@@ -1,7 +1,5 @@
 """The referral service's spec."""
 
-from pathlib import Path
-
 from services.referral.handlers import consumers, periodic
 from services.referral.inbox_router import inbox_router
 from services.referral.indicators_router import indicators_router
@@ -18,13 +16,10 @@ SPEC = ServiceSpec(
         "whole closed-loop lifecycle: vårdkedjeremiss, kontaktbegäran, SIP invitation, "
         "discharge planning (utskrivningsplanering) and HVB notification. Before anything "
         "is sent this member's consent service decides for every recipient; the receiving "
-        "member checks again and files the referral in the receiving unit's own inbox.\n\n"
-        "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
-        "Errors are RFC 9457 `application/problem+json`."
+        "member checks again and files the referral in the receiving unit's own inbox."
     ),
     metadata=Base.metadata,
     infra=infra,
-    migrations_dir=Path(__file__).parent / "migrations",
     routers=[sending_router, inbox_router, indicators_router, meetings_router],
     openapi_tags=[
         {

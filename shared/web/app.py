@@ -179,6 +179,13 @@ class Readiness(BaseModel):
     broker: bool
 
 
+API_NOTE = (
+    "Authenticate with a bearer JWT (`vardkedja token` mints one in development). "
+    "Errors are RFC 9457 `application/problem+json`."
+)
+"""Said at the end of every service's API description."""
+
+
 def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     """The API application of ``spec`` for one member."""
     settings = settings or get_settings()
@@ -202,7 +209,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     ctx = build_context(spec, settings)
     app = FastAPI(
         title=f"{spec.title} — {settings.member.name}",
-        description=spec.description,
+        description=f"{spec.description.rstrip()}\n\n{API_NOTE}",
         version=spec.version,
         lifespan=lifespan,
         openapi_tags=[
