@@ -42,9 +42,9 @@ NOT_AUDITED = "the audit log could not be written"
 NOT_READ = "the terms could not be read"
 
 
-class DecisionUnavailable(ServiceUnavailable):
-    slug = "decision-unavailable"
-    title = "The decision could not be made now; try again"
+DecisionUnavailable = ServiceUnavailable.kind(
+    "decision-unavailable", "The decision could not be made now; try again"
+)
 
 
 @dataclass

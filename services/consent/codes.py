@@ -10,6 +10,7 @@ import enum
 
 from shared.domain.codes import LegalBasis
 from shared.domain.kinds import purposes
+from shared.domain.labelled import LabelledEnum, labels
 
 PURPOSE_LABELS: dict[str, str] = purposes()
 """Every purpose a sharing may serve and how a person reads it: each kind of referral's
@@ -19,25 +20,18 @@ Purpose = enum.StrEnum("Purpose", {p.upper(): p for p in PURPOSE_LABELS})  # typ
 """The cooperation a sharing serves (derived from :data:`PURPOSE_LABELS`)."""
 
 
-class Category(enum.StrEnum):
+class Category(LabelledEnum):
     """A kind of information about the person."""
 
-    CONTACT_DETAILS = "contact_details"
-    NEEDS_SUMMARY = "needs_summary"
-    DIAGNOSES = "diagnoses"
-    MEDICATION = "medication"
-    SOCIAL_SITUATION = "social_situation"
-    PLAN = "plan"
+    CONTACT_DETAILS = "contact_details", "kontaktuppgifter"
+    NEEDS_SUMMARY = "needs_summary", "behov och sammanfattning"
+    DIAGNOSES = "diagnoses", "diagnoser"
+    MEDICATION = "medication", "läkemedel"
+    SOCIAL_SITUATION = "social_situation", "social situation"
+    PLAN = "plan", "plan"
 
 
-CATEGORY_LABELS: dict[str, str] = {
-    Category.CONTACT_DETAILS: "kontaktuppgifter",
-    Category.NEEDS_SUMMARY: "behov och sammanfattning",
-    Category.DIAGNOSES: "diagnoser",
-    Category.MEDICATION: "läkemedel",
-    Category.SOCIAL_SITUATION: "social situation",
-    Category.PLAN: "plan",
-}
+CATEGORY_LABELS: dict[str, str] = {str(c): label for c, label in labels(Category).items()}
 
 
 class ConsentForm(enum.StrEnum):

@@ -59,9 +59,9 @@ def _take(
         setattr(row, name, value)
 
 
-class CopyNotFound(NotFound):
-    slug = "consent-copy-not-found"
-    title = "This member holds no copy of such a consent"
+CopyNotFound = NotFound.kind(
+    "consent-copy-not-found", "This member holds no copy of such a consent"
+)
 
 
 async def get_copy(work: Work, consent_id: str) -> ConsentCopy:

@@ -36,25 +36,17 @@ from shared.messaging.events.payloads import (
 from shared.web.errors import Conflict, FieldProblem, InvalidInput, NotFound, PreconditionFailed
 from shared.web.etag import etag
 
-
-class ConsentNotFound(NotFound):
-    slug = "consent-not-found"
-    title = "No such consent recorded by this member"
-
-
-class ConsentNotActive(Conflict):
-    slug = "consent-not-active"
-    title = "The consent is no longer active (withdrawn, expired or superseded)"
-
-
-class RefusalInForce(Conflict):
-    slug = "refusal-in-force"
-    title = "An active refusal of the person covers these parties and purposes"
-
-
-class ConsentVersionMismatch(PreconditionFailed):
-    slug = "consent-version-mismatch"
-    title = "The consent has changed since you read it (If-Match does not match its ETag)"
+ConsentNotFound = NotFound.kind("consent-not-found", "No such consent recorded by this member")
+ConsentNotActive = Conflict.kind(
+    "consent-not-active", "The consent is no longer active (withdrawn, expired or superseded)"
+)
+RefusalInForce = Conflict.kind(
+    "refusal-in-force", "An active refusal of the person covers these parties and purposes"
+)
+ConsentVersionMismatch = PreconditionFailed.kind(
+    "consent-version-mismatch",
+    "The consent has changed since you read it (If-Match does not match its ETag)",
+)
 
 
 def _check_validity(

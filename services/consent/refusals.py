@@ -21,25 +21,12 @@ from services.consent.schemas import BlockCreate, LiftCreate, RefusalCreate
 from shared.data.work import Work
 from shared.web.errors import Conflict, FieldProblem, InvalidInput, NotFound
 
-
-class RefusalNotFound(NotFound):
-    slug = "refusal-not-found"
-    title = "No such refusal recorded by this member"
-
-
-class BlockNotFound(NotFound):
-    slug = "block-not-found"
-    title = "No such block recorded by this member"
-
-
-class RecordNotActive(Conflict):
-    slug = "record-not-active"
-    title = "The refusal or block is no longer active"
-
-
-class ConsentInForce(Conflict):
-    slug = "consent-in-force"
-    title = "An active consent of the person covers these parties and purposes"
+RefusalNotFound = NotFound.kind("refusal-not-found", "No such refusal recorded by this member")
+BlockNotFound = NotFound.kind("block-not-found", "No such block recorded by this member")
+RecordNotActive = Conflict.kind("record-not-active", "The refusal or block is no longer active")
+ConsentInForce = Conflict.kind(
+    "consent-in-force", "An active consent of the person covers these parties and purposes"
+)
 
 
 def _standing(work: Work, data: RefusalCreate | BlockCreate) -> dict[str, Any]:

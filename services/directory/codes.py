@@ -12,51 +12,34 @@ from typing import Any
 
 # The interventions list is shared with the referral service (needs are interventions).
 from shared.domain.codes import INTERVENTION_LABELS, Intervention
+from shared.domain.labelled import LabelledEnum, labels
 
 __all__ = ["INTERVENTION_LABELS", "Intervention", "label"]
 
 
-class UnitKind(enum.StrEnum):
+class UnitKind(LabelledEnum):
     """What kind of unit/function this is."""
 
-    REMISSPORT = "remissport"
-    BEROENDEMOTTAGNING = "beroendemottagning"
-    VUXENPSYKIATRI = "vuxenpsykiatri"
-    PSYKOSENHET = "psykosenhet"
-    AKUTPSYKIATRI = "akutpsykiatri"
-    PRIMARVARD = "primarvard"
-    SOCIALTJANSTENS_MOTTAGNING = "socialtjanstens_mottagning"
-    MYNDIGHETSUTOVNING_VUXNA = "myndighetsutovning_vuxna"
-    BOENDESTOD = "boendestod"
-    SYSSELSATTNING = "sysselsattning"
-    BEHANDLINGSHEM_HVB = "behandlingshem_hvb"
-    HELDYGNSVARD = "heldygnsvard"
-    INTEGRERAD_BEROENDEMOTTAGNING = "integrerad_beroendemottagning"
-    ANHORIGSTOD = "anhorigstod"
-    VARDKEDJEKOORDINATOR = "vardkedjekoordinator"
-    BARN_OCH_UNGDOM = "barn_och_ungdom"
-    MOTTAGNING_UNGA_VUXNA = "mottagning_unga_vuxna"
+    REMISSPORT = "remissport", "Remissport"
+    BEROENDEMOTTAGNING = "beroendemottagning", "Beroendemottagning"
+    VUXENPSYKIATRI = "vuxenpsykiatri", "Vuxenpsykiatri"
+    PSYKOSENHET = "psykosenhet", "Psykosenhet"
+    AKUTPSYKIATRI = "akutpsykiatri", "Akutpsykiatri"
+    PRIMARVARD = "primarvard", "Primärvård"
+    SOCIALTJANSTENS_MOTTAGNING = "socialtjanstens_mottagning", "Socialtjänstens mottagning"
+    MYNDIGHETSUTOVNING_VUXNA = "myndighetsutovning_vuxna", "Myndighetsutövning vuxna"
+    BOENDESTOD = "boendestod", "Boendestöd"
+    SYSSELSATTNING = "sysselsattning", "Sysselsättning"
+    BEHANDLINGSHEM_HVB = "behandlingshem_hvb", "Behandlingshem/HVB"
+    HELDYGNSVARD = "heldygnsvard", "Heldygnsvård"
+    INTEGRERAD_BEROENDEMOTTAGNING = "integrerad_beroendemottagning", "Integrerad beroendemottagning"
+    ANHORIGSTOD = "anhorigstod", "Anhörigstöd"
+    VARDKEDJEKOORDINATOR = "vardkedjekoordinator", "Vårdkedjekoordinator"
+    BARN_OCH_UNGDOM = "barn_och_ungdom", "Barn och ungdom"
+    MOTTAGNING_UNGA_VUXNA = "mottagning_unga_vuxna", "Mottagning för unga vuxna"
 
 
-UNIT_KIND_LABELS: dict[UnitKind, str] = {
-    UnitKind.REMISSPORT: "Remissport",
-    UnitKind.BEROENDEMOTTAGNING: "Beroendemottagning",
-    UnitKind.VUXENPSYKIATRI: "Vuxenpsykiatri",
-    UnitKind.PSYKOSENHET: "Psykosenhet",
-    UnitKind.AKUTPSYKIATRI: "Akutpsykiatri",
-    UnitKind.PRIMARVARD: "Primärvård",
-    UnitKind.SOCIALTJANSTENS_MOTTAGNING: "Socialtjänstens mottagning",
-    UnitKind.MYNDIGHETSUTOVNING_VUXNA: "Myndighetsutövning vuxna",
-    UnitKind.BOENDESTOD: "Boendestöd",
-    UnitKind.SYSSELSATTNING: "Sysselsättning",
-    UnitKind.BEHANDLINGSHEM_HVB: "Behandlingshem/HVB",
-    UnitKind.HELDYGNSVARD: "Heldygnsvård",
-    UnitKind.INTEGRERAD_BEROENDEMOTTAGNING: "Integrerad beroendemottagning",
-    UnitKind.ANHORIGSTOD: "Anhörigstöd",
-    UnitKind.VARDKEDJEKOORDINATOR: "Vårdkedjekoordinator",
-    UnitKind.BARN_OCH_UNGDOM: "Barn och ungdom",
-    UnitKind.MOTTAGNING_UNGA_VUXNA: "Mottagning för unga vuxna",
-}
+UNIT_KIND_LABELS: dict[UnitKind, str] = labels(UnitKind)
 
 # Kinds that take in new cases for a member: the routing fallback (issue 3, point 5).
 INTAKE_KINDS: frozenset[UnitKind] = frozenset(
@@ -64,23 +47,17 @@ INTAKE_KINDS: frozenset[UnitKind] = frozenset(
 )
 
 
-class Channel(enum.StrEnum):
+class Channel(LabelledEnum):
     """How a contact path reaches the function."""
 
-    PHONE = "phone"
-    FUNCTIONAL_EMAIL = "functional_email"
-    SECURE_MAIL = "secure_mail"
-    POSTAL_ADDRESS = "postal_address"
-    INBOX = "inbox"
+    PHONE = "phone", "Telefon"
+    FUNCTIONAL_EMAIL = "functional_email", "Funktionsbrevlåda (e-post)"
+    SECURE_MAIL = "secure_mail", "Säker e-post"
+    POSTAL_ADDRESS = "postal_address", "Postadress"
+    INBOX = "inbox", "Enhetens inkorg i vårdkedjan"
 
 
-CHANNEL_LABELS: dict[Channel, str] = {
-    Channel.PHONE: "Telefon",
-    Channel.FUNCTIONAL_EMAIL: "Funktionsbrevlåda (e-post)",
-    Channel.SECURE_MAIL: "Säker e-post",
-    Channel.POSTAL_ADDRESS: "Postadress",
-    Channel.INBOX: "Enhetens inkorg i vårdkedjan",
-}
+CHANNEL_LABELS: dict[Channel, str] = labels(Channel)
 
 
 class UnitStatus(enum.StrEnum):

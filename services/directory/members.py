@@ -15,15 +15,13 @@ from shared.messaging.events.payloads import MEMBER_CHANGED_V1, MemberChangedV1
 from shared.messaging.ownership import newer
 from shared.web.errors import NotFound, PreconditionFailed
 
-
-class MemberNotFound(NotFound):
-    slug = "member-not-found"
-    title = "No record of this member has reached the directory"
-
-
-class MemberVersionMismatch(PreconditionFailed):
-    slug = "member-version-mismatch"
-    title = "The member record has changed since you read it (If-Match does not match)"
+MemberNotFound = NotFound.kind(
+    "member-not-found", "No record of this member has reached the directory"
+)
+MemberVersionMismatch = PreconditionFailed.kind(
+    "member-version-mismatch",
+    "The member record has changed since you read it (If-Match does not match)",
+)
 
 
 def member_key(orgnr: str) -> str:

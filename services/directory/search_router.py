@@ -205,9 +205,9 @@ class RoutingAnswer(BaseModel):
     fallback: bool
 
 
-class NoUnitServesKommun(NotFound):
-    slug = "no-unit-for-kommun"
-    title = "No unit in the federation covers this kommun"
+NoUnitServesKommun = NotFound.kind(
+    "no-unit-for-kommun", "No unit in the federation covers this kommun"
+)
 
 
 @search_router.post(

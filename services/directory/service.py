@@ -60,19 +60,14 @@ TRANSITIONS: dict[str, dict[UnitStatus, set[UnitStatus]]] = {
 }
 
 
-class UnitNotFound(NotFound):
-    slug = "unit-not-found"
-    title = "No such unit in this member's directory"
-
-
-class StatusConflict(Conflict):
-    slug = "unit-status-conflict"
-    title = "This change is not allowed from the unit's current status"
-
-
-class VersionMismatch(PreconditionFailed):
-    slug = "unit-version-mismatch"
-    title = "The unit has changed since you read it (If-Match does not match its ETag)"
+UnitNotFound = NotFound.kind("unit-not-found", "No such unit in this member's directory")
+StatusConflict = Conflict.kind(
+    "unit-status-conflict", "This change is not allowed from the unit's current status"
+)
+VersionMismatch = PreconditionFailed.kind(
+    "unit-version-mismatch",
+    "The unit has changed since you read it (If-Match does not match its ETag)",
+)
 
 
 def unit_event(*, unit: Unit) -> UnitChangedV1:

@@ -117,9 +117,7 @@ class ImportAction(enum.StrEnum):
     UNCHANGED = "unchanged"
 
 
-class ImportInvalid(InvalidInput):
-    slug = "import-invalid"
-    title = "The file has invalid rows; nothing was stored"
+ImportInvalid = InvalidInput.kind("import-invalid", "The file has invalid rows; nothing was stored")
 
 
 class ImportedUnit(BaseModel):
@@ -311,7 +309,7 @@ async def _territory_problems(work: Work, planned: Sequence[_Planned]) -> list[F
     return problems
 
 
-def _refuse(problems: list[FieldProblem], fmt: ImportFormat) -> ImportInvalid:
+def _refuse(problems: list[FieldProblem], fmt: ImportFormat) -> InvalidInput:
     lines = (
         "line = the CSV row, the header being line 1"
         if fmt is ImportFormat.CSV

@@ -54,9 +54,9 @@ class UnsupportedMediaType(AppError):
     title = "Send the file as text/csv or application/yaml"
 
 
-class MemberNotInReplica(NotFound):
-    slug = "member-not-in-replica"
-    title = "This member has no units in this member's replica"
+MemberNotInReplica = NotFound.kind(
+    "member-not-in-replica", "This member has no units in this member's replica"
+)
 
 
 _CSV_EXAMPLE: Final = (

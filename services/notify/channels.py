@@ -13,10 +13,7 @@ from shared.messaging.events.payloads import UnitChangedV1
 from shared.messaging.ownership import newer
 from shared.web.errors import NotFound
 
-
-class UnitNotOwn(NotFound):
-    slug = "unit-not-own"
-    title = "No unit of your member with this id"
+UnitNotOwn = NotFound.kind("unit-not-own", "No unit of your member with this id")
 
 
 def _functional_email(contact_paths: list[dict[str, Any]]) -> str | None:

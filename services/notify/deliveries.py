@@ -8,15 +8,10 @@ from services.notify.repository import DeliveryRepository
 from shared.data.work import Work
 from shared.web.errors import Conflict, NotFound
 
-
-class DeliveryNotFound(NotFound):
-    slug = "delivery-not-found"
-    title = "No such delivery"
-
-
-class NotRedeliverable(Conflict):
-    slug = "not-redeliverable"
-    title = "Only a dead or delivered webhook or e-mail delivery can be sent again"
+DeliveryNotFound = NotFound.kind("delivery-not-found", "No such delivery")
+NotRedeliverable = Conflict.kind(
+    "not-redeliverable", "Only a dead or delivered webhook or e-mail delivery can be sent again"
+)
 
 
 async def list_deliveries(

@@ -19,9 +19,9 @@ from shared.web.errors import Forbidden, NotFound
 STREAM_PAGE = 100
 
 
-class NotificationNotFound(NotFound):
-    slug = "notification-not-found"
-    title = "No such notification in your inboxes"
+NotificationNotFound = NotFound.kind(
+    "notification-not-found", "No such notification in your inboxes"
+)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,7 @@ from shared.web.errors import Conflict, Forbidden, InvalidInput, NotFound
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme prefix, not a secret
 
 
-class SubscriptionNotFound(NotFound):
-    slug = "subscription-not-found"
-    title = "No such webhook subscription"
+SubscriptionNotFound = NotFound.kind("subscription-not-found", "No such webhook subscription")
 
 
 class VersionMismatch(Conflict):

@@ -16,29 +16,19 @@ from shared.web.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 PROTECTED_ROLE = "protected_identity"  # may see referrals about a person with protected identity
 
 
-class ReferralNotFound(NotFound):
-    slug = "referral-not-found"
-    title = "No such referral for your unit"
-
-
-class NoBasis(Forbidden):
-    slug = "no-basis"
-    title = "No consent or legal basis allows sending this referral to a recipient"
-
-
-class TransitionNotAllowed(Conflict):
-    slug = "transition-not-allowed"
-    title = "This step is not allowed from the referral's current status, or not by you"
-
-
-class StaleVersion(PreconditionFailed):
-    slug = "referral-version-mismatch"
-    title = "The referral has changed since you read it (If-Match does not match its ETag)"
-
-
-class NoUnitClaim(Forbidden):
-    slug = "no-unit"
-    title = "This operation is done by a unit: the token names none"
+ReferralNotFound = NotFound.kind("referral-not-found", "No such referral for your unit")
+NoBasis = Forbidden.kind(
+    "no-basis", "No consent or legal basis allows sending this referral to a recipient"
+)
+TransitionNotAllowed = Conflict.kind(
+    "transition-not-allowed",
+    "This step is not allowed from the referral's current status, or not by you",
+)
+StaleVersion = PreconditionFailed.kind(
+    "referral-version-mismatch",
+    "The referral has changed since you read it (If-Match does not match its ETag)",
+)
+NoUnitClaim = Forbidden.kind("no-unit", "This operation is done by a unit: the token names none")
 
 
 def require_unit(caller: Caller) -> str:

@@ -54,7 +54,7 @@ from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import REFERRAL_TRANSITIONED_V1, ReferralTransitionedV1
 from shared.messaging.inbox import Reject
 from shared.messaging.ownership import newer, require_owner, require_sender
-from shared.web.errors import InvalidInput
+from shared.web.errors import Conflict, InvalidInput
 
 
 async def check_step_owner(work: Work, event: CloudEvent, payload: ReferralTransitionedV1) -> None:
@@ -70,7 +70,7 @@ async def check_step_owner(work: Work, event: CloudEvent, payload: ReferralTrans
     require_owner(owner, event.sender_orgnr or "", "the task is held by another member")
 
 
-def _refuse_step(current: Status, to: Status, actor: Actor) -> TransitionNotAllowed:
+def _refuse_step(current: Status, to: Status, actor: Actor) -> Conflict:
     allowed = ", ".join(s.value for s in allowed_from(current, actor)) or "none"
     return TransitionNotAllowed(
         f"{current.value} → {to.value} is not allowed for the {actor.value}; allowed: {allowed}"

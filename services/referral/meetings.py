@@ -40,9 +40,7 @@ DRUG_FREE_INTERVENTIONS = frozenset(
 OPEN_ORIGIN = frozenset({"acknowledged", "accepted", "in_progress"})
 
 
-class MeetingNotFound(NotFound):
-    slug = "meeting-not-found"
-    title = "No such meeting convened by your unit"
+MeetingNotFound = NotFound.kind("meeting-not-found", "No such meeting convened by your unit")
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,7 @@ PLAN_CATEGORIES = ["plan"]
 ACTIVE, WITHDRAWN = "active", "withdrawn"
 
 
-class PlanNotFound(NotFound):
-    slug = "plan-not-found"
-    title = "No such plan visible to your unit"
+PlanNotFound = NotFound.kind("plan-not-found", "No such plan visible to your unit")
 
 
 def plan_question(

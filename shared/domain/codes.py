@@ -5,68 +5,45 @@ from __future__ import annotations
 
 import enum
 
+from shared.domain.labelled import LabelledEnum, labels
 
-class Intervention(enum.StrEnum):
+
+class Intervention(LabelledEnum):
     """Interventions (insatser) a unit offers, from the seed reports."""
 
-    ABSTINENSBEDOMNING = "abstinensbedomning"
-    ABSTINENSBEHANDLING = "abstinensbehandling"
-    LAKEMEDELSASSISTERAD_BEHANDLING = "lakemedelsassisterad_behandling"
-    NEDTRAPPNING = "nedtrappning"
-    MOTIVATIONSSAMTAL = "motivationssamtal"
-    PRIMARBEHANDLING = "primarbehandling"
-    EFTERVARD = "eftervard"
-    ATERFALLSPREVENTION = "aterfallsprevention"
-    PROVTAGNING = "provtagning"
-    KBT = "kbt"
-    SPEL_OM_PENGAR = "spel_om_pengar"
-    ANHORIGSTOD = "anhorigstod"
-    VALD_I_NARA_RELATION = "vald_i_nara_relation"
-    BOSTAD_FORST = "bostad_forst"
-    BOENDESTOD = "boendestod"
-    SYSSELSATTNING = "sysselsattning"
-    SPRUTUTBYTE = "sprututbyte"
-    NALOXON = "naloxon"
-    TILLNYKTRING = "tillnyktring"
-    TOLVSTEGSBEHANDLING = "tolvstegsbehandling"
-    PSYKIATRISK_BEDOMNING = "psykiatrisk_bedomning"
-    UTREDNING_SOL = "utredning_sol"
-    HVB_PLACERING = "hvb_placering"
-    FAMILJEBEHANDLING = "familjebehandling"
-    BARN_SOM_ANHORIGA = "barn_som_anhoriga"
-    SIP_SAMORDNING = "sip_samordning"
-    HELDYGNSVARD = "heldygnsvard"
+    ABSTINENSBEDOMNING = "abstinensbedomning", "Abstinensbedömning"
+    ABSTINENSBEHANDLING = "abstinensbehandling", "Abstinensbehandling"
+    LAKEMEDELSASSISTERAD_BEHANDLING = (
+        "lakemedelsassisterad_behandling",
+        "Läkemedelsassisterad behandling (LARO)",
+    )
+    NEDTRAPPNING = "nedtrappning", "Nedtrappning"
+    MOTIVATIONSSAMTAL = "motivationssamtal", "Motivationssamtal (MI)"
+    PRIMARBEHANDLING = "primarbehandling", "Primärbehandling"
+    EFTERVARD = "eftervard", "Eftervård"
+    ATERFALLSPREVENTION = "aterfallsprevention", "Återfallsprevention"
+    PROVTAGNING = "provtagning", "Provtagning"
+    KBT = "kbt", "KBT"
+    SPEL_OM_PENGAR = "spel_om_pengar", "Spel om pengar"
+    ANHORIGSTOD = "anhorigstod", "Anhörigstöd"
+    VALD_I_NARA_RELATION = "vald_i_nara_relation", "Våld i nära relation"
+    BOSTAD_FORST = "bostad_forst", "Bostad först"
+    BOENDESTOD = "boendestod", "Boendestöd"
+    SYSSELSATTNING = "sysselsattning", "Sysselsättning"
+    SPRUTUTBYTE = "sprututbyte", "Sprututbyte"
+    NALOXON = "naloxon", "Naloxonutdelning"
+    TILLNYKTRING = "tillnyktring", "Tillnyktring"
+    TOLVSTEGSBEHANDLING = "tolvstegsbehandling", "12-stegsbehandling"
+    PSYKIATRISK_BEDOMNING = "psykiatrisk_bedomning", "Psykiatrisk bedömning"
+    UTREDNING_SOL = "utredning_sol", "Utredning enligt SoL"
+    HVB_PLACERING = "hvb_placering", "Placering på HVB"
+    FAMILJEBEHANDLING = "familjebehandling", "Familjebehandling"
+    BARN_SOM_ANHORIGA = "barn_som_anhoriga", "Stöd till barn som anhöriga"
+    SIP_SAMORDNING = "sip_samordning", "Samordning av SIP"
+    HELDYGNSVARD = "heldygnsvard", "Heldygnsvård"
 
 
-INTERVENTION_LABELS: dict[Intervention, str] = {
-    Intervention.ABSTINENSBEDOMNING: "Abstinensbedömning",
-    Intervention.ABSTINENSBEHANDLING: "Abstinensbehandling",
-    Intervention.LAKEMEDELSASSISTERAD_BEHANDLING: "Läkemedelsassisterad behandling (LARO)",
-    Intervention.NEDTRAPPNING: "Nedtrappning",
-    Intervention.MOTIVATIONSSAMTAL: "Motivationssamtal (MI)",
-    Intervention.PRIMARBEHANDLING: "Primärbehandling",
-    Intervention.EFTERVARD: "Eftervård",
-    Intervention.ATERFALLSPREVENTION: "Återfallsprevention",
-    Intervention.PROVTAGNING: "Provtagning",
-    Intervention.KBT: "KBT",
-    Intervention.SPEL_OM_PENGAR: "Spel om pengar",
-    Intervention.ANHORIGSTOD: "Anhörigstöd",
-    Intervention.VALD_I_NARA_RELATION: "Våld i nära relation",
-    Intervention.BOSTAD_FORST: "Bostad först",
-    Intervention.BOENDESTOD: "Boendestöd",
-    Intervention.SYSSELSATTNING: "Sysselsättning",
-    Intervention.SPRUTUTBYTE: "Sprututbyte",
-    Intervention.NALOXON: "Naloxonutdelning",
-    Intervention.TILLNYKTRING: "Tillnyktring",
-    Intervention.TOLVSTEGSBEHANDLING: "12-stegsbehandling",
-    Intervention.PSYKIATRISK_BEDOMNING: "Psykiatrisk bedömning",
-    Intervention.UTREDNING_SOL: "Utredning enligt SoL",
-    Intervention.HVB_PLACERING: "Placering på HVB",
-    Intervention.FAMILJEBEHANDLING: "Familjebehandling",
-    Intervention.BARN_SOM_ANHORIGA: "Stöd till barn som anhöriga",
-    Intervention.SIP_SAMORDNING: "Samordning av SIP",
-    Intervention.HELDYGNSVARD: "Heldygnsvård",
-}
+INTERVENTION_LABELS: dict[Intervention, str] = labels(Intervention)
 
 
 class LegalBasis(enum.StrEnum):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -69,6 +69,14 @@ class AppError(Exception):
         self.errors = list(errors) if errors else None
         self.allowed = list(allowed) if allowed else None
         self.headers = headers or {}
+
+    @classmethod
+    def kind(cls, slug: str, title: str) -> type[Self]:
+        """A problem type of this status, declared in one line:
+        ``ConsentNotFound = NotFound.kind("consent-not-found", "No such consent ...")``.
+        Its class name (in logs' ``error_type``) is the slug in CamelCase."""
+        name = "".join(part.capitalize() for part in slug.split("-"))
+        return type(name, (cls,), {"slug": slug, "title": title, "__qualname__": name})
 
     def problem(self, instance: str | None = None, trace_id: str | None = None) -> Problem:
         return Problem(

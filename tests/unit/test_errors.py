@@ -373,3 +373,22 @@ class TestProblemResponses:
             assert problem.type == PROBLEM_BASE + cls.slug
             assert problem.instance == "/x"
             assert problem.trace_id == "t-1"
+
+
+class TestProblemKinds:
+    def test_a_kind_declared_in_one_line_is_a_subclass_with_its_slug_and_title(self) -> None:
+        from shared.web.errors import AppError, NotFound
+
+        gone = NotFound.kind("thing-not-found", "No such thing")
+        assert issubclass(gone, NotFound)
+        assert issubclass(gone, AppError)
+        assert gone.__name__ == "ThingNotFound"
+        problem = gone("detail here").problem(instance="/v1/things/1")
+        assert (problem.status, problem.title, problem.detail) == (
+            404,
+            "No such thing",
+            "detail here",
+        )
+        assert problem.type.endswith("/thing-not-found")
+        # The base is untouched.
+        assert NotFound.slug != "thing-not-found"
