@@ -129,8 +129,8 @@ def broker(
     ] = Path("var/kafka"),
 ) -> None:
     """Run a broker in the foreground: the embedded Tansu (memory only) or Apache Kafka."""
-    from shared.messaging.apache_kafka import KafkaSetupError
     from shared.messaging.broker import ENGINES, new_broker
+    from shared.messaging.kafka_jars import KafkaSetupError
 
     if engine not in ENGINES:
         raise typer.BadParameter(f"one of {', '.join(ENGINES)}", param_hint="--engine")
@@ -267,8 +267,8 @@ def run(
     """Run the demo federation (Region Kronoberg, Växjö and Alvesta kommun) on the embedded
     broker, or on Apache Kafka with --broker kafka."""
     from shared.identity.auth import mint_token
-    from shared.messaging.apache_kafka import KafkaSetupError
     from shared.messaging.broker import ENGINES
+    from shared.messaging.kafka_jars import KafkaSetupError
     from vardkedja import walkthrough
     from vardkedja.federation import (
         ALL_SCOPES,
