@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import KafkaSettings, Settings
-from shared.messaging import apache_kafka
+from shared.messaging import kafka_jars
 from shared.messaging.broker import Broker, Engine, new_broker, tansu_version
 
 TEST_MEMBERS = (
@@ -77,7 +77,7 @@ BACKENDS = ["sqlite", "postgres"] if POSTGRES else ["sqlite"]
 
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-KAFKA_MISSING = apache_kafka.available()
+KAFKA_MISSING = kafka_jars.available()
 """None when Apache Kafka can run here; otherwise why not."""
 
 
@@ -89,7 +89,7 @@ def _default_engine() -> Engine:
 
 
 DEFAULT_ENGINE: Engine = _default_engine()
-ENGINE_NAMES = {"kafka": f"Apache Kafka {apache_kafka.KAFKA_VERSION} (KRaft)", "tansu": ""}
+ENGINE_NAMES = {"kafka": f"Apache Kafka {kafka_jars.KAFKA_VERSION} (KRaft)", "tansu": ""}
 USED_ENGINES: set[Engine] = set()
 LEFT_OUT: list[str] = []
 

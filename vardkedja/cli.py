@@ -129,8 +129,8 @@ def broker(
     ] = Path("var/kafka"),
 ) -> None:
     """Run a broker in the foreground: the embedded Tansu (memory only) or Apache Kafka."""
-    from shared.messaging.apache_kafka import KafkaSetupError
     from shared.messaging.broker import ENGINES, new_broker
+    from shared.messaging.kafka_jars import KafkaSetupError
 
     if engine not in ENGINES:
         raise typer.BadParameter(f"one of {', '.join(ENGINES)}", param_hint="--engine")
@@ -267,9 +267,8 @@ def run(
     """Run the demo federation (Region Kronoberg, Växjö and Alvesta kommun) on the embedded
     broker, or on Apache Kafka with --broker kafka."""
     from shared.identity.auth import mint_token
-    from shared.messaging.apache_kafka import KafkaSetupError
     from shared.messaging.broker import ENGINES
-    from vardkedja import walkthrough
+    from shared.messaging.kafka_jars import KafkaSetupError
     from vardkedja.federation import (
         ALL_SCOPES,
         Federation,
@@ -277,6 +276,7 @@ def run(
         unit_tokens,
         write_unit_tokens,
     )
+    from vardkedja.walkthrough import document, steps
 
     if broker not in ENGINES:
         raise typer.BadParameter(f"one of {', '.join(ENGINES)}", param_hint="--broker")
@@ -318,10 +318,10 @@ def run(
             tokens_path = data_dir / "demo-tokens.md"
             write_unit_tokens(tokens_path, fed, seeded.unit_ids, tokens)
             guides.append(tokens_path)
-            if all(actor in tokens for actor in walkthrough.ACTORS):
+            if all(actor in tokens for actor in steps.ACTORS):
                 ports = {m.orgnr: {s: m.port(s) for s in fed.services} for m in fed.members}
                 guides.append(
-                    walkthrough.write(data_dir, seeded.unit_ids, tokens, ports, dt.date.today())
+                    document.write(data_dir, seeded.unit_ids, tokens, ports, dt.date.today())
                 )
         typer.echo("")
         on = fed.broker.description if fed.broker else f"the Kafka at {fed.bootstrap_servers}"

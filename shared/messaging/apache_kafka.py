@@ -1,10 +1,8 @@
 """Apache Kafka, started by the project itself: one KRaft node (broker and controller in one
 process) on loopback, for the test suites, the benchmarks and ``make run BROKER=kafka``.
 
-The jars come from Maven Central, resolved once with Maven from
-``shared/messaging/kafka_dist/pom.xml`` into a cache outside the work tree
-(``VK_KAFKA_HOME``, default
-``~/.cache/vardkedja/apache-kafka-<version>``). Nothing is downloaded from anywhere else.
+The jars come from Maven Central (:mod:`shared.messaging.kafka_jars`). Nothing is
+downloaded from anywhere else.
 
 :class:`ApacheKafka` formats a storage directory (``kafka.tools.StorageTool format``), writes
 ``server.properties`` (free loopback ports, a small heap, no topic auto-creation, a low
@@ -13,20 +11,17 @@ answers a real Metadata request. Its log is durable: :meth:`ApacheKafka.kill` (S
 :meth:`ApacheKafka.start` again keep every topic, record and committed offset;
 :meth:`ApacheKafka.lose_log` wipes the log directory, as a broker that lost its disk.
 
-With ``tls=`` (:class:`KafkaTls`) the node runs as production does (``deploy/README.md``):
-mutual TLS on every listener, the principal taken from the certificate's CN, the
-``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false`` and the super users
-``broker`` and ``federation-admin``; the ACLs are then the deploy scripts' to grant.
+With ``tls=`` (:class:`shared.messaging.kafka_tls.KafkaTls`) the node runs as production
+does (``deploy/README.md``): mutual TLS on every listener, the principal taken from the
+certificate's CN, the ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false``
+and the super users ``broker`` and ``federation-admin``; the ACLs are then the deploy
+scripts' to grant.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
-import fcntl
-import ipaddress
-import os
 import shutil
 import signal
 import socket
@@ -34,11 +29,16 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
+from shared.messaging.kafka_jars import (
+    KAFKA_VERSION,
+    LOG4J_APPENDER,
+    KafkaSetupError,
+    java_binary,
+    kafka_libs,
+)
+from shared.messaging.kafka_tls import KafkaTls
 from shared.messaging.processes import (
     die_with_parent,
     end_process,
@@ -47,278 +47,7 @@ from shared.messaging.processes import (
     port_open,
 )
 
-KAFKA_VERSION = "3.9.1"
 ENGINE = "Apache Kafka"
-
-
-class KafkaSetupError(RuntimeError):
-    """Apache Kafka could not be set up or started; the message says what failed and how to
-    fix it."""
-
-
-# ---------------------------------------------------------------------------------------
-# The runtime: Java, and the jars from Maven Central
-# ---------------------------------------------------------------------------------------
-
-
-def kafka_home(version: str = KAFKA_VERSION) -> Path:
-    """Where the resolved jars and the tool wrappers live (outside the work tree)."""
-    explicit = os.environ.get("VK_KAFKA_HOME")
-    if explicit:
-        return Path(explicit)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "vardkedja" / f"apache-kafka-{version}"
-
-
-def java_binary() -> str:
-    """The ``java`` to run Kafka with: ``$JAVA_HOME/bin/java``, else the one on PATH."""
-    home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").exists():
-        return str(Path(home) / "bin" / "java")
-    found = shutil.which("java")
-    if not found:
-        raise KafkaSetupError(
-            "Apache Kafka needs Java 17 or later, and no `java` was found (JAVA_HOME unset, "
-            "none on PATH). Install one (Debian: apt-get install openjdk-17-jre-headless) "
-            "or use the embedded broker (--broker tansu)."
-        )
-    return found
-
-
-def available() -> str | None:
-    """None when Apache Kafka can be had here (Java, and the jars or Maven to fetch them);
-    otherwise why not, in one sentence."""
-    try:
-        java_binary()
-    except KafkaSetupError as exc:
-        return str(exc)
-    if not (kafka_home() / ".complete").exists() and not shutil.which("mvn"):
-        return (
-            "Apache Kafka's jars are not resolved yet and Maven (`mvn`) is not installed "
-            "(Debian: apt-get install maven)"
-        )
-    return None
-
-
-def _pom() -> Path:
-    return Path(str(resources.files("shared.messaging") / "kafka_dist" / "pom.xml"))
-
-
-def kafka_libs(version: str = KAFKA_VERSION) -> Path:
-    """The folder of Kafka's jars, resolved from Maven Central on first use.
-
-    Several processes may ask at once (test workers, a benchmark): one resolves under a file
-    lock, the others wait and find the result."""
-    home = kafka_home(version)
-    libs, stamp = home / "libs", home / ".complete"
-    if stamp.exists():
-        return libs
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists():
-            return libs
-        mvn = shutil.which("mvn")
-        if not mvn:
-            raise KafkaSetupError(
-                "resolving Apache Kafka needs Maven (`mvn`), which is not installed "
-                "(Debian: apt-get install maven), or use the embedded broker (--broker tansu)"
-            )
-        staging = home / "libs.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        cmd = [
-            mvn,
-            "-B",
-            "-q",
-            "-f",
-            str(_pom()),
-            f"-Dkafka.version={version}",
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}",
-            "-DincludeScope=runtime",
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
-        if done.returncode != 0 or not any(staging.glob(f"kafka_2.13-{version}.jar")):
-            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-            raise KafkaSetupError(
-                f"Maven could not resolve Apache Kafka {version} from Maven Central "
-                f"(exit {done.returncode}). Check that Maven Central is reachable (a proxy "
-                f"in ~/.m2/settings.xml?) and retry; the command was:\n  {' '.join(cmd)}\n"
-                f"{tail}"
-            )
-        shutil.rmtree(libs, ignore_errors=True)
-        staging.rename(libs)
-        _write_tools(home, libs)
-        stamp.write_text(version + "\n")
-    return libs
-
-
-_TOOLS = {
-    "kafka-topics.sh": "org.apache.kafka.tools.TopicCommand",
-    "kafka-acls.sh": "kafka.admin.AclCommand",
-    "kafka-configs.sh": "kafka.admin.ConfigCommand",
-    "kafka-storage.sh": "kafka.tools.StorageTool",
-}
-
-
-def _write_tools(home: Path, libs: Path) -> None:
-    """Kafka's command-line tools as the distribution's ``bin/`` names them, so that the
-    deploy scripts run here as in production (``KAFKA_BIN``, ``KAFKA_ACLS``)."""
-    bin_dir = home / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    log4j = home / "tools-log4j.properties"
-    log4j.write_text("log4j.rootLogger=WARN, stderr\n" + _LOG4J_APPENDER.format(name="stderr"))
-    for name, main in _TOOLS.items():
-        script = bin_dir / name
-        script.write_text(
-            "#!/bin/sh\n"
-            f'exec "${{JAVA:-java}}" -Xmx256m -XX:TieredStopAtLevel=1 -cp "{libs}/*" '
-            f'-Dlog4j.configuration="file:{log4j}" {main} "$@"\n'
-        )
-        script.chmod(0o755)
-
-
-def tools_dir(version: str = KAFKA_VERSION) -> Path:
-    """The folder with ``kafka-topics.sh``, ``kafka-acls.sh``, ``kafka-configs.sh``."""
-    kafka_libs(version)
-    return kafka_home(version) / "bin"
-
-
-_LOG4J_APPENDER = (
-    "log4j.appender.{name}=org.apache.log4j.ConsoleAppender\n"
-    "log4j.appender.{name}.Target=System.err\n"
-    "log4j.appender.{name}.layout=org.apache.log4j.PatternLayout\n"
-    "log4j.appender.{name}.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
-)
-
-
-# ---------------------------------------------------------------------------------------
-# Mutual TLS material, as the federation's CA would issue it
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class KafkaTls:
-    """A CA, the broker's certificate and client certificates by CN, as PEM files under
-    ``folder``. A client's principal is ``User:<CN>`` (``deploy/README.md``)."""
-
-    folder: Path
-    clients: dict[str, tuple[Path, Path]] = field(default_factory=dict)
-
-    SUPER_USERS = ("broker", "federation-admin")
-
-    @classmethod
-    def create(cls, folder: Path, client_cns: Iterable[str] = ()) -> KafkaTls:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-        folder.mkdir(parents=True, exist_ok=True)
-        now = dt.datetime.now(dt.UTC)
-
-        def name(cn: str) -> x509.Name:
-            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(name("vardkedja test federation CA"))
-            .issuer_name(name("vardkedja test federation CA"))
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )
-        pem = serialization.Encoding.PEM
-        (folder / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
-
-        def issue(cn: str, *, server: bool) -> tuple[bytes, bytes]:
-            key = ec.generate_private_key(ec.SECP256R1())
-            builder = (
-                x509.CertificateBuilder()
-                .subject_name(name(cn))
-                .issuer_name(ca_cert.subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + dt.timedelta(days=2))
-                .add_extension(
-                    x509.ExtendedKeyUsage(
-                        [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
-                        if server
-                        else [ExtendedKeyUsageOID.CLIENT_AUTH]
-                    ),
-                    critical=False,
-                )
-            )
-            if server:
-                builder = builder.add_extension(
-                    x509.SubjectAlternativeName(
-                        [
-                            x509.DNSName("localhost"),
-                            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        ]
-                    ),
-                    critical=False,
-                )
-            cert = builder.sign(ca_key, hashes.SHA256())
-            key_pem = key.private_bytes(
-                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            return key_pem, cert.public_bytes(pem)
-
-        # The broker's key store: its key, then its certificate (Kafka's PEM key store).
-        key_pem, cert_pem = issue("broker", server=True)
-        (folder / "broker.pem").write_bytes(key_pem + cert_pem)
-        (folder / "broker.pem").chmod(0o600)
-        tls = cls(folder)
-        for cn in {"federation-admin", *client_cns}:
-            key_pem, cert_pem = issue(cn, server=False)
-            (folder / f"{cn}.key").write_bytes(key_pem)
-            (folder / f"{cn}.key").chmod(0o600)
-            (folder / f"{cn}.crt").write_bytes(cert_pem)
-            (folder / f"{cn}.pem").write_bytes(key_pem + cert_pem)
-            tls.clients[cn] = (folder / f"{cn}.crt", folder / f"{cn}.key")
-        (folder / "admin.properties").write_text(
-            "security.protocol=SSL\n"
-            "ssl.keystore.type=PEM\n"
-            f"ssl.keystore.location={folder / 'federation-admin.pem'}\n"
-            "ssl.truststore.type=PEM\n"
-            f"ssl.truststore.location={folder / 'ca.pem'}\n"
-        )
-        return tls
-
-    @property
-    def cafile(self) -> Path:
-        return self.folder / "ca.pem"
-
-    @property
-    def admin_properties(self) -> Path:
-        """A client properties file for Kafka's tools as the super user ``federation-admin``
-        (the deploy scripts' ``COMMAND_CONFIG``)."""
-        return self.folder / "admin.properties"
-
-    def client_settings(self, cn: str) -> dict[str, str]:
-        """``KafkaSettings`` fields for a client with the certificate of ``cn``."""
-        cert, key = self.clients[cn]
-        return {
-            "security_protocol": "SSL",
-            "ssl_cafile": str(self.cafile),
-            "ssl_certfile": str(cert),
-            "ssl_keyfile": str(key),
-        }
-
-    def client_env(self, cn: str) -> dict[str, str]:
-        """The same as ``VK_KAFKA__*`` environment variables."""
-        return {f"VK_KAFKA__{k.upper()}": v for k, v in self.client_settings(cn).items()}
-
-
-# ---------------------------------------------------------------------------------------
-# The node
-# ---------------------------------------------------------------------------------------
 
 
 def _bindable(port: int, host: str) -> bool:
@@ -468,7 +197,7 @@ class ApacheKafka:
         log4j = self.work_dir / "log4j.properties"
         log4j.write_text(
             "log4j.rootLogger=WARN, out\n"
-            + _LOG4J_APPENDER.format(name="out").replace(".Target=System.err", ".Target=System.out")
+            + LOG4J_APPENDER.format(name="out").replace(".Target=System.err", ".Target=System.out")
             # One line when the node is up: the log says when it started.
             + "log4j.logger.kafka.server.BrokerServer=INFO\n"
             + "log4j.logger.kafka.server.KafkaRaftServer=INFO\n"

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from shared.identity.auth import mint_token
+from shared.identity.auth import Signer, mint_token
 from shared.web.errors import ServiceUnavailable
 from shared.web.http1 import Http1Error, Http1Pool, Target
 from shared.web.observability import current_traceparent, request_id_var
@@ -99,7 +99,7 @@ class ServiceClient:
                 org=self.org,
                 scopes=self.scopes,
                 ttl_seconds=self.ttl_seconds,
-                private_key_pem=self.private_key_pem,
+                signer=Signer(private_key_pem=self.private_key_pem),
             )
             self._token_until = now + self.ttl_seconds * 0.8
         return self._token

@@ -23,8 +23,8 @@ from shared.messaging.broker import Engine
 from shared.messaging.processes import free_port_block
 from tests.conftest import require_engine
 from tests.helpers.harness import eventually
-from vardkedja import walkthrough
 from vardkedja.federation import DEMO_MEMBERS, DEMO_UNITS
+from vardkedja.walkthrough import document, steps, taking
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,13 +159,13 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
             for units in DEMO_UNITS.values():
                 assert all(f"| {unit['name']} |" in listed for unit in units)
             guide = (var / "walkthrough.md").read_text()
-            sections, tokens = walkthrough.from_json((var / "walkthrough.json").read_text())
+            sections, tokens = document.from_json((var / "walkthrough.json").read_text())
             for section in sections:
                 assert f"{section.title}\n" in guide
                 for step in section.steps:
                     assert f"`{step.method} {step.path}`" in guide
             ports = {m.orgnr: {s: m.port(s) for s in SERVICES} for m in DEMO_MEMBERS}
-            noted = await walkthrough.perform(sections, tokens, ports, client)
+            noted = await taking.perform(sections, tokens, ports, client)
             # The sender at Växjö sees the remissmöte's ordered plan; the ward sees the
             # action the housing support ended; the HVB notice is in the region's inbox.
             assert {"vkr_plan_id", "sip_action_id", "hvb_task_id"} <= noted.keys()
@@ -223,7 +223,7 @@ async def _withdraw_and_scan_the_bus(
     engine: str,
     banner: str,
     var: Path,
-    sections: tuple[walkthrough.Section, ...],
+    sections: tuple[steps.Section, ...],
     tokens: dict[tuple[str, str], str],
     ports: dict[str, dict[str, int]],
     noted: dict[str, str],
@@ -233,11 +233,11 @@ async def _withdraw_and_scan_the_bus(
     every topic is read raw from offset 0 and searched for the personnummer (every form)
     and every free text the walkthrough typed: found 0 times raw, and found again in the
     same records once their recipients open them (the search is not blind)."""
-    region = ports[walkthrough.REGION]["consent"]
-    vaxjo = ports[walkthrough.VAXJO]["consent"]
+    region = ports[steps.REGION]["consent"]
+    vaxjo = ports[steps.VAXJO]["consent"]
     consent = noted["consent_id"]
-    ward = {"Authorization": f"Bearer {tokens[(walkthrough.REGION, walkthrough.AVDELNING)]}"}
-    soc = {"Authorization": f"Bearer {tokens[(walkthrough.VAXJO, walkthrough.SOC)]}"}
+    ward = {"Authorization": f"Bearer {tokens[(steps.REGION, steps.AVDELNING)]}"}
+    soc = {"Authorization": f"Bearer {tokens[(steps.VAXJO, steps.SOC)]}"}
     r = await client.post(
         f"http://127.0.0.1:{region}/v1/consents/{consent}/withdraw",
         json={"reason": WITHDRAWAL_REASON, "withdrawn_by": {"kind": "person"}},
@@ -265,7 +265,7 @@ async def _withdraw_and_scan_the_bus(
         unit["name"] for units in DEMO_UNITS.values() for unit in units
     }
     bodies = [step.body for section in sections for step in section.steps]
-    canaries = person_forms(walkthrough.PERSON) | free_texts(
+    canaries = person_forms(steps.PERSON) | free_texts(
         [*bodies, WITHDRAWAL_REASON], except_=organisational
     )
     bootstrap = re.search(r"bootstrap (\S+:\d+);", banner)
@@ -280,5 +280,5 @@ async def _withdraw_and_scan_the_bus(
     assert scan.unopened == {}
     assert (var / "keys" / "trust-list.json").exists()  # made on the fly by make run
     # Not blind: the personnummer and free texts are in the records, sealed.
-    assert any(c in scan.found_opened for c in person_forms(walkthrough.PERSON))
+    assert any(c in scan.found_opened for c in person_forms(steps.PERSON))
     assert len(scan.found_opened) >= 3

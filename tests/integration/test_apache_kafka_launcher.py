@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.messaging import apache_kafka
-from shared.messaging.apache_kafka import ApacheKafka, KafkaSetupError
+from shared.messaging import kafka_jars
+from shared.messaging.apache_kafka import ApacheKafka
+from shared.messaging.kafka_jars import KafkaSetupError
 from shared.messaging.processes import free_port_block
 from tests.conftest import require_engine
 
@@ -103,7 +104,7 @@ class TestMavenThatCannotResolve:
     ) -> None:
         monkeypatch.setenv("VK_KAFKA_HOME", str(tmp_path / "home"))
         with pytest.raises(KafkaSetupError) as err:
-            apache_kafka.kafka_libs("0.0.0-no-such-version")
+            kafka_jars.kafka_libs("0.0.0-no-such-version")
         message = str(err.value)
         assert "Maven could not resolve Apache Kafka 0.0.0-no-such-version" in message
         assert "dependency:copy-dependencies" in message  # the command, to run by hand
@@ -115,9 +116,9 @@ class TestMavenThatCannotResolve:
         monkeypatch.setenv("VK_KAFKA_HOME", str(tmp_path / "home"))
         bin_dir = tmp_path / "bin"  # java, and nothing else
         bin_dir.mkdir()
-        (bin_dir / "java").symlink_to(Path(apache_kafka.java_binary()).resolve())
+        (bin_dir / "java").symlink_to(Path(kafka_jars.java_binary()).resolve())
         monkeypatch.delenv("JAVA_HOME", raising=False)
         monkeypatch.setenv("PATH", str(bin_dir))
-        assert apache_kafka.available() is not None
+        assert kafka_jars.available() is not None
         with pytest.raises(KafkaSetupError, match="needs Maven"):
-            apache_kafka.kafka_libs()
+            kafka_jars.kafka_libs()

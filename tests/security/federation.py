@@ -39,7 +39,7 @@ from services.referral.repository import KnownUnitRepository
 from shared.config import NotifyRule, NotifySettings, Settings
 from shared.data import migrations
 from shared.data.db import Database
-from shared.identity.auth import mint_token
+from shared.identity.auth import Signer, mint_token
 from shared.messaging.broker import Broker
 from shared.messaging.events.payloads import AUDIT_RECORDED_V1
 from shared.messaging.inbox import EventConsumer
@@ -177,7 +177,7 @@ def _token(
         scopes=list(scopes),
         roles=list(roles),
         now=now,
-        private_key_pem=private_key_pem,
+        signer=Signer(private_key_pem=private_key_pem),
     )
 
 

@@ -57,7 +57,7 @@ from aiokafka.errors import (
 )
 
 from shared.config import KafkaSettings
-from shared.messaging.apache_kafka import ApacheKafka, KafkaTls, tools_dir
+from shared.messaging.apache_kafka import ApacheKafka
 from shared.messaging.events.topics import DIRECTORY, consumer_group, deadletter, inbound, internal
 from shared.messaging.kafka import (
     Consumer,
@@ -67,6 +67,8 @@ from shared.messaging.kafka import (
     SentRecord,
     TopicPartition,
 )
+from shared.messaging.kafka_jars import tools_dir
+from shared.messaging.kafka_tls import KafkaTls
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, kafka_settings, require_engine
 from tests.helpers.harness import eventually
 from tests.security._support import write_figures

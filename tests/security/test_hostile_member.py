@@ -71,7 +71,6 @@ from tests.security.hostile import (
     source,
     unsigned,
 )
-from vardkedja import walkthrough
 from vardkedja.federation import (
     DEMO_MEMBERS,
     DEMO_UNITS,
@@ -80,6 +79,7 @@ from vardkedja.federation import (
     seed_demo_units,
     unit_tokens,
 )
+from vardkedja.walkthrough import steps, taking
 
 pytestmark = pytest.mark.e2e
 
@@ -249,9 +249,9 @@ async def _walkthrough(fed: Federation, client: httpx.AsyncClient) -> dict[tuple
 
         await eventually(replicated, within=120, what=f"the demo directory at {m.name}")
     tokens = unit_tokens(fed, seeded.unit_ids)
-    sections = walkthrough.build(seeded.unit_ids, dt.date.today())
+    sections = steps.build(seeded.unit_ids, dt.date.today())
     ports = {m.orgnr: {s: m.port(s) for s in fed.services} for m in fed.members}
-    noted = await walkthrough.perform(sections, tokens, ports, client)
+    noted = await taking.perform(sections, tokens, ports, client)
     assert {"vkr_plan_id", "consent_id"} <= noted.keys()
     return seeded.unit_ids
 
@@ -283,7 +283,7 @@ async def _attack(
     """Alvesta's records, one per attack, each with a fresh event id (the replayed and the
     tampered record keep the originals' headers); and the plan id it tried to take."""
     to_vaxjo, to_alvesta = topics.inbound(ORG_VAXJO), topics.inbound(ORG_ALVESTA)
-    soc = units[(ORG_VAXJO, walkthrough.SOC)]
+    soc = units[(ORG_VAXJO, steps.SOC)]
     mine = units[(ORG_ALVESTA, ALVESTA_UNIT)]
     target = units[(ORG_REGION, TARGET_UNIT)]
     now = dt.datetime.now(dt.UTC)
@@ -298,7 +298,7 @@ async def _attack(
             sender_unit_id=sender_unit,
             recipient_orgnr=ORG_VAXJO,
             recipient_unit_id=soc,
-            person=ReferralPersonV1(personnummer=walkthrough.PERSON.replace("-", "")),
+            person=ReferralPersonV1(personnummer=steps.PERSON.replace("-", "")),
             needs=["boendestod"],
             summary="Behöver stöd i boendet efter utskrivning.",
             basis=ReferralBasisV1(kind=basis)
@@ -373,7 +373,7 @@ async def _attack(
         referral_event(referral(ORG_ALVESTA, mine, "same_member"), ORG_ALVESTA), to_vaxjo
     )
     await send("same_member", "no_basis", own, {(VAXJO, "referral", "inbound")})
-    as_vaxjo = referral(ORG_VAXJO, units[(ORG_VAXJO, walkthrough.BOENDE)], "same_member")
+    as_vaxjo = referral(ORG_VAXJO, units[(ORG_VAXJO, steps.BOENDE)], "same_member")
     await send(
         "same_member_as_vaxjo",
         "unknown_key",
@@ -408,7 +408,7 @@ async def _attack(
         owner_orgnr=ORG_ALVESTA,
         owner_unit_id=mine,
         kind="remissmote",
-        personnummer=walkthrough.PERSON.replace("-", ""),
+        personnummer=steps.PERSON.replace("-", ""),
         goals=["Alvesta äger nu planen"],
         actions=[],
         coordinator={"orgnr": ORG_ALVESTA, "unit_id": mine},

@@ -26,6 +26,7 @@ from shared.config import AuthSettings, ProductionConfigError, Settings, check_p
 from shared.identity.auth import (
     REQUIRED_CLAIMS,
     Caller,
+    Signer,
     TokenVerifier,
     dev_private_key_pem,
     dev_public_key_pem,
@@ -331,7 +332,9 @@ async def test_signature_of_another_key_is_401(client: httpx.AsyncClient) -> Non
     token = sign(claims(), key=other, kid=None)
     assert_problem(await client.get(PATH, headers=bearer(token)), 401, "bad signature")
     # With its own kid (the default) the key is simply unknown.
-    token = mint_token(sub="user-42", org=VAXJO, scopes=ALL_SCOPES, private_key_pem=other)
+    token = mint_token(
+        sub="user-42", org=VAXJO, scopes=ALL_SCOPES, signer=Signer(private_key_pem=other)
+    )
     assert_problem(await client.get(PATH, headers=bearer(token)), 401, "unknown key")
 
 
@@ -344,7 +347,9 @@ async def test_tampered_payload_is_401(client: httpx.AsyncClient) -> None:
 
 
 async def test_wrong_audience_is_401(client: httpx.AsyncClient) -> None:
-    token = mint_token(sub="user-42", org=VAXJO, scopes=ALL_SCOPES, audience="someone-else")
+    token = mint_token(
+        sub="user-42", org=VAXJO, scopes=ALL_SCOPES, signer=Signer(audience="someone-else")
+    )
     assert_problem(await client.get(PATH, headers=bearer(token)), 401, "wrong audience")
 
 
@@ -354,7 +359,9 @@ async def test_audience_list_containing_ours_is_accepted(client: httpx.AsyncClie
 
 
 async def test_wrong_issuer_is_401(client: httpx.AsyncClient) -> None:
-    token = mint_token(sub="user-42", org=VAXJO, scopes=ALL_SCOPES, issuer="evil-idp")
+    token = mint_token(
+        sub="user-42", org=VAXJO, scopes=ALL_SCOPES, signer=Signer(issuer="evil-idp")
+    )
     assert_problem(await client.get(PATH, headers=bearer(token)), 401, "wrong issuer")
 
 
@@ -497,7 +504,10 @@ async def test_es256_keys(tmp_path: Path) -> None:
     for public in (public_pem(key), str(key_file)):
         verifier = TokenVerifier(AuthSettings(public_keys=[public], allow_dev_key=False))
         token = mint_token(
-            sub="system-1", org=ALVESTA, scopes=["notify:read"], private_key_pem=private_pem(key)
+            sub="system-1",
+            org=ALVESTA,
+            scopes=["notify:read"],
+            signer=Signer(private_key_pem=private_pem(key)),
         )
         assert jwt.get_unverified_header(token)["alg"] == "ES256"
         caller = await verifier.verify(token)
@@ -512,7 +522,9 @@ async def test_es256_keys(tmp_path: Path) -> None:
 async def test_ec_curve_outside_the_allowed_algorithms_is_401() -> None:
     key = ec.generate_private_key(ec.SECP384R1())
     verifier = TokenVerifier(AuthSettings(public_keys=[public_pem(key)]))
-    token = mint_token(sub="s", org=VAXJO, scopes=["a"], private_key_pem=private_pem(key))
+    token = mint_token(
+        sub="s", org=VAXJO, scopes=["a"], signer=Signer(private_key_pem=private_pem(key))
+    )
     with pytest.raises(Unauthorized, match="algorithm not allowed"):
         await verifier.verify(token)
 
@@ -589,7 +601,9 @@ async def test_jwks_keys_are_fetched_and_cached(jwks_server: JwksServer) -> None
     key = rsa_key()
     jwks_server.serve(("k1", key))
     verifier = TokenVerifier(AuthSettings(jwks_url=jwks_server.url, allow_dev_key=False))
-    token = mint_token(sub="u", org=VAXJO, scopes=["a"], private_key_pem=private_pem(key), kid="k1")
+    token = mint_token(
+        sub="u", org=VAXJO, scopes=["a"], signer=Signer(private_key_pem=private_pem(key), kid="k1")
+    )
     assert (await verifier.verify(token)).sub == "u"
     assert (await verifier.verify(token)).sub == "u"
     assert jwks_server.hits == 1
@@ -605,10 +619,10 @@ async def test_jwks_key_rotation_refetches_on_unknown_kid(jwks_server: JwksServe
     clock = FakeClock()
     verifier._clock = clock
     old_token = mint_token(
-        sub="u", org=VAXJO, scopes=["a"], private_key_pem=private_pem(old), kid="old"
+        sub="u", org=VAXJO, scopes=["a"], signer=Signer(private_key_pem=private_pem(old), kid="old")
     )
     new_token = mint_token(
-        sub="u", org=VAXJO, scopes=["a"], private_key_pem=private_pem(new), kid="new"
+        sub="u", org=VAXJO, scopes=["a"], signer=Signer(private_key_pem=private_pem(new), kid="new")
     )
     await verifier.verify(old_token)
     assert jwks_server.hits == 1
@@ -626,7 +640,12 @@ async def test_jwks_key_rotation_refetches_on_unknown_kid(jwks_server: JwksServe
     # A flood of unknown kids within 30 s does not hammer the JWKS endpoint.
     clock.advance(31)
     bogus = [
-        mint_token(sub="u", org=VAXJO, scopes=["a"], private_key_pem=private_pem(new), kid=f"x{i}")
+        mint_token(
+            sub="u",
+            org=VAXJO,
+            scopes=["a"],
+            signer=Signer(private_key_pem=private_pem(new), kid=f"x{i}"),
+        )
         for i in range(5)
     ]
     results = await asyncio.gather(*(verifier.verify(t) for t in bogus), return_exceptions=True)
@@ -640,7 +659,9 @@ async def test_jwks_cache_expires(jwks_server: JwksServer) -> None:
     verifier = TokenVerifier(AuthSettings(jwks_url=jwks_server.url, allow_dev_key=False))
     clock = FakeClock()
     verifier._clock = clock
-    token = mint_token(sub="u", org=VAXJO, scopes=["a"], private_key_pem=private_pem(key), kid="k1")
+    token = mint_token(
+        sub="u", org=VAXJO, scopes=["a"], signer=Signer(private_key_pem=private_pem(key), kid="k1")
+    )
     await verifier.verify(token)
     clock.advance(599)
     await verifier.verify(token)
@@ -673,7 +694,7 @@ async def test_jwks_skips_unusable_entries(jwks_server: JwksServer) -> None:
 async def test_dev_key_in_jwks_is_refused_when_not_allowed(jwks_server: JwksServer) -> None:
     jwks_server.serve(("dev", load_private_key(dev_private_key_pem())), ("k2", rsa_key()))
     verifier = TokenVerifier(AuthSettings(jwks_url=jwks_server.url, allow_dev_key=False))
-    token = mint_token(sub="u", org=VAXJO, scopes=["a"], kid="dev")
+    token = mint_token(sub="u", org=VAXJO, scopes=["a"], signer=Signer(kid="dev"))
     with pytest.raises(Unauthorized, match="unknown key"):
         await verifier.verify(token)
 
@@ -684,7 +705,9 @@ async def test_unreachable_jwks_is_503(jwks_server: JwksServer, settings: Settin
     jwks_server.httpd.server_close()
     verifier = TokenVerifier(AuthSettings(jwks_url=url, allow_dev_key=False))
     key = rsa_key()
-    token = mint_token(sub="u", org=VAXJO, scopes=["a"], private_key_pem=private_pem(key), kid="k1")
+    token = mint_token(
+        sub="u", org=VAXJO, scopes=["a"], signer=Signer(private_key_pem=private_pem(key), kid="k1")
+    )
     with pytest.raises(ServiceUnavailable):
         await verifier.verify(token)
 
@@ -697,7 +720,10 @@ async def test_jwks_with_a_given_http_client(jwks_server: JwksServer) -> None:
             AuthSettings(jwks_url=jwks_server.url, allow_dev_key=False), http_client=http
         )
         token = mint_token(
-            sub="u", org=VAXJO, scopes=["a"], private_key_pem=private_pem(key), kid="k1"
+            sub="u",
+            org=VAXJO,
+            scopes=["a"],
+            signer=Signer(private_key_pem=private_pem(key), kid="k1"),
         )
         assert (await verifier.verify(token)).sub == "u"
 

@@ -1,4 +1,4 @@
-"""The walkthrough `vardkedja run` writes (vardkedja/walkthrough.py): every value a step
+"""The walkthrough `vardkedja run` writes (vardkedja/walkthrough/): every value a step
 uses is one an earlier step noted, the JSON a test takes is the walkthrough the user
 reads, and the markdown names what the user must do at every step. That the steps work
 against a running federation is tests/e2e/test_make_run.py."""
@@ -12,14 +12,16 @@ import re
 import httpx
 import pytest
 
-from vardkedja import walkthrough
-from vardkedja.walkthrough import ACTORS, Step, WalkthroughFailed, build, from_json, render
+from vardkedja.walkthrough import document, steps, taking
+from vardkedja.walkthrough.document import from_json, render
+from vardkedja.walkthrough.steps import ACTORS, Step, build
+from vardkedja.walkthrough.taking import WalkthroughFailed
 
 UNITS = {actor: f"00000000-0000-4000-8000-{i:012d}" for i, actor in enumerate(ACTORS)}
 TOKENS = {actor: f"token-{i}" for i, actor in enumerate(ACTORS)}
 PORTS = {
     orgnr: {"directory": base, "consent": base + 1, "referral": base + 2, "notify": base + 3}
-    for orgnr, base in ((walkthrough.REGION, 8010), (walkthrough.VAXJO, 8020))
+    for orgnr, base in ((steps.REGION, 8010), (steps.VAXJO, 8020))
 }
 TODAY = dt.date(2026, 6, 15)
 
@@ -41,7 +43,7 @@ def test_every_value_a_step_uses_was_noted_by_an_earlier_step() -> None:
 
 def test_the_json_holds_the_same_steps_and_tokens() -> None:
     sections = build(UNITS, TODAY)
-    again, tokens = from_json(walkthrough.to_json(sections, TOKENS))
+    again, tokens = from_json(document.to_json(sections, TOKENS))
     assert again == sections
     assert tokens == TOKENS
 
@@ -60,7 +62,7 @@ def test_the_markdown_names_page_token_operation_body_and_notes() -> None:
             if step.body is not None:
                 assert json.dumps(step.body, ensure_ascii=False, indent=2) in text
     # The demo's own unit ids and dates are filled in; the person is the test number.
-    assert UNITS[(walkthrough.VAXJO, walkthrough.SOC)] in text
+    assert UNITS[(steps.VAXJO, steps.SOC)] in text
     assert (TODAY + dt.timedelta(days=10)).isoformat() in text
     assert "19121212-1212" in text
 
@@ -69,15 +71,15 @@ def test_the_drug_free_rule_is_shown_refused_before_it_is_met() -> None:
     [vkr] = [s for s in build(UNITS, TODAY) if s.title.startswith("A vårdkedjeremiss")]
     meetings = [s for s in vkr.steps if s.path == "/v1/meetings"]
     assert [m.status for m in meetings] == [422, 201]
-    beroende = UNITS[(walkthrough.REGION, walkthrough.BEROENDE)]
+    beroende = UNITS[(steps.REGION, steps.BEROENDE)]
     first, second = ([p["unit_id"] for p in (m.body or {})["participants"]] for m in meetings)
     assert beroende not in first
     assert beroende in second
 
 
 async def test_a_step_answering_otherwise_fails_naming_the_step() -> None:
-    step = Step("Send.", walkthrough.REGION, walkthrough.AVDELNING, "POST", "/x")
-    section = walkthrough.Section("One", "", (step,))
+    step = Step("Send.", steps.REGION, steps.AVDELNING, "POST", "/x")
+    section = steps.Section("One", "", (step,))
 
     def answer(request: httpx.Request) -> httpx.Response:
         assert request.headers["Authorization"] == f"Bearer {TOKENS[ACTORS[0]]}"
@@ -87,14 +89,14 @@ async def test_a_step_answering_otherwise_fails_naming_the_step() -> None:
         with pytest.raises(
             WalkthroughFailed, match=r"step 1\.1 \(POST /x\): wanted 200, answered 403"
         ):
-            await walkthrough.perform([section], TOKENS, PORTS, client)
+            await taking.perform([section], TOKENS, PORTS, client)
 
 
 async def test_a_waiting_step_repeats_until_the_answer_is_as_described() -> None:
     send = Step(
         "Send.",
-        walkthrough.REGION,
-        walkthrough.AVDELNING,
+        steps.REGION,
+        steps.AVDELNING,
         "POST",
         "/v1/referrals",
         body={"kind": "kontaktbegaran"},
@@ -103,8 +105,8 @@ async def test_a_waiting_step_repeats_until_the_answer_is_as_described() -> None
     )
     follow = Step(
         "Follow.",
-        walkthrough.REGION,
-        walkthrough.AVDELNING,
+        steps.REGION,
+        steps.AVDELNING,
         "GET",
         "/v1/referrals/{rid}",
         wait=True,
@@ -127,8 +129,8 @@ async def test_a_waiting_step_repeats_until_the_answer_is_as_described() -> None
         seen.append(f"{request.method} {request.url.port}{request.url.path}")
         return next(answers)
 
-    section = walkthrough.Section("One", "", (send, follow))
+    section = steps.Section("One", "", (send, follow))
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        noted = await walkthrough.perform([section], TOKENS, PORTS, client, within=10)
+        noted = await taking.perform([section], TOKENS, PORTS, client, within=10)
     assert seen == ["POST 8012/v1/referrals"] + ["GET 8012/v1/referrals/r-1"] * 3
     assert noted == {"rid": "r-1", "etag": '"3"'}

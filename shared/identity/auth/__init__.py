@@ -20,12 +20,13 @@ from shared.identity.auth.keys import (
     load_public_key,
     public_jwk,
 )
-from shared.identity.auth.tokens import REQUIRED_CLAIMS, Caller, TokenVerifier, mint_token
+from shared.identity.auth.tokens import REQUIRED_CLAIMS, Caller, Signer, TokenVerifier, mint_token
 
 __all__ = [
     "REQUIRED_CLAIMS",
     "Caller",
     "CurrentCaller",
+    "Signer",
     "TokenVerifier",
     "bearer_scheme",
     "current_caller",

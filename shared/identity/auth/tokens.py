@@ -135,6 +135,21 @@ class Caller(BaseModel, frozen=True):
 # --- minting (development, tests, the ``vardkedja token`` command) -----------------------
 
 
+@dataclass(frozen=True)
+class Signer:
+    """Who signs a minted token, and for whom: the private key (inline PEM or a file path;
+    None: the bundled development key), the ``kid`` (None: the key's RFC 7638 thumbprint),
+    the issuer and the audience."""
+
+    private_key_pem: str | None = None
+    kid: str | None = None
+    issuer: str = "vardkedja-dev"
+    audience: str = "vardkedja"
+
+
+DEV_SIGNER = Signer()
+
+
 def mint_token(
     *,
     sub: str,
@@ -143,22 +158,19 @@ def mint_token(
     unit: str | None = None,
     roles: Iterable[str] = (),
     ttl_seconds: int = 3600,
-    private_key_pem: str | None = None,
-    kid: str | None = None,
-    issuer: str = "vardkedja-dev",
-    audience: str = "vardkedja",
+    signer: Signer = DEV_SIGNER,
     now: datetime | None = None,
 ) -> str:
     """Sign a token in the format of this module (RS256 for RSA keys, ES* for EC keys).
 
-    Signs with the bundled development key unless ``private_key_pem`` (inline PEM or a file
-    path) is given; ``kid`` defaults to the key's RFC 7638 thumbprint. ``now`` (default: the
-    current time; naive means UTC) sets ``iat``, and ``exp`` is ``now + ttl_seconds``. The
-    claims are not validated here (the verifier does that), so tests can mint bad tokens.
+    Signs with the bundled development key unless ``signer`` names another
+    (:class:`Signer`). ``now`` (default: the current time; naive means UTC) sets ``iat``,
+    and ``exp`` is ``now + ttl_seconds``. The claims are not validated here (the verifier
+    does that), so tests can mint bad tokens.
     """
     if ttl_seconds <= 0:
         raise ValueError("ttl_seconds must be positive")
-    key = load_private_key(private_key_pem or dev_private_key_pem())
+    key = load_private_key(signer.private_key_pem or dev_private_key_pem())
     issued = now or datetime.now(UTC)
     if issued.tzinfo is None:
         issued = issued.replace(tzinfo=UTC)
@@ -166,8 +178,8 @@ def mint_token(
     scope_list = scopes.split() if isinstance(scopes, str) else list(scopes)
     role_list = [roles] if isinstance(roles, str) else list(roles)
     payload: dict[str, Any] = {
-        "iss": issuer,
-        "aud": audience,
+        "iss": signer.issuer,
+        "aud": signer.audience,
         "sub": sub,
         "org": org,
         "scope": " ".join(dict.fromkeys(scope_list)),
@@ -183,7 +195,7 @@ def mint_token(
         payload,
         key,
         algorithm=algorithm_for_key(key),
-        headers={"kid": kid or jwk_thumbprint(key), "typ": "JWT"},
+        headers={"kid": signer.kid or jwk_thumbprint(key), "typ": "JWT"},
     )
 
 

@@ -1,35 +1,12 @@
-"""The seed report's processes, step by step, from the docs pages of the demo federation.
-
-``vardkedja run`` writes, for the federation it started, ``var/walkthrough.md``: every
-step of a kontaktbegäran, a vårdkedjeremiss with its remissmöte and ordered plan, a
-utskrivningsplanering with a SIP before discharge, and an HVB notification, as a user
-takes them on the docs pages (which page, which unit's token to paste into *Authorize*,
-which operation, the body to paste, what to note from the answer). The demo's unit ids and
-tokens are filled in; what only the answers tell (a task's id, an ETag) is named and the
-user carries it forward.
-
-The same steps are written as ``var/walkthrough.json``, and :func:`perform` takes them
-exactly as written against the running federation (``tests/e2e/test_make_run.py``), so the
-document a user follows is the document the tests prove.
-
-The person is fictitious: 19121212-1212 is Skatteverket's well-known test personnummer
-(Tolvan Tolvansson).
-"""
+"""The walkthrough's steps (:mod:`vardkedja.walkthrough`): what a user does, one operation
+on one member's docs page at a time, built for the demo's unit ids and dates."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import datetime as dt
-import json
-import re
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import httpx
 
 PERSON = "19121212-1212"
 REGION, VAXJO = "232100-0065", "212000-0647"
@@ -48,8 +25,6 @@ ACTORS: tuple[tuple[str, str], ...] = (
     (VAXJO, SOC),
     (VAXJO, BOENDE),
 )
-
-_PLACEHOLDER = re.compile(r"\{([a-z_0-9]+)\}")
 
 
 @dataclass(frozen=True)
@@ -507,187 +482,3 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
         ),
     )
     return (consent, kontaktbegaran, vardkedjeremiss, discharge_sip, hvb)
-
-
-# ---------------------------------------------------------------- the documents
-
-
-def to_json(sections: Sequence[Section], tokens: Mapping[tuple[str, str], str]) -> str:
-    """The walkthrough as data, with the tokens of the units it acts as."""
-    return json.dumps(
-        {
-            "sections": [dataclasses.asdict(s) for s in sections],
-            "tokens": [{"orgnr": o, "unit": u, "token": t} for (o, u), t in tokens.items()],
-        },
-        ensure_ascii=False,
-        indent=1,
-    )
-
-
-def from_json(text: str) -> tuple[tuple[Section, ...], dict[tuple[str, str], str]]:
-    data = json.loads(text)
-    sections = tuple(
-        Section(
-            s["title"],
-            s["says"],
-            tuple(
-                Step(**{**step, "until": tuple(step["until"]) if step["until"] else None})
-                for step in s["steps"]
-            ),
-        )
-        for s in data["sections"]
-    )
-    tokens = {(t["orgnr"], t["unit"]): t["token"] for t in data["tokens"]}
-    return sections, tokens
-
-
-def render(
-    sections: Sequence[Section],
-    tokens: Mapping[tuple[str, str], str],
-    ports: Mapping[str, Mapping[str, int]],
-) -> str:
-    """The walkthrough as the user reads it (``ports``: orgnr → service → port)."""
-    out = [
-        "# The seed report's processes from the docs pages",
-        "",
-        "Written by `vardkedja run` for the federation it started: the unit ids, dates and "
-        "tokens below are this demo's. Each step names the docs page, the unit whose token "
-        "to paste into *Authorize* (the page remembers it until you log out or reload), the "
-        "operation (*Try it out*), the body to paste and what to note from the answer.",
-        "Values in braces, like `{kb_task_id}`, are ones you noted in an earlier step. A "
-        "step marked *repeat until* follows an event between the members: if the answer is "
-        "404 or not yet as described, wait a second and execute it again. Copy an `ETag` "
-        'with its quotes (`"1"`) into the `If-Match` field.',
-        "",
-        f"The person is fictitious ({PERSON}, Skatteverket's test personnummer).",
-        "",
-        "## The units' tokens",
-        "",
-        "| member | unit | token |",
-        "|---|---|---|",
-    ]
-    for (orgnr, unit), token in tokens.items():
-        out.append(f"| {MEMBER_NAMES.get(orgnr, orgnr)} | {unit} | `{token}` |")
-    n = 0
-    for i, section in enumerate(sections, start=1):
-        out += ["", f"## {i}. {section.title}", "", section.says]
-        for j, step in enumerate(section.steps, start=1):
-            n += 1
-            port = ports[step.member][step.service]
-            out += [
-                "",
-                f"### {i}.{j} {step.says}".rstrip(),
-                "",
-                f"- page: <http://127.0.0.1:{port}/docs> ({MEMBER_NAMES.get(step.member)}, "
-                f"{step.service}); token: **{step.unit}**",
-                f"- operation: `{step.method} {step.path}`",
-            ]
-            if step.if_match:
-                out.append(f"- header `If-Match`: `{{{step.if_match}}}`")
-            if step.body is not None:
-                body = json.dumps(step.body, ensure_ascii=False, indent=2)
-                out += ["- body:", "", "```json", body, "```", ""]
-            answer = f"- answer: {step.status}"
-            if step.wait:
-                answer += " (*repeat until* it is"
-                if step.until:
-                    answer += f", with `{step.until[0]}` = `{json.dumps(step.until[1])}`"
-                answer += ")"
-            out.append(answer)
-            for name, where in step.note.items():
-                source = "the `ETag` header" if where == "ETag" else f"`{where}` of the answer"
-                out.append(f"- note {source} as `{{{name}}}`")
-    return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------- taking the steps
-
-
-class WalkthroughFailed(AssertionError):
-    """A step did not answer as the walkthrough says."""
-
-
-def _pick(data: Any, path: str) -> Any:
-    for part in path.split("."):
-        data = data[int(part)] if isinstance(data, list) else data[part]
-    return data
-
-
-def _fill(value: Any, noted: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        return _PLACEHOLDER.sub(lambda m: noted[m.group(1)], value)
-    if isinstance(value, list):
-        return [_fill(v, noted) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, noted) for k, v in value.items()}
-    return value
-
-
-def _as_described(step: Step, answer: httpx.Response, noted: Mapping[str, str]) -> bool:
-    if answer.status_code != step.status:
-        return False
-    if step.until is None:
-        return True
-    try:
-        return bool(_pick(answer.json(), step.until[0]) == _fill(step.until[1], noted))
-    except (KeyError, IndexError, ValueError):
-        return False
-
-
-async def perform(
-    sections: Sequence[Section],
-    tokens: Mapping[tuple[str, str], str],
-    ports: Mapping[str, Mapping[str, int]],
-    client: httpx.AsyncClient,
-    *,
-    within: float = 60.0,
-) -> dict[str, str]:
-    """Take every step as written; returns the values noted. A step that does not answer
-    as described (within ``within`` seconds for one that waits) raises
-    :class:`WalkthroughFailed` naming it."""
-    noted: dict[str, str] = {}
-    for i, section in enumerate(sections, start=1):
-        for j, step in enumerate(section.steps, start=1):
-            url = f"http://127.0.0.1:{ports[step.member][step.service]}{_fill(step.path, noted)}"
-            headers = {"Authorization": f"Bearer {tokens[(step.member, step.unit)]}"}
-            if step.if_match:
-                headers["If-Match"] = noted[step.if_match]
-            body = _fill(step.body, noted)
-            deadline = time.monotonic() + within
-            while True:
-                answer = await client.request(step.method, url, json=body, headers=headers)
-                if _as_described(step, answer, noted) or not step.wait:
-                    break
-                if time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.25)
-            if not _as_described(step, answer, noted):
-                wanted = f"{step.status}"
-                if step.until is not None:
-                    wanted += f" with {step.until[0]} = {_fill(step.until[1], noted)!r}"
-                raise WalkthroughFailed(
-                    f"step {i}.{j} ({step.method} {step.path}): wanted {wanted}, answered "
-                    f"{answer.status_code}: {answer.text[:500]}"
-                )
-            for name, where in step.note.items():
-                noted[name] = (
-                    answer.headers["ETag"] if where == "ETag" else _pick(answer.json(), where)
-                )
-    return noted
-
-
-def write(
-    directory: Path,
-    units: Mapping[tuple[str, str], str],
-    tokens: Mapping[tuple[str, str], str],
-    ports: Mapping[str, Mapping[str, int]],
-    today: dt.date,
-) -> Path:
-    """Write ``walkthrough.md`` and ``walkthrough.json`` into ``directory``; returns the
-    markdown's path."""
-    sections = build(units, today)
-    acting = {actor: tokens[actor] for actor in ACTORS}
-    (directory / "walkthrough.json").write_text(to_json(sections, acting), encoding="utf-8")
-    path = directory / "walkthrough.md"
-    path.write_text(render(sections, acting, ports), encoding="utf-8")
-    return path
