@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.config import Settings
 from shared.data.db import Database, is_infrastructure_error, utcnow
 from shared.data.infra import InfraTables
+from shared.messaging.dead_letters import DeadLetter
 from shared.messaging.events import (
     CATALOGUE,
     Catalogue,
@@ -43,22 +43,18 @@ from shared.messaging.events import (
     topics,
 )
 from shared.messaging.kafka import Consumer, ReceivedRecord, TopicPartition, ensure_topics
-from shared.messaging.outbox import Outbox, protected_record
+from shared.messaging.outbox import Outbox
 from shared.messaging.trust import Trust, Untrusted, member_trust
 from shared.web.observability import (
-    DEAD_LETTERS,
     EVENT_LAG,
     EVENTS_CONSUMED,
     adopt_traceparent,
-    trace_id_var,
 )
 
 log = logging.getLogger("vardkedja.inbox")
 
 MAX_RECORD_BYTES = 2_000_000
 """The largest record admitted (a sealed body is about 4/3 of its 1 MB of data)."""
-DEAD_LETTER_TYPE = "se.vardkedja.infra.dead_letter.v1"
-"""The type of a dead letter's copy on the member's dead-letter topic."""
 
 
 @dataclass(frozen=True)
@@ -509,29 +505,6 @@ class EventConsumer:
         except Exception as exc:  # the attempt counter is best effort; the loop goes on
             log.warning("could not record attempt", extra={"error_type": type(exc).__name__})
 
-    def _dead_letter_copy(
-        self, record: ReceivedRecord, dlt_id: str, dlt_topic: str
-    ) -> tuple[str | None, bytes, list[list[str]]]:
-        """A dead letter's copy for the member's dead-letter topic: an event of this member
-        whose sealed data is the record as it arrived (key, headers, body), so nothing of
-        it is readable there, whatever the sender wrote in clear; its key is the record's
-        own only when this member wrote it (an aggregate id), else none."""
-        from shared.messaging.events.payloads import DeadLetterV1
-
-        copy = CloudEvent(
-            id=dlt_id,
-            source=self.settings.source,
-            type=DEAD_LETTER_TYPE,
-            partitionkey=None,
-            data=DeadLetterV1.of(record).model_dump(mode="json"),
-        )
-        key, body, headers = protected_record(self.settings, copy, dlt_topic)
-        return (
-            key.decode() if key is not None else None,
-            body,
-            [[k, v.decode("utf-8", "replace")] for k, v in headers],
-        )
-
     async def _dead_letter(
         self,
         record: ReceivedRecord,
@@ -542,56 +515,22 @@ class EventConsumer:
     ) -> str:
         """Keep the record and the error, forward it to the member's DLT via the outbox,
         and mark it consumed — all in one transaction. Waits out database outages."""
-        event_id = event.id if event else _record_id(record)
-        headers = [[k, v.decode("utf-8", "replace")] for k, v in record.headers]
-        dlt_id = _dead_letter_outbox_id(self.spec.name, event_id)
-        dlt_topic = topics.deadletter(self.settings.member.orgnr)
-        dlt_key, dlt_body, dlt_headers = self._dead_letter_copy(record, dlt_id, dlt_topic)
-        dlt_headers += [
-            ["vk_dlt_reason", reason],
-            ["vk_dlt_consumer", self.spec.name],
-            ["vk_dlt_topic", record.topic],
-            ["vk_dlt_partition", str(record.partition)],
-            ["vk_dlt_offset", str(record.offset)],
-            ["vk_dlt_attempts", str(attempts)],
-        ]
+        letter = DeadLetter.of(
+            self.settings,
+            self.spec.name,
+            record,
+            event,
+            reason=reason,
+            error=error,
+            attempts=attempts,
+        )
         while True:
             try:
                 async with self.db.transaction() as session:
                     await self._record_inbox(
-                        session, event_id, event.type if event else None, record, "dead_lettered"
+                        session, letter.event_id, letter.event_type, record, "dead_lettered"
                     )
-                    await session.execute(
-                        self.infra.dead_letter.insert().values(
-                            consumer=self.spec.name,
-                            event_id=event_id,
-                            event_type=event.type if event else None,
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            key=record.key,
-                            headers=headers,
-                            body=record.value,
-                            reason=reason,
-                            error=error,
-                            attempts=attempts,
-                            created_at=utcnow(),
-                        )
-                    )
-                    if record.topic != dlt_topic:  # never loop a dead letter back to itself
-                        await session.execute(
-                            self.infra.outbox.insert().values(
-                                event_id=dlt_id,
-                                topic=dlt_topic,
-                                key=dlt_key,
-                                event_type=DEAD_LETTER_TYPE,
-                                headers=dlt_headers,
-                                body=dlt_body,
-                                created_at=utcnow(),
-                                attempts=0,
-                                publish_count=0,
-                            )
-                        )
+                    await letter.keep(session, self.infra)
                 break
             except IntegrityError:
                 return "duplicate"  # already dead-lettered (or applied) before
@@ -602,38 +541,8 @@ class EventConsumer:
                 if self._stop.is_set():
                     raise
         self.counts["dead"] += 1
-        DEAD_LETTERS.labels(self.settings.service, self.spec.name, reason).inc()
-        EVENTS_CONSUMED.labels(self.settings.service, self.spec.name, "dead_lettered").inc()
-        log.warning(
-            "event dead-lettered",
-            extra={
-                "consumer": self.spec.name,
-                "event_id": event_id,
-                "reason": reason,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "trace_id": trace_id_var.get(),
-            },
-        )
+        letter.report(self.settings.service)
         return "dead_lettered"
-
-
-def _dead_letter_outbox_id(consumer: str, event_id: str) -> str:
-    """The outbox id of a dead letter's copy for the DLT: one per consumer and event, and
-    within the outbox's 64 characters however long the event's id (up to 255, or a
-    record id for an undecodable record)."""
-    digest = hashlib.sha256(f"{consumer}\0{event_id}".encode()).hexdigest()
-    return f"dlt:{digest[:60]}"
-
-
-def _record_id(record: ReceivedRecord) -> str:
-    """An id for a record without a usable event id: where it was, and a digest of what it
-    was (a broker that lost its log reuses offsets for other records)."""
-    digest = hashlib.sha256(record.value or b"")
-    for k, v in record.headers:
-        digest.update(k.encode() + b"\0" + v + b"\0")
-    return f"kafka:{record.topic}:{record.partition}:{record.offset}:{digest.hexdigest()[:16]}"
 
 
 __all__ = ["ConsumerSpec", "Delivery", "EventConsumer", "Handler", "Reject"]
