@@ -11,7 +11,8 @@ sender that is not a federation member is dead-lettered at once (retrying cannot
 handler that raises is retried with backoff; its attempts are persisted so a crash loop
 cannot retry forever; after ``dead_letter_after`` attempts it is dead-lettered with the
 error kept. Database outages are not counted as attempts: they wait. Nothing stops the
-consumer loop.
+consumer loop. (The attempts: :mod:`shared.messaging.attempts`; keeping and forwarding a
+dead letter: :mod:`shared.messaging.dead_letters`.)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.config import Settings
 from shared.data.db import Database, is_infrastructure_error, utcnow
 from shared.data.infra import InfraTables
+from shared.messaging.attempts import FailedAttempts
 from shared.messaging.dead_letters import DeadLetter
 from shared.messaging.events import (
     CATALOGUE,
@@ -159,7 +161,7 @@ class EventConsumer:
         self._stop = asyncio.Event()
         self._consumer: Consumer | None = None
         self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "skipped": 0, "dead": 0}
-        self._attempt_cache: dict[str, int] | None = None
+        self._failed = FailedAttempts(db, infra, spec.name)
         member_trust(settings)  # refuses to start without its keys and the trust list
         allowed = settings.federation_members
         self._allowed_senders = {o.replace("-", "") for o in allowed} if allowed else None
@@ -288,7 +290,7 @@ class EventConsumer:
             return False
         items = [r for r in ready if isinstance(r, _Ready)]
         for item in items:
-            if await self._attempts(item.delivery.event.id):
+            if await self._failed.count(item.delivery.event.id):
                 return False
         skipped = len(ready) - len(items)
         if not items:
@@ -390,10 +392,10 @@ class EventConsumer:
             return await self._dead_letter(record, checked.event, checked.rule, checked.message, 1)
         event = checked.delivery.event
         adopt_traceparent(event.traceparent)
-        attempts = await self._attempts(event.id)
+        attempts = await self._failed.count(event.id)
         while True:
             if attempts >= self.settings.kafka.dead_letter_after:
-                err = await self._last_error(event.id)
+                err = await self._failed.last_error(event.id)
                 return await self._dead_letter(record, event, "failed", err, attempts)
             try:
                 return await self._apply(checked)
@@ -413,7 +415,7 @@ class EventConsumer:
                     continue
                 attempts += 1
                 error = f"{type(exc).__name__}: {exc}"[:500]
-                await self._record_attempt(event.id, attempts, error)
+                await self._failed.record(event.id, attempts, error)
                 log.warning(
                     "handler failed",
                     extra={
@@ -458,52 +460,6 @@ class EventConsumer:
                 )
             )
         return found is not None
-
-    async def _attempts(self, event_id: str) -> int:
-        """Failed attempts so far. The table holds failures only: it is read once at start
-        and kept in memory, so a healthy event costs no extra query."""
-        if self._attempt_cache is None:
-            ia = self.infra.inbox_attempt
-            async with self.db.sessionmaker() as session:
-                rows = await session.execute(
-                    select(ia.c.event_id, ia.c.attempts).where(ia.c.consumer == self.spec.name)
-                )
-                self._attempt_cache = {eid: int(n) for eid, n in rows}
-        return self._attempt_cache.get(event_id, 0)
-
-    async def _last_error(self, event_id: str) -> str:
-        ia = self.infra.inbox_attempt
-        async with self.db.sessionmaker() as session:
-            value = await session.scalar(
-                select(ia.c.last_error).where(
-                    ia.c.consumer == self.spec.name, ia.c.event_id == event_id
-                )
-            )
-        return str(value or "failed")
-
-    async def _record_attempt(self, event_id: str, attempts: int, error: str) -> None:
-        if self._attempt_cache is not None:
-            self._attempt_cache[event_id] = attempts
-        ia = self.infra.inbox_attempt
-        try:
-            async with self.db.transaction() as session:
-                updated = await session.execute(
-                    ia.update()
-                    .where(ia.c.consumer == self.spec.name, ia.c.event_id == event_id)
-                    .values(attempts=attempts, last_error=error, updated_at=utcnow())
-                )
-                if not getattr(updated, "rowcount", 0):
-                    await session.execute(
-                        ia.insert().values(
-                            consumer=self.spec.name,
-                            event_id=event_id,
-                            attempts=attempts,
-                            last_error=error,
-                            updated_at=utcnow(),
-                        )
-                    )
-        except Exception as exc:  # the attempt counter is best effort; the loop goes on
-            log.warning("could not record attempt", extra={"error_type": type(exc).__name__})
 
     async def _dead_letter(
         self,
