@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.messaging.events import CloudEvent, encode, topics
-from shared.messaging.trust import Trust, ensure_members, trust_in
+from shared.messaging.trust import Trust, trust_in
+from shared.messaging.trust_keys import ensure_members
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

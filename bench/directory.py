@@ -81,7 +81,7 @@ def synthetic_trust(work: Path) -> Path:
     and Region Kronoberg whose replica reads them): each unit event is signed by its owner
     and checked by the replica, as in production (ADR 0020)."""
     from bench.directory_synthetic import members
-    from shared.messaging.trust import ensure_members
+    from shared.messaging.trust_keys import ensure_members
 
     folder = work / "keys"
     listed = {m.orgnr: m.name for m in members()}

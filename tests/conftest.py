@@ -38,7 +38,7 @@ def _test_trust_dir() -> Path:
     start (``VK_TRUST__DIR``), made fresh: nothing of it is committed."""
     import tempfile
 
-    from shared.messaging.trust import ensure_members
+    from shared.messaging.trust_keys import ensure_members
 
     inherited = os.environ.get("VK_TRUST__DIR")
     if inherited and (Path(inherited) / "trust-list.json").exists():

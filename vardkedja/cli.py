@@ -178,7 +178,7 @@ def keys_new(
 ) -> None:
     """Create a member's Ed25519 signing and X25519 encryption key pairs; add their public
     halves to the trust list. Never commit or package the private key file."""
-    from shared.messaging.trust import TrustConfigError, create_member, keys_file
+    from shared.messaging.trust_keys import TrustConfigError, create_member, keys_file
 
     if exist_ok and keys_file(dir, orgnr.replace("-", "")).exists():
         typer.echo(f"private keys: {keys_file(dir, orgnr.replace('-', ''))} (kept)")
@@ -204,7 +204,7 @@ def keys_rotate(
     """New key pairs, used from now on; the current ones retire after the overlap (events
     signed or sealed with them still verify and open until then). Distribute the updated
     trust list to every member before the overlap ends."""
-    from shared.messaging.trust import TrustConfigError, rotate_member
+    from shared.messaging.trust_keys import TrustConfigError, rotate_member
 
     try:
         path = rotate_member(
@@ -224,7 +224,7 @@ def keys_list(
 ) -> None:
     """The members and keys of a trust list, with their validity (checked as a member
     checks it at start)."""
-    from shared.messaging.trust import TrustConfigError, TrustList
+    from shared.messaging.trust_keys import TrustConfigError, TrustList
 
     try:
         listed = TrustList.load(trust_list)

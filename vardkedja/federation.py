@@ -113,7 +113,7 @@ class Federation:
 
     def ensure_keys(self) -> None:
         """Keys for every member that has none yet, and the trust list naming them all."""
-        from shared.messaging.trust import ensure_members
+        from shared.messaging.trust_keys import ensure_members
 
         ensure_members(self.keys_dir, [(m.orgnr, m.name) for m in self.members])
 

@@ -11,7 +11,8 @@ sender that is not a federation member is dead-lettered at once (retrying cannot
 handler that raises is retried with backoff; its attempts are persisted so a crash loop
 cannot retry forever; after ``dead_letter_after`` attempts it is dead-lettered with the
 error kept. Database outages are not counted as attempts: they wait. Nothing stops the
-consumer loop.
+consumer loop. (The attempts: :mod:`shared.messaging.attempts`; keeping and forwarding a
+dead letter: :mod:`shared.messaging.dead_letters`.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.config import Settings
 from shared.data.db import Database, is_infrastructure_error, utcnow
 from shared.data.infra import InfraTables
+from shared.messaging.attempts import FailedAttempts
+from shared.messaging.dead_letters import DeadLetter
 from shared.messaging.events import (
     CATALOGUE,
     Catalogue,
@@ -43,22 +45,18 @@ from shared.messaging.events import (
     topics,
 )
 from shared.messaging.kafka import Consumer, ReceivedRecord, TopicPartition, ensure_topics
-from shared.messaging.outbox import Outbox, protected_record
+from shared.messaging.outbox import Outbox
 from shared.messaging.trust import Trust, Untrusted, member_trust
 from shared.web.observability import (
-    DEAD_LETTERS,
     EVENT_LAG,
     EVENTS_CONSUMED,
     adopt_traceparent,
-    trace_id_var,
 )
 
 log = logging.getLogger("vardkedja.inbox")
 
 MAX_RECORD_BYTES = 2_000_000
 """The largest record admitted (a sealed body is about 4/3 of its 1 MB of data)."""
-DEAD_LETTER_TYPE = "se.vardkedja.infra.dead_letter.v1"
-"""The type of a dead letter's copy on the member's dead-letter topic."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,7 @@ class EventConsumer:
         self._stop = asyncio.Event()
         self._consumer: Consumer | None = None
         self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "skipped": 0, "dead": 0}
-        self._attempt_cache: dict[str, int] | None = None
+        self._failed = FailedAttempts(db, infra, spec.name)
         member_trust(settings)  # refuses to start without its keys and the trust list
         allowed = settings.federation_members
         self._allowed_senders = {o.replace("-", "") for o in allowed} if allowed else None
@@ -292,7 +290,7 @@ class EventConsumer:
             return False
         items = [r for r in ready if isinstance(r, _Ready)]
         for item in items:
-            if await self._attempts(item.delivery.event.id):
+            if await self._failed.count(item.delivery.event.id):
                 return False
         skipped = len(ready) - len(items)
         if not items:
@@ -394,10 +392,10 @@ class EventConsumer:
             return await self._dead_letter(record, checked.event, checked.rule, checked.message, 1)
         event = checked.delivery.event
         adopt_traceparent(event.traceparent)
-        attempts = await self._attempts(event.id)
+        attempts = await self._failed.count(event.id)
         while True:
             if attempts >= self.settings.kafka.dead_letter_after:
-                err = await self._last_error(event.id)
+                err = await self._failed.last_error(event.id)
                 return await self._dead_letter(record, event, "failed", err, attempts)
             try:
                 return await self._apply(checked)
@@ -417,7 +415,7 @@ class EventConsumer:
                     continue
                 attempts += 1
                 error = f"{type(exc).__name__}: {exc}"[:500]
-                await self._record_attempt(event.id, attempts, error)
+                await self._failed.record(event.id, attempts, error)
                 log.warning(
                     "handler failed",
                     extra={
@@ -463,75 +461,6 @@ class EventConsumer:
             )
         return found is not None
 
-    async def _attempts(self, event_id: str) -> int:
-        """Failed attempts so far. The table holds failures only: it is read once at start
-        and kept in memory, so a healthy event costs no extra query."""
-        if self._attempt_cache is None:
-            ia = self.infra.inbox_attempt
-            async with self.db.sessionmaker() as session:
-                rows = await session.execute(
-                    select(ia.c.event_id, ia.c.attempts).where(ia.c.consumer == self.spec.name)
-                )
-                self._attempt_cache = {eid: int(n) for eid, n in rows}
-        return self._attempt_cache.get(event_id, 0)
-
-    async def _last_error(self, event_id: str) -> str:
-        ia = self.infra.inbox_attempt
-        async with self.db.sessionmaker() as session:
-            value = await session.scalar(
-                select(ia.c.last_error).where(
-                    ia.c.consumer == self.spec.name, ia.c.event_id == event_id
-                )
-            )
-        return str(value or "failed")
-
-    async def _record_attempt(self, event_id: str, attempts: int, error: str) -> None:
-        if self._attempt_cache is not None:
-            self._attempt_cache[event_id] = attempts
-        ia = self.infra.inbox_attempt
-        try:
-            async with self.db.transaction() as session:
-                updated = await session.execute(
-                    ia.update()
-                    .where(ia.c.consumer == self.spec.name, ia.c.event_id == event_id)
-                    .values(attempts=attempts, last_error=error, updated_at=utcnow())
-                )
-                if not getattr(updated, "rowcount", 0):
-                    await session.execute(
-                        ia.insert().values(
-                            consumer=self.spec.name,
-                            event_id=event_id,
-                            attempts=attempts,
-                            last_error=error,
-                            updated_at=utcnow(),
-                        )
-                    )
-        except Exception as exc:  # the attempt counter is best effort; the loop goes on
-            log.warning("could not record attempt", extra={"error_type": type(exc).__name__})
-
-    def _dead_letter_copy(
-        self, record: ReceivedRecord, dlt_id: str, dlt_topic: str
-    ) -> tuple[str | None, bytes, list[list[str]]]:
-        """A dead letter's copy for the member's dead-letter topic: an event of this member
-        whose sealed data is the record as it arrived (key, headers, body), so nothing of
-        it is readable there, whatever the sender wrote in clear; its key is the record's
-        own only when this member wrote it (an aggregate id), else none."""
-        from shared.messaging.events.payloads import DeadLetterV1
-
-        copy = CloudEvent(
-            id=dlt_id,
-            source=self.settings.source,
-            type=DEAD_LETTER_TYPE,
-            partitionkey=None,
-            data=DeadLetterV1.of(record).model_dump(mode="json"),
-        )
-        key, body, headers = protected_record(self.settings, copy, dlt_topic)
-        return (
-            key.decode() if key is not None else None,
-            body,
-            [[k, v.decode("utf-8", "replace")] for k, v in headers],
-        )
-
     async def _dead_letter(
         self,
         record: ReceivedRecord,
@@ -542,56 +471,22 @@ class EventConsumer:
     ) -> str:
         """Keep the record and the error, forward it to the member's DLT via the outbox,
         and mark it consumed — all in one transaction. Waits out database outages."""
-        event_id = event.id if event else _record_id(record)
-        headers = [[k, v.decode("utf-8", "replace")] for k, v in record.headers]
-        dlt_id = _dead_letter_outbox_id(self.spec.name, event_id)
-        dlt_topic = topics.deadletter(self.settings.member.orgnr)
-        dlt_key, dlt_body, dlt_headers = self._dead_letter_copy(record, dlt_id, dlt_topic)
-        dlt_headers += [
-            ["vk_dlt_reason", reason],
-            ["vk_dlt_consumer", self.spec.name],
-            ["vk_dlt_topic", record.topic],
-            ["vk_dlt_partition", str(record.partition)],
-            ["vk_dlt_offset", str(record.offset)],
-            ["vk_dlt_attempts", str(attempts)],
-        ]
+        letter = DeadLetter.of(
+            self.settings,
+            self.spec.name,
+            record,
+            event,
+            reason=reason,
+            error=error,
+            attempts=attempts,
+        )
         while True:
             try:
                 async with self.db.transaction() as session:
                     await self._record_inbox(
-                        session, event_id, event.type if event else None, record, "dead_lettered"
+                        session, letter.event_id, letter.event_type, record, "dead_lettered"
                     )
-                    await session.execute(
-                        self.infra.dead_letter.insert().values(
-                            consumer=self.spec.name,
-                            event_id=event_id,
-                            event_type=event.type if event else None,
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            key=record.key,
-                            headers=headers,
-                            body=record.value,
-                            reason=reason,
-                            error=error,
-                            attempts=attempts,
-                            created_at=utcnow(),
-                        )
-                    )
-                    if record.topic != dlt_topic:  # never loop a dead letter back to itself
-                        await session.execute(
-                            self.infra.outbox.insert().values(
-                                event_id=dlt_id,
-                                topic=dlt_topic,
-                                key=dlt_key,
-                                event_type=DEAD_LETTER_TYPE,
-                                headers=dlt_headers,
-                                body=dlt_body,
-                                created_at=utcnow(),
-                                attempts=0,
-                                publish_count=0,
-                            )
-                        )
+                    await letter.keep(session, self.infra)
                 break
             except IntegrityError:
                 return "duplicate"  # already dead-lettered (or applied) before
@@ -602,38 +497,8 @@ class EventConsumer:
                 if self._stop.is_set():
                     raise
         self.counts["dead"] += 1
-        DEAD_LETTERS.labels(self.settings.service, self.spec.name, reason).inc()
-        EVENTS_CONSUMED.labels(self.settings.service, self.spec.name, "dead_lettered").inc()
-        log.warning(
-            "event dead-lettered",
-            extra={
-                "consumer": self.spec.name,
-                "event_id": event_id,
-                "reason": reason,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "trace_id": trace_id_var.get(),
-            },
-        )
+        letter.report(self.settings.service)
         return "dead_lettered"
-
-
-def _dead_letter_outbox_id(consumer: str, event_id: str) -> str:
-    """The outbox id of a dead letter's copy for the DLT: one per consumer and event, and
-    within the outbox's 64 characters however long the event's id (up to 255, or a
-    record id for an undecodable record)."""
-    digest = hashlib.sha256(f"{consumer}\0{event_id}".encode()).hexdigest()
-    return f"dlt:{digest[:60]}"
-
-
-def _record_id(record: ReceivedRecord) -> str:
-    """An id for a record without a usable event id: where it was, and a digest of what it
-    was (a broker that lost its log reuses offsets for other records)."""
-    digest = hashlib.sha256(record.value or b"")
-    for k, v in record.headers:
-        digest.update(k.encode() + b"\0" + v + b"\0")
-    return f"kafka:{record.topic}:{record.partition}:{record.offset}:{digest.hexdigest()[:16]}"
 
 
 __all__ = ["ConsumerSpec", "Delivery", "EventConsumer", "Handler", "Reject"]

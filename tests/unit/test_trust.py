@@ -16,14 +16,16 @@ from shared.messaging.trust import (
     SEALED_CONTENT_TYPE,
     SIGNATURE_HEADER,
     Trust,
+    Untrusted,
+    member_trust,
+    trust_in,
+)
+from shared.messaging.trust_keys import (
     TrustConfigError,
     TrustList,
-    Untrusted,
     create_member,
     ensure_members,
-    member_trust,
     rotate_member,
-    trust_in,
 )
 
 REGION, VAXJO, ALVESTA = "232100-0065", "212000-0647", "212000-0613"
@@ -162,7 +164,7 @@ class TestKeys:
         assert dict(headers2)[SIGNATURE_HEADER] != dict(headers)[SIGNATURE_HEADER]
         assert vaxjo.admit(topic, key2, body2, headers2)
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
-        monkeypatch.setattr("shared.messaging.trust._now", lambda: later)
+        monkeypatch.setattr("shared.messaging.trust_keys._now", lambda: later)
         with pytest.raises(Untrusted) as info:
             vaxjo.admit(topic, key, body, headers)
         assert info.value.rule == "retired_key"

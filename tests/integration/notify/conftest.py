@@ -47,7 +47,7 @@ def random_orgnr() -> str:
     digits += luhn.calc_check_digit(digits)
     orgnr = f"{digits[:6]}-{digits[6:]}"
     # A member of the test federation: its keys join the session's trust list (ADR 0020).
-    from shared.messaging.trust import ensure_members
+    from shared.messaging.trust_keys import ensure_members
     from tests.helpers.signed import trust_dir
 
     ensure_members(trust_dir(), [(orgnr, "Testmedlem")])
