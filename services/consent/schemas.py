@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue
 
 from services.consent.codes import (
     Category,
@@ -24,7 +24,7 @@ from services.consent.codes import (
 )
 from shared.domain.legal_basis import LegalBasisIn
 from shared.identity.identifiers import Organisationsnummer, Personnummer
-from shared.web.fields import IsoAwareDatetime, IsoDate, JsonBool
+from shared.web.fields import IsoAwareDatetime, IsoDate, JsonBool, request_config
 
 UnitIdField = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="unit id")
@@ -41,14 +41,7 @@ VAXJO = "212000-0647"
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
-
-
-def _examples(*examples: dict[str, JsonValue]) -> ConfigDict:
-    """A request's config (see :class:`_Request`) with its examples for the docs."""
-    return ConfigDict(
-        hide_input_in_errors=True, extra="forbid", json_schema_extra={"examples": list(examples)}
-    )
+    model_config = request_config()
 
 
 class PartyIn(_Request):
@@ -112,7 +105,7 @@ class RecordedBy(BaseModel):
 class ConsentCreate(_Request):
     """A consent as recorded by a case system or EHR."""
 
-    model_config = _examples(
+    model_config = request_config(
         {
             "person": PERSON_EXAMPLE,
             "given_by": {"kind": "person"},
@@ -200,7 +193,7 @@ class WithdrawnBy(_Request):
 class WithdrawRequest(_Request):
     """Withdraw a consent: effective at once; every party is told."""
 
-    model_config = _examples(
+    model_config = request_config(
         {
             "reason": "Personen vill inte längre att uppgifter delas inför SIP.",
             "withdrawn_by": {"kind": "person"},
@@ -234,7 +227,7 @@ class CopyOut(BaseModel):
 class RefusalCreate(_Request):
     """The person said no to sharing with these parties."""
 
-    model_config = _examples(
+    model_config = request_config(
         {
             "person": PERSON_EXAMPLE,
             "refused_on": "2026-12-01",
@@ -272,7 +265,7 @@ class RefusalOut(BaseModel):
 
 
 class RevokeRequest(_Request):
-    model_config = _examples({"reason": "Personen har nu lämnat samtycke till SIP."})
+    model_config = request_config({"reason": "Personen har nu lämnat samtycke till SIP."})
 
     reason: Text
 
@@ -280,7 +273,7 @@ class RevokeRequest(_Request):
 class BlockCreate(_Request):
     """Block a member or unit from receiving anything about the person."""
 
-    model_config = _examples(
+    model_config = request_config(
         {
             "person": PERSON_EXAMPLE,
             "blocked": {"orgnr": REGION, "unit_id": "psykiatrimottagning-vaxjo"},
@@ -297,7 +290,7 @@ class BlockCreate(_Request):
 class LiftCreate(_Request):
     """Lift a block for a while (at most `VK_CONSENT__BLOCK_LIFT_MAX_DAYS`), with a reason."""
 
-    model_config = _examples(
+    model_config = request_config(
         {
             "ends_at": "2026-12-08T00:00:00Z",
             "reason": "Personen samtycker till att psykiatrin får underlaget inför remissmötet.",
@@ -335,7 +328,7 @@ class DecisionRequest(_Request):
     """May ``sender`` share these categories about the person with ``recipient`` for this
     purpose, now (or at ``at``)?"""
 
-    model_config = _examples(
+    model_config = request_config(
         {
             "person": {"personnummer": "19121212-1212"},
             "sender": {"orgnr": VAXJO},
@@ -398,7 +391,7 @@ class DecisionOut(BaseModel):
 class PersonQuery(_Request):
     """A person, in a body: a personnummer never goes in a URL."""
 
-    model_config = _examples({"personnummer": "19121212-1212"})
+    model_config = request_config({"personnummer": "19121212-1212"})
 
     personnummer: Personnummer
 
@@ -443,7 +436,7 @@ class PersonRecords(BaseModel):
 class AuditExtractRequest(_Request):
     """A person's audit extract (loggutdrag) over this member's four services."""
 
-    model_config = _examples(
+    model_config = request_config(
         {"personnummer": "19121212-1212", "format": "json"},
         {
             "personnummer": "19121212-1212",

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.notify.content import Kind
 from shared.config import NotifyRule
 from shared.domain.contact import FunctionalEmail
-from shared.web.fields import JsonBool
+from shared.web.fields import JsonBool, request_config
 
 UNIT_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-
-
-def _request(*examples: dict[str, Any]) -> ConfigDict:
-    """A request body's config: no unknown fields, no input echoed in errors, examples."""
-    return ConfigDict(
-        extra="forbid", hide_input_in_errors=True, json_schema_extra={"examples": list(examples)}
-    )
 
 
 class NotificationOut(BaseModel):
@@ -93,7 +85,7 @@ class DeliveryPage(BaseModel):
 class SubscriptionCreate(BaseModel):
     """A webhook endpoint of a case system or EHR."""
 
-    model_config = _request(
+    model_config = request_config(
         {
             "unit_id": "vaxjo-soc-mottagning",
             "url": "https://treserva.vaxjo.se/hooks/vardkedja",
@@ -116,7 +108,7 @@ class SubscriptionCreate(BaseModel):
 class SubscriptionUpdate(BaseModel):
     """A change to a subscription (any subset)."""
 
-    model_config = _request({"enabled": False})
+    model_config = request_config({"enabled": False})
 
     url: str | None = Field(None, min_length=8, max_length=2000)
     event_types: list[str] | None = Field(None, min_length=1, max_length=20)
@@ -126,7 +118,7 @@ class SubscriptionUpdate(BaseModel):
 class SecretRotation(BaseModel):
     """A new signing secret (omit to have one generated)."""
 
-    model_config = _request({})
+    model_config = request_config({})
 
     secret: str | None = Field(None, max_length=200)
 
@@ -159,7 +151,9 @@ class SubscriptionPage(BaseModel):
 class UnitChannelUpdate(BaseModel):
     """The unit's functional mailbox (overrides the directory's) and whether it gets e-mail."""
 
-    model_config = _request({"email": "socialtjanst.mottagning@vaxjo.se", "email_enabled": True})
+    model_config = request_config(
+        {"email": "socialtjanst.mottagning@vaxjo.se", "email_enabled": True}
+    )
 
     email: FunctionalEmail | None = None
     email_enabled: JsonBool = True

@@ -48,6 +48,9 @@ FINAL = frozenset(
         Status.UNDELIVERABLE,
     }
 )
+OPEN: tuple[Status, ...] = tuple(s for s in Status if s not in FINAL)
+"""Every status a task can still leave (the one definition: repositories, the transitions
+a sender's withdrawal and a cancellation take, the deadlines)."""
 OPEN_AT_RECEIVER = frozenset(
     {Status.DELIVERED, Status.ACKNOWLEDGED, Status.ACCEPTED, Status.IN_PROGRESS}
 )
@@ -65,26 +68,8 @@ TRANSITIONS: dict[tuple[Status, Status], Actor] = {
     (Status.ACCEPTED, Status.IN_PROGRESS): Actor.HOLDER,
     (Status.ACCEPTED, Status.COMPLETED): Actor.HOLDER,
     (Status.IN_PROGRESS, Status.COMPLETED): Actor.HOLDER,
-    **{
-        (s, Status.WITHDRAWN): Actor.SENDER
-        for s in (
-            Status.SENT,
-            Status.DELIVERED,
-            Status.ACKNOWLEDGED,
-            Status.ACCEPTED,
-            Status.IN_PROGRESS,
-        )
-    },
-    **{
-        (s, Status.CANCELLED): Actor.SYSTEM
-        for s in (
-            Status.SENT,
-            Status.DELIVERED,
-            Status.ACKNOWLEDGED,
-            Status.ACCEPTED,
-            Status.IN_PROGRESS,
-        )
-    },
+    **{(s, Status.WITHDRAWN): Actor.SENDER for s in OPEN},
+    **{(s, Status.CANCELLED): Actor.SYSTEM for s in OPEN},
 }
 
 # What a transition needs in its body.

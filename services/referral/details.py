@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.referral.codes import Tristate
 from shared.domain.kinds import KINDS, ReferralKind
 from shared.identity.identifiers import Kommunkod, Organisationsnummer
-from shared.web.fields import IsoAwareDatetime, IsoDate, JsonBool
+from shared.web.fields import IsoAwareDatetime, IsoDate, JsonBool, request_config
 
 UnitId = str
 _UNIT = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    model_config = request_config()
 
 
 class UnitRef(_In):

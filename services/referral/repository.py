@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral.codes import FINAL, Status
+from services.referral.codes import OPEN
 from services.referral.models import (
     ConsentTombstone,
     Incoming,
@@ -22,7 +22,7 @@ from services.referral.models import (
 )
 from shared.data.db import RepositoryBase
 
-OPEN_STATUSES = [s.value for s in Status if s not in FINAL]
+OPEN_STATUSES = [s.value for s in OPEN]
 
 
 async def _prune(

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     create_model,
@@ -23,7 +22,7 @@ from shared.domain.content import ReferralContent
 from shared.domain.kinds import KINDS, ReferralKind
 from shared.domain.legal_basis import LegalBasisIn
 from shared.identity.identifiers import Kommunkod, Personnummer
-from shared.web.fields import Age, IsoAwareDatetime, IsoDate, JsonBool
+from shared.web.fields import Age, IsoAwareDatetime, IsoDate, JsonBool, request_config
 
 UnitId = str
 _UNIT = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
@@ -64,9 +63,7 @@ class ReferralCreateBase(_In):
     give the block of details that belongs to the kind (one optional field per kind,
     added from the kinds registry: ``shared/domain/kinds.py`` and ``details.py``)."""
 
-    model_config = ConfigDict(
-        extra="forbid", hide_input_in_errors=True, json_schema_extra={"examples": [_EXAMPLE]}
-    )
+    model_config = request_config(_EXAMPLE)
 
     kind: ReferralKind
     person: PersonIn
@@ -251,16 +248,10 @@ class IncomingOut(ReferralContent):
 class TransitionIn(_In):
     """Move an incoming referral on (you hold it) — the allowed steps are listed on it."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        hide_input_in_errors=True,
-        json_schema_extra={
-            "examples": [
-                {"to": "acknowledged", "case_reference": "SOC-2026-1234"},
-                {"to": "declined", "reason": "Personen bor inte i kommunen."},
-                {"to": "completed", "outcome": "Boendestöd beviljat från 1 december."},
-            ]
-        },
+    model_config = request_config(
+        {"to": "acknowledged", "case_reference": "SOC-2026-1234"},
+        {"to": "declined", "reason": "Personen bor inte i kommunen."},
+        {"to": "completed", "outcome": "Boendestöd beviljat från 1 december."},
     )
 
     to: Status
@@ -274,11 +265,7 @@ class TransitionIn(_In):
 
 
 class WithdrawIn(_In):
-    model_config = ConfigDict(
-        extra="forbid",
-        hide_input_in_errors=True,
-        json_schema_extra={"examples": [{"reason": "Personen har tackat nej."}]},
-    )
+    model_config = request_config({"reason": "Personen har tackat nej."})
 
     reason: str = Field(min_length=2, max_length=2000)
     by_person: JsonBool = Field(False, description="the person declined (a kontaktbegäran)")
@@ -297,11 +284,7 @@ class TransitionOut(BaseModel):
 class PersonSearch(_In):
     """A person, in a body: a personnummer never goes in a URL."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        hide_input_in_errors=True,
-        json_schema_extra={"examples": [{"personnummer": "19121212-1212"}]},
-    )
+    model_config = request_config({"personnummer": "19121212-1212"})
 
     personnummer: Personnummer
 
@@ -330,34 +313,26 @@ class Relative(_In):
 class MeetingCreate(_In):
     """Convene a remissmöte (from a vårdkedjeremiss your unit holds) or a SIP meeting."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        hide_input_in_errors=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "kind": "remissmote",
-                    "origin_task_id": "5b0c2f7e-4a53-4f4e-9d53-0f1f6f4b8a10",
-                    "at": "2026-12-03T13:00:00+01:00",
-                    "video_link": "https://mote.example/remissmote-4711",
-                    "participants": [
-                        {"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"},
-                        {"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"},
-                    ],
-                },
-                {
-                    "kind": "sip",
-                    "person": {"personnummer": "19121212-1212"},
-                    "at": "2026-12-10T10:00:00+01:00",
-                    "place": "Avdelning 12, Centrallasarettet Växjö",
-                    "participants": [
-                        {"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"}
-                    ],
-                    "relatives": [{"name": "Mamma", "phone": "070-123 45 67"}],
-                    "needs": ["boendestod"],
-                    "summary": "SIP inför utskrivning.",
-                },
-            ]
+    model_config = request_config(
+        {
+            "kind": "remissmote",
+            "origin_task_id": "5b0c2f7e-4a53-4f4e-9d53-0f1f6f4b8a10",
+            "at": "2026-12-03T13:00:00+01:00",
+            "video_link": "https://mote.example/remissmote-4711",
+            "participants": [
+                {"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"},
+                {"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"},
+            ],
+        },
+        {
+            "kind": "sip",
+            "person": {"personnummer": "19121212-1212"},
+            "at": "2026-12-10T10:00:00+01:00",
+            "place": "Avdelning 12, Centrallasarettet Växjö",
+            "participants": [{"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"}],
+            "relatives": [{"name": "Mamma", "phone": "070-123 45 67"}],
+            "needs": ["boendestod"],
+            "summary": "SIP inför utskrivning.",
         },
     )
 
@@ -437,29 +412,23 @@ class ActionIn(_In):
 class PlanIn(_In):
     """The meeting's plan: goals, the ordered actions, who coordinates, the follow-up."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        hide_input_in_errors=True,
-        json_schema_extra={
-            "examples": [
+    model_config = request_config(
+        {
+            "goals": ["Drogfrihet", "Eget boende inom sex månader"],
+            "actions": [
                 {
-                    "goals": ["Drogfrihet", "Eget boende inom sex månader"],
-                    "actions": [
-                        {
-                            "intervention": "abstinensbehandling",
-                            "owner": {"orgnr": "232100-0065", "unit_id": "beroende"},
-                            "due": "2026-12-20",
-                        },
-                        {
-                            "intervention": "boendestod",
-                            "owner": {"orgnr": "212000-0647", "unit_id": "boendestod"},
-                        },
-                    ],
-                    "coordinator": {"orgnr": "212000-0647", "unit_id": "soc-vuxna"},
-                    "follow_up_date": "2027-02-01",
-                }
-            ]
-        },
+                    "intervention": "abstinensbehandling",
+                    "owner": {"orgnr": "232100-0065", "unit_id": "beroende"},
+                    "due": "2026-12-20",
+                },
+                {
+                    "intervention": "boendestod",
+                    "owner": {"orgnr": "212000-0647", "unit_id": "boendestod"},
+                },
+            ],
+            "coordinator": {"orgnr": "212000-0647", "unit_id": "soc-vuxna"},
+            "follow_up_date": "2027-02-01",
+        }
     )
 
     goals: list[str] = Field(default_factory=list, max_length=20)
@@ -469,11 +438,7 @@ class PlanIn(_In):
 
 
 class ActionEndIn(_In):
-    model_config = ConfigDict(
-        extra="forbid",
-        hide_input_in_errors=True,
-        json_schema_extra={"examples": [{"outcome": "completed"}]},
-    )
+    model_config = request_config({"outcome": "completed"})
 
     outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
 

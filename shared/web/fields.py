@@ -22,7 +22,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Final
 
-from pydantic import AwareDatetime, BeforeValidator, Field, StrictBool
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StrictBool
 from pydantic_core import PydanticKnownError
 
 __all__ = [
@@ -109,3 +109,13 @@ NOT_BLANK: Final[dict[str, Any]] = {"pattern": f"[^{_SPACE_RANGES}]"}
 """``json_schema_extra`` of a text that must hold more than :data:`SPACES`: a pattern
 matching one other character, spelled out (``\\S`` means other sets in other regex
 dialects, and the schema is read by JSON Schema tools in any of them)."""
+
+
+def request_config(*examples: dict[str, Any]) -> ConfigDict:
+    """A request body's config: no unknown fields, no input echoed in errors (it may be
+    personal data), and its examples for the docs."""
+    if not examples:
+        return ConfigDict(extra="forbid", hide_input_in_errors=True)
+    return ConfigDict(
+        extra="forbid", hide_input_in_errors=True, json_schema_extra={"examples": list(examples)}
+    )
