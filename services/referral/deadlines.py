@@ -12,15 +12,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.referral.deadline_repository import DeadlineRepository, NoticeKey
 from services.referral.models import Incoming, Plan, Recipient, Referral
-from shared.data.db import utcnow
+from shared.data.work import Work
 from shared.domain.calendar import add_working_days, end_of_day, to_local
 from shared.messaging.events import topics
 from shared.messaging.events.payloads import REFERRAL_DEADLINE_V1, ReferralDeadlineV1
-from shared.messaging.outbox import Outbox
 
 
 class Due(NamedTuple):
@@ -97,27 +94,26 @@ def _follow_up(day: _Today, plan: Plan, me: str) -> Due | None:
     return day.due(plan.id, kind, coordinator["unit_id"], "plan", plan.follow_up_date)
 
 
-async def _publish(session: AsyncSession, outbox: Outbox, me: str, due: Due) -> None:
+async def _publish(work: Work, due: Due) -> None:
     """The deadline event of ``due`` on this member's internal topic, keyed by its subject."""
-    topic, key = topics.internal(me), due.subject
-    await outbox.publish(session, topic, REFERRAL_DEADLINE_V1, due.event(), subject=key, key=key)
+    topic, key = topics.internal(work.member), due.subject
+    await work.publish(topic, REFERRAL_DEADLINE_V1, due.event(), subject=key, key=key)
 
 
-async def check(
-    *, session: AsyncSession, outbox: Outbox, me: str, near_days: int, today: dt.date | None = None
-) -> int:
-    """Sends every due deadline event not sent before; returns how many were sent."""
-    day = _Today(today or to_local(utcnow()).date(), near_days)
-    repo = DeadlineRepository(session)
+async def check(work: Work, *, today: dt.date | None = None) -> int:
+    """Sends every due deadline event not sent before (near: the member's
+    ``VK_REFERRAL__NEAR_WORKING_DAYS`` before); returns how many were sent."""
+    day = _Today(today or to_local(work.now).date(), work.settings.referral.near_working_days)
+    repo = DeadlineRepository(work.session)
     sent = await repo.sent()
     due = _discharges(day, await repo.open_discharges_received(), await repo.open_discharges_sent())
-    due += [d for d in (_follow_up(day, p, me) for p in await repo.plans()) if d]
+    due += [d for d in (_follow_up(day, p, work.member) for p in await repo.plans()) if d]
     n = 0
     for d in due:
         if d.key in sent:
             continue
         repo.note(d.key)
-        await _publish(session, outbox, me, d)
+        await _publish(work, d)
         n += 1
-    await session.flush()
+    await work.session.flush()
     return n

@@ -143,12 +143,7 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
 
     async def check() -> None:
         async with ctx.db.transaction() as session:
-            await deadlines.check(
-                session=session,
-                outbox=ctx.outbox,
-                me=settings.member.orgnr,
-                near_days=settings.referral.near_working_days,
-            )
+            await deadlines.check(Work(session, ctx.outbox, settings))
 
     async def prune() -> None:
         async with ctx.db.transaction() as session:

@@ -11,6 +11,7 @@ from services.referral import deadlines
 from services.referral.models import Incoming, Plan, Recipient, Referral
 from shared.data import migrations
 from shared.data.db import Database
+from shared.data.work import Work
 from shared.messaging.events.payloads import REFERRAL_DEADLINE_V1
 from shared.messaging.outbox import Outbox
 from tests.conftest import ORG_REGION, DatabaseFactory, make_settings
@@ -76,10 +77,10 @@ async def events(db: Database) -> list[tuple[str, str, str, str]]:
 async def run(db: Database, today: dt.date) -> int:
     settings = make_settings(service="referral", orgnr=ORG_REGION, db_url=db.url)
     async with db.transaction() as s:
+        assert settings.referral.near_working_days == 2  # the warning window the test expects
         return await deadlines.check(
-            session=s, outbox=Outbox(settings, REFERRAL.infra), me=ORG_REGION, near_days=2,
-            today=today,
-        )  # fmt: skip
+            Work(s, Outbox(settings, REFERRAL.infra), settings), today=today
+        )
 
 
 async def test_near_then_overdue_once_each(databases: DatabaseFactory) -> None:
