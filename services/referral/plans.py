@@ -177,7 +177,9 @@ async def record_plan(
     another member that the consent service allows now. Actions keep their ids and status
     when a plan is revised with the same owner and intervention at a position."""
     meeting = await get_meeting(work, meeting_id)
-    # A follow-up meeting revises the plan of the first meeting.
+    # A follow-up meeting revises the plan of the first meeting. The first meeting's row
+    # is locked: an acceptance arriving now waits, then sees this plan (share_on_acceptance).
+    await MeetingRepository(work.session).lock(meeting.follow_up_of or meeting.id)
     plan = await PlanRepository(work.session).get(meeting.follow_up_of or meeting.id)
     if expected_version is not None and (plan is None or plan.plan_version != expected_version):
         raise StaleVersion(f"the plan is at version {plan.plan_version if plan else 0}")
@@ -392,9 +394,13 @@ async def share_on_acceptance(
     referral = await ReferralRepository(work.session).get(task.referral_id)
     if referral is None or not referral.details.get("invitation"):
         return False
-    meeting = await MeetingRepository(work.session).get(str(referral.details.get("meeting_id")))
+    meetings = MeetingRepository(work.session)
+    meeting = await meetings.get(str(referral.details.get("meeting_id")))
     if meeting is None:
         return False
+    # The lock record_plan takes: a plan being recorded now is committed before it is read
+    # here, or it reads this acceptance (PostgreSQL's read committed would let both miss).
+    await meetings.lock(meeting.follow_up_of or meeting.id)
     plan = await PlanRepository(work.session).get(meeting.follow_up_of or meeting.id)
     if plan is None or plan.owner_orgnr != work.member:
         return False

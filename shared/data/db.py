@@ -399,6 +399,18 @@ class RepositoryBase(Generic[ModelT]):
     async def get(self, id_: Any) -> ModelT | None:
         return await self.session.get(self.model, id_)
 
+    async def lock(self, id_: Any) -> ModelT | None:
+        """The row, read again and locked until the transaction ends (``SELECT ... FOR
+        UPDATE`` on PostgreSQL). Two transactions that each read what the other writes take
+        the same row's lock first, so that neither decides on a snapshot without the
+        other's write (write skew). SQLite serialises its writers and needs no lock."""
+        pk = inspect(self.model).primary_key[0]
+        stmt = select(self.model).where(pk == id_).with_for_update()
+        # populate_existing: a copy the session holds is replaced by the row as committed
+        # (session.get(with_for_update=...) would raise on a versioned row changed since).
+        rows = await self.session.scalars(stmt.execution_options(populate_existing=True))
+        return rows.one_or_none()
+
     async def load_many(self, ids: Iterable[Any]) -> list[ModelT]:
         """The rows of ``ids`` in one query, kept in the session: a later :meth:`get` of any
         of them is answered from the session's identity map, without a statement."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gc
 
-from sqlalchemy import insert
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError
 
 from services.directory.models import Unit
 from services.directory.repository import UnitRepository
@@ -77,5 +79,44 @@ async def test_loaded_rows_answer_later_gets_without_a_statement(db_url: str) ->
             with captured(db, ("SELECT",)) as reads:
                 assert await repo.get(ids[-1]) is not None  # not loaded: read
             assert len(reads) == 1
+    finally:
+        await db.dispose()
+
+
+async def test_lock_reads_the_row_again_and_holds_it_until_the_transaction_ends(
+    db_url: str,
+) -> None:
+    """``lock`` is what two transactions that each read the other's write take first (a plan
+    recorded while an acceptance arrives): it reads the committed row, not the session's
+    stale copy, and on PostgreSQL nobody else may lock the row until the holder ends."""
+    db, ids = await _units(db_url)
+    unit_id = ids[0]
+    try:
+        async with db.transaction() as holder:
+            repo = UnitRepository(holder)
+            stale = await repo.get(unit_id)
+            assert stale is not None
+            assert stale.name == f"Enhet {unit_id}"
+            async with db.transaction() as other:
+                renamed = await UnitRepository(other).get(unit_id)
+                assert renamed is not None
+                renamed.name = "Nytt namn"
+            with captured(db, ("SELECT",)) as reads:
+                locked = await repo.lock(unit_id)
+            assert locked is stale
+            assert locked.name == "Nytt namn"  # read again
+            assert len(reads) == 1
+            if db.engine.dialect.name == "postgresql":
+                assert "FOR UPDATE" in reads[0][0]
+                async with db.sessionmaker() as third:
+                    with pytest.raises(DBAPIError, match="could not obtain lock"):
+                        await third.execute(
+                            select(Unit).where(Unit.id == unit_id).with_for_update(nowait=True)
+                        )
+            else:  # SQLite serialises writers; the statement carries no lock clause
+                assert "FOR UPDATE" not in reads[0][0]
+        async with db.sessionmaker() as after:  # released at the end of the transaction
+            free = await after.execute(select(Unit.id).where(Unit.id == unit_id).with_for_update())
+            assert free.scalar_one() == unit_id
     finally:
         await db.dispose()
