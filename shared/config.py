@@ -196,7 +196,7 @@ def _default_notify_rules() -> list[NotifyRule]:
         ("referral-deadline", "se.vardkedja.referral.deadline.v1", ["unit"], all_),
         ("sip-invitation", "se.vardkedja.sip.invitation.v1", ["unit"], all_),
         ("sip-answered", "se.vardkedja.sip.answered.v1", ["unit"], ["inbox", "webhook"]),
-        ("plan-action-ended", "se.vardkedja.plan.action_ended.v1", ["unit"], all_),
+        ("plan-action", "se.vardkedja.plan.action_changed.v1", ["unit"], all_),
         ("consent-ended", "se.vardkedja.consent.ended.v1", ["unit"], ["inbox", "webhook"]),
         (
             "unit-review-due",

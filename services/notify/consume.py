@@ -18,7 +18,7 @@ from shared.domain.calendar import end_of_day, to_local
 from shared.domain.kinds import spec
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
-    PLAN_ACTION_ENDED_V1,
+    PLAN_ACTION_CHANGED_V1,
     REFERRAL_DEADLINE_V1,
     REFERRAL_RECEIVED_V1,
     REFERRAL_STATUS_CHANGED_V1,
@@ -37,7 +37,7 @@ HANDLED_EVENTS: tuple[str, ...] = (
     REFERRAL_DEADLINE_V1,
     SIP_INVITATION_V1,
     SIP_ANSWERED_V1,
-    PLAN_ACTION_ENDED_V1,
+    PLAN_ACTION_CHANGED_V1,
     CONSENT_ENDED_V1,
     UNIT_REVIEW_DUE_V1,
 )

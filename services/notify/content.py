@@ -36,7 +36,10 @@ Kind = Literal[
     "deadline.escalated",
     "sip.invitation",
     "sip.answered",
+    "plan.action_assigned",
+    "plan.action_started",
     "plan.action_ended",
+    "plan.action_cancelled",
     "consent.ended",
     "unit.review_due",
 ]
@@ -171,7 +174,10 @@ _TITLES: dict[str, str] = {
     "deadline.escalated": "Eskalering: {what} är försenad sedan {due}",
     "sip.invitation": "Ny kallelse till SIP i inkorgen",
     "sip.answered": "Svar på kallelse till SIP ({status})",
+    "plan.action_assigned": "En planerad insats har lagts på er enhet",
+    "plan.action_started": "En planerad insats har påbörjats",
     "plan.action_ended": "En planerad insats har avslutats ({status})",
+    "plan.action_cancelled": "En planerad insats har ställts in",
     "consent.ended": "Ett samtycke gäller inte längre ({status})",
     "unit.review_due": "Enhetens uppgifter i katalogen behöver ses över",
 }

@@ -12,7 +12,7 @@ from services.notify.content import Facts
 from shared.domain.kinds import ReferralKind
 from shared.messaging.events.payloads import (
     ConsentEndedV1,
-    PlanActionEndedV1,
+    PlanActionChangedV1,
     ReferralDeadlineV1,
     ReferralReceivedV1,
     ReferralStatusChangedV1,
@@ -70,9 +70,10 @@ def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Fac
     if isinstance(payload, SipAnsweredV1):
         by = payload.answering_orgnr
         return _one("sip.answered", _sip(payload), by, status=payload.answer)
-    if isinstance(payload, PlanActionEndedV1):
+    if isinstance(payload, PlanActionChangedV1):
         plan = _about("plan", payload.plan_id, payload.unit_id)
-        return _one("plan.action_ended", plan, payload.owner_orgnr, status=payload.outcome)
+        status = payload.outcome if payload.change == "ended" else None
+        return _one(f"plan.action_{payload.change}", plan, payload.owner_orgnr, status=status)
     if isinstance(payload, ConsentEndedV1):
         units = sorted({p.unit_id or "" for p in payload.parties if p.orgnr == own_orgnr})
         owner, reason = payload.owner_orgnr, payload.reason

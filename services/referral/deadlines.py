@@ -82,16 +82,18 @@ def _discharges(
     return [d for d in found if d]
 
 
-def _follow_up(day: _Today, plan: Plan, me: str) -> Due | None:
-    """A plan's follow-up date, for its coordinating unit when that is one of ``me``'s and
-    some action of the plan has not ended."""
-    coordinator = plan.coordinator or {}
-    if coordinator.get("orgnr") != me or not coordinator.get("unit_id"):
-        return None
-    if all(a.get("status") == "ended" for a in plan.actions):
-        return None
+def _follow_up(day: _Today, plan: Plan, me: str) -> list[Due]:
+    """A plan's follow-up date, for each of its coordinating units that is one of ``me``'s,
+    while some action of the plan has not ended or been cancelled."""
+    if all(a.get("status") in ("ended", "cancelled") for a in plan.actions):
+        return []
     kind = "vardkedjeremiss" if plan.kind == "remissmote" else "sip_kallelse"
-    return day.due(plan.id, kind, coordinator["unit_id"], "plan", plan.follow_up_date)
+    found = [
+        day.due(plan.id, kind, c["unit_id"], "plan", plan.follow_up_date)
+        for c in plan.coordinators
+        if c.get("orgnr") == me and c.get("unit_id")
+    ]
+    return [d for d in found if d]
 
 
 async def _publish(work: Work, due: Due) -> None:
@@ -107,7 +109,7 @@ async def check(work: Work, *, today: dt.date | None = None) -> int:
     repo = DeadlineRepository(work.session)
     sent = await repo.sent()
     due = _discharges(day, await repo.open_discharges_received(), await repo.open_discharges_sent())
-    due += [d for d in (_follow_up(day, p, work.member) for p in await repo.plans()) if d]
+    due += [d for p in await repo.plans() for d in _follow_up(day, p, work.member)]
     n = 0
     for d in due:
         if d.key in sent:

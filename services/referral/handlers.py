@@ -20,13 +20,15 @@ from shared.data.work import Work
 from shared.messaging.events import topics
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
-    PLAN_ACTION_END_REQUESTED_V1,
+    PLAN_ACTION_STEP_REQUESTED_V1,
+    PLAN_REVISION_REQUESTED_V1,
     PLAN_SHARED_V1,
     REFERRAL_SENT_V1,
     REFERRAL_TRANSITIONED_V1,
     UNIT_CHANGED_V1,
     ConsentEndedV1,
-    PlanActionEndRequestedV1,
+    PlanActionStepRequestedV1,
+    PlanRevisionRequestedV1,
     PlanSharedV1,
     ReferralSentV1,
     ReferralTransitionedV1,
@@ -95,10 +97,15 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         assert isinstance(payload, PlanSharedV1)
         await plan_copies.apply_plan_shared(work(session), clients_of(ctx), delivery.event, payload)
 
-    async def on_end_requested(session: AsyncSession, delivery: Delivery) -> None:
+    async def on_step_requested(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
-        assert isinstance(payload, PlanActionEndRequestedV1)
-        await plans.apply_end_request(work(session), clients_of(ctx), delivery.event, payload)
+        assert isinstance(payload, PlanActionStepRequestedV1)
+        await plans.apply_step_request(work(session), clients_of(ctx), delivery.event, payload)
+
+    async def on_revision_requested(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, PlanRevisionRequestedV1)
+        await plans.apply_revision_request(work(session), clients_of(ctx), delivery.event, payload)
 
     async def on_unit(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
@@ -115,7 +122,8 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
                 REFERRAL_TRANSITIONED_V1: on_transitioned,
                 CONSENT_ENDED_V1: on_consent_ended,
                 PLAN_SHARED_V1: on_plan_shared,
-                PLAN_ACTION_END_REQUESTED_V1: on_end_requested,
+                PLAN_ACTION_STEP_REQUESTED_V1: on_step_requested,
+                PLAN_REVISION_REQUESTED_V1: on_revision_requested,
             },
             # A run of arriving referrals: their receive-time decisions asked at once; a
             # run of reported steps: what they read, loaded at once.

@@ -196,6 +196,10 @@ class Meeting(IdMixin, TimestampMixin, Base):
     # [{orgnr, unit_id, task_id}] for every invited unit.
     participants: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), default="planned")
+    # Recorded with the plan: who took part {units, person, relatives}, and whether the
+    # person agrees to the plan.
+    attendance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    person_agrees: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     created_by: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -219,14 +223,51 @@ class Plan(TimestampMixin, Base):
     protected_identity: Mapped[bool] = mapped_column(Boolean, default=False)
     # active | withdrawn (a party's copy whose basis ended: no personal data left in it)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # Goals in the person's own words, and the others.
+    own_goals: Mapped[list[str]] = mapped_column(JSON, default=list)
     goals: Mapped[list[str]] = mapped_column(JSON, default=list)
-    # [{id, position, intervention, orgnr, unit_id, due, status, ended_at, outcome}]
+    # [{id, position, intervention, description, orgnr, unit_id, outside_actor, start_by,
+    #   end_by, status, started_at, ended_at, outcome, note, reason}] (services/referral/actions.py)
     actions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    coordinator: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The coordinating function: [{orgnr, unit_id}], one unit per huvudman.
+    coordinators: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     follow_up_date: Mapped[dt.date] = mapped_column(Date)
+    # The last meeting's attendance {units, person, relatives} and the person's agreement.
+    attendance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    person_agrees: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     # Units that may see it: [{orgnr, unit_id}] (participants, convener, sender).
     viewers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     plan_version: Mapped[int] = mapped_column(Integer, default=1)  # the owner's version
+
+
+class PlanAction(Base):
+    """One action of a plan this member holds (its own or a party's copy), as the plan's
+    JSON has it: written again whenever the plan is, so that a unit's actions, the overdue
+    ones and the indicators are found by query. Ids, owners, dates and status only."""
+
+    __tablename__ = "plan_action"
+
+    plan_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    intervention: Mapped[str] = mapped_column(String(64))
+    orgnr: Mapped[str | None] = mapped_column(String(11), nullable=True)
+    unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    start_by: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    end_by: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class PlanCoordinator(Base):
+    """A coordinating unit of a plan this member holds (written again with the plan)."""
+
+    __tablename__ = "plan_coordinator"
+
+    plan_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    orgnr: Mapped[str] = mapped_column(String(11), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class PlanBasis(Base):

@@ -15,9 +15,13 @@ from services.referral.plans import (
     WITHDRAWN,
     heard_ended,
     plan_question,
-    tell_units_of_ended,
+    tell_units,
 )
-from services.referral.repository import PlanBasisRepository, PlanRepository
+from services.referral.repository import (
+    PlanActionRepository,
+    PlanBasisRepository,
+    PlanRepository,
+)
 from services.referral.siblings import Clients, claim, decide
 from shared.data.work import Work
 from shared.identity.person import member_secret, person_key
@@ -63,9 +67,10 @@ async def apply_plan_shared(
 ) -> bool:
     """At a party: checks the plan's owner and, with this member's own consent service
     (its copy of the consent, or the stated legal basis), the basis for each of its viewer
-    units; keeps the newest copy for the units allowed and tells them of every action that
-    ended since the copy it had. Refuses a plan of another owner than the plan id's first
-    (``not_owner``) and a plan no unit here has a basis for (``no_basis``)."""
+    units; keeps the newest copy for the units allowed and tells them of every action
+    assigned to them and every step taken since the copy it had. Refuses a plan of another
+    owner than the plan id's first (``not_owner``) and a plan no unit here has a basis for
+    (``no_basis``)."""
     require_sender(event, payload.owner_orgnr, "only the plan's owner shares it")
     me = work.member
     plan = await PlanRepository(work.session).get(payload.plan_id)
@@ -83,7 +88,7 @@ async def apply_plan_shared(
     allowed = await _allowed_viewers(work, clients, event, payload)
     if not allowed:
         raise Reject("no_basis", "no consent or legal basis allows this plan here now")
-    before = list(plan.actions) if plan is not None else []
+    before = [dict(a) for a in plan.actions] if plan is not None else []
     if plan is None:
         plan = Plan(id=payload.plan_id)
         work.session.add(plan)
@@ -95,10 +100,13 @@ async def apply_plan_shared(
     plan.person_key = person_key(member_secret(work.settings), payload.personnummer)
     plan.protected_identity = payload.protected_identity
     plan.status = ACTIVE
+    plan.own_goals = list(payload.own_goals)
     plan.goals = list(payload.goals)
     plan.actions = [dict(a) for a in payload.actions]
-    plan.coordinator = dict(payload.coordinator)
+    plan.coordinators = [dict(c) for c in payload.coordinators]
     plan.follow_up_date = payload.follow_up_date
+    plan.attendance = payload.attendance
+    plan.person_agrees = payload.person_agrees
     plan.viewers = [
         dict(v) for v in payload.viewers if v.get("orgnr") != me or v["unit_id"] in allowed_units
     ]
@@ -112,19 +120,30 @@ async def apply_plan_shared(
             if c is not None
         ],
     )
-    await tell_units_of_ended(work, plan, before)
+    await PlanActionRepository(work.session).replace(plan)
+    await tell_units(work, plan, before)
     return True
 
 
 def _close(plan: Plan) -> None:
     """A party's copy whose basis ended: marked withdrawn, with no personnummer, person key,
-    goals or free text left (the actions keep their ids, owners, interventions and status)."""
+    goals, attendance or free text left (the actions keep their ids, owner units,
+    interventions, dates and status; an outside actor's name is free text and goes)."""
     plan.status = WITHDRAWN
     plan.personnummer = None
     plan.person_key = None
+    plan.own_goals = []
     plan.goals = []
-    kept = ("id", "position", "intervention", "orgnr", "unit_id", "due", "status", "ended_at")
-    plan.actions = [{k: a.get(k) for k in kept} | {"description": ""} for a in plan.actions]
+    plan.attendance = None
+    plan.person_agrees = None
+    kept = (
+        "id", "position", "intervention", "orgnr", "unit_id", "start_by", "end_by", "status",
+        "started_at", "ended_at", "outcome",
+    )  # fmt: skip
+    plan.actions = [
+        {k: a.get(k) for k in kept} | {"description": "", "outside_actor": None}
+        for a in plan.actions
+    ]
 
 
 async def close_for_consent(work: Work, consent_id: str) -> int:

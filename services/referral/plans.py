@@ -1,20 +1,27 @@
-"""Plans: the outcome of a meeting, owned by the convener's member — goals, an *ordered*
-list of actions each owned by a unit, the coordinating function and the follow-up date.
+"""Plans: the outcome of a meeting, owned by the convener's member — the person's own
+goals and the others, an *ordered* list of actions (:mod:`.actions`), the coordinating
+units (one per huvudman) and the follow-up date.
 
-Its viewers are the convener, every participant that **accepted** its invitation and the
-vårdkedjeremiss's sender. Every time it is shared (recorded, revised, an action ended, a
-late acceptance) the owner's consent service decides again, for each viewer unit of another
-member, whether the plan may go there *now*; only those it allows get it, each with its
-basis. An action is ended only by the unit that owns it; the owner of the plan records it
-and shares the plan again, and every member tells each of its viewer units — no action
-ends unnoticed (domain problem 5). The other members' copies: :mod:`.plan_copies`.
+Its parties are the convener, every participant that **accepted** its invitation, the
+vårdkedjeremiss's sender, the coordinating units and every unit owning an action — invited
+or not. Every time it is shared (recorded, revised, an action's step, a late acceptance)
+the owner's consent service decides again, for each party unit of another member, whether
+the plan may go there *now*; only those it allows get it, each with its basis.
+
+An action's steps are taken by the unit that owns it (a coordinating unit for an actor
+outside the federation); a coordinating unit revises the plan. At another member both
+travel to the owner as requests; the owner checks and records them and shares the plan
+again, and every member tells each of its units taking part of the step — no action ends
+or fails to start unnoticed (domain problem 5). The other members' copies:
+:mod:`.plan_copies`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import ValidationError
 
 from services.referral.access import (
     PROTECTED_ROLE,
@@ -23,6 +30,17 @@ from services.referral.access import (
     caller_of,
     require_unit,
 )
+from services.referral.actions import (
+    ENDED,
+    FINAL,
+    STEPS,
+    changed,
+    may_step,
+    newly_assigned,
+    owner_of,
+    recorded,
+    stepped,
+)
 from services.referral.codes import Actor, Status
 from services.referral.meetings import get_meeting
 from services.referral.models import Meeting, Plan, PlanBasis, PlanNotice
@@ -30,31 +48,34 @@ from services.referral.repository import (
     ConsentTombstoneRepository,
     IncomingRepository,
     MeetingRepository,
+    PlanActionRepository,
     PlanBasisRepository,
     PlanRepository,
     RecipientRepository,
     ReferralRepository,
 )
-from services.referral.schemas import ActionEndIn, PlanIn
+from services.referral.schemas import ActionStep, ActionStepIn, PlanIn
 from services.referral.siblings import Clients, Question, claim, decide
-from shared.data.db import new_id
 from shared.data.work import Work
+from shared.domain.calendar import to_local
 from shared.domain.kinds import ReferralKind
 from shared.identity.auth import Caller
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
-    PLAN_ACTION_END_REQUESTED_V1,
-    PLAN_ACTION_ENDED_V1,
+    PLAN_ACTION_CHANGED_V1,
+    PLAN_ACTION_STEP_REQUESTED_V1,
+    PLAN_REVISION_REQUESTED_V1,
     PLAN_SHARED_V1,
-    PlanActionEndedV1,
-    PlanActionEndRequestedV1,
+    PlanActionChangedV1,
+    PlanActionStepRequestedV1,
     PlanBasisV1,
+    PlanRevisionRequestedV1,
     PlanSharedV1,
     ReferralTransitionedV1,
 )
 from shared.messaging.inbox import Reject
 from shared.messaging.ownership import require_sender
-from shared.web.errors import NotFound
+from shared.web.errors import Forbidden, InvalidInput, NotFound
 
 # An invitation in one of these states was accepted: its unit sees the plan.
 ACCEPTED = frozenset({Status.ACCEPTED.value, Status.IN_PROGRESS.value, Status.COMPLETED.value})
@@ -64,6 +85,11 @@ ACTIVE, WITHDRAWN = "active", "withdrawn"
 
 
 PlanNotFound = NotFound.kind("plan-not-found", "No such plan visible to your unit")
+ActionNotFound = NotFound.kind("action-not-found", "No such action in the plan")
+NotActionOwner = Forbidden.kind(
+    "not-action-owner", "Only the unit owning the action takes its steps"
+)
+NotCoordinator = Forbidden.kind("not-coordinator", "Only a coordinating unit of the plan does this")
 
 
 def plan_question(
@@ -104,15 +130,15 @@ class _Party:
         return {"orgnr": self.orgnr, "unit_id": self.unit_id}
 
 
-async def _parties(work: Work, plan_id: str) -> list[_Party]:
-    """Who may see the plan: the convener of each of its meetings, every participant that
-    accepted its invitation (the task's status as the receiver last reported it), and a
-    vårdkedjeremiss's sender."""
+async def _parties(work: Work, plan: Plan) -> list[_Party]:
+    """Who takes part in the plan: the convener of each of its meetings, every participant
+    that accepted its invitation (the task's status as the receiver last reported it), a
+    vårdkedjeremiss's sender, the coordinating units and every unit owning an action."""
     me = work.member
     recipients = RecipientRepository(work.session)
     incoming = IncomingRepository(work.session)
     seen: dict[tuple[str, str], _Party] = {}
-    for meeting in await MeetingRepository(work.session).of_plan(plan_id):
+    for meeting in await MeetingRepository(work.session).of_plan(plan.id):
         seen.setdefault((me, meeting.convener_unit_id), _Party(me, meeting.convener_unit_id, None))
         for p in meeting.participants:
             task = await recipients.get(p["task_id"])
@@ -125,34 +151,12 @@ async def _parties(work: Work, plan_id: str) -> list[_Party]:
             if origin is not None:
                 key = (origin.sender_orgnr, origin.sender_unit_id)
                 seen.setdefault(key, _Party(*key, claim(origin.basis)))
+    owners = [owner_of(a) for a in plan.actions]
+    for orgnr, unit_id in [(c["orgnr"], c["unit_id"]) for c in plan.coordinators] + [
+        o for o in owners if o is not None
+    ]:
+        seen.setdefault((orgnr, unit_id), _Party(orgnr, unit_id, None))
     return list(seen.values())
-
-
-def _actions(plan: Plan | None, data: PlanIn) -> list[dict[str, Any]]:
-    """The plan's actions as recorded: an action keeps its id and status when the owner and
-    intervention at its position are unchanged."""
-    previous = {
-        (a["position"], a["orgnr"], a["unit_id"], a["intervention"]): a
-        for a in (plan.actions if plan else [])
-    }
-    actions = []
-    for position, a in enumerate(data.actions, start=1):
-        kept = previous.get((position, a.owner.orgnr, a.owner.unit_id, a.intervention.value))
-        actions.append(
-            {
-                "id": kept["id"] if kept else new_id(),
-                "position": position,
-                "intervention": a.intervention.value,
-                "orgnr": a.owner.orgnr,
-                "unit_id": a.owner.unit_id,
-                "due": a.due.isoformat() if a.due else None,
-                "description": a.description,
-                "status": kept["status"] if kept else "planned",
-                "ended_at": kept.get("ended_at") if kept else None,
-                "outcome": kept.get("outcome") if kept else None,
-            }
-        )
-    return actions
 
 
 def _new_plan(work: Work, meeting: Meeting) -> Plan:
@@ -165,47 +169,147 @@ def _new_plan(work: Work, meeting: Meeting) -> Plan:
         person_key=meeting.person_key,
         protected_identity=meeting.protected_identity,
         status=ACTIVE,
+        own_goals=[],
+        goals=[],
+        actions=[],
+        coordinators=[],
         viewers=[],
         plan_version=0,
     )
 
 
+def _not_in_past(work: Work, data: PlanIn) -> None:
+    """A follow-up date before today (Swedish time) is bad input (422, nothing stored)."""
+    if data.follow_up_date < to_local(work.now).date():
+        raise InvalidInput.field("follow_up_date", "not_in_past", "the follow-up date has passed")
+
+
+def _apply(plan: Plan, data: PlanIn) -> None:
+    """The plan's content is now ``data`` (actions keep their ids and steps, :mod:`.actions`)."""
+    plan.own_goals = list(data.own_goals)
+    plan.goals = list(data.goals)
+    plan.actions = recorded(plan.actions, data)
+    plan.coordinators = [c.model_dump() for c in data.coordinators]
+    plan.follow_up_date = data.follow_up_date
+    if data.attendance is not None:
+        plan.attendance = data.attendance.model_dump(mode="json")
+    if data.person_agrees is not None:
+        plan.person_agrees = data.person_agrees
+
+
 async def record_plan(
     work: Work, clients: Clients, *, meeting_id: str, data: PlanIn, expected_version: int | None
 ) -> Plan:
-    """Records (or replaces) the meeting's plan and shares it with every viewer unit of
-    another member that the consent service allows now. Actions keep their ids and status
+    """Records (or replaces) the meeting's plan and shares it with every party unit of
+    another member that the consent service allows now. Actions keep their ids and steps
     when a plan is revised with the same owner and intervention at a position."""
     meeting = await get_meeting(work, meeting_id)
+    _not_in_past(work, data)
     # A follow-up meeting revises the plan of the first meeting. The first meeting's row
     # is locked: an acceptance arriving now waits, then sees this plan (share_on_acceptance).
     await MeetingRepository(work.session).lock(meeting.follow_up_of or meeting.id)
     plan = await PlanRepository(work.session).get(meeting.follow_up_of or meeting.id)
     if expected_version is not None and (plan is None or plan.plan_version != expected_version):
         raise StaleVersion(f"the plan is at version {plan.plan_version if plan else 0}")
-    actions = _actions(plan, data)
     if plan is None:
         plan = _new_plan(work, meeting)
         work.session.add(plan)
-    plan.goals = list(data.goals)
-    plan.actions = actions
-    plan.coordinator = data.coordinator.model_dump()
-    plan.follow_up_date = data.follow_up_date
-    plan.plan_version += 1
+    before = [dict(a) for a in plan.actions]
+    _apply(plan, data)
     meeting.status = "held"
-    await work.session.flush()
-    await _share(work, clients, plan)
+    if data.attendance is not None:
+        meeting.attendance = data.attendance.model_dump(mode="json")
+    meeting.person_agrees = data.person_agrees
+    await _changed(work, clients, plan, before)
     return plan
 
 
+async def _changed(work: Work, clients: Clients, plan: Plan, before: list[dict[str, Any]]) -> None:
+    """A plan this member owns changed: a new version, its action rows written again,
+    shared with every party allowed, and this member's units told."""
+    plan.plan_version += 1
+    await work.session.flush()
+    await PlanActionRepository(work.session).replace(plan)
+    await _share(work, clients, plan)
+    await tell_units(work, plan, before)
+
+
+def is_coordinator(plan: Plan, orgnr: str, unit_id: str | None) -> bool:
+    """Whether the unit is one of the plan's coordinating units."""
+    return any(c["orgnr"] == orgnr and c["unit_id"] == unit_id for c in plan.coordinators)
+
+
+async def revise_plan(
+    work: Work, clients: Clients, *, plan_id: str, data: PlanIn, expected_version: int
+) -> tuple[Plan, bool]:
+    """A coordinating unit revises the plan (the version it read, If-Match). At the plan's
+    owner the new version is recorded and shared now; at another member the revision goes
+    to the owner, which applies it if nothing changed since. Returns the plan and whether it
+    was recorded here (False: requested)."""
+    caller = caller_of(work)
+    unit = require_unit(caller)
+    plan = await _open_plan(work, plan_id)
+    if not is_coordinator(plan, caller.org, unit):
+        raise NotCoordinator("only a coordinating unit of the plan revises it")
+    if plan.plan_version != expected_version:
+        raise StaleVersion(f"the plan is at version {plan.plan_version}")
+    _not_in_past(work, data)
+    if plan.owner_orgnr == work.member:
+        await MeetingRepository(work.session).lock(plan.id)
+        before = [dict(a) for a in plan.actions]
+        _apply(plan, data)
+        await _changed(work, clients, plan, before)
+        return plan, True
+    await work.publish(
+        topics.inbound(plan.owner_orgnr),
+        PLAN_REVISION_REQUESTED_V1,
+        PlanRevisionRequestedV1(
+            plan_id=plan.id,
+            by_orgnr=caller.org,
+            by_unit_id=unit,
+            based_on=expected_version,
+            plan=data.model_dump(mode="json", exclude_none=True),
+            at=work.now,
+        ),
+        subject=plan.id,
+        key=plan.id,
+    )
+    return plan, False
+
+
+async def apply_revision_request(
+    work: Work, clients: Clients, event: CloudEvent, payload: PlanRevisionRequestedV1
+) -> bool:
+    """At the plan's owner: a coordinating unit of another member revised the plan. Applied
+    when that unit still coordinates it and the plan is still at the version it revised;
+    refused otherwise (``not_coordinator``, ``stale_version``, ``invalid_plan``)."""
+    require_sender(event, payload.by_orgnr, "a member revises only through its own units")
+    plan = await PlanRepository(work.session).get(payload.plan_id)
+    if plan is None or plan.owner_orgnr != work.member:
+        raise Reject("unknown_plan", "this member owns no such plan")
+    if not is_coordinator(plan, payload.by_orgnr, payload.by_unit_id):
+        raise Reject("not_coordinator", "the unit does not coordinate this plan")
+    await MeetingRepository(work.session).lock(plan.id)
+    if plan.plan_version != payload.based_on:
+        raise Reject("stale_version", f"the plan is at version {plan.plan_version}")
+    try:
+        data = PlanIn.model_validate(payload.plan)
+    except ValidationError as exc:
+        raise Reject("invalid_plan", f"{exc.error_count()} invalid fields") from None
+    before = [dict(a) for a in plan.actions]
+    _apply(plan, data)
+    await _changed(work, clients, plan, before)
+    return True
+
+
 async def _share(work: Work, clients: Clients, plan: Plan) -> None:
-    """Decides for every viewer unit of another member whether the plan may go there now
+    """Decides for every party unit of another member whether the plan may go there now
     (this member's consent service, as for a referral; a consent heard to have ended never
     counts), and sends it to each member with an allowed unit, with that unit's basis. The
-    plan's viewers become this member's own viewer units and the allowed ones."""
+    plan's viewers become this member's own party units and the allowed ones."""
     me = work.member
     assert plan.personnummer is not None  # the owner's own plan keeps its person
-    parties = await _parties(work, plan.id)
+    parties = await _parties(work, plan)
     owner = {"orgnr": me, "unit_id": plan.owner_unit_id}
     allowed: list[tuple[_Party, dict[str, Any]]] = []
     for party in parties:
@@ -234,10 +338,13 @@ async def _share(work: Work, clients: Clients, plan: Plan) -> None:
             owner_unit_id=plan.owner_unit_id,
             kind=plan.kind,
             personnummer=plan.personnummer,
+            own_goals=plan.own_goals,
             goals=plan.goals,
             actions=plan.actions,
-            coordinator=plan.coordinator,
+            coordinators=plan.coordinators,
             follow_up_date=plan.follow_up_date,
+            attendance=plan.attendance,
+            person_agrees=plan.person_agrees,
             viewers=plan.viewers,
             plan_version=plan.plan_version,
             at=work.now,
@@ -258,36 +365,48 @@ async def _share(work: Work, clients: Clients, plan: Plan) -> None:
         )
 
 
-async def tell_units_of_ended(work: Work, plan: Plan, before: list[dict[str, Any]]) -> None:
-    """Every viewer unit of this member hears of each action that has ended since
-    ``before`` (notify turns it into a notification)."""
-    was_ended = {a["id"] for a in before if a.get("status") == "ended"}
-    own_units = [v["unit_id"] for v in plan.viewers if v["orgnr"] == work.member]
-    for action in plan.actions:
-        if action.get("status") != "ended" or action["id"] in was_ended:
-            continue
+async def _tell(work: Work, plan: Plan, action: dict[str, Any], unit_id: str, change: str) -> None:
+    owner = owner_of(action)
+    await work.publish(
+        topics.internal(work.member),
+        PLAN_ACTION_CHANGED_V1,
+        PlanActionChangedV1(
+            plan_id=plan.id,
+            action_id=action["id"],
+            unit_id=unit_id,
+            change=change,
+            owner_orgnr=owner[0] if owner else None,
+            owner_unit_id=owner[1] if owner else None,
+            outcome=action.get("outcome") if change == ENDED else None,
+            at=work.now,
+        ),
+        subject=plan.id,
+        key=plan.id,
+    )
+
+
+async def tell_units(work: Work, plan: Plan, before: list[dict[str, Any]]) -> None:
+    """This member's units hear what changed since ``before``: a unit owning an action that
+    is new to it, that it was assigned; every unit of this member taking part in the plan,
+    each step an action took (notify turns them into notifications). An ended or cancelled
+    action's notice is kept (the indicator "ended without notice" counts the missing)."""
+    me = work.member
+    own_units = [v["unit_id"] for v in plan.viewers if v["orgnr"] == me]
+    for action in newly_assigned(before, plan.actions):
+        if action["orgnr"] == me and action["unit_id"] in own_units:
+            await _tell(work, plan, action, action["unit_id"], "assigned")
+    for action in changed(before, plan.actions):
         for unit_id in own_units:
-            work.session.add(PlanNotice(plan_id=plan.id, action_id=action["id"], unit_id=unit_id))
-            await work.publish(
-                topics.internal(work.member),
-                PLAN_ACTION_ENDED_V1,
-                PlanActionEndedV1(
-                    plan_id=plan.id,
-                    action_id=action["id"],
-                    unit_id=unit_id,
-                    owner_orgnr=action["orgnr"],
-                    owner_unit_id=action["unit_id"],
-                    outcome=action["outcome"],
-                    ended_at=dt.datetime.fromisoformat(action["ended_at"]),
-                ),
-                subject=plan.id,
-                key=plan.id,
-            )
+            if action["status"] in FINAL:
+                work.session.add(
+                    PlanNotice(plan_id=plan.id, action_id=action["id"], unit_id=unit_id)
+                )
+            await _tell(work, plan, action, unit_id, action["status"])
 
 
 def can_view(caller: Caller, plan: Plan) -> bool:
-    """Only the plan's viewer units (participants who accepted, convener, sender) see it;
-    a protected identity's plan only with the role, as for a referral."""
+    """Only the plan's party units (as :func:`_parties` finds them; at another member, those
+    its consent service allowed) see it; a protected identity's plan only with the role."""
     if plan.protected_identity and not caller.has_role(PROTECTED_ROLE):
         return False
     return any(v["orgnr"] == caller.org and v["unit_id"] == caller.unit for v in plan.viewers)
@@ -301,83 +420,124 @@ async def get_plan(work: Work, plan_id: str) -> Plan:
     return plan
 
 
-@dataclass(frozen=True)
-class ActionEnd:
-    """An action's end, as its owning unit said it."""
-
-    action_id: str
-    by_orgnr: str
-    by_unit_id: str
-    outcome: str
-
-
-async def _end_in_owned_plan(work: Work, clients: Clients, plan: Plan, end: ActionEnd) -> bool:
-    """Records the end of an action in a plan this member owns, and shares the plan."""
-    before = [dict(a) for a in plan.actions]
-    actions = [dict(a) for a in plan.actions]
-    action = next((a for a in actions if a["id"] == end.action_id), None)
-    if action is None or (action["orgnr"], action["unit_id"]) != (end.by_orgnr, end.by_unit_id):
-        return False
-    if action["status"] == "ended":
-        return False
-    action.update(status="ended", outcome=end.outcome, ended_at=work.now.isoformat())
-    plan.actions = actions
-    plan.plan_version += 1
-    await work.session.flush()
-    await _share(work, clients, plan)
-    await tell_units_of_ended(work, plan, before)
-    return True
-
-
-async def end_action(
-    work: Work, clients: Clients, *, plan_id: str, action_id: str, data: ActionEndIn
-) -> Plan:
-    """The unit owning an action ends it; the plan's owner records it and every party is
-    told (at once when this member owns the plan, else through the owner)."""
-    caller = caller_of(work)
-    unit = require_unit(caller)
+async def _open_plan(work: Work, plan_id: str) -> Plan:
+    """A plan the caller sees whose copy is not closed."""
     plan = await get_plan(work, plan_id)
     if plan.status == WITHDRAWN:
         raise TransitionNotAllowed("the plan's basis has ended: this copy is closed")
-    action = next((a for a in plan.actions if a["id"] == action_id), None)
+    return plan
+
+
+@dataclass(frozen=True)
+class _StepBy:
+    """A step on an action, as the unit taking it said it."""
+
+    action_id: str
+    orgnr: str
+    unit_id: str
+    step: ActionStepIn
+
+
+def _check_step(plan: Plan, by: _StepBy) -> dict[str, Any]:
+    """The action, when ``by`` may take its step now; else the problem (404, 403, 409)."""
+    action = next((a for a in plan.actions if a["id"] == by.action_id), None)
     if action is None:
-        raise PlanNotFound("no such action in the plan")
-    if (action["orgnr"], action["unit_id"]) != (caller.org, unit):
-        raise TransitionNotAllowed("only the unit owning the action ends it")
-    if action["status"] == "ended":
-        raise TransitionNotAllowed("the action has already ended")
-    if plan.owner_orgnr == work.member:
-        await _end_in_owned_plan(
-            work, clients, plan, ActionEnd(action_id, caller.org, unit, data.outcome)
+        raise ActionNotFound("no such action in the plan")
+    if not may_step(action, (by.orgnr, by.unit_id), plan.coordinators):
+        raise NotActionOwner(
+            "only the unit owning the action takes its steps (a coordinating unit for an "
+            "outside actor)"
         )
-        return plan
+    allowed = STEPS[action["status"]]
+    if by.step.to.value not in allowed:
+        raise TransitionNotAllowed(
+            f"{action['status']} → {by.step.to.value} is not allowed; allowed: "
+            f"{', '.join(allowed) or 'none'}",
+            allowed=list(allowed),
+        )
+    return action
+
+
+async def _step_in_owned_plan(work: Work, clients: Clients, plan: Plan, by: _StepBy) -> None:
+    """Records a step in a plan this member owns, and shares the plan."""
+    action = _check_step(plan, by)
+    before = [dict(a) for a in plan.actions]
+    plan.actions = [stepped(a, by.step, work.now) if a is action else dict(a) for a in plan.actions]
+    await _changed(work, clients, plan, before)
+
+
+async def step_action(
+    work: Work,
+    clients: Clients,
+    *,
+    plan_id: str,
+    action_id: str,
+    data: ActionStepIn,
+    expected_version: int,
+) -> tuple[Plan, bool]:
+    """The unit owning an action (a coordinating unit, for an outside actor) starts, ends
+    or cancels it, on the plan version it read. At the plan's owner the step is recorded and
+    every party told now; at another member it goes to the owner, which records it and shares
+    the plan (True: recorded here)."""
+    caller = caller_of(work)
+    unit = require_unit(caller)
+    plan = await _open_plan(work, plan_id)
+    if plan.plan_version != expected_version:
+        raise StaleVersion(f"the plan is at version {plan.plan_version}")
+    by = _StepBy(action_id, caller.org, unit, data)
+    if plan.owner_orgnr == work.member:
+        await _step_in_owned_plan(work, clients, plan, by)
+        return plan, True
+    _check_step(plan, by)
     await work.publish(
         topics.inbound(plan.owner_orgnr),
-        PLAN_ACTION_END_REQUESTED_V1,
-        PlanActionEndRequestedV1(
+        PLAN_ACTION_STEP_REQUESTED_V1,
+        PlanActionStepRequestedV1(
             plan_id=plan.id,
             action_id=action_id,
             by_orgnr=caller.org,
             by_unit_id=unit,
+            step=data.to.value,
             outcome=data.outcome,
+            note=data.note,
+            reason=data.reason,
             at=work.now,
         ),
         subject=plan.id,
         key=plan.id,
     )
-    return plan
+    return plan, False
 
 
-async def apply_end_request(
-    work: Work, clients: Clients, event: CloudEvent, payload: PlanActionEndRequestedV1
+async def apply_step_request(
+    work: Work, clients: Clients, event: CloudEvent, payload: PlanActionStepRequestedV1
 ) -> bool:
-    """At the plan's owner: another member's unit ended its action."""
-    require_sender(event, payload.by_orgnr, "a member ends only its own units' actions")
+    """At the plan's owner: another member's unit took a step on an action; recorded when
+    that unit may take it from the action's status now (else refused: ``not_allowed``)."""
+    require_sender(event, payload.by_orgnr, "a member takes steps only through its own units")
     plan = await PlanRepository(work.session).get(payload.plan_id)
     if plan is None or plan.owner_orgnr != work.member:
         raise Reject("unknown_plan", "this member owns no such plan")
-    end = ActionEnd(payload.action_id, payload.by_orgnr, payload.by_unit_id, payload.outcome)
-    return await _end_in_owned_plan(work, clients, plan, end)
+    try:
+        step = ActionStepIn(
+            to=ActionStep(payload.step),
+            outcome=payload.outcome,
+            note=payload.note,
+            reason=payload.reason,
+        )
+    except ValidationError:
+        raise Reject("invalid_step", "the step lacks its outcome or reason") from None
+    await MeetingRepository(work.session).lock(plan.id)
+    try:
+        await _step_in_owned_plan(
+            work,
+            clients,
+            plan,
+            _StepBy(payload.action_id, payload.by_orgnr, payload.by_unit_id, step),
+        )
+    except (ActionNotFound, NotActionOwner, TransitionNotAllowed) as exc:
+        raise Reject("not_allowed", exc.detail or exc.title) from None
+    return True
 
 
 async def share_on_acceptance(

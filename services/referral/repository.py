@@ -14,7 +14,9 @@ from services.referral.models import (
     KnownUnit,
     Meeting,
     Plan,
+    PlanAction,
     PlanBasis,
+    PlanCoordinator,
     Recipient,
     Referral,
     TaskTombstone,
@@ -166,6 +168,68 @@ class PlanRepository(RepositoryBase[Plan]):
     async def for_person(self, key: str) -> list[Plan]:
         stmt = select(Plan).where(Plan.person_key == key).order_by(Plan.created_at)
         return list(await self.session.scalars(stmt))
+
+
+class PlanActionRepository(RepositoryBase[PlanAction]):
+    model = PlanAction
+
+    async def replace(self, plan: Plan) -> None:
+        """The plan's action rows and coordinator rows are now those of its JSON."""
+        for model in (PlanAction, PlanCoordinator):
+            await self.session.execute(delete(model).where(model.plan_id == plan.id))
+        self.session.add_all(
+            PlanAction(
+                plan_id=plan.id,
+                action_id=a["id"],
+                position=a["position"],
+                intervention=a["intervention"],
+                orgnr=a.get("orgnr"),
+                unit_id=a.get("unit_id"),
+                status=a["status"],
+                start_by=_date(a.get("start_by")),
+                end_by=_date(a.get("end_by")),
+                started_at=_instant(a.get("started_at")),
+                ended_at=_instant(a.get("ended_at")),
+            )
+            for a in plan.actions
+        )
+        self.session.add_all(
+            PlanCoordinator(plan_id=plan.id, orgnr=c["orgnr"], unit_id=c["unit_id"])
+            for c in plan.coordinators
+        )
+
+    async def of_unit(self, orgnr: str, unit_id: str) -> list[PlanAction]:
+        """The actions a unit owns, in plans this member holds, oldest plan first."""
+        stmt = select(PlanAction).where(PlanAction.orgnr == orgnr, PlanAction.unit_id == unit_id)
+        return list(
+            await self.session.scalars(stmt.order_by(PlanAction.plan_id, PlanAction.position))
+        )
+
+    async def open_of_plans(self, plan_ids: list[str]) -> list[PlanAction]:
+        """The actions of ``plan_ids`` that have not ended or been cancelled."""
+        if not plan_ids:
+            return []
+        stmt = select(PlanAction).where(
+            PlanAction.plan_id.in_(plan_ids), PlanAction.status.in_(("planned", "started"))
+        )
+        return list(
+            await self.session.scalars(stmt.order_by(PlanAction.plan_id, PlanAction.position))
+        )
+
+    async def coordinated_by(self, orgnr: str, unit_id: str) -> list[str]:
+        """The ids of the plans a unit coordinates."""
+        stmt = select(PlanCoordinator.plan_id).where(
+            PlanCoordinator.orgnr == orgnr, PlanCoordinator.unit_id == unit_id
+        )
+        return list(await self.session.scalars(stmt.order_by(PlanCoordinator.plan_id)))
+
+
+def _date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def _instant(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
 
 
 class PlanBasisRepository(RepositoryBase[PlanBasis]):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Self
+import enum
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
@@ -22,7 +23,14 @@ from shared.domain.content import ReferralContent
 from shared.domain.kinds import KINDS, ReferralKind
 from shared.domain.legal_basis import LegalBasisIn
 from shared.identity.identifiers import Kommunkod, Personnummer
-from shared.web.fields import Age, IsoAwareDatetime, IsoDate, JsonBool, request_config
+from shared.web.fields import (
+    JSON_INT,
+    Age,
+    IsoAwareDatetime,
+    IsoDate,
+    JsonBool,
+    request_config,
+)
 
 UnitId = str
 _UNIT = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
@@ -401,46 +409,186 @@ class MeetingOut(BaseModel):
 
 
 class ActionIn(_In):
-    """One planned action (insats), owned by one unit; the list's order is the plan's."""
+    """One planned action (insats): who carries it out — a unit of any member, or an actor
+    outside the federation named in words — and by when it starts and ends. The list's
+    order is the plan's."""
 
     intervention: Intervention
-    owner: UnitRef
-    due: IsoDate | None = None
+    owner: UnitRef | None = Field(
+        None, description="the unit that carries it out (of any member; it sees the action)"
+    )
+    outside_actor: str | None = Field(
+        None,
+        min_length=2,
+        max_length=200,
+        description="instead of `owner`: an actor outside the federation, in words "
+        "(Försäkringskassan, the person, a relative); the coordinator records its steps",
+    )
+    start_by: IsoDate | None = Field(None, description="the last day for it to start")
+    end_by: IsoDate | None = Field(None, description="the last day for it to end")
     description: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _owner_and_dates(self) -> Self:
+        if (self.owner is None) == (self.outside_actor is None):
+            raise PydanticCustomError(
+                "owner_or_outside_actor", "give either an owner unit or an outside actor"
+            )
+        if self.start_by and self.end_by and self.end_by < self.start_by:
+            raise PydanticCustomError("start_before_end", "end_by is before start_by")
+        return self
+
+
+class AttendanceIn(_In):
+    """Who took part in the meeting."""
+
+    units: list[UnitRef] = Field(default_factory=list, max_length=30)
+    person: JsonBool = Field(False, description="the person took part")
+    relatives: Annotated[int, Field(ge=0, le=10), JSON_INT] = Field(
+        0, description="how many relatives took part"
+    )
 
 
 class PlanIn(_In):
-    """The meeting's plan: goals, the ordered actions, who coordinates, the follow-up."""
+    """The meeting's plan: the person's own goals and the others, the ordered actions, the
+    coordinating function (one unit per huvudman taking part), the follow-up."""
 
     model_config = request_config(
         {
-            "goals": ["Drogfrihet", "Eget boende inom sex månader"],
+            "own_goals": ["Jag vill ha ett eget boende före sommaren."],
+            "goals": ["Drogfrihet"],
             "actions": [
                 {
                     "intervention": "abstinensbehandling",
                     "owner": {"orgnr": "232100-0065", "unit_id": "beroende"},
-                    "due": "2026-12-20",
+                    "start_by": "2026-12-14",
+                    "end_by": "2026-12-28",
                 },
                 {
                     "intervention": "boendestod",
                     "owner": {"orgnr": "212000-0647", "unit_id": "boendestod"},
+                    "start_by": "2027-01-11",
+                },
+                {
+                    "intervention": "sysselsattning",
+                    "outside_actor": "Försäkringskassan",
+                    "description": "Utreda rätt till aktivitetsersättning.",
                 },
             ],
-            "coordinator": {"orgnr": "212000-0647", "unit_id": "soc-vuxna"},
+            "coordinators": [
+                {"orgnr": "212000-0647", "unit_id": "soc-vuxna"},
+                {"orgnr": "232100-0065", "unit_id": "beroende"},
+            ],
             "follow_up_date": "2027-02-01",
+            "attendance": {
+                "units": [
+                    {"orgnr": "232100-0065", "unit_id": "beroende"},
+                    {"orgnr": "212000-0647", "unit_id": "soc-vuxna"},
+                ],
+                "person": True,
+                "relatives": 1,
+            },
+            "person_agrees": True,
         }
     )
 
+    own_goals: list[str] = Field(
+        default_factory=list, max_length=10, description="goals in the person's own words"
+    )
     goals: list[str] = Field(default_factory=list, max_length=20)
     actions: list[ActionIn] = Field(min_length=1, max_length=50)
-    coordinator: UnitRef
-    follow_up_date: IsoDate
+    coordinators: list[UnitRef] = Field(
+        min_length=1,
+        max_length=2,
+        description="the coordinating function: one unit per huvudman (a region's and a "
+        "kommun's where both take part); each reads the plan, revises it and gets its "
+        "escalations",
+    )
+    follow_up_date: IsoDate = Field(description="not in the past")
+    attendance: AttendanceIn | None = Field(None, description="who took part in the meeting")
+    person_agrees: JsonBool | None = Field(
+        None, description="whether the person agrees to the plan (absent: not asked)"
+    )
+
+    @field_validator("own_goals", "goals")
+    @classmethod
+    def _goal_texts(cls, goals: list[str]) -> list[str]:
+        if any(not 2 <= len(g.strip()) <= 500 for g in goals):
+            raise PydanticCustomError("goal_text", "each goal is 2 to 500 characters")
+        return [g.strip() for g in goals]
+
+    @field_validator("coordinators")
+    @classmethod
+    def _one_per_member(cls, units: list[UnitRef]) -> list[UnitRef]:
+        if len({u.orgnr for u in units}) != len(units):
+            raise PydanticCustomError(
+                "one_coordinator_per_member", "at most one coordinating unit per huvudman"
+            )
+        return units
 
 
-class ActionEndIn(_In):
-    model_config = request_config({"outcome": "completed"})
+class ActionStep(enum.StrEnum):
+    """The steps of a planned action: planned → started → ended, or cancelled."""
 
-    outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
+    STARTED = "started"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+class ActionStepIn(_In):
+    """Move an action on: start it, end it with an outcome, or cancel it with a reason."""
+
+    model_config = request_config(
+        {"to": "started"},
+        {"to": "ended", "outcome": "completed", "note": "Fullföljd behandling."},
+        {"to": "cancelled", "reason": "Personen flyttade till annan kommun."},
+    )
+
+    to: ActionStep
+    outcome: str | None = Field(
+        None,
+        pattern=r"^(completed|replaced|interrupted)$",
+        description="with `ended`: completed, replaced (by another action) or interrupted",
+    )
+    note: str | None = Field(None, min_length=2, max_length=500)
+    reason: str | None = Field(None, min_length=2, max_length=500, description="with `cancelled`")
+
+    @model_validator(mode="after")
+    def _needs(self) -> Self:
+        if self.to is ActionStep.ENDED and self.outcome is None:
+            raise PydanticCustomError("outcome_required", "ending an action needs its outcome")
+        if self.to is ActionStep.CANCELLED and self.reason is None:
+            raise PydanticCustomError("reason_required", "cancelling an action needs a reason")
+        return self
+
+
+class ActionOut(BaseModel):
+    """A planned action as the plan holds it."""
+
+    id: str
+    position: int
+    intervention: str
+    description: str = ""
+    orgnr: str | None = Field(None, description="the owner unit's member (none: outside actor)")
+    unit_id: str | None = Field(None, description="the owner unit")
+    outside_actor: str | None = None
+    start_by: dt.date | None = None
+    end_by: dt.date | None = None
+    status: str = Field(description="planned, started, ended or cancelled")
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    outcome: str | None = Field(None, description="ended: completed, replaced or interrupted")
+    note: str | None = None
+    reason: str | None = Field(None, description="cancelled: why")
+    allowed_steps: list[str] = Field(
+        default_factory=list, description="the steps your unit may take on it now"
+    )
+
+
+class AttendanceOut(BaseModel):
+    units: list[dict[str, str]] = Field(default_factory=list)
+    person: bool = False
+    relatives: int = 0
 
 
 class PlanOut(BaseModel):
@@ -449,14 +597,51 @@ class PlanOut(BaseModel):
     owner_unit_id: str
     kind: str
     person: dict[str, Any]
+    own_goals: list[str] = Field(default_factory=list, description="in the person's own words")
     goals: list[str]
-    actions: list[dict[str, Any]]
-    coordinator: dict[str, Any]
+    actions: list[ActionOut]
+    coordinators: list[dict[str, str]]
     follow_up_date: dt.date
+    attendance: AttendanceOut | None = None
+    person_agrees: bool | None = None
     viewers: list[dict[str, Any]]
     version: int
     status: str = Field(
         "active",
         description="`withdrawn`: a party's copy whose basis ended; nothing about the person "
         "is left in it",
+    )
+
+
+class ActionItem(BaseModel):
+    """An action in a unit's worklist: the plan it belongs to and where it stands."""
+
+    plan_id: str
+    plan_kind: str
+    plan_owner_orgnr: str
+    plan_version: int = Field(description='send it as `If-Match` (`"<version>"`) to take a step')
+    person: dict[str, Any]
+    action: ActionOut
+    overdue: str | None = Field(
+        None, description="`start` or `end`: the date to start or to end it has passed"
+    )
+
+
+class CoordinatedPlan(BaseModel):
+    id: str
+    kind: str
+    owner_orgnr: str
+    person: dict[str, Any]
+    follow_up_date: dt.date
+    version: int
+    open_actions: int
+
+
+class CoordinationOut(BaseModel):
+    """A coordinating unit's worklist."""
+
+    plans: list[CoordinatedPlan] = Field(description="the plans the unit coordinates")
+    actions_overdue: list[ActionItem]
+    follow_ups_due: list[CoordinatedPlan] = Field(
+        description="plans whose follow-up date has come while an action is still open"
     )

@@ -5,6 +5,7 @@ from services.referral.inbox_router import inbox_router
 from services.referral.indicators_router import indicators_router
 from services.referral.meetings_router import meetings_router
 from services.referral.models import Base, infra
+from services.referral.plans_router import plans_router
 from services.referral.sending_router import sending_router
 from shared.service import ServiceSpec
 
@@ -20,7 +21,7 @@ SPEC = ServiceSpec(
     ),
     metadata=Base.metadata,
     infra=infra,
-    routers=[sending_router, inbox_router, indicators_router, meetings_router],
+    routers=[sending_router, inbox_router, indicators_router, meetings_router, plans_router],
     openapi_tags=[
         {
             "name": "referrals",

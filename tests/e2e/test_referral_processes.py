@@ -195,7 +195,7 @@ async def test_vardkedjeremiss_discharge_with_sip_and_hvb_across_processes(
                         "owner": {"orgnr": ORG_VAXJO, "unit_id": ids[BOENDE]},
                     },
                 ],
-                "coordinator": {"orgnr": ORG_VAXJO, "unit_id": ids[SOC]},
+                "coordinators": [{"orgnr": ORG_VAXJO, "unit_id": ids[SOC]}],
                 "follow_up_date": "2027-02-01",
             },
         )
@@ -264,10 +264,10 @@ async def test_vardkedjeremiss_discharge_with_sip_and_hvb_across_processes(
                     {
                         "intervention": "boendestod",
                         "owner": {"orgnr": ORG_VAXJO, "unit_id": ids[BOENDE]},
-                        "due": discharge_day.isoformat(),
+                        "start_by": discharge_day.isoformat(),
                     }
                 ],
-                "coordinator": {"orgnr": ORG_VAXJO, "unit_id": ids[SOC]},
+                "coordinators": [{"orgnr": ORG_VAXJO, "unit_id": ids[SOC]}],
                 "follow_up_date": (discharge_day + dt.timedelta(days=30)).isoformat(),
             },
         )
@@ -278,17 +278,22 @@ async def test_vardkedjeremiss_discharge_with_sip_and_hvb_across_processes(
             return (await boende.get(f"/v1/plans/{sip_id}")).status_code == 200
 
         await eventually(plan_at_boende, within=60, what="the SIP plan at boendestöd")
+        # The housing support cancels its action (the region owns the plan: 202); every
+        # party sees it cancelled.
+        etag = (await boende.get(f"/v1/plans/{sip_id}")).headers["ETag"]
         r = await boende.post(
-            f"/v1/plans/{sip_id}/actions/{action_id}/end", {"outcome": "cancelled"}
+            f"/v1/plans/{sip_id}/actions/{action_id}/transitions",
+            {"to": "cancelled", "reason": "Personen har fått plats på HVB."},
+            **{"If-Match": etag},
         )
-        assert r.status_code == 200, r.text
+        assert r.status_code == 202, r.text
 
-        async def ended_everywhere() -> bool:
+        async def cancelled_everywhere() -> bool:
             at_region = (await avdelning.get(f"/v1/plans/{sip_id}")).json()
             at_soc = (await soc.get(f"/v1/plans/{sip_id}")).json()
-            return all(p["actions"][0]["status"] == "ended" for p in (at_region, at_soc))
+            return all(p["actions"][0]["status"] == "cancelled" for p in (at_region, at_soc))
 
-        await eventually(ended_everywhere, within=60, what="the ended action at every party")
+        await eventually(cancelled_everywhere, within=60, what="the cancelled action everywhere")
 
         # 3. An HVB notification from the kommun to the region.
         r = await soc.post(

@@ -307,7 +307,7 @@ class TestAuditedRoute:
 
 def test_a_refused_resource_is_the_innermost_id_of_its_path() -> None:
     params = {"plan_id": "p-1", "action_id": "a-2"}
-    assert refused_resource("/v1/plans/{plan_id}/actions/{action_id}/end", params) == (
+    assert refused_resource("/v1/plans/{plan_id}/actions/{action_id}/transitions", params) == (
         "actions",
         "a-2",
     )

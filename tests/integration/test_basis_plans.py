@@ -22,6 +22,7 @@ from shared.messaging.events import topics
 from shared.messaging.events.payloads import PLAN_SHARED_V1, PlanBasisV1, PlanSharedV1
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, DatabaseFactory
 from tests.helpers.harness import eventually
+from tests.helpers.problems import problem
 from tests.integration.consent.helpers import new_person
 from tests.integration.referral.conftest import (
     CONSENT_RW,
@@ -63,7 +64,7 @@ def alvesta_plan(
         personnummer=new_person(),
         goals=[goal],
         actions=[],
-        coordinator={"orgnr": ORG_ALVESTA, "unit_id": "al-soc"},
+        coordinators=[{"orgnr": ORG_ALVESTA, "unit_id": "al-soc"}],
         follow_up_date=dt.date(2027, 3, 1),
         viewers=[
             {"orgnr": ORG_ALVESTA, "unit_id": "al-soc"},
@@ -179,8 +180,8 @@ PLAN_BODY: dict[str, Any] = {
             "description": "Boendestöd två gånger i veckan.",
         },
     ],
-    "coordinator": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
-    "follow_up_date": "2027-02-01",
+    "coordinators": [{"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC}],
+    "follow_up_date": (dt.date.today() + dt.timedelta(days=60)).isoformat(),
 }
 
 
@@ -285,8 +286,8 @@ class TestPlansAfterAWithdrawal:
         await eventually(heard_at_region, within=30, what="the end heard at the region")
         shares_before = await shares_in_outbox(region)
 
-        # The owner revises the plan (v2) and ends an action (v3): both are recorded there,
-        # neither is shared.
+        # The owner revises the plan (v2), starts and ends an action (v3, v4): all recorded
+        # there, none shared.
         revised = {**PLAN_BODY, "goals": ["Nytt mål efter återkallelsen"]}
         async with region.referral() as c:
             r = await c.put(
@@ -296,16 +297,18 @@ class TestPlansAfterAWithdrawal:
             )
             assert r.status_code == 200, r.text
             assert r.json()["viewers"] == [{"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE}]
-            r = await c.post(
-                f"/v1/plans/{plan['id']}/actions/{plan['actions'][0]['id']}/end",
-                json={"outcome": "completed"},
-                headers=BEROENDE,
-            )
-            assert r.status_code == 200, r.text
-            assert r.json()["version"] == 3
+            steps = ((2, {"to": "started"}), (3, {"to": "ended", "outcome": "completed"}))
+            for version, body in steps:
+                r = await c.post(
+                    f"/v1/plans/{plan['id']}/actions/{plan['actions'][0]['id']}/transitions",
+                    json=body,
+                    headers={**BEROENDE, "If-Match": f'"{version}"'},
+                )
+                assert r.status_code == 200, r.text
+                assert r.json()["version"] == version + 1
         shares_after = await shares_in_outbox(region) - shares_before
 
-        # A lagging owner's share (v4, with the personnummer) is refused at the receiver by
+        # A lagging owner's share (v5, with the personnummer) is refused at the receiver by
         # its own copy of the consent.
         await publish(
             region,
@@ -317,13 +320,13 @@ class TestPlansAfterAWithdrawal:
                 personnummer=person,
                 goals=["Skickat trots återkallelsen"],
                 actions=[],
-                coordinator={"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
+                coordinators=[{"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC}],
                 follow_up_date=dt.date(2027, 2, 1),
                 viewers=[
                     {"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE},
                     {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
                 ],
-                plan_version=4,
+                plan_version=5,
                 at=utcnow(),
                 bases=[
                     PlanBasisV1(
@@ -333,7 +336,7 @@ class TestPlansAfterAWithdrawal:
             ),
             to=ORG_VAXJO,
             key=plan["id"],
-            version=4,
+            version=5,
         )
         await eventually(
             lambda: dead_letters_are(vaxjo, "no_basis", 1),
@@ -363,11 +366,11 @@ class TestPlansAfterAWithdrawal:
         # The Växjö unit owning an action can no longer act on the closed copy.
         async with vaxjo.referral() as c:
             r = await c.post(
-                f"/v1/plans/{plan['id']}/actions/{plan['actions'][1]['id']}/end",
-                json={"outcome": "completed"},
-                headers=BOENDE,
+                f"/v1/plans/{plan['id']}/actions/{plan['actions'][1]['id']}/transitions",
+                json={"to": "started"},
+                headers={**BOENDE, "If-Match": '"1"'},
             )
-        assert r.status_code == 409
+        problem(r, 409, "transition-not-allowed")
 
 
 async def dead_letters_are(member: Member, reason: str, n: int) -> bool:
@@ -402,8 +405,10 @@ class TestOnlyParticipantsThatAccepted:
             ]
 
         await eventually(answered, within=30, what="the answers at the convener")
+        # No action of boendestöd in this plan: only its invitation could make it a party.
+        body = {**PLAN_BODY, "actions": PLAN_BODY["actions"][:1]}
         async with region.referral() as c:
-            r = await c.put(f"/v1/meetings/{meeting_id}/plan", json=PLAN_BODY, headers=BEROENDE)
+            r = await c.put(f"/v1/meetings/{meeting_id}/plan", json=body, headers=BEROENDE)
         assert r.status_code == 200, r.text
         plan = r.json()
         assert {(v["orgnr"], v["unit_id"]) for v in plan["viewers"]} == {

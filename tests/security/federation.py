@@ -702,7 +702,7 @@ def plan_body(w: World) -> dict[str, Any]:
             {"intervention": "boendestod", "owner": {"orgnr": OWNER, "unit_id": w.ua}},
             {"intervention": "utredning_sol", "owner": {"orgnr": OWNER, "unit_id": w.ub}},
         ],
-        "coordinator": {"orgnr": OWNER, "unit_id": w.ua},
+        "coordinators": [{"orgnr": OWNER, "unit_id": w.ua}],
         "follow_up_date": (dt.date.today() + dt.timedelta(days=60)).isoformat(),
     }
 

@@ -40,7 +40,6 @@ from tests.security.operations import (
     b_convene,
     b_create_unit,
     b_delete_subscription,
-    b_end_action,
     b_follow_up,
     b_import,
     b_on_record,
@@ -49,8 +48,10 @@ from tests.security.operations import (
     b_redeliver,
     b_region_unit,
     b_remissmote,
+    b_revise_plan,
     b_send_across,
     b_send_within,
+    b_step_action,
     b_stream,
     b_subscribe,
     b_transition,
@@ -575,8 +576,37 @@ TABLE: dict[tuple[str, str, str], Op] = {
         "referral:read",
         (T("unit A's plan", U, get(RF, "/v1/plans/{meeting_a}"), shows="{p1}", **UNIT_REF),),
     ),
-    (RF, "POST", "/v1/plans/{plan_id}/actions/{action_id}/end"): Op(
-        "referral:write", (T("unit A's action", U, b_end_action, fresh=True, **UNIT_REF),)
+    (RF, "PUT", "/v1/plans/{plan_id}"): Op(
+        "referral:write", (T("unit A's plan", U, b_revise_plan, fresh=True, **UNIT_REF),)
+    ),
+    (RF, "POST", "/v1/plans/{plan_id}/actions/{action_id}/transitions"): Op(
+        "referral:write", (T("unit A's action", U, b_step_action, fresh=True, **UNIT_REF),)
+    ),
+    (RF, "GET", "/v1/plan-actions"): Op(
+        "referral:read",
+        (
+            T(
+                "unit A's actions",
+                U,
+                get(RF, "/v1/plan-actions"),
+                filters=True,
+                shows="{action_a}",
+                **UNIT_REF,
+            ),
+        ),
+    ),
+    (RF, "GET", "/v1/coordination"): Op(
+        "referral:read",
+        (
+            T(
+                "unit A's coordination",
+                U,
+                get(RF, "/v1/coordination"),
+                filters=True,
+                shows="{meeting_a}",
+                **UNIT_REF,
+            ),
+        ),
     ),
     # notify: a unit's inbox, notifications and hooks are the unit's and member_admin's; a
     # role's inbox its holders'; the dead-letter list and mailboxes member_admin's

@@ -400,11 +400,26 @@ async def b_plan(env: Env, fresh: bool) -> Req:
     return Req("referral", "PUT", path, json=plan_body(env.w))
 
 
-async def b_end_action(env: Env, fresh: bool) -> Req:
+async def _plan_etag(env: Env, plan_id: str) -> str:
+    """The plan's current ``ETag``, as unit A reads it."""
+    r = await env.s.ok(OWNER, env.w.ua, Req("referral", "GET", f"/v1/plans/{plan_id}"))
+    return r.headers.get("etag") or r.headers["ETag"]
+
+
+async def b_step_action(env: Env, fresh: bool) -> Req:
     w = env.w
     meeting, action = await env.s.meeting("Ny SIP.") if fresh else (w.meeting_a, w.action_a)
-    path = f"/v1/plans/{meeting}/actions/{action}/end"
-    return Req("referral", "POST", path, json={"outcome": "completed"})
+    path = f"/v1/plans/{meeting}/actions/{action}/transitions"
+    headers = {"If-Match": await _plan_etag(env, meeting)}
+    return Req("referral", "POST", path, json={"to": "started"}, headers=headers)
+
+
+async def b_revise_plan(env: Env, fresh: bool) -> Req:
+    w = env.w
+    meeting = (await env.s.meeting("Ny SIP.."))[0] if fresh else w.meeting_a
+    body = plan_body(w) | {"goals": ["Reviderat mål"]}
+    headers = {"If-Match": await _plan_etag(env, meeting)}
+    return Req("referral", "PUT", f"/v1/plans/{meeting}", json=body, headers=headers)
 
 
 # --- notify ------------------------------------------------------------------------------

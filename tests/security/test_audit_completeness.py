@@ -68,13 +68,14 @@ from tests.security.operations import (
     Builder,
     Env,
     b_convene,
-    b_end_action,
     b_on_record,
     b_plan,
     b_record,
     b_remissmote,
+    b_revise_plan,
     b_send_across,
     b_send_within,
+    b_step_action,
     b_transition,
     b_withdraw,
     get,
@@ -180,6 +181,17 @@ def per_item(action: str, *, key: str) -> Rows:
         return [
             Row(action, i["person"]["personnummer"], "referral", i[key], i["kind"]) for i in items
         ]
+
+    return rows
+
+
+def plan_rows(action: str, *, key: str | None = None, id_field: str = "plan_id") -> Rows:
+    """One record per plan in the answer (a list, or the list at ``key``)."""
+
+    async def rows(env: Env, req: Req, resp: Resp) -> list[Row]:
+        items = resp.json() if key is None else resp.json()[key]
+        plans = {i[id_field]: i["person"]["personnummer"] for i in items}
+        return [Row(action, person, "plan", plan_id) for plan_id, person in plans.items()]
 
     return rows
 
@@ -578,8 +590,27 @@ AUDIT: dict[tuple[str, str, str], Personal | NotPersonal] = {
             ),
         )
     ),
-    (RF, "POST", "/v1/plans/{plan_id}/actions/{action_id}/end"): Personal(
-        (Case("end an action", b_end_action, one("plan.end_action", "plan", from_body=True)),)
+    (RF, "PUT", "/v1/plans/{plan_id}"): Personal(
+        (Case("revise", b_revise_plan, one("plan.revise", "plan", from_body=True)),)
+    ),
+    (RF, "POST", "/v1/plans/{plan_id}/actions/{action_id}/transitions"): Personal(
+        (
+            Case(
+                "start an action", b_step_action, one("plan.action_started", "plan", from_body=True)
+            ),
+        )
+    ),
+    (RF, "GET", "/v1/plan-actions"): Personal(
+        (Case("the unit's actions", get(RF, "/v1/plan-actions"), plan_rows("plan.worklist")),)
+    ),
+    (RF, "GET", "/v1/coordination"): Personal(
+        (
+            Case(
+                "the coordinator's worklist",
+                get(RF, "/v1/coordination"),
+                plan_rows("plan.coordination", key="plans", id_field="id"),
+            ),
+        )
     ),
 }
 

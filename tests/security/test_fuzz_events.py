@@ -48,8 +48,9 @@ from shared.messaging.events.payloads import (
     CONSENT_RECORDED_V1,
     DEAD_LETTER_V1,
     MEMBER_CHANGED_V1,
-    PLAN_ACTION_END_REQUESTED_V1,
-    PLAN_ACTION_ENDED_V1,
+    PLAN_ACTION_CHANGED_V1,
+    PLAN_ACTION_STEP_REQUESTED_V1,
+    PLAN_REVISION_REQUESTED_V1,
     PLAN_SHARED_V1,
     REFERRAL_DEADLINE_V1,
     REFERRAL_RECEIVED_V1,
@@ -296,13 +297,14 @@ def valid_payload(type_: str, uid: str) -> dict[str, Any]:
             "answer": "accepted",
             "answered_at": at,
         },
-        PLAN_ACTION_ENDED_V1: {
+        PLAN_ACTION_CHANGED_V1: {
             "plan_id": uid,
             "action_id": short,
             "unit_id": "vx-soc-vuxna",
+            "change": "ended",
             "owner_orgnr": ORG_REGION,
             "outcome": "completed",
-            "ended_at": at,
+            "at": at,
         },
         REFERRAL_SENT_V1: {
             "task_id": uid,
@@ -349,18 +351,37 @@ def valid_payload(type_: str, uid: str) -> dict[str, Any]:
                     "status": "planned",
                 }
             ],
-            "coordinator": {"orgnr": ORG_REGION, "unit_id": "rk-beroende"},
+            "coordinators": [{"orgnr": ORG_REGION, "unit_id": "rk-beroende"}],
             "follow_up_date": (today + dt.timedelta(days=60)).isoformat(),
             "viewers": [{"orgnr": ORG_VAXJO, "unit_id": "vx-soc-vuxna"}],
             "plan_version": 1,
             "at": at,
         },
-        PLAN_ACTION_END_REQUESTED_V1: {
+        PLAN_ACTION_STEP_REQUESTED_V1: {
             "plan_id": uid,
             "action_id": short,
             "by_orgnr": ORG_REGION,
             "by_unit_id": "rk-beroende",
+            "step": "ended",
             "outcome": "completed",
+            "at": at,
+        },
+        PLAN_REVISION_REQUESTED_V1: {
+            "plan_id": uid,
+            "by_orgnr": ORG_REGION,
+            "by_unit_id": "rk-beroende",
+            "based_on": 1,
+            "plan": {
+                "goals": ["Eget boende"],
+                "actions": [
+                    {
+                        "intervention": "boendestod",
+                        "owner": {"orgnr": ORG_VAXJO, "unit_id": "vx-soc-vuxna"},
+                    }
+                ],
+                "coordinators": [{"orgnr": ORG_REGION, "unit_id": "rk-beroende"}],
+                "follow_up_date": (today + dt.timedelta(days=60)).isoformat(),
+            },
             "at": at,
         },
     }
@@ -379,7 +400,7 @@ INTERNAL_TYPES = frozenset(
         REFERRAL_DEADLINE_V1,
         SIP_INVITATION_V1,
         SIP_ANSWERED_V1,
-        PLAN_ACTION_ENDED_V1,
+        PLAN_ACTION_CHANGED_V1,
     }
 )
 SENDER_FIELD = {
@@ -390,7 +411,8 @@ SENDER_FIELD = {
     REFERRAL_SENT_V1: "sender_orgnr",
     REFERRAL_TRANSITIONED_V1: "by_orgnr",
     PLAN_SHARED_V1: "owner_orgnr",
-    PLAN_ACTION_END_REQUESTED_V1: "by_orgnr",
+    PLAN_ACTION_STEP_REQUESTED_V1: "by_orgnr",
+    PLAN_REVISION_REQUESTED_V1: "by_orgnr",
 }
 
 

@@ -51,6 +51,34 @@ class Step:
     note: dict[str, str] = field(default_factory=dict)
 
 
+def _action_step(
+    says: str, body: dict[str, Any], *, until: tuple[str, Any] | None
+) -> tuple[Step, Step]:
+    """Växjö's housing support reads the SIP's plan (its ``ETag``) and takes a step on its
+    action with ``If-Match``."""
+    read = Step(
+        "Read the plan (its `ETag` is the version the step is taken on).",
+        VAXJO,
+        BOENDE,
+        "GET",
+        "/v1/plans/{sip_plan_id}",
+        wait=True,
+        until=until,
+        note={"sip_plan_etag": "ETag"},
+    )
+    take = Step(
+        says,
+        VAXJO,
+        BOENDE,
+        "POST",
+        "/v1/plans/{sip_plan_id}/actions/{sip_action_id}/transitions",
+        body=body,
+        if_match="sip_plan_etag",
+        status=202,
+    )
+    return read, take
+
+
 @dataclass(frozen=True)
 class Section:
     title: str
@@ -306,7 +334,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                         {"intervention": "abstinensbehandling", "owner": ref(REGION, BEROENDE)},
                         {"intervention": "boendestod", "owner": ref(VAXJO, BOENDE)},
                     ],
-                    "coordinator": ref(VAXJO, SOC),
+                    "coordinators": [ref(VAXJO, SOC)],
                     "follow_up_date": (today + dt.timedelta(days=60)).isoformat(),
                 },
                 note={"vkr_plan_id": "id"},
@@ -383,34 +411,45 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
             *_answer(VAXJO, SOC, "soc_invitation"),
             *_answer(VAXJO, BOENDE, "boende_sip_invitation"),
             Step(
-                says="Record the SIP: the action, its owner and due date, the coordinating "
-                "function and the follow-up date.",
+                says="Record the SIP: the person's own goal, the action with its owner and "
+                "the dates to start and end it by, the coordinating function, the follow-up "
+                "date, who took part and that the person agrees.",
                 member=REGION,
                 unit=AVDELNING,
                 method="PUT",
                 path="/v1/meetings/{sip_id}/plan",
                 body={
+                    "own_goals": ["Jag vill ha stöd hemma från första dagen."],
                     "goals": ["Trygg utskrivning"],
                     "actions": [
                         {
                             "intervention": "boendestod",
                             "owner": ref(VAXJO, BOENDE),
-                            "due": discharge.isoformat(),
+                            "start_by": discharge.isoformat(),
                         }
                     ],
-                    "coordinator": ref(VAXJO, SOC),
+                    "coordinators": [ref(VAXJO, SOC)],
                     "follow_up_date": follow_up.isoformat(),
+                    "attendance": {
+                        "units": [ref(REGION, AVDELNING), ref(VAXJO, SOC), ref(VAXJO, BOENDE)],
+                        "person": True,
+                        "relatives": 1,
+                    },
+                    "person_agrees": True,
                 },
                 note={"sip_plan_id": "id", "sip_action_id": "actions.0.id"},
             ),
-            _follow("The housing support sees the plan.", VAXJO, BOENDE, "/v1/plans/{sip_plan_id}"),
-            Step(
-                says="The housing support ends its action.",
-                member=VAXJO,
-                unit=BOENDE,
-                method="POST",
-                path="/v1/plans/{sip_plan_id}/actions/{sip_action_id}/end",
-                body={"outcome": "cancelled"},
+            *_action_step(
+                "The housing support sees its action in the plan, and starts it on the day "
+                "of discharge (the region owns the plan: the step goes there, 202).",
+                {"to": "started"},
+                until=None,
+            ),
+            *_action_step(
+                "When the support is in place, the housing support ends its action with its "
+                "outcome.",
+                {"to": "ended", "outcome": "completed"},
+                until=("actions.0.status", "started"),
             ),
             _follow(
                 "The ward, the convener, is told: the action is ended.",

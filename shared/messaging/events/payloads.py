@@ -361,25 +361,28 @@ class SipAnsweredV1(EventPayload):
     answered_at: dt.datetime
 
 
-PLAN_ACTION_ENDED_V1 = "se.vardkedja.plan.action_ended.v1"
+PLAN_ACTION_CHANGED_V1 = "se.vardkedja.plan.action_changed.v1"
 
 
-@event_type(PLAN_ACTION_ENDED_V1, topics=(INTERNAL,), personal_data=False)
-class PlanActionEndedV1(EventPayload):
-    """A planned action (insats) of a SIP or care-chain plan ended.
+@event_type(PLAN_ACTION_CHANGED_V1, topics=(INTERNAL,), personal_data=False)
+class PlanActionChangedV1(EventPayload):
+    """A planned action (insats) of a SIP or care-chain plan was assigned to a unit, or it
+    started, ended or was cancelled.
 
-    Sent by the referral service on its own internal topic when an action ends, key = plan
-    id, once per unit of this member that takes part in the plan (``unit_id``), so no
-    party is left uninformed. No personal data: ids, the owner unit and the outcome.
+    Sent by the referral service on its own internal topic, key = plan id: ``assigned`` once
+    to the owning unit of this member when the action becomes its own; every step once per
+    unit of this member that takes part in the plan (``unit_id``), so no party is left
+    uninformed (domain problem 5). No personal data: ids, the owner unit and the step.
     """
 
     plan_id: str = Field(pattern=_ID)
     action_id: str = Field(pattern=_ID)
     unit_id: str = Field(pattern=_ID, description="the unit of this member to tell")
-    owner_orgnr: str = Field(pattern=_ORGNR)
+    change: str = Field(pattern=r"^(assigned|started|ended|cancelled)$")
+    owner_orgnr: str | None = Field(None, pattern=_ORGNR, description="none: an outside actor")
     owner_unit_id: str | None = Field(None, pattern=_ID)
-    outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
-    ended_at: dt.datetime
+    outcome: str | None = Field(None, pattern=r"^(completed|replaced|interrupted)$")
+    at: dt.datetime
 
 
 # --- referrals between members (the referral service; personal data, per-member topics) --
@@ -489,15 +492,17 @@ PLAN_SHARED_V1 = "se.vardkedja.plan.shared.v1"
 @event_type(PLAN_SHARED_V1, topics=(INBOUND,), personal_data=True)
 class PlanSharedV1(EventPayload):
     """A meeting's plan (remissmöte or SIP) was recorded or changed by the member that owns
-    it: goals, the ordered actions each owned by a unit (with their status), the
-    coordinating function and the follow-up date.
+    it: the person's own goals and the others, the ordered actions each owned by a unit or
+    an outside actor (with their status), the coordinating units, the follow-up date, who
+    took part and whether the person agrees.
 
     Sent by the owning member's referral service to the inbound topic of every other member
-    with a unit among ``viewers`` (participants who accepted, and a vårdkedjeremiss's
-    sender) for which the owner's consent service allows the plan at that moment (``bases``),
-    key = plan id, ``plan_version`` growing with every change; receivers check their own copy
-    of the basis, keep the newest copy from the plan's first owner and tell their units when
-    an action has ended. **Personal data**: the personnummer (so a party
+    with a unit among ``viewers`` (participants who accepted, a vårdkedjeremiss's sender,
+    the coordinating units and the actions' owner units) for which the owner's consent
+    service allows the plan at that moment (``bases``), key = plan id, ``plan_version``
+    growing with every change; receivers check their own copy of the basis, keep the newest
+    copy from the plan's first owner and tell their units of every action assigned to them
+    and every step taken. **Personal data**: the personnummer (so a party
     can place the plan with the person) and the plan itself.
     """
 
@@ -506,10 +511,13 @@ class PlanSharedV1(EventPayload):
     owner_unit_id: str = Field(pattern=_ID)
     kind: str = Field(pattern=r"^(remissmote|sip)$")
     personnummer: str = Field(pattern=r"^[0-9]{12}$")
+    own_goals: list[str] = Field(default_factory=list, max_length=10)
     goals: list[str] = Field(default_factory=list, max_length=20)
     actions: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
-    coordinator: dict[str, str]
+    coordinators: list[dict[str, str]] = Field(min_length=1, max_length=2)
     follow_up_date: dt.date
+    attendance: dict[str, Any] | None = None
+    person_agrees: bool | None = None
     viewers: list[dict[str, str]] = Field(min_length=1, max_length=60)
     plan_version: int = Field(ge=1)
     at: dt.datetime
@@ -523,21 +531,48 @@ class PlanSharedV1(EventPayload):
     )
 
 
-PLAN_ACTION_END_REQUESTED_V1 = "se.vardkedja.plan.action_end_requested.v1"
+PLAN_ACTION_STEP_REQUESTED_V1 = "se.vardkedja.plan.action_step_requested.v1"
 
 
-@event_type(PLAN_ACTION_END_REQUESTED_V1, topics=(INBOUND,), personal_data=False)
-class PlanActionEndRequestedV1(EventPayload):
-    """A unit of another member ended an action it owns in a plan this member owns.
+@event_type(PLAN_ACTION_STEP_REQUESTED_V1, topics=(INBOUND,), personal_data=True)
+class PlanActionStepRequestedV1(EventPayload):
+    """A unit of another member took a step on an action in a plan this member owns: it
+    started, ended or cancelled an action it owns (or, as a coordinating unit, one of an
+    actor outside the federation).
 
     Sent by that unit's referral service to the plan owner's inbound topic, key = plan id.
-    The owner records the end and shares the plan again, so every party is told (domain
-    problem 5: no action ends unnoticed). No personal data: ids and the outcome.
+    The owner checks the unit may take the step from the action's status, records it and
+    shares the plan again, so every party is told (domain problem 5: no action ends or
+    fails to start unnoticed). **Personal data**: a note or reason in free text.
     """
 
     plan_id: str = Field(pattern=_ID)
     action_id: str = Field(pattern=_ID)
     by_orgnr: str = Field(pattern=_ORGNR)
     by_unit_id: str = Field(pattern=_ID)
-    outcome: str = Field(pattern=r"^(completed|cancelled|replaced)$")
+    step: str = Field(pattern=r"^(started|ended|cancelled)$")
+    outcome: str | None = Field(None, pattern=r"^(completed|replaced|interrupted)$")
+    note: str | None = Field(None, max_length=500)
+    reason: str | None = Field(None, max_length=500)
+    at: dt.datetime
+
+
+PLAN_REVISION_REQUESTED_V1 = "se.vardkedja.plan.revision_requested.v1"
+
+
+@event_type(PLAN_REVISION_REQUESTED_V1, topics=(INBOUND,), personal_data=True)
+class PlanRevisionRequestedV1(EventPayload):
+    """A coordinating unit of another member revised a plan this member owns.
+
+    Sent by that unit's referral service to the plan owner's inbound topic, key = plan id,
+    naming the version it revised (``based_on``). The owner applies it when the unit is
+    still a coordinator and the plan is still at that version, then shares the new version
+    with every party. **Personal data**: the plan's goals and actions.
+    """
+
+    plan_id: str = Field(pattern=_ID)
+    by_orgnr: str = Field(pattern=_ORGNR)
+    by_unit_id: str = Field(pattern=_ID)
+    based_on: int = Field(ge=1)
+    plan: dict[str, Any] = Field(description="the revised plan, as the plan API takes it")
     at: dt.datetime

@@ -23,7 +23,7 @@ from shared.data.db import Database, new_id, utcnow
 from shared.domain.kinds import REFERRAL_KIND_LABELS
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
-    PLAN_ACTION_ENDED_V1,
+    PLAN_ACTION_CHANGED_V1,
     REFERRAL_DEADLINE_V1,
     REFERRAL_STATUS_CHANGED_V1,
     SIP_ANSWERED_V1,
@@ -31,7 +31,7 @@ from shared.messaging.events.payloads import (
     UNIT_REVIEW_DUE_V1,
     ConsentEndedV1,
     ConsentPartyRef,
-    PlanActionEndedV1,
+    PlanActionChangedV1,
     ReferralDeadlineV1,
     ReferralStatusChangedV1,
     SipAnsweredV1,
@@ -217,18 +217,22 @@ def every_event() -> list[tuple[str, Any]]:
                 answered_at=now,
             ),
         ),
-        (
-            PLAN_ACTION_ENDED_V1,
-            PlanActionEndedV1(
-                plan_id=new_id(),
-                action_id=new_id(),
-                unit_id=INTAKE,
-                owner_orgnr=ORG_REGION,
-                owner_unit_id="region-beroende",
-                outcome="cancelled",
-                ended_at=now,
-            ),
-        ),
+        *[
+            (
+                PLAN_ACTION_CHANGED_V1,
+                PlanActionChangedV1(
+                    plan_id=new_id(),
+                    action_id=new_id(),
+                    unit_id=INTAKE,
+                    change=change,
+                    owner_orgnr=ORG_REGION,
+                    owner_unit_id="region-beroende",
+                    outcome="interrupted" if change == "ended" else None,
+                    at=now,
+                ),
+            )
+            for change in ("assigned", "started", "ended", "cancelled")
+        ],
         (
             CONSENT_ENDED_V1,
             ConsentEndedV1(

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shared.messaging.events.payloads import PLAN_ACTION_ENDED_V1
+from shared.messaging.events.payloads import PLAN_ACTION_CHANGED_V1
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.helpers.problems import field_rules, problem
@@ -67,13 +67,42 @@ async def inbox(member: Member, headers: dict[str, str]) -> list[dict[str, Any]]
     return items
 
 
-async def ended_notices(member: Member) -> list[tuple[str, str]]:
-    """(unit, action) of every plan-action-ended event for notify in the member's outbox."""
+async def action_notices(member: Member, change: str) -> list[tuple[str, str]]:
+    """(unit, action) of every plan-action event of ``change`` for notify in the member's
+    outbox."""
     ob = REFERRAL.infra.outbox
     async with member.referral_db.sessionmaker() as s:
-        rows = (await s.execute(select(ob).where(ob.c.event_type == PLAN_ACTION_ENDED_V1))).all()
+        stmt = select(ob).where(ob.c.event_type == PLAN_ACTION_CHANGED_V1)
+        rows = (await s.execute(stmt)).all()
     payloads = [outbox_data(r) for r in rows]
-    return sorted((p["unit_id"], p["action_id"]) for p in payloads)
+    return sorted((p["unit_id"], p["action_id"]) for p in payloads if p["change"] == change)
+
+
+async def ended_notices(member: Member) -> list[tuple[str, str]]:
+    """(unit, action) of every plan-action-ended event for notify in the member's outbox."""
+    return await action_notices(member, "ended")
+
+
+def days_ahead(n: int) -> str:
+    """The date ``n`` days from today (a follow-up date is never in the past)."""
+    return (dt.date.today() + dt.timedelta(days=n)).isoformat()
+
+
+async def action_step(
+    member: Member,
+    plan_id: str,
+    action_id: str,
+    headers: dict[str, str],
+    version: int,
+    **body: str,
+) -> Any:
+    """A step on a plan's action, taken on the plan ``version`` the unit read."""
+    async with member.referral() as c:
+        return await c.post(
+            f"/v1/plans/{plan_id}/actions/{action_id}/transitions",
+            json=body,
+            headers={**headers, "If-Match": f'"{version}"'},
+        )
 
 
 async def test_a_vardkedjeremiss_meeting_and_its_ordered_plan(members: Pair) -> None:
@@ -176,8 +205,8 @@ async def test_a_vardkedjeremiss_meeting_and_its_ordered_plan(members: Pair) -> 
             },
             {"intervention": "boendestod", "owner": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_BOENDE}},
         ],
-        "coordinator": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
-        "follow_up_date": "2027-02-01",
+        "coordinators": [{"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC}],
+        "follow_up_date": days_ahead(60),
     }
     async with region.referral() as c:
         r = await c.put(f"/v1/meetings/{meeting_id}/plan", json=plan_body, headers=PORT)
@@ -198,24 +227,26 @@ async def test_a_vardkedjeremiss_meeting_and_its_ordered_plan(members: Pair) -> 
         )
     problem(hidden, 404, "plan-not-found")
 
-    # Växjö's boendestöd ends its action: the owner records it, every party is told.
+    # Växjö's boendestöd starts, then ends its action: the plan's owner (the region)
+    # records each step and shares the plan, and every party is told.
     boende_action = plan["actions"][1]["id"]
-    async with vaxjo.referral() as c:
-        r = await c.post(
-            f"/v1/plans/{plan['id']}/actions/{boende_action}/end",
-            json={"outcome": "completed"},
-            headers=BOENDE,
-        )
-        assert r.status_code == 200, r.text
-        # Only the owning unit ends an action.
-        other = await c.post(
-            f"/v1/plans/{plan['id']}/actions/{plan['actions'][0]['id']}/end",
-            json={"outcome": "completed"},
-            headers=BOENDE,
-        )
-        problem(other, 409, "transition-not-allowed")
+    r = await action_step(vaxjo, plan["id"], boende_action, BOENDE, 1, to="started")
+    assert r.status_code == 202, r.text  # to the plan's owner
+    # Only the owning unit takes an action's steps.
+    other = await action_step(vaxjo, plan["id"], plan["actions"][0]["id"], BOENDE, 1, to="started")
+    problem(other, 403, "not-action-owner")
+    await eventually(lambda: plan_at(vaxjo, BOENDE, 2), within=30, what="the start shared")
+    # Ending needs the version read: the first one is stale now.
+    stale = await action_step(
+        vaxjo, plan["id"], boende_action, BOENDE, 1, to="ended", outcome="completed"
+    )
+    problem(stale, 412, "referral-version-mismatch")
+    r = await action_step(
+        vaxjo, plan["id"], boende_action, BOENDE, 2, to="ended", outcome="completed"
+    )
+    assert r.status_code == 202, r.text
 
-    await eventually(lambda: plan_at(vaxjo, SOC, 2), within=30, what="the ended action shared")
+    await eventually(lambda: plan_at(vaxjo, SOC, 3), within=30, what="the ended action shared")
     async with region.referral() as c:
         final = (await c.get(f"/v1/plans/{plan['id']}", headers=BEROENDE)).json()
     assert [a["status"] for a in final["actions"]] == ["planned", "ended"]
@@ -276,8 +307,8 @@ async def test_a_sip_with_relatives_and_a_follow_up_meeting(members: Pair) -> No
         "actions": [
             {"intervention": "boendestod", "owner": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC}},
         ],
-        "coordinator": {"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC},
-        "follow_up_date": "2027-01-15",
+        "coordinators": [{"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC}],
+        "follow_up_date": days_ahead(40),
     }
     async with vaxjo.referral() as c:
         r = await c.put(f"/v1/meetings/{first['id']}/plan", json=plan_body, headers=SOC)
