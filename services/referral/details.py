@@ -82,6 +82,8 @@ DETAILS: dict[ReferralKind, type[BaseModel]] = {
     ReferralKind.SIP_KALLELSE: SipDetails,
     ReferralKind.UTSKRIVNINGSPLANERING: DischargeDetails,
     ReferralKind.HVB_UNDERRATTELSE: HvbDetails,
+    # A professional meeting (without the person) is convened like a SIP meeting.
+    ReferralKind.SAMORDNINGSMOTE: SipDetails,
 }
 """Each kind's block of details (the field it is given in is ``KINDS[kind].details_field``)."""
 

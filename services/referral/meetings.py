@@ -1,5 +1,6 @@
-"""Meetings: the joint referral meeting (remissmöte) of a vårdkedjeremiss and the SIP
-meeting.
+"""Meetings: the joint referral meeting (remissmöte) of a vårdkedjeremiss, the SIP
+meeting, and the professional meeting without the person (samordningsmöte, for the
+coordination of the care chain) that a coordinating unit convenes about its plan.
 
 A unit convenes a meeting; every invited unit gets an *invitation task* that travels and
 is answered like a referral (acknowledged → accepted, or declined with a reason and
@@ -7,7 +8,8 @@ perhaps another proposed time), so invitations get the same consent checks, inbo
 deadlines and closed loop. For a remissmöte the drug-free rule is enforced: when the person
 is not drug-free and a planned treatment requires it, a unit offering drug-free
 interventions (abstinence treatment or tapering) must be invited. A meeting ends in a plan
-(:mod:`services.referral.plans`).
+(:mod:`services.referral.plans`); a follow-up — by the unit that held the earlier meeting,
+or by a coordinating unit of the plan, at any member holding it — revises it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.referral.access import caller_of, require_unit
-from services.referral.models import Incoming, KnownUnit, Meeting
+from services.referral.models import Incoming, KnownUnit, Meeting, Plan
 from services.referral.repository import (
     IncomingRepository,
     KnownUnitRepository,
     MeetingRepository,
+    PlanRepository,
     RecipientRepository,
 )
 from services.referral.schemas import MeetingCreate, ReferralCreate
@@ -29,6 +32,7 @@ from services.referral.siblings import Clients
 from shared.data.db import new_id
 from shared.data.work import Work
 from shared.domain.codes import Intervention
+from shared.domain.kinds import ReferralKind, spec
 from shared.identity.identifiers import normalise_personnummer
 from shared.identity.person import member_secret, person_key
 from shared.web.errors import InvalidInput, NotFound
@@ -38,6 +42,12 @@ DRUG_FREE_INTERVENTIONS = frozenset(
     {Intervention.ABSTINENSBEHANDLING.value, Intervention.NEDTRAPPNING.value}
 )
 OPEN_ORIGIN = frozenset({"acknowledged", "accepted", "in_progress"})
+INVITATION_KINDS = {
+    "remissmote": ReferralKind.VARDKEDJEREMISS,
+    "sip": ReferralKind.SIP_KALLELSE,
+    "samordningsmote": ReferralKind.SAMORDNINGSMOTE,
+}
+"""The kind of referral each kind of meeting invites with (its consent purpose)."""
 
 
 MeetingNotFound = NotFound.kind("meeting-not-found", "No such meeting convened by your unit")
@@ -93,26 +103,62 @@ async def _origin(work: Work, unit: str, data: MeetingCreate) -> Incoming | None
     return origin
 
 
-async def _previous(work: Work, unit: str, data: MeetingCreate) -> Meeting | None:
-    """The held meeting of the convener's unit that this one follows up (if any)."""
+@dataclass(frozen=True)
+class _FollowUp:
+    """What a follow-up meeting follows: the plan's id, and the person (from the plan)."""
+
+    plan_id: str
+    personnummer: str
+    protected: bool
+
+
+def _coordinates(plan: Plan, orgnr: str, unit: str) -> bool:
+    return any(c["orgnr"] == orgnr and c["unit_id"] == unit for c in plan.coordinators)
+
+
+async def _follow_up(work: Work, unit: str, data: MeetingCreate) -> _FollowUp | None:
+    """The plan a follow-up meeting (or a samordningsmöte) is about: of a held meeting the
+    convener's unit convened, or a plan this member holds (its own or a copy) that the
+    unit coordinates. A SIP or remissmöte follows up a plan of its own kind."""
     if not data.follow_up_of:
         return None
     previous = await MeetingRepository(work.session).get(data.follow_up_of)
-    if (
-        previous is None
-        or previous.convener_unit_id != unit
-        or previous.kind != data.kind
-        or previous.status != "held"
-    ):
+    plan_id = (previous.follow_up_of or previous.id) if previous is not None else data.follow_up_of
+    plan = await PlanRepository(work.session).get(plan_id)
+    held_here = (
+        previous is not None
+        and previous.convener_unit_id == unit
+        and previous.status == "held"
+        and (data.kind == "samordningsmote" or previous.kind == data.kind)
+    )
+    coordinated = (
+        plan is not None
+        and plan.status == "active"
+        and plan.personnummer is not None
+        and _coordinates(plan, caller_of(work).org, unit)
+        and (data.kind == "samordningsmote" or plan.kind == data.kind)
+    )
+    if plan is None or not (held_here or coordinated) or plan.personnummer is None:
         raise InvalidInput.field(
             "follow_up_of",
             "not_a_held_meeting",
-            "a follow-up is of a meeting your unit convened and held (its plan recorded)",
+            "a follow-up is of a meeting your unit convened and held (its plan recorded), "
+            "or of a plan your unit coordinates",
         )
-    return previous
+    if data.person is not None and (
+        normalise_personnummer(data.person.personnummer) != plan.personnummer
+    ):
+        raise InvalidInput.field(
+            "person", "not_the_plans_person", "a follow-up is about the plan's person"
+        )
+    return _FollowUp(plan.id, plan.personnummer, plan.protected_identity)
 
 
-def _person(data: MeetingCreate, origin: Incoming | None) -> _Person:
+def _person(data: MeetingCreate, origin: Incoming | None, follow: _FollowUp | None) -> _Person:
+    if origin is None and data.person is None and follow is not None:
+        return _Person(
+            follow.personnummer, follow.protected, list(data.needs), data.summary, "unknown"
+        )
     if origin is not None:
         assert origin.personnummer is not None  # an open task keeps its person
         return _Person(
@@ -134,7 +180,7 @@ def _person(data: MeetingCreate, origin: Incoming | None) -> _Person:
 
 def _invitation(data: MeetingCreate, person: _Person, block: dict[str, Any]) -> ReferralCreate:
     """The invitation sent to every participant, as a referral of the meeting's kind."""
-    kind = "vardkedjeremiss" if data.kind == "remissmote" else "sip_kallelse"
+    kind = INVITATION_KINDS[data.kind]
     return ReferralCreate.model_validate(
         {
             "kind": kind,
@@ -147,7 +193,7 @@ def _invitation(data: MeetingCreate, person: _Person, block: dict[str, Any]) -> 
             "drug_free": person.drug_free if kind == "vardkedjeremiss" else None,
             "recipients": [p.model_dump() for p in data.participants],
             "legal_basis": data.legal_basis.model_dump() if data.legal_basis else None,
-            **({"sip": block} if kind == "sip_kallelse" else {}),
+            **({spec(kind).details_field: block} if kind != "vardkedjeremiss" else {}),
         }
     )
 
@@ -158,8 +204,8 @@ async def convene(work: Work, clients: Clients, data: MeetingCreate) -> Meeting:
     caller = caller_of(work)
     unit = require_unit(caller)
     origin = await _origin(work, unit, data)
-    previous = await _previous(work, unit, data)
-    person = _person(data, origin)
+    follow = await _follow_up(work, unit, data)
+    person = _person(data, origin, follow)
     meeting_id = new_id()
     block: dict[str, Any] = {"meeting_at": data.at.isoformat()}
     if data.place:
@@ -178,14 +224,18 @@ async def convene(work: Work, clients: Clients, data: MeetingCreate) -> Meeting:
         kind=data.kind,
         convener_unit_id=unit,
         origin_task_id=data.origin_task_id,
-        follow_up_of=previous.follow_up_of or previous.id if previous else None,
+        follow_up_of=follow.plan_id if follow else None,
         personnummer=person.personnummer,
         person_key=person_key(member_secret(work.settings), person.personnummer),
         protected_identity=person.protected,
         at=data.at,
         place=data.place,
         video_link=data.video_link,
-        person_invited=data.person_invited,
+        person_invited=(
+            data.person_invited
+            if data.person_invited is not None
+            else data.kind != "samordningsmote"
+        ),
         relatives=[r.model_dump(exclude_none=True) for r in data.relatives],
         participants=[
             {"orgnr": r.orgnr, "unit_id": r.unit_id, "task_id": r.id} for r in recipients

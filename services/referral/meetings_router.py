@@ -12,7 +12,7 @@ from services.referral.access import NoBasis, NoUnitClaim, StaleVersion
 from services.referral.api import Reader, Writer, work_of
 from services.referral.meetings import MeetingNotFound
 from services.referral.models import Meeting
-from services.referral.plans_router import audit, plan_answer
+from services.referral.plans_router import accepted, audit, plan_answer
 from services.referral.schemas import MeetingCreate, MeetingOut, ParticipantOut, PlanIn, PlanOut
 from services.referral.siblings import clients_of
 from shared.data.work import Work
@@ -60,11 +60,14 @@ async def _meeting_out(work: Work, meeting: Meeting) -> MeetingOut:
     "/meetings",
     status_code=status.HTTP_201_CREATED,
     response_model=MeetingOut,
-    summary="Convene a remissmöte or a SIP meeting",
+    summary="Convene a remissmöte, a SIP meeting or a samordningsmöte",
     description=(
         "The referral port convenes the joint referral meeting of a vårdkedjeremiss it has "
         "acknowledged (`kind: remissmote`, `origin_task_id`); any unit convenes a SIP "
-        "(`kind: sip`, with the person). Every participant unit gets an invitation in its "
+        "(`kind: sip`, with the person). A coordinating unit of a plan convenes its "
+        "follow-ups (`follow_up_of`: the plan, also when another member owns it) and "
+        "professional meetings without the person (`kind: samordningsmote`, purpose "
+        "`vardkedjesamordning`). Every participant unit gets an invitation in its "
         "own inbox, checked against the consent like a referral (all or nothing), and "
         "answers it: accept, or decline with a reason and perhaps `proposed_at`. "
         "**Drug-free rule**: for a remissmöte where the person is not drug-free and a "
@@ -116,11 +119,16 @@ async def get_meeting(meeting_id: Id, caller: Reader, session: DbSession, ctx: C
         "those that have it; a participant that accepts later gets it then). Recording "
         "again revises it (actions keep their steps where owner and intervention are "
         "unchanged at a position); between meetings a coordinator revises it with `PUT "
-        "/v1/plans/{id}`. Scope `referral:write`."
+        "/v1/plans/{id}`. A follow-up a coordinating unit held about a plan another member "
+        "owns is sent there as a revision (202; the new version arrives as the plan). Scope "
+        "`referral:write`."
     ),
-    responses=problem_responses(
-        Forbidden, MeetingNotFound, StaleVersion, NoUnitClaim, InvalidInput, ServiceCallFailed
-    ),
+    responses={
+        202: {"description": "Sent to the plan's owner member, which records it"},
+        **problem_responses(
+            Forbidden, MeetingNotFound, StaleVersion, NoUnitClaim, InvalidInput, ServiceCallFailed
+        ),
+    },
 )
 async def record_plan(
     meeting_id: Id,
@@ -132,11 +140,12 @@ async def record_plan(
     if_match: IfMatchOptional = None,
 ) -> PlanOut:
     work = work_of(ctx, session, caller)
-    plan = await plans.record_plan(
+    plan, here = await plans.record_plan(
         work,
         clients_of(ctx),
         meeting_id=meeting_id,
         data=body,
         expected_version=if_match_version(if_match),
     )
+    accepted(response, here, plan.id)
     return await plan_answer(ctx, work, "plan.record", plan, response)

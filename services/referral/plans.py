@@ -103,6 +103,7 @@ def plan_question(
     """May the plan go from its owner's unit to ``viewer`` now (consent purpose of the
     meeting's referral kind, category ``plan``)?"""
     kind = ReferralKind.VARDKEDJEREMISS if plan_kind == "remissmote" else ReferralKind.SIP_KALLELSE
+    # (A samordningsmöte's invitations have their own purpose; the plan keeps its own.)
     return Question(
         personnummer=personnummer,
         kind=kind,
@@ -199,10 +200,11 @@ def _apply(plan: Plan, data: PlanIn) -> None:
 
 async def record_plan(
     work: Work, clients: Clients, *, meeting_id: str, data: PlanIn, expected_version: int | None
-) -> Plan:
+) -> tuple[Plan, bool]:
     """Records (or replaces) the meeting's plan and shares it with every party unit of
     another member that the consent service allows now. Actions keep their ids and steps
-    when a plan is revised with the same owner and intervention at a position."""
+    when a plan is revised with the same owner and intervention at a position. A follow-up
+    a coordinating unit held about another member's plan revises it there (False: sent)."""
     meeting = await get_meeting(work, meeting_id)
     _not_in_past(work, data)
     # A follow-up meeting revises the plan of the first meeting. The first meeting's row
@@ -211,17 +213,30 @@ async def record_plan(
     plan = await PlanRepository(work.session).get(meeting.follow_up_of or meeting.id)
     if expected_version is not None and (plan is None or plan.plan_version != expected_version):
         raise StaleVersion(f"the plan is at version {plan.plan_version if plan else 0}")
+    _held(meeting, data)
+    if plan is not None and plan.owner_orgnr != work.member:
+        return await revise_plan(
+            work,
+            clients,
+            plan_id=plan.id,
+            data=data,
+            expected_version=plan.plan_version if expected_version is None else expected_version,
+        )
     if plan is None:
         plan = _new_plan(work, meeting)
         work.session.add(plan)
     before = [dict(a) for a in plan.actions]
     _apply(plan, data)
+    await _changed(work, clients, plan, before)
+    return plan, True
+
+
+def _held(meeting: Meeting, data: PlanIn) -> None:
+    """The meeting was held: who took part, and whether the person agrees."""
     meeting.status = "held"
     if data.attendance is not None:
         meeting.attendance = data.attendance.model_dump(mode="json")
     meeting.person_agrees = data.person_agrees
-    await _changed(work, clients, plan, before)
-    return plan
 
 
 async def _changed(work: Work, clients: Clients, plan: Plan, before: list[dict[str, Any]]) -> None:

@@ -132,7 +132,7 @@ async def get_plan(
     return await plan_answer(ctx, work, "plan.read", plan, response)
 
 
-def _accepted(response: Response, recorded_here: bool, plan_id: str) -> None:
+def accepted(response: Response, recorded_here: bool, plan_id: str) -> None:
     """200 when the owner recorded it now; 202 when it went to the plan's owner."""
     if not recorded_here:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -186,7 +186,7 @@ async def revise_plan(
         data=body,
         expected_version=required_if_match_version(if_match),
     )
-    _accepted(response, here, plan.id)
+    accepted(response, here, plan.id)
     return await plan_answer(ctx, work, "plan.revise", plan, response)
 
 
@@ -229,7 +229,7 @@ async def step_action(
         data=body,
         expected_version=required_if_match_version(if_match),
     )
-    _accepted(response, here, plan.id)
+    accepted(response, here, plan.id)
     return await plan_answer(ctx, work, f"plan.action_{body.to.value}", plan, response)
 
 

@@ -319,7 +319,9 @@ class Relative(_In):
 
 
 class MeetingCreate(_In):
-    """Convene a remissmöte (from a vårdkedjeremiss your unit holds) or a SIP meeting."""
+    """Convene a remissmöte (from a vårdkedjeremiss your unit holds), a SIP meeting, or a
+    professional meeting without the person (samordningsmöte) about a plan your unit
+    coordinates."""
 
     model_config = request_config(
         {
@@ -342,23 +344,42 @@ class MeetingCreate(_In):
             "needs": ["boendestod"],
             "summary": "SIP inför utskrivning.",
         },
+        {
+            "kind": "samordningsmote",
+            "follow_up_of": "0b6f1c7e-2d43-4e55-8a11-3c9e5b7d2f60",
+            "at": "2027-01-20T14:00:00+01:00",
+            "video_link": "https://mote.example/samordning-17",
+            "participants": [{"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"}],
+            "person_invited": False,
+            "summary": "Insatserna har inte kommit igång; vi stämmer av utan den enskilde.",
+        },
     )
 
-    kind: str = Field(pattern=r"^(remissmote|sip)$")
+    kind: str = Field(
+        pattern=r"^(remissmote|sip|samordningsmote)$",
+        description="`samordningsmote`: a professional meeting without the person, convened "
+        "by a coordinating unit about its plan (`follow_up_of`)",
+    )
     origin_task_id: str | None = Field(
         None, max_length=36, description="remissmöte: the incoming vårdkedjeremiss"
     )
     person: PersonIn | None = Field(
-        None, description="SIP: the person (remissmöte: from the origin)"
+        None,
+        description="SIP: the person (remissmöte: from the origin; samordningsmöte: from the plan)",
     )
     at: IsoAwareDatetime
     place: str | None = Field(None, max_length=300)
     video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
     participants: list[UnitRef] = Field(min_length=1, max_length=20)
     follow_up_of: str | None = Field(
-        None, max_length=36, description="SIP: a follow-up meeting of this earlier meeting"
+        None,
+        max_length=36,
+        description="a follow-up of this earlier meeting your unit held, or of this plan "
+        "(its id) your unit coordinates; a samordningsmöte always names its plan",
     )
-    person_invited: JsonBool = True
+    person_invited: JsonBool | None = Field(
+        None, description="default true; a samordningsmöte is held without the person (false)"
+    )
     relatives: list[Relative] = Field(default_factory=list, max_length=10)
     needs: list[Intervention] = Field(default_factory=list, max_length=30)
     summary: str = Text
@@ -377,6 +398,17 @@ class MeetingCreate(_In):
             )
         if self.kind == "sip" and self.person is None:
             raise PydanticCustomError("person_required", "a SIP names the person")
+        if self.kind == "samordningsmote":
+            if not self.follow_up_of:
+                raise PydanticCustomError(
+                    "plan_required", "a samordningsmöte is about a plan: name it in follow_up_of"
+                )
+            if self.person_invited or self.relatives or self.person is not None:
+                raise PydanticCustomError(
+                    "without_the_person",
+                    "a samordningsmöte is held without the person: no person_invited, "
+                    "relatives or person (the plan names the person)",
+                )
         if len({(p.orgnr, p.unit_id) for p in self.participants}) != len(self.participants):
             raise PydanticCustomError("unique", "a participant is named twice")
         return self

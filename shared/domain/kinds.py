@@ -33,6 +33,7 @@ class ReferralKind(enum.StrEnum):
     SIP_KALLELSE = "sip_kallelse"
     UTSKRIVNINGSPLANERING = "utskrivningsplanering"
     HVB_UNDERRATTELSE = "hvb_underrattelse"
+    SAMORDNINGSMOTE = "samordningsmote"
 
 
 URGENCIES = ("normal", "urgent", "acute")
@@ -154,6 +155,18 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 intake_order=_REGION_INTAKE,
                 details_field="hvb",
             ),
+            KindSpec(
+                kind=ReferralKind.SAMORDNINGSMOTE,
+                label="Kallelse till samordningsmöte",
+                purpose="vardkedjesamordning",
+                purpose_label="samordning av vårdkedjan",
+                categories=("needs_summary", "plan"),
+                legal_bases=_OSL,
+                acknowledge_working_days=_days(3, 1, 0),
+                natural_receivers=("vardkedjekoordinator",),
+                intake_order=_KOMMUN_INTAKE,
+                details_field="samordningsmote",
+            ),
         )
     }
 )
@@ -182,10 +195,9 @@ class OtherPurpose:
     legal_bases: tuple[str, ...] = field(default=())
 
 
-OTHER_PURPOSES = (
-    OtherPurpose("vardkedjesamordning", "samordning av vårdkedjan", legal_bases=_OSL),
-)
-"""Purposes of sharing besides the kinds': the coordination of the care chain."""
+OTHER_PURPOSES: tuple[OtherPurpose, ...] = ()
+"""Purposes of sharing besides the kinds' (none now: the coordination of the care chain,
+``vardkedjesamordning``, is the purpose of the professional meeting's invitation)."""
 
 
 def purposes() -> dict[str, str]:

@@ -411,7 +411,7 @@ async def _attack(
         personnummer=steps.PERSON.replace("-", ""),
         goals=["Alvesta äger nu planen"],
         actions=[],
-        coordinator={"orgnr": ORG_ALVESTA, "unit_id": mine},
+        coordinators=[{"orgnr": ORG_ALVESTA, "unit_id": mine}],
         follow_up_date=now.date() + dt.timedelta(days=30),
         viewers=[{"orgnr": ORG_VAXJO, "unit_id": soc}],
         plan_version=99,

@@ -291,3 +291,61 @@ async def test_coordinators_of_both_members_revise_and_follow_up(members: Pair) 
         return got.json()["plans"] == []
 
     await eventually(region_coordinates_nothing, within=30, what="the coordinator dropped")
+
+
+async def test_a_coordinator_convenes_a_samordningsmote_about_another_members_plan(
+    members: Pair,
+) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    plan = await a_sip_with_its_plan(members)
+    plan_id = plan["id"]
+    await eventually(
+        lambda: _is(version_at(region, plan_id, BEROENDE), 1), within=30, what="plan copy"
+    )
+    meeting = {
+        "kind": "samordningsmote",
+        "follow_up_of": plan_id,
+        "at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=5)).isoformat(),
+        "video_link": "https://mote.example/samordning-1",
+        "participants": [{"orgnr": ORG_REGION, "unit_id": REGION_PORT}],
+        "summary": "Insatserna har inte kommit igång.",
+    }
+    async with region.referral() as c:
+        # Held without the person; only a coordinating unit convenes it: 422, nothing sent.
+        r = await c.post("/v1/meetings", json=meeting | {"person_invited": True}, headers=BEROENDE)
+        assert "without_the_person" in str(problem(r, 422))
+        r = await c.post("/v1/meetings", json=meeting, headers=PORT)
+        assert field_rules(problem(r, 422)) == {"follow_up_of": "not_a_held_meeting"}
+        r = await c.post("/v1/meetings", json=meeting, headers=BEROENDE)
+    assert r.status_code == 201, r.text
+    held = r.json()
+    assert (held["kind"], held["follow_up_of"], held["person_invited"]) == (
+        "samordningsmote",
+        plan_id,
+        False,
+    )
+    assert held["person"]["personnummer"] == plan["person_nr"]  # from the plan
+
+    # The port's invitation is a samordningsmöte's, for the coordination purpose.
+    async def invited() -> bool:
+        return [i["kind"] for i in await inbox(region, PORT)] == ["samordningsmote"]
+
+    await eventually(invited, within=30, what="the invitation at the port")
+    task = (await inbox(region, PORT))[0]
+    await step(region, task["task_id"], PORT, to="acknowledged")
+    assert (await step(region, task["task_id"], PORT, to="accepted")).status_code == 200
+
+    # What the meeting decided revises Växjö's plan: sent there (202), recorded, shared.
+    revised = plan_body() | {"goals": ["Drogfrihet", "Kontakt med Försäkringskassan"]}
+    async with region.referral() as c:
+        r = await c.put(f"/v1/meetings/{held['id']}/plan", json=revised, headers=BEROENDE)
+    assert r.status_code == 202, r.text
+
+    async def revised_at_owner() -> bool:
+        got = (await get(vaxjo, f"/v1/plans/{plan_id}", SOC)).json()
+        return bool(got["version"] == 2 and got["goals"] == revised["goals"])
+
+    await eventually(revised_at_owner, within=30, what="the revision at the plan's owner")
+    async with region.referral() as c:
+        got = (await c.get(f"/v1/meetings/{held['id']}", headers=BEROENDE)).json()
+    assert got["status"] == "held"

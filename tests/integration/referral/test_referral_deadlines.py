@@ -58,7 +58,7 @@ async def seed(db: Database) -> None:
                 Plan(
                     id="p1", owner_orgnr=ORG_REGION, owner_unit_id="rk-port", kind="sip",
                     personnummer=PNR, person_key="k",
-                    coordinator={"orgnr": ORG_REGION, "unit_id": "rk-koordinator"},
+                    coordinators=[{"orgnr": ORG_REGION, "unit_id": "rk-koordinator"}],
                     follow_up_date=DISCHARGE, viewers=[],
                     actions=[{"id": "a", "status": "planned"}],
                 ),

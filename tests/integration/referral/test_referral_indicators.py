@@ -125,7 +125,7 @@ async def seed(db: Database) -> None:
                 ),
                 Plan(
                     id="m1", owner_orgnr=ORG_REGION, owner_unit_id=PORT, kind="remissmote",
-                    personnummer=P1, person_key=f"key-{P1}", coordinator={},
+                    personnummer=P1, person_key=f"key-{P1}", coordinators=[],
                     follow_up_date=dt.date(2027, 1, 1),
                     viewers=[{"orgnr": ORG_REGION, "unit_id": PORT},
                              {"orgnr": ORG_REGION, "unit_id": UNIT}],
