@@ -97,3 +97,8 @@ class IndicatorRepository:
     async def plans(self) -> list[models.Plan]:
         """Every plan this member holds."""
         return list(await self.session.scalars(select(models.Plan)))
+
+    async def meetings(self) -> list[models.Meeting]:
+        """Every meeting this member's units convened, earliest first."""
+        stmt = select(models.Meeting).order_by(models.Meeting.at)
+        return list(await self.session.scalars(stmt))

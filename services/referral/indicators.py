@@ -5,9 +5,12 @@ computed from this member's own records — never a personnummer or free text.
   acknowledgement deadline); hours to acknowledgement (median, p90); final statuses;
 - days from an incoming vårdkedjeremiss to its first meeting (median, p90);
 - discharge plannings sent, and how many had a SIP meeting for the person before the
-  expected discharge date;
-- plan actions ended, and ended without every party's units having been told (0 unless
-  the notice machinery fails: the notices are counted, not assumed);
+  expected discharge date — convened by this member, and held by any party (its plan
+  recorded by the date);
+- the care chain after the meeting (:mod:`.care_chain_indicators`): plan actions started
+  on time, late or not at all, ended and cancelled, and ended without every party's units
+  having been told (0 unless the notice machinery fails: the notices are counted, not
+  assumed); follow-ups held on time; days from a remissmöte to the first action started;
 - outcomes of kontaktbegäran (completed, declined, withdrawn by the person, ...).
 """
 
@@ -22,8 +25,16 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.referral.care_chain_indicators import (
+    Period,
+    action_figures,
+    days_to_first_action,
+    follow_up_figures,
+    sip_plans_by_person,
+)
 from services.referral.indicator_repository import IndicatorRepository
 from services.referral.models import Incoming, Meeting, Plan, Recipient, Referral
+from shared.data.db import utcnow
 from shared.domain.calendar import to_local
 from shared.web.csvout import Cell, write_csv
 
@@ -146,50 +157,29 @@ def _sip_before_discharge(discharge: Referral, sips: list[Meeting]) -> bool:
 
 
 async def _discharge_planning(
-    reads: IndicatorRepository, referrals: Iterable[Referral]
+    reads: IndicatorRepository, referrals: Iterable[Referral], plans: list[Plan]
 ) -> dict[str, Any]:
-    """Discharge plannings sent, and how many had a SIP meeting for the person on or before
-    the expected discharge date (and that share)."""
+    """Discharge plannings sent; how many had a SIP meeting this member convened for the
+    person on or before the expected discharge date, and how many a SIP held by then by any
+    party (its plan recorded, here or in a party's copy), with those shares."""
     discharges = [r for r in referrals if r.kind == "utskrivningsplanering" and r.details]
     sips = await reads.sips_for(list({r.person_key for r in discharges}))
+    recorded = sip_plans_by_person(plans)
     with_sip = sum(1 for r in discharges if _sip_before_discharge(r, sips))
+
+    def held(r: Referral) -> bool:
+        due = dt.date.fromisoformat(r.details["expected_discharge_date"])
+        return any(day <= due for day in recorded.get(r.person_key or "", []))
+
+    held_sip = sum(1 for r in discharges if held(r))
+    n = len(discharges)
     return {
-        "sent": len(discharges),
+        "sent": n,
         "with_sip_before_discharge": with_sip,
-        "share_with_sip_before_discharge": round(with_sip / len(discharges), 3)
-        if discharges
-        else None,
+        "share_with_sip_before_discharge": round(with_sip / n, 3) if n else None,
+        "with_sip_held_before_discharge": held_sip,
+        "share_with_sip_held_before_discharge": round(held_sip / n, 3) if n else None,
     }
-
-
-def _own_viewers(plan: Plan, scope: _Scope) -> list[str]:
-    """The plan's viewer units that are the scope's (the member's, or its one unit)."""
-    units = [v["unit_id"] for v in plan.viewers if v["orgnr"] == scope.member]
-    return [u for u in units if u == scope.unit_id] if scope.unit_id else units
-
-
-def _ended_in(action: dict[str, Any], scope: _Scope) -> bool:
-    """Whether a plan action ended within the scope's period."""
-    if action.get("status") != "ended" or not action.get("ended_at"):
-        return False
-    return scope.lo <= dt.datetime.fromisoformat(action["ended_at"]) < scope.hi
-
-
-async def _plan_actions(reads: IndicatorRepository, scope: _Scope) -> dict[str, int]:
-    """Plan actions ended in the period on plans the scope's units view, and how many of
-    those lack a notice to one of those units (0 unless the notice machinery fails)."""
-    ended = 0
-    unnoticed = 0
-    notices = await reads.plan_notices()
-    for plan in await reads.plans():
-        viewers = _own_viewers(plan, scope)
-        for action in plan.actions:
-            if not _ended_in(action, scope) or not viewers:
-                continue
-            ended += 1
-            if any((plan.id, action["id"], u) not in notices for u in viewers):
-                unnoticed += 1
-    return {"ended": ended, "ended_without_notice": unnoticed}
 
 
 def _kontaktbegaran_outcomes(outgoing: list[Task]) -> dict[str, int]:
@@ -208,9 +198,12 @@ async def compute(
     unit_id: str | None,
     since: dt.date,
     until: dt.date,
+    today: dt.date | None = None,
 ) -> dict[str, Any]:
-    """The indicators of ``member`` (one unit, or all) for the days ``since``..``until``."""
+    """The indicators of ``member`` (one unit, or all) for the days ``since``..``until``,
+    taken on ``today`` (Swedish time; default: now)."""
     scope = _Scope(member, unit_id, since, until)
+    period = Period(member, unit_id, since, until, today or to_local(utcnow()).date())
     reads = IndicatorRepository(session, scope.lo, scope.hi, unit_id)
     referrals = {r.id: r for r in await reads.referrals_sent()}
     outgoing = _outgoing_tasks(referrals, await reads.recipients_of(list(referrals)))
@@ -218,6 +211,7 @@ async def compute(
     received = await reads.incoming_received()
     incoming = _incoming_tasks(received)
     in_acked = await reads.acknowledged_at([t.id for t in incoming], "receiver")
+    plans, meetings = await reads.plans(), await reads.meetings()
     return {
         "member": member,
         "unit_id": unit_id,
@@ -225,8 +219,12 @@ async def compute(
         "outgoing": _direction(outgoing, out_acked),
         "incoming": _direction(incoming, in_acked),
         "days_to_first_meeting": await _days_to_first_meeting(reads, received),
-        "discharge_planning": await _discharge_planning(reads, referrals.values()),
-        "plan_actions": await _plan_actions(reads, scope),
+        "discharge_planning": await _discharge_planning(reads, referrals.values(), plans),
+        "plan_actions": action_figures(period, plans, await reads.plan_notices()),
+        "follow_ups": follow_up_figures(period, plans, meetings),
+        "days_from_remissmote_to_first_action": _spread(
+            days_to_first_action(period, plans, meetings)
+        ),
         "kontaktbegaran_outcomes": _kontaktbegaran_outcomes(outgoing),
     }
 
@@ -258,10 +256,15 @@ def as_csv(data: dict[str, Any]) -> str:
         w([f"days_to_first_meeting_{stat}", "incoming", "vardkedjeremiss",
                     data["days_to_first_meeting"][stat]])  # fmt: skip
     dp = data["discharge_planning"]
-    for key in ("sent", "with_sip_before_discharge", "share_with_sip_before_discharge"):
-        w([f"discharge_{key}", "outgoing", "utskrivningsplanering", dp[key]])
+    for key, value in dp.items():
+        w([f"discharge_{key}", "outgoing", "utskrivningsplanering", value])
     for key, value in data["plan_actions"].items():
         w([f"plan_actions_{key}", "", "", value])
+    for key, value in data["follow_ups"].items():
+        w([f"follow_ups_{key}", "", "", value])
+    for stat in ("n", "median", "p90"):
+        w([f"days_from_remissmote_to_first_action_{stat}", "", "vardkedjeremiss",
+           data["days_from_remissmote_to_first_action"][stat]])  # fmt: skip
     for status, n in data["kontaktbegaran_outcomes"].items():
         w([f"kontaktbegaran_outcome_{status}", "outgoing", "kontaktbegaran", n])
     return write_csv(["indicator", "direction", "kind", "value"], rows)

@@ -61,6 +61,23 @@ def recipient(tid: str, rid: str, status: str, ack_by: dt.date) -> Recipient:
     )
 
 
+def action(
+    aid: str,
+    status: str,
+    *,
+    start_by: str | None = None,
+    started: dt.datetime | None = None,
+    ended: dt.datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": aid,
+        "status": status,
+        "start_by": start_by,
+        "started_at": started.isoformat() if started else None,
+        "ended_at": ended.isoformat() if ended else None,
+    }
+
+
 def acked(tid: str, side: str, when: dt.datetime) -> Transition:
     return Transition(
         task_id=tid,
@@ -130,15 +147,52 @@ async def seed(db: Database) -> None:
                     viewers=[{"orgnr": ORG_REGION, "unit_id": PORT},
                              {"orgnr": ORG_REGION, "unit_id": UNIT}],
                     actions=[
-                        {"id": "a1", "status": "ended", "ended_at": at(9).isoformat()},
-                        {"id": "a2", "status": "ended", "ended_at": at(12).isoformat()},
-                        {"id": "a3", "status": "planned", "ended_at": None},
+                        # started on time (0.875 days after the remissmöte), ended
+                        action("a1", "ended", start_by="2026-11-09", started=at(9, 7),
+                               ended=at(9)),
+                        # started late, ended
+                        action("a2", "ended", start_by="2026-11-10", started=at(11),
+                               ended=at(12)),
+                        # never started, its date passed
+                        action("a3", "planned", start_by="2026-11-15"),
+                        # cancelled before it started
+                        action("a4", "cancelled", ended=at(14)),
+                        # due to start after the period
+                        action("a5", "planned", start_by="2026-12-02"),
                     ],
                 ),
                 PlanNotice(plan_id="m1", action_id="a1", unit_id=PORT),
                 PlanNotice(plan_id="m1", action_id="a1", unit_id=UNIT),
                 # a2's notice to UNIT is missing: the indicator must count it.
                 PlanNotice(plan_id="m1", action_id="a2", unit_id=PORT),
+                PlanNotice(plan_id="m1", action_id="a4", unit_id=PORT),
+                PlanNotice(plan_id="m1", action_id="a4", unit_id=UNIT),
+                # The SIP's plan (recorded on the day of the meeting), followed up on time;
+                # another plan's follow-up was not held.
+                Plan(
+                    id="m2", owner_orgnr=ORG_REGION, owner_unit_id=UNIT, kind="sip",
+                    personnummer=P1, person_key=f"key-{P1}", coordinators=[],
+                    follow_up_date=dt.date(2026, 11, 25), created_at=at(18, 12),
+                    viewers=[{"orgnr": ORG_REGION, "unit_id": UNIT}], actions=[],
+                ),
+                Meeting(
+                    id="m3", kind="sip", convener_unit_id=UNIT, personnummer=P1,
+                    person_key=f"key-{P1}", at=at(24, 9), follow_up_of="m2", status="held",
+                    created_by="u",
+                ),
+                Plan(
+                    id="m5", owner_orgnr=ORG_REGION, owner_unit_id=UNIT, kind="sip",
+                    personnummer=P1, person_key=f"key-{P1}", coordinators=[],
+                    follow_up_date=dt.date(2026, 11, 28),
+                    viewers=[{"orgnr": ORG_REGION, "unit_id": UNIT}], actions=[],
+                ),
+                # A SIP Växjö held for P2 before r5's discharge: this member has its copy.
+                Plan(
+                    id="vx-sip", owner_orgnr="212000-0647", owner_unit_id="vx-soc", kind="sip",
+                    personnummer=P2, person_key=f"key-{P2}", coordinators=[],
+                    follow_up_date=dt.date(2027, 1, 10), created_at=at(24),
+                    viewers=[{"orgnr": ORG_REGION, "unit_id": UNIT}], actions=[],
+                ),
             ]
         )  # fmt: skip
 
@@ -182,10 +236,26 @@ async def test_the_indicators_of_a_known_month(app: FastAPI) -> None:
     assert data["days_to_first_meeting"] == {"n": 1, "median": 4.0, "p90": 4.0}
     assert data["discharge_planning"] == {
         "sent": 2,
-        "with_sip_before_discharge": 1,
+        "with_sip_before_discharge": 1,  # convened here
         "share_with_sip_before_discharge": 0.5,
+        "with_sip_held_before_discharge": 2,  # held by any party (the plan recorded)
+        "share_with_sip_held_before_discharge": 1.0,
     }
-    assert data["plan_actions"] == {"ended": 2, "ended_without_notice": 1}
+    assert data["plan_actions"] == {
+        "due_to_start": 3,
+        "started_on_time": 1,
+        "started_late": 1,
+        "overdue_not_started": 1,
+        "ended": 2,
+        "cancelled": 1,
+        "ended_without_notice": 1,
+    }
+    assert data["follow_ups"] == {"due": 2, "held_on_time": 1, "share_held_on_time": 0.5}
+    assert data["days_from_remissmote_to_first_action"] == {
+        "n": 1,
+        "median": 0.88,
+        "p90": 0.88,
+    }
     assert data["kontaktbegaran_outcomes"] == {"completed": 1, "declined": 1, "withdrawn": 1}
     assert P1 not in r.text  # aggregates only
     assert P2 not in r.text
@@ -195,11 +265,14 @@ async def test_one_unit_a_csv_and_a_bad_period(app: FastAPI) -> None:
     port = (await get(app, unit_id=PORT)).json()
     assert port["outgoing"] == {}
     assert port["incoming"]["vardkedjeremiss"]["count"] == 1
-    assert port["plan_actions"] == {"ended": 2, "ended_without_notice": 0}
+    assert (port["plan_actions"]["ended"], port["plan_actions"]["cancelled"]) == (2, 1)
+    assert port["plan_actions"]["ended_without_notice"] == 0
+    assert port["follow_ups"]["due"] == 0  # the SIPs' plans are not the port's
     csv = await get(app, format="csv")
     assert csv.headers["content-type"].startswith("text/csv")
     assert "count,outgoing,kontaktbegaran,3\r\n" in csv.text
     assert "plan_actions_ended_without_notice,,,1\r\n" in csv.text
+    assert "follow_ups_held_on_time,,,1\r\n" in csv.text
     bad = await get(app, **{"from": "2026-12-01"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["rule"] == "period_order"
