@@ -39,7 +39,7 @@ from typing import Any, Final
 from stdnum import luhn
 
 from services.directory.codes import INTERVENTION_LABELS, Intervention, UnitKind
-from services.directory.hours import OpeningHours
+from shared.domain.hours import OpeningHours
 from services.directory.schemas import UnitCreate
 from shared.domain.kinds import ReferralKind
 from shared.identity.identifiers import all_kommuner, counties

@@ -9,8 +9,8 @@ serves, its opening hours and mission. It is built from the read replica, so any
 :func:`build_overview` turns replica rows into a plain :class:`Overview`;
 :mod:`services.directory.overview_render` prints it (HTML, PDF, CSV). Reasons are
 grouped case- and whitespace-insensitively and sorted with Swedish collation
-(:func:`~services.directory.swedish.swedish_sort_key`: å, ä, ö after z); phone numbers
-are shown in national format (:func:`~services.directory.swedish.format_phone_national`).
+(:func:`~shared.domain.swedish.swedish_sort_key`: å, ä, ö after z); phone numbers
+are shown in national format (:func:`~shared.domain.swedish.format_phone_national`).
 
 Member names: the replica holds only the owner's organisationsnummer, so the caller
 passes the name. The router knows only its own member's name (from the settings) and
@@ -30,11 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.directory import replica
 from services.directory.codes import CHANNEL_LABELS, UNIT_KIND_LABELS, Channel, UnitStatus, label
-from services.directory.hours import OpeningHours, describe_sv
 from services.directory.models import ReplicaUnit
 from services.directory.schemas import ContactPath
-from services.directory.swedish import format_phone_national, postal_text, swedish_sort_key
 from shared.domain.calendar import to_local
+from shared.domain.hours import OpeningHours, describe_sv
+from shared.domain.swedish import format_phone_national, postal_text, swedish_sort_key
 from shared.identity.identifiers import IdentifierError, all_kommuner, kommun
 
 __all__ = [

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from typing import Final
 
@@ -15,11 +14,11 @@ from fpdf import FPDF
 from fpdf.enums import MethodReturnValue, XPos, YPos
 
 from services.directory.overview import Contact, Overview, UnitSummary
-from services.directory.swedish import SV_FOLD
 from shared.web.csvout import write_csv
+from shared.web.pdf import PDF_ENCODING, pdf_safe
 from shared.web.templates import templates
 
-__all__ = ["CSV_COLUMNS", "pdf_safe", "render_csv", "render_html", "render_pdf"]
+__all__ = ["CSV_COLUMNS", "render_csv", "render_html", "render_pdf"]
 
 CSV_COLUMNS: Final = (
     "kontaktorsak",
@@ -43,64 +42,11 @@ def render_html(overview: Overview) -> str:
 
 # --- PDF -------------------------------------------------------------------------------------
 
-# The PDF core fonts are encoded as WinAnsi (cp1252): Swedish letters, é, – and “” fit.
-_PDF_ENCODING: Final = "cp1252"
-_PDF_TRANSLATE: Final = str.maketrans(
-    {
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u2012": "-",
-        "\u2212": "-",
-        "\u2009": " ",
-        "\u202f": " ",
-        "\u2192": "->",
-        "\u2264": "<=",
-        "\u2265": ">=",
-        "\t": " ",
-        "\r": "",
-    }
-)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode(_PDF_ENCODING)
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def pdf_safe(text: str) -> str:
-    """``text`` restricted to what the PDF core fonts can show.
-
-    Common typographic characters get their plain equivalents, accented letters outside
-    the font lose their accent (ł → l, ő → o), control characters become spaces and
-    anything else becomes ``?``, so no input can make the rendering fail.
-    """
-    out: list[str] = []
-    for ch in text.translate(_PDF_TRANSLATE):
-        if ch == "\n":
-            out.append(ch)
-        elif unicodedata.category(ch).startswith("C"):
-            out.append(" ")
-        elif _encodable(ch):
-            out.append(ch)
-        else:
-            folded = SV_FOLD.get(ch.lower())
-            if folded is not None:
-                base = folded.upper() if ch.isupper() else folded
-            else:
-                base = "".join(
-                    c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)
-                )
-            out.append(base if base and _encodable(base) else "?")
-    return "".join(out)
-
 
 class _OverviewPDF(FPDF):
     def __init__(self, footer_text: str) -> None:
         super().__init__(orientation="portrait", unit="mm", format="A4")
-        self.core_fonts_encoding = _PDF_ENCODING
+        self.core_fonts_encoding = PDF_ENCODING
         self._footer_text = footer_text
         self.set_margins(18, 16, 18)
         self.set_auto_page_break(auto=True, margin=18)

@@ -14,12 +14,12 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.directory.hours import OpeningHours
 from services.directory.models import ReplicaUnit
 from services.directory.repository import ReplicaRepository
 from services.directory.schemas import Capacity, ContactPath, TargetGroup
 from services.directory.service import PUBLIC_FIELDS, UnitNotFound
 from shared.data.db import utcnow
+from shared.domain.hours import OpeningHours
 from shared.messaging.events import CloudEvent
 from shared.messaging.events.payloads import UnitChangedV1
 from shared.messaging.inbox import Reject

@@ -17,9 +17,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.directory.codes import Channel, Intervention, UnitKind, UnitStatus
-from services.directory.hours import OpeningHours
 from shared.config import MemberKind
 from shared.domain.contact import FunctionalEmail, PostalAddress, SecureMailAddress, SwedishPhone
+from shared.domain.hours import OpeningHours
 from shared.domain.kinds import ReferralKind
 from shared.identity.identifiers import Kommunkod
 from shared.web.fields import JSON_INT, Age, IsoAwareDatetime, IsoDate, JsonInt

@@ -14,9 +14,9 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from services.directory.hours import Day, OpeningHours, TimeRange, day_runs
 from services.directory.schemas import ContactPath
-from services.directory.swedish import postal_text
+from shared.domain.hours import Day, OpeningHours, TimeRange, day_runs
+from shared.domain.swedish import postal_text
 
 __all__ = [
     "Problem",

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.directory.models import Unit
 from services.directory.repository import UnitRepository
 from services.directory.schemas import UnitCreate
-from services.directory.swedish import swedish_sort_key
 from services.directory.transfer import ImportFormat
 from services.directory.transfer_cells import contact_paths_cell, opening_hours_cell
 from services.directory.transfer_read import CSV_COLUMNS
+from shared.domain.swedish import swedish_sort_key
 from shared.web.csvout import write_csv
 
 __all__ = ["export_units"]

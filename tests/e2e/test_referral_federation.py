@@ -38,7 +38,13 @@ from tests.conftest import (
 )
 from tests.helpers.harness import eventually
 from tests.integration.notify.servers import SmtpServer, WebhookReceiver
-from vardkedja.federation import DEMO_UNITS, Federation, Member, seed_demo_units
+from vardkedja.federation import (
+    DEMO_MEMBERS,
+    DEMO_UNITS,
+    Federation,
+    Member,
+    seed_demo_units,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +60,8 @@ def port_base(taken: set[int]) -> int:
     return free_port_block(len(SERVICES), taken=taken)
 
 
-def two_member_federation(
+def member_federation(
+    orgnrs: tuple[str, ...],
     urls: dict[tuple[str, str], str],
     data_dir: Path,
     bootstrap: str,
@@ -62,12 +69,15 @@ def two_member_federation(
     fetch_max_wait_ms: int = 20,
     **env: str,
 ) -> Federation:
-    """Region Kronoberg and Växjö kommun with the four services, on free ports."""
+    """The demo members of ``orgnrs`` with the four services, on free ports."""
     taken: set[int] = set()
     members = [
-        Member(ORG_REGION, "Region Kronoberg", "region", port_base(taken)),
-        Member(ORG_VAXJO, "Växjö kommun", "kommun", port_base(taken)),
+        Member(m.orgnr, m.name, m.kind, port_base(taken))
+        for orgnr in orgnrs
+        for m in DEMO_MEMBERS
+        if m.orgnr == orgnr
     ]
+    assert [m.orgnr for m in members] == list(orgnrs), "a demo member of each orgnr"
     return Federation(
         members=members,
         services=SERVICES,
@@ -83,6 +93,25 @@ def two_member_federation(
             "VK_NOTIFY__DISPATCH_POLL_INTERVAL_S": "0.2",
             **env,
         },
+    )
+
+
+def two_member_federation(
+    urls: dict[tuple[str, str], str],
+    data_dir: Path,
+    bootstrap: str,
+    *,
+    fetch_max_wait_ms: int = 20,
+    **env: str,
+) -> Federation:
+    """Region Kronoberg and Växjö kommun with the four services, on free ports."""
+    return member_federation(
+        (ORG_REGION, ORG_VAXJO),
+        urls,
+        data_dir,
+        bootstrap,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        **env,
     )
 
 

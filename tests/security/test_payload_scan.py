@@ -50,13 +50,13 @@ from prometheus_client import generate_latest
 from sqlalchemy import func, select
 
 from services.directory.demo import load_demo_members, load_demo_units
-from services.directory.hours import OpeningHours
 from services.directory.schemas import Capacity, ContactPath, TargetGroup
 from services.notify.content import KINDS, looks_like_personnummer
 from services.referral import siblings as referral_siblings
 from services.referral.models import KnownUnit
 from shared.config import KafkaSettings, Settings
 from shared.data import migrations
+from shared.domain.hours import OpeningHours
 from shared.identity.auth import mint_token
 from shared.messaging.broker import Broker
 from shared.messaging.events import CATALOGUE, topics

@@ -15,9 +15,9 @@ from stdnum import luhn
 from bench import directory_synthetic as synthetic
 from services.directory.codes import INTAKE_KINDS, UnitKind
 from services.directory.demo import load_demo_units
-from services.directory.hours import Day
 from services.directory.schemas import UnitCreate
 from shared.domain.contact import SHORT_NUMBERS, normalise_phone
+from shared.domain.hours import Day
 from shared.identity.identifiers import all_kommuner, normalise_orgnr
 from shared.messaging.events.payloads import UnitChangedV1
 from vardkedja.federation import DEMO_MEMBERS, DEMO_UNITS

@@ -1,4 +1,4 @@
-"""Tests of services.directory.hours: opening hours in Stockholm local time."""
+"""Tests of shared.domain.hours: opening hours in Stockholm local time."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.directory.hours import (
+from shared.domain.calendar import STOCKHOLM
+from shared.domain.hours import (
     Day,
     Interval,
     OpeningHours,
@@ -19,7 +20,6 @@ from services.directory.hours import (
     is_open,
     next_opening,
 )
-from shared.domain.calendar import STOCKHOLM
 
 UTC = dt.UTC
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")

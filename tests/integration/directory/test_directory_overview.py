@@ -19,15 +19,16 @@ from fastapi import FastAPI
 from services.directory import replica
 from services.directory.models import ReplicaUnit
 from services.directory.overview import build_overview
-from services.directory.overview_render import CSV_COLUMNS, pdf_safe, render_pdf
-from services.directory.swedish import format_phone_national, swedish_sort_key
+from services.directory.overview_render import CSV_COLUMNS, render_pdf
 from services.directory.transfer_router import overview_router, transfer_router
 from shared.data.db import Database, utcnow
 from shared.domain.calendar import to_local
+from shared.domain.swedish import format_phone_national, swedish_sort_key
 from shared.messaging.events import CloudEvent
 from shared.messaging.events.payloads import UNIT_CHANGED_V1, UnitChangedV1
 from shared.web.app import create_app
 from shared.web.errors import PROBLEM_BASE, PROBLEM_JSON
+from shared.web.pdf import pdf_safe
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO, make_settings
 from tests.helpers.directory import SPEC, auth
 
