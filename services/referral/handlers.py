@@ -20,6 +20,7 @@ from shared.data.work import Work
 from shared.messaging.events import topics
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
+    MEMBER_CHANGED_V1,
     PLAN_ACTION_STEP_REQUESTED_V1,
     PLAN_REVISION_REQUESTED_V1,
     PLAN_SHARED_V1,
@@ -27,6 +28,7 @@ from shared.messaging.events.payloads import (
     REFERRAL_TRANSITIONED_V1,
     UNIT_CHANGED_V1,
     ConsentEndedV1,
+    MemberChangedV1,
     PlanActionStepRequestedV1,
     PlanRevisionRequestedV1,
     PlanSharedV1,
@@ -107,6 +109,11 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         assert isinstance(payload, PlanRevisionRequestedV1)
         await plans.apply_revision_request(work(session), clients_of(ctx), delivery.event, payload)
 
+    async def on_member(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, MemberChangedV1)
+        await units.apply_member_changed(session, delivery.event, payload)
+
     async def on_unit(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, UnitChangedV1)
@@ -135,7 +142,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         ConsumerSpec(
             name="directory",
             topics=[topics.DIRECTORY],
-            handlers={UNIT_CHANGED_V1: on_unit},
+            handlers={UNIT_CHANGED_V1: on_unit, MEMBER_CHANGED_V1: on_member},
         ),
     ]
 

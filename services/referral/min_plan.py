@@ -257,7 +257,8 @@ class MinPlanView:
     own_goals: tuple[str, ...] = ()
     goals: tuple[str, ...] = ()
     next_follow_up: dt.date | None = None
-    attendance: Attendance = Attendance()
+    attendance: Attendance | None = None
+    """Who took part (None: not recorded, and not printed)."""
     agreement: Agreement = Agreement.NOT_RECORDED
     agreement_note: str | None = None
     """What the person said about the plan, in their own words."""
@@ -475,7 +476,8 @@ def _sections(view: MinPlanView) -> list[tuple[str, list[list[_Line]]]]:
     )
     sections.append((view.coordinator_heading, coordinators))
     sections.append(("Nästa uppföljning", [[("", 11, 0, 5.6, view.follow_up_line)]]))
-    sections.append(("Vilka var med på mötet", _bullets(view.attendance.lines())))
+    if view.attendance is not None:
+        sections.append(("Vilka var med på mötet", _bullets(view.attendance.lines())))
     agreement: list[list[_Line]] = [[("", 11, 0, 5.6, view.agreement.label)]]
     if view.agreement_note:
         agreement.append([("I", 11, 0, 5.6, f"Det här sa du: {view.agreement_note}")])

@@ -157,8 +157,8 @@ class ConsentTombstone(Base):
 
 
 class KnownUnit(Base):
-    """A unit of any member as last seen on ``vardkedja.directory`` (only what routing a
-    referral needs)."""
+    """A unit of any member as last seen on ``vardkedja.directory`` (what routing a
+    referral needs, and how the function is reached)."""
 
     __tablename__ = "known_unit"
 
@@ -169,6 +169,22 @@ class KnownUnit(Base):
     status: Mapped[str] = mapped_column(String(32))
     referral_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
     interventions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # How the function is reached (the directory's contact paths and opening hours): what
+    # a person's Min plan prints for each action and coordinator.
+    contact_paths: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    opening_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class KnownMember(Base):
+    """A member (huvudman) as it last described itself on ``vardkedja.directory``: the
+    name a person reads beside a unit's."""
+
+    __tablename__ = "known_member"
+
+    orgnr: Mapped[str] = mapped_column(String(11), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer)
 
 

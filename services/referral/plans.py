@@ -263,7 +263,7 @@ async def revise_plan(
     was recorded here (False: requested)."""
     caller = caller_of(work)
     unit = require_unit(caller)
-    plan = await _open_plan(work, plan_id)
+    plan = await open_plan(work, plan_id)
     if not is_coordinator(plan, caller.org, unit):
         raise NotCoordinator("only a coordinating unit of the plan revises it")
     if plan.plan_version != expected_version:
@@ -435,7 +435,7 @@ async def get_plan(work: Work, plan_id: str) -> Plan:
     return plan
 
 
-async def _open_plan(work: Work, plan_id: str) -> Plan:
+async def open_plan(work: Work, plan_id: str) -> Plan:
     """A plan the caller sees whose copy is not closed."""
     plan = await get_plan(work, plan_id)
     if plan.status == WITHDRAWN:
@@ -496,7 +496,7 @@ async def step_action(
     the plan (True: recorded here)."""
     caller = caller_of(work)
     unit = require_unit(caller)
-    plan = await _open_plan(work, plan_id)
+    plan = await open_plan(work, plan_id)
     if plan.plan_version != expected_version:
         raise StaleVersion(f"the plan is at version {plan.plan_version}")
     by = _StepBy(action_id, caller.org, unit, data)

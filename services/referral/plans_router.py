@@ -3,15 +3,18 @@ an action's steps (its owner), and the worklists of action owners and coordinato
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 
-from services.referral import coordination, plans
+from services.referral import coordination, my_plan, plans
 from services.referral.access import NoUnitClaim, StaleVersion, TransitionNotAllowed
 from services.referral.actions import allowed_steps
 from services.referral.api import IfMatch, Reader, Writer, work_of
 from services.referral.coordination import ActionEntry
+from services.referral.min_plan import render_html, render_pdf
 from services.referral.models import Meeting, Plan
 from services.referral.plans import ActionNotFound, NotActionOwner, NotCoordinator, PlanNotFound
 from services.referral.schemas import (
@@ -137,6 +140,57 @@ def accepted(response: Response, recorded_here: bool, plan_id: str) -> None:
     if not recorded_here:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["Location"] = f"/v1/plans/{plan_id}"
+
+
+class PrintFormat(enum.StrEnum):
+    HTML = "html"
+    PDF = "pdf"
+
+
+@plans_router.get(
+    "/plans/{plan_id}/min-plan",
+    response_class=Response,
+    summary="Print the person's own plan (Min plan)",
+    description=(
+        "The plan as the person reads it, in plain Swedish with no ids or codes: their own "
+        "goals first, each action with who does it, when it starts and ends, where it "
+        "stands and how to reach that function (its phone, functional e-mail, address and "
+        "opening hours from the directory), the coordinating function, the next follow-up, "
+        "who took part and whether the person agrees. `format=html` (default) for the "
+        "browser and print, `pdf` (A4) as a download. With protected identity it prints no "
+        "personnummer and no meeting place. Every unit that sees the plan may print it; "
+        "audited as `plan.min_plan`. Scope `referral:read`."
+    ),
+    responses={
+        200: {
+            "description": "the person's plan",
+            "content": {
+                "text/html": {},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **problem_responses(Forbidden, PlanNotFound, TransitionNotAllowed, NoUnitClaim),
+    },
+)
+async def min_plan(
+    plan_id: Id,
+    caller: Reader,
+    session: DbSession,
+    ctx: Ctx,
+    format: Annotated[PrintFormat, Query(description="html or pdf")] = PrintFormat.HTML,
+) -> Response:
+    work = work_of(ctx, session, caller)
+    plan = await plans.open_plan(work, plan_id)
+    view = await my_plan.view_of(work, plan)
+    await audit(ctx, work, "plan.min_plan", plan)
+    if format is PrintFormat.PDF:
+        pdf = await run_in_threadpool(render_pdf, view)  # CPU-bound
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": 'attachment; filename="min-plan.pdf"'},
+        )
+    return Response(render_html(view), media_type="text/html; charset=utf-8")
 
 
 @plans_router.put(

@@ -11,6 +11,7 @@ from services.referral.codes import OPEN
 from services.referral.models import (
     ConsentTombstone,
     Incoming,
+    KnownMember,
     KnownUnit,
     Meeting,
     Plan,
@@ -151,6 +152,14 @@ class KnownUnitRepository(RepositoryBase[KnownUnit]):
             return {}
         stmt = select(KnownUnit.unit_id, KnownUnit.name).where(KnownUnit.unit_id.in_(unit_ids))
         return {str(u): str(n) for u, n in (await self.session.execute(stmt)).all()}
+
+
+class KnownMemberRepository(RepositoryBase[KnownMember]):
+    model = KnownMember
+
+    async def names(self) -> dict[str, str]:
+        """Every known member's name, by organisationsnummer."""
+        return {m.orgnr: m.name for m in await self.session.scalars(select(KnownMember))}
 
 
 class MeetingRepository(RepositoryBase[Meeting]):

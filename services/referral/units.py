@@ -1,6 +1,7 @@
 """The directory's units as this referral service knows them: a light replica of every
 member's units, fed by ``vardkedja.directory``, that says which units exist, whether they
-are active and which kinds of referral they receive.
+are active, which kinds of referral they receive and how they are reached — and every
+member's name.
 
 Each member publishes only its own units; the first member to publish a unit id owns it
 (ADR 0020), and the replica moves only forward by version.
@@ -11,11 +12,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.details import UnitRef
-from services.referral.models import KnownUnit
-from services.referral.repository import KnownUnitRepository
+from services.referral.models import KnownMember, KnownUnit
+from services.referral.repository import KnownMemberRepository, KnownUnitRepository
 from shared.domain.kinds import ReferralKind
 from shared.messaging.events import CloudEvent
-from shared.messaging.events.payloads import UnitChangedV1
+from shared.messaging.events.payloads import MemberChangedV1, UnitChangedV1
 from shared.messaging.ownership import newer, require_owner, require_sender
 
 
@@ -49,7 +50,27 @@ async def apply_unit_changed(*, session: AsyncSession, payload: UnitChangedV1) -
     unit.status = payload.status
     unit.referral_kinds = list(payload.referral_kinds)
     unit.interventions = list(payload.interventions)
+    unit.contact_paths = [dict(p) for p in payload.contact_paths]
+    unit.opening_hours = payload.opening_hours
     unit.version = payload.version
+    await session.flush()
+    return True
+
+
+async def apply_member_changed(
+    session: AsyncSession, event: CloudEvent, payload: MemberChangedV1
+) -> bool:
+    """Keeps a member's name from ``vardkedja.directory`` unless it is stale; a member
+    describes only itself (``sender_not_owner``)."""
+    require_sender(event, payload.orgnr, "a member may only describe itself")
+    repo = KnownMemberRepository(session)
+    member = await repo.get(payload.orgnr)
+    if member is not None and not newer(member.version, payload.version):
+        return False
+    if member is None:
+        member = KnownMember(orgnr=payload.orgnr)
+        session.add(member)
+    member.name, member.kind, member.version = payload.name, payload.kind, payload.version
     await session.flush()
     return True
 

@@ -52,6 +52,27 @@ UNITS = [
 ]  # fmt: skip
 
 
+# How the housing support is reached (what a person's Min plan prints for it).
+CONTACTS: dict[str, dict[str, Any]] = {
+    VAXJO_BOENDE: {
+        "contact_paths": [
+            {"reason": "Frågor om boendestöd", "channel": "phone", "phone": "+46470410000"},
+            {
+                "reason": "Frågor om boendestöd",
+                "channel": "functional_email",
+                "email": "boendestod@vaxjo.example",
+            },
+        ],
+        "opening_hours": {
+            "weekly": [
+                {"day": d, "opens": "08:00", "closes": "16:30"}
+                for d in ("mon", "tue", "wed", "thu", "fri")
+            ]
+        },
+    },
+}
+
+
 @dataclass
 class Member:
     """One member's consent and referral services (apps and workers)."""
@@ -110,6 +131,7 @@ async def seed_units(db: Database) -> None:
                     kommunkoder=["0780"],
                     version=1,
                     changed_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+                    **CONTACTS.get(unit_id, {}),
                 ),
             )
 

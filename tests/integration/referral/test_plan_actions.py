@@ -349,3 +349,46 @@ async def test_a_coordinator_convenes_a_samordningsmote_about_another_members_pl
     async with region.referral() as c:
         got = (await c.get(f"/v1/meetings/{held['id']}", headers=BEROENDE)).json()
     assert got["status"] == "held"
+
+
+async def test_the_person_gets_a_plan_of_their_own_in_plain_swedish(members: Pair) -> None:
+    region, vaxjo = members.region, members.vaxjo
+    plan = await a_sip_with_its_plan(members)
+    plan_id = plan["id"]
+    async with vaxjo.referral() as c:
+        page = await c.get(f"/v1/plans/{plan_id}/min-plan", headers=SOC)
+        pdf = await c.get(f"/v1/plans/{plan_id}/min-plan?format=pdf", headers=SOC)
+        hidden = await c.get(
+            f"/v1/plans/{plan_id}/min-plan", headers=auth(ORG_VAXJO, "vx-annan-enhet", RW)
+        )
+        bad = await c.get(f"/v1/plans/{plan_id}/min-plan?format=docx", headers=SOC)
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    text = page.text
+    for shown in (
+        "Jag vill ha ett eget boende.",  # the person's own goal
+        "Boendestöd",  # the intervention's label, never its code
+        "Försäkringskassan",
+        "Växjö kommun",  # the unit's huvudman
+        "0470-41 00 00",  # the housing support's phone, in national form
+        "Mån–Fre 08:00–16:30",
+        "boendestod@vaxjo.example",
+        "Du har sagt att du håller med om planen.",
+    ):
+        assert shown in text, shown
+    assert plan_id not in text
+    assert VAXJO_BOENDE not in text  # no unit ids
+    assert 'boendestod"' not in text and ">boendestod<" not in text
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+    assert 'filename="min-plan.pdf"' in pdf.headers["content-disposition"]
+    problem(hidden, 404, "plan-not-found")
+    assert field_rules(problem(bad, 422)) == {"format": "enum"}
+    # At the region (a party's copy) the participant prints it too.
+    await eventually(
+        lambda: _is(version_at(region, plan_id, BEROENDE), 1), within=30, what="plan copy"
+    )
+    async with region.referral() as c:
+        there = await c.get(f"/v1/plans/{plan_id}/min-plan", headers=BEROENDE)
+    assert there.status_code == 200
+    assert "Jag vill ha ett eget boende." in there.text
