@@ -144,6 +144,7 @@ async def test_the_care_chain_after_the_meeting_across_three_members(three: Fede
                 "person": {"personnummer": person},
                 "needs": ["abstinensbehandling", "boendestod"],
                 "summary": "Behöver abstinensbehandling och boende; flyttar till Alvesta.",
+                "drug_free": "no",
                 "recipients": [ref(ORG_REGION, ids[PORT])],
             },
         )
@@ -244,8 +245,8 @@ async def test_the_care_chain_after_the_meeting_across_three_members(three: Fede
         assert r.status_code == 202, r.text
 
         async def outside_started() -> bool:
-            got = await plan_of(port, plan_id)
-            return bool(got and got["actions"][3]["status"] == "started")
+            copies = [await plan_of(s, plan_id) for s in (port, soc)]
+            return all(c and c["actions"][3]["status"] == "started" for c in copies)
 
         await eventually(outside_started, within=60, what="the outside actor's start")
         current = await soc.get(f"/v1/plans/{plan_id}")

@@ -180,6 +180,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                         "sip",
                         "utskrivningsplanering",
                         "hvb_underrattelse",
+                        "vardkedjesamordning",
                     ],
                     "parties": [{"orgnr": REGION}, {"orgnr": VAXJO}],
                     "categories": ["contact_details", "needs_summary", "plan", "social_situation"],
@@ -485,6 +486,93 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
         ),
     )
 
+    coordination = Section(
+        "After the meeting: the coordinator and the person's own plan",
+        "Nothing may end or fail to start without the others knowing. The coordinating "
+        "function — Växjö's intake, named in both plans — sees the plans it coordinates and "
+        "every action overdue in them, convenes a meeting of the professionals without the "
+        "person when actions do not start, and revises the plan from its own member; the "
+        "person gets a plan of their own, in plain Swedish.",
+        (
+            _follow(
+                "The coordinator's worklist: the plans it coordinates, actions overdue, "
+                "follow-ups due.",
+                VAXJO,
+                SOC,
+                "/v1/coordination",
+            ),
+            Step(
+                says="Convene a samordningsmöte — the professionals, without the person — "
+                "about the vårdkedjeremiss's plan, which the region owns.",
+                member=VAXJO,
+                unit=SOC,
+                method="POST",
+                path="/v1/meetings",
+                body={
+                    "kind": "samordningsmote",
+                    "follow_up_of": "{vkr_plan_id}",
+                    "at": follow_up_at.isoformat(),
+                    "video_link": "https://mote.example/samordning",
+                    "participants": [ref(VAXJO, BOENDE)],
+                    "summary": "Stämma av att insatserna har kommit igång.",
+                },
+                status=201,
+                note={"samordning_invitation": "participants.0.task_id"},
+            ),
+            _follow(
+                "The housing support's invitation (purpose: samordning av vårdkedjan).",
+                VAXJO,
+                BOENDE,
+                "/v1/incoming/{samordning_invitation}",
+                until=("kind", "samordningsmote"),
+            ),
+            Step(
+                says="Read the plan the coordinator will revise (its `ETag`).",
+                member=VAXJO,
+                unit=SOC,
+                method="GET",
+                path="/v1/plans/{vkr_plan_id}",
+                note={"vkr_plan_etag": "ETag"},
+            ),
+            Step(
+                says="Revise the plan from Växjö: the person's own goal added, a new "
+                "follow-up date. The region owns the plan, so the revision goes there (202).",
+                member=VAXJO,
+                unit=SOC,
+                method="PUT",
+                path="/v1/plans/{vkr_plan_id}",
+                body={
+                    "own_goals": ["Jag vill ha ett eget boende."],
+                    "goals": ["Drogfrihet", "Eget boende"],
+                    "actions": [
+                        {"intervention": "abstinensbehandling", "owner": ref(REGION, BEROENDE)},
+                        {"intervention": "boendestod", "owner": ref(VAXJO, BOENDE)},
+                    ],
+                    "coordinators": [ref(VAXJO, SOC)],
+                    "follow_up_date": (today + dt.timedelta(days=45)).isoformat(),
+                },
+                if_match="vkr_plan_etag",
+                status=202,
+            ),
+            _follow(
+                "The revision is back at Växjö from the region, the plan's owner.",
+                VAXJO,
+                SOC,
+                "/v1/plans/{vkr_plan_id}",
+                until=("own_goals.0", "Jag vill ha ett eget boende."),
+            ),
+            Step(
+                says="Print the person's own plan (Min plan) from the SIP: their goal first, "
+                "who does what and how to reach them, the coordinator, the next follow-up. "
+                "Add `format=pdf` for a PDF.",
+                member=VAXJO,
+                unit=SOC,
+                method="GET",
+                path="/v1/plans/{sip_plan_id}/min-plan",
+            ),
+        ),
+    )
+
     hvb = Section(
         "An HVB notification",
         "Växjö places the person at an HVB and notifies the region's beroendemottagning.",
@@ -520,4 +608,4 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
             ),
         ),
     )
-    return (consent, kontaktbegaran, vardkedjeremiss, discharge_sip, hvb)
+    return (consent, kontaktbegaran, vardkedjeremiss, discharge_sip, coordination, hvb)
