@@ -576,6 +576,10 @@ TABLE: dict[tuple[str, str, str], Op] = {
         "referral:read",
         (T("unit A's plan", U, get(RF, "/v1/plans/{meeting_a}"), shows="{p1}", **UNIT_REF),),
     ),
+    (RF, "GET", "/v1/plans/{plan_id}/min-plan"): Op(
+        "referral:read",
+        (T("unit A's plan, printed", U, get(RF, "/v1/plans/{meeting_a}/min-plan"), **UNIT_REF),),
+    ),
     (RF, "PUT", "/v1/plans/{plan_id}"): Op(
         "referral:write", (T("unit A's plan", U, b_revise_plan, fresh=True, **UNIT_REF),)
     ),

@@ -382,12 +382,14 @@ async def b_remissmote(env: Env, fresh: bool) -> Req:
 
 
 async def b_follow_up(env: Env, fresh: bool) -> Req:
-    """A follow-up of unit A's held SIP (its meeting id in the body)."""
+    """A follow-up of a held SIP of unit A's (its meeting id in the body; fresh: a SIP
+    held just now, about the same person: a follow-up is about the plan's person)."""
     w = env.w
+    meeting = (await env.s.meeting("SIP att följa upp."))[0] if fresh else w.meeting_a
     body = {
         "kind": "sip",
-        "follow_up_of": w.meeting_a,
-        "person": {"personnummer": env.new_person() if fresh else w.p1},
+        "follow_up_of": meeting,
+        "person": {"personnummer": w.p1},
         "at": soon(30),
         "place": "Mottagningen",
         "participants": [{"orgnr": OWNER, "unit_id": w.ub}],

@@ -590,6 +590,15 @@ AUDIT: dict[tuple[str, str, str], Personal | NotPersonal] = {
             ),
         )
     ),
+    (RF, "GET", "/v1/plans/{plan_id}/min-plan"): Personal(
+        (
+            Case(
+                "print",
+                get(RF, "/v1/plans/{meeting_a}/min-plan"),
+                one("plan.min_plan", "plan", rid="{meeting_a}", person="{p1}"),
+            ),
+        )
+    ),
     (RF, "PUT", "/v1/plans/{plan_id}"): Personal(
         (Case("revise", b_revise_plan, one("plan.revise", "plan", from_body=True)),)
     ),

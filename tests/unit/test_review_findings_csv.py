@@ -55,9 +55,13 @@ class TestIndicatorsCsv:
                 "share_with_sip_before_discharge": 0.0,
             },
             "plan_actions": {"ended": 0, "ended_without_notice": 0},
+            "follow_ups": {"due": 0, "held_on_time": 0, "share_held_on_time": None},
+            "days_from_remissmote_to_first_action": {"n": 1, "median": -0.5, "p90": -0.5},
             "kontaktbegaran_outcomes": {"=evil": 1},
         }
         rows = cells(as_csv(data))
         assert rows[0] == ["indicator", "direction", "kind", "value"]
         assert ["days_to_first_meeting_median", "incoming", "vardkedjeremiss", "-1.5"] in rows
+        first_action = ["days_from_remissmote_to_first_action_p90", "", "vardkedjeremiss", "-0.5"]
+        assert first_action in rows
         assert rows[-1][0] == "kontaktbegaran_outcome_=evil"  # not at a cell's start: text
