@@ -199,6 +199,12 @@ def _default_notify_rules() -> list[NotifyRule]:
         ("plan-action", "se.vardkedja.plan.action_changed.v1", ["unit"], all_),
         ("consent-ended", "se.vardkedja.consent.ended.v1", ["unit"], ["inbox", "webhook"]),
         (
+            "consent-narrowed",
+            "se.vardkedja.referral.basis_narrowed.v1",
+            ["unit"],
+            ["inbox", "webhook"],
+        ),
+        (
             "unit-review-due",
             "se.vardkedja.unit.review_due.v1",
             ["unit", "coordinator"],

@@ -4,14 +4,15 @@ and name it in (the worker's inbound handlers), and the ends that arrive before 
 A copy holds only what the receive-time check needs (no personnummer, giver or notes) and
 moves only forward: a version at or below the one held is a replay or a reordering. Only
 the recording member speaks for its consent; the first member a consent id was heard from
-owns it here (ADR 0017). An end that arrives before its copy is kept as a tombstone until
-the copy comes, or until the inbox's retention has passed (ADR 0016).
+owns it here (ADR 0017). A copy is narrowed when the person withdraws some purposes, and
+ended when the consent ends. An end or a narrowing that arrives before its copy is kept as a
+tombstone until the copy comes, or until the inbox's retention has passed (ADR 0016).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,7 +25,11 @@ from services.consent.repository import ConsentRepository, CopyRepository, Tombs
 from shared.data.work import Work
 from shared.identity.identifiers import IdentifierError
 from shared.messaging.events import CloudEvent
-from shared.messaging.events.payloads import ConsentEndedV1, ConsentRecordedV1
+from shared.messaging.events.payloads import (
+    ConsentEndedV1,
+    ConsentNarrowedV1,
+    ConsentRecordedV1,
+)
 from shared.messaging.inbox import Reject
 from shared.messaging.ownership import newer, require_owner, require_sender
 from shared.web.errors import NotFound
@@ -47,6 +52,8 @@ COPIED = (
 """What a copy keeps of a recorded event as it is (besides the parties and the person key)."""
 REMEMBERED = ("owner_orgnr", "reason", "ended_at", "superseded_by", "version")
 """What a tombstone keeps of an ended event."""
+NARROWED = "narrowed"
+"""The reason of a tombstone that keeps a narrowing (not an end) until its copy comes."""
 
 
 def _take(
@@ -86,7 +93,9 @@ async def _check_copy_owner(work: Work, event: CloudEvent, consent_id: str) -> N
     require_owner(held_by, event.sender_orgnr or "", ANOTHER_MEMBERS)
 
 
-def _check_party(work: Work, payload: ConsentRecordedV1 | ConsentEndedV1) -> None:
+def _check_party(
+    work: Work, payload: ConsentRecordedV1 | ConsentEndedV1 | ConsentNarrowedV1
+) -> None:
     if work.member not in {p.orgnr for p in payload.parties}:
         raise Reject("not_a_party", "the consent does not name this member")
 
@@ -141,7 +150,9 @@ async def apply_consent_recorded(work: Work, event: CloudEvent, payload: Consent
         details={"version": payload.version},
     )
     if tombstone is not None:
-        if tombstone.version > payload.version:
+        if tombstone.version > payload.version and tombstone.reason == NARROWED:
+            await _narrow_copy(work, copy, tombstone, tombstone.source_event_id)
+        elif tombstone.version > payload.version:
             await _end_copy(work, copy, tombstone, tombstone.source_event_id)
         await TombstoneRepository(work.session).remove(tombstone)  # the copy carries the end
     return True
@@ -170,6 +181,17 @@ async def _end_copy(
 async def apply_consent_ended(work: Work, event: CloudEvent, payload: ConsentEndedV1) -> bool:
     """Marks this member's copy withdrawn, expired or superseded; True if applied. An end
     that arrives before the copy is kept as a tombstone (ADR 0016) for the copy to meet."""
+    return await _change_copy(work, event, payload, _end_copy)
+
+
+async def _change_copy(
+    work: Work,
+    event: CloudEvent,
+    payload: ConsentEndedV1 | ConsentNarrowedV1,
+    change: Callable[[Work, ConsentCopy, Any, str], Awaitable[None]],
+) -> bool:
+    """Applies ``change`` (an end or a narrowing) to this member's copy if the payload is
+    newer, from the consent's owner; remembers it when the copy has not come yet."""
     await _check_copy_owner(work, event, payload.consent_id)
     require_sender(event, payload.owner_orgnr, NOT_THE_RECORDER)
     if payload.owner_orgnr == work.member:
@@ -177,17 +199,20 @@ async def apply_consent_ended(work: Work, event: CloudEvent, payload: ConsentEnd
     copy = await CopyRepository(work.session).get(payload.consent_id)
     if copy is None:
         # Events of one key can still arrive out of order (a resent record falls behind a
-        # later one, ADR 0005): remember the end until the copy comes.
+        # later one, ADR 0005): remember the change until the copy comes.
         return await _remember_end(work, event, payload)
     if not newer(copy.version, payload.version):
         return False
     _owned_by(copy, payload.owner_orgnr)
-    await _end_copy(work, copy, payload, event.id)
+    await change(work, copy, payload, event.id)
     return True
 
 
-async def _remember_end(work: Work, event: CloudEvent, payload: ConsentEndedV1) -> bool:
-    """Keeps (or brings forward) the tombstone of a consent whose copy has not arrived."""
+async def _remember_end(
+    work: Work, event: CloudEvent, payload: ConsentEndedV1 | ConsentNarrowedV1
+) -> bool:
+    """Keeps (or brings forward) the tombstone of a consent whose copy has not arrived: its
+    end, or its narrowing (the purposes in force and withdrawn)."""
     _check_party(work, payload)
     tombstones = TombstoneRepository(work.session)
     tombstone = await tombstones.get(payload.consent_id)
@@ -196,9 +221,55 @@ async def _remember_end(work: Work, event: CloudEvent, payload: ConsentEndedV1) 
         return False
     if tombstone is None:
         tombstone = ConsentTombstone(consent_id=payload.consent_id)
-    _take(tombstone, payload, REMEMBERED, received_at=work.now, source_event_id=event.id)
+    if isinstance(payload, ConsentNarrowedV1):
+        _take(
+            tombstone,
+            payload,
+            ("owner_orgnr", "purposes", "withdrawn_purposes", "version"),
+            reason=NARROWED,
+            ended_at=payload.narrowed_at,
+            superseded_by=None,
+            received_at=work.now,
+            source_event_id=event.id,
+        )
+    else:
+        _take(
+            tombstone,
+            payload,
+            REMEMBERED,
+            purposes=None,
+            withdrawn_purposes=None,
+            received_at=work.now,
+            source_event_id=event.id,
+        )
     await tombstones.save(tombstone)
     return True
+
+
+async def _narrow_copy(
+    work: Work, copy: ConsentCopy, narrowed: ConsentNarrowedV1 | ConsentTombstone, event_id: str
+) -> None:
+    """Narrows a copy to the purposes still in force, as ``narrowed`` says (the narrowed
+    event ``event_id``, or the tombstone kept of it), and logs it for the person."""
+    copy.purposes = list(narrowed.purposes or ())
+    copy.withdrawn_purposes = list(narrowed.withdrawn_purposes or ())
+    copy.version = narrowed.version
+    copy.source_event_id = event_id
+    await CopyRepository(work.session).save(copy)
+    await log_change(
+        work,
+        copy,
+        "copy_narrowed",
+        by=Actor(None, None),
+        details={"version": copy.version, "withdrawn_purposes": copy.withdrawn_purposes},
+    )
+
+
+async def apply_consent_narrowed(work: Work, event: CloudEvent, payload: ConsentNarrowedV1) -> bool:
+    """Narrows this member's copy to the purposes still in force; True if applied. A
+    narrowing that arrives before the copy is kept as a tombstone (ADR 0016) for the copy to
+    meet; one older than the copy (or its end) held changes nothing."""
+    return await _change_copy(work, event, payload, _narrow_copy)
 
 
 async def prune_tombstones(work: Work) -> int:

@@ -11,7 +11,8 @@ stated and justified legal basis, allows. The order of the rules:
 3. A block of the recipient denies (unless temporarily lifted at that moment).
 4. A refusal naming either side for this purpose answers ``refused``.
 5. An active consent naming both sides, the purpose and every category, valid on that day,
-   allows; otherwise the nearest miss is explained.
+   allows; otherwise the nearest miss is explained (a purpose the person withdrew from a
+   consent still in force for others is named as withdrawn).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class ConsentTerms:
     valid_from: dt.date
     valid_to: dt.date
     protected_identity: bool = False
+    withdrawn_purposes: frozenset[str] = frozenset()
+    """Purposes the person withdrew while the consent stays in force for the rest."""
 
 
 @dataclass(frozen=True)
@@ -263,10 +266,12 @@ def _consent_miss(consent: ConsentTerms, q: Question) -> tuple[int, Reason] | No
         if not any(p.covers(side.orgnr, side.unit_id) for p in consent.parties):
             return 2, Reason("party_not_covered", f"Samtycket omfattar inte {_party_text(side)}.")
     if q.purpose not in consent.purposes:
-        return 3, Reason(
-            "purpose_not_covered",
-            f"Samtycket omfattar inte ändamålet {PURPOSE_LABELS.get(q.purpose, q.purpose)}.",
-        )
+        label = PURPOSE_LABELS.get(q.purpose, q.purpose)
+        if q.purpose in consent.withdrawn_purposes:
+            return 3, Reason(
+                "purpose_withdrawn", f"Personen har återkallat samtycket till ändamålet {label}."
+            )
+        return 3, Reason("purpose_not_covered", f"Samtycket omfattar inte ändamålet {label}.")
     missing = q.categories - consent.categories
     if missing:
         return 4, Reason(

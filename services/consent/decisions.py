@@ -143,6 +143,7 @@ def decide_on_terms(asked: Asked, rows: Sequence[Any], policy: rules.Policy) -> 
                     valid_from=row.valid_from,
                     valid_to=row.valid_to,
                     protected_identity=bool(row.protected_identity),
+                    withdrawn_purposes=frozenset(row.withdrawn_purposes or ()),
                 )
             )
         elif row.kind == TERMS_REFUSAL:

@@ -14,9 +14,11 @@ from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
     AUDIT_RECORDED_V1,
     CONSENT_ENDED_V1,
+    CONSENT_NARROWED_V1,
     CONSENT_RECORDED_V1,
     AuditRecordedV1,
     ConsentEndedV1,
+    ConsentNarrowedV1,
     ConsentRecordedV1,
 )
 from shared.messaging.inbox import BatchHandler, ConsumerSpec, Delivery, Handler
@@ -53,8 +55,8 @@ def _audit_batch(ctx: ServiceContext) -> BatchHandler:
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    """Copies of consents from the inbound topic (kept, or marked ended); other services'
-    audit records from the internal topic (kept for the person's audit extract)."""
+    """Copies of consents from the inbound topic (kept, narrowed or marked ended); other
+    services' audit records from the internal topic (kept for the person's audit extract)."""
     orgnr = ctx.settings.member.orgnr
     return [
         ConsumerSpec(
@@ -65,6 +67,9 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
                     ctx, ConsentRecordedV1, copies.apply_consent_recorded
                 ),
                 CONSENT_ENDED_V1: _handler(ctx, ConsentEndedV1, copies.apply_consent_ended),
+                CONSENT_NARROWED_V1: _handler(
+                    ctx, ConsentNarrowedV1, copies.apply_consent_narrowed
+                ),
             },
         ),
         ConsumerSpec(

@@ -45,6 +45,9 @@ class ConsentTermsFields:
     protected_identity: Mapped[bool] = mapped_column(Boolean, default=False)
     parties: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     purposes: Mapped[list[str]] = mapped_column(JSON)
+    # Purposes the person withdrew while the consent stays in force for the rest (they are
+    # no longer in ``purposes``): a decision names them as withdrawn, not as never given.
+    withdrawn_purposes: Mapped[list[str]] = mapped_column(JSON, default=list)
     categories: Mapped[list[str]] = mapped_column(JSON)
     valid_from: Mapped[dt.date] = mapped_column(Date)
     valid_to: Mapped[dt.date] = mapped_column(Date, index=True)
@@ -70,6 +73,9 @@ class Consent(IdMixin, TimestampMixin, PersonFields, ConsentTermsFields, Base):
     withdrawn_by_reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     withdrawal_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     withdrawn_by_user: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Each withdrawal of some purposes: {purposes, at, by_kind, by_reference, reason,
+    # by_user, by_unit}, oldest first (the whole consent's withdrawal is in the columns above).
+    purpose_withdrawals: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
@@ -92,17 +98,20 @@ class ConsentCopy(ConsentTermsFields, Base):
 
 
 class ConsentTombstone(Base):
-    """The end of a consent that reached this member before its copy did (ADR 0016): the
-    copy is stored ended when it arrives, and the tombstone goes. One that waits longer than
-    ``VK_KAFKA__INBOX_RETENTION_DAYS`` is pruned. Holds ids and dates only (no person key:
-    the ended event carries no personnummer)."""
+    """The end (or narrowing) of a consent that reached this member before its copy did
+    (ADR 0016): the copy is stored ended (or narrowed) when it arrives, and the tombstone
+    goes. One that waits longer than ``VK_KAFKA__INBOX_RETENTION_DAYS`` is pruned. Holds
+    ids, dates and purposes only (no person key: neither event carries a personnummer)."""
 
     __tablename__ = "consent_tombstone"
 
     consent_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     owner_orgnr: Mapped[str] = mapped_column(String(11))
-    reason: Mapped[str] = mapped_column(String(20))  # withdrawn | expired | superseded
-    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(String(20))  # withdrawn | expired | superseded | narrowed
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # or narrowed at
+    # A narrowing's purposes still in force and withdrawn (None for an end).
+    purposes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    withdrawn_purposes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     superseded_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
     version: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

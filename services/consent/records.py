@@ -3,6 +3,9 @@
 A consent lives until it is withdrawn, expires after its last day or is superseded by a
 new one; each of those ends tells every party it names, as its recording did, through the
 outbox of the same unit of work (each party keeps a copy, :mod:`services.consent.copies`).
+The person may also withdraw some of its purposes: it then stays in force for the rest
+(narrowed), and the parties are told that too; withdrawing the last purposes in force is a
+withdrawal of the whole consent.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from shared.data.work import Work
 from shared.messaging.events import topics
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
+    CONSENT_NARROWED_V1,
     CONSENT_RECORDED_V1,
     ConsentEndedV1,
+    ConsentNarrowedV1,
     ConsentRecordedV1,
 )
 from shared.web.errors import Conflict, FieldProblem, InvalidInput, NotFound, PreconditionFailed
@@ -108,7 +113,10 @@ def _check_form(data: ConsentCreate) -> list[FieldProblem]:
 
 
 async def _to_parties(
-    work: Work, consent: Consent, type_: str, payload: ConsentRecordedV1 | ConsentEndedV1
+    work: Work,
+    consent: Consent,
+    type_: str,
+    payload: ConsentRecordedV1 | ConsentEndedV1 | ConsentNarrowedV1,
 ) -> None:
     """One event per named member, on its inbound topic (its own member's included)."""
     for orgnr in dict.fromkeys(p["orgnr"] for p in consent.parties):
@@ -281,28 +289,106 @@ async def get_own_consent(work: Work, consent_id: str) -> Consent:
     return await owned(work, Consent, consent_id, ConsentNotFound)
 
 
+def _check_withdrawal(consent: Consent, data: WithdrawRequest) -> list[str] | None:
+    """The purposes to withdraw (None: the whole consent), deduplicated; InvalidInput naming
+    every problem: a representative without a reference, a purpose the consent does not
+    have in force (``not_in_consent``, or ``already_withdrawn``)."""
+    problems = []
+    by = data.withdrawn_by
+    if by.kind not in (WithdrawerKind.PERSON, WithdrawerKind.STAFF) and not by.reference:
+        problems.append(
+            FieldProblem(
+                field="withdrawn_by.reference",
+                rule="required_for_representative",
+                message="a representative's withdrawal needs the reference it rests on",
+            )
+        )
+    asked = None if data.purposes is None else [str(p) for p in data.purposes]
+    for i, purpose in enumerate(asked or ()):
+        if purpose in consent.purposes:
+            continue
+        withdrawn_before = purpose in consent.withdrawn_purposes
+        problems.append(
+            FieldProblem(
+                field=f"purposes.{i}",
+                rule="already_withdrawn" if withdrawn_before else "not_in_consent",
+                message="the person withdrew this purpose before"
+                if withdrawn_before
+                else "the consent does not cover this purpose",
+            )
+        )
+    if problems:
+        raise invalid(problems)
+    return None if asked is None else list(dict.fromkeys(asked))
+
+
 async def withdraw_consent(
     work: Work, consent: Consent, data: WithdrawRequest, *, expected_version: int | None = None
 ) -> Consent:
-    """Withdraws a consent at once and tells every party (409 if not active, 412 if stale)."""
+    """Withdraws a consent, or only the purposes ``data`` names, at once and tells every
+    party (409 if not active, 412 if stale, 422 for bad input with nothing stored). Naming
+    every purpose still in force withdraws the whole consent."""
     if expected_version is not None and expected_version != consent.version:
         raise ConsentVersionMismatch(headers={"ETag": etag(consent.version)})
     if consent.status != ConsentStatus.ACTIVE:
         raise ConsentNotActive(f"the consent is {consent.status}")
-    by = data.withdrawn_by
-    if by.kind not in (WithdrawerKind.PERSON, WithdrawerKind.STAFF) and not by.reference:
-        raise InvalidInput.field(
-            "withdrawn_by.reference",
-            "required_for_representative",
-            "a representative's withdrawal needs the reference it rests on",
-        )
+    purposes = _check_withdrawal(consent, data)
     who = actor(work)
+    if purposes is not None and set(consent.purposes) - set(purposes):
+        await _narrow(work, consent, purposes, data, by=who)
+        return consent
+    by = data.withdrawn_by
     consent.withdrawn_by_kind = str(by.kind)
     consent.withdrawn_by_reference = by.reference
     consent.withdrawal_reason = data.reason
     consent.withdrawn_by_user = who.user
     await _end(work, consent, ConsentStatus.WITHDRAWN, by=who)
     return consent
+
+
+async def _narrow(
+    work: Work, consent: Consent, withdrawn: list[str], data: WithdrawRequest, *, by: Actor
+) -> None:
+    """Withdraws some of a consent's purposes (it stays in force for the rest), keeps who
+    withdrew them and why, and tells every party (``consent.narrowed``)."""
+    kept = [p for p in consent.purposes if p not in withdrawn]
+    consent.purposes = kept
+    consent.withdrawn_purposes = [*consent.withdrawn_purposes, *withdrawn]
+    consent.purpose_withdrawals = [
+        *consent.purpose_withdrawals,
+        {
+            "purposes": withdrawn,
+            "at": work.now.isoformat(),
+            "by_kind": str(data.withdrawn_by.kind),
+            "by_reference": data.withdrawn_by.reference,
+            "reason": data.reason,
+            "recorded_by_user": by.user,
+            "recorded_by_unit": by.unit,
+        },
+    ]
+    # Bumps the version sent; a change meanwhile raises StaleDataError: 412, read it again.
+    await ConsentRepository(work.session).save(consent)
+    await _to_parties(
+        work,
+        consent,
+        CONSENT_NARROWED_V1,
+        ConsentNarrowedV1(
+            consent_id=consent.id,
+            owner_orgnr=consent.owner_orgnr,
+            parties=party_refs(consent.parties),
+            purposes=kept,
+            withdrawn_purposes=consent.withdrawn_purposes,
+            narrowed_at=work.now,
+            version=consent.version,
+        ),
+    )
+    await log_change(
+        work,
+        consent,
+        "purposes_withdrawn",
+        by=by,
+        details={"version": consent.version, "purposes": withdrawn, "kept": kept},
+    )
 
 
 async def expire_due(work: Work, *, today: dt.date, batch: int = 500) -> int:

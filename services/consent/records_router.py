@@ -80,14 +80,26 @@ async def get_consent(consent_id: RecordId, step: ReadStep, response: Response) 
 @consents_router.post(
     "/consents/{consent_id}/withdraw",
     response_model=ConsentOut,
-    summary="Withdraw a consent",
+    summary="Withdraw a consent, or some of its purposes",
     description=(
         "Withdraws the consent with a reason and by whom (the person, a representative with "
         "a reference, or staff recording the person's wish). Effective at once for every "
         "decision; an `se.vardkedja.consent.ended.v1` event goes to every party named in the "
-        "consent, so their referral services stop and their notify services tell the units. "
+        "consent, so their referral services stop and their notify services tell the units.\n\n"
+        '**Some purposes only**: `purposes` names the purposes to withdraw (e.g. `["sip"]`: '
+        "the person declines joint planning); the consent stays `active` for the rest. "
+        "Refusing a SIP is not refusing the interventions: decisions refuse the withdrawn "
+        "purposes (`purpose_withdrawn`) and still allow the others, and an "
+        "`se.vardkedja.consent.narrowed.v1` event goes to every party. There, the referral "
+        "services cancel only the open tasks whose kind's purpose was withdrawn (a SIP "
+        "invitation; a kontaktbegäran the kommun registered as an application stays), close "
+        "the plan copies shared for it, and tell each unit holding a task on the consent which "
+        "kinds of referral it still covers. Naming every purpose still in force withdraws the "
+        "whole consent. A purpose the consent does not have in force answers 422 "
+        "(`not_in_consent`, `already_withdrawn`) naming `purposes.<i>`; nothing is stored.\n\n"
         "A consent that is no longer active answers 409; with `If-Match`, a consent changed "
-        "since you read it answers 412. Scope `consent:write`."
+        "since you read it answers 412 (without it, so does one changed while yours was "
+        "being recorded). Audited as `consent.withdraw`. Scope `consent:write`."
     ),
     responses=problem_responses(
         Forbidden, ConsentNotFound, ConsentNotActive, ConsentVersionMismatch, AuditUnavailable

@@ -156,6 +156,13 @@ class Withdrawal(BaseModel):
     recorded_by_user: str | None
 
 
+class PurposeWithdrawal(Withdrawal):
+    """A withdrawal of some of the consent's purposes: it stayed in force for the rest."""
+
+    purposes: list[str] = Field(description="the purposes withdrawn then")
+    recorded_by_unit: str | None
+
+
 class ConsentOut(BaseModel):
     """A consent recorded by this member."""
 
@@ -167,7 +174,10 @@ class ConsentOut(BaseModel):
     form: ConsentForm
     form_note: str | None
     signed_form_reference: str | None
-    purposes: list[str]
+    purposes: list[str] = Field(description="the purposes in force (withdrawn ones left out)")
+    withdrawn_purposes: list[str] = Field(
+        description="purposes the person withdrew while the consent stays in force for the rest"
+    )
     parties: list[Party]
     categories: list[str]
     valid_from: dt.date
@@ -176,7 +186,10 @@ class ConsentOut(BaseModel):
     person_informed: bool
     supersedes: str | None
     superseded_by: str | None
-    withdrawal: Withdrawal | None
+    withdrawal: Withdrawal | None = Field(description="the whole consent's withdrawal")
+    purpose_withdrawals: list[PurposeWithdrawal] = Field(
+        description="each withdrawal of some purposes, oldest first"
+    )
     ended_at: dt.datetime | None
     version: int
     created_at: dt.datetime
@@ -191,17 +204,31 @@ class WithdrawnBy(_Request):
 
 
 class WithdrawRequest(_Request):
-    """Withdraw a consent: effective at once; every party is told."""
+    """Withdraw a consent, or some of its purposes: effective at once; every party is told."""
 
     model_config = request_config(
         {
             "reason": "Personen vill inte längre att uppgifter delas inför SIP.",
             "withdrawn_by": {"kind": "person"},
-        }
+        },
+        {
+            "reason": "Personen avstår från SIP men vill att kontaktbegäran om boendestöd "
+            "fortsätter.",
+            "withdrawn_by": {"kind": "person"},
+            "purposes": ["sip"],
+        },
     )
 
     reason: Text
     withdrawn_by: WithdrawnBy = Field(default_factory=WithdrawnBy)
+    purposes: list[Purpose] | None = Field(
+        None,
+        min_length=1,
+        max_length=len(Purpose),
+        description="withdraw only these purposes (each one the consent has in force); it "
+        "stays in force for the rest. Omitted: the whole consent. Naming every purpose still "
+        "in force withdraws the whole consent.",
+    )
 
 
 class CopyOut(BaseModel):
@@ -212,6 +239,7 @@ class CopyOut(BaseModel):
     protected_identity: bool
     parties: list[Party]
     purposes: list[str]
+    withdrawn_purposes: list[str]
     categories: list[str]
     valid_from: dt.date
     valid_to: dt.date

@@ -18,6 +18,7 @@ from services.consent.schemas import (
     LiftOut,
     Party,
     PersonOut,
+    PurposeWithdrawal,
     RecordedBy,
     RefusalOut,
     Withdrawal,
@@ -64,6 +65,7 @@ def consent_out(c: Consent) -> ConsentOut:
         supersedes=c.supersedes_id,
         superseded_by=c.superseded_by_id,
         withdrawal=withdrawal,
+        purpose_withdrawals=[PurposeWithdrawal.model_validate(w) for w in c.purpose_withdrawals],
     )
 
 

@@ -19,6 +19,7 @@ from shared.domain.kinds import spec
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     PLAN_ACTION_CHANGED_V1,
+    REFERRAL_BASIS_NARROWED_V1,
     REFERRAL_DEADLINE_V1,
     REFERRAL_RECEIVED_V1,
     REFERRAL_STATUS_CHANGED_V1,
@@ -39,6 +40,7 @@ HANDLED_EVENTS: tuple[str, ...] = (
     SIP_ANSWERED_V1,
     PLAN_ACTION_CHANGED_V1,
     CONSENT_ENDED_V1,
+    REFERRAL_BASIS_NARROWED_V1,
     UNIT_REVIEW_DUE_V1,
 )
 

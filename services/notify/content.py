@@ -41,6 +41,7 @@ Kind = Literal[
     "plan.action_ended",
     "plan.action_cancelled",
     "consent.ended",
+    "consent.narrowed",
     "unit.review_due",
 ]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
@@ -110,6 +111,9 @@ class Facts(BaseModel):
     deadline: str | None = Field(None, pattern=WORD)
     due_at: dt.datetime | None = None
     counterpart_orgnr: str | None = Field(None, pattern=ORGNR)
+    covers: tuple[ReferralKind, ...] | None = Field(
+        None, description="the kinds of referral a narrowed consent still covers"
+    )
 
     @model_validator(mode="after")
     def _no_personnummer_as_id(self) -> Facts:
@@ -179,14 +183,26 @@ _TITLES: dict[str, str] = {
     "plan.action_ended": "En planerad insats har avslutats ({status})",
     "plan.action_cancelled": "En planerad insats har ställts in",
     "consent.ended": "Ett samtycke gäller inte längre ({status})",
+    "consent.narrowed": "Samtycket för {what} har ändrats ({fate}); det omfattar nu {covers}",
     "unit.review_due": "Enhetens uppgifter i katalogen behöver ses över",
 }
+# What a narrowed consent meant for the task a notification is about.
+_FATES = {"kept": "ärendet står kvar", "cancelled": "ärendet är inställt"}
+
+
+def _covers(data: Facts) -> str:
+    kinds = data.covers or ()
+    return ", ".join(REFERRAL_KIND_LABELS[k] for k in kinds) if kinds else "ingen remisstyp"
 
 
 def title(data: Facts) -> str:
     """The notification's one-line title (a fixed template; no personal data)."""
     return _TITLES[data.kind].format(
-        what=_what(data), status=data.status or "", due=_when(data.due_at)
+        what=_what(data),
+        status=data.status or "",
+        due=_when(data.due_at),
+        fate=_FATES.get(data.status or "", data.status or ""),
+        covers=_covers(data),
     )
 
 

@@ -13,6 +13,7 @@ from shared.domain.kinds import ReferralKind
 from shared.messaging.events.payloads import (
     ConsentEndedV1,
     PlanActionChangedV1,
+    ReferralBasisNarrowedV1,
     ReferralDeadlineV1,
     ReferralReceivedV1,
     ReferralStatusChangedV1,
@@ -82,6 +83,11 @@ def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Fac
             about = _about("consent", payload.consent_id, u or None)
             out += _one("consent.ended", about, owner, status=reason)
         return out
+    if isinstance(payload, ReferralBasisNarrowedV1):
+        fate = "cancelled" if payload.cancelled else "kept"
+        covers = tuple(ReferralKind(k) for k in payload.covers)
+        other = payload.counterpart_orgnr
+        return _one("consent.narrowed", _referral(payload), other, status=fate, covers=covers)
     if isinstance(payload, UnitReviewDueV1):
         due = dt.datetime.combine(payload.due_since, dt.time(0), tzinfo=dt.UTC)
         unit = _about("unit", payload.unit_id, payload.unit_id)

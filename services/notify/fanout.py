@@ -107,6 +107,7 @@ _DATA_COLUMNS = (
     "deadline",
     "due_at",
     "counterpart_orgnr",
+    "covers",
     "recipient_kind",
     "recipient",
     "created_at",
@@ -192,6 +193,7 @@ def _notification(
         "deadline": item.deadline,
         "due_at": item.due_at,
         "counterpart_orgnr": item.counterpart_orgnr,
+        "covers": None if item.covers is None else [k.value for k in item.covers],
         "created_at": now,
     }
 

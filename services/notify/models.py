@@ -54,6 +54,8 @@ class Notification(Base):
     deadline: Mapped[str | None] = mapped_column(String(32), nullable=True)
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     counterpart_orgnr: Mapped[str | None] = mapped_column(String(11), nullable=True)
+    # The kinds of referral a narrowed consent still covers (consent.narrowed only).
+    covers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # Indexed for the retention clean-up, which deletes by age.
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

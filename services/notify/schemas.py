@@ -30,6 +30,10 @@ class NotificationOut(BaseModel):
     deadline: str | None = None
     due_at: dt.datetime | None = None
     counterpart_orgnr: str | None = Field(None, description="the other member, if any")
+    covers: list[str] | None = Field(
+        None,
+        description="consent.narrowed: the kinds of referral the consent still covers",
+    )
     recipient_kind: str = Field(description="unit | role")
     recipient: str
     created_at: dt.datetime

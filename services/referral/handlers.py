@@ -20,6 +20,7 @@ from shared.data.work import Work
 from shared.messaging.events import topics
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
+    CONSENT_NARROWED_V1,
     MEMBER_CHANGED_V1,
     PLAN_ACTION_STEP_REQUESTED_V1,
     PLAN_REVISION_REQUESTED_V1,
@@ -28,6 +29,7 @@ from shared.messaging.events.payloads import (
     REFERRAL_TRANSITIONED_V1,
     UNIT_CHANGED_V1,
     ConsentEndedV1,
+    ConsentNarrowedV1,
     MemberChangedV1,
     PlanActionStepRequestedV1,
     PlanRevisionRequestedV1,
@@ -94,6 +96,14 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         if payload.reason != "superseded":  # a new consent takes over
             await plan_copies.close_for_consent(step, payload.consent_id)
 
+    async def on_consent_narrowed(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, ConsentNarrowedV1)
+        step = work(session)
+        withdrawn = await basis_ended.narrow_for_consent(step, delivery.event, payload)
+        if withdrawn:  # only the plans shared for a withdrawn purpose close
+            await plan_copies.close_for_consent(step, payload.consent_id, purposes=withdrawn)
+
     async def on_plan_shared(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, PlanSharedV1)
@@ -128,6 +138,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
                 REFERRAL_SENT_V1: on_sent,
                 REFERRAL_TRANSITIONED_V1: on_transitioned,
                 CONSENT_ENDED_V1: on_consent_ended,
+                CONSENT_NARROWED_V1: on_consent_narrowed,
                 PLAN_SHARED_V1: on_plan_shared,
                 PLAN_ACTION_STEP_REQUESTED_V1: on_step_requested,
                 PLAN_REVISION_REQUESTED_V1: on_revision_requested,

@@ -5,7 +5,8 @@ receiving unit: the task that travels, with the status the receiver last reporte
 receiving member keeps ``incoming`` (the same task as filed in its unit's inbox; after
 delivery it is the authority on the status). ``transition`` is the history on both sides.
 ``task_tombstone`` and ``consent_tombstone`` remember a withdrawal or a consent's end that
-arrived before the task it concerns (ADR 0016). ``known_unit`` is a light copy of every
+arrived before the task it concerns (ADR 0016); ``consent_narrowing`` the purposes withdrawn
+from a consent that stays in force for the rest. ``known_unit`` is a light copy of every
 member's units from ``vardkedja.directory`` (a service never reads another service's
 tables), used to check recipients.
 """
@@ -153,6 +154,22 @@ class ConsentTombstone(Base):
     consent_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     owner_orgnr: Mapped[str] = mapped_column(String(11))
     reason: Mapped[str] = mapped_column(String(20))  # withdrawn | expired
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class ConsentNarrowing(Base):
+    """The purposes of a consent this member's referral service heard withdrawn while the
+    consent stays in force for the rest (``consent.narrowed``): a task of a withdrawn
+    purpose's kind resting on it that arrives later is not filed, whatever a lagging
+    consent service still says; an older narrowing heard later changes nothing. Kept for
+    ``VK_KAFKA__INBOX_RETENTION_DAYS``. Holds ids, purposes and the version only."""
+
+    __tablename__ = "consent_narrowing"
+
+    consent_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_orgnr: Mapped[str] = mapped_column(String(11))
+    withdrawn_purposes: Mapped[list[str]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 

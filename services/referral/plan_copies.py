@@ -9,6 +9,8 @@ closed: it keeps no personnummer and no free text (ADR 0021).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from services.referral.models import Plan, PlanBasis
 from services.referral.plans import (
     ACTIVE,
@@ -24,6 +26,7 @@ from services.referral.repository import (
 )
 from services.referral.siblings import Clients, claim, decide
 from shared.data.work import Work
+from shared.domain.kinds import spec
 from shared.identity.person import member_secret, person_key
 from shared.messaging.events import CloudEvent
 from shared.messaging.events.payloads import PlanSharedV1
@@ -146,10 +149,19 @@ def _close(plan: Plan) -> None:
     ]
 
 
-async def close_for_consent(work: Work, consent_id: str) -> int:
+def _purpose(plan: Plan) -> str:
+    """The consent purpose the plan is shared for (that of the kind its share asks about)."""
+    return spec(plan_question(plan.kind, "", {}, {}, None).kind).purpose
+
+
+async def close_for_consent(
+    work: Work, consent_id: str, *, purposes: Collection[str] | None = None
+) -> int:
     """A consent ended (withdrawn or expired): every party's copy resting on it is closed
     (nothing about the person shown any more); at the owner, the units that had the plan on
-    it stop being viewers (the next share decides again). Returns the copies closed."""
+    it stop being viewers (the next share decides again). With ``purposes`` (some purposes
+    withdrawn, the consent still in force for the rest) only the plans shared for one of
+    them. Returns the copies closed."""
     session = work.session
     bases = PlanBasisRepository(session)
     plans = PlanRepository(session)
@@ -157,7 +169,7 @@ async def close_for_consent(work: Work, consent_id: str) -> int:
     closed = 0
     for plan_id in sorted({r.plan_id for r in rows}):
         plan = await plans.get(plan_id)
-        if plan is None:
+        if plan is None or (purposes is not None and _purpose(plan) not in purposes):
             continue
         if plan.owner_orgnr == work.member:
             gone = {(r.orgnr, r.unit_id) for r in rows if r.plan_id == plan_id}

@@ -4,7 +4,8 @@ The receiver's consent service decides again when the task arrives (its copy of 
 consent, or the stated legal basis); the task is filed in the receiving unit's own inbox
 (``delivered``) or refused (``undeliverable``, nothing about the person kept), and either
 way the sender is told. A withdrawal that came before the referral (a tombstone, ADR 0016)
-answers it at once, and a consent heard to have ended is no basis.
+answers it at once, and a consent heard to have ended, or to have lost the referral kind's
+purpose, is no basis.
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.codes import Actor, Status
 from services.referral.details import UnitRef
-from services.referral.models import ConsentTombstone, Incoming, KnownUnit, TaskTombstone
+from services.referral.models import (
+    ConsentNarrowing,
+    ConsentTombstone,
+    Incoming,
+    KnownUnit,
+    TaskTombstone,
+)
 from services.referral.moves import Report, Step, history, tell_sender
 from services.referral.repository import (
+    ConsentNarrowingRepository,
     ConsentTombstoneRepository,
     IncomingRepository,
     KnownUnitRepository,
@@ -31,7 +39,7 @@ from services.referral.units import unit_problem
 from shared.data.work import Work
 from shared.domain.calendar import end_of_day
 from shared.domain.content import ReferralContent
-from shared.domain.kinds import ReferralKind
+from shared.domain.kinds import ReferralKind, spec
 from shared.identity.person import member_secret, person_key
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
@@ -62,12 +70,13 @@ class _Arrival:
 class _Known:
     """What this member holds about a run of arriving referrals, read in one query per
     table (not one per referral): tasks already filed, withdrawals that came first, the
-    recipient units, and consents heard to have ended."""
+    recipient units, and consents heard to have ended or narrowed."""
 
     filed: set[str]
     withdrawn: dict[str, TaskTombstone]
     units: dict[str, KnownUnit]
     ended: dict[str, ConsentTombstone]
+    narrowed: dict[str, ConsentNarrowing]
 
     @classmethod
     async def of(cls, session: AsyncSession, payloads: Sequence[ReferralSentV1]) -> _Known:
@@ -87,6 +96,10 @@ class _Known:
             ended={
                 c.consent_id: c
                 for c in await ConsentTombstoneRepository(session).load_many(consents)
+            },
+            narrowed={
+                c.consent_id: c
+                for c in await ConsentNarrowingRepository(session).load_many(consents)
             },
         )
 
@@ -116,6 +129,9 @@ def _arrival(work: Work, known: _Known, event: CloudEvent, payload: ReferralSent
         ended = known.ended.get(payload.basis.consent_id)
         if ended is not None:
             return _Arrival(problem=f"no_basis_at_receiver: consent_{ended.reason}")
+        narrowed = known.narrowed.get(payload.basis.consent_id)
+        if narrowed is not None and spec(kind).purpose in narrowed.withdrawn_purposes:
+            return _Arrival(problem="no_basis_at_receiver: purpose_withdrawn")
     return _Arrival(
         question=Question(
             personnummer=payload.person.personnummer,

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral.codes import OPEN
 from services.referral.models import (
+    ConsentNarrowing,
     ConsentTombstone,
     Incoming,
     KnownMember,
@@ -30,7 +31,7 @@ OPEN_STATUSES = [s.value for s in OPEN]
 
 async def _prune(
     session: AsyncSession,
-    model: type[TaskTombstone] | type[ConsentTombstone],
+    model: type[TaskTombstone] | type[ConsentTombstone] | type[ConsentNarrowing],
     received_before: dt.datetime,
 ) -> int:
     """Deletes a kind of tombstone received before the cut-off; returns how many."""
@@ -142,6 +143,14 @@ class ConsentTombstoneRepository(RepositoryBase[ConsentTombstone]):
     async def prune(self, received_before: dt.datetime) -> int:
         """Deletes the ends of consents heard before the cut-off."""
         return await _prune(self.session, ConsentTombstone, received_before)
+
+
+class ConsentNarrowingRepository(RepositoryBase[ConsentNarrowing]):
+    model = ConsentNarrowing
+
+    async def prune(self, received_before: dt.datetime) -> int:
+        """Deletes the narrowings of consents heard before the cut-off."""
+        return await _prune(self.session, ConsentNarrowing, received_before)
 
 
 class KnownUnitRepository(RepositoryBase[KnownUnit]):

@@ -537,3 +537,83 @@ class TestProperties:
             protected=w["protected"],  # type: ignore[arg-type]
         )
         assert (forward.verdict, forward.valid_until) == (backward.verdict, backward.valid_until)
+
+
+def narrowed(c: ConsentTerms, *gone: str) -> ConsentTerms:
+    """``c`` after the person withdrew the purposes ``gone`` and kept the rest; withdrawing
+    the last purposes in force withdraws the whole consent (as the consent service does)."""
+    kept = c.purposes - set(gone)
+    if not kept:
+        return withdrawn(c)
+    return dataclasses.replace(
+        c, purposes=kept, withdrawn_purposes=c.withdrawn_purposes | set(gone)
+    )
+
+
+JOINT = ConsentTerms(
+    id="c-joint",
+    status="active",
+    parties=(Party(VAXJO), Party(REGION)),
+    purposes=frozenset({"sip", "kontaktbegaran"}),
+    categories=frozenset({"contact_details", "needs_summary", "plan"}),
+    valid_from=DAY,
+    valid_to=DAY + dt.timedelta(days=90),
+)
+KONTAKT = Question(
+    sender=Party(REGION),
+    recipient=Party(VAXJO),
+    purpose="kontaktbegaran",
+    categories=frozenset({"contact_details", "needs_summary"}),
+    at=NOON,
+)
+
+
+class TestAPartialWithdrawal:
+    """The person declines joint planning (SIP) but not the kontaktbegäran on the same
+    consent: "att avstå från gemensam planering behöver inte innebära att individen tackar
+    nej till insatser"."""
+
+    def test_the_withdrawn_purpose_is_refused_and_named_as_withdrawn(self) -> None:
+        decision = run(consents=(narrowed(JOINT, "sip"),))
+        assert decision.verdict is Verdict.DENIED
+        [reason] = decision.reasons
+        assert reason.code == "purpose_withdrawn"
+        assert "återkallat" in reason.text
+        assert "samordnad individuell plan" in reason.text
+
+    def test_the_kept_purpose_is_still_allowed_on_the_same_consent(self) -> None:
+        decision = run(consents=(narrowed(JOINT, "sip"),), ask=KONTAKT)
+        assert decision.allowed
+        assert decision.consent_id == JOINT.id
+        assert decision.valid_until == JOINT.valid_to
+
+    def test_a_purpose_never_given_is_still_named_as_not_covered(self) -> None:
+        ask = dataclasses.replace(ASK, purpose="vardkedjeremiss")
+        decision = run(consents=(narrowed(JOINT, "sip"),), ask=ask)
+        assert [r.code for r in decision.reasons] == ["purpose_not_covered"]
+
+    def test_another_consent_covering_the_withdrawn_purpose_still_allows(self) -> None:
+        decision = run(consents=(narrowed(JOINT, "sip"), SIP))
+        assert decision.allowed
+        assert decision.consent_id == SIP.id
+
+    def test_withdrawing_the_last_purpose_in_force_withdraws_the_consent(self) -> None:
+        decision = run(consents=(narrowed(narrowed(JOINT, "sip"), "kontaktbegaran"),), ask=KONTAKT)
+        assert [r.code for r in decision.reasons] == ["consent_withdrawn"]
+
+    @settings(max_examples=300, deadline=None)
+    @given(q=questions(), w=world, other=st.sampled_from([str(p) for p in Purpose]))
+    def test_it_refuses_the_withdrawn_purpose_and_changes_nothing_for_the_others(
+        self, q: Question, w: dict[str, object], other: str
+    ) -> None:
+        gone = {**w, "consents": tuple(narrowed(c, q.purpose) for c in w["consents"])}  # type: ignore[attr-defined]
+        assert not run(ask=q, **gone).allowed  # type: ignore[arg-type]
+        if other == q.purpose:
+            return
+        kept = dataclasses.replace(q, purpose=other)
+        before, after = run(ask=kept, **w), run(ask=kept, **gone)  # type: ignore[arg-type]
+        assert (after.verdict, after.consent_id, after.valid_until) == (
+            before.verdict,
+            before.consent_id,
+            before.valid_until,
+        )

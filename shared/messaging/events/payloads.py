@@ -8,7 +8,7 @@ data (they travel only on per-member topics, after a sharing decision).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -211,6 +211,36 @@ class ConsentEndedV1(EventPayload):
     version: int = Field(ge=1)
 
 
+CONSENT_NARROWED_V1 = "se.vardkedja.consent.narrowed.v1"
+
+
+@event_type(CONSENT_NARROWED_V1, topics=(INBOUND,), personal_data=True)
+class ConsentNarrowedV1(EventPayload):
+    """The person withdrew some of a consent's purposes; it stays in force for the rest.
+
+    Sent by the recording member's consent service to the inbound topic of every member
+    the consent names (its own included), key = consent id, the moment the partial
+    withdrawal is recorded; ``version`` is the consent's after it, so a party ignores a
+    version at or below the one it holds. ``purposes`` are those still in force,
+    ``withdrawn_purposes`` every purpose withdrawn so far (a party that missed an earlier
+    narrowing still ends right). Parties narrow their copy; their referral services cancel
+    the open tasks whose kind's purpose was withdrawn, close the plan copies shared for it
+    and tell the units holding tasks on the consent what it still covers. Withdrawing the
+    last purposes in force ends the consent (``consent.ended``, withdrawn), never this.
+    Carries the consent id (which a party links to the person), the parties and purposes,
+    never the personnummer or the withdrawal's free-text reason: pseudonymous **personal
+    data**.
+    """
+
+    consent_id: str = Field(max_length=36)
+    owner_orgnr: str = Field(pattern=r"^[0-9]{6}-[0-9]{4}$")
+    parties: list[ConsentPartyRef] = Field(min_length=1, max_length=50)
+    purposes: list[str] = Field(min_length=1, max_length=20)
+    withdrawn_purposes: list[str] = Field(min_length=1, max_length=20)
+    narrowed_at: dt.datetime
+    version: int = Field(ge=2)
+
+
 AUDIT_RECORDED_V1 = "se.vardkedja.audit.recorded.v1"
 
 
@@ -298,6 +328,34 @@ class ReferralStatusChangedV1(EventPayload):
     new_status: str = Field(pattern=_STATUS)
     changed_at: dt.datetime
     version: int = Field(1, ge=1)
+
+
+REFERRAL_BASIS_NARROWED_V1 = "se.vardkedja.referral.basis_narrowed.v1"
+
+
+@event_type(REFERRAL_BASIS_NARROWED_V1, topics=(INTERNAL,), personal_data=False)
+class ReferralBasisNarrowedV1(EventPayload):
+    """The consent an open task rests on was narrowed (some of its purposes withdrawn);
+    ``unit_id`` is the unit of this member holding the task (for an outgoing one: its
+    sender unit).
+
+    Sent by the referral service on its own internal topic when it hears
+    ``consent.narrowed``, once for every task on that consent that was open then, on this
+    member's side (the receiving unit's task, the sending unit's mirror), key = referral
+    id. ``covers`` are the kinds of referral the consent still covers; ``cancelled`` says
+    whether this task was cancelled because its own kind's purpose was withdrawn (its
+    status change is told as well). Notify tells the unit what changed. No personal data:
+    ids, kinds and units only.
+    """
+
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    unit_id: str = Field(pattern=_ID)
+    direction: str = Field(pattern=r"^(outgoing|incoming)$")
+    counterpart_orgnr: str = Field(pattern=_ORGNR)
+    covers: list[Annotated[str, Field(pattern=_KIND)]] = Field(max_length=10)
+    cancelled: bool
+    narrowed_at: dt.datetime
 
 
 REFERRAL_DEADLINE_V1 = "se.vardkedja.referral.deadline.v1"

@@ -24,6 +24,7 @@ from shared.domain.kinds import REFERRAL_KIND_LABELS
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     PLAN_ACTION_CHANGED_V1,
+    REFERRAL_BASIS_NARROWED_V1,
     REFERRAL_DEADLINE_V1,
     REFERRAL_STATUS_CHANGED_V1,
     SIP_ANSWERED_V1,
@@ -32,6 +33,7 @@ from shared.messaging.events.payloads import (
     ConsentEndedV1,
     ConsentPartyRef,
     PlanActionChangedV1,
+    ReferralBasisNarrowedV1,
     ReferralDeadlineV1,
     ReferralStatusChangedV1,
     SipAnsweredV1,
@@ -80,6 +82,8 @@ TITLE = re.compile(
         .replace(r"\{what\}", f"(?:{_LABEL})")
         .replace(r"\{status\}", "[a-z_]*")
         .replace(r"\{due\}", r"(?:\d{4}-\d{2}-\d{2} \d{2}:\d{2})?")
+        .replace(r"\{fate\}", "(?:ärendet står kvar|ärendet är inställt)")
+        .replace(r"\{covers\}", f"(?:(?:{_LABEL})(?:, (?:{_LABEL}))*|ingen remisstyp)")
         for t in _TITLES.values()
     )
     + ")$"
@@ -100,6 +104,7 @@ FIELDS: dict[str, re.Pattern[str]] = {
     "deadline": WORD,
     "due_at": TIME,
     "counterpart_orgnr": ORGNR,
+    "covers": WORD,  # a list of kinds
     "recipient_kind": WORD,
     "recipient": ID,
     "created_at": TIME,
@@ -134,6 +139,13 @@ def scan_json(value: Any, path: str = "") -> list[str]:
                 problems.append(f"{path}.{key}: field not allowed")
                 continue
             if item is None:
+                continue
+            if key == "covers" and isinstance(item, list):
+                problems += [
+                    f"{path}.{key}: value not allowed"
+                    for kind in item
+                    if not isinstance(kind, str) or not FIELDS[key].match(kind)
+                ]
                 continue
             if not isinstance(item, str) or not FIELDS[key].match(item):
                 problems.append(f"{path}.{key}: value not allowed")
@@ -243,6 +255,19 @@ def every_event() -> list[tuple[str, Any]]:
                 parties=[ConsentPartyRef(orgnr=ORG_VAXJO, unit_id=INTAKE)],
                 purposes=["sip"],
                 version=4,
+            ),
+        ),
+        (
+            REFERRAL_BASIS_NARROWED_V1,
+            ReferralBasisNarrowedV1(
+                referral_id=new_id(),
+                kind="kontaktbegaran",
+                unit_id=INTAKE,
+                direction="incoming",
+                counterpart_orgnr=ORG_REGION,
+                covers=["kontaktbegaran", "vardkedjeremiss"],
+                cancelled=False,
+                narrowed_at=now,
             ),
         ),
         (
