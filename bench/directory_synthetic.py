@@ -39,8 +39,8 @@ from typing import Any, Final
 from stdnum import luhn
 
 from services.directory.codes import INTERVENTION_LABELS, Intervention, UnitKind
-from shared.domain.hours import OpeningHours
 from services.directory.schemas import UnitCreate
+from shared.domain.hours import OpeningHours
 from shared.domain.kinds import ReferralKind
 from shared.identity.identifiers import all_kommuner, counties
 from shared.messaging.events.payloads import UnitChangedV1

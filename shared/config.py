@@ -194,8 +194,6 @@ def _default_notify_rules() -> list[NotifyRule]:
             ["inbox", "webhook"],
         ),
         ("referral-deadline", "se.vardkedja.referral.deadline.v1", ["unit"], all_),
-        ("sip-invitation", "se.vardkedja.sip.invitation.v1", ["unit"], all_),
-        ("sip-answered", "se.vardkedja.sip.answered.v1", ["unit"], ["inbox", "webhook"]),
         ("plan-action", "se.vardkedja.plan.action_changed.v1", ["unit"], all_),
         ("consent-ended", "se.vardkedja.consent.ended.v1", ["unit"], ["inbox", "webhook"]),
         (
@@ -269,12 +267,17 @@ class ReferralSettings(BaseModel):
             k.value: dict(s.acknowledge_working_days) for k, s in KINDS.items()
         }
     )
+    # Working days to accept or decline (answer an invitation) once acknowledged, the same
+    # way (KindSpec.answer_by); a SIP invitation's own ``answer_by`` wins.
+    answer_working_days: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {k.value: dict(s.answer_working_days) for k, s in KINDS.items()}
+    )
     # Service-to-service calls: the token the referral service presents to this member's
     # consent and directory services. Signed with this key (PEM or a file path); empty in
     # development and tests: the bundled development key.
     service_private_key: str = ""
     service_token_ttl_seconds: int = Field(300, ge=30, le=3600)
-    # Discharge dates and plan follow-ups: "near" this many working days before.
+    # Discharge dates, plan follow-ups and answers: "near" this many working days before.
     near_working_days: int = Field(2, ge=0, le=30)
     deadline_check_interval_s: int = Field(300, ge=1)
     call_timeout_seconds: float = Field(5.0, gt=0, le=60)

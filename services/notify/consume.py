@@ -23,21 +23,16 @@ from shared.messaging.events.payloads import (
     REFERRAL_DEADLINE_V1,
     REFERRAL_RECEIVED_V1,
     REFERRAL_STATUS_CHANGED_V1,
-    SIP_ANSWERED_V1,
-    SIP_INVITATION_V1,
     UNIT_REVIEW_DUE_V1,
     ReferralDeadlineV1,
     ReferralReceivedV1,
     ReferralStatusChangedV1,
-    SipInvitationV1,
 )
 
 HANDLED_EVENTS: tuple[str, ...] = (
     REFERRAL_RECEIVED_V1,
     REFERRAL_STATUS_CHANGED_V1,
     REFERRAL_DEADLINE_V1,
-    SIP_INVITATION_V1,
-    SIP_ANSWERED_V1,
     PLAN_ACTION_CHANGED_V1,
     CONSENT_ENDED_V1,
     REFERRAL_BASIS_NARROWED_V1,
@@ -85,14 +80,16 @@ def _plan(work: Work, event_id: str, event_type: str, payload: BaseModel) -> _Pl
     elif isinstance(payload, ReferralDeadlineV1):
         if payload.state == "met":
             cancels.append((payload.referral_id, payload.deadline))
-        elif payload.state == "overdue":
+        elif payload.state == "overdue" and payload.audience == "actor":
+            # The unit that must act is escalated; one that waits for another is not.
             schedule(payload.deadline, payload.due_at, ("escalate",))
-    elif isinstance(payload, ReferralStatusChangedV1):
+    elif (
+        isinstance(payload, ReferralStatusChangedV1)
+        and payload.direction == "incoming"
+        and payload.new_status not in ("sent", "delivered")
+    ):
         # Taken on (acknowledged), or beyond: accepted, declined, forwarded, withdrawn, ...
-        if payload.direction == "incoming" and payload.new_status not in ("sent", "delivered"):
-            cancels.append((payload.referral_id, None))
-    elif isinstance(payload, SipInvitationV1) and payload.answer_by is not None:
-        schedule("answer", payload.answer_by, ("remind", "overdue"))
+        cancels.append((payload.referral_id, None))
     return _Plan(Origin(event_id, event_type, event_type, facts), timers, cancels)
 
 

@@ -34,8 +34,7 @@ Kind = Literal[
     "deadline.reminder",
     "deadline.overdue",
     "deadline.escalated",
-    "sip.invitation",
-    "sip.answered",
+    "deadline.unanswered",
     "plan.action_assigned",
     "plan.action_started",
     "plan.action_ended",
@@ -45,7 +44,7 @@ Kind = Literal[
     "unit.review_due",
 ]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
-SubjectType = Literal["referral", "sip", "plan", "consent", "unit"]
+SubjectType = Literal["referral", "plan", "consent", "unit"]
 
 # Notification ids and delivery ids are derived from what they are of, so handling an event
 # twice computes the same ids (and the receiver sees the same webhook-id).
@@ -162,7 +161,6 @@ def _what(data: Facts) -> str:
     if data.referral_kind is not None:
         return REFERRAL_KIND_LABELS[data.referral_kind]
     return {
-        "sip": "Kallelse till SIP",
         "plan": "Planerad insats",
         "consent": "Samtycke",
         "unit": "Uppgifter i katalogen",
@@ -176,8 +174,7 @@ _TITLES: dict[str, str] = {
     "deadline.reminder": "Påminnelse: {what} ska hanteras senast {due}",
     "deadline.overdue": "Försenad: {what} skulle ha hanterats senast {due}",
     "deadline.escalated": "Eskalering: {what} är försenad sedan {due}",
-    "sip.invitation": "Ny kallelse till SIP i inkorgen",
-    "sip.answered": "Svar på kallelse till SIP ({status})",
+    "deadline.unanswered": "Inget svar: {what} har inte besvarats av mottagaren senast {due}",
     "plan.action_assigned": "En planerad insats har lagts på er enhet",
     "plan.action_started": "En planerad insats har påbörjats",
     "plan.action_ended": "En planerad insats har avslutats ({status})",

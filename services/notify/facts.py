@@ -17,8 +17,6 @@ from shared.messaging.events.payloads import (
     ReferralDeadlineV1,
     ReferralReceivedV1,
     ReferralStatusChangedV1,
-    SipAnsweredV1,
-    SipInvitationV1,
     UnitReviewDueV1,
 )
 
@@ -46,10 +44,6 @@ def _referral(payload: Any) -> dict[str, Any]:
     return _about("referral", payload.referral_id, payload.unit_id, ReferralKind(payload.kind))
 
 
-def _sip(payload: Any) -> dict[str, Any]:
-    return _about("sip", payload.sip_id, payload.unit_id, ReferralKind.SIP_KALLELSE)
-
-
 def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Facts]:
     """What an event says that notify may repeat, one item per unit to tell (pure)."""
     if isinstance(payload, ReferralReceivedV1):
@@ -62,15 +56,13 @@ def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Fac
     if isinstance(payload, ReferralDeadlineV1):
         if payload.state == "met":
             return []
-        kind = "deadline.reminder" if payload.state == "near" else "deadline.overdue"
+        if payload.audience == "sender":
+            kind = "deadline.unanswered"  # the other party has not answered the sender
+        elif payload.state == "near":
+            kind = "deadline.reminder"
+        else:
+            kind = "deadline.overdue"
         return _one(kind, _referral(payload), deadline=payload.deadline, due_at=payload.due_at)
-    if isinstance(payload, SipInvitationV1):
-        due, inviter = payload.answer_by, payload.inviting_orgnr
-        answer = "answer" if due else None
-        return _one("sip.invitation", _sip(payload), inviter, deadline=answer, due_at=due)
-    if isinstance(payload, SipAnsweredV1):
-        by = payload.answering_orgnr
-        return _one("sip.answered", _sip(payload), by, status=payload.answer)
     if isinstance(payload, PlanActionChangedV1):
         plan = _about("plan", payload.plan_id, payload.unit_id)
         status = payload.outcome if payload.change == "ended" else None

@@ -21,7 +21,7 @@ class NotificationOut(BaseModel):
     id: str
     kind: Kind
     title: str = Field(description="a fixed Swedish template filled with the fields below")
-    subject_type: str = Field(description="referral | sip | plan | consent | unit")
+    subject_type: str = Field(description="referral | plan | consent | unit")
     subject_id: str
     unit_id: str | None = None
     referral_kind: str | None = None

@@ -14,7 +14,7 @@ from services.referral.access import (
     TransitionNotAllowed,
     require_unit,
 )
-from services.referral.codes import Actor, Status, allowed_from
+from services.referral.codes import Actor, Overdue, Status, allowed_from
 from services.referral.models import Incoming, Recipient, Referral
 from services.referral.schemas import BasisOut, IncomingOut, RecipientOut, ReferralOut
 from services.referral.worklists import Sent, discharge, is_overdue, today
@@ -30,6 +30,20 @@ PersonReader = Annotated[Caller, Depends(require_scopes("referral:person"))]
 TaskId = Annotated[str, Path(max_length=36, pattern=r"^[A-Za-z0-9-]+$", description="task id")]
 Cursor = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
 Limit = Annotated[int, Query(ge=1, le=200)]
+OverdueFilter = Annotated[
+    Overdue | None,
+    Query(
+        description="only tasks past a deadline: `acknowledge` (not acknowledged by "
+        "`acknowledge_by`), `answer` (acknowledged, and not accepted or declined by "
+        "`answer_by`) or `any` (either); the day is today in Sweden",
+        examples=["answer"],
+        openapi_examples={
+            "answer": {"summary": "acknowledged, not answered in time", "value": "answer"},
+            "acknowledge": {"summary": "not acknowledged in time", "value": "acknowledge"},
+            "any": {"summary": "past either deadline", "value": "any"},
+        },
+    ),
+]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -80,7 +94,7 @@ def _basis(basis: dict[str, object]) -> BasisOut:
     return BasisOut.model_validate({k: basis.get(k) for k in ("kind", "consent_id", "legal_basis")})
 
 
-def recipient_out(r: Recipient, names: dict[str, str]) -> RecipientOut:
+def recipient_out(work: Work, r: Recipient, names: dict[str, str]) -> RecipientOut:
     return RecipientOut(
         task_id=r.id,
         orgnr=r.orgnr,
@@ -89,6 +103,8 @@ def recipient_out(r: Recipient, names: dict[str, str]) -> RecipientOut:
         status=Status(r.status),
         basis=_basis(r.basis),
         acknowledge_by=r.acknowledge_by,
+        answer_by=r.answer_by,
+        overdue=is_overdue(r, today(work)),
         routed=r.routed,
         route_reason=r.route_reason,
         reason=r.reason,
@@ -101,14 +117,14 @@ def recipient_out(r: Recipient, names: dict[str, str]) -> RecipientOut:
     )
 
 
-def referral_out(sent: Sent, names: dict[str, str]) -> ReferralOut:
+def referral_out(work: Work, sent: Sent, names: dict[str, str]) -> ReferralOut:
     ref, recipients = sent.referral, sent.recipients
     return ReferralOut(
         id=ref.id,
         sender_unit_id=ref.sender_unit_id,
         person=_person(ref),
         **ReferralContent.of(ref).columns(),
-        recipients=[recipient_out(r, names) for r in recipients],
+        recipients=[recipient_out(work, r, names) for r in recipients],
         created_at=ref.created_at,
         discharge=discharge(ref, recipients),
     )
@@ -128,6 +144,7 @@ def incoming_out(work: Work, row: Incoming) -> IncomingOut:
         **ReferralContent.of(row).columns(),
         basis=_basis(row.basis),
         acknowledge_by=row.acknowledge_by,
+        answer_by=row.answer_by,
         overdue=is_overdue(row, today(work)),
         received_at=row.received_at,
         reason=row.reason,

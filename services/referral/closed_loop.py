@@ -1,13 +1,17 @@
 """The closed loop: after delivery the receiving unit holds the task and is the authority on
 its status; every step it takes is reported back to the sender with the task's version
 there, and the sender's mirror only moves forward. The sender may withdraw; the receiver
-confirms, or answers with the status that the withdrawal came too late for.
+confirms, or answers with the status that the withdrawal came too late for. An
+acknowledgement starts the deadline to accept or decline (``answer_by``), which each side
+sets for itself by its own member's policy (:func:`services.referral.sending.answer_by`).
 
 Only the member a task binds moves it: its sender withdraws it, the member holding it
 reports on it (``not_owner`` for anyone else).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from services.referral.access import (
     ReferralNotFound,
@@ -45,9 +49,10 @@ from services.referral.repository import (
     TransitionRepository,
 )
 from services.referral.schemas import PersonIn, ReferralCreate, TransitionIn
-from services.referral.sending import send_referral
+from services.referral.sending import answer_by, send_referral
 from services.referral.siblings import Clients
 from shared.data.work import Work
+from shared.domain.calendar import to_local
 from shared.domain.content import ReferralContent
 from shared.domain.kinds import spec
 from shared.messaging.events import CloudEvent, topics
@@ -115,6 +120,9 @@ async def transition_incoming(
     incoming.outcome = data.outcome or incoming.outcome
     incoming.case_reference = data.case_reference or incoming.case_reference
     incoming.proposed_at = data.proposed_at or incoming.proposed_at
+    if data.to is Status.ACKNOWLEDGED:  # from now on the unit owes an answer
+        today = to_local(work.now).date()
+        incoming.answer_by = answer_by(settings=work.settings, task=incoming, acknowledged_on=today)
     await move_incoming(work, incoming, Step(data.to, Actor.HOLDER, data.reason))
     await tell_sender(
         work,
@@ -210,6 +218,8 @@ async def apply_reported_transition(
     recipient.case_reference = payload.case_reference or recipient.case_reference
     recipient.proposed_at = payload.proposed_at or recipient.proposed_at
     recipient.forwarded_to = payload.forwarded_to or recipient.forwarded_to
+    if to is Status.ACKNOWLEDGED and to is not old:
+        await _expect_answer(work, recipient, payload)
     if to is old:  # a confirmation (e.g. of a withdrawal)
         await session.flush()
         confirmed = Step(old, Actor.SYSTEM, "confirmed by the receiver", **by)
@@ -219,6 +229,19 @@ async def apply_reported_transition(
     await move_recipient(work, recipient, Step(to, Actor(payload.actor), payload.reason, **by))
     await session.flush()
     return True
+
+
+async def _expect_answer(work: Work, recipient: Recipient, payload: ReferralTransitionedV1) -> None:
+    """The sender's own deadline for the receiver's answer, by this member's policy from
+    the day the receiver acknowledged (as it reports it, never later than today here: a
+    receiver cannot move the sender's alert further off)."""
+    referral = await ReferralRepository(work.session).get(recipient.referral_id)
+    assert referral is not None
+    at = payload.at if payload.at.tzinfo is not None else payload.at.replace(tzinfo=dt.UTC)
+    acknowledged_on = to_local(min(at, work.now)).date()
+    recipient.answer_by = answer_by(
+        settings=work.settings, task=referral, acknowledged_on=acknowledged_on
+    )
 
 
 async def withdraw(

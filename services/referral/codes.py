@@ -55,6 +55,21 @@ OPEN_AT_RECEIVER = frozenset(
     {Status.DELIVERED, Status.ACKNOWLEDGED, Status.ACCEPTED, Status.IN_PROGRESS}
 )
 
+AWAITING_ACKNOWLEDGEMENT = frozenset({Status.SENT, Status.DELIVERED})
+"""A task in one of these waits for its unit's acknowledgement (``acknowledge_by``; at the
+receiver a task is never ``sent``)."""
+AWAITING_ANSWER = frozenset({Status.ACKNOWLEDGED})
+"""A task in one of these waits for its unit to accept or decline it (``answer_by``)."""
+
+
+class Overdue(enum.StrEnum):
+    """Which deadline a worklist's ``overdue`` filter asks about."""
+
+    ACKNOWLEDGE = "acknowledge"  # not acknowledged by ``acknowledge_by``
+    ANSWER = "answer"  # acknowledged, not accepted or declined by ``answer_by``
+    ANY = "any"  # either
+
+
 # (from, to) -> who may do it. Anything not listed is refused with 409 naming the allowed.
 TRANSITIONS: dict[tuple[Status, Status], Actor] = {
     (Status.SENT, Status.DELIVERED): Actor.SYSTEM,

@@ -1,12 +1,20 @@
 """The SQL of the deadline check (:mod:`services.referral.deadlines`): the open discharge
-plannings on both sides, the plans, and the deadline events already sent."""
+plannings on both sides, the tasks awaiting an answer on both sides, the plans, and the
+deadline events already sent."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 
+from services.referral.codes import Overdue
 from services.referral.models import DeadlineNotice, Incoming, Plan, Recipient, Referral
-from services.referral.repository import OPEN_STATUSES
+from services.referral.repository import (
+    AWAITING_ANSWER_STATUSES,
+    OPEN_STATUSES,
+    past_deadline,
+)
 from shared.data.db import RepositoryBase
 
 DISCHARGE_PLANNING = "utskrivningsplanering"
@@ -44,6 +52,26 @@ class DeadlineRepository(RepositoryBase[DeadlineNotice]):
             select(Recipient, Referral)
             .join(Referral, Referral.id == Recipient.referral_id)
             .where(Referral.kind == DISCHARGE_PLANNING, Recipient.status.in_(OPEN_STATUSES))
+        )
+        return [(recipient, referral) for recipient, referral in (await self.session.execute(stmt))]
+
+    async def answers_due_received(self, by: dt.date) -> list[Incoming]:
+        """The tasks this member's units acknowledged and still owe an answer to (accept or
+        decline) by ``by`` or earlier."""
+        stmt = select(Incoming).where(
+            Incoming.status.in_(AWAITING_ANSWER_STATUSES), Incoming.answer_by <= by
+        )
+        return list(await self.session.scalars(stmt.order_by(Incoming.id)))
+
+    async def unanswered_sent(self, on: dt.date) -> list[tuple[Recipient, Referral]]:
+        """The receivers of what this member sent that are past a deadline on ``on``: not
+        acknowledged by ``acknowledge_by``, or acknowledged and not answered by
+        ``answer_by``, each with its referral."""
+        stmt = (
+            select(Recipient, Referral)
+            .join(Referral, Referral.id == Recipient.referral_id)
+            .where(past_deadline(Recipient, Overdue.ANY, on))
+            .order_by(Recipient.id)
         )
         return [(recipient, referral) for recipient, referral in (await self.session.execute(stmt))]
 

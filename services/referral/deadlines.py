@@ -1,7 +1,12 @@
-"""Deadline events beyond the acknowledgement (which notify times itself from
+"""Deadline events beyond the acknowledgement reminders (which notify times itself from
 ``referral.received``): a discharge date coming near and passing, for the sending unit
-and the receiving units of a discharge planning, and a plan's follow-up date, for its
-coordinating function. Each event is sent once per subject, deadline, state and unit.
+and the receiving units of a discharge planning; a plan's follow-up date, for its
+coordinating function; and the answers still owed — a receiving unit that acknowledged a
+task (or an invitation) and has not accepted or declined it is reminded as ``answer_by``
+comes near and when it passes, and the unit that sent it (or convened the meeting) is
+alerted once a task it sent is past its deadline, unacknowledged or unanswered (audience
+``sender``, timed by this member's own copy of the task). Each event is sent once per
+subject, deadline, state and unit.
 
 The rules live here (when a date is near or passed, which plans are followed up by whom);
 the rows come from :mod:`services.referral.deadline_repository`."""
@@ -12,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from services.referral.codes import AWAITING_ANSWER, Status
 from services.referral.deadline_repository import DeadlineRepository, NoticeKey
 from services.referral.models import Incoming, Plan, Recipient, Referral
 from shared.data.work import Work
@@ -22,7 +28,9 @@ from shared.messaging.events.payloads import REFERRAL_DEADLINE_V1, ReferralDeadl
 
 class Due(NamedTuple):
     """A deadline near or passed: whose (``subject``, a task or plan id), of which kind of
-    referral, for which unit, which deadline (``discharge`` or ``plan``), its date, its state."""
+    referral, for which unit, which deadline (``discharge``, ``plan``, ``acknowledge`` or
+    ``answer``), its date, its state, and whether the unit must act (``actor``) or waits
+    for another's answer (``sender``)."""
 
     subject: str
     kind: str
@@ -30,6 +38,7 @@ class Due(NamedTuple):
     deadline: str
     due: dt.date
     state: str
+    audience: str = "actor"
 
     @property
     def key(self) -> NoticeKey:
@@ -41,6 +50,7 @@ class Due(NamedTuple):
         return ReferralDeadlineV1(
             referral_id=self.subject, kind=self.kind, unit_id=self.unit_id,
             deadline=self.deadline, due_at=end_of_day(self.due), state=self.state,
+            audience=self.audience,
         )  # fmt: skip
 
 
@@ -71,6 +81,22 @@ class _Today:
         on = dt.date.fromisoformat(details["expected_discharge_date"])
         return self.due(subject, kind, unit_id, "discharge", on)
 
+    def passed(
+        self, subject: str, kind: str, unit_id: str, deadline: str, on: dt.date
+    ) -> Due | None:
+        """The deadline ``on`` of another's answer, for a unit that waits for it: told once
+        it has passed (``sender``), never before."""
+        return (
+            Due(subject, kind, unit_id, deadline, on, "overdue", "sender")
+            if self.today > on
+            else None
+        )
+
+    @property
+    def horizon(self) -> dt.date:
+        """The last day a deadline can have that is near today."""
+        return add_working_days(self.today, self.near_days)
+
 
 def _discharges(
     day: _Today, received: list[Incoming], sent: list[tuple[Recipient, Referral]]
@@ -79,6 +105,29 @@ def _discharges(
     for the sending unit of each open receiver of those sent."""
     found = [day.discharge(i.id, i.kind, i.unit_id, i.details) for i in received]
     found += [day.discharge(t.id, r.kind, r.sender_unit_id, r.details) for t, r in sent]
+    return [d for d in found if d]
+
+
+def _answers_owed(day: _Today, received: list[Incoming]) -> list[Due]:
+    """The tasks this member's units acknowledged and have not answered (accepted or
+    declined), as their ``answer_by`` comes near and passes: for the receiving unit."""
+    found = [
+        day.due(i.id, i.kind, i.unit_id, "answer", i.answer_by) for i in received if i.answer_by
+    ]
+    return [d for d in found if d]
+
+
+def _unanswered(day: _Today, sent: list[tuple[Recipient, Referral]]) -> list[Due]:
+    """The tasks this member's units sent that are past their deadline here — not
+    acknowledged by ``acknowledge_by``, or acknowledged and not answered by ``answer_by``
+    — for the sending (or convening) unit, once they have passed."""
+    found = []
+    for task, referral in sent:
+        if Status(task.status) in AWAITING_ANSWER and task.answer_by is not None:
+            deadline, on = "answer", task.answer_by
+        else:
+            deadline, on = "acknowledge", task.acknowledge_by
+        found.append(day.passed(task.id, referral.kind, referral.sender_unit_id, deadline, on))
     return [d for d in found if d]
 
 
@@ -109,6 +158,8 @@ async def check(work: Work, *, today: dt.date | None = None) -> int:
     repo = DeadlineRepository(work.session)
     sent = await repo.sent()
     due = _discharges(day, await repo.open_discharges_received(), await repo.open_discharges_sent())
+    due += _answers_owed(day, await repo.answers_due_received(day.horizon))
+    due += _unanswered(day, await repo.unanswered_sent(day.today))
     due += [d for p in await repo.plans() for d in _follow_up(day, p, work.member)]
     n = 0
     for d in due:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.referral.codes import Tristate
+from shared.domain.calendar import to_local
 from shared.domain.kinds import KINDS, ReferralKind
 from shared.identity.identifiers import Kommunkod, Organisationsnummer
 from shared.web.fields import IsoAwareDatetime, IsoDate, JsonBool, request_config
@@ -56,12 +57,18 @@ class SipDetails(_In):
     meeting_at: IsoAwareDatetime
     place: str | None = Field(None, max_length=300)
     video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
-    answer_by: IsoDate | None = None
+    answer_by: IsoDate | None = Field(
+        None,
+        description="the last day to answer (at the latest the meeting's day); default: the "
+        "kind's working days after the invited unit acknowledges",
+    )
 
     @model_validator(mode="after")
     def _where(self) -> Self:
         if not self.place and not self.video_link:
             raise PydanticCustomError("place_or_link", "give a place or a video link")
+        if self.answer_by is not None and self.answer_by > to_local(self.meeting_at).date():
+            raise PydanticCustomError("answer_by_after_meeting", "answer before the meeting")
         return self
 
 

@@ -15,6 +15,7 @@ from services.referral.api import (
     Cursor,
     IfMatch,
     Limit,
+    OverdueFilter,
     PersonReader,
     Reader,
     TaskId,
@@ -39,7 +40,6 @@ from shared.web.app import Ctx, DbSession
 from shared.web.clients import ServiceCallFailed
 from shared.web.errors import Forbidden, problem_responses
 from shared.web.etag import etag, required_if_match_version
-from shared.web.fields import QueryBool
 from shared.web.pagination import decode_cursor, next_cursor
 
 inbox_router = APIRouter(prefix="/v1", tags=["referrals"])
@@ -51,9 +51,11 @@ inbox_router = APIRouter(prefix="/v1", tags=["referrals"])
     summary="Worklist: your unit's inbox of incoming referrals",
     description=(
         "The referrals filed in the caller's unit's own inbox (never a member-wide inbox), "
-        "oldest first. Filter by `status`, `kind`, or `overdue=true` (delivered and not "
-        "acknowledged by the deadline). Referrals about a person with protected identity "
-        "are listed only for the role `protected_identity`. Scope `referral:read`."
+        "oldest first. Filter by `status`, `kind`, or `overdue` (`acknowledge`: delivered "
+        "and not acknowledged by `acknowledge_by`; `answer`: acknowledged and not accepted "
+        "or declined by `answer_by`; `any`: either). Each item shows both deadlines and "
+        "whether it is `overdue`. Referrals about a person with protected identity are "
+        "listed only for the role `protected_identity`. Scope `referral:read`."
     ),
     responses=problem_responses(Forbidden, NoUnitClaim),
 )
@@ -63,7 +65,7 @@ async def incoming(
     ctx: Ctx,
     status_: Annotated[list[Status] | None, Query(alias="status")] = None,
     kind: Annotated[ReferralKind | None, Query()] = None,
-    overdue: Annotated[QueryBool, Query()] = False,
+    overdue: OverdueFilter = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> IncomingPage:
@@ -178,7 +180,7 @@ async def person_search(
     out: list[ReferralOut | IncomingOut] = []
     for s in sent:
         await audit(ctx, work, "referral.person_search", s.referral, s.referral.id)
-        out.append(referral_out(s, await worklists.unit_names(work, s.recipients)))
+        out.append(referral_out(work, s, await worklists.unit_names(work, s.recipients)))
     for row in received:
         await audit(ctx, work, "incoming.person_search", row, row.id)
         out.append(incoming_out(work, row))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.referral.access import caller_of, require_unit
+from services.referral.codes import Overdue
 from services.referral.models import Incoming, KnownUnit, Meeting, Plan
 from services.referral.repository import (
     IncomingRepository,
@@ -29,6 +30,7 @@ from services.referral.repository import (
 from services.referral.schemas import MeetingCreate, ReferralCreate
 from services.referral.sending import send_referral
 from services.referral.siblings import Clients
+from services.referral.worklists import is_overdue, today
 from shared.data.db import new_id
 from shared.data.work import Work
 from shared.domain.codes import Intervention
@@ -212,6 +214,8 @@ async def convene(work: Work, clients: Clients, data: MeetingCreate) -> Meeting:
         block["place"] = data.place
     if data.video_link:
         block["video_link"] = data.video_link
+    if data.answer_by:
+        block["answer_by"] = data.answer_by.isoformat()
     _referral, recipients = await send_referral(
         work,
         clients,
@@ -255,12 +259,32 @@ async def get_meeting(work: Work, meeting_id: str) -> Meeting:
     return meeting
 
 
-async def participant_status(work: Work, meeting: Meeting) -> list[dict[str, Any]]:
-    """Every invited unit with its answer (the invitation task's status)."""
-    repo = RecipientRepository(work.session)
+async def participant_status(
+    work: Work, meeting: Meeting, *, overdue: Overdue | None = None
+) -> list[dict[str, Any]]:
+    """Every invited unit with its answer (the invitation task's status) and its deadlines;
+    ``overdue``: only those past that deadline."""
+    on = today(work)
+    tasks = {
+        r.id: r
+        for r in await RecipientRepository(work.session).load_many(
+            p["task_id"] for p in meeting.participants
+        )
+    }
     out = []
     for p in meeting.participants:
-        r = await repo.get(p["task_id"])
-        assert r is not None
-        out.append({**p, "status": r.status, "reason": r.reason, "proposed_at": r.proposed_at})
+        r = tasks[p["task_id"]]
+        if overdue is not None and not is_overdue(r, on, overdue):
+            continue
+        out.append(
+            {
+                **p,
+                "status": r.status,
+                "reason": r.reason,
+                "proposed_at": r.proposed_at,
+                "acknowledge_by": r.acknowledge_by,
+                "answer_by": r.answer_by,
+                "overdue": is_overdue(r, on),
+            }
+        )
     return out

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Header, Path, Response, status
 
 from services.referral import meetings, plans
 from services.referral.access import NoBasis, NoUnitClaim, StaleVersion
-from services.referral.api import Reader, Writer, work_of
+from services.referral.api import OverdueFilter, Reader, Writer, work_of
+from services.referral.codes import Overdue
 from services.referral.meetings import MeetingNotFound
 from services.referral.models import Meeting
 from services.referral.plans_router import accepted, audit, plan_answer
@@ -33,8 +34,10 @@ IfMatchOptional = Annotated[
 ]
 
 
-async def _meeting_out(work: Work, meeting: Meeting) -> MeetingOut:
-    parts = await meetings.participant_status(work, meeting)
+async def _meeting_out(
+    work: Work, meeting: Meeting, *, overdue: Overdue | None = None
+) -> MeetingOut:
+    parts = await meetings.participant_status(work, meeting, overdue=overdue)
     return MeetingOut(
         id=meeting.id,
         kind=meeting.kind,
@@ -91,14 +94,22 @@ async def convene(
     "/meetings/{meeting_id}",
     response_model=MeetingOut,
     summary="A meeting your unit convened, with every participant's answer",
-    description="Time, place, participants and their answers. Scope `referral:read`.",
+    description=(
+        "Time, place, participants and their answers, each with its deadlines "
+        "(`acknowledge_by`; once acknowledged, `answer_by`) and whether it is `overdue`. "
+        "`overdue` lists only the participants past that deadline (`acknowledge`: not "
+        "acknowledged; `answer`: acknowledged and not answered; `any`: either). Scope "
+        "`referral:read`."
+    ),
     responses=problem_responses(Forbidden, MeetingNotFound, NoUnitClaim),
 )
-async def get_meeting(meeting_id: Id, caller: Reader, session: DbSession, ctx: Ctx) -> MeetingOut:
+async def get_meeting(
+    meeting_id: Id, caller: Reader, session: DbSession, ctx: Ctx, overdue: OverdueFilter = None
+) -> MeetingOut:
     work = work_of(ctx, session, caller)
     meeting = await meetings.get_meeting(work, meeting_id)
     await audit(ctx, work, "meeting.read", meeting)
-    return await _meeting_out(work, meeting)
+    return await _meeting_out(work, meeting, overdue=overdue)
 
 
 @meetings_router.put(

@@ -70,6 +70,9 @@ class Recipient(IdMixin, TimestampMixin, Base):
     # The consent the basis rests on (its end cancels the task); None for a legal basis.
     consent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     acknowledge_by: Mapped[dt.date] = mapped_column(Date)
+    # The last day to accept or decline, set when the receiver reports its acknowledgement
+    # (this member's policy: the sender times its own alert, trusting no other deadline).
+    answer_by: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     routed: Mapped[bool] = mapped_column(Boolean, default=False)
     route_reason: Mapped[str | None] = mapped_column(String(300), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -103,6 +106,8 @@ class Incoming(TimestampMixin, ReferralContent, Base):
     basis: Mapped[dict[str, Any]] = mapped_column(JSON)
     consent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     acknowledge_by: Mapped[dt.date] = mapped_column(Date, index=True)
+    # The last day to accept or decline, set when the unit acknowledges it.
+    answer_by: Mapped[dt.date | None] = mapped_column(Date, nullable=True, index=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral.codes import OPEN
+from services.referral.codes import AWAITING_ACKNOWLEDGEMENT, AWAITING_ANSWER, OPEN, Overdue
 from services.referral.models import (
     ConsentNarrowing,
     ConsentTombstone,
@@ -27,6 +27,28 @@ from services.referral.models import (
 from shared.data.db import RepositoryBase
 
 OPEN_STATUSES = [s.value for s in OPEN]
+AWAITING_ACKNOWLEDGEMENT_STATUSES = sorted(s.value for s in AWAITING_ACKNOWLEDGEMENT)
+AWAITING_ANSWER_STATUSES = sorted(s.value for s in AWAITING_ANSWER)
+
+
+def past_deadline(
+    task: type[Incoming] | type[Recipient], which: Overdue, on: dt.date
+) -> ColumnElement[bool]:
+    """The tasks (the receiver's, or the sender's mirrors) past ``which`` deadline on the
+    day ``on``: still awaiting the acknowledgement after ``acknowledge_by``, or acknowledged
+    and still awaiting the answer after ``answer_by``."""
+    late = {
+        Overdue.ACKNOWLEDGE: and_(
+            task.status.in_(AWAITING_ACKNOWLEDGEMENT_STATUSES), task.acknowledge_by < on
+        ),
+        Overdue.ANSWER: and_(task.status.in_(AWAITING_ANSWER_STATUSES), task.answer_by < on),
+    }
+    return or_(*late.values()) if which is Overdue.ANY else late[which]
+
+
+def _any_recipient(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A referral with a recipient that meets ``condition``."""
+    return exists().where(Recipient.referral_id == Referral.id, condition)
 
 
 async def _prune(
@@ -42,8 +64,25 @@ async def _prune(
 class ReferralRepository(RepositoryBase[Referral]):
     model = Referral
 
-    async def page_sent_by(self, unit_id: str, *, after: str | None, limit: int) -> list[Referral]:
+    async def page_sent_by(
+        self,
+        unit_id: str,
+        *,
+        kind: str | None = None,
+        status: str | None = None,
+        overdue: tuple[Overdue, dt.date] | None = None,
+        after: str | None,
+        limit: int,
+    ) -> list[Referral]:
+        """A page of the unit's sent referrals, newest first: of ``kind``, with a recipient
+        in ``status``, with a recipient past a deadline (``overdue``: which, on the day)."""
         stmt = select(Referral).where(Referral.sender_unit_id == unit_id)
+        if kind:
+            stmt = stmt.where(Referral.kind == kind)
+        if status:
+            stmt = stmt.where(_any_recipient(Recipient.status == status))
+        if overdue is not None:
+            stmt = stmt.where(_any_recipient(past_deadline(Recipient, *overdue)))
         if after:
             stmt = stmt.where(Referral.id < after)
         return list(await self.session.scalars(stmt.order_by(Referral.id.desc()).limit(limit)))
@@ -90,20 +129,19 @@ class IncomingRepository(RepositoryBase[Incoming]):
         *,
         statuses: list[str] | None,
         kind: str | None,
-        overdue: tuple[str, dt.date] | None,
+        overdue: tuple[Overdue, dt.date] | None,
         after: str | None,
         limit: int,
     ) -> list[Incoming]:
-        """A page of the unit's inbox by id; ``overdue``: only tasks still in the status
-        (awaiting acknowledgement) whose deadline is before the day."""
+        """A page of the unit's inbox by id; ``overdue``: only tasks past that deadline
+        (which, on the day)."""
         stmt = select(Incoming).where(Incoming.unit_id == unit_id)
         if statuses:
             stmt = stmt.where(Incoming.status.in_(statuses))
         if kind:
             stmt = stmt.where(Incoming.kind == kind)
         if overdue is not None:
-            awaiting, on = overdue
-            stmt = stmt.where(Incoming.acknowledge_by < on, Incoming.status == awaiting)
+            stmt = stmt.where(past_deadline(Incoming, *overdue))
         if after:
             stmt = stmt.where(Incoming.id > after)
         return list(await self.session.scalars(stmt.order_by(Incoming.id).limit(limit)))

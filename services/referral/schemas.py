@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from services.referral.codes import Status, Tristate, Urgency
 from services.referral.details import DETAILS, DETAILS_FIELDS, Attachment, UnitRef, _In
+from shared.domain.calendar import to_local
 from shared.domain.codes import Intervention
 from shared.domain.content import ReferralContent
 from shared.domain.kinds import KINDS, ReferralKind
@@ -176,6 +177,16 @@ else:
     )
 
 
+ANSWER_BY = Field(
+    description="the last day to accept or decline (answer an invitation), set once the task "
+    "is acknowledged"
+)
+OVERDUE = Field(
+    description="past a deadline: not acknowledged by `acknowledge_by`, or acknowledged and not "
+    "accepted or declined by `answer_by`"
+)
+
+
 class BasisOut(BaseModel):
     kind: str
     consent_id: str | None = None
@@ -192,6 +203,8 @@ class RecipientOut(BaseModel):
     status: Status
     basis: BasisOut
     acknowledge_by: dt.date
+    answer_by: dt.date | None = ANSWER_BY
+    overdue: bool = OVERDUE
     routed: bool
     route_reason: str | None
     reason: str | None
@@ -245,7 +258,8 @@ class IncomingOut(ReferralContent):
     person: dict[str, Any]
     basis: BasisOut
     acknowledge_by: dt.date
-    overdue: bool
+    answer_by: dt.date | None = ANSWER_BY
+    overdue: bool = OVERDUE
     received_at: dt.datetime
     reason: str | None
     outcome: str | None
@@ -380,6 +394,11 @@ class MeetingCreate(_In):
     person_invited: JsonBool | None = Field(
         None, description="default true; a samordningsmöte is held without the person (false)"
     )
+    answer_by: IsoDate | None = Field(
+        None,
+        description="the last day for the participants to answer (at the latest the "
+        "meeting's day); default: the kind's working days after each acknowledges",
+    )
     relatives: list[Relative] = Field(default_factory=list, max_length=10)
     needs: list[Intervention] = Field(default_factory=list, max_length=30)
     summary: str = Text
@@ -392,6 +411,8 @@ class MeetingCreate(_In):
     def _rules(self) -> Self:
         if not self.place and not self.video_link:
             raise PydanticCustomError("place_or_link", "give a place or a video link")
+        if self.answer_by is not None and self.answer_by > to_local(self.at).date():
+            raise PydanticCustomError("answer_by_after_meeting", "answer before the meeting")
         if self.kind == "remissmote" and not self.origin_task_id:
             raise PydanticCustomError(
                 "origin_required", "a remissmöte is convened from an incoming vårdkedjeremiss"
@@ -415,12 +436,17 @@ class MeetingCreate(_In):
 
 
 class ParticipantOut(BaseModel):
+    """An invited unit and its answer (its invitation task, as its member last reported)."""
+
     orgnr: str
     unit_id: str
     task_id: str
     status: Status
     reason: str | None
     proposed_at: dt.datetime | None
+    acknowledge_by: dt.date
+    answer_by: dt.date | None = ANSWER_BY
+    overdue: bool = OVERDUE
 
 
 class MeetingOut(BaseModel):

@@ -4,7 +4,8 @@ receiving units.
 Each receiving unit gets a *task* (the same id at both members). The sender's consent
 service decides for every recipient before anything is stored or sent (all or nothing);
 the recipients are named, or chosen by this member's directory (``resolve``). The
-acknowledgement deadline is set in working days by kind and urgency.
+acknowledgement deadline is set in working days by kind and urgency, and so is the deadline
+to answer once acknowledged (:func:`answer_by`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from services.referral.access import NoBasis, caller_of, require_unit
 from services.referral.codes import Actor, Status
 from services.referral.details import UnitRef
-from services.referral.models import Recipient, Referral
+from services.referral.models import Incoming, Recipient, Referral
 from services.referral.moves import Step, history
 from services.referral.repository import KnownUnitRepository
 from services.referral.schemas import ReferralCreate
@@ -45,6 +46,39 @@ def acknowledge_by(*, settings: Settings, kind: str, urgency: str, today: dt.dat
     (the kinds registry's policy, or the member's own table; Swedish public holidays and
     eves do not count; 0 days: the same day)."""
     return spec(kind).acknowledge_by(urgency, today, settings.referral.acknowledge_working_days)
+
+
+def answer_by(
+    *, settings: Settings, task: Referral | Incoming, acknowledged_on: dt.date
+) -> dt.date:
+    """The last day to accept or decline a task acknowledged on ``acknowledged_on``: the day
+    an invitation names (a SIP's ``answer_by``), else working days after it by kind and
+    urgency (the kinds registry's policy, or the member's own table) — and never after the
+    day of the meeting an invitation is to. Both members compute it, each for itself, from
+    the same details."""
+    details = task.details or {}
+    due = spec(task.kind).answer_by(
+        task.urgency,
+        acknowledged_on,
+        settings.referral.answer_working_days,
+        given=_day(details.get("answer_by")),
+    )
+    meeting = _day(details.get("meeting_at"))
+    return min(due, meeting) if meeting is not None else due
+
+
+def _day(value: object) -> dt.date | None:
+    """The day (in Sweden) of an ISO date or aware date-time in a task's details; None when
+    there is none (details come from the sending member: anything else is ignored)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        if "T" not in value:
+            return dt.date.fromisoformat(value)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return to_local(moment).date() if moment.tzinfo is not None else None
 
 
 def categories(kind: ReferralKind, protected: bool) -> list[str]:

@@ -14,6 +14,7 @@ from services.referral.api import (
     Cursor,
     IfMatch,
     Limit,
+    OverdueFilter,
     Reader,
     TaskId,
     Writer,
@@ -83,7 +84,7 @@ async def send_referral(
     referral, recipients = await sending.send_referral(work, clients_of(ctx), body)
     await audit(ctx, work, "referral.send", referral, referral.id)
     sent = worklists.Sent(referral, recipients)
-    out = referral_out(sent, await worklists.unit_names(work, recipients))
+    out = referral_out(work, sent, await worklists.unit_names(work, recipients))
     headers = {"Location": f"/v1/referrals/{referral.id}"}
     await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, headers)
     response.headers.update(headers)
@@ -96,8 +97,9 @@ async def send_referral(
     summary="A referral your unit sent, with every recipient's status",
     description=(
         "The referral as sent, and per recipient: its task id, status (as the receiving "
-        "unit last reported it), basis, acknowledgement deadline, reason, outcome and the "
-        "receiver's case reference. Only the sending unit sees it. Scope `referral:read`."
+        "unit last reported it), basis, deadlines (`acknowledge_by`; once acknowledged, "
+        "`answer_by` to accept or decline) and whether it is `overdue`, reason, outcome and "
+        "the receiver's case reference. Only the sending unit sees it. Scope `referral:read`."
     ),
     responses=problem_responses(Forbidden, ReferralNotFound, NoUnitClaim),
 )
@@ -107,7 +109,7 @@ async def get_referral(
     work = work_of(ctx, session, caller)
     sent = await worklists.get_sent(work, referral_id)
     await audit(ctx, work, "referral.read", sent.referral, sent.referral.id)
-    return referral_out(sent, await worklists.unit_names(work, sent.recipients))
+    return referral_out(work, sent, await worklists.unit_names(work, sent.recipients))
 
 
 @sending_router.get(
@@ -115,8 +117,12 @@ async def get_referral(
     response_model=OutgoingPage,
     summary="Worklist: the referrals your unit sent",
     description=(
-        "Your unit's sent referrals, newest first, each with every recipient's status. "
-        "Filter by `status` (any recipient in it) or `kind`. Scope `referral:read`."
+        "Your unit's sent referrals, newest first, each with every recipient's status, "
+        "deadlines (`acknowledge_by`, `answer_by`) and whether it is `overdue`. Filter by "
+        "`status` (any recipient in it), `kind`, or `overdue` (any recipient past that "
+        "deadline: `acknowledge`, not acknowledged by `acknowledge_by`; `answer`, "
+        "acknowledged and not accepted or declined by `answer_by`; `any`, either). Scope "
+        "`referral:read`."
     ),
     responses=problem_responses(Forbidden, NoUnitClaim),
 )
@@ -126,18 +132,24 @@ async def outgoing(
     ctx: Ctx,
     kind: Annotated[ReferralKind | None, Query()] = None,
     status_: Annotated[Status | None, Query(alias="status")] = None,
+    overdue: OverdueFilter = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> OutgoingPage:
     work = work_of(ctx, session, caller)
     page = await worklists.sent_page(
-        work, kind=kind, status=status_, after=decode_cursor(cursor), limit=limit
+        work,
+        kind=kind,
+        status=status_,
+        overdue=overdue,
+        after=decode_cursor(cursor),
+        limit=limit,
     )
     names = await worklists.unit_names(work, [r for s in page.items for r in s.recipients])
     items = []
     for sent in page.items:
         await audit(ctx, work, "referral.list", sent.referral, sent.referral.id)
-        items.append(referral_out(sent, names))
+        items.append(referral_out(work, sent, names))
     return OutgoingPage(items=items, next_cursor=next_cursor(page.rows, limit, str))
 
 
@@ -173,4 +185,4 @@ async def withdraw(
     )
     await audit(ctx, work, "referral.withdraw", referral, recipient.id)
     response.headers["ETag"] = etag(recipient.version)
-    return recipient_out(recipient, await worklists.unit_names(work, [recipient]))
+    return recipient_out(work, recipient, await worklists.unit_names(work, [recipient]))

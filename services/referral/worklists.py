@@ -1,7 +1,8 @@
 """What a unit reads: the referrals it sent (each with every recipient's status, and a
-discharge planning's confirmations), its own inbox of incoming ones (which are overdue), a
-task's history as its side saw it, and everything about one person sent or received by
-this member.
+discharge planning's confirmations), its own inbox of incoming ones, either of them only
+with tasks past a deadline (``overdue``: not acknowledged, or not answered once
+acknowledged), a task's history as its side saw it, and everything about one person sent
+or received by this member.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from services.referral.access import (
     can_see,
     require_unit,
 )
-from services.referral.codes import Status
+from services.referral.codes import AWAITING_ACKNOWLEDGEMENT, AWAITING_ANSWER, Overdue, Status
 from services.referral.models import Incoming, Recipient, Referral, Transition
 from services.referral.repository import (
     IncomingRepository,
@@ -37,9 +38,6 @@ T = TypeVar("T")
 
 CONFIRMED = frozenset({"acknowledged", "accepted", "in_progress", "completed"})
 """A recipient of a discharge planning in one of these has confirmed it."""
-
-AWAITING = Status.DELIVERED
-"""A task in this status waits for its unit's acknowledgement (overdue after the deadline)."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +76,18 @@ def today(work: Work) -> dt.date:
     return to_local(work.now).date()
 
 
-def is_overdue(row: Incoming, on: dt.date) -> bool:
-    """Whether the task still waits for its acknowledgement after its deadline."""
-    return Status(row.status) is AWAITING and row.acknowledge_by < on
+def is_overdue(row: Incoming | Recipient, on: dt.date, which: Overdue = Overdue.ANY) -> bool:
+    """Whether the task (the receiver's, or the sender's mirror) is past ``which`` deadline
+    on the day ``on``: still not acknowledged after ``acknowledge_by``, or acknowledged and
+    still not answered after ``answer_by`` (the repositories' ``past_deadline`` in SQL)."""
+    status = Status(row.status)
+    late = {
+        Overdue.ACKNOWLEDGE: status in AWAITING_ACKNOWLEDGEMENT and row.acknowledge_by < on,
+        Overdue.ANSWER: status in AWAITING_ANSWER
+        and row.answer_by is not None
+        and row.answer_by < on,
+    }
+    return any(late.values()) if which is Overdue.ANY else late[which]
 
 
 async def unit_names(work: Work, recipients: list[Recipient]) -> dict[str, str]:
@@ -98,22 +105,28 @@ async def get_sent(work: Work, referral_id: str) -> Sent:
 
 
 async def sent_page(
-    work: Work, *, kind: ReferralKind | None, status: Status | None, after: str | None, limit: int
+    work: Work,
+    *,
+    kind: ReferralKind | None,
+    status: Status | None,
+    overdue: Overdue | None = None,
+    after: str | None,
+    limit: int,
 ) -> Page[Sent]:
-    """The caller's unit's sent referrals, newest first, of ``kind`` and with any recipient
-    in ``status``."""
+    """The caller's unit's sent referrals, newest first, of ``kind``, with any recipient in
+    ``status`` and with any recipient past the ``overdue`` deadline (every recipient is
+    listed, each saying whether it is overdue)."""
     unit = require_unit(caller_of(work))
-    rows = await ReferralRepository(work.session).page_sent_by(unit, after=after, limit=limit + 1)
+    rows = await ReferralRepository(work.session).page_sent_by(
+        unit,
+        kind=kind.value if kind else None,
+        status=status.value if status else None,
+        overdue=(overdue, today(work)) if overdue else None,
+        after=after,
+        limit=limit + 1,
+    )
     by_referral = await RecipientRepository(work.session).of_referrals([r.id for r in rows])
-    items = []
-    for ref in rows[:limit]:
-        recipients = by_referral[ref.id]
-        if kind and ref.kind != kind.value:
-            continue
-        if status and all(r.status != status.value for r in recipients):
-            continue
-        items.append(Sent(ref, recipients))
-    return Page([r.id for r in rows], items)
+    return Page([r.id for r in rows], [Sent(ref, by_referral[ref.id]) for ref in rows[:limit]])
 
 
 async def inbox_page(
@@ -121,17 +134,17 @@ async def inbox_page(
     *,
     statuses: list[Status] | None,
     kind: ReferralKind | None,
-    overdue: bool,
+    overdue: Overdue | None,
     after: str | None,
     limit: int,
 ) -> Page[Incoming]:
-    """The caller's unit's inbox, oldest first, by status, kind, or overdue only."""
+    """The caller's unit's inbox, oldest first, by status, kind, or past a deadline only."""
     caller = caller_of(work)
     rows = await IncomingRepository(work.session).page_for_unit(
         require_unit(caller),
         statuses=[s.value for s in statuses] if statuses else None,
         kind=kind.value if kind else None,
-        overdue=(AWAITING.value, today(work)) if overdue else None,
+        overdue=(overdue, today(work)) if overdue else None,
         after=after,
         limit=limit + 1,
     )

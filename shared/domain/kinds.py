@@ -2,12 +2,13 @@
 
 Everything one kind means to the federation stands in its :class:`KindSpec`: its label,
 the consent purpose it is shared for and the information categories it carries, the legal
-bases that may carry it without consent, how soon the receiving unit acknowledges it (by
-urgency, in working days), which kinds of unit naturally receive it, the block of details
-it carries in the API and whether some of the common fields are required for it. The rest
-derives from this table: the payload patterns of the events, the consent purposes and the
-legal bases' default table, routing in the directory, the acknowledgement deadlines of the
-referral service and notify, the labels of notifications and overviews, the API docs.
+bases that may carry it without consent, how soon the receiving unit acknowledges it and
+how soon after that it accepts or declines it (by urgency, in working days), which kinds of
+unit naturally receive it, the block of details it carries in the API and whether some of
+the common fields are required for it. The rest derives from this table: the payload
+patterns of the events, the consent purposes and the legal bases' default table, routing in
+the directory, the deadlines of the referral service and notify, the labels of
+notifications and overviews, the API docs.
 
 Adding a kind: a member of :class:`ReferralKind`, its :class:`KindSpec` in :data:`KINDS`,
 and its details model in ``services/referral/details.py`` (CONTRIBUTING.md, "Adding a
@@ -57,6 +58,9 @@ class KindSpec:
     """Legal bases that may carry it without consent (the default table; configurable)."""
     acknowledge_working_days: Mapping[str, int]
     """Working days the receiving unit has to acknowledge it, by urgency (0: the same day)."""
+    answer_working_days: Mapping[str, int]
+    """Working days the receiving unit has, once it has acknowledged it, to accept or
+    decline it (answer an invitation), by urgency (0: the day it acknowledged)."""
     natural_receivers: tuple[str, ...]
     """Unit kinds that naturally receive it, most natural first (directory routing)."""
     intake_order: tuple[str, ...]
@@ -72,10 +76,36 @@ class KindSpec:
     ) -> dt.date:
         """The last day to acknowledge a referral of this kind received on ``received``:
         working days from the kind's table, or from ``overrides`` (a member's settings)."""
-        days = overrides.get(self.kind, self.acknowledge_working_days).get(urgency)
-        if days is None:
-            days = self.acknowledge_working_days[urgency]
-        return add_working_days(received, days) if days > 0 else received
+        return _after(received, self._days(self.acknowledge_working_days, urgency, overrides))
+
+    def answer_by(
+        self,
+        urgency: str,
+        acknowledged_on: dt.date,
+        overrides: Mapping[str, Mapping[str, int]],
+        *,
+        given: dt.date | None = None,
+    ) -> dt.date:
+        """The last day to accept or decline a referral of this kind (or answer an
+        invitation) acknowledged on ``acknowledged_on``: the day the sender ``given`` (a SIP
+        invitation's ``answer_by``) when there is one, else working days from the kind's
+        table, or from ``overrides`` (a member's settings)."""
+        if given is not None:
+            return given
+        return _after(acknowledged_on, self._days(self.answer_working_days, urgency, overrides))
+
+    def _days(
+        self, table: Mapping[str, int], urgency: str, overrides: Mapping[str, Mapping[str, int]]
+    ) -> int:
+        """The working days of ``urgency``: the member's own (``overrides``, by kind), else
+        the kind's ``table`` (a kind or urgency the member left out keeps the table's)."""
+        days = overrides.get(self.kind, table).get(urgency)
+        return table[urgency] if days is None else days
+
+
+def _after(day: dt.date, working_days: int) -> dt.date:
+    """``working_days`` Swedish working days after ``day`` (0: the day itself)."""
+    return add_working_days(day, working_days) if working_days > 0 else day
 
 
 _REGION_INTAKE = ("remissport", "socialtjanstens_mottagning")
@@ -99,6 +129,7 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 categories=("contact_details", "needs_summary"),
                 legal_bases=(*_OSL, "nodsituation"),
                 acknowledge_working_days=_days(5, 2, 0),
+                answer_working_days=_days(10, 3, 0),
                 natural_receivers=("remissport",),
                 intake_order=_REGION_INTAKE,
                 details_field="vardkedjeremiss",
@@ -113,6 +144,7 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 categories=("contact_details", "needs_summary"),
                 legal_bases=("osl_25_12", "lvm_anmalan", "orosanmalan", "nodsituation"),
                 acknowledge_working_days=_days(3, 1, 0),
+                answer_working_days=_days(5, 2, 0),
                 natural_receivers=("socialtjanstens_mottagning", "myndighetsutovning_vuxna"),
                 intake_order=_KOMMUN_INTAKE,
                 details_field="kontaktbegaran",
@@ -126,6 +158,8 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 categories=("contact_details", "needs_summary", "plan"),
                 legal_bases=_OSL,
                 acknowledge_working_days=_days(3, 1, 0),
+                # An invitation may name its own day (``answer_by``), which wins.
+                answer_working_days=_days(3, 1, 0),
                 natural_receivers=("vardkedjekoordinator",),
                 intake_order=_KOMMUN_INTAKE,
                 details_field="sip",
@@ -139,6 +173,7 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 legal_bases=(*_OSL, "nodsituation"),
                 # A discharge is near, so its planning is acknowledged sooner.
                 acknowledge_working_days=_days(1, 1, 0),
+                answer_working_days=_days(2, 1, 0),
                 natural_receivers=("socialtjanstens_mottagning", "vardkedjekoordinator"),
                 intake_order=_KOMMUN_INTAKE,
                 details_field="discharge",
@@ -151,6 +186,7 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 categories=("contact_details", "social_situation"),
                 legal_bases=("osl_26_9",),
                 acknowledge_working_days=_days(5, 2, 0),
+                answer_working_days=_days(5, 2, 0),
                 natural_receivers=("remissport", "beroendemottagning"),
                 intake_order=_REGION_INTAKE,
                 details_field="hvb",
@@ -163,6 +199,7 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 categories=("needs_summary", "plan"),
                 legal_bases=_OSL,
                 acknowledge_working_days=_days(3, 1, 0),
+                answer_working_days=_days(3, 1, 0),  # an invitation, like a SIP's
                 natural_receivers=("vardkedjekoordinator",),
                 intake_order=_KOMMUN_INTAKE,
                 details_field="samordningsmote",

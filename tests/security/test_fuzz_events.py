@@ -60,8 +60,6 @@ from shared.messaging.events.payloads import (
     REFERRAL_STATUS_CHANGED_V1,
     REFERRAL_TRANSITIONED_V1,
     RELAY_MARKER_V1,
-    SIP_ANSWERED_V1,
-    SIP_INVITATION_V1,
     UNIT_CHANGED_V1,
     UNIT_REVIEW_DUE_V1,
 )
@@ -305,19 +303,6 @@ def valid_payload(type_: str, uid: str) -> dict[str, Any]:
             "due_at": at,
             "state": "near",
         },
-        SIP_INVITATION_V1: {
-            "sip_id": uid,
-            "unit_id": "vx-soc-vuxna",
-            "inviting_orgnr": ORG_REGION,
-            "meeting_at": at,
-        },
-        SIP_ANSWERED_V1: {
-            "sip_id": uid,
-            "unit_id": "vx-soc-vuxna",
-            "answering_orgnr": ORG_REGION,
-            "answer": "accepted",
-            "answered_at": at,
-        },
         PLAN_ACTION_CHANGED_V1: {
             "plan_id": uid,
             "action_id": short,
@@ -420,8 +405,6 @@ INTERNAL_TYPES = frozenset(
         REFERRAL_STATUS_CHANGED_V1,
         REFERRAL_BASIS_NARROWED_V1,
         REFERRAL_DEADLINE_V1,
-        SIP_INVITATION_V1,
-        SIP_ANSWERED_V1,
         PLAN_ACTION_CHANGED_V1,
     }
 )

@@ -49,6 +49,14 @@ class TestEveryKindIsComplete:
         assert set(KINDS[kind].acknowledge_working_days) == set(URGENCIES)
         assert set(ReferralSettings().acknowledge_working_days[kind]) == set(URGENCIES)
 
+    def test_it_has_an_answer_deadline_for_every_urgency(self, kind: ReferralKind) -> None:
+        """Accepting or declining once acknowledged: a table per kind, in the settings too,
+        never sooner for a less urgent referral."""
+        table = KINDS[kind].answer_working_days
+        assert set(table) == set(URGENCIES)
+        assert ReferralSettings().answer_working_days[kind] == dict(table)
+        assert table["normal"] >= table["urgent"] >= table["acute"] >= 0
+
     def test_the_directory_routes_it_to_unit_kinds_it_knows(self, kind: ReferralKind) -> None:
         assert NATURAL_RECEIVERS[kind]
         assert all(isinstance(u, UnitKind) for u in NATURAL_RECEIVERS[kind])
@@ -130,6 +138,35 @@ class TestOneDeadlinePolicy:
         assert spec("kontaktbegaran").acknowledge_by("urgent", self.MONDAY, own) == dt.date(
             2026, 12, 8
         )
+
+    def test_the_answer_is_due_working_days_after_the_acknowledgement(self) -> None:
+        kb = spec("kontaktbegaran")  # 5/2/0
+        assert kb.answer_by("normal", self.MONDAY, {}) == dt.date(2026, 12, 14)
+        assert kb.answer_by("urgent", self.MONDAY, {}) == dt.date(2026, 12, 9)
+        assert kb.answer_by("acute", self.MONDAY, {}) == self.MONDAY
+
+    def test_holidays_and_eves_do_not_count_for_the_answer(self) -> None:
+        # Acknowledged Tuesday 22 December 2026: julafton, juldagen, annandag jul, the
+        # weekends, nyårsafton, nyårsdagen and trettondedag jul do not count.
+        tuesday = dt.date(2026, 12, 22)
+        sip = spec("sip_kallelse")  # 3/1/0
+        assert sip.answer_by("urgent", tuesday, {}) == dt.date(2026, 12, 23)
+        assert sip.answer_by("normal", tuesday, {}) == dt.date(2026, 12, 29)
+        assert spec("vardkedjeremiss").answer_by("normal", tuesday, {}) == dt.date(2027, 1, 12)
+
+    def test_a_member_may_set_its_own_answer_days(self) -> None:
+        own = {"kontaktbegaran": {"normal": 1}}
+        kb = spec("kontaktbegaran")
+        assert kb.answer_by("normal", self.MONDAY, own) == dt.date(2026, 12, 8)
+        assert kb.answer_by("urgent", self.MONDAY, own) == dt.date(2026, 12, 9)  # the registry's
+        # The acknowledgement's table is another: the member's answer days do not touch it.
+        assert kb.acknowledge_by("normal", self.MONDAY, own) == dt.date(2026, 12, 8)
+        assert kb.acknowledge_by("normal", self.MONDAY, {}) == dt.date(2026, 12, 10)
+
+    def test_a_day_the_sender_gave_wins(self) -> None:
+        given = dt.date(2026, 12, 8)
+        own = {"sip_kallelse": {"normal": 10}}
+        assert spec("sip_kallelse").answer_by("normal", self.MONDAY, own, given=given) == given
 
     def test_an_unknown_kind_is_refused(self) -> None:
         with pytest.raises(ValueError, match="not a valid"):

@@ -98,6 +98,31 @@ class TestFacts:
         assert kinds("overdue") == ["deadline.overdue"]
         assert kinds("met") == []
 
+    def test_a_deadline_told_to_the_sender_is_an_alert_that_the_other_has_not_answered(
+        self,
+    ) -> None:
+        payload = ReferralDeadlineV1(
+            referral_id="t1",
+            kind="sip_kallelse",
+            unit_id="region-avd-12",
+            deadline="answer",
+            due_at=NOW,
+            state="overdue",
+            audience="sender",
+        )
+        [facts] = facts_of(event_type=REFERRAL_DEADLINE_V1, payload=payload, own_orgnr=VAXJO)
+        assert (facts.kind, facts.unit_id, facts.deadline, facts.due_at) == (
+            "deadline.unanswered",
+            "region-avd-12",
+            "answer",
+            NOW,
+        )
+        assert (
+            title(data(kind="deadline.unanswered", referral_kind="sip_kallelse"))
+            == "Inget svar: Kallelse till SIP har inte besvarats av mottagaren senast "
+            "2026-11-23 09:30"
+        )
+
     def test_consent_ended_gives_one_item_per_own_unit_and_none_for_other_members(self) -> None:
         payload = ConsentEndedV1(
             consent_id="c1",

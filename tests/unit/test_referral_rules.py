@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from services.referral.codes import FINAL, TRANSITIONS, Actor, Status, allowed_from
-from services.referral.sending import acknowledge_by
+from services.referral.models import Referral
+from services.referral.sending import acknowledge_by, answer_by
 from tests.conftest import make_settings
 
 SETTINGS = make_settings(service="referral")
@@ -36,6 +37,69 @@ def test_acknowledgement_deadlines_count_swedish_working_days(
     kind: str, urgency: str, sent: dt.date, due: dt.date
 ) -> None:
     assert acknowledge_by(settings=SETTINGS, kind=kind, urgency=urgency, today=sent) == due
+
+
+class TestTheAnswerDeadline:
+    """Once acknowledged, a task is accepted or declined (an invitation answered) by
+    ``answer_by``: the member's working days by kind and urgency, or the day a SIP
+    invitation names, never after the meeting it invites to."""
+
+    MONDAY = D(2026, 12, 7)
+
+    @staticmethod
+    def task(kind: str, urgency: str = "normal", **details: str) -> Referral:
+        return Referral(kind=kind, urgency=urgency, details=details)
+
+    def test_working_days_by_kind_and_urgency(self) -> None:
+        due = answer_by(
+            settings=SETTINGS, task=self.task("kontaktbegaran"), acknowledged_on=self.MONDAY
+        )
+        assert due == D(2026, 12, 14)
+        urgent = self.task("vardkedjeremiss", "urgent")
+        assert answer_by(settings=SETTINGS, task=urgent, acknowledged_on=self.MONDAY) == D(
+            2026, 12, 10
+        )
+
+    def test_the_members_own_days(self) -> None:
+        own = SETTINGS.model_copy(
+            update={
+                "referral": SETTINGS.referral.model_copy(
+                    update={"answer_working_days": {"kontaktbegaran": {"normal": 1}}}
+                )
+            }
+        )
+        task = self.task("kontaktbegaran")
+        assert answer_by(settings=own, task=task, acknowledged_on=self.MONDAY) == D(2026, 12, 8)
+
+    def test_a_sip_invitations_own_day_wins(self) -> None:
+        sip = self.task(
+            "sip_kallelse", meeting_at="2026-12-18T10:00:00+01:00", answer_by="2026-12-16"
+        )
+        assert answer_by(settings=SETTINGS, task=sip, acknowledged_on=self.MONDAY) == D(
+            2026, 12, 16
+        )
+
+    def test_never_after_the_meeting(self) -> None:
+        # Three working days would be Thursday 10 December; the meeting is the 9th (Swedish
+        # time: 23:30 UTC on the 8th is already the 9th in Stockholm).
+        sip = self.task("sip_kallelse", meeting_at="2026-12-08T23:30:00+00:00")
+        assert answer_by(settings=SETTINGS, task=sip, acknowledged_on=self.MONDAY) == D(2026, 12, 9)
+
+    @pytest.mark.parametrize(
+        "details",
+        [
+            {"answer_by": "not a day"},
+            {"answer_by": "2026-12-32"},
+            {"meeting_at": "2026-12-09T10:00:00"},  # naive: not a moment
+            {"meeting_at": "tomorrow"},
+        ],
+    )
+    def test_details_it_cannot_read_leave_the_kinds_days(self, details: dict[str, str]) -> None:
+        """Details come from the sending member: what is not a day is not a deadline."""
+        sip = self.task("sip_kallelse", **details)
+        assert answer_by(settings=SETTINGS, task=sip, acknowledged_on=self.MONDAY) == D(
+            2026, 12, 10
+        )
 
 
 def test_every_status_is_reachable_and_final_ones_are_dead_ends() -> None:

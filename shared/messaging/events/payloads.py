@@ -366,10 +366,14 @@ class ReferralDeadlineV1(EventPayload):
     """A deadline of a referral is near, has passed, or has been met.
 
     Sent by the referral service on its own internal topic when a deadline (``deadline``:
-    acknowledge, first_meeting, plan, discharge, answer) enters its warning window
-    (``near``), passes (``overdue``) or is met (``met``), key = referral id. Notify
-    reminds the unit, escalates an overdue one to the coordinating function after the
-    configured grace, and cancels pending reminders on ``met``. No personal data.
+    acknowledge, first_meeting, plan, discharge, answer — to accept or decline a task, or
+    answer an invitation, once acknowledged) enters its warning window (``near``), passes
+    (``overdue``) or is met (``met``), key = referral id (a task's or plan's id), once per
+    unit, deadline and state. ``audience`` says who ``unit_id`` is: the unit that must act
+    (``actor``: notify reminds it, and escalates an overdue one to the coordinating
+    function after the configured grace) or the unit that sent the task or convened the
+    meeting and waits for the other's answer (``sender``: told once the deadline has
+    passed, never escalated). Notify cancels pending reminders on ``met``. No personal data.
     """
 
     referral_id: str = Field(pattern=_ID)
@@ -378,45 +382,11 @@ class ReferralDeadlineV1(EventPayload):
     deadline: str = Field(pattern=r"^(acknowledge|first_meeting|plan|discharge|answer)$")
     due_at: dt.datetime
     state: str = Field(pattern=r"^(near|overdue|met)$")
-
-
-SIP_INVITATION_V1 = "se.vardkedja.sip.invitation.v1"
-
-
-@event_type(SIP_INVITATION_V1, topics=(INTERNAL,), personal_data=False)
-class SipInvitationV1(EventPayload):
-    """A unit of this member was invited to a SIP meeting.
-
-    Sent by the referral service on its own internal topic when an invitation (from another
-    member or from within) is registered for ``unit_id``, key = SIP id. Notify tells the
-    unit; ``answer_by`` is the deadline for its answer. No personal data.
-    """
-
-    sip_id: str = Field(pattern=_ID)
-    unit_id: str = Field(pattern=_ID, description="the invited unit")
-    inviting_orgnr: str = Field(pattern=_ORGNR)
-    inviting_unit_id: str | None = Field(None, pattern=_ID)
-    meeting_at: dt.datetime
-    answer_by: dt.datetime | None = None
-
-
-SIP_ANSWERED_V1 = "se.vardkedja.sip.answered.v1"
-
-
-@event_type(SIP_ANSWERED_V1, topics=(INTERNAL,), personal_data=False)
-class SipAnsweredV1(EventPayload):
-    """A party answered a SIP invitation sent by a unit of this member.
-
-    Sent by the referral service on its own internal topic when the answer arrives, key =
-    SIP id; ``unit_id`` is the inviting unit to tell. No personal data.
-    """
-
-    sip_id: str = Field(pattern=_ID)
-    unit_id: str = Field(pattern=_ID, description="the inviting unit")
-    answering_orgnr: str = Field(pattern=_ORGNR)
-    answering_unit_id: str | None = Field(None, pattern=_ID)
-    answer: str = Field(pattern=r"^(accepted|declined|proposed_other_time)$")
-    answered_at: dt.datetime
+    audience: str = Field(
+        "actor",
+        pattern=r"^(actor|sender)$",
+        description="actor: the unit must act; sender: the unit waits for another's answer",
+    )
 
 
 PLAN_ACTION_CHANGED_V1 = "se.vardkedja.plan.action_changed.v1"

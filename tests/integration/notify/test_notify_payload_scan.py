@@ -27,8 +27,6 @@ from shared.messaging.events.payloads import (
     REFERRAL_BASIS_NARROWED_V1,
     REFERRAL_DEADLINE_V1,
     REFERRAL_STATUS_CHANGED_V1,
-    SIP_ANSWERED_V1,
-    SIP_INVITATION_V1,
     UNIT_REVIEW_DUE_V1,
     ConsentEndedV1,
     ConsentPartyRef,
@@ -36,8 +34,6 @@ from shared.messaging.events.payloads import (
     ReferralBasisNarrowedV1,
     ReferralDeadlineV1,
     ReferralStatusChangedV1,
-    SipAnsweredV1,
-    SipInvitationV1,
     UnitReviewDueV1,
 )
 from tests.conftest import ORG_REGION, ORG_VAXJO
@@ -208,25 +204,15 @@ def every_event() -> list[tuple[str, Any]]:
             for state in ("near", "overdue")
         ],
         (
-            SIP_INVITATION_V1,
-            SipInvitationV1(
-                sip_id=new_id(),
+            REFERRAL_DEADLINE_V1,
+            ReferralDeadlineV1(
+                referral_id=new_id(),
+                kind="sip_kallelse",
                 unit_id=INTAKE,
-                inviting_orgnr=ORG_REGION,
-                inviting_unit_id="region-psykiatri",
-                meeting_at=now + dt.timedelta(days=7),
-                answer_by=now + dt.timedelta(days=2),
-            ),
-        ),
-        (
-            SIP_ANSWERED_V1,
-            SipAnsweredV1(
-                sip_id=new_id(),
-                unit_id=INTAKE,
-                answering_orgnr=ORG_REGION,
-                answering_unit_id="region-psykiatri",
-                answer="proposed_other_time",
-                answered_at=now,
+                deadline="answer",
+                due_at=now - dt.timedelta(hours=5),
+                state="overdue",
+                audience="sender",
             ),
         ),
         *[

@@ -18,17 +18,15 @@ from shared.domain.kinds import spec
 from shared.messaging.events.payloads import (
     REFERRAL_DEADLINE_V1,
     REFERRAL_STATUS_CHANGED_V1,
-    SIP_INVITATION_V1,
     ReferralDeadlineV1,
     ReferralStatusChangedV1,
-    SipInvitationV1,
 )
-from tests.conftest import ORG_REGION
 from tests.helpers.harness import eventually
 from tests.integration.notify.conftest import (
     ADMIN,
     COORDINATOR,
     INTAKE,
+    OTHER_UNIT,
     auth,
     handle,
     notify_settings,
@@ -185,22 +183,91 @@ class TestCancelling:
         await handle(db, settings, (REFERRAL_DEADLINE_V1, met))
         assert [t for t in await timers(db, referral_id) if t.state == "pending"] == []
 
-    async def test_a_sip_invitation_with_an_answer_deadline_is_reminded(
-        self, db: Database, settings: Settings
-    ) -> None:
-        sip_id = new_id()
-        invitation = SipInvitationV1(
-            sip_id=sip_id,
-            unit_id=INTAKE,
-            inviting_orgnr=ORG_REGION,
-            meeting_at=utcnow() + dt.timedelta(days=7),
-            answer_by=utcnow() + dt.timedelta(days=3),
+
+class TestChasingAnAnswer:
+    """An acknowledged task not accepted or declined by ``answer_by`` (the referral worker's
+    ``referral.deadline`` events, ``deadline: answer``): the receiving unit is reminded as
+    the day comes near and when it passes (then escalated like any overdue deadline, until
+    it answers); the unit that sent it is alerted once, never escalated."""
+
+    @staticmethod
+    def answer(
+        task_id: str, state: str, *, unit_id: str = INTAKE, audience: str = "actor"
+    ) -> tuple[str, ReferralDeadlineV1]:
+        return REFERRAL_DEADLINE_V1, ReferralDeadlineV1(
+            referral_id=task_id,
+            kind="sip_kallelse",
+            unit_id=unit_id,
+            deadline="answer",
+            due_at=utcnow() + dt.timedelta(days=1 if state == "near" else -1),
+            state=state,
+            audience=audience,
         )
-        await handle(db, settings, (SIP_INVITATION_V1, invitation))
-        assert [(t.action, t.deadline) for t in await timers(db, sip_id)] == [
-            ("remind", "answer"),
-            ("overdue", "answer"),
+
+    async def test_the_receiving_unit_is_reminded_near_and_at_passing_until_it_answers(
+        self, db_url: str, db: Database
+    ) -> None:
+        settings = notify_settings(db_url, coordinator_unit_ids=[COORDINATOR], escalate_after_s=0)
+        task_id = new_id()
+        await handle(db, settings, self.answer(task_id, "near"))
+        assert await timers(db, task_id) == []  # a reminder now, nothing to time
+        await handle(db, settings, self.answer(task_id, "overdue"))
+        assert [(t.action, t.deadline) for t in await timers(db, task_id)] == [
+            ("escalate", "answer")
         ]
+        assert await kinds(db) == [
+            ("deadline.reminder", "unit", INTAKE),
+            ("deadline.overdue", "unit", INTAKE),
+        ]
+        # The unit accepts: the escalation is cancelled before it fires.
+        accepted = ReferralStatusChangedV1(
+            referral_id=task_id,
+            kind="sip_kallelse",
+            unit_id=INTAKE,
+            direction="incoming",
+            old_status="acknowledged",
+            new_status="accepted",
+            changed_at=utcnow(),
+            version=3,
+        )
+        await handle(db, settings, (REFERRAL_STATUS_CHANGED_V1, accepted))
+        assert {t.state for t in await timers(db, task_id)} == {"cancelled"}
+        assert await fire(db, settings) == 0
+        assert "deadline.escalated" not in [k for k, _, _ in await kinds(db)]
+
+    async def test_unanswered_without_an_answer_it_is_escalated(
+        self, db_url: str, db: Database
+    ) -> None:
+        settings = notify_settings(db_url, coordinator_unit_ids=[COORDINATOR], escalate_after_s=0)
+        task_id = new_id()
+        await handle(db, settings, self.answer(task_id, "overdue"))
+        assert await fire(db, settings) == 1
+        assert await kinds(db) == [
+            ("deadline.overdue", "unit", INTAKE),
+            ("deadline.escalated", "unit", COORDINATOR),
+        ]
+
+    async def test_the_sender_is_alerted_once_and_never_escalated(
+        self, db_url: str, db: Database, client: httpx.AsyncClient
+    ) -> None:
+        settings = notify_settings(db_url, coordinator_unit_ids=[COORDINATOR], escalate_after_s=0)
+        task_id, event_id = new_id(), new_id()
+        alert = self.answer(task_id, "overdue", unit_id=OTHER_UNIT, audience="sender")
+        await handle(db, settings, alert, event_id=event_id)
+        await handle(db, settings, alert, event_id=event_id)  # redelivered: nothing more
+        assert await timers(db, task_id) == []
+        assert await fire(db, settings) == 0
+        assert await kinds(db) == [("deadline.unanswered", "unit", OTHER_UNIT)]
+        page = (
+            await client.get(f"/v1/units/{OTHER_UNIT}/notifications", headers=auth(unit=OTHER_UNIT))
+        ).json()
+        [item] = page["items"]
+        assert (item["subject_id"], item["deadline"], item["referral_kind"]) == (
+            task_id,
+            "answer",
+            "sip_kallelse",
+        )
+        assert item["title"].startswith("Inget svar: Kallelse till SIP har inte besvarats")
 
 
 class TestRunsOfEvents:

@@ -182,7 +182,11 @@ class TestSubscriptionScopes:
         assert r.status_code == 403
         r = await client.post(
             "/v1/webhook-subscriptions",
-            json={"unit_id": OTHER_UNIT, "url": receiver.url, "event_types": ["sip.invitation"]},
+            json={
+                "unit_id": OTHER_UNIT,
+                "url": receiver.url,
+                "event_types": ["deadline.unanswered"],
+            },
             headers=auth(),
         )
         assert r.status_code == 403
@@ -284,7 +288,7 @@ class TestSignedDelivery:
         db: Database,
         settings: Settings,
     ) -> None:
-        await subscribe(client, receiver.url, event_types=["sip.invitation"])
+        await subscribe(client, receiver.url, event_types=["deadline.unanswered"])
         await subscribe(client, receiver.url, unit_id=OTHER_UNIT, headers=auth(unit=OTHER_UNIT))
         await handle(db, settings, received())
         assert await webhook_deliveries(db) == []

@@ -1,5 +1,6 @@
-"""Deadline events of the referral worker: a discharge date and a plan's follow-up date
-coming near (in Swedish working days) and passing, each sent once per unit and state."""
+"""Deadline events of the referral worker: a discharge date, a plan's follow-up date and an
+acknowledged task's answer coming near (in Swedish working days) and passing, and a sent
+task past its deadline at the receiver, each sent once per unit and state."""
 
 from __future__ import annotations
 
@@ -104,3 +105,79 @@ async def test_near_then_overdue_once_each(databases: DatabaseFactory) -> None:
         assert await events(db) == sorted([*near, *((s, u, d, "overdue") for s, u, d, _ in near)])
     finally:
         await db.dispose()
+
+
+async def seed_answers(db: Database) -> None:
+    """Tasks owing an answer on both sides, and some that do not."""
+
+    def task(id_: str, status: str, answer_by: dt.date | None) -> Incoming:
+        return Incoming(
+            id=id_, referral_id=f"r-{id_}", kind="kontaktbegaran", personnummer=PNR,
+            person_key="k", sender_orgnr="212000-0647", sender_unit_id="vx-soc",
+            unit_id="rk-beroende", status=status, basis={"kind": "consent"},
+            acknowledge_by=dt.date(2026, 12, 1), answer_by=answer_by,
+        )  # fmt: skip
+
+    async with db.transaction() as s:
+        s.add(
+            Referral(
+                id="r2", kind="sip_kallelse", personnummer=PNR, person_key="k",
+                sender_unit_id="avd-12", created_by="u",
+            )
+        )  # fmt: skip
+        await s.flush()
+
+        def mirror(id_: str, status: str, answer_by: dt.date | None) -> Recipient:
+            return Recipient(
+                id=id_, referral_id="r2", orgnr="212000-0647", unit_id="vx-soc",
+                status=status, basis={"kind": "consent"}, acknowledge_by=DISCHARGE,
+                answer_by=answer_by,
+            )  # fmt: skip
+
+        s.add_all(
+            [
+                task("a1", "acknowledged", DISCHARGE),  # owes an answer by the 23rd
+                task("a2", "accepted", DISCHARGE),  # answered: never chased
+                task("a3", "acknowledged", None),  # acknowledged before answer deadlines
+                mirror("m1", "acknowledged", DISCHARGE),  # the other owes this member
+                mirror("m2", "delivered", None),  # not acknowledged by the 23rd
+                mirror("m3", "declined", DISCHARGE),  # answered
+            ]
+        )
+
+
+async def test_answers_owed_are_chased_and_their_senders_alerted_once(
+    databases: DatabaseFactory,
+) -> None:
+    url = await databases.new("referral")
+    await migrations.upgrade(REFERRAL.migrations_dir, url)
+    db = Database(url)
+    try:
+        await seed_answers(db)
+        assert await run(db, dt.date(2026, 12, 17)) == 0  # four working days before
+        assert await run(db, dt.date(2026, 12, 21)) == 1  # two working days before: near
+        assert await events(db) == [("a1", "rk-beroende", "answer", "near")]
+        assert await run(db, dt.date(2026, 12, 23)) == 0, "the last day is not overdue yet"
+        # Julafton is the first day after: overdue for the unit that owes the answer, and the
+        # unit that sent the tasks is alerted of both, the unacknowledged and the unanswered.
+        assert await run(db, dt.date(2026, 12, 24)) == 3
+        assert await events(db) == [
+            ("a1", "rk-beroende", "answer", "near"),
+            ("a1", "rk-beroende", "answer", "overdue"),
+            ("m1", "avd-12", "answer", "overdue"),
+            ("m2", "avd-12", "acknowledge", "overdue"),
+        ]
+        assert await audiences(db) == {"a1": {"actor"}, "m1": {"sender"}, "m2": {"sender"}}
+        assert await run(db, dt.date(2027, 1, 20)) == 0, "each alert is sent once"
+    finally:
+        await db.dispose()
+
+
+async def audiences(db: Database) -> dict[str, set[str]]:
+    ob = REFERRAL.infra.outbox
+    async with db.sessionmaker() as s:
+        rows = (await s.execute(select(ob).where(ob.c.event_type == REFERRAL_DEADLINE_V1))).all()
+    out: dict[str, set[str]] = {}
+    for data in (outbox_data(r) for r in rows):
+        out.setdefault(data["referral_id"], set()).add(data["audience"])
+    return out

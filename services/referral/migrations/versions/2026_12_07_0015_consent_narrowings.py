@@ -7,8 +7,8 @@ from alembic import op
 
 import shared.data.db
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 
 
 def upgrade() -> None:
