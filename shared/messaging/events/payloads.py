@@ -157,6 +157,10 @@ class ConsentPartyRef(EventPayload):
     unit_id: str | None = Field(None, max_length=64)
 
 
+CONSENT_VERSION_MAX = 2**31 - 1
+"""A consent's version is an INTEGER column at the owner and at every party: a larger one is
+no version any member could have sent, and is refused as an invalid payload."""
+
 CONSENT_RECORDED_V1 = "se.vardkedja.consent.recorded.v1"
 
 
@@ -183,7 +187,7 @@ class ConsentRecordedV1(EventPayload):
     valid_to: dt.date
     recorded_by_unit: str | None = Field(None, max_length=64)
     recorded_at: dt.datetime
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=CONSENT_VERSION_MAX)
 
 
 CONSENT_ENDED_V1 = "se.vardkedja.consent.ended.v1"
@@ -208,7 +212,7 @@ class ConsentEndedV1(EventPayload):
     parties: list[ConsentPartyRef] = Field(min_length=1, max_length=50)
     purposes: list[str] = Field(min_length=1, max_length=20)
     superseded_by: str | None = Field(None, max_length=36)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=CONSENT_VERSION_MAX)
 
 
 CONSENT_NARROWED_V1 = "se.vardkedja.consent.narrowed.v1"
@@ -238,7 +242,7 @@ class ConsentNarrowedV1(EventPayload):
     purposes: list[str] = Field(min_length=1, max_length=20)
     withdrawn_purposes: list[str] = Field(min_length=1, max_length=20)
     narrowed_at: dt.datetime
-    version: int = Field(ge=2)
+    version: int = Field(ge=2, le=CONSENT_VERSION_MAX)
 
 
 AUDIT_RECORDED_V1 = "se.vardkedja.audit.recorded.v1"
