@@ -113,7 +113,13 @@ async def _audit(ctx: Ctx, work: Work, action: str, row: Meeting | Plan) -> None
     description=(
         "The referral port convenes the joint referral meeting of a vårdkedjeremiss it has "
         "acknowledged (`kind: remissmote`, `origin_task_id`); any unit convenes a SIP "
-        "(`kind: sip`, with the person). Every participant unit gets an invitation in its "
+        "(`kind: sip`, with the person). **Suggested units**: a remissmöte without "
+        "`participants` invites the units the vårdkedjeremiss's sender suggests (its "
+        '`suggested_participants`, e.g. `{"kind": "remissmote", "origin_task_id": '
+        '"…", "at": "2026-12-03T13:00:00+01:00", "video_link": '
+        '"https://mote.example/remissmote-4711"}`); with `participants` and '
+        "`invite_suggested: true` it invites both. A suggested unit that cannot be invited "
+        "is named in a 422 on `invite_suggested`. Every participant unit gets an invitation in its "
         "own inbox, checked against the consent like a referral (all or nothing), and "
         "answers it: accept, or decline with a reason and perhaps `proposed_at`. "
         "**Drug-free rule**: for a remissmöte where the person is not drug-free and a "
@@ -137,7 +143,13 @@ async def convene(
     "/meetings/{meeting_id}",
     response_model=MeetingOut,
     summary="A meeting your unit convened, with every participant's answer",
-    description="Time, place, participants and their answers. Scope `referral:read`.",
+    description=(
+        "Time, place, participants and their answers. An invited unit that forwarded its "
+        "invitation shows `forwarded` and where it went (`forwarded_to`: the unit the "
+        "meeting invited in its place, a participant with its own task and answer and "
+        "`forwarded_from`; or `refused` with why the meeting could not invite it). Scope "
+        "`referral:read`."
+    ),
     responses=problem_responses(Forbidden, MeetingNotFound, NoUnitClaim),
 )
 async def get_meeting(meeting_id: Id, caller: Reader, session: DbSession, ctx: Ctx) -> MeetingOut:
