@@ -4,7 +4,7 @@ rendered."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query
 
@@ -130,7 +130,11 @@ def referral_out(work: Work, sent: Sent, names: dict[str, str]) -> ReferralOut:
     )
 
 
-def incoming_out(work: Work, row: Incoming) -> IncomingOut:
+def incoming_out(
+    work: Work, row: Incoming, suggested: dict[str, list[dict[str, Any]]] | None = None
+) -> IncomingOut:
+    """A task in a unit's inbox, as it stands (``suggested``: the units the sender of a
+    vårdkedjeremiss suggests, by task id, from :func:`.meetings.suggestions`)."""
     current = Status(row.status)
     return IncomingOut(
         task_id=row.id,
@@ -151,4 +155,5 @@ def incoming_out(work: Work, row: Incoming) -> IncomingOut:
         outcome=row.outcome,
         case_reference=row.case_reference,
         version=row.version,
+        suggested_participants=(suggested or {}).get(row.id),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from services.referral import invitations
 from services.referral.access import (
     ReferralNotFound,
     StaleVersion,
@@ -116,7 +117,8 @@ async def transition_incoming(
     forwarded_to = None
     if data.to is Status.FORWARDED:
         assert data.forward_to is not None
-        forwarded_to = await _forward(work, clients, incoming, data.forward_to)
+        forward = invitations.forward if invitations.is_invitation(incoming) else _forward
+        forwarded_to = await forward(work, clients, incoming, data.forward_to)
     incoming.outcome = data.outcome or incoming.outcome
     incoming.case_reference = data.case_reference or incoming.case_reference
     incoming.proposed_at = data.proposed_at or incoming.proposed_at
@@ -148,7 +150,8 @@ async def _forward(
     work: Work, clients: Clients, incoming: Incoming, target: UnitRef
 ) -> dict[str, str]:
     """Sends the referral on from the holding unit to ``target`` (a new referral of this
-    member: the basis is checked again for the new recipient)."""
+    member: the basis is checked again for the new recipient). An invitation to a meeting
+    is forwarded through its meeting instead (:func:`.invitations.forward`)."""
     assert incoming.personnummer is not None  # an open task keeps its person
     data = ReferralCreate.model_validate(
         {

@@ -9,6 +9,7 @@ from services.referral import (
     basis_ended,
     closed_loop,
     deadlines,
+    invitations,
     plan_copies,
     plans,
     receiving,
@@ -76,6 +77,8 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             else closed_loop.apply_reported_transition
         )
         await apply(step, delivery.event, payload)
+        # An invited unit forwarded its invitation: the meeting invites the unit it named.
+        await invitations.follow_forward(step, clients_of(ctx), payload)
         # A participant that accepts after the plan was recorded gets the plan then.
         await plans.share_on_acceptance(step, clients_of(ctx), payload)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.referral import access, closed_loop, worklists
+from services.referral import access, closed_loop, meetings, worklists
 from services.referral.access import NoBasis, NoUnitClaim, ReferralNotFound
 from services.referral.api import (
     STEP_PROBLEMS,
@@ -79,9 +79,10 @@ async def incoming(
         limit=limit,
     )
     items = []
+    suggested = await meetings.suggestions(work, page.items)
     for row in page.items:
         await audit(ctx, work, "incoming.list", row, row.id)
-        items.append(incoming_out(work, row))
+        items.append(incoming_out(work, row, suggested))
     return IncomingPage(items=items, next_cursor=next_cursor(page.rows, limit, str))
 
 
@@ -91,7 +92,10 @@ async def incoming(
     summary="One referral in your unit's inbox",
     description=(
         "The referral with the steps you may take now (`allowed_transitions`) and its "
-        "`ETag` (send it as `If-Match` with a step). Scope `referral:read`."
+        "`ETag` (send it as `If-Match` with a step). A vårdkedjeremiss shows the units its "
+        "sender suggests for the remissmöte (`suggested_participants`, named as in this "
+        "member's copy of the directory, and whether each can be invited): `POST "
+        "/v1/meetings` without `participants` invites them. Scope `referral:read`."
     ),
     responses=problem_responses(Forbidden, ReferralNotFound, NoUnitClaim),
 )
@@ -102,7 +106,7 @@ async def get_incoming(
     row = await access.get_incoming(work, task_id)
     await audit(ctx, work, "incoming.read", row, row.id)
     response.headers["ETag"] = etag(row.version)
-    return incoming_out(work, row)
+    return incoming_out(work, row, await meetings.suggestions(work, [row]))
 
 
 @inbox_router.post(
@@ -112,7 +116,10 @@ async def get_incoming(
     description=(
         "acknowledge (kvittera; a kommun records its own case reference), accept, decline "
         "(with a reason; the sender may revise and send again), forward (to another unit "
-        "of this or another member: the basis is checked again), start (in_progress), "
+        "of this or another member: the basis is checked again; a meeting invitation is "
+        "forwarded through its meeting, which invites that unit in your place once the "
+        "convener's consent check allows it: at once when the convener is of this member, "
+        "else when your step reaches it), start (in_progress), "
         "complete (with an outcome), or return as wrongly sent (felsänd, with a reason). "
         "Only the steps in `allowed_transitions` are allowed (409 lists them). `If-Match` "
         "with the referral's `ETag` is required (412 if it changed, 428 if missing). Every "
@@ -139,7 +146,7 @@ async def transition(
     )
     await audit(ctx, work, f"incoming.{body.to.value}", row, row.id)
     response.headers["ETag"] = etag(row.version)
-    return incoming_out(work, row)
+    return incoming_out(work, row, await meetings.suggestions(work, [row]))
 
 
 @inbox_router.get(
@@ -181,7 +188,8 @@ async def person_search(
     for s in sent:
         await audit(ctx, work, "referral.person_search", s.referral, s.referral.id)
         out.append(referral_out(work, s, await worklists.unit_names(work, s.recipients)))
+    suggested = await meetings.suggestions(work, received)
     for row in received:
         await audit(ctx, work, "incoming.person_search", row, row.id)
-        out.append(incoming_out(work, row))
+        out.append(incoming_out(work, row, suggested))
     return out

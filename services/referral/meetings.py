@@ -14,11 +14,15 @@ or by a coordinating unit of the plan, at any member holding it — revises it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from services.referral.access import caller_of, require_unit
 from services.referral.codes import Overdue
+from services.referral.details import UnitRef
 from services.referral.models import Incoming, KnownUnit, Meeting, Plan
 from services.referral.repository import (
     IncomingRepository,
@@ -30,6 +34,7 @@ from services.referral.repository import (
 from services.referral.schemas import MeetingCreate, ReferralCreate
 from services.referral.sending import send_referral
 from services.referral.siblings import Clients
+from services.referral.units import unit_problem
 from services.referral.worklists import is_overdue, today
 from shared.data.db import new_id
 from shared.data.work import Work
@@ -37,7 +42,7 @@ from shared.domain.codes import Intervention
 from shared.domain.kinds import ReferralKind, spec
 from shared.identity.identifiers import normalise_personnummer
 from shared.identity.person import member_secret, person_key
-from shared.web.errors import InvalidInput, NotFound
+from shared.web.errors import FieldProblem, InvalidInput, NotFound
 
 # Interventions that make a person drug-free (the "unit for drug-free interventions").
 DRUG_FREE_INTERVENTIONS = frozenset(
@@ -50,6 +55,10 @@ INVITATION_KINDS = {
     "samordningsmote": ReferralKind.SAMORDNINGSMOTE,
 }
 """The kind of referral each kind of meeting invites with (its consent purpose)."""
+MAX_PARTICIPANTS = 20
+"""Units one meeting invites at most (named and suggested together)."""
+MAX_SUGGESTED = 20
+"""Suggested units of a vårdkedjeremiss read at most (its block allows as many)."""
 
 
 MeetingNotFound = NotFound.kind("meeting-not-found", "No such meeting convened by your unit")
@@ -71,8 +80,7 @@ def _offers_drug_free(unit: KnownUnit | None) -> bool:
 
 
 async def _origin(work: Work, unit: str, data: MeetingCreate) -> Incoming | None:
-    """A remissmöte's vårdkedjeremiss (open in the convener's inbox), with the drug-free
-    rule checked against the invited units."""
+    """A remissmöte's vårdkedjeremiss (open in the convener's inbox)."""
     if data.kind != "remissmote":
         return None
     assert data.origin_task_id is not None
@@ -89,12 +97,108 @@ async def _origin(work: Work, unit: str, data: MeetingCreate) -> Incoming | None
             "not_an_open_vardkedjeremiss",
             "a remissmöte is convened from a vårdkedjeremiss your unit has acknowledged",
         )
+    return origin
+
+
+def suggested(origin: Incoming) -> list[UnitRef]:
+    """The units the sender of a vårdkedjeremiss suggests for its remissmöte (its details'
+    ``participants``, as the sending member wrote them: what is not a unit is left out)."""
+    if origin.kind != "vardkedjeremiss" or origin.details.get("invitation"):
+        return []
+    listed = origin.details.get("participants")
+    refs: list[UnitRef] = []
+    for item in listed[:MAX_SUGGESTED] if isinstance(listed, list) else []:
+        try:
+            ref = UnitRef.model_validate(item)
+        except ValidationError:
+            continue
+        if all((r.orgnr, r.unit_id) != (ref.orgnr, ref.unit_id) for r in refs):
+            refs.append(ref)
+    return refs
+
+
+async def suggestions(work: Work, rows: Sequence[Incoming]) -> dict[str, list[dict[str, Any]]]:
+    """For each vårdkedjeremiss among ``rows`` (by task id): the units its sender suggests,
+    each with its name in this member's copy of the directory (None when unknown there) and
+    whether it can be invited. One query for all of them."""
+    wanted = {
+        row.id: suggested(row)
+        for row in rows
+        if row.kind == "vardkedjeremiss" and not row.details.get("invitation")
+    }
+    repo = KnownUnitRepository(work.session)
+    units = {
+        u.unit_id: u for u in await repo.load_many(r.unit_id for v in wanted.values() for r in v)
+    }
+    return {
+        task_id: [_suggestion(units.get(ref.unit_id), ref) for ref in refs]
+        for task_id, refs in wanted.items()
+    }
+
+
+def _suggestion(unit: KnownUnit | None, ref: UnitRef) -> dict[str, Any]:
+    rule = unit_problem(unit, ref, ReferralKind.VARDKEDJEREMISS, invitation=True)
+    known = unit is not None and unit.owner_orgnr == ref.orgnr
+    return {
+        "orgnr": ref.orgnr,
+        "unit_id": ref.unit_id,
+        "name": unit.name if unit is not None and known else None,
+        "invitable": rule is None,
+        "problem": rule,
+    }
+
+
+async def _with_suggested(
+    work: Work, data: MeetingCreate, origin: Incoming | None
+) -> MeetingCreate:
+    """The participants to invite: those named, and for a remissmöte the units the
+    vårdkedjeremiss's sender suggests when asked (``invite_suggested``; by default when no
+    participant is named). A suggested unit that cannot be invited here is refused by name
+    (422 on ``invite_suggested``: name the participants instead)."""
+    named = list(data.participants or [])
+    invite = data.invite_suggested if data.invite_suggested is not None else not named
+    if origin is None or not invite:
+        return data
+    problems = []
+    participants = list(named)
+    for s in (await suggestions(work, [origin]))[origin.id]:
+        if any((p.orgnr, p.unit_id) == (s["orgnr"], s["unit_id"]) for p in participants):
+            continue
+        if s["problem"] is not None:
+            problems.append(
+                FieldProblem(
+                    field="invite_suggested",
+                    rule=s["problem"],
+                    message=f"the suggested unit {s['orgnr']}/{s['unit_id']} cannot be invited "
+                    f"({s['problem'].replace('_', ' ')}): name the participants instead",
+                )
+            )
+        participants.append(UnitRef(orgnr=s["orgnr"], unit_id=s["unit_id"]))
+    if problems:
+        raise InvalidInput(f"{len(problems)} suggested unit(s) cannot be invited", errors=problems)
+    if not participants:
+        raise InvalidInput.field(
+            "participants",
+            "participants_required",
+            "the vårdkedjeremiss suggests no units: name the participants",
+        )
+    if len(participants) > MAX_PARTICIPANTS:
+        raise InvalidInput.field(
+            "participants", "too_many", f"at most {MAX_PARTICIPANTS} participants"
+        )
+    return data.model_copy(update={"participants": participants})
+
+
+async def _drug_free(work: Work, data: MeetingCreate, origin: Incoming | None) -> None:
+    """The drug-free rule of a remissmöte, checked against the units to invite."""
+    if origin is None:
+        return
     requires = data.treatment_requires_drug_free or bool(
         origin.details.get("treatment_requires_drug_free")
     )
     if origin.drug_free != "yes" and requires:
         repo = KnownUnitRepository(work.session)
-        invited = [await repo.get(p.unit_id) for p in data.participants]
+        invited = [await repo.get(p.unit_id) for p in data.participants or []]
         if not any(_offers_drug_free(u) for u in invited):
             raise InvalidInput.field(
                 "participants",
@@ -102,7 +206,6 @@ async def _origin(work: Work, unit: str, data: MeetingCreate) -> Incoming | None
                 "the person is not drug-free and a planned treatment requires it: "
                 "invite a unit offering abstinence treatment or tapering",
             )
-    return origin
 
 
 @dataclass(frozen=True)
@@ -193,7 +296,7 @@ def _invitation(data: MeetingCreate, person: _Person, block: dict[str, Any]) -> 
             "needs": [n.value if isinstance(n, Intervention) else n for n in person.needs],
             "summary": person.summary,
             "drug_free": person.drug_free if kind == "vardkedjeremiss" else None,
-            "recipients": [p.model_dump() for p in data.participants],
+            "recipients": [p.model_dump() for p in data.participants or []],
             "legal_basis": data.legal_basis.model_dump() if data.legal_basis else None,
             **({spec(kind).details_field: block} if kind != "vardkedjeremiss" else {}),
         }
@@ -206,6 +309,8 @@ async def convene(work: Work, clients: Clients, data: MeetingCreate) -> Meeting:
     caller = caller_of(work)
     unit = require_unit(caller)
     origin = await _origin(work, unit, data)
+    data = await _with_suggested(work, data, origin)
+    await _drug_free(work, data, origin)
     follow = await _follow_up(work, unit, data)
     person = _person(data, origin, follow)
     meeting_id = new_id()

@@ -70,7 +70,13 @@ async def _meeting_out(
         "(`kind: sip`, with the person). A coordinating unit of a plan convenes its "
         "follow-ups (`follow_up_of`: the plan, also when another member owns it) and "
         "professional meetings without the person (`kind: samordningsmote`, purpose "
-        "`vardkedjesamordning`). Every participant unit gets an invitation in its "
+        "`vardkedjesamordning`). **Suggested units**: a remissmöte without "
+        "`participants` invites the units the vårdkedjeremiss's sender suggests (its "
+        '`suggested_participants`, e.g. `{"kind": "remissmote", "origin_task_id": '
+        '"…", "at": "2026-12-03T13:00:00+01:00", "video_link": '
+        '"https://mote.example/remissmote-4711"}`); with `participants` and '
+        "`invite_suggested: true` it invites both. A suggested unit that cannot be invited "
+        "is named in a 422 on `invite_suggested`. Every participant unit gets an invitation in its "
         "own inbox, checked against the consent like a referral (all or nothing), and "
         "answers it: accept, or decline with a reason and perhaps `proposed_at`. "
         "**Drug-free rule**: for a remissmöte where the person is not drug-free and a "
@@ -98,7 +104,11 @@ async def convene(
         "Time, place, participants and their answers, each with its deadlines "
         "(`acknowledge_by`; once acknowledged, `answer_by`) and whether it is `overdue`. "
         "`overdue` lists only the participants past that deadline (`acknowledge`: not "
-        "acknowledged; `answer`: acknowledged and not answered; `any`: either). Scope "
+        "acknowledged; `answer`: acknowledged and not answered; `any`: either). An invited "
+        "unit that forwarded its invitation shows `forwarded` and where it went "
+        "(`forwarded_to`: the unit the meeting invited in its place, a participant with its "
+        "own task and answer and `forwarded_from`; or `refused` with why the meeting could "
+        "not invite it). Scope "
         "`referral:read`."
     ),
     responses=problem_responses(Forbidden, MeetingNotFound, NoUnitClaim),

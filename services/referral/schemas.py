@@ -243,6 +243,18 @@ class ReferralOut(ReferralContent):
     discharge: DischargeStatus | None = Field(None, description="utskrivningsplanering only")
 
 
+class SuggestedParticipant(BaseModel):
+    """A unit the sender of a vårdkedjeremiss suggests for its remissmöte."""
+
+    orgnr: str
+    unit_id: str
+    name: str | None = Field(description="as this member's copy of the directory names it")
+    invitable: bool = Field(description="an active unit of that member, known here")
+    problem: str | None = Field(
+        None, description="why it cannot be invited: `unknown_unit` or `inactive_unit`"
+    )
+
+
 class IncomingOut(ReferralContent):
     """A referral in one of this member's unit inboxes: its content (as in
     :class:`ReferralOut`) and where this unit's task stands."""
@@ -265,6 +277,12 @@ class IncomingOut(ReferralContent):
     outcome: str | None
     case_reference: str | None
     version: int
+    suggested_participants: list[SuggestedParticipant] | None = Field(
+        None,
+        description="a vårdkedjeremiss: the units its sender suggests for the remissmöte, "
+        "with their names; convening the remissmöte without `participants` (or with "
+        "`invite_suggested`) invites them",
+    )
 
 
 class TransitionIn(_In):
@@ -332,42 +350,68 @@ class Relative(_In):
     email: str | None = Field(None, max_length=200)
 
 
+_MEETING_CONFIG = request_config(
+    {
+        "kind": "remissmote",
+        "origin_task_id": "5b0c2f7e-4a53-4f4e-9d53-0f1f6f4b8a10",
+        "at": "2026-12-03T13:00:00+01:00",
+        "video_link": "https://mote.example/remissmote-4711",
+        "participants": [
+            {"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"},
+            {"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"},
+        ],
+    },
+    {
+        # The units the vårdkedjeremiss's sender suggests (no participants named).
+        "kind": "remissmote",
+        "origin_task_id": "5b0c2f7e-4a53-4f4e-9d53-0f1f6f4b8a10",
+        "at": "2026-12-03T13:00:00+01:00",
+        "video_link": "https://mote.example/remissmote-4711",
+    },
+    {
+        # The suggested units and one more (e.g. for the drug-free rule).
+        "kind": "remissmote",
+        "origin_task_id": "5b0c2f7e-4a53-4f4e-9d53-0f1f6f4b8a10",
+        "at": "2026-12-03T13:00:00+01:00",
+        "video_link": "https://mote.example/remissmote-4711",
+        "participants": [{"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"}],
+        "invite_suggested": True,
+    },
+    {
+        "kind": "sip",
+        "person": {"personnummer": "19121212-1212"},
+        "at": "2026-12-10T10:00:00+01:00",
+        "place": "Avdelning 12, Centrallasarettet Växjö",
+        "participants": [{"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"}],
+        "relatives": [{"name": "Mamma", "phone": "070-123 45 67"}],
+        "needs": ["boendestod"],
+        "summary": "SIP inför utskrivning.",
+    },
+    {
+        "kind": "samordningsmote",
+        "follow_up_of": "0b6f1c7e-2d43-4e55-8a11-3c9e5b7d2f60",
+        "at": "2027-01-20T14:00:00+01:00",
+        "video_link": "https://mote.example/samordning-17",
+        "participants": [{"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"}],
+        "person_invited": False,
+        "summary": "Insatserna har inte kommit igång; vi stämmer av utan den enskilde.",
+    },
+)
+# Every meeting but a remissmöte names its participants (a remissmöte may take the units
+# its vårdkedjeremiss suggests): in the schema too.
+_MEETING_CONFIG["json_schema_extra"] = {
+    **dict(_MEETING_CONFIG.get("json_schema_extra") or {}),  # type: ignore[arg-type]
+    "if": {"properties": {"kind": {"const": "remissmote"}}, "required": ["kind"]},
+    "else": {"properties": {"participants": {"type": "array"}}, "required": ["participants"]},
+}
+
+
 class MeetingCreate(_In):
     """Convene a remissmöte (from a vårdkedjeremiss your unit holds), a SIP meeting, or a
     professional meeting without the person (samordningsmöte) about a plan your unit
     coordinates."""
 
-    model_config = request_config(
-        {
-            "kind": "remissmote",
-            "origin_task_id": "5b0c2f7e-4a53-4f4e-9d53-0f1f6f4b8a10",
-            "at": "2026-12-03T13:00:00+01:00",
-            "video_link": "https://mote.example/remissmote-4711",
-            "participants": [
-                {"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"},
-                {"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"},
-            ],
-        },
-        {
-            "kind": "sip",
-            "person": {"personnummer": "19121212-1212"},
-            "at": "2026-12-10T10:00:00+01:00",
-            "place": "Avdelning 12, Centrallasarettet Växjö",
-            "participants": [{"orgnr": "212000-0647", "unit_id": "socialtjanstens-mottagning"}],
-            "relatives": [{"name": "Mamma", "phone": "070-123 45 67"}],
-            "needs": ["boendestod"],
-            "summary": "SIP inför utskrivning.",
-        },
-        {
-            "kind": "samordningsmote",
-            "follow_up_of": "0b6f1c7e-2d43-4e55-8a11-3c9e5b7d2f60",
-            "at": "2027-01-20T14:00:00+01:00",
-            "video_link": "https://mote.example/samordning-17",
-            "participants": [{"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"}],
-            "person_invited": False,
-            "summary": "Insatserna har inte kommit igång; vi stämmer av utan den enskilde.",
-        },
-    )
+    model_config = _MEETING_CONFIG
 
     kind: str = Field(
         pattern=r"^(remissmote|sip|samordningsmote)$",
@@ -384,7 +428,19 @@ class MeetingCreate(_In):
     at: IsoAwareDatetime
     place: str | None = Field(None, max_length=300)
     video_link: str | None = Field(None, max_length=500, pattern=r"^https://")
-    participants: list[UnitRef] = Field(min_length=1, max_length=20)
+    participants: list[UnitRef] | None = Field(
+        None,
+        min_length=1,
+        max_length=20,
+        description="the units to invite; required but for a remissmöte, which without it "
+        "invites the units the vårdkedjeremiss's sender suggests",
+    )
+    invite_suggested: JsonBool | None = Field(
+        None,
+        description="remissmöte: also invite the units the vårdkedjeremiss's sender suggests "
+        "(its `vardkedjeremiss.participants`, shown as `suggested_participants` on the "
+        "incoming referral); default: true when no `participants` are named",
+    )
     follow_up_of: str | None = Field(
         None,
         max_length=36,
@@ -430,13 +486,25 @@ class MeetingCreate(_In):
                     "a samordningsmöte is held without the person: no person_invited, "
                     "relatives or person (the plan names the person)",
                 )
-        if len({(p.orgnr, p.unit_id) for p in self.participants}) != len(self.participants):
+        if self.kind != "remissmote" and not self.participants:
+            raise PydanticCustomError("participants_required", "the meeting names its participants")
+        if self.kind != "remissmote" and self.invite_suggested:
+            raise PydanticCustomError(
+                "suggested_only_for_remissmote", "only a vårdkedjeremiss suggests participants"
+            )
+        if self.kind == "remissmote" and not self.participants and self.invite_suggested is False:
+            raise PydanticCustomError(
+                "participants_required", "name participants or invite the suggested units"
+            )
+        named = self.participants or []
+        if len({(p.orgnr, p.unit_id) for p in named}) != len(named):
             raise PydanticCustomError("unique", "a participant is named twice")
         return self
 
 
 class ParticipantOut(BaseModel):
-    """An invited unit and its answer (its invitation task, as its member last reported)."""
+    """An invited unit, its invitation task and its answer (its task's status, as its member
+    last reported)."""
 
     orgnr: str
     unit_id: str
@@ -447,6 +515,25 @@ class ParticipantOut(BaseModel):
     acknowledge_by: dt.date
     answer_by: dt.date | None = ANSWER_BY
     overdue: bool = OVERDUE
+    forwarded_to: dict[str, str] | None = Field(
+        None,
+        description="the unit forwarded its invitation: the unit the meeting invited in its "
+        "place (`orgnr`, `unit_id`) and that unit's invitation task (`task_id`, a "
+        "participant below), or why the meeting could not invite it (`refused`: "
+        "`no_basis`, `unknown_unit`, `inactive_unit` or `invalid_target`)",
+        examples=[
+            {
+                "orgnr": "212000-0647",
+                "unit_id": "boendestod",
+                "task_id": "3f2b6c1e-8d4a-4c2e-9b7f-1a2b3c4d5e6f",
+            }
+        ],
+    )
+    forwarded_from: str | None = Field(
+        None,
+        description="invited because a participant forwarded its invitation: that "
+        "participant's task id",
+    )
 
 
 class MeetingOut(BaseModel):

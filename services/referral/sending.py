@@ -180,6 +180,81 @@ async def send_referral(
     )
     work.session.add(referral)
     await work.session.flush()  # before its recipients (they refer to it)
+    recipients = await _issue(work, referral, decided, Step(Status.SENT, Actor.SENDER))
+    return referral, recipients
+
+
+async def send_to_one_more(
+    work: Work,
+    clients: Clients,
+    referral: Referral,
+    target: UnitRef,
+    *,
+    legal_basis: dict[str, Any] | None,
+    step: Step,
+    problem_field: str,
+) -> Recipient:
+    """Sends a referral this member sent before to one more unit, as it was stored (a
+    forwarded invitation: the convener's invitation goes to the unit a participant forwarded
+    it to), after the checks of any recipient: the unit can receive it (422 on
+    ``problem_field``) and this member's consent service allows it from the referral's
+    sending unit on ``legal_basis`` or a consent (:data:`NoBasis` otherwise; nothing is
+    stored). ``step`` says who had it sent."""
+    basis = await basis_for(
+        work,
+        clients,
+        referral,
+        target,
+        sender_unit=referral.sender_unit_id,
+        legal_basis=legal_basis,
+        problem_field=problem_field,
+    )
+    [recipient] = await _issue(work, referral, [_Decided(_Target(target), basis)], step)
+    return recipient
+
+
+async def basis_for(
+    work: Work,
+    clients: Clients,
+    task: Referral | Incoming,
+    target: UnitRef,
+    *,
+    sender_unit: str,
+    legal_basis: dict[str, Any] | None,
+    problem_field: str,
+) -> dict[str, Any]:
+    """The basis on which what ``task`` says of its person may go from ``sender_unit`` of
+    this member to ``target``: the unit can receive it (an invitation: any active unit;
+    422 on ``problem_field``), and this member's consent service allows it on
+    ``legal_basis`` or a consent (:data:`NoBasis` otherwise)."""
+    kind = ReferralKind(task.kind)
+    unit = await KnownUnitRepository(work.session).get(target.unit_id)
+    rule = unit_problem(unit, target, kind, invitation=bool(task.details.get("invitation")))
+    if rule is not None:
+        raise InvalidInput.field(f"{problem_field}.unit_id", rule, rule.replace("_", " "))
+    assert task.personnummer is not None  # an open task keeps its person
+    answer = await decide(
+        clients,
+        work.settings,
+        Question(
+            personnummer=task.personnummer,
+            kind=kind,
+            categories=categories(kind, task.protected_identity),
+            sender={"orgnr": work.member, "unit_id": sender_unit},
+            recipient={"orgnr": target.orgnr, "unit_id": target.unit_id},
+            legal_basis=legal_basis,
+        ),
+    )
+    if not answer.allowed:
+        raise NoBasis(f"no basis for {target.orgnr}/{target.unit_id}: {', '.join(answer.codes)}")
+    return answer.basis
+
+
+async def _issue(
+    work: Work, referral: Referral, decided: list[_Decided], sent: Step
+) -> list[Recipient]:
+    """A task for every decided recipient of ``referral``: stored, its first step kept, and
+    sent to the recipient's member."""
     deadline = acknowledge_by(
         settings=work.settings,
         kind=referral.kind,
@@ -203,7 +278,6 @@ async def send_referral(
         work.session.add(recipient)
         recipients.append(recipient)
     await work.session.flush()
-    sent = Step(Status.SENT, Actor.SENDER)
     for recipient in recipients:
         work.session.add(history(work, task_id=recipient.id, side="sender", frm=None, step=sent))
         await work.publish(
@@ -215,14 +289,14 @@ async def send_referral(
             aggversion=1,
         )
     await work.session.flush()
-    return referral, recipients
+    return recipients
 
 
 def _sent_event(work: Work, referral: Referral, recipient: Recipient) -> ReferralSentV1:
     return ReferralSentV1(
         task_id=recipient.id,
         referral_id=referral.id,
-        sender_orgnr=caller_of(work).org,
+        sender_orgnr=work.member,
         sender_unit_id=referral.sender_unit_id,
         recipient_orgnr=recipient.orgnr,
         recipient_unit_id=recipient.unit_id,
