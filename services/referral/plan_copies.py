@@ -16,6 +16,7 @@ from services.referral.plans import (
     ACTIVE,
     WITHDRAWN,
     heard_ended,
+    plan_purpose,
     plan_question,
     tell_units,
 )
@@ -26,7 +27,6 @@ from services.referral.repository import (
 )
 from services.referral.siblings import Clients, claim, decide
 from shared.data.work import Work
-from shared.domain.kinds import spec
 from shared.identity.person import member_secret, person_key
 from shared.messaging.events import CloudEvent
 from shared.messaging.events.payloads import PlanSharedV1
@@ -47,7 +47,7 @@ async def _allowed_viewers(
         if viewer.get("orgnr") != me:
             continue
         claimed = stated.get((me, viewer.get("unit_id", "")))
-        if claimed is not None and await heard_ended(work, claimed.consent_id):
+        if claimed is not None and await heard_ended(work, claimed.consent_id, payload.kind):
             continue
         question = plan_question(
             payload.kind,
@@ -59,7 +59,7 @@ async def _allowed_viewers(
         )
         answer = await decide(clients, work.settings, question)
         consent_id = answer.basis.get("consent_id")
-        if not answer.allowed or await heard_ended(work, consent_id):
+        if not answer.allowed or await heard_ended(work, consent_id, payload.kind):
             continue
         allowed.append((viewer, consent_id))
     return allowed
@@ -149,11 +149,6 @@ def _close(plan: Plan) -> None:
     ]
 
 
-def _purpose(plan: Plan) -> str:
-    """The consent purpose the plan is shared for (that of the kind its share asks about)."""
-    return spec(plan_question(plan.kind, "", {}, {}, None).kind).purpose
-
-
 async def close_for_consent(
     work: Work, consent_id: str, *, purposes: Collection[str] | None = None
 ) -> int:
@@ -169,7 +164,7 @@ async def close_for_consent(
     closed = 0
     for plan_id in sorted({r.plan_id for r in rows}):
         plan = await plans.get(plan_id)
-        if plan is None or (purposes is not None and _purpose(plan) not in purposes):
+        if plan is None or (purposes is not None and plan_purpose(plan.kind) not in purposes):
             continue
         if plan.owner_orgnr == work.member:
             gone = {(r.orgnr, r.unit_id) for r in rows if r.plan_id == plan_id}

@@ -45,6 +45,7 @@ from services.referral.codes import Actor, Status
 from services.referral.meetings import get_meeting
 from services.referral.models import Meeting, Plan, PlanBasis, PlanNotice
 from services.referral.repository import (
+    ConsentNarrowingRepository,
     ConsentTombstoneRepository,
     IncomingRepository,
     MeetingRepository,
@@ -58,7 +59,7 @@ from services.referral.schemas import ActionStep, ActionStepIn, PlanIn
 from services.referral.siblings import Clients, Question, claim, decide
 from shared.data.work import Work
 from shared.domain.calendar import to_local
-from shared.domain.kinds import ReferralKind
+from shared.domain.kinds import ReferralKind, spec
 from shared.identity.auth import Caller
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
@@ -115,10 +116,20 @@ def plan_question(
     )
 
 
-async def heard_ended(work: Work, consent_id: str | None) -> bool:
-    """Whether this service heard the consent end (its consent service may lag)."""
-    repo = ConsentTombstoneRepository(work.session)
-    return consent_id is not None and await repo.get(consent_id) is not None
+def plan_purpose(plan_kind: str) -> str:
+    """The consent purpose a plan is shared for (that of the kind its share asks about)."""
+    return spec(plan_question(plan_kind, "", {}, {}, None).kind).purpose
+
+
+async def heard_ended(work: Work, consent_id: str | None, plan_kind: str) -> bool:
+    """Whether this service heard the consent end, or heard the plan's purpose withdrawn
+    from it (its consent service may lag behind either)."""
+    if consent_id is None:
+        return False
+    if await ConsentTombstoneRepository(work.session).get(consent_id) is not None:
+        return True
+    narrowed = await ConsentNarrowingRepository(work.session).get(consent_id)
+    return narrowed is not None and plan_purpose(plan_kind) in narrowed.withdrawn_purposes
 
 
 @dataclass(frozen=True)
@@ -334,7 +345,7 @@ async def _share(work: Work, clients: Clients, plan: Plan) -> None:
         answer = await decide(clients, work.settings, question)
         if not answer.allowed or answer.basis.get("kind") not in ("consent", "legal_basis"):
             continue
-        if await heard_ended(work, answer.basis.get("consent_id")):
+        if await heard_ended(work, answer.basis.get("consent_id"), plan.kind):
             continue
         allowed.append((party, answer.basis))
     plan.viewers = [p.ref() for p in parties if p.orgnr == me] + [p.ref() for p, _ in allowed]

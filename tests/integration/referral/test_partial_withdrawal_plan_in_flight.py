@@ -1,11 +1,9 @@
-"""Known issue (docs/known-issues.md): a SIP plan shared just before the person withdrew the
-consent's SIP purpose, arriving at a party after its referral service heard the narrowing
-but before its consent service did, is kept there with the person. The plans' own check at
-arrival (``plan_copies._allowed_viewers`` → ``plans.heard_ended``) knows only whole ends;
-asking the narrowing the referral service remembers (``consent_narrowing``) for the plan's
-purpose would refuse it, as an arriving referral of that purpose already is. Fails today;
-run it by name: ``pytest tests/integration/referral/pending_partial_withdrawal_plan_in_flight.py``.
-"""
+"""A SIP plan shared just before the person withdrew the consent's SIP purpose, arriving at
+a party after its referral service heard the narrowing but before its consent service did,
+is not kept there: the plans' own check at arrival (``plan_copies._allowed_viewers`` →
+``plans.heard_ended``) asks the narrowing the referral service remembers
+(``consent_narrowing``) for the plan's purpose, as an arriving referral of that purpose
+does."""
 
 from __future__ import annotations
 
