@@ -80,8 +80,10 @@ def _plan(work: Work, event_id: str, event_type: str, payload: BaseModel) -> _Pl
     elif isinstance(payload, ReferralDeadlineV1):
         if payload.state == "met":
             cancels.append((payload.referral_id, payload.deadline))
-        elif payload.state == "overdue" and payload.audience == "actor":
-            # The unit that must act is escalated; one that waits for another is not.
+        elif payload.state == "overdue" and payload.audience == "actor" and not payload.action_id:
+            # The unit that must act is escalated; one that waits for another is not. A
+            # plan's late action is escalated by the referral service itself, to the plan's
+            # coordinating units (audience coordinator).
             schedule(payload.deadline, payload.due_at, ("escalate",))
     elif (
         isinstance(payload, ReferralStatusChangedV1)

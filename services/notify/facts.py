@@ -58,11 +58,18 @@ def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Fac
             return []
         if payload.audience == "sender":
             kind = "deadline.unanswered"  # the other party has not answered the sender
+        elif payload.audience == "coordinator":
+            kind = "deadline.escalated"  # an action of a plan the unit coordinates is late
         elif payload.state == "near":
             kind = "deadline.reminder"
         else:
             kind = "deadline.overdue"
-        return _one(kind, _referral(payload), deadline=payload.deadline, due_at=payload.due_at)
+        about = (
+            _about("plan", payload.referral_id, payload.unit_id)
+            if payload.action_id is not None
+            else _referral(payload)
+        )
+        return _one(kind, about, deadline=payload.deadline, due_at=payload.due_at)
     if isinstance(payload, PlanActionChangedV1):
         plan = _about("plan", payload.plan_id, payload.unit_id)
         status = payload.outcome if payload.change == "ended" else None

@@ -7,7 +7,9 @@ to the member's report): aggregates only, from the plans and meetings this membe
   counted, not assumed);
 - follow-ups due in the period of the plans this member owns, and those held on time (a
   follow-up meeting this member held about the plan by its follow-up date);
-- days from a remissmöte to the first action of its plan that started (median, p90).
+- days from a remissmöte to the first action of its plan that started (median, p90);
+- escalations: the late actions this member escalated to its coordinating units (not
+  started by ``start_by``, not ended by ``end_by``), by the member that owns the action.
 
 A plan counts for the scope's units when one of them is among its viewers (a party).
 """
@@ -19,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from services.referral.actions import CANCELLED, ENDED, PLANNED
-from services.referral.models import Meeting, Plan
+from services.referral.actions import CANCELLED, ENDED, PLANNED, owner_of
+from services.referral.models import DeadlineNotice, Meeting, Plan
 from shared.domain.calendar import to_local
 
 
@@ -149,3 +151,36 @@ def sip_plans_by_person(plans: list[Plan]) -> dict[str, list[dt.date]]:
         if p.kind == "sip" and p.person_key:
             out.setdefault(p.person_key, []).append(to_local(p.created_at).date())
     return out
+
+
+def escalation_figures(
+    period: Period, plans: list[Plan], notices: list[DeadlineNotice]
+) -> dict[str, Any]:
+    """The escalations this member sent in the period to the scope's coordinating units:
+    an overdue notice of an action's deadline to a unit that does not own the action.
+    Counted by kind (``action_start``, ``action_end``) and by the member owning the
+    action: where the chain stalls, whose turn it was."""
+    owners: dict[str, tuple[str, str]] = {}
+    for plan in plans:
+        for action in plan.actions:
+            owner = owner_of(action)
+            if owner is not None:
+                owners[action["id"]] = owner
+    by_kind = {"action_start": 0, "action_end": 0}
+    by_member: dict[str, dict[str, int]] = {}
+    for n in notices:
+        owner = owners.get(n.subject_id)
+        if owner is None or owner == (period.member, n.unit_id):
+            continue  # not an escalation: the owner's own reminder (or an unknown action)
+        if period.unit_id is not None and n.unit_id != period.unit_id:
+            continue
+        if not period.holds(to_local(n.at).date()):
+            continue
+        by_kind[n.deadline] += 1
+        counts = by_member.setdefault(owner[0], {"action_start": 0, "action_end": 0})
+        counts[n.deadline] += 1
+    return {
+        "total": sum(by_kind.values()),
+        "by_kind": by_kind,
+        "by_owner_member": dict(sorted(by_member.items())),
+    }

@@ -1,6 +1,7 @@
 """The worklists of the care chain after the meeting: a unit's own actions, in every plan
 this member holds whether or not the unit was invited to the meeting, and a coordinating
-unit's plans, the actions overdue in them and the follow-ups due.
+unit's plans, the actions overdue in them, the follow-ups due, and the invitations to the
+plans' follow-up meetings (convened here) that their units have not answered yet.
 
 Rows come from the action and coordinator index (:class:`PlanActionRepository`); what an
 action is and when it is overdue, from :mod:`.actions`."""
@@ -13,9 +14,15 @@ from typing import Any
 
 from services.referral.access import caller_of, require_unit
 from services.referral.actions import allowed_steps, overdue
-from services.referral.models import Plan
+from services.referral.codes import AWAITING_ACKNOWLEDGEMENT, AWAITING_ANSWER
+from services.referral.meetings import participant_status
+from services.referral.models import Meeting, Plan
 from services.referral.plans import WITHDRAWN, can_view
-from services.referral.repository import PlanActionRepository, PlanRepository
+from services.referral.repository import (
+    MeetingRepository,
+    PlanActionRepository,
+    PlanRepository,
+)
 from shared.data.work import Work
 from shared.domain.calendar import to_local
 
@@ -74,17 +81,48 @@ async def my_actions(work: Work, *, only_open: bool, only_overdue: bool) -> list
 
 
 @dataclass(frozen=True)
+class Unanswered:
+    """An invited unit that has not answered its invitation to a plan's follow-up meeting:
+    the meeting and the participant with its status and deadlines."""
+
+    meeting: Meeting
+    participant: dict[str, Any]
+
+
+UNANSWERED = frozenset(s.value for s in AWAITING_ACKNOWLEDGEMENT | AWAITING_ANSWER)
+
+
+@dataclass(frozen=True)
 class Coordination:
     """A coordinating unit's worklist."""
 
     plans: list[Plan]
     actions_overdue: list[ActionEntry]
     follow_ups_due: list[Plan]
+    invitations_unanswered: list[Unanswered]
+
+
+async def _unanswered(work: Work, plans: list[Plan]) -> list[Unanswered]:
+    """The unanswered invitations to the plans' coming follow-up meetings convened at this
+    member (a follow-up convened at another member is followed there), earliest first."""
+    meetings = MeetingRepository(work.session)
+    out: list[Unanswered] = []
+    for plan in plans:
+        for meeting in await meetings.of_plan(plan.id):
+            if meeting.follow_up_of != plan.id or meeting.status != "planned":
+                continue
+            out += [
+                Unanswered(meeting, p)
+                for p in await participant_status(work, meeting)
+                if p["status"] in UNANSWERED
+            ]
+    return sorted(out, key=lambda u: (u.meeting.at, u.meeting.id, u.participant["task_id"]))
 
 
 async def coordination(work: Work) -> Coordination:
     """The plans the caller's unit coordinates, every overdue action in them (whoever owns
-    it), and those whose follow-up date has come while some action is still open."""
+    it), those whose follow-up date has come while some action is still open, and the
+    invitations to their follow-up meetings not answered yet."""
     caller = caller_of(work)
     unit = require_unit(caller)
     index = PlanActionRepository(work.session)
@@ -93,4 +131,4 @@ async def coordination(work: Work) -> Coordination:
     open_plans = {r.plan_id for r in await index.open_of_plans([p.id for p in plans])}
     today = _today(work)
     due = [p for p in plans if p.id in open_plans and p.follow_up_date <= today]
-    return Coordination(plans, overdue_entries, due)
+    return Coordination(plans, overdue_entries, due, await _unanswered(work, plans))

@@ -8,6 +8,16 @@ alerted once a task it sent is past its deadline, unacknowledged or unanswered (
 ``sender``, timed by this member's own copy of the task). Each event is sent once per
 subject, deadline, state and unit.
 
+A plan's actions have their own deadlines: its owner unit (for an actor outside the
+federation, the plan's coordinating units, who record its steps) is reminded as
+``start_by`` comes near and passes while it has not started (``action_start``), and as
+``end_by`` does while it has not ended (``action_end``). Once either has passed, every
+coordinating unit of the plan is alerted (audience ``coordinator``: an escalation) unless it
+owns the action itself. Every member holding the plan (the owner's and each party's copy)
+checks for its own units only, so an owner and a coordinator at different members are each
+told by their own member. The events name the plan (``referral_id``) and the action
+(``action_id``), and are sent once per action, deadline, state and unit.
+
 The rules live here (when a date is near or passed, which plans are followed up by whom);
 the rows come from :mod:`services.referral.deadline_repository`."""
 
@@ -17,9 +27,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from services.referral.actions import FINAL, PLANNED, owner_of
 from services.referral.codes import AWAITING_ANSWER, Status
 from services.referral.deadline_repository import DeadlineRepository, NoticeKey
 from services.referral.models import Incoming, Plan, Recipient, Referral
+from services.referral.plans import ACTIVE, plan_referral_kind
 from shared.data.work import Work
 from shared.domain.calendar import add_working_days, end_of_day, to_local
 from shared.messaging.events import topics
@@ -27,10 +39,12 @@ from shared.messaging.events.payloads import REFERRAL_DEADLINE_V1, ReferralDeadl
 
 
 class Due(NamedTuple):
-    """A deadline near or passed: whose (``subject``, a task or plan id), of which kind of
-    referral, for which unit, which deadline (``discharge``, ``plan``, ``acknowledge`` or
-    ``answer``), its date, its state, and whether the unit must act (``actor``) or waits
-    for another's answer (``sender``)."""
+    """A deadline near or passed: whose (``subject``, a task or plan id; ``action_id``, an
+    action of that plan), of which kind of referral, for which unit, which deadline
+    (``discharge``, ``plan``, ``acknowledge``, ``answer``, ``action_start`` or
+    ``action_end``), its date, its state, and whether the unit must act (``actor``), waits
+    for another's answer (``sender``) or coordinates the plan whose action is late
+    (``coordinator``)."""
 
     subject: str
     kind: str
@@ -39,18 +53,19 @@ class Due(NamedTuple):
     due: dt.date
     state: str
     audience: str = "actor"
+    action_id: str | None = None
 
     @property
     def key(self) -> NoticeKey:
-        """What the event is sent once per."""
-        return (self.subject, self.deadline, self.state, self.unit_id)
+        """What the event is sent once per (an action's deadlines: per action)."""
+        return (self.action_id or self.subject, self.deadline, self.state, self.unit_id)
 
     def event(self) -> ReferralDeadlineV1:
         """The deadline event's payload (its ``referral_id``: the task's or plan's id)."""
         return ReferralDeadlineV1(
             referral_id=self.subject, kind=self.kind, unit_id=self.unit_id,
             deadline=self.deadline, due_at=end_of_day(self.due), state=self.state,
-            audience=self.audience,
+            audience=self.audience, action_id=self.action_id,
         )  # fmt: skip
 
 
@@ -136,13 +151,61 @@ def _follow_up(day: _Today, plan: Plan, me: str) -> list[Due]:
     while some action of the plan has not ended or been cancelled."""
     if all(a.get("status") in ("ended", "cancelled") for a in plan.actions):
         return []
-    kind = "vardkedjeremiss" if plan.kind == "remissmote" else "sip_kallelse"
+    kind = plan_referral_kind(plan.kind).value
     found = [
         day.due(plan.id, kind, c["unit_id"], "plan", plan.follow_up_date)
         for c in plan.coordinators
         if c.get("orgnr") == me and c.get("unit_id")
     ]
     return [d for d in found if d]
+
+
+def _action_deadline(action: dict[str, Any]) -> tuple[str, dt.date] | None:
+    """The deadline an open action has next: ``action_start`` while it is planned (if it
+    has a ``start_by``), else ``action_end`` (if it has an ``end_by``)."""
+    if action.get("status") in FINAL:
+        return None
+    if action.get("status") == PLANNED and action.get("start_by"):
+        return "action_start", dt.date.fromisoformat(action["start_by"])
+    if action.get("end_by"):
+        return "action_end", dt.date.fromisoformat(action["end_by"])
+    return None
+
+
+def _actors(owner: tuple[str, str] | None, me: str, coordinators: list[str]) -> list[str]:
+    """The units of ``me`` that must act on an action: its owner unit if it is one of
+    ``me``'s; for an outside actor, ``me``'s coordinating units (they record its steps)."""
+    if owner is None:
+        return coordinators
+    return [owner[1]] if owner[0] == me else []
+
+
+def _actions(day: _Today, plan: Plan, me: str) -> list[Due]:
+    """An active plan's open actions whose next deadline is near or passed: for the owner
+    unit (if it is one of ``me``'s; for an outside actor, ``me``'s coordinating units), and
+    once passed for every coordinating unit of ``me``'s that does not own the action."""
+    if plan.status != ACTIVE:
+        return []
+    kind = plan_referral_kind(plan.kind).value
+    mine = [c["unit_id"] for c in plan.coordinators if c.get("orgnr") == me and c.get("unit_id")]
+    found: list[Due] = []
+    for action in plan.actions:
+        next_deadline = _action_deadline(action)
+        if next_deadline is None:
+            continue
+        deadline, on = next_deadline
+        state = day.state(on)
+        if state is None:
+            continue
+        actors = _actors(owner_of(action), me, mine)
+        found += [Due(plan.id, kind, u, deadline, on, state, "actor", action["id"]) for u in actors]
+        if state == "overdue":
+            found += [
+                Due(plan.id, kind, u, deadline, on, state, "coordinator", action["id"])
+                for u in mine
+                if u not in actors
+            ]
+    return found
 
 
 async def _publish(work: Work, due: Due) -> None:
@@ -160,7 +223,9 @@ async def check(work: Work, *, today: dt.date | None = None) -> int:
     due = _discharges(day, await repo.open_discharges_received(), await repo.open_discharges_sent())
     due += _answers_owed(day, await repo.answers_due_received(day.horizon))
     due += _unanswered(day, await repo.unanswered_sent(day.today))
-    due += [d for p in await repo.plans() for d in _follow_up(day, p, work.member)]
+    plans = await repo.plans()
+    due += [d for p in plans for d in _follow_up(day, p, work.member)]
+    due += [d for p in plans for d in _actions(day, p, work.member)]
     n = 0
     for d in due:
         if d.key in sent:

@@ -94,6 +94,15 @@ class IndicatorRepository:
         notices = await self.session.scalars(select(models.PlanNotice))
         return {(n.plan_id, n.action_id, n.unit_id) for n in notices}
 
+    async def action_overdue_notices(self) -> list[models.DeadlineNotice]:
+        """The overdue notices this member sent of plan actions' deadlines (to the owner
+        unit, and the escalations to the plans' coordinating units)."""
+        stmt = select(models.DeadlineNotice).where(
+            models.DeadlineNotice.deadline.in_(("action_start", "action_end")),
+            models.DeadlineNotice.state == "overdue",
+        )
+        return list(await self.session.scalars(stmt))
+
     async def plans(self) -> list[models.Plan]:
         """Every plan this member holds."""
         return list(await self.session.scalars(select(models.Plan)))

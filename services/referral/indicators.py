@@ -11,6 +11,7 @@ computed from this member's own records — never a personnummer or free text.
   on time, late or not at all, ended and cancelled, and ended without every party's units
   having been told (0 unless the notice machinery fails: the notices are counted, not
   assumed); follow-ups held on time; days from a remissmöte to the first action started;
+  late actions escalated to the plans' coordinating units, by the member owning them;
 - outcomes of kontaktbegäran (completed, declined, withdrawn by the person, ...).
 """
 
@@ -29,6 +30,7 @@ from services.referral.care_chain_indicators import (
     Period,
     action_figures,
     days_to_first_action,
+    escalation_figures,
     follow_up_figures,
     sip_plans_by_person,
 )
@@ -222,6 +224,7 @@ async def compute(
         "discharge_planning": await _discharge_planning(reads, referrals.values(), plans),
         "plan_actions": action_figures(period, plans, await reads.plan_notices()),
         "follow_ups": follow_up_figures(period, plans, meetings),
+        "escalations": escalation_figures(period, plans, await reads.action_overdue_notices()),
         "days_from_remissmote_to_first_action": _spread(
             days_to_first_action(period, plans, meetings)
         ),
@@ -262,6 +265,13 @@ def as_csv(data: dict[str, Any]) -> str:
         w([f"plan_actions_{key}", "", "", value])
     for key, value in data["follow_ups"].items():
         w([f"follow_ups_{key}", "", "", value])
+    esc = data["escalations"]
+    w(["escalations_total", "", "", esc["total"]])
+    for deadline, n in esc["by_kind"].items():
+        w([f"escalations_{deadline}", "", "", n])
+    for orgnr, counts in esc["by_owner_member"].items():
+        for deadline, n in counts.items():
+            w([f"escalations_{deadline}_owner_{orgnr}", "", "", n])
     for stat in ("n", "median", "p90"):
         w([f"days_from_remissmote_to_first_action_{stat}", "", "vardkedjeremiss",
            data["days_from_remissmote_to_first_action"][stat]])  # fmt: skip

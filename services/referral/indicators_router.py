@@ -26,8 +26,11 @@ indicators_router = APIRouter(prefix="/v1", tags=["referrals"])
         "Per kind, outgoing and incoming: counts, acknowledged and acknowledged in time, "
         "hours to acknowledgement (median, p90) and final statuses; days from a "
         "vårdkedjeremiss to its first meeting; discharge plannings with a SIP before the "
-        "discharge date; plan actions ended, and ended without every party told; outcomes "
-        "of kontaktbegäran. For the whole member or one `unit_id`, over the days `from` to "
+        "discharge date; plan actions started on time, late or not at all, ended, and "
+        "ended without every party told; follow-ups held on time; days from a remissmöte "
+        "to the first action started; late actions escalated to the plans' coordinating "
+        "units (`escalations`, by the member owning the action); outcomes of "
+        "kontaktbegäran. For the whole member or one `unit_id`, over the days `from` to "
         "`to` (default: the last 30 days). `format=csv` for a spreadsheet. Scope "
         "`referral:read`."
     ),

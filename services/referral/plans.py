@@ -93,6 +93,13 @@ NotActionOwner = Forbidden.kind(
 NotCoordinator = Forbidden.kind("not-coordinator", "Only a coordinating unit of the plan does this")
 
 
+def plan_referral_kind(plan_kind: str) -> ReferralKind:
+    """The referral kind a plan is shared as (its consent purpose): a remissmöte's plan as
+    its vårdkedjeremiss, every other plan as a SIP. (A samordningsmöte's invitations have
+    their own purpose; the plan keeps its own.)"""
+    return ReferralKind.VARDKEDJEREMISS if plan_kind == "remissmote" else ReferralKind.SIP_KALLELSE
+
+
 def plan_question(
     plan_kind: str,
     personnummer: str,
@@ -103,11 +110,9 @@ def plan_question(
 ) -> Question:
     """May the plan go from its owner's unit to ``viewer`` now (consent purpose of the
     meeting's referral kind, category ``plan``)?"""
-    kind = ReferralKind.VARDKEDJEREMISS if plan_kind == "remissmote" else ReferralKind.SIP_KALLELSE
-    # (A samordningsmöte's invitations have their own purpose; the plan keeps its own.)
     return Question(
         personnummer=personnummer,
-        kind=kind,
+        kind=plan_referral_kind(plan_kind),
         categories=PLAN_CATEGORIES,
         sender=owner,
         recipient=viewer,
@@ -118,7 +123,7 @@ def plan_question(
 
 def plan_purpose(plan_kind: str) -> str:
     """The consent purpose a plan is shared for (that of the kind its share asks about)."""
-    return spec(plan_question(plan_kind, "", {}, {}, None).kind).purpose
+    return spec(plan_referral_kind(plan_kind)).purpose
 
 
 async def heard_ended(work: Work, consent_id: str | None, plan_kind: str) -> bool:

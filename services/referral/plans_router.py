@@ -26,6 +26,7 @@ from services.referral.schemas import (
     CoordinationOut,
     PlanIn,
     PlanOut,
+    UnansweredInvitation,
 )
 from services.referral.siblings import clients_of
 from shared.data.work import Work
@@ -352,7 +353,10 @@ def _coordinated(plan: Plan) -> CoordinatedPlan:
     description=(
         "For a unit named as a plan's coordinating function: the plans it coordinates (of "
         "its own member and shared with it), every overdue action in them whoever owns it, "
-        "and the plans whose follow-up date has come while an action is still open. From "
+        "the plans whose follow-up date has come while an action is still open, and the "
+        "units that have not answered their invitation to a coming follow-up meeting "
+        "convened here (`invitations_unanswered`; the convening unit is also alerted once "
+        "one is past its deadline). From "
         "here the coordinator revises a plan (`PUT /v1/plans/{id}`), records an outside "
         "actor's steps, and convenes the follow-up. Every plan read is audited. Scope "
         "`referral:read`."
@@ -367,4 +371,19 @@ async def coordination_worklist(caller: Reader, session: DbSession, ctx: Ctx) ->
         plans=[_coordinated(p) for p in found.plans],
         actions_overdue=[_item(work, e) for e in found.actions_overdue],
         follow_ups_due=[_coordinated(p) for p in found.follow_ups_due],
+        invitations_unanswered=[
+            UnansweredInvitation(
+                plan_id=u.meeting.follow_up_of or u.meeting.id,
+                meeting_id=u.meeting.id,
+                meeting_kind=u.meeting.kind,
+                at=u.meeting.at,
+                **{k: u.participant[k] for k in _UNANSWERED_FIELDS},
+            )
+            for u in found.invitations_unanswered
+        ],
     )
+
+
+_UNANSWERED_FIELDS = (
+    "orgnr", "unit_id", "task_id", "status", "acknowledge_by", "answer_by", "overdue",
+)  # fmt: skip

@@ -782,6 +782,22 @@ class CoordinatedPlan(BaseModel):
     open_actions: int
 
 
+class UnansweredInvitation(BaseModel):
+    """An invited unit that has not answered its invitation to a plan's follow-up meeting."""
+
+    plan_id: str
+    meeting_id: str
+    meeting_kind: str
+    at: dt.datetime
+    orgnr: str
+    unit_id: str
+    task_id: str
+    status: Status = Field(description="`sent`, `delivered` or `acknowledged`")
+    acknowledge_by: dt.date
+    answer_by: dt.date | None = ANSWER_BY
+    overdue: bool = OVERDUE
+
+
 class CoordinationOut(BaseModel):
     """A coordinating unit's worklist."""
 
@@ -789,4 +805,10 @@ class CoordinationOut(BaseModel):
     actions_overdue: list[ActionItem]
     follow_ups_due: list[CoordinatedPlan] = Field(
         description="plans whose follow-up date has come while an action is still open"
+    )
+    invitations_unanswered: list[UnansweredInvitation] = Field(
+        default_factory=list,
+        description="invited units that have not answered their invitation to a coming "
+        "follow-up meeting of these plans convened at this member (`overdue`: past "
+        "`acknowledge_by`, or acknowledged and past `answer_by`)",
     )

@@ -123,6 +123,37 @@ class TestFacts:
             "2026-11-23 09:30"
         )
 
+    def test_a_late_action_is_escalated_to_a_coordinator_about_its_plan(self) -> None:
+        payload = ReferralDeadlineV1(
+            referral_id="p1", kind="sip_kallelse", unit_id="vx-soc", deadline="action_end",
+            due_at=NOW, state="overdue", audience="coordinator", action_id="a1",
+        )  # fmt: skip
+        [facts] = facts_of(event_type=REFERRAL_DEADLINE_V1, payload=payload, own_orgnr=VAXJO)
+        assert (facts.kind, facts.subject_type, facts.subject_id, facts.unit_id) == (
+            "deadline.escalated",
+            "plan",
+            "p1",
+            "vx-soc",
+        )
+        assert facts.referral_kind is None  # the title names a planned action, not a kind
+
+    @pytest.mark.parametrize(
+        ("deadline", "audience", "action_id"),
+        [
+            ("action_start", "actor", None),  # an action's deadline names the action
+            ("answer", "actor", "a1"),  # and only an action's does
+            ("answer", "coordinator", None),  # only an action is escalated to coordinators
+        ],
+    )
+    def test_an_action_deadline_names_its_action_and_only_it_goes_to_coordinators(
+        self, deadline: str, audience: str, action_id: str | None
+    ) -> None:
+        with pytest.raises(ValidationError, match="action"):
+            ReferralDeadlineV1(
+                referral_id="p1", kind="sip_kallelse", unit_id="vx-soc", deadline=deadline,
+                due_at=NOW, state="overdue", audience=audience, action_id=action_id,
+            )  # fmt: skip
+
     def test_consent_ended_gives_one_item_per_own_unit_and_none_for_other_members(self) -> None:
         payload = ConsentEndedV1(
             consent_id="c1",

@@ -56,6 +56,11 @@ class TestIndicatorsCsv:
             },
             "plan_actions": {"ended": 0, "ended_without_notice": 0},
             "follow_ups": {"due": 0, "held_on_time": 0, "share_held_on_time": None},
+            "escalations": {
+                "total": 2,
+                "by_kind": {"action_start": 2, "action_end": 0},
+                "by_owner_member": {"212000-0647": {"action_start": 2, "action_end": 0}},
+            },
             "days_from_remissmote_to_first_action": {"n": 1, "median": -0.5, "p90": -0.5},
             "kontaktbegaran_outcomes": {"=evil": 1},
         }
@@ -64,4 +69,5 @@ class TestIndicatorsCsv:
         assert ["days_to_first_meeting_median", "incoming", "vardkedjeremiss", "-1.5"] in rows
         first_action = ["days_from_remissmote_to_first_action_p90", "", "vardkedjeremiss", "-0.5"]
         assert first_action in rows
+        assert ["escalations_action_start_owner_212000-0647", "", "", "2"] in rows
         assert rows[-1][0] == "kontaktbegaran_outcome_=evil"  # not at a cell's start: text

@@ -8,9 +8,9 @@ data (they travel only on per-member topics, after a sharing decision).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.domain.content import ReferralContent
 from shared.domain.kinds import KIND_PATTERN
@@ -371,26 +371,44 @@ class ReferralDeadlineV1(EventPayload):
 
     Sent by the referral service on its own internal topic when a deadline (``deadline``:
     acknowledge, first_meeting, plan, discharge, answer — to accept or decline a task, or
-    answer an invitation, once acknowledged) enters its warning window (``near``), passes
-    (``overdue``) or is met (``met``), key = referral id (a task's or plan's id), once per
-    unit, deadline and state. ``audience`` says who ``unit_id`` is: the unit that must act
-    (``actor``: notify reminds it, and escalates an overdue one to the coordinating
-    function after the configured grace) or the unit that sent the task or convened the
-    meeting and waits for the other's answer (``sender``: told once the deadline has
-    passed, never escalated). Notify cancels pending reminders on ``met``. No personal data.
+    answer an invitation, once acknowledged; action_start, action_end — a plan's action
+    not started by its ``start_by`` or not ended by its ``end_by``) enters its warning window
+    (``near``), passes (``overdue``) or is met (``met``), key = referral id (a task's or
+    plan's id), once per unit, deadline and state (an action's: per action, ``action_id``).
+    ``audience`` says who ``unit_id`` is: the unit that must act (``actor``: notify reminds
+    it, and escalates an overdue task to the coordinating function after the configured
+    grace), the unit that sent the task or convened the meeting and waits for the other's
+    answer (``sender``: told once the deadline has passed, never escalated), or a
+    coordinating unit of the plan whose action is overdue (``coordinator``: the escalation
+    itself). Notify cancels pending reminders on ``met``. No personal data.
     """
 
     referral_id: str = Field(pattern=_ID)
     kind: str = Field(pattern=_KIND)
     unit_id: str = Field(pattern=_ID)
-    deadline: str = Field(pattern=r"^(acknowledge|first_meeting|plan|discharge|answer)$")
+    deadline: str = Field(
+        pattern=r"^(acknowledge|first_meeting|plan|discharge|answer|action_start|action_end)$"
+    )
     due_at: dt.datetime
     state: str = Field(pattern=r"^(near|overdue|met)$")
     audience: str = Field(
         "actor",
-        pattern=r"^(actor|sender)$",
-        description="actor: the unit must act; sender: the unit waits for another's answer",
+        pattern=r"^(actor|sender|coordinator)$",
+        description="actor: the unit must act; sender: the unit waits for another's answer; "
+        "coordinator: the unit coordinates the plan whose action is overdue",
     )
+    action_id: str | None = Field(
+        None, pattern=_ID, description="action_start, action_end: the plan's action"
+    )
+
+    @model_validator(mode="after")
+    def _action_deadline_names_action(self) -> Self:
+        is_action = self.deadline in ("action_start", "action_end")
+        if is_action != (self.action_id is not None):
+            raise ValueError("an action's deadline names its action, and only it")
+        if self.audience == "coordinator" and not is_action:
+            raise ValueError("only an action's deadline is escalated to the coordinators")
+        return self
 
 
 PLAN_ACTION_CHANGED_V1 = "se.vardkedja.plan.action_changed.v1"

@@ -269,6 +269,40 @@ class TestChasingAnAnswer:
         )
         assert item["title"].startswith("Inget svar: Kallelse till SIP har inte besvarats")
 
+    async def test_a_late_plan_action_goes_to_its_owner_and_the_plans_coordinators_untimed(
+        self, db_url: str, db: Database, client: httpx.AsyncClient
+    ) -> None:
+        # The referral service escalates a late action itself, to the plan's coordinating
+        # units (audience coordinator): notify times no escalation of its own for it.
+        settings = notify_settings(db_url, coordinator_unit_ids=[COORDINATOR], escalate_after_s=0)
+        plan_id, action_id = new_id(), new_id()
+
+        def late(unit_id: str, audience: str) -> tuple[str, ReferralDeadlineV1]:
+            return REFERRAL_DEADLINE_V1, ReferralDeadlineV1(
+                referral_id=plan_id, kind="sip_kallelse", unit_id=unit_id,
+                deadline="action_start", due_at=utcnow() - dt.timedelta(days=1),
+                state="overdue", audience=audience, action_id=action_id,
+            )  # fmt: skip
+
+        await handle(db, settings, late(INTAKE, "actor"))
+        await handle(db, settings, late(OTHER_UNIT, "coordinator"))
+        assert await timers(db, plan_id) == []
+        assert await fire(db, settings) == 0
+        assert await kinds(db) == [
+            ("deadline.overdue", "unit", INTAKE),
+            ("deadline.escalated", "unit", OTHER_UNIT),
+        ]
+        page = (
+            await client.get(f"/v1/units/{OTHER_UNIT}/notifications", headers=auth(unit=OTHER_UNIT))
+        ).json()
+        [item] = page["items"]
+        assert (item["subject_type"], item["subject_id"], item["deadline"]) == (
+            "plan",
+            plan_id,
+            "action_start",
+        )
+        assert item["title"].startswith("Eskalering: Planerad insats är försenad sedan")
+
 
 class TestRunsOfEvents:
     async def test_a_run_of_events_has_the_effect_of_one_event_at_a_time(
