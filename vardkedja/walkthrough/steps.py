@@ -333,7 +333,11 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                     "goals": ["Drogfrihet", "Eget boende"],
                     "actions": [
                         {"intervention": "abstinensbehandling", "owner": ref(REGION, BEROENDE)},
-                        {"intervention": "boendestod", "owner": ref(VAXJO, BOENDE)},
+                        {
+                            "intervention": "boendestod",
+                            "owner": ref(VAXJO, BOENDE),
+                            "start_by": (today - dt.timedelta(days=1)).isoformat(),
+                        },
                     ],
                     "coordinators": [ref(VAXJO, SOC)],
                     "follow_up_date": (today + dt.timedelta(days=60)).isoformat(),
@@ -546,7 +550,11 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                     "goals": ["Drogfrihet", "Eget boende"],
                     "actions": [
                         {"intervention": "abstinensbehandling", "owner": ref(REGION, BEROENDE)},
-                        {"intervention": "boendestod", "owner": ref(VAXJO, BOENDE)},
+                        {
+                            "intervention": "boendestod",
+                            "owner": ref(VAXJO, BOENDE),
+                            "start_by": (today - dt.timedelta(days=1)).isoformat(),
+                        },
                     ],
                     "coordinators": [ref(VAXJO, SOC)],
                     "follow_up_date": (today + dt.timedelta(days=45)).isoformat(),
@@ -560,6 +568,25 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 SOC,
                 "/v1/plans/{vkr_plan_id}",
                 until=("own_goals.0", "Jag vill ha ett eget boende."),
+            ),
+            _follow(
+                "The housing support's own worklist: its action should have started "
+                "yesterday (`overdue: start`). The referral worker's deadline check reminds "
+                "it, and alerts every coordinating unit of the plan — each at its own member "
+                "(notify: `deadline.escalated`); the indicators count such escalations by "
+                "the member owning the late action.",
+                VAXJO,
+                BOENDE,
+                "/v1/plan-actions?overdue=true",
+                until=("0.overdue", "start"),
+            ),
+            _follow(
+                "The coordinator sees it too, among the actions overdue in its plans, and "
+                "who has not answered the samordningsmöte yet (`invitations_unanswered`).",
+                VAXJO,
+                SOC,
+                "/v1/coordination",
+                until=("actions_overdue.0.overdue", "start"),
             ),
             Step(
                 says="Print the person's own plan (Min plan) from the SIP: their goal first, "
