@@ -9,7 +9,14 @@ import datetime as dt
 from sqlalchemy import select
 
 from services.referral.codes import Overdue
-from services.referral.models import DeadlineNotice, Incoming, Plan, Recipient, Referral
+from services.referral.models import (
+    DeadlineNotice,
+    Incoming,
+    Meeting,
+    Plan,
+    Recipient,
+    Referral,
+)
 from services.referral.repository import (
     AWAITING_ANSWER_STATUSES,
     OPEN_STATUSES,
@@ -78,3 +85,8 @@ class DeadlineRepository(RepositoryBase[DeadlineNotice]):
     async def plans(self) -> list[Plan]:
         """Every plan this member holds (its own and those shared with it)."""
         return list(await self.session.scalars(select(Plan)))
+
+    async def follow_up_meetings(self) -> list[Meeting]:
+        """The follow-up meetings convened here that are still to be held."""
+        stmt = select(Meeting).where(Meeting.follow_up_of.is_not(None), Meeting.status == "planned")
+        return list(await self.session.scalars(stmt))

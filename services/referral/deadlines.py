@@ -5,8 +5,9 @@ coordinating function; and the answers still owed — a receiving unit that ackn
 task (or an invitation) and has not accepted or declined it is reminded as ``answer_by``
 comes near and when it passes, and the unit that sent it (or convened the meeting) is
 alerted once a task it sent is past its deadline, unacknowledged or unanswered (audience
-``sender``, timed by this member's own copy of the task). Each event is sent once per
-subject, deadline, state and unit.
+``sender``, timed by this member's own copy of the task) — for an invitation to a plan's
+follow-up meeting, so are the plan's coordinating units here (audience ``coordinator``).
+Each event is sent once per subject, deadline, state and unit.
 
 A plan's actions have their own deadlines: its owner unit (for an actor outside the
 federation, the plan's coordinating units, who record its steps) is reminded as
@@ -132,18 +133,31 @@ def _answers_owed(day: _Today, received: list[Incoming]) -> list[Due]:
     return [d for d in found if d]
 
 
-def _unanswered(day: _Today, sent: list[tuple[Recipient, Referral]]) -> list[Due]:
+def _unanswered(
+    day: _Today, sent: list[tuple[Recipient, Referral]], coordinators: dict[str, list[str]]
+) -> list[Due]:
     """The tasks this member's units sent that are past their deadline here — not
     acknowledged by ``acknowledge_by``, or acknowledged and not answered by ``answer_by``
-    — for the sending (or convening) unit, once they have passed."""
+    — for the sending (or convening) unit, once they have passed; for an invitation to a
+    plan's follow-up meeting, also for the plan's coordinating units here (``coordinators``
+    by meeting id) other than the convener."""
     found = []
     for task, referral in sent:
         if Status(task.status) in AWAITING_ANSWER and task.answer_by is not None:
             deadline, on = "answer", task.answer_by
         else:
             deadline, on = "acknowledge", task.acknowledge_by
-        found.append(day.passed(task.id, referral.kind, referral.sender_unit_id, deadline, on))
-    return [d for d in found if d]
+        alert = day.passed(task.id, referral.kind, referral.sender_unit_id, deadline, on)
+        if alert is None:
+            continue
+        found.append(alert)
+        meeting_id = referral.details.get("meeting_id") if referral.details else None
+        found += [
+            alert._replace(unit_id=u, audience="coordinator")
+            for u in coordinators.get(str(meeting_id), [])
+            if u != referral.sender_unit_id
+        ]
+    return found
 
 
 def _follow_up(day: _Today, plan: Plan, me: str) -> list[Due]:
@@ -208,6 +222,23 @@ def _actions(day: _Today, plan: Plan, me: str) -> list[Due]:
     return found
 
 
+async def _follow_up_coordinators(
+    repo: DeadlineRepository, plans: list[Plan], me: str
+) -> dict[str, list[str]]:
+    """The coordinating units of ``me`` of each follow-up meeting convened here, by the
+    meeting's id (from the plan it follows up, as this member holds it)."""
+    coordinators = {
+        p.id: [c["unit_id"] for c in p.coordinators if c.get("orgnr") == me and c.get("unit_id")]
+        for p in plans
+        if p.status == ACTIVE
+    }
+    return {
+        m.id: coordinators[m.follow_up_of]
+        for m in await repo.follow_up_meetings()
+        if m.follow_up_of in coordinators
+    }
+
+
 async def _publish(work: Work, due: Due) -> None:
     """The deadline event of ``due`` on this member's internal topic, keyed by its subject."""
     topic, key = topics.internal(work.member), due.subject
@@ -222,8 +253,9 @@ async def check(work: Work, *, today: dt.date | None = None) -> int:
     sent = await repo.sent()
     due = _discharges(day, await repo.open_discharges_received(), await repo.open_discharges_sent())
     due += _answers_owed(day, await repo.answers_due_received(day.horizon))
-    due += _unanswered(day, await repo.unanswered_sent(day.today))
     plans = await repo.plans()
+    unanswered = await repo.unanswered_sent(day.today)
+    due += _unanswered(day, unanswered, await _follow_up_coordinators(repo, plans, work.member))
     due += [d for p in plans for d in _follow_up(day, p, work.member)]
     due += [d for p in plans for d in _actions(day, p, work.member)]
     n = 0

@@ -142,13 +142,13 @@ class TestFacts:
         [
             ("action_start", "actor", None),  # an action's deadline names the action
             ("answer", "actor", "a1"),  # and only an action's does
-            ("answer", "coordinator", None),  # only an action is escalated to coordinators
+            ("discharge", "coordinator", None),  # coordinators: late actions, non-answers
         ],
     )
-    def test_an_action_deadline_names_its_action_and_only_it_goes_to_coordinators(
+    def test_an_action_deadline_names_its_action_and_what_goes_to_coordinators(
         self, deadline: str, audience: str, action_id: str | None
     ) -> None:
-        with pytest.raises(ValidationError, match="action"):
+        with pytest.raises(ValidationError, match="action|coordinators"):
             ReferralDeadlineV1(
                 referral_id="p1", kind="sip_kallelse", unit_id="vx-soc", deadline=deadline,
                 due_at=NOW, state="overdue", audience=audience, action_id=action_id,

@@ -365,6 +365,10 @@ class ReferralBasisNarrowedV1(EventPayload):
 REFERRAL_DEADLINE_V1 = "se.vardkedja.referral.deadline.v1"
 
 
+_ESCALATED = frozenset({"action_start", "action_end", "acknowledge", "answer"})
+"""The deadlines a plan's coordinating units are alerted of (audience coordinator)."""
+
+
 @event_type(REFERRAL_DEADLINE_V1, topics=(INTERNAL,), personal_data=False)
 class ReferralDeadlineV1(EventPayload):
     """A deadline of a referral is near, has passed, or has been met.
@@ -379,8 +383,9 @@ class ReferralDeadlineV1(EventPayload):
     it, and escalates an overdue task to the coordinating function after the configured
     grace), the unit that sent the task or convened the meeting and waits for the other's
     answer (``sender``: told once the deadline has passed, never escalated), or a
-    coordinating unit of the plan whose action is overdue (``coordinator``: the escalation
-    itself). Notify cancels pending reminders on ``met``. No personal data.
+    coordinating unit of the plan whose action is overdue, or whose follow-up meeting's
+    invitation is unanswered past its deadline (``coordinator``: the escalation itself).
+    Notify cancels pending reminders on ``met``. No personal data.
     """
 
     referral_id: str = Field(pattern=_ID)
@@ -395,7 +400,8 @@ class ReferralDeadlineV1(EventPayload):
         "actor",
         pattern=r"^(actor|sender|coordinator)$",
         description="actor: the unit must act; sender: the unit waits for another's answer; "
-        "coordinator: the unit coordinates the plan whose action is overdue",
+        "coordinator: the unit coordinates the plan whose action is overdue (or whose "
+        "follow-up meeting's invitation is unanswered)",
     )
     action_id: str | None = Field(
         None, pattern=_ID, description="action_start, action_end: the plan's action"
@@ -406,8 +412,11 @@ class ReferralDeadlineV1(EventPayload):
         is_action = self.deadline in ("action_start", "action_end")
         if is_action != (self.action_id is not None):
             raise ValueError("an action's deadline names its action, and only it")
-        if self.audience == "coordinator" and not is_action:
-            raise ValueError("only an action's deadline is escalated to the coordinators")
+        if self.audience == "coordinator" and self.deadline not in _ESCALATED:
+            raise ValueError(
+                "only an action's deadline or an unanswered invitation is escalated to the "
+                "coordinators"
+            )
         return self
 
 

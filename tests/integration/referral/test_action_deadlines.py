@@ -171,11 +171,8 @@ async def test_the_coordinator_sees_who_has_not_answered_the_follow_up(members: 
         meeting_id,
         "samordningsmote",
     )
-    assert (waiting["orgnr"], waiting["unit_id"], waiting["status"]) == (
-        ORG_REGION,
-        REGION_PORT,
-        "delivered",
-    )
+    assert (waiting["orgnr"], waiting["unit_id"]) == (ORG_REGION, REGION_PORT)
+    assert waiting["status"] in ("sent", "delivered")  # as the convener last heard
     assert waiting["overdue"] is False
     # Växjö's coordinator does not see the region's meeting (it is followed where convened).
     assert (await get(vaxjo, "/v1/coordination", SOC)).json()["invitations_unanswered"] == []
