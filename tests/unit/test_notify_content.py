@@ -148,7 +148,7 @@ class TestFacts:
     def test_an_action_deadline_names_its_action_and_what_goes_to_coordinators(
         self, deadline: str, audience: str, action_id: str | None
     ) -> None:
-        with pytest.raises(ValidationError, match="action|coordinators"):
+        with pytest.raises(ValidationError, match=r"action|coordinators"):
             ReferralDeadlineV1(
                 referral_id="p1", kind="sip_kallelse", unit_id="vx-soc", deadline=deadline,
                 due_at=NOW, state="overdue", audience=audience, action_id=action_id,
