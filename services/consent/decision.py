@@ -6,6 +6,8 @@ person. Deny by default: only a consent that covers every part of the question, 
 stated and justified legal basis, allows. The order of the rules:
 
 1. Contact details of a person with protected identity are never shared.
+1a. A report made under a duty to report (an LVM report, an orosanmälan) is denied without
+   its legal basis: it never travels on a consent.
 2. A legal basis (when stated) allows, unless the person blocked the recipient and the
    basis is not one that overrides a block (reporting duties and emergencies do).
 3. A block of the recipient denies (unless temporarily lifted at that moment).
@@ -30,7 +32,11 @@ from services.consent.codes import (
     Verdict,
 )
 from shared.domain.codes import OSL_BASES, LegalBasis, OslGround
+from shared.domain.kinds import legal_basis_only_purposes
 from shared.web.errors import FieldProblem, InvalidInput
+
+LEGAL_BASIS_ONLY = legal_basis_only_purposes()
+"""Purposes that travel on a legal basis only: without one they are denied."""
 
 # (sender kind, recipient kind) each legal basis requires; None: any.
 BASIS_DIRECTION: dict[str, tuple[str | None, str | None]] = {
@@ -319,6 +325,17 @@ def decide(
                 Reason(
                     "protected_identity",
                     "Personen har skyddad identitet: kontaktuppgifter lämnas aldrig ut.",
+                ),
+            ),
+        )
+    if legal_basis is None and q.purpose in LEGAL_BASIS_ONLY:
+        return Decision(
+            Verdict.DENIED,
+            (
+                Reason(
+                    "legal_basis_required",
+                    "En anmälan enligt anmälningsskyldighet lämnas med stöd av sin lagliga "
+                    "grund, aldrig med samtycke.",
                 ),
             ),
         )

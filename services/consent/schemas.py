@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue, field_validator
+from pydantic_core import PydanticCustomError
 
 from services.consent.codes import (
     Category,
@@ -22,6 +23,7 @@ from services.consent.codes import (
     Verdict,
     WithdrawerKind,
 )
+from shared.domain.kinds import legal_basis_only_purposes
 from shared.domain.legal_basis import LegalBasisIn
 from shared.identity.identifiers import Organisationsnummer, Personnummer
 from shared.web.fields import IsoAwareDatetime, IsoDate, JsonBool, request_config
@@ -102,6 +104,9 @@ class RecordedBy(BaseModel):
     user: str
 
 
+LEGAL_BASIS_ONLY = legal_basis_only_purposes()
+
+
 class ConsentCreate(_Request):
     """A consent as recorded by a case system or EHR."""
 
@@ -146,6 +151,20 @@ class ConsentCreate(_Request):
     supersedes: str | None = Field(
         None, max_length=36, description="id of an active consent of the same person it replaces"
     )
+
+    @field_validator("purposes")
+    @classmethod
+    def _consentable(cls, value: list[Purpose]) -> list[Purpose]:
+        """A report made under a duty to report (an LVM report, an orosanmälan) travels on
+        its legal basis: no consent is asked for it, so none is recorded."""
+        refused = sorted(p.value for p in value if p.value in LEGAL_BASIS_ONLY)
+        if refused:
+            raise PydanticCustomError(
+                "legal_basis_only",
+                "{purposes}: reported under a duty to report, on a legal basis, never a consent",
+                {"purposes": ", ".join(refused)},
+            )
+        return value
 
 
 class Withdrawal(BaseModel):

@@ -37,6 +37,8 @@ class UnitKind(LabelledEnum):
     VARDKEDJEKOORDINATOR = "vardkedjekoordinator", "Vårdkedjekoordinator"
     BARN_OCH_UNGDOM = "barn_och_ungdom", "Barn och ungdom"
     MOTTAGNING_UNGA_VUXNA = "mottagning_unga_vuxna", "Mottagning för unga vuxna"
+    BARN_OCH_FAMILJ = "barn_och_familj", "Barn och familj (socialtjänsten)"
+    SOCIALJOUR = "socialjour", "Socialjour"
 
 
 UNIT_KIND_LABELS: dict[UnitKind, str] = labels(UnitKind)

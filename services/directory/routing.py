@@ -6,7 +6,9 @@ by whether the age fits their target groups, then by kind (the kind's natural re
 first). Each result carries the contact path to use for that referral kind. Never empty for
 a kommun the federation serves: without a match it falls back to the intake units
 (remissport, socialtjänstens mottagning) covering the kommun and says so (as NHS DoS's
-catch-all does).
+catch-all does) — except for a kind only some unit kinds may receive (an orosanmälan: the
+kommun's children-and-family function or its out-of-hours service), which is routed to
+those kinds only, or nowhere.
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def resolve(
     if not serving:
         serving = [d for m in sorted(members) for d in index.of_member(m)]
     natural = NATURAL_RECEIVERS[kind]
+    only = KINDS[kind].receiver_unit_kinds
+    if only:
+        # A kind only some unit kinds may receive (an orosanmälan: a children's function)
+        # never falls back on another kind of unit.
+        serving = [d for d in serving if d.kind in only]
     matches = [d for d in serving if kind.value in d.referral_kinds]
     fallback = not matches or not named_by_unit
     if fallback:

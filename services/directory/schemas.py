@@ -20,7 +20,7 @@ from services.directory.codes import Channel, Intervention, UnitKind, UnitStatus
 from shared.config import MemberKind
 from shared.domain.contact import FunctionalEmail, PostalAddress, SecureMailAddress, SwedishPhone
 from shared.domain.hours import OpeningHours
-from shared.domain.kinds import ReferralKind
+from shared.domain.kinds import KINDS, ReferralKind
 from shared.identity.identifiers import Kommunkod
 from shared.web.fields import JSON_INT, Age, IsoAwareDatetime, IsoDate, JsonInt
 
@@ -144,6 +144,24 @@ class UnitFields(BaseModel):
     def _unique(cls, values: list[Any]) -> list[Any]:
         if len(set(values)) != len(values):
             raise PydanticCustomError("unique", "the list has repeated values")
+        return values
+
+    @field_validator("referral_kinds")
+    @classmethod
+    def _received_by_its_kind(
+        cls, values: list[ReferralKind], info: ValidationInfo
+    ) -> list[ReferralKind]:
+        """A kind only some unit kinds may receive (an orosanmälan: the children's function
+        or the out-of-hours service) is not received by a unit of another kind."""
+        unit_kind = info.data.get("kind")
+        for kind in values:
+            only = KINDS[kind].receiver_unit_kinds
+            if only and unit_kind is not None and unit_kind not in only:
+                raise PydanticCustomError(
+                    "not_received_by_this_unit_kind",
+                    "{referral_kind} is received only by units of kind {allowed}",
+                    {"referral_kind": kind.value, "allowed": ", ".join(only)},
+                )
         return values
 
 

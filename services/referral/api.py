@@ -20,6 +20,7 @@ from services.referral.schemas import BasisOut, IncomingOut, RecipientOut, Refer
 from services.referral.worklists import Sent, discharge, is_overdue, today
 from shared.data.work import Work
 from shared.domain.content import ReferralContent
+from shared.domain.kinds import spec
 from shared.identity.auth import Caller, require_scopes
 from shared.web.app import Ctx, DbSession
 from shared.web.errors import Forbidden, PreconditionRequired
@@ -94,7 +95,9 @@ def _basis(basis: dict[str, object]) -> BasisOut:
     return BasisOut.model_validate({k: basis.get(k) for k in ("kind", "consent_id", "legal_basis")})
 
 
-def recipient_out(work: Work, r: Recipient, names: dict[str, str]) -> RecipientOut:
+def recipient_out(
+    work: Work, r: Recipient, referral: Referral, names: dict[str, str]
+) -> RecipientOut:
     return RecipientOut(
         task_id=r.id,
         orgnr=r.orgnr,
@@ -103,6 +106,7 @@ def recipient_out(work: Work, r: Recipient, names: dict[str, str]) -> RecipientO
         status=Status(r.status),
         basis=_basis(r.basis),
         acknowledge_by=r.acknowledge_by,
+        acknowledge_due_at=spec(referral.kind).acknowledge_due_at(referral.urgency, r.created_at),
         answer_by=r.answer_by,
         overdue=is_overdue(r, today(work)),
         routed=r.routed,
@@ -124,7 +128,7 @@ def referral_out(work: Work, sent: Sent, names: dict[str, str]) -> ReferralOut:
         sender_unit_id=ref.sender_unit_id,
         person=_person(ref),
         **ReferralContent.of(ref).columns(),
-        recipients=[recipient_out(work, r, names) for r in recipients],
+        recipients=[recipient_out(work, r, ref, names) for r in recipients],
         created_at=ref.created_at,
         discharge=discharge(ref, recipients),
     )
@@ -148,6 +152,7 @@ def incoming_out(
         **ReferralContent.of(row).columns(),
         basis=_basis(row.basis),
         acknowledge_by=row.acknowledge_by,
+        acknowledge_due_at=spec(row.kind).acknowledge_due_at(row.urgency, row.received_at),
         answer_by=row.answer_by,
         overdue=is_overdue(row, today(work)),
         received_at=row.received_at,

@@ -224,7 +224,8 @@ async def _file(
             sender_orgnr=incoming.sender_orgnr,
             sender_unit_id=incoming.sender_unit_id,
             urgency=incoming.urgency,
-            acknowledge_by=end_of_day(incoming.acknowledge_by),
+            acknowledge_by=spec(incoming.kind).acknowledge_due_at(incoming.urgency, work.now)
+            or end_of_day(incoming.acknowledge_by),
             received_at=work.now,
             protected_identity=incoming.protected_identity,
         ),

@@ -87,7 +87,12 @@ class ReferralCreateBase(_In):
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
     recipients: list[UnitRef] = Field(default_factory=list, max_length=20)
     resolve: Resolve | None = Field(None, validate_default=True)
-    legal_basis: LegalBasisIn | None = None
+    legal_basis: LegalBasisIn | None = Field(
+        None,
+        validate_default=True,
+        description="instead of consent; required for a report made under a duty to report "
+        "(`lvm_anmalan`, `orosanmalan`: their own basis)",
+    )
 
     # The rules are field validators (not one model validator) so that a problem names
     # the field it is about; each runs also when the field is left out.
@@ -124,6 +129,27 @@ class ReferralCreateBase(_In):
         if "recipients" in info.data and bool(info.data["recipients"]) == bool(value):
             raise PydanticCustomError(
                 "recipients_or_resolve", "name recipients or ask to resolve one, not both"
+            )
+        return value
+
+    @field_validator("legal_basis")
+    @classmethod
+    def _basis_of_kind(cls, value: LegalBasisIn | None, info: ValidationInfo) -> Any:
+        kind = info.data.get("kind")
+        if kind is None or KINDS[kind].consent_allowed:
+            return value
+        allowed = KINDS[kind].legal_bases
+        if value is None:
+            raise PydanticCustomError(
+                "legal_basis_required",
+                "{label} travels on its legal basis ({allowed}), never on a consent",
+                {"label": KINDS[kind].label, "allowed": ", ".join(allowed)},
+            )
+        if value.basis.value not in allowed:
+            raise PydanticCustomError(
+                "legal_basis_not_for_kind",
+                "{label} travels on {allowed}",
+                {"label": KINDS[kind].label, "allowed": ", ".join(allowed)},
             )
         return value
 
@@ -203,6 +229,11 @@ class RecipientOut(BaseModel):
     status: Status
     basis: BasisOut
     acknowledge_by: dt.date
+    acknowledge_due_at: dt.datetime | None = Field(
+        None,
+        description="a kind acknowledged within hours (an orosanmälan): the instant it is due, "
+        "day and night; notify reminds and escalates by it",
+    )
     answer_by: dt.date | None = ANSWER_BY
     overdue: bool = OVERDUE
     routed: bool
@@ -270,6 +301,11 @@ class IncomingOut(ReferralContent):
     person: dict[str, Any]
     basis: BasisOut
     acknowledge_by: dt.date
+    acknowledge_due_at: dt.datetime | None = Field(
+        None,
+        description="a kind acknowledged within hours (an orosanmälan): the instant it is due, "
+        "day and night; notify reminds and escalates by it",
+    )
     answer_by: dt.date | None = ANSWER_BY
     overdue: bool = OVERDUE
     received_at: dt.datetime

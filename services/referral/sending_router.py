@@ -185,4 +185,5 @@ async def withdraw(
     )
     await audit(ctx, work, "referral.withdraw", referral, recipient.id)
     response.headers["ETag"] = etag(recipient.version)
-    return recipient_out(work, recipient, await worklists.unit_names(work, [recipient]))
+    names = await worklists.unit_names(work, [recipient])
+    return recipient_out(work, recipient, referral, names)

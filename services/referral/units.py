@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.referral.details import UnitRef
 from services.referral.models import KnownMember, KnownUnit
 from services.referral.repository import KnownMemberRepository, KnownUnitRepository
-from shared.domain.kinds import ReferralKind
+from shared.domain.kinds import KINDS, ReferralKind
 from shared.messaging.events import CloudEvent
 from shared.messaging.events.payloads import MemberChangedV1, UnitChangedV1
 from shared.messaging.ownership import newer, require_owner, require_sender
@@ -86,4 +86,7 @@ def unit_problem(
         return "inactive_unit"
     if not invitation and kind.value not in unit.referral_kinds:
         return "kind_not_received"
+    only = KINDS[kind].receiver_unit_kinds
+    if not invitation and only and unit.kind not in only:
+        return "unit_kind_not_allowed"  # e.g. an orosanmälan to an adult function
     return None

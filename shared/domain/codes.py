@@ -41,6 +41,22 @@ class Intervention(LabelledEnum):
     BARN_SOM_ANHORIGA = "barn_som_anhoriga", "Stöd till barn som anhöriga"
     SIP_SAMORDNING = "sip_samordning", "Samordning av SIP"
     HELDYGNSVARD = "heldygnsvard", "Heldygnsvård"
+    LAKARBEDOMNING = "lakarbedomning", "Läkarkontakt – medicinsk bedömning och diagnos"
+    MOTIVATIONSGRUPP = "motivationsgrupp", "Motivationsgrupp"
+    UTREDNING_BEROENDE = "utredning_beroende", "Utredning av riskbruk, missbruk och beroende"
+    CANNABISPROGRAM = "cannabisprogram", "Cannabisprogram (HAP, CPU)"
+    EFTERVARDSGRUPP = "eftervardsgrupp", "Eftervårdsgrupp"
+    ANHORIGGRUPP = "anhoriggrupp", "Anhöriggrupp (vuxna och barn)"
+    FOREBYGGANDE_ARBETE = "forebyggande_arbete", "Förebyggande arbete"
+    INTERNETBASERAD_BEHANDLING = "internetbaserad_behandling", "Behandling via internet"
+    VACCINATION_HEPATIT = "vaccination_hepatit", "Vaccination mot hepatit"
+    IPS = "ips", "Arbetslivsinriktad rehabilitering (IPS)"
+    CASE_MANAGEMENT = "case_management", "Case management"
+    PERSONLIGT_OMBUD = "personligt_ombud", "Personligt ombud"
+    VRAKNINGSFOREBYGGANDE = "vrakningsforebyggande", "Vräkningsförebyggande arbete"
+    ANDRAHANDSKONTRAKT = "andrahandskontrakt", "Bostad med andrahandskontrakt"
+    STODBOENDE = "stodboende", "Stödboende"
+    SKYDDSBEDOMNING = "skyddsbedomning", "Skyddsbedömning (barn)"
 
 
 INTERVENTION_LABELS: dict[Intervention, str] = labels(Intervention)

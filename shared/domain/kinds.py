@@ -35,6 +35,8 @@ class ReferralKind(enum.StrEnum):
     UTSKRIVNINGSPLANERING = "utskrivningsplanering"
     HVB_UNDERRATTELSE = "hvb_underrattelse"
     SAMORDNINGSMOTE = "samordningsmote"
+    LVM_ANMALAN = "lvm_anmalan"
+    OROSANMALAN = "orosanmalan"
 
 
 URGENCIES = ("normal", "urgent", "acute")
@@ -70,6 +72,19 @@ class KindSpec:
     details_required: bool = True
     needs_required: bool = False
     drug_free_required: bool = False
+    consent_allowed: bool = True
+    """False for a report made under a duty to report: it travels on its legal basis only
+    (``legal_bases``), never on a consent — the sender states the basis, the consent
+    service refuses a consent for its purpose and denies it without a basis."""
+    receiver_unit_kinds: tuple[str, ...] = ()
+    """When set, the only unit kinds that may receive it (an orosanmälan goes to the kommun's
+    children-and-family function or its out-of-hours service, never to an adult function):
+    the directory refuses a unit of another kind listing it, the referral service refuses
+    to send it there."""
+    acknowledge_hours: Mapping[str, int] | None = None
+    """When set, the acknowledgement is due this many hours after sending, by urgency, day
+    and night (an orosanmälan: the protection assessment is due at once); the working-day
+    table then gives only the day the worklists count it overdue from."""
 
     def acknowledge_by(
         self, urgency: str, received: dt.date, overrides: Mapping[str, Mapping[str, int]]
@@ -77,6 +92,13 @@ class KindSpec:
         """The last day to acknowledge a referral of this kind received on ``received``:
         working days from the kind's table, or from ``overrides`` (a member's settings)."""
         return _after(received, self._days(self.acknowledge_working_days, urgency, overrides))
+
+    def acknowledge_due_at(self, urgency: str, sent_at: dt.datetime) -> dt.datetime | None:
+        """The instant the acknowledgement is due for a kind counted in hours (None for a
+        kind counted in working days: due at the end of its ``acknowledge_by`` day)."""
+        if self.acknowledge_hours is None:
+            return None
+        return sent_at + dt.timedelta(hours=self.acknowledge_hours[urgency])
 
     def answer_by(
         self,
@@ -142,7 +164,7 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 purpose="kontaktbegaran",
                 purpose_label="kontaktbegäran",
                 categories=("contact_details", "needs_summary"),
-                legal_bases=("osl_25_12", "lvm_anmalan", "orosanmalan", "nodsituation"),
+                legal_bases=("osl_25_12", "nodsituation"),
                 acknowledge_working_days=_days(3, 1, 0),
                 answer_working_days=_days(5, 2, 0),
                 natural_receivers=("socialtjanstens_mottagning", "myndighetsutovning_vuxna"),
@@ -204,6 +226,39 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 intake_order=_KOMMUN_INTAKE,
                 details_field="samordningsmote",
             ),
+            KindSpec(
+                kind=ReferralKind.LVM_ANMALAN,
+                label="Anmälan enligt 6 § LVM",
+                purpose="lvm_anmalan",
+                purpose_label="anmälan enligt 6 § LVM",
+                categories=("contact_details", "needs_summary", "social_situation"),
+                legal_bases=("lvm_anmalan",),
+                # The kommun investigates without delay (11 § LVM): the same or the next day.
+                acknowledge_working_days=_days(1, 0, 0),
+                answer_working_days=_days(2, 1, 0),
+                natural_receivers=("myndighetsutovning_vuxna", "socialtjanstens_mottagning"),
+                intake_order=_KOMMUN_INTAKE,
+                details_field="lvm",
+                needs_required=True,
+                consent_allowed=False,
+            ),
+            KindSpec(
+                kind=ReferralKind.OROSANMALAN,
+                label="Orosanmälan om barn",
+                purpose="orosanmalan",
+                purpose_label="orosanmälan om ett barn",
+                categories=("contact_details", "social_situation"),
+                legal_bases=("orosanmalan",),
+                acknowledge_working_days=_days(0, 0, 0),
+                # A protection assessment is due at once (the Social Services Act): hours.
+                acknowledge_hours=MappingProxyType({"normal": 24, "urgent": 4, "acute": 1}),
+                answer_working_days=_days(1, 0, 0),
+                natural_receivers=("barn_och_familj", "socialjour"),
+                intake_order=("barn_och_familj", "socialjour"),
+                details_field="orosanmalan",
+                consent_allowed=False,
+                receiver_unit_kinds=("barn_och_familj", "socialjour"),
+            ),
         )
     }
 )
@@ -235,6 +290,11 @@ class OtherPurpose:
 OTHER_PURPOSES: tuple[OtherPurpose, ...] = ()
 """Purposes of sharing besides the kinds' (none now: the coordination of the care chain,
 ``vardkedjesamordning``, is the purpose of the professional meeting's invitation)."""
+
+
+def legal_basis_only_purposes() -> frozenset[str]:
+    """The purposes that travel on a legal basis only (never on a consent)."""
+    return frozenset(s.purpose for s in KINDS.values() if not s.consent_allowed)
 
 
 def purposes() -> dict[str, str]:

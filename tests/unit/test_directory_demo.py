@@ -10,14 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from stdnum import luhn
 
 from bench import directory_synthetic as synthetic
 from services.directory.codes import INTAKE_KINDS, UnitKind
 from services.directory.demo import load_demo_units
+from services.directory.models import ReplicaUnit
+from services.directory.routing import resolve
 from services.directory.schemas import UnitCreate
+from services.directory.search import SearchIndex
 from shared.domain.contact import SHORT_NUMBERS, normalise_phone
 from shared.domain.hours import Day
+from shared.domain.kinds import ReferralKind
 from shared.identity.identifiers import all_kommuner, normalise_orgnr
 from shared.messaging.events.payloads import UnitChangedV1
 from vardkedja.federation import DEMO_MEMBERS, DEMO_UNITS
@@ -325,3 +330,71 @@ class TestSyntheticEvents:
         synthetic.main(["--units", "5", "--out", str(units_out), "--format", "units"])
         first = json.loads(units_out.read_text(encoding="utf-8").splitlines()[0])
         UnitCreate.model_validate(first["unit"])
+
+
+class TestReportsUnderADutyToReport:
+    """Issue 22: an LVM report goes to each kommun's adult investigation, an orosanmälan to
+    its children-and-family function (or out-of-hours service) and never to an adult one —
+    in the demo, in the directory's own validation and in routing."""
+
+    def test_each_kommun_takes_lvm_reports_at_its_adult_investigation(self) -> None:
+        for orgnr in (VAXJO, ALVESTA):
+            takers = [u for u in load_demo_units()[orgnr] if "lvm_anmalan" in u["referral_kinds"]]
+            assert [u["kind"] for u in takers] == ["myndighetsutovning_vuxna"], orgnr
+
+    def test_only_childrens_functions_take_an_orosanmalan(self) -> None:
+        takers = [(o, u) for o, u in all_demo_units() if "orosanmalan" in u["referral_kinds"]]
+        assert {o for o, _ in takers} == {VAXJO, ALVESTA}
+        assert {u["kind"] for _, u in takers} == {"barn_och_familj", "socialjour"}
+
+    def test_the_directory_refuses_an_adult_function_taking_an_orosanmalan(self) -> None:
+        (mynd,) = [u for u in load_demo_units()[VAXJO] if u["kind"] == "myndighetsutovning_vuxna"]
+        with pytest.raises(ValidationError) as caught:
+            UnitCreate.model_validate({**mynd, "referral_kinds": ["orosanmalan"]})
+        [error] = caught.value.errors()
+        assert (error["loc"], error["type"]) == (
+            ("referral_kinds",),
+            "not_received_by_this_unit_kind",
+        )
+
+    def test_routing_an_orosanmalan_never_falls_back_on_an_adult_intake(self) -> None:
+        index = SearchIndex()
+        rows = {entry["name"]: replica_row(orgnr, entry) for orgnr, entry in all_demo_units()}
+        for row in rows.values():
+            index.upsert(row)
+        members = {REGION, VAXJO, ALVESTA}
+        routes = resolve(
+            index, kind=ReferralKind.OROSANMALAN, kommunkod="0764", needs=[], age=8,
+            members_serving=members,
+        )  # fmt: skip
+        assert [r.doc.name for r in routes] == ["Barn och familj Alvesta"]
+        # Without a children's function in the kommun: no route at all, not the intake.
+        closed = rows["Barn och familj Alvesta"]
+        closed.status = "inactive"
+        index.upsert(closed)
+        routes = resolve(
+            index, kind=ReferralKind.OROSANMALAN, kommunkod="0764", needs=[], age=8,
+            members_serving=members,
+        )  # fmt: skip
+        assert routes == []
+        lvm = resolve(
+            index, kind=ReferralKind.LVM_ANMALAN, kommunkod="0764", needs=[], age=40,
+            members_serving=members,
+        )  # fmt: skip
+        assert lvm[0].doc.name == "Myndighetsutövning vuxna Alvesta"
+
+
+FIELDS = ("name", "kind", "mission", "interventions", "kommunkoder", "contact_paths",
+          "referral_kinds", "target_groups")  # fmt: skip
+
+
+def replica_row(orgnr: str, entry: dict[str, Any]) -> ReplicaUnit:
+    """A demo entry as the directory's replica holds it (active)."""
+    fields = {k: entry.get(k, []) for k in FIELDS}
+    return ReplicaUnit(
+        unit_id=normalise_id(entry["name"]), owner_orgnr=orgnr, status="active", **fields
+    )
+
+
+def normalise_id(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower())[:64]

@@ -91,7 +91,8 @@ def test_the_legal_bases_default_table_derives_from_the_kinds() -> None:
     for kind, s in KINDS.items():
         for basis in LegalBasis:
             assert (s.purpose in table[basis]) == (basis in s.legal_bases), (kind, basis)
-    # The table as it was before the registry (behaviour unchanged).
+    # The table as it was before the registry, but for the reports under a duty to report,
+    # which are kinds of their own now (issue 22) instead of riding on kontaktbegäran.
     assert {b: set(p) for b, p in table.items()} == {
         "osl_25_12": {
             "sip",
@@ -107,8 +108,8 @@ def test_the_legal_bases_default_table_derives_from_the_kinds() -> None:
             "hvb_underrattelse",
             "vardkedjesamordning",
         },
-        "lvm_anmalan": {"kontaktbegaran"},
-        "orosanmalan": {"kontaktbegaran"},
+        "lvm_anmalan": {"lvm_anmalan"},
+        "orosanmalan": {"orosanmalan"},
         "nodsituation": {"vardkedjeremiss", "kontaktbegaran", "utskrivningsplanering"},
     }
 
@@ -171,3 +172,33 @@ class TestOneDeadlinePolicy:
     def test_an_unknown_kind_is_refused(self) -> None:
         with pytest.raises(ValueError, match="not a valid"):
             spec("remiss")
+
+
+class TestReportsUnderADutyToReport:
+    """An LVM report and an orosanmälan are kinds of their own (issue 22): they travel on
+    their legal basis only, an orosanmälan only to a children's function and within hours."""
+
+    def test_they_travel_on_their_own_basis_never_on_consent(self) -> None:
+        from shared.domain.kinds import legal_basis_only_purposes
+
+        assert legal_basis_only_purposes() == {"lvm_anmalan", "orosanmalan"}
+        assert spec("lvm_anmalan").legal_bases == ("lvm_anmalan",)
+        assert spec("orosanmalan").legal_bases == ("orosanmalan",)
+        assert "lvm_anmalan" not in spec("kontaktbegaran").legal_bases
+        assert "orosanmalan" not in spec("kontaktbegaran").legal_bases
+
+    def test_an_orosanmalan_is_due_within_hours_day_and_night(self) -> None:
+        saturday_night = dt.datetime(2026, 12, 12, 23, 30, tzinfo=dt.UTC)
+        oros = spec("orosanmalan")
+        assert oros.acknowledge_due_at("acute", saturday_night) == saturday_night + dt.timedelta(
+            hours=1
+        )
+        assert oros.acknowledge_due_at("normal", saturday_night) == saturday_night + dt.timedelta(
+            hours=24
+        )
+        assert spec("kontaktbegaran").acknowledge_due_at("acute", saturday_night) is None
+
+    def test_only_childrens_functions_receive_an_orosanmalan(self) -> None:
+        assert set(spec("orosanmalan").receiver_unit_kinds) == {"barn_och_familj", "socialjour"}
+        assert all(UnitKind(u) for u in spec("orosanmalan").receiver_unit_kinds)
+        assert not spec("lvm_anmalan").receiver_unit_kinds

@@ -41,6 +41,9 @@ REGION_PORT = "rk-remissport"
 VAXJO_SOC = "vx-soc-vuxna"
 VAXJO_BOENDE = "vx-boendestod"
 VAXJO_OLD = "vx-gammal"
+VAXJO_MYNDIGHET = "vx-myndighet-vuxna"
+VAXJO_BARN = "vx-barn-och-familj"
+VAXJO_BAD_BARN = "vx-vuxen-som-tar-oros"  # an adult function claiming orosanmälan
 UNITS = [
     (REGION_BEROENDE, ORG_REGION, "beroendemottagning", "active", ["hvb_underrattelse"],
      ["abstinensbehandling", "nedtrappning"]),
@@ -49,6 +52,11 @@ UNITS = [
      ["kontaktbegaran", "sip_kallelse", "utskrivningsplanering"], ["boendestod"]),
     (VAXJO_BOENDE, ORG_VAXJO, "boendestod", "active", ["kontaktbegaran"], ["boendestod"]),
     (VAXJO_OLD, ORG_VAXJO, "boendestod", "inactive", ["kontaktbegaran"], []),
+    (VAXJO_MYNDIGHET, ORG_VAXJO, "myndighetsutovning_vuxna", "active", ["lvm_anmalan"],
+     ["utredning_sol"]),
+    (VAXJO_BARN, ORG_VAXJO, "barn_och_familj", "active", ["orosanmalan"], ["skyddsbedomning"]),
+    # The directory refuses this unit; a hostile or outdated member may still publish it.
+    (VAXJO_BAD_BARN, ORG_VAXJO, "myndighetsutovning_vuxna", "active", ["orosanmalan"], []),
 ]  # fmt: skip
 
 
