@@ -387,7 +387,7 @@ class DecisionRequest(_Request):
             "person": {"personnummer": "19121212-1212"},
             "sender": {"orgnr": REGION, "unit_id": "beroendemottagningen"},
             "recipient": {"orgnr": VAXJO},
-            "purpose": "kontaktbegaran",
+            "purpose": "lvm_anmalan",
             "categories": ["needs_summary"],
             "legal_basis": {
                 "basis": "lvm_anmalan",

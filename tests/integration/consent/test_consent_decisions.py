@@ -195,7 +195,7 @@ class TestLegalBases:
                 person,
                 sender={"orgnr": ORG_REGION, "unit_id": "beroende"},
                 recipient={"orgnr": ORG_VAXJO},
-                purpose="kontaktbegaran",
+                purpose="lvm_anmalan",
                 categories=["needs_summary"],
                 legal_basis=LVM,
             )
@@ -295,7 +295,8 @@ class TestLegalBases:
     async def test_the_table_of_legal_bases(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/v1/legal-bases", headers=auth(scopes=["consent:read"]))
         table = {b["basis"]: b for b in response.json()}
-        assert table["lvm_anmalan"]["purposes"] == ["kontaktbegaran"]
+        # A report under a duty to report covers its own kind only (issue 22).
+        assert table["lvm_anmalan"]["purposes"] == ["lvm_anmalan"]
         assert table["osl_25_12"]["needs_ground"] is True
         assert table["nodsituation"]["overrides_block"] is True
 
