@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query
 
+from services.referral import children
 from services.referral.access import (
     ReferralNotFound,
     StaleVersion,
@@ -131,6 +132,7 @@ def referral_out(work: Work, sent: Sent, names: dict[str, str]) -> ReferralOut:
         recipients=[recipient_out(work, r, ref, names) for r in recipients],
         created_at=ref.created_at,
         discharge=discharge(ref, recipients),
+        children_prompts=children.prompts(ref.kind, ref.children_in_household),
     )
 
 
@@ -161,4 +163,5 @@ def incoming_out(
         case_reference=row.case_reference,
         version=row.version,
         suggested_participants=(suggested or {}).get(row.id),
+        children_prompts=children.prompts(row.kind, row.children_in_household),
     )

@@ -193,6 +193,8 @@ def forget_person(incoming: Incoming) -> None:
     incoming.summary = ""
     incoming.persons_wish = ""
     incoming.children_in_household = "unknown"
+    incoming.children_unknown_reason = ""
+    incoming.reachability = None
     incoming.drug_free = None
     incoming.attachments = []
     incoming.details = {k: incoming.details[k] for k in KEPT_DETAILS if k in incoming.details}

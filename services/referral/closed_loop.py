@@ -146,6 +146,10 @@ async def transition_incoming(
     return incoming
 
 
+UNKNOWN_BEFORE = "Okänt hos avsändaren."
+FORWARDED_REPORT = "Anmälan vidarebefordrad till den enhet som ska handlägga den."
+
+
 async def _forward(
     work: Work, clients: Clients, incoming: Incoming, target: UnitRef
 ) -> dict[str, str]:
@@ -153,15 +157,23 @@ async def _forward(
     member: the basis is checked again for the new recipient). An invitation to a meeting
     is forwarded through its meeting instead (:func:`.invitations.forward`)."""
     assert incoming.personnummer is not None  # an open task keeps its person
+    content = ReferralContent.of(incoming).model_dump(exclude={"details"})
+    if content["children_in_household"] == "unknown" and not content["children_unknown_reason"]:
+        content["children_unknown_reason"] = UNKNOWN_BEFORE  # a task from before the reason
+    kind = spec(incoming.kind)
     data = ReferralCreate.model_validate(
         {
-            **ReferralContent.of(incoming).model_dump(exclude={"details"}),
+            **content,
             "person": PersonIn(
                 personnummer=incoming.personnummer,
                 protected_identity=incoming.protected_identity,
             ).model_dump(),
             "recipients": [target.model_dump()],
-            spec(incoming.kind).details_field: incoming.details or None,
+            kind.details_field: incoming.details or None,
+            # A report under a duty to report goes on on its own basis, stated again.
+            "legal_basis": None
+            if kind.consent_allowed
+            else {"basis": kind.legal_bases[0], "justification": FORWARDED_REPORT},
         }
     )
     _referral, recipients = await send_referral(work, clients, data)

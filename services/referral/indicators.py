@@ -12,7 +12,9 @@ computed from this member's own records — never a personnummer or free text.
   having been told (0 unless the notice machinery fails: the notices are counted, not
   assumed); follow-ups held on time; days from a remissmöte to the first action started;
   late actions escalated to the plans' coordinating units, by the member owning them;
-- outcomes of kontaktbegäran (completed, declined, withdrawn by the person, ...).
+- outcomes of kontaktbegäran (completed, declined, withdrawn by the person, ...);
+- children in the household or close to the person, per kind and direction: how many
+  referrals answered yes, no and unknown (unknowns counted, not left out).
 """
 
 from __future__ import annotations
@@ -229,7 +231,21 @@ async def compute(
             days_to_first_action(period, plans, meetings)
         ),
         "kontaktbegaran_outcomes": _kontaktbegaran_outcomes(outgoing),
+        "children": {
+            "outgoing": _children(referrals.values()),
+            "incoming": _children(received),
+        },
     }
+
+
+def _children(rows: Iterable[Referral | Incoming]) -> dict[str, dict[str, int]]:
+    """How each kind's referrals answered whether there are children in the household or
+    close to the person (yes, no, unknown), per referral sent or task received."""
+    out: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts = out.setdefault(row.kind, {"yes": 0, "no": 0, "unknown": 0})
+        counts[row.children_in_household] = counts.get(row.children_in_household, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def _direction_rows(direction: str, kind: str, v: dict[str, Any]) -> list[list[Cell]]:
@@ -275,6 +291,10 @@ def as_csv(data: dict[str, Any]) -> str:
     for stat in ("n", "median", "p90"):
         w([f"days_from_remissmote_to_first_action_{stat}", "", "vardkedjeremiss",
            data["days_from_remissmote_to_first_action"][stat]])  # fmt: skip
+    for direction in ("outgoing", "incoming"):
+        for kind, answers in data["children"][direction].items():
+            for answer, n in answers.items():
+                w([f"children_{answer}", direction, kind, n])
     for status, n in data["kontaktbegaran_outcomes"].items():
         w([f"kontaktbegaran_outcome_{status}", "outgoing", "kontaktbegaran", n])
     return write_csv(["indicator", "direction", "kind", "value"], rows)

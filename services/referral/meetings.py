@@ -55,6 +55,9 @@ INVITATION_KINDS = {
     "samordningsmote": ReferralKind.SAMORDNINGSMOTE,
 }
 """The kind of referral each kind of meeting invites with (its consent purpose)."""
+UNKNOWN_AT_ORIGIN = "Okänt när vårdkedjeremissen skickades."
+"""Why children are unknown on a remissmöte's invitation when its vårdkedjeremiss gave no
+reason (one sent before the reason was asked)."""
 MAX_PARTICIPANTS = 20
 """Units one meeting invites at most (named and suggested together)."""
 MAX_SUGGESTED = 20
@@ -73,6 +76,8 @@ class _Person:
     needs: list[Any]
     summary: str
     drug_free: str
+    children: str
+    children_unknown_reason: str
 
 
 def _offers_drug_free(unit: KnownUnit | None) -> bool:
@@ -259,11 +264,19 @@ async def _follow_up(work: Work, unit: str, data: MeetingCreate) -> _FollowUp | 
     return _FollowUp(plan.id, plan.personnummer, plan.protected_identity)
 
 
+def _origin_reason(origin: Incoming) -> str:
+    """Why children are unknown, as the vårdkedjeremiss said (or that it did not say)."""
+    if origin.children_in_household != "unknown":
+        return ""
+    return origin.children_unknown_reason or UNKNOWN_AT_ORIGIN
+
+
 def _person(data: MeetingCreate, origin: Incoming | None, follow: _FollowUp | None) -> _Person:
-    if origin is None and data.person is None and follow is not None:
-        return _Person(
-            follow.personnummer, follow.protected, list(data.needs), data.summary, "unknown"
-        )
+    """Whom the meeting is about: the vårdkedjeremiss's person (a remissmöte), the plan's
+    (a follow-up without a person named), or the person named; children as the convener
+    answers, or as the vårdkedjeremiss said."""
+    children = data.children_in_household
+    reason = data.children_unknown_reason or ""
     if origin is not None:
         assert origin.personnummer is not None  # an open task keeps its person
         return _Person(
@@ -272,7 +285,15 @@ def _person(data: MeetingCreate, origin: Incoming | None, follow: _FollowUp | No
             data.needs or [Intervention(n) for n in origin.needs],
             data.summary or origin.summary,
             origin.drug_free or "unknown",
+            children.value if children else origin.children_in_household,
+            reason if children else _origin_reason(origin),
         )
+    assert children is not None  # the request's rule: every meeting but a remissmöte
+    if data.person is None and follow is not None:
+        return _Person(
+            follow.personnummer, follow.protected, list(data.needs), data.summary, "unknown",
+            children.value, reason,
+        )  # fmt: skip
     assert data.person is not None
     return _Person(
         normalise_personnummer(data.person.personnummer),
@@ -280,6 +301,8 @@ def _person(data: MeetingCreate, origin: Incoming | None, follow: _FollowUp | No
         list(data.needs),
         data.summary,
         "unknown",
+        children.value,
+        reason,
     )
 
 
@@ -295,6 +318,8 @@ def _invitation(data: MeetingCreate, person: _Person, block: dict[str, Any]) -> 
             },
             "needs": [n.value if isinstance(n, Intervention) else n for n in person.needs],
             "summary": person.summary,
+            "children_in_household": person.children,
+            "children_unknown_reason": person.children_unknown_reason or None,
             "drug_free": person.drug_free if kind == "vardkedjeremiss" else None,
             "recipients": [p.model_dump() for p in data.participants or []],
             "legal_basis": data.legal_basis.model_dump() if data.legal_basis else None,

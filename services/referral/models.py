@@ -39,6 +39,10 @@ class ReferralContent:
     summary: Mapped[str] = mapped_column(Text, default="")
     urgency: Mapped[str] = mapped_column(String(16), default="normal")
     children_in_household: Mapped[str] = mapped_column(String(8), default="unknown")
+    children_unknown_reason: Mapped[str] = mapped_column(Text, default="")
+    # How to reach the person (phone, via the ward until a date, best time, no fixed
+    # address): personal data, for the holding unit only, never with protected identity.
+    reachability: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     persons_wish: Mapped[str] = mapped_column(Text, default="")
     drug_free: Mapped[str | None] = mapped_column(String(8), nullable=True)
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -20,6 +20,7 @@ from services.referral.codes import Status, Tristate, Urgency
 from services.referral.details import DETAILS, DETAILS_FIELDS, Attachment, UnitRef, _In
 from shared.domain.calendar import to_local
 from shared.domain.codes import Intervention
+from shared.domain.contact import SwedishPhone
 from shared.domain.content import ReferralContent
 from shared.domain.kinds import KINDS, ReferralKind
 from shared.domain.legal_basis import LegalBasisIn
@@ -45,6 +46,32 @@ class PersonIn(_In):
         description="skyddad identitet: the referral then carries no contact data, is shown "
         "only to the receiving unit's authorised role, and its notifications are marked",
     )
+
+
+class ViaWard(_In):
+    """Reach the person through the ward they are at, until a day."""
+
+    ward: str = Field(min_length=2, max_length=200, description="the ward's name")
+    phone: SwedishPhone
+    until: IsoDate = Field(description="the last day the person is expected there")
+
+
+class Reachability(_In):
+    """How the receiving unit reaches the person (personal data)."""
+
+    phone: SwedishPhone | None = Field(None, description="the person's own phone")
+    via_ward: ViaWard | None = None
+    best_time: str | None = Field(None, max_length=200, description="e.g. förmiddagar")
+    no_fixed_address: JsonBool = Field(False, description="the person has no fixed address")
+    note: str | None = Field(None, max_length=500, description="anything else that helps")
+
+    @model_validator(mode="after")
+    def _some_way(self) -> Self:
+        if not (self.phone or self.via_ward or self.best_time or self.no_fixed_address):
+            raise PydanticCustomError(
+                "no_way_to_reach", "give a phone, a ward, a best time or no_fixed_address"
+            )
+        return self
 
 
 class Resolve(_In):
@@ -79,7 +106,21 @@ class ReferralCreateBase(_In):
     needs: list[Intervention] = Field(default_factory=list, max_length=30, validate_default=True)
     summary: str = Text
     urgency: Urgency = Urgency.NORMAL
-    children_in_household: Tristate = Tristate.UNKNOWN
+    children_in_household: Tristate = Field(
+        description="children in the household or close to the person — asked every time: "
+        "`yes` (the sending and the receiving unit are prompted: support for children as "
+        "relatives, and the orosanmälan path), `no`, or `unknown` with "
+        "`children_unknown_reason`"
+    )
+    children_unknown_reason: str | None = Field(
+        None, max_length=300, validate_default=True, description="required with `unknown`"
+    )
+    reachability: Reachability | None = Field(
+        None,
+        validate_default=True,
+        description="how to reach the person (above all on a kontaktbegäran): personal data "
+        "for the holding unit only; never with protected identity",
+    )
     persons_wish: str = Field("", max_length=2000, description="in the person's own words")
     drug_free: Tristate | None = Field(
         None, description="required for some kinds (a vårdkedjeremiss)", validate_default=True
@@ -103,6 +144,36 @@ class ReferralCreateBase(_In):
         if kind is not None and KINDS[kind].needs_required and not value:
             raise PydanticCustomError(
                 "needs_required", "a {label} names the needs", {"label": _label(kind)}
+            )
+        return value
+
+    @field_validator("children_unknown_reason")
+    @classmethod
+    def _children_reason(cls, value: str | None, info: ValidationInfo) -> str | None:
+        answer = info.data.get("children_in_household")
+        if answer is Tristate.UNKNOWN and not (value or "").strip():
+            raise PydanticCustomError(
+                "reason_required", "say why it is not known whether there are children"
+            )
+        if answer in (Tristate.YES, Tristate.NO) and value:
+            raise PydanticCustomError("only_when_unknown", "a reason goes with `unknown` only")
+        return value
+
+    @field_validator("reachability")
+    @classmethod
+    def _reachable(cls, value: Reachability | None, info: ValidationInfo) -> Any:
+        person, kind = info.data.get("person"), info.data.get("kind")
+        if value is not None and kind is not None and "contact_details" not in _categories_of(kind):
+            raise PydanticCustomError(
+                "not_carried_by_kind",
+                "a {label} carries no contact details",
+                {"label": _label(kind)},
+            )
+        if value is not None and person is not None and person.protected_identity:
+            raise PydanticCustomError(
+                "reachability_with_protected_identity",
+                "a person with protected identity is reached through the receiving unit's "
+                "own routines: no contact details travel",
             )
         return value
 
@@ -176,7 +247,13 @@ class ReferralCreateBase(_In):
         """What the referral says, as it is stored and sent (``changes``: e.g. the details
         with a meeting's invitation)."""
         data = self.model_dump(mode="json", include=set(ReferralContent.FIELDS))
+        data["children_unknown_reason"] = data.get("children_unknown_reason") or ""
         return ReferralContent.model_validate({**data, "details": self.details(), **changes})
+
+
+def _categories_of(kind: ReferralKind) -> tuple[str, ...]:
+    """The information categories a kind carries."""
+    return KINDS[kind].categories
 
 
 def _label(kind: ReferralKind) -> str:
@@ -260,10 +337,25 @@ class DischargeStatus(BaseModel):
     all_confirmed: bool
 
 
+class ChildrenPrompt(BaseModel):
+    """What a `yes` on children brings to the unit (a fixed text, no personal data)."""
+
+    code: str = Field(description="`barn_som_anhoriga` or `orosanmalan`")
+    text: str
+
+
+CHILDREN_PROMPTS: Any = Field(
+    default_factory=list,
+    description="with children in the household or close to the person: support for "
+    "children as relatives (5 kap. 7 § HSL), and the orosanmälan path",
+)
+
+
 class ReferralOut(ReferralContent):
     """A referral as its sender sees it — its content (``needs``, ``summary``, ``urgency``,
-    ``children_in_household``, ``persons_wish``, ``drug_free``, ``attachments``,
-    ``details``) — with every recipient's status."""
+    ``children_in_household`` and ``children_unknown_reason``, ``reachability``,
+    ``persons_wish``, ``drug_free``, ``attachments``, ``details``) — with every recipient's
+    status."""
 
     id: str
     kind: ReferralKind
@@ -272,6 +364,7 @@ class ReferralOut(ReferralContent):
     recipients: list[RecipientOut]
     created_at: dt.datetime
     discharge: DischargeStatus | None = Field(None, description="utskrivningsplanering only")
+    children_prompts: list[ChildrenPrompt] = CHILDREN_PROMPTS
 
 
 class SuggestedParticipant(BaseModel):
@@ -313,6 +406,7 @@ class IncomingOut(ReferralContent):
     outcome: str | None
     case_reference: str | None
     version: int
+    children_prompts: list[ChildrenPrompt] = CHILDREN_PROMPTS
     suggested_participants: list[SuggestedParticipant] | None = Field(
         None,
         description="a vårdkedjeremiss: the units its sender suggests for the remissmöte, "
@@ -491,6 +585,13 @@ class MeetingCreate(_In):
         description="the last day for the participants to answer (at the latest the "
         "meeting's day); default: the kind's working days after each acknowledges",
     )
+    children_in_household: Tristate | None = Field(
+        None,
+        description="children in the household or close to the person, asked every time: "
+        "required but for a remissmöte (which takes its vårdkedjeremiss's answer); `unknown` "
+        "with `children_unknown_reason`",
+    )
+    children_unknown_reason: str | None = Field(None, max_length=300)
     relatives: list[Relative] = Field(default_factory=list, max_length=10)
     needs: list[Intervention] = Field(default_factory=list, max_length=30)
     summary: str = Text
@@ -522,6 +623,18 @@ class MeetingCreate(_In):
                     "a samordningsmöte is held without the person: no person_invited, "
                     "relatives or person (the plan names the person)",
                 )
+        if self.kind != "remissmote" and self.children_in_household is None:
+            raise PydanticCustomError(
+                "children_required",
+                "say whether there are children in the household or close to the person",
+            )
+        if (
+            self.children_in_household is Tristate.UNKNOWN
+            and not (self.children_unknown_reason or "").strip()
+        ):
+            raise PydanticCustomError(
+                "reason_required", "say why it is not known whether there are children"
+            )
         if self.kind != "remissmote" and not self.participants:
             raise PydanticCustomError("participants_required", "the meeting names its participants")
         if self.kind != "remissmote" and self.invite_suggested:

@@ -1,8 +1,9 @@
 """What a referral says: one value object from the API, through the event, to the rows.
 
 A referral's content — its kind, the needs, the summary, the urgency, children in the
-household, the person's own wish, drug-free status, attachments by reference and the kind's
-block of details — is written once by the sending unit and then travels unchanged: the API
+household or close to the person (and why it is not known), how to reach the person, the
+person's own wish, drug-free status, attachments by reference and the kind's block of
+details — is written once by the sending unit and then travels unchanged: the API
 makes it (``ReferralCreate.content()``), the sender's row and every recipient's row keep it
 (the ``ReferralContent`` columns of ``services/referral/models.py``), ``referral.sent``
 carries it (:class:`~shared.messaging.events.payloads.ReferralSentV1` is one), a forward
@@ -32,6 +33,8 @@ class ReferralContent(BaseModel):
     summary: str = Field("", max_length=4000)
     urgency: str = Field("normal", pattern=URGENCY)
     children_in_household: str = Field("unknown", pattern=TRISTATE)
+    children_unknown_reason: str = Field("", max_length=300)
+    reachability: dict[str, Any] | None = None
     persons_wish: str = Field("", max_length=2000)
     drug_free: str | None = Field(None, pattern=TRISTATE)
     attachments: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
@@ -43,6 +46,8 @@ class ReferralContent(BaseModel):
         "summary",
         "urgency",
         "children_in_household",
+        "children_unknown_reason",
+        "reachability",
         "persons_wish",
         "drug_free",
         "attachments",

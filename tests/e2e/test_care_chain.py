@@ -173,6 +173,7 @@ async def test_the_care_chain_after_the_meeting_across_three_members(three: Fede
             "/v1/referrals",
             {
                 "kind": "vardkedjeremiss",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "needs": ["abstinensbehandling", "boendestod"],
                 "summary": "Behöver abstinensbehandling och boende; flyttar till Alvesta.",
@@ -326,6 +327,7 @@ async def test_the_care_chain_after_the_meeting_across_three_members(three: Fede
             "/v1/meetings",
             {
                 "kind": "samordningsmote",
+                "children_in_household": "no",
                 "follow_up_of": plan_id,
                 "at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=9)).isoformat(),
                 "video_link": "https://mote.example/samordning-515",
@@ -424,6 +426,7 @@ async def test_a_late_action_escalates_to_the_coordinators_at_their_own_members(
             "/v1/meetings",
             {
                 "kind": "sip",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat(),
                 "place": "Beroendemottagningen, Centrallasarettet Växjö",

@@ -64,6 +64,7 @@ async def test_a_forwarded_sip_invitation_brings_the_unit_into_the_meeting(
             "/v1/meetings",
             {
                 "kind": "sip",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "at": "2026-12-10T10:00:00+01:00",
                 "place": "Beroendeavdelningen, Centrallasarettet Växjö",

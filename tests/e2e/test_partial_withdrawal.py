@@ -112,6 +112,7 @@ async def test_partial_withdrawal_keeps_the_kontaktbegaran(federation: Federatio
             "/v1/meetings",
             {
                 "kind": "sip",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "at": meeting_at.isoformat(),
                 "place": "Beroendemottagningen Växjö",

@@ -147,6 +147,7 @@ async def test_vardkedjeremiss_discharge_with_sip_and_hvb_across_processes(
             "/v1/referrals",
             {
                 "kind": "vardkedjeremiss",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "needs": ["abstinensbehandling", "boendestod"],
                 "summary": "Beroende, psykisk ohälsa och bostadslöshet samtidigt.",
@@ -218,6 +219,7 @@ async def test_vardkedjeremiss_discharge_with_sip_and_hvb_across_processes(
             "/v1/referrals",
             {
                 "kind": "utskrivningsplanering",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "summary": "Utskrivning efter abstinensbehandling.",
                 "recipients": [{"orgnr": ORG_VAXJO, "unit_id": ids[SOC]}],
@@ -241,6 +243,7 @@ async def test_vardkedjeremiss_discharge_with_sip_and_hvb_across_processes(
             "/v1/meetings",
             {
                 "kind": "sip",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "at": sip_at.isoformat(),
                 "place": "Beroendeavdelningen, Centrallasarettet Växjö",
@@ -300,6 +303,7 @@ async def test_vardkedjeremiss_discharge_with_sip_and_hvb_across_processes(
             "/v1/referrals",
             {
                 "kind": "hvb_underrattelse",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "recipients": [{"orgnr": ORG_REGION, "unit_id": ids[BEROENDE]}],
                 "hvb": {"placement_date": discharge_day.isoformat(), "hvb_name": "Novus"},

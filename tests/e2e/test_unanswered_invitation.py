@@ -128,6 +128,7 @@ async def test_an_acknowledged_sip_invitation_not_answered_is_chased(two: Federa
             "/v1/meetings",
             {
                 "kind": "sip",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "at": at.isoformat(),
                 "place": "Beroendeavdelningen, Centrallasarettet Växjö",
@@ -235,6 +236,7 @@ async def test_an_acknowledged_sip_invitation_not_answered_is_chased(two: Federa
             "/v1/meetings",
             {
                 "kind": "samordningsmote",
+                "children_in_household": "no",
                 "follow_up_of": plan_id,
                 "at": (at + dt.timedelta(days=14)).isoformat(),
                 "video_link": "https://mote.example/samordning-717",

@@ -194,6 +194,7 @@ async def sip(
             "/v1/meetings",
             json={
                 "kind": "sip",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "at": "2026-12-10T10:00:00+01:00",
                 "place": "Beroendemottagningen",

@@ -670,6 +670,7 @@ class Seeder:
         w = self.w
         body = {
             "kind": "sip",
+            "children_in_household": "no",
             "person": {"personnummer": w.p1},
             "at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat(),
             "place": "Mottagningen, rum 3",

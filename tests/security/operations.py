@@ -301,6 +301,7 @@ def withdrawal() -> dict[str, Any]:
 def referral_body(pnr: str, recipient: tuple[str, str], summary: str = "Behov.") -> dict[str, Any]:
     return {
         "kind": "kontaktbegaran",
+        "children_in_household": "no",
         "person": {"personnummer": pnr},
         "needs": ["boendestod"],
         "summary": summary,
@@ -360,6 +361,7 @@ async def b_convene(env: Env, fresh: bool) -> Req:
     w = env.w
     body = {
         "kind": "sip",
+        "children_in_household": "no",
         "person": {"personnummer": env.new_person() if fresh else w.p1},
         "at": soon(),
         "place": "Mottagningen",
@@ -388,6 +390,7 @@ async def b_follow_up(env: Env, fresh: bool) -> Req:
     meeting = (await env.s.meeting("SIP att följa upp."))[0] if fresh else w.meeting_a
     body = {
         "kind": "sip",
+        "children_in_household": "no",
         "follow_up_of": meeting,
         "person": {"personnummer": w.p1},
         "at": soon(30),

@@ -62,6 +62,10 @@ class TestIndicatorsCsv:
                 "by_owner_member": {"212000-0647": {"action_start": 2, "action_end": 0}},
             },
             "days_from_remissmote_to_first_action": {"n": 1, "median": -0.5, "p90": -0.5},
+            "children": {
+                "outgoing": {"kontaktbegaran": {"yes": 1, "no": 2, "unknown": 0}},
+                "incoming": {},
+            },
             "kontaktbegaran_outcomes": {"=evil": 1},
         }
         rows = cells(as_csv(data))
@@ -70,4 +74,5 @@ class TestIndicatorsCsv:
         first_action = ["days_from_remissmote_to_first_action_p90", "", "vardkedjeremiss", "-0.5"]
         assert first_action in rows
         assert ["escalations_action_start_owner_212000-0647", "", "", "2"] in rows
+        assert ["children_no", "outgoing", "kontaktbegaran", "2"] in rows
         assert rows[-1][0] == "kontaktbegaran_outcome_=evil"  # not at a cell's start: text

@@ -271,6 +271,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 path="/v1/referrals",
                 body={
                     "kind": "vardkedjeremiss",
+                    "children_in_household": "no",
                     "person": person,
                     "needs": ["abstinensbehandling", "boendestod"],
                     "summary": "Beroende, psykisk ohälsa och bostadslöshet samtidigt.",
@@ -368,6 +369,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 path="/v1/referrals",
                 body={
                     "kind": "utskrivningsplanering",
+                    "children_in_household": "no",
                     "person": person,
                     "summary": "Utskrivning efter abstinensbehandling.",
                     "recipients": [ref(VAXJO, SOC)],
@@ -400,6 +402,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 path="/v1/meetings",
                 body={
                     "kind": "sip",
+                    "children_in_household": "no",
                     "person": person,
                     "at": sip_at.isoformat(),
                     "place": "Beroendeavdelningen, Centrallasarettet Växjö",
@@ -471,6 +474,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 path="/v1/meetings",
                 body={
                     "kind": "sip",
+                    "children_in_household": "no",
                     "person": person,
                     "follow_up_of": "{sip_id}",
                     "at": follow_up_at.isoformat(),
@@ -514,6 +518,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 path="/v1/meetings",
                 body={
                     "kind": "samordningsmote",
+                    "children_in_household": "no",
                     "follow_up_of": "{vkr_plan_id}",
                     "at": follow_up_at.isoformat(),
                     "video_link": "https://mote.example/samordning",
@@ -612,6 +617,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 path="/v1/referrals",
                 body={
                     "kind": "hvb_underrattelse",
+                    "children_in_household": "no",
                     "person": person,
                     "recipients": [ref(REGION, BEROENDE)],
                     "hvb": {"placement_date": discharge.isoformat(), "hvb_name": "Novus"},

@@ -149,6 +149,7 @@ async def test_the_coordinator_sees_who_has_not_answered_the_follow_up(members: 
     # region's port; the port has not answered yet.
     body: dict[str, Any] = {
         "kind": "samordningsmote",
+        "children_in_household": "no",
         "follow_up_of": plan_id,
         "at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).isoformat(),
         "video_link": "https://mote.example/samordning-1",

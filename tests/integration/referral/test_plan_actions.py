@@ -86,6 +86,7 @@ async def a_sip_with_its_plan(members: Pair) -> dict[str, Any]:
     await eventually(lambda: copy_arrived(region, consent_id), within=30, what="consent copy")
     sip = {
         "kind": "sip",
+        "children_in_household": "no",
         "person": {"personnummer": person},
         "at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat(),
         "place": "Socialtjänsten, Västra Esplanaden",
@@ -304,6 +305,7 @@ async def test_a_coordinator_convenes_a_samordningsmote_about_another_members_pl
     )
     meeting = {
         "kind": "samordningsmote",
+        "children_in_household": "no",
         "follow_up_of": plan_id,
         "at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=5)).isoformat(),
         "video_link": "https://mote.example/samordning-1",

@@ -150,6 +150,7 @@ class TestASipInvitation:
         answer_by = meeting_on - dt.timedelta(days=7)
         sip = {
             "kind": "sip",
+            "children_in_household": "no",
             "person": {"personnummer": person},
             "at": f"{meeting_on.isoformat()}T10:00:00+01:00",
             "place": "Avdelning 12, Centrallasarettet Växjö",

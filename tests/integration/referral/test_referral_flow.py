@@ -518,6 +518,7 @@ async def test_a_discharge_planning_confirmed_and_an_hvb_notification(members: P
             "/v1/referrals",
             json={
                 "kind": "utskrivningsplanering",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "summary": "Utskrivning planerad efter abstinensbehandling.",
                 "recipients": [{"orgnr": ORG_VAXJO, "unit_id": VAXJO_SOC}],
@@ -555,6 +556,7 @@ async def test_a_discharge_planning_confirmed_and_an_hvb_notification(members: P
             "/v1/referrals",
             json={
                 "kind": "hvb_underrattelse",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "recipients": [{"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE}],
                 "hvb": {"placement_date": "2026-12-19", "hvb_name": "Behandlingshemmet Gläntan"},

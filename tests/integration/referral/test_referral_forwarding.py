@@ -104,6 +104,7 @@ async def convene(member: Member, headers: dict[str, str], body: dict[str, Any])
 def sip(person: str, *parts: tuple[str, str]) -> dict[str, Any]:
     return {
         "kind": "sip",
+        "children_in_household": "no",
         "person": {"personnummer": person},
         "at": "2026-12-10T10:00:00+01:00",
         "place": "Avdelning 12, Centrallasarettet Växjö",
@@ -158,6 +159,7 @@ async def vardkedjeremiss(vaxjo: Member, person: str, suggested: list[Any]) -> N
             "/v1/referrals",
             json={
                 "kind": "vardkedjeremiss",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "needs": ["boendestod"],
                 "summary": "Samlade behov: beroende och bostad.",

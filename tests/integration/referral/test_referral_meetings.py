@@ -117,6 +117,7 @@ async def test_a_vardkedjeremiss_meeting_and_its_ordered_plan(members: Pair) -> 
             "/v1/referrals",
             json={
                 "kind": "vardkedjeremiss",
+                "children_in_household": "no",
                 "person": {"personnummer": person},
                 "needs": ["abstinensbehandling", "boendestod"],
                 "summary": "Samlade behov: beroende, psykisk ohälsa, bostad.",
@@ -272,6 +273,7 @@ async def test_a_sip_with_relatives_and_a_follow_up_meeting(members: Pair) -> No
     await eventually(lambda: copy_arrived_at(region, consent_id), within=30, what="copy")
     sip: dict[str, Any] = {
         "kind": "sip",
+        "children_in_household": "no",
         "person": {"personnummer": person},
         "at": "2026-12-10T10:00:00+01:00",
         "place": "Avdelning 12, Centrallasarettet Växjö",

@@ -186,6 +186,7 @@ class TestAPartialWithdrawalKeepsTheKontaktbegaran:
                 "/v1/meetings",
                 json={
                     "kind": "sip",
+                    "children_in_household": "no",
                     "person": {"personnummer": person},
                     "at": "2026-12-20T10:00:00+01:00",
                     "place": "Beroendemottagningen",
