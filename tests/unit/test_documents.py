@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 
 import pytest
 from pydantic import ValidationError
@@ -16,8 +17,13 @@ from services.referral.spec import SPEC, body_limits
 from shared.config import ReferralSettings
 from shared.domain import documents
 from shared.domain.documents import DocumentType, declared_type, sniff, title_problem
-from shared.messaging.events.payloads import ReferralAttachmentChunkV1
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import (
+    REFERRAL_ATTACHMENT_CHUNK_V1,
+    ReferralAttachmentChunkV1,
+)
 from tests.conftest import ORG_REGION, ORG_VAXJO, make_settings
+from tests.helpers.signed import opened, signed
 
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 13
@@ -252,8 +258,20 @@ class TestChunks:
         with pytest.raises(ValidationError):
             ReferralAttachmentChunkV1.model_validate(self.chunk(**over))
 
-    def test_the_largest_chunk_stays_well_under_a_kafka_record(self) -> None:
-        biggest = base64.b64encode(b"x" * documents.MAX_CHUNK_BYTES).decode()
+    def test_the_largest_chunk_sealed_stays_under_a_record_and_opens_at_its_recipient(
+        self,
+    ) -> None:
+        biggest = base64.b64encode(os.urandom(documents.MAX_CHUNK_BYTES)).decode()
         payload = ReferralAttachmentChunkV1.model_validate(self.chunk(data=biggest))
-        sealed = len(payload.model_dump_json()) * 4 / 3  # the seal's base64url
-        assert sealed < 1_000_000
+        event = CloudEvent(
+            source="urn:vardkedja:2321000065:referral",
+            type=REFERRAL_ATTACHMENT_CHUNK_V1,
+            subject="t-1",
+            partitionkey="t-1",
+            data=payload.model_dump(mode="json"),
+        )
+        topic = topics.inbound(ORG_VAXJO)
+        record = signed(event, topic)
+        assert len(record.value or b"") < 1_000_000  # Kafka's default largest record
+        back = opened(topic, record.key, record.value, record.headers)
+        assert ReferralAttachmentChunkV1.model_validate(back.data).chunk() == payload.chunk()
