@@ -137,6 +137,15 @@ class AttachmentChunkRepository(RepositoryBase[AttachmentChunk]):
         stmt = delete(AttachmentChunk).where(and_(*where))
         return _count(await self.session.execute(stmt.execution_options(synchronize_session=False)))
 
+    async def prune_closed(self, final_before: dt.datetime) -> int:
+        """Deletes pieces still held for tasks final here that have not moved since
+        ``final_before`` (a document whose last piece was refused)."""
+        closed = select(Incoming.id).where(
+            Incoming.status.in_(FINAL_STATUSES), Incoming.updated_at < final_before
+        )
+        stmt = delete(AttachmentChunk).where(AttachmentChunk.task_id.in_(closed))
+        return _count(await self.session.execute(stmt.execution_options(synchronize_session=False)))
+
     async def prune(self, received_before: dt.datetime) -> int:
         """Deletes pieces that waited since before the cut-off."""
         stmt = delete(AttachmentChunk).where(AttachmentChunk.received_at < received_before)

@@ -290,5 +290,6 @@ async def prune(work: Work) -> int:
         await AttachmentRepository(session).prune_drafts(work.now)
         + await AttachmentRepository(session).prune_closed(closed_before)
         + await ReceivedAttachmentRepository(session).prune_closed(closed_before)
+        + await AttachmentChunkRepository(session).prune_closed(closed_before)
         + await AttachmentChunkRepository(session).prune(waited_since)
     )
