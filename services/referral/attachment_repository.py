@@ -39,7 +39,9 @@ class AttachmentRepository(RepositoryBase[Attachment]):
             Attachment.referral_id.is_(None),
             Attachment.hold_until > now,
         )
-        return list(await self.session.scalars(stmt))
+        # Locked (PostgreSQL): a second request claiming the same upload waits, then finds
+        # it taken; SQLite serialises its writers.
+        return list(await self.session.scalars(stmt.with_for_update()))
 
     async def of_referral(self, referral_id: str, *, content: bool = False) -> list[Attachment]:
         """A referral's documents, in the order they were attached (``content``: with the
