@@ -281,6 +281,23 @@ class ReferralSettings(BaseModel):
     near_working_days: int = Field(2, ge=0, le=30)
     deadline_check_interval_s: int = Field(300, ge=1)
     call_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # Documents attached to a referral (ADR 0023): the largest document, the most of them
+    # together on one referral (or one task at the receiver), how many, the chunk they
+    # travel in, how long an upload waits to be attached, how long they are kept once the
+    # task is final, and how often the worker prunes them.
+    attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    attachment_max_referral_bytes: int = Field(25 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    attachment_max_count: int = Field(10, ge=1, le=50)
+    attachment_chunk_bytes: int = Field(256 * 1024, ge=16 * 1024, le=512 * 1024)
+    attachment_draft_hours: int = Field(24, ge=1, le=24 * 14)
+    attachment_retention_days: int = Field(90, ge=1, le=3650)
+    attachment_prune_interval_s: int = Field(3600, ge=1)
+
+    @model_validator(mode="after")
+    def _one_document_fits_a_referral(self) -> ReferralSettings:
+        if self.attachment_max_bytes > self.attachment_max_referral_bytes:
+            raise ValueError("attachment_max_bytes is over attachment_max_referral_bytes")
+        return self
 
 
 class TrustSettings(BaseModel):

@@ -64,7 +64,15 @@ class ServiceSpec:
     # Started in the background when the API starts (e.g. to build an in-memory index);
     # cancelled at shutdown. Readiness does not wait for it.
     on_api_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    # Request body limits of its own operations that follow its settings ("METHOD /path":
+    # bytes, e.g. an upload's limit from the largest document taken); VK_HTTP__BODY_LIMITS
+    # names win.
+    body_limits: Callable[[Settings], dict[str, int]] = lambda settings: {}
     version: str = "1.0.0"
+
+    def body_limits_of(self, settings: Settings) -> dict[str, int]:
+        """Every named operation's body limit for this service under ``settings``."""
+        return {**self.body_limits(settings), **settings.http.body_limits}
 
     @property
     def migrations_dir(self) -> Path:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query
 
-from services.referral import children
+from services.referral import attachments, children
 from services.referral.access import (
     ReferralNotFound,
     StaleVersion,
@@ -16,8 +16,14 @@ from services.referral.access import (
     require_unit,
 )
 from services.referral.codes import Actor, Overdue, Status, allowed_from
-from services.referral.models import Incoming, Recipient, Referral
-from services.referral.schemas import BasisOut, IncomingOut, RecipientOut, ReferralOut
+from services.referral.models import Attachment, Incoming, ReceivedAttachment, Recipient, Referral
+from services.referral.schemas import (
+    BasisOut,
+    DocumentOut,
+    IncomingOut,
+    RecipientOut,
+    ReferralOut,
+)
 from services.referral.worklists import Sent, discharge, is_overdue, today
 from shared.data.work import Work
 from shared.domain.content import ReferralContent
@@ -74,8 +80,17 @@ def work_of(ctx: Ctx, session: DbSession, caller: Caller, *, needs_unit: bool = 
     return Work(session, ctx.outbox, ctx.settings, caller)
 
 
-async def audit(ctx: Ctx, work: Work, action: str, row: Referral | Incoming, rid: str) -> None:
-    """An audit record of the caller's ``action`` on a referral or task ``rid``."""
+async def audit(
+    ctx: Ctx,
+    work: Work,
+    action: str,
+    row: Referral | Incoming,
+    rid: str,
+    *,
+    resource_type: str = "referral",
+) -> None:
+    """An audit record of the caller's ``action`` on a referral or task ``rid`` (or on
+    another ``resource_type`` of it: one of its documents)."""
     assert work.caller is not None
     await ctx.auditor.record_access(
         work.session,
@@ -83,7 +98,7 @@ async def audit(ctx: Ctx, work: Work, action: str, row: Referral | Incoming, rid
         action=action,
         person_id=row.personnummer,
         purpose=row.kind,
-        resource_type="referral",
+        resource_type=resource_type,
         resource_id=rid,
     )
 
@@ -122,7 +137,41 @@ def recipient_out(
     )
 
 
-def referral_out(work: Work, sent: Sent, names: dict[str, str]) -> ReferralOut:
+def document_out(row: Attachment | ReceivedAttachment, href: str) -> DocumentOut:
+    """A document as a referral's or task's view lists it (no bytes)."""
+    if isinstance(row, ReceivedAttachment):
+        rid, at = row.attachment_id, row.received_at
+    else:
+        rid, at = row.id, row.created_at
+    return DocumentOut(
+        id=rid,
+        title=row.title,
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        received_at=at,
+        href=f"{href}/attachments/{rid}",
+    )
+
+
+async def sent_documents(work: Work, referral: Referral) -> list[DocumentOut]:
+    """The documents of a referral the caller's unit sent."""
+    href = f"/v1/referrals/{referral.id}"
+    return [document_out(d, href) for d in await attachments.of_referral(work, referral)]
+
+
+async def task_documents(work: Work, incoming: Incoming) -> list[DocumentOut]:
+    """The documents of a task in the caller's unit's inbox."""
+    href = f"/v1/incoming/{incoming.id}"
+    return [document_out(d, href) for d in await attachments.of_task(work, incoming)]
+
+
+def referral_out(
+    work: Work,
+    sent: Sent,
+    names: dict[str, str],
+    documents: list[DocumentOut] | None = None,
+) -> ReferralOut:
     ref, recipients = sent.referral, sent.recipients
     return ReferralOut(
         id=ref.id,
@@ -133,14 +182,19 @@ def referral_out(work: Work, sent: Sent, names: dict[str, str]) -> ReferralOut:
         created_at=ref.created_at,
         discharge=discharge(ref, recipients),
         children_prompts=children.prompts(ref.kind, ref.children_in_household),
+        documents=documents,
     )
 
 
 def incoming_out(
-    work: Work, row: Incoming, suggested: dict[str, list[dict[str, Any]]] | None = None
+    work: Work,
+    row: Incoming,
+    suggested: dict[str, list[dict[str, Any]]] | None = None,
+    documents: list[DocumentOut] | None = None,
 ) -> IncomingOut:
     """A task in a unit's inbox, as it stands (``suggested``: the units the sender of a
-    vårdkedjeremiss suggests, by task id, from :func:`.meetings.suggestions`)."""
+    vårdkedjeremiss suggests, by task id, from :func:`.meetings.suggestions`; ``documents``:
+    its attached documents, in a view of the one task)."""
     current = Status(row.status)
     return IncomingOut(
         task_id=row.id,
@@ -164,4 +218,5 @@ def incoming_out(
         version=row.version,
         suggested_participants=(suggested or {}).get(row.id),
         children_prompts=children.prompts(row.kind, row.children_in_household),
+        documents=documents,
     )

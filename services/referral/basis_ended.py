@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from services.referral import attachment_receiving
 from services.referral.codes import Actor, Status
 from services.referral.models import ConsentNarrowing, ConsentTombstone, Incoming, Recipient
 from services.referral.moves import Report, Step, move_incoming, move_recipient, tell_sender
@@ -82,6 +83,7 @@ async def _cancel_incoming(work: Work, incoming: Incoming, cancelled: Step) -> N
     await tell_sender(work, incoming, report)
     if not own_case:
         forget_person(incoming)
+        await attachment_receiving.drop_task(work, incoming.id)  # the documents too
 
 
 async def narrow_for_consent(
@@ -186,7 +188,8 @@ def registered_here(incoming: Incoming) -> bool:
 def forget_person(incoming: Incoming) -> None:
     """A task cancelled because its basis ended, not registered here: nothing about the
     person stays (ADR 0021) — no personnummer, person key, needs, summary, wish, attachments
-    or details; the task keeps its ids, kind, units, dates, status and reason."""
+    or details (its attached documents are deleted by the caller: ADR 0023); the task keeps
+    its ids, kind, units, dates, status and reason."""
     incoming.personnummer = None
     incoming.person_key = None
     incoming.needs = []

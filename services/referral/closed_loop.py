@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.referral import invitations
+from services.referral import attachment_receiving, invitations
 from services.referral.access import (
     ReferralNotFound,
     StaleVersion,
@@ -321,6 +321,7 @@ async def apply_withdrawal(work: Work, event: CloudEvent, payload: ReferralTrans
             by_unit_id=payload.by_unit_id,
         )
         await move_incoming(work, incoming, step)
+        await attachment_receiving.drop_task(work, incoming.id)  # withdrawn: its documents go
     await tell_sender(
         work,
         incoming,

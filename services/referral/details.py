@@ -36,7 +36,9 @@ class UnitRef(_In):
 
 
 class Attachment(_In):
-    """A document by reference (never the document itself)."""
+    """A document by reference (never the document itself): where the receiver finds it,
+    which must be somewhere both members reach. A document itself is uploaded and named in
+    ``attachment_ids`` (ADR 0023)."""
 
     title: str = Field(min_length=2, max_length=200)
     reference: str = Field(min_length=2, max_length=500, description="where the receiver gets it")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referral import (
+    attachment_receiving,
+    attachments,
     basis_ended,
     closed_loop,
     deadlines,
@@ -26,6 +28,7 @@ from shared.messaging.events.payloads import (
     PLAN_ACTION_STEP_REQUESTED_V1,
     PLAN_REVISION_REQUESTED_V1,
     PLAN_SHARED_V1,
+    REFERRAL_ATTACHMENT_CHUNK_V1,
     REFERRAL_SENT_V1,
     REFERRAL_TRANSITIONED_V1,
     UNIT_CHANGED_V1,
@@ -35,6 +38,7 @@ from shared.messaging.events.payloads import (
     PlanActionStepRequestedV1,
     PlanRevisionRequestedV1,
     PlanSharedV1,
+    ReferralAttachmentChunkV1,
     ReferralSentV1,
     ReferralTransitionedV1,
     UnitChangedV1,
@@ -91,6 +95,11 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         for delivery in deliveries:
             await on_transitioned(session, delivery)
 
+    async def on_attachment_chunk(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, ReferralAttachmentChunkV1)
+        await attachment_receiving.receive_chunk(work(session), delivery.event, payload)
+
     async def on_consent_ended(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, ConsentEndedV1)
@@ -140,6 +149,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
             handlers={
                 REFERRAL_SENT_V1: on_sent,
                 REFERRAL_TRANSITIONED_V1: on_transitioned,
+                REFERRAL_ATTACHMENT_CHUNK_V1: on_attachment_chunk,
                 CONSENT_ENDED_V1: on_consent_ended,
                 CONSENT_NARROWED_V1: on_consent_narrowed,
                 PLAN_SHARED_V1: on_plan_shared,
@@ -166,8 +176,10 @@ TOMBSTONE_PRUNE_INTERVAL_S = 3600.0
 
 
 def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The deadline check (discharge dates, plan follow-ups) and the hourly pruning of
-    tombstones past their retention, run by the referral worker."""
+    """The deadline check (discharge dates, plan follow-ups), the hourly pruning of
+    tombstones past their retention, and the pruning of attached documents (drafts past
+    their hold, documents of tasks final long enough: ADR 0023), run by the referral
+    worker."""
     settings = ctx.settings
 
     async def check() -> None:
@@ -178,7 +190,14 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
         async with ctx.db.transaction() as session:
             await basis_ended.prune_tombstones(Work(session, ctx.outbox, settings))
 
+    async def prune_attachments() -> None:
+        async with ctx.db.transaction() as session:
+            await attachments.prune(Work(session, ctx.outbox, settings))
+
     return [
         PeriodicJob("deadlines", settings.referral.deadline_check_interval_s, check),
         PeriodicJob("referral-tombstones", TOMBSTONE_PRUNE_INTERVAL_S, prune),
+        PeriodicJob(
+            "referral-attachments", settings.referral.attachment_prune_interval_s, prune_attachments
+        ),
     ]

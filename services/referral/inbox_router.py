@@ -23,6 +23,7 @@ from services.referral.api import (
     audit,
     incoming_out,
     referral_out,
+    task_documents,
     work_of,
 )
 from services.referral.codes import Status
@@ -95,7 +96,8 @@ async def incoming(
         "`ETag` (send it as `If-Match` with a step). A vårdkedjeremiss shows the units its "
         "sender suggests for the remissmöte (`suggested_participants`, named as in this "
         "member's copy of the directory, and whether each can be invited): `POST "
-        "/v1/meetings` without `participants` invites them. Scope `referral:read`."
+        "/v1/meetings` without `participants` invites them. Its attached `documents` are "
+        "listed (download each at its `href`). Scope `referral:read`."
     ),
     responses=problem_responses(Forbidden, ReferralNotFound, NoUnitClaim),
 )
@@ -106,7 +108,8 @@ async def get_incoming(
     row = await access.get_incoming(work, task_id)
     await audit(ctx, work, "incoming.read", row, row.id)
     response.headers["ETag"] = etag(row.version)
-    return incoming_out(work, row, await meetings.suggestions(work, [row]))
+    suggested = await meetings.suggestions(work, [row])
+    return incoming_out(work, row, suggested, await task_documents(work, row))
 
 
 @inbox_router.post(

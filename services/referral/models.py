@@ -8,7 +8,10 @@ delivery it is the authority on the status). ``transition`` is the history on bo
 arrived before the task it concerns (ADR 0016); ``consent_narrowing`` the purposes withdrawn
 from a consent that stays in force for the rest. ``known_unit`` is a light copy of every
 member's units from ``vardkedja.directory`` (a service never reads another service's
-tables), used to check recipients.
+tables), used to check recipients. Documents attached to referrals (ADR 0023) are kept in
+``attachment`` by the sender (a unit's upload, then the referral it went with),
+``received_attachment`` by the receiver (per task), and ``attachment_chunk`` holds the
+pieces of a document still arriving.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.data.db import IdMixin, TimestampMixin, UTCDateTime, make_metadata, utcnow
@@ -349,3 +352,64 @@ class DeadlineNotice(Base):
     state: Mapped[str] = mapped_column(String(8), primary_key=True)
     unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DocumentColumns:
+    """What is kept of a document on either side: its title (personal data, like the
+    bytes), its kind as told from its bytes, its size and SHA-256, and the bytes (loaded
+    only when read: ``deferred``)."""
+
+    title: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+
+class Attachment(DocumentColumns, Base):
+    """A document a unit of this member uploaded: a draft of that unit until it goes with a
+    referral (``referral_id``), pruned at ``hold_until`` if it never does."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    referral_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    hold_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attached_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ReceivedAttachment(DocumentColumns, Base):
+    """A document that came with a task filed here, whole and checked again: the task's
+    receiving unit alone reads it."""
+
+    __tablename__ = "received_attachment"
+
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    attachment_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sender_orgnr: Mapped[str] = mapped_column(String(11))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AttachmentChunk(Base):
+    """A piece of a document still arriving (ADR 0023): kept until every piece and the task
+    are here, then the document is put together, checked and stored, and its pieces go.
+    Pieces of a task never filed here go with it (refused, withdrawn first) or after
+    ``VK_KAFKA__INBOX_RETENTION_DAYS``."""
+
+    __tablename__ = "attachment_chunk"
+
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    attachment_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # the chunk's index
+    referral_id: Mapped[str] = mapped_column(String(36))
+    sender_orgnr: Mapped[str] = mapped_column(String(11))
+    count: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.referral import attachment_receiving
 from services.referral.codes import Actor, Status
 from services.referral.details import UnitRef
 from services.referral.models import (
@@ -214,6 +215,8 @@ async def _file(
         history(work, task_id=incoming.id, side="receiver", frm=Status.SENT, step=delivered)
     )
     await work.session.flush()
+    # Documents whose pieces came before the referral (ADR 0023) are stored now.
+    await attachment_receiving.on_filed(work, incoming)
     await work.publish(
         topics.internal(work.member),
         REFERRAL_RECEIVED_V1,
@@ -271,6 +274,7 @@ async def _not_filed(work: Work, payload: ReferralSentV1, step: Step) -> Status:
     work.session.add(
         history(work, task_id=payload.task_id, side="receiver", frm=Status.SENT, step=step)
     )
+    await attachment_receiving.drop_task(work, payload.task_id)  # pieces that came first
     report = Report(Status.SENT, step.to, Actor.SYSTEM, None, step.reason, version=1)
     await tell_sender(work, payload, report)
     return step.to

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from services.referral.codes import Status, Tristate, Urgency
 from services.referral.details import DETAILS, DETAILS_FIELDS, Attachment, UnitRef, _In
+from shared.domain import documents
 from shared.domain.calendar import to_local
 from shared.domain.codes import Intervention
 from shared.domain.contact import SwedishPhone
@@ -37,6 +38,8 @@ from shared.web.fields import (
 UnitId = str
 _UNIT = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 Text = Field("", max_length=4000)
+AttachmentId = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
+"""An uploaded document's id (``POST /v1/attachments``)."""
 
 
 class PersonIn(_In):
@@ -125,7 +128,20 @@ class ReferralCreateBase(_In):
     drug_free: Tristate | None = Field(
         None, description="required for some kinds (a vårdkedjeremiss)", validate_default=True
     )
-    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    attachments: list[Attachment] = Field(
+        default_factory=list,
+        max_length=20,
+        description="documents by reference (a title and where both members can reach "
+        "it); to send a document itself, upload it and name it in `attachment_ids`",
+    )
+    attachment_ids: list[AttachmentId] = Field(
+        default_factory=list,
+        max_length=50,
+        description="documents your unit uploaded (`POST /v1/attachments`) and not yet "
+        "attached, to go with the referral to every recipient; at most "
+        "`VK_REFERRAL__ATTACHMENT_MAX_COUNT` (default 10) and "
+        "`VK_REFERRAL__ATTACHMENT_MAX_REFERRAL_BYTES` (25 MiB) together, else 413",
+    )
     recipients: list[UnitRef] = Field(default_factory=list, max_length=20)
     resolve: Resolve | None = Field(None, validate_default=True)
     legal_basis: LegalBasisIn | None = Field(
@@ -185,6 +201,13 @@ class ReferralCreateBase(_In):
             raise PydanticCustomError(
                 "drug_free_required", "a {label} states drug_free", {"label": _label(kind)}
             )
+        return value
+
+    @field_validator("attachment_ids")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise PydanticCustomError("unique", "a document is named twice")
         return value
 
     @field_validator("recipients")
@@ -290,6 +313,120 @@ OVERDUE = Field(
 )
 
 
+# --- attached documents (ADR 0023) -----------------------------------------------------
+
+_PDF_EXAMPLE = "JVBERi0xLjQKJcOkw7zDtsOfCjEgMCBvYmoKPDwvVHlwZS9DYXRhbG9nPj4KZW5kb2JqCiUlRU9GCg=="
+
+
+class AttachmentIn(_In):
+    """A document to attach: its title, its type and its bytes (base64). The type is told
+    from the bytes — a PDF, PNG, JPEG or UTF-8 text — and must be the one declared."""
+
+    model_config = request_config(
+        {"title": "Epikris 2026-11-20", "content_type": "application/pdf", "content": _PDF_EXAMPLE},
+        {
+            "title": "Läkemedelslista.txt",
+            "content_type": "text/plain; charset=utf-8",
+            "content": "QWxhbHBlbmlsIDIwMCBtZyB2aWQgYmVob3YK",
+        },
+    )
+
+    title: str = Field(
+        min_length=1,
+        max_length=documents.TITLE_MAX,
+        pattern=documents.TITLE_PATTERN,
+        description="what the document is, shown to the receiving unit and used as its "
+        "file name (with the extension of its type added): no `/` or `\\`, no control "
+        "or formatting character, no space at either end; may be personal data",
+    )
+    content_type: str = Field(
+        min_length=3,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(;.*)?$",
+        description="`application/pdf`, `image/png`, `image/jpeg` or `text/plain` (with "
+        "`charset=utf-8` if any); another type, or bytes of another type, is refused with "
+        "415",
+        examples=["application/pdf"],
+    )
+    content: str = Field(
+        min_length=4,
+        pattern=documents.BASE64_PATTERN,
+        description="the document, base64 (standard alphabet, padded, no line breaks); at "
+        "most `VK_REFERRAL__ATTACHMENT_MAX_BYTES` (default 10 MiB) decoded, else 413",
+        json_schema_extra={"contentEncoding": "base64"},
+    )
+
+    @field_validator("title")
+    @classmethod
+    def _a_file_name(cls, value: str) -> str:
+        rule = documents.title_problem(value)
+        if rule is not None:
+            why = rule.removeprefix("title_").replace("_", " ")
+            raise PydanticCustomError(rule, "the title cannot be a file name: {why}", {"why": why})
+        return value
+
+
+class AttachmentIdsIn(_In):
+    """Documents your unit uploaded, to add to a referral it sent."""
+
+    model_config = request_config({"attachment_ids": ["6f1c2b9e-0d4a-4e8b-9a51-2c7d3e4f5a60"]})
+
+    attachment_ids: list[AttachmentId] = Field(min_length=1, max_length=50)
+
+    @field_validator("attachment_ids")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise PydanticCustomError("unique", "a document is named twice")
+        return value
+
+
+class DocumentFields(BaseModel):
+    """What is shown of a document (never its bytes)."""
+
+    id: str
+    title: str
+    content_type: str = Field(description="as told from its bytes")
+    size: int = Field(description="bytes")
+    sha256: str = Field(description="hex digest of the bytes")
+    received_at: dt.datetime = Field(
+        description="when this member stored it: the upload (sender), or when the last "
+        "piece arrived and the document was checked (receiver)"
+    )
+
+
+class DocumentOut(DocumentFields):
+    """A document of a referral or task, without its bytes (download them at ``href``)."""
+
+    href: str = Field(description="where your unit downloads it")
+
+
+class DraftOut(DocumentFields):
+    """An uploaded document of your unit, waiting to be attached to a referral."""
+
+    hold_until: dt.datetime = Field(
+        description="deleted then unless a referral names it in `attachment_ids` first"
+    )
+
+
+class AttachedOut(BaseModel):
+    """A sent referral's documents after adding some, and the tasks they went to."""
+
+    referral_id: str
+    documents: list[DocumentOut]
+    sent_to: list[str] = Field(
+        description="the task ids of the recipients still open, to which the added documents "
+        "were sent (a closed task gets none)"
+    )
+
+
+DOCUMENTS = Field(
+    None,
+    description="the attached documents (ADR 0023), in this view of one referral; absent "
+    "in worklists",
+)
+
+
 class BasisOut(BaseModel):
     kind: str
     consent_id: str | None = None
@@ -365,6 +502,7 @@ class ReferralOut(ReferralContent):
     created_at: dt.datetime
     discharge: DischargeStatus | None = Field(None, description="utskrivningsplanering only")
     children_prompts: list[ChildrenPrompt] = CHILDREN_PROMPTS
+    documents: list[DocumentOut] | None = DOCUMENTS
 
 
 class SuggestedParticipant(BaseModel):
@@ -413,6 +551,7 @@ class IncomingOut(ReferralContent):
         "with their names; convening the remissmöte without `participants` (or with "
         "`invite_suggested`) invites them",
     )
+    documents: list[DocumentOut] | None = DOCUMENTS
 
 
 class TransitionIn(_In):

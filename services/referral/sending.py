@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from services.referral import attachments
 from services.referral.access import NoBasis, caller_of, require_unit
 from services.referral.codes import Actor, Status
 from services.referral.details import UnitRef
@@ -137,10 +138,13 @@ async def send_referral(
     problem_field: str = "recipients",
 ) -> tuple[Referral, list[Recipient]]:
     """Sends a referral from the caller's unit to every recipient the consent service
-    allows (all or nothing: one refusal sends nothing). ``invitation`` (a meeting's
-    details) makes it an invitation, which any active unit may receive."""
+    allows (all or nothing: one refusal sends nothing), with the documents the unit
+    uploaded and names (``attachment_ids``). ``invitation`` (a meeting's details) makes it
+    an invitation, which any active unit may receive."""
     caller = caller_of(work)
     sender_unit = require_unit(caller)
+    # The unit's uploads it names (ADR 0023), within the limits, before anything is asked.
+    drafts = await attachments.claim(work, data.attachment_ids)
     targets = await _targets(
         work, clients, data, invitation=invitation is not None, problem_field=problem_field
     )
@@ -180,6 +184,7 @@ async def send_referral(
     )
     work.session.add(referral)
     await work.session.flush()  # before its recipients (they refer to it)
+    attachments.attach(work, drafts, referral)
     recipients = await _issue(work, referral, decided, Step(Status.SENT, Actor.SENDER))
     return referral, recipients
 
@@ -288,6 +293,10 @@ async def _issue(
             key=recipient.id,
             aggversion=1,
         )
+    # The referral's documents follow it to each recipient, keyed by the task (ADR 0023).
+    await attachments.send_to(
+        work, referral, recipients, await attachments.of_referral(work, referral)
+    )
     await work.session.flush()
     return recipients
 

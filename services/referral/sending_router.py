@@ -21,8 +21,10 @@ from services.referral.api import (
     audit,
     recipient_out,
     referral_out,
+    sent_documents,
     work_of,
 )
+from services.referral.attachments import AttachmentTooLarge
 from services.referral.codes import Status
 from services.referral.schemas import (
     OutgoingPage,
@@ -62,10 +64,14 @@ _BLOCKS_TEXT = ", ".join(f"`{s.kind}`: `{s.details_field}`" for s in KINDS.value
         "missing basis. Otherwise the referral is stored with its basis and sent; its "
         "status per recipient follows in `GET /v1/referrals/{id}` (sent → delivered → "
         f"acknowledged → …). Give the block of details that belongs to the kind "
-        f"({_BLOCKS_TEXT}). Send an `Idempotency-Key` to retry safely. Scope "
+        f"({_BLOCKS_TEXT}). Documents your unit uploaded (`POST /v1/attachments`) go "
+        "with it to every recipient when named in `attachment_ids` (413 over the limits of "
+        "one referral). Send an `Idempotency-Key` to retry safely. Scope "
         "`referral:write`."
     ),
-    responses=problem_responses(Forbidden, NoBasis, NoUnitClaim, Conflict, ServiceCallFailed),
+    responses=problem_responses(
+        Forbidden, NoBasis, NoUnitClaim, Conflict, AttachmentTooLarge, ServiceCallFailed
+    ),
 )
 async def send_referral(
     body: ReferralCreate,
@@ -84,7 +90,8 @@ async def send_referral(
     referral, recipients = await sending.send_referral(work, clients_of(ctx), body)
     await audit(ctx, work, "referral.send", referral, referral.id)
     sent = worklists.Sent(referral, recipients)
-    out = referral_out(work, sent, await worklists.unit_names(work, recipients))
+    names = await worklists.unit_names(work, recipients)
+    out = referral_out(work, sent, names, await sent_documents(work, referral))
     headers = {"Location": f"/v1/referrals/{referral.id}"}
     await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, headers)
     response.headers.update(headers)
@@ -99,7 +106,8 @@ async def send_referral(
         "The referral as sent, and per recipient: its task id, status (as the receiving "
         "unit last reported it), basis, deadlines (`acknowledge_by`; once acknowledged, "
         "`answer_by` to accept or decline) and whether it is `overdue`, reason, outcome and "
-        "the receiver's case reference. Only the sending unit sees it. Scope `referral:read`."
+        "the receiver's case reference, and its attached `documents` (download each at its "
+        "`href`). Only the sending unit sees it. Scope `referral:read`."
     ),
     responses=problem_responses(Forbidden, ReferralNotFound, NoUnitClaim),
 )
@@ -109,7 +117,8 @@ async def get_referral(
     work = work_of(ctx, session, caller)
     sent = await worklists.get_sent(work, referral_id)
     await audit(ctx, work, "referral.read", sent.referral, sent.referral.id)
-    return referral_out(work, sent, await worklists.unit_names(work, sent.recipients))
+    names = await worklists.unit_names(work, sent.recipients)
+    return referral_out(work, sent, names, await sent_documents(work, sent.referral))
 
 
 @sending_router.get(

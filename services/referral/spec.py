@@ -1,5 +1,6 @@
 """The referral service's spec."""
 
+from services.referral.attachments_router import attachments_router
 from services.referral.handlers import consumers, periodic
 from services.referral.inbox_router import inbox_router
 from services.referral.indicators_router import indicators_router
@@ -7,7 +8,18 @@ from services.referral.meetings_router import meetings_router
 from services.referral.models import Base, infra
 from services.referral.plans_router import plans_router
 from services.referral.sending_router import sending_router
+from shared.config import Settings
+from shared.domain.documents import MIB
 from shared.service import ServiceSpec
+
+
+def body_limits(settings: Settings) -> dict[str, int]:
+    """An upload carries the largest document taken in base64 (a third more), and its
+    title and type: the body may be that much, so that a document over the limit is
+    answered by the upload itself (413 naming the field) rather than cut off unread."""
+    largest = settings.referral.attachment_max_bytes
+    return {"POST /v1/attachments": 4 * -(-largest // 3) + MIB}
+
 
 SPEC = ServiceSpec(
     name="referral",
@@ -21,7 +33,14 @@ SPEC = ServiceSpec(
     ),
     metadata=Base.metadata,
     infra=infra,
-    routers=[sending_router, inbox_router, indicators_router, meetings_router, plans_router],
+    routers=[
+        sending_router,
+        attachments_router,
+        inbox_router,
+        indicators_router,
+        meetings_router,
+        plans_router,
+    ],
     openapi_tags=[
         {
             "name": "referrals",
@@ -36,4 +55,5 @@ SPEC = ServiceSpec(
     ],
     consumers=consumers,
     periodic=periodic,
+    body_limits=body_limits,
 )

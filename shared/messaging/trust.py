@@ -61,7 +61,17 @@ _SIGN_REGISTRY = jws.JWSRegistry(
     algorithms=[SIGN_ALG],
     header_registry={"vk_dest": HeaderParameter("the topic it was signed for", "str", True)},
 )
-_SEAL_REGISTRY = jwe.JWERegistry(
+MAX_SEALED_BYTES = 2_000_000
+"""The largest sealed body opened: the inbox's largest record (a record of 1 MB of data is
+about 4/3 of it sealed). joserfc's own default (64 KiB of ciphertext) refused every larger
+event as ``cannot_open`` at its recipient, though it had sealed it without a word."""
+
+
+class _SealRegistry(jwe.JWERegistry):
+    max_ciphertext_length = MAX_SEALED_BYTES
+
+
+_SEAL_REGISTRY = _SealRegistry(
     algorithms=[SEAL_ALG, SEAL_ENC],
     header_registry={
         "vk_id": HeaderParameter("the sealed event's id", "str", True),

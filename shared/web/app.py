@@ -228,7 +228,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         default=settings.http.max_body_bytes,
-        limits=settings.http.body_limits,
+        limits=spec.body_limits_of(settings),
         idle_timeout_s=settings.http.body_idle_timeout_s,
     )
     app.add_middleware(RequestContextMiddleware, service=spec.name)
@@ -350,7 +350,7 @@ def _customise_openapi(app: FastAPI, spec: ServiceSpec, settings: Settings) -> N
                         parameter["schema"] = _optional_not_nullable(parameter["schema"])
                 responses = op.get("responses", {})
                 if "requestBody" in op and "413" not in responses:
-                    limit = settings.http.body_limits.get(
+                    limit = spec.body_limits_of(settings).get(
                         f"{method.upper()} {route}", settings.http.max_body_bytes
                     )
                     responses["413"] = {

@@ -10,14 +10,16 @@ is mocked.
 :func:`seed` builds the world through the APIs themselves: the members' records and units,
 consents (and their copies at the other member), a refusal and a block, referrals sent and
 received (one about a person with protected identity, one across members after the consent
-service allowed it), a SIP meeting with its plan, a webhook subscription whose deliveries
-end dead, and the notifications the referrals caused. Every private string of the owner's
-data is kept as a *marker*, so a response can be searched for anything it must not show.
+service allowed it), documents sent with them and an upload waiting, a SIP meeting with its
+plan, a webhook subscription whose deliveries end dead, and the notifications the referrals
+caused. Every private string of the owner's data is kept as a *marker*, so a response can
+be searched for anything it must not show.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import functools
@@ -534,6 +536,10 @@ class World:
     inc_p: str = ""  # received by ua, about p2 (protected identity)
     inc_v: str = ""  # a vårdkedjeremiss received and acknowledged by ua
     inc_pool: list[str] = field(default_factory=list)  # more received by ua, for steps
+    att_out: str = ""  # a document ua sent with ref_a
+    att_in: str = ""  # a document ub sent ua with inc_a
+    att_p: str = ""  # a document ub sent ua with inc_p (protected identity)
+    att_draft: str = ""  # an upload of ua's, not yet attached
     meeting_a: str = ""  # a SIP convened by ua (its plan recorded: held)
     action_a: str = ""  # the plan's action owned by ua
     sub_a: str = ""  # ua's webhook subscription
@@ -648,14 +654,17 @@ class Seeder:
         org: str = OWNER,
         kind: str = "kontaktbegaran",
         protected: bool = False,
+        attachment_ids: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Sends a referral from unit ``sender``; its JSON (id, recipients with task ids)."""
+        """Sends a referral from unit ``sender`` (with the documents it uploaded,
+        ``attachment_ids``); its JSON (id, recipients with task ids)."""
         body: dict[str, Any] = {
             "kind": kind,
             "person": {"personnummer": pnr, "protected_identity": protected},
             "needs": ["boendestod"],
             "summary": summary,
             "recipients": [{"orgnr": recipient[0], "unit_id": recipient[1]}],
+            "attachment_ids": attachment_ids or [],
         }
         if kind == "kontaktbegaran":
             body["kontaktbegaran"] = {"kommunkod": "0780"}
@@ -664,6 +673,17 @@ class Seeder:
         r = await self.ok(org, sender, Req("referral", "POST", "/v1/referrals", json=body), 201)
         out: dict[str, Any] = r.json()
         return out
+
+    async def document(self, unit: str, text: str, *, org: str = OWNER) -> str:
+        """A text document unit ``unit`` uploaded, waiting to be attached; its id."""
+        body = {
+            "title": "Bilaga",
+            "content_type": "text/plain",
+            "content": base64.b64encode(text.encode()).decode(),
+        }
+        r = await self.ok(org, unit, Req("referral", "POST", "/v1/attachments", json=body), 201)
+        attachment_id: str = r.json()["id"]
+        return attachment_id
 
     async def meeting(self, summary: str) -> tuple[str, str]:
         """A SIP convened by ua with ub, its plan recorded; (meeting id, ua's action id)."""
@@ -790,14 +810,31 @@ async def seed(fed: Federation) -> World:
     # ua's webhook subscription comes first: every referral ua receives is delivered to it.
     w.sub_a = await s.subscription(w.ua)
 
-    sent = await s.send(w.ua, (OWNER, w.ub), w.p1, f"Utgående {w.m('outA')}")
+    # Documents: one ua sends, one ub sends ua (and one about the protected person), and an
+    # upload of ua's that waits.
+    w.att_out = await s.document(w.ua, f"Bilaga {w.m('attOut')}")
+    w.att_in = await s.document(w.ub, f"Bilaga {w.m('attIn')}")
+    w.att_p = await s.document(w.ub, f"Skyddad bilaga {w.m('attP')}")
+    w.att_draft = await s.document(w.ua, f"Utkast {w.m('attDraft')}")
+    sent = await s.send(
+        w.ua, (OWNER, w.ub), w.p1, f"Utgående {w.m('outA')}", attachment_ids=[w.att_out]
+    )
     w.ref_a, w.ref_a_task = sent["id"], sent["recipients"][0]["task_id"]
     sent = await s.send(w.ua, (OTHER, w.r_port), w.p3, f"Till regionen {w.m('outX')}")
     assert sent["recipients"][0]["basis"]["kind"] == "consent", sent
     w.ref_x, w.ref_x_task = sent["id"], sent["recipients"][0]["task_id"]
     received = [
-        await s.send(w.ub, (OWNER, w.ua), w.p1, f"Inkommande {w.m('inA')}"),
-        await s.send(w.ub, (OWNER, w.ua), w.p2, f"Skyddad {w.m('inP')}", protected=True),
+        await s.send(
+            w.ub, (OWNER, w.ua), w.p1, f"Inkommande {w.m('inA')}", attachment_ids=[w.att_in]
+        ),
+        await s.send(
+            w.ub,
+            (OWNER, w.ua),
+            w.p2,
+            f"Skyddad {w.m('inP')}",
+            protected=True,
+            attachment_ids=[w.att_p],
+        ),
         await s.send(w.ub, (OWNER, w.ua), w.p1, f"Remiss {w.m('inV')}", kind="vardkedjeremiss"),
         *[await s.send(w.ub, (OWNER, w.ua), w.p1, f"Pool {w.m(f'pool{i}')}") for i in range(2)],
     ]
@@ -814,6 +851,15 @@ async def seed(fed: Federation) -> World:
         return r.status == 200 and any(i["task_id"] == w.ref_x_task for i in r.json()["items"])
 
     await _until(received_by_ua, "the referrals in ua's inbox")
+
+    async def documents_at_ua() -> bool:
+        for task in (w.inc_a, w.inc_p):
+            r = await fed.call(OWNER, Req("referral", "GET", f"/v1/incoming/{task}"), owner_all)
+            if r.status != 200 or not r.json()["documents"]:
+                return False
+        return True
+
+    await _until(documents_at_ua, "the documents in ua's inbox")
     await _until(received_by_port, "the referral at the region's port")
     r = await s.ok(OWNER, w.ua, Req("referral", "GET", f"/v1/incoming/{w.inc_v}"))
     await s.ok(
@@ -859,12 +905,14 @@ async def seed(fed: Federation) -> World:
 
     # Markers: what must never reach anyone outside ua (and, for the protected referral,
     # anyone without the role), and what must never leave the owner.
-    protected_ids = {w.inc_p, w.m("inP")}
+    protected_ids = {w.inc_p, w.m("inP"), w.att_p, w.m("attP")}
     w.protected = protected_ids | pnr_forms(w.p2)
     w.unit_private = (
         {w.ref_a, w.ref_a_task, w.ref_x, w.ref_x_task, w.inc_a, w.inc_v, *w.inc_pool}
         | {w.meeting_a, w.action_a, w.sub_a, w.notif_a, w.dead_url}
+        | {w.att_out, w.att_in, w.att_draft}
         | {w.m(k) for k in ("outA", "outX", "inA", "inV", "sipA", "pool0", "pool1")}
+        | {w.m(k) for k in ("attOut", "attIn", "attDraft")}
         | pnr_forms(w.p1)
         | pnr_forms(w.p3)
         | w.protected

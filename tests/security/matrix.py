@@ -36,6 +36,7 @@ from tests.security.operations import (
     REVIEW,
     ROUTING,
     Builder,
+    b_attach,
     b_consent_of_others,
     b_convene,
     b_create_unit,
@@ -57,6 +58,7 @@ from tests.security.operations import (
     b_transition,
     b_unit_action,
     b_update_unit,
+    b_upload,
     b_withdraw,
     get,
     lift,
@@ -428,6 +430,46 @@ TABLE: dict[tuple[str, str, str], Op] = {
                 get(RF, "/v1/referrals/{ref_x}"),
                 shows="{m_outX}",
                 **UNIT_REF,
+            ),
+        ),
+    ),
+    # A document: an upload is the caller's unit's own; a referral's and a task's are the
+    # sending and the receiving unit's (before the seeded referral's task is withdrawn).
+    (RF, "POST", "/v1/attachments"): Op(
+        "referral:write", (T("a document of the caller's unit", M, b_upload, **UNIT_REF),)
+    ),
+    (RF, "POST", "/v1/referrals/{referral_id}/attachments"): Op(
+        "referral:write", (T("unit A's referral", U, b_attach, fresh=True, **UNIT_REF),)
+    ),
+    (RF, "GET", "/v1/referrals/{referral_id}/attachments/{attachment_id}"): Op(
+        "referral:read",
+        (
+            T(
+                "of unit A's referral",
+                U,
+                get(RF, "/v1/referrals/{ref_a}/attachments/{att_out}"),
+                shows="{m_attOut}",
+                **UNIT_REF,
+            ),
+        ),
+    ),
+    (RF, "GET", "/v1/incoming/{task_id}/attachments/{attachment_id}"): Op(
+        "referral:read",
+        (
+            T(
+                "in unit A's inbox",
+                U,
+                get(RF, "/v1/incoming/{inc_a}/attachments/{att_in}"),
+                shows="{m_attIn}",
+                **UNIT_REF,
+            ),
+            T(
+                "in unit A's inbox, protected",
+                U,
+                get(RF, "/v1/incoming/{inc_p}/attachments/{att_p}"),
+                shows="{m_attP}",
+                **UNIT_REF,
+                **PROT,
             ),
         ),
     ),

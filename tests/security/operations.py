@@ -9,6 +9,7 @@ markers are templates filled from :meth:`Env.fields` (``{ua}``, ``{inc_a}``, ``{
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import time
@@ -343,6 +344,32 @@ async def b_withdraw(env: Env, fresh: bool) -> Req:
         json={"reason": "Personen har tackat nej."},
         headers={"If-Match": f'"{version}"'},
     )
+
+
+def document_body(text: str) -> dict[str, str]:
+    return {
+        "title": "Bilaga",
+        "content_type": "text/plain",
+        "content": base64.b64encode(text.encode()).decode(),
+    }
+
+
+async def b_upload(env: Env, fresh: bool) -> Req:
+    """A document of the caller's own unit (no marker: an upload names no one)."""
+    body = document_body("Kompletterande uppgifter.")
+    return Req("referral", "POST", "/v1/attachments", json=body, headers=idem())
+
+
+async def b_attach(env: Env, fresh: bool) -> Req:
+    """Unit A's upload added to unit A's referral (fresh: a new upload and a new referral
+    whose task is open; else the seeded upload and ``ref_a``)."""
+    w = env.w
+    referral, draft = w.ref_a, w.att_draft
+    if fresh:
+        draft = await env.s.document(w.ua, "Ny bilaga.")
+        referral = (await env.s.send(w.ua, (OWNER, w.ub), env.new_person(), "Med bilaga."))["id"]
+    path = f"/v1/referrals/{referral}/attachments"
+    return Req("referral", "POST", path, json={"attachment_ids": [draft]}, headers=idem())
 
 
 async def b_transition(env: Env, fresh: bool) -> Req:

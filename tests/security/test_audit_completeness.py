@@ -67,6 +67,7 @@ from tests.security.operations import (
     QUESTION_UNDER_LEGAL_BASIS,
     Builder,
     Env,
+    b_attach,
     b_convene,
     b_on_record,
     b_plan,
@@ -77,6 +78,7 @@ from tests.security.operations import (
     b_send_within,
     b_step_action,
     b_transition,
+    b_upload,
     b_withdraw,
     get,
     lift,
@@ -247,6 +249,20 @@ async def send_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
     body = resp.json()
     pnr = body["person"]["personnummer"]
     return [Row("referral.send", pnr, "referral", body["id"], body["kind"])]
+
+
+async def upload_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
+    """An upload is about no one yet: its record names the document only."""
+    return [Row("attachment.upload", None, "attachment", resp.json()["id"])]
+
+
+async def attach_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
+    """The referral the documents were added to; the person from the sender's view of it."""
+    referral = resp.json()["referral_id"]
+    r = await env.s.ok(OWNER, env.w.ua, Req("referral", "GET", f"/v1/referrals/{referral}"))
+    body = r.json()
+    pnr = body["person"]["personnummer"]
+    return [Row("referral.attachments_add", pnr, "referral", referral, body["kind"])]
 
 
 class Replay:
@@ -461,6 +477,52 @@ AUDIT: dict[tuple[str, str, str], Personal | NotPersonal] = {
                     person="{p1}",
                     purpose="kontaktbegaran",
                 ),
+            ),
+        )
+    ),
+    (RF, "POST", "/v1/attachments"): Personal((Case("upload", b_upload, upload_rows, status=201),)),
+    (RF, "POST", "/v1/referrals/{referral_id}/attachments"): Personal(
+        (Case("add to unit A's referral", b_attach, attach_rows),)
+    ),
+    (RF, "GET", "/v1/referrals/{referral_id}/attachments/{attachment_id}"): Personal(
+        (
+            Case(
+                "download",
+                get(RF, "/v1/referrals/{ref_a}/attachments/{att_out}"),
+                one(
+                    "referral.attachment_download",
+                    "attachment",
+                    rid="{att_out}",
+                    person="{p1}",
+                    purpose="kontaktbegaran",
+                ),
+            ),
+        )
+    ),
+    (RF, "GET", "/v1/incoming/{task_id}/attachments/{attachment_id}"): Personal(
+        (
+            Case(
+                "download",
+                get(RF, "/v1/incoming/{inc_a}/attachments/{att_in}"),
+                one(
+                    "incoming.attachment_download",
+                    "attachment",
+                    rid="{att_in}",
+                    person="{p1}",
+                    purpose="kontaktbegaran",
+                ),
+            ),
+            Case(
+                "download, protected identity",
+                get(RF, "/v1/incoming/{inc_p}/attachments/{att_p}"),
+                one(
+                    "incoming.attachment_download",
+                    "attachment",
+                    rid="{att_p}",
+                    person="{p2}",
+                    purpose="kontaktbegaran",
+                ),
+                roles=PROT,
             ),
         )
     ),

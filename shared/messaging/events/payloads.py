@@ -12,6 +12,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import Field, model_validator
 
+from shared.domain import documents
 from shared.domain.content import ReferralContent
 from shared.domain.kinds import KIND_PATTERN
 from shared.messaging.events.catalogue import EventPayload, event_type
@@ -529,6 +530,58 @@ class ReferralTransitionedV1(EventPayload):
     )
     receiver_version: int = Field(0, ge=0)
     at: dt.datetime
+
+
+REFERRAL_ATTACHMENT_CHUNK_V1 = "se.vardkedja.referral.attachment_chunk.v1"
+
+
+@event_type(REFERRAL_ATTACHMENT_CHUNK_V1, topics=(INBOUND,), personal_data=True)
+class ReferralAttachmentChunkV1(EventPayload):
+    """A piece of a document the sending unit attached to a referral (ADR 0023).
+
+    Sent by the sending member's referral service on the receiving member's inbound topic,
+    key = task id (so the pieces keep their order with ``referral.sent``): after
+    ``referral.sent`` for every document attached when the referral was sent, and later
+    for a document added to a sent referral, to every recipient whose task is still open.
+    A document of ``size`` bytes travels as ``count`` chunks (``index`` 0 to count − 1,
+    ``data`` base64, each at most 512 KiB raw), every chunk naming the whole document's
+    SHA-256, size, type and title. The receiver keeps the chunks until it holds all of
+    them and the task, then stores the document for the task's receiving unit only after
+    checking its size, digest and type (from the bytes) again; a task it never filed, or
+    has closed, gets nothing. **Personal data**: the document and its title.
+    """
+
+    task_id: str = Field(pattern=_ID)
+    referral_id: str = Field(pattern=_ID)
+    attachment_id: str = Field(pattern=_ID)
+    sender_orgnr: str = Field(pattern=_ORGNR)
+    recipient_orgnr: str = Field(pattern=_ORGNR)
+    index: int = Field(ge=0, lt=documents.MAX_CHUNKS)
+    count: int = Field(ge=1, le=documents.MAX_CHUNKS)
+    size: int = Field(ge=1, le=documents.MAX_DOCUMENT_BYTES, description="the whole document")
+    sha256: str = Field(pattern=documents.SHA256_PATTERN, description="of the whole document")
+    content_type: str = Field(pattern=documents.TYPE_PATTERN)
+    title: str = Field(pattern=documents.TITLE_PATTERN)
+    data: str = Field(
+        min_length=4, max_length=documents.MAX_CHUNK_TEXT, description="the chunk, base64"
+    )
+    sent_at: dt.datetime
+
+    @model_validator(mode="after")
+    def _whole(self) -> Self:
+        if self.index >= self.count:
+            raise ValueError("index is not below count")
+        if documents.title_problem(self.title) is not None:
+            raise ValueError("title is no file name")
+        if documents.b64decode(self.data) is None:
+            raise ValueError("data is not base64")
+        return self
+
+    def chunk(self) -> bytes:
+        """The chunk's bytes."""
+        data = documents.b64decode(self.data)
+        assert data is not None  # checked when the payload was validated
+        return data
 
 
 class PlanBasisV1(EventPayload):

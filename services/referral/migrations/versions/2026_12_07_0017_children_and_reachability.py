@@ -5,8 +5,8 @@ referral (issue 22)
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 
 TABLES = ("referral", "incoming")
 
