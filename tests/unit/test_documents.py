@@ -181,6 +181,7 @@ class TestTheLimitsOfAnUpload:
     def test_a_referral_names_each_upload_once(self) -> None:
         body = {
             "kind": "kontaktbegaran",
+            "children_in_household": "no",
             "person": {"personnummer": "19121212-1212"},
             "needs": ["boendestod"],
             "recipients": [{"orgnr": ORG_VAXJO, "unit_id": "vx-soc"}],
