@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.codes import LegalBasis
-from shared.domain.kinds import KINDS, legal_basis_purposes
+from shared.domain.kinds import KINDS, URGENCIES, legal_basis_purposes
 from shared.identity.auth.keys import is_dev_public_key
 from shared.identity.auth.settings import AuthSettings as AuthSettings
 
@@ -253,6 +253,10 @@ class NotifySettings(BaseModel):
     retention_days: int = Field(400, ge=30, le=3650, description="how long notifications stay")
 
 
+INFORMATION_WORKING_DAYS = {"normal": 10, "urgent": 3, "acute": 1}
+"""The default days to answer a komplettering, by urgency (``information_working_days``)."""
+
+
 class ReferralSettings(BaseModel):
     """Settings of the referral service."""
 
@@ -271,6 +275,12 @@ class ReferralSettings(BaseModel):
     # way (KindSpec.answer_by); a SIP invitation's own ``answer_by`` wins.
     answer_working_days: dict[str, dict[str, int]] = Field(
         default_factory=lambda: {k.value: dict(s.answer_working_days) for k, s in KINDS.items()}
+    )
+    # Working days the sending unit has to answer a holder's request for more information
+    # (komplettering), by urgency, from the day the holder asked (this member's policy for
+    # its own units: the alert and reminders of deadline ``information``).
+    information_working_days: dict[str, int] = Field(
+        default_factory=lambda: dict(INFORMATION_WORKING_DAYS)
     )
     # Service-to-service calls: the token the referral service presents to this member's
     # consent and directory services. Signed with this key (PEM or a file path); empty in
@@ -292,6 +302,16 @@ class ReferralSettings(BaseModel):
     attachment_draft_hours: int = Field(24, ge=1, le=24 * 14)
     attachment_retention_days: int = Field(90, ge=1, le=3650)
     attachment_prune_interval_s: int = Field(3600, ge=1)
+
+    @field_validator("information_working_days")
+    @classmethod
+    def _days_by_urgency(cls, days: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(days) - set(URGENCIES))
+        if unknown:
+            raise ValueError(f"not an urgency: {', '.join(unknown)}")
+        if any(not 0 <= n <= 60 for n in days.values()):
+            raise ValueError("working days are 0 to 60")
+        return {**INFORMATION_WORKING_DAYS, **days}
 
     @model_validator(mode="after")
     def _one_document_fits_a_referral(self) -> ReferralSettings:

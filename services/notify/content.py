@@ -183,6 +183,16 @@ _TITLES: dict[str, str] = {
     "consent.narrowed": "Samtycket för {what} har ändrats ({fate}); det omfattar nu {covers}",
     "unit.review_due": "Enhetens uppgifter i katalogen behöver ses över",
 }
+# A deadline of its own words: the sending unit's answer to a request for more information.
+_DEADLINE_TITLES: dict[tuple[str, str], str] = {
+    ("deadline.reminder", "information"): "Komplettering: {what} ska kompletteras senast {due}",
+    ("deadline.overdue", "information"): (
+        "Försenad komplettering: {what} skulle ha kompletterats senast {due}"
+    ),
+    ("deadline.escalated", "information"): (
+        "Eskalering: {what} har inte kompletterats, försenad sedan {due}"
+    ),
+}
 # What a narrowed consent meant for the task a notification is about.
 _FATES = {"kept": "ärendet står kvar", "cancelled": "ärendet är inställt"}
 
@@ -194,7 +204,8 @@ def _covers(data: Facts) -> str:
 
 def title(data: Facts) -> str:
     """The notification's one-line title (a fixed template; no personal data)."""
-    return _TITLES[data.kind].format(
+    template = _DEADLINE_TITLES.get((data.kind, data.deadline or ""), _TITLES[data.kind])
+    return template.format(
         what=_what(data),
         status=data.status or "",
         due=_when(data.due_at),

@@ -56,6 +56,8 @@ def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Fac
     if isinstance(payload, ReferralDeadlineV1):
         if payload.state == "met":
             return []
+        # ``information`` (the sending unit owes the holder a komplettering) is the unit's
+        # own deadline (audience actor): reminded, overdue and escalated like any other.
         if payload.audience == "sender":
             kind = "deadline.unanswered"  # the other party has not answered the sender
         elif payload.audience == "coordinator":

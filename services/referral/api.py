@@ -43,11 +43,17 @@ OverdueFilter = Annotated[
     Query(
         description="only tasks past a deadline: `acknowledge` (not acknowledged by "
         "`acknowledge_by`), `answer` (acknowledged, and not accepted or declined by "
-        "`answer_by`) or `any` (either); the day is today in Sweden",
+        "`answer_by`), `information` (the sending unit's own: asked for more information and "
+        "not answered by `information_by`; never a task in an inbox) or `any` (any of them; "
+        "a task waiting for information is past no other); the day is today in Sweden",
         examples=["answer"],
         openapi_examples={
             "answer": {"summary": "acknowledged, not answered in time", "value": "answer"},
             "acknowledge": {"summary": "not acknowledged in time", "value": "acknowledge"},
+            "information": {
+                "summary": "a question to your unit not answered in time",
+                "value": "information",
+            },
             "any": {"summary": "past either deadline", "value": "any"},
         },
     ),
@@ -132,6 +138,9 @@ def recipient_out(
         case_reference=r.case_reference,
         proposed_at=r.proposed_at,
         forwarded_to=r.forwarded_to,
+        result=r.result,
+        komplettering=r.komplettering or [],
+        information_by=r.information_by,
         updated_at=r.updated_at,
         version=r.version,
     )
@@ -203,7 +212,9 @@ def incoming_out(
         sender_unit_id=row.sender_unit_id,
         unit_id=row.unit_id,
         status=current,
-        allowed_transitions=allowed_from(current, Actor.HOLDER),
+        allowed_transitions=allowed_from(
+            current, Actor.HOLDER, invitation=bool(row.details.get("invitation"))
+        ),
         person=_person(row),
         **ReferralContent.of(row).columns(),
         basis=_basis(row.basis),
@@ -215,6 +226,8 @@ def incoming_out(
         reason=row.reason,
         outcome=row.outcome,
         case_reference=row.case_reference,
+        result=row.result,
+        komplettering=row.komplettering or [],
         version=row.version,
         suggested_participants=(suggested or {}).get(row.id),
         children_prompts=children.prompts(row.kind, row.children_in_household),

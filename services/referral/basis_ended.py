@@ -188,8 +188,9 @@ def registered_here(incoming: Incoming) -> bool:
 def forget_person(incoming: Incoming) -> None:
     """A task cancelled because its basis ended, not registered here: nothing about the
     person stays (ADR 0021) — no personnummer, person key, needs, summary, wish, attachments
-    or details (its attached documents are deleted by the caller: ADR 0023); the task keeps
-    its ids, kind, units, dates, status and reason."""
+    or details (its attached documents are deleted by the caller: ADR 0023), no outcome or
+    result, and of its komplettering rounds only their numbers and times; the task keeps its
+    ids, kind, units, dates, status and reason."""
     incoming.personnummer = None
     incoming.person_key = None
     incoming.needs = []
@@ -202,6 +203,11 @@ def forget_person(incoming: Incoming) -> None:
     incoming.attachments = []
     incoming.details = {k: incoming.details[k] for k in KEPT_DETAILS if k in incoming.details}
     incoming.outcome = None
+    incoming.result = None
+    incoming.komplettering = [
+        {k: r.get(k) for k in ("round", "asked_at", "answered_at")}
+        for r in incoming.komplettering or []
+    ]
 
 
 async def prune_tombstones(work: Work) -> int:

@@ -12,8 +12,9 @@ reports on it (``not_owner`` for anyone else).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from services.referral import attachment_receiving, invitations
+from services.referral import attachment_receiving, invitations, komplettering
 from services.referral.access import (
     ReferralNotFound,
     StaleVersion,
@@ -23,10 +24,14 @@ from services.referral.access import (
 )
 from services.referral.codes import (
     AHEAD,
+    DECLINE_DECISIONS,
     FINAL,
     NEEDS_OUTCOME,
+    NEEDS_QUESTION,
     NEEDS_REASON,
+    NEEDS_RESULT,
     NEEDS_TARGET,
+    NOT_FOR_INVITATIONS,
     TRANSITIONS,
     Actor,
     Status,
@@ -76,18 +81,24 @@ async def check_step_owner(work: Work, event: CloudEvent, payload: ReferralTrans
     require_owner(owner, event.sender_orgnr or "", "the task is held by another member")
 
 
-def _refuse_step(current: Status, to: Status, actor: Actor) -> Conflict:
-    allowed = ", ".join(s.value for s in allowed_from(current, actor)) or "none"
+def _refuse_step(
+    current: Status, to: Status, actor: Actor, *, invitation: bool = False
+) -> Conflict:
+    allowed = [s.value for s in allowed_from(current, actor, invitation=invitation)]
     return TransitionNotAllowed(
-        f"{current.value} → {to.value} is not allowed for the {actor.value}; allowed: {allowed}"
+        f"{current.value} → {to.value} is not allowed for the {actor.value}; allowed: "
+        f"{', '.join(allowed) or 'none'}",
+        allowed=allowed,
     )
 
 
 def _check_transition(
     current: Status, data: TransitionIn, actor: Actor, *, invitation: bool = False
 ) -> None:
-    if TRANSITIONS.get((current, data.to)) is not actor:
-        raise _refuse_step(current, data.to, actor)
+    if TRANSITIONS.get((current, data.to)) is not actor or (
+        invitation and data.to in NOT_FOR_INVITATIONS
+    ):
+        raise _refuse_step(current, data.to, actor, invitation=invitation)
     problems = []
     if data.to in NEEDS_REASON and not data.reason:
         problems.append(("reason", "reason_required"))
@@ -99,8 +110,26 @@ def _check_transition(
         problems.append(("forward_to", "only_when_forwarding"))
     if data.proposed_at is not None and (data.to is not Status.DECLINED or not invitation):
         problems.append(("proposed_at", "only_when_declining_an_invitation"))
+    if data.to in NEEDS_QUESTION and not data.question:
+        problems.append(("question", "question_required"))
+    if data.to not in NEEDS_QUESTION and data.question is not None:
+        problems.append(("question", "only_when_requesting_information"))
+    problems += _result_problems(data, invitation=invitation)
     if problems:
         raise InvalidInput.fields(problems)
+
+
+def _result_problems(data: TransitionIn, *, invitation: bool) -> list[tuple[str, str]]:
+    """A referral (never an invitation) completed or declined states its structured result,
+    and a declined one granted nothing; no other step has one."""
+    needed = data.to in NEEDS_RESULT and not invitation
+    if data.result is None:
+        return [("result", "result_required")] if needed else []
+    if not needed:
+        return [("result", "only_when_completing_or_declining")]
+    if data.to is Status.DECLINED and data.result.decision not in DECLINE_DECISIONS:
+        return [("result.decision", "granted_only_when_completing")]
+    return []
 
 
 async def transition_incoming(
@@ -111,9 +140,7 @@ async def transition_incoming(
     if incoming.version != expected_version:
         raise StaleVersion(f"the referral is at version {incoming.version}")
     current = Status(incoming.status)
-    _check_transition(
-        current, data, Actor.HOLDER, invitation=bool(incoming.details.get("invitation"))
-    )
+    _check_transition(current, data, Actor.HOLDER, invitation=invitations.is_invitation(incoming))
     forwarded_to = None
     if data.to is Status.FORWARDED:
         assert data.forward_to is not None
@@ -122,10 +149,16 @@ async def transition_incoming(
     incoming.outcome = data.outcome or incoming.outcome
     incoming.case_reference = data.case_reference or incoming.case_reference
     incoming.proposed_at = data.proposed_at or incoming.proposed_at
+    result = data.result.model_dump(mode="json") if data.result else None
+    incoming.result = result or incoming.result
     if data.to is Status.ACKNOWLEDGED:  # from now on the unit owes an answer
         today = to_local(work.now).date()
         incoming.answer_by = answer_by(settings=work.settings, task=incoming, acknowledged_on=today)
-    await move_incoming(work, incoming, Step(data.to, Actor.HOLDER, data.reason))
+    step = Step(data.to, Actor.HOLDER, data.reason)
+    if data.to is Status.INFORMATION_REQUESTED:
+        assert data.question is not None  # checked above
+        step = komplettering.ask(work, incoming, data.question)
+    await move_incoming(work, incoming, step)
     await tell_sender(
         work,
         incoming,
@@ -140,6 +173,8 @@ async def transition_incoming(
             case_reference=data.case_reference,
             forwarded_to=forwarded_to,
             proposed_at=data.proposed_at,
+            question=data.question,
+            result=result,
         ),
     )
     await work.session.flush()
@@ -220,7 +255,7 @@ async def apply_reported_transition(
     old = Status(recipient.status)
     to = Status(payload.to_status)
     recipient.remote_version = payload.receiver_version
-    by = {"by_orgnr": payload.by_orgnr, "by_unit_id": payload.by_unit_id}
+    by: dict[str, Any] = {"by_orgnr": payload.by_orgnr, "by_unit_id": payload.by_unit_id}
     if to is not old and to not in AHEAD[old]:
         if to in FINAL:  # the receiver's last word, e.g. a withdrawal that came too late
             await session.flush()
@@ -233,15 +268,25 @@ async def apply_reported_transition(
     recipient.case_reference = payload.case_reference or recipient.case_reference
     recipient.proposed_at = payload.proposed_at or recipient.proposed_at
     recipient.forwarded_to = payload.forwarded_to or recipient.forwarded_to
-    if to is Status.ACKNOWLEDGED and to is not old:
+    if payload.result is not None:
+        recipient.result = payload.result.model_dump(mode="json")
+    # The answer deadline starts with the acknowledgement (not again when the holder takes
+    # the task back after a komplettering: the wait moved it on then).
+    resumed = old is Status.INFORMATION_REQUESTED or recipient.answer_by is not None
+    if to in (Status.ACKNOWLEDGED, Status.INFORMATION_REQUESTED) and to is not old and not resumed:
         await _expect_answer(work, recipient, payload)
-    if to is old:  # a confirmation (e.g. of a withdrawal)
+    if to is old:  # a confirmation (e.g. of a withdrawal, or of an answer to a question)
         await session.flush()
         confirmed = Step(old, Actor.SYSTEM, "confirmed by the receiver", **by)
         session.add(history(work, task_id=recipient.id, side="sender", frm=old, step=confirmed))
         await session.flush()
         return True
-    await move_recipient(work, recipient, Step(to, Actor(payload.actor), payload.reason, **by))
+    step = Step(to, Actor(payload.actor), payload.reason, **by)
+    if to is Status.INFORMATION_REQUESTED:
+        referral = await ReferralRepository(session).get(recipient.referral_id)
+        assert referral is not None
+        step = komplettering.asked_at_sender(work, recipient, referral, payload)
+    await move_recipient(work, recipient, step)
     await session.flush()
     return True
 
@@ -334,6 +379,7 @@ async def apply_withdrawal(work: Work, event: CloudEvent, payload: ReferralTrans
             version=incoming.version + (0 if applied else 1),
             outcome=incoming.outcome,
             case_reference=incoming.case_reference,
+            result=incoming.result,
         ),
     )
     await work.session.flush()

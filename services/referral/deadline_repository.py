@@ -1,12 +1,13 @@
 """The SQL of the deadline check (:mod:`services.referral.deadlines`): the open discharge
-plannings on both sides, the tasks awaiting an answer on both sides, the plans, and the
-deadline events already sent."""
+plannings on both sides, the tasks awaiting an answer on both sides, the sent tasks whose
+holder waits for the sender's komplettering, the plans, and the deadline events already
+sent."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 
 from services.referral.codes import Overdue
 from services.referral.models import (
@@ -19,6 +20,7 @@ from services.referral.models import (
 )
 from services.referral.repository import (
     AWAITING_ANSWER_STATUSES,
+    AWAITING_INFORMATION_STATUSES,
     OPEN_STATUSES,
     past_deadline,
 )
@@ -43,6 +45,16 @@ class DeadlineRepository(RepositoryBase[DeadlineNotice]):
         subject_id, deadline, state, unit_id = key
         self.session.add(
             DeadlineNotice(subject_id=subject_id, deadline=deadline, state=state, unit_id=unit_id)
+        )
+
+    async def forget(self, subject_id: str, deadline: str) -> None:
+        """Forgets the events sent of a subject's deadline, so that a new date of it (a task
+        answered after a komplettering: ``answer``; a new round: ``information``) is
+        chased again."""
+        await self.session.execute(
+            delete(DeadlineNotice).where(
+                DeadlineNotice.subject_id == subject_id, DeadlineNotice.deadline == deadline
+            )
         )
 
     async def open_discharges_received(self) -> list[Incoming]:
@@ -73,11 +85,30 @@ class DeadlineRepository(RepositoryBase[DeadlineNotice]):
     async def unanswered_sent(self, on: dt.date) -> list[tuple[Recipient, Referral]]:
         """The receivers of what this member sent that are past a deadline on ``on``: not
         acknowledged by ``acknowledge_by``, or acknowledged and not answered by
-        ``answer_by``, each with its referral."""
+        ``answer_by``, each with its referral (the sender's own komplettering deadline is
+        not the receiver's: :meth:`information_due_sent`)."""
+        late = or_(
+            past_deadline(Recipient, Overdue.ACKNOWLEDGE, on),
+            past_deadline(Recipient, Overdue.ANSWER, on),
+        )
         stmt = (
             select(Recipient, Referral)
             .join(Referral, Referral.id == Recipient.referral_id)
-            .where(past_deadline(Recipient, Overdue.ANY, on))
+            .where(late)
+            .order_by(Recipient.id)
+        )
+        return [(recipient, referral) for recipient, referral in (await self.session.execute(stmt))]
+
+    async def information_due_sent(self, by: dt.date) -> list[tuple[Recipient, Referral]]:
+        """The sent tasks whose holder waits for the sending unit's komplettering with
+        ``information_by`` on ``by`` or earlier, each with its referral."""
+        stmt = (
+            select(Recipient, Referral)
+            .join(Referral, Referral.id == Recipient.referral_id)
+            .where(
+                Recipient.status.in_(AWAITING_INFORMATION_STATUSES),
+                Recipient.information_by <= by,
+            )
             .order_by(Recipient.id)
         )
         return [(recipient, referral) for recipient, referral in (await self.session.execute(stmt))]

@@ -7,7 +7,12 @@ comes near and when it passes, and the unit that sent it (or convened the meetin
 alerted once a task it sent is past its deadline, unacknowledged or unanswered (audience
 ``sender``, timed by this member's own copy of the task) — for an invitation to a plan's
 follow-up meeting, so are the plan's coordinating units here (audience ``coordinator``).
-Each event is sent once per subject, deadline, state and unit.
+A task whose holder asked for more information (komplettering) is chased for neither: the
+unit that sent it owes the answer instead, and is reminded as its ``information_by`` comes
+near and when it passes (deadline ``information``, audience ``actor``). Each event is sent
+once per subject, deadline, state and unit — per round of komplettering: an answer forgets
+the round's events (and publishes ``met``), and the holder's ``answer`` deadline, moved on
+by the wait, is chased afresh.
 
 A plan's actions have their own deadlines: its owner unit (for an actor outside the
 federation, the plan's coordinating units, who record its steps) is reminded as
@@ -129,6 +134,17 @@ def _answers_owed(day: _Today, received: list[Incoming]) -> list[Due]:
     declined), as their ``answer_by`` comes near and passes: for the receiving unit."""
     found = [
         day.due(i.id, i.kind, i.unit_id, "answer", i.answer_by) for i in received if i.answer_by
+    ]
+    return [d for d in found if d]
+
+
+def _information_owed(day: _Today, sent: list[tuple[Recipient, Referral]]) -> list[Due]:
+    """The tasks this member's units sent whose holder asked for more information, as
+    their ``information_by`` comes near and passes: for the sending unit, which must act."""
+    found = [
+        day.due(t.id, r.kind, r.sender_unit_id, "information", t.information_by)
+        for t, r in sent
+        if t.information_by is not None
     ]
     return [d for d in found if d]
 
@@ -256,6 +272,7 @@ async def check(work: Work, *, today: dt.date | None = None) -> int:
     plans = await repo.plans()
     unanswered = await repo.unanswered_sent(day.today)
     due += _unanswered(day, unanswered, await _follow_up_coordinators(repo, plans, work.member))
+    due += _information_owed(day, await repo.information_due_sent(day.horizon))
     due += [d for p in plans for d in _follow_up(day, p, work.member)]
     due += [d for p in plans for d in _actions(day, p, work.member)]
     n = 0
@@ -267,3 +284,19 @@ async def check(work: Work, *, today: dt.date | None = None) -> int:
         n += 1
     await work.session.flush()
     return n
+
+
+async def met(
+    work: Work, *, subject: str, kind: str, unit_id: str, deadline: str, due: dt.date
+) -> None:
+    """A deadline of ``subject`` was met before its date changes (a komplettering answered):
+    the events sent of it are forgotten, so that its next date is chased again, and notify
+    cancels what it still has pending (``met``)."""
+    await DeadlineRepository(work.session).forget(subject, deadline)
+    await _publish(work, Due(subject, kind, unit_id, deadline, due, "met"))
+
+
+async def restarted(work: Work, *, subject: str, deadline: str) -> None:
+    """A deadline of ``subject`` has a new date (the holder's ``answer_by`` moved on by a
+    komplettering's wait): the events sent of the old one are forgotten."""
+    await DeadlineRepository(work.session).forget(subject, deadline)

@@ -12,6 +12,7 @@ from services.referral import (
     closed_loop,
     deadlines,
     invitations,
+    komplettering,
     plan_copies,
     plans,
     receiving,
@@ -29,6 +30,7 @@ from shared.messaging.events.payloads import (
     PLAN_REVISION_REQUESTED_V1,
     PLAN_SHARED_V1,
     REFERRAL_ATTACHMENT_CHUNK_V1,
+    REFERRAL_INFORMATION_SUPPLIED_V1,
     REFERRAL_SENT_V1,
     REFERRAL_TRANSITIONED_V1,
     UNIT_CHANGED_V1,
@@ -39,6 +41,7 @@ from shared.messaging.events.payloads import (
     PlanRevisionRequestedV1,
     PlanSharedV1,
     ReferralAttachmentChunkV1,
+    ReferralInformationSuppliedV1,
     ReferralSentV1,
     ReferralTransitionedV1,
     UnitChangedV1,
@@ -49,7 +52,8 @@ from shared.service import ServiceContext
 
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
-    """This member's inbound topic (referrals and their steps) and the directory topic
+    """This member's inbound topic (referrals, their steps and the answers to the holders'
+    questions) and the directory topic
     (which units exist and what they receive)."""
     settings = ctx.settings
 
@@ -94,6 +98,11 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         await closed_loop.prefetch_reported(work(session), payloads)
         for delivery in deliveries:
             await on_transitioned(session, delivery)
+
+    async def on_information_supplied(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, ReferralInformationSuppliedV1)
+        await komplettering.apply_answer(work(session), delivery.event, payload)
 
     async def on_attachment_chunk(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
@@ -150,6 +159,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
                 REFERRAL_SENT_V1: on_sent,
                 REFERRAL_TRANSITIONED_V1: on_transitioned,
                 REFERRAL_ATTACHMENT_CHUNK_V1: on_attachment_chunk,
+                REFERRAL_INFORMATION_SUPPLIED_V1: on_information_supplied,
                 CONSENT_ENDED_V1: on_consent_ended,
                 CONSENT_NARROWED_V1: on_consent_narrowed,
                 PLAN_SHARED_V1: on_plan_shared,

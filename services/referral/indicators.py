@@ -12,7 +12,10 @@ computed from this member's own records — never a personnummer or free text.
   having been told (0 unless the notice machinery fails: the notices are counted, not
   assumed); follow-ups held on time; days from a remissmöte to the first action started;
   late actions escalated to the plans' coordinating units, by the member owning them;
-- outcomes of kontaktbegäran (completed, declined, withdrawn by the person, ...);
+- komplettering, per kind and direction: how many rounds of questions the tasks had, and
+  how many tasks had any;
+- outcomes of kontaktbegäran (completed, declined, withdrawn by the person, ...), and the
+  decisions of their structured results (granted, refused, referred on, person declined);
 - children in the household or close to the person, per kind and direction: how many
   referrals answered yes, no and unknown (unknowns counted, not left out).
 """
@@ -45,13 +48,20 @@ from shared.web.csvout import Cell, write_csv
 
 class Task(NamedTuple):
     """One task as the indicators see it: its id, the referral's kind, when it started (the
-    referral created, or received), its acknowledgement deadline and its status."""
+    referral created, or received), its acknowledgement deadline, its status, how many
+    rounds of komplettering it had and its result's decision (if completed or declined)."""
 
     id: str
     kind: str
     start: dt.datetime
     deadline: dt.date
     status: str
+    rounds: int = 0
+    decision: str | None = None
+
+
+def _decision(result: dict[str, Any] | None) -> str | None:
+    return str(result["decision"]) if result and result.get("decision") else None
 
 
 @dataclass(frozen=True)
@@ -91,7 +101,7 @@ def _outgoing_tasks(referrals: dict[str, Referral], recipients: list[Recipient])
     started when the referral was created."""
     return [
         Task(t.id, referrals[t.referral_id].kind, referrals[t.referral_id].created_at,
-             t.acknowledge_by, t.status)
+             t.acknowledge_by, t.status, len(t.komplettering or []), _decision(t.result))
         for t in recipients
         if not referrals[t.referral_id].details.get("invitation")
     ]  # fmt: skip
@@ -100,15 +110,17 @@ def _outgoing_tasks(referrals: dict[str, Referral], recipients: list[Recipient])
 def _incoming_tasks(incoming: list[Incoming]) -> list[Task]:
     """The incoming tasks that are not invitations, started when received."""
     return [
-        Task(i.id, i.kind, i.received_at, i.acknowledge_by, i.status)
+        Task(i.id, i.kind, i.received_at, i.acknowledge_by, i.status,
+             len(i.komplettering or []), _decision(i.result))
         for i in incoming
         if not i.details.get("invitation")
-    ]
+    ]  # fmt: skip
 
 
 def _kind_figures(tasks: list[Task], acked: dict[str, dt.datetime]) -> dict[str, Any]:
     """For the tasks of one kind: how many; how many acknowledged, and by the deadline (and
-    that share); hours from start to acknowledgement (median, p90); how many per status."""
+    that share); hours from start to acknowledgement (median, p90); how many per status;
+    the rounds of komplettering, and how many tasks had any."""
     hours = []
     in_time = 0
     statuses: dict[str, int] = defaultdict(int)
@@ -127,6 +139,8 @@ def _kind_figures(tasks: list[Task], acked: dict[str, dt.datetime]) -> dict[str,
         "share_acknowledged_in_time": round(in_time / len(tasks), 3),
         "hours_to_acknowledgement": _spread(hours),
         "statuses": dict(sorted(statuses.items())),
+        "komplettering_rounds": sum(t.rounds for t in tasks),
+        "with_komplettering": sum(1 for t in tasks if t.rounds),
     }
 
 
@@ -195,6 +209,16 @@ def _kontaktbegaran_outcomes(outgoing: list[Task]) -> dict[str, int]:
     return dict(sorted(outcomes.items()))
 
 
+def _kontaktbegaran_decisions(outgoing: list[Task]) -> dict[str, int]:
+    """What the receivers decided on the kontaktbegäran sent, as their structured results
+    say (completed or declined): how many per decision."""
+    decisions: dict[str, int] = defaultdict(int)
+    for task in outgoing:
+        if task.kind == "kontaktbegaran" and task.decision:
+            decisions[task.decision] += 1
+    return dict(sorted(decisions.items()))
+
+
 async def compute(
     *,
     session: AsyncSession,
@@ -231,6 +255,7 @@ async def compute(
             days_to_first_action(period, plans, meetings)
         ),
         "kontaktbegaran_outcomes": _kontaktbegaran_outcomes(outgoing),
+        "kontaktbegaran_decisions": _kontaktbegaran_decisions(outgoing),
         "children": {
             "outgoing": _children(referrals.values()),
             "incoming": _children(received),
@@ -261,6 +286,8 @@ def _direction_rows(direction: str, kind: str, v: dict[str, Any]) -> list[list[C
         )  # fmt: skip
     for status, n in v["statuses"].items():
         rows.append([f"status_{status}", direction, kind, n])
+    for name in ("komplettering_rounds", "with_komplettering"):
+        rows.append([name, direction, kind, v[name]])
     return rows
 
 
@@ -297,4 +324,6 @@ def as_csv(data: dict[str, Any]) -> str:
                 w([f"children_{answer}", direction, kind, n])
     for status, n in data["kontaktbegaran_outcomes"].items():
         w([f"kontaktbegaran_outcome_{status}", "outgoing", "kontaktbegaran", n])
+    for decision, n in data["kontaktbegaran_decisions"].items():
+        w([f"kontaktbegaran_decision_{decision}", "outgoing", "kontaktbegaran", n])
     return write_csv(["indicator", "direction", "kind", "value"], rows)

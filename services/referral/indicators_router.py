@@ -24,14 +24,16 @@ indicators_router = APIRouter(prefix="/v1", tags=["referrals"])
     summary="Follow-up indicators (aggregates, no personal data)",
     description=(
         "Per kind, outgoing and incoming: counts, acknowledged and acknowledged in time, "
-        "hours to acknowledgement (median, p90) and final statuses; days from a "
+        "hours to acknowledgement (median, p90), final statuses and rounds of "
+        "komplettering (`komplettering_rounds`, `with_komplettering`); days from a "
         "vårdkedjeremiss to its first meeting; discharge plannings with a SIP before the "
         "discharge date; plan actions started on time, late or not at all, ended, and "
         "ended without every party told; follow-ups held on time; days from a remissmöte "
         "to the first action started; late actions escalated to the plans' coordinating "
         "units (`escalations`, by the member owning the action); outcomes of "
-        "kontaktbegäran. For the whole member or one `unit_id`, over the days `from` to "
-        "`to` (default: the last 30 days). `format=csv` for a spreadsheet. Scope "
+        "kontaktbegäran and their receivers' decisions (`kontaktbegaran_decisions`). For "
+        "the whole member or one `unit_id`, over the days `from` to `to` (default: the "
+        "last 30 days). `format=csv` for a spreadsheet. Scope "
         "`referral:read`."
     ),
     responses={

@@ -88,6 +88,13 @@ class Recipient(IdMixin, TimestampMixin, Base):
     proposed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Where the receiver forwarded it: {orgnr, unit_id, task_id} (its new task there).
     forwarded_to: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The holder's structured result of a completed or declined task, as it reported it.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Komplettering rounds as the sender knows them (services/referral/komplettering.py).
+    komplettering: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The sending unit's own last day to answer the holder's open question (this member's
+    # policy, from the day the holder reports asking); None while no question is open.
+    information_by: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     # The receiver's version of the task as last reported (events older than it are stale).
     remote_version: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -120,6 +127,12 @@ class Incoming(TimestampMixin, ReferralContent, Base):
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
     case_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
     proposed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The structured result of a completed or declined task (decision, intervention, the
+    # day it started, a note): personal data in its note.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Komplettering rounds: [{round, question, asked_at, answer, answered_at,
+    # attachment_ids}] (services/referral/komplettering.py); personal data in the texts.
+    komplettering: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API

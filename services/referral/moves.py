@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from services.referral.codes import Actor, Status
 from services.referral.models import Incoming, Recipient, Referral, Transition
@@ -20,6 +21,7 @@ from shared.messaging.events import topics
 from shared.messaging.events.payloads import (
     REFERRAL_STATUS_CHANGED_V1,
     REFERRAL_TRANSITIONED_V1,
+    ReferralResultV1,
     ReferralSentV1,
     ReferralStatusChangedV1,
     ReferralTransitionedV1,
@@ -36,6 +38,9 @@ class Step:
     reason: str | None = None
     by_orgnr: str | None = None
     by_unit_id: str | None = None
+    sets_reason: bool = True
+    """False: ``reason`` goes in the history only, never in the task's own ``reason`` (a
+    komplettering's question, the answer's summary)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Report:
     case_reference: str | None = None
     forwarded_to: dict[str, str] | None = None
     proposed_at: dt.datetime | None = None
+    question: str | None = None
+    result: dict[str, Any] | None = None
 
 
 def history(work: Work, *, task_id: str, side: str, frm: Status | None, step: Step) -> Transition:
@@ -98,7 +105,8 @@ async def move_incoming(work: Work, incoming: Incoming, step: Step) -> Status:
     news to this member's notify. Returns the status it had."""
     old = Status(incoming.status)
     incoming.status = step.to.value
-    incoming.reason = step.reason or incoming.reason
+    if step.sets_reason:
+        incoming.reason = step.reason or incoming.reason
     await work.session.flush()  # the version grows (optimistic concurrency)
     work.session.add(history(work, task_id=incoming.id, side="receiver", frm=old, step=step))
     await _status_changed(
@@ -114,7 +122,8 @@ async def move_recipient(
     (``notify``) the news to the sending unit. Returns the old status and the referral."""
     old = Status(recipient.status)
     recipient.status = step.to.value
-    recipient.reason = step.reason or recipient.reason
+    if step.sets_reason:
+        recipient.reason = step.reason or recipient.reason
     await work.session.flush()
     work.session.add(history(work, task_id=recipient.id, side="sender", frm=old, step=step))
     referral = await ReferralRepository(work.session).get(recipient.referral_id)
@@ -153,6 +162,8 @@ async def tell_sender(work: Work, task: ReferralSentV1 | Incoming, report: Repor
             proposed_at=report.proposed_at,
             receiver_version=report.version,
             at=work.now,
+            question=report.question,
+            result=ReferralResultV1.model_validate(report.result) if report.result else None,
         ),
         subject=task_id,
         key=task_id,

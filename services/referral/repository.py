@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.referral.codes import AWAITING_ACKNOWLEDGEMENT, AWAITING_ANSWER, OPEN, Overdue
+from services.referral.codes import (
+    AWAITING_ACKNOWLEDGEMENT,
+    AWAITING_ANSWER,
+    AWAITING_INFORMATION,
+    OPEN,
+    Overdue,
+)
 from services.referral.models import (
     ConsentNarrowing,
     ConsentTombstone,
@@ -29,19 +35,27 @@ from shared.data.db import RepositoryBase
 OPEN_STATUSES = [s.value for s in OPEN]
 AWAITING_ACKNOWLEDGEMENT_STATUSES = sorted(s.value for s in AWAITING_ACKNOWLEDGEMENT)
 AWAITING_ANSWER_STATUSES = sorted(s.value for s in AWAITING_ANSWER)
+AWAITING_INFORMATION_STATUSES = sorted(s.value for s in AWAITING_INFORMATION)
 
 
 def past_deadline(
     task: type[Incoming] | type[Recipient], which: Overdue, on: dt.date
 ) -> ColumnElement[bool]:
     """The tasks (the receiver's, or the sender's mirrors) past ``which`` deadline on the
-    day ``on``: still awaiting the acknowledgement after ``acknowledge_by``, or acknowledged
-    and still awaiting the answer after ``answer_by``."""
+    day ``on``: still awaiting the acknowledgement after ``acknowledge_by``, acknowledged
+    and still awaiting the answer after ``answer_by``, or — the sender's own — still
+    awaiting its komplettering after ``information_by`` (never a receiver's task: the
+    sender owes it; a task waiting for information is overdue for nothing else)."""
     late = {
         Overdue.ACKNOWLEDGE: and_(
             task.status.in_(AWAITING_ACKNOWLEDGEMENT_STATUSES), task.acknowledge_by < on
         ),
         Overdue.ANSWER: and_(task.status.in_(AWAITING_ANSWER_STATUSES), task.answer_by < on),
+        Overdue.INFORMATION: and_(
+            Recipient.status.in_(AWAITING_INFORMATION_STATUSES), Recipient.information_by < on
+        )
+        if issubclass(task, Recipient)
+        else false(),
     }
     return or_(*late.values()) if which is Overdue.ANY else late[which]
 

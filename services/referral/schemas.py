@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     ValidationInfo,
     create_model,
@@ -16,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from services.referral.codes import Status, Tristate, Urgency
+from services.referral.codes import Decision, Status, Tristate, Urgency
 from services.referral.details import DETAILS, DETAILS_FIELDS, Attachment, UnitRef, _In
 from shared.domain import documents
 from shared.domain.calendar import to_local
@@ -433,6 +434,131 @@ class BasisOut(BaseModel):
     legal_basis: str | None = None
 
 
+# --- komplettering and structured results ------------------------------------------------
+
+
+class KompletteringOut(BaseModel):
+    """One round of komplettering: the holder's question and the sender's answer."""
+
+    round: int = Field(description="1 for the first question on the task")
+    question: str | None = Field(None, description="what the holding unit asked")
+    asked_at: dt.datetime
+    answer: str | None = Field(None, description="the sending unit's answer (free text)")
+    answered_at: dt.datetime | None = Field(None, description="none while it waits")
+    attachment_ids: list[str] = Field(
+        default_factory=list,
+        description="documents that came with the answer (listed with the task's `documents`)",
+    )
+
+
+KOMPLETTERING: Any = Field(
+    default_factory=list,
+    description="komplettering: every request for more information on the task, oldest "
+    "first, with the answer once it came",
+)
+
+
+class ResultFields(BaseModel):
+    """A completed or declined referral's structured result."""
+
+    decision: Decision = Field(
+        description="granted (beviljat), refused (avslag), referred_on (hänvisat) or "
+        "person_declined (the person did not want it); declining: never granted"
+    )
+    intervention: Intervention | None = Field(
+        None, description="the intervention (insats) given or decided on"
+    )
+    started_on: IsoDate | None = Field(
+        None, description="the day the intervention started (only with `intervention`)"
+    )
+    text: str | None = Field(
+        None,
+        min_length=2,
+        max_length=2000,
+        description="a note on the decision (its scope, why), read by the sending unit",
+    )
+
+
+class ResultIn(ResultFields):
+    """The structured result of completing or declining a referral."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        # The day an intervention started is given with that intervention only.
+        json_schema_extra={
+            "if": {"required": ["started_on"], "properties": {"started_on": {"type": "string"}}},
+            "then": {
+                "required": ["intervention"],
+                "properties": {"intervention": {"type": "string"}},
+            },
+        },
+    )
+
+    @model_validator(mode="after")
+    def _started_with_intervention(self) -> Self:
+        if self.started_on is not None and self.intervention is None:
+            raise PydanticCustomError(
+                "started_on_needs_intervention", "started_on is the day an intervention started"
+            )
+        return self
+
+
+class ResultOut(ResultFields):
+    """A completed or declined referral's structured result, as the holder gave it."""
+
+
+RESULT: Any = Field(
+    None,
+    description="completed or declined: the holder's structured result (decision, "
+    "intervention and when it started, a note)",
+)
+
+
+class InformationIn(_In):
+    """The sending unit's answer to the holder's request for more information: text,
+    documents your unit uploaded (`POST /v1/attachments`), or both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        hide_input_in_errors=True,
+        json_schema_extra={
+            "examples": [
+                {"text": "Personen har sedan i höstas eget kontrakt på Storgatan i Växjö."},
+                {
+                    "text": "Epikrisen bifogas.",
+                    "attachment_ids": ["6f1c2b9e-0d4a-4e8b-9a51-2c7d3e4f5a60"],
+                },
+            ],
+            # Text, documents, or both: never neither.
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["attachment_ids"], "properties": {"attachment_ids": {"minItems": 1}}},
+            ],
+        },
+    )
+
+    text: str | None = Field(
+        None, min_length=2, max_length=4000, description="the answer (free text)"
+    )
+    attachment_ids: list[AttachmentId] = Field(
+        default_factory=list,
+        max_length=50,
+        description="documents your unit uploaded, sent with the answer to this recipient "
+        "only (they join the referral's documents)",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.text is None and not self.attachment_ids:
+            raise PydanticCustomError(
+                "answer_required", "answer with a text, documents (attachment_ids) or both"
+            )
+        if len(set(self.attachment_ids)) != len(self.attachment_ids):
+            raise PydanticCustomError("unique", "a document is named twice")
+        return self
+
+
 class RecipientOut(BaseModel):
     """One receiving unit of a sent referral and where it is."""
 
@@ -459,8 +585,15 @@ class RecipientOut(BaseModel):
     forwarded_to: dict[str, Any] | None = Field(
         None, description="forwarded: the unit it went on to, and its task id there"
     )
+    result: ResultOut | None = RESULT
+    komplettering: list[KompletteringOut] = KOMPLETTERING
+    information_by: dt.date | None = Field(
+        None,
+        description="information_requested: your unit's last day to answer the question "
+        "(`POST .../information`); the receiver's `answer_by` stands still meanwhile",
+    )
     updated_at: dt.datetime
-    version: int = Field(description="send it as If-Match to withdraw")
+    version: int = Field(description="send it as If-Match to withdraw or answer a question")
 
 
 class DischargeStatus(BaseModel):
@@ -543,6 +676,8 @@ class IncomingOut(ReferralContent):
     reason: str | None
     outcome: str | None
     case_reference: str | None
+    result: ResultOut | None = RESULT
+    komplettering: list[KompletteringOut] = KOMPLETTERING
     version: int
     children_prompts: list[ChildrenPrompt] = CHILDREN_PROMPTS
     suggested_participants: list[SuggestedParticipant] | None = Field(
@@ -559,8 +694,24 @@ class TransitionIn(_In):
 
     model_config = request_config(
         {"to": "acknowledged", "case_reference": "SOC-2026-1234"},
-        {"to": "declined", "reason": "Personen bor inte i kommunen."},
-        {"to": "completed", "outcome": "Boendestöd beviljat från 1 december."},
+        {
+            "to": "information_requested",
+            "question": "Har personen en egen bostad i dag, eller var bor hen?",
+        },
+        {
+            "to": "declined",
+            "reason": "Personen bor inte i kommunen.",
+            "result": {"decision": "referred_on", "text": "Hänvisad till hemkommunen."},
+        },
+        {
+            "to": "completed",
+            "outcome": "Boendestöd beviljat från 1 december.",
+            "result": {
+                "decision": "granted",
+                "intervention": "boendestod",
+                "started_on": "2026-12-01",
+            },
+        },
     )
 
     to: Status
@@ -571,6 +722,18 @@ class TransitionIn(_In):
     reason: str | None = Field(None, min_length=2, max_length=2000)
     outcome: str | None = Field(None, min_length=2, max_length=4000)
     case_reference: str | None = Field(None, min_length=1, max_length=100)
+    question: str | None = Field(
+        None,
+        min_length=2,
+        max_length=2000,
+        description="with `information_requested`: what you ask the sending unit (required)",
+    )
+    result: ResultIn | None = Field(
+        None,
+        description="with `completed` or `declined` (a referral, not an invitation): the "
+        "structured result, required; `outcome` and `reason` stay the words the sending unit "
+        "reads",
+    )
 
 
 class WithdrawIn(_In):

@@ -1,5 +1,6 @@
 """HTTP API of sending: send a referral, follow it (one, or the unit's worklist of sent
-ones) and withdraw it from a recipient."""
+ones), withdraw it from a recipient, and answer a recipient's request for more information
+(komplettering)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from services.referral import closed_loop, sending, worklists
+from services.referral import closed_loop, komplettering, sending, worklists
 from services.referral.access import NoBasis, NoUnitClaim, ReferralNotFound
 from services.referral.api import (
     STEP_PROBLEMS,
@@ -26,7 +27,9 @@ from services.referral.api import (
 )
 from services.referral.attachments import AttachmentTooLarge
 from services.referral.codes import Status
+from services.referral.komplettering import NotTheSender
 from services.referral.schemas import (
+    InformationIn,
     OutgoingPage,
     RecipientOut,
     ReferralCreate,
@@ -196,3 +199,57 @@ async def withdraw(
     response.headers["ETag"] = etag(recipient.version)
     names = await worklists.unit_names(work, [recipient])
     return recipient_out(work, recipient, referral, names)
+
+
+@sending_router.post(
+    "/referrals/{referral_id}/recipients/{task_id}/information",
+    response_model=RecipientOut,
+    summary="Answer a recipient's request for more information (komplettering)",
+    description=(
+        "The receiving unit asked your unit a question instead of declining (the task is "
+        "`information_requested`: the question is in its `komplettering`, and your unit's "
+        "last day to answer in `information_by`). Answer with a `text`, documents your unit "
+        "uploaded (`attachment_ids`, from `POST /v1/attachments`: they join the referral's "
+        "documents and go to this recipient only; 413 over the limits of one referral), or "
+        "both. The answer goes to the receiving unit and the task goes back to it "
+        "(`acknowledged`): it goes on from there, its deadline to accept or decline "
+        "(`answer_by`) moved on by the working days it waited. Only the sending unit answers "
+        "(403 `not-the-sender` for any other unit); only a task waiting for information "
+        "(409 lists the steps your unit may take now). `If-Match` with the recipient's "
+        "`version` is required (412 if it changed, 428 if missing); send an "
+        "`Idempotency-Key` to retry safely. Scope `referral:write`."
+    ),
+    responses=problem_responses(*STEP_PROBLEMS, NotTheSender, AttachmentTooLarge),
+)
+async def answer_information(
+    referral_id: TaskId,
+    task_id: TaskId,
+    body: InformationIn,
+    caller: Writer,
+    session: DbSession,
+    ctx: Ctx,
+    response: Response,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> RecipientOut | Response:
+    idem = Idempotency(ctx, session, caller)
+    operation = f"POST /v1/referrals/{referral_id}/recipients/{task_id}/information"
+    fingerprint = Idempotency.fingerprint(operation, body)
+    replay = await idem.replay(idempotency_key, fingerprint)
+    if replay is not None:
+        return replay
+    work = work_of(ctx, session, caller)
+    recipient, referral = await komplettering.answer(
+        work,
+        referral_id=referral_id,
+        task_id=task_id,
+        data=body,
+        expected_version=required_if_match_version(if_match),
+    )
+    await audit(ctx, work, "referral.information", referral, recipient.id)
+    headers = {"ETag": etag(recipient.version)}
+    names = await worklists.unit_names(work, [recipient])
+    out = recipient_out(work, recipient, referral, names)
+    await idem.remember(idempotency_key, fingerprint, status.HTTP_200_OK, out, headers)
+    response.headers.update(headers)
+    return out

@@ -1,8 +1,8 @@
 """What a unit reads: the referrals it sent (each with every recipient's status, and a
 discharge planning's confirmations), its own inbox of incoming ones, either of them only
-with tasks past a deadline (``overdue``: not acknowledged, or not answered once
-acknowledged), a task's history as its side saw it, and everything about one person sent
-or received by this member.
+with tasks past a deadline (``overdue``: not acknowledged, not answered once acknowledged,
+or — the sender's — a komplettering not answered in time), a task's history as its side saw
+it, and everything about one person sent or received by this member.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from services.referral.access import (
     can_see,
     require_unit,
 )
-from services.referral.codes import AWAITING_ACKNOWLEDGEMENT, AWAITING_ANSWER, Overdue, Status
+from services.referral.codes import (
+    AWAITING_ACKNOWLEDGEMENT,
+    AWAITING_ANSWER,
+    AWAITING_INFORMATION,
+    Overdue,
+    Status,
+)
 from services.referral.models import Incoming, Recipient, Referral, Transition
 from services.referral.repository import (
     IncomingRepository,
@@ -78,14 +84,20 @@ def today(work: Work) -> dt.date:
 
 def is_overdue(row: Incoming | Recipient, on: dt.date, which: Overdue = Overdue.ANY) -> bool:
     """Whether the task (the receiver's, or the sender's mirror) is past ``which`` deadline
-    on the day ``on``: still not acknowledged after ``acknowledge_by``, or acknowledged and
-    still not answered after ``answer_by`` (the repositories' ``past_deadline`` in SQL)."""
+    on the day ``on``: still not acknowledged after ``acknowledge_by``, acknowledged and
+    still not answered after ``answer_by``, or — the sender's mirror only — asked for more
+    information and not answered by ``information_by`` (the repositories'
+    ``past_deadline`` in SQL). A task waiting for information is never overdue to answer."""
     status = Status(row.status)
     late = {
         Overdue.ACKNOWLEDGE: status in AWAITING_ACKNOWLEDGEMENT and row.acknowledge_by < on,
         Overdue.ANSWER: status in AWAITING_ANSWER
         and row.answer_by is not None
         and row.answer_by < on,
+        Overdue.INFORMATION: isinstance(row, Recipient)
+        and status in AWAITING_INFORMATION
+        and row.information_by is not None
+        and row.information_by < on,
     }
     return any(late.values()) if which is Overdue.ANY else late[which]
 

@@ -536,6 +536,9 @@ class World:
     inc_p: str = ""  # received by ua, about p2 (protected identity)
     inc_v: str = ""  # a vårdkedjeremiss received and acknowledged by ua
     inc_pool: list[str] = field(default_factory=list)  # more received by ua, for steps
+    info_ref: str = ""  # sent by ua to ub, which asked ua a question (komplettering)
+    info_task: str = ""
+    info_pool: list[tuple[str, str]] = field(default_factory=list)  # more such (ref, task)
     att_out: str = ""  # a document ua sent with ref_a
     att_in: str = ""  # a document ub sent ua with inc_a
     att_p: str = ""  # a document ub sent ua with inc_p (protected identity)
@@ -737,6 +740,57 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
     await eventually(check, within=WAIT_S, what=what)
 
 
+INFO_POOL = 2
+"""Referrals of ua's asked about (komplettering) beyond the seeded one: one per answer that
+consumes one (the matrix's owner, the audit's two phases)."""
+
+
+async def _asked_of_ua(fed: Federation, s: Seeder, w: World) -> None:
+    """Referrals ua sent ub, which acknowledged each and asked ua a question; waits until
+    ua's mirrors show the questions (``info_ref``/``info_task`` and ``info_pool``)."""
+    sent = [
+        await s.send(w.ua, (OWNER, w.ub), w.p1, f"Komplettering {w.m(f'info{i}')}")
+        for i in range(INFO_POOL + 1)
+    ]
+    asked = [(r["id"], r["recipients"][0]["task_id"]) for r in sent]
+    receiver = s.tok(OWNER, w.ub)
+
+    async def filed_at_ub() -> bool:
+        for _ref, task in asked:
+            r = await fed.call(OWNER, Req("referral", "GET", f"/v1/incoming/{task}"), receiver)
+            if r.status != 200:
+                return False
+        return True
+
+    await _until(filed_at_ub, "ua's referrals in ub's inbox")
+    question = f"Var bor personen? {w.m('question')}"
+    for _ref, task in asked:
+        for body in (
+            {"to": "acknowledged"},
+            {"to": "information_requested", "question": question},
+        ):
+            r = await s.ok(OWNER, w.ub, Req("referral", "GET", f"/v1/incoming/{task}"))
+            step = Req(
+                "referral",
+                "POST",
+                f"/v1/incoming/{task}/transitions",
+                json=body,
+                headers={"If-Match": r.headers["etag"]},
+            )
+            await s.ok(OWNER, w.ub, step)
+
+    async def asked_at_ua() -> bool:
+        sender = s.tok(OWNER, w.ua)
+        for ref, _task in asked:
+            r = await fed.call(OWNER, Req("referral", "GET", f"/v1/referrals/{ref}"), sender)
+            if r.status != 200 or r.json()["recipients"][0]["status"] != "information_requested":
+                return False
+        return True
+
+    await _until(asked_at_ua, "ub's questions at ua")
+    (w.info_ref, w.info_task), *w.info_pool = asked
+
+
 async def seed(fed: Federation) -> World:
     """Builds the world through the APIs and waits until its events have travelled; the
     workers are left running (the caller stops them when it wants a still world)."""
@@ -874,6 +928,7 @@ async def seed(fed: Federation) -> World:
         ),
     )
     w.meeting_a, w.action_a = await s.meeting(f"SIP {w.m('sipA')}")
+    await _asked_of_ua(fed, s, w)
 
     # Notifications of ua's received referrals, in its inbox and the lead role's; their
     # webhook deliveries fail at once and end dead.
@@ -907,8 +962,10 @@ async def seed(fed: Federation) -> World:
     # anyone without the role), and what must never leave the owner.
     protected_ids = {w.inc_p, w.m("inP"), w.att_p, w.m("attP")}
     w.protected = protected_ids | pnr_forms(w.p2)
+    asked = [w.info_ref, w.info_task, *(i for pair in w.info_pool for i in pair)]
     w.unit_private = (
         {w.ref_a, w.ref_a_task, w.ref_x, w.ref_x_task, w.inc_a, w.inc_v, *w.inc_pool}
+        | {*asked, w.m("question"), *(w.m(f"info{i}") for i in range(INFO_POOL + 1))}
         | {w.meeting_a, w.action_a, w.sub_a, w.notif_a, w.dead_url}
         | {w.att_out, w.att_in, w.att_draft}
         | {w.m(k) for k in ("outA", "outX", "inA", "inV", "sipA", "pool0", "pool1")}

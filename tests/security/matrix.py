@@ -43,6 +43,7 @@ from tests.security.operations import (
     b_delete_subscription,
     b_follow_up,
     b_import,
+    b_information,
     b_on_record,
     b_plan,
     b_record,
@@ -488,6 +489,19 @@ TABLE: dict[tuple[str, str, str], Op] = {
     ),
     (RF, "POST", "/v1/referrals/{task_id}/withdraw"): Op(
         "referral:write", (T("unit A's referral", U, b_withdraw, fresh=True, **UNIT_REF),)
+    ),
+    (RF, "POST", "/v1/referrals/{referral_id}/recipients/{task_id}/information"): Op(
+        "referral:write",
+        (
+            T(
+                "unit A's referral, asked about",
+                U,
+                b_information,
+                fresh=True,
+                shows="{m_question}",
+                **UNIT_REF,
+            ),
+        ),
     ),
     (RF, "GET", "/v1/incoming"): Op(
         "referral:read",

@@ -41,6 +41,7 @@ class Env:
         self._people = itertools.count(100)
         self._deliveries = iter(world.deliveries[1:])
         self._incoming = iter(world.inc_pool)
+        self._asked = iter(world.info_pool)
         self.home_sent = ""
         """Everything the other member's callers sent to their own instance so far."""
 
@@ -72,6 +73,10 @@ class Env:
 
     def next_incoming(self) -> str:
         return next(self._incoming)
+
+    def next_asked(self) -> tuple[str, str]:
+        """A referral of ua's (and its task) whose receiver asked ua a question."""
+        return next(self._asked)
 
     async def etag(self, service: str, path: str, unit: str | None) -> str:
         r = await self.s.ok(OWNER, unit, Req(service, "GET", path))
@@ -342,6 +347,22 @@ async def b_withdraw(env: Env, fresh: bool) -> Req:
         "POST",
         f"/v1/referrals/{task}/withdraw",
         json={"reason": "Personen har tackat nej."},
+        headers={"If-Match": f'"{version}"'},
+    )
+
+
+async def b_information(env: Env, fresh: bool) -> Req:
+    """ua answers ub's question on one of its referrals (fresh: one of the pool; else the
+    seeded one), with the recipient's version."""
+    w = env.w
+    referral, task = env.next_asked() if fresh else (w.info_ref, w.info_task)
+    r = await env.s.ok(OWNER, w.ua, Req("referral", "GET", f"/v1/referrals/{referral}"))
+    version = r.json()["recipients"][0]["version"]
+    return Req(
+        "referral",
+        "POST",
+        f"/v1/referrals/{referral}/recipients/{task}/information",
+        json={"text": "Personen bor hos sin mamma."},
         headers={"If-Match": f'"{version}"'},
     )
 

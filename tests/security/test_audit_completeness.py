@@ -69,6 +69,7 @@ from tests.security.operations import (
     Env,
     b_attach,
     b_convene,
+    b_information,
     b_on_record,
     b_plan,
     b_record,
@@ -237,6 +238,16 @@ async def withdraw_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
     r = await env.s.ok(OWNER, env.w.ua, Req("referral", "GET", "/v1/outgoing?limit=200"))
     ref = next(i for i in r.json()["items"] if task in {x["task_id"] for x in i["recipients"]})
     return [Row("referral.withdraw", ref["person"]["personnummer"], "referral", task, ref["kind"])]
+
+
+async def information_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
+    """The answered task; the person from the sender's view of its referral."""
+    referral = req.path.split("/")[3]
+    r = await env.s.ok(OWNER, env.w.ua, Req("referral", "GET", f"/v1/referrals/{referral}"))
+    ref = r.json()
+    task = resp.json()["task_id"]
+    pnr = ref["person"]["personnummer"]
+    return [Row("referral.information", pnr, "referral", task, ref["kind"])]
 
 
 async def transition_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
@@ -537,6 +548,9 @@ AUDIT: dict[tuple[str, str, str], Personal | NotPersonal] = {
     ),
     (RF, "POST", "/v1/referrals/{task_id}/withdraw"): Personal(
         (Case("withdraw", b_withdraw, withdraw_rows),)
+    ),
+    (RF, "POST", "/v1/referrals/{referral_id}/recipients/{task_id}/information"): Personal(
+        (Case("answer a question", b_information, information_rows),)
     ),
     (RF, "GET", "/v1/incoming"): Personal(
         (

@@ -56,6 +56,7 @@ from shared.messaging.events.payloads import (
     REFERRAL_ATTACHMENT_CHUNK_V1,
     REFERRAL_BASIS_NARROWED_V1,
     REFERRAL_DEADLINE_V1,
+    REFERRAL_INFORMATION_SUPPLIED_V1,
     REFERRAL_RECEIVED_V1,
     REFERRAL_SENT_V1,
     REFERRAL_STATUS_CHANGED_V1,
@@ -345,6 +346,17 @@ def valid_payload(type_: str, uid: str) -> dict[str, Any]:
             "data": "JVBERi0xLjcgaGVsbG8=",  # %PDF-1.7 hello
             "sent_at": at,
         },
+        REFERRAL_INFORMATION_SUPPLIED_V1: {
+            "task_id": uid,
+            "referral_id": f"r-{short}",
+            "kind": "kontaktbegaran",
+            "by_orgnr": ORG_REGION,
+            "by_unit_id": "rk-beroende",
+            "round": 1,
+            "answer": "Personen har eget kontrakt sedan i höstas.",
+            "attachment_ids": [f"a-{short}"],
+            "at": at,
+        },
         REFERRAL_TRANSITIONED_V1: {
             "task_id": uid,
             "referral_id": f"r-{short}",
@@ -433,6 +445,7 @@ SENDER_FIELD = {
     REFERRAL_SENT_V1: "sender_orgnr",
     REFERRAL_ATTACHMENT_CHUNK_V1: "sender_orgnr",
     REFERRAL_TRANSITIONED_V1: "by_orgnr",
+    REFERRAL_INFORMATION_SUPPLIED_V1: "by_orgnr",
     PLAN_SHARED_V1: "owner_orgnr",
     PLAN_ACTION_STEP_REQUESTED_V1: "by_orgnr",
     PLAN_REVISION_REQUESTED_V1: "by_orgnr",

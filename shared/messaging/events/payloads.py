@@ -376,7 +376,8 @@ class ReferralDeadlineV1(EventPayload):
 
     Sent by the referral service on its own internal topic when a deadline (``deadline``:
     acknowledge, first_meeting, plan, discharge, answer — to accept or decline a task, or
-    answer an invitation, once acknowledged; action_start, action_end — a plan's action
+    answer an invitation, once acknowledged; information — the sending unit's answer to the
+    holder's request for more information; action_start, action_end — a plan's action
     not started by its ``start_by`` or not ended by its ``end_by``) enters its warning window
     (``near``), passes (``overdue``) or is met (``met``), key = referral id (a task's or
     plan's id), once per unit, deadline and state (an action's: per action, ``action_id``).
@@ -393,7 +394,8 @@ class ReferralDeadlineV1(EventPayload):
     kind: str = Field(pattern=_KIND)
     unit_id: str = Field(pattern=_ID)
     deadline: str = Field(
-        pattern=r"^(acknowledge|first_meeting|plan|discharge|answer|action_start|action_end)$"
+        pattern=r"^(acknowledge|first_meeting|plan|discharge|answer|information|action_start|"
+        r"action_end)$"
     )
     due_at: dt.datetime
     state: str = Field(pattern=r"^(near|overdue|met)$")
@@ -497,6 +499,16 @@ class ReferralSentV1(ReferralContent, EventPayload):
     sent_at: dt.datetime
 
 
+class ReferralResultV1(EventPayload):
+    """The holder's structured result of a completed or declined referral: its decision,
+    the intervention it gave (and the day it started), and a note (free text)."""
+
+    decision: str = Field(pattern=r"^(granted|refused|referred_on|person_declined)$")
+    intervention: str | None = Field(None, pattern=r"^[a-z_]{1,64}$")
+    started_on: dt.date | None = None
+    text: str | None = Field(None, max_length=2000)
+
+
 REFERRAL_TRANSITIONED_V1 = "se.vardkedja.referral.transitioned.v1"
 
 
@@ -509,7 +521,9 @@ class ReferralTransitionedV1(EventPayload):
     in progress, completed, returned, undeliverable, cancelled), with ``receiver_version``
     (the task's version there: the sender ignores an older one); and by the sending member
     on the receiver's inbound topic when the sender withdraws (``actor`` = sender). Key =
-    task id. May carry personal data in ``reason`` and ``outcome`` (free text), so it
+    task id. May carry personal data in ``reason``, ``outcome``, ``question`` (the holder's
+    request for more information, with ``information_requested``) and ``result`` (the
+    structured result of a completed or declined referral, whose note is free text), so it
     travels only on per-member topics.
     """
 
@@ -529,6 +543,42 @@ class ReferralTransitionedV1(EventPayload):
         None, description="an invited unit declining proposes another time"
     )
     receiver_version: int = Field(0, ge=0)
+    at: dt.datetime
+    question: str | None = Field(
+        None, max_length=2000, description="information_requested: what the holder asks"
+    )
+    result: ReferralResultV1 | None = Field(
+        None, description="completed or declined: the structured result"
+    )
+
+
+REFERRAL_INFORMATION_SUPPLIED_V1 = "se.vardkedja.referral.information_supplied.v1"
+
+
+@event_type(REFERRAL_INFORMATION_SUPPLIED_V1, topics=(INBOUND,), personal_data=True)
+class ReferralInformationSuppliedV1(EventPayload):
+    """The sending unit answered the holder's request for more information (komplettering).
+
+    Sent by the sending member's referral service on the receiving member's inbound topic
+    when the sending unit answers round ``round`` of a task waiting for information
+    (``information_requested``), key = task id, after the chunks of any document that came
+    with the answer (``attachment_ids``: documents of the referral sent the usual way). The
+    receiver applies it only from the task's sending member, to a task of that referral
+    still waiting for that round's answer: it keeps the answer with the round and gives the
+    task back to its unit (``acknowledged``), reporting that step to the sender like any
+    other. **Personal data**: the answer (free text).
+    """
+
+    task_id: str = Field(pattern=_ID)
+    referral_id: str = Field(pattern=_ID)
+    kind: str = Field(pattern=_KIND)
+    by_orgnr: str = Field(pattern=_ORGNR)
+    by_unit_id: str | None = Field(None, pattern=_ID)
+    round: int = Field(ge=1, le=1000, description="the round answered (1: the first question)")
+    answer: str | None = Field(None, max_length=4000)
+    attachment_ids: list[Annotated[str, Field(pattern=_ID)]] = Field(
+        default_factory=list, max_length=50
+    )
     at: dt.datetime
 
 

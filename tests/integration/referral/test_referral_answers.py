@@ -127,7 +127,15 @@ class TestAnAcknowledgedReferral:
         assert [e for e in everything if e[0] == done] == []
 
         # Answered late: the chase stops (nothing new on a later day).
-        assert (await step(vaxjo, task, RECEIVER, to="declined", reason="Fel kommun")).is_success
+        declined = await step(
+            vaxjo,
+            task,
+            RECEIVER,
+            to="declined",
+            reason="Fel kommun",
+            result={"decision": "referred_on"},
+        )
+        assert declined.is_success, declined.text
         await eventually(
             lambda: _status_is(region, waiting["id"], "declined"), within=30, what="decline"
         )

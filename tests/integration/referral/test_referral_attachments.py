@@ -504,7 +504,14 @@ class TestRetention:
         task_id = sent["recipients"][0]["task_id"]
         await arrived(vaxjo, task_id)
         assert (await step(vaxjo, task_id, RECEIVER, to="acknowledged")).status_code == 200
-        r = await step(vaxjo, task_id, RECEIVER, to="declined", reason="Bor i annan kommun.")
+        r = await step(
+            vaxjo,
+            task_id,
+            RECEIVER,
+            to="declined",
+            reason="Bor i annan kommun.",
+            result={"decision": "referred_on"},
+        )
         assert r.status_code == 200, r.text
 
         async def declined_at_region() -> bool:

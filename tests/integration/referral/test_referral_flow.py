@@ -157,7 +157,11 @@ async def test_a_kontaktbegaran_goes_round_the_closed_loop(
     for body in (
         {"to": "accepted"},
         {"to": "in_progress"},
-        {"to": "completed", "outcome": "Boendestöd beviljat."},
+        {
+            "to": "completed",
+            "outcome": "Boendestöd beviljat.",
+            "result": {"decision": "granted", "intervention": "boendestod"},
+        },
     ):
         r = await step(vaxjo, task["task_id"], RECEIVER, **body)
         assert r.status_code == 200, r.text
@@ -321,9 +325,9 @@ async def test_steps_need_the_holder_the_right_order_and_the_current_version(
     r = await step(vaxjo, task_id, RECEIVER, to="completed", outcome="Klart.")
     body = problem(r, 409, "transition-not-allowed")
     assert "acknowledged, returned" in body["detail"]
-    # Declining needs a reason.
+    # Declining needs a reason (beside its structured result).
     await step(vaxjo, task_id, RECEIVER, to="acknowledged")
-    r = await step(vaxjo, task_id, RECEIVER, to="declined")
+    r = await step(vaxjo, task_id, RECEIVER, to="declined", result={"decision": "refused"})
     assert field_rules(problem(r, 422)) == {"reason": "reason_required"}
 
 

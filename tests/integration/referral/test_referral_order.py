@@ -160,7 +160,11 @@ async def completed_at_vaxjo(vaxjo: Member, tasks: list[str]) -> None:
         for body in (
             {"to": "acknowledged"},
             {"to": "accepted"},
-            {"to": "completed", "outcome": "Boendestöd beviljat."},
+            {
+                "to": "completed",
+                "outcome": "Boendestöd beviljat.",
+                "result": {"decision": "granted", "intervention": "boendestod"},
+            },
         ):
             assert (await step(vaxjo, task, RECEIVER, **body)).status_code == 200
 

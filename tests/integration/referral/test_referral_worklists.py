@@ -217,7 +217,7 @@ class TestOverdue:
             assert param["examples"]["answer"]["value"] == "answer", path
             ref = param["schema"]["$ref"].split("/")[-1]
             schema = app.openapi()["components"]["schemas"][ref]
-            assert schema["enum"] == ["acknowledge", "answer", "any"]
+            assert schema["enum"] == ["acknowledge", "answer", "information", "any"]
 
 
 async def test_pages_cover_the_inbox_once(app: FastAPI) -> None:
