@@ -54,7 +54,8 @@ inbox_router = APIRouter(prefix="/v1", tags=["referrals"])
         "The referrals filed in the caller's unit's own inbox (never a member-wide inbox), "
         "oldest first. Filter by `status`, `kind`, or `overdue` (`acknowledge`: delivered "
         "and not acknowledged by `acknowledge_by`; `answer`: acknowledged and not accepted "
-        "or declined by `answer_by`; `any`: either). Each item shows both deadlines and "
+        "or declined by `answer_by`; `any`: either; a task waiting for the sender's "
+        "komplettering is neither). Each item shows both deadlines and "
         "whether it is `overdue`. Referrals about a person with protected identity are "
         "listed only for the role `protected_identity`. Scope `referral:read`."
     ),
@@ -117,13 +118,22 @@ async def get_incoming(
     response_model=IncomingOut,
     summary="Take the next step with a referral your unit holds",
     description=(
-        "acknowledge (kvittera; a kommun records its own case reference), accept, decline "
+        "acknowledge (kvittera; a kommun records its own case reference), ask the sending "
+        "unit for more information instead of declining (komplettering: "
+        "`information_requested` with a `question`, once acknowledged and never for an "
+        "invitation; the task waits, overdue for nothing, until the sender answers and it "
+        "comes back `acknowledged` with the answer in `komplettering` and `answer_by` moved "
+        "on by the working days it waited), accept, decline "
         "(with a reason; the sender may revise and send again), forward (to another unit "
         "of this or another member: the basis is checked again; a meeting invitation is "
         "forwarded through its meeting, which invites that unit in your place once the "
         "convener's consent check allows it: at once when the convener is of this member, "
         "else when your step reaches it), start (in_progress), "
         "complete (with an outcome), or return as wrongly sent (felsänd, with a reason). "
+        "Completing or declining a referral (not an invitation) states its structured "
+        "`result`: `decision` (granted, refused, referred_on, person_declined; declining "
+        "grants nothing), the `intervention` and the day it `started_on`, a `text` note; "
+        "`outcome` and `reason` stay the words the sender reads. "
         "Only the steps in `allowed_transitions` are allowed (409 lists them). `If-Match` "
         "with the referral's `ETag` is required (412 if it changed, 428 if missing). Every "
         "step is reported to the sender. Scope `referral:write`."

@@ -108,8 +108,10 @@ async def send_referral(
     description=(
         "The referral as sent, and per recipient: its task id, status (as the receiving "
         "unit last reported it), basis, deadlines (`acknowledge_by`; once acknowledged, "
-        "`answer_by` to accept or decline) and whether it is `overdue`, reason, outcome and "
-        "the receiver's case reference, and its attached `documents` (download each at its "
+        "`answer_by` to accept or decline) and whether it is `overdue`, reason, outcome, "
+        "the structured `result` of a completed or declined task, the receiver's case "
+        "reference, its rounds of `komplettering` (a question to your unit waits for its "
+        "answer by `information_by`), and its attached `documents` (download each at its "
         "`href`). Only the sending unit sees it. Scope `referral:read`."
     ),
     responses=problem_responses(Forbidden, ReferralNotFound, NoUnitClaim),
@@ -133,8 +135,9 @@ async def get_referral(
         "deadlines (`acknowledge_by`, `answer_by`) and whether it is `overdue`. Filter by "
         "`status` (any recipient in it), `kind`, or `overdue` (any recipient past that "
         "deadline: `acknowledge`, not acknowledged by `acknowledge_by`; `answer`, "
-        "acknowledged and not accepted or declined by `answer_by`; `any`, either). Scope "
-        "`referral:read`."
+        "acknowledged and not accepted or declined by `answer_by`; `information`, your "
+        "unit's own: asked for more information and not answered by `information_by`; "
+        "`any`, any of them). Scope `referral:read`."
     ),
     responses=problem_responses(Forbidden, NoUnitClaim),
 )

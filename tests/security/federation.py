@@ -663,6 +663,7 @@ class Seeder:
         ``attachment_ids``); its JSON (id, recipients with task ids)."""
         body: dict[str, Any] = {
             "kind": kind,
+            "children_in_household": "no",
             "person": {"personnummer": pnr, "protected_identity": protected},
             "needs": ["boendestod"],
             "summary": summary,

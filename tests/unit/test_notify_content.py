@@ -123,6 +123,24 @@ class TestFacts:
             "2026-11-23 09:30"
         )
 
+    def test_the_senders_komplettering_is_its_own_deadline_in_its_own_words(self) -> None:
+        """A holder asked the sending unit for more information: the sending unit must act
+        (audience actor), reminded and told it is late, never an alert of another's delay."""
+        payload = ReferralDeadlineV1(
+            referral_id="t1", kind="kontaktbegaran", unit_id="rk-beroende",
+            deadline="information", due_at=NOW, state="near",
+        )  # fmt: skip
+        [facts] = facts_of(event_type=REFERRAL_DEADLINE_V1, payload=payload, own_orgnr=VAXJO)
+        assert (facts.kind, facts.deadline) == ("deadline.reminder", "information")
+        assert title(data(kind="deadline.reminder", deadline="information")) == (
+            "Komplettering: Kontaktbegäran ska kompletteras senast 2026-11-23 09:30"
+        )
+        assert title(data(kind="deadline.overdue", deadline="information")).startswith(
+            "Försenad komplettering: Kontaktbegäran"
+        )
+        # Any other deadline keeps the general words.
+        assert title(data(kind="deadline.reminder", deadline="answer")).startswith("Påminnelse")
+
     def test_a_late_action_is_escalated_to_a_coordinator_about_its_plan(self) -> None:
         payload = ReferralDeadlineV1(
             referral_id="p1", kind="sip_kallelse", unit_id="vx-soc", deadline="action_end",

@@ -34,6 +34,7 @@ from .conftest import REFERRAL, REGION_BEROENDE, REGION_PORT, RW, Member, Pair, 
 from .test_referral_answers import check, deadline_events
 from .test_referral_attachments import dead_letters, pdf, uploaded
 from .test_referral_flow import kontaktbegaran, step
+from .test_referral_flow import recipient_status as mirror
 from .test_referral_order import with_copy
 
 SENDER = auth(ORG_REGION, REGION_BEROENDE, RW)
@@ -52,15 +53,6 @@ async def send(region: Member, person: str) -> tuple[str, str]:
         )
     assert r.status_code == 201, r.text
     return r.json()["id"], r.json()["recipients"][0]["task_id"]
-
-
-async def mirror(region: Member, referral_id: str) -> dict[str, Any]:
-    """The region's view of its one recipient."""
-    async with region.referral() as c:
-        r = await c.get(f"/v1/referrals/{referral_id}", headers=SENDER)
-    assert r.status_code == 200, r.text
-    recipient: dict[str, Any] = r.json()["recipients"][0]
-    return recipient
 
 
 async def mirror_is(region: Member, referral_id: str, status: str) -> dict[str, Any]:
