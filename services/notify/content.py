@@ -31,6 +31,7 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 Kind = Literal[
     "referral.received",
     "referral.status_changed",
+    "referral.discharged",
     "deadline.reminder",
     "deadline.overdue",
     "deadline.escalated",
@@ -171,6 +172,7 @@ def _what(data: Facts) -> str:
 _TITLES: dict[str, str] = {
     "referral.received": "Ny {what} i inkorgen",
     "referral.status_changed": "{what}: ny status ({status})",
+    "referral.discharged": "Personen har skrivits ut ({fate}): {what}",
     "deadline.reminder": "Påminnelse: {what} ska hanteras senast {due}",
     "deadline.overdue": "Försenad: {what} skulle ha hanterats senast {due}",
     "deadline.escalated": "Eskalering: {what} är försenad sedan {due}",
@@ -183,8 +185,20 @@ _TITLES: dict[str, str] = {
     "consent.narrowed": "Samtycket för {what} har ändrats ({fate}); det omfattar nu {covers}",
     "unit.review_due": "Enhetens uppgifter i katalogen behöver ses över",
 }
-# What a narrowed consent meant for the task a notification is about.
-_FATES = {"kept": "ärendet står kvar", "cancelled": "ärendet är inställt"}
+# Titles of a deadline of its own kind: the SIP a sending unit owes (an HVB notification).
+_DEADLINE_TITLES: dict[tuple[str, str], str] = {
+    ("deadline.reminder", "sip"): "Påminnelse: kalla till SIP senast {due} ({what})",
+    ("deadline.overdue", "sip"): "Försenad: ingen SIP kallad senast {due} ({what})",
+    ("deadline.escalated", "sip"): "Eskalering: ingen SIP kallad senast {due} ({what})",
+}
+# What a narrowed consent meant for the task a notification is about; whether a discharge
+# was the one planned.
+_FATES = {
+    "kept": "ärendet står kvar",
+    "cancelled": "ärendet är inställt",
+    "planned": "planerat",
+    "unplanned": "oplanerat",
+}
 
 
 def _covers(data: Facts) -> str:
@@ -194,7 +208,8 @@ def _covers(data: Facts) -> str:
 
 def title(data: Facts) -> str:
     """The notification's one-line title (a fixed template; no personal data)."""
-    return _TITLES[data.kind].format(
+    template = _DEADLINE_TITLES.get((data.kind, data.deadline or ""), _TITLES[data.kind])
+    return template.format(
         what=_what(data),
         status=data.status or "",
         due=_when(data.due_at),

@@ -1,12 +1,12 @@
 """The SQL of the deadline check (:mod:`services.referral.deadlines`): the open discharge
-plannings on both sides, the tasks awaiting an answer on both sides, the plans, and the
-deadline events already sent."""
+plannings on both sides, the tasks awaiting an answer on both sides, the referrals still
+owing a SIP, the plans, and the deadline events already sent."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from services.referral.codes import Overdue
 from services.referral.models import (
@@ -81,6 +81,18 @@ class DeadlineRepository(RepositoryBase[DeadlineNotice]):
             .order_by(Recipient.id)
         )
         return [(recipient, referral) for recipient, referral in (await self.session.execute(stmt))]
+
+    async def sip_owed(self, kinds: list[str], taking_part: list[str]) -> list[Referral]:
+        """The referrals of ``kinds`` this member sent that no SIP answers yet (no meeting
+        names them) while a recipient still takes part (its task in ``taking_part``)."""
+        if not kinds:
+            return []
+        answered = exists().where(Meeting.for_referral_id == Referral.id)
+        engaged = exists().where(
+            Recipient.referral_id == Referral.id, Recipient.status.in_(taking_part)
+        )
+        stmt = select(Referral).where(Referral.kind.in_(kinds), ~answered, engaged)
+        return list(await self.session.scalars(stmt.order_by(Referral.id)))
 
     async def plans(self) -> list[Plan]:
         """Every plan this member holds (its own and those shared with it)."""

@@ -638,7 +638,12 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                     "children_in_household": "no",
                     "person": person,
                     "recipients": [ref(REGION, BEROENDE)],
-                    "hvb": {"placement_date": discharge.isoformat(), "hvb_name": "Novus"},
+                    "hvb": {
+                        "placement_form": "sol_bistand",
+                        "placement_date": discharge.isoformat(),
+                        "expected_end_date": (discharge + dt.timedelta(days=90)).isoformat(),
+                        "hvb_name": "Novus",
+                    },
                 },
                 status=201,
                 note={"hvb_task_id": "recipients.0.task_id"},
