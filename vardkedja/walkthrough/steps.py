@@ -376,8 +376,9 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
     discharge_sip = Section(
         "A utskrivningsplanering and a SIP before discharge",
         "The ward plans the person's discharge in ten days. The home kommun confirms, and "
-        "a SIP is held on the ward two days before discharge. When the housing support ends "
-        "its action, every other party is told; on the follow-up date the SIP is followed up.",
+        "a SIP for the planning is held on the ward two days before discharge. When the "
+        "housing support ends its action, every other party is told; the ward records the "
+        "discharge and the kommun sees it; on the follow-up date the SIP is followed up.",
         (
             Step(
                 says="Send the utskrivningsplanering to Växjö's intake.",
@@ -413,13 +414,17 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
             ),
             Step(
                 says="Convene the SIP on the ward, before discharge, with the person and the "
-                "relative the person chose (whose phone number only the convener holds).",
+                "relative the person chose (whose phone number only the convener holds). It "
+                "answers the utskrivningsplanering (`for_referral_id`): the ward follows it "
+                "there (`linked_sip`), and the planning is ready for discharge once the "
+                "kommun's actions in its plan have started.",
                 member=REGION,
                 unit=AVDELNING,
                 method="POST",
                 path="/v1/meetings",
                 body={
                     "kind": "sip",
+                    "for_referral_id": "{up_referral_id}",
                     "children_in_household": "no",
                     "person": person,
                     "at": sip_at.isoformat(),
@@ -483,6 +488,24 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 AVDELNING,
                 "/v1/plans/{sip_plan_id}",
                 until=("actions.0.status", "ended"),
+            ),
+            Step(
+                says="The kommun's support was in place before the person left "
+                "(`discharge.ready_for_discharge` on the planning): the ward records the "
+                "discharge. The kommun's intake and the plan's coordinator are told at once.",
+                member=REGION,
+                unit=AVDELNING,
+                method="POST",
+                path="/v1/referrals/{up_referral_id}/discharge",
+                body={"discharged_on": today.isoformat(), "unplanned": False},
+                status=201,
+            ),
+            _follow(
+                "Växjö's intake sees the actual discharge on its task.",
+                VAXJO,
+                SOC,
+                "/v1/incoming/{up_task_id}",
+                until=("discharge.discharged_on", today.isoformat()),
             ),
             Step(
                 says="On the plan's follow-up date, the ward convenes the follow-up SIP.",
