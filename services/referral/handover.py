@@ -24,15 +24,18 @@ ready on the day of discharge, and the ward's record of the discharge itself.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from services.referral.access import ReferralNotFound, caller_of, require_unit
 from services.referral.codes import FINAL, Status
 from services.referral.deadline_repository import DeadlineRepository
-from services.referral.details import PlacementForm
+from services.referral.details import HvbDetails, PlacementForm
 from services.referral.handover_repository import (
     SIP_DEADLINE,
     DischargeRepository,
@@ -213,6 +216,10 @@ def hvb_status(work: Work, referral: Referral, handover: Handover | None) -> Hvb
     if referral.kind != HVB:
         return None
     details = referral.details or {}
+    # As the block is read (one from before issue 22: not stated, open-ended); else what
+    # the sending unit stored, shown as far as it goes.
+    with contextlib.suppress(ValidationError):
+        details = HvbDetails.model_validate(details).model_dump(mode="json")
     form = details.get("placement_form")
     known = next((f for f in PlacementForm if f.value == form), None)
     due = sip_by(referral, work.settings.referral.sip_working_days)

@@ -11,8 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from services.referral.details import HvbDetails, PlacementForm
-from services.referral.handover import Handover, missing, sip_by
+from services.referral.handover import Handover, hvb_status, missing, sip_by
 from services.referral.models import Meeting, Plan, Recipient, Referral
+from shared.data.work import Work
+from tests.conftest import make_settings
 
 REGION, VAXJO = "232100-0065", "212000-0647"
 DAYS = {"hvb_underrattelse": 10}
@@ -139,3 +141,33 @@ class TestTheHvbBlock:
             None,
         )
         assert "individual_plan_invited" not in block.model_dump()
+
+
+class TestTheSendersViewOfAnHvbNotification:
+    def work(self, day: dt.date) -> Work:
+        now = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
+        settings = make_settings(service="referral", orgnr=VAXJO)
+        return Work(None, None, settings, now=now)  # type: ignore[arg-type]  # pure: no I/O
+
+    def test_a_block_from_before_shows_as_not_stated_and_open_ended(self) -> None:
+        old = sent(
+            "hvb_underrattelse", dt.date(2026, 11, 2),
+            placement_date="2026-11-06", hvb_name="Gläntan", individual_plan_invited=True,
+        )  # fmt: skip
+        status = hvb_status(self.work(dt.date(2026, 11, 9)), old, Handover())
+        assert status is not None
+        assert (status.placement_form, status.placement_form_label, status.open_ended) == (
+            "ej_angiven",
+            "Ej angiven",
+            True,
+        )
+        # Due by the placement day, passed, none convened.
+        assert (status.sip_by, status.sip_convened, status.sip_overdue) == (
+            dt.date(2026, 11, 6),
+            False,
+            True,
+        )
+        held = Handover(sip=Meeting(id="m", status="held"))
+        assert hvb_status(self.work(dt.date(2026, 11, 9)), old, held) == status.model_copy(
+            update={"sip_convened": True, "sip_overdue": False}
+        )

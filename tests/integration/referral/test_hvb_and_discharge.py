@@ -34,7 +34,6 @@ from tests.integration.consent.helpers import new_person
 from tests.integration.test_outbox_inbox import produce_raw
 
 from .conftest import (
-    CONSENT_RW,
     REFERRAL,
     REGION_BEROENDE,
     REGION_PORT,
@@ -48,7 +47,7 @@ from .conftest import (
 from .test_action_deadlines import check
 from .test_plan_actions import get
 from .test_referral_attachments import dead_letters
-from .test_referral_flow import copy_arrived, step
+from .test_referral_flow import copy_arrived, record_consent, step
 from .test_referral_meetings import action_step, days_ahead
 
 # The ward that plans the discharge, and out-patient care (both the region's).
@@ -80,28 +79,23 @@ async def with_ward(members: Pair) -> None:
                 await units.apply_unit_changed(session=session, payload=payload)
 
 
+CATEGORIES = ["contact_details", "needs_summary", "plan", "social_situation"]
+
+
 async def consent(member: Member, person: str, purposes: list[str]) -> str:
-    """A consent of ``member`` for ``purposes`` between the two members, its copy arrived at
-    the other."""
-    today = dt.date.today()
-    body = {
+    """A consent of ``member`` for ``purposes`` between the two members."""
+    return await record_consent(member, person, purposes, CATEGORIES)
+
+
+def hvb_body(person: str, **block: Any) -> dict[str, Any]:
+    """Växjö's intake notifies the region's beroendemottagning of a placement (``block``)."""
+    return {
+        "kind": "hvb_underrattelse",
+        "children_in_household": "no",
         "person": {"personnummer": person},
-        "form": "written",
-        "signed_form_reference": "Dok 2026-22",
-        "purposes": purposes,
-        "parties": [{"orgnr": ORG_REGION}, {"orgnr": ORG_VAXJO}],
-        "categories": ["contact_details", "needs_summary", "plan", "social_situation"],
-        "valid_from": today.isoformat(),
-        "valid_to": (today + dt.timedelta(days=120)).isoformat(),
-        "person_informed": True,
+        "recipients": [{"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE}],
+        "hvb": block,
     }
-    async with member.consent() as c:
-        r = await c.post(
-            "/v1/consents", json=body, headers=auth(member.orgnr, VAXJO_SOC, CONSENT_RW)
-        )
-    assert r.status_code == 201, r.text
-    consent_id: str = r.json()["id"]
-    return consent_id
 
 
 async def post(member: Member, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
@@ -186,18 +180,13 @@ class TestAnHvbNotificationWithItsSip:
         # Placed in six working days: before the ten working days run out, so the SIP is
         # due by the placement day.
         placement = add_working_days(today, 6)
-        body = {
-            "kind": "hvb_underrattelse",
-            "children_in_household": "no",
-            "person": {"personnummer": person},
-            "recipients": [{"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE}],
-            "hvb": {
-                "placement_form": "lvm_27",
-                "placement_date": placement.isoformat(),
-                "open_ended": True,
-                "hvb_name": "Behandlingshemmet Gläntan",
-            },
-        }
+        body = hvb_body(
+            person,
+            placement_form="lvm_27",
+            placement_date=placement.isoformat(),
+            open_ended=True,
+            hvb_name="Behandlingshemmet Gläntan",
+        )
         r = await post(vaxjo, "/v1/referrals", body, SOC_H)
         assert r.status_code == 201, r.text
         sent = r.json()
@@ -285,18 +274,13 @@ class TestAnHvbNotificationWithItsSip:
         vaxjo = members.vaxjo
         person = new_person()
         await consent(vaxjo, person, ["hvb_underrattelse", "sip"])
-        hvb = {
-            "kind": "hvb_underrattelse",
-            "children_in_household": "no",
-            "person": {"personnummer": person},
-            "recipients": [{"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE}],
-            "hvb": {
-                "placement_form": "sol_bistand",
-                "placement_date": days_ahead(10),
-                "expected_end_date": days_ahead(100),
-                "hvb_name": "Novus",
-            },
-        }
+        hvb = hvb_body(
+            person,
+            placement_form="sol_bistand",
+            placement_date=days_ahead(10),
+            expected_end_date=days_ahead(100),
+            hvb_name="Novus",
+        )
         rid = (await post(vaxjo, "/v1/referrals", hvb, SOC_H)).json()["id"]
         before = await count(vaxjo, Meeting)
         someone_else = sip_body(new_person(), [(ORG_REGION, REGION_BEROENDE)])
