@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -194,6 +194,7 @@ def _default_notify_rules() -> list[NotifyRule]:
             ["inbox", "webhook"],
         ),
         ("referral-deadline", "se.vardkedja.referral.deadline.v1", ["unit"], all_),
+        ("referral-discharged", "se.vardkedja.referral.discharged.v1", ["unit"], all_),
         ("plan-action", "se.vardkedja.plan.action_changed.v1", ["unit"], all_),
         ("consent-ended", "se.vardkedja.consent.ended.v1", ["unit"], ["inbox", "webhook"]),
         (
@@ -281,6 +282,13 @@ class ReferralSettings(BaseModel):
     # its own units: the alert and reminders of deadline ``information``).
     information_working_days: dict[str, int] = Field(
         default_factory=lambda: dict(INFORMATION_WORKING_DAYS)
+    )
+    # Working days the sending member has to convene the SIP a kind calls for (an HVB
+    # notification: KindSpec.sip_working_days), by kind; a kind left out owes none.
+    sip_working_days: dict[str, Annotated[int, Field(ge=0, le=60)]] = Field(
+        default_factory=lambda: {
+            k.value: s.sip_working_days for k, s in KINDS.items() if s.sip_working_days is not None
+        }
     )
     # Service-to-service calls: the token the referral service presents to this member's
     # consent and directory services. Signed with this key (PEM or a file path); empty in

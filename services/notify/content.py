@@ -31,6 +31,7 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 Kind = Literal[
     "referral.received",
     "referral.status_changed",
+    "referral.discharged",
     "deadline.reminder",
     "deadline.overdue",
     "deadline.escalated",
@@ -171,6 +172,7 @@ def _what(data: Facts) -> str:
 _TITLES: dict[str, str] = {
     "referral.received": "Ny {what} i inkorgen",
     "referral.status_changed": "{what}: ny status ({status})",
+    "referral.discharged": "Personen har skrivits ut ({fate}): {what}",
     "deadline.reminder": "Påminnelse: {what} ska hanteras senast {due}",
     "deadline.overdue": "Försenad: {what} skulle ha hanterats senast {due}",
     "deadline.escalated": "Eskalering: {what} är försenad sedan {due}",
@@ -183,8 +185,12 @@ _TITLES: dict[str, str] = {
     "consent.narrowed": "Samtycket för {what} har ändrats ({fate}); det omfattar nu {covers}",
     "unit.review_due": "Enhetens uppgifter i katalogen behöver ses över",
 }
-# A deadline of its own words: the sending unit's answer to a request for more information.
+# Titles of a deadline of its own kind: the SIP a sending unit owes (an HVB notification),
+# and the sending unit's answer to a request for more information (komplettering).
 _DEADLINE_TITLES: dict[tuple[str, str], str] = {
+    ("deadline.reminder", "sip"): "Påminnelse: kalla till SIP senast {due} ({what})",
+    ("deadline.overdue", "sip"): "Försenad: ingen SIP kallad senast {due} ({what})",
+    ("deadline.escalated", "sip"): "Eskalering: ingen SIP kallad senast {due} ({what})",
     ("deadline.reminder", "information"): "Komplettering: {what} ska kompletteras senast {due}",
     ("deadline.overdue", "information"): (
         "Försenad komplettering: {what} skulle ha kompletterats senast {due}"
@@ -193,8 +199,14 @@ _DEADLINE_TITLES: dict[tuple[str, str], str] = {
         "Eskalering: {what} har inte kompletterats, försenad sedan {due}"
     ),
 }
-# What a narrowed consent meant for the task a notification is about.
-_FATES = {"kept": "ärendet står kvar", "cancelled": "ärendet är inställt"}
+# What a narrowed consent meant for the task a notification is about; whether a discharge
+# was the one planned.
+_FATES = {
+    "kept": "ärendet står kvar",
+    "cancelled": "ärendet är inställt",
+    "planned": "planerat",
+    "unplanned": "oplanerat",
+}
 
 
 def _covers(data: Facts) -> str:

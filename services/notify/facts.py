@@ -15,6 +15,7 @@ from shared.messaging.events.payloads import (
     PlanActionChangedV1,
     ReferralBasisNarrowedV1,
     ReferralDeadlineV1,
+    ReferralDischargedV1,
     ReferralReceivedV1,
     ReferralStatusChangedV1,
     UnitReviewDueV1,
@@ -72,6 +73,12 @@ def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Fac
             else _referral(payload)
         )
         return _one(kind, about, deadline=payload.deadline, due_at=payload.due_at)
+    if isinstance(payload, ReferralDischargedV1):
+        # The task of the receiving unit, or the plan a coordinating unit coordinates.
+        subject = "plan" if payload.audience == "coordinator" else "referral"
+        about = _about(subject, payload.referral_id, payload.unit_id, ReferralKind(payload.kind))
+        fate = "unplanned" if payload.unplanned else "planned"
+        return _one("referral.discharged", about, payload.sender_orgnr, status=fate)
     if isinstance(payload, PlanActionChangedV1):
         plan = _about("plan", payload.plan_id, payload.unit_id)
         status = payload.outcome if payload.change == "ended" else None

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query
 
-from services.referral import attachments, children
+from services.referral import attachments, children, discharge_receiving, handover
 from services.referral.access import (
     ReferralNotFound,
     StaleVersion,
@@ -16,7 +16,14 @@ from services.referral.access import (
     require_unit,
 )
 from services.referral.codes import Actor, Overdue, Status, allowed_from
-from services.referral.models import Attachment, Incoming, ReceivedAttachment, Recipient, Referral
+from services.referral.models import (
+    Attachment,
+    Incoming,
+    ReceivedAttachment,
+    ReceivedDischarge,
+    Recipient,
+    Referral,
+)
 from services.referral.schemas import (
     BasisOut,
     DocumentOut,
@@ -24,7 +31,7 @@ from services.referral.schemas import (
     RecipientOut,
     ReferralOut,
 )
-from services.referral.worklists import Sent, discharge, is_overdue, today
+from services.referral.worklists import Sent, is_overdue, today
 from shared.data.work import Work
 from shared.domain.content import ReferralContent
 from shared.domain.kinds import spec
@@ -175,13 +182,23 @@ async def task_documents(work: Work, incoming: Incoming) -> list[DocumentOut]:
     return [document_out(d, href) for d in await attachments.of_task(work, incoming)]
 
 
+async def sent_views(work: Work, sents: list[Sent]) -> dict[str, handover.Handover]:
+    """What :func:`referral_out` shows of the referrals ``sents`` beyond their rows: the SIP
+    linked to an HVB notification or discharge planning, and a recorded discharge."""
+    return await handover.handovers(work, [s.referral for s in sents])
+
+
 def referral_out(
     work: Work,
     sent: Sent,
     names: dict[str, str],
     documents: list[DocumentOut] | None = None,
+    *,
+    views: dict[str, handover.Handover],
 ) -> ReferralOut:
+    """A referral as its sender sees it (``views``: from :func:`sent_views`)."""
     ref, recipients = sent.referral, sent.recipients
+    view = views.get(ref.id)
     return ReferralOut(
         id=ref.id,
         sender_unit_id=ref.sender_unit_id,
@@ -189,7 +206,9 @@ def referral_out(
         **ReferralContent.of(ref).columns(),
         recipients=[recipient_out(work, r, ref, names) for r in recipients],
         created_at=ref.created_at,
-        discharge=discharge(ref, recipients),
+        discharge=handover.discharge_status(work, ref, recipients, view),
+        hvb=handover.hvb_status(work, ref, view),
+        linked_sip=handover.linked_sip_out(view),
         children_prompts=children.prompts(ref.kind, ref.children_in_household),
         documents=documents,
     )
@@ -200,10 +219,13 @@ def incoming_out(
     row: Incoming,
     suggested: dict[str, list[dict[str, Any]]] | None = None,
     documents: list[DocumentOut] | None = None,
+    *,
+    discharges: dict[str, ReceivedDischarge] | None = None,
 ) -> IncomingOut:
     """A task in a unit's inbox, as it stands (``suggested``: the units the sender of a
     vårdkedjeremiss suggests, by task id, from :func:`.meetings.suggestions`; ``documents``:
-    its attached documents, in a view of the one task)."""
+    its attached documents, in a view of the one task; ``discharges``: the discharges told
+    of discharge plannings, by task id, from :func:`.discharge_receiving.received`)."""
     current = Status(row.status)
     return IncomingOut(
         task_id=row.id,
@@ -231,5 +253,6 @@ def incoming_out(
         version=row.version,
         suggested_participants=(suggested or {}).get(row.id),
         children_prompts=children.prompts(row.kind, row.children_in_household),
+        discharge=discharge_receiving.task_discharge_out(row, (discharges or {}).get(row.id)),
         documents=documents,
     )

@@ -1,13 +1,13 @@
 """The SQL of the deadline check (:mod:`services.referral.deadlines`): the open discharge
 plannings on both sides, the tasks awaiting an answer on both sides, the sent tasks whose
-holder waits for the sender's komplettering, the plans, and the deadline events already
-sent."""
+holder waits for the sender's komplettering, the referrals still owing a SIP, the plans, and
+the deadline events already sent."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, exists, or_, select
 
 from services.referral.codes import Overdue
 from services.referral.models import (
@@ -46,6 +46,13 @@ class DeadlineRepository(RepositoryBase[DeadlineNotice]):
         self.session.add(
             DeadlineNotice(subject_id=subject_id, deadline=deadline, state=state, unit_id=unit_id)
         )
+
+    async def told(self, subject_id: str, deadline: str) -> bool:
+        """Whether any event of a subject's deadline was sent."""
+        stmt = select(DeadlineNotice.subject_id).where(
+            DeadlineNotice.subject_id == subject_id, DeadlineNotice.deadline == deadline
+        )
+        return (await self.session.scalars(stmt.limit(1))).first() is not None
 
     async def forget(self, subject_id: str, deadline: str) -> None:
         """Forgets the events sent of a subject's deadline, so that a new date of it (a task
@@ -112,6 +119,18 @@ class DeadlineRepository(RepositoryBase[DeadlineNotice]):
             .order_by(Recipient.id)
         )
         return [(recipient, referral) for recipient, referral in (await self.session.execute(stmt))]
+
+    async def sip_owed(self, kinds: list[str], taking_part: list[str]) -> list[Referral]:
+        """The referrals of ``kinds`` this member sent that no SIP answers yet (no meeting
+        names them) while a recipient still takes part (its task in ``taking_part``)."""
+        if not kinds:
+            return []
+        answered = exists().where(Meeting.for_referral_id == Referral.id)
+        engaged = exists().where(
+            Recipient.referral_id == Referral.id, Recipient.status.in_(taking_part)
+        )
+        stmt = select(Referral).where(Referral.kind.in_(kinds), ~answered, engaged)
+        return list(await self.session.scalars(stmt.order_by(Referral.id)))
 
     async def plans(self) -> list[Plan]:
         """Every plan this member holds (its own and those shared with it)."""

@@ -24,6 +24,11 @@ checks for its own units only, so an owner and a coordinator at different member
 told by their own member. The events name the plan (``referral_id``) and the action
 (``action_id``), and are sent once per action, deadline, state and unit.
 
+A referral that owes a SIP (an HVB notification: ``KindSpec.sip_working_days``) and that no
+SIP meeting answers yet (``for_referral_id``) reminds its sending unit as its ``sip_by``
+comes near and alerts it once passed (``sip``, audience ``actor``), while a recipient still
+takes part; convening the SIP sends ``met`` (:func:`.handover.sip_convened`).
+
 The rules live here (when a date is near or passed, which plans are followed up by whom);
 the rows come from :mod:`services.referral.deadline_repository`."""
 
@@ -33,6 +38,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from services.referral import handover
 from services.referral.actions import FINAL, PLANNED, owner_of
 from services.referral.codes import AWAITING_ANSWER, Status
 from services.referral.deadline_repository import DeadlineRepository, NoticeKey
@@ -43,12 +49,15 @@ from shared.domain.calendar import add_working_days, end_of_day, to_local
 from shared.messaging.events import topics
 from shared.messaging.events.payloads import REFERRAL_DEADLINE_V1, ReferralDeadlineV1
 
+TAKING_PART = sorted(s.value for s in Status if s not in handover.LEFT)
+"""A recipient in one of these still takes part: its sender still owes the SIP."""
+
 
 class Due(NamedTuple):
     """A deadline near or passed: whose (``subject``, a task or plan id; ``action_id``, an
     action of that plan), of which kind of referral, for which unit, which deadline
-    (``discharge``, ``plan``, ``acknowledge``, ``answer``, ``action_start`` or
-    ``action_end``), its date, its state, and whether the unit must act (``actor``), waits
+    (``discharge``, ``plan``, ``acknowledge``, ``answer``, ``action_start``, ``action_end``
+    or ``sip``), its date, its state, and whether the unit must act (``actor``), waits
     for another's answer (``sender``) or coordinates the plan whose action is late
     (``coordinator``)."""
 
@@ -176,6 +185,17 @@ def _unanswered(
     return found
 
 
+def _sips_owed(day: _Today, owed: list[Referral], working_days: dict[str, int]) -> list[Due]:
+    """The referrals this member sent that owe a SIP (an HVB notification) and have none
+    convened yet, as their ``sip_by`` comes near and passes: for the sending unit."""
+    found = []
+    for referral in owed:
+        due = handover.sip_by(referral, working_days)
+        if due is not None:
+            found.append(day.due(referral.id, referral.kind, referral.sender_unit_id, "sip", due))
+    return [d for d in found if d]
+
+
 def _follow_up(day: _Today, plan: Plan, me: str) -> list[Due]:
     """A plan's follow-up date, for each of its coordinating units that is one of ``me``'s,
     while some action of the plan has not ended or been cancelled."""
@@ -273,6 +293,8 @@ async def check(work: Work, *, today: dt.date | None = None) -> int:
     unanswered = await repo.unanswered_sent(day.today)
     due += _unanswered(day, unanswered, await _follow_up_coordinators(repo, plans, work.member))
     due += _information_owed(day, await repo.information_due_sent(day.horizon))
+    owing = work.settings.referral.sip_working_days
+    due += _sips_owed(day, await repo.sip_owed(list(owing), TAKING_PART), owing)
     due += [d for p in plans for d in _follow_up(day, p, work.member)]
     due += [d for p in plans for d in _actions(day, p, work.member)]
     n = 0
@@ -290,10 +312,12 @@ async def met(
     work: Work, *, subject: str, kind: str, unit_id: str, deadline: str, due: dt.date
 ) -> None:
     """A deadline of ``subject`` was met before its date changes (a komplettering answered):
-    the events sent of it are forgotten, so that its next date is chased again, and notify
-    cancels what it still has pending (``met``)."""
-    await DeadlineRepository(work.session).forget(subject, deadline)
-    await _publish(work, Due(subject, kind, unit_id, deadline, due, "met"))
+    if the unit was told of it, notify cancels what it still has pending (``met``); the
+    events sent of it are forgotten, so that its next date is chased again."""
+    repo = DeadlineRepository(work.session)
+    if await repo.told(subject, deadline):
+        await _publish(work, Due(subject, kind, unit_id, deadline, due, "met"))
+    await repo.forget(subject, deadline)
 
 
 async def restarted(work: Work, *, subject: str, deadline: str) -> None:

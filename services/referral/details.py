@@ -8,9 +8,10 @@ receivers, the name of its block); this module holds the block's model, one per 
 
 from __future__ import annotations
 
-from typing import Self
+import datetime as dt
+from typing import Any, Self
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.referral.codes import Tristate
@@ -80,10 +81,95 @@ class DischargeDetails(_In):
     sip_exists: Tristate = Tristate.UNKNOWN
 
 
+class PlacementForm(LabelledEnum):
+    """The legal form of an adult's placement at an HVB (hem för vård eller boende) for
+    harmful use or dependence."""
+
+    SOL_BISTAND = "sol_bistand", "Bistånd enligt socialtjänstlagen (frivillig placering)"
+    LVM_27 = "lvm_27", "Vård enligt LVM i annan form än LVM-hem (27 § LVM)"
+    KONTRAKTSVARD = "kontraktsvard", "Kontraktsvård (30 kap. 9 § brottsbalken)"
+    ANNAN = "annan", "Annan placeringsform"
+    EJ_ANGIVEN = "ej_angiven", "Ej angiven"
+
+
+LEGACY_HVB_FLAG = "individual_plan_invited"
+"""The HVB block's boolean before issue 22 (the region "invited" without a meeting): a block
+that has it and no ``placement_form`` is read as :meth:`HvbDetails._before_issue_22` says."""
+
+
 class HvbDetails(_In):
-    placement_date: IsoDate
+    """A kommun places a person at an HVB and tells the region: the legal form, the home,
+    and the period (from ``placement_date`` to ``expected_end_date``, or ``open_ended``).
+    The region is invited to the SIP the kommun convenes for it (a SIP meeting naming this
+    referral in ``for_referral_id``), by the deadline the sender's view shows (``sip_by``)."""
+
+    model_config = request_config(
+        {
+            "placement_form": "sol_bistand",
+            "placement_date": "2026-12-21",
+            "expected_end_date": "2027-03-21",
+            "hvb_name": "Behandlingshemmet Gläntan",
+        },
+        {
+            "placement_form": "lvm_27",
+            "placement_date": "2026-12-21",
+            "open_ended": True,
+            "hvb_name": "Behandlingshemmet Gläntan",
+        },
+    )
+
+    placement_form: PlacementForm = Field(
+        description="the legal form of the placement (`ej_angiven`: not stated, as in a "
+        "notification from before the form was asked)"
+    )
+    placement_date: IsoDate = Field(description="the day the placement starts")
+    expected_end_date: IsoDate | None = Field(
+        None, description="the day the placement is expected to end (or `open_ended`)"
+    )
+    open_ended: JsonBool = Field(
+        False,
+        validate_default=True,
+        description="tills vidare: no end day is set (then no `expected_end_date`)",
+    )
     hvb_name: str = Field(min_length=2, max_length=200, description="the treatment home")
-    individual_plan_invited: JsonBool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _before_issue_22(cls, data: Any) -> Any:
+        """A block in the shape before issue 22 — stored, sent by a member not yet upgraded,
+        or from an old client — is still accepted: its ``individual_plan_invited`` said
+        nothing (the linked SIP says it now) and is dropped, its form is ``ej_angiven`` and,
+        with no end given, its period open-ended."""
+        if not isinstance(data, dict) or LEGACY_HVB_FLAG not in data:
+            return data
+        upgraded = {k: v for k, v in data.items() if k != LEGACY_HVB_FLAG}
+        if "placement_form" not in upgraded:
+            upgraded["placement_form"] = PlacementForm.EJ_ANGIVEN.value
+            if upgraded.get("expected_end_date") is None:
+                upgraded["open_ended"] = True
+        return upgraded
+
+    @field_validator("expected_end_date")
+    @classmethod
+    def _after_placement(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("placement_date")
+        if value is not None and start is not None and value <= start:
+            raise PydanticCustomError("end_after_placement", "the end is after the placement day")
+        return value
+
+    @field_validator("open_ended")
+    @classmethod
+    def _one_period(cls, value: bool, info: ValidationInfo) -> bool:
+        end = info.data.get("expected_end_date")
+        if value and end is not None:
+            raise PydanticCustomError(
+                "end_date_or_open_ended", "give an expected end date or open_ended, not both"
+            )
+        if not value and end is None and "expected_end_date" in info.data:
+            raise PydanticCustomError(
+                "period_required", "give the expected end date, or open_ended: true"
+            )
+        return value
 
 
 class LvmGround(LabelledEnum):

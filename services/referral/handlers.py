@@ -11,6 +11,7 @@ from services.referral import (
     basis_ended,
     closed_loop,
     deadlines,
+    discharge_receiving,
     invitations,
     komplettering,
     plan_copies,
@@ -30,6 +31,7 @@ from shared.messaging.events.payloads import (
     PLAN_REVISION_REQUESTED_V1,
     PLAN_SHARED_V1,
     REFERRAL_ATTACHMENT_CHUNK_V1,
+    REFERRAL_DISCHARGE_RECORDED_V1,
     REFERRAL_INFORMATION_SUPPLIED_V1,
     REFERRAL_SENT_V1,
     REFERRAL_TRANSITIONED_V1,
@@ -41,6 +43,7 @@ from shared.messaging.events.payloads import (
     PlanRevisionRequestedV1,
     PlanSharedV1,
     ReferralAttachmentChunkV1,
+    ReferralDischargeRecordedV1,
     ReferralInformationSuppliedV1,
     ReferralSentV1,
     ReferralTransitionedV1,
@@ -109,6 +112,11 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
         assert isinstance(payload, ReferralAttachmentChunkV1)
         await attachment_receiving.receive_chunk(work(session), delivery.event, payload)
 
+    async def on_discharge_recorded(session: AsyncSession, delivery: Delivery) -> None:
+        payload = delivery.payload
+        assert isinstance(payload, ReferralDischargeRecordedV1)
+        await discharge_receiving.apply_discharge_recorded(work(session), delivery.event, payload)
+
     async def on_consent_ended(session: AsyncSession, delivery: Delivery) -> None:
         payload = delivery.payload
         assert isinstance(payload, ConsentEndedV1)
@@ -160,6 +168,7 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
                 REFERRAL_TRANSITIONED_V1: on_transitioned,
                 REFERRAL_ATTACHMENT_CHUNK_V1: on_attachment_chunk,
                 REFERRAL_INFORMATION_SUPPLIED_V1: on_information_supplied,
+                REFERRAL_DISCHARGE_RECORDED_V1: on_discharge_recorded,
                 CONSENT_ENDED_V1: on_consent_ended,
                 CONSENT_NARROWED_V1: on_consent_narrowed,
                 PLAN_SHARED_V1: on_plan_shared,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.referral import access, closed_loop, meetings, worklists
+from services.referral import access, closed_loop, discharge_receiving, meetings, worklists
 from services.referral.access import NoBasis, NoUnitClaim, ReferralNotFound
 from services.referral.api import (
     STEP_PROBLEMS,
@@ -23,6 +23,7 @@ from services.referral.api import (
     audit,
     incoming_out,
     referral_out,
+    sent_views,
     task_documents,
     work_of,
 )
@@ -82,9 +83,10 @@ async def incoming(
     )
     items = []
     suggested = await meetings.suggestions(work, page.items)
+    discharges = await discharge_receiving.received(work, page.items)
     for row in page.items:
         await audit(ctx, work, "incoming.list", row, row.id)
-        items.append(incoming_out(work, row, suggested))
+        items.append(incoming_out(work, row, suggested, discharges=discharges))
     return IncomingPage(items=items, next_cursor=next_cursor(page.rows, limit, str))
 
 
@@ -110,7 +112,9 @@ async def get_incoming(
     await audit(ctx, work, "incoming.read", row, row.id)
     response.headers["ETag"] = etag(row.version)
     suggested = await meetings.suggestions(work, [row])
-    return incoming_out(work, row, suggested, await task_documents(work, row))
+    discharges = await discharge_receiving.received(work, [row])
+    documents = await task_documents(work, row)
+    return incoming_out(work, row, suggested, documents, discharges=discharges)
 
 
 @inbox_router.post(
@@ -159,7 +163,9 @@ async def transition(
     )
     await audit(ctx, work, f"incoming.{body.to.value}", row, row.id)
     response.headers["ETag"] = etag(row.version)
-    return incoming_out(work, row, await meetings.suggestions(work, [row]))
+    discharges = await discharge_receiving.received(work, [row])
+    suggested = await meetings.suggestions(work, [row])
+    return incoming_out(work, row, suggested, discharges=discharges)
 
 
 @inbox_router.get(
@@ -198,11 +204,14 @@ async def person_search(
     work = work_of(ctx, session, caller, needs_unit=False)
     sent, received = await worklists.about_person(work, body.personnummer)
     out: list[ReferralOut | IncomingOut] = []
+    views = await sent_views(work, sent)
     for s in sent:
         await audit(ctx, work, "referral.person_search", s.referral, s.referral.id)
-        out.append(referral_out(work, s, await worklists.unit_names(work, s.recipients)))
+        names = await worklists.unit_names(work, s.recipients)
+        out.append(referral_out(work, s, names, views=views))
     suggested = await meetings.suggestions(work, received)
+    discharges = await discharge_receiving.received(work, received)
     for row in received:
         await audit(ctx, work, "incoming.person_search", row, row.id)
-        out.append(incoming_out(work, row, suggested))
+        out.append(incoming_out(work, row, suggested, discharges=discharges))
     return out

@@ -17,7 +17,10 @@ computed from this member's own records — never a personnummer or free text.
 - outcomes of kontaktbegäran (completed, declined, withdrawn by the person, ...), and the
   decisions of their structured results (granted, refused, referred on, person declined);
 - children in the household or close to the person, per kind and direction: how many
-  referrals answered yes, no and unknown (unknowns counted, not left out).
+  referrals answered yes, no and unknown (unknowns counted, not left out);
+- the handover out of 24-hour care (:mod:`.handover_indicators`): HVB notifications with a
+  SIP convened, in time, and held by the placement, and placements per person-year; the
+  discharges recorded, unplanned, and with the recipients' actions started by the day.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -39,8 +42,11 @@ from services.referral.care_chain_indicators import (
     follow_up_figures,
     sip_plans_by_person,
 )
+from services.referral.handover_indicators import discharge_figures, hvb_figures
+from services.referral.handover_repository import DischargeRepository, LinkedMeetingRepository
 from services.referral.indicator_repository import IndicatorRepository
 from services.referral.models import Incoming, Meeting, Plan, Recipient, Referral
+from shared.config import ReferralSettings
 from shared.data.db import utcnow
 from shared.domain.calendar import to_local
 from shared.web.csvout import Cell, write_csv
@@ -227,9 +233,11 @@ async def compute(
     since: dt.date,
     until: dt.date,
     today: dt.date | None = None,
+    sip_working_days: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The indicators of ``member`` (one unit, or all) for the days ``since``..``until``,
-    taken on ``today`` (Swedish time; default: now)."""
+    taken on ``today`` (Swedish time; default: now); ``sip_working_days``: the member's
+    (``VK_REFERRAL__SIP_WORKING_DAYS``; default: the kinds registry's)."""
     scope = _Scope(member, unit_id, since, until)
     period = Period(member, unit_id, since, until, today or to_local(utcnow()).date())
     reads = IndicatorRepository(session, scope.lo, scope.hi, unit_id)
@@ -240,6 +248,9 @@ async def compute(
     incoming = _incoming_tasks(received)
     in_acked = await reads.acknowledged_at([t.id for t in incoming], "receiver")
     plans, meetings = await reads.plans(), await reads.meetings()
+    sip_days = ReferralSettings().sip_working_days if sip_working_days is None else sip_working_days
+    linked = await LinkedMeetingRepository(session).for_referrals(referrals)
+    discharges = await DischargeRepository(session).recorded_between(since, until, unit_id)
     return {
         "member": member,
         "unit_id": unit_id,
@@ -260,6 +271,8 @@ async def compute(
             "outgoing": _children(referrals.values()),
             "incoming": _children(received),
         },
+        "hvb": hvb_figures(referrals.values(), linked, sip_days, since, until),
+        "discharges": discharge_figures(discharges),
     }
 
 
@@ -326,4 +339,8 @@ def as_csv(data: dict[str, Any]) -> str:
         w([f"kontaktbegaran_outcome_{status}", "outgoing", "kontaktbegaran", n])
     for decision, n in data["kontaktbegaran_decisions"].items():
         w([f"kontaktbegaran_decision_{decision}", "outgoing", "kontaktbegaran", n])
+    for key, value in data["hvb"].items():
+        w([f"hvb_{key}", "outgoing", "hvb_underrattelse", value])
+    for key, value in data["discharges"].items():
+        w([f"discharges_{key}", "outgoing", "utskrivningsplanering", value])
     return write_csv(["indicator", "direction", "kind", "value"], rows)

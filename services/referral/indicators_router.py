@@ -31,10 +31,12 @@ indicators_router = APIRouter(prefix="/v1", tags=["referrals"])
         "ended without every party told; follow-ups held on time; days from a remissmöte "
         "to the first action started; late actions escalated to the plans' coordinating "
         "units (`escalations`, by the member owning the action); outcomes of "
-        "kontaktbegäran and their receivers' decisions (`kontaktbegaran_decisions`). For "
-        "the whole member or one `unit_id`, over the days `from` to `to` (default: the "
-        "last 30 days). `format=csv` for a spreadsheet. Scope "
-        "`referral:read`."
+        "kontaktbegäran and their receivers' decisions (`kontaktbegaran_decisions`); HVB "
+        "notifications with a SIP convened (in time, held by the placement) and placements "
+        "per person-year (`hvb`); discharges recorded, unplanned and with the recipients' "
+        "actions started by the day (`discharges`). For the whole member or one `unit_id`, "
+        "over the days `from` to `to` (default: the last 30 days). `format=csv` for a "
+        "spreadsheet. Scope `referral:read`."
     ),
     responses={
         200: {
@@ -65,6 +67,7 @@ async def get_indicators(
         unit_id=unit_id,
         since=since,
         until=until,
+        sip_working_days=ctx.settings.referral.sip_working_days,
     )
     if format == "csv":
         return Response(

@@ -9,7 +9,9 @@ deadlines and closed loop. For a remissmöte the drug-free rule is enforced: whe
 is not drug-free and a planned treatment requires it, a unit offering drug-free
 interventions (abstinence treatment or tapering) must be invited. A meeting ends in a plan
 (:mod:`services.referral.plans`); a follow-up — by the unit that held the earlier meeting,
-or by a coordinating unit of the plan, at any member holding it — revises it.
+or by a coordinating unit of the plan, at any member holding it — revises it. A SIP may
+answer an HVB notification or discharge planning this member sent (``for_referral_id``:
+:mod:`services.referral.handover`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from services.referral import handover
 from services.referral.access import caller_of, require_unit
 from services.referral.codes import Overdue
 from services.referral.details import UnitRef
@@ -338,6 +341,11 @@ async def convene(work: Work, clients: Clients, data: MeetingCreate) -> Meeting:
     await _drug_free(work, data, origin)
     follow = await _follow_up(work, unit, data)
     person = _person(data, origin, follow)
+    answers = (
+        await handover.linked_referral(work, data.for_referral_id, person.personnummer)
+        if data.for_referral_id
+        else None
+    )
     meeting_id = new_id()
     block: dict[str, Any] = {"meeting_at": data.at.isoformat()}
     if data.place:
@@ -359,6 +367,7 @@ async def convene(work: Work, clients: Clients, data: MeetingCreate) -> Meeting:
         convener_unit_id=unit,
         origin_task_id=data.origin_task_id,
         follow_up_of=follow.plan_id if follow else None,
+        for_referral_id=answers.id if answers else None,
         personnummer=person.personnummer,
         person_key=person_key(member_secret(work.settings), person.personnummer),
         protected_identity=person.protected,
@@ -378,6 +387,8 @@ async def convene(work: Work, clients: Clients, data: MeetingCreate) -> Meeting:
     )
     work.session.add(meeting)
     await work.session.flush()
+    if answers is not None:
+        await handover.sip_convened(work, answers)
     return meeting
 
 

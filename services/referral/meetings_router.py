@@ -44,6 +44,7 @@ async def _meeting_out(
         convener_unit_id=meeting.convener_unit_id,
         origin_task_id=meeting.origin_task_id,
         follow_up_of=meeting.follow_up_of,
+        for_referral_id=meeting.for_referral_id,
         person={
             "personnummer": meeting.personnummer,
             "protected_identity": meeting.protected_identity,
@@ -81,7 +82,12 @@ async def _meeting_out(
         "answers it: accept, or decline with a reason and perhaps `proposed_at`. "
         "**Drug-free rule**: for a remissmöte where the person is not drug-free and a "
         "planned treatment requires it, a unit offering abstinence treatment or tapering "
-        "must be among the participants (422 `drug_free_unit_required`). Relatives' "
+        "must be among the participants (422 `drug_free_unit_required`). **Handover**: a "
+        "SIP names the HVB notification or discharge planning it answers "
+        "(`for_referral_id`: one a unit of your member sent about the same person, else 422 "
+        "`not_an_hvb_notification_or_discharge_planning` or `not_the_referrals_person`); "
+        "its sender then sees it (`linked_sip`, and a discharge planning's readiness from "
+        "its plan), and an HVB notification's SIP deadline is met. Relatives' "
         "contact details stay with the convener. Scope `referral:write`."
     ),
     responses=problem_responses(Forbidden, NoBasis, NoUnitClaim, ServiceCallFailed),

@@ -11,7 +11,9 @@ member's units from ``vardkedja.directory`` (a service never reads another servi
 tables), used to check recipients. Documents attached to referrals (ADR 0023) are kept in
 ``attachment`` by the sender (a unit's upload, then the referral it went with),
 ``received_attachment`` by the receiver (per task), and ``attachment_chunk`` holds the
-pieces of a document still arriving.
+pieces of a document still arriving. A ward's record of a discharge from a discharge
+planning it sent is ``discharge``; what a receiving member was told of it, per task,
+``received_discharge`` (ADR 0026).
 """
 
 from __future__ import annotations
@@ -242,6 +244,9 @@ class Meeting(IdMixin, TimestampMixin, Base):
     origin_task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     # A SIP follow-up meeting: the plan it revises (the first meeting's id).
     follow_up_of: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # A SIP answering a referral this member sent (an HVB notification, a discharge
+    # planning): the sender follows it there (services/referral/handover.py).
+    for_referral_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     personnummer: Mapped[str] = mapped_column(String(12))
     person_key: Mapped[str] = mapped_column(String(64), index=True)
     protected_identity: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -426,3 +431,34 @@ class AttachmentChunk(Base):
     title: Mapped[str] = mapped_column(String(200))
     data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class Discharge(Base):
+    """The discharge a ward recorded for a discharge planning it sent (once): the day, whether
+    it was unplanned, its own note, and whether the recipients' actions in the linked SIP's
+    plan had started by that day (as it stood when recorded)."""
+
+    __tablename__ = "discharge"
+
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referral.id"), primary_key=True)
+    discharged_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    unplanned: Mapped[bool] = mapped_column(Boolean)
+    # The ward's own note (may name the person's circumstances): never sent.
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actions_started: Mapped[bool] = mapped_column(Boolean)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReceivedDischarge(Base):
+    """The discharge the sending ward recorded for a discharge planning filed here (one task):
+    what the receiving unit is shown on its task. Ids and dates only."""
+
+    __tablename__ = "received_discharge"
+
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    referral_id: Mapped[str] = mapped_column(String(36))
+    sender_orgnr: Mapped[str] = mapped_column(String(11))
+    discharged_on: Mapped[dt.date] = mapped_column(Date)
+    unplanned: Mapped[bool] = mapped_column(Boolean)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -596,8 +596,64 @@ class RecipientOut(BaseModel):
     version: int = Field(description="send it as If-Match to withdraw or answer a question")
 
 
+class LinkedSipOut(BaseModel):
+    """The SIP a unit of this member convened for a referral it sent (its `for_referral_id`):
+    the one held most recently, else the one convened last."""
+
+    meeting_id: str
+    convener_unit_id: str
+    at: dt.datetime
+    status: str = Field(description="`planned`, or `held` once its plan is recorded")
+    plan_recorded: bool
+    convened_at: dt.datetime
+
+
+class HvbStatus(BaseModel):
+    """An HVB notification at a glance: the placement, and the SIP the kommun owes."""
+
+    placement_form: str | None = Field(
+        description="`sol_bistand`, `lvm_27`, `kontraktsvard`, `annan` or `ej_angiven`"
+    )
+    placement_form_label: str | None
+    placement_date: dt.date | None
+    expected_end_date: dt.date | None
+    open_ended: bool
+    sip_by: dt.date | None = Field(
+        description="the last day to convene the SIP: `VK_REFERRAL__SIP_WORKING_DAYS` working "
+        "days after sending, or the placement day if that comes first"
+    )
+    sip_convened: bool
+    sip_overdue: bool = Field(description="no SIP convened and `sip_by` has passed")
+
+
+class DischargeMissing(BaseModel):
+    """What keeps a discharge planning from being ready: no SIP linked (`sip`), its plan not
+    recorded (`plan`), no recipient taking part (`recipient`), a recipient whose huvudman
+    owns no action in the plan (`action`), or whose actions have not started
+    (`not_started`, with their ids)."""
+
+    what: str = Field(pattern=r"^(sip|plan|recipient|action|not_started)$")
+    orgnr: str | None = None
+    unit_id: str | None = Field(None, description="the recipient unit")
+    action_ids: list[str] = Field(default_factory=list)
+
+
+class RecordedDischargeOut(BaseModel):
+    """The discharge the ward recorded."""
+
+    discharged_on: dt.date
+    unplanned: bool
+    note: str | None
+    actions_started: bool = Field(
+        description="every recipient's actions in the linked SIP's plan had started by the "
+        "discharge day (as the plan stood when it was recorded)"
+    )
+    recorded_at: dt.datetime
+
+
 class DischargeStatus(BaseModel):
-    """A discharge planning at a glance: the date, a SIP, and who has confirmed."""
+    """A discharge planning at a glance: the date, a SIP, who has confirmed, whether the home
+    kommun's and out-patient care's actions have started, and the discharge once recorded."""
 
     expected_discharge_date: dt.date
     sip_exists: Tristate
@@ -605,6 +661,53 @@ class DischargeStatus(BaseModel):
         description="recipients (home kommun, out-patient care) that acknowledged or accepted"
     )
     all_confirmed: bool
+    ready_for_discharge: bool = Field(
+        False,
+        description="the linked SIP's plan is recorded and, for every recipient still taking "
+        "part, its huvudman owns at least one action in it (besides the sending ward's own) "
+        "and every such action not cancelled has started or ended",
+    )
+    missing: list[DischargeMissing] = Field(
+        default_factory=list, description="what keeps it from being ready"
+    )
+    discharged: RecordedDischargeOut | None = Field(
+        None, description="recorded with `POST /v1/referrals/{id}/discharge`"
+    )
+
+
+class TaskDischargeOut(BaseModel):
+    """A discharge planning's dates as the receiving unit sees them."""
+
+    expected_discharge_date: dt.date | None
+    discharged_on: dt.date | None = Field(None, description="once the ward has recorded it")
+    unplanned: bool | None = None
+    told_at: dt.datetime | None = Field(None, description="when this member heard of it")
+
+
+class DischargeIn(_In):
+    """The person's actual discharge from the ward."""
+
+    model_config = request_config(
+        {"discharged_on": "2026-12-18", "unplanned": False},
+        {
+            "discharged_on": "2026-12-14",
+            "unplanned": True,
+            "note": "Skrevs ut på egen begäran före planerat datum.",
+        },
+    )
+
+    discharged_on: IsoDate = Field(
+        description="the day the person left: not in the future, not before the planning was sent"
+    )
+    unplanned: JsonBool = Field(
+        description="not the discharge planned (earlier, on the person's own request, ...)"
+    )
+    note: str | None = Field(
+        None,
+        min_length=2,
+        max_length=500,
+        description="for the ward's own record: never sent to the other units",
+    )
 
 
 class ChildrenPrompt(BaseModel):
@@ -634,6 +737,12 @@ class ReferralOut(ReferralContent):
     recipients: list[RecipientOut]
     created_at: dt.datetime
     discharge: DischargeStatus | None = Field(None, description="utskrivningsplanering only")
+    hvb: HvbStatus | None = Field(None, description="hvb_underrattelse only")
+    linked_sip: LinkedSipOut | None = Field(
+        None,
+        description="an HVB notification or discharge planning: the SIP a unit of this member "
+        "convened for it (`for_referral_id`), if any",
+    )
     children_prompts: list[ChildrenPrompt] = CHILDREN_PROMPTS
     documents: list[DocumentOut] | None = DOCUMENTS
 
@@ -685,6 +794,9 @@ class IncomingOut(ReferralContent):
         description="a vårdkedjeremiss: the units its sender suggests for the remissmöte, "
         "with their names; convening the remissmöte without `participants` (or with "
         "`invite_suggested`) invites them",
+    )
+    discharge: TaskDischargeOut | None = Field(
+        None, description="utskrivningsplanering only: the expected and the actual discharge"
     )
     documents: list[DocumentOut] | None = DOCUMENTS
 
@@ -820,6 +932,17 @@ _MEETING_CONFIG = request_config(
         "summary": "SIP inför utskrivning.",
     },
     {
+        # The SIP the kommun convenes for the HVB notification it sent the region.
+        "kind": "sip",
+        "for_referral_id": "7d2e4b1a-6c3f-4e8d-9a20-5b1c0d3e4f70",
+        "person": {"personnummer": "19121212-1212"},
+        "children_in_household": "no",
+        "at": "2026-12-16T13:00:00+01:00",
+        "place": "Socialtjänsten, Västra Esplanaden 18, Växjö",
+        "participants": [{"orgnr": "232100-0065", "unit_id": "beroendemottagningen-vaxjo"}],
+        "summary": "SIP inför placering på HVB.",
+    },
+    {
         "kind": "samordningsmote",
         "follow_up_of": "0b6f1c7e-2d43-4e55-8a11-3c9e5b7d2f60",
         "at": "2027-01-20T14:00:00+01:00",
@@ -879,6 +1002,14 @@ class MeetingCreate(_In):
         description="a follow-up of this earlier meeting your unit held, or of this plan "
         "(its id) your unit coordinates; a samordningsmöte always names its plan",
     )
+    for_referral_id: str | None = Field(
+        None,
+        max_length=36,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="SIP: the HVB notification or discharge planning a unit of your member "
+        "sent about the same person that this SIP answers; its sender then sees the SIP "
+        "(`linked_sip`), and an HVB notification's SIP deadline is met",
+    )
     person_invited: JsonBool | None = Field(
         None, description="default true; a samordningsmöte is held without the person (false)"
     )
@@ -901,6 +1032,16 @@ class MeetingCreate(_In):
         False, description="remissmöte: a planned treatment requires the person drug-free"
     )
     legal_basis: LegalBasisIn | None = None
+
+    @field_validator("for_referral_id")
+    @classmethod
+    def _a_first_sip(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and (info.data.get("kind") != "sip" or info.data.get("follow_up_of")):
+            raise PydanticCustomError(
+                "only_for_a_first_sip",
+                "only a SIP (not a follow-up) answers an HVB notification or discharge planning",
+            )
+        return value
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
@@ -993,6 +1134,9 @@ class MeetingOut(BaseModel):
     convener_unit_id: str
     origin_task_id: str | None
     follow_up_of: str | None
+    for_referral_id: str | None = Field(
+        None, description="the HVB notification or discharge planning this SIP answers"
+    )
     person: dict[str, Any]
     at: dt.datetime
     place: str | None

@@ -23,6 +23,7 @@ from services.referral.api import (
     recipient_out,
     referral_out,
     sent_documents,
+    sent_views,
     work_of,
 )
 from services.referral.attachments import AttachmentTooLarge
@@ -94,7 +95,8 @@ async def send_referral(
     await audit(ctx, work, "referral.send", referral, referral.id)
     sent = worklists.Sent(referral, recipients)
     names = await worklists.unit_names(work, recipients)
-    out = referral_out(work, sent, names, await sent_documents(work, referral))
+    views = await sent_views(work, [sent])
+    out = referral_out(work, sent, names, await sent_documents(work, referral), views=views)
     headers = {"Location": f"/v1/referrals/{referral.id}"}
     await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, headers)
     response.headers.update(headers)
@@ -123,7 +125,9 @@ async def get_referral(
     sent = await worklists.get_sent(work, referral_id)
     await audit(ctx, work, "referral.read", sent.referral, sent.referral.id)
     names = await worklists.unit_names(work, sent.recipients)
-    return referral_out(work, sent, names, await sent_documents(work, sent.referral))
+    views = await sent_views(work, [sent])
+    documents = await sent_documents(work, sent.referral)
+    return referral_out(work, sent, names, documents, views=views)
 
 
 @sending_router.get(
@@ -162,9 +166,10 @@ async def outgoing(
     )
     names = await worklists.unit_names(work, [r for s in page.items for r in s.recipients])
     items = []
+    views = await sent_views(work, page.items)
     for sent in page.items:
         await audit(ctx, work, "referral.list", sent.referral, sent.referral.id)
-        items.append(referral_out(work, sent, names))
+        items.append(referral_out(work, sent, names, views=views))
     return OutgoingPage(items=items, next_cursor=next_cursor(page.rows, limit, str))
 
 

@@ -2,6 +2,7 @@
 
 from services.referral.attachments_router import attachments_router
 from services.referral.handlers import consumers, periodic
+from services.referral.handover_router import handover_router
 from services.referral.inbox_router import inbox_router
 from services.referral.indicators_router import indicators_router
 from services.referral.meetings_router import meetings_router
@@ -35,6 +36,7 @@ SPEC = ServiceSpec(
     infra=infra,
     routers=[
         sending_router,
+        handover_router,
         attachments_router,
         inbox_router,
         indicators_router,

@@ -1,8 +1,9 @@
-"""What a unit reads: the referrals it sent (each with every recipient's status, and a
-discharge planning's confirmations), its own inbox of incoming ones, either of them only
-with tasks past a deadline (``overdue``: not acknowledged, not answered once acknowledged,
-or — the sender's — a komplettering not answered in time), a task's history as its side saw
-it, and everything about one person sent or received by this member.
+"""What a unit reads: the referrals it sent (each with every recipient's status; an HVB
+notification's or discharge planning's handover: :mod:`.handover`), its own inbox of
+incoming ones, either of them only with tasks past a deadline (``overdue``: not
+acknowledged, not answered once acknowledged, or — the sender's — a komplettering not
+answered in time), a task's history as its side saw it, and everything about one person
+sent or received by this member.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from services.referral.repository import (
     ReferralRepository,
     TransitionRepository,
 )
-from services.referral.schemas import DischargeStatus
 from shared.data.work import Work
 from shared.domain.calendar import to_local
 from shared.domain.kinds import ReferralKind
@@ -41,9 +41,6 @@ from shared.identity.identifiers import normalise_personnummer
 from shared.identity.person import member_secret, person_key
 
 T = TypeVar("T")
-
-CONFIRMED = frozenset({"acknowledged", "accepted", "in_progress", "completed"})
-"""A recipient of a discharge planning in one of these has confirmed it."""
 
 
 @dataclass(frozen=True)
@@ -61,20 +58,6 @@ class Page(Generic[T]):
 
     rows: list[str]
     items: list[T]
-
-
-def discharge(ref: Referral, recipients: list[Recipient]) -> DischargeStatus | None:
-    """For a discharge planning: the date, whether a SIP exists, and who has confirmed
-    (the home kommun's and out-patient care's units acknowledging or accepting)."""
-    if ref.kind != ReferralKind.UTSKRIVNINGSPLANERING.value:
-        return None
-    confirmed = [r for r in recipients if r.status in CONFIRMED]
-    return DischargeStatus(
-        expected_discharge_date=ref.details["expected_discharge_date"],
-        sip_exists=ref.details.get("sip_exists", "unknown"),
-        confirmed_by=[{"orgnr": r.orgnr, "unit_id": r.unit_id} for r in confirmed],
-        all_confirmed=len(confirmed) == len(recipients) > 0,
-    )
 
 
 def today(work: Work) -> dt.date:

@@ -85,6 +85,12 @@ class KindSpec:
     """When set, the acknowledgement is due this many hours after sending, by urgency, day
     and night (an orosanmälan: the protection assessment is due at once); the working-day
     table then gives only the day the worklists count it overdue from."""
+    sip_working_days: int | None = None
+    """When set, the sending member convenes a SIP for the person within this many working
+    days of sending it, or by the day its details name (an HVB's ``placement_date``, a
+    discharge's ``expected_discharge_date``) if that comes first: a SIP meeting naming the
+    referral (``for_referral_id``) meets it; the sending unit is reminded as the day comes
+    near and alerted once it has passed without one (deadline ``sip``). None: none owed."""
 
     def acknowledge_by(
         self, urgency: str, received: dt.date, overrides: Mapping[str, Mapping[str, int]]
@@ -212,6 +218,9 @@ KINDS: Mapping[ReferralKind, KindSpec] = MappingProxyType(
                 natural_receivers=("remissport", "beroendemottagning"),
                 intake_order=_REGION_INTAKE,
                 details_field="hvb",
+                # The kommun convenes the SIP the region is invited to before the placement
+                # (Samsjuklighetsutredningen; the Blekinge report, 002_*).
+                sip_working_days=10,
             ),
             KindSpec(
                 kind=ReferralKind.SAMORDNINGSMOTE,

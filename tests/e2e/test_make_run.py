@@ -265,8 +265,10 @@ async def _withdraw_and_scan_the_bus(
         unit["name"] for units in DEMO_UNITS.values() for unit in units
     }
     bodies = [step.body for section in sections for step in section.steps]
-    canaries = person_forms(steps.PERSON) | free_texts(
-        [*bodies, WITHDRAWAL_REASON], except_=organisational
+    canaries = (
+        person_forms(steps.PERSON)
+        | person_forms(steps.CHILD)
+        | free_texts([*bodies, WITHDRAWAL_REASON], except_=organisational)
     )
     bootstrap = re.search(r"bootstrap (\S+:\d+);", banner)
     kafka = KafkaSettings(bootstrap_servers=bootstrap.group(1) if bootstrap else "")

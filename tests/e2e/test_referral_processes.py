@@ -306,7 +306,12 @@ async def test_vardkedjeremiss_discharge_with_sip_and_hvb_across_processes(
                 "children_in_household": "no",
                 "person": {"personnummer": person},
                 "recipients": [{"orgnr": ORG_REGION, "unit_id": ids[BEROENDE]}],
-                "hvb": {"placement_date": discharge_day.isoformat(), "hvb_name": "Novus"},
+                "hvb": {
+                    "placement_form": "sol_bistand",
+                    "placement_date": discharge_day.isoformat(),
+                    "open_ended": True,
+                    "hvb_name": "Novus",
+                },
             },
         )
         assert r.status_code == 201, r.text

@@ -532,6 +532,7 @@ class World:
     ref_a_task: str = ""
     ref_x: str = ""  # sent by ua to the region's port
     ref_x_task: str = ""
+    dis_a: str = ""  # a discharge planning sent by ua to ub (its discharge not recorded)
     inc_a: str = ""  # received by ua from ub
     inc_p: str = ""  # received by ua, about p2 (protected identity)
     inc_v: str = ""  # a vårdkedjeremiss received and acknowledged by ua
@@ -663,8 +664,8 @@ class Seeder:
         ``attachment_ids``); its JSON (id, recipients with task ids)."""
         body: dict[str, Any] = {
             "kind": kind,
-            "children_in_household": "no",
             "person": {"personnummer": pnr, "protected_identity": protected},
+            "children_in_household": "no",
             "needs": ["boendestod"],
             "summary": summary,
             "recipients": [{"orgnr": recipient[0], "unit_id": recipient[1]}],
@@ -674,6 +675,9 @@ class Seeder:
             body["kontaktbegaran"] = {"kommunkod": "0780"}
         elif kind == "vardkedjeremiss":
             body["drug_free"] = "yes"
+        elif kind == "utskrivningsplanering":
+            day = dt.date.today() + dt.timedelta(days=10)
+            body["discharge"] = {"expected_discharge_date": day.isoformat()}
         r = await self.ok(org, sender, Req("referral", "POST", "/v1/referrals", json=body), 201)
         out: dict[str, Any] = r.json()
         return out
@@ -878,6 +882,10 @@ async def seed(fed: Federation) -> World:
     sent = await s.send(w.ua, (OTHER, w.r_port), w.p3, f"Till regionen {w.m('outX')}")
     assert sent["recipients"][0]["basis"]["kind"] == "consent", sent
     w.ref_x, w.ref_x_task = sent["id"], sent["recipients"][0]["task_id"]
+    sent = await s.send(
+        w.ua, (OWNER, w.ub), w.p1, f"Utskrivning {w.m('disA')}", kind="utskrivningsplanering"
+    )
+    w.dis_a = sent["id"]
     received = [
         await s.send(
             w.ub, (OWNER, w.ua), w.p1, f"Inkommande {w.m('inA')}", attachment_ids=[w.att_in]
@@ -965,11 +973,11 @@ async def seed(fed: Federation) -> World:
     w.protected = protected_ids | pnr_forms(w.p2)
     asked = [w.info_ref, w.info_task, *(i for pair in w.info_pool for i in pair)]
     w.unit_private = (
-        {w.ref_a, w.ref_a_task, w.ref_x, w.ref_x_task, w.inc_a, w.inc_v, *w.inc_pool}
+        {w.ref_a, w.ref_a_task, w.ref_x, w.ref_x_task, w.dis_a, w.inc_a, w.inc_v, *w.inc_pool}
         | {*asked, w.m("question"), *(w.m(f"info{i}") for i in range(INFO_POOL + 1))}
         | {w.meeting_a, w.action_a, w.sub_a, w.notif_a, w.dead_url}
         | {w.att_out, w.att_in, w.att_draft}
-        | {w.m(k) for k in ("outA", "outX", "inA", "inV", "sipA", "pool0", "pool1")}
+        | {w.m(k) for k in ("outA", "outX", "disA", "inA", "inV", "sipA", "pool0", "pool1")}
         | {w.m(k) for k in ("attOut", "attIn", "attDraft")}
         | pnr_forms(w.p1)
         | pnr_forms(w.p3)

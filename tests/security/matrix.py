@@ -41,6 +41,7 @@ from tests.security.operations import (
     b_convene,
     b_create_unit,
     b_delete_subscription,
+    b_discharge,
     b_follow_up,
     b_import,
     b_information,
@@ -486,6 +487,10 @@ TABLE: dict[tuple[str, str, str], Op] = {
                 **UNIT_REF,
             ),
         ),
+    ),
+    (RF, "POST", "/v1/referrals/{referral_id}/discharge"): Op(
+        "referral:write",
+        (T("unit A's discharge planning", U, b_discharge, fresh=True, **UNIT_REF),),
     ),
     (RF, "POST", "/v1/referrals/{task_id}/withdraw"): Op(
         "referral:write", (T("unit A's referral", U, b_withdraw, fresh=True, **UNIT_REF),)

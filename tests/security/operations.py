@@ -367,6 +367,20 @@ async def b_information(env: Env, fresh: bool) -> Req:
     )
 
 
+async def b_discharge(env: Env, fresh: bool) -> Req:
+    """Unit A records the discharge from its discharge planning (fresh: a new planning to
+    unit B about a new person; else the seeded one, ``dis_a``)."""
+    w = env.w
+    referral = w.dis_a
+    if fresh:
+        sent = await env.s.send(
+            w.ua, (OWNER, w.ub), env.new_person(), "Utskrivning.", kind="utskrivningsplanering"
+        )
+        referral = sent["id"]
+    body = {"discharged_on": dt.date.today().isoformat(), "unplanned": False}
+    return Req("referral", "POST", f"/v1/referrals/{referral}/discharge", json=body)
+
+
 def document_body(text: str) -> dict[str, str]:
     return {
         "title": "Bilaga",

@@ -69,6 +69,7 @@ from tests.security.operations import (
     Env,
     b_attach,
     b_convene,
+    b_discharge,
     b_information,
     b_on_record,
     b_plan,
@@ -274,6 +275,14 @@ async def attach_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
     body = r.json()
     pnr = body["person"]["personnummer"]
     return [Row("referral.attachments_add", pnr, "referral", referral, body["kind"])]
+
+
+async def discharge_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
+    """The discharge planning (its id in the path); the person from the sender's view."""
+    referral = req.path.split("/")[3]
+    r = await env.s.ok(OWNER, env.w.ua, Req("referral", "GET", f"/v1/referrals/{referral}"))
+    pnr = r.json()["person"]["personnummer"]
+    return [Row("referral.discharge", pnr, "referral", referral, "utskrivningsplanering")]
 
 
 class Replay:
@@ -545,6 +554,9 @@ AUDIT: dict[tuple[str, str, str], Personal | NotPersonal] = {
                 per_item("referral.list", key="id"),
             ),
         )
+    ),
+    (RF, "POST", "/v1/referrals/{referral_id}/discharge"): Personal(
+        (Case("record the discharge", b_discharge, discharge_rows, status=201),)
     ),
     (RF, "POST", "/v1/referrals/{task_id}/withdraw"): Personal(
         (Case("withdraw", b_withdraw, withdraw_rows),)

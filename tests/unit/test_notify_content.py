@@ -30,10 +30,12 @@ from shared.config import NotifyRule, NotifySettings
 from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     REFERRAL_DEADLINE_V1,
+    REFERRAL_DISCHARGED_V1,
     REFERRAL_RECEIVED_V1,
     ConsentEndedV1,
     ConsentPartyRef,
     ReferralDeadlineV1,
+    ReferralDischargedV1,
     ReferralReceivedV1,
 )
 from shared.web.errors import InvalidInput
@@ -255,6 +257,50 @@ class TestRulesTable:
         }
         monkeypatch.setenv("VK_NOTIFY__RULES", json.dumps([rule]))
         assert Settings().notify.rules == [NotifyRule.model_validate(rule)]
+
+
+class TestTheHandover:
+    def test_a_discharge_tells_the_task_s_unit_and_a_coordinator_about_its_plan(self) -> None:
+        def told(audience: str, unplanned: bool) -> Facts:
+            payload = ReferralDischargedV1(
+                referral_id="t-1" if audience == "recipient" else "p-1",
+                kind="utskrivningsplanering", unit_id="vx-soc", audience=audience,
+                sender_orgnr=REGION, unplanned=unplanned, at=NOW,
+            )  # fmt: skip
+            [facts] = facts_of(event_type=REFERRAL_DISCHARGED_V1, payload=payload, own_orgnr=VAXJO)
+            return facts
+
+        task, plan = told("recipient", True), told("coordinator", False)
+        assert (task.kind, task.subject_type, task.subject_id, task.status) == (
+            "referral.discharged",
+            "referral",
+            "t-1",
+            "unplanned",
+        )
+        assert (plan.subject_type, plan.subject_id, plan.counterpart_orgnr) == (
+            "plan",
+            "p-1",
+            REGION,
+        )
+        assert title(task) == "Personen har skrivits ut (oplanerat): Utskrivningsplanering"
+        assert title(plan) == "Personen har skrivits ut (planerat): Utskrivningsplanering"
+
+    def test_the_sip_an_hvb_notification_owes_has_titles_of_its_own(self) -> None:
+        def told(state: str) -> str:
+            payload = ReferralDeadlineV1(
+                referral_id="r-1", kind="hvb_underrattelse", unit_id="vx-soc", deadline="sip",
+                due_at=NOW, state=state,
+            )  # fmt: skip
+            [facts] = facts_of(event_type=REFERRAL_DEADLINE_V1, payload=payload, own_orgnr=VAXJO)
+            return title(facts)
+
+        what = "Underrättelse om HVB-placering"
+        assert told("near") == f"Påminnelse: kalla till SIP senast 2026-11-23 09:30 ({what})"
+        assert told("overdue") == f"Försenad: ingen SIP kallad senast 2026-11-23 09:30 ({what})"
+        escalated = data(
+            kind="deadline.escalated", deadline="sip", referral_kind="hvb_underrattelse"
+        )
+        assert title(escalated) == f"Eskalering: ingen SIP kallad senast 2026-11-23 09:30 ({what})"
 
 
 class TestTemplates:

@@ -67,6 +67,9 @@ class TestIndicatorsCsv:
                 "incoming": {},
             },
             "kontaktbegaran_outcomes": {"=evil": 1},
+            "kontaktbegaran_decisions": {"granted": 3},
+            "hvb": {"sent": 2, "with_sip_held_by_placement": 1},
+            "discharges": {"recorded": 1, "unplanned": 1},
         }
         rows = cells(as_csv(data))
         assert rows[0] == ["indicator", "direction", "kind", "value"]
@@ -75,4 +78,6 @@ class TestIndicatorsCsv:
         assert first_action in rows
         assert ["escalations_action_start_owner_212000-0647", "", "", "2"] in rows
         assert ["children_no", "outgoing", "kontaktbegaran", "2"] in rows
-        assert rows[-1][0] == "kontaktbegaran_outcome_=evil"  # not at a cell's start: text
+        assert ["kontaktbegaran_outcome_=evil", "outgoing", "kontaktbegaran", "1"] in rows
+        assert ["kontaktbegaran_decision_granted", "outgoing", "kontaktbegaran", "3"] in rows
+        assert ["discharges_unplanned", "outgoing", "utskrivningsplanering", "1"] in rows

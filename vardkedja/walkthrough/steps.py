@@ -18,13 +18,18 @@ BEROENDE = "Beroendemottagningen Växjö"
 PORT = "Psykiatrins remissport"
 SOC = "Socialtjänstens mottagning vuxna Växjö"
 BOENDE = "Boendestöd Växjö, inriktning skadligt bruk och beroende"
+MYNDIGHET = "Myndighetsutövning vuxna, missbruk och beroende Växjö"
+BARN = "Barn och familj Växjö, mottagningen"
 ACTORS: tuple[tuple[str, str], ...] = (
     (REGION, AVDELNING),
     (REGION, BEROENDE),
     (REGION, PORT),
     (VAXJO, SOC),
     (VAXJO, BOENDE),
+    (VAXJO, MYNDIGHET),
+    (VAXJO, BARN),
 )
+CHILD = "20180315-2386"
 
 
 @dataclass(frozen=True)
@@ -208,8 +213,11 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
         "(0780) and the need.",
         (
             Step(
-                says="Send the kontaktbegäran. The answer names the recipient the directory "
-                "chose and the consent it was sent on.",
+                says="Send the kontaktbegäran, with how to reach the person (no fixed "
+                "address: through the ward until the discharge day) and children in the "
+                "household. The answer names the recipient the directory chose, the consent "
+                "it was sent on, and — because of the children — two prompts: support for "
+                "children as relatives, and the orosanmälan path.",
                 member=REGION,
                 unit=AVDELNING,
                 method="POST",
@@ -221,7 +229,17 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                     "summary": "Skrivs ut från beroendeavdelningen inom två veckor och saknar "
                     "bostad.",
                     "urgency": "urgent",
-                    "children_in_household": "no",
+                    "children_in_household": "yes",
+                    "reachability": {
+                        "phone": "070-174 06 90",
+                        "via_ward": {
+                            "ward": AVDELNING,
+                            "phone": "070-174 06 91",
+                            "until": discharge.isoformat(),
+                        },
+                        "best_time": "förmiddagar",
+                        "no_fixed_address": True,
+                    },
                     "persons_wish": "Jag vill ha hjälp med boende i Växjö.",
                     "resolve": {"kommunkod": "0780"},
                     "kontaktbegaran": {"kommunkod": "0780"},
@@ -358,8 +376,9 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
     discharge_sip = Section(
         "A utskrivningsplanering and a SIP before discharge",
         "The ward plans the person's discharge in ten days. The home kommun confirms, and "
-        "a SIP is held on the ward two days before discharge. When the housing support ends "
-        "its action, every other party is told; on the follow-up date the SIP is followed up.",
+        "a SIP for the planning is held on the ward two days before discharge. When the "
+        "housing support ends its action, every other party is told; the ward records the "
+        "discharge and the kommun sees it; on the follow-up date the SIP is followed up.",
         (
             Step(
                 says="Send the utskrivningsplanering to Växjö's intake.",
@@ -395,13 +414,17 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
             ),
             Step(
                 says="Convene the SIP on the ward, before discharge, with the person and the "
-                "relative the person chose (whose phone number only the convener holds).",
+                "relative the person chose (whose phone number only the convener holds). It "
+                "answers the utskrivningsplanering (`for_referral_id`): the ward follows it "
+                "there (`linked_sip`), and the planning is ready for discharge once the "
+                "kommun's actions in its plan have started.",
                 member=REGION,
                 unit=AVDELNING,
                 method="POST",
                 path="/v1/meetings",
                 body={
                     "kind": "sip",
+                    "for_referral_id": "{up_referral_id}",
                     "children_in_household": "no",
                     "person": person,
                     "at": sip_at.isoformat(),
@@ -465,6 +488,24 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 AVDELNING,
                 "/v1/plans/{sip_plan_id}",
                 until=("actions.0.status", "ended"),
+            ),
+            Step(
+                says="The kommun's support was in place before the person left "
+                "(`discharge.ready_for_discharge` on the planning): the ward records the "
+                "discharge. The kommun's intake and the plan's coordinator are told at once.",
+                member=REGION,
+                unit=AVDELNING,
+                method="POST",
+                path="/v1/referrals/{up_referral_id}/discharge",
+                body={"discharged_on": today.isoformat(), "unplanned": False},
+                status=201,
+            ),
+            _follow(
+                "Växjö's intake sees the actual discharge on its task.",
+                VAXJO,
+                SOC,
+                "/v1/incoming/{up_task_id}",
+                until=("discharge.discharged_on", today.isoformat()),
             ),
             Step(
                 says="On the plan's follow-up date, the ward convenes the follow-up SIP.",
@@ -620,7 +661,12 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                     "children_in_household": "no",
                     "person": person,
                     "recipients": [ref(REGION, BEROENDE)],
-                    "hvb": {"placement_date": discharge.isoformat(), "hvb_name": "Novus"},
+                    "hvb": {
+                        "placement_form": "sol_bistand",
+                        "placement_date": discharge.isoformat(),
+                        "expected_end_date": (discharge + dt.timedelta(days=90)).isoformat(),
+                        "hvb_name": "Novus",
+                    },
                 },
                 status=201,
                 note={"hvb_task_id": "recipients.0.task_id"},
@@ -641,4 +687,85 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
             ),
         ),
     )
-    return (consent, kontaktbegaran, vardkedjeremiss, discharge_sip, coordination, hvb)
+    reports = Section(
+        "Reports under a duty to report: an LVM report and an orosanmälan",
+        "Neither is asked of the person: each travels on its own legal basis, stated with a "
+        "justification, and goes only to the function that handles it. The children the "
+        "kontaktbegäran mentioned are the reason for the second.",
+        (
+            Step(
+                says="The ward reports under 6 § LVM to Växjö's adult investigation, on the "
+                "basis `lvm_anmalan` (no consent: sending it without the basis is refused).",
+                member=REGION,
+                unit=AVDELNING,
+                method="POST",
+                path="/v1/referrals",
+                body={
+                    "kind": "lvm_anmalan",
+                    "person": person,
+                    "needs": ["utredning_sol"],
+                    "summary": "Upprepade intoxikationer under vårdtiden; avböjer frivillig vård.",
+                    "urgency": "urgent",
+                    "children_in_household": "yes",
+                    "recipients": [ref(VAXJO, MYNDIGHET)],
+                    "legal_basis": {
+                        "basis": "lvm_anmalan",
+                        "justification": "Anmälan enligt 6 § LVM från beroendeavdelningen.",
+                    },
+                    "lvm": {
+                        "kommunkod": "0780",
+                        "grounds": ["halsa_i_fara", "forstora_livet"],
+                        "reporter_role": "läkare",
+                    },
+                },
+                status=201,
+                note={"lvm_task_id": "recipients.0.task_id"},
+            ),
+            _follow(
+                "It is in the investigation's inbox, with the grounds.",
+                VAXJO,
+                MYNDIGHET,
+                "/v1/incoming/{lvm_task_id}",
+                until=("kind", "lvm_anmalan"),
+            ),
+            Step(
+                says="The ward reports concern for the person's child to Växjö's barn och "
+                "familj (the person is the child; basis `orosanmalan`). Urgent: the "
+                "protection assessment is due within four hours, day and night "
+                "(`acknowledge_due_at`). Sent to an adult function it would be refused.",
+                member=REGION,
+                unit=AVDELNING,
+                method="POST",
+                path="/v1/referrals",
+                body={
+                    "kind": "orosanmalan",
+                    "person": {"personnummer": CHILD},
+                    "summary": "Förälder inlagd efter intoxikation; barnet bor hos förälderns "
+                    "syster tills vidare.",
+                    "urgency": "urgent",
+                    "children_in_household": "yes",
+                    "recipients": [ref(VAXJO, BARN)],
+                    "legal_basis": {
+                        "basis": "orosanmalan",
+                        "justification": "Anmälningsskyldighet: oro för ett barn.",
+                    },
+                    "orosanmalan": {
+                        "kommunkod": "0780",
+                        "concerns": ["foralders_bruk"],
+                        "immediate_danger": False,
+                        "guardians_informed": "yes",
+                    },
+                },
+                status=201,
+                note={"oros_task_id": "recipients.0.task_id"},
+            ),
+            _follow(
+                "Barn och familj has it, with the hour it is due.",
+                VAXJO,
+                BARN,
+                "/v1/incoming/{oros_task_id}",
+                until=("kind", "orosanmalan"),
+            ),
+        ),
+    )
+    return (consent, kontaktbegaran, vardkedjeremiss, discharge_sip, coordination, hvb, reports)

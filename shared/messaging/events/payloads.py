@@ -378,7 +378,9 @@ class ReferralDeadlineV1(EventPayload):
     acknowledge, first_meeting, plan, discharge, answer — to accept or decline a task, or
     answer an invitation, once acknowledged; information — the sending unit's answer to the
     holder's request for more information; action_start, action_end — a plan's action
-    not started by its ``start_by`` or not ended by its ``end_by``) enters its warning window
+    not started by its ``start_by`` or not ended by its ``end_by``; sip — the SIP the
+    sending member owes for a referral it sent, an HVB notification, not convened by its
+    ``sip_by``, told to the sending unit) enters its warning window
     (``near``), passes (``overdue``) or is met (``met``), key = referral id (a task's or
     plan's id), once per unit, deadline and state (an action's: per action, ``action_id``).
     ``audience`` says who ``unit_id`` is: the unit that must act (``actor``: notify reminds
@@ -395,7 +397,7 @@ class ReferralDeadlineV1(EventPayload):
     unit_id: str = Field(pattern=_ID)
     deadline: str = Field(
         pattern=r"^(acknowledge|first_meeting|plan|discharge|answer|information|action_start|"
-        r"action_end)$"
+        r"action_end|sip)$"
     )
     due_at: dt.datetime
     state: str = Field(pattern=r"^(near|overdue|met)$")
@@ -444,6 +446,33 @@ class PlanActionChangedV1(EventPayload):
     owner_orgnr: str | None = Field(None, pattern=_ORGNR, description="none: an outside actor")
     owner_unit_id: str | None = Field(None, pattern=_ID)
     outcome: str | None = Field(None, pattern=r"^(completed|replaced|interrupted)$")
+    at: dt.datetime
+
+
+REFERRAL_DISCHARGED_V1 = "se.vardkedja.referral.discharged.v1"
+
+
+@event_type(REFERRAL_DISCHARGED_V1, topics=(INTERNAL,), personal_data=False)
+class ReferralDischargedV1(EventPayload):
+    """The person of a discharge planning has been discharged: the ward that sent it recorded
+    the day (``referral.discharge_recorded``); ``unit_id`` is the unit of this member to
+    tell.
+
+    Sent by the referral service on its own internal topic, key = ``referral_id``: at a
+    receiving member once for the unit holding the planning's task (``audience``
+    ``recipient``; ``referral_id`` is the task's id), and for each coordinating unit here of
+    the plan of the SIP linked to the planning (``coordinator``; ``referral_id`` is the
+    plan's id) — at the ward's own member by the ward's service itself. ``unplanned``: the
+    discharge was not the one planned. Notify tells the unit (``referral.discharged``). No
+    personal data: ids, the kind and whether it was planned.
+    """
+
+    referral_id: str = Field(pattern=_ID, description="the task's id (recipient) or the plan's")
+    kind: str = Field(pattern=_KIND)
+    unit_id: str = Field(pattern=_ID, description="the unit of this member to tell")
+    audience: str = Field(pattern=r"^(recipient|coordinator)$")
+    sender_orgnr: str = Field(pattern=_ORGNR, description="the ward's member")
+    unplanned: bool
     at: dt.datetime
 
 
@@ -632,6 +661,45 @@ class ReferralAttachmentChunkV1(EventPayload):
         data = documents.b64decode(self.data)
         assert data is not None  # checked when the payload was validated
         return data
+
+
+REFERRAL_DISCHARGE_RECORDED_V1 = "se.vardkedja.referral.discharge_recorded.v1"
+
+
+@event_type(REFERRAL_DISCHARGE_RECORDED_V1, topics=(INBOUND,), personal_data=True)
+class ReferralDischargeRecordedV1(EventPayload):
+    """The ward that sent a discharge planning recorded the person's actual discharge.
+
+    Sent by the sending member's referral service at once, on the inbound topic of every
+    member holding a task of the planning that is still open, one event per such task
+    (``task_id``), key = task id (after its ``referral.sent``); ``coordinators`` on one of
+    them per member asks that member to tell its coordinating units of ``plan_id``, the
+    plan of the SIP linked to the planning (a member holding no open task but coordinating
+    the plan gets one event without ``task_id``, key = referral id). The receiver checks
+    that the planning's sender (and the plan's owner) sent it, shows the discharge on the
+    task and tells its units (``referral.discharged``). **Personal data**: the day a person
+    left in-patient care, by the ids of their task and plan (the ward's note stays with the
+    ward).
+    """
+
+    task_id: str | None = Field(None, pattern=_ID, description="the planning's task here")
+    referral_id: str = Field(pattern=_ID)
+    sender_orgnr: str = Field(pattern=_ORGNR)
+    sender_unit_id: str = Field(pattern=_ID)
+    recipient_orgnr: str = Field(pattern=_ORGNR)
+    plan_id: str | None = Field(None, pattern=_ID, description="the linked SIP's plan")
+    coordinators: bool = Field(False, description="tell this member's coordinators of plan_id")
+    discharged_on: dt.date
+    unplanned: bool
+    recorded_at: dt.datetime
+
+    @model_validator(mode="after")
+    def _about_something(self) -> Self:
+        if self.task_id is None and not (self.coordinators and self.plan_id):
+            raise ValueError("an event without a task is for the plan's coordinators")
+        if self.coordinators and self.plan_id is None:
+            raise ValueError("the coordinators are told of a plan")
+        return self
 
 
 class PlanBasisV1(EventPayload):

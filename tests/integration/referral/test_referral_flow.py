@@ -537,6 +537,9 @@ async def test_a_discharge_planning_confirmed_and_an_hvb_notification(members: P
         "sip_exists": "no",
         "confirmed_by": [],
         "all_confirmed": False,
+        "ready_for_discharge": False,
+        "missing": [{"what": "sip", "orgnr": None, "unit_id": None, "action_ids": []}],
+        "discharged": None,
     }
     task_id = discharge["recipients"][0]["task_id"]
 
@@ -563,7 +566,12 @@ async def test_a_discharge_planning_confirmed_and_an_hvb_notification(members: P
                 "children_in_household": "no",
                 "person": {"personnummer": person},
                 "recipients": [{"orgnr": ORG_REGION, "unit_id": REGION_BEROENDE}],
-                "hvb": {"placement_date": "2026-12-19", "hvb_name": "Behandlingshemmet Gläntan"},
+                "hvb": {
+                    "placement_form": "sol_bistand",
+                    "placement_date": "2026-12-19",
+                    "open_ended": True,
+                    "hvb_name": "Behandlingshemmet Gläntan",
+                },
             },
             headers=RECEIVER,
         )

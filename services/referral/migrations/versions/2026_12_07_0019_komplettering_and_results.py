@@ -5,8 +5,8 @@ structured result of a completed or declined task (issue 22)
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 
 TABLES = ("recipient", "incoming")
 
