@@ -95,7 +95,12 @@ def render(
                 answer += ")"
             out.append(answer)
             for name, where in step.note.items():
-                source = "the `ETag` header" if where == "ETag" else f"`{where}` of the answer"
+                if where == "ETag":
+                    source = "the `ETag` header"
+                elif where.startswith("etag:"):
+                    source = f'`{where.removeprefix("etag:")}` of the answer, in quotes (`"3"`),'
+                else:
+                    source = f"`{where}` of the answer"
                 out.append(f"- note {source} as `{{{name}}}`")
     return "\n".join(out) + "\n"
 

@@ -99,9 +99,13 @@ def _follow(
     *,
     service: str = "referral",
     until: tuple[str, Any] | None = None,
+    note: dict[str, str] | None = None,
 ) -> Step:
     """A read the user repeats until what an event brings has arrived."""
-    return Step(says, member, unit, "GET", path, service=service, wait=True, until=until)
+    return Step(
+        says, member, unit, "GET", path, service=service, wait=True, until=until,
+        note=note or {},
+    )  # fmt: skip
 
 
 def _transition(member: str, unit: str, task: str, says: str, **body: Any) -> tuple[Step, ...]:
@@ -271,6 +275,42 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 AVDELNING,
                 "/v1/referrals/{kb_referral_id}",
                 until=("recipients.0.status", "acknowledged"),
+            ),
+            *_transition(
+                VAXJO,
+                SOC,
+                "kb_task_id",
+                "The intake needs more before it decides: it asks the ward (komplettering) "
+                "instead of declining. Its own clock pauses while it waits.",
+                to="information_requested",
+                question="Har personen någon bostad alls i dag, eller ett andrahandskontrakt "
+                "som löper ut?",
+            ),
+            _follow(
+                "The question is back at the region, with the ward's own deadline to answer "
+                "(`information_by`); note the recipient's version.",
+                REGION,
+                AVDELNING,
+                "/v1/referrals/{kb_referral_id}",
+                until=("recipients.0.status", "information_requested"),
+                note={"kb_recipient_etag": "etag:recipients.0.version"},
+            ),
+            Step(
+                says="The ward answers the question (it could attach documents too).",
+                member=REGION,
+                unit=AVDELNING,
+                method="POST",
+                path="/v1/referrals/{kb_referral_id}/recipients/{kb_task_id}/information",
+                body={"text": "Ingen bostad; andrahandskontraktet gick ut i oktober."},
+                if_match="kb_recipient_etag",
+            ),
+            _follow(
+                "The intake has the answer in the task's komplettering rounds and holds it "
+                "again (acknowledged), its answer day moved on by the days it waited.",
+                VAXJO,
+                SOC,
+                "/v1/incoming/{kb_task_id}",
+                until=("status", "acknowledged"),
             ),
         ),
     )
@@ -729,10 +769,11 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 until=("kind", "lvm_anmalan"),
             ),
             Step(
-                says="The ward reports concern for the person's child to Växjö's barn och "
-                "familj (the person is the child; basis `orosanmalan`). Urgent: the "
-                "protection assessment is due within four hours, day and night "
-                "(`acknowledge_due_at`). Sent to an adult function it would be refused.",
+                says="The ward reports concern for the person's child (the person is the "
+                "child; basis `orosanmalan`), letting the directory route it: only a "
+                "children's function or socialjour can receive it, so it goes to Växjö's "
+                "barn och familj, never an adult intake. Urgent: the protection assessment "
+                "is due within four hours, day and night (`acknowledge_due_at`).",
                 member=REGION,
                 unit=AVDELNING,
                 method="POST",
@@ -744,7 +785,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                     "syster tills vidare.",
                     "urgency": "urgent",
                     "children_in_household": "yes",
-                    "recipients": [ref(VAXJO, BARN)],
+                    "resolve": {"kommunkod": "0780", "age": 8},
                     "legal_basis": {
                         "basis": "orosanmalan",
                         "justification": "Anmälningsskyldighet: oro för ett barn.",

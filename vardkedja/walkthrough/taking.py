@@ -37,6 +37,21 @@ def _fill(value: Any, noted: Mapping[str, str]) -> Any:
     return value
 
 
+ETAG_OF = "etag:"
+"""A note ``etag:<path>``: the version at ``<path>`` of the answer, as an ETag (``"3"``) for
+``If-Match`` — a recipient's version in a sent referral, which has no ETag of its own."""
+
+
+def _noted(answer: httpx.Response, where: str) -> str:
+    """What a step notes from its answer: the ``ETag`` header, a version as an ETag, or the
+    value at a path of the JSON body."""
+    if where == "ETag":
+        return answer.headers["ETag"]
+    if where.startswith(ETAG_OF):
+        return f'"{_pick(answer.json(), where.removeprefix(ETAG_OF))}"'
+    return str(_pick(answer.json(), where))
+
+
 def _as_described(step: Step, answer: httpx.Response, noted: Mapping[str, str]) -> bool:
     if answer.status_code != step.status:
         return False
@@ -84,7 +99,5 @@ async def perform(
                     f"{answer.status_code}: {answer.text[:500]}"
                 )
             for name, where in step.note.items():
-                noted[name] = (
-                    answer.headers["ETag"] if where == "ETag" else _pick(answer.json(), where)
-                )
+                noted[name] = _noted(answer, where)
     return noted
