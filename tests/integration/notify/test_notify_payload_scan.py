@@ -14,7 +14,13 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from services.notify.content import _TITLES, KINDS, looks_like_personnummer
+from services.notify.content import (
+    _DEADLINE_TITLES,
+    _FATES,
+    _TITLES,
+    KINDS,
+    looks_like_personnummer,
+)
 from services.notify.dispatch import Dispatcher
 from services.notify.schemas import NotificationOut
 from services.notify.timers import fire_due_timers
@@ -26,6 +32,7 @@ from shared.messaging.events.payloads import (
     PLAN_ACTION_CHANGED_V1,
     REFERRAL_BASIS_NARROWED_V1,
     REFERRAL_DEADLINE_V1,
+    REFERRAL_DISCHARGED_V1,
     REFERRAL_STATUS_CHANGED_V1,
     UNIT_REVIEW_DUE_V1,
     ConsentEndedV1,
@@ -33,6 +40,7 @@ from shared.messaging.events.payloads import (
     PlanActionChangedV1,
     ReferralBasisNarrowedV1,
     ReferralDeadlineV1,
+    ReferralDischargedV1,
     ReferralStatusChangedV1,
     UnitReviewDueV1,
 )
@@ -78,9 +86,9 @@ TITLE = re.compile(
         .replace(r"\{what\}", f"(?:{_LABEL})")
         .replace(r"\{status\}", "[a-z_]*")
         .replace(r"\{due\}", r"(?:\d{4}-\d{2}-\d{2} \d{2}:\d{2})?")
-        .replace(r"\{fate\}", "(?:ärendet står kvar|ärendet är inställt)")
+        .replace(r"\{fate\}", "(?:" + "|".join(map(re.escape, _FATES.values())) + ")")
         .replace(r"\{covers\}", f"(?:(?:{_LABEL})(?:, (?:{_LABEL}))*|ingen remisstyp)")
-        for t in _TITLES.values()
+        for t in [*_TITLES.values(), *_DEADLINE_TITLES.values()]
     )
     + ")$"
 )
@@ -243,6 +251,21 @@ def every_event() -> list[tuple[str, Any]]:
                 version=4,
             ),
         ),
+        *[
+            (
+                REFERRAL_DISCHARGED_V1,
+                ReferralDischargedV1(
+                    referral_id=new_id(),
+                    kind="utskrivningsplanering",
+                    unit_id=INTAKE,
+                    audience=audience,
+                    sender_orgnr=ORG_REGION,
+                    unplanned=True,
+                    at=now,
+                ),
+            )
+            for audience in ("recipient", "coordinator")
+        ],
         (
             REFERRAL_BASIS_NARROWED_V1,
             ReferralBasisNarrowedV1(
