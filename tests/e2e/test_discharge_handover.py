@@ -15,9 +15,10 @@ import pytest
 
 from shared.domain.calendar import to_local
 from tests.conftest import ORG_REGION, ORG_VAXJO
-from tests.e2e.test_referral_federation import (  # the fixture and helpers of the federation
+from tests.e2e.test_referral_federation import (
     Site,
     auth,
+    consent_copy_arrives,  # the fixture and helpers of the federation
     demo_units,
     federation,
     smtp,
@@ -49,15 +50,7 @@ async def test_a_discharge_planning_its_sip_and_an_unplanned_discharge_across_pr
         person = synthetic_person(525_252)
         consent_id = await consent(vaxjo, person, ids[SOC])
 
-        async def copy_at_region() -> bool:
-            r = await region.get(
-                "consent",
-                f"/v1/consent-copies/{consent_id}",
-                auth(ORG_REGION, ids[AVDELNING], ["consent:read"]),
-            )
-            return r.status_code == 200
-
-        await eventually(copy_at_region, within=60, what="the consent copy at Region")
+        await consent_copy_arrives(region, ORG_REGION, ids[AVDELNING], consent_id)
 
         # The ward plans the discharge in ten days; the kommun's intake confirms it.
         today = to_local(dt.datetime.now(dt.UTC)).date()

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from tests.conftest import ORG_REGION, ORG_VAXJO
-from tests.e2e.test_referral_federation import (  # the fixture and helpers of the federation
+from tests.e2e.test_referral_federation import (
     Site,
-    auth,
+    consent_copy_arrives,  # the fixture and helpers of the federation
     demo_units,
     federation,
     smtp,
@@ -49,15 +49,7 @@ async def test_a_forwarded_sip_invitation_brings_the_unit_into_the_meeting(
         person = synthetic_person(515_151)
         consent_id = await consent(vaxjo, person, ids[SOC])
 
-        async def copy_at_region() -> bool:
-            r = await region.get(
-                "consent",
-                f"/v1/consent-copies/{consent_id}",
-                auth(ORG_REGION, ids[AVDELNING], ["consent:read"]),
-            )
-            return r.status_code == 200
-
-        await eventually(copy_at_region, within=60, what="the consent copy at Region")
+        await consent_copy_arrives(region, ORG_REGION, ids[AVDELNING], consent_id)
 
         # The region convenes a SIP and invites Växjö's intake.
         r = await avdelning.post(

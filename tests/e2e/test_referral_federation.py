@@ -235,6 +235,18 @@ async def _recipient(db_url: str, task_id: str) -> Recipient:
         await db.dispose()
 
 
+async def consent_copy_arrives(site: Site, orgnr: str, unit: str, consent_id: str) -> None:
+    """Waits until the member of ``site`` holds its copy of the consent (read as ``unit``)."""
+
+    async def arrived() -> bool:
+        r = await site.get(
+            "consent", f"/v1/consent-copies/{consent_id}", auth(orgnr, unit, ["consent:read"])
+        )
+        return r.status_code == 200
+
+    await eventually(arrived, within=60, what=f"the consent copy at {orgnr}")
+
+
 def synthetic_person(i: int) -> str:
     """A valid personnummer (YYYYMMDDNNNN) for number ``i`` (born from 1950, 1000 a day)."""
     born = dt.date(1950, 1, 1) + dt.timedelta(days=i // 1000)

@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from tests.conftest import ORG_REGION, ORG_VAXJO
-from tests.e2e.test_referral_federation import (  # the fixture and helpers of the federation
+from tests.e2e.test_referral_federation import (
     REFERRAL_RW,
     Site,
     auth,
+    consent_copy_arrives,  # the fixture and helpers of the federation
     demo_units,
     federation,
     smtp,
@@ -132,15 +133,7 @@ async def test_vardkedjeremiss_discharge_with_sip_and_hvb_across_processes(
         person = synthetic_person(424_242)
         consent_id = await consent(vaxjo, person, ids[SOC])
 
-        async def copy_at_region() -> bool:
-            r = await region.get(
-                "consent",
-                f"/v1/consent-copies/{consent_id}",
-                auth(ORG_REGION, ids[PORT], ["consent:read"]),
-            )
-            return r.status_code == 200
-
-        await eventually(copy_at_region, within=60, what="the consent copy at Region")
+        await consent_copy_arrives(region, ORG_REGION, ids[PORT], consent_id)
 
         # 1. A vårdkedjeremiss to psychiatry's referral port, its remissmöte and plan.
         r = await soc.post(

@@ -27,6 +27,7 @@ from tests.e2e.test_referral_federation import (
     SERVICES,
     Site,
     auth,
+    consent_copy_arrives,
     demo_units,
     synthetic_person,
     two_member_federation,
@@ -109,15 +110,7 @@ async def test_an_acknowledged_sip_invitation_not_answered_is_chased(two: Federa
         person = synthetic_person(717_171)
         consent_id = await consent_to_sip_and_coordination(vaxjo, person, ids[SOC])
 
-        async def copy_at_region() -> bool:
-            r = await region.get(
-                "consent",
-                f"/v1/consent-copies/{consent_id}",
-                auth(ORG_REGION, ids[AVDELNING], ["consent:read"]),
-            )
-            return r.status_code == 200
-
-        await eventually(copy_at_region, within=60, what="the consent copy at Region")
+        await consent_copy_arrives(region, ORG_REGION, ids[AVDELNING], consent_id)
 
         # 1. The heldygnsvård convenes a SIP the next working day in Sweden (within the two
         #    working days a deadline counts as near) and asks for the answers by that day.
