@@ -172,8 +172,10 @@ class Producer:
 
     async def start(self) -> None:
         """Connect, and open a connection to every broker now, so that a broker that
-        restarts after the caller's next check closes one (see :attr:`connection_lost`)."""
-        await self._producer.start()
+        restarts after the caller's next check closes one (see :attr:`connection_lost`).
+        :class:`ConnectionLost` if a connection is lost meanwhile (the guard refuses every
+        new one, and aiokafka would wait for them for ever)."""
+        await self._guard.unless_lost(self._producer.start())
         client = self._producer.client
         for broker in client.cluster.brokers():
             if not await client.ready(broker.nodeId):
@@ -263,7 +265,11 @@ class Consumer:
         self._guard = _LossGuard(self._consumer._client)
 
     async def start(self) -> None:
-        await self._consumer.start()
+        """Connect and join the group. :class:`ConnectionLost` if a broker connection is
+        lost meanwhile: the guard then refuses every new connection, and aiokafka would
+        wait for the group's assignment for ever (a broker restarted while a worker was
+        starting its consumer left it so, reading nothing)."""
+        await self._guard.unless_lost(self._consumer.start())
 
     async def stop(self) -> None:
         try:

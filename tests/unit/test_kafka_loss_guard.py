@@ -8,12 +8,14 @@ records what the guard lets through (its real use is in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 from aiokafka.conn import CloseReason
 
-from shared.messaging.kafka import ConnectionLost, _LossGuard
+from shared.config import KafkaSettings
+from shared.messaging.kafka import ConnectionLost, Consumer, Producer, _LossGuard
 
 
 class _Client:
@@ -69,3 +71,43 @@ class TestWhatCountsAsALostConnection:
 
         with pytest.raises(ConnectionLost):
             await guard.unless_lost(never())
+
+
+class TestAClientThatLosesAConnectionWhileItStarts:
+    """A broker that restarts while a worker starts its consumer (or its relay its producer)
+    closes a connection the client had just opened. From then on the guard refuses every
+    new one, so aiokafka's start would wait for ever (a consumer for its group assignment);
+    our start gives up with ConnectionLost and the owner starts a new client."""
+
+    @staticmethod
+    def _stalled_start(started: asyncio.Event) -> Any:
+        async def start() -> None:
+            started.set()
+            await asyncio.Event().wait()  # aiokafka waiting for an assignment
+
+        return start
+
+    @pytest.mark.parametrize("kind", ["consumer", "producer"])
+    async def test_start_raises_connection_lost_instead_of_waiting_for_ever(
+        self, kind: str
+    ) -> None:
+        settings = KafkaSettings(bootstrap_servers="127.0.0.1:9")
+        started = asyncio.Event()
+        wrapper: Consumer | Producer
+        if kind == "consumer":
+            wrapper = Consumer(settings, topics=["t"], group_id="g", client_id="c")
+            inner, client = wrapper._consumer, wrapper._consumer._client
+        else:
+            wrapper = Producer(settings, "p")
+            inner, client = wrapper._producer, wrapper._producer.client
+        inner.start = self._stalled_start(started)
+        starting = asyncio.ensure_future(wrapper.start())
+        await started.wait()
+        client._on_connection_closed(object(), CloseReason.CONNECTION_BROKEN)
+        try:
+            with pytest.raises(ConnectionLost):
+                await asyncio.wait_for(starting, timeout=30)  # bounds a failure, times nothing
+            assert wrapper.connection_lost
+        finally:
+            with contextlib.suppress(Exception):
+                await wrapper.stop()
