@@ -49,7 +49,8 @@ OverdueFilter = Annotated[
     Overdue | None,
     Query(
         description="only tasks past a deadline: `acknowledge` (not acknowledged by "
-        "`acknowledge_by`), `answer` (acknowledged, and not accepted or declined by "
+        "`acknowledge_by`; a kind acknowledged within hours, an orosanmälan, once its "
+        "`acknowledge_due_at` has passed), `answer` (acknowledged, and not accepted or declined by "
         "`answer_by`), `information` (the sending unit's own: asked for more information and "
         "not answered by `information_by`; never a task in an inbox) or `any` (any of them; "
         "a task waiting for information is past no other); the day is today in Sweden",
@@ -127,6 +128,7 @@ def _basis(basis: dict[str, object]) -> BasisOut:
 def recipient_out(
     work: Work, r: Recipient, referral: Referral, names: dict[str, str]
 ) -> RecipientOut:
+    due_at = spec(referral.kind).acknowledge_due_at(referral.urgency, r.created_at)
     return RecipientOut(
         task_id=r.id,
         orgnr=r.orgnr,
@@ -135,9 +137,9 @@ def recipient_out(
         status=Status(r.status),
         basis=_basis(r.basis),
         acknowledge_by=r.acknowledge_by,
-        acknowledge_due_at=spec(referral.kind).acknowledge_due_at(referral.urgency, r.created_at),
+        acknowledge_due_at=due_at,
         answer_by=r.answer_by,
-        overdue=is_overdue(r, today(work)),
+        overdue=is_overdue(r, today(work), acknowledge_due_at=due_at, now=work.now),
         routed=r.routed,
         route_reason=r.route_reason,
         reason=r.reason,
@@ -227,6 +229,7 @@ def incoming_out(
     its attached documents, in a view of the one task; ``discharges``: the discharges told
     of discharge plannings, by task id, from :func:`.discharge_receiving.received`)."""
     current = Status(row.status)
+    due_at = spec(row.kind).acknowledge_due_at(row.urgency, row.received_at)
     return IncomingOut(
         task_id=row.id,
         referral_id=row.referral_id,
@@ -241,9 +244,9 @@ def incoming_out(
         **ReferralContent.of(row).columns(),
         basis=_basis(row.basis),
         acknowledge_by=row.acknowledge_by,
-        acknowledge_due_at=spec(row.kind).acknowledge_due_at(row.urgency, row.received_at),
+        acknowledge_due_at=due_at,
         answer_by=row.answer_by,
-        overdue=is_overdue(row, today(work)),
+        overdue=is_overdue(row, today(work), acknowledge_due_at=due_at, now=work.now),
         received_at=row.received_at,
         reason=row.reason,
         outcome=row.outcome,

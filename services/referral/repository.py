@@ -31,6 +31,8 @@ from services.referral.models import (
     Transition,
 )
 from shared.data.db import RepositoryBase
+from shared.domain.calendar import to_local
+from shared.domain.kinds import KINDS
 
 OPEN_STATUSES = [s.value for s in OPEN]
 AWAITING_ACKNOWLEDGEMENT_STATUSES = sorted(s.value for s in AWAITING_ACKNOWLEDGEMENT)
@@ -38,17 +40,47 @@ AWAITING_ANSWER_STATUSES = sorted(s.value for s in AWAITING_ANSWER)
 AWAITING_INFORMATION_STATUSES = sorted(s.value for s in AWAITING_INFORMATION)
 
 
+def _acknowledgement_late(
+    task: type[Incoming] | type[Recipient], on: dt.date, now: dt.datetime | None
+) -> ColumnElement[bool]:
+    """Past ``acknowledge_by`` on the day ``on``; with ``now``, a kind acknowledged within
+    hours (an orosanmälan) instead once its hours since it was received (the receiver's
+    task) or sent (the sender's mirror, beside its referral) have passed."""
+    by_day = task.acknowledge_by < on
+    hourly = [(k.kind.value, k.acknowledge_hours) for k in KINDS.values() if k.acknowledge_hours]
+    if now is None or not hourly:
+        return by_day
+    if issubclass(task, Incoming):
+        kind, urgency, since = Incoming.kind, Incoming.urgency, Incoming.received_at
+    else:
+        kind, urgency, since = Referral.kind, Referral.urgency, Recipient.created_at
+    by_hour = or_(
+        *(
+            and_(kind == k, urgency == u, since < now - dt.timedelta(hours=h))
+            for k, hours in hourly
+            for u, h in hours.items()
+        )
+    )
+    return or_(and_(kind.not_in([k for k, _ in hourly]), by_day), by_hour)
+
+
 def past_deadline(
-    task: type[Incoming] | type[Recipient], which: Overdue, on: dt.date
+    task: type[Incoming] | type[Recipient],
+    which: Overdue,
+    on: dt.date,
+    now: dt.datetime | None = None,
 ) -> ColumnElement[bool]:
     """The tasks (the receiver's, or the sender's mirrors) past ``which`` deadline on the
-    day ``on``: still awaiting the acknowledgement after ``acknowledge_by``, acknowledged
-    and still awaiting the answer after ``answer_by``, or — the sender's own — still
-    awaiting its komplettering after ``information_by`` (never a receiver's task: the
-    sender owes it; a task waiting for information is overdue for nothing else)."""
+    day ``on``: still awaiting the acknowledgement after ``acknowledge_by`` (with ``now``,
+    a kind counted in hours once they have passed: a sender's mirror then needs its
+    referral in the query), acknowledged and still awaiting the answer after
+    ``answer_by``, or — the sender's own — still awaiting its komplettering after
+    ``information_by`` (never a receiver's task: the sender owes it; a task waiting for
+    information is overdue for nothing else)."""
     late = {
         Overdue.ACKNOWLEDGE: and_(
-            task.status.in_(AWAITING_ACKNOWLEDGEMENT_STATUSES), task.acknowledge_by < on
+            task.status.in_(AWAITING_ACKNOWLEDGEMENT_STATUSES),
+            _acknowledgement_late(task, on, now),
         ),
         Overdue.ANSWER: and_(task.status.in_(AWAITING_ANSWER_STATUSES), task.answer_by < on),
         Overdue.INFORMATION: and_(
@@ -84,19 +116,21 @@ class ReferralRepository(RepositoryBase[Referral]):
         *,
         kind: str | None = None,
         status: str | None = None,
-        overdue: tuple[Overdue, dt.date] | None = None,
+        overdue: tuple[Overdue, dt.datetime] | None = None,
         after: str | None,
         limit: int,
     ) -> list[Referral]:
         """A page of the unit's sent referrals, newest first: of ``kind``, with a recipient
-        in ``status``, with a recipient past a deadline (``overdue``: which, on the day)."""
+        in ``status``, with a recipient past a deadline (``overdue``: which, at the instant)."""
         stmt = select(Referral).where(Referral.sender_unit_id == unit_id)
         if kind:
             stmt = stmt.where(Referral.kind == kind)
         if status:
             stmt = stmt.where(_any_recipient(Recipient.status == status))
         if overdue is not None:
-            stmt = stmt.where(_any_recipient(past_deadline(Recipient, *overdue)))
+            which, now = overdue
+            late = past_deadline(Recipient, which, to_local(now).date(), now)
+            stmt = stmt.where(_any_recipient(late))
         if after:
             stmt = stmt.where(Referral.id < after)
         return list(await self.session.scalars(stmt.order_by(Referral.id.desc()).limit(limit)))
@@ -143,19 +177,20 @@ class IncomingRepository(RepositoryBase[Incoming]):
         *,
         statuses: list[str] | None,
         kind: str | None,
-        overdue: tuple[Overdue, dt.date] | None,
+        overdue: tuple[Overdue, dt.datetime] | None,
         after: str | None,
         limit: int,
     ) -> list[Incoming]:
         """A page of the unit's inbox by id; ``overdue``: only tasks past that deadline
-        (which, on the day)."""
+        (which, at the instant)."""
         stmt = select(Incoming).where(Incoming.unit_id == unit_id)
         if statuses:
             stmt = stmt.where(Incoming.status.in_(statuses))
         if kind:
             stmt = stmt.where(Incoming.kind == kind)
         if overdue is not None:
-            stmt = stmt.where(past_deadline(Incoming, *overdue))
+            which, now = overdue
+            stmt = stmt.where(past_deadline(Incoming, which, to_local(now).date(), now))
         if after:
             stmt = stmt.where(Incoming.id > after)
         return list(await self.session.scalars(stmt.order_by(Incoming.id).limit(limit)))

@@ -65,15 +65,27 @@ def today(work: Work) -> dt.date:
     return to_local(work.now).date()
 
 
-def is_overdue(row: Incoming | Recipient, on: dt.date, which: Overdue = Overdue.ANY) -> bool:
+def is_overdue(
+    row: Incoming | Recipient,
+    on: dt.date,
+    which: Overdue = Overdue.ANY,
+    *,
+    acknowledge_due_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
     """Whether the task (the receiver's, or the sender's mirror) is past ``which`` deadline
-    on the day ``on``: still not acknowledged after ``acknowledge_by``, acknowledged and
-    still not answered after ``answer_by``, or — the sender's mirror only — asked for more
+    on the day ``on``: still not acknowledged after ``acknowledge_by`` (a kind counted in
+    hours: after ``acknowledge_due_at``, at the instant ``now``), acknowledged and still
+    not answered after ``answer_by``, or — the sender's mirror only — asked for more
     information and not answered by ``information_by`` (the repositories'
     ``past_deadline`` in SQL). A task waiting for information is never overdue to answer."""
     status = Status(row.status)
+    if acknowledge_due_at is not None and now is not None:
+        acknowledgement_late = now > acknowledge_due_at
+    else:
+        acknowledgement_late = row.acknowledge_by < on
     late = {
-        Overdue.ACKNOWLEDGE: status in AWAITING_ACKNOWLEDGEMENT and row.acknowledge_by < on,
+        Overdue.ACKNOWLEDGE: status in AWAITING_ACKNOWLEDGEMENT and acknowledgement_late,
         Overdue.ANSWER: status in AWAITING_ANSWER
         and row.answer_by is not None
         and row.answer_by < on,
@@ -116,7 +128,7 @@ async def sent_page(
         unit,
         kind=kind.value if kind else None,
         status=status.value if status else None,
-        overdue=(overdue, today(work)) if overdue else None,
+        overdue=(overdue, work.now) if overdue else None,
         after=after,
         limit=limit + 1,
     )
@@ -139,7 +151,7 @@ async def inbox_page(
         require_unit(caller),
         statuses=[s.value for s in statuses] if statuses else None,
         kind=kind.value if kind else None,
-        overdue=(overdue, today(work)) if overdue else None,
+        overdue=(overdue, work.now) if overdue else None,
         after=after,
         limit=limit + 1,
     )
