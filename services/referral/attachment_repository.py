@@ -80,8 +80,12 @@ class AttachmentRepository(RepositoryBase[Attachment]):
 class ReceivedAttachmentRepository(RepositoryBase[ReceivedAttachment]):
     model = ReceivedAttachment
 
-    async def of_task(self, task_id: str) -> list[ReceivedAttachment]:
+    async def of_task(self, task_id: str, *, content: bool = False) -> list[ReceivedAttachment]:
+        """The documents held for a task, in the order they arrived (``content``: with the
+        bytes)."""
         stmt = select(ReceivedAttachment).where(ReceivedAttachment.task_id == task_id)
+        if content:
+            stmt = stmt.options(undefer(ReceivedAttachment.content))
         stmt = stmt.order_by(ReceivedAttachment.received_at, ReceivedAttachment.attachment_id)
         return list(await self.session.scalars(stmt))
 

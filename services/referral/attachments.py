@@ -132,6 +132,35 @@ async def upload(work: Work, body: AttachmentIn) -> Attachment:
     return row
 
 
+async def carried_on(work: Work, incoming: Incoming) -> list[str]:
+    """The documents held for a task its unit forwards, copied as that unit's drafts for
+    the referral the forward sends (their ids, for ``attachment_ids``): the next unit gets
+    them with the rest of the content, through the same checks and limits as any upload.
+    The task keeps its own copies until its retention."""
+    caller = caller_of(work)
+    unit = require_unit(caller)
+    hold = work.now + dt.timedelta(hours=work.settings.referral.attachment_draft_hours)
+    held = await ReceivedAttachmentRepository(work.session).of_task(incoming.id, content=True)
+    drafts = [
+        Attachment(
+            id=new_id(),
+            unit_id=unit,
+            created_by=caller.sub,
+            title=doc.title,
+            content_type=doc.content_type,
+            size=doc.size,
+            sha256=doc.sha256,
+            content=doc.content,
+            hold_until=hold,
+            created_at=work.now,
+        )
+        for doc in held
+    ]
+    work.session.add_all(drafts)
+    await work.session.flush()
+    return [d.id for d in drafts]
+
+
 # --- attaching -----------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from services.referral import attachment_receiving, invitations, komplettering
+from services.referral import attachment_receiving, attachments, invitations, komplettering
 from services.referral.access import (
     ReferralNotFound,
     StaleVersion,
@@ -209,6 +209,8 @@ async def _forward(
             "legal_basis": None
             if kind.consent_allowed
             else {"basis": kind.legal_bases[0], "justification": FORWARDED_REPORT},
+            # The documents the task holds go on with it (ADR 0023).
+            "attachment_ids": await attachments.carried_on(work, incoming),
         }
     )
     _referral, recipients = await send_referral(work, clients, data)

@@ -269,6 +269,54 @@ class TestADocumentGoesWithItsReferral:
         assert got.headers["content-type"] == "image/png"
         assert await rows(vaxjo, AttachmentChunk) == 0
 
+    async def test_a_forward_carries_the_documents_on_to_the_next_unit(self, members: Pair) -> None:
+        """The intake forwards a referral with two documents to the boendestöd unit: the
+        new task holds the same bytes (the intake's copies, sent by its audited forward),
+        and only boendestöd downloads them there."""
+        region, vaxjo = members.region, members.vaxjo
+        person, _ = await with_copy(members)
+        epikris, lista = pdf(300_000), "Läkemedelslista: inga.\n".encode()
+        ids = [
+            await uploaded(region, epikris, title="Epikris"),
+            await uploaded(region, lista, content_type="text/plain", title="Läkemedelslista"),
+        ]
+        task_id = (await send_with(region, person, ids))["recipients"][0]["task_id"]
+        await arrived(vaxjo, task_id, 2)
+        await step(vaxjo, task_id, RECEIVER, to="acknowledged")
+        r = await step(
+            vaxjo,
+            task_id,
+            RECEIVER,
+            to="forwarded",
+            forward_to={"orgnr": ORG_VAXJO, "unit_id": VAXJO_BOENDE},
+        )
+        assert r.status_code == 200, r.text
+
+        found: list[dict[str, Any]] = []
+
+        async def at_boende() -> bool:
+            items = (await get(vaxjo, "/v1/incoming", OTHER_AT_VAXJO)).json()["items"]
+            if len(items) != 1:
+                return False
+            found[:] = await task_documents(vaxjo, items[0]["task_id"], OTHER_AT_VAXJO)
+            return len(found) == 2
+
+        await eventually(at_boende, within=30, what="both documents at boendestöd")
+        assert sorted((d["title"], d["sha256"]) for d in found) == [
+            ("Epikris", hashlib.sha256(epikris).hexdigest()),
+            ("Läkemedelslista", hashlib.sha256(lista).hexdigest()),
+        ]
+        by_title = {"Epikris": epikris, "Läkemedelslista": lista}
+        for doc in found:  # (in the order they were whole at the receiver)
+            data = by_title[doc["title"]]
+            got = await get(vaxjo, doc["href"], OTHER_AT_VAXJO)
+            assert (got.status_code, got.content) == (200, data)
+            problem(await get(vaxjo, doc["href"], RECEIVER), 404)  # the intake's is its own
+        # The forwarded task keeps its own copies; the forward, audited, sent the others.
+        assert len(await task_documents(vaxjo, task_id)) == 2
+        forwarded = await audit_of(vaxjo, "incoming.forwarded")
+        assert [(a["actor_unit"], a["resource_id"]) for a in forwarded] == [(VAXJO_SOC, task_id)]
+
 
 class TestLimitsAndTypes:
     async def test_over_a_limit_is_413_and_a_refused_type_415_with_nothing_stored(
