@@ -43,6 +43,19 @@ class AttachmentRepository(RepositoryBase[Attachment]):
         # it taken; SQLite serialises its writers.
         return list(await self.session.scalars(stmt.with_for_update()))
 
+    async def waiting(
+        self, unit_id: str, now: dt.datetime, *, after: str | None, limit: int
+    ) -> list[Attachment]:
+        """A page of the unit's uploads that no referral took yet and still wait, by id."""
+        stmt = select(Attachment).where(
+            Attachment.unit_id == unit_id,
+            Attachment.referral_id.is_(None),
+            Attachment.hold_until > now,
+        )
+        if after:
+            stmt = stmt.where(Attachment.id > after)
+        return list(await self.session.scalars(stmt.order_by(Attachment.id).limit(limit)))
+
     async def of_referral(self, referral_id: str, *, content: bool = False) -> list[Attachment]:
         """A referral's documents, in the order they were attached (``content``: with the
         bytes)."""

@@ -70,6 +70,10 @@ class UnsupportedAttachment(AppError):
 
 
 AttachmentNotFound = NotFound.kind("attachment-not-found", "No such document for your unit")
+AttachmentTaken = Conflict.kind(
+    "attachment-attached",
+    "The document goes with a referral: it is kept and removed with the referral",
+)
 NoOpenTask = Conflict.kind(
     "no-open-task", "Every recipient's task of this referral is closed: nothing to add it to"
 )
@@ -159,6 +163,35 @@ async def carried_on(work: Work, incoming: Incoming) -> list[str]:
     work.session.add_all(drafts)
     await work.session.flush()
     return [d.id for d in drafts]
+
+
+async def drafts(work: Work, *, after: str | None, limit: int) -> list[Attachment]:
+    """A page of the caller's unit's uploads still waiting for a referral (``limit + 1``
+    rows: one beyond says there is a next page)."""
+    unit = require_unit(caller_of(work))
+    return await AttachmentRepository(work.session).waiting(
+        unit, work.now, after=after, limit=limit + 1
+    )
+
+
+async def delete_draft(work: Work, attachment_id: str) -> Attachment:
+    """Deletes an upload of the caller's unit that no referral took (404 for any other
+    unit's, or none; 409 once a referral took it). Returns what was deleted."""
+    unit = require_unit(caller_of(work))
+    repo = AttachmentRepository(work.session)
+    row = await repo.get(attachment_id)
+    if row is None or row.unit_id != unit or (row.referral_id is None and not _waits(work, row)):
+        raise AttachmentNotFound("no such upload of your unit")
+    if row.referral_id is not None:
+        raise AttachmentTaken("the document goes with a referral your unit sent")
+    await work.session.delete(row)
+    await work.session.flush()
+    return row
+
+
+def _waits(work: Work, row: Attachment) -> bool:
+    """Whether a draft still waits (one past its hold is as good as pruned)."""
+    return row.hold_until is not None and row.hold_until > work.now
 
 
 # --- attaching -----------------------------------------------------------------------------

@@ -10,20 +10,38 @@ from fastapi import APIRouter, Path, Response, status
 
 from services.referral import attachments
 from services.referral.access import NoUnitClaim, ReferralNotFound
-from services.referral.api import Reader, TaskId, Writer, audit, document_out, work_of
+from services.referral.api import (
+    Cursor,
+    Limit,
+    Reader,
+    TaskId,
+    Writer,
+    audit,
+    document_out,
+    work_of,
+)
 from services.referral.attachments import (
     AttachmentNotFound,
+    AttachmentTaken,
     AttachmentTooLarge,
     NoOpenTask,
     UnsupportedAttachment,
 )
 from services.referral.models import Attachment, ReceivedAttachment
-from services.referral.schemas import AttachedOut, AttachmentIdsIn, AttachmentIn, DraftOut
+from services.referral.schemas import (
+    AttachedOut,
+    AttachmentIdsIn,
+    AttachmentIn,
+    DraftOut,
+    DraftPage,
+)
+from shared.data.work import Work
 from shared.domain import documents
 from shared.domain.documents import DocumentType
 from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
-from shared.web.errors import Forbidden, problem_responses
+from shared.web.errors import Forbidden, InvalidInput, problem_responses
 from shared.web.limits import BodyTooLarge
+from shared.web.pagination import decode_cursor, next_cursor
 
 attachments_router = APIRouter(prefix="/v1", tags=["referrals"])
 
@@ -79,8 +97,9 @@ def _download(row: Attachment | ReceivedAttachment, data: bytes) -> Response:
         f"Uploads a document ({_TYPES}) for your unit to attach to a referral: name its id "
         "in `attachment_ids` when you send the referral (`POST /v1/referrals`), or add it "
         "to one your unit sent (`POST /v1/referrals/{referral_id}/attachments`). Until then "
-        "it is your unit's draft, deleted at `hold_until` (`VK_REFERRAL__ATTACHMENT_DRAFT_"
-        "HOURS`, default 24 h). The type is told from the bytes (a PDF starts with `%PDF-`, "
+        "it is your unit's draft (listed at `GET /v1/attachments`, deleted there by id), "
+        "deleted at `hold_until` (`VK_REFERRAL__ATTACHMENT_DRAFT_HOURS`, default 24 h). "
+        "The type is told from the bytes (a PDF starts with `%PDF-`, "
         "a PNG and a JPEG with their signatures, text is UTF-8 without NUL) and must be the "
         "one declared: anything else is refused with 415 naming the field and rule "
         "(`type_not_allowed`, `content_not_allowed`, `type_mismatch`). A document over "
@@ -107,16 +126,27 @@ async def upload(
     if replay is not None:
         return replay
     row = await attachments.upload(work, body)
+    await _audit_draft(ctx, work, "attachment.upload", row)
+    out = _draft_out(row)
+    await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, {})
+    return out
+
+
+async def _audit_draft(ctx: Ctx, work: Work, action: str, row: Attachment) -> None:
+    assert work.caller is not None
     await ctx.auditor.record_access(
-        session,
-        caller,
-        action="attachment.upload",
+        work.session,
+        work.caller,
+        action=action,
         person_id=None,  # not about anyone yet: the referral it goes with names the person
         resource_type="attachment",
         resource_id=row.id,
     )
+
+
+def _draft_out(row: Attachment) -> DraftOut:
     assert row.hold_until is not None
-    out = DraftOut(
+    return DraftOut(
         id=row.id,
         title=row.title,
         content_type=row.content_type,
@@ -125,8 +155,58 @@ async def upload(
         received_at=row.created_at,
         hold_until=row.hold_until,
     )
-    await idem.remember(idempotency_key, fingerprint, status.HTTP_201_CREATED, out, {})
-    return out
+
+
+@attachments_router.get(
+    "/attachments",
+    response_model=DraftPage,
+    summary="Your unit's uploads waiting for a referral",
+    description=(
+        "The documents your unit uploaded (`POST /v1/attachments`) that no referral has "
+        "taken yet, by id, each with its title, type, size, SHA-256 and `hold_until` (when "
+        "it is deleted unless a referral names it first). Never the bytes. A document that "
+        "went with a referral is listed on that referral instead. Every listed upload is "
+        "audited. Scope `referral:read`."
+    ),
+    responses=problem_responses(Forbidden, NoUnitClaim, InvalidInput),
+)
+async def list_drafts(
+    caller: Reader, session: DbSession, ctx: Ctx, cursor: Cursor = None, limit: Limit = 50
+) -> DraftPage:
+    work = work_of(ctx, session, caller)
+    rows = await attachments.drafts(work, after=decode_cursor(cursor), limit=limit)
+    for row in rows[:limit]:
+        await _audit_draft(ctx, work, "attachment.list", row)
+    return DraftPage(
+        items=[_draft_out(r) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, lambda r: r.id),
+    )
+
+
+@attachments_router.delete(
+    "/attachments/{attachment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete an upload your unit no longer means to send",
+    description=(
+        "Deletes one of your unit's uploads that no referral has taken (a document "
+        "uploaded by mistake, or the wrong one): its bytes are gone at once instead of at "
+        "`hold_until`. Once a referral took it, it is that referral's and is removed with "
+        "the referral's retention (409 `attachment-attached`). Another unit's upload, or "
+        "none, is 404. Audited. Scope `referral:write`."
+    ),
+    responses={
+        204: {"description": "Deleted."},
+        **problem_responses(Forbidden, NoUnitClaim, AttachmentNotFound, AttachmentTaken),
+    },
+)
+async def delete_draft(
+    attachment_id: AttachmentId, caller: Writer, session: DbSession, ctx: Ctx
+) -> Response:
+    work = work_of(ctx, session, caller)
+    row = await attachments.delete_draft(work, attachment_id)
+    await _audit_draft(ctx, work, "attachment.delete", row)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @attachments_router.post(

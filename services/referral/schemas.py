@@ -410,6 +410,13 @@ class DraftOut(DocumentFields):
     )
 
 
+class DraftPage(BaseModel):
+    """Your unit's uploads still waiting for a referral."""
+
+    items: list[DraftOut]
+    next_cursor: str | None = None
+
+
 class AttachedOut(BaseModel):
     """A sent referral's documents after adding some, and the tasks they went to."""
 

@@ -543,7 +543,9 @@ class World:
     att_out: str = ""  # a document ua sent with ref_a
     att_in: str = ""  # a document ub sent ua with inc_a
     att_p: str = ""  # a document ub sent ua with inc_p (protected identity)
-    att_draft: str = ""  # an upload of ua's, not yet attached
+    att_draft: str = ""  # an upload of ua's, not yet attached (a referral takes it)
+    att_spare: str = ""  # another (the owner's seeded delete deletes it)
+    att_listed: str = ""  # another, left alone: ua's list of uploads shows it
     meeting_a: str = ""  # a SIP convened by ua (its plan recorded: held)
     action_a: str = ""  # the plan's action owned by ua
     sub_a: str = ""  # ua's webhook subscription
@@ -875,6 +877,8 @@ async def seed(fed: Federation) -> World:
     w.att_in = await s.document(w.ub, f"Bilaga {w.m('attIn')}")
     w.att_p = await s.document(w.ub, f"Skyddad bilaga {w.m('attP')}")
     w.att_draft = await s.document(w.ua, f"Utkast {w.m('attDraft')}")
+    w.att_spare = await s.document(w.ua, f"Utkast {w.m('attSpare')}")
+    w.att_listed = await s.document(w.ua, f"Utkast {w.m('attListed')}")
     sent = await s.send(
         w.ua, (OWNER, w.ub), w.p1, f"Utgående {w.m('outA')}", attachment_ids=[w.att_out]
     )
@@ -976,9 +980,9 @@ async def seed(fed: Federation) -> World:
         {w.ref_a, w.ref_a_task, w.ref_x, w.ref_x_task, w.dis_a, w.inc_a, w.inc_v, *w.inc_pool}
         | {*asked, w.m("question"), *(w.m(f"info{i}") for i in range(INFO_POOL + 1))}
         | {w.meeting_a, w.action_a, w.sub_a, w.notif_a, w.dead_url}
-        | {w.att_out, w.att_in, w.att_draft}
+        | {w.att_out, w.att_in, w.att_draft, w.att_spare, w.att_listed}
         | {w.m(k) for k in ("outA", "outX", "disA", "inA", "inV", "sipA", "pool0", "pool1")}
-        | {w.m(k) for k in ("attOut", "attIn", "attDraft")}
+        | {w.m(k) for k in ("attOut", "attIn", "attDraft", "attSpare", "attListed")}
         | pnr_forms(w.p1)
         | pnr_forms(w.p3)
         | w.protected

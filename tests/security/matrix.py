@@ -40,6 +40,7 @@ from tests.security.operations import (
     b_consent_of_others,
     b_convene,
     b_create_unit,
+    b_delete_draft,
     b_delete_subscription,
     b_discharge,
     b_follow_up,
@@ -439,6 +440,23 @@ TABLE: dict[tuple[str, str, str], Op] = {
     # sending and the receiving unit's (before the seeded referral's task is withdrawn).
     (RF, "POST", "/v1/attachments"): Op(
         "referral:write", (T("a document of the caller's unit", M, b_upload, **UNIT_REF),)
+    ),
+    (RF, "GET", "/v1/attachments"): Op(
+        "referral:read",
+        (
+            T(
+                "unit A's uploads",
+                U,
+                get(RF, "/v1/attachments?limit=200"),
+                filters=True,
+                shows="{att_listed}",
+                **UNIT_REF,
+            ),
+        ),
+    ),
+    (RF, "DELETE", "/v1/attachments/{attachment_id}"): Op(
+        "referral:write",
+        (T("an upload of unit A's", U, b_delete_draft, fresh=True, **UNIT_REF),),
     ),
     (RF, "POST", "/v1/referrals/{referral_id}/attachments"): Op(
         "referral:write", (T("unit A's referral", U, b_attach, fresh=True, **UNIT_REF),)

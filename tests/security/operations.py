@@ -395,6 +395,13 @@ async def b_upload(env: Env, fresh: bool) -> Req:
     return Req("referral", "POST", "/v1/attachments", json=body, headers=idem())
 
 
+async def b_delete_draft(env: Env, fresh: bool) -> Req:
+    """Deletes an upload of unit A's (fresh: a new one; else the seeded spare, which the
+    owner deletes last)."""
+    draft = await env.s.document(env.w.ua, "Fel bilaga.") if fresh else env.w.att_spare
+    return Req("referral", "DELETE", f"/v1/attachments/{draft}")
+
+
 async def b_attach(env: Env, fresh: bool) -> Req:
     """Unit A's upload added to unit A's referral (fresh: a new upload and a new referral
     whose task is open; else the seeded upload and ``ref_a``)."""

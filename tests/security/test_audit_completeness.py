@@ -69,6 +69,7 @@ from tests.security.operations import (
     Env,
     b_attach,
     b_convene,
+    b_delete_draft,
     b_discharge,
     b_information,
     b_on_record,
@@ -266,6 +267,16 @@ async def send_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
 async def upload_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
     """An upload is about no one yet: its record names the document only."""
     return [Row("attachment.upload", None, "attachment", resp.json()["id"])]
+
+
+async def draft_list_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
+    """One record per upload listed, naming the document only (an upload names no one)."""
+    return [Row("attachment.list", None, "attachment", i["id"]) for i in resp.json()["items"]]
+
+
+async def draft_delete_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
+    """The deleted upload (its id in the path), naming no one."""
+    return [Row("attachment.delete", None, "attachment", req.path.rsplit("/", 1)[1])]
 
 
 async def attach_rows(env: Env, req: Req, resp: Resp) -> list[Row]:
@@ -501,6 +512,12 @@ AUDIT: dict[tuple[str, str, str], Personal | NotPersonal] = {
         )
     ),
     (RF, "POST", "/v1/attachments"): Personal((Case("upload", b_upload, upload_rows, status=201),)),
+    (RF, "GET", "/v1/attachments"): Personal(
+        (Case("list", get(RF, "/v1/attachments?limit=200"), draft_list_rows),)
+    ),
+    (RF, "DELETE", "/v1/attachments/{attachment_id}"): Personal(
+        (Case("delete", b_delete_draft, draft_delete_rows, status=204),)
+    ),
     (RF, "POST", "/v1/referrals/{referral_id}/attachments"): Personal(
         (Case("add to unit A's referral", b_attach, attach_rows),)
     ),

@@ -407,6 +407,56 @@ def chunk_event(
     )
 
 
+class TestYourUnitsUploads:
+    async def test_listed_for_the_unit_alone_and_deleted_until_a_referral_takes_one(
+        self, members: Pair
+    ) -> None:
+        region = members.region
+        person, _ = await with_copy(members)
+        wrong = await uploaded(region, pdf(5_000), title="Fel patients epikris")
+        kept = await uploaded(
+            region, "Vårdplan.\n".encode(), content_type="text/plain", title="Plan"
+        )
+
+        async def listed(headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+            r = await get(region, "/v1/attachments", headers)
+            assert r.status_code == 200, r.text
+            return {d["id"]: d for d in r.json()["items"]}
+
+        mine = await listed(SENDER)
+        assert set(mine) == {wrong, kept}
+        assert (mine[kept]["title"], mine[kept]["content_type"]) == ("Plan", "text/plain")
+        assert "content" not in mine[kept]
+        assert mine[kept]["hold_until"]
+        assert await listed(OTHER_AT_REGION) == {}  # another unit's uploads are not its own
+
+        # Another unit cannot delete it (as if there were none); the unit itself can.
+        async with region.referral() as c:
+            problem(await c.delete(f"/v1/attachments/{wrong}", headers=OTHER_AT_REGION), 404)
+            r = await c.delete(f"/v1/attachments/{wrong}", headers=SENDER)
+            assert r.status_code == 204, r.text
+            problem(await c.delete(f"/v1/attachments/{wrong}", headers=SENDER), 404)
+        assert set(await listed(SENDER)) == {kept}
+        assert await rows(region, Attachment, Attachment.id == wrong) == 0
+        # Naming the deleted upload in a referral names nothing.
+        async with region.referral() as c:
+            r = await c.post(
+                "/v1/referrals", json=kontaktbegaran(person, attachment_ids=[wrong]), headers=SENDER
+            )
+        assert field_rules(problem(r, 422)) == {"attachment_ids.0": "unknown_attachment"}
+
+        # Once a referral took it, it is the referral's: neither listed nor deleted.
+        sent = await send_with(region, person, [kept])
+        assert await listed(SENDER) == {}
+        async with region.referral() as c:
+            problem(await c.delete(f"/v1/attachments/{kept}", headers=SENDER), 409)
+        view = (await get(region, f"/v1/referrals/{sent['id']}", SENDER)).json()
+        assert [d["id"] for d in view["documents"]] == [kept]
+        actions = [a["action"] for a in await audit_of(region, "attachment.delete")]
+        assert actions == ["attachment.delete"]
+        assert len(await audit_of(region, "attachment.list")) == 3  # two, then one
+
+
 class TestHostilePieces:
     async def test_a_piece_from_the_wrong_member_or_that_does_not_add_up_is_rejected(
         self, members: Pair
