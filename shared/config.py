@@ -195,6 +195,12 @@ def _default_notify_rules() -> list[NotifyRule]:
         ),
         ("referral-deadline", "se.vardkedja.referral.deadline.v1", ["unit"], all_),
         ("referral-discharged", "se.vardkedja.referral.discharged.v1", ["unit"], all_),
+        (
+            "referral-document",
+            "se.vardkedja.referral.document_added.v1",
+            ["unit"],
+            ["inbox", "webhook"],
+        ),
         ("plan-action", "se.vardkedja.plan.action_changed.v1", ["unit"], all_),
         ("consent-ended", "se.vardkedja.consent.ended.v1", ["unit"], ["inbox", "webhook"]),
         (

@@ -16,6 +16,7 @@ from shared.messaging.events.payloads import (
     ReferralBasisNarrowedV1,
     ReferralDeadlineV1,
     ReferralDischargedV1,
+    ReferralDocumentAddedV1,
     ReferralReceivedV1,
     ReferralStatusChangedV1,
     UnitReviewDueV1,
@@ -79,6 +80,8 @@ def facts_of(*, event_type: str, payload: BaseModel, own_orgnr: str) -> list[Fac
         about = _about(subject, payload.referral_id, payload.unit_id, ReferralKind(payload.kind))
         fate = "unplanned" if payload.unplanned else "planned"
         return _one("referral.discharged", about, payload.sender_orgnr, status=fate)
+    if isinstance(payload, ReferralDocumentAddedV1):
+        return _one("referral.document_added", _referral(payload), payload.sender_orgnr)
     if isinstance(payload, PlanActionChangedV1):
         plan = _about("plan", payload.plan_id, payload.unit_id)
         status = payload.outcome if payload.change == "ended" else None

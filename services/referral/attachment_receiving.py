@@ -27,8 +27,12 @@ from services.referral.models import AttachmentChunk, Incoming, ReceivedAttachme
 from services.referral.repository import IncomingRepository, TransitionRepository
 from shared.data.work import Work
 from shared.domain import documents
-from shared.messaging.events import CloudEvent
-from shared.messaging.events.payloads import ReferralAttachmentChunkV1
+from shared.messaging.events import CloudEvent, topics
+from shared.messaging.events.payloads import (
+    REFERRAL_DOCUMENT_ADDED_V1,
+    ReferralAttachmentChunkV1,
+    ReferralDocumentAddedV1,
+)
 from shared.messaging.inbox import Reject
 from shared.messaging.ownership import require_sender
 
@@ -90,6 +94,21 @@ async def receive_chunk(work: Work, event: CloudEvent, payload: ReferralAttachme
         problem = await _store(work, incoming, payload.attachment_id)
         if problem is not None:
             raise Reject(problem, "the document is not what its pieces said")
+        if payload.added_later:
+            await _tell_holder(work, incoming, payload.content_type)
+
+
+async def _tell_holder(work: Work, incoming: Incoming, content_type: str) -> None:
+    """Tells the task's receiving unit that a document added after sending is here
+    (notify: ``referral.document_added``; ids, the kind and the type only)."""
+    event = ReferralDocumentAddedV1(
+        referral_id=incoming.id, kind=incoming.kind, unit_id=incoming.unit_id,
+        sender_orgnr=incoming.sender_orgnr, content_type=content_type, at=work.now,
+    )  # fmt: skip
+    topic = topics.internal(work.member)
+    await work.publish(
+        topic, REFERRAL_DOCUMENT_ADDED_V1, event, subject=incoming.id, key=incoming.id
+    )
 
 
 def _holds(incoming: Incoming) -> bool:

@@ -238,10 +238,16 @@ def attach(work: Work, drafts: Sequence[Attachment], referral: Referral) -> None
 
 
 async def send_to(
-    work: Work, referral: Referral, recipients: Sequence[Recipient], docs: Sequence[Attachment]
+    work: Work,
+    referral: Referral,
+    recipients: Sequence[Recipient],
+    docs: Sequence[Attachment],
+    *,
+    added_later: bool = False,
 ) -> None:
     """Every document of ``docs`` to every recipient's member, in chunks after what was
-    already sent for the task (keyed by the task: they keep their order)."""
+    already sent for the task (keyed by the task: they keep their order); ``added_later``:
+    added after sending, so the receiver tells the holding unit of each."""
     if not docs or not recipients:
         return
     await work.session.flush()
@@ -270,6 +276,7 @@ async def send_to(
                         title=doc.title,
                         data=documents.b64encode(piece),
                         sent_at=work.now,
+                        added_later=added_later,
                     ),
                     subject=recipient.id,
                     key=recipient.id,
@@ -292,7 +299,7 @@ async def add_to_sent(
     if not open_tasks:
         raise NoOpenTask("every recipient's task is closed")
     attach(work, drafts, sent.referral)
-    await send_to(work, sent.referral, open_tasks, drafts)
+    await send_to(work, sent.referral, open_tasks, drafts, added_later=True)
     return sent.referral, [*existing, *drafts], [r.id for r in open_tasks]
 
 

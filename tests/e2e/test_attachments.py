@@ -155,3 +155,46 @@ async def test_a_pdf_sent_by_the_region_is_downloaded_whole_by_the_intake_only(
             )
 
         await eventually(audited, within=60, what="the download in Växjö's audit extract")
+
+        # A document added later reaches the task, and the intake is told by its notify:
+        # of the task and the type, never the title or the person.
+        r = await region.post(
+            "referral",
+            "/v1/attachments",
+            {
+                "title": "Läkemedelslista Anna",
+                "content_type": "text/plain",
+                "content": base64.b64encode("Inga läkemedel.\n".encode()).decode(),
+            },
+            sender,
+        )
+        assert r.status_code == 201, r.text
+        later = r.json()["id"]
+        referral_id = (await region.get("referral", "/v1/outgoing", sender)).json()["items"][0][
+            "id"
+        ]
+        r = await region.post(
+            "referral",
+            f"/v1/referrals/{referral_id}/attachments",
+            {"attachment_ids": [later]},
+            sender,
+        )
+        assert r.status_code == 200, r.text
+        told: list[dict[str, Any]] = []
+
+        async def notified() -> bool:
+            r = await vaxjo.get(
+                "notify",
+                f"/v1/units/{intake}/notifications",
+                auth(ORG_VAXJO, intake, ["notify:read"]),
+            )
+            assert r.status_code == 200, r.text
+            assert person not in r.text
+            assert "Anna" not in r.text
+            told[:] = [i for i in r.json()["items"] if i["kind"] == "referral.document_added"]
+            return bool(told)
+
+        await eventually(notified, within=60, what="the later document told to the intake")
+        assert [(i["subject_id"], i["title"]) for i in told] == [
+            (task_id, "Ny bilaga till Kontaktbegäran i inkorgen")
+        ]

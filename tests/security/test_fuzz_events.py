@@ -58,6 +58,7 @@ from shared.messaging.events.payloads import (
     REFERRAL_DEADLINE_V1,
     REFERRAL_DISCHARGE_RECORDED_V1,
     REFERRAL_DISCHARGED_V1,
+    REFERRAL_DOCUMENT_ADDED_V1,
     REFERRAL_INFORMATION_SUPPLIED_V1,
     REFERRAL_RECEIVED_V1,
     REFERRAL_SENT_V1,
@@ -316,6 +317,14 @@ def valid_payload(type_: str, uid: str) -> dict[str, Any]:
             "unplanned": True,
             "at": at,
         },
+        REFERRAL_DOCUMENT_ADDED_V1: {
+            "referral_id": uid,
+            "kind": "kontaktbegaran",
+            "unit_id": "vx-soc-vuxna",
+            "sender_orgnr": ORG_REGION,
+            "content_type": "application/pdf",
+            "at": at,
+        },
         REFERRAL_DISCHARGE_RECORDED_V1: {
             "task_id": uid,
             "referral_id": f"r-{short}",
@@ -457,6 +466,7 @@ INTERNAL_TYPES = frozenset(
         REFERRAL_BASIS_NARROWED_V1,
         REFERRAL_DEADLINE_V1,
         REFERRAL_DISCHARGED_V1,
+        REFERRAL_DOCUMENT_ADDED_V1,
         PLAN_ACTION_CHANGED_V1,
     }
 )

@@ -31,11 +31,13 @@ from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     REFERRAL_DEADLINE_V1,
     REFERRAL_DISCHARGED_V1,
+    REFERRAL_DOCUMENT_ADDED_V1,
     REFERRAL_RECEIVED_V1,
     ConsentEndedV1,
     ConsentPartyRef,
     ReferralDeadlineV1,
     ReferralDischargedV1,
+    ReferralDocumentAddedV1,
     ReferralReceivedV1,
 )
 from shared.web.errors import InvalidInput
@@ -284,6 +286,21 @@ class TestTheHandover:
         )
         assert title(task) == "Personen har skrivits ut (oplanerat): Utskrivningsplanering"
         assert title(plan) == "Personen har skrivits ut (planerat): Utskrivningsplanering"
+
+    def test_a_document_added_later_tells_the_unit_its_type_never_its_title(self) -> None:
+        payload = ReferralDocumentAddedV1(
+            referral_id="t-1", kind="kontaktbegaran", unit_id="vx-soc", sender_orgnr=REGION,
+            content_type="application/pdf", at=NOW,
+        )  # fmt: skip
+        [facts] = facts_of(event_type=REFERRAL_DOCUMENT_ADDED_V1, payload=payload, own_orgnr=VAXJO)
+        assert (facts.kind, facts.subject_type, facts.subject_id, facts.unit_id) == (
+            "referral.document_added",
+            "referral",
+            "t-1",
+            "vx-soc",
+        )
+        assert facts.counterpart_orgnr == REGION
+        assert title(facts) == "Ny bilaga till Kontaktbegäran i inkorgen"
 
     def test_the_sip_an_hvb_notification_owes_has_titles_of_its_own(self) -> None:
         def told(state: str) -> str:

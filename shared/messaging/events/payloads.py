@@ -476,6 +476,28 @@ class ReferralDischargedV1(EventPayload):
     at: dt.datetime
 
 
+REFERRAL_DOCUMENT_ADDED_V1 = "se.vardkedja.referral.document_added.v1"
+
+
+@event_type(REFERRAL_DOCUMENT_ADDED_V1, topics=(INTERNAL,), personal_data=False)
+class ReferralDocumentAddedV1(EventPayload):
+    """A document the sending unit added to a referral after sending it has arrived whole
+    and been checked here, for the task's receiving unit (ADR 0023).
+
+    Sent by the referral service on its own internal topic, key = ``referral_id`` (the
+    task's id), once per document stored. Notify tells the unit
+    (``referral.document_added``). No personal data: ids, the kind and the document's type
+    (never its title).
+    """
+
+    referral_id: str = Field(pattern=_ID, description="the task's id")
+    kind: str = Field(pattern=_KIND)
+    unit_id: str = Field(pattern=_ID, description="the unit of this member to tell")
+    sender_orgnr: str = Field(pattern=_ORGNR)
+    content_type: str = Field(pattern=documents.TYPE_PATTERN)
+    at: dt.datetime
+
+
 # --- referrals between members (the referral service; personal data, per-member topics) --
 
 
@@ -627,7 +649,10 @@ class ReferralAttachmentChunkV1(EventPayload):
     SHA-256, size, type and title. The receiver keeps the chunks until it holds all of
     them and the task, then stores the document for the task's receiving unit only after
     checking its size, digest and type (from the bytes) again; a task it never filed, or
-    has closed, gets nothing. **Personal data**: the document and its title.
+    has closed, gets nothing. ``added_later``: the document was added to the referral after
+    it was sent (not with a komplettering answer, which is told as its own step): once it is
+    stored, the receiver tells the holding unit (``referral.document_added``).
+    **Personal data**: the document and its title.
     """
 
     task_id: str = Field(pattern=_ID)
@@ -645,6 +670,9 @@ class ReferralAttachmentChunkV1(EventPayload):
         min_length=4, max_length=documents.MAX_CHUNK_TEXT, description="the chunk, base64"
     )
     sent_at: dt.datetime
+    added_later: bool = Field(
+        False, description="added to the referral after it was sent: the holder is told"
+    )
 
     @model_validator(mode="after")
     def _whole(self) -> Self:

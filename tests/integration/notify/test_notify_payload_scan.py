@@ -33,6 +33,7 @@ from shared.messaging.events.payloads import (
     REFERRAL_BASIS_NARROWED_V1,
     REFERRAL_DEADLINE_V1,
     REFERRAL_DISCHARGED_V1,
+    REFERRAL_DOCUMENT_ADDED_V1,
     REFERRAL_STATUS_CHANGED_V1,
     UNIT_REVIEW_DUE_V1,
     ConsentEndedV1,
@@ -41,6 +42,7 @@ from shared.messaging.events.payloads import (
     ReferralBasisNarrowedV1,
     ReferralDeadlineV1,
     ReferralDischargedV1,
+    ReferralDocumentAddedV1,
     ReferralStatusChangedV1,
     UnitReviewDueV1,
 )
@@ -266,6 +268,17 @@ def every_event() -> list[tuple[str, Any]]:
             )
             for audience in ("recipient", "coordinator")
         ],
+        (
+            REFERRAL_DOCUMENT_ADDED_V1,
+            ReferralDocumentAddedV1(
+                referral_id=new_id(),
+                kind="kontaktbegaran",
+                unit_id=INTAKE,
+                sender_orgnr=ORG_REGION,
+                content_type="application/pdf",
+                at=now,
+            ),
+        ),
         (
             REFERRAL_BASIS_NARROWED_V1,
             ReferralBasisNarrowedV1(

@@ -30,13 +30,14 @@ from shared.domain import documents
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
     REFERRAL_ATTACHMENT_CHUNK_V1,
+    REFERRAL_DOCUMENT_ADDED_V1,
     REFERRAL_SENT_V1,
     ReferralAttachmentChunkV1,
 )
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.helpers.problems import field_rules, problem
-from tests.helpers.signed import signed
+from tests.helpers.signed import outbox_data, signed
 from tests.integration.test_outbox_inbox import produce_raw
 
 from .conftest import REGION_PORT, RW, VAXJO_BOENDE, VAXJO_SOC, Member, Pair, auth
@@ -141,6 +142,16 @@ async def audit_of(member: Member, action: str) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in found]
 
 
+async def documents_told(member: Member) -> list[dict[str, Any]]:
+    """What the member's referral service told its notify of documents added later."""
+    ob = member.referral_app.state.ctx.spec.infra.outbox
+    async with member.referral_db.sessionmaker() as s:
+        found = (
+            await s.execute(select(ob).where(ob.c.event_type == REFERRAL_DOCUMENT_ADDED_V1))
+        ).all()
+    return [{k: v for k, v in outbox_data(r).items() if k != "at"} for r in found]
+
+
 async def dead_letters(member: Member) -> list[dict[str, Any]]:
     table = member.referral_app.state.ctx.spec.infra.dead_letter
     async with member.referral_db.sessionmaker() as s:
@@ -202,8 +213,10 @@ class TestADocumentGoesWithItsReferral:
         )
         assert got.headers["x-content-type-options"] == "nosniff"
         assert got.headers["cache-control"] == "no-store"
-        # Nothing waits once the document is whole.
+        # Nothing waits once the document is whole; sent with the referral, it is told
+        # with the referral (nothing of its own to notify).
         assert await rows(vaxjo, AttachmentChunk) == 0
+        assert await documents_told(vaxjo) == []
 
         # Another unit of the kommun: as if there were no such task, or document.
         problem(await get(vaxjo, doc["href"], OTHER_AT_VAXJO), 404)
@@ -574,6 +587,16 @@ class TestRetention:
         assert got.content == b"Kompletterande uppgifter.\n"
         assert got.headers["content-type"] == "text/plain; charset=utf-8"
         assert len(await audit_of(region, "referral.attachments_add")) == 1
+        # Added after sending: the kommun's notify is told, with the type, never the title.
+        assert await documents_told(vaxjo) == [
+            {
+                "referral_id": task_id,
+                "kind": "kontaktbegaran",
+                "unit_id": VAXJO_SOC,
+                "sender_orgnr": ORG_REGION,
+                "content_type": "text/plain",
+            }
+        ]
 
         await withdraw(region, sent["id"], task_id)
 
