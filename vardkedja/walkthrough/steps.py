@@ -3,6 +3,7 @@ on one member's docs page at a time, built for the demo's unit ids and dates."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -296,21 +297,70 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 note={"kb_recipient_etag": "etag:recipients.0.version"},
             ),
             Step(
-                says="The ward answers the question (it could attach documents too).",
+                says="The ward uploads a document to go with its answer (a PDF, a PNG, a JPEG "
+                "or plain text; the type is told from the bytes). It is the unit's draft "
+                "until a referral takes it (`GET /v1/attachments` lists the drafts).",
+                member=REGION,
+                unit=AVDELNING,
+                method="POST",
+                path="/v1/attachments",
+                body={
+                    "title": "Boendesituation 2026",
+                    "content_type": "text/plain",
+                    "content": base64.b64encode(
+                        "Andrahandskontrakt till och med oktober; därefter ingen bostad.\n".encode()
+                    ).decode(),
+                },
+                status=201,
+                note={"kb_document_id": "id"},
+            ),
+            Step(
+                says="The ward answers the question, with the document.",
                 member=REGION,
                 unit=AVDELNING,
                 method="POST",
                 path="/v1/referrals/{kb_referral_id}/recipients/{kb_task_id}/information",
-                body={"text": "Ingen bostad; andrahandskontraktet gick ut i oktober."},
+                body={
+                    "text": "Ingen bostad; andrahandskontraktet gick ut i oktober.",
+                    "attachment_ids": ["{kb_document_id}"],
+                },
                 if_match="kb_recipient_etag",
             ),
             _follow(
                 "The intake has the answer in the task's komplettering rounds and holds it "
-                "again (acknowledged), its answer day moved on by the days it waited.",
+                "again (acknowledged), its answer day moved on by the days it waited. The "
+                "document crossed sealed for Växjö alone and is listed under `documents`: "
+                "the intake downloads it at its `href` (audited); no other unit can.",
                 VAXJO,
                 SOC,
                 "/v1/incoming/{kb_task_id}",
-                until=("status", "acknowledged"),
+                until=("documents.0.title", "Boendesituation 2026"),
+            ),
+            *_transition(
+                VAXJO, SOC, "kb_task_id", "The intake accepts the kontaktbegäran.", to="accepted"
+            ),
+            *_transition(
+                VAXJO,
+                SOC,
+                "kb_task_id",
+                "Housing support is granted and started: the intake completes the task with "
+                "its structured result (decision, intervention, the day it started) and the "
+                "words the ward reads.",
+                to="completed",
+                outcome="Boendestöd beviljat och påbörjat.",
+                result={
+                    "decision": "granted",
+                    "intervention": "boendestod",
+                    "started_on": today.isoformat(),
+                    "text": "Beviljat enligt 4 kap. 1 § SoL.",
+                },
+            ),
+            _follow(
+                "The ward sees the result on its recipient.",
+                REGION,
+                AVDELNING,
+                "/v1/referrals/{kb_referral_id}",
+                until=("recipients.0.status", "completed"),
             ),
         ),
     )
@@ -709,7 +759,7 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                     },
                 },
                 status=201,
-                note={"hvb_task_id": "recipients.0.task_id"},
+                note={"hvb_referral_id": "id", "hvb_task_id": "recipients.0.task_id"},
             ),
             _follow(
                 "It is in the beroendemottagning's own inbox.",
@@ -717,6 +767,36 @@ def build(units: Mapping[tuple[str, str], str], today: dt.date) -> tuple[Section
                 BEROENDE,
                 "/v1/incoming/{hvb_task_id}",
                 until=("kind", "hvb_underrattelse"),
+            ),
+            Step(
+                says="The region is not only told but called to an individual plan: Växjö "
+                "convenes the SIP that answers the notification (`for_referral_id`) before "
+                "its `sip_by` (the placement day at the latest); until then it is reminded, "
+                "then alerted.",
+                member=VAXJO,
+                unit=SOC,
+                method="POST",
+                path="/v1/meetings",
+                body={
+                    "kind": "sip",
+                    "for_referral_id": "{hvb_referral_id}",
+                    "children_in_household": "no",
+                    "person": person,
+                    "at": dt.datetime.combine(
+                        discharge - dt.timedelta(days=1), dt.time(13), tzinfo=dt.UTC
+                    ).isoformat(),
+                    "place": "Socialtjänsten Växjö, Västra Esplanaden 18",
+                    "participants": [ref(REGION, BEROENDE)],
+                },
+                status=201,
+            ),
+            _follow(
+                "The notification shows its linked SIP (`linked_sip`) and that the SIP owed "
+                "is convened (`hvb.sip_convened`).",
+                VAXJO,
+                SOC,
+                "/v1/referrals/{hvb_referral_id}",
+                until=("hvb.sip_convened", True),
             ),
             Step(
                 says="The region's follow-up indicators count it all, with no personal data.",
