@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,35 @@ def auth(
 
 RW = ["referral:read", "referral:write"]
 CONSENT_RW = ["consent:read", "consent:write"]
+
+
+@contextlib.asynccontextmanager
+async def seeded_app(
+    databases: DatabaseFactory, orgnr: str, seed: Callable[[Database], Awaitable[None]]
+) -> AsyncIterator[FastAPI]:
+    """The referral service of ``orgnr`` (in process, no broker) on a new migrated database
+    ``seed`` wrote its rows to: a known scenario, written directly."""
+    url = await databases.new("referral")
+    await migrations.upgrade(REFERRAL.migrations_dir, url)
+    db = Database(url)
+    try:
+        await seed(db)
+    finally:
+        await db.dispose()
+    application = create_app(REFERRAL, make_settings(service="referral", orgnr=orgnr, db_url=url))
+    try:
+        yield application
+    finally:
+        await application.state.ctx.db.dispose()
+
+
+async def asgi_get(
+    app: FastAPI, path: str, headers: dict[str, str], **params: Any
+) -> httpx.Response:
+    """``GET path`` of an in-process service."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        return await c.get(path, params=params, headers=headers)
 
 
 def _settings(service: str, orgnr: str, url: str, bootstrap: str) -> Any:

@@ -14,13 +14,11 @@ import pytest
 from fastapi import FastAPI
 
 from services.referral.models import Discharge, Meeting, Referral
-from shared.data import migrations
 from shared.data.db import Database
-from shared.web.app import create_app
-from tests.conftest import ORG_VAXJO, DatabaseFactory, make_settings
+from tests.conftest import ORG_VAXJO, DatabaseFactory
 from tests.integration.consent.helpers import new_person
 
-from .conftest import REFERRAL, RW, auth
+from .conftest import RW, asgi_get, auth, seeded_app
 
 UNIT, OTHER_UNIT = "vx-soc-vuxna", "vx-annan"
 P1, P2 = new_person(), new_person()
@@ -89,26 +87,13 @@ async def seed(db: Database) -> None:
 
 @pytest.fixture
 async def app(databases: DatabaseFactory) -> AsyncIterator[FastAPI]:
-    url = await databases.new("referral")
-    await migrations.upgrade(REFERRAL.migrations_dir, url)
-    db = Database(url)
-    await seed(db)
-    await db.dispose()
-    application = create_app(
-        REFERRAL, make_settings(service="referral", orgnr=ORG_VAXJO, db_url=url)
-    )
-    yield application
-    await application.state.ctx.db.dispose()
+    async with seeded_app(databases, ORG_VAXJO, seed) as application:
+        yield application
 
 
 async def indicators(app: FastAPI, **params: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        r = await c.get(
-            "/v1/indicators",
-            params={"from": "2026-11-01", "to": "2026-11-30", **params},
-            headers=auth(ORG_VAXJO, UNIT, RW),
-        )
+    period = {"from": "2026-11-01", "to": "2026-11-30", **params}
+    r = await asgi_get(app, "/v1/indicators", auth(ORG_VAXJO, UNIT, RW), **period)
     assert r.status_code == 200, r.text
     return r
 

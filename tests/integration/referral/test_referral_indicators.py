@@ -19,13 +19,11 @@ from services.referral.models import (
     Referral,
     Transition,
 )
-from shared.data import migrations
 from shared.data.db import Database
-from shared.web.app import create_app
-from tests.conftest import ORG_REGION, DatabaseFactory, make_settings
+from tests.conftest import ORG_REGION, DatabaseFactory
 from tests.integration.consent.helpers import new_person
 
-from .conftest import REFERRAL, RW, auth
+from .conftest import RW, asgi_get, auth, seeded_app
 
 UNIT, PORT = "rk-beroende", "rk-remissport"
 P1, P2 = new_person(), new_person()
@@ -199,26 +197,13 @@ async def seed(db: Database) -> None:
 
 @pytest.fixture
 async def app(databases: DatabaseFactory) -> AsyncIterator[FastAPI]:
-    url = await databases.new("referral")
-    await migrations.upgrade(REFERRAL.migrations_dir, url)
-    db = Database(url)
-    await seed(db)
-    await db.dispose()
-    application = create_app(
-        REFERRAL, make_settings(service="referral", orgnr=ORG_REGION, db_url=url)
-    )
-    yield application
-    await application.state.ctx.db.dispose()
+    async with seeded_app(databases, ORG_REGION, seed) as application:
+        yield application
 
 
 async def get(app: FastAPI, **params: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        return await c.get(
-            "/v1/indicators",
-            params={"from": "2026-11-01", "to": "2026-11-30", **params},
-            headers=auth(ORG_REGION, UNIT, RW),
-        )
+    period = {"from": "2026-11-01", "to": "2026-11-30", **params}
+    return await asgi_get(app, "/v1/indicators", auth(ORG_REGION, UNIT, RW), **period)
 
 
 async def test_the_indicators_of_a_known_month(app: FastAPI) -> None:

@@ -14,15 +14,13 @@ import pytest
 from fastapi import FastAPI
 
 from services.referral.models import Incoming, Meeting, Recipient, Referral
-from shared.data import migrations
 from shared.data.db import Database
 from shared.domain.calendar import to_local
-from shared.web.app import create_app
-from tests.conftest import ORG_VAXJO, DatabaseFactory, make_settings
+from tests.conftest import ORG_VAXJO, DatabaseFactory
 from tests.helpers.problems import field_rules, problem
 from tests.integration.consent.helpers import new_person
 
-from .conftest import REFERRAL, RW, auth
+from .conftest import RW, asgi_get, auth, seeded_app
 
 UNIT = "vx-soc"
 HEADERS = auth(ORG_VAXJO, UNIT, RW)
@@ -80,11 +78,7 @@ def sent(n: int, *statuses: tuple[str, dt.date | None], unit: str = UNIT) -> lis
     return [referral, *recipients]
 
 
-@pytest.fixture
-async def app(databases: DatabaseFactory) -> AsyncIterator[FastAPI]:
-    url = await databases.new("referral")
-    await migrations.upgrade(REFERRAL.migrations_dir, url)
-    db = Database(url)
+async def seed(db: Database) -> None:
     late, soon = LATE, SOON
     async with db.transaction() as s:
         s.add_all(
@@ -120,21 +114,19 @@ async def app(databases: DatabaseFactory) -> AsyncIterator[FastAPI]:
                 ],
             )
         )  # fmt: skip
-    await db.dispose()
-    application = create_app(
-        REFERRAL, make_settings(service="referral", orgnr=ORG_VAXJO, db_url=url)
-    )
-    yield application
-    await application.state.ctx.db.dispose()
+
+
+@pytest.fixture
+async def app(databases: DatabaseFactory) -> AsyncIterator[FastAPI]:
+    async with seeded_app(databases, ORG_VAXJO, seed) as application:
+        yield application
 
 
 async def get(
     app: FastAPI, path: str, roles: list[str] | None = None, **params: object
 ) -> list[dict[str, Any]]:
     """The items of a worklist the unit reads."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        r = await c.get(path, params=params, headers=auth(ORG_VAXJO, UNIT, RW, roles))
+    r = await asgi_get(app, path, auth(ORG_VAXJO, UNIT, RW, roles), **params)
     assert r.status_code == 200, r.text
     items: list[dict[str, Any]] = r.json()["items"]
     return items
@@ -189,9 +181,7 @@ class TestOverdue:
 
     async def test_a_meetings_participants_past_it(self, app: FastAPI) -> None:
         async def participants(**params: str) -> list[tuple[str, str | None, bool]]:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-                r = await c.get("/v1/meetings/m1", params=params, headers=HEADERS)
+            r = await asgi_get(app, "/v1/meetings/m1", HEADERS, **params)
             assert r.status_code == 200, r.text
             return [(p["task_id"], p["answer_by"], p["overdue"]) for p in r.json()["participants"]]
 
@@ -204,9 +194,7 @@ class TestOverdue:
     @pytest.mark.parametrize("path", ["/v1/incoming", "/v1/outgoing", "/v1/meetings/m1"])
     @pytest.mark.parametrize("value", ["true", "late", "ANSWER", ""])
     async def test_another_value_is_refused(self, app: FastAPI, path: str, value: str) -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            r = await c.get(path, params={"overdue": value}, headers=HEADERS)
+        r = await asgi_get(app, path, HEADERS, overdue=value)
         assert field_rules(problem(r, 422, "validation")) == {"overdue": "enum"}
 
     def test_the_parameter_is_documented(self, app: FastAPI) -> None:

@@ -8,19 +8,16 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
 from services.referral.models import Incoming, Recipient, Referral
-from shared.data import migrations
 from shared.data.db import Database
 from shared.domain.calendar import to_local
-from shared.web.app import create_app
-from tests.conftest import ORG_VAXJO, DatabaseFactory, make_settings
+from tests.conftest import ORG_VAXJO, DatabaseFactory
 from tests.integration.consent.helpers import new_person
 
-from .conftest import REFERRAL, RW, auth
+from .conftest import RW, asgi_get, auth, seeded_app
 
 UNIT = "vx-barn"
 NOW = dt.datetime.now(dt.UTC)
@@ -55,11 +52,7 @@ def sent(n: int, kind: str, urgency: str, created: dt.datetime, status: str) -> 
     return [referral, recipient]
 
 
-@pytest.fixture
-async def app(databases: DatabaseFactory) -> AsyncIterator[FastAPI]:
-    url = await databases.new("referral")
-    await migrations.upgrade(REFERRAL.migrations_dir, url)
-    db = Database(url)
+async def seed(db: Database) -> None:
     async with db.transaction() as s:
         s.add_all(
             [
@@ -79,18 +72,16 @@ async def app(databases: DatabaseFactory) -> AsyncIterator[FastAPI]:
             s.add(referral)
             await s.flush()  # before its recipient (it refers to it)
             s.add(recipient)
-    await db.dispose()
-    application = create_app(
-        REFERRAL, make_settings(service="referral", orgnr=ORG_VAXJO, db_url=url)
-    )
-    yield application
-    await application.state.ctx.db.dispose()
+
+
+@pytest.fixture
+async def app(databases: DatabaseFactory) -> AsyncIterator[FastAPI]:
+    async with seeded_app(databases, ORG_VAXJO, seed) as application:
+        yield application
 
 
 async def get(app: FastAPI, path: str, **params: object) -> list[dict[str, Any]]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        r = await c.get(path, params=params, headers=auth(ORG_VAXJO, UNIT, RW))
+    r = await asgi_get(app, path, auth(ORG_VAXJO, UNIT, RW), **params)
     assert r.status_code == 200, r.text
     items: list[dict[str, Any]] = r.json()["items"]
     return items
