@@ -32,6 +32,7 @@ from shared.identity.audit import RefusalAuditMiddleware
 from shared.identity.auth import Caller, TokenVerifier, current_caller
 from shared.messaging.kafka import broker_reachable
 from shared.service import ServiceContext, ServiceSpec, build_context, freeze_startup_objects
+from shared.web.docs import install_docs
 from shared.web.errors import (
     PROBLEM_JSON,
     AppError,
@@ -217,7 +218,11 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             {"name": "operations", "description": "Health, readiness and metrics for operators."},
         ],
         responses={},
+        # The docs page is served with its assets, offline (shared.web.docs); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.ctx = ctx
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings.auth)
