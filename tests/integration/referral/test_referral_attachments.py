@@ -598,6 +598,12 @@ class TestRetention:
             }
         ]
 
+        # The withdrawal is read and sent once the receiver's "delivered" report is in: a
+        # report landing between the read and the withdrawal moves the version (412).
+        async def delivered() -> bool:
+            return (await recipient_status(region, sent["id"]))["status"] == "delivered"
+
+        await eventually(delivered, within=30, what="the receiver's delivered report")
         await withdraw(region, sent["id"], task_id)
 
         async def gone() -> bool:
