@@ -1,0 +1,333 @@
+"""``Task`` (with its ``ServiceRequest``) read, searched and moved on through the facade.
+
+The receiving unit's view: a caller with a unit claim reads its unit's inbox
+(``GET /v1/incoming``) as ``Task`` resources. Steps are a JSON Patch (or a whole ``PUT``)
+changing ``status``/``businessStatus`` (with ``statusReason`` or an ``output`` "outcome"),
+sent on as the closed loop's transition with the caller's ``If-Match`` — a step the task
+does not allow answers 409 with the allowed ones listed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse
+from fhir.resources.R4B.bundle import Bundle
+
+from services.fhir.mapping import (
+    BUSINESS_STATUS,
+    CASE_REFERENCE,
+    FHIR_STATUS,
+    RESULT_PARTS,
+    STEP_OF_FHIR,
+    service_request_of_incoming,
+    task_of_incoming,
+    validated,
+)
+from services.fhir.outcome import FHIR_JSON, FhirError
+from services.fhir.upstream import Upstream
+from services.referral.codes import Status
+
+router = APIRouter()
+TASK_ID: Final = r"^[A-Za-z0-9\-.]{1,64}$"
+JSON_PATCH: Final = "application/json-patch+json"
+
+
+def upstream_of(request: Request) -> Upstream:
+    up: Upstream = request.app.state.upstream
+    return up
+
+
+def fhir(
+    resource: dict[str, Any], *, status: int = 200, version: str | None = None
+) -> JSONResponse:
+    headers = {"ETag": f'W/"{version}"'} if version else None
+    return JSONResponse(resource, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def base_of(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir/R4"
+
+
+def _codes(param: str | None, name: str) -> list[str]:
+    if param is None:
+        return []
+    values = [v.strip() for v in param.split(",") if v.strip()]
+    if not values:
+        raise FhirError(400, f"{name}: a value is required", expression=name, rule="missing")
+    return values
+
+
+def statuses_of(status: str | None, business_status: str | None) -> list[str] | None:
+    """The product statuses a search's ``status`` and ``business-status`` name (None: any)."""
+    wanted: set[str] | None = None
+    if fhir_codes := _codes(status, "status"):
+        known = set(FHIR_STATUS.values())
+        if bad := [c for c in fhir_codes if c not in known]:
+            raise FhirError(
+                400,
+                f"status: not a Task status used here ({bad[0]})",
+                expression="status",
+                rule="code",
+            )
+        wanted = {s.value for s, f in FHIR_STATUS.items() if f in fhir_codes}
+    if codes := _codes(business_status, "business-status"):
+        codes = [c.rsplit("|", 1)[-1] for c in codes]
+        if bad := [c for c in codes if c not in Status.__members__.values()]:
+            raise FhirError(
+                400,
+                f"business-status: unknown code ({bad[0]})",
+                expression="business-status",
+                rule="code",
+            )
+        wanted = set(codes) if wanted is None else wanted & set(codes)
+    return None if wanted is None else sorted(wanted)
+
+
+def _ref_id(value: str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    ref = value.rsplit("/", 1)[-1]
+    if not ref:
+        raise FhirError(400, f"{name}: a reference is required", expression=name, rule="missing")
+    return ref
+
+
+TaskIdPath = Annotated[str, Path(pattern=TASK_ID, description="the task id")]
+
+
+@router.get(
+    "/Task/{task_id}",
+    summary="Read a Task (a referral in your unit's inbox)",
+    description=(
+        "The task with `meta.versionId` and `ETag` (send it as `If-Match` with a step). "
+        "Scope `referral:read`; the token's unit claim names the inbox. Errors are "
+        "`OperationOutcome`s: 401, 403, 404."
+    ),
+)
+async def read_task(request: Request, task_id: TaskIdPath) -> JSONResponse:
+    up = upstream_of(request)
+    item = (await up.call(request, "referral", "GET", f"/v1/incoming/{task_id}")).json()
+    return fhir(task_of_incoming(item), version=str(item["version"]))
+
+
+@router.get(
+    "/ServiceRequest/{referral_id}",
+    summary="Read the ServiceRequest a Task in your unit's inbox is about",
+    description=(
+        "What the referral asks for. Give the task id as `_task` when the referral reached "
+        "your unit more than once; else the latest task of your unit with this focus is read. "
+        "Scope `referral:read`."
+    ),
+)
+async def read_service_request(
+    request: Request,
+    referral_id: Annotated[str, Path(pattern=TASK_ID)],
+    task: Annotated[str | None, Query(alias="_task", pattern=TASK_ID)] = None,
+) -> JSONResponse:
+    up = upstream_of(request)
+    if task is None:
+        raise FhirError(
+            400, "_task: name the task whose focus this is", expression="_task", rule="missing"
+        )
+    item = (await up.call(request, "referral", "GET", f"/v1/incoming/{task}")).json()
+    if item["referral_id"] != referral_id:
+        raise FhirError(404, "no such ServiceRequest for this task", rule="not-found")
+    return fhir(service_request_of_incoming(item))
+
+
+@router.get(
+    "/Task",
+    summary="Search Tasks: your unit's inbox",
+    description=(
+        "Parameters: `owner` (your unit: `Organization/<unit id>`), `status` (Task status "
+        "codes), `business-status` (the product's exact statuses), `code` (the referral kind, "
+        "one), `_include=Task:focus` (the ServiceRequests), `_count` (1–100, default 20). "
+        "The answer is a `searchset` Bundle with `self` and `next` links; follow `next` to "
+        "page (it holds an opaque `_page`): no page loses or repeats a task. A person is "
+        "searched for only with `POST Task/_search` (never a personnummer in a URL). "
+        "Scope `referral:read`."
+    ),
+)
+async def search_tasks(
+    request: Request,
+    owner: str | None = None,
+    status: str | None = None,
+    business_status: Annotated[str | None, Query(alias="business-status")] = None,
+    code: str | None = None,
+    include: Annotated[list[str] | None, Query(alias="_include")] = None,
+    count: Annotated[int | None, Query(alias="_count", ge=1)] = None,
+    page: Annotated[str | None, Query(alias="_page", max_length=200)] = None,
+) -> JSONResponse:
+    settings = request.app.state.fhir_settings
+    limit = min(count or 20, settings.page_max)
+    params: dict[str, Any] = {"limit": limit}
+    if (wanted := statuses_of(status, business_status)) is not None:
+        if not wanted:
+            return fhir(searchset(request, [], None))
+        params["status"] = wanted
+    if kinds := _codes(code, "code"):
+        kinds = [k.rsplit("|", 1)[-1] for k in kinds]
+        if len(kinds) > 1:
+            raise FhirError(400, "code: one kind at a time", expression="code", rule="one")
+        params["kind"] = kinds[0]
+    if page:
+        params["cursor"] = page
+    for inc in include or []:
+        if inc != "Task:focus":
+            raise FhirError(
+                400, "_include: only Task:focus", expression="_include", rule="not-supported"
+            )
+    up = upstream_of(request)
+    answer = (await up.call(request, "referral", "GET", "/v1/incoming", params=params)).json()
+    items: list[dict[str, Any]] = answer["items"]
+    if (unit := _ref_id(owner, "owner")) is not None:
+        items = [i for i in items if i["unit_id"] == unit]
+    entries = [(task_of_incoming(i), "match") for i in items]
+    if include:
+        entries += [(service_request_of_incoming(i), "include") for i in items]
+    return fhir(searchset(request, entries, answer.get("next_cursor")))
+
+
+def searchset(
+    request: Request, entries: list[tuple[dict[str, Any], str]], next_page: str | None
+) -> dict[str, Any]:
+    """A ``searchset`` Bundle with its ``self`` and (more to come) ``next`` links."""
+    base = base_of(request)
+    here = [(k, v) for k, v in request.query_params.multi_items() if k != "_page"]
+    links = [{"relation": "self", "url": str(request.url)}]
+    if next_page:
+        query = urlencode([*here, ("_page", next_page)])
+        links.append({"relation": "next", "url": f"{base}/Task?{query}"})
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": [
+            {
+                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": mode},
+            }
+            for r, mode in entries
+        ],
+    }
+    return validated(Bundle, bundle)
+
+
+def step_of(task: dict[str, Any]) -> dict[str, Any]:
+    """The closed loop's transition a changed ``Task`` asks for."""
+    to: str | None = None
+    for coding in (task.get("businessStatus") or {}).get("coding") or []:
+        if coding.get("system") == BUSINESS_STATUS:
+            to = coding.get("code")
+    if to is None:
+        fhir_status = task.get("status")
+        if fhir_status not in STEP_OF_FHIR:
+            raise FhirError(
+                422,
+                "status: not a step a receiving unit takes "
+                f"(one of {', '.join(STEP_OF_FHIR)}, or a businessStatus)",
+                expression="Task.status",
+                rule="step",
+                code="business-rule",
+            )
+        to = STEP_OF_FHIR[fhir_status].value
+    body: dict[str, Any] = {"to": to}
+    if reason := (task.get("statusReason") or {}).get("text"):
+        body["reason"] = reason
+    result: dict[str, Any] = {}
+    for out in task.get("output") or []:
+        kind = (out.get("type") or {}).get("text")
+        value = next((v for k, v in out.items() if k.startswith("value")), None)
+        if kind == "outcome" and value:
+            body["outcome"] = value
+        elif kind in RESULT_PARTS and value is not None:
+            result[kind] = value
+    if result:
+        body["result"] = result
+    for ident in task.get("identifier") or []:
+        if ident.get("system") == CASE_REFERENCE and ident.get("value"):
+            body["case_reference"] = ident["value"]
+    return body
+
+
+async def _step(request: Request, task_id: str, changed: dict[str, Any]) -> JSONResponse:
+    if request.headers.get("if-match") is None:
+        raise FhirError(
+            428,
+            "If-Match: send the ETag of the version you read",
+            expression="If-Match",
+            rule="required",
+        )
+    up = upstream_of(request)
+    item = (
+        await up.call(
+            request,
+            "referral",
+            "POST",
+            f"/v1/incoming/{task_id}/transitions",
+            json=step_of(changed),
+        )
+    ).json()
+    return fhir(task_of_incoming(item), version=str(item["version"]))
+
+
+@router.put(
+    "/Task/{task_id}",
+    summary="Take a step with a Task your unit holds (the whole Task)",
+    description=(
+        "Send the Task as you read it with the new `status` or `businessStatus` (the "
+        "product's exact step: e.g. `acknowledged`, `accepted`, `declined` with "
+        "`statusReason`, `completed` with an `output` typed `outcome`). `If-Match` with the "
+        "Task's `ETag` is required (412 if it changed, 428 without). A step the task does not "
+        "allow answers 409 listing the allowed ones. Scope `referral:write`."
+    ),
+)
+async def put_task(
+    request: Request, task_id: TaskIdPath, task: Annotated[dict[str, Any], Body()]
+) -> JSONResponse:
+    if task.get("resourceType") != "Task" or task.get("id") != task_id:
+        raise FhirError(
+            400,
+            "the body must be this Task (resourceType Task, the same id)",
+            expression="Task.id",
+            rule="same-id",
+        )
+    return await _step(request, task_id, task)
+
+
+@router.patch(
+    "/Task/{task_id}",
+    summary="Take a step with a Task your unit holds (JSON Patch)",
+    description=(
+        "A JSON Patch (`application/json-patch+json`) of `replace`/`add` operations on "
+        "`/status`, `/businessStatus`, `/statusReason`, `/output` or `/identifier` — as "
+        "`PUT`, with `If-Match` required. Scope `referral:write`."
+    ),
+)
+async def patch_task(
+    request: Request, task_id: TaskIdPath, ops: Annotated[list[dict[str, Any]], Body()]
+) -> JSONResponse:
+    changed: dict[str, Any] = {}
+    for n, op in enumerate(ops):
+        path = str(op.get("path", ""))
+        field = path.strip("/").split("/", 1)[0]
+        if op.get("op") not in ("replace", "add") or field not in PATCHABLE:
+            raise FhirError(
+                422,
+                f"{n}: only replace/add of {', '.join(sorted(PATCHABLE))}",
+                expression=f"[{n}].path",
+                rule="patch",
+                code="not-supported",
+            )
+        if path.strip("/") == field:
+            changed[field] = op.get("value")
+        else:  # an element added to a list, e.g. /output/- or /identifier/-
+            changed.setdefault(field, []).append(op.get("value"))
+    return await _step(request, task_id, changed)
+
+
+PATCHABLE: Final = frozenset({"status", "businessStatus", "statusReason", "output", "identifier"})
