@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.fhir import capability, tasks
+from services.fhir import capability, sending, tasks
 from services.fhir.outcome import FhirError, fhir_error, http_error, invalid_request
 from services.fhir.settings import FhirSettings
 from services.fhir.upstream import Service, Upstream, UpstreamAnswer, upstream_answer
@@ -51,6 +51,7 @@ def create_fhir_app(
     app.state.token_endpoint = token_endpoint
     app.include_router(capability.router, prefix=BASE, tags=["conformance"])
     app.include_router(tasks.router, prefix=BASE, tags=["Task"])
+    app.include_router(sending.router, prefix=BASE, tags=["Task"])
     app.add_exception_handler(FhirError, fhir_error)
     app.add_exception_handler(UpstreamAnswer, upstream_answer)
     app.add_exception_handler(StarletteHTTPException, http_error)

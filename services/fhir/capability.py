@@ -15,6 +15,7 @@ router = APIRouter()
 
 TASK_SEARCH = [
     ("owner", "reference", "your unit: Organization/<unit id>"),
+    ("requester", "reference", "your unit, for the tasks it sent"),
     ("status", "token", "Task status"),
     ("business-status", "token", "the product's exact status"),
     ("code", "token", "the referral kind"),
@@ -63,9 +64,11 @@ def capability_statement(base: str, *, version: str, member: str) -> dict[str, A
                         "interaction": [
                             {"code": "read"},
                             {"code": "search-type"},
+                            {"code": "create"},
                             {"code": "update"},
                             {"code": "patch"},
                         ],
+                        "conditionalCreate": True,
                         "versioning": "versioned-update",
                         "updateCreate": False,
                         "conditionalUpdate": False,
@@ -74,6 +77,7 @@ def capability_statement(base: str, *, version: str, member: str) -> dict[str, A
                     },
                     {"type": "ServiceRequest", "interaction": [{"code": "read"}]},
                 ],
+                "interaction": [{"code": "transaction"}],
             }
         ],
     }

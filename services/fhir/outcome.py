@@ -10,6 +10,7 @@ hold submitted values, and the facade's own do not either.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 from fastapi import Request
@@ -97,8 +98,9 @@ def outcome_response(
     )
 
 
-def from_problem(status: int, content: bytes) -> Response:
-    """A service's answer that is not a success, as an ``OperationOutcome``."""
+def from_problem(status: int, content: bytes, paths: Mapping[str, str] | None = None) -> Response:
+    """A service's answer that is not a success, as an ``OperationOutcome``; ``paths`` put
+    a field of the service's API where it is in the resource sent (its first part)."""
     try:
         problem: dict[str, Any] = json.loads(content)
     except ValueError:
@@ -113,7 +115,7 @@ def from_problem(status: int, content: bytes) -> Response:
         issue(
             status,
             f"{e.get('field')}: {e.get('message')}",
-            expression=e.get("field"),
+            expression=_where(str(e.get("field") or ""), paths or {}),
             rule=e.get("rule"),
         )
         for e in problem.get("errors") or []
@@ -124,6 +126,11 @@ def from_problem(status: int, content: bytes) -> Response:
     if not issues:
         issues = [issue(status, words, rule=slug)]
     return outcome_response(status, issues)
+
+
+def _where(field: str, paths: Mapping[str, str]) -> str | None:
+    first = field.split(".", 1)[0]
+    return paths.get(first, field) or None
 
 
 async def fhir_error(_: Request, exc: Exception) -> Response:

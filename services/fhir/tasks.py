@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fhir.resources.R4B.bundle import Bundle
 
+from services.fhir.common import base_of, fhir, upstream_of
 from services.fhir.mapping import (
     BUSINESS_STATUS,
     CASE_REFERENCE,
@@ -23,32 +24,18 @@ from services.fhir.mapping import (
     RESULT_PARTS,
     STEP_OF_FHIR,
     service_request_of_incoming,
+    service_request_of_sent,
     task_of_incoming,
+    task_of_sent,
     validated,
 )
-from services.fhir.outcome import FHIR_JSON, FhirError
-from services.fhir.upstream import Upstream
+from services.fhir.outcome import FhirError
+from services.fhir.upstream import UpstreamAnswer
 from services.referral.codes import Status
 
 router = APIRouter()
 TASK_ID: Final = r"^[A-Za-z0-9\-.]{1,64}$"
 JSON_PATCH: Final = "application/json-patch+json"
-
-
-def upstream_of(request: Request) -> Upstream:
-    up: Upstream = request.app.state.upstream
-    return up
-
-
-def fhir(
-    resource: dict[str, Any], *, status: int = 200, version: str | None = None
-) -> JSONResponse:
-    headers = {"ETag": f'W/"{version}"'} if version else None
-    return JSONResponse(resource, status_code=status, media_type=FHIR_JSON, headers=headers)
-
-
-def base_of(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/fhir/R4"
 
 
 def _codes(param: str | None, name: str) -> list[str]:
@@ -109,16 +96,25 @@ TaskIdPath = Annotated[str, Path(pattern=TASK_ID, description="the task id")]
 )
 async def read_task(request: Request, task_id: TaskIdPath) -> JSONResponse:
     up = upstream_of(request)
-    item = (await up.call(request, "referral", "GET", f"/v1/incoming/{task_id}")).json()
-    return fhir(task_of_incoming(item), version=str(item["version"]))
+    try:
+        item = (await up.call(request, "referral", "GET", f"/v1/incoming/{task_id}")).json()
+    except UpstreamAnswer as exc:
+        if exc.status != 404:
+            raise
+        # Not in the caller's inbox: a task of a referral the caller's unit sent?
+        sent = (await up.call(request, "referral", "GET", f"/v1/referrals/{task_id}")).json()
+        [recipient] = [r for r in sent["recipients"] if r["task_id"] == task_id]
+        task = task_of_sent(sent, recipient, request.app.state.member)
+        return fhir(task, version=recipient["version"])
+    return fhir(task_of_incoming(item), version=item["version"])
 
 
 @router.get(
     "/ServiceRequest/{referral_id}",
     summary="Read the ServiceRequest a Task in your unit's inbox is about",
     description=(
-        "What the referral asks for. Give the task id as `_task` when the referral reached "
-        "your unit more than once; else the latest task of your unit with this focus is read. "
+        "What the referral asks for: one your unit sent, or — with `_task`, the task in "
+        "your unit's inbox that it is the focus of — one your unit received. "
         "Scope `referral:read`."
     ),
 )
@@ -129,9 +125,10 @@ async def read_service_request(
 ) -> JSONResponse:
     up = upstream_of(request)
     if task is None:
-        raise FhirError(
-            400, "_task: name the task whose focus this is", expression="_task", rule="missing"
-        )
+        sent = (await up.call(request, "referral", "GET", f"/v1/referrals/{referral_id}")).json()
+        if sent["id"] != referral_id:
+            raise FhirError(404, "no such ServiceRequest", rule="not-found")
+        return fhir(service_request_of_sent(sent, request.app.state.member))
     item = (await up.call(request, "referral", "GET", f"/v1/incoming/{task}")).json()
     if item["referral_id"] != referral_id:
         raise FhirError(404, "no such ServiceRequest for this task", rule="not-found")
@@ -140,8 +137,10 @@ async def read_service_request(
 
 @router.get(
     "/Task",
-    summary="Search Tasks: your unit's inbox",
+    summary="Search Tasks: your unit's inbox, or what it sent",
     description=(
+        "Your unit's inbox, or with `requester` (your unit: `Organization/<unit id>`) the "
+        "tasks of the referrals your unit sent (a page holds the tasks of `_count` referrals). "
         "Parameters: `owner` (your unit: `Organization/<unit id>`), `status` (Task status "
         "codes), `business-status` (the product's exact statuses), `code` (the referral kind, "
         "one), `_include=Task:focus` (the ServiceRequests), `_count` (1–100, default 20). "
@@ -154,6 +153,7 @@ async def read_service_request(
 async def search_tasks(
     request: Request,
     owner: str | None = None,
+    requester: str | None = None,
     status: str | None = None,
     business_status: Annotated[str | None, Query(alias="business-status")] = None,
     code: str | None = None,
@@ -181,6 +181,23 @@ async def search_tasks(
                 400, "_include: only Task:focus", expression="_include", rule="not-supported"
             )
     up = upstream_of(request)
+    if (sender := _ref_id(requester, "requester")) is not None:
+        if wanted is not None and len(wanted) == 1:
+            params["status"] = wanted[0]
+        else:
+            params.pop("status", None)
+        answer = (await up.call(request, "referral", "GET", "/v1/outgoing", params=params)).json()
+        orgnr = request.app.state.member
+        sent = [r for r in answer["items"] if r["sender_unit_id"] == sender]
+        entries = [
+            (task_of_sent(r, t, orgnr), "match")
+            for r in sent
+            for t in r["recipients"]
+            if wanted is None or t["status"] in wanted
+        ]
+        if include:
+            entries += [(service_request_of_sent(r, orgnr), "include") for r in sent]
+        return fhir(searchset(request, entries, answer.get("next_cursor")))
     answer = (await up.call(request, "referral", "GET", "/v1/incoming", params=params)).json()
     items: list[dict[str, Any]] = answer["items"]
     if (unit := _ref_id(owner, "owner")) is not None:

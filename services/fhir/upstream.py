@@ -31,12 +31,14 @@ class UpstreamAnswer(Exception):
         super().__init__(status)
         self.status = status
         self.content = content
+        # Where the service's fields are in the resource sent (field -> FHIR element).
+        self.paths: Mapping[str, str] = {}
 
 
 async def upstream_answer(_: Request, exc: Exception) -> Response:
     """The exception handler: the service's problem as an ``OperationOutcome``."""
     assert isinstance(exc, UpstreamAnswer)
-    return from_problem(exc.status, exc.content)
+    return from_problem(exc.status, exc.content, exc.paths)
 
 
 class Upstream:

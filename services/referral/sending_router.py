@@ -114,7 +114,9 @@ async def send_referral(
         "the structured `result` of a completed or declined task, the receiver's case "
         "reference, its rounds of `komplettering` (a question to your unit waits for its "
         "answer by `information_by`), and its attached `documents` (download each at its "
-        "`href`). Only the sending unit sees it. Scope `referral:read`."
+        "`href`). `{referral_id}` may also be the task id of one of its recipients (the "
+        "id the receiving member knows it by). Only the sending unit sees it. Scope "
+        "`referral:read`."
     ),
     responses=problem_responses(Forbidden, ReferralNotFound, NoUnitClaim),
 )

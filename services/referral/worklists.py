@@ -103,9 +103,12 @@ async def unit_names(work: Work, recipients: list[Recipient]) -> dict[str, str]:
 
 
 async def get_sent(work: Work, referral_id: str) -> Sent:
-    """A referral the caller's unit sent (ReferralNotFound for anyone else)."""
+    """A referral the caller's unit sent, by its id or the task id of one of its recipients
+    (ReferralNotFound for anyone else)."""
     unit = require_unit(caller_of(work))
     referral = await ReferralRepository(work.session).get(referral_id)
+    if referral is None and (task := await RecipientRepository(work.session).get(referral_id)):
+        referral = await ReferralRepository(work.session).get(task.referral_id)
     if referral is None or referral.sender_unit_id != unit:
         raise ReferralNotFound("no such referral sent by your unit")
     return Sent(referral, await RecipientRepository(work.session).of_referral(referral.id))

@@ -17,9 +17,10 @@ from fhir.resources.R4B.task import Task
 from services.fhir.app import create_fhir_app
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
+from tests.integration.consent.helpers import new_person
 
-from .conftest import VAXJO_BOENDE, VAXJO_SOC, Member, Pair
-from .test_referral_flow import RECEIVER, recipient_status
+from .conftest import REGION_BEROENDE, VAXJO_BOENDE, VAXJO_SOC, Member, Pair
+from .test_referral_flow import RECEIVER, SENDER, recipient_status
 from .test_referral_order import send, with_copy
 
 FHIR = "application/fhir+json"
@@ -262,3 +263,167 @@ class TestTheClosedLoopThroughTheFacade:
         assert {i["code"] for i in task["interaction"]} >= {"read", "search-type", "patch"}
         assert {p["name"] for p in task["searchParam"]} >= {"owner", "status", "code"}
         assert ORG_VAXJO not in str(cs)
+
+
+def service_request(person: str, *units: str) -> dict[str, Any]:
+    """A kontaktbegäran to ``units`` of Växjö, as a FHIR ServiceRequest."""
+    ext = "https://vardkedja.se/fhir/StructureDefinition/"
+    return {
+        "resourceType": "ServiceRequest",
+        "id": "sr",
+        "status": "active",
+        "intent": "order",
+        "priority": "urgent",
+        "code": {
+            "coding": [
+                {
+                    "system": "https://vardkedja.se/fhir/CodeSystem/referral-kind",
+                    "code": "kontaktbegaran",
+                }
+            ]
+        },
+        "subject": {"identifier": {"system": "urn:oid:1.2.752.129.2.1.3.1", "value": person}},
+        "reasonCode": [
+            {
+                "coding": [
+                    {"system": "https://vardkedja.se/fhir/CodeSystem/need", "code": "boendestod"}
+                ]
+            }
+        ],
+        "note": [{"text": "Skrivs ut inom två veckor och saknar bostad."}],
+        "performer": [
+            {
+                "reference": f"Organization/{u}",
+                "identifier": {"system": "urn:oid:2.5.4.97", "value": ORG_VAXJO},
+            }
+            for u in units
+        ],
+        "extension": [
+            {"url": ext + "children-in-household", "valueCode": "no"},
+            {"url": ext + "persons-wish", "valueString": "Jag vill bo kvar i Växjö."},
+            {"url": ext + "details", "valueString": '{"kommunkod": "0780"}'},
+        ],
+    }
+
+
+def new_task(person: str, unit: str = VAXJO_SOC) -> dict[str, Any]:
+    return {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "contained": [service_request(person, unit)],
+        "focus": {"reference": "#sr"},
+    }
+
+
+class TestSendingThroughTheFacade:
+    async def test_a_task_with_its_request_contained_is_sent_once_and_arrives(
+        self, members: Pair
+    ) -> None:
+        person, _ = await with_copy(members)
+        criteria = {"If-None-Exist": "identifier=https://ehr.example/remiss|R-1"}
+        async with facade(members.region) as c:
+            created = await c.post(
+                "/fhir/R4/Task", json=new_task(person), headers={**SENDER, **criteria}
+            )
+            task = resource(created, Task, 201)
+            again = await c.post(
+                "/fhir/R4/Task", json=new_task(person), headers={**SENDER, **criteria}
+            )
+            assert resource(again, Task, 201)["id"] == task["id"]
+            assert created.headers["location"].endswith(f"/Task/{task['id']}/_history/1")
+            assert (task["status"], task["requester"]["identifier"]["value"]) == (
+                "requested",
+                ORG_REGION,
+            )
+            # The sender reads it, and what it asked for, by the same ids.
+            read = resource(await c.get(f"/fhir/R4/Task/{task['id']}", headers=SENDER), Task)
+            assert read["owner"]["reference"] == f"Organization/{VAXJO_SOC}"
+            referral_id = task["focus"]["reference"].removeprefix("ServiceRequest/")
+            asked = resource(
+                await c.get(f"/fhir/R4/ServiceRequest/{referral_id}", headers=SENDER),
+                ServiceRequest,
+            )
+            wish = [e for e in asked["extension"] if e["url"].endswith("/persons-wish")]
+            assert wish[0]["valueString"] == "Jag vill bo kvar i Växjö."
+            mine = resource(
+                await c.get(
+                    "/fhir/R4/Task",
+                    params={"requester": f"Organization/{REGION_BEROENDE}"},
+                    headers=SENDER,
+                ),
+                Bundle,
+            )
+            assert [e["resource"]["id"] for e in mine["entry"]] == [task["id"]]
+        await arrived(members.vaxjo, task["id"])
+        async with facade(members.vaxjo) as c:
+            there = resource(await c.get(f"/fhir/R4/Task/{task['id']}", headers=RECEIVER), Task)
+        assert there["focus"] == task["focus"]
+
+    async def test_a_transaction_sends_one_referral_to_each_tasks_owner(
+        self, members: Pair
+    ) -> None:
+        person, _ = await with_copy(members)
+        request = service_request(person)
+        del request["performer"]
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": "urn:uuid:0b7c",
+                    "resource": request,
+                    "request": {"method": "POST", "url": "ServiceRequest"},
+                },
+                *[
+                    {
+                        "resource": {
+                            "resourceType": "Task",
+                            "status": "requested",
+                            "intent": "order",
+                            "focus": {"reference": "urn:uuid:0b7c"},
+                            "owner": {
+                                "reference": f"Organization/{unit}",
+                                "identifier": {"system": "urn:oid:2.5.4.97", "value": ORG_VAXJO},
+                            },
+                        },
+                        "request": {"method": "POST", "url": "Task"},
+                    }
+                    for unit in (VAXJO_SOC, VAXJO_BOENDE)
+                ],
+            ],
+        }
+        async with facade(members.region) as c:
+            answer = resource(await c.post("/fhir/R4", json=bundle, headers=SENDER), Bundle)
+        assert answer["type"] == "transaction-response"
+        kinds = [e["resource"]["resourceType"] for e in answer["entry"]]
+        assert kinds == ["ServiceRequest", "Task", "Task"]
+        owners = {e["resource"]["owner"]["reference"] for e in answer["entry"][1:]}
+        assert owners == {f"Organization/{VAXJO_SOC}", f"Organization/{VAXJO_BOENDE}"}
+        assert all(e["response"]["status"] == "201 Created" for e in answer["entry"])
+
+    async def test_refusals_name_the_fhir_element(self, members: Pair) -> None:
+        person, _ = await with_copy(members)
+        async with facade(members.region) as c:
+            # No basis for this person: the consent decision refuses, nothing is sent.
+            stranger = new_task(new_person())
+            refused = await c.post("/fhir/R4/Task", json=stranger, headers=SENDER)
+            assert refused.status_code == 403, refused.text
+            OperationOutcome.model_validate(refused.json())
+            # A personnummer that fails its check digit: the subject is named.
+            bad = new_task(person[:-1] + str((int(person[-1]) + 1) % 10))
+            [issue] = issues(await c.post("/fhir/R4/Task", json=bad, headers=SENDER), 422)
+            assert issue["expression"] == ["ServiceRequest.subject"]
+            # An unknown system for the person.
+            wrong = new_task(person)
+            wrong["contained"][0]["subject"]["identifier"]["system"] = "urn:oid:1.2.3"
+            [issue] = issues(await c.post("/fhir/R4/Task", json=wrong, headers=SENDER), 422)
+            assert issue["expression"] == ["ServiceRequest.subject.identifier"]
+            # Two performers in one Task.
+            two = new_task(person)
+            two["contained"] = [service_request(person, VAXJO_SOC, VAXJO_BOENDE)]
+            [issue] = issues(await c.post("/fhir/R4/Task", json=two, headers=SENDER), 422)
+            assert issue["details"]["coding"][0]["code"] == "one_performer"
+        async with members.region.referral() as c:
+            sent = (await c.get("/v1/outgoing", headers=SENDER)).json()["items"]
+        assert sent == []
