@@ -1414,3 +1414,65 @@ class CoordinationOut(BaseModel):
         "follow-up meeting of these plans convened at this member (`overdue`: past "
         "`acknowledge_by`, or acknowledged and past `answer_by`)",
     )
+
+
+class SkippedDayOut(BaseModel):
+    """A day a deadline's count passed over, and why."""
+
+    date: dt.date
+    reason: str = Field(
+        description="`weekend` (a Saturday or Sunday), `public_holiday` (allmän helgdag, "
+        "lag 1989:253) or `eve` (midsommarafton, julafton, nyårsafton: not working days)",
+        pattern="^(weekend|public_holiday|eve)$",
+    )
+    name: str = Field(description="the day's Swedish name: `lördag`, `Juldagen`, `Julafton`")
+
+
+class DeadlineCountOut(BaseModel):
+    """A deadline counted as the referral service counts its own."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "from": "2026-12-23T10:00:00+01:00",
+                    "kind": None,
+                    "urgency": None,
+                    "working_days": 2,
+                    "hours": None,
+                    "due_on": "2026-12-29",
+                    "due_at": "2026-12-29T23:59:00+01:00",
+                    "skipped": [
+                        {"date": "2026-12-24", "reason": "eve", "name": "Julafton"},
+                        {"date": "2026-12-25", "reason": "public_holiday", "name": "Juldagen"},
+                        {"date": "2026-12-26", "reason": "public_holiday",
+                         "name": "Annandag jul"},
+                        {"date": "2026-12-27", "reason": "weekend", "name": "söndag"},
+                    ],
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    from_: dt.datetime = Field(alias="from", description="the instant counted from")
+    kind: ReferralKind | None = Field(
+        description="the kind whose acknowledgement deadline this is (when asked by kind)"
+    )
+    urgency: Urgency | None = Field(description="its urgency (when asked by kind)")
+    working_days: int | None = Field(
+        description="Swedish working days counted after the day of `from` (0: that day "
+        "itself); null when counted in hours"
+    )
+    hours: int | None = Field(
+        description="hours counted after `from`, day and night; null when counted in days"
+    )
+    due_on: dt.date = Field(description="the last day, in Sweden")
+    due_at: dt.datetime = Field(
+        description="the instant it is due: 23:59 Swedish time on `due_on` for working days, "
+        "`from` plus the hours otherwise (Swedish time, with its offset)"
+    )
+    skipped: list[SkippedDayOut] = Field(
+        description="the days after the day of `from` up to `due_on` that were not counted, "
+        "in order (none for hours)"
+    )

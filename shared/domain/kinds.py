@@ -97,7 +97,12 @@ class KindSpec:
     ) -> dt.date:
         """The last day to acknowledge a referral of this kind received on ``received``:
         working days from the kind's table, or from ``overrides`` (a member's settings)."""
-        return _after(received, self._days(self.acknowledge_working_days, urgency, overrides))
+        return working_days_after(received, self.acknowledge_days(urgency, overrides))
+
+    def acknowledge_days(self, urgency: str, overrides: Mapping[str, Mapping[str, int]]) -> int:
+        """The working days to acknowledge a referral of this kind and ``urgency``: the
+        kind's table, or ``overrides`` (a member's settings)."""
+        return self._days(self.acknowledge_working_days, urgency, overrides)
 
     def acknowledge_due_at(self, urgency: str, sent_at: dt.datetime) -> dt.datetime | None:
         """The instant the acknowledgement is due for a kind counted in hours (None for a
@@ -120,7 +125,9 @@ class KindSpec:
         table, or from ``overrides`` (a member's settings)."""
         if given is not None:
             return given
-        return _after(acknowledged_on, self._days(self.answer_working_days, urgency, overrides))
+        return working_days_after(
+            acknowledged_on, self._days(self.answer_working_days, urgency, overrides)
+        )
 
     def _days(
         self, table: Mapping[str, int], urgency: str, overrides: Mapping[str, Mapping[str, int]]
@@ -131,8 +138,9 @@ class KindSpec:
         return table[urgency] if days is None else days
 
 
-def _after(day: dt.date, working_days: int) -> dt.date:
-    """``working_days`` Swedish working days after ``day`` (0: the day itself)."""
+def working_days_after(day: dt.date, working_days: int) -> dt.date:
+    """``working_days`` Swedish working days after ``day`` (0: the day itself): how every
+    deadline of a kind counts its days (and ``GET /v1/deadlines/count`` shows it)."""
     return add_working_days(day, working_days) if working_days > 0 else day
 
 
