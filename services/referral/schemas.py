@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
@@ -566,6 +567,58 @@ class InformationIn(_In):
         return self
 
 
+def _listed(description: str, **properties: dict[str, Any]) -> WithJsonSchema:
+    """The documented shape of a list of JSON objects kept as stored (the wire unchanged)."""
+    item = {"type": "object", "properties": properties, "additionalProperties": True}
+    return WithJsonSchema({"type": "array", "items": item, "description": description})
+
+
+_TEXT: dict[str, Any] = {"type": "string"}
+_OPT_TEXT: dict[str, Any] = {"type": ["string", "null"]}
+AttachmentsOut = Annotated[
+    list[dict[str, Any]],
+    _listed("documents the receiver fetches elsewhere", title=_TEXT, reference=_TEXT),
+]
+UnitsOut = Annotated[
+    list[dict[str, Any]],
+    _listed(
+        "units of members (orgnr: organisationsnummer, 10 digits; unit_id: the unit there)",
+        orgnr=_TEXT,
+        unit_id=_TEXT,
+    ),
+]
+RelativesOut = Annotated[
+    list[dict[str, Any]],
+    _listed(
+        "relatives the person chose to invite (personal data; only the convener keeps it)",
+        name=_TEXT,
+        phone=_OPT_TEXT,
+        email=_OPT_TEXT,
+    ),
+]
+
+
+ForwardedTo = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "properties": {
+                        "orgnr": {"type": "string", "description": "its member's orgnr"},
+                        "unit_id": {"type": "string", "description": "the unit there"},
+                        "task_id": {"type": "string", "description": "its task there"},
+                    },
+                    "additionalProperties": True,
+                },
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+
+
 class RecipientOut(BaseModel):
     """One receiving unit of a sent referral and where it is."""
 
@@ -589,7 +642,7 @@ class RecipientOut(BaseModel):
     outcome: str | None
     case_reference: str | None
     proposed_at: dt.datetime | None
-    forwarded_to: dict[str, Any] | None = Field(
+    forwarded_to: ForwardedTo = Field(
         None, description="forwarded: the unit it went on to, and its task id there"
     )
     result: ResultOut | None = RESULT
@@ -731,6 +784,58 @@ CHILDREN_PROMPTS: Any = Field(
 )
 
 
+class PersonOut(BaseModel):
+    """The person a referral, meeting or plan is about (personal data)."""
+
+    personnummer: str | None = Field(
+        description="personnummer or samordningsnummer, 12 digits with a hyphen "
+        "(`YYYYMMDD-NNNN`; a samordningsnummer's day is 60 more); Luhn-checked when it came "
+        "in; null in a copy withdrawn because its basis ended"
+    )
+    protected_identity: bool | None = Field(
+        description="skyddad identitet: no contact data travels, only the receiving unit's "
+        "authorised role sees it"
+    )
+
+
+def _details_schema() -> dict[str, Any]:
+    """The documented shape of a referral's ``details``: the block of its kind (as sent in
+    ``ReferralCreate``), kept as JSON; an invitation may carry its meeting's fields too."""
+    shapes = []
+    for kind, model in DETAILS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        shapes.append(
+            {
+                "title": f"{kind.value} details",
+                "type": "object",
+                "properties": schema["properties"],
+                "additionalProperties": True,
+            }
+        )
+    return {
+        "description": "the block of details of the referral's kind, as the sender wrote it "
+        "(`ReferralCreate`'s block named for the kind: "
+        + ", ".join(f"`{KINDS[k].details_field}`" for k in DETAILS)
+        + "); `{}` for a kind sent without one",
+        "anyOf": shapes,
+    }
+
+
+DetailsOut = Annotated[dict[str, Any], WithJsonSchema(_details_schema())]
+"""A referral's details in a response: the JSON as stored, documented by kind."""
+
+ReachabilityOut = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [{"$ref": "#/components/schemas/Reachability"}, {"type": "null"}],
+            "description": "how the receiving unit reaches the person (personal data; "
+            "null under skyddad identitet or when not given)",
+        }
+    ),
+]
+
+
 class ReferralOut(ReferralContent):
     """A referral as its sender sees it — its content (``needs``, ``summary``, ``urgency``,
     ``children_in_household`` and ``children_unknown_reason``, ``reachability``,
@@ -740,7 +845,10 @@ class ReferralOut(ReferralContent):
     id: str
     kind: ReferralKind
     sender_unit_id: str
-    person: dict[str, Any]
+    person: PersonOut
+    details: DetailsOut = Field(default_factory=dict)
+    reachability: ReachabilityOut = None
+    attachments: AttachmentsOut = Field(default_factory=list)
     recipients: list[RecipientOut]
     created_at: dt.datetime
     discharge: DischargeStatus | None = Field(None, description="utskrivningsplanering only")
@@ -777,8 +885,14 @@ class IncomingOut(ReferralContent):
     sender_unit_id: str
     unit_id: str
     status: Status
-    allowed_transitions: list[Status]
-    person: dict[str, Any]
+    allowed_transitions: list[Status] = Field(
+        description="the statuses this unit may move the task to next (`POST "
+        ".../transitions`), from its status now"
+    )
+    person: PersonOut
+    details: DetailsOut = Field(default_factory=dict)
+    reachability: ReachabilityOut = None
+    attachments: AttachmentsOut = Field(default_factory=list)
     basis: BasisOut
     acknowledge_by: dt.date
     acknowledge_due_at: dt.datetime | None = Field(
@@ -1144,12 +1258,12 @@ class MeetingOut(BaseModel):
     for_referral_id: str | None = Field(
         None, description="the HVB notification or discharge planning this SIP answers"
     )
-    person: dict[str, Any]
+    person: PersonOut
     at: dt.datetime
     place: str | None
     video_link: str | None
     person_invited: bool
-    relatives: list[dict[str, Any]]
+    relatives: RelativesOut
     participants: list[ParticipantOut]
     status: str
     version: int
@@ -1343,7 +1457,7 @@ class PlanOut(BaseModel):
     owner_orgnr: str
     owner_unit_id: str
     kind: str
-    person: dict[str, Any]
+    person: PersonOut
     own_goals: list[str] = Field(default_factory=list, description="in the person's own words")
     goals: list[str]
     actions: list[ActionOut]
@@ -1351,7 +1465,7 @@ class PlanOut(BaseModel):
     follow_up_date: dt.date
     attendance: AttendanceOut | None = None
     person_agrees: bool | None = None
-    viewers: list[dict[str, Any]]
+    viewers: UnitsOut = Field(description="the units that may read this copy of the plan")
     version: int
     status: str = Field(
         "active",
@@ -1367,7 +1481,7 @@ class ActionItem(BaseModel):
     plan_kind: str
     plan_owner_orgnr: str
     plan_version: int = Field(description='send it as `If-Match` (`"<version>"`) to take a step')
-    person: dict[str, Any]
+    person: PersonOut
     action: ActionOut
     overdue: str | None = Field(
         None, description="`start` or `end`: the date to start or to end it has passed"
@@ -1378,7 +1492,7 @@ class CoordinatedPlan(BaseModel):
     id: str
     kind: str
     owner_orgnr: str
-    person: dict[str, Any]
+    person: PersonOut
     follow_up_date: dt.date
     version: int
     open_actions: int
