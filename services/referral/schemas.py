@@ -619,6 +619,18 @@ ForwardedTo = Annotated[
 ]
 
 
+ACKNOWLEDGE_BY = Field(
+    description="the last day (in Sweden) for the receiving unit to acknowledge it: the "
+    "kind's working days by urgency after the day it was sent (docs/kinds.md; the member's "
+    "own table, `VK_REFERRAL__ACKNOWLEDGE_WORKING_DAYS`), Swedish public holidays, weekends "
+    "and midsommar-, jul- and nyårsafton not counted; see `GET /v1/deadlines/count`"
+)
+STATUS = Field(
+    description="where the task stands (sent → delivered → acknowledged → accepted or "
+    "declined, …); `allowed_transitions` lists the moves allowed from it"
+)
+
+
 class RecipientOut(BaseModel):
     """One receiving unit of a sent referral and where it is."""
 
@@ -626,9 +638,9 @@ class RecipientOut(BaseModel):
     orgnr: str
     unit_id: str
     unit_name: str | None
-    status: Status
+    status: Status = STATUS
     basis: BasisOut
-    acknowledge_by: dt.date
+    acknowledge_by: dt.date = ACKNOWLEDGE_BY
     acknowledge_due_at: dt.datetime | None = Field(
         None,
         description="a kind acknowledged within hours (an orosanmälan): the instant it is due, "
@@ -894,7 +906,7 @@ class IncomingOut(ReferralContent):
     reachability: ReachabilityOut = None
     attachments: AttachmentsOut = Field(default_factory=list)
     basis: BasisOut
-    acknowledge_by: dt.date
+    acknowledge_by: dt.date = ACKNOWLEDGE_BY
     acknowledge_due_at: dt.datetime | None = Field(
         None,
         description="a kind acknowledged within hours (an orosanmälan): the instant it is due, "
@@ -908,7 +920,10 @@ class IncomingOut(ReferralContent):
     case_reference: str | None
     result: ResultOut | None = RESULT
     komplettering: list[KompletteringOut] = KOMPLETTERING
-    version: int
+    version: int = Field(
+        description='the task\'s version: send it as `If-Match: "<version>"` to move it '
+        "(412 when another change came first: read it again)"
+    )
     children_prompts: list[ChildrenPrompt] = CHILDREN_PROMPTS
     suggested_participants: list[SuggestedParticipant] | None = Field(
         None,
@@ -1225,7 +1240,7 @@ class ParticipantOut(BaseModel):
     status: Status
     reason: str | None
     proposed_at: dt.datetime | None
-    acknowledge_by: dt.date
+    acknowledge_by: dt.date = ACKNOWLEDGE_BY
     answer_by: dt.date | None = ANSWER_BY
     overdue: bool = OVERDUE
     forwarded_to: dict[str, str] | None = Field(
@@ -1509,7 +1524,7 @@ class UnansweredInvitation(BaseModel):
     unit_id: str
     task_id: str
     status: Status = Field(description="`sent`, `delivered` or `acknowledged`")
-    acknowledge_by: dt.date
+    acknowledge_by: dt.date = ACKNOWLEDGE_BY
     answer_by: dt.date | None = ANSWER_BY
     overdue: bool = OVERDUE
 
