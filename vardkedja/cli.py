@@ -247,6 +247,15 @@ def events() -> None:
 
 
 @app.command()
+def kinds() -> None:
+    """Print the kinds of referral and the information categories each shares (Markdown,
+    docs/kinds.md)."""
+    from shared.domain.kinds import kinds_markdown
+
+    typer.echo(kinds_markdown(), nl=False)
+
+
+@app.command()
 def run(
     data_dir: Annotated[Path, typer.Option(help="SQLite files and logs")] = Path("var"),
     broker: Annotated[

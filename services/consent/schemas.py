@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, JsonValue, field_validator
+from pydantic import BaseModel, Field, JsonValue, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from services.consent.codes import (
@@ -466,7 +466,22 @@ class HistoryEntry(BaseModel):
     actor_org: str
     actor_user: str | None
     actor_unit: str | None
-    details: dict[str, object]
+    details: Annotated[
+        dict[str, object],
+        WithJsonSchema(
+            {
+                "type": "object",
+                "description": "what the step changed: the record's `version` after it, "
+                "the record that replaced it (`superseded_by`), the purposes withdrawn",
+                "properties": {
+                    "version": {"type": "integer"},
+                    "superseded_by": {"type": ["string", "null"]},
+                    "withdrawn_purposes": {"type": "array", "items": {"type": "string"}},
+                },
+                "additionalProperties": True,
+            }
+        ),
+    ]
 
 
 class PersonRecords(BaseModel):

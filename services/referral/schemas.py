@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
@@ -566,6 +567,70 @@ class InformationIn(_In):
         return self
 
 
+def _listed(description: str, **properties: dict[str, Any]) -> WithJsonSchema:
+    """The documented shape of a list of JSON objects kept as stored (the wire unchanged)."""
+    item = {"type": "object", "properties": properties, "additionalProperties": True}
+    return WithJsonSchema({"type": "array", "items": item, "description": description})
+
+
+_TEXT: dict[str, Any] = {"type": "string"}
+_OPT_TEXT: dict[str, Any] = {"type": ["string", "null"]}
+AttachmentsOut = Annotated[
+    list[dict[str, Any]],
+    _listed("documents the receiver fetches elsewhere", title=_TEXT, reference=_TEXT),
+]
+UnitsOut = Annotated[
+    list[dict[str, Any]],
+    _listed(
+        "units of members (orgnr: organisationsnummer, 10 digits; unit_id: the unit there)",
+        orgnr=_TEXT,
+        unit_id=_TEXT,
+    ),
+]
+RelativesOut = Annotated[
+    list[dict[str, Any]],
+    _listed(
+        "relatives the person chose to invite (personal data; only the convener keeps it)",
+        name=_TEXT,
+        phone=_OPT_TEXT,
+        email=_OPT_TEXT,
+    ),
+]
+
+
+ForwardedTo = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "properties": {
+                        "orgnr": {"type": "string", "description": "its member's orgnr"},
+                        "unit_id": {"type": "string", "description": "the unit there"},
+                        "task_id": {"type": "string", "description": "its task there"},
+                    },
+                    "additionalProperties": True,
+                },
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+
+
+ACKNOWLEDGE_BY = Field(
+    description="the last day (in Sweden) for the receiving unit to acknowledge it: the "
+    "kind's working days by urgency after the day it was sent (docs/kinds.md; the member's "
+    "own table, `VK_REFERRAL__ACKNOWLEDGE_WORKING_DAYS`), Swedish public holidays, weekends "
+    "and midsommar-, jul- and nyårsafton not counted; see `GET /v1/deadlines/count`"
+)
+STATUS = Field(
+    description="where the task stands (sent → delivered → acknowledged → accepted or "
+    "declined, …); `allowed_transitions` lists the moves allowed from it"
+)
+
+
 class RecipientOut(BaseModel):
     """One receiving unit of a sent referral and where it is."""
 
@@ -573,9 +638,9 @@ class RecipientOut(BaseModel):
     orgnr: str
     unit_id: str
     unit_name: str | None
-    status: Status
+    status: Status = STATUS
     basis: BasisOut
-    acknowledge_by: dt.date
+    acknowledge_by: dt.date = ACKNOWLEDGE_BY
     acknowledge_due_at: dt.datetime | None = Field(
         None,
         description="a kind acknowledged within hours (an orosanmälan): the instant it is due, "
@@ -589,7 +654,7 @@ class RecipientOut(BaseModel):
     outcome: str | None
     case_reference: str | None
     proposed_at: dt.datetime | None
-    forwarded_to: dict[str, Any] | None = Field(
+    forwarded_to: ForwardedTo = Field(
         None, description="forwarded: the unit it went on to, and its task id there"
     )
     result: ResultOut | None = RESULT
@@ -731,6 +796,58 @@ CHILDREN_PROMPTS: Any = Field(
 )
 
 
+class PersonOut(BaseModel):
+    """The person a referral, meeting or plan is about (personal data)."""
+
+    personnummer: str | None = Field(
+        description="personnummer or samordningsnummer, 12 digits with a hyphen "
+        "(`YYYYMMDD-NNNN`; a samordningsnummer's day is 60 more); Luhn-checked when it came "
+        "in; null in a copy withdrawn because its basis ended"
+    )
+    protected_identity: bool | None = Field(
+        description="skyddad identitet: no contact data travels, only the receiving unit's "
+        "authorised role sees it"
+    )
+
+
+def _details_schema() -> dict[str, Any]:
+    """The documented shape of a referral's ``details``: the block of its kind (as sent in
+    ``ReferralCreate``), kept as JSON; an invitation may carry its meeting's fields too."""
+    shapes = []
+    for kind, model in DETAILS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        shapes.append(
+            {
+                "title": f"{kind.value} details",
+                "type": "object",
+                "properties": schema["properties"],
+                "additionalProperties": True,
+            }
+        )
+    return {
+        "description": "the block of details of the referral's kind, as the sender wrote it "
+        "(`ReferralCreate`'s block named for the kind: "
+        + ", ".join(f"`{KINDS[k].details_field}`" for k in DETAILS)
+        + "); `{}` for a kind sent without one",
+        "anyOf": shapes,
+    }
+
+
+DetailsOut = Annotated[dict[str, Any], WithJsonSchema(_details_schema())]
+"""A referral's details in a response: the JSON as stored, documented by kind."""
+
+ReachabilityOut = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [{"$ref": "#/components/schemas/Reachability"}, {"type": "null"}],
+            "description": "how the receiving unit reaches the person (personal data; "
+            "null under skyddad identitet or when not given)",
+        }
+    ),
+]
+
+
 class ReferralOut(ReferralContent):
     """A referral as its sender sees it — its content (``needs``, ``summary``, ``urgency``,
     ``children_in_household`` and ``children_unknown_reason``, ``reachability``,
@@ -740,7 +857,10 @@ class ReferralOut(ReferralContent):
     id: str
     kind: ReferralKind
     sender_unit_id: str
-    person: dict[str, Any]
+    person: PersonOut
+    details: DetailsOut = Field(default_factory=dict)
+    reachability: ReachabilityOut = None
+    attachments: AttachmentsOut = Field(default_factory=list)
     recipients: list[RecipientOut]
     created_at: dt.datetime
     discharge: DischargeStatus | None = Field(None, description="utskrivningsplanering only")
@@ -777,10 +897,16 @@ class IncomingOut(ReferralContent):
     sender_unit_id: str
     unit_id: str
     status: Status
-    allowed_transitions: list[Status]
-    person: dict[str, Any]
+    allowed_transitions: list[Status] = Field(
+        description="the statuses this unit may move the task to next (`POST "
+        ".../transitions`), from its status now"
+    )
+    person: PersonOut
+    details: DetailsOut = Field(default_factory=dict)
+    reachability: ReachabilityOut = None
+    attachments: AttachmentsOut = Field(default_factory=list)
     basis: BasisOut
-    acknowledge_by: dt.date
+    acknowledge_by: dt.date = ACKNOWLEDGE_BY
     acknowledge_due_at: dt.datetime | None = Field(
         None,
         description="a kind acknowledged within hours (an orosanmälan): the instant it is due, "
@@ -794,7 +920,10 @@ class IncomingOut(ReferralContent):
     case_reference: str | None
     result: ResultOut | None = RESULT
     komplettering: list[KompletteringOut] = KOMPLETTERING
-    version: int
+    version: int = Field(
+        description='the task\'s version: send it as `If-Match: "<version>"` to move it '
+        "(412 when another change came first: read it again)"
+    )
     children_prompts: list[ChildrenPrompt] = CHILDREN_PROMPTS
     suggested_participants: list[SuggestedParticipant] | None = Field(
         None,
@@ -1111,7 +1240,7 @@ class ParticipantOut(BaseModel):
     status: Status
     reason: str | None
     proposed_at: dt.datetime | None
-    acknowledge_by: dt.date
+    acknowledge_by: dt.date = ACKNOWLEDGE_BY
     answer_by: dt.date | None = ANSWER_BY
     overdue: bool = OVERDUE
     forwarded_to: dict[str, str] | None = Field(
@@ -1144,12 +1273,12 @@ class MeetingOut(BaseModel):
     for_referral_id: str | None = Field(
         None, description="the HVB notification or discharge planning this SIP answers"
     )
-    person: dict[str, Any]
+    person: PersonOut
     at: dt.datetime
     place: str | None
     video_link: str | None
     person_invited: bool
-    relatives: list[dict[str, Any]]
+    relatives: RelativesOut
     participants: list[ParticipantOut]
     status: str
     version: int
@@ -1343,7 +1472,7 @@ class PlanOut(BaseModel):
     owner_orgnr: str
     owner_unit_id: str
     kind: str
-    person: dict[str, Any]
+    person: PersonOut
     own_goals: list[str] = Field(default_factory=list, description="in the person's own words")
     goals: list[str]
     actions: list[ActionOut]
@@ -1351,7 +1480,7 @@ class PlanOut(BaseModel):
     follow_up_date: dt.date
     attendance: AttendanceOut | None = None
     person_agrees: bool | None = None
-    viewers: list[dict[str, Any]]
+    viewers: UnitsOut = Field(description="the units that may read this copy of the plan")
     version: int
     status: str = Field(
         "active",
@@ -1367,7 +1496,7 @@ class ActionItem(BaseModel):
     plan_kind: str
     plan_owner_orgnr: str
     plan_version: int = Field(description='send it as `If-Match` (`"<version>"`) to take a step')
-    person: dict[str, Any]
+    person: PersonOut
     action: ActionOut
     overdue: str | None = Field(
         None, description="`start` or `end`: the date to start or to end it has passed"
@@ -1378,7 +1507,7 @@ class CoordinatedPlan(BaseModel):
     id: str
     kind: str
     owner_orgnr: str
-    person: dict[str, Any]
+    person: PersonOut
     follow_up_date: dt.date
     version: int
     open_actions: int
@@ -1395,7 +1524,7 @@ class UnansweredInvitation(BaseModel):
     unit_id: str
     task_id: str
     status: Status = Field(description="`sent`, `delivered` or `acknowledged`")
-    acknowledge_by: dt.date
+    acknowledge_by: dt.date = ACKNOWLEDGE_BY
     answer_by: dt.date | None = ANSWER_BY
     overdue: bool = OVERDUE
 
@@ -1413,4 +1542,66 @@ class CoordinationOut(BaseModel):
         description="invited units that have not answered their invitation to a coming "
         "follow-up meeting of these plans convened at this member (`overdue`: past "
         "`acknowledge_by`, or acknowledged and past `answer_by`)",
+    )
+
+
+class SkippedDayOut(BaseModel):
+    """A day a deadline's count passed over, and why."""
+
+    date: dt.date
+    reason: str = Field(
+        description="`weekend` (a Saturday or Sunday), `public_holiday` (allmän helgdag, "
+        "lag 1989:253) or `eve` (midsommarafton, julafton, nyårsafton: not working days)",
+        pattern="^(weekend|public_holiday|eve)$",
+    )
+    name: str = Field(description="the day's Swedish name: `lördag`, `Juldagen`, `Julafton`")
+
+
+class DeadlineCountOut(BaseModel):
+    """A deadline counted as the referral service counts its own."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "from": "2026-12-23T10:00:00+01:00",
+                    "kind": None,
+                    "urgency": None,
+                    "working_days": 2,
+                    "hours": None,
+                    "due_on": "2026-12-29",
+                    "due_at": "2026-12-29T23:59:00+01:00",
+                    "skipped": [
+                        {"date": "2026-12-24", "reason": "eve", "name": "Julafton"},
+                        {"date": "2026-12-25", "reason": "public_holiday", "name": "Juldagen"},
+                        {"date": "2026-12-26", "reason": "public_holiday",
+                         "name": "Annandag jul"},
+                        {"date": "2026-12-27", "reason": "weekend", "name": "söndag"},
+                    ],
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    from_: dt.datetime = Field(alias="from", description="the instant counted from")
+    kind: ReferralKind | None = Field(
+        description="the kind whose acknowledgement deadline this is (when asked by kind)"
+    )
+    urgency: Urgency | None = Field(description="its urgency (when asked by kind)")
+    working_days: int | None = Field(
+        description="Swedish working days counted after the day of `from` (0: that day "
+        "itself); null when counted in hours"
+    )
+    hours: int | None = Field(
+        description="hours counted after `from`, day and night; null when counted in days"
+    )
+    due_on: dt.date = Field(description="the last day, in Sweden")
+    due_at: dt.datetime = Field(
+        description="the instant it is due: 23:59 Swedish time on `due_on` for working days, "
+        "`from` plus the hours otherwise (Swedish time, with its offset)"
+    )
+    skipped: list[SkippedDayOut] = Field(
+        description="the days after the day of `from` up to `due_on` that were not counted, "
+        "in order (none for hours)"
     )

@@ -38,7 +38,7 @@ from services.referral.schemas import (
     WithdrawIn,
 )
 from services.referral.siblings import clients_of
-from shared.domain.kinds import KINDS, ReferralKind
+from shared.domain.kinds import KINDS, ReferralKind, categories_table
 from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
 from shared.web.clients import ServiceCallFailed
 from shared.web.errors import Conflict, Forbidden, problem_responses
@@ -71,7 +71,9 @@ _BLOCKS_TEXT = ", ".join(f"`{s.kind}`: `{s.details_field}`" for s in KINDS.value
         f"({_BLOCKS_TEXT}). Documents your unit uploaded (`POST /v1/attachments`) go "
         "with it to every recipient when named in `attachment_ids` (413 over the limits of "
         "one referral). Send an `Idempotency-Key` to retry safely. Scope "
-        "`referral:write`."
+        "`referral:write`.\n\nWhat each kind shares (its information categories, which "
+        "the consent to its purpose must cover) and on what it travels without consent:"
+        f"\n\n{categories_table()}"
     ),
     responses=problem_responses(
         Forbidden, NoBasis, NoUnitClaim, Conflict, AttachmentTooLarge, ServiceCallFailed

@@ -1,6 +1,7 @@
 """The referral service's spec."""
 
 from services.referral.attachments_router import attachments_router
+from services.referral.deadline_count_router import deadlines_router
 from services.referral.handlers import consumers, periodic
 from services.referral.handover_router import handover_router
 from services.referral.inbox_router import inbox_router
@@ -40,6 +41,7 @@ SPEC = ServiceSpec(
         attachments_router,
         inbox_router,
         indicators_router,
+        deadlines_router,
         meetings_router,
         plans_router,
     ],

@@ -35,6 +35,7 @@ __all__ = [
     "is_eve",
     "is_public_holiday",
     "is_working_day",
+    "non_working_reason",
     "public_holidays",
     "to_local",
     "working_days_between",
@@ -90,6 +91,24 @@ def is_eve(d: date) -> bool:
 def is_working_day(d: date) -> bool:
     """Whether ``d`` is Monday to Friday and neither a public holiday nor one of the eves."""
     return d.weekday() < _SATURDAY and not is_public_holiday(d) and not is_eve(d)
+
+
+_WEEKDAYS_SV: Final = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
+
+
+def non_working_reason(d: date) -> tuple[str, str] | None:
+    """Why ``d`` is not a working day, as (reason, Swedish name): ``public_holiday`` with the
+    holiday's name (``Annandag jul``, also on a weekend), ``eve`` (``Julafton``) or
+    ``weekend`` (``lördag``, ``söndag``); None for a working day."""
+    holiday = _holidays(d.year, holidays.PUBLIC).get(d)
+    if holiday is not None:
+        return "public_holiday", holiday
+    eve = _holidays(d.year, holidays.DE_FACTO).get(d)
+    if eve is not None:
+        return "eve", eve
+    if d.weekday() >= _SATURDAY:
+        return "weekend", _WEEKDAYS_SV[d.weekday()]
+    return None
 
 
 def add_working_days(start: date, n: int) -> date:

@@ -97,7 +97,12 @@ class KindSpec:
     ) -> dt.date:
         """The last day to acknowledge a referral of this kind received on ``received``:
         working days from the kind's table, or from ``overrides`` (a member's settings)."""
-        return _after(received, self._days(self.acknowledge_working_days, urgency, overrides))
+        return working_days_after(received, self.acknowledge_days(urgency, overrides))
+
+    def acknowledge_days(self, urgency: str, overrides: Mapping[str, Mapping[str, int]]) -> int:
+        """The working days to acknowledge a referral of this kind and ``urgency``: the
+        kind's table, or ``overrides`` (a member's settings)."""
+        return self._days(self.acknowledge_working_days, urgency, overrides)
 
     def acknowledge_due_at(self, urgency: str, sent_at: dt.datetime) -> dt.datetime | None:
         """The instant the acknowledgement is due for a kind counted in hours (None for a
@@ -120,7 +125,9 @@ class KindSpec:
         table, or from ``overrides`` (a member's settings)."""
         if given is not None:
             return given
-        return _after(acknowledged_on, self._days(self.answer_working_days, urgency, overrides))
+        return working_days_after(
+            acknowledged_on, self._days(self.answer_working_days, urgency, overrides)
+        )
 
     def _days(
         self, table: Mapping[str, int], urgency: str, overrides: Mapping[str, Mapping[str, int]]
@@ -131,8 +138,9 @@ class KindSpec:
         return table[urgency] if days is None else days
 
 
-def _after(day: dt.date, working_days: int) -> dt.date:
-    """``working_days`` Swedish working days after ``day`` (0: the day itself)."""
+def working_days_after(day: dt.date, working_days: int) -> dt.date:
+    """``working_days`` Swedish working days after ``day`` (0: the day itself): how every
+    deadline of a kind counts its days (and ``GET /v1/deadlines/count`` shows it)."""
     return add_working_days(day, working_days) if working_days > 0 else day
 
 
@@ -324,3 +332,47 @@ def legal_basis_purposes(bases: tuple[str, ...]) -> dict[str, list[str]]:
         for basis in covered_by:
             out[basis].append(purpose)
     return out
+
+
+def _acknowledge_text(s: KindSpec) -> str:
+    if s.acknowledge_hours is not None:
+        return "/".join(str(s.acknowledge_hours[u]) for u in URGENCIES) + " hours"
+    return "/".join(str(s.acknowledge_working_days[u]) for u in URGENCIES) + " working days"
+
+
+def categories_table() -> str:
+    """The information categories each kind shares, and on what, as a Markdown table
+    (generated from :data:`KINDS`: the API docs of ``POST /v1/referrals`` and
+    ``docs/kinds.md``)."""
+    rows = [
+        "| Kind | Label | Information categories | Consent purpose | Without consent, on |"
+        " Acknowledge (normal/urgent/acute) | Details block |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in KINDS.values():
+        purpose = f"`{s.purpose}`" if s.consent_allowed else f"`{s.purpose}` (never a consent)"
+        rows.append(
+            f"| `{s.kind.value}` | {s.label} | {', '.join(f'`{c}`' for c in s.categories)} "
+            f"| {purpose} | {', '.join(f'`{b}`' for b in s.legal_bases)} "
+            f"| {_acknowledge_text(s)} | `{s.details_field}` |"
+        )
+    return "\n".join(rows)
+
+
+def kinds_markdown() -> str:
+    """``docs/kinds.md``: every kind and the information categories it shares (``vardkedja
+    kinds`` prints it)."""
+    return (
+        "# Kinds of referral and the information they share\n\n"
+        "Generated from the kinds registry (`shared/domain/kinds.py`) by `vardkedja kinds`"
+        " (`make kinds`); do not edit by hand.\n\n"
+        "A referral shares exactly its kind's information categories. It travels on the "
+        "person's consent to the kind's purpose, which must cover those categories, or on a "
+        "stated legal basis that may carry the kind without consent; a report made under a "
+        "duty to report travels on its legal basis only. The acknowledgement deadline is "
+        "counted in Swedish working days after the day the referral is sent (weekends, "
+        "public holidays and midsommar-, jul- and nyårsafton not counted; a member may set "
+        "its own days, `VK_REFERRAL__ACKNOWLEDGE_WORKING_DAYS`) or, for a kind counted in "
+        "hours, day and night: `GET /v1/deadlines/count` shows any count.\n\n"
+        f"{categories_table()}\n"
+    )

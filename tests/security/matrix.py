@@ -629,6 +629,17 @@ TABLE: dict[tuple[str, str, str], Op] = {
             ),
         ),
     ),
+    (RF, "GET", "/v1/deadlines/count"): Op(
+        "referral:read",
+        (
+            T(
+                "a count (no data of any unit or person)",
+                M,
+                get(RF, "/v1/deadlines/count?from=2026-12-23T10:00:00Z&working_days=2"),
+                shows="skipped",
+            ),
+        ),
+    ),
     (RF, "POST", "/v1/meetings"): Op(
         "referral:write",
         (
