@@ -82,7 +82,7 @@ class TestOtherServicesSendTheirRecords:
                 resource_type="referral",
                 resource_id="r-1",
             )
-            await auditor.record_access(session, NURSE, action="inbox.list", person_id=None)
+            await auditor.record_access(session, NURSE, action="attachment.list", person_id=None)
         [delivery] = await internal_events(db)
         assert delivery.record.topic == topics.internal(ORG_VAXJO)
         assert delivery.event.sender_service == "referral"
