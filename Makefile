@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker postgres java bench bench-crypto bench-backbone bench-directory bench-notify bench-referral bench-consent soak events kinds compose-check clean lock
+.PHONY: help install run test test-fast test-e2e lint fmt migrate token broker postgres java bench bench-crypto bench-backbone bench-directory bench-notify bench-referral bench-consent soak events kinds audit-actions compose-check clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -88,6 +88,9 @@ events: $(STAMP) ## regenerate the published event catalogue (docs/events.asynca
 
 kinds: $(STAMP) ## regenerate the kinds and their information categories (docs/kinds.md)
 	$(BIN)/vardkedja kinds > docs/kinds.md
+
+audit-actions: $(STAMP) ## regenerate the audit action codes (docs/audit-actions.md)
+	$(BIN)/vardkedja audit-actions > docs/audit-actions.md
 
 compose-check: ## validate docker-compose.yml without a Docker engine (installs Debian's docker-compose when missing)
 	bash deploy/dev/compose.sh

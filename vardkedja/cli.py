@@ -246,6 +246,15 @@ def events() -> None:
     typer.echo(json.dumps(CATALOGUE.asyncapi(), indent=2, ensure_ascii=False))
 
 
+@app.command("audit-actions")
+def audit_actions() -> None:
+    """Print the audit action codes, their services and Swedish wording as Markdown
+    (docs/audit-actions.md)."""
+    from shared.identity.audit_actions import audit_actions_markdown
+
+    typer.echo(audit_actions_markdown(), nl=False)
+
+
 @app.command()
 def kinds() -> None:
     """Print the kinds of referral and the information categories each shares (Markdown,

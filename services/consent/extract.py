@@ -3,6 +3,9 @@ member's four services, and the page a person can print.
 
 The consent service reads its own audit log; the other three services send theirs as
 events on the member's internal topic, kept here as audit copies by the worker (ADR 0011).
+Each entry is also put in words for the person: the action from the audit action registry,
+the unit and its huvudman by name (:mod:`services.consent.known_units`), the time in
+Swedish local time.
 """
 
 from __future__ import annotations
@@ -11,10 +14,15 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Final
 
+from services.consent.codes import PURPOSE_LABELS
+from services.consent.known_units import names_of
 from services.consent.person import key_of
 from services.consent.repository import AuditCopyRepository, AuditLogRepository, CopyRepository
-from services.consent.schemas import AuditExtract
+from services.consent.schemas import AuditEntry, AuditExtract
 from shared.data.work import Work
+from shared.domain import kinds
+from shared.domain.swedish import time_sv
+from shared.identity.audit_actions import action_text
 from shared.identity.identifiers import IdentifierError
 from shared.messaging.events import CloudEvent
 from shared.messaging.events.payloads import AuditRecordedV1
@@ -99,8 +107,42 @@ async def audit_entries(
     return sorted(entries, key=lambda e: e["occurred_at"])
 
 
+def _purpose_text(purpose: str | None) -> str | None:
+    """A consent purpose or a referral kind, as a person reads it."""
+    if purpose is None or purpose in PURPOSE_LABELS:
+        return PURPOSE_LABELS.get(purpose or "")
+    try:
+        return kinds.spec(purpose).purpose_label  # the referral service records the kind
+    except ValueError:
+        return purpose
+
+
+async def in_words(work: Work, entries: list[dict[str, Any]]) -> list[AuditEntry]:
+    """The entries with what a person reads beside each code: the action, service, purpose
+    and outcome in Swedish, the unit's and its huvudman's names (when the directory has
+    named them) and the time in Swedish local time."""
+    names = await names_of(
+        work,
+        (e["actor_unit"] for e in entries if e["actor_unit"]),
+        (e["actor_org"] for e in entries),
+    )
+    return [
+        AuditEntry(
+            **e,
+            occurred_at_local=time_sv(e["occurred_at"]),
+            service_text=SERVICE_LABELS.get(e["service"], e["service"]),
+            action_text=action_text(e["action"]),
+            org_name=names.member(e["actor_org"]),
+            unit_name=names.unit(e["actor_unit"]),
+            purpose_text=_purpose_text(e["purpose"]),
+            outcome_text=OUTCOME_LABELS.get(e["outcome"], e["outcome"]),
+        )
+        for e in entries
+    ]
+
+
 def render_html(extract: AuditExtract) -> str:
     """The extract as a printable page (A4 print styles, autoescaped), in Swedish."""
     return _TEMPLATES.get_template("loggutdrag.html").render(
-        ex=extract, services=SERVICE_LABELS, outcomes=OUTCOME_LABELS
+        ex=extract, services=SERVICE_LABELS, time_sv=time_sv
     )

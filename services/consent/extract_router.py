@@ -9,7 +9,8 @@ from fastapi.responses import HTMLResponse
 
 from services.consent import extract
 from services.consent.api import PersonStep
-from services.consent.schemas import AuditEntry, AuditExtract, AuditExtractRequest
+from services.consent.schemas import AuditExtract, AuditExtractRequest
+from shared.domain.swedish import time_sv
 from shared.identity.audit import AuditUnavailable
 from shared.identity.identifiers import mask_personnummer
 from shared.web.errors import Forbidden, InvalidInput, problem_responses
@@ -25,7 +26,10 @@ extract_router = APIRouter(prefix="/v1/persons", tags=["persons"])
     description=(
         "Every access to the person's data in this member's four services (directory, "
         "consent, referral, notify): who, in which unit, when, what and with which outcome, "
-        "oldest first, optionally within `since`/`until`. The other services' records reach "
+        "oldest first, optionally within `since`/`until`. Each entry has its codes and also "
+        "the same in words for the person: the action in Swedish (`docs/audit-actions.md`), "
+        "the unit's and the huvudman's names as the directory knows them, and the time in "
+        "Swedish local time. The other services' records reach "
         "the consent service as events on the member's internal topic (ADR 0011), so the "
         "newest may lag by seconds. `format: html` gives a printable page. The personnummer "
         "goes in the body, never in the URL. Audited. Scope `consent:person`."
@@ -55,10 +59,11 @@ async def audit_extract(body: AuditExtractRequest, step: PersonStep) -> Any:
         member_orgnr=work.member,
         member_name=work.settings.member.name,
         generated_at=work.now,
+        generated_at_local=time_sv(work.now),
         since=body.since,
         until=body.until,
         services=["consent", "directory", "notify", "referral"],
-        entries=[AuditEntry(**e) for e in entries],
+        entries=await extract.in_words(work, entries),
     )
     if body.format == "html":
         return HTMLResponse(extract.render_html(result))

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.consent import copies, extract, records
+from services.consent import copies, extract, known_units, records
 from shared.data.work import Work
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
@@ -16,10 +16,14 @@ from shared.messaging.events.payloads import (
     CONSENT_ENDED_V1,
     CONSENT_NARROWED_V1,
     CONSENT_RECORDED_V1,
+    MEMBER_CHANGED_V1,
+    UNIT_CHANGED_V1,
     AuditRecordedV1,
     ConsentEndedV1,
     ConsentNarrowedV1,
     ConsentRecordedV1,
+    MemberChangedV1,
+    UnitChangedV1,
 )
 from shared.messaging.inbox import BatchHandler, ConsumerSpec, Delivery, Handler
 from shared.messaging.periodic import PeriodicJob
@@ -56,7 +60,9 @@ def _audit_batch(ctx: ServiceContext) -> BatchHandler:
 
 def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
     """Copies of consents from the inbound topic (kept, narrowed or marked ended); other
-    services' audit records from the internal topic (kept for the person's audit extract)."""
+    services' audit records from the internal topic (kept for the person's audit extract);
+    the names of every member's units and of the members from the directory topic (the
+    names the extract shows)."""
     orgnr = ctx.settings.member.orgnr
     return [
         ConsumerSpec(
@@ -79,6 +85,14 @@ def consumers(ctx: ServiceContext) -> list[ConsumerSpec]:
                 AUDIT_RECORDED_V1: _handler(ctx, AuditRecordedV1, extract.apply_audit_recorded)
             },
             batch_handlers={AUDIT_RECORDED_V1: _audit_batch(ctx)},
+        ),
+        ConsumerSpec(
+            name="directory",
+            topics=[topics.DIRECTORY],
+            handlers={
+                UNIT_CHANGED_V1: _handler(ctx, UnitChangedV1, known_units.apply_unit_changed),
+                MEMBER_CHANGED_V1: _handler(ctx, MemberChangedV1, known_units.apply_member_changed),
+            },
         ),
     ]
 

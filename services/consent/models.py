@@ -221,3 +221,26 @@ class AuditCopy(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     resource_type: Mapped[str | None] = mapped_column(String(50), nullable=True)
     resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class KnownUnit(Base):
+    """A unit of any member as last seen on ``vardkedja.directory``: the name the person's
+    audit extract shows for the unit an access came from (ADR 0011, second amendment)."""
+
+    __tablename__ = "known_unit"
+
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_orgnr: Mapped[str] = mapped_column(String(11))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class KnownMember(Base):
+    """A member (huvudman) as it last described itself on ``vardkedja.directory``: the
+    name the audit extract shows beside a unit's."""
+
+    __tablename__ = "known_member"
+
+    orgnr: Mapped[str] = mapped_column(String(11), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)

@@ -41,10 +41,13 @@ from services.consent.models import (
     Consent,
     ConsentCopy,
     ConsentTombstone,
+    KnownMember,
+    KnownUnit,
     LegalBasisUse,
     Refusal,
 )
 from shared.data.db import RepositoryBase, UTCDateTime
+from shared.messaging.ownership import newer
 
 RowT = TypeVar("RowT", bound=DeclarativeBase)
 OwnedT = TypeVar("OwnedT", Consent, Refusal, Block)
@@ -209,6 +212,28 @@ class AuditCopyRepository(RepositoryBase[AuditCopy]):
         stmt = select(AuditCopy).where(AuditCopy.person_key == person_key)
         stmt = _period(stmt, AuditCopy.occurred_at, since, until)
         return list((await self.session.execute(stmt.order_by(AuditCopy.occurred_at))).scalars())
+
+
+KnownT = TypeVar("KnownT", KnownUnit, KnownMember)
+
+
+class _KnownRepository(RepositoryBase[KnownT]):
+    async def keep(self, held: KnownT | None, row: KnownT) -> bool:
+        """Keeps ``row`` in place of ``held`` (the row with its key, None if there is none)
+        unless ``held`` has its version or a later one; True if kept."""
+        if held is not None and not newer(held.version, row.version):
+            return False
+        await self.session.merge(row)
+        await self.session.flush()
+        return True
+
+
+class KnownUnitRepository(_KnownRepository[KnownUnit]):
+    model = KnownUnit
+
+
+class KnownMemberRepository(_KnownRepository[KnownMember]):
+    model = KnownMember
 
 
 class AuditLogRepository:

@@ -514,14 +514,43 @@ class AuditExtractRequest(_Request):
 
 
 class AuditEntry(BaseModel):
-    occurred_at: dt.datetime
-    service: str
-    action: str
-    actor_sub: str
-    actor_org: str
-    actor_unit: str | None
-    purpose: str | None
-    outcome: str
+    """One access to the person's data: the machine fields as recorded, and the same in
+    words for the person (``*_text``, names, local time)."""
+
+    occurred_at: dt.datetime = Field(description="when, in UTC")
+    occurred_at_local: str = Field(
+        description="when, in Swedish local time (Europe/Stockholm) as running text",
+        examples=["7 december 2026 kl. 14.05"],
+    )
+    service: str = Field(description="the service that recorded it", examples=["referral"])
+    service_text: str = Field(description="the service, in Swedish", examples=["Remisser"])
+    action: str = Field(
+        description="the action code (`docs/audit-actions.md`; a refused request: its "
+        "operation's name)",
+        examples=["referral.read"],
+    )
+    action_text: str = Field(
+        description="what was done, in Swedish (from the audit action registry)",
+        examples=["läste en skickad remiss"],
+    )
+    actor_sub: str = Field(description="who: the user's id in the token")
+    actor_org: str = Field(description="the organisationsnummer of the caller's huvudman")
+    org_name: str | None = Field(
+        description="the huvudman's name, when the directory has named it",
+        examples=["Växjö kommun"],
+    )
+    actor_unit: str | None = Field(description="the id of the caller's unit, if any")
+    unit_name: str | None = Field(
+        description="the unit's name, when the directory knows the unit",
+        examples=["Hemtjänst Norr"],
+    )
+    purpose: str | None = Field(description="the purpose or referral kind stated, as a code")
+    purpose_text: str | None = Field(description="the purpose, in Swedish")
+    outcome: str = Field(description="`allowed`, `denied` or `not_found`")
+    outcome_text: str = Field(
+        description="the outcome, in Swedish: tillåten, nekad or hittades inte",
+        examples=["tillåten"],
+    )
     resource_type: str | None
     resource_id: str | None
 
@@ -533,6 +562,9 @@ class AuditExtract(BaseModel):
     member_orgnr: str
     member_name: str
     generated_at: dt.datetime
+    generated_at_local: str = Field(
+        description="when the extract was made, in Swedish local time as running text"
+    )
     since: dt.datetime | None
     until: dt.datetime | None
     services: list[str] = Field(description="the services whose records are included")

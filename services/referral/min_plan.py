@@ -37,7 +37,7 @@ from fpdf.enums import MethodReturnValue, XPos, YPos
 from shared.domain.codes import Intervention
 from shared.domain.contact import PostalAddress
 from shared.domain.labelled import LabelledEnum
-from shared.domain.swedish import format_phone_national, postal_text
+from shared.domain.swedish import date_sv, format_phone_national, postal_text
 from shared.web.pdf import PDF_ENCODING, pdf_safe
 from shared.web.templates import templates
 
@@ -62,26 +62,6 @@ __all__ = [
 
 SIP_TITLE: Final = "Min plan – samordnad individuell plan (SIP)"
 CARE_CHAIN_TITLE: Final = "Min plan – vårdkedjan"
-
-_MONTHS: Final = (
-    "januari",
-    "februari",
-    "mars",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "augusti",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
-
-
-def date_sv(day: dt.date) -> str:
-    """A date as Swedes write it in running text: ``1 februari 2027``."""
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 def title_for(meeting_kind: str) -> str:

@@ -1,20 +1,32 @@
-"""How the directory writes for Swedish readers: dictionary order, phone numbers, addresses.
+"""How the services write for Swedish readers: dictionary order, phone numbers, addresses,
+dates and times.
 
 :func:`swedish_sort_key` orders text as a Swedish dictionary does (å, ä, ö after z);
 :func:`format_phone_national` shows a stored phone number as Swedes write it;
 :func:`postal_text` writes a postal address on one line. The printable overview, the
 export and the import's cells all use them, so a unit reads the same everywhere.
+:func:`date_sv` and :func:`time_sv` write a date, and an instant in Swedish local time, as
+running text does (``7 december 2026 kl. 14.05``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from typing import Final
 
+from shared.domain.calendar import STOCKHOLM
 from shared.domain.contact import PostalAddress
 
-__all__ = ["SV_FOLD", "format_phone_national", "postal_text", "swedish_sort_key"]
+__all__ = [
+    "SV_FOLD",
+    "date_sv",
+    "format_phone_national",
+    "postal_text",
+    "swedish_sort_key",
+    "time_sv",
+]
 
 _SV_ALPHABET: Final = "abcdefghijklmnopqrstuvwxyzåäö"
 _SV_LETTER: Final = {ch: i for i, ch in enumerate(_SV_ALPHABET)}
@@ -114,3 +126,33 @@ def postal_text(postal: PostalAddress) -> str:
     """The address on one line: ``c/o name, street, postcode city``."""
     parts = [f"c/o {postal.care_of}"] if postal.care_of else []
     return ", ".join([*parts, postal.street, f"{postal.postcode} {postal.city}"])
+
+
+_MONTHS: Final = (
+    "januari",
+    "februari",
+    "mars",
+    "april",
+    "maj",
+    "juni",
+    "juli",
+    "augusti",
+    "september",
+    "oktober",
+    "november",
+    "december",
+)
+
+
+def date_sv(day: dt.date) -> str:
+    """A date as Swedes write it in running text: ``1 februari 2027``."""
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def time_sv(at: dt.datetime) -> str:
+    """An instant in Swedish local time (Europe/Stockholm, summer time included) as running
+    text writes it: ``7 december 2026 kl. 14.05``. A naive datetime is refused."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("a naive datetime has no place in time")
+    local = at.astimezone(STOCKHOLM)
+    return f"{date_sv(local.date())} kl. {local:%H.%M}"

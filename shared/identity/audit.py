@@ -4,6 +4,8 @@
 cannot be written the access fails (fail-closed) and its transaction rolls back. A denied
 access is audited too, in a transaction of its own, since the request's will roll back.
 The table refuses UPDATE and DELETE by trigger (see :func:`shared.data.infra.append_only_ddl`).
+Every action code is registered in :mod:`shared.identity.audit_actions` (with its Swedish
+wording, ``docs/audit-actions.md``); the auditor refuses another at the call.
 
 Given an outbox, the auditor of every service but consent also writes the record as an
 ``se.vardkedja.audit.recorded.v1`` event to its member's internal topic, in the same
@@ -26,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.data.db import Database, utcnow
 from shared.data.infra import InfraTables
+from shared.identity.audit_actions import check_action
 from shared.identity.auth import Caller
 from shared.messaging.events import topics
 from shared.messaging.events.payloads import AUDIT_RECORDED_V1, AuditRecordedV1
@@ -105,7 +108,13 @@ class Auditor:
         outcome: Outcome,
         resource_type: str | None,
         resource_id: str | None,
+        *,
+        registered: bool = True,
     ) -> dict[str, object]:
+        """The record's values; an ``action`` not in the registry is a programming error
+        (ValueError) unless it is a refused request's operation (``registered=False``)."""
+        if registered:
+            check_action(action)
         return {
             "occurred_at": utcnow(),
             "service": self.service,
@@ -198,6 +207,33 @@ class Auditor:
         values = self._values(
             caller, action, person_id, purpose, outcome, resource_type, resource_id
         )
+        await self._write_alone(db, values)
+
+    async def record_refused_request(
+        self,
+        db: Database,
+        caller: Caller,
+        *,
+        operation: str,
+        resource_type: str,
+        resource_id: str | None,
+        outcome: Outcome,
+    ) -> None:
+        """Audit a refused request (:class:`RefusalAuditMiddleware`) in its own transaction,
+        under its operation's name rather than a registered action; it names no person."""
+        values = self._values(
+            caller,
+            operation[:100],
+            None,
+            None,
+            outcome,
+            resource_type,
+            resource_id,
+            registered=False,
+        )
+        await self._write_alone(db, values)
+
+    async def _write_alone(self, db: Database, values: dict[str, Any]) -> None:
         try:
             async with db.transaction() as session:
                 await self._write(session, values)
@@ -259,11 +295,10 @@ async def _audit_refusal(scope: Scope, caller: Caller, outcome: Outcome) -> bool
         getattr(route, "path", None) or "unmatched", scope.get("path_params") or {}
     )
     try:
-        await ctx.auditor.record_denied(
+        await ctx.auditor.record_refused_request(
             ctx.db,
             caller,
-            action=(getattr(route, "name", None) or "unmatched")[:100],
-            person_id=None,
+            operation=getattr(route, "name", None) or "unmatched",
             resource_type=resource_type,
             resource_id=resource_id,
             outcome=outcome,

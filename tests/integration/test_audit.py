@@ -128,7 +128,7 @@ class TestRecordAccess:
             await auditor.record_access(
                 session,
                 Caller(sub="system", org=ORG_VAXJO),
-                action="consent.search",
+                action="person.search",
                 person_id=None,
                 outcome=Outcome.NOT_FOUND,
             )
@@ -146,7 +146,9 @@ class TestRecordAccess:
         # Auditing first matters: on SQLite a SAVEPOINT opening the transaction would commit.
         async def access_then_fail() -> None:
             async with db.transaction() as session:
-                await auditor.record_access(session, CALLER, action="x", person_id=PERSON)
+                await auditor.record_access(
+                    session, CALLER, action="consent.read", person_id=PERSON
+                )
                 raise RuntimeError("the access failed after auditing")
 
         with pytest.raises(RuntimeError):
@@ -159,7 +161,9 @@ class TestRecordAccess:
         async def write_then_audit() -> None:
             async with db.transaction() as session:
                 await session.execute(other_write())
-                await auditor.record_access(session, CALLER, action="x", person_id=PERSON)
+                await auditor.record_access(
+                    session, CALLER, action="consent.read", person_id=PERSON
+                )
 
         with pytest.raises(AuditUnavailable) as info:
             await write_then_audit()
@@ -175,11 +179,13 @@ class TestRecordAccess:
         await break_audit(db)
         with pytest.raises(AuditUnavailable):
             async with db.transaction() as session:
-                await auditor.record_access(session, CALLER, action="x", person_id=PERSON)
+                await auditor.record_access(
+                    session, CALLER, action="consent.read", person_id=PERSON
+                )
         await repair_audit(db)
         async with db.transaction() as session:
             await session.execute(other_write())
-            await auditor.record_access(session, CALLER, action="x", person_id=PERSON)
+            await auditor.record_access(session, CALLER, action="consent.read", person_id=PERSON)
         assert await other_rows(db) == 1
         assert len(await audit_rows(db)) == 1
 
@@ -227,7 +233,7 @@ async def read_personal(
 ) -> dict[str, str]:
     await session.execute(other_write())
     await ctx.auditor.record_access(
-        session, caller, action="test.read", person_id=body.personnummer, purpose="test"
+        session, caller, action="person.search", person_id=body.personnummer, purpose="test"
     )
     return {"status": "read"}
 
@@ -281,7 +287,7 @@ class TestAuditedRoute:
         assert (row.actor_sub, row.actor_org, row.action, row.person_id) == (
             "tester",
             ORG_VAXJO,
-            "test.read",
+            "person.search",
             PERSON,
         )
         assert row.request_id == "req-http-1"

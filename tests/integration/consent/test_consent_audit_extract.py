@@ -12,17 +12,28 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
+from services.consent import known_units
 from services.consent.handlers import consumers
 from services.consent.models import AuditCopy
 from shared.data.db import Database
+from shared.data.work import Work
+from shared.domain.swedish import time_sv
 from shared.identity.audit import Auditor, AuditUnavailable
+from shared.identity.audit_actions import AuditAction
 from shared.identity.auth import Caller
-from shared.messaging.events import CATALOGUE, topics
-from shared.messaging.events.payloads import AUDIT_RECORDED_V1
+from shared.messaging.events import CATALOGUE, CloudEvent, topics
+from shared.messaging.events.payloads import (
+    AUDIT_RECORDED_V1,
+    MEMBER_CHANGED_V1,
+    UNIT_CHANGED_V1,
+    MemberChangedV1,
+    UnitChangedV1,
+)
 from shared.messaging.inbox import Delivery, Reject
 from shared.messaging.kafka import ReceivedRecord
 from shared.messaging.outbox import Outbox
 from tests.conftest import ORG_REGION, ORG_VAXJO, make_settings
+from tests.helpers.directory import member_record
 from tests.helpers.signed import opened
 from tests.integration.consent.helpers import OUTBOX, SPEC, auth, question
 
@@ -61,7 +72,7 @@ async def internal_events(db: Database) -> list[Delivery]:
 
 async def deliver(app: FastAPI, deliveries: list[Delivery]) -> None:
     ctx = app.state.ctx
-    [_inbound, audit] = consumers(ctx)
+    [_inbound, audit, _directory] = consumers(ctx)
     for d in deliveries:
         async with ctx.db.transaction() as session:
             await audit.handlers[d.event.type](session, d)
@@ -82,7 +93,7 @@ class TestOtherServicesSendTheirRecords:
                 resource_type="referral",
                 resource_id="r-1",
             )
-            await auditor.record_access(session, NURSE, action="inbox.list", person_id=None)
+            await auditor.record_access(session, NURSE, action="attachment.list", person_id=None)
         [delivery] = await internal_events(db)
         assert delivery.record.topic == topics.internal(ORG_VAXJO)
         assert delivery.event.sender_service == "referral"
@@ -216,7 +227,7 @@ class TestExtract:
                 )
         events = await internal_events(db)
         assert len(events) == 3
-        [_inbound, audit] = consumers(app.state.ctx)
+        [_inbound, audit, _directory] = consumers(app.state.ctx)
         on_run = audit.batch_handlers[AUDIT_RECORDED_V1]
         async with app.state.ctx.db.transaction() as session:
             await on_run(session, [*events, events[0]])
@@ -257,3 +268,158 @@ class TestExtract:
         with pytest.raises(Reject) as info:
             await deliver(app, [foreign])
         assert info.value.rule == "sender_not_member"
+
+
+# --- the extract in words: names, actions and local time ------------------------------------
+
+NORR = "6f1c2a4e-8b0d-4f51-9a57-0c3f1e2d7a01"  # Växjö's Hemtjänst Norr
+VUXEN = "0b7e5d9c-3a26-4c8e-b1f4-5d2a9e8c6b02"  # Växjö's Mottagning vuxna
+TELEBORG = "c4a8e1f2-7d3b-4e69-8f05-1b6d3c9a2e03"  # the region's Vårdcentral Teleborg
+UNKNOWN = "9e2d7c1b-5a4f-4b38-a6e0-3c8f1d7b4a04"  # a unit the directory never named
+AT = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
+
+
+def unit_changed(unit_id: str, owner: str, name: str, version: int = 1) -> UnitChangedV1:
+    return UnitChangedV1(
+        unit_id=unit_id,
+        owner_orgnr=owner,
+        name=name,
+        kind="hemtjanst",
+        status="active",
+        version=version,
+        changed_at=AT,
+    )
+
+
+def member_changed(orgnr: str, name: str) -> MemberChangedV1:
+    return member_record(orgnr, "kommun", ("0780",), at=AT).model_copy(update={"name": name})
+
+
+async def published(app: FastAPI, payload: UnitChangedV1 | MemberChangedV1, sender: str) -> None:
+    """As the consent worker takes an event of ``sender``'s directory off the topic."""
+    kind = UNIT_CHANGED_V1 if isinstance(payload, UnitChangedV1) else MEMBER_CHANGED_V1
+    event = CloudEvent(
+        source=f"urn:vardkedja:{sender.replace('-', '')}:directory",
+        type=kind,
+        data=payload.model_dump(mode="json"),
+    )
+    ctx = app.state.ctx
+    [*_, directory] = consumers(ctx)
+    async with ctx.db.transaction() as session:
+        await directory.handlers[kind](
+            session,
+            Delivery(event, payload, ReceivedRecord(topics.DIRECTORY, 0, 0, None, b"", [])),
+        )
+
+
+async def directory_names(app: FastAPI) -> None:
+    for payload, sender in [
+        (member_changed(ORG_VAXJO, "Växjö kommun"), ORG_VAXJO),
+        (member_changed(ORG_REGION, "Region Kronoberg"), ORG_REGION),
+        (unit_changed(NORR, ORG_VAXJO, "Hemtjänst Norr"), ORG_VAXJO),
+        (unit_changed(VUXEN, ORG_VAXJO, "Mottagning vuxna"), ORG_VAXJO),
+        (unit_changed(TELEBORG, ORG_REGION, "Vårdcentral Teleborg"), ORG_REGION),
+    ]:
+        await published(app, payload, sender)
+
+
+class TestExtractInWords:
+    async def test_names_actions_in_words_and_local_time(
+        self, client: httpx.AsyncClient, app: FastAPI, db: Database, person: str
+    ) -> None:
+        await directory_names(app)
+        async with db.transaction() as session:
+            await referral_auditor().record_access(
+                session,
+                Caller(sub="ssk-12", org=ORG_VAXJO, unit=NORR),
+                action="referral.read",
+                person_id=person,
+                purpose="vardkedjeremiss",
+            )
+            # Another member's unit as the actor, and a unit the directory does not know.
+            for caller in [
+                Caller(sub="dr-4", org=ORG_REGION, unit=TELEBORG),
+                Caller(sub="x-1", org=ORG_VAXJO, unit=UNKNOWN),
+            ]:
+                await app.state.ctx.auditor.record_access(
+                    session, caller, action="consent.read", person_id=person
+                )
+        await deliver(app, await internal_events(db))
+        await client.post("/v1/decisions", json=question(person), headers=auth(unit=VUXEN))
+
+        extract = (
+            await client.post(
+                "/v1/persons/audit-extract", json={"personnummer": person}, headers=auth()
+            )
+        ).json()
+        entries = sorted(extract["entries"], key=lambda e: (e["action"], e["actor_sub"]))
+        assert [
+            (e["action_text"], e["unit_name"], e["org_name"], e["outcome_text"]) for e in entries
+        ] == [
+            (
+                "kontrollerade om samtycke eller stöd i lag finns för att dela uppgifter",
+                "Mottagning vuxna",
+                "Växjö kommun",
+                "nekad",  # no consent recorded
+            ),
+            ("läste ett samtycke", "Vårdcentral Teleborg", "Region Kronoberg", "tillåten"),
+            ("läste ett samtycke", None, "Växjö kommun", "tillåten"),
+            ("läste en skickad remiss", "Hemtjänst Norr", "Växjö kommun", "tillåten"),
+        ]
+        for e in entries:
+            at = dt.datetime.fromisoformat(e["occurred_at"])
+            assert e["occurred_at_local"] == time_sv(at)
+        [read] = [e for e in entries if e["action"] == "referral.read"]
+        assert (read["service_text"], read["purpose_text"]) == ("Remisser", "vårdkedjeremiss")
+        generated = dt.datetime.fromisoformat(extract["generated_at"])
+        assert extract["generated_at_local"] == time_sv(generated)
+
+        html = (
+            await client.post(
+                "/v1/persons/audit-extract",
+                json={"personnummer": person, "format": "html"},
+                headers=auth(),
+            )
+        ).text
+        for words in [
+            "Hemtjänst Norr",
+            "Mottagning vuxna",
+            "Vårdcentral Teleborg",
+            "Region Kronoberg",
+            "Växjö kommun",
+            "läste en skickad remiss",
+            "läste ett samtycke",
+            "kontrollerade om samtycke",
+            "nekad",
+            "vårdkedjeremiss",
+            *(e["occurred_at_local"] for e in entries),
+        ]:
+            assert words in html, words
+        assert " kl. " in html
+        for unit in (NORR, VUXEN, TELEBORG):
+            assert unit not in html
+        assert UNKNOWN in html  # no name to show: its id
+        for code in AuditAction:
+            assert code.value not in html, code
+        assert "UTC" not in html
+
+    async def test_a_unit_keeps_its_latest_name_and_its_owner(self, app: FastAPI) -> None:
+        await published(app, unit_changed(NORR, ORG_VAXJO, "Hemtjänst Norr", version=2), ORG_VAXJO)
+        await published(app, unit_changed(NORR, ORG_VAXJO, "Gammalt namn", version=1), ORG_VAXJO)
+        with pytest.raises(Reject) as info:  # the region cannot publish Växjö's unit
+            await published(app, unit_changed(NORR, ORG_VAXJO, "Falskt namn", 3), ORG_REGION)
+        assert info.value.rule == "sender_not_owner"
+        with pytest.raises(Reject) as info:  # nor take the id over as its own
+            await published(app, unit_changed(NORR, ORG_REGION, "Falskt namn", 3), ORG_REGION)
+        assert info.value.rule == "not_owner"
+        with pytest.raises(Reject) as info:  # a member describes only itself
+            await published(app, member_changed(ORG_VAXJO, "Falskt namn"), ORG_REGION)
+        assert info.value.rule == "sender_not_owner"
+        async with app.state.ctx.db.transaction() as session:
+            work = Work(session, None, app.state.ctx.settings)
+            names = await known_units.names_of(work, [NORR, UNKNOWN], [ORG_VAXJO, ORG_REGION])
+        assert names.unit(NORR) == "Hemtjänst Norr"
+        assert names.unit(UNKNOWN) is None
+        # This member's own name from its settings until its directory describes it.
+        assert names.member(ORG_VAXJO) == app.state.ctx.settings.member.name
+        assert names.member(ORG_REGION) is None

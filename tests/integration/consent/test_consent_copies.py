@@ -86,7 +86,7 @@ async def sent_to(db: Database, orgnr: str, *, after: int = 0) -> list[Delivery]
 async def apply(app: FastAPI, deliveries: list[Delivery]) -> None:
     """Runs each delivery through the member's inbound handlers, one transaction each."""
     ctx = app.state.ctx
-    [inbound, _audit] = consumers(ctx)
+    [inbound, _audit, _directory] = consumers(ctx)
     for d in deliveries:
         async with ctx.db.transaction() as session:
             await inbound.handlers[d.event.type](session, d)
