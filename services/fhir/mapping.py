@@ -39,6 +39,12 @@ CASE_REFERENCE: Final = "https://vardkedja.se/fhir/sid/case-reference"
 PERSONNUMMER: Final = "http://electronichealth.se/identifier/personnummer"
 SAMORDNINGSNUMMER: Final = "http://electronichealth.se/identifier/samordningsnummer"
 ORGNR: Final = "urn:oid:2.5.4.97"
+PERSON_SYSTEMS: Final = {  # accepted on input: SE-base's URLs and the OIDs
+    PERSONNUMMER: "personnummer",
+    "urn:oid:1.2.752.129.2.1.3.1": "personnummer",
+    SAMORDNINGSNUMMER: "samordningsnummer",
+    "urn:oid:1.2.752.129.2.1.3.3": "samordningsnummer",
+}
 # The security label of a person with protected identity (skyddad identitet).
 CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 

@@ -25,9 +25,8 @@ from services.fhir.mapping import (
     JSON_EXTENSIONS,
     NEED,
     ORGNR,
-    PERSONNUMMER,
+    PERSON_SYSTEMS,
     REFERRAL_KIND,
-    SAMORDNINGSNUMMER,
     SCALAR_EXTENSIONS,
     URGENCY,
     service_request_of_sent,
@@ -40,12 +39,6 @@ from shared.domain.kinds import KINDS, ReferralKind
 
 router = APIRouter()
 
-PERSON_SYSTEMS: Final = {
-    PERSONNUMMER: "personnummer",
-    "urn:oid:1.2.752.129.2.1.3.1": "personnummer",
-    SAMORDNINGSNUMMER: "samordningsnummer",
-    "urn:oid:1.2.752.129.2.1.3.3": "samordningsnummer",
-}
 RESTRICTED: Final = ("R", "V")
 # Where a field of the referral API is in a ServiceRequest (for the problems' expressions).
 ELEMENT_OF: Final = {

@@ -10,7 +10,7 @@ does not allow answers 409 with the allowed ones listed.
 from __future__ import annotations
 
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -21,6 +21,7 @@ from services.fhir.mapping import (
     BUSINESS_STATUS,
     CASE_REFERENCE,
     FHIR_STATUS,
+    PERSON_SYSTEMS,
     RESULT_PARTS,
     STEP_OF_FHIR,
     service_request_of_incoming,
@@ -206,6 +207,54 @@ async def search_tasks(
     if include:
         entries += [(service_request_of_incoming(i), "include") for i in items]
     return fhir(searchset(request, entries, answer.get("next_cursor")))
+
+
+@router.post(
+    "/Task/_search",
+    summary="Search Tasks about a person (the person in the body, never in a URL)",
+    description=(
+        "FHIR's search by POST: an `application/x-www-form-urlencoded` body with `patient` "
+        "(or `patient:identifier`) = `<system>|<personnummer>` — SE-base "
+        "`http://electronichealth.se/identifier/personnummer` or `.../samordningsnummer`, or "
+        "their OIDs. Every task of this member about the person, sent or received, as the "
+        "referral API's person search has them (scope `referral:person`; every access is "
+        "audited; protected identities only with the role `protected_identity`)."
+    ),
+)
+async def search_tasks_by_person(request: Request) -> JSONResponse:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    value = next(iter(form.get("patient") or form.get("patient:identifier") or []), None)
+    if value is None or "|" not in value:
+        raise FhirError(
+            400,
+            "patient: <system>|<personnummer> is required",
+            expression="patient",
+            rule="missing",
+        )
+    system, number = value.split("|", 1)
+    if system not in PERSON_SYSTEMS:
+        raise FhirError(
+            400,
+            "patient: a personnummer or samordningsnummer system",
+            expression="patient",
+            rule="system",
+        )
+    up = upstream_of(request)
+    try:
+        found = await up.call(
+            request, "referral", "POST", "/v1/person-search", json={"personnummer": number}
+        )
+    except UpstreamAnswer as exc:
+        exc.paths = {"personnummer": "patient"}
+        raise
+    orgnr = request.app.state.member
+    entries = []
+    for item in found.json():
+        if "task_id" in item:
+            entries.append((task_of_incoming(item), "match"))
+        else:
+            entries += [(task_of_sent(item, r, orgnr), "match") for r in item["recipients"]]
+    return fhir(searchset(request, entries, None))
 
 
 def searchset(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shared.domain.calendar import to_local
 from tests.security.federation import (
     LEAD_ROLE,
     OTHER,
@@ -377,7 +378,9 @@ async def b_discharge(env: Env, fresh: bool) -> Req:
             w.ua, (OWNER, w.ub), env.new_person(), "Utskrivning.", kind="utskrivningsplanering"
         )
         referral = sent["id"]
-    body = {"discharged_on": dt.date.today().isoformat(), "unplanned": False}
+    # The day in Sweden, as the service counts it (the machine's date lags an hour or two).
+    today = to_local(dt.datetime.now(dt.UTC)).date()
+    body = {"discharged_on": today.isoformat(), "unplanned": False}
     return Req("referral", "POST", f"/v1/referrals/{referral}/discharge", json=body)
 
 

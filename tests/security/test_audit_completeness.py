@@ -663,6 +663,7 @@ AUDIT: dict[tuple[str, str, str], Personal | NotPersonal] = {
         )
     ),
     (RF, "GET", "/v1/indicators"): NotPersonal("counts and durations per kind, no person"),
+    (RF, "GET", "/v1/deadlines/count"): NotPersonal("a date counted: days, holidays, no person"),
     (RF, "POST", "/v1/meetings"): Personal(
         (
             Case("a SIP", b_convene, sent_person("meeting.convene", "meeting"), status=201),

@@ -19,11 +19,12 @@ from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.helpers.harness import eventually
 from tests.integration.consent.helpers import new_person
 
-from .conftest import REGION_BEROENDE, VAXJO_BOENDE, VAXJO_SOC, Member, Pair
+from .conftest import REGION_BEROENDE, VAXJO_BOENDE, VAXJO_SOC, Member, Pair, auth
 from .test_referral_flow import RECEIVER, SENDER, recipient_status
 from .test_referral_order import send, with_copy
 
 FHIR = "application/fhir+json"
+PERSONNUMMER = "http://electronichealth.se/identifier/personnummer"
 
 
 @asynccontextmanager
@@ -225,6 +226,52 @@ class TestTheClosedLoopThroughTheFacade:
                 await c.get("/fhir/R4/Task", params={"status": "bogus"}, headers=RECEIVER), 400
             )
             assert bad_status["expression"] == ["status"]
+
+    async def test_a_person_is_searched_in_the_body_only(self, members: Pair) -> None:
+        person, _ = await with_copy(members)
+        _, task_id = await send(members.region, person)
+        await arrived(members.vaxjo, task_id)
+        staff = auth(ORG_VAXJO, VAXJO_SOC, ["referral:person"])
+        async with facade(members.vaxjo) as c:
+            found = resource(
+                await c.post(
+                    "/fhir/R4/Task/_search",
+                    data={"patient": f"urn:oid:1.2.752.129.2.1.3.1|{person}"},
+                    headers=staff,
+                ),
+                Bundle,
+            )
+            assert [e["resource"]["id"] for e in found["entry"]] == [task_id]
+            assert all(person not in link["url"] for link in found["link"])
+            # Someone else: nothing; a number that fails its check: the parameter is named.
+            other = resource(
+                await c.post(
+                    "/fhir/R4/Task/_search",
+                    data={"patient": f"{PERSONNUMMER}|{new_person()}"},
+                    headers=staff,
+                ),
+                Bundle,
+            )
+            assert other.get("entry", []) == []
+            wrong = person[:-1] + str((int(person[-1]) + 1) % 10)
+            [bad] = issues(
+                await c.post(
+                    "/fhir/R4/Task/_search",
+                    data={"patient": f"{PERSONNUMMER}|{wrong}"},
+                    headers=staff,
+                ),
+                422,
+            )
+            assert bad["expression"] == ["patient"]
+            # Without the scope for person searches: refused.
+            issues(
+                await c.post(
+                    "/fhir/R4/Task/_search",
+                    data={"patient": f"{PERSONNUMMER}|{person}"},
+                    headers=RECEIVER,
+                ),
+                403,
+            )
 
     async def test_paging_loses_and_repeats_nothing(self, members: Pair) -> None:
         person, _ = await with_copy(members)
