@@ -21,7 +21,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-ServiceArg = Annotated[str, typer.Argument(help="directory | consent | referral | notify")]
+ServiceArg = Annotated[
+    str, typer.Argument(help="directory | consent | referral | notify (serve: also fhir)")
+]
 
 
 def _settings(service: str) -> Settings:
@@ -40,6 +42,9 @@ def serve(service: ServiceArg) -> None:
     from shared.web.limits import uvicorn_options
     from shared.web.observability import configure_logging
 
+    if service == "fhir":
+        _serve_fhir()
+        return
     settings = _settings(service)
     configure_logging(
         service=service,
@@ -51,6 +56,34 @@ def serve(service: ServiceArg) -> None:
     uvicorn.run(
         application,
         **uvicorn_options(settings.http),  # address, and the head deadline (shared.web.limits)
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+def _serve_fhir() -> None:
+    """The member's FHIR facade (``VK_FHIR__*``: where its services answer)."""
+    import uvicorn
+
+    from services.fhir.app import create_fhir_app
+    from services.fhir.settings import FhirSettings
+    from shared.web.limits import uvicorn_options
+    from shared.web.observability import configure_logging
+
+    settings = Settings()
+    configure_logging(
+        service="fhir",
+        member=settings.member.orgnr,
+        level=settings.log_level,
+        json_lines=settings.log_json,
+    )
+    application = create_fhir_app(
+        member=settings.member.orgnr, settings=FhirSettings(), http=settings.http
+    )
+    uvicorn.run(
+        application,
+        **uvicorn_options(settings.http),
         log_config=None,
         access_log=False,
         proxy_headers=False,

@@ -6,14 +6,26 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.fhir import capability, sending, tasks
-from services.fhir.outcome import FhirError, fhir_error, http_error, invalid_request
+from services.fhir.common import upstream_of
+from services.fhir.outcome import (
+    FhirError,
+    fhir_error,
+    http_error,
+    invalid_request,
+    outcome_responses,
+)
 from services.fhir.settings import FhirSettings
 from services.fhir.upstream import Service, Upstream, UpstreamAnswer, upstream_answer
+from shared.config import HttpSettings
+from shared.web.docs import install_docs
+from shared.web.limits import BodyLimitMiddleware
+from shared.web.observability import RequestContextMiddleware
 
 BASE = "/fhir/R4"
 VERSION = "0.1.0"
@@ -23,11 +35,13 @@ def create_fhir_app(
     *,
     member: str,
     settings: FhirSettings | None = None,
+    http: HttpSettings | None = None,
     transports: Mapping[Service, httpx.AsyncBaseTransport] | None = None,
     token_endpoint: str = "",
 ) -> FastAPI:
     """The facade of ``member`` (its orgnr); ``transports`` reach the services in-process."""
     settings = settings or FhirSettings()
+    http = http or HttpSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,15 +59,47 @@ def create_fhir_app(
         docs_url=None,
         redoc_url=None,
     )
+    install_docs(app)
+    # Bodies over the limit: 413 before they are read; then request ids, logs and metrics.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=http.max_body_bytes,
+        idle_timeout_s=http.body_idle_timeout_s,
+    )
+    app.add_middleware(RequestContextMiddleware, service="fhir")
     app.state.fhir_settings = settings
     app.state.member = member
     app.state.version = VERSION
     app.state.token_endpoint = token_endpoint
     app.include_router(capability.router, prefix=BASE, tags=["conformance"])
-    app.include_router(tasks.router, prefix=BASE, tags=["Task"])
-    app.include_router(sending.router, prefix=BASE, tags=["Task"])
+    errors = outcome_responses(400, 401, 403, 404, 422, 503)
+    app.include_router(tasks.router, prefix=BASE, tags=["Task"], responses=errors)
+    app.include_router(sending.router, prefix=BASE, tags=["Task"], responses=errors)
     app.add_exception_handler(FhirError, fhir_error)
     app.add_exception_handler(UpstreamAnswer, upstream_answer)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    _operations_routes(app)
     return app
+
+
+def _operations_routes(app: FastAPI) -> None:
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness",
+        description="Answers 200 while the process runs. No authentication.",
+    )
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness",
+        description="200 once this member's referral service answers its readiness, else 503.",
+        responses={503: {"description": "the referral service is not ready"}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        ready = await upstream_of(request).ready("referral")
+        return JSONResponse({"status": "ok" if ready else "unavailable"}, 200 if ready else 503)

@@ -168,3 +168,34 @@ async def invalid_request(_: Request, exc: Exception) -> Response:
             )
         )
     return outcome_response(400, issues)
+
+
+_WHY: Final = {
+    400: "a parameter or the body is not valid FHIR for this interaction",
+    401: "no valid bearer token",
+    403: "the token's scopes or unit do not allow it, or no basis allows the share",
+    404: "no such resource for your unit",
+    409: "the step is not allowed now (the allowed ones are listed)",
+    412: "the resource changed since you read it (If-Match)",
+    422: "the resource breaks a rule of the referral API (the element is named)",
+    428: "If-Match is required",
+    503: "one of this member's services did not answer",
+}
+
+
+def outcome_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=``: each status answered with an ``OperationOutcome``."""
+    return {
+        status: {
+            "description": _WHY[status],
+            "content": {
+                FHIR_JSON: {
+                    "example": {
+                        "resourceType": "OperationOutcome",
+                        "issue": [issue(status, _WHY[status])],
+                    }
+                }
+            },
+        }
+        for status in statuses
+    }

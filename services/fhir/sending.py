@@ -26,6 +26,7 @@ from services.fhir.mapping import (
     NEED,
     ORGNR,
     PERSON_SYSTEMS,
+    PERSONNUMMER,
     REFERRAL_KIND,
     SCALAR_EXTENSIONS,
     URGENCY,
@@ -51,6 +52,38 @@ ELEMENT_OF: Final = {
     "attachment_ids": "ServiceRequest.supportingInfo",
     **{f: f"ServiceRequest.extension('{EXT}{n}')" for f, (n, _) in SCALAR_EXTENSIONS.items()},
     **{f: f"ServiceRequest.extension('{EXT}{n}')" for f, n in JSON_EXTENSIONS.items()},
+}
+
+
+_EXT = "https://vardkedja.se/fhir/StructureDefinition/"
+TASK_EXAMPLE: Final = {
+    "resourceType": "Task",
+    "status": "requested",
+    "intent": "order",
+    "focus": {"reference": "#sr"},
+    "contained": [
+        {
+            "resourceType": "ServiceRequest",
+            "id": "sr",
+            "status": "active",
+            "intent": "order",
+            "priority": "urgent",
+            "code": {"coding": [{"system": REFERRAL_KIND, "code": "kontaktbegaran"}]},
+            "subject": {"identifier": {"system": PERSONNUMMER, "value": "19121212-1212"}},
+            "reasonCode": [{"coding": [{"system": NEED, "code": "boendestod"}]}],
+            "note": [{"text": "Skrivs ut inom två veckor och saknar bostad."}],
+            "performer": [
+                {
+                    "reference": "Organization/6d3f7c1e-9a2b-4c5d-8e7f-0a1b2c3d4e5f",
+                    "identifier": {"system": ORGNR, "value": "212000-0688"},
+                }
+            ],
+            "extension": [
+                {"url": _EXT + "children-in-household", "valueCode": "no"},
+                {"url": _EXT + "details", "valueString": '{"kommunkod": "0780"}'},
+            ],
+        }
+    ],
 }
 
 
@@ -199,7 +232,9 @@ def _check_new_task(task: dict[str, Any], where: str) -> None:
         "`referral:write`."
     ),
 )
-async def create_task(request: Request, task: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+async def create_task(
+    request: Request, task: Annotated[dict[str, Any], Body(examples=[TASK_EXAMPLE])]
+) -> JSONResponse:
     _check_new_task(task, "Task.")
     service_request = _contained_request(task)
     if len(service_request.get("performer") or []) > 1:

@@ -30,7 +30,7 @@ from services.fhir.mapping import (
     task_of_sent,
     validated,
 )
-from services.fhir.outcome import FhirError
+from services.fhir.outcome import FhirError, outcome_responses
 from services.fhir.upstream import UpstreamAnswer
 from services.referral.codes import Status
 
@@ -343,6 +343,7 @@ async def _step(request: Request, task_id: str, changed: dict[str, Any]) -> JSON
 
 @router.put(
     "/Task/{task_id}",
+    responses=outcome_responses(409, 412, 428),
     summary="Take a step with a Task your unit holds (the whole Task)",
     description=(
         "Send the Task as you read it with the new `status` or `businessStatus` (the "
@@ -367,6 +368,7 @@ async def put_task(
 
 @router.patch(
     "/Task/{task_id}",
+    responses=outcome_responses(409, 412, 428),
     summary="Take a step with a Task your unit holds (JSON Patch)",
     description=(
         "A JSON Patch (`application/json-patch+json`) of `replace`/`add` operations on "
@@ -375,7 +377,9 @@ async def put_task(
     ),
 )
 async def patch_task(
-    request: Request, task_id: TaskIdPath, ops: Annotated[list[dict[str, Any]], Body()]
+    request: Request,
+    task_id: TaskIdPath,
+    ops: Annotated[list[dict[str, Any]], Body(examples=[PATCH_EXAMPLE])],
 ) -> JSONResponse:
     changed: dict[str, Any] = {}
     for n, op in enumerate(ops):
@@ -396,4 +400,31 @@ async def patch_task(
     return await _step(request, task_id, changed)
 
 
+PATCH_EXAMPLE: Final = [
+    {
+        "op": "replace",
+        "path": "/businessStatus",
+        "value": {"coding": [{"system": BUSINESS_STATUS, "code": "completed"}]},
+    },
+    {
+        "op": "add",
+        "path": "/output/-",
+        "value": {"type": {"text": "outcome"}, "valueString": "Boendestöd beviljat."},
+    },
+    {
+        "op": "add",
+        "path": "/output/-",
+        "value": {"type": {"text": "decision"}, "valueCode": "granted"},
+    },
+    {
+        "op": "add",
+        "path": "/output/-",
+        "value": {"type": {"text": "intervention"}, "valueCode": "boendestod"},
+    },
+    {
+        "op": "add",
+        "path": "/output/-",
+        "value": {"type": {"text": "started_on"}, "valueDate": "2026-12-01"},
+    },
+]
 PATCHABLE: Final = frozenset({"status", "businessStatus", "statusReason", "output", "identifier"})

@@ -67,6 +67,13 @@ class Upstream:
         for client in self._clients.values():
             await client.aclose()
 
+    async def ready(self, service: Service) -> bool:
+        """Whether ``service`` answers its readiness (no caller: an operator's probe)."""
+        try:
+            return (await self._clients[service].get("/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     async def call(
         self,
         request: Request,

@@ -1,0 +1,48 @@
+"""The FHIR facade's own docs: every operation described, its errors as OperationOutcome,
+and its docs page served without the internet."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from services.fhir.app import create_fhir_app
+from services.fhir.outcome import FHIR_JSON
+
+OPERATIONS = ("/healthz", "/readyz")
+CONFORMANCE = ("/fhir/R4/metadata", "/fhir/R4/.well-known/smart-configuration")
+
+
+def openapi() -> dict:  # type: ignore[type-arg]
+    return create_fhir_app(member="232100-0065").openapi()
+
+
+def test_every_operation_is_described_and_answers_its_errors_as_operation_outcomes() -> None:
+    for path, ops in openapi()["paths"].items():
+        for method, op in ops.items():
+            assert op.get("summary") and op.get("description"), (method, path)
+            if path in OPERATIONS or path in CONFORMANCE:
+                continue
+            errors = {s: r for s, r in op["responses"].items() if s.startswith(("4", "5"))}
+            assert {"400", "401", "403", "404"} <= set(errors), (method, path)
+            for status, answer in errors.items():
+                example = answer["content"][FHIR_JSON]["example"]
+                assert example["resourceType"] == "OperationOutcome", (method, path, status)
+
+
+def test_the_steps_and_creates_show_an_example_body() -> None:
+    paths = openapi()["paths"]
+    for method, path in (("patch", "/fhir/R4/Task/{task_id}"), ("post", "/fhir/R4/Task")):
+        body = paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
+        assert body.get("examples"), (method, path)
+    assert {"409", "412", "428"} <= set(paths["/fhir/R4/Task/{task_id}"]["patch"]["responses"])
+
+
+def test_the_docs_page_loads_nothing_from_outside() -> None:
+    with TestClient(create_fhir_app(member="232100-0065")) as c:
+        page = c.get("/docs")
+        assert page.status_code == 200
+        assert not re.findall(r"https?://(?!127\.0\.0\.1|localhost)[^\s\"']+", page.text)
+        for asset in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+            assert c.get(asset).status_code == 200, asset
