@@ -146,6 +146,12 @@ async def create_unit(work: Work, data: UnitFields) -> Unit:
     return unit
 
 
+async def unit_by_hsa_id(session: AsyncSession, member: str, hsa_id: str) -> str | None:
+    """The id of ``member``'s own unit with ``hsa_id`` (a token's unit claim), if any."""
+    unit = await UnitRepository(session).by_hsa_id(hsa_id)
+    return unit.id if unit is not None and unit.owner_orgnr == member else None
+
+
 async def get_own_unit(work: Work, unit_id: str) -> Unit:
     """Gets a unit of the :func:`owner` by id (UnitNotFound for another member's or unknown)."""
     unit = await UnitRepository(work.session).get_owned(unit_id, owner(work))

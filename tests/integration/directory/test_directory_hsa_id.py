@@ -10,9 +10,11 @@ from sqlalchemy import select
 
 from services.directory.models import ReplicaUnit
 from shared.data.db import Database
+from shared.identity.auth import mint_token
 from shared.messaging.events import decode
 from shared.messaging.events.payloads import UnitChangedV1
-from tests.helpers.directory import SPEC, UNIT, auth
+from tests.conftest import ORG_VAXJO
+from tests.helpers.directory import RW, SPEC, UNIT, auth
 from tests.helpers.problems import field_rules, problem
 from tests.integration.directory.test_directory_api import apply, replica, unit_changed
 from tests.integration.directory.test_directory_search import ids, search, seed
@@ -148,3 +150,29 @@ class TestSearch:
         assert ids(page) == ["a"]
         assert page["items"][0]["hsa_id"] == HSA
         assert sorted(ids(await search(client, q="boendestöd"))) == ["a", "b"]
+
+
+def unit_auth(unit: str) -> dict[str, str]:
+    token = mint_token(sub="tester", org=ORG_VAXJO, unit=unit, scopes=RW)
+    return {"Authorization": f"Bearer {token}"}
+
+
+class TestUnitClaimByHsaId:
+    """A unit's token may name the unit by its HSA-id: it changes that unit as its id would."""
+
+    async def test_the_unit_named_by_hsa_id_changes_itself_only(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        mine = (await create(client, hsa_id=HSA)).json()
+        other = (await create(client, name="Annan enhet")).json()
+
+        async def put(unit: dict[str, Any], token_unit: str) -> httpx.Response:
+            return await client.put(
+                f"/v1/units/{unit['id']}",
+                json={**UNIT, "hsa_id": unit["hsa_id"], "mission": "Ny"},
+                headers={**unit_auth(token_unit), "If-Match": f'"{unit["version"]}"'},
+            )
+
+        assert (await put(mine, HSA)).status_code == 200
+        problem(await put(other, HSA), 403)
+        problem(await put(other, REGION_ISSUED), 403, "unknown-hsa-id")
