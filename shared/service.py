@@ -71,7 +71,7 @@ class ServiceSpec:
     body_limits: Callable[[Settings], dict[str, int]] = lambda settings: {}
     # This member's unit with an HSA-id (session, member orgnr, HSA-id -> unit id or None),
     # read from the service's own copy of the directory: a token's ``unit`` claim may name
-    # the unit by its HSA-id (ADR 0006, amendment 3). None: such a token is refused.
+    # the unit by its HSA-id (ADR 0006, amendment). None: such a token is refused.
     unit_by_hsa_id: Callable[[AsyncSession, str, str], Awaitable[str | None]] | None = None
     version: str = "1.0.0"
 

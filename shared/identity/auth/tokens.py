@@ -38,7 +38,7 @@ Claims (required: ``iss``, ``aud``, ``sub``, ``org``, ``scope``, ``exp``, ``iat`
     unless the caller has the role ``member_admin``. It may instead be the unit's HSA-id
     (``SE2321000065-E000000000101``): the service resolves it to the unit's id through its
     copy of this member's directory and refuses (403 ``unknown-hsa-id``) an HSA-id no unit
-    of this member has (ADR 0006, amendment 3; ADR 0028).
+    of this member has (ADR 0006, amendment; ADR 0028).
 ``scope`` (string)
     Space-separated scopes: ``directory:read directory:write consent:read consent:write
     referral:read referral:write notify:read notify:write audit:read``. Unknown scopes are
