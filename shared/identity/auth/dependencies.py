@@ -80,7 +80,8 @@ async def current_caller(
     No or an invalid bearer token: :class:`~shared.web.errors.Unauthorized`. A token of another
     member (its ``org`` is not this instance's member): :class:`~shared.web.errors.Forbidden`.
     A ``unit`` claim holding an HSA-id is resolved to the unit's id (:func:`_unit_of`).
-    ``request.state.caller`` is set only once every check has passed.
+    ``request.state.caller`` is set only once both checks have passed, so a refused unit
+    claim of a caller of this member is audited as a refusal (ADR 0010).
     """
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing bearer token")
@@ -91,8 +92,8 @@ async def current_caller(
     caller = await verifier.verify(credentials.credentials)
     if caller.org != settings.member.orgnr:
         raise Forbidden("the token belongs to another member")
-    caller = await _unit_of(request, caller)
     request.state.caller = caller
+    caller = request.state.caller = await _unit_of(request, caller)
     return caller
 
 

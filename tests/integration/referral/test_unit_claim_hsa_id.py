@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from services.referral import units
 from services.referral.models import Incoming
@@ -83,6 +84,11 @@ class TestUnitClaimByHsaId:
     async def test_an_unknown_hsa_id_is_refused(self, app: FastAPI) -> None:
         body = problem(await worklist(app, UNKNOWN_HSA), 403, "unknown-hsa-id")
         assert UNKNOWN_HSA not in str(body)
+        # A caller of this member was refused: audited as such (ADR 0010).
+        ctx = app.state.ctx
+        async with ctx.db.transaction() as session:
+            rows = (await session.execute(select(ctx.spec.infra.audit))).all()
+        assert [(r.outcome, r.actor_unit) for r in rows] == [("denied", UNKNOWN_HSA)]
 
     async def test_the_hsa_id_of_another_members_unit_is_refused(self, app: FastAPI) -> None:
         problem(await worklist(app, REGION_HSA), 403, "unknown-hsa-id")
