@@ -3,12 +3,15 @@ carried in the unit event to the replicas, listed and searched by. SQLite and Po
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from services.directory.models import ReplicaUnit
+from services.directory.transfer_read import CSV_COLUMNS
 from shared.data.db import Database
 from shared.identity.auth import mint_token
 from shared.messaging.events import decode
@@ -176,3 +179,40 @@ class TestUnitClaimByHsaId:
         assert (await put(mine, HSA)).status_code == 200
         problem(await put(other, HSA), 403)
         problem(await put(other, REGION_ISSUED), 403, "unknown-hsa-id")
+
+
+class TestImportExport:
+    """The CSV has an optional ``hsa_id`` column; a file may not give one HSA-id twice."""
+
+    async def import_csv(self, client: httpx.AsyncClient, *rows: dict[str, str]) -> httpx.Response:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for cells in rows:
+            writer.writerow([cells.get(c, "") for c in CSV_COLUMNS])
+        return await client.post(
+            "/v1/units/import",
+            content=buffer.getvalue().encode(),
+            headers={**auth(), "Content-Type": "text/csv"},
+        )
+
+    async def test_imported_and_exported(self, client: httpx.AsyncClient) -> None:
+        r = await self.import_csv(
+            client,
+            {"name": "Boendestöd", "kind": "boendestod", "kommunkoder": "0780", "hsa_id": HSA},
+        )
+        assert r.status_code == 200, r.text
+        page = await client.get("/v1/units", params={"hsa_id": HSA}, headers=auth())
+        assert [u["name"] for u in page.json()["items"]] == ["Boendestöd"]
+
+        exported = await client.get("/v1/units/export", params={"format": "csv"}, headers=auth())
+        [record] = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))
+        assert record["hsa_id"] == HSA
+
+    async def test_the_same_hsa_id_twice_in_a_file_is_refused(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        unit = {"kind": "boendestod", "kommunkoder": "0780", "hsa_id": HSA}
+        r = await self.import_csv(client, {**unit, "name": "Enhet A"}, {**unit, "name": "Enhet B"})
+        body = problem(r, 422)
+        assert field_rules(body) == {"line 3: hsa_id": "duplicate_in_file"}
