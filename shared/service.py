@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
 from shared.data.db import Database
@@ -68,6 +69,10 @@ class ServiceSpec:
     # bytes, e.g. an upload's limit from the largest document taken); VK_HTTP__BODY_LIMITS
     # names win.
     body_limits: Callable[[Settings], dict[str, int]] = lambda settings: {}
+    # This member's unit with an HSA-id (session, member orgnr, HSA-id -> unit id or None),
+    # read from the service's own copy of the directory: a token's ``unit`` claim may name
+    # the unit by its HSA-id (ADR 0006, amendment). None: such a token is refused.
+    unit_by_hsa_id: Callable[[AsyncSession, str, str], Awaitable[str | None]] | None = None
     version: str = "1.0.0"
 
     def body_limits_of(self, settings: Settings) -> dict[str, int]:

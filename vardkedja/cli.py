@@ -128,13 +128,15 @@ def token(
         list[str] | None, typer.Option(help="scopes (repeat, or space-separated)")
     ] = None,
     sub: Annotated[str, typer.Option(help="user or system id, never a personnummer")] = "dev",
-    unit: Annotated[str | None, typer.Option(help="the caller's unit id")] = None,
+    unit: Annotated[
+        str | None, typer.Option(help="the caller's unit: its id, or its HSA-id (SE...-...)")
+    ] = None,
     role: Annotated[list[str] | None, typer.Option(help="roles (repeat)")] = None,
     ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
 ) -> None:
     """Mint a development token signed with the bundled development key."""
     from shared.identity.auth import mint_token
-    from shared.identity.identifiers import IdentifierError, normalise_orgnr
+    from shared.identity.identifiers import IdentifierError, normalise_hsa_id, normalise_orgnr
 
     # The services refuse a token whose org is not a valid organisationsnummer: say so now
     # instead of printing a token that can never be used.
@@ -142,6 +144,12 @@ def token(
         org = normalise_orgnr(org)
     except IdentifierError as exc:
         raise typer.BadParameter(exc.message, param_hint="--org") from None
+    # A unit id is a UUID; "SE" and a digit begin an HSA-id, which the services resolve.
+    if unit is not None and unit.strip()[:2] == "SE" and unit.strip()[2:3].isdigit():
+        try:
+            unit = normalise_hsa_id(unit)
+        except IdentifierError as exc:
+            raise typer.BadParameter(exc.message, param_hint="--unit") from None
     if scope is None:
         scope = ["directory:read"]
     scopes = [s for item in scope or ["directory:read"] for s in item.split()]

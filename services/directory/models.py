@@ -44,6 +44,9 @@ class UnitPublicFields:
     reviewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reviewed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     capacity: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The unit's HSA-id (Katalogtjänst HSA), if it has one: searchable, and a token's
+    # ``unit`` claim may name the unit by it (ADR 0028).
+    hsa_id: Mapped[str | None] = mapped_column(String(31), nullable=True, index=True)
 
 
 class Unit(IdMixin, TimestampMixin, UnitPublicFields, Base):
@@ -52,6 +55,8 @@ class Unit(IdMixin, TimestampMixin, UnitPublicFields, Base):
     __tablename__ = "unit"
 
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # One unit per HSA-id in the member's own directory.
+    hsa_id: Mapped[str | None] = mapped_column(String(31), nullable=True, unique=True)
     # The due date a review-due event was last sent for (one event per unit and due date).
     review_due_sent_for: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
 

@@ -41,10 +41,11 @@ async def list_replica(
     kommunkod: str | None,
     after: str | None,
     limit: int,
+    hsa_id: str | None = None,
 ) -> list[ReplicaUnit]:
     """Lists replica units ordered by id, after the cursor ``after``."""
     return await ReplicaRepository(session).page(
-        member=member, kommunkod=kommunkod, after=after, limit=limit
+        member=member, kommunkod=kommunkod, after=after, limit=limit, hsa_id=hsa_id
     )
 
 

@@ -49,11 +49,19 @@ class UnitRepository(RepositoryBase[Unit]):
             update(Unit).where(Unit.id == unit_id).values(review_due_sent_for=due)
         )
 
-    async def page_owned(self, owner_orgnr: str, *, after: str | None, limit: int) -> list[Unit]:
+    async def page_owned(
+        self, owner_orgnr: str, *, after: str | None, limit: int, hsa_id: str | None = None
+    ) -> list[Unit]:
         stmt = select(Unit).where(Unit.owner_orgnr == owner_orgnr).order_by(Unit.id).limit(limit)
         if after:
             stmt = stmt.where(Unit.id > after)
+        if hsa_id:
+            stmt = stmt.where(Unit.hsa_id == hsa_id)
         return list((await self.session.execute(stmt)).scalars())
+
+    async def by_hsa_id(self, hsa_id: str) -> Unit | None:
+        """The unit of this directory with ``hsa_id`` (unique), if any."""
+        return await self.session.scalar(select(Unit).where(Unit.hsa_id == hsa_id))
 
 
 class ReplicaRepository(RepositoryBase[ReplicaUnit]):
@@ -66,10 +74,13 @@ class ReplicaRepository(RepositoryBase[ReplicaUnit]):
         kommunkod: str | None,
         after: str | None,
         limit: int,
+        hsa_id: str | None = None,
     ) -> list[ReplicaUnit]:
         stmt = select(ReplicaUnit).order_by(ReplicaUnit.unit_id)
         if member:
             stmt = stmt.where(ReplicaUnit.owner_orgnr == member)
+        if hsa_id:
+            stmt = stmt.where(ReplicaUnit.hsa_id == hsa_id)
         if after:
             stmt = stmt.where(ReplicaUnit.unit_id > after)
         if kommunkod:

@@ -24,7 +24,7 @@ from services.directory.service import StatusConflict, UnitNotFound, VersionMism
 from shared.data.db import utcnow
 from shared.data.work import Work
 from shared.identity.auth import Caller, require_scopes
-from shared.identity.identifiers import Kommunkod, Organisationsnummer
+from shared.identity.identifiers import HsaId, Kommunkod, Organisationsnummer
 from shared.web.app import Ctx, DbSession, Idempotency, IdempotencyKeyHeader
 from shared.web.errors import Conflict, Forbidden, PreconditionRequired, problem_responses
 from shared.web.etag import etag, if_match_version
@@ -53,6 +53,7 @@ ReaderWork = Annotated[Work, Depends(_reader_work)]
 UnitId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="unit id")]
 Cursor = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
 Limit = Annotated[int, Query(ge=1, le=500)]
+HsaIdQuery = Annotated[HsaId | None, Query(description="the unit's HSA-id")]
 
 IfMatchOptional = Annotated[
     str | None,
@@ -147,15 +148,23 @@ async def create_unit(
     "/units",
     response_model=UnitPage,
     summary="List your member's own units",
-    description="Your member's units ordered by id, with cursor pagination. "
-    "Scope `directory:read`.",
+    description="Your member's units ordered by id, with cursor pagination; `hsa_id` "
+    "finds the unit with that HSA-id (at most one). Scope `directory:read`.",
     responses=problem_responses(Forbidden),
 )
 async def list_units(
-    caller: Reader, session: DbSession, cursor: Cursor = None, limit: Limit = 100
+    caller: Reader,
+    session: DbSession,
+    hsa_id: HsaIdQuery = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
 ) -> UnitPage:
     rows = await service.list_own(
-        session=session, owner_orgnr=caller.org, after=decode_cursor(cursor), limit=limit + 1
+        session=session,
+        owner_orgnr=caller.org,
+        after=decode_cursor(cursor),
+        limit=limit + 1,
+        hsa_id=hsa_id,
     )
     return UnitPage(
         items=[UnitOut.model_validate(r, from_attributes=True) for r in rows[:limit]],
@@ -337,7 +346,7 @@ async def review_unit(
     summary="List the federated replica",
     description=(
         "Units of every member as received over `vardkedja.directory`, ordered by unit id, "
-        "with cursor pagination. Filter by owning member and kommunkod. "
+        "with cursor pagination. Filter by owning member, kommunkod and HSA-id. "
         "Scope `directory:read`."
     ),
     responses=problem_responses(Forbidden),
@@ -347,6 +356,7 @@ async def list_replica(
     session: DbSession,
     member: Annotated[Organisationsnummer | None, Query(description="owning member")] = None,
     kommunkod: Annotated[Kommunkod | None, Query(description="SCB kommunkod")] = None,
+    hsa_id: HsaIdQuery = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> ReplicaPage:
@@ -354,6 +364,7 @@ async def list_replica(
         session=session,
         member=member,
         kommunkod=kommunkod,
+        hsa_id=hsa_id,
         after=decode_cursor(cursor),
         limit=limit + 1,
     )

@@ -21,7 +21,7 @@ from shared.config import MemberKind
 from shared.domain.contact import FunctionalEmail, PostalAddress, SecureMailAddress, SwedishPhone
 from shared.domain.hours import OpeningHours
 from shared.domain.kinds import KINDS, ReferralKind
-from shared.identity.identifiers import Kommunkod
+from shared.identity.identifiers import HsaId, Kommunkod
 from shared.web.fields import JSON_INT, Age, IsoAwareDatetime, IsoDate, JsonInt
 
 __all__ = [
@@ -130,6 +130,12 @@ class UnitFields(BaseModel):
     valid_from: IsoDate | None = None
     valid_to: IsoDate | None = None
     capacity: Capacity | None = None
+    hsa_id: HsaId | None = Field(
+        None,
+        description="the unit's HSA-id, unique among your member's units; its prefix "
+        "names the issuing organisation (often the region), not necessarily your member. "
+        "A token's `unit` claim may name the unit by it",
+    )
 
     @field_validator("valid_to")
     @classmethod
@@ -189,6 +195,7 @@ _EXAMPLE: dict[str, JsonValue] = {
         ]
     },
     "referral_kinds": ["kontaktbegaran", "sip_kallelse", "utskrivningsplanering"],
+    "hsa_id": "SE2120000647-E000000000201",
 }
 
 
@@ -246,6 +253,7 @@ class _PublicOut(BaseModel):
     reviewed_at: dt.datetime | None
     reviewed_by: str | None
     capacity: Capacity | None
+    hsa_id: str | None = None
     version: int
 
 

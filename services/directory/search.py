@@ -12,7 +12,7 @@ BM25 over weighted fields: name ×3, kind and interventions ×2, contact reasons
 mission ×1; ties are broken by name and id so paging is stable.
 
 How a search stays fast (issue 3: p99 ≤ 20 ms at 200 requests/s over 20,000 units): the
-index keeps, per filterable value (status, member, kommun, kind, referral kind,
+index keeps, per filterable value (status, member, kommun, HSA-id, kind, referral kind,
 intervention), the set of units having it, so a filter is a few C-level set
 intersections; per query (its folded words) it keeps the matching units in ranked order,
 computed once per *generation* (a generation ends when a replica change is indexed). A
@@ -76,6 +76,7 @@ class Doc:
     age_ranges: tuple[tuple[int | None, int | None], ...]
     contact_paths: tuple[dict[str, Any], ...]
     length: float  # weighted number of words, for BM25's length normalisation
+    hsa_id: str | None = None
     sort_name: str = ""  # folded name, for ordering and paging without folding per request
     rendered: dict[str, Any] | None = None  # the API's item for this unit, built on first use
 
@@ -98,6 +99,7 @@ class Filters:
 
     member: str | None = None
     kommunkod: str | None = None
+    hsa_id: str | None = None
     kind: str | None = None
     referral_kind: str | None = None
     intervention: str | None = None
@@ -111,6 +113,8 @@ class Filters:
         if self.member and doc.owner_orgnr != self.member:
             return False
         if self.kommunkod and self.kommunkod not in doc.kommunkoder:
+            return False
+        if self.hsa_id and doc.hsa_id != self.hsa_id:
             return False
         if self.kind and doc.kind != self.kind:
             return False
@@ -207,6 +211,7 @@ class SearchIndex:
             "member": (doc.owner_orgnr,),
             "kind": (doc.kind,),
             "kommun": doc.kommunkoder,
+            "hsa_id": (doc.hsa_id,) if doc.hsa_id else (),
             "referral_kind": doc.referral_kinds,
             "intervention": doc.interventions,
         }
@@ -260,6 +265,7 @@ class SearchIndex:
             age_ranges=ages,
             contact_paths=tuple(row.contact_paths or ()),
             length=max(1.0, length),
+            hsa_id=row.hsa_id,
             sort_name=fold(row.name),
         )
         self.docs[row.unit_id] = doc
@@ -378,6 +384,7 @@ class SearchIndex:
             for facet, value in (
                 ("member", filters.member),
                 ("kommun", filters.kommunkod),
+                ("hsa_id", filters.hsa_id),
                 ("kind", filters.kind),
                 ("referral_kind", filters.referral_kind),
                 ("intervention", filters.intervention),

@@ -15,7 +15,7 @@ from services.directory.router import Reader
 from services.directory.routing import resolve
 from services.directory.search import Doc, Filters, ReplicaSearch, replica_search
 from shared.domain.kinds import ReferralKind
-from shared.identity.identifiers import Kommunkod, Organisationsnummer
+from shared.identity.identifiers import HsaId, Kommunkod, Organisationsnummer
 from shared.web.app import DbSession
 from shared.web.errors import Forbidden, InvalidInput, NotFound, problem_responses
 from shared.web.fields import Age, JsonInt
@@ -54,6 +54,7 @@ class SearchItem(BaseModel):
     interventions: list[str]
     referral_kinds: list[str]
     contact_paths: list[ContactPathOut]
+    hsa_id: str | None = None
     score: float = Field(description="relevance (higher is better); 0 without a query")
 
 
@@ -66,7 +67,10 @@ class SearchPage(BaseModel):
 def _rendered(doc: Doc) -> dict[str, Any]:
     """The unit as a search item without its score (built once per indexed version)."""
     if doc.rendered is None:
-        item = {f: getattr(doc, f) for f in ("unit_id", "name", "owner_orgnr", "kind", "status")}
+        item = {
+            f: getattr(doc, f)
+            for f in ("unit_id", "name", "owner_orgnr", "kind", "status", "hsa_id")
+        }
         for codes in ("kommunkoder", "interventions", "referral_kinds"):
             item[codes] = sorted(getattr(doc, codes))
         item["contact_paths"] = list(doc.contact_paths)
@@ -97,6 +101,7 @@ def _question(
     ] = "",
     member: Annotated[Organisationsnummer | None, Query(description="owning member")] = None,
     kommunkod: Annotated[Kommunkod | None, Query(description="a kommun the unit covers")] = None,
+    hsa_id: Annotated[HsaId | None, Query(description="the unit's HSA-id")] = None,
     kind: Annotated[UnitKind | None, Query()] = None,
     referral_kind: Annotated[ReferralKind | None, Query(description="a kind it receives")] = None,
     intervention: Annotated[Intervention | None, Query()] = None,
@@ -109,6 +114,7 @@ def _question(
     filters = Filters(
         member=member,
         kommunkod=kommunkod,
+        hsa_id=hsa_id,
         kind=kind,
         referral_kind=referral_kind,
         intervention=intervention,
@@ -138,7 +144,8 @@ Page = Annotated[tuple[str | None, int], Depends(_page)]
         "Full-text search over name, kind, mission, interventions and contact reasons of "
         "every member's units (the federated replica). Swedish-aware: case and diacritics "
         "do not matter (`boendestod` finds *Boendestöd*), every word matches as a prefix, "
-        "all words must match. Ordered by relevance; without `q`, by name. Filters narrow "
+        "all words must match. Ordered by relevance; without `q`, by name. Filters (`hsa_id`: "
+        "the unit with that HSA-id) narrow "
         "the result; by default active and temporarily closed units are listed. Cursor "
         "pagination. Scope `directory:read`."
     ),

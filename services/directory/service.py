@@ -44,6 +44,7 @@ PUBLIC_FIELDS = (
     "reviewed_at",
     "reviewed_by",
     "capacity",
+    "hsa_id",
 )
 
 # Which status change is allowed from which status.
@@ -123,16 +124,32 @@ async def _check_parent(
         current = parent.parent_unit_id
 
 
+async def _check_hsa_id(repo: UnitRepository, hsa_id: str | None, unit_id: str | None) -> None:
+    """Refuses an HSA-id another unit of this directory already has (``hsa_id_in_use``)."""
+    if hsa_id is None:
+        return
+    holder = await repo.by_hsa_id(hsa_id)
+    if holder is not None and holder.id != unit_id:
+        raise InvalidInput.field("hsa_id", "hsa_id_in_use", "another unit has this HSA-id")
+
+
 async def create_unit(work: Work, data: UnitFields) -> Unit:
     """Creates a unit of the :func:`owner` and announces it to the federation."""
     repo = UnitRepository(work.session)
     await _check_parent(
         repo=repo, owner_orgnr=owner(work), parent_id=data.parent_unit_id, unit_id=None
     )
+    await _check_hsa_id(repo, data.hsa_id, None)
     unit = Unit(owner_orgnr=owner(work), status=str(UnitStatus.ACTIVE), **_fields(data))
     await repo.add(unit)
     await publish_unit(work, unit)
     return unit
+
+
+async def unit_by_hsa_id(session: AsyncSession, member: str, hsa_id: str) -> str | None:
+    """The id of ``member``'s own unit with ``hsa_id`` (a token's unit claim), if any."""
+    unit = await UnitRepository(session).by_hsa_id(hsa_id)
+    return unit.id if unit is not None and unit.owner_orgnr == member else None
 
 
 async def get_own_unit(work: Work, unit_id: str) -> Unit:
@@ -159,12 +176,11 @@ def check_version(unit: Unit, expected: int | None) -> None:
 async def update_unit(work: Work, unit: Unit, data: UnitFields, expected_version: int) -> Unit:
     """Replaces a unit's description (optimistic concurrency on ``expected_version``)."""
     check_version(unit, expected_version)
+    repo = UnitRepository(work.session)
     await _check_parent(
-        repo=UnitRepository(work.session),
-        owner_orgnr=unit.owner_orgnr,
-        parent_id=data.parent_unit_id,
-        unit_id=unit.id,
+        repo=repo, owner_orgnr=unit.owner_orgnr, parent_id=data.parent_unit_id, unit_id=unit.id
     )
+    await _check_hsa_id(repo, data.hsa_id, unit.id)
     for name, value in _fields(data).items():
         setattr(unit, name, value)
     return await _changed(work, unit)
@@ -202,10 +218,17 @@ async def mark_reviewed(
 
 
 async def list_own(
-    *, session: AsyncSession, owner_orgnr: str, after: str | None, limit: int
+    *,
+    session: AsyncSession,
+    owner_orgnr: str,
+    after: str | None,
+    limit: int,
+    hsa_id: str | None = None,
 ) -> list[Unit]:
     """Lists the member's own units ordered by id, after the cursor ``after``."""
-    return await UnitRepository(session).page_owned(owner_orgnr, after=after, limit=limit)
+    return await UnitRepository(session).page_owned(
+        owner_orgnr, after=after, limit=limit, hsa_id=hsa_id
+    )
 
 
 def review_due_date(*, unit: Unit, period_days: int) -> dt.date:

@@ -6,6 +6,7 @@ from services.directory.models import Base, infra
 from services.directory.router import replica_router, router
 from services.directory.search import warm_search
 from services.directory.search_router import search_router
+from services.directory.service import unit_by_hsa_id
 from services.directory.transfer_router import overview_router, transfer_router
 from shared.service import ServiceSpec
 
@@ -55,4 +56,5 @@ SPEC = ServiceSpec(
     consumers=consumers,
     periodic=periodic,
     on_api_start=warm_search,
+    unit_by_hsa_id=unit_by_hsa_id,
 )

@@ -22,9 +22,9 @@ unit's status (close, reopen and deactivate are separate operations).
 as saved by a Swedish Excel, is recognised by its header), one unit per row. The header
 names the columns, in any order, case-insensitively: ``name``, ``kind`` and
 ``kommunkoder`` are required; ``mission``, ``interventions``, ``referral_kinds``,
-``contact_paths``, ``opening_hours``, ``valid_from``, ``valid_to`` and ``external_id`` are
-optional. ``line <n>`` is the row as a spreadsheet numbers it: the header is line 1.
-Cells are taken as written except that list, code and date cells ignore surrounding
+``contact_paths``, ``opening_hours``, ``valid_from``, ``valid_to``, ``external_id`` and
+``hsa_id`` are optional. ``line <n>`` is the row as a spreadsheet numbers it: the header
+is line 1. Cells are taken as written except that list, code and date cells ignore surrounding
 whitespace. An empty optional cell means "none" (it clears the field on update); an
 optional column left out of the header keeps the unit's current value on update.
 
@@ -244,6 +244,7 @@ def _plan(
     problems: list[FieldProblem] = []
     seen_keys: dict[tuple[str, str], int] = {}
     seen_ids: dict[str, int] = {}
+    seen_hsa: dict[str, int] = {}
     for item in items:
         problems += _check_external_id(item, seen_ids)
         name, kind = item.raw.get("name"), item.raw.get("kind")
@@ -281,6 +282,18 @@ def _plan(
         except ValidationError as exc:
             problems += _validation_problems(item.line, exc)
             continue
+        if data.hsa_id is not None:
+            if data.hsa_id in seen_hsa:
+                problems.append(
+                    at(
+                        item.line,
+                        "hsa_id",
+                        "duplicate_in_file",
+                        f"line {seen_hsa[data.hsa_id]} has the same hsa_id",
+                    )
+                )
+                continue
+            seen_hsa[data.hsa_id] = item.line
         if data.parent_unit_id is not None and data.parent_unit_id not in owned:
             problems.append(
                 at(

@@ -38,6 +38,7 @@ def _csv_row(unit: Unit) -> list[str]:
         data.valid_from.isoformat() if data.valid_from else "",
         data.valid_to.isoformat() if data.valid_to else "",
         "",
+        data.hsa_id or "",
     ]
 
 

@@ -30,6 +30,7 @@ CSV_COLUMNS: Final = (
     "valid_from",
     "valid_to",
     "external_id",
+    "hsa_id",
 )
 _REQUIRED_COLUMNS: Final = ("name", "kind", "kommunkoder")
 _LIST_COLUMNS: Final = ("kommunkoder", "interventions", "referral_kinds")
@@ -144,7 +145,7 @@ def _csv_item(line: int, cells: dict[str, str]) -> tuple[Item, list[Problem]]:
     hours, hour_problems = parse_opening_hours(cells.get("opening_hours", ""))
     raw["opening_hours"] = None if hour_problems else hours
     problems += path_problems + hour_problems
-    for column in ("valid_from", "valid_to"):
+    for column in ("valid_from", "valid_to", "hsa_id"):
         raw[column] = cells.get(column, "").strip() or None
     external_id = cells.get("external_id", "").strip() or None
     kept = _NOT_IN_CSV + tuple(c for c in _OPTIONAL_FIELDS if c not in cells)

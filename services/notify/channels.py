@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.notify.models import UnitChannel
 from services.notify.repository import UnitChannelRepository
 from shared.data.work import Work
@@ -47,11 +49,19 @@ async def apply_units_changed(work: Work, changes: Sequence[UnitChangedV1]) -> i
         unit.kind = change.kind
         unit.status = change.status
         unit.directory_email = _functional_email(change.contact_paths)
+        unit.hsa_id = change.hsa_id
         unit.directory_version = change.version
         unit.updated_at = work.now
         applied += 1
     await work.session.flush()
     return applied
+
+
+async def unit_by_hsa_id(session: AsyncSession, member: str, hsa_id: str) -> str | None:
+    """The id of the member's unit with ``hsa_id`` (a token's unit claim), if the member's
+    directory announced one: notify keeps only its own member's units (``member`` is the
+    instance's own)."""
+    return await UnitChannelRepository(session).unit_id_by_hsa_id(hsa_id)
 
 
 async def get_unit_channel(work: Work, unit_id: str) -> UnitChannel:

@@ -141,6 +141,8 @@ class UnitChannel(Base):
     status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     directory_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     directory_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The unit's HSA-id from the directory: a token's unit claim may name the unit by it.
+    hsa_id: Mapped[str | None] = mapped_column(String(31), nullable=True, index=True)
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     email_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -320,6 +320,10 @@ class UnitChannelRepository(RepositoryBase[UnitChannel]):
         stmt = select(UnitChannel).where(UnitChannel.unit_id.in_(unit_ids))
         return {u.unit_id: u for u in (await self.session.execute(stmt)).scalars()}
 
+    async def unit_id_by_hsa_id(self, hsa_id: str) -> str | None:
+        stmt = select(UnitChannel.unit_id).where(UnitChannel.hsa_id == hsa_id).limit(1)
+        return await self.session.scalar(stmt)
+
     async def rows_by_ids(self, unit_ids: list[str]) -> dict[str, SqlRow[Any]]:
         """The units as plain rows (attributes named as the model's), by id."""
         if not unit_ids:

@@ -1,5 +1,6 @@
 """The notify service's spec."""
 
+from services.notify.channels import unit_by_hsa_id
 from services.notify.channels_router import channels_router
 from services.notify.deliveries_router import deliveries_router
 from services.notify.handlers import consumers, on_worker_stop, periodic
@@ -34,4 +35,5 @@ SPEC = ServiceSpec(
     consumers=consumers,
     periodic=periodic,
     on_worker_stop=on_worker_stop,
+    unit_by_hsa_id=unit_by_hsa_id,
 )

@@ -217,6 +217,8 @@ class KnownUnit(Base):
     # a person's Min plan prints for each action and coordinator.
     contact_paths: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     opening_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # A token's unit claim may name the unit by it (ADR 0028).
+    hsa_id: Mapped[str | None] = mapped_column(String(31), nullable=True, index=True)
     version: Mapped[int] = mapped_column(Integer)
 
 

@@ -249,6 +249,13 @@ class KnownUnitRepository(RepositoryBase[KnownUnit]):
         stmt = select(KnownUnit.unit_id, KnownUnit.name).where(KnownUnit.unit_id.in_(unit_ids))
         return {str(u): str(n) for u, n in (await self.session.execute(stmt)).all()}
 
+    async def own_unit_id_by_hsa_id(self, owner_orgnr: str, hsa_id: str) -> str | None:
+        """The id of ``owner_orgnr``'s unit with ``hsa_id``, if one is known."""
+        stmt = select(KnownUnit.unit_id).where(
+            KnownUnit.owner_orgnr == owner_orgnr, KnownUnit.hsa_id == hsa_id
+        )
+        return await self.session.scalar(stmt.limit(1))
+
 
 class KnownMemberRepository(RepositoryBase[KnownMember]):
     model = KnownMember

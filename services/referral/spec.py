@@ -10,6 +10,7 @@ from services.referral.meetings_router import meetings_router
 from services.referral.models import Base, infra
 from services.referral.plans_router import plans_router
 from services.referral.sending_router import sending_router
+from services.referral.units import unit_by_hsa_id
 from shared.config import Settings
 from shared.domain.documents import MIB
 from shared.service import ServiceSpec
@@ -60,4 +61,5 @@ SPEC = ServiceSpec(
     consumers=consumers,
     periodic=periodic,
     body_limits=body_limits,
+    unit_by_hsa_id=unit_by_hsa_id,
 )

@@ -52,9 +52,16 @@ async def apply_unit_changed(*, session: AsyncSession, payload: UnitChangedV1) -
     unit.interventions = list(payload.interventions)
     unit.contact_paths = [dict(p) for p in payload.contact_paths]
     unit.opening_hours = payload.opening_hours
+    unit.hsa_id = payload.hsa_id
     unit.version = payload.version
     await session.flush()
     return True
+
+
+async def unit_by_hsa_id(session: AsyncSession, member: str, hsa_id: str) -> str | None:
+    """The id of ``member``'s unit with ``hsa_id`` as the directory announced it (a token's
+    unit claim); another member's unit with it does not count."""
+    return await KnownUnitRepository(session).own_unit_id_by_hsa_id(member, hsa_id)
 
 
 async def apply_member_changed(

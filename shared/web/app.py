@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -30,6 +30,7 @@ from shared.data import migrations
 from shared.data.db import utcnow
 from shared.identity.audit import RefusalAuditMiddleware
 from shared.identity.auth import Caller, TokenVerifier, current_caller
+from shared.identity.auth.dependencies import UnitResolver
 from shared.messaging.kafka import broker_reachable
 from shared.service import ServiceContext, ServiceSpec, build_context, freeze_startup_objects
 from shared.web.docs import install_docs
@@ -187,6 +188,20 @@ API_NOTE = (
 """Said at the end of every service's API description."""
 
 
+def _unit_resolver(
+    ctx: ServiceContext, find: Callable[[AsyncSession, str, str], Awaitable[str | None]]
+) -> UnitResolver:
+    """Resolves an HSA-id in a token's ``unit`` claim to this member's unit id, in a
+    read-only transaction of its own (the caller is known before the request's session)."""
+    member = ctx.settings.member.orgnr
+
+    async def resolve(hsa_id: str) -> str | None:
+        async with ctx.db.transaction() as session:
+            return await find(session, member, hsa_id)
+
+    return resolve
+
+
 def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     """The API application of ``spec`` for one member."""
     settings = settings or get_settings()
@@ -226,6 +241,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.state.ctx = ctx
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings.auth)
+    if spec.unit_by_hsa_id is not None:
+        app.state.unit_resolver = _unit_resolver(ctx, spec.unit_by_hsa_id)
     # Starlette runs the last added outermost: request ids are set before a refusal's audit.
     app.add_middleware(RefusalAuditMiddleware)
     # Bodies over the operation's limit: 413 before they are read (FastAPI reads a JSON body

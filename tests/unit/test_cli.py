@@ -74,6 +74,17 @@ class TestTokenCommand:
         caller = await TokenVerifier(AuthSettings()).verify(result.stdout.strip())
         assert caller.scopes == frozenset({"directory:read"})
 
+    async def test_unit_by_hsa_id(self) -> None:
+        hsa = "SE2321000065-E000000000101"
+        result = runner.invoke(app, ["token", "--org", "232100-0065", "--unit", hsa])
+        assert result.exit_code == 0, result.output
+        assert (await TokenVerifier(AuthSettings()).verify(result.stdout.strip())).unit == hsa
+
+    def test_invalid_hsa_id_refused(self) -> None:
+        result = runner.invoke(app, ["token", "--org", "232100-0065", "--unit", "SE2321000066-E1"])
+        assert result.exit_code == 2
+        assert "--unit" in result.output
+
     @pytest.mark.parametrize("org", ["212000-0648", "19121212-1212", "abc", "2120000"])
     def test_invalid_org_refused(self, org: str) -> None:
         result = runner.invoke(app, ["token", "--org", org, "--scope", "directory:read"])

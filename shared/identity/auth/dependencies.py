@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.identity.auth.tokens import Caller
+from shared.identity.identifiers.hsa import is_hsa_id
 from shared.web.errors import Forbidden, Unauthorized
 
 if TYPE_CHECKING:
@@ -32,14 +33,39 @@ class _MemberSettings(Protocol):
     member: _Member
 
 
+UnitResolver = Callable[[str], Awaitable[str | None]]
+"""This member's unit id for an HSA-id, or None (``app.state.unit_resolver``)."""
+
+UnknownHsaId = Forbidden.kind(
+    "unknown-hsa-id", "The token's unit claim is an HSA-id that no unit of this member has"
+)
+
+
+async def _unit_of(request: Request, caller: Caller) -> Caller:
+    """The caller with its ``unit`` claim as a unit id: an HSA-id there is resolved through
+    the service's copy of this member's units (``app.state.unit_resolver``) and kept as
+    ``unit_hsa_id``. A unit id never has an HSA-id's shape (``SE`` + ten digits + ``-``),
+    so the two cannot be mistaken. An HSA-id no unit of this member has (another member's
+    included), or one a service cannot resolve, is refused (403 ``unknown-hsa-id``)."""
+    if caller.unit is None or not is_hsa_id(caller.unit):
+        return caller
+    resolver: UnitResolver | None = getattr(request.app.state, "unit_resolver", None)
+    if resolver is None:
+        raise UnknownHsaId("this service keeps no copy of the directory to resolve it")
+    unit_id = await resolver(caller.unit)
+    if unit_id is None:
+        raise UnknownHsaId("no unit of this member has the HSA-id")
+    return caller.model_copy(update={"unit": unit_id, "unit_hsa_id": caller.unit})
+
+
 bearer_scheme = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
     description=(
         "An OAuth 2.0 bearer JWT (RS256/ES256) issued by the member's identity provider, "
         "with the claims iss, aud, sub, org (the member's organisationsnummer), scope, exp "
-        "and iat, optionally unit and roles. Development: `vardkedja token --org ... "
-        "--scope ...` mints one with the bundled development key."
+        "and iat, optionally unit (a unit id or the unit's HSA-id) and roles. Development: "
+        "`vardkedja token --org ... --scope ...` mints one with the bundled development key."
     ),
 )
 """The OpenAPI security scheme (the docs' Authorize button); yields None without a token."""
@@ -53,7 +79,9 @@ async def current_caller(
 
     No or an invalid bearer token: :class:`~shared.web.errors.Unauthorized`. A token of another
     member (its ``org`` is not this instance's member): :class:`~shared.web.errors.Forbidden`.
-    ``request.state.caller`` is set only once both checks have passed.
+    A ``unit`` claim holding an HSA-id is resolved to the unit's id (:func:`_unit_of`).
+    ``request.state.caller`` is set only once both checks have passed, so a refused unit
+    claim of a caller of this member is audited as a refusal (ADR 0010).
     """
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing bearer token")
@@ -65,6 +93,7 @@ async def current_caller(
     if caller.org != settings.member.orgnr:
         raise Forbidden("the token belongs to another member")
     request.state.caller = caller
+    caller = request.state.caller = await _unit_of(request, caller)
     return caller
 
 

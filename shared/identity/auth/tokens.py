@@ -35,7 +35,10 @@ Claims (required: ``iss``, ``aud``, ``sub``, ``org``, ``scope``, ``exp``, ``iat`
     is called: an instance serves only its own member (403 otherwise).
 ``unit`` (string, optional)
     The id of the caller's unit (enhet) within the member; unit-scoped data is limited to it
-    unless the caller has the role ``member_admin``.
+    unless the caller has the role ``member_admin``. It may instead be the unit's HSA-id
+    (``SE2321000065-E000000000101``): the service resolves it to the unit's id through its
+    copy of this member's directory and refuses (403 ``unknown-hsa-id``) an HSA-id no unit
+    of this member has (ADR 0006, amendment; ADR 0028).
 ``scope`` (string)
     Space-separated scopes: ``directory:read directory:write consent:read consent:write
     referral:read referral:write notify:read notify:write audit:read``. Unknown scopes are
@@ -119,6 +122,9 @@ class Caller(BaseModel, frozen=True):
     sub: str = Field(description="user or system id (opaque)")
     org: str = Field(description="the caller's member organisationsnummer, NNNNNN-NNNN")
     unit: str | None = Field(default=None, description="the caller's unit id, if any")
+    unit_hsa_id: str | None = Field(
+        default=None, description="the HSA-id the token named the unit by, if it did"
+    )
     scopes: frozenset[str] = Field(default_factory=frozenset)
     roles: frozenset[str] = Field(default_factory=frozenset)
     token_id: str | None = Field(default=None, description="the token's jti")

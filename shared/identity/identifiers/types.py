@@ -22,11 +22,12 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
+from shared.identity.identifiers.hsa import HSA_ID_PATTERN, normalise_hsa_id
 from shared.identity.identifiers.kommun import normalise_kommunkod
 from shared.identity.identifiers.orgnr import normalise_orgnr
 from shared.identity.identifiers.personnummer import IdentifierError, normalise_personnummer
 
-__all__ = ["REDACTED", "Kommunkod", "Organisationsnummer", "Personnummer"]
+__all__ = ["REDACTED", "HsaId", "Kommunkod", "Organisationsnummer", "Personnummer"]
 
 #: What validation errors of these types show as their ``input``.
 REDACTED = "[redacted]"
@@ -120,3 +121,23 @@ Kommunkod = Annotated[
     ),
 ]
 """An SCB kommunkod that exists in the municipality list."""
+
+HsaId = Annotated[
+    str,
+    _validator(normalise_hsa_id),
+    WithJsonSchema(
+        {
+            **_json_schema(
+                pattern=HSA_ID_PATTERN,
+                description=(
+                    "HSA-id (Katalogtjänst HSA): 'SE', the issuing organisation's 10-digit "
+                    "organisationsnummer, '-' and 1-18 letters A-Z, a-z or digits; at most "
+                    "31 characters in all."
+                ),
+                examples=["SE2321000065-E000000000001"],
+            ),
+            "maxLength": 31,
+        }
+    ),
+]
+"""An HSA-id, as written (surrounding whitespace removed)."""

@@ -53,6 +53,12 @@ class UnitChangedV1(EventPayload):
     reviewed_at: dt.datetime | None = None
     reviewed_by: str | None = Field(None, max_length=100)
     capacity: dict[str, Any] | None = None
+    hsa_id: str | None = Field(
+        None,
+        max_length=31,
+        pattern=r"^SE[0-9]{10}-[A-Za-z0-9]{1,18}$",
+        description="the unit's HSA-id, if it has one (absent in events sent before it existed)",
+    )
     version: int = Field(ge=1)
     changed_at: dt.datetime
 
