@@ -21,7 +21,8 @@ def openapi() -> dict:  # type: ignore[type-arg]
 def test_every_operation_is_described_and_answers_its_errors_as_operation_outcomes() -> None:
     for path, ops in openapi()["paths"].items():
         for method, op in ops.items():
-            assert op.get("summary") and op.get("description"), (method, path)
+            assert op.get("summary"), (method, path)
+            assert op.get("description"), (method, path)
             if path in OPERATIONS or path in CONFORMANCE:
                 continue
             errors = {s: r for s, r in op["responses"].items() if s.startswith(("4", "5"))}
