@@ -27,6 +27,7 @@ from fhir.resources.R4B.task import Task
 
 from services.referral.codes import Status
 from shared.domain.kinds import KINDS, ReferralKind
+from shared.identity.identifiers.systems import IdentifierKind, identifier_of, security_label
 
 CS: Final = "https://vardkedja.se/fhir/CodeSystem/"
 BUSINESS_STATUS: Final = CS + "task-business-status"
@@ -35,19 +36,8 @@ NEED: Final = CS + "need"
 TASK_ID: Final = "https://vardkedja.se/fhir/sid/task-id"
 REFERRAL_ID: Final = "https://vardkedja.se/fhir/sid/referral-id"
 CASE_REFERENCE: Final = "https://vardkedja.se/fhir/sid/case-reference"
-# SE-base (HL7 Sweden) identifier systems.
-PERSONNUMMER: Final = "http://electronichealth.se/identifier/personnummer"
-SAMORDNINGSNUMMER: Final = "http://electronichealth.se/identifier/samordningsnummer"
-ORGNR: Final = "urn:oid:2.5.4.97"
-PERSON_SYSTEMS: Final = {  # accepted on input: SE-base's URLs and the OIDs
-    PERSONNUMMER: "personnummer",
-    "urn:oid:1.2.752.129.2.1.3.1": "personnummer",
-    SAMORDNINGSNUMMER: "samordningsnummer",
-    "urn:oid:1.2.752.129.2.1.3.3": "samordningsnummer",
-}
-# The security label of a person with protected identity (skyddad identitet).
-CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
-
+# Identifiers and the protected-identity label are SE-base's (ADR 0028):
+# shared.identity.identifiers.systems.
 FHIR_STATUS: Final = {
     Status.SENT: "requested",
     Status.DELIVERED: "received",
@@ -99,9 +89,10 @@ takes it (JSON); a kind's own block is the extension ``details``."""
 
 
 def person_identifier(personnummer: str) -> dict[str, str]:
-    """A person's identifier as SE-base has it: a samordningsnummer's day is 61–91."""
-    day = int(personnummer[6:8])
-    return {"system": SAMORDNINGSNUMMER if day > 60 else PERSONNUMMER, "value": personnummer}
+    """A person's identifier as SE-base has it: a samordningsnummer's day is 61-91."""
+    day = int(personnummer.replace("-", "").replace("+", "")[-6:-4])
+    kind = IdentifierKind.SAMORDNINGSNUMMER if day > 60 else IdentifierKind.PERSONNUMMER
+    return identifier_of(kind, personnummer)
 
 
 def _kind_code(kind: str) -> dict[str, Any]:
@@ -112,7 +103,7 @@ def _kind_code(kind: str) -> dict[str, Any]:
 def _unit(unit_id: str, orgnr: str | None = None) -> dict[str, Any]:
     ref: dict[str, Any] = {"reference": f"Organization/{unit_id}"}
     if orgnr:
-        ref["identifier"] = {"system": ORGNR, "value": orgnr}
+        ref["identifier"] = identifier_of(IdentifierKind.ORGANISATIONSNUMMER, orgnr)
     return ref
 
 
@@ -121,9 +112,8 @@ def _business_status(status: str) -> dict[str, Any]:
 
 
 def _security(person: dict[str, Any]) -> list[dict[str, str]]:
-    if not person.get("protected_identity"):
-        return []
-    return [{"system": CONFIDENTIALITY, "code": "R", "display": "restricted"}]
+    """SE-base's label of a protected identity (sekretessmarkering), or none."""
+    return [security_label()] if person.get("protected_identity") else []
 
 
 def _task(

@@ -24,9 +24,6 @@ from services.fhir.mapping import (
     EXT,
     JSON_EXTENSIONS,
     NEED,
-    ORGNR,
-    PERSON_SYSTEMS,
-    PERSONNUMMER,
     REFERRAL_KIND,
     SCALAR_EXTENSIONS,
     URGENCY,
@@ -37,10 +34,20 @@ from services.fhir.mapping import (
 from services.fhir.outcome import FhirError
 from services.fhir.upstream import UpstreamAnswer
 from shared.domain.kinds import KINDS, ReferralKind
+from shared.identity.identifiers import IdentifierError
+from shared.identity.identifiers.systems import (
+    ORGANISATIONSNUMMER_SYSTEM,
+    PERSONNUMMER_SYSTEM,
+    SEKRETESSMARKERING,
+    SKYDDAD_FOLKBOKFORING,
+    IdentifierKind,
+    parse_identifier,
+)
 
 router = APIRouter()
 
-RESTRICTED: Final = ("R", "V")
+# A protected identity: SE-base's labels, or HL7's confidentiality R or V.
+RESTRICTED: Final = (SEKRETESSMARKERING, SKYDDAD_FOLKBOKFORING, "R", "V")
 # Where a field of the referral API is in a ServiceRequest (for the problems' expressions).
 ELEMENT_OF: Final = {
     "kind": "ServiceRequest.code",
@@ -69,13 +76,13 @@ TASK_EXAMPLE: Final = {
             "intent": "order",
             "priority": "urgent",
             "code": {"coding": [{"system": REFERRAL_KIND, "code": "kontaktbegaran"}]},
-            "subject": {"identifier": {"system": PERSONNUMMER, "value": "19121212-1212"}},
+            "subject": {"identifier": {"system": PERSONNUMMER_SYSTEM, "value": "191212121212"}},
             "reasonCode": [{"coding": [{"system": NEED, "code": "boendestod"}]}],
             "note": [{"text": "Skrivs ut inom två veckor och saknar bostad."}],
             "performer": [
                 {
                     "reference": "Organization/6d3f7c1e-9a2b-4c5d-8e7f-0a1b2c3d4e5f",
-                    "identifier": {"system": ORGNR, "value": "212000-0688"},
+                    "identifier": {"system": ORGANISATIONSNUMMER_SYSTEM, "value": "212000-0688"},
                 }
             ],
             "extension": [
@@ -89,6 +96,18 @@ TASK_EXAMPLE: Final = {
 
 def _bad(element: str, rule: str, words: str) -> FhirError:
     return FhirError(422, f"{element}: {words}", expression=element, rule=rule, code="invalid")
+
+
+def person_number(system: str, value: str, where: str = "ServiceRequest.subject.identifier") -> str:
+    """The personnummer or samordningsnummer of a person's identifier (SE-base's systems or
+    the OIDs); 422 naming ``where`` and the rule broken."""
+    try:
+        kind, number = parse_identifier(system, value)
+    except IdentifierError as exc:
+        raise _bad(where, exc.rule, exc.message) from exc
+    if kind not in (IdentifierKind.PERSONNUMMER, IdentifierKind.SAMORDNINGSNUMMER):
+        raise _bad(where, "not_person", "a personnummer or samordningsnummer")
+    return number
 
 
 def _coded(concept: dict[str, Any] | None, system: str) -> list[str]:
@@ -106,15 +125,10 @@ def referral_body(request: dict[str, Any]) -> dict[str, Any]:
         raise _bad("ServiceRequest.code", "kind", f"one coding of {REFERRAL_KIND}")
     kind = ReferralKind(kinds[0])
     ident = (request.get("subject") or {}).get("identifier") or {}
-    if PERSON_SYSTEMS.get(str(ident.get("system"))) is None or not ident.get("value"):
-        raise _bad(
-            "ServiceRequest.subject.identifier",
-            "system",
-            "a personnummer or samordningsnummer (SE-base system or OID)",
-        )
+    number = person_number(str(ident.get("system", "")), str(ident.get("value", "")))
     security = (request.get("meta") or {}).get("security") or []
     person = {
-        "personnummer": str(ident["value"]),
+        "personnummer": number,
         "protected_identity": any(s.get("code") in RESTRICTED for s in security),
     }
     body: dict[str, Any] = {
@@ -132,7 +146,8 @@ def referral_body(request: dict[str, Any]) -> dict[str, Any]:
             raise _bad(
                 f"ServiceRequest.performer[{n}]",
                 "unit_ref",
-                f"Organization/<unit id> with the identifier of its member ({ORGNR})",
+                "Organization/<unit id> with the identifier of its member "
+                f"({ORGANISATIONSNUMMER_SYSTEM})",
             )
         recipients.append({"orgnr": orgnr, "unit_id": unit})
     if recipients:

@@ -21,7 +21,6 @@ from services.fhir.mapping import (
     BUSINESS_STATUS,
     CASE_REFERENCE,
     FHIR_STATUS,
-    PERSON_SYSTEMS,
     RESULT_PARTS,
     STEP_OF_FHIR,
     service_request_of_incoming,
@@ -31,6 +30,7 @@ from services.fhir.mapping import (
     validated,
 )
 from services.fhir.outcome import FhirError, outcome_responses
+from services.fhir.sending import person_number
 from services.fhir.upstream import UpstreamAnswer
 from services.referral.codes import Status
 
@@ -232,17 +232,11 @@ async def search_tasks_by_person(request: Request) -> JSONResponse:
             rule="missing",
         )
     system, number = value.split("|", 1)
-    if system not in PERSON_SYSTEMS:
-        raise FhirError(
-            400,
-            "patient: a personnummer or samordningsnummer system",
-            expression="patient",
-            rule="system",
-        )
+    personnummer = person_number(system, number, where="patient")
     up = upstream_of(request)
     try:
         found = await up.call(
-            request, "referral", "POST", "/v1/person-search", json={"personnummer": number}
+            request, "referral", "POST", "/v1/person-search", json={"personnummer": personnummer}
         )
     except UpstreamAnswer as exc:
         exc.paths = {"personnummer": "patient"}

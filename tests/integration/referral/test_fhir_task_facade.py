@@ -460,7 +460,7 @@ class TestSendingThroughTheFacade:
             # A personnummer that fails its check digit: the subject is named.
             bad = new_task(person[:-1] + str((int(person[-1]) + 1) % 10))
             [issue] = issues(await c.post("/fhir/R4/Task", json=bad, headers=SENDER), 422)
-            assert issue["expression"] == ["ServiceRequest.subject"]
+            assert issue["expression"] == ["ServiceRequest.subject.identifier"]
             # An unknown system for the person.
             wrong = new_task(person)
             wrong["contained"][0]["subject"]["identifier"]["system"] = "urn:oid:1.2.3"
