@@ -19,6 +19,7 @@ The resources are built in :mod:`services.fhir.directory_mapping`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -42,6 +43,7 @@ from services.fhir.directory_mapping import (
 )
 from services.fhir.mapping import NEED, ORGNR, REFERRAL_KIND, validated
 from services.fhir.outcome import FhirError
+from services.fhir.upstream import UpstreamAnswer
 from shared.domain.codes import Intervention
 from shared.domain.kinds import ReferralKind
 from shared.identity.identifiers.kommun import kommun
@@ -411,7 +413,8 @@ async def _search_units(
     ),
 )
 async def read_healthcare_service(request: Request, service_id: IdPath) -> JSONResponse:
-    return fhir(healthcare_service_of_unit(await _unit(request, service_id)))
+    unit = await _unit(request, service_id)
+    return fhir(healthcare_service_of_unit(unit), version=unit["version"])
 
 
 @router.get(
@@ -472,8 +475,10 @@ async def read_organization(request: Request, organization_id: IdPath) -> JSONRe
         member = await upstream_of(request).call(
             request, "directory", "GET", f"/v1/members/{orgnr}"
         )
-        return fhir(organization_of_member(member.json()))
-    return fhir(organization_of_unit(await _unit(request, organization_id)))
+        record = member.json()
+        return fhir(organization_of_member(record), version=record["version"])
+    unit = await _unit(request, organization_id)
+    return fhir(organization_of_unit(unit), version=unit["version"])
 
 
 def _name_matches(name: str, wanted: str) -> bool:
@@ -510,16 +515,9 @@ async def search_organizations(
     if (value := _one(partof, "partof")) is not None:
         params["member"] = _orgnr(value, "partof")
     if (value := _one(identifier, "identifier")) is not None:
-        system, code = _token(value, "identifier")
-        if system in (None, ORGNR) and _is_orgnr(code.replace("-", "")):
-            member = await up.call(request, "directory", "GET", f"/v1/members/{_orgnr(code, '')}")
-            found = [organization_of_member(member.json())] if partof is None else []
-            return fhir(bundle(request, "Organization", found, None))
-        if system not in (None, UNIT_ID_SYSTEM):
-            raise _bad("identifier", f"systems: {ORGNR}, {UNIT_ID_SYSTEM}", "system")
-        unit = await _unit(request, code)
-        wanted = params.get("member") in (None, unit["owner_orgnr"])
-        found = [organization_of_unit(unit)] if wanted else []
+        found = await _by_identifier(request, value, params.get("member"))
+        if name is not None:
+            found = [r for r in found if _name_matches(r["name"], name)]
         return fhir(bundle(request, "Organization", found, None))
     resources: list[dict[str, Any]] = []
     if partof is None and page is None:
@@ -562,4 +560,35 @@ async def read_location(request: Request, location_id: IdPath) -> JSONResponse:
     ),
 )
 async def read_endpoint(request: Request, endpoint_id: IdPath) -> JSONResponse:
-    return fhir(endpoint_of_unit(await _unit(request, endpoint_id)))
+    unit = await _unit(request, endpoint_id)
+    return fhir(endpoint_of_unit(unit), version=unit["version"])
+
+
+async def _by_identifier(request: Request, value: str, member: str | None) -> list[dict[str, Any]]:
+    """The ``Organization`` with this identifier (none: an empty search, not a 404), a
+    huvudman (orgnr) or a unit (unit id); with ``member``, only a unit of that huvudman."""
+    system, code = _token(value, "identifier")
+    if system == ORGNR or (system is None and _is_orgnr(code.replace("-", ""))):
+        orgnr = _orgnr(code, "identifier")
+        found = await _found(request, f"/v1/members/{orgnr}")
+        return [organization_of_member(found)] if found and member is None else []
+    if system not in (None, UNIT_ID_SYSTEM):
+        raise _bad("identifier", f"systems: {ORGNR}, {UNIT_ID_SYSTEM}", "system")
+    if not re.fullmatch(RESOURCE_ID, code):
+        return []
+    unit = await _found(request, f"/v1/replica/units/{code}")
+    if unit is None or member not in (None, unit["owner_orgnr"]):
+        return []
+    return [organization_of_unit(unit)]
+
+
+async def _found(request: Request, path: str) -> dict[str, Any] | None:
+    """The directory's answer to ``GET path``, or None where it has nothing (404)."""
+    try:
+        answer = await upstream_of(request).call(request, "directory", "GET", path)
+    except UpstreamAnswer as exc:
+        if exc.status == 404:
+            return None
+        raise
+    found: dict[str, Any] = answer.json()
+    return found

@@ -45,6 +45,17 @@ def digits(orgnr: str) -> str:
     return orgnr.replace("-", "")
 
 
+def meta(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``meta`` of a resource from a record with its ``version`` (a read; a search
+    item carries none): ``versionId`` as the read's ``ETag``, ``lastUpdated``."""
+    if "version" not in record:
+        return None
+    out = {"versionId": str(record["version"])}
+    if changed := record.get("changed_at"):
+        out["lastUpdated"] = changed
+    return out
+
+
 def coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
     """A ``Coding``."""
     out = {"system": system, "code": code}
@@ -94,6 +105,7 @@ def organization_of_unit(unit: dict[str, Any]) -> dict[str, Any]:
     org: dict[str, Any] = {
         "resourceType": "Organization",
         "id": unit["unit_id"],
+        "meta": meta(unit),
         "identifier": _identifiers(unit),
         "active": unit["status"] != "inactive",
         "type": [
@@ -116,6 +128,7 @@ def organization_of_member(member: dict[str, Any]) -> dict[str, Any]:
     org = {
         "resourceType": "Organization",
         "id": digits(member["orgnr"]),
+        "meta": meta(member),
         "identifier": [{"system": ORGNR, "value": member["orgnr"]}],
         "active": True,
         "type": [
@@ -166,6 +179,7 @@ def endpoint_of_unit(unit: dict[str, Any]) -> dict[str, Any]:
     endpoint = {
         "resourceType": "Endpoint",
         "id": unit["unit_id"],
+        "meta": meta(unit),
         "identifier": _identifiers(unit),
         "status": status,
         "connectionType": coding(CONNECTION_TYPE, VARDKEDJA_KAFKA, "vardkedja (Kafka)"),
@@ -200,6 +214,7 @@ def healthcare_service_of_unit(unit: dict[str, Any]) -> dict[str, Any]:
     service: dict[str, Any] = {
         "resourceType": "HealthcareService",
         "id": unit["unit_id"],
+        "meta": meta(unit),
         "identifier": _identifiers(unit),
         "active": unit["status"] != "inactive",
         "providedBy": {"reference": f"Organization/{unit['unit_id']}", "display": unit["name"]},

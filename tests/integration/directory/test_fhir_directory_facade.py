@@ -5,6 +5,7 @@ with the model library (a searchset's and a Parameters' resources as their own t
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,7 +33,7 @@ from services.fhir.directory_mapping import (
 from shared.data.db import Database
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.helpers.directory import auth
-from tests.integration.referral.test_fhir_task_facade import resource
+from tests.integration.referral.test_fhir_task_facade import FHIR, resource
 
 from .test_directory_search import KRONOBERG, MEMBERS, seed, seed_members, unit
 
@@ -123,7 +124,9 @@ async def get(c: httpx.AsyncClient, path: str, **params: Any) -> httpx.Response:
 
 class TestRead:
     async def test_a_healthcare_service(self, fhir: httpx.AsyncClient) -> None:
-        service = resource(await get(fhir, "HealthcareService/vx-soc"), HealthcareService)
+        read = await get(fhir, "HealthcareService/vx-soc")
+        service = resource(read, HealthcareService)
+        assert read.headers["etag"] == f'W/"{service["meta"]["versionId"]}"' == 'W/"1"'
         assert service["active"] is True
         assert service["providedBy"]["reference"] == "Organization/vx-soc"
         assert service["category"][0]["coding"][0]["code"] == "socialtjanstens_mottagning"
@@ -264,6 +267,9 @@ class TestSearchOrganization:
         assert ids(await get(fhir, "Organization", identifier=f"{UNIT_ID_SYSTEM}|rk-ber")) == [
             "rk-ber"
         ]
+        # Nothing with the identifier is an empty searchset, not a 404.
+        assert ids(await get(fhir, "Organization", identifier=f"{UNIT_ID_SYSTEM}|nobody")) == []
+        assert ids(await get(fhir, "Organization", identifier="5560000001")) == []
         assert set(
             ids(await get(fhir, "Organization", partof=f"Organization/{REGION_DIGITS}"))
         ) == {
@@ -277,7 +283,12 @@ class TestSearchOrganization:
 
     @pytest.mark.parametrize(
         ("param", "value"),
-        [("identifier", "http://other|x"), ("partof", "Organization/abc"), ("identifier", "|")],
+        [
+            ("identifier", "http://other|x"),
+            ("identifier", "urn:oid:2.5.4.97|123"),
+            ("partof", "Organization/abc"),
+            ("identifier", "|"),
+        ],
     )
     async def test_a_bad_parameter_is_named(
         self, fhir: httpx.AsyncClient, param: str, value: str
@@ -329,7 +340,11 @@ class TestResolve:
                 {"name": "age", "valueInteger": 40},
             ],
         }
-        r = await fhir.post("/fhir/R4/HealthcareService/$resolve", json=body, headers=READER)
+        r = await fhir.post(
+            "/fhir/R4/HealthcareService/$resolve",
+            content=json.dumps(body),
+            headers={**READER, "Content-Type": FHIR},
+        )
         assert routes(r)[0]["service"]["id"] == "rk-port"
 
     async def test_a_kommun_nobody_serves_is_404(self, fhir: httpx.AsyncClient) -> None:
