@@ -18,6 +18,7 @@ from services.directory.codes import CHANNEL_LABELS, INTERVENTION_LABELS, UNIT_K
 from services.fhir.mapping import CS, NEED, ORGNR, REFERRAL_KIND, validated
 from shared.domain.kinds import KINDS, ReferralKind
 from shared.identity.identifiers.kommun import kommun
+from shared.identity.identifiers.personnummer import IdentifierError
 
 UNIT_ID_SYSTEM: Final = "https://vardkedja.se/fhir/sid/unit-id"
 HSA_ID: Final = "urn:oid:1.2.752.129.2.1.4.1"
@@ -198,6 +199,13 @@ def endpoint_of_unit(unit: dict[str, Any]) -> dict[str, Any]:
     return validated(Endpoint, endpoint)
 
 
+def _kommun_name(code: str) -> str:
+    try:
+        return kommun(code).name
+    except IdentifierError:  # a code SCB's list no longer has
+        return f"kommun {code}"
+
+
 def _kind_label(code: str) -> str | None:
     return KINDS[ReferralKind(code)].label if code in ReferralKind.__members__.values() else None
 
@@ -229,12 +237,11 @@ def healthcare_service_of_unit(unit: dict[str, Any]) -> dict[str, Any]:
         "name": unit["name"],
         "comment": unit.get("mission") or None,
         "coverageArea": [
-            {"reference": f"Location/kommun-{k}", "display": f"kommun {k}"}
+            {"reference": f"Location/kommun-{k}", "display": _kommun_name(k)}
             for k in unit.get("kommunkoder") or []
         ],
         "referralMethod": [{"coding": [coding(REFERRAL_METHOD, m)]} for m in sorted(methods)],
         "endpoint": [{"reference": f"Endpoint/{unit['unit_id']}"}],
-        "appointmentRequired": None,
     }
     if telecom := _telecom(unit):
         service["telecom"] = telecom
