@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.fhir import capability, sending, tasks
+from services.fhir import capability, directory, sending, tasks
 from services.fhir.common import upstream_of
 from services.fhir.outcome import (
     FhirError,
@@ -54,7 +54,13 @@ def create_fhir_app(
     app = FastAPI(
         title="vardkedja FHIR R4 facade",
         version=VERSION,
-        description="Task + ServiceRequest over this member's referral service (FHIR 4.0.1).",
+        description=(
+            "FHIR 4.0.1 over this member's services: Task + ServiceRequest (the referral "
+            "service), HealthcareService, Organization, Location, Endpoint and "
+            "`HealthcareService/$resolve` (the directory). The caller's bearer token is passed "
+            "on: the same scopes, unit claim, consent decisions and audit as the JSON APIs "
+            "(ADR 0029)."
+        ),
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -75,6 +81,7 @@ def create_fhir_app(
     errors = outcome_responses(400, 401, 403, 404, 422, 503)
     app.include_router(tasks.router, prefix=BASE, tags=["Task"], responses=errors)
     app.include_router(sending.router, prefix=BASE, tags=["Task"], responses=errors)
+    app.include_router(directory.router, prefix=BASE, tags=["Directory"], responses=errors)
     app.add_exception_handler(FhirError, fhir_error)
     app.add_exception_handler(UpstreamAnswer, upstream_answer)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
+from services.fhir.directory import directory_capabilities
 from services.fhir.mapping import validated
 from services.fhir.outcome import FHIR_JSON
 
@@ -76,6 +77,7 @@ def capability_statement(base: str, *, version: str, member: str) -> dict[str, A
                         "searchParam": _search(TASK_SEARCH),
                     },
                     {"type": "ServiceRequest", "interaction": [{"code": "read"}]},
+                    *directory_capabilities(),
                 ],
                 "interaction": [{"code": "transaction"}],
             }
@@ -108,7 +110,13 @@ async def smart_configuration(request: Request) -> JSONResponse:
             "token_endpoint": state.token_endpoint,
             "token_endpoint_auth_methods_supported": ["private_key_jwt"],
             "grant_types_supported": ["client_credentials"],
-            "scopes_supported": ["referral:read", "referral:write", "consent:read"],
+            "scopes_supported": [
+                "referral:read",
+                "referral:write",
+                "referral:person",
+                "directory:read",
+                "consent:read",
+            ],
             "capabilities": ["client-confidential-asymmetric"],
         }
     )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from fhir.resources.R4B.bundle import Bundle
 
+from services.fhir.mapping import validated
 from services.fhir.outcome import FHIR_JSON
 from services.fhir.upstream import Upstream
 
@@ -33,3 +36,36 @@ def fhir(
     if location:
         headers["Location"] = location
     return JSONResponse(resource, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def searchset(
+    request: Request,
+    resource_type: str,
+    entries: list[tuple[dict[str, Any], str]],
+    next_page: str | None,
+    total: int | None = None,
+) -> dict[str, Any]:
+    """A ``searchset`` Bundle of ``(resource, mode)`` entries (``match`` or ``include``)
+    with its ``self`` and, more to come, ``next`` link: the same search with the opaque
+    ``_page`` the service gave."""
+    base = base_of(request)
+    here = [(k, v) for k, v in request.query_params.multi_items() if k != "_page"]
+    links = [{"relation": "self", "url": str(request.url)}]
+    if next_page:
+        query = urlencode([*here, ("_page", next_page)])
+        links.append({"relation": "next", "url": f"{base}/{resource_type}?{query}"})
+    body: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+        "entry": [
+            {
+                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": mode},
+            }
+            for r, mode in entries
+        ],
+    }
+    return validated(Bundle, body)

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
-from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.parameters import Parameters
 
 from services.directory.codes import CHANNEL_LABELS, UnitKind, label
-from services.fhir.common import base_of, fhir, upstream_of
+from services.fhir.common import fhir, searchset, upstream_of
 from services.fhir.directory_mapping import (
     UNIT_ID_SYSTEM,
     UNIT_KIND,
@@ -41,7 +39,7 @@ from services.fhir.directory_mapping import (
     organization_of_unit,
     vardkedja_address,
 )
-from services.fhir.mapping import NEED, ORGNR, REFERRAL_KIND, validated
+from services.fhir.mapping import NEED, REFERRAL_KIND, validated
 from services.fhir.outcome import FhirError
 from services.fhir.upstream import UpstreamAnswer
 from shared.domain.codes import Intervention
@@ -49,6 +47,7 @@ from shared.domain.kinds import ReferralKind
 from shared.identity.identifiers.kommun import kommun
 from shared.identity.identifiers.orgnr import normalise_orgnr
 from shared.identity.identifiers.personnummer import IdentifierError
+from shared.identity.identifiers.systems import ORGANISATIONSNUMMER_SYSTEM
 
 router = APIRouter()
 
@@ -202,32 +201,8 @@ def bundle(
     next_page: str | None,
     total: int | None = None,
 ) -> dict[str, Any]:
-    """A ``searchset`` of ``resource_type`` with ``self`` and (more to come) ``next`` links."""
-    base = base_of(request)
-    here = [(k, v) for k, v in request.query_params.multi_items() if k != "_page"]
-    links = [{"relation": "self", "url": str(request.url)}]
-    if next_page:
-        links.append(
-            {
-                "relation": "next",
-                "url": f"{base}/{resource_type}?{urlencode([*here, ('_page', next_page)])}",
-            }
-        )
-    body: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": links,
-        "entry": [
-            {
-                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match"},
-            }
-            for r in resources
-        ],
-    }
-    return validated(Bundle, body)
+    """A ``searchset`` of ``resource_type`` (every entry a match)."""
+    return searchset(request, resource_type, [(r, "match") for r in resources], next_page, total)
 
 
 # --- $resolve (registered before the reads: `$resolve` is no id) ---------------------
@@ -568,12 +543,16 @@ async def _by_identifier(request: Request, value: str, member: str | None) -> li
     """The ``Organization`` with this identifier (none: an empty search, not a 404), a
     huvudman (orgnr) or a unit (unit id); with ``member``, only a unit of that huvudman."""
     system, code = _token(value, "identifier")
-    if system == ORGNR or (system is None and _is_orgnr(code.replace("-", ""))):
+    if system == ORGANISATIONSNUMMER_SYSTEM or (
+        system is None and _is_orgnr(code.replace("-", ""))
+    ):
         orgnr = _orgnr(code, "identifier")
         found = await _found(request, f"/v1/members/{orgnr}")
         return [organization_of_member(found)] if found and member is None else []
     if system not in (None, UNIT_ID_SYSTEM):
-        raise _bad("identifier", f"systems: {ORGNR}, {UNIT_ID_SYSTEM}", "system")
+        raise _bad(
+            "identifier", f"systems: {ORGANISATIONSNUMMER_SYSTEM}, {UNIT_ID_SYSTEM}", "system"
+        )
     if not re.fullmatch(RESOURCE_ID, code):
         return []
     unit = await _found(request, f"/v1/replica/units/{code}")

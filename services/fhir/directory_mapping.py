@@ -15,13 +15,17 @@ from fhir.resources.R4B.location import Location
 from fhir.resources.R4B.organization import Organization
 
 from services.directory.codes import CHANNEL_LABELS, INTERVENTION_LABELS, UNIT_KIND_LABELS, label
-from services.fhir.mapping import CS, NEED, ORGNR, REFERRAL_KIND, validated
+from services.fhir.mapping import CS, NEED, REFERRAL_KIND, validated
 from shared.domain.kinds import KINDS, ReferralKind
 from shared.identity.identifiers.kommun import kommun
 from shared.identity.identifiers.personnummer import IdentifierError
+from shared.identity.identifiers.systems import (
+    ORGANISATIONSNUMMER_SYSTEM,
+    IdentifierKind,
+    identifier_of,
+)
 
 UNIT_ID_SYSTEM: Final = "https://vardkedja.se/fhir/sid/unit-id"
-HSA_ID: Final = "urn:oid:1.2.752.129.2.1.4.1"
 # KV Kommun, SCB's kommunkod (1.2.752.129.2.2.1.18 is KV Län, the county's code).
 KOMMUNKOD: Final = "urn:oid:1.2.752.129.2.2.1.17"
 UNIT_KIND: Final = CS + "unit-kind"
@@ -68,7 +72,7 @@ def coding(system: str, code: str, display: str | None = None) -> dict[str, Any]
 def _identifiers(unit: dict[str, Any]) -> list[dict[str, Any]]:
     found = [{"system": UNIT_ID_SYSTEM, "value": unit["unit_id"]}]
     if hsa := unit.get("hsa_id"):
-        found.append({"system": HSA_ID, "value": hsa})
+        found.append(identifier_of(IdentifierKind.HSA_ID, hsa))
     return found
 
 
@@ -130,7 +134,7 @@ def organization_of_member(member: dict[str, Any]) -> dict[str, Any]:
         "resourceType": "Organization",
         "id": digits(member["orgnr"]),
         "meta": meta(member),
-        "identifier": [{"system": ORGNR, "value": member["orgnr"]}],
+        "identifier": [{"system": ORGANISATIONSNUMMER_SYSTEM, "value": member["orgnr"]}],
         "active": True,
         "type": [
             {"coding": [coding(ORG_TYPE, "govt", "Government")]},

@@ -10,13 +10,12 @@ does not allow answers 409 with the allowed ones listed.
 from __future__ import annotations
 
 from typing import Annotated, Any, Final
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
-from fhir.resources.R4B.bundle import Bundle
 
-from services.fhir.common import base_of, fhir, upstream_of
+from services.fhir.common import fhir, searchset, upstream_of
 from services.fhir.mapping import (
     BUSINESS_STATUS,
     CASE_REFERENCE,
@@ -27,7 +26,6 @@ from services.fhir.mapping import (
     service_request_of_sent,
     task_of_incoming,
     task_of_sent,
-    validated,
 )
 from services.fhir.outcome import FhirError, outcome_responses
 from services.fhir.sending import person_number
@@ -167,7 +165,7 @@ async def search_tasks(
     params: dict[str, Any] = {"limit": limit}
     if (wanted := statuses_of(status, business_status)) is not None:
         if not wanted:
-            return fhir(searchset(request, [], None))
+            return fhir(searchset(request, "Task", [], None))
         params["status"] = wanted
     if kinds := _codes(code, "code"):
         kinds = [k.rsplit("|", 1)[-1] for k in kinds]
@@ -198,7 +196,7 @@ async def search_tasks(
         ]
         if include:
             entries += [(service_request_of_sent(r, orgnr), "include") for r in sent]
-        return fhir(searchset(request, entries, answer.get("next_cursor")))
+        return fhir(searchset(request, "Task", entries, answer.get("next_cursor")))
     answer = (await up.call(request, "referral", "GET", "/v1/incoming", params=params)).json()
     items: list[dict[str, Any]] = answer["items"]
     if (unit := _ref_id(owner, "owner")) is not None:
@@ -206,7 +204,7 @@ async def search_tasks(
     entries = [(task_of_incoming(i), "match") for i in items]
     if include:
         entries += [(service_request_of_incoming(i), "include") for i in items]
-    return fhir(searchset(request, entries, answer.get("next_cursor")))
+    return fhir(searchset(request, "Task", entries, answer.get("next_cursor")))
 
 
 @router.post(
@@ -248,33 +246,7 @@ async def search_tasks_by_person(request: Request) -> JSONResponse:
             entries.append((task_of_incoming(item), "match"))
         else:
             entries += [(task_of_sent(item, r, orgnr), "match") for r in item["recipients"]]
-    return fhir(searchset(request, entries, None))
-
-
-def searchset(
-    request: Request, entries: list[tuple[dict[str, Any], str]], next_page: str | None
-) -> dict[str, Any]:
-    """A ``searchset`` Bundle with its ``self`` and (more to come) ``next`` links."""
-    base = base_of(request)
-    here = [(k, v) for k, v in request.query_params.multi_items() if k != "_page"]
-    links = [{"relation": "self", "url": str(request.url)}]
-    if next_page:
-        query = urlencode([*here, ("_page", next_page)])
-        links.append({"relation": "next", "url": f"{base}/Task?{query}"})
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": links,
-        "entry": [
-            {
-                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": mode},
-            }
-            for r, mode in entries
-        ],
-    }
-    return validated(Bundle, bundle)
+    return fhir(searchset(request, "Task", entries, None))
 
 
 def step_of(task: dict[str, Any]) -> dict[str, Any]:

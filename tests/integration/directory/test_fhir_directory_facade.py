@@ -22,15 +22,15 @@ from fhir.resources.R4B.organization import Organization
 from fhir.resources.R4B.parameters import Parameters
 
 from services.fhir.app import create_fhir_app
-from services.fhir.directory import directory_capabilities, router
+from services.fhir.directory import directory_capabilities
 from services.fhir.directory_mapping import (
-    HSA_ID,
     KOMMUNKOD,
     UNIT_ID_SYSTEM,
     healthcare_service_of_unit,
     organization_of_unit,
 )
 from shared.data.db import Database
+from shared.identity.identifiers.systems import HSA_ID_SYSTEM
 from tests.conftest import ORG_ALVESTA, ORG_REGION, ORG_VAXJO
 from tests.helpers.directory import auth
 from tests.integration.referral.test_fhir_task_facade import FHIR, resource
@@ -71,14 +71,10 @@ CONTACTS = unit(
 
 
 def facade_app(directory: FastAPI) -> FastAPI:
-    """Växjö's facade reaching its real directory in process, with this module's router
-    (the lead wires it into ``create_fhir_app``; included here until then)."""
-    app = create_fhir_app(
+    """Växjö's facade reaching its real directory in process."""
+    return create_fhir_app(
         member=ORG_VAXJO, transports={"directory": httpx.ASGITransport(app=directory)}
     )
-    if not any(getattr(r, "path", "").endswith("/HealthcareService") for r in app.routes):
-        app.include_router(router, prefix="/fhir/R4", tags=["directory"])
-    return app
 
 
 @asynccontextmanager
@@ -396,7 +392,7 @@ class TestMapping:
             "contact_paths": [],
         }
         for mapped in (organization_of_unit(item), healthcare_service_of_unit(item)):
-            assert {"system": HSA_ID, "value": item["hsa_id"]} in mapped["identifier"]
+            assert {"system": HSA_ID_SYSTEM, "value": item["hsa_id"]} in mapped["identifier"]
         assert healthcare_service_of_unit(item)["notAvailable"]
 
     def test_the_capability_entries(self) -> None:
