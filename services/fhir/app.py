@@ -45,7 +45,6 @@ def create_fhir_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.upstream = Upstream(settings, transports)
         try:
             yield
         finally:
@@ -73,6 +72,8 @@ def create_fhir_app(
         idle_timeout_s=http.body_idle_timeout_s,
     )
     app.add_middleware(RequestContextMiddleware, service="fhir")
+    # Made here, closed at shutdown: an app served without its lifespan (in a test) works too.
+    app.state.upstream = Upstream(settings, transports)
     app.state.fhir_settings = settings
     app.state.member = member
     app.state.version = VERSION
