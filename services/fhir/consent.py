@@ -33,7 +33,7 @@ from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.parameters import Parameters
 
 from services.fhir.common import fhir, upstream_of
-from services.fhir.mapping import CS, ORGNR, person_identifier, validated
+from services.fhir.mapping import CONFIDENTIALITY, CS, ORGNR, person_identifier, validated
 from services.fhir.outcome import FhirError
 from services.fhir.sending import PERSON_SYSTEMS
 from services.fhir.tasks import searchset
@@ -152,7 +152,7 @@ def consent_resource(consent: dict[str, Any]) -> dict[str, Any]:
     if consent["person"].get("protected_identity"):
         resource["meta"]["security"] = [
             {
-                "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                "system": CONFIDENTIALITY,
                 "code": "R",
                 "display": "restricted",
             }

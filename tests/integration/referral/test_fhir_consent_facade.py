@@ -7,7 +7,7 @@ with the model library."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -19,6 +19,7 @@ from fhir.resources.R4B.parameters import Parameters
 from services.fhir import consent as consent_module
 from services.fhir.app import BASE, create_fhir_app
 from services.fhir.consent import CATEGORY, DECISION, PURPOSE, REGULATORY_BASIS
+from services.fhir.upstream import Service
 from tests.conftest import ORG_REGION, ORG_VAXJO
 from tests.integration.consent.helpers import new_person
 
@@ -34,17 +35,24 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @asynccontextmanager
-async def facade(member: Member) -> AsyncIterator[httpx.AsyncClient]:
-    """``member``'s FHIR facade, reaching its real consent service in process."""
+async def fhir_facade(
+    member: Member, service: Service, router: APIRouter
+) -> AsyncIterator[httpx.AsyncClient]:
+    """``member``'s FHIR facade with ``router``, reaching its real ``service`` in process."""
     app = create_fhir_app(
         member=member.orgnr,
-        transports={"consent": httpx.ASGITransport(app=member.consent_app)},
+        transports={service: httpx.ASGITransport(app=getattr(member, f"{service}_app"))},
     )
-    with_router(app, consent_module.router)
+    with_router(app, router)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://fhir") as c:
             yield c
+
+
+def facade(member: Member) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """``member``'s FHIR facade over its consent service."""
+    return fhir_facade(member, "consent", consent_module.router)
 
 
 def with_router(app: FastAPI, router: APIRouter) -> None:
