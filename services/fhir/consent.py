@@ -4,10 +4,12 @@ A consent the member recorded (a secrecy waiver, OSL 12 kap. 2 §) is a ``Consen
 
 - ``status``: ``active`` while it is in force; ``inactive`` once withdrawn, expired or
   superseded (the product's exact status is ``meta.tag``, code system below). R4's
-  ``rejected`` is not used: a person's "no" is a refusal, another record.
+  ``rejected`` is not used: R4 means by it a consent the executing party rejected, while a
+  person's "no" is a refusal, which is a ``Consent`` of its own (below).
 - ``scope``: ``patient-privacy`` (consentscope): the consent is about sharing the person's
   information between care providers, not about treatment or research.
-- ``category``: LOINC 59284-0 (consent document) and the form it was given in.
+- ``category``: LOINC 59284-0 (consent document), the record kind (``consent``) and the
+  form it was given in.
 - ``patient``: the person's SE-base identifier; ``performer``: who gave it (the person, or a
   representative named in words); ``organization``: the unit that recorded it
   (``Organization/<unit id>``, the member's orgnr as identifier); ``dateTime``: recorded.
@@ -17,6 +19,11 @@ A consent the member recorded (a secrecy waiver, OSL 12 kap. 2 §) is a ``Consen
   provision.
 - ``policy``/``policyRule`` and the R5 cross-version extensions ``regulatoryBasis`` (OSL
   12 kap. 2 §) and ``decision`` (``permit``).
+
+A refusal the member recorded (the person said no to sharing with these parties, for these
+purposes or all) is a ``Consent`` whose provision and R5 ``decision`` are ``deny`` (record
+kind ``refusal``; ``active`` until revoked, then ``inactive``), with the same id as in the
+consent service: ``GET Consent/{id}`` reads either, and a person search lists both.
 
 ``POST Consent/$decide`` asks the consent service's ``POST /v1/decisions`` (deny by default)
 with a ``Parameters`` resource and answers one.
@@ -45,6 +52,8 @@ PURPOSE: Final = CS + "purpose"
 CATEGORY: Final = CS + "information-category"
 CONSENT_STATUS: Final = CS + "consent-status"
 CONSENT_FORM: Final = CS + "consent-form"
+RECORD_KIND: Final = CS + "consent-record-kind"
+RECORD_ID: Final = "https://vardkedja.se/fhir/sid/consent-id"
 POLICY: Final = CS + "legal-basis"
 VERDICT: Final = CS + "decision-verdict"
 REASON: Final = CS + "decision-reason"
@@ -98,15 +107,50 @@ def _digits(personnummer: str) -> str:
     return personnummer.replace("-", "")
 
 
+def _record(
+    record: dict[str, Any], *, decision: str, status: str, provision: dict[str, Any]
+) -> dict[str, Any]:
+    """What a consent and a refusal have alike as ``Consent`` (the product's record kind is
+    a ``category``, its exact status a ``meta.tag``)."""
+    recorded = record["recorded_by"]
+    person = record["person"]
+    provision["actor"] = [
+        {"role": _code(ROLE_CLASS, "IRCP"), "reference": _party(p)} for p in record["parties"]
+    ]
+    resource: dict[str, Any] = {
+        "resourceType": "Consent",
+        "id": record["id"],
+        "meta": {"tag": [{"system": CONSENT_STATUS, "code": record["status"]}]},
+        "extension": [
+            {"url": REGULATORY_BASIS, "valueCodeableConcept": OSL_12_2},
+            {"url": DECISION, "valueCode": decision},
+        ],
+        "identifier": [{"system": RECORD_ID, "value": record["id"]}],
+        "status": status,
+        "scope": _code(CONSENT_SCOPE, "patient-privacy"),
+        "category": [
+            {"coding": [{"system": LOINC, "code": "59284-0", "display": "Consent Document"}]},
+            _code(RECORD_KIND, "consent" if decision == "permit" else "refusal"),
+        ],
+        "patient": {"identifier": person_identifier(_digits(person["personnummer"]))},
+        "dateTime": record["created_at"],
+        "organization": [_party({"orgnr": recorded["org"], "unit_id": recorded.get("unit_id")})],
+        "policy": [{"authority": "https://www.riksdagen.se", "uri": OSL}],
+        "policyRule": OSL_12_2,
+        "provision": provision,
+    }
+    if person.get("protected_identity"):
+        resource["meta"]["security"] = [
+            {"system": CONFIDENTIALITY, "code": "R", "display": "restricted"}
+        ]
+    return resource
+
+
 def consent_resource(consent: dict[str, Any]) -> dict[str, Any]:
     """A consent this member recorded (the consent service's ``ConsentOut``) as ``Consent``."""
-    recorded = consent["recorded_by"]
     provision: dict[str, Any] = {
         "type": "permit",
         "period": {"start": consent["valid_from"], "end": consent["valid_to"]},
-        "actor": [
-            {"role": _code(ROLE_CLASS, "IRCP"), "reference": _party(p)} for p in consent["parties"]
-        ],
         "purpose": [{"system": PURPOSE, "code": p} for p in consent["purposes"]],
         "code": [_code(CATEGORY, c) for c in consent["categories"]],
     }
@@ -117,46 +161,33 @@ def consent_resource(consent: dict[str, Any]) -> dict[str, Any]:
                 "purpose": [{"system": PURPOSE, "code": p} for p in consent["withdrawn_purposes"]],
             }
         ]
-    organization = _party({"orgnr": recorded["org"], "unit_id": recorded.get("unit_id")})
-    resource: dict[str, Any] = {
-        "resourceType": "Consent",
-        "id": consent["id"],
-        "meta": {
-            "versionId": str(consent["version"]),
-            "lastUpdated": consent["updated_at"],
-            "tag": [{"system": CONSENT_STATUS, "code": consent["status"]}],
-        },
-        "extension": [
-            {"url": REGULATORY_BASIS, "valueCodeableConcept": OSL_12_2},
-            {"url": DECISION, "valueCode": "permit"},
-        ],
-        "identifier": [
-            {"system": "https://vardkedja.se/fhir/sid/consent-id", "value": consent["id"]}
-        ],
-        "status": FHIR_CONSENT_STATUS.get(consent["status"], "inactive"),
-        "scope": _code(CONSENT_SCOPE, "patient-privacy"),
-        "category": [
-            {"coding": [{"system": LOINC, "code": "59284-0", "display": "Consent Document"}]},
-            _code(CONSENT_FORM, consent["form"]),
-        ],
-        "patient": {"identifier": person_identifier(_digits(consent["person"]["personnummer"]))},
-        "dateTime": consent["created_at"],
-        "performer": [_giver(consent)],
-        "organization": [organization],
-        "policy": [{"authority": "https://www.riksdagen.se", "uri": OSL}],
-        "policyRule": OSL_12_2,
-        "provision": provision,
-    }
+    resource = _record(
+        consent,
+        decision="permit",
+        status=FHIR_CONSENT_STATUS.get(consent["status"], "inactive"),
+        provision=provision,
+    )
+    resource["meta"] |= {"versionId": str(consent["version"]), "lastUpdated": consent["updated_at"]}
+    resource["category"].append(_code(CONSENT_FORM, consent["form"]))
+    resource["performer"] = [_giver(consent)]
     if consent.get("signed_form_reference"):
         resource["sourceReference"] = {"display": consent["signed_form_reference"]}
-    if consent["person"].get("protected_identity"):
-        resource["meta"]["security"] = [
-            {
-                "system": CONFIDENTIALITY,
-                "code": "R",
-                "display": "restricted",
-            }
-        ]
+    return validated(Consent, resource)
+
+
+def refusal_resource(refusal: dict[str, Any]) -> dict[str, Any]:
+    """A refusal this member recorded (``RefusalOut``: the person said no to sharing with
+    these parties, for these purposes or every one) as a ``Consent`` that denies."""
+    provision: dict[str, Any] = {"type": "deny", "period": {"start": refusal["refused_on"]}}
+    if refusal["purposes"]:
+        provision["purpose"] = [{"system": PURPOSE, "code": p} for p in refusal["purposes"]]
+    resource = _record(
+        refusal,
+        decision="deny",
+        status="active" if refusal["status"] == "active" else "inactive",
+        provision=provision,
+    )
+    resource["performer"] = [_giver(refusal)]
     return validated(Consent, resource)
 
 
@@ -202,7 +233,16 @@ ConsentIdPath = Annotated[str, Path(pattern=CONSENT_ID, description="the consent
 )
 async def read_consent(request: Request, consent_id: ConsentIdPath) -> JSONResponse:
     up = upstream_of(request)
-    consent = (await up.call(request, "consent", "GET", f"/v1/consents/{consent_id}")).json()
+    try:
+        consent = (await up.call(request, "consent", "GET", f"/v1/consents/{consent_id}")).json()
+    except UpstreamAnswer as not_a_consent:
+        if not_a_consent.status != 404:
+            raise
+        try:  # a refusal (a Consent that denies)?
+            answer = await up.call(request, "consent", "GET", f"/v1/refusals/{consent_id}")
+        except UpstreamAnswer as exc:
+            raise (not_a_consent if exc.status == 404 else exc) from None
+        return fhir(refusal_resource(answer.json()))
     return fhir(consent_resource(consent), version=consent["version"])
 
 
@@ -256,6 +296,7 @@ async def search_consents(request: Request) -> JSONResponse:
         )
     ).json()
     entries = [(consent_resource(c), "match") for c in found["consents"]]
+    entries += [(refusal_resource(r), "match") for r in found["refusals"]]
     return fhir(searchset(request, entries, None))
 
 

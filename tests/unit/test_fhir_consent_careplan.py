@@ -10,7 +10,12 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from services.fhir.capability import capability_statement
 from services.fhir.careplan import care_plan, careplan_capabilities
-from services.fhir.consent import consent_capabilities, consent_resource, decision_parameters
+from services.fhir.consent import (
+    consent_capabilities,
+    consent_resource,
+    decision_parameters,
+    refusal_resource,
+)
 
 PLAN: dict[str, Any] = {
     "id": "p-1",
@@ -126,3 +131,27 @@ class TestCapabilities:
         statement = capability_statement("http://fhir/fhir/R4", version="0", member="m")
         statement["rest"][0]["resource"] += consent_capabilities() + careplan_capabilities()
         CapabilityStatement.model_validate(statement)
+
+
+class TestARevokedRefusal:
+    def test_inactive_and_denying_every_purpose(self) -> None:
+        refusal = refusal_resource(
+            {
+                "id": "r-1",
+                "owner_orgnr": "212000-0647",
+                "person": {"personnummer": "19121212-1212", "protected_identity": False},
+                "refused_on": "2026-12-01",
+                "parties": [{"orgnr": "232100-0065", "unit_id": None}],
+                "purposes": [],
+                "note": None,
+                "recorded_by": {"org": "212000-0647", "unit_id": "soc", "user": "u"},
+                "status": "revoked",
+                "revoked_at": "2026-12-05T10:00:00Z",
+                "revocation_reason": "Ändrade sig.",
+                "created_at": "2026-12-01T10:00:00Z",
+            }
+        )
+        assert refusal["status"] == "inactive"
+        assert refusal["provision"]["type"] == "deny"
+        assert "purpose" not in refusal["provision"]
+        assert refusal["patient"]["identifier"]["value"] == "191212121212"

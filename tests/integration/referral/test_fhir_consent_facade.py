@@ -156,6 +156,43 @@ class TestAConsentReadAndSearched:
             assert withdrawn["meta"]["tag"][0]["code"] == "withdrawn"
             assert int(withdrawn["meta"]["versionId"]) > int(consent["meta"]["versionId"])
 
+    async def test_a_refusal_is_a_consent_that_denies(self, members: Pair) -> None:
+        vaxjo = members.vaxjo
+        person = new_person()
+        async with vaxjo.consent() as cs:
+            r = await cs.post(
+                "/v1/refusals",
+                json={
+                    "person": {"personnummer": person},
+                    "refused_on": "2026-12-01",
+                    "parties": [{"orgnr": ORG_REGION}],
+                    "purposes": ["sip"],
+                },
+                headers=READER,
+            )
+            assert r.status_code == 201, r.text
+            refusal_id = r.json()["id"]
+        async with facade(vaxjo) as c:
+            refusal = resource(
+                await c.get(f"/fhir/R4/Consent/{refusal_id}", headers=READER), Consent
+            )
+            assert refusal["status"] == "active"
+            assert refusal["provision"]["type"] == "deny"
+            assert refusal["provision"]["purpose"] == [{"system": PURPOSE, "code": "sip"}]
+            assert {e["url"]: e.get("valueCode") for e in refusal["extension"]}[DECISION] == "deny"
+            [actor] = refusal["provision"]["actor"]
+            assert actor["reference"]["identifier"]["value"] == ORG_REGION
+            found = resource(await search(c, f"patient={PNR_SYSTEM}|{person}"), Bundle)
+            assert [e["resource"]["id"] for e in found["entry"]] == [refusal_id]
+            deny = resource(
+                await c.post(
+                    "/fhir/R4/Consent/$decide", json=question(person, "sip", "plan"), headers=PERSON
+                ),
+                Parameters,
+            )
+            assert values(deny, "decision") == ["deny"]
+            assert values(deny, "verdict")[0]["code"] == "refused"
+
     async def test_unknown_and_bad_searches_are_outcomes(self, members: Pair) -> None:
         async with facade(members.vaxjo) as c:
             [missing] = issues(await c.get("/fhir/R4/Consent/no-such-consent", headers=READER), 404)
