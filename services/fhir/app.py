@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.fhir import capability, directory, sending, tasks
+from services.fhir import capability, careplan, consent, directory, sending, tasks
 from services.fhir.common import upstream_of
 from services.fhir.outcome import (
     FhirError,
@@ -56,9 +56,10 @@ def create_fhir_app(
         description=(
             "FHIR 4.0.1 over this member's services: Task + ServiceRequest (the referral "
             "service), HealthcareService, Organization, Location, Endpoint and "
-            "`HealthcareService/$resolve` (the directory). The caller's bearer token is passed "
-            "on: the same scopes, unit claim, consent decisions and audit as the JSON APIs "
-            "(ADR 0029)."
+            "`HealthcareService/$resolve` (the directory), Consent and `Consent/$decide` (the "
+            "consent service), CarePlan (SIP and remissmöte plans). The caller's bearer "
+            "token is passed on: the same scopes, unit claim, consent decisions and audit as "
+            "the JSON APIs (ADR 0029)."
         ),
         lifespan=lifespan,
         docs_url=None,
@@ -83,6 +84,8 @@ def create_fhir_app(
     app.include_router(tasks.router, prefix=BASE, tags=["Task"], responses=errors)
     app.include_router(sending.router, prefix=BASE, tags=["Task"], responses=errors)
     app.include_router(directory.router, prefix=BASE, tags=["Directory"], responses=errors)
+    app.include_router(consent.router, prefix=BASE, tags=["Consent"], responses=errors)
+    app.include_router(careplan.router, prefix=BASE, tags=["CarePlan"], responses=errors)
     app.add_exception_handler(FhirError, fhir_error)
     app.add_exception_handler(UpstreamAnswer, upstream_answer)
     app.add_exception_handler(StarletteHTTPException, http_error)

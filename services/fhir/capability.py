@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
+from services.fhir.careplan import careplan_capabilities
+from services.fhir.consent import consent_capabilities
 from services.fhir.directory import directory_capabilities
 from services.fhir.mapping import validated
 from services.fhir.outcome import FHIR_JSON
@@ -78,6 +80,8 @@ def capability_statement(base: str, *, version: str, member: str) -> dict[str, A
                     },
                     {"type": "ServiceRequest", "interaction": [{"code": "read"}]},
                     *directory_capabilities(),
+                    *consent_capabilities(),
+                    *careplan_capabilities(),
                 ],
                 "interaction": [{"code": "transaction"}],
             }
@@ -116,6 +120,7 @@ async def smart_configuration(request: Request) -> JSONResponse:
                 "referral:person",
                 "directory:read",
                 "consent:read",
+                "consent:person",
             ],
             "capabilities": ["client-confidential-asymmetric"],
         }

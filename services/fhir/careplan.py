@@ -30,10 +30,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fhir.resources.R4B.careplan import CarePlan
 
-from services.fhir.common import fhir, upstream_of
-from services.fhir.mapping import CONFIDENTIALITY, CS, EXT, ORGNR, person_identifier, validated
+from services.fhir.common import fhir, searchset, upstream_of
+from services.fhir.mapping import CS, EXT, org_identifier, person_identifier, security_of, validated
 from services.fhir.outcome import FhirError
-from services.fhir.tasks import searchset
 from shared.domain.codes import Intervention
 from shared.domain.labelled import labels
 
@@ -64,7 +63,7 @@ INTERVENTION_LABELS: Final = {str(k): v for k, v in labels(Intervention).items()
 def _unit(orgnr: str | None, unit_id: str) -> dict[str, Any]:
     ref: dict[str, Any] = {"reference": f"Organization/{unit_id}"}
     if orgnr:
-        ref["identifier"] = {"system": ORGNR, "value": orgnr}
+        ref["identifier"] = org_identifier(orgnr)
     return ref
 
 
@@ -184,14 +183,8 @@ def care_plan(plan: dict[str, Any]) -> dict[str, Any]:
         resource["period"] = {"start": (starts or ends)[0]} | ({"end": ends[-1]} if ends else {})
     if not resource["goal"]:
         del resource["goal"]
-    if person.get("protected_identity"):
-        resource["meta"]["security"] = [
-            {
-                "system": CONFIDENTIALITY,
-                "code": "R",
-                "display": "restricted",
-            }
-        ]
+    if security := security_of(person):
+        resource["meta"]["security"] = security
     return validated(CarePlan, resource)
 
 
@@ -287,4 +280,4 @@ async def search_care_plans(
     plans = [await _plan(request, plan_id) for plan_id in dict.fromkeys(ids)]
     if coordinator is not None:
         plans = [p for p in plans if any(c["unit_id"] == unit for c in p["coordinators"])]
-    return fhir(searchset(request, [(care_plan(p), "match") for p in plans], None))
+    return fhir(searchset(request, "CarePlan", [(care_plan(p), "match") for p in plans], None))

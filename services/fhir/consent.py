@@ -39,12 +39,12 @@ from fastapi.responses import JSONResponse
 from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.parameters import Parameters
 
-from services.fhir.common import fhir, upstream_of
-from services.fhir.mapping import CONFIDENTIALITY, CS, ORGNR, person_identifier, validated
+from services.fhir.common import fhir, searchset, upstream_of
+from services.fhir.mapping import CS, org_identifier, person_identifier, security_of, validated
 from services.fhir.outcome import FhirError
-from services.fhir.sending import PERSON_SYSTEMS
-from services.fhir.tasks import searchset
+from services.fhir.sending import person_number
 from services.fhir.upstream import UpstreamAnswer
+from shared.identity.identifiers.systems import ORGANISATIONSNUMMER_SYSTEM
 
 router = APIRouter()
 
@@ -86,7 +86,7 @@ def _code(system: str, code: str) -> dict[str, Any]:
 
 def _party(party: dict[str, Any]) -> dict[str, Any]:
     """A member (its orgnr) or one unit of it, as an ``Organization`` reference."""
-    ref: dict[str, Any] = {"identifier": {"system": ORGNR, "value": party["orgnr"]}}
+    ref: dict[str, Any] = {"identifier": org_identifier(party["orgnr"])}
     if party.get("unit_id"):
         ref["reference"] = f"Organization/{party['unit_id']}"
     return ref
@@ -139,10 +139,8 @@ def _record(
         "policyRule": OSL_12_2,
         "provision": provision,
     }
-    if person.get("protected_identity"):
-        resource["meta"]["security"] = [
-            {"system": CONFIDENTIALITY, "code": "R", "display": "restricted"}
-        ]
+    if security := security_of(person):
+        resource["meta"]["security"] = security
     return resource
 
 
@@ -249,15 +247,14 @@ async def read_consent(request: Request, consent_id: ConsentIdPath) -> JSONRespo
 def _person_of(value: str, name: str) -> str:
     """The personnummer of a token search value ``<system>|<value>``."""
     system, bar, number = value.rpartition("|")
-    if not bar or system not in PERSON_SYSTEMS or not number:
+    if not bar or not number:
         raise FhirError(
             400,
-            f"{name}: <system>|<value> with a personnummer or samordningsnummer system "
-            f"({', '.join(sorted(PERSON_SYSTEMS))})",
+            f"{name}: <system>|<value> with a personnummer or samordningsnummer system",
             expression=name,
             rule="identifier",
         )
-    return number
+    return person_number(system, number, where=name, status=400)
 
 
 @router.post(
@@ -297,7 +294,7 @@ async def search_consents(request: Request) -> JSONResponse:
     ).json()
     entries = [(consent_resource(c), "match") for c in found["consents"]]
     entries += [(refusal_resource(r), "match") for r in found["refusals"]]
-    return fhir(searchset(request, entries, None))
+    return fhir(searchset(request, "Consent", entries, None))
 
 
 # $decide ------------------------------------------------------------------------------
@@ -347,11 +344,15 @@ def _org_of(name: str, value: tuple[str, Any]) -> dict[str, str]:
         "valueIdentifier": v,
         "valueReference": v.get("identifier") if isinstance(v, dict) else None,
     }.get(kind)
-    if not isinstance(ident, dict) or ident.get("system") != ORGNR or not ident.get("value"):
+    if (
+        not isinstance(ident, dict)
+        or ident.get("system") != ORGANISATIONSNUMMER_SYSTEM
+        or not ident.get("value")
+    ):
         raise _bad(
             name,
-            f"a valueIdentifier (system {ORGNR}) or a valueReference to Organization/<unit id> "
-            "with that identifier",
+            f"a valueIdentifier (system {ORGANISATIONSNUMMER_SYSTEM}) or a valueReference to "
+            "Organization/<unit id> with that identifier",
         )
     party = {"orgnr": str(ident["value"])}
     if kind == "valueReference" and (ref := v.get("reference")):
@@ -374,8 +375,11 @@ def decision_question(parameters: dict[str, Any], member: str) -> dict[str, Any]
     if patient[0] != "valueIdentifier" or not isinstance(patient[1], dict):
         raise _bad("patient", "a valueIdentifier (SE-base personnummer or samordningsnummer)")
     ident = patient[1]
-    if ident.get("system") not in PERSON_SYSTEMS or not ident.get("value"):
-        raise _bad("patient", f"the system must be one of {', '.join(sorted(PERSON_SYSTEMS))}")
+    person_number(
+        str(ident.get("system", "")),
+        str(ident.get("value", "")),
+        where="Parameters.parameter('patient')",
+    )
     purpose = _one(parameters, "purpose", required=True)
     assert purpose is not None
     recipient = _one(parameters, "recipient", required=True)

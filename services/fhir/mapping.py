@@ -100,10 +100,15 @@ def _kind_code(kind: str) -> dict[str, Any]:
     return {"coding": [{"system": REFERRAL_KIND, "code": kind, "display": label}], "text": label}
 
 
+def org_identifier(orgnr: str) -> dict[str, str]:
+    """A member's organisationsnummer as SE-base's ``Identifier``."""
+    return identifier_of(IdentifierKind.ORGANISATIONSNUMMER, orgnr)
+
+
 def _unit(unit_id: str, orgnr: str | None = None) -> dict[str, Any]:
     ref: dict[str, Any] = {"reference": f"Organization/{unit_id}"}
     if orgnr:
-        ref["identifier"] = identifier_of(IdentifierKind.ORGANISATIONSNUMMER, orgnr)
+        ref["identifier"] = org_identifier(orgnr)
     return ref
 
 
@@ -111,7 +116,7 @@ def _business_status(status: str) -> dict[str, Any]:
     return {"coding": [{"system": BUSINESS_STATUS, "code": status}], "text": status}
 
 
-def _security(person: dict[str, Any]) -> list[dict[str, str]]:
+def security_of(person: dict[str, Any]) -> list[dict[str, str]]:
     """SE-base's label of a protected identity (sekretessmarkering), or none."""
     return [security_label()] if person.get("protected_identity") else []
 
@@ -154,7 +159,7 @@ def _task(
         "owner": owner,
         "restriction": {"period": {"end": acknowledge_by}},
     }
-    if security := _security(person):
+    if security := security_of(person):
         task["meta"]["security"] = security
     if reason:
         task["statusReason"] = {"text": reason}
@@ -236,7 +241,7 @@ def _service_request(
         request["reasonCode"] = [{"coding": [{"system": NEED, "code": n}]} for n in needs]
     if content.get("summary"):
         request["note"] = [{"text": content["summary"]}]
-    if security := _security(content["person"]):
+    if security := security_of(content["person"]):
         request["meta"] = {"security": security}
     extensions = [
         {"url": EXT + name, value_type: content[field]}

@@ -98,15 +98,26 @@ def _bad(element: str, rule: str, words: str) -> FhirError:
     return FhirError(422, f"{element}: {words}", expression=element, rule=rule, code="invalid")
 
 
-def person_number(system: str, value: str, where: str = "ServiceRequest.subject.identifier") -> str:
+def person_number(
+    system: str, value: str, where: str = "ServiceRequest.subject.identifier", status: int = 422
+) -> str:
     """The personnummer or samordningsnummer of a person's identifier (SE-base's systems or
-    the OIDs); 422 naming ``where`` and the rule broken."""
+    the OIDs); ``status`` (422, or 400 for a search parameter) naming ``where`` and the
+    rule broken."""
     try:
         kind, number = parse_identifier(system, value)
     except IdentifierError as exc:
-        raise _bad(where, exc.rule, exc.message) from exc
+        raise FhirError(
+            status, f"{where}: {exc.message}", expression=where, rule=exc.rule, code="invalid"
+        ) from exc
     if kind not in (IdentifierKind.PERSONNUMMER, IdentifierKind.SAMORDNINGSNUMMER):
-        raise _bad(where, "not_person", "a personnummer or samordningsnummer")
+        raise FhirError(
+            status,
+            f"{where}: a personnummer or samordningsnummer",
+            expression=where,
+            rule="not_person",
+            code="invalid",
+        )
     return number
 
 

@@ -58,7 +58,7 @@ PLAN: dict[str, Any] = {
 CONSENT: dict[str, Any] = {
     "id": "c-1",
     "owner_orgnr": "212000-0647",
-    "person": {"personnummer": "194001619876", "protected_identity": True},
+    "person": {"personnummer": "194001619875", "protected_identity": True},
     "given_by": {"kind": "guardian", "name": "A. Förmyndare", "reference": "TR 1"},
     "recorded_by": {"org": "212000-0647", "unit_id": None, "user": "u"},
     "form": "oral",
@@ -96,7 +96,7 @@ class TestARepresentativesConsent:
         consent = consent_resource(CONSENT)
         assert consent["status"] == "inactive"
         assert consent["patient"]["identifier"]["system"].endswith("samordningsnummer")
-        assert consent["meta"]["security"][0]["code"] == "R"
+        assert consent["meta"]["security"][0]["code"] == "sekretessmarkering"
         assert consent["performer"] == [
             {"type": "RelatedPerson", "display": "guardian: A. Förmyndare"}
         ]

@@ -13,7 +13,6 @@ import httpx
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 
-from services.fhir import careplan as careplan_module
 from services.fhir.careplan import PLAN_KIND
 from tests.conftest import ORG_REGION, ORG_VAXJO
 
@@ -28,7 +27,7 @@ PNR_SYSTEM = "http://electronichealth.se/identifier/personnummer"
 
 def facade(member: Member) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """``member``'s FHIR facade over its referral service."""
-    return fhir_facade(member, "referral", careplan_module.router)
+    return fhir_facade(member, "referral")
 
 
 def contained(plan: dict[str, Any], kind: str) -> list[dict[str, Any]]:

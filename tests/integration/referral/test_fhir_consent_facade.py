@@ -11,13 +11,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.consent import Consent
 from fhir.resources.R4B.parameters import Parameters
 
-from services.fhir import consent as consent_module
-from services.fhir.app import BASE, create_fhir_app
+from services.fhir.app import create_fhir_app
 from services.fhir.consent import CATEGORY, DECISION, PURPOSE, REGULATORY_BASIS
 from services.fhir.upstream import Service
 from tests.conftest import ORG_REGION, ORG_VAXJO
@@ -35,15 +33,12 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @asynccontextmanager
-async def fhir_facade(
-    member: Member, service: Service, router: APIRouter
-) -> AsyncIterator[httpx.AsyncClient]:
-    """``member``'s FHIR facade with ``router``, reaching its real ``service`` in process."""
+async def fhir_facade(member: Member, service: Service) -> AsyncIterator[httpx.AsyncClient]:
+    """``member``'s FHIR facade, reaching its real ``service`` in process."""
     app = create_fhir_app(
         member=member.orgnr,
         transports={service: httpx.ASGITransport(app=getattr(member, f"{service}_app"))},
     )
-    with_router(app, router)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://fhir") as c:
@@ -52,14 +47,7 @@ async def fhir_facade(
 
 def facade(member: Member) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """``member``'s FHIR facade over its consent service."""
-    return fhir_facade(member, "consent", consent_module.router)
-
-
-def with_router(app: FastAPI, router: APIRouter) -> None:
-    """``router`` under the facade's base, unless the app has it already (wired in app.py)."""
-    paths = {getattr(r, "path", "") for r in app.routes}
-    if not any(BASE + getattr(r, "path", "") in paths for r in router.routes):
-        app.include_router(router, prefix=BASE)
+    return fhir_facade(member, "consent")
 
 
 async def search(
