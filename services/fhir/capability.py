@@ -22,6 +22,7 @@ TASK_SEARCH = [
     ("status", "token", "Task status"),
     ("business-status", "token", "the product's exact status"),
     ("code", "token", "the referral kind"),
+    ("_lastUpdated", "date", "gt/ge an instant: changed since (polling)"),
     ("_count", "number", "page size, 1-100"),
 ]
 

@@ -9,6 +9,7 @@ does not allow answers 409 with the allowed ones listed.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qs
 
@@ -70,6 +71,25 @@ def statuses_of(status: str | None, business_status: str | None) -> list[str] | 
             )
         wanted = set(codes) if wanted is None else wanted & set(codes)
     return None if wanted is None else sorted(wanted)
+
+
+def since(last_updated: str) -> str:
+    """``_lastUpdated=gt<instant>`` (or ``ge``): the instant changes are asked for after."""
+    prefix, instant = last_updated[:2], last_updated[2:]
+    try:
+        at = dt.datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    except ValueError:
+        at = None
+    if prefix not in ("gt", "ge") or at is None or at.tzinfo is None:
+        raise FhirError(
+            400,
+            "_lastUpdated: gt or ge and an instant with its offset, e.g. gt2026-12-07T10:00:00Z",
+            expression="_lastUpdated",
+            rule="instant",
+        )
+    if prefix == "ge":
+        at -= dt.timedelta(microseconds=1)
+    return at.isoformat()
 
 
 def _ref_id(value: str | None, name: str) -> str | None:
@@ -142,7 +162,9 @@ async def read_service_request(
         "tasks of the referrals your unit sent (a page holds the tasks of `_count` referrals). "
         "Parameters: `owner` (your unit: `Organization/<unit id>`), `status` (Task status "
         "codes), `business-status` (the product's exact statuses), `code` (the referral kind, "
-        "one), `_include=Task:focus` (the ServiceRequests), `_count` (1–100, default 20). "
+        "one), `_include=Task:focus` (the ServiceRequests), `_lastUpdated` (`gt` or `ge` an "
+        "instant: changed since — poll for answers without a subscription), `_count` "
+        "(1–100, default 20). "
         "The answer is a `searchset` Bundle with `self` and `next` links; follow `next` to "
         "page (it holds an opaque `_page`): no page loses or repeats a task. A person is "
         "searched for only with `POST Task/_search` (never a personnummer in a URL). "
@@ -157,6 +179,7 @@ async def search_tasks(
     business_status: Annotated[str | None, Query(alias="business-status")] = None,
     code: str | None = None,
     include: Annotated[list[str] | None, Query(alias="_include")] = None,
+    last_updated: Annotated[str | None, Query(alias="_lastUpdated", max_length=40)] = None,
     count: Annotated[int | None, Query(alias="_count", ge=1)] = None,
     page: Annotated[str | None, Query(alias="_page", max_length=200)] = None,
 ) -> JSONResponse:
@@ -174,6 +197,8 @@ async def search_tasks(
         params["kind"] = kinds[0]
     if page:
         params["cursor"] = page
+    if last_updated is not None:
+        params["updated_since"] = since(last_updated)
     for inc in include or []:
         if inc != "Task:focus":
             raise FhirError(

@@ -38,6 +38,7 @@ from shared.domain.kinds import spec
 from shared.identity.auth import Caller, require_scopes
 from shared.web.app import Ctx, DbSession
 from shared.web.errors import Forbidden, PreconditionRequired
+from shared.web.fields import IsoAwareDatetime
 
 Writer = Annotated[Caller, Depends(require_scopes("referral:write"))]
 Reader = Annotated[Caller, Depends(require_scopes("referral:read"))]
@@ -45,6 +46,14 @@ PersonReader = Annotated[Caller, Depends(require_scopes("referral:person"))]
 TaskId = Annotated[str, Path(max_length=36, pattern=r"^[A-Za-z0-9-]+$", description="task id")]
 Cursor = Annotated[str | None, Query(max_length=200, description="from `next_cursor`")]
 Limit = Annotated[int, Query(ge=1, le=200)]
+UpdatedSince = Annotated[
+    IsoAwareDatetime | None,
+    Query(
+        description="only what changed after this instant (with its UTC offset): polling "
+        "for changes without a webhook — keep the newest `updated_at` you saw and ask again",
+        examples=["2026-12-07T10:00:00+01:00"],
+    ),
+]
 OverdueFilter = Annotated[
     Overdue | None,
     Query(
@@ -248,6 +257,7 @@ def incoming_out(
         answer_by=row.answer_by,
         overdue=is_overdue(row, today(work), acknowledge_due_at=due_at, now=work.now),
         received_at=row.received_at,
+        updated_at=row.updated_at,
         reason=row.reason,
         outcome=row.outcome,
         case_reference=row.case_reference,

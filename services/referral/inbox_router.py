@@ -19,6 +19,7 @@ from services.referral.api import (
     PersonReader,
     Reader,
     TaskId,
+    UpdatedSince,
     Writer,
     audit,
     incoming_out,
@@ -56,7 +57,8 @@ inbox_router = APIRouter(prefix="/v1", tags=["referrals"])
         "oldest first. Filter by `status`, `kind`, or `overdue` (`acknowledge`: delivered "
         "and not acknowledged by `acknowledge_by`; `answer`: acknowledged and not accepted "
         "or declined by `answer_by`; `any`: either; a task waiting for the sender's "
-        "komplettering is neither). Each item shows both deadlines and "
+        "komplettering is neither), or `updated_since` (changed after it: arrived, or moved "
+        "on, withdrawn or answered since). Each item shows both deadlines and "
         "whether it is `overdue`. Referrals about a person with protected identity are "
         "listed only for the role `protected_identity`. Scope `referral:read`."
     ),
@@ -69,6 +71,7 @@ async def incoming(
     status_: Annotated[list[Status] | None, Query(alias="status")] = None,
     kind: Annotated[ReferralKind | None, Query()] = None,
     overdue: OverdueFilter = None,
+    updated_since: UpdatedSince = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> IncomingPage:
@@ -78,6 +81,7 @@ async def incoming(
         statuses=status_,
         kind=kind,
         overdue=overdue,
+        updated_since=updated_since,
         after=decode_cursor(cursor),
         limit=limit,
     )

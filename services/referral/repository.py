@@ -117,11 +117,13 @@ class ReferralRepository(RepositoryBase[Referral]):
         kind: str | None = None,
         status: str | None = None,
         overdue: tuple[Overdue, dt.datetime] | None = None,
+        updated_since: dt.datetime | None = None,
         after: str | None,
         limit: int,
     ) -> list[Referral]:
         """A page of the unit's sent referrals, newest first: of ``kind``, with a recipient
-        in ``status``, with a recipient past a deadline (``overdue``: which, at the instant)."""
+        in ``status``, with a recipient past a deadline (``overdue``: which, at the
+        instant), with a recipient changed after ``updated_since``."""
         stmt = select(Referral).where(Referral.sender_unit_id == unit_id)
         if kind:
             stmt = stmt.where(Referral.kind == kind)
@@ -131,6 +133,8 @@ class ReferralRepository(RepositoryBase[Referral]):
             which, now = overdue
             late = past_deadline(Recipient, which, to_local(now).date(), now)
             stmt = stmt.where(_any_recipient(late))
+        if updated_since is not None:
+            stmt = stmt.where(_any_recipient(Recipient.updated_at > updated_since))
         if after:
             stmt = stmt.where(Referral.id < after)
         return list(await self.session.scalars(stmt.order_by(Referral.id.desc()).limit(limit)))
@@ -178,11 +182,12 @@ class IncomingRepository(RepositoryBase[Incoming]):
         statuses: list[str] | None,
         kind: str | None,
         overdue: tuple[Overdue, dt.datetime] | None,
+        updated_since: dt.datetime | None = None,
         after: str | None,
         limit: int,
     ) -> list[Incoming]:
         """A page of the unit's inbox by id; ``overdue``: only tasks past that deadline
-        (which, at the instant)."""
+        (which, at the instant); ``updated_since``: only tasks changed after it."""
         stmt = select(Incoming).where(Incoming.unit_id == unit_id)
         if statuses:
             stmt = stmt.where(Incoming.status.in_(statuses))
@@ -191,6 +196,8 @@ class IncomingRepository(RepositoryBase[Incoming]):
         if overdue is not None:
             which, now = overdue
             stmt = stmt.where(past_deadline(Incoming, which, to_local(now).date(), now))
+        if updated_since is not None:
+            stmt = stmt.where(Incoming.updated_at > updated_since)
         if after:
             stmt = stmt.where(Incoming.id > after)
         return list(await self.session.scalars(stmt.order_by(Incoming.id).limit(limit)))

@@ -915,6 +915,9 @@ class IncomingOut(ReferralContent):
     answer_by: dt.date | None = ANSWER_BY
     overdue: bool = OVERDUE
     received_at: dt.datetime
+    updated_at: dt.datetime = Field(
+        description="the task's last change at this member (a step, a withdrawal, an answer)"
+    )
     reason: str | None
     outcome: str | None
     case_reference: str | None

@@ -18,6 +18,7 @@ from services.referral.api import (
     OverdueFilter,
     Reader,
     TaskId,
+    UpdatedSince,
     Writer,
     audit,
     recipient_out,
@@ -145,7 +146,8 @@ async def get_referral(
         "deadline: `acknowledge`, not acknowledged by `acknowledge_by`; `answer`, "
         "acknowledged and not accepted or declined by `answer_by`; `information`, your "
         "unit's own: asked for more information and not answered by `information_by`; "
-        "`any`, any of them). Scope `referral:read`."
+        "`any`, any of them), or `updated_since` (any recipient's status changed after it: "
+        "poll for answers without a webhook). Scope `referral:read`."
     ),
     responses=problem_responses(Forbidden, NoUnitClaim),
 )
@@ -156,6 +158,7 @@ async def outgoing(
     kind: Annotated[ReferralKind | None, Query()] = None,
     status_: Annotated[Status | None, Query(alias="status")] = None,
     overdue: OverdueFilter = None,
+    updated_since: UpdatedSince = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> OutgoingPage:
@@ -165,6 +168,7 @@ async def outgoing(
         kind=kind,
         status=status_,
         overdue=overdue,
+        updated_since=updated_since,
         after=decode_cursor(cursor),
         limit=limit,
     )

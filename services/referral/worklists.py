@@ -120,6 +120,7 @@ async def sent_page(
     kind: ReferralKind | None,
     status: Status | None,
     overdue: Overdue | None = None,
+    updated_since: dt.datetime | None = None,
     after: str | None,
     limit: int,
 ) -> Page[Sent]:
@@ -132,6 +133,7 @@ async def sent_page(
         kind=kind.value if kind else None,
         status=status.value if status else None,
         overdue=(overdue, work.now) if overdue else None,
+        updated_since=updated_since,
         after=after,
         limit=limit + 1,
     )
@@ -147,6 +149,7 @@ async def inbox_page(
     overdue: Overdue | None,
     after: str | None,
     limit: int,
+    updated_since: dt.datetime | None = None,
 ) -> Page[Incoming]:
     """The caller's unit's inbox, oldest first, by status, kind, or past a deadline only."""
     caller = caller_of(work)
@@ -155,6 +158,7 @@ async def inbox_page(
         statuses=[s.value for s in statuses] if statuses else None,
         kind=kind.value if kind else None,
         overdue=(overdue, work.now) if overdue else None,
+        updated_since=updated_since,
         after=after,
         limit=limit + 1,
     )

@@ -407,6 +407,49 @@ class TestSendingThroughTheFacade:
             there = resource(await c.get(f"/fhir/R4/Task/{task['id']}", headers=RECEIVER), Task)
         assert there["focus"] == task["focus"]
 
+    async def test_the_sender_polls_for_changes_since_it_last_looked(self, members: Pair) -> None:
+        person, _ = await with_copy(members)
+        _, task_id = await send(members.region, person)
+        await arrived(members.vaxjo, task_id)
+        mine = {"requester": f"Organization/{REGION_BEROENDE}"}
+
+        async def changed_since(instant: str) -> list[dict[str, Any]]:
+            async with facade(members.region) as c:
+                found = resource(
+                    await c.get(
+                        "/fhir/R4/Task",
+                        params={**mine, "_lastUpdated": f"gt{instant}"},
+                        headers=SENDER,
+                    ),
+                    Bundle,
+                )
+            return [e["resource"] for e in found.get("entry", [])]
+
+        async with facade(members.region) as c:
+            before = resource(await c.get(f"/fhir/R4/Task/{task_id}", headers=SENDER), Task)
+        async with facade(members.vaxjo) as c:
+            read = await c.get(f"/fhir/R4/Task/{task_id}", headers=RECEIVER)
+            acked = await patched(
+                c, read, [{"op": "replace", "path": "/status", "value": "received"}]
+            )
+            assert acked.status_code == 200, acked.text
+        seen: list[dict[str, Any]] = []
+
+        async def acknowledged_seen() -> bool:
+            seen[:] = await changed_since(before["meta"]["lastUpdated"])
+            return [t["businessStatus"]["coding"][0]["code"] for t in seen] == ["acknowledged"]
+
+        await eventually(acknowledged_seen, within=30, what="the change found by polling")
+        assert await changed_since(seen[0]["meta"]["lastUpdated"]) == []
+        async with facade(members.region) as c:
+            [bad] = issues(
+                await c.get(
+                    "/fhir/R4/Task", params={**mine, "_lastUpdated": "lt2026"}, headers=SENDER
+                ),
+                400,
+            )
+        assert bad["expression"] == ["_lastUpdated"]
+
     async def test_a_transaction_sends_one_referral_to_each_tasks_owner(
         self, members: Pair
     ) -> None:
