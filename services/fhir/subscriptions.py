@@ -232,12 +232,9 @@ async def create_subscription(
     resource: Annotated[dict[str, Any], Body(examples=[SUBSCRIPTION_EXAMPLE])],
 ) -> JSONResponse:
     body = notify_body(_parsed(resource), base_of(request))
-    headers = {}
-    if key := request.headers.get("idempotency-key"):
-        headers["Idempotency-Key"] = key
-    up = upstream_of(request)
+    up = upstream_of(request)  # passes the caller's Idempotency-Key on
     try:
-        answer = await up.call(request, "notify", "POST", SUBSCRIPTIONS, json=body, headers=headers)
+        answer = await up.call(request, "notify", "POST", SUBSCRIPTIONS, json=body)
     except UpstreamAnswer as exc:
         exc.paths = ELEMENT_OF
         raise
