@@ -15,5 +15,6 @@ class FhirSettings(BaseSettings):
     referral_url: str = Field("http://127.0.0.1:8002", description="this member's referral API")
     directory_url: str = Field("http://127.0.0.1:8000", description="this member's directory")
     consent_url: str = Field("http://127.0.0.1:8001", description="this member's consent API")
+    notify_url: str = Field("http://127.0.0.1:8003", description="this member's notify API")
     timeout_s: float = Field(15.0, gt=0, le=120, description="one call to one of the services")
     page_max: int = Field(100, ge=1, le=500, description="the largest `_count` answered")

@@ -20,7 +20,7 @@ from services.fhir.outcome import FhirError, from_problem
 from services.fhir.settings import FhirSettings
 from shared.web.observability import current_traceparent, request_id_var
 
-Service = Literal["referral", "directory", "consent"]
+Service = Literal["referral", "directory", "consent", "notify"]
 PASSED_ON: Final = ("authorization", "idempotency-key", "if-match")
 
 
@@ -53,6 +53,7 @@ class Upstream:
             "referral": settings.referral_url,
             "directory": settings.directory_url,
             "consent": settings.consent_url,
+            "notify": settings.notify_url,
         }
         self._clients = {
             name: httpx.AsyncClient(

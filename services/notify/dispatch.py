@@ -33,6 +33,13 @@ from standardwebhooks.webhooks import Webhook
 
 from services.notify.content import EmailContent, email_content, email_message, webhook_body
 from services.notify.fanout import LEASE, FanOut, data_of
+from services.notify.fhir_backport import (
+    FHIR_JSON,
+    FORMAT_FHIR,
+    HANDSHAKE,
+    SIGNALS,
+    notification_body,
+)
 from services.notify.repository import (
     DeliveryRepository,
     NotificationRepository,
@@ -79,6 +86,9 @@ class Job:
     subject: str = ""
     text: str = ""
     gone: bool = False
+    content_type: str = "application/json"
+    # A FHIR subscription's handshake: its outcome sets the subscription's status.
+    handshake_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -277,9 +287,8 @@ class Dispatcher:
     ) -> Job:
         """The job of delivery row ``d`` of notification row ``n`` (rendered now)."""
         attempt = d["attempts"] + 1
-        if n is None:
+        if n is None and d.get("fhir_type") not in SIGNALS:
             return Job(d["id"], d["channel"], attempt, gone=True)
-        data = data_of(notification=n, settings=self.cfg)
         if d["channel"] == "webhook":
             if sub is None or not sub.enabled:
                 return Job(d["id"], d["channel"], attempt, gone=True)
@@ -288,14 +297,24 @@ class Dispatcher:
                 sub.previous_secret_until is None or sub.previous_secret_until > now
             ):
                 keys.append(sub.previous_secret)
+            if sub.format == FORMAT_FHIR:
+                body = notification_body(d, sub, n)
+            else:
+                assert n is not None
+                body = webhook_body(data_of(notification=n, settings=self.cfg))
+            fhir = sub.format == FORMAT_FHIR
             return Job(
                 d["id"],
                 "webhook",
                 attempt,
                 url=sub.url,
                 secrets=tuple(keys),
-                body=webhook_body(data),
+                body=body,
+                content_type=FHIR_JSON if fhir else "application/json",
+                handshake_of=sub.id if d.get("fhir_type") == HANDSHAKE else None,
             )
+        assert n is not None
+        data = data_of(notification=n, settings=self.cfg)
         unit = units.get(n["recipient"])
         content = email_content(data, unit_name=unit.name if unit else None)
         return Job(
@@ -341,7 +360,7 @@ class Dispatcher:
         def headers() -> dict[str, str]:
             at = utcnow()  # signed when the send may start, not while it waits its turn
             return {
-                "content-type": "application/json",
+                "content-type": job.content_type,
                 "user-agent": "vardkedja-notify/1",
                 "webhook-id": job.delivery_id,
                 "webhook-timestamp": str(int(at.timestamp())),
@@ -395,10 +414,13 @@ class Dispatcher:
             known = await repo.existing_ids(r.job.delivery_id for r in results)
             outcomes: list[dict[str, Any]] = []
             attempts: list[dict[str, Any]] = []
+            handshakes: dict[str, list[str]] = {"active": [], "error": []}
             for r in results:
                 job = r.job
                 if job.delivery_id not in known:
                     continue  # purged meanwhile
+                if job.handshake_of is not None:
+                    handshakes["active" if r.outcome == "ok" else "error"].append(job.handshake_of)
                 DELIVERIES.labels(job.channel, r.outcome).inc()
                 row: dict[str, Any] = {
                     "id": job.delivery_id,
@@ -453,3 +475,6 @@ class Dispatcher:
             # One executemany per kind of outcome, one for the log: no ORM objects.
             await repo.set_outcomes(outcomes)
             await repo.add_attempt_rows(attempts)
+            subs = SubscriptionRepository(session)
+            for fhir_status, ids in handshakes.items():
+                await subs.set_fhir_status(ids, fhir_status)

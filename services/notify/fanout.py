@@ -12,6 +12,7 @@ from sqlalchemy import Row as SqlRow
 
 from services.notify.access import ADMIN_ROLE
 from services.notify.content import Facts, NotificationData, derived_id
+from services.notify.fhir_backport import FHIR_KINDS, FORMAT_FHIR, number_events
 from services.notify.models import Notification, mailbox_of
 from services.notify.repository import (
     DeliveryRepository,
@@ -206,6 +207,8 @@ def _delivery(n: Row, channel: str, target: str, status: str, **values: Any) -> 
         "channel": channel,
         "target": target,
         "status": status,
+        "fhir_type": None,
+        "fhir_event": None,
         "attempts": 0,
         "next_attempt_at": None,
         "lease_until": None,
@@ -236,6 +239,7 @@ async def _deliveries_for(
     units = await UnitChannelRepository(work.session).rows_by_ids(sorted(unit_ids))
     result = FanOut(notifications=notifications, units=units)
     out = result.deliveries
+    fhir_events: list[Row] = []
     for n in notifications:
         channels = channels_of[n["id"]]
         recipient_kind, recipient = n["recipient_kind"], n["recipient"]
@@ -258,9 +262,15 @@ async def _deliveries_for(
                     unit_id=scope
                 )
             for sub in subs_cache[scope]:
-                if n["kind"] in sub.event_types:
-                    result.subscriptions[sub.id] = sub
-                    out.append(_delivery(n, "webhook", sub.id, "pending", next_attempt_at=now))
+                if n["kind"] not in sub.event_types:
+                    continue
+                fhir = sub.format == FORMAT_FHIR
+                if fhir and (n["kind"] not in FHIR_KINDS or n["subject_type"] != "referral"):
+                    continue
+                result.subscriptions[sub.id] = sub
+                out.append(_delivery(n, "webhook", sub.id, "pending", next_attempt_at=now))
+                if fhir:
+                    fhir_events.append(out[-1])
         if "email" in channels and recipient_kind == "unit":
             unit = units.get(recipient)
             mailbox = mailbox_of(unit) if unit is not None else None
@@ -270,4 +280,6 @@ async def _deliveries_for(
                 out.append(_delivery(n, "email", "-", "skipped", last_outcome="no_mailbox"))
             else:
                 out.append(_delivery(n, "email", mailbox, "pending", next_attempt_at=now))
+    if fhir_events:
+        await number_events(work, fhir_events)
     return result

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notify.channels import apply_units_changed
 from services.notify.consume import HANDLED_EVENTS, notify_events
 from services.notify.dispatch import Dispatcher
+from services.notify.fhir_backport import queue_heartbeats
 from services.notify.retention import PURGE_BATCH, purge_expired
 from services.notify.timers import fire_due_timers
 from shared.data.work import Work
@@ -104,7 +105,8 @@ async def on_worker_stop(ctx: ServiceContext) -> None:
 
 
 def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
-    """The dispatcher, the timer check and the retention clean-up."""
+    """The dispatcher, the timer check, FHIR subscriptions' heartbeats and the retention
+    clean-up."""
     settings = ctx.settings
     dispatcher = dispatcher_of(ctx)
 
@@ -112,6 +114,12 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
         async with ctx.db.transaction() as session:
             fired = await fire_due_timers(Work(session, ctx.outbox, settings))
         if fired:
+            dispatcher.wake()
+
+    async def heartbeats() -> None:
+        async with ctx.db.transaction() as session:
+            queued = await queue_heartbeats(Work(session, ctx.outbox, settings))
+        if queued:
             dispatcher.wake()
 
     async def purge() -> None:
@@ -125,5 +133,6 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
     return [
         PeriodicJob("notify-dispatch", 0.0, dispatcher.run_once),
         PeriodicJob("notify-timers", settings.notify.timer_poll_interval_s, fire_timers),
+        PeriodicJob("notify-heartbeats", settings.notify.timer_poll_interval_s, heartbeats),
         PeriodicJob("notify-retention", 3600.0, purge),
     ]

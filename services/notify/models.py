@@ -81,6 +81,13 @@ class Delivery(Base):
     target: Mapped[str] = mapped_column(String(320))
     # pending | delivered | dead | skipped
     status: Mapped[str] = mapped_column(String(16))
+    # A FHIR subscription's notification (services/notify/fhir_backport.py): handshake |
+    # heartbeat | event-notification; NULL for every other delivery. A handshake's or a
+    # heartbeat's ``notification_id`` is no notification's: it is derived from the
+    # subscription and the moment.
+    fhir_type: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    # The event-notification's number among the subscription's events (eventNumber).
+    fhir_event: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -124,6 +131,16 @@ class WebhookSubscription(Base):
     previous_secret_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # What the body is: ``vardkedja`` (notify's own JSON) or ``fhir-backport-id-only`` (a
+    # FHIR Subscriptions R5 Backport notification Bundle, services/notify/fhir_backport.py).
+    format: Mapped[str] = mapped_column(String(32), default="vardkedja", server_default="vardkedja")
+    # FHIR subscriptions only: requested | active | error (the handshake's outcome).
+    fhir_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    fhir_base_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    heartbeat_period_s: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    events_since_start: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the last handshake, heartbeat or event was queued (the heartbeat's clock).
+    last_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -212,6 +212,27 @@ class DeliveryRepository(RepositoryBase[Delivery]):
         for group in shapes.values():
             await self.session.execute(stmt, group)
 
+    async def delete_signals_before(
+        self, cutoff: dt.datetime, *, types: Sequence[str], limit: int
+    ) -> int:
+        """Delete up to ``limit`` deliveries of no notification (a FHIR subscription's
+        handshakes and heartbeats, ``types``) created before ``cutoff``, with their attempts."""
+        ids = list(
+            (
+                await self.session.execute(
+                    select(Delivery.id)
+                    .where(Delivery.fhir_type.in_(list(types)), Delivery.created_at < cutoff)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        if ids:
+            await self.session.execute(
+                delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids))
+            )
+            await self.session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
+        return len(ids)
+
     async def add_attempt_rows(self, rows: Sequence[Row]) -> None:
         """Append to the delivery log (column name -> value, every row the same columns)."""
         await _insert_rows(self.session, DeliveryAttempt, rows)
@@ -309,6 +330,37 @@ class SubscriptionRepository(RepositoryBase[WebhookSubscription]):
     async def delete(self, subscription: WebhookSubscription) -> None:
         await self.session.delete(subscription)
         await self.session.flush()
+
+    async def with_heartbeat(self, format_: str) -> list[WebhookSubscription]:
+        """Enabled, active subscriptions of ``format_`` that asked for heartbeats."""
+        stmt = select(WebhookSubscription).where(
+            WebhookSubscription.format == format_,
+            WebhookSubscription.enabled.is_(True),
+            WebhookSubscription.fhir_status == "active",
+            WebhookSubscription.heartbeat_period_s.is_not(None),
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def count_events(self, subscription_id: str, *, n: int, now: dt.datetime) -> int:
+        """Adds ``n`` to the subscription's event count (one statement: concurrent fan-outs
+        never share a number); the count after."""
+        stmt = (
+            update(_SUBSCRIPTION)
+            .where(_SUBSCRIPTION.c.id == subscription_id)
+            .values(events_since_start=_SUBSCRIPTION.c.events_since_start + n, last_sent_at=now)
+            .returning(_SUBSCRIPTION.c.events_since_start)
+        )
+        return int((await _core(self.session, stmt)).scalar_one())
+
+    async def set_fhir_status(self, ids: Sequence[str], status: str) -> None:
+        """Sets the FHIR status of subscriptions (a handshake's outcome)."""
+        if ids:
+            await _core(
+                self.session,
+                update(_SUBSCRIPTION)
+                .where(_SUBSCRIPTION.c.id.in_(list(ids)), _SUBSCRIPTION.c.fhir_status.is_not(None))
+                .values(fhir_status=status),
+            )
 
 
 class UnitChannelRepository(RepositoryBase[UnitChannel]):

@@ -1,5 +1,6 @@
-"""Retention: notifications (with their delivery log) and finished timers go once they are
-older than ``VK_NOTIFY__RETENTION_DAYS``, a bounded batch a transaction."""
+"""Retention: notifications (with their delivery log), FHIR subscriptions' handshakes and
+heartbeats, and finished timers go once they are older than ``VK_NOTIFY__RETENTION_DAYS``,
+a bounded batch a transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify.repository import NotificationRepository, TimerRepository
+from services.notify.fhir_backport import SIGNALS
+from services.notify.repository import DeliveryRepository, NotificationRepository, TimerRepository
 from shared.config import NotifySettings
 from shared.data.db import utcnow
 
@@ -24,4 +26,7 @@ async def purge_expired(
     cutoff = utcnow() - dt.timedelta(days=settings.retention_days)
     notifications = await NotificationRepository(session).delete_older_than(cutoff, limit=limit)
     timers = await TimerRepository(session).delete_finished_before(cutoff, limit=limit)
-    return notifications + timers
+    signals = await DeliveryRepository(session).delete_signals_before(
+        cutoff, types=SIGNALS, limit=limit
+    )
+    return notifications + timers + signals

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -86,19 +87,49 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None = None
 
 
+_SUBSCRIPTION_CONFIG = request_config(
+    {
+        "unit_id": "vaxjo-soc-mottagning",
+        "url": "https://treserva.vaxjo.se/hooks/vardkedja",
+        "event_types": ["referral.received", "deadline.overdue"],
+    },
+    {
+        "unit_id": "vaxjo-soc-mottagning",
+        "url": "https://treserva.vaxjo.se/hooks/fhir",
+        "event_types": ["referral.status_changed"],
+        "format": "fhir-backport-id-only",
+        "fhir_base_url": "https://fhir.vaxjo.se/fhir/R4",
+        "heartbeat_period_s": 3600,
+    },
+)
+# A FHIR subscription names the facade's base and a task's status change only: in the
+# schema too.
+_SUBSCRIPTION_CONFIG["json_schema_extra"] = {
+    **dict(_SUBSCRIPTION_CONFIG.get("json_schema_extra") or {}),  # type: ignore[arg-type]
+    "if": {
+        "properties": {"format": {"const": "fhir-backport-id-only"}},
+        "required": ["format"],
+    },
+    "then": {
+        "properties": {
+            "fhir_base_url": {"type": "string"},
+            "event_types": {"items": {"const": "referral.status_changed"}},
+        },
+        "required": ["fhir_base_url"],
+    },
+}
+
+
 class SubscriptionCreate(BaseModel):
     """A webhook endpoint of a case system or EHR."""
 
-    model_config = request_config(
-        {
-            "unit_id": "vaxjo-soc-mottagning",
-            "url": "https://treserva.vaxjo.se/hooks/vardkedja",
-            "event_types": ["referral.received", "deadline.overdue"],
-        }
-    )
+    model_config = _SUBSCRIPTION_CONFIG
 
     unit_id: str | None = Field(
-        None, pattern=UNIT_ID, description="the unit; omit for the whole member (admins only)"
+        None,
+        pattern=UNIT_ID,
+        description="the unit; omit for the whole member (admins only), or for a "
+        "fhir-backport-id-only one the token's unit",
     )
     url: str = Field(min_length=8, max_length=2000)
     event_types: list[str] = Field(min_length=1, max_length=20)
@@ -106,6 +137,22 @@ class SubscriptionCreate(BaseModel):
         None,
         max_length=200,
         description="`whsec_` + base64 of 24-64 bytes; omit to have one generated",
+    )
+    format: Literal["vardkedja", "fhir-backport-id-only"] = Field(
+        "vardkedja",
+        description="the body: `vardkedja` (notify's JSON) or `fhir-backport-id-only` (a FHIR "
+        "Subscriptions R5 Backport notification Bundle, id-only: a unit's "
+        "`referral.status_changed` only, with a handshake on creation)",
+    )
+    fhir_base_url: str | None = Field(
+        None,
+        min_length=8,
+        max_length=500,
+        pattern=r"^https?://[^?#\s]+$",
+        description="fhir-backport-id-only: the member's FHIR facade base (full references)",
+    )
+    heartbeat_period_s: int | None = Field(
+        None, ge=10, le=86400, description="fhir-backport-id-only: a heartbeat after this quiet"
     )
 
 
@@ -134,6 +181,13 @@ class SubscriptionOut(BaseModel):
     event_types: list[str]
     enabled: bool
     version: int
+    format: str = Field(description="vardkedja | fhir-backport-id-only")
+    fhir_status: str | None = Field(
+        None, description="fhir-backport-id-only: requested | active | error (the handshake)"
+    )
+    fhir_base_url: str | None = None
+    heartbeat_period_s: int | None = None
+    events_since_start: int = Field(0, description="event notifications sent so far (FHIR)")
     previous_secret_until: dt.datetime | None = Field(
         None, description="until then the previous secret signs too (rotation)"
     )

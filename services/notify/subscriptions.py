@@ -13,6 +13,13 @@ from urllib.parse import urlsplit
 
 from services.notify.access import ADMIN_ROLE, caller_of
 from services.notify.content import KINDS
+from services.notify.fhir_backport import (
+    FHIR_KINDS,
+    FORMAT_FHIR,
+    FORMAT_VARDKEDJA,
+    FhirChannel,
+    queue_handshake,
+)
 from services.notify.models import WebhookSubscription
 from services.notify.repository import SubscriptionRepository
 from shared.config import Settings
@@ -134,13 +141,49 @@ def ensure_subscription_scope(*, caller: Caller, unit_id: str | None) -> None:
     raise Forbidden("subscriptions of another unit, or member-wide, need the member_admin role")
 
 
+def check_fhir_kinds(*, event_types: list[str]) -> None:
+    """Refuse a kind a FHIR subscription is not told of (only a task's status change)."""
+    for i, kind in enumerate(event_types):
+        if kind not in FHIR_KINDS:
+            raise InvalidInput.field(
+                f"event_types.{i}",
+                "fhir_event_type",
+                "a fhir-backport-id-only subscription takes referral.status_changed only",
+            )
+
+
+async def _check_fhir(work: Work, *, unit_id: str | None, fhir: FhirChannel) -> None:
+    """A FHIR subscription is a unit's, with an http(s) base URL of the member's facade."""
+    if unit_id is None:
+        raise InvalidInput.field(
+            "unit_id", "unit_required", "a fhir-backport-id-only subscription is a unit's"
+        )
+    parts = urlsplit(fhir.base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise InvalidInput.field(
+            "fhir_base_url", "url_format", "must be an absolute http(s) URL without a query"
+        )
+
+
 async def create_subscription(
-    work: Work, *, unit_id: str | None, url: str, event_types: list[str], secret: str | None
+    work: Work,
+    *,
+    unit_id: str | None,
+    url: str,
+    event_types: list[str],
+    secret: str | None,
+    fhir: FhirChannel | None = None,
 ) -> WebhookSubscription:
-    """Creates a webhook subscription (checking URL, kinds and secret before storing)."""
+    """Creates a webhook subscription (checking URL, kinds and secret before storing); a
+    FHIR one (``fhir``) with its handshake queued."""
     caller = caller_of(work)
+    if fhir is not None and unit_id is None:
+        unit_id = caller.unit  # a FHIR subscription is a unit's: the token's by default
     ensure_subscription_scope(caller=caller, unit_id=unit_id)
     check_event_types(event_types=event_types)
+    if fhir is not None:
+        check_fhir_kinds(event_types=event_types)
+        await _check_fhir(work, unit_id=unit_id, fhir=fhir)
     secret = _new_secret(work, secret)
     await check_webhook_url(url=url, settings=work.settings)
     sub = WebhookSubscription(
@@ -154,8 +197,18 @@ async def create_subscription(
         created_by=caller.sub,
         created_at=work.now,
         updated_at=work.now,
+        format=FORMAT_VARDKEDJA if fhir is None else FORMAT_FHIR,
+        events_since_start=0,
     )
-    return await SubscriptionRepository(work.session).add(sub)
+    if fhir is not None:
+        sub.fhir_status = "requested"
+        sub.fhir_base_url = fhir.base_url.rstrip("/")
+        sub.heartbeat_period_s = fhir.heartbeat_period_s
+        sub.last_sent_at = work.now
+    sub = await SubscriptionRepository(work.session).add(sub)
+    if fhir is not None:
+        await queue_handshake(work, sub.id)
+    return sub
 
 
 async def get_subscription(work: Work, subscription_id: str) -> WebhookSubscription:
@@ -209,6 +262,8 @@ async def update_subscription(
         raise VersionMismatch()
     if event_types is not None:
         check_event_types(event_types=event_types)
+        if sub.format == FORMAT_FHIR:
+            check_fhir_kinds(event_types=event_types)
     if url is not None:
         await check_webhook_url(url=url, settings=work.settings)
         sub.url = url

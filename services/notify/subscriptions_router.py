@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from services.notify import subscriptions
 from services.notify.access import caller_of
 from services.notify.api import Cursor, Limit, ObjectId, ReadWork, WriteWork
+from services.notify.fhir_backport import FORMAT_FHIR, FhirChannel
 from services.notify.models import WebhookSubscription
 from services.notify.schemas import (
     SecretRotation,
@@ -21,7 +22,7 @@ from services.notify.schemas import (
 )
 from services.notify.subscriptions import SubscriptionNotFound, VersionMismatch
 from shared.web.app import Ctx, Idempotency, IdempotencyKeyHeader
-from shared.web.errors import Forbidden, problem_responses
+from shared.web.errors import Forbidden, InvalidInput, problem_responses
 from shared.web.etag import etag, if_match_version
 from shared.web.pagination import decode_cursor, next_cursor
 
@@ -50,7 +51,12 @@ def _with_secret(sub: WebhookSubscription) -> SubscriptionWithSecret:
     "production (`https_required`) or reaches a private address unless allowed "
     "(`private_address`), unknown `event_types` (`unknown_event_type`), a secret that is "
     "not `whsec_` + base64 of 24-64 bytes (`secret_too_short`, `secret_format`). Send an "
-    "`Idempotency-Key` to retry safely. Scope `notify:write`.",
+    "`Idempotency-Key` to retry safely. Scope `notify:write`. With `format` "
+    "`fhir-backport-id-only` (a unit's, with `fhir_base_url`; `event_types` "
+    "`referral.status_changed` only: `fhir_event_type`) the bodies are FHIR Subscriptions R5 "
+    "Backport notification Bundles (`application/fhir+json`, id-only); a handshake is sent "
+    "at once (`fhir_status` `requested`, then `active` on a 2xx, `error` otherwise) and a "
+    "heartbeat after `heartbeat_period_s` without one.",
     responses=problem_responses(Forbidden),
 )
 async def create_subscription(
@@ -65,8 +71,18 @@ async def create_subscription(
     replay = await idem.replay(idempotency_key, fingerprint)
     if replay is not None:
         return replay
+    fhir = None
+    if body.format == FORMAT_FHIR:
+        if body.fhir_base_url is None:
+            raise InvalidInput.field("fhir_base_url", "required", "fhir-backport-id-only needs it")
+        fhir = FhirChannel(body.fhir_base_url, body.heartbeat_period_s)
     sub = await subscriptions.create_subscription(
-        work, unit_id=body.unit_id, url=body.url, event_types=body.event_types, secret=body.secret
+        work,
+        unit_id=body.unit_id,
+        url=body.url,
+        event_types=body.event_types,
+        secret=body.secret,
+        fhir=fhir,
     )
     out = _with_secret(sub)
     headers = {"ETag": etag(sub.version), "Location": f"/v1/webhook-subscriptions/{sub.id}"}
