@@ -11,7 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.fhir import capability, careplan, consent, directory, sending, tasks
+from services.fhir import (
+    capability,
+    careplan,
+    consent,
+    directory,
+    sending,
+    subscriptions,
+    tasks,
+)
 from services.fhir.common import upstream_of
 from services.fhir.outcome import (
     FhirError,
@@ -57,7 +65,8 @@ def create_fhir_app(
             "FHIR 4.0.1 over this member's services: Task + ServiceRequest (the referral "
             "service), HealthcareService, Organization, Location, Endpoint and "
             "`HealthcareService/$resolve` (the directory), Consent and `Consent/$decide` (the "
-            "consent service), CarePlan (SIP and remissmöte plans). The caller's bearer "
+            "consent service), CarePlan (SIP and remissmöte plans), and Subscription (the "
+            "R5 backport: a Task's status changed, id-only, signed; notify). The caller's bearer "
             "token is passed on: the same scopes, unit claim, consent decisions and audit as "
             "the JSON APIs (ADR 0029)."
         ),
@@ -86,6 +95,7 @@ def create_fhir_app(
     app.include_router(directory.router, prefix=BASE, tags=["Directory"], responses=errors)
     app.include_router(consent.router, prefix=BASE, tags=["Consent"], responses=errors)
     app.include_router(careplan.router, prefix=BASE, tags=["CarePlan"], responses=errors)
+    app.include_router(subscriptions.router, prefix=BASE, tags=["Subscription"], responses=errors)
     app.add_exception_handler(FhirError, fhir_error)
     app.add_exception_handler(UpstreamAnswer, upstream_answer)
     app.add_exception_handler(StarletteHTTPException, http_error)

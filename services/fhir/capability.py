@@ -13,6 +13,7 @@ from services.fhir.consent import consent_capabilities
 from services.fhir.directory import directory_capabilities
 from services.fhir.mapping import validated
 from services.fhir.outcome import FHIR_JSON
+from services.fhir.subscriptions import subscription_capabilities
 
 router = APIRouter()
 
@@ -83,6 +84,7 @@ def capability_statement(base: str, *, version: str, member: str) -> dict[str, A
                     *directory_capabilities(),
                     *consent_capabilities(),
                     *careplan_capabilities(),
+                    *subscription_capabilities(),
                 ],
                 "interaction": [{"code": "transaction"}],
             }
@@ -122,6 +124,8 @@ async def smart_configuration(request: Request) -> JSONResponse:
                 "directory:read",
                 "consent:read",
                 "consent:person",
+                "notify:read",
+                "notify:write",
             ],
             "capabilities": ["client-confidential-asymmetric"],
         }

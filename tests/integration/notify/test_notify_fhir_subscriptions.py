@@ -52,11 +52,10 @@ B = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
 
 @pytest.fixture
 async def facade(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Växjö's FHIR facade reaching its real notify service in process (with this router)."""
+    """Växjö's FHIR facade reaching its real notify service in process."""
     fhir_app = create_fhir_app(
         member=ORG_VAXJO, transports={"notify": httpx.ASGITransport(app=app)}
     )
-    fhir_app.include_router(fhir_subscriptions.router, prefix=BASE, tags=["Subscription"])
     async with fhir_app.router.lifespan_context(fhir_app):
         transport = httpx.ASGITransport(app=fhir_app)
         async with httpx.AsyncClient(transport=transport, base_url=FACADE) as c:
