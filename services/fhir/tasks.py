@@ -294,7 +294,8 @@ def step_of(task: dict[str, Any]) -> dict[str, Any]:
         to = STEP_OF_FHIR[fhir_status].value
     body: dict[str, Any] = {"to": to}
     if reason := (task.get("statusReason") or {}).get("text"):
-        body["reason"] = reason
+        # Asking the sender for more information: the reason is the question put to it.
+        body["question" if to == Status.INFORMATION_REQUESTED else "reason"] = reason
     result: dict[str, Any] = {}
     for out in task.get("output") or []:
         kind = (out.get("type") or {}).get("text")

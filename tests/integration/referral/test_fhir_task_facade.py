@@ -227,6 +227,38 @@ class TestTheClosedLoopThroughTheFacade:
             )
             assert bad_status["expression"] == ["status"]
 
+    async def test_the_receiver_asks_for_more_information_with_the_reason(
+        self, members: Pair
+    ) -> None:
+        person, _ = await with_copy(members)
+        referral_id, task_id = await send(members.region, person)
+        await arrived(members.vaxjo, task_id)
+        question = "Har personen en egen bostad i dag?"
+        async with facade(members.vaxjo) as c:
+            read = await c.get(f"/fhir/R4/Task/{task_id}", headers=RECEIVER)
+            acked = await patched(
+                c, read, [{"op": "replace", "path": "/status", "value": "received"}]
+            )
+            asked = await patched(
+                c,
+                acked,
+                [
+                    *step(read.json(), "information_requested"),
+                    {"op": "add", "path": "/statusReason", "value": {"text": question}},
+                ],
+            )
+            task = resource(asked, Task)
+        assert (task["status"], task["businessStatus"]["coding"][0]["code"]) == (
+            "on-hold",
+            "information_requested",
+        )
+
+        async def asked_at_region() -> bool:
+            seen = await recipient_status(members.region, referral_id)
+            return [k.get("question") for k in seen["komplettering"]] == [question]
+
+        await eventually(asked_at_region, within=30, what="the question at the region")
+
     async def test_a_person_is_searched_in_the_body_only(self, members: Pair) -> None:
         person, _ = await with_copy(members)
         _, task_id = await send(members.region, person)
