@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from services.fhir.settings import FhirSettings
 from shared.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,9 @@ def env_names(model: type[BaseModel], prefix: str = "VK_") -> Iterator[str]:
             yield from env_names(nested, f"{env}__")
 
 
-SETTINGS_ENV = sorted(env_names(Settings))
+# The FHIR facade's own settings (services.fhir.settings, ``VK_FHIR__*``) besides the
+# common ones.
+SETTINGS_ENV = sorted([*env_names(Settings), *env_names(FhirSettings, "VK_FHIR__")])
 
 
 def adr_files() -> dict[str, Path]:
