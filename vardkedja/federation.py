@@ -38,7 +38,10 @@ from shared.messaging.processes import (
     port_open,
 )
 
-SERVICE_OFFSET = {name: i for i, name in enumerate(SERVICES)}
+FACADE = "fhir"
+"""Each member's FHIR facade (ADR 0029): an API process only, on the port after the four."""
+SERVICE_OFFSET = {name: i for i, name in enumerate((*SERVICES, FACADE))}
+PORTS_PER_MEMBER = len(SERVICE_OFFSET)
 ALL_SCOPES = (
     "directory:read directory:write consent:read consent:write consent:person referral:read "
     "referral:write referral:person notify:read notify:write audit:read"
@@ -47,7 +50,7 @@ ALL_SCOPES = (
 
 @dataclass(frozen=True)
 class Member:
-    """One huvudman of the federation and the ports of its four APIs."""
+    """One huvudman of the federation and the ports of its four APIs and its facade."""
 
     orgnr: str
     name: str
@@ -97,6 +100,8 @@ class Federation:
     extra_env: dict[str, str] = field(default_factory=dict)
     # What clients of an external broker need (``Broker.client_settings`` as VK_KAFKA__*).
     broker_env: dict[str, str] = field(default_factory=dict)
+    # Each member's FHIR facade too (``vardkedja serve fhir`` on ``Member.port("fhir")``).
+    facade: bool = False
     procs: list[Proc] = field(default_factory=list)
     broker: Broker | None = None
     # The members' key files and the trust list (ADR 0020); default: the folder VK_TRUST__DIR
@@ -149,6 +154,10 @@ class Federation:
         url = self.database_url_for.get((member.orgnr, service))
         if url:
             env["VK_DATABASE_URL"] = url
+        if service == FACADE:  # no service of its own: it calls the member's four
+            del env["VK_SERVICE"]
+            for name in SERVICES:
+                env[f"VK_FHIR__{name.upper()}_URL"] = f"http://127.0.0.1:{member.port(name)}"
         return env
 
     def start_broker(self) -> None:
@@ -224,6 +233,9 @@ class Federation:
                 for role in roles:
                     if wanted is None or (member.orgnr, service, role) in wanted:
                         self.spawn(member, service, role)
+            facade = (member.orgnr, FACADE, "serve")
+            if self.facade and "serve" in roles and (wanted is None or facade in wanted):
+                self.spawn(member, FACADE, "serve")
 
     async def wait_ready(self, timeout: float = 120.0) -> None:
         """Wait until every API answers /readyz with 200 (and no process has died)."""

@@ -41,6 +41,7 @@ from tests.integration.notify.servers import SmtpServer, WebhookReceiver
 from vardkedja.federation import (
     DEMO_MEMBERS,
     DEMO_UNITS,
+    PORTS_PER_MEMBER,
     Federation,
     Member,
     seed_demo_units,
@@ -57,7 +58,7 @@ REFERRAL_RW = ["referral:read", "referral:write"]
 
 def port_base(taken: set[int]) -> int:
     """A base port whose four service ports are free (and not another member's)."""
-    return free_port_block(len(SERVICES), taken=taken)
+    return free_port_block(PORTS_PER_MEMBER, taken=taken)
 
 
 def member_federation(
