@@ -12,6 +12,7 @@ notifications carry no personal data (kind, title, link), so neither does the pa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
@@ -229,4 +230,7 @@ def _cell(value: Any) -> str:
         value = ", ".join(value)
     elif isinstance(value, dict):
         value = "\n".join(f"{k}: {v}" for k, v in value.items())
+    elif isinstance(value, str) and value.startswith("{"):
+        with contextlib.suppress(ValueError):  # a webhook's JSON body, indented to be read
+            value = json.dumps(json.loads(value), indent=2, ensure_ascii=False)
     return f"<pre>{html.escape(str(value))}</pre>"
