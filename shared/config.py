@@ -245,6 +245,9 @@ class NotifySettings(BaseModel):
     coordinator_unit_ids: list[str] = Field(default_factory=list)
     link_base_url: str = "http://127.0.0.1:8003"
     webhook_allow_private: bool = False
+    # The demo's own webhook receiver listens on loopback (``vardkedja run``): this allows
+    # loopback addresses only, never other private ones; refused in production.
+    webhook_allow_loopback: bool = False
     webhook_timeout_s: float = Field(5.0, gt=0, le=60)
     webhook_max_attempts: int = Field(8, ge=1, le=50)
     webhook_backoff_base_s: float = Field(5.0, gt=0)
@@ -446,6 +449,8 @@ class Settings(BaseSettings):
             problems.append("VK_FEDERATION_MEMBERS must list the federation's members")
         if not (self.trust.list_path and self.trust.keys_path):
             problems.append("set VK_TRUST__LIST_PATH and VK_TRUST__KEYS_PATH (ADR 0020)")
+        if self.notify.webhook_allow_loopback:
+            problems.append("VK_NOTIFY__WEBHOOK_ALLOW_LOOPBACK is for the demo only")
         if self.service == "referral" and not self.referral.service_private_key:
             problems.append("VK_REFERRAL__SERVICE_PRIVATE_KEY must be set")
         return problems

@@ -322,16 +322,22 @@ def run(
     ] = None,
     fetch_max_wait_ms: Annotated[int, typer.Option()] = 100,
     seed: Annotated[bool, typer.Option(help="create the demo units")] = True,
+    catcher_port: Annotated[
+        int,
+        typer.Option(help="the page of caught e-mails and webhooks (its SMTP server: the next)"),
+    ] = 8040,
 ) -> None:
     """Run the demo federation (Region Kronoberg, Växjö and Alvesta kommun) on the embedded
     broker, or on Apache Kafka with --broker kafka."""
     from shared.identity.auth import mint_token
     from shared.messaging.broker import ENGINES
     from shared.messaging.kafka_jars import KafkaSetupError
+    from vardkedja.catcher import Catcher
     from vardkedja.federation import (
         ALL_SCOPES,
         Federation,
         seed_demo_units,
+        subscribe_demo_webhook,
         unit_tokens,
         write_unit_tokens,
     )
@@ -345,7 +351,13 @@ def run(
         engine=broker,
         bootstrap=bootstrap,
         fetch_max_wait_ms=fetch_max_wait_ms,
+        mail_relay_port=catcher_port + 1,
     )
+    try:
+        catcher = Catcher(http_port=catcher_port, smtp_port=catcher_port + 1).start()
+    except OSError as exc:
+        typer.echo(f"the mail catcher did not start (--catcher-port): {exc}", err=True)
+        raise typer.Exit(1) from None
     stopping = False
 
     def _interrupt(signum: int, frame: object) -> None:
@@ -370,6 +382,7 @@ def run(
         typer.echo(f"started {n} processes; waiting until every API is ready ...")
         asyncio.run(fed.wait_ready())
         guides: list[Path] = []
+        subscribed = ""  # the demo unit whose webhooks go to the catcher's receiver
         if seed:
             seeded = asyncio.run(seed_demo_units(fed))
             typer.echo(f"demo units created: {seeded.created}")
@@ -377,6 +390,13 @@ def run(
             tokens_path = data_dir / "demo-tokens.md"
             write_unit_tokens(tokens_path, fed, seeded.unit_ids, tokens)
             guides.append(tokens_path)
+            receiver = (steps.VAXJO, steps.SOC)  # the walkthrough's first referral goes there
+            if receiver in seeded.unit_ids:
+                member = next(m for m in fed.members if m.orgnr == receiver[0])
+                unit_id = seeded.unit_ids[receiver]
+                url = catcher.webhook_url
+                catcher.trust(asyncio.run(subscribe_demo_webhook(member, unit_id, url)))
+                subscribed = f"{receiver[1]} ({member.name})"
             if all(actor in tokens for actor in steps.ACTORS):
                 ports = {m.orgnr: {s: m.port(s) for s in fed.services} for m in fed.members}
                 guides.append(
@@ -411,6 +431,10 @@ def run(
             typer.echo(
                 f"The seed report's processes, step by step from the docs pages: {guides[1]}"
             )
+        typer.echo(f"\nE-mail and webhooks the members send: {catcher.page_url}")
+        typer.echo(f"  every notify service's SMTP relay: 127.0.0.1:{catcher.smtp_port}")
+        if subscribed:
+            typer.echo(f"  webhooks of {subscribed}: {catcher.webhook_url} (signature checked)")
         typer.echo(f"\nlogs: {data_dir}/logs/   stop: Ctrl-C")
         while True:
             for proc in fed.procs:
@@ -425,6 +449,7 @@ def run(
         typer.echo("\nstopping ...")
     finally:
         fed.stop()
+        catcher.stop()
         typer.echo("stopped.")
     if not stopping:
         sys.exit(0)

@@ -108,6 +108,9 @@ class Federation:
     # names (the test suites' keys), else <data_dir>/keys, created on the demo's first start
     # and kept with its data.
     trust_dir: Path | None = None
+    # The demo's mail catcher (vardkedja/catcher.py): every notify service sends its e-mail
+    # there and may post webhooks to loopback (only loopback).
+    mail_relay_port: int | None = None
 
     @property
     def keys_dir(self) -> Path:
@@ -148,6 +151,9 @@ class Federation:
             # The referral service asks its own member's consent and directory services.
             "VK_REFERRAL__CONSENT_URL": f"http://127.0.0.1:{member.port('consent')}",
             "VK_REFERRAL__DIRECTORY_URL": f"http://127.0.0.1:{member.port('directory')}",
+            # A notification's link leads to the member's own notify service.
+            "VK_NOTIFY__LINK_BASE_URL": f"http://127.0.0.1:{member.port('notify')}",
+            **self.relay_env(),
             **self.broker_env,
             **self.extra_env,
         }
@@ -159,6 +165,18 @@ class Federation:
             for name in SERVICES:
                 env[f"VK_FHIR__{name.upper()}_URL"] = f"http://127.0.0.1:{member.port(name)}"
         return env
+
+    def relay_env(self) -> dict[str, str]:
+        """Notify's settings for the demo's mail catcher and webhook receiver (if any)."""
+        if self.mail_relay_port is None:
+            return {}
+        return {
+            "VK_NOTIFY__SMTP__HOST": "127.0.0.1",
+            "VK_NOTIFY__SMTP__PORT": str(self.mail_relay_port),
+            "VK_NOTIFY__SMTP__TLS": "none",
+            "VK_NOTIFY__SMTP__SENDER": "vardkedja-demo@example.invalid",
+            "VK_NOTIFY__WEBHOOK_ALLOW_LOOPBACK": "true",
+        }
 
     def start_broker(self) -> None:
         """Start the federation's own broker (unless it was given one): Apache Kafka keeps
@@ -347,6 +365,37 @@ async def seed_demo_units(fed: Federation) -> Seeded:
                 )
                 r.raise_for_status()
     return Seeded(created, ids)
+
+
+async def subscribe_demo_webhook(member: Member, unit_id: str, url: str) -> str:
+    """Subscribes ``unit_id`` of ``member`` to every notification kind at ``url``; returns
+    the signing secret (a new one on every start: an existing subscription to ``url`` has
+    its secret rotated, so restarting the demo on the same ``var/`` adds none)."""
+    from services.notify.content import KINDS
+    from services.notify.subscriptions import generate_secret
+    from shared.identity.auth import mint_token
+
+    secret = generate_secret()
+    token = mint_token(
+        sub="demo-seed",
+        org=member.orgnr,
+        scopes=["notify:read", "notify:write"],
+        roles=["member_admin"],
+        ttl_seconds=300,
+    )
+    base = f"http://127.0.0.1:{member.port('notify')}/v1/webhook-subscriptions"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=10.0, headers=headers) as client:
+        r = await client.get(base, params={"unit_id": unit_id, "limit": 100})
+        r.raise_for_status()
+        existing = [s["id"] for s in r.json()["items"] if s["url"] == url]
+        if existing:
+            r = await client.post(f"{base}/{existing[0]}/rotate-secret", json={"secret": secret})
+        else:
+            body = {"unit_id": unit_id, "url": url, "event_types": list(KINDS), "secret": secret}
+            r = await client.post(base, json=body)
+        r.raise_for_status()
+    return secret
 
 
 def unit_tokens(

@@ -164,7 +164,7 @@ class Dispatcher:
                 # Checked again at sending time: a host may resolve elsewhere than when
                 # stored (before each new connection; a kept one goes where it was checked).
                 # The connection goes to these very addresses (pinned: DNS rebinding).
-                return await resolve_public(host=host)
+                return await resolve_public(host=host, allow_loopback=cfg.webhook_allow_loopback)
 
             self._http = WebhookClient(
                 timeout_s=cfg.webhook_timeout_s,

@@ -77,19 +77,20 @@ def _new_secret(work: Work, secret: str | None) -> str:
 # --- the address guard --------------------------------------------------------------------
 
 
-def _private(address: str) -> bool:
+def _private(address: str, *, loopback_ok: bool = False) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return not ip.is_global
+    return not ip.is_global and not (loopback_ok and ip.is_loopback)
 
 
-async def resolve_public(*, host: str) -> list[str]:
-    """The addresses of ``host``; raises ValueError when one of them is not public."""
+async def resolve_public(*, host: str, allow_loopback: bool = False) -> list[str]:
+    """The addresses of ``host``; raises ValueError when one of them is not public (or,
+    with ``allow_loopback``, loopback: the demo's receiver)."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None)
     except OSError as exc:
         raise LookupError(host) from exc
     addresses = sorted({str(i[4][0]) for i in infos})
-    if any(_private(a) for a in addresses):
+    if any(_private(a, loopback_ok=allow_loopback) for a in addresses):
         raise ValueError("private address")
     return addresses
 
@@ -106,7 +107,9 @@ async def check_webhook_url(*, url: str, settings: Settings) -> None:
     if settings.notify.webhook_allow_private:
         return
     try:
-        await resolve_public(host=parts.hostname)
+        await resolve_public(
+            host=parts.hostname, allow_loopback=settings.notify.webhook_allow_loopback
+        )
     except LookupError:
         raise InvalidInput.field(
             "url", "unresolvable_host", "the host name does not resolve"

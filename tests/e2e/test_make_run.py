@@ -50,6 +50,8 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
     require_engine(engine)
     if any(_port_taken(m.port_base + i) for m in DEMO_MEMBERS for i in range(4)):
         raise AssertionError("the demo ports 8010-8033 are taken by another process")
+    if any(_port_taken(port) for port in (CATCHER, CATCHER + 1)):
+        raise AssertionError("the mail catcher's ports 8040-8041 are taken by another process")
     log = tmp_path / "run.out"
     with log.open("w") as out:
         proc = subprocess.Popen(  # noqa: ASYNC220 - a launcher process, not awaited
@@ -90,6 +92,7 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
         for member in DEMO_MEMBERS:
             for offset in range(4):
                 assert f"http://127.0.0.1:{member.port_base + offset}/docs" in text
+        assert f"http://127.0.0.1:{CATCHER}/" in text  # the page of e-mails and webhooks
         tokens = re.findall(r"token\s+(\S+)", text)
         assert len(tokens) == 3
         children = _children_of(proc.pid)
@@ -169,6 +172,8 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
             # The sender at Växjö sees the remissmöte's ordered plan; the ward sees the
             # action the housing support ended; the HVB notice is in the region's inbox.
             assert {"vkr_plan_id", "sip_action_id", "hvb_task_id"} <= noted.keys()
+            # The integrator's first hour: the kontaktbegäran's e-mail and signed webhook.
+            await _the_catcher_shows_the_notifications(client)
             # Issue 19's curious operator: after every process of the walkthrough and a
             # withdrawal, nothing anyone typed about the person is readable on the bus.
             await _withdraw_and_scan_the_bus(
@@ -214,6 +219,32 @@ def _port_taken(port: int) -> bool:
     from shared.messaging.processes import port_open
 
     return port_open("127.0.0.1", port)
+
+
+CATCHER = 8040  # the page (and webhook receiver); its SMTP server listens on the next port
+
+
+async def _the_catcher_shows_the_notifications(client: httpx.AsyncClient) -> None:
+    """The receiving unit's functional mailbox got an e-mail whose link leads to its own
+    member's notify service, and the unit's case system (the demo's receiver) a webhook
+    whose signature verified with the secret the demo subscribed with."""
+    (soc,) = (u for u in DEMO_UNITS[steps.VAXJO] if u["name"] == steps.SOC)
+    (mailbox,) = (p["email"] for p in soc["contact_paths"] if p["channel"] == "functional_email")
+    vaxjo_notify = next(m for m in DEMO_MEMBERS if m.orgnr == steps.VAXJO).port("notify")
+    link = f"http://127.0.0.1:{vaxjo_notify}/v1/notifications/"
+    caught: dict[str, list[dict[str, object]]] = {}
+
+    async def notified() -> bool:
+        caught.update((await client.get(f"http://127.0.0.1:{CATCHER}/caught.json")).json())
+        mails = [m for m in caught["mails"] if mailbox in m["to"]]  # type: ignore[operator]
+        hooks = [w for w in caught["webhooks"] if w["verified"]]
+        return any(link in str(m["body"]) for m in mails) and bool(hooks)
+
+    await eventually(notified, within=60, what="the e-mail and webhook in the catcher")
+    assert not [w for w in caught["webhooks"] if not w["verified"]]
+    page = await client.get(f"http://127.0.0.1:{CATCHER}/")
+    assert mailbox in page.text
+    assert "verified" in page.text
 
 
 WITHDRAWAL_REASON = "Personen återkallar samtycket vid besöket på avdelningen."
