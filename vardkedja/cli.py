@@ -332,6 +332,7 @@ def run(
     from shared.identity.auth import mint_token
     from shared.messaging.broker import ENGINES
     from shared.messaging.kafka_jars import KafkaSetupError
+    from vardkedja import guide
     from vardkedja.catcher import Catcher
     from vardkedja.federation import (
         ALL_SCOPES,
@@ -352,6 +353,7 @@ def run(
         bootstrap=bootstrap,
         fetch_max_wait_ms=fetch_max_wait_ms,
         mail_relay_port=catcher_port + 1,
+        facade=True,
     )
     try:
         catcher = Catcher(http_port=catcher_port, smtp_port=catcher_port + 1).start()
@@ -382,6 +384,7 @@ def run(
         typer.echo(f"started {n} processes; waiting until every API is ready ...")
         asyncio.run(fed.wait_ready())
         guides: list[Path] = []
+        fhir_guide: Path | None = None
         subscribed = ""  # the demo unit whose webhooks go to the catcher's receiver
         if seed:
             seeded = asyncio.run(seed_demo_units(fed))
@@ -402,6 +405,26 @@ def run(
                 guides.append(
                     document.write(data_dir, seeded.unit_ids, tokens, ports, dt.date.today())
                 )
+                sides = ((steps.REGION, steps.BEROENDE), (steps.VAXJO, steps.SOC))
+                if all(side in seeded.unit_ids for side in sides):
+                    region_m, kommun_m = (fed.member(orgnr) for orgnr, _ in sides)
+                    values = guide.demo_values(
+                        region=(
+                            steps.REGION,
+                            seeded.unit_ids[sides[0]],
+                            region_m.port("fhir"),
+                            region_m.port("consent"),
+                        ),
+                        kommun=(
+                            steps.VAXJO,
+                            seeded.unit_ids[sides[1]],
+                            kommun_m.port("fhir"),
+                            kommun_m.port("consent"),
+                        ),
+                        today=dt.date.today(),
+                    )
+                    if (written := guide.write(data_dir, values)) is not None:
+                        fhir_guide = written
         typer.echo("")
         on = fed.broker.description if fed.broker else f"the Kafka at {fed.bootstrap_servers}"
         typer.echo(f"vardkedja demo federation is running on {on}.")
@@ -413,6 +436,8 @@ def run(
             typer.echo(f"\n{m.name} ({m.kind}, {m.orgnr})")
             for s in fed.services:
                 typer.echo(f"  {s:<10} http://127.0.0.1:{m.port(s)}/docs")
+            fhir_base = f"http://127.0.0.1:{m.port('fhir')}"
+            typer.echo(f"  {'fhir':<10} {fhir_base}/fhir/R4   (docs: {fhir_base}/docs)")
             tok = mint_token(
                 sub="demo-admin",
                 org=m.orgnr,
@@ -430,6 +455,10 @@ def run(
         if len(guides) > 1:
             typer.echo(
                 f"The seed report's processes, step by step from the docs pages: {guides[1]}"
+            )
+        if fhir_guide is not None:
+            typer.echo(
+                f"A referral end to end through FHIR alone, every request filled in: {fhir_guide}"
             )
         typer.echo(f"\nE-mail and webhooks the members send: {catcher.page_url}")
         typer.echo(f"  every notify service's SMTP relay: 127.0.0.1:{catcher.smtp_port}")

@@ -298,6 +298,10 @@ class Federation:
             self.broker.stop()
             self.broker = None
 
+    def member(self, orgnr: str) -> Member:
+        """The member of ``orgnr``."""
+        return next(m for m in self.members if m.orgnr == orgnr)
+
     def find(self, orgnr: str, service: str, role: str) -> Proc:
         for proc in self.procs:
             if (proc.member.orgnr, proc.service, proc.role) == (orgnr, service, role):

@@ -22,6 +22,7 @@ from shared.config import SERVICES
 from shared.messaging.broker import Engine
 from shared.messaging.processes import free_port_block
 from tests.conftest import require_engine
+from tests.helpers import guide
 from tests.helpers.harness import eventually
 from vardkedja.federation import DEMO_MEMBERS, DEMO_UNITS
 from vardkedja.walkthrough import document, steps, taking
@@ -92,11 +93,12 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
         for member in DEMO_MEMBERS:
             for offset in range(4):
                 assert f"http://127.0.0.1:{member.port_base + offset}/docs" in text
+            assert f"http://127.0.0.1:{member.port('fhir')}/fhir/R4" in text  # its facade
         assert f"http://127.0.0.1:{CATCHER}/" in text  # the page of e-mails and webhooks
         tokens = re.findall(r"token\s+(\S+)", text)
         assert len(tokens) == 3
         children = _children_of(proc.pid)
-        assert len(children) == 25  # 24 service processes + the broker
+        assert len(children) == 28  # 24 service processes, 3 FHIR facades, the broker
 
         async with httpx.AsyncClient(timeout=10) as client:
             docs = await client.get("http://127.0.0.1:8021/docs")
@@ -172,8 +174,13 @@ async def test_vardkedja_run_starts_the_demo_federation_and_stops_on_ctrl_c(
             # The sender at Växjö sees the remissmöte's ordered plan; the ward sees the
             # action the housing support ended; the HVB notice is in the region's inbox.
             assert {"vkr_plan_id", "sip_action_id", "hvb_task_id"} <= noted.keys()
-            # The integrator's first hour: the kontaktbegäran's e-mail and signed webhook.
+            # The integrator's first hour: the kontaktbegäran's e-mail and signed webhook ...
             await _the_catcher_shows_the_notifications(client)
+            # ... and a referral end to end through FHIR alone, the guide's requests sent as
+            # `make run` wrote them out (the demo's values filled in).
+            fhir_guide = var / "fhir-first-referral.md"
+            assert str(fhir_guide) in text
+            await _the_fhir_guide_works_as_written(fhir_guide.read_text(), client)
             # Issue 19's curious operator: after every process of the walkthrough and a
             # withdrawal, nothing anyone typed about the person is readable on the bus.
             await _withdraw_and_scan_the_bus(
@@ -222,6 +229,16 @@ def _port_taken(port: int) -> bool:
 
 
 CATCHER = 8040  # the page (and webhook receiver); its SMTP server listens on the next port
+
+
+async def _the_fhir_guide_works_as_written(written: str, client: httpx.AsyncClient) -> None:
+    async def send(
+        method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> httpx.Response:
+        return await client.request(method, url, headers=headers, content=body)
+
+    kept = await guide.run(written, send, {})
+    assert {"consent_id", "task_id", "etag"} <= kept.keys()
 
 
 async def _the_catcher_shows_the_notifications(client: httpx.AsyncClient) -> None:

@@ -6,9 +6,11 @@ by an HTML comment saying what the answer must be::
     <!-- expect 201; keep task_id = id; keep etag = header ETag; check status == accepted -->
 
 ``retry`` asks again until the answer is as expected (something arrives over the
-federation), ``retry until <path> == <value>`` until a value is there too. Values in
-braces are filled from what the test gives and what earlier steps kept; a placeholder
-nothing fills fails the run (the guide would not work as written either).
+federation), ``retry until <path> == <value>`` until a value is there too; ``contains``
+instead of ``==`` asks for any of the values at a path with ``*``
+(``entry.*.resource.id``). Values in braces are filled from what the test gives and what
+earlier steps kept; a placeholder nothing fills fails the run (the guide would not work as
+written either).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 import httpx
 
 from tests.helpers.harness import eventually
+from vardkedja.guide import fill
 
+_CONDITION = re.compile(r"(\S+) (==|contains) (.+)")
 _BLOCK = re.compile(r"```http\n(.*?)```\s*<!--(.*?)-->", re.S)
-_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 Send = Callable[[str, str, dict[str, str], bytes | None], Awaitable[httpx.Response]]
 
@@ -37,7 +40,7 @@ class Step:
     body: str | None
     expect: int
     keep: list[tuple[str, str]] = field(default_factory=list)
-    check: list[tuple[str, str]] = field(default_factory=list)
+    check: list[tuple[str, str, str]] = field(default_factory=list)
     retry: bool = False
 
 
@@ -56,13 +59,11 @@ def steps_of(markdown: str) -> list[Step]:
             elif part.startswith("keep "):
                 name, where = part.removeprefix("keep ").split(" = ")
                 step.keep.append((name.strip(), where.strip()))
-            elif part.startswith("check "):
-                path, value = part.removeprefix("check ").split(" == ")
-                step.check.append((path.strip(), value.strip()))
-            elif part.startswith("retry until "):
-                path, value = part.removeprefix("retry until ").split(" == ")
-                step.retry = True
-                step.check.append((path.strip(), value.strip()))
+            elif part.startswith(("check ", "retry until ")):
+                step.retry = step.retry or part.startswith("retry until ")
+                condition = part.removeprefix("check ").removeprefix("retry until ")
+                path, op, value = _CONDITION.fullmatch(condition).groups()  # type: ignore[union-attr]
+                step.check.append((path, op, value))
             elif part == "retry":
                 step.retry = True
             else:
@@ -71,37 +72,43 @@ def steps_of(markdown: str) -> list[Step]:
     return out
 
 
-def fill(text: str, values: dict[str, str]) -> str:
-    def value(m: re.Match[str]) -> str:
-        if m.group(1) not in values:
-            raise KeyError(f"nothing fills {{{m.group(1)}}}")
-        return values[m.group(1)]
-
-    return _PLACEHOLDER.sub(value, text)
-
-
 def at(answer: httpx.Response, where: str) -> str | None:
     """A value of the answer: ``header <Name>``, or a dotted path into its JSON."""
     if where.startswith("header "):
-        return answer.headers.get(where.removeprefix("header "))
-    node: Any = answer.json()
-    for part in where.split("."):
-        if isinstance(node, list):
-            node = node[int(part)] if part.isdigit() and int(part) < len(node) else None
-        elif isinstance(node, dict):
-            node = node.get(part)
-        if node is None:
-            return None
-    return str(node)
+        header: str | None = answer.headers.get(where.removeprefix("header "))
+        return header
+    found = every(answer.json(), where.split("."))
+    return found[0] if found else None
+
+
+def every(node: Any, parts: list[str]) -> list[str]:
+    """The values at a dotted path, ``*`` standing for each item of a list."""
+    if not parts:
+        return [] if node is None else [str(node)]
+    part, rest = parts[0], parts[1:]
+    if isinstance(node, list):
+        if part == "*":
+            return [v for item in node for v in every(item, rest)]
+        return every(node[int(part)], rest) if part.isdigit() and int(part) < len(node) else []
+    if isinstance(node, dict):
+        return every(node.get(part), rest)
+    return []
+
+
+def holds(answer: httpx.Response, path: str, op: str, value: str) -> bool:
+    """``path == value`` (the first value there), or ``path contains value`` (any)."""
+    if op == "contains":
+        return value in every(answer.json(), path.split("."))
+    return at(answer, path) == value
 
 
 async def run(markdown: str, send: Send, values: dict[str, str]) -> dict[str, str]:
     """Every step of ``markdown`` in order; returns the values, those kept included."""
     values = dict(values)
     for n, step in enumerate(steps_of(markdown), 1):
-        headers = {k: fill(v, values) for k, v in step.headers}
-        body = fill(step.body, values).encode() if step.body is not None else None
-        url = fill(step.url, values)
+        headers = {k: fill(v, values, strict=True) for k, v in step.headers}
+        body = fill(step.body, values, strict=True).encode() if step.body is not None else None
+        url = fill(step.url, values, strict=True)
         answers: list[httpx.Response] = []
 
         async def as_expected(
@@ -114,7 +121,8 @@ async def run(markdown: str, send: Send, values: dict[str, str]) -> dict[str, st
             answer = await send(step.method, url, headers, body)
             answers[:] = [answer]
             return answer.status_code == step.expect and all(
-                at(answer, path) == fill(value, values) for path, value in step.check
+                holds(answer, path, op, fill(value, values, strict=True))
+                for path, op, value in step.check
             )
 
         if step.retry:
