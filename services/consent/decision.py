@@ -31,6 +31,7 @@ from services.consent.codes import (
     ConsentStatus,
     Verdict,
 )
+from shared.domain.calendar import to_local
 from shared.domain.codes import OSL_BASES, LegalBasis, OslGround
 from shared.domain.kinds import legal_basis_only_purposes
 from shared.web.errors import FieldProblem, InvalidInput
@@ -181,10 +182,12 @@ def _party_text(party: Party) -> str:
     return f"{party.orgnr} (enhet {party.unit_id})" if party.unit_id else party.orgnr
 
 
-def utc_day(at: dt.datetime) -> dt.date:
-    """The UTC calendar day of ``at`` (a naive time is taken as UTC): validity dates are UTC
-    days, as the expiry job counts them, whatever offset the caller wrote ``at`` in."""
-    return (at if at.tzinfo is None else at.astimezone(dt.UTC)).date()
+def swedish_day(at: dt.datetime) -> dt.date:
+    """The day of ``at`` in Sweden (a naive time is taken as UTC): a consent's validity
+    dates are the days written on it in Sweden, and the expiry job, the referral service's
+    deadlines and the recording's checks count the same days, whatever offset the caller
+    wrote ``at`` in."""
+    return to_local(at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)).date()
 
 
 def age_on(birth: dt.date, day: dt.date) -> int:
@@ -223,7 +226,7 @@ def check_legal_basis(
         elif (
             claim.ground == OslGround.UNDER_18
             and birth_date is not None
-            and age_on(birth_date, utc_day(question.at)) >= 18
+            and age_on(birth_date, swedish_day(question.at)) >= 18
         ):
             bad("ground", "not_under_18", "the person is 18 or older on that day")
     elif claim.ground is not None:
@@ -261,7 +264,7 @@ def _consent_miss(consent: ConsentTerms, q: Question) -> tuple[int, Reason] | No
             ConsentStatus.SUPERSEDED: "ersatts av ett nytt samtycke",
         }.get(ConsentStatus(consent.status), consent.status)
         return 0, Reason(f"consent_{consent.status}", f"Samtycket har {word}.")
-    day = utc_day(q.at)
+    day = swedish_day(q.at)
     if day < consent.valid_from:
         return 1, Reason(
             "consent_not_yet_valid", f"Samtycket gäller först från {consent.valid_from}."
@@ -288,7 +291,7 @@ def _consent_miss(consent: ConsentTerms, q: Question) -> tuple[int, Reason] | No
 
 
 def _lift_last_day(q: Question, blocks: Sequence[BlockTerms]) -> dt.date | None:
-    """The last UTC day a temporary lift lets the recipient receive (the earliest of the
+    """The last day (in Sweden) a temporary lift lets the recipient receive (the earliest of the
     lifts in force at ``q.at``), or None when no lifted block applies. An allowance given
     inside a lift holds no longer than the lift: the block stops sending again after it."""
     ends = [
@@ -299,7 +302,7 @@ def _lift_last_day(q: Question, blocks: Sequence[BlockTerms]) -> dt.date | None:
     if not ends:
         return None
     # ``ends_at`` is exclusive: the last day is the day of its last instant.
-    return utc_day(min(ends) - dt.timedelta(microseconds=1))
+    return swedish_day(min(ends) - dt.timedelta(microseconds=1))
 
 
 def _earliest(first: dt.date, other: dt.date | None) -> dt.date:
@@ -352,7 +355,7 @@ def decide(
             (Reason("legal_basis", f"Uppgifterna lämnas ut utan samtycke med stöd av {label}."),),
             legal_basis=legal_basis.basis,
             categories=q.categories,
-            valid_until=_earliest(utc_day(q.at), _lift_last_day(q, blocks)),
+            valid_until=_earliest(swedish_day(q.at), _lift_last_day(q, blocks)),
         )
 
     if block is not None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.consent import copies, extract, known_units, records
+from services.consent.decision import swedish_day
 from shared.data.work import Work
 from shared.messaging.events import CloudEvent, topics
 from shared.messaging.events.payloads import (
@@ -110,7 +111,7 @@ def periodic(ctx: ServiceContext) -> list[PeriodicJob]:
         while more:
             async with ctx.db.transaction() as session:
                 work = _work(ctx, session)
-                more = await records.expire_due(work, today=work.now.date()) > 0
+                more = await records.expire_due(work, today=swedish_day(work.now)) > 0
 
     async def prune() -> None:
         async with ctx.db.transaction() as session:

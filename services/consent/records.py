@@ -15,6 +15,7 @@ import datetime as dt
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.consent.codes import ConsentForm, ConsentStatus, GiverKind, WithdrawerKind
+from services.consent.decision import swedish_day
 from services.consent.history import SYSTEM_USER, Actor, actor, log_change, recorder
 from services.consent.models import Consent
 from services.consent.parties import (
@@ -194,7 +195,7 @@ async def record_consent(work: Work, data: ConsentCreate) -> Consent:
         *_check_validity(
             data.valid_from,
             data.valid_to,
-            today=work.now.date(),
+            today=swedish_day(work.now),
             max_days=settings.consent.max_validity_days,
         ),
         *_check_form(data),

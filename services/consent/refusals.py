@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.consent.codes import RecordStatus
+from services.consent.decision import swedish_day
 from services.consent.history import Actor, actor, log_change, recorder
 from services.consent.models import Block, BlockLift, Refusal
 from services.consent.parties import check_parties, in_force, invalid, owned, party_dicts
@@ -59,7 +60,7 @@ async def record_refusal(work: Work, data: RefusalCreate) -> Refusal:
         # A refusal may name a single member (e.g. only the region).
         if p.rule in ("unknown_party", "duplicate_party")
     ]
-    if data.refused_on > work.now.date():
+    if data.refused_on > swedish_day(work.now):
         problems.append(
             FieldProblem(field="refused_on", rule="in_the_future", message="not yet happened")
         )

@@ -84,7 +84,7 @@ def capability_statement(base: str, *, version: str, member: str) -> dict[str, A
                     *directory_capabilities(),
                     *consent_capabilities(),
                     *careplan_capabilities(),
-                    *subscription_capabilities(),
+                    subscription_capabilities(),
                 ],
                 "interaction": [{"code": "transaction"}],
             }

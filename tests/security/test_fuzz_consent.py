@@ -58,6 +58,7 @@ from services.consent.decision import (
     decide,
 )
 from shared.config import ConsentSettings
+from shared.domain.calendar import to_local
 from shared.domain.codes import OSL_BASES, LegalBasis, OslGround
 from shared.domain.kinds import legal_basis_only_purposes
 from shared.web.errors import InvalidInput
@@ -456,7 +457,7 @@ class TestALegalBasisCoversOnlyWhatItMay:
                 assert d.legal_basis == claim.basis
                 assert d.consent_id is None
                 assert d.categories == q.categories
-                assert d.valid_until == q.at.astimezone(dt.UTC).date()  # the UTC day
+                assert d.valid_until == to_local(q.at).date()  # the day in Sweden
             elif blocked and not shielded:
                 assert [r.code for r in d.reasons] == ["blocked"]
 

@@ -47,3 +47,18 @@ def test_the_docs_page_loads_nothing_from_outside() -> None:
         assert not re.findall(r"https?://(?!127\.0\.0\.1|localhost)[^\s\"']+", page.text)
         for asset in re.findall(r'(?:src|href)="([^"]+)"', page.text):
             assert c.get(asset).status_code == 200, asset
+
+
+def test_the_capability_statement_lists_every_resource_served() -> None:
+    with TestClient(create_fhir_app(member="232100-0065")) as c:
+        statement = c.get("/fhir/R4/metadata").json()
+        served = {
+            p.split("/")[3] for p in c.get("/openapi.json").json()["paths"] if p.count("/") >= 3
+        }
+    listed = {r["type"] for r in statement["rest"][0]["resource"]}
+    assert statement["fhirVersion"] == "4.0.1"
+    assert served - {"metadata", ".well-known", "_search"} <= listed
+    assert listed == {
+        "Task", "ServiceRequest", "HealthcareService", "Organization", "Location", "Endpoint",
+        "Consent", "CarePlan", "Subscription",
+    }  # fmt: skip
