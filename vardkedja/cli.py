@@ -329,6 +329,7 @@ def run(
 ) -> None:
     """Run the demo federation (Region Kronoberg, Växjö and Alvesta kommun) on the embedded
     broker, or on Apache Kafka with --broker kafka."""
+    from shared.domain.calendar import to_local
     from shared.identity.auth import mint_token
     from shared.messaging.broker import ENGINES
     from shared.messaging.kafka_jars import KafkaSetupError
@@ -385,6 +386,8 @@ def run(
         asyncio.run(fed.wait_ready())
         guides: list[Path] = []
         fhir_guide: Path | None = None
+        # The walkthrough's and the guide's dates are days in Sweden, as the services count.
+        sweden_today = to_local(dt.datetime.now(dt.UTC)).date()
         subscribed = ""  # the demo unit whose webhooks go to the catcher's receiver
         if seed:
             seeded = asyncio.run(seed_demo_units(fed))
@@ -403,7 +406,7 @@ def run(
             if all(actor in tokens for actor in steps.ACTORS):
                 ports = {m.orgnr: {s: m.port(s) for s in fed.services} for m in fed.members}
                 guides.append(
-                    document.write(data_dir, seeded.unit_ids, tokens, ports, dt.date.today())
+                    document.write(data_dir, seeded.unit_ids, tokens, ports, sweden_today)
                 )
                 sides = ((steps.REGION, steps.BEROENDE), (steps.VAXJO, steps.SOC))
                 if all(side in seeded.unit_ids for side in sides):
@@ -421,7 +424,7 @@ def run(
                             kommun_m.port("fhir"),
                             kommun_m.port("consent"),
                         ),
-                        today=dt.date.today(),
+                        today=sweden_today,
                     )
                     if (written := guide.write(data_dir, values)) is not None:
                         fhir_guide = written
