@@ -4,11 +4,13 @@ the consent's end and the lift's as ``valid_until``."""
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from services.consent.decision import BlockTerms, Lift, Party
 from tests.unit.test_consent_decision import ASK, NOON, REGION, SIP, run
 
-MIDNIGHT = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+# Midnight in Sweden, where a consent's days are counted.
+MIDNIGHT = dt.datetime(2026, 12, 4, tzinfo=ZoneInfo("Europe/Stockholm"))
 
 
 def lifted_until(ends_at: dt.datetime) -> BlockTerms:
