@@ -291,7 +291,7 @@ async def test_paging_over_250_tasks_loses_and_repeats_nothing(federation: Feder
                 answer = await http.post(
                     url,
                     json=new_task(person, soc),
-                    headers={**sender, "Idempotency-Key": f"page-{i}"},
+                    headers={**sender, "Idempotency-Key": f"paging-{i:04d}"},
                 )
             assert answer.status_code == 201, answer.text
             return str(answer.json()["id"])
