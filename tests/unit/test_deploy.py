@@ -19,6 +19,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from services.fhir.settings import FhirSettings
 from shared.config import SERVICES, Settings
 from shared.messaging.events.topics import KIND_CONFIGS, topic_configs, topic_kind
 from tests.conftest import IN_CI
@@ -155,9 +156,17 @@ def test_postgres_16_runs_the_init_script(services: dict[str, dict[str, Any]]) -
 # --- the three members ------------------------------------------------------------------
 
 
+def facades(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each member's FHIR facade (``serve fhir``), by compose service name."""
+    return {
+        n: s for n, s in role_services(services, "serve").items() if s["command"][1:] == ["fhir"]
+    }
+
+
 def test_counts(services: dict[str, dict[str, Any]]) -> None:
     n = len(MEMBERS) * len(SERVICES)
-    assert len(role_services(services, "serve")) == n
+    assert len(role_services(services, "serve")) == n + len(MEMBERS)  # and a facade each
+    assert len(facades(services)) == len(MEMBERS)
     assert len(role_services(services, "worker")) == n
     assert len(role_services(services, "migrate")) == n
 
@@ -189,6 +198,23 @@ def test_member_service(services: dict[str, dict[str, Any]], orgnr: str, service
         assert depends["postgres"]["condition"] == "service_healthy"
     assert migrate["command"] == ["migrate"]
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("orgnr", list(MEMBERS))
+def test_each_member_has_its_fhir_facade_over_its_own_apis(
+    services: dict[str, dict[str, Any]], orgnr: str
+) -> None:
+    [(name, facade)] = [
+        (n, s) for n, s in facades(services).items() if env_of(s)["VK_MEMBER__ORGNR"] == orgnr
+    ]
+    env = env_of(facade)
+    assert "VK_SERVICE" not in env  # no service of its own, no database
+    assert "VK_DATABASE_URL" not in env
+    assert host_ports(facade) == [MEMBERS[orgnr][2] + len(SERVICES)]
+    for service in SERVICES:
+        api_name, _ = find(services, "serve", orgnr, service)
+        assert env[f"VK_FHIR__{service.upper()}_URL"] == f"http://{api_name}:8000", name
+        assert facade["depends_on"][api_name]["condition"] == "service_healthy"
 
 
 def test_one_image_for_every_role(services: dict[str, dict[str, Any]]) -> None:
@@ -422,6 +448,9 @@ def test_dockerignore_keeps_local_state_out() -> None:
 
 def assert_known_setting(key: str) -> None:
     assert key.startswith("VK_"), key
+    if key.startswith("VK_FHIR__"):  # the FHIR facade's own settings
+        assert key.removeprefix("VK_FHIR__").lower() in FhirSettings.model_fields, key
+        return
     model: type[BaseModel] = Settings
     parts = key[3:].lower().split("__")
     for part in parts[:-1]:
