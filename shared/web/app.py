@@ -42,6 +42,7 @@ from shared.web.errors import (
     Problem,
     install_problem_handlers,
 )
+from shared.web.field_rules import describe_rules
 from shared.web.limits import BodyLimitMiddleware, BodyTooLarge
 from shared.web.nul import refuse_nul_characters
 from shared.web.observability import RequestContextMiddleware
@@ -361,6 +362,7 @@ def _customise_openapi(app: FastAPI, spec: ServiceSpec, settings: Settings) -> N
         )
         for name, sub in components["Problem"].pop("$defs", {}).items():
             components[name] = sub
+        describe_rules(components)  # the rule a field's name stands for (shared.web.field_rules)
         # FastAPI's default 422 schema is replaced by problem+json everywhere.
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
