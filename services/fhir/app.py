@@ -16,6 +16,7 @@ from services.fhir import (
     careplan,
     consent,
     directory,
+    operations,
     sending,
     subscriptions,
     tasks,
@@ -89,6 +90,7 @@ def create_fhir_app(
     app.state.version = VERSION
     app.state.token_endpoint = token_endpoint
     app.include_router(capability.router, prefix=BASE, tags=["conformance"])
+    app.include_router(operations.router, prefix=BASE, tags=["conformance"])
     errors = outcome_responses(400, 401, 403, 404, 422, 503)
     app.include_router(tasks.router, prefix=BASE, tags=["Task"], responses=errors)
     app.include_router(sending.router, prefix=BASE, tags=["Task"], responses=errors)

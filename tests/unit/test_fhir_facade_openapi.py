@@ -6,12 +6,17 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
+from fhir.resources.R4B.operationdefinition import OperationDefinition
 
 from services.fhir.app import create_fhir_app
 from services.fhir.outcome import FHIR_JSON
 
 OPERATIONS = ("/healthz", "/readyz")
-CONFORMANCE = ("/fhir/R4/metadata", "/fhir/R4/.well-known/smart-configuration")
+CONFORMANCE = (
+    "/fhir/R4/metadata",
+    "/fhir/R4/.well-known/smart-configuration",
+    "/fhir/R4/OperationDefinition/{definition_id}",
+)
 
 
 def openapi() -> dict:  # type: ignore[type-arg]
@@ -57,8 +62,29 @@ def test_the_capability_statement_lists_every_resource_served() -> None:
         }
     listed = {r["type"] for r in statement["rest"][0]["resource"]}
     assert statement["fhirVersion"] == "4.0.1"
-    assert served - {"metadata", ".well-known", "_search"} <= listed
+    assert served - {"metadata", ".well-known", "_search", "OperationDefinition"} <= listed
     assert listed == {
         "Task", "ServiceRequest", "HealthcareService", "Organization", "Location", "Endpoint",
         "Consent", "CarePlan", "Subscription",
     }  # fmt: skip
+
+
+def test_the_operations_named_in_the_statement_are_defined_there() -> None:
+    with TestClient(create_fhir_app(member="232100-0065")) as c:
+        statement = c.get("/fhir/R4/metadata").json()
+        canonical = [
+            op["definition"]
+            for r in statement["rest"][0]["resource"]
+            for op in r.get("operation", [])
+            if op["definition"].startswith("https://vardkedja.se/")
+        ]
+        assert len(canonical) == 2
+        for url in canonical:
+            definition = c.get("/fhir/R4/OperationDefinition/" + url.rsplit("/", 1)[1])
+            assert definition.status_code == 200
+            body = definition.json()
+            OperationDefinition.model_validate(body)
+            assert body["url"] == url
+        assert (
+            c.get("/fhir/R4/OperationDefinition/nope").json()["resourceType"] == "OperationOutcome"
+        )
