@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.consent.models import KnownMember, KnownUnit
 from services.consent.repository import KnownMemberRepository, KnownUnitRepository
 from shared.data.work import Work
@@ -39,8 +41,15 @@ async def apply_unit_changed(work: Work, event: CloudEvent, payload: UnitChanged
             owner_orgnr=payload.owner_orgnr,
             name=payload.name,
             version=payload.version,
+            hsa_id=payload.hsa_id,
         ),
     )
+
+
+async def unit_by_hsa_id(session: AsyncSession, member: str, hsa_id: str) -> str | None:
+    """The id of ``member``'s unit with ``hsa_id`` as the directory announced it (a token's
+    unit claim, ADR 0028); another member's unit with it does not count."""
+    return await KnownUnitRepository(session).own_unit_id_by_hsa_id(member, hsa_id)
 
 
 async def apply_member_changed(work: Work, event: CloudEvent, payload: MemberChangedV1) -> bool:

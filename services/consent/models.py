@@ -233,6 +233,8 @@ class KnownUnit(Base):
     owner_orgnr: Mapped[str] = mapped_column(String(11))
     name: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
+    # The unit's HSA-id, when its directory gives one: a token's unit claim may name it.
+    hsa_id: Mapped[str | None] = mapped_column(String(31), nullable=True, index=True)
 
 
 class KnownMember(Base):

@@ -231,6 +231,14 @@ class _KnownRepository(RepositoryBase[KnownT]):
 class KnownUnitRepository(_KnownRepository[KnownUnit]):
     model = KnownUnit
 
+    async def own_unit_id_by_hsa_id(self, owner_orgnr: str, hsa_id: str) -> str | None:
+        """The id of ``owner_orgnr``'s unit with ``hsa_id``, if one is known."""
+        stmt = select(KnownUnit.unit_id).where(
+            KnownUnit.owner_orgnr == owner_orgnr, KnownUnit.hsa_id == hsa_id
+        )
+        found: str | None = await self.session.scalar(stmt.limit(1))
+        return found
+
 
 class KnownMemberRepository(_KnownRepository[KnownMember]):
     model = KnownMember

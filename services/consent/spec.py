@@ -4,6 +4,7 @@ from services.consent.copies_router import copies_router
 from services.consent.decisions_router import decisions_router
 from services.consent.extract_router import extract_router
 from services.consent.handlers import consumers, periodic
+from services.consent.known_units import unit_by_hsa_id
 from services.consent.models import Base, infra
 from services.consent.persons_router import persons_router
 from services.consent.records_router import consents_router
@@ -27,6 +28,9 @@ SPEC = ServiceSpec(
     ),
     metadata=Base.metadata,
     infra=infra,
+    # A token may name its unit by HSA-id: resolved through the units the directory topic
+    # announced (ADR 0028).
+    unit_by_hsa_id=unit_by_hsa_id,
     # Decisions first: a request is matched against the routes in this order, and decisions
     # are most of the traffic (the docs group operations by tag, in the tags' order below).
     routers=[

@@ -279,7 +279,9 @@ UNKNOWN = "9e2d7c1b-5a4f-4b38-a6e0-3c8f1d7b4a04"  # a unit the directory never n
 AT = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
 
 
-def unit_changed(unit_id: str, owner: str, name: str, version: int = 1) -> UnitChangedV1:
+def unit_changed(
+    unit_id: str, owner: str, name: str, version: int = 1, hsa_id: str | None = None
+) -> UnitChangedV1:
     return UnitChangedV1(
         unit_id=unit_id,
         owner_orgnr=owner,
@@ -288,6 +290,7 @@ def unit_changed(unit_id: str, owner: str, name: str, version: int = 1) -> UnitC
         status="active",
         version=version,
         changed_at=AT,
+        hsa_id=hsa_id,
     )
 
 
@@ -423,3 +426,30 @@ class TestExtractInWords:
         # This member's own name from its settings until its directory describes it.
         assert names.member(ORG_VAXJO) == app.state.ctx.settings.member.name
         assert names.member(ORG_REGION) is None
+
+
+class TestATokenNamingItsUnitByHsaId:
+    """The consent service resolves an HSA-id unit claim through the units the directory
+    topic announced, as the other services do (ADR 0006, 0028)."""
+
+    async def test_is_the_unit_it_names_and_only_this_members(
+        self, client: httpx.AsyncClient, app: FastAPI, person: str
+    ) -> None:
+        own, region = "SE2120000647-E000000000301", "SE2321000065-E000000000101"
+        await published(app, unit_changed(NORR, ORG_VAXJO, "Hemtjänst Norr", hsa_id=own), ORG_VAXJO)
+        await published(
+            app,
+            unit_changed(TELEBORG, ORG_REGION, "Vårdcentral Teleborg", hsa_id=region),
+            ORG_REGION,
+        )
+        body = question(person)
+        by_id = await client.post("/v1/decisions", json=body, headers=auth(ORG_VAXJO, unit=NORR))
+        by_hsa = await client.post("/v1/decisions", json=body, headers=auth(ORG_VAXJO, unit=own))
+        assert by_id.status_code == by_hsa.status_code == 200, by_hsa.text
+        assert by_hsa.json()["verdict"] == by_id.json()["verdict"]
+        for claim in (region, "SE2120000647-E999"):  # another member's unit, and none
+            refused = await client.post(
+                "/v1/decisions", json=body, headers=auth(ORG_VAXJO, unit=claim)
+            )
+            assert refused.status_code == 403
+            assert refused.json()["type"].endswith("/unknown-hsa-id")
