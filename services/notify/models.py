@@ -72,6 +72,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("notification_id", "channel", "target"),
         Index(None, "status", "next_attempt_at"),
+        # Retention finds old handshakes and heartbeats without reading every delivery.
+        Index(None, "fhir_type", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

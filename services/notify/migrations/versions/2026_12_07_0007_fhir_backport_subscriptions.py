@@ -15,6 +15,9 @@ def upgrade() -> None:
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.add_column(sa.Column("fhir_type", sa.String(length=24), nullable=True))
         batch_op.add_column(sa.Column("fhir_event", sa.Integer(), nullable=True))
+        batch_op.create_index(
+            batch_op.f("ix_delivery_fhir_type"), ["fhir_type", "created_at"], unique=False
+        )
 
     with op.batch_alter_table("webhook_subscription", schema=None) as batch_op:
         batch_op.add_column(
@@ -41,5 +44,6 @@ def downgrade() -> None:
         batch_op.drop_column("format")
 
     with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivery_fhir_type"))
         batch_op.drop_column("fhir_event")
         batch_op.drop_column("fhir_type")
