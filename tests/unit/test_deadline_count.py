@@ -15,10 +15,12 @@ from shared.service import load_spec
 from shared.web.app import create_app
 from tests.conftest import ORG_VAXJO, make_settings
 
-HEADERS = {
-    "Authorization": "Bearer "
-    + mint_token(sub="user-x", org=ORG_VAXJO, unit="vx-soc", scopes=["referral:read"], roles=[])
-}
+
+def headers() -> dict[str, str]:
+    """A reader's token, minted when the test runs (one minted at import would expire
+    before the last tests of a long run)."""
+    token = mint_token(sub="user-x", org=ORG_VAXJO, unit="vx-soc", scopes=["referral:read"])
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def count(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
-    r = await client.get("/v1/deadlines/count", params=params, headers=HEADERS)
+    r = await client.get("/v1/deadlines/count", params=params, headers=headers())
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
@@ -138,7 +140,7 @@ class TestRefusals:
     async def test_bad_input_names_the_field_and_rule(
         self, client: httpx.AsyncClient, params: dict[str, Any], field: str, rule: str
     ) -> None:
-        r = await client.get("/v1/deadlines/count", params=params, headers=HEADERS)
+        r = await client.get("/v1/deadlines/count", params=params, headers=headers())
         assert r.status_code == 422, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
         assert [(e["field"], e["rule"]) for e in r.json()["errors"]] == [(field, rule)]
